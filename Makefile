@@ -1,0 +1,47 @@
+# CityBrain. `make run` starts the whole system with the demo city; `make test` runs the test suite.
+GO       ?= go
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+BIN      := bin/citybrain
+DATA_DIR ?= data
+HTTP     ?= 127.0.0.1:8080
+FUZZTIME ?= 5s
+export CITYBRAIN_DATA ?= $(abspath ../shared/data)
+export SUMO_HOME ?= /usr/share/sumo
+
+# Packages whose code runs goroutines: tested with -race.
+RACE_PKGS := ./engine/... ./api/... ./replay/... ./cmd/... ./ingest ./ingest/feed/...
+
+.PHONY: all build run test test-race test-rest fuzz check bench deps clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/citybrain
+
+run: build
+	./$(BIN) run --http $(HTTP) --data $(DATA_DIR)
+
+# The whole suite: vet, race-checked packages, the rest, and a short fuzz of every decoder.
+test: test-race test-rest fuzz
+
+test-race:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
+
+test-rest:
+	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E 'citybrain/(engine|api|replay|cmd)(/|$$)|citybrain/ingest$$|citybrain/ingest/feed')
+
+# Every Fuzz target for FUZZTIME (make fuzz FUZZTIME=2m for a longer run).
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) bash scripts/fuzz.sh
+
+check:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./engine/ ./ingest/ ./api/
+
+clean:
+	rm -rf bin

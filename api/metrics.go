@@ -1,0 +1,89 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+
+	"citybrain/engine"
+)
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.Encode(v)
+}
+
+// handleMetrics serves Prometheus text format: events in/out/rejected/late per kind, queue depths, window
+// sizes, websocket clients, tick durations.
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	var b bytes.Buffer
+	metric := func(name, typ, help string) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	}
+	st := s.Engine.Status()
+	ist := s.Ingest.Stats()
+	metric("citybrain_ingest_events_total", "counter", "Events accepted into the log by this process, by kind.")
+	for _, k := range engine.Kinds {
+		fmt.Fprintf(&b, "citybrain_ingest_events_total{kind=%q} %d\n", k.String(), ist.Accepted[k].Load())
+	}
+	metric("citybrain_ingest_rejected_total", "counter", "Events rejected by this process (kept on the dead-letter log).")
+	fmt.Fprintf(&b, "citybrain_ingest_rejected_total %d\n", ist.Rejected.Load())
+	metric("citybrain_ingest_batches_total", "counter", "Batches stored.")
+	fmt.Fprintf(&b, "citybrain_ingest_batches_total %d\n", ist.Batches.Load())
+	metric("citybrain_ingest_failed_batches_total", "counter", "Batches that could not be stored (client told to retry).")
+	fmt.Fprintf(&b, "citybrain_ingest_failed_batches_total %d\n", ist.Failed.Load())
+	metric("citybrain_ingest_bytes_total", "counter", "Body bytes received.")
+	fmt.Fprintf(&b, "citybrain_ingest_bytes_total %d\n", ist.Bytes.Load())
+	events, late := s.Engine.KindCounts()
+	metric("citybrain_engine_events_total", "counter", "Events applied by the engine from the log, by kind.")
+	for _, k := range engine.Kinds {
+		fmt.Fprintf(&b, "citybrain_engine_events_total{kind=%q} %d\n", k.String(), events[k])
+	}
+	metric("citybrain_engine_late_events_total", "counter", "Events that arrived behind the watermark, by kind.")
+	for _, k := range engine.Kinds {
+		fmt.Fprintf(&b, "citybrain_engine_late_events_total{kind=%q} %d\n", k.String(), late[k])
+	}
+	metric("citybrain_engine_too_late_events_total", "counter", "Late events older than the longest window (in the log, not in windows).")
+	fmt.Fprintf(&b, "citybrain_engine_too_late_events_total %d\n", st.TooLate)
+	metric("citybrain_engine_cells", "gauge", "Cells with data in the 15-minute window.")
+	fmt.Fprintf(&b, "citybrain_engine_cells %d\n", st.Cells)
+	metric("citybrain_engine_raw_events", "gauge", "Raw events retained in memory.")
+	fmt.Fprintf(&b, "citybrain_engine_raw_events %d\n", st.RawRows)
+	metric("citybrain_engine_tick_seconds", "gauge", "Duration of the last tick.")
+	fmt.Fprintf(&b, "citybrain_engine_tick_seconds %g\n", float64(st.TickNanos)/1e9)
+	metric("citybrain_engine_log_seq", "gauge", "Log sequence reflected in published cells.")
+	fmt.Fprintf(&b, "citybrain_engine_log_seq %d\n", st.AppliedSeq)
+	metric("citybrain_engine_watermark_seconds", "gauge", "Watermark, Unix seconds.")
+	fmt.Fprintf(&b, "citybrain_engine_watermark_seconds %g\n", float64(max(st.Watermark, 0))/1000)
+	metric("citybrain_queue_depth", "gauge", "Messages waiting in a bounded queue.")
+	for i, d := range s.Engine.QueueDepths() {
+		fmt.Fprintf(&b, "citybrain_queue_depth{queue=\"shard-%d\"} %d\n", i, d)
+	}
+	if s.QueueDepths != nil {
+		q := s.QueueDepths()
+		names := make([]string, 0, len(q))
+		for n := range q {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(&b, "citybrain_queue_depth{queue=%q} %d\n", n, q[n])
+		}
+	}
+	hs := s.Hub.Stats()
+	metric("citybrain_ws_clients", "gauge", "Connected websocket clients.")
+	fmt.Fprintf(&b, "citybrain_ws_clients %d\n", hs.Clients)
+	metric("citybrain_ws_messages_total", "counter", "Websocket messages written.")
+	fmt.Fprintf(&b, "citybrain_ws_messages_total %d\n", hs.Sent)
+	metric("citybrain_ws_coalesced_total", "counter", "Times a slow client's queue was replaced by a fresh snapshot.")
+	fmt.Fprintf(&b, "citybrain_ws_coalesced_total %d\n", hs.Coalesced)
+	metric("citybrain_ws_disconnected_slow_total", "counter", "Clients cut off as too slow.")
+	fmt.Fprintf(&b, "citybrain_ws_disconnected_slow_total %d\n", hs.Dropped)
+	metric("citybrain_ws_deltas_total", "counter", "Engine deltas fanned out.")
+	fmt.Fprintf(&b, "citybrain_ws_deltas_total %d\n", hs.Deltas)
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	w.Write(b.Bytes())
+}

@@ -1,0 +1,218 @@
+// Package api serves the REST API, the websocket hub and the embedded web UI. It computes no scores: it shows
+// what the engine publishes.
+package api
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"citybrain/engine"
+	"citybrain/geo"
+	"citybrain/ingest"
+	"citybrain/replay"
+)
+
+// Server is the HTTP side of CityBrain.
+type Server struct {
+	Engine  *engine.Engine
+	Ingest  *ingest.Ingestor
+	Log     *replay.Log
+	Hub     *Hub
+	Auth    *Auth
+	Version string
+	Web     fs.FS // the web UI's files (index.html at the root); nil serves none
+	Network *geo.Network
+
+	// Counts owned by the wiring: events accepted and rejected over the log's whole life.
+	Accepted func() uint64
+	Rejected func() uint64
+	// Ready reports whether the engine has caught up with the log present at start.
+	Ready func() bool
+	// QueueDepths adds gauges of other queues (name → depth) to /metrics.
+	QueueDepths func() map[string]int
+	// AllowedOrigins lists extra origins allowed to open /ws (the page's own origin always is).
+	AllowedOrigins []string
+}
+
+// Handler returns the routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	a := s.Auth
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.HandleFunc("GET /metrics", a.Open(s.handleMetrics))
+	mux.HandleFunc("GET /api/v1/status", a.Open(s.handleStatus))
+	mux.HandleFunc("GET /api/v1/cells", a.Open(s.handleCells))
+	mux.HandleFunc("GET /api/v1/incidents", a.Open(s.handleIncidents))
+	mux.HandleFunc("POST /api/v1/events", a.Open(s.Ingest.ServeHTTP, RoleFeed))
+	mux.HandleFunc("GET /api/v1/deadletters", a.Require(s.handleDead, RoleAdmin))
+	mux.HandleFunc("GET /api/v1/whoami", s.handleWhoami)
+	mux.HandleFunc("GET /api/v1/network", a.Open(s.handleNetwork))
+	mux.HandleFunc("GET /ws", a.Open(func(w http.ResponseWriter, r *http.Request) {
+		s.Hub.ServeWS(w, r, s.checkOrigin)
+	}))
+	if s.Web != nil {
+		mux.Handle("GET /", http.FileServerFS(s.Web))
+	}
+	return logPanics(mux)
+}
+
+// checkOrigin allows browsers from the page's own origin and the configured ones; non-browser clients send
+// no Origin.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, a := range s.AllowedOrigins {
+		if strings.EqualFold(a, o) {
+			return true
+		}
+	}
+	return false
+}
+
+func logPanics(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil && v != http.ErrAbortHandler {
+				writeError(w, http.StatusInternalServerError, fmt.Sprintf("BUG: %v", v))
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if s.Ready != nil && !s.Ready() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"status":"catching_up"}` + "\n"))
+		return
+	}
+	w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
+
+func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.Auth.Authenticate(r)
+	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		fmt.Fprintf(w, `{"authenticated":false,"auth_configured":%t}`+"\n", s.Auth.Configured())
+		return
+	}
+	fmt.Fprintf(w, `{"authenticated":true,"name":%q,"role":%q,"auth_configured":%t}`+"\n", p.Name, p.Role, s.Auth.Configured())
+}
+
+// handleStatus serves GET /api/v1/status (spec/api.md "Status") with additions.
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st := s.Engine.Status()
+	buf := []byte(`{"watermark":`)
+	buf = appendTime(buf, st.Watermark)
+	buf = append(buf, `,"events_accepted":`...)
+	buf = strconv.AppendUint(buf, s.Accepted(), 10)
+	buf = append(buf, `,"events_rejected":`...)
+	buf = strconv.AppendUint(buf, s.Rejected(), 10)
+	buf = append(buf, `,"events_late":`...)
+	buf = strconv.AppendUint(buf, st.Late, 10)
+	buf = append(buf, `,"version":`...)
+	buf = ingest.AppendQuoted(buf, s.Version)
+	buf = append(buf, `,"now":`...)
+	buf = appendTime(buf, st.Now)
+	buf = append(buf, `,"events_too_late":`...)
+	buf = strconv.AppendUint(buf, st.TooLate, 10)
+	buf = append(buf, `,"events_reflected":`...)
+	buf = strconv.AppendUint(buf, st.Events, 10)
+	buf = append(buf, `,"log_seq":`...)
+	buf = strconv.AppendUint(buf, st.AppliedSeq, 10)
+	buf = append(buf, `,"cells":`...)
+	buf = strconv.AppendInt(buf, int64(st.Cells), 10)
+	buf = append(buf, `,"caught_up":`...)
+	buf = strconv.AppendBool(buf, s.Ready == nil || s.Ready())
+	buf = append(buf, `,"allowed_lateness_s":`...)
+	buf = strconv.AppendFloat(buf, s.Engine.Config().Lateness.Seconds(), 'g', -1, 64)
+	buf = append(buf, `,"base_res":`...)
+	buf = strconv.AppendInt(buf, int64(s.Engine.Config().Res), 10)
+	buf = append(buf, "}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(buf)
+}
+
+// handleIncidents serves GET /api/v1/incidents. Incident detection is not built yet (issue: incidents), so
+// the list is empty rather than invented.
+func (s *Server) handleIncidents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if st := q.Get("status"); st != "" && st != "active" && st != "all" {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("status %q must be active or all", st))
+		return
+	}
+	if since := q.Get("since"); since != "" {
+		if _, err := time.Parse(time.RFC3339Nano, since); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("since %q is not RFC 3339", since))
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write([]byte("[]\n"))
+}
+
+func (s *Server) handleDead(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if l := r.URL.Query().Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 10000 {
+			writeError(w, http.StatusBadRequest, "limit must be 1..10000")
+			return
+		}
+		limit = n
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	letters, total, err := s.Log.Dead(ctx, limit)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeJSON(w, map[string]any{"total": total, "dead_letters": letters})
+}
+
+// handleNetwork serves GET /api/v1/network?bbox=minLng,minLat,maxLng,maxLat&zoom=Z: the loaded road network's
+// links as a GeoJSON FeatureCollection, simplified for the zoom (default 14). Without a network it is an
+// empty collection.
+func (s *Server) handleNetwork(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	bbox := geo.BBox{MinLng: -180, MinLat: -90, MaxLng: 180, MaxLat: 90}
+	if b := q.Get("bbox"); b != "" {
+		var err error
+		if bbox, err = parseBBox(b); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	zoom := 14
+	if z := q.Get("zoom"); z != "" {
+		n, err := strconv.Atoi(z)
+		if err != nil || n < 0 || n > 22 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("zoom %q must be an integer 0..22", z))
+			return
+		}
+		zoom = n
+	}
+	w.Header().Set("Content-Type", "application/geo+json")
+	if s.Network == nil {
+		w.Write([]byte(`{"type":"FeatureCollection","features":[]}` + "\n"))
+		return
+	}
+	w.Write(s.Network.GeoJSON(bbox, zoom))
+}

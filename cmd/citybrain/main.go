@@ -1,0 +1,149 @@
+// Command citybrain runs the CityBrain traffic and emergency-command engine and its tools.
+//
+//	citybrain run [flags]                    the whole system: NATS (embedded), engine, API, web UI, demo city
+//	citybrain feed <format> <file|url> ...   send a field format (GTFS-RT, DeepStream, METR-LA, ...) to a server
+//	citybrain version
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"citybrain/cmd/citybrain/system"
+	"citybrain/engine"
+	"citybrain/geo"
+	"citybrain/replay"
+	"citybrain/web"
+)
+
+// version is set by the Makefile (-ldflags "-X main.version=...").
+var version = "dev"
+
+func usage() {
+	fmt.Fprintf(os.Stderr, `usage: citybrain <command> [flags]
+
+commands:
+  run       start the whole system (see citybrain run -h)
+  feed      send a field format to a running server (see citybrain feed -h)
+  version   print the version
+`)
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = runMain(os.Args[2:])
+	case "feed":
+		err = feedMain(os.Args[2:])
+	case "version", "--version", "-version":
+		fmt.Println(version)
+	case "help", "-h", "--help":
+		usage()
+	default:
+		fmt.Fprintf(os.Stderr, "citybrain: unknown command %q\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "citybrain: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func runMain(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	ed, ld := engine.DefaultConfig(), replay.DefaultLogConfig()
+	httpAddr := fs.String("http", "127.0.0.1:8080", "address of the API and web UI")
+	dataDir := fs.String("data", "data", "directory for the event log (JetStream) and the admin token")
+	demo := fs.Bool("demo", true, "run the built-in live demo city inside the process")
+	natsURL := fs.String("nats", "", "URL of an external NATS server with JetStream (default: start an embedded one)")
+	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server for outside publishers (empty: in-process only; port 0: random)")
+	authFile := fs.String("auth", "", "auth config file (tokens and roles); without one, an admin token is written under --data and the server must listen on loopback")
+	res := fs.Int("res", ed.Res, "base H3 resolution of cells")
+	bucket := fs.Duration("bucket", ed.Bucket, "event-time bucket")
+	lateness := fs.Duration("lateness", ed.Lateness, "allowed lateness: watermark = newest event time − lateness")
+	retention := fs.Duration("retention", ed.Retention, "how long raw events stay in memory")
+	tick := fs.Duration("tick", ed.Tick, "how often changed cells are published")
+	shards := fs.Int("shards", ed.Shards, "engine shard goroutines")
+	maxAge := fs.Duration("log-max-age", ld.MaxAge, "event log retention by age")
+	maxBytes := fs.Int64("log-max-bytes", ld.MaxBytes, "event log retention by size (bytes)")
+	demoSpeed := fs.Float64("demo-speed", 1, "demo city speed: 1 = real time")
+	demoSeed := fs.Int64("demo-seed", 1, "demo city random seed")
+	networkFile := fs.String("network", "", "road network file: City Brain roadnet .txt, SUMO .net.xml or GeoJSON lines (.geojson/.json)")
+	flowFile := fs.String("flows", "", "City Brain flow file for the demo city's routes on --network (default: flow.txt beside a City Brain roadnet)")
+	fs.Parse(args)
+
+	ecfg := ed
+	ecfg.Res, ecfg.Bucket, ecfg.Lateness, ecfg.Retention, ecfg.Tick, ecfg.Shards = *res, *bucket, *lateness, *retention, *tick, *shards
+	lcfg := ld
+	lcfg.MaxAge, lcfg.MaxBytes = *maxAge, *maxBytes
+	logger := log.New(os.Stderr, "citybrain: ", log.LstdFlags)
+	cfg := system.Config{
+		HTTPAddr: *httpAddr, DataDir: *dataDir, NATSURL: *natsURL, NATSListen: *natsListen, AuthFile: *authFile,
+		Version: version, Web: web.Files(), Logger: logger, Engine: ecfg, Log: lcfg,
+	}
+	if *networkFile != "" {
+		net, err := loadNetwork(*networkFile)
+		if err != nil {
+			return err
+		}
+		cfg.Network = net
+		logger.Printf("road network %s: %d intersections, %d links", *networkFile, len(net.Nodes()), len(net.Links()))
+		if *flowFile == "" && strings.HasSuffix(*networkFile, "roadnet.txt") {
+			if f := filepath.Join(filepath.Dir(*networkFile), "flow.txt"); fileExists(f) {
+				*flowFile = f
+			}
+		}
+	}
+	if *demo {
+		if cfg.Network == nil {
+			cfg.Network = geo.GenerateWestLake(*demoSeed)
+		}
+		cfg.Feeders = append(cfg.Feeders, demoFeeder(cfg.Network, *flowFile, *demoSeed, *demoSpeed, logger))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	sys, err := system.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	logger.Printf("CityBrain %s listening on http://%s (map at http://%s/)", version, sys.Addr(), sys.Addr())
+	if u := sys.NATSURL(); u != "" {
+		logger.Printf("NATS ingest at %s (subjects citybrain.in.<kind>, citybrain.in.batch, citybrain.in.arrow)", u)
+	}
+	<-ctx.Done()
+	logger.Printf("stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return sys.Stop(sctx)
+}
+
+// loadNetwork picks the loader by file name.
+func loadNetwork(path string) (*geo.Network, error) {
+	switch {
+	case strings.HasSuffix(path, ".net.xml"):
+		return geo.LoadSUMONetFile(path)
+	case strings.HasSuffix(path, ".geojson"), strings.HasSuffix(path, ".json"):
+		return geo.LoadGeoJSONFile(path)
+	default:
+		return geo.LoadCityBrainFile(path)
+	}
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}

@@ -1,0 +1,327 @@
+// Package system wires CityBrain's parts into one running process: the NATS server (embedded or external),
+// the log, the engine, ingest, the API and the web UI, started in dependency order and stopped in reverse.
+// It holds no logic of its own; tests and the command use it alike.
+package system
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"citybrain/api"
+	"citybrain/engine"
+	"citybrain/geo"
+	"citybrain/ingest"
+	"citybrain/replay"
+)
+
+// Config is everything `citybrain run` can set.
+type Config struct {
+	HTTPAddr   string // where the API and web UI listen
+	DataDir    string // JetStream storage, admin token
+	NATSURL    string // an external NATS server; empty starts the embedded one
+	NATSListen string // the embedded server's client address ("" : in-process only; port 0: random)
+	AuthFile   string
+	Version    string
+	Web        fs.FS
+	Logger     *log.Logger
+	// Network is the loaded road network (nil: none). Cells crossed by its links take their free-flow speed
+	// from the speed limits, and /api/v1/network serves it to the map.
+	Network *geo.Network
+
+	Engine engine.Config
+	Log    replay.LogConfig
+	Ingest ingest.Config
+	Hub    api.HubConfig
+	// NATSWorkers process citybrain.in.* messages.
+	NATSWorkers int
+	// Feeders run in-process sources (the demo city) after everything else has started; each returns when
+	// ctx ends.
+	Feeders []func(ctx context.Context, in *ingest.Ingestor) error
+}
+
+// System is a running CityBrain.
+type System struct {
+	cfg    Config
+	logger *log.Logger
+
+	ns      *server.Server
+	nc      *nats.Conn
+	Log     *replay.Log
+	Engine  *engine.Engine
+	Ingest  *ingest.Ingestor
+	natsSrc *ingest.NATSSource
+	Hub     *api.Hub
+	http    *http.Server
+	ln      net.Listener
+
+	consumeCancel context.CancelFunc
+	consumeDone   chan error
+	feedCancel    context.CancelFunc
+	feedWG        sync.WaitGroup
+
+	startSeq     uint64        // last log sequence when the process started
+	replayed     atomic.Uint64 // events of messages up to startSeq, applied during catch-up
+	deadAtStart  uint64
+	adminToken   string
+	stopOnce     sync.Once
+	stopErr      error
+	hubReady     atomic.Pointer[api.Hub]
+	badMessages  atomic.Uint64
+	consumeError atomic.Pointer[error]
+}
+
+// Start starts everything and returns when the API is listening. On error, what was started is stopped.
+func Start(ctx context.Context, cfg Config) (_ *System, err error) {
+	s := &System{cfg: cfg, logger: cfg.Logger}
+	if s.logger == nil {
+		s.logger = log.New(os.Stderr, "citybrain: ", log.LstdFlags)
+	}
+	defer func() {
+		if err != nil {
+			s.Stop(context.Background())
+		}
+	}()
+	if cfg.DataDir == "" {
+		return nil, errors.New("cannot start: --data is required")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create data dir: %w", err)
+	}
+
+	// Auth first: it decides whether this configuration may listen where asked.
+	var auth *api.Auth
+	if cfg.AuthFile != "" {
+		if auth, err = api.LoadAuth(cfg.AuthFile); err != nil {
+			return nil, err
+		}
+	} else {
+		if !api.IsLoopback(cfg.HTTPAddr) {
+			return nil, fmt.Errorf("cannot listen on %s without an auth config: ingest and reading would be open to the network; give --auth FILE (see README, Access) or listen on 127.0.0.1", cfg.HTTPAddr)
+		}
+		if auth, s.adminToken, err = api.DefaultAuth(cfg.DataDir); err != nil {
+			return nil, err
+		}
+		s.logger.Printf("no auth config: admin token in %s (reading and ingest are open on loopback only)", s.adminToken)
+	}
+
+	// 1. NATS.
+	if err := s.startNATS(); err != nil {
+		return nil, err
+	}
+	// 2. The log.
+	if s.Log, err = replay.OpenLog(ctx, s.nc, cfg.Log); err != nil {
+		return nil, err
+	}
+	st, err := s.Log.State(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.startSeq = st.LastSeq
+	if s.deadAtStart, err = s.Log.DeadCount(ctx); err != nil {
+		return nil, err
+	}
+	// 3. The engine and its consumer of the log.
+	ecfg := cfg.Engine
+	if cfg.Network != nil {
+		res := ecfg.Res
+		if res == 0 {
+			res = engine.DefaultConfig().Res
+		}
+		ff := cfg.Network.CellFreeFlowKmh(res)
+		ecfg.FreeFlow = func(cell uint64) (float64, bool) { v, ok := ff[cell]; return v, ok && v > 0 }
+	}
+	ecfg.OnDelta = func(d *engine.Delta) {
+		if h := s.hubReady.Load(); h != nil {
+			h.OnDelta(d)
+		}
+	}
+	s.Engine = engine.New(ecfg)
+	s.Hub = api.NewHub(cfg.Hub, s.Engine)
+	s.hubReady.Store(s.Hub)
+	cctx, cancel := context.WithCancel(context.Background())
+	s.consumeCancel = cancel
+	s.consumeDone = make(chan error, 1)
+	go func() {
+		s.consumeDone <- s.Log.Consume(cctx, 1, s.apply, func(seq uint64, err error) {
+			s.badMessages.Add(1)
+			s.logger.Printf("skipping log message %d: %v", seq, err)
+		})
+	}()
+	// 4. Ingest: HTTP handler and NATS subjects.
+	icfg := cfg.Ingest
+	icfg.Res = s.Engine.Config().Res
+	s.Ingest = ingest.New(icfg, s.Log)
+	if s.natsSrc, err = s.Ingest.ServeNATS(s.nc, cfg.NATSWorkers); err != nil {
+		return nil, err
+	}
+	// 5. API and web UI.
+	srv := &api.Server{
+		Engine: s.Engine, Ingest: s.Ingest, Log: s.Log, Hub: s.Hub, Auth: auth, Version: cfg.Version, Web: cfg.Web,
+		Accepted: s.accepted, Rejected: s.rejected, Ready: s.Ready, Network: cfg.Network,
+		QueueDepths: func() map[string]int { return map[string]int{"nats-ingest": s.natsSrc.QueueDepth()} },
+	}
+	if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	s.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Printf("http server: %v", err)
+		}
+	}()
+	// 6. In-process feeders.
+	fctx, fcancel := context.WithCancel(context.Background())
+	s.feedCancel = fcancel
+	for _, f := range cfg.Feeders {
+		s.feedWG.Add(1)
+		go func() {
+			defer s.feedWG.Done()
+			if err := f(fctx, s.Ingest); err != nil && fctx.Err() == nil {
+				s.logger.Printf("feeder stopped: %v", err)
+			}
+		}()
+	}
+	return s, nil
+}
+
+func (s *System) startNATS() error {
+	if s.cfg.NATSURL != "" {
+		nc, err := nats.Connect(s.cfg.NATSURL, nats.Name("citybrain"), nats.MaxReconnects(-1))
+		if err != nil {
+			return fmt.Errorf("cannot connect to NATS at %s: %w", s.cfg.NATSURL, err)
+		}
+		s.nc = nc
+		return nil
+	}
+	opts := &server.Options{
+		ServerName: "citybrain", JetStream: true, StoreDir: filepath.Join(s.cfg.DataDir, "nats"),
+		MaxPayload: 8 << 20, NoSigs: true, NoLog: true, DontListen: s.cfg.NATSListen == "",
+	}
+	if s.cfg.NATSListen != "" {
+		host, port, err := net.SplitHostPort(s.cfg.NATSListen)
+		if err != nil {
+			return fmt.Errorf("cannot parse --nats-listen %q: %w", s.cfg.NATSListen, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return fmt.Errorf("cannot parse --nats-listen port %q", port)
+		}
+		if p == 0 {
+			p = server.RANDOM_PORT
+		}
+		opts.Host, opts.Port = host, p
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("cannot create embedded NATS server: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(15 * time.Second) {
+		ns.Shutdown()
+		return errors.New("cannot start embedded NATS server: not ready after 15s")
+	}
+	s.ns = ns
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("citybrain"))
+	if err != nil {
+		return fmt.Errorf("cannot connect to the embedded NATS server: %w", err)
+	}
+	s.nc = nc
+	return nil
+}
+
+// apply is the log consumer's callback.
+func (s *System) apply(seq uint64, rec arrow.Record) error {
+	if seq <= s.startSeq {
+		s.replayed.Add(uint64(rec.NumRows()))
+	}
+	return s.Engine.Apply(seq, rec)
+}
+
+func (s *System) accepted() uint64 {
+	var ingested uint64
+	for i := range s.Ingest.Stats().Accepted {
+		ingested += s.Ingest.Stats().Accepted[i].Load()
+	}
+	return max(s.Engine.Status().Events, s.replayed.Load()+ingested)
+}
+
+func (s *System) rejected() uint64 { return s.deadAtStart + s.Ingest.Stats().Rejected.Load() }
+
+// Ready reports whether the published state covers the whole log present at start.
+func (s *System) Ready() bool { return s.Engine.Status().AppliedSeq >= s.startSeq }
+
+// Addr is the API's listen address.
+func (s *System) Addr() string { return s.ln.Addr().String() }
+
+// NATSURL is the client URL of the embedded server ("" when in-process only or external).
+func (s *System) NATSURL() string {
+	if s.ns == nil || s.cfg.NATSListen == "" {
+		return s.cfg.NATSURL
+	}
+	return s.ns.ClientURL()
+}
+
+// AdminTokenPath is where the admin token was written ("" with an auth config).
+func (s *System) AdminTokenPath() string { return s.adminToken }
+
+// Stop stops everything in reverse order of start, within ctx's deadline. Safe to call twice.
+func (s *System) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		var errs []error
+		if s.feedCancel != nil {
+			s.feedCancel()
+			s.feedWG.Wait()
+		}
+		if s.Hub != nil {
+			s.Hub.Close()
+		}
+		if s.http != nil {
+			if err := s.http.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("cannot stop http server: %w", err))
+				s.http.Close()
+			}
+		}
+		if s.natsSrc != nil {
+			s.natsSrc.Stop()
+		}
+		if s.consumeCancel != nil {
+			s.consumeCancel()
+			select {
+			case err := <-s.consumeDone:
+				if err != nil {
+					errs = append(errs, err)
+				}
+			case <-ctx.Done():
+				errs = append(errs, errors.New("cannot stop log consumer: deadline"))
+			}
+		}
+		if s.Engine != nil {
+			s.Engine.Stop()
+		}
+		if s.nc != nil {
+			s.nc.Drain()
+			s.nc.Close()
+		}
+		if s.ns != nil {
+			s.ns.Shutdown()
+			s.ns.WaitForShutdown()
+		}
+		s.stopErr = errors.Join(errs...)
+	})
+	return s.stopErr
+}

@@ -1,0 +1,397 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"citybrain/geo"
+)
+
+// Config configures an Engine. Zero fields take the defaults of DefaultConfig.
+type Config struct {
+	Res                int           // base H3 resolution of cells
+	ShardRes           int           // the coarse parent resolution whose cells are assigned to shards
+	Shards             int           // shard goroutines
+	Bucket             time.Duration // event-time bucket
+	Lateness           time.Duration // allowed lateness: watermark = newest event time − Lateness
+	Retention          time.Duration // how long raw events are kept in memory (0 after DefaultConfig: keep none)
+	Tick               time.Duration // how often shards publish changed cells
+	QueueLen           int           // capacity of each shard's input queue (messages)
+	DefaultFreeFlowKmh float64       // free-flow speed of a cell with too few samples and no network
+	MinFreeFlowKmh     float64       // floor of a learned free-flow speed
+	MinFreeFlowSamples uint32        // speed samples a cell needs before its free-flow speed is learned
+	Mem                memory.Allocator
+	// FreeFlow, when set, gives a cell's free-flow speed from a road network; it is called from shard
+	// goroutines and must be safe for concurrent use.
+	FreeFlow func(cell uint64) (kmh float64, ok bool)
+	// OnDelta, when set, receives each tick's changes, from the tick goroutine; it must not block for long
+	// and may keep the delta (it is never modified after).
+	OnDelta func(*Delta)
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Res: geo.DefaultRes, ShardRes: 5, Shards: max(2, 2*runtime.GOMAXPROCS(0)),
+		Bucket: 10 * time.Second, Lateness: 30 * time.Second, Retention: 15 * time.Minute,
+		Tick: 500 * time.Millisecond, QueueLen: 64,
+		DefaultFreeFlowKmh: 50, MinFreeFlowKmh: 20, MinFreeFlowSamples: 50,
+		Mem: memory.DefaultAllocator,
+	}
+}
+
+func (c *Config) fill() {
+	d := DefaultConfig()
+	if c.Res == 0 {
+		c.Res = d.Res
+	}
+	if c.ShardRes == 0 {
+		c.ShardRes = d.ShardRes
+	}
+	if c.ShardRes > c.Res {
+		c.ShardRes = c.Res
+	}
+	if c.Shards <= 0 {
+		c.Shards = d.Shards
+	}
+	if c.Bucket <= 0 {
+		c.Bucket = d.Bucket
+	}
+	if c.Lateness < 0 {
+		c.Lateness = 0
+	}
+	if c.Tick <= 0 {
+		c.Tick = d.Tick
+	}
+	if c.QueueLen <= 0 {
+		c.QueueLen = d.QueueLen
+	}
+	if c.DefaultFreeFlowKmh <= 0 {
+		c.DefaultFreeFlowKmh = d.DefaultFreeFlowKmh
+	}
+	if c.MinFreeFlowKmh <= 0 {
+		c.MinFreeFlowKmh = d.MinFreeFlowKmh
+	}
+	if c.MinFreeFlowSamples == 0 {
+		c.MinFreeFlowSamples = d.MinFreeFlowSamples
+	}
+	if c.Mem == nil {
+		c.Mem = d.Mem
+	}
+}
+
+// Delta is what one tick changed: views at the base resolution and cells that left every window.
+type Delta struct {
+	Seq       uint64
+	Watermark int64 // ms
+	Now       int64 // newest event time, ms
+	Changed   []*CellView
+	Removed   []uint64
+}
+
+// Status is the engine's progress.
+type Status struct {
+	Watermark  int64  // event time (ms) up to which every applied batch is reflected in published views
+	Now        int64  // newest event time (ms) reflected
+	AppliedSeq uint64 // log sequence up to which batches are reflected
+	Events     uint64 // events reflected
+	Late       uint64 // events that arrived behind the watermark
+	TooLate    uint64 // late events older than the longest window: counted, kept in the log, not in windows
+	Cells      int
+	RawRows    int64
+	DeltaSeq   uint64
+	TickNanos  int64 // duration of the last tick
+}
+
+// Engine is the sharded event-time state of the city. Apply is called by one goroutine (the log consumer);
+// Cells, Status and Flush by any goroutine.
+type Engine struct {
+	cfg      Config
+	bucketMs int64
+	shards   []*shard
+	seed     maphash.Seed
+
+	// Dispatcher state: owned by the goroutine that calls Apply.
+	now, wm  int64
+	lastSeq  uint64
+	rowsBuf  [][]int32
+	kindSeen [numKinds]uint64
+
+	// Published by the dispatcher after a batch is handed to every shard.
+	dispatched atomic.Pointer[mark]
+	events     atomic.Uint64
+	late       atomic.Uint64
+	tooLate    atomic.Uint64
+	kindEvents [numKinds]atomic.Uint64
+	kindLate   [numKinds]atomic.Uint64
+
+	status  atomic.Pointer[Status]
+	flushCh chan chan struct{}
+	stopCh  chan struct{}
+	stopped sync.Once
+	wg      sync.WaitGroup // shard goroutines
+	tickWG  sync.WaitGroup // the tick goroutine
+	applyMu sync.Mutex // guards against concurrent Apply and Stop, never contended on the hot path
+	closed  bool
+}
+
+type mark struct {
+	seq     uint64
+	now, wm int64
+	events  uint64
+}
+
+// ErrStopped is returned by Apply after Stop.
+var ErrStopped = errors.New("engine stopped")
+
+// New returns a started engine.
+func New(cfg Config) *Engine {
+	cfg.fill()
+	e := &Engine{
+		cfg: cfg, bucketMs: cfg.Bucket.Milliseconds(), seed: maphash.MakeSeed(),
+		now: minTime, wm: minTime,
+		flushCh: make(chan chan struct{}), stopCh: make(chan struct{}),
+	}
+	e.rowsBuf = make([][]int32, cfg.Shards)
+	e.dispatched.Store(&mark{now: minTime, wm: minTime})
+	e.status.Store(&Status{Watermark: minTime, Now: minTime})
+	for i := 0; i < cfg.Shards; i++ {
+		s := newShard(e)
+		e.shards = append(e.shards, s)
+		e.wg.Add(1)
+		go func() { defer e.wg.Done(); s.run() }()
+	}
+	e.tickWG.Add(1)
+	go func() { defer e.tickWG.Done(); e.tickLoop() }()
+	return e
+}
+
+// minTime marks "no event yet".
+const minTime = -1 << 62
+
+// Config returns the engine's configuration after defaults.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Apply hands the rows of rec (which has Schema, cells at the base resolution) to their shards. seq is the
+// log sequence of the batch; batches must come in log order. The engine retains rec for as long as it needs
+// it; the caller keeps its own reference and releases it as usual. Apply blocks while a shard's queue is full.
+func (e *Engine) Apply(seq uint64, rec arrow.Record) error {
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
+	if e.closed {
+		return ErrStopped
+	}
+	if err := CheckSchema(rec.Schema()); err != nil {
+		return err
+	}
+	n := int(rec.NumRows())
+	ts := rec.Column(ColTS).(*array.Timestamp)
+	kind := rec.Column(ColKind).(*array.Uint8)
+	cells := rec.Column(ColCell).(*array.Uint64)
+	for i := range e.rowsBuf {
+		e.rowsBuf[i] = e.rowsBuf[i][:0]
+	}
+	// The watermark used for lateness is the one before this batch, so the order of rows inside a batch does
+	// not matter; then the batch moves the clock.
+	wmBefore := e.wm
+	horizon := e.now - Windows[len(Windows)-1].Milliseconds() - e.bucketMs
+	var late, tooLate uint64
+	newest := e.now
+	for i := 0; i < n; i++ {
+		t := int64(ts.Value(i))
+		k := Kind(kind.Value(i))
+		if k >= numKinds {
+			k = KindUnknown
+		}
+		if t < wmBefore {
+			late++
+			e.kindLate[k].Add(1)
+			if t < horizon {
+				tooLate++
+			}
+		}
+		e.kindEvents[k].Add(1)
+		if t > newest {
+			newest = t
+		}
+		sh := e.shardOf(cells.Value(i))
+		e.rowsBuf[sh] = append(e.rowsBuf[sh], int32(i))
+	}
+	e.now = newest
+	if wm := newest - e.cfg.Lateness.Milliseconds(); wm > e.wm {
+		e.wm = wm
+	}
+	for i, rows := range e.rowsBuf {
+		if len(rows) == 0 {
+			continue
+		}
+		rec.Retain()
+		e.shards[i].in <- shardMsg{rec: rec, rows: append([]int32(nil), rows...), horizon: horizon}
+	}
+	e.lastSeq = seq
+	e.late.Add(late)
+	e.tooLate.Add(tooLate)
+	total := e.events.Add(uint64(n))
+	e.dispatched.Store(&mark{seq: seq, now: e.now, wm: e.wm, events: total})
+	return nil
+}
+
+func (e *Engine) shardOf(cell uint64) int {
+	if len(e.shards) == 1 {
+		return 0
+	}
+	p := geo.ParentFast(cell, e.cfg.ShardRes)
+	return int(maphash.Comparable(e.seed, p) % uint64(len(e.shards)))
+}
+
+// Flush runs a tick now and returns when its changes are published: after Flush, Cells and Status reflect
+// every batch Apply returned from before the call.
+func (e *Engine) Flush() {
+	done := make(chan struct{})
+	select {
+	case e.flushCh <- done:
+		<-done
+	case <-e.stopCh:
+	}
+}
+
+func (e *Engine) tickLoop() {
+	t := time.NewTicker(e.cfg.Tick)
+	defer t.Stop()
+	var seq uint64
+	for {
+		var done chan struct{}
+		select {
+		case <-e.stopCh:
+			return
+		case <-t.C:
+		case done = <-e.flushCh:
+		}
+		seq = e.tick(seq)
+		if done != nil {
+			close(done)
+		}
+	}
+}
+
+func (e *Engine) tick(seq uint64) uint64 {
+	start := time.Now()
+	m := e.dispatched.Load()
+	if m.now == minTime {
+		return seq
+	}
+	reply := make(chan tickResult, len(e.shards))
+	for _, s := range e.shards {
+		select {
+		case s.in <- shardMsg{tick: &tickReq{now: m.now, wm: m.wm, reply: reply}}:
+		case <-e.stopCh:
+			return seq
+		}
+	}
+	d := &Delta{Watermark: m.wm, Now: m.now}
+	for range e.shards {
+		select {
+		case r := <-reply:
+			d.Changed = append(d.Changed, r.changed...)
+			d.Removed = append(d.Removed, r.removed...)
+		case <-e.stopCh:
+			return seq
+		}
+	}
+	if len(d.Changed) > 0 || len(d.Removed) > 0 {
+		seq++
+		d.Seq = seq
+	}
+	cells := 0
+	var raw int64
+	for _, s := range e.shards {
+		cells += len(*s.snap.Load())
+		raw += s.rawRows.Load()
+	}
+	e.status.Store(&Status{
+		Watermark: m.wm, Now: m.now, AppliedSeq: m.seq, Events: m.events,
+		Late: e.late.Load(), TooLate: e.tooLate.Load(), Cells: cells, RawRows: raw, DeltaSeq: seq,
+		TickNanos: time.Since(start).Nanoseconds(),
+	})
+	if d.Seq != 0 && e.cfg.OnDelta != nil {
+		e.cfg.OnDelta(d)
+	}
+	return seq
+}
+
+// Status returns the progress as of the last tick.
+func (e *Engine) Status() Status { return *e.status.Load() }
+
+// KindCounts returns, per kind, the events applied and the late ones among them.
+func (e *Engine) KindCounts() (events, late map[Kind]uint64) {
+	events, late = map[Kind]uint64{}, map[Kind]uint64{}
+	for _, k := range Kinds {
+		events[k] = e.kindEvents[k].Load()
+		late[k] = e.kindLate[k].Load()
+	}
+	return events, late
+}
+
+// QueueDepths returns the number of messages waiting in each shard's queue.
+func (e *Engine) QueueDepths() []int {
+	out := make([]int, len(e.shards))
+	for i, s := range e.shards {
+		out[i] = len(s.in)
+	}
+	return out
+}
+
+// Cells returns the published views in bbox (by cell centre) at resolution res (the base resolution or a
+// coarser one), in no particular order. Views are shared and must not be modified.
+func (e *Engine) Cells(res int, bbox geo.BBox) ([]*CellView, error) {
+	if res < 0 || res > e.cfg.Res {
+		return nil, fmt.Errorf("cannot roll up to resolution %d: must be 0..%d (the base resolution)", res, e.cfg.Res)
+	}
+	var base []*CellView
+	for _, s := range e.shards {
+		for _, v := range *s.snap.Load() {
+			if bbox.Contains(v.Lat, v.Lng) {
+				base = append(base, v)
+			}
+		}
+	}
+	if res == e.cfg.Res {
+		return base, nil
+	}
+	return Rollup(base, res), nil
+}
+
+// All returns every published base view.
+func (e *Engine) All() []*CellView {
+	var out []*CellView
+	for _, s := range e.shards {
+		for _, v := range *s.snap.Load() {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Stop stops the shards and the tick loop and releases every record the engine holds. Safe to call twice.
+func (e *Engine) Stop() {
+	e.stopped.Do(func() {
+		e.applyMu.Lock()
+		e.closed = true
+		e.applyMu.Unlock()
+		close(e.stopCh)
+		e.tickWG.Wait() // the tick loop sends to shard queues: it must be gone before they close
+		for _, s := range e.shards {
+			close(s.in)
+		}
+		e.wg.Wait()
+	})
+}

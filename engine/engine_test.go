@@ -1,0 +1,349 @@
+package engine
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"citybrain/geo"
+)
+
+// t0 is 2026-11-27T00:00:00Z, a bucket boundary.
+const t0 = int64(1795737600000)
+
+type rig struct {
+	t   *testing.T
+	mem *memory.CheckedAllocator
+	e   *Engine
+	seq uint64
+}
+
+// newRig starts an engine on a checked allocator; at cleanup it stops the engine and asserts that every
+// Arrow buffer was released.
+func newRig(t *testing.T, mod func(*Config)) *rig {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	cfg := DefaultConfig()
+	cfg.Mem = mem
+	cfg.Tick = time.Hour // ticks only through Flush
+	cfg.Shards = 3
+	if mod != nil {
+		mod(&cfg)
+	}
+	r := &rig{t: t, mem: mem, e: New(cfg)}
+	t.Cleanup(func() {
+		r.e.Stop()
+		mem.AssertSize(t, 0)
+	})
+	return r
+}
+
+func probe(ts int64, lat, lng, speed float64) Event {
+	e := NewEvent(KindProbe)
+	e.TS, e.ID, e.Lat, e.Lng, e.SpeedKmh = ts, "v", lat, lng, speed
+	return e
+}
+
+func detector(ts int64, lat, lng, flow, occ, speed, interval float64) Event {
+	e := NewEvent(KindDetector)
+	e.TS, e.ID, e.Lat, e.Lng = ts, "d", lat, lng
+	e.FlowVph, e.Occupancy, e.SpeedKmh, e.IntervalS = flow, occ, speed, interval
+	return e
+}
+
+// apply builds one batch from events and applies it, then flushes a tick.
+func (r *rig) apply(events ...Event) {
+	r.t.Helper()
+	bb := NewBatchBuilder(r.mem)
+	defer bb.Release()
+	for i := range events {
+		c, err := geo.CellOf(events[i].Lat, events[i].Lng, r.e.Config().Res)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		bb.Append(&events[i], c)
+	}
+	rec := bb.NewRecord()
+	defer rec.Release()
+	r.seq++
+	if err := r.e.Apply(r.seq, rec); err != nil {
+		r.t.Fatal(err)
+	}
+	r.e.Flush()
+}
+
+func (r *rig) view(lat, lng float64) *CellView {
+	r.t.Helper()
+	c, _ := geo.CellOf(lat, lng, r.e.Config().Res)
+	for _, v := range r.e.All() {
+		if v.Cell == c {
+			return v
+		}
+	}
+	return nil
+}
+
+const lat, lng = 30.2528, 120.1675
+
+func TestWindowsSlideWithEventTime(t *testing.T) {
+	r := newRig(t, nil)
+	// Speeds 10, 20, 30 at 0 s, 2 min and 10 min.
+	r.apply(probe(t0, lat, lng, 10))
+	r.apply(probe(t0+2*60_000, lat, lng, 20))
+	r.apply(probe(t0+10*60_000, lat, lng, 30))
+	v := r.view(lat, lng)
+	if v == nil {
+		t.Fatal("no view")
+	}
+	cases := []struct {
+		window  int
+		samples uint32
+		speed   float64
+	}{
+		{0, 1, 30},                   // 1 min: only the newest
+		{1, 1, 30},                   // 5 min: 10 min − 5 min excludes 2 min
+		{2, 3, (10 + 20 + 30) / 3.0}, // 15 min: all
+	}
+	for _, c := range cases {
+		st := v.W[c.window]
+		sp, _ := st.Speed()
+		if st.Samples != c.samples || math.Abs(sp-c.speed) > 1e-9 {
+			t.Errorf("window %v: samples %d speed %g, want %d and %g", Windows[c.window], st.Samples, sp, c.samples, c.speed)
+		}
+	}
+	// 16 minutes later everything has left even the longest window: the cell is removed.
+	r.apply(probe(t0+27*60_000, 30.30, 120.10, 50))
+	if r.view(lat, lng) != nil {
+		t.Error("cell still published after its events left every window")
+	}
+	if got := r.e.Status().Cells; got != 1 {
+		t.Errorf("cells = %d, want 1", got)
+	}
+}
+
+func TestWatermarkAndLateEvents(t *testing.T) {
+	r := newRig(t, nil) // lateness 30 s
+	r.apply(probe(t0+100_000, lat, lng, 40))
+	st := r.e.Status()
+	if st.Watermark != t0+70_000 || st.Now != t0+100_000 {
+		t.Fatalf("watermark %d now %d, want %d and %d", st.Watermark, st.Now, t0+70_000, t0+100_000)
+	}
+	// 20 s behind the newest: within lateness, not late.
+	r.apply(probe(t0+80_000, lat, lng, 40))
+	// 50 s behind: behind the watermark, late, still applied (inside the 15-minute window).
+	r.apply(probe(t0+50_000, lat, lng, 10))
+	// 20 minutes behind: late and too late for any window.
+	r.apply(probe(t0+100_000-20*60_000, lat, lng, 5))
+	st = r.e.Status()
+	if st.Late != 2 || st.TooLate != 1 {
+		t.Errorf("late %d too late %d, want 2 and 1", st.Late, st.TooLate)
+	}
+	if st.Watermark != t0+70_000 {
+		t.Errorf("watermark moved backwards or forwards on old events: %d", st.Watermark)
+	}
+	v := r.view(lat, lng)
+	if v.W[2].Samples != 3 {
+		t.Errorf("15-min window holds %d samples, want 3 (the too-late one is not in it)", v.W[2].Samples)
+	}
+	// Order inside one batch does not matter: lateness is judged against the watermark before the batch.
+	r2 := newRig(t, nil)
+	r2.apply(probe(t0+50_000, lat, lng, 1), probe(t0+100_000, lat, lng, 1))
+	if l := r2.e.Status().Late; l != 0 {
+		t.Errorf("out-of-order rows within one batch counted %d late", l)
+	}
+}
+
+func TestDetectorsAreFlowWeighted(t *testing.T) {
+	r := newRig(t, nil)
+	// A probe at 60 and a detector that counted 11 vehicles at 18 km/h: the mean leans to the detector.
+	r.apply(probe(t0, lat, lng, 60), detector(t0, lat, lng, 1320, 0.31, 18, 30))
+	v := r.view(lat, lng)
+	sp, ok := v.W[0].Speed()
+	want := (60*1 + 18*11) / 12.0
+	if !ok || math.Abs(sp-want) > 1e-6 {
+		t.Errorf("fused speed %g, want %g", sp, want)
+	}
+	if f := v.W[0].FlowVph(); f != 1320 {
+		t.Errorf("flow %g, want 1320", f)
+	}
+	if o := v.W[0].Occupancy(); math.Abs(o-0.31) > 1e-6 {
+		t.Errorf("occupancy %g, want 0.31", o)
+	}
+	// A detector with zero flow and no speed adds occupancy but no speed sample.
+	r.apply(detector(t0+1000, 30.27, 120.15, 0, 0, math.NaN(), 30))
+	z := r.view(30.27, 120.15)
+	if _, ok := z.W[0].Speed(); ok || z.W[0].Samples != 0 || z.W[0].Events != 1 {
+		t.Errorf("empty detector interval made a speed: %+v", z.W[0])
+	}
+}
+
+func TestFreeFlowSources(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.MinFreeFlowSamples = 20 })
+	r.apply(probe(t0, lat, lng, 30))
+	if v := r.view(lat, lng); v.FreeFlowSource != FreeFlowDefault || v.FreeFlowKmh != 50 {
+		t.Errorf("one sample: free flow %g from %d, want the default 50", v.FreeFlowKmh, v.FreeFlowSource)
+	}
+	var evs []Event
+	for i := 0; i < 40; i++ {
+		evs = append(evs, probe(t0+int64(i)*1000, lat, lng, float64(40+i%20))) // 40..59
+	}
+	r.apply(evs...)
+	v := r.view(lat, lng)
+	if v.FreeFlowSource != FreeFlowLearned || v.FreeFlowKmh < 52 || v.FreeFlowKmh > 60 {
+		t.Errorf("41 samples 30..59: free flow %g from %d, want the 85th percentile (~56) learned", v.FreeFlowKmh, v.FreeFlowSource)
+	}
+	cell, _ := geo.CellOf(lat, lng, 9)
+	rn := newRig(t, func(c *Config) {
+		c.FreeFlow = func(c uint64) (float64, bool) { return 70, c == cell }
+	})
+	rn.apply(probe(t0, lat, lng, 35))
+	if v := rn.view(lat, lng); v.FreeFlowSource != FreeFlowNetwork || v.FreeFlowKmh != 70 {
+		t.Errorf("network free flow: %g from %d", v.FreeFlowKmh, v.FreeFlowSource)
+	}
+	if d := rn.view(lat, lng).Derive(0); math.Abs(d.Congestion-0.5) > 1e-9 || d.Level != LevelLight {
+		t.Errorf("35 of 70 km/h: congestion %g level %s, want 0.5 light", d.Congestion, d.Level)
+	}
+}
+
+func TestCongestionTPILevels(t *testing.T) {
+	cases := []struct {
+		speed, ff float64
+		cong, tpi float64
+		level     string
+	}{
+		{60, 50, 0, 0, LevelSmooth},
+		{50, 50, 0, 0, LevelSmooth},
+		{40, 50, 0.2, 1.6, LevelSmooth},
+		{37.5, 50, 0.25, 2, LevelBasicallySmooth},
+		{30, 50, 0.4, 4, LevelLight},
+		{22.5, 50, 0.55, 6, LevelModerate},
+		{15, 50, 0.7, 8, LevelSevere},
+		{0, 50, 1, 10, LevelSevere},
+		{10, 0, 0, 0, LevelSmooth}, // no free-flow speed: no evidence
+	}
+	for _, c := range cases {
+		cong := Congestion(c.speed, c.ff)
+		tpi := TPI(cong)
+		if math.Abs(cong-c.cong) > 1e-9 || math.Abs(tpi-c.tpi) > 1e-9 || Level(tpi) != c.level {
+			t.Errorf("speed %g ff %g: congestion %g tpi %g %s, want %g %g %s", c.speed, c.ff, cong, tpi, Level(tpi), c.cong, c.tpi, c.level)
+		}
+	}
+}
+
+func TestRollupIsExact(t *testing.T) {
+	r := newRig(t, nil)
+	// Three cells under one res-7 parent with different speeds and weights.
+	pts := [][3]float64{{30.2528, 120.1675, 10}, {30.2540, 120.1690, 40}, {30.2515, 120.1660, 70}}
+	var evs []Event
+	for i, p := range pts {
+		for k := 0; k <= i; k++ { // 1, 2, 3 samples
+			evs = append(evs, probe(t0+int64(k)*1000, p[0], p[1], p[2]))
+		}
+	}
+	r.apply(evs...)
+	all := r.e.All()
+	parents := map[uint64]bool{}
+	for _, v := range all {
+		parents[geo.Parent(v.Cell, 7)] = true
+	}
+	if len(parents) != 1 {
+		t.Skipf("test points fell under %d res-7 parents; pick closer points", len(parents))
+	}
+	up, err := r.e.Cells(7, geo.BBox{MinLng: -180, MinLat: -90, MaxLng: 180, MaxLat: 90})
+	if err != nil || len(up) != 1 {
+		t.Fatalf("rollup: %v, %d cells", err, len(up))
+	}
+	sp, _ := up[0].W[0].Speed()
+	want := (10*1 + 40*2 + 70*3) / 6.0
+	if math.Abs(sp-want) > 1e-9 || up[0].W[0].Samples != 6 || up[0].Res != 7 {
+		t.Errorf("rolled-up speed %g samples %d res %d, want %g, 6, 7", sp, up[0].W[0].Samples, up[0].Res, want)
+	}
+	if geo.Res(up[0].Cell) != 7 {
+		t.Errorf("rolled-up cell has resolution %d", geo.Res(up[0].Cell))
+	}
+	if _, err := r.e.Cells(10, geo.BBox{}); err == nil {
+		t.Error("a resolution finer than the base was accepted")
+	}
+}
+
+func TestRawRetentionReleases(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.Retention = 2 * time.Minute })
+	r.apply(probe(t0, lat, lng, 10), probe(t0+5000, lat, lng, 10))
+	if n := r.e.Status().RawRows; n != 2 {
+		t.Fatalf("raw rows %d, want 2", n)
+	}
+	// Past the watermark the bucket is sealed; past retention it is released.
+	r.apply(probe(t0+60_000, lat, lng, 10))
+	if n := r.e.Status().RawRows; n != 3 {
+		t.Fatalf("raw rows %d, want 3", n)
+	}
+	r.apply(probe(t0+4*60_000, lat, lng, 10))
+	if n := r.e.Status().RawRows; n != 1 {
+		t.Errorf("raw rows after retention %d, want 1", n)
+	}
+}
+
+func TestDeltasCarryChanges(t *testing.T) {
+	var deltas []*Delta
+	r := newRig(t, func(c *Config) { c.OnDelta = func(d *Delta) { deltas = append(deltas, d) } })
+	r.apply(probe(t0, lat, lng, 10))
+	r.e.Flush() // nothing changed: no delta
+	r.apply(probe(t0+1000, 30.27, 120.15, 20))
+	if len(deltas) != 2 {
+		t.Fatalf("%d deltas, want 2", len(deltas))
+	}
+	if deltas[0].Seq != 1 || deltas[1].Seq != 2 || len(deltas[0].Changed) != 1 || len(deltas[1].Changed) != 1 {
+		t.Errorf("deltas %+v %+v", deltas[0], deltas[1])
+	}
+	if deltas[1].Changed[0].Lat < 30.26 {
+		t.Errorf("second delta changed the wrong cell: %+v", deltas[1].Changed[0])
+	}
+}
+
+func TestApplyRejectsForeignSchema(t *testing.T) {
+	r := newRig(t, nil)
+	other := arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	rec := NewBatchBuilder(r.mem)
+	defer rec.Release()
+	if err := CheckSchema(other); err == nil {
+		t.Error("a one-column schema passed the check")
+	}
+	r.e.Stop()
+	b := NewBatchBuilder(r.mem)
+	ev := probe(t0, lat, lng, 1)
+	b.Append(&ev, 1)
+	rr := b.NewRecord()
+	b.Release()
+	defer rr.Release()
+	if err := r.e.Apply(1, rr); err != ErrStopped {
+		t.Errorf("apply after stop: %v", err)
+	}
+}
+
+func TestReadEventRoundTrip(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	e := NewEvent(KindTransit)
+	e.TS, e.ID, e.Lat, e.Lng, e.Source = t0, "bus-9", 30.1, 120.2, "bus-company"
+	e.Route, e.SpeedKmh, e.DelayS, e.Mode, e.Load = "K9", 18.2, -30, "bus", 0.5
+	r := NewEvent(KindReport)
+	r.TS, r.ID, r.Lat, r.Lng, r.Type, r.Severity, r.Text = t0, "call", 30.1, 120.2, "crash", 3, "two cars"
+	bb := NewBatchBuilder(mem)
+	bb.Append(&e, 7)
+	bb.Append(&r, 8)
+	rec := bb.NewRecord()
+	bb.Release()
+	defer rec.Release()
+	var got Event
+	ReadEvent(rec, 0, &got)
+	if got.Route != "K9" || got.SpeedKmh != 18.2 || got.DelayS != -30 || got.Mode != "bus" || got.Source != "bus-company" || Has(got.FlowVph) {
+		t.Errorf("transit round trip: %+v", got)
+	}
+	ReadEvent(rec, 1, &got)
+	if got.Kind != KindReport || got.Severity != 3 || got.Text != "two cars" || Has(got.SpeedKmh) {
+		t.Errorf("report round trip: %+v", got)
+	}
+}

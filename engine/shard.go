@@ -1,0 +1,347 @@
+package engine
+
+import (
+	"sort"
+	"sync/atomic"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+
+	"citybrain/geo"
+)
+
+// agg holds the sums of one cell over one event-time bucket.
+type agg struct {
+	start int64 // bucket start, ms
+	WindowStats
+}
+
+// speedBins is the learned free-flow histogram: 4 km/h bins up to 160 km/h.
+const (
+	speedBinKmh = 4
+	speedBins   = 40
+)
+
+// cellState is one cell's state, owned by its shard's goroutine.
+type cellState struct {
+	aggs     []agg // sorted by start; only buckets that hold events
+	hist     [speedBins]uint32
+	histN    uint32
+	lastTS   int64
+	lat, lng float64
+	view     *CellView // last published view, nil before the first
+}
+
+func (cs *cellState) bucket(start int64) *agg {
+	n := len(cs.aggs)
+	if n > 0 && cs.aggs[n-1].start == start {
+		return &cs.aggs[n-1]
+	}
+	i := sort.Search(n, func(i int) bool { return cs.aggs[i].start >= start })
+	if i < n && cs.aggs[i].start == start {
+		return &cs.aggs[i]
+	}
+	cs.aggs = append(cs.aggs, agg{})
+	copy(cs.aggs[i+1:], cs.aggs[i:])
+	cs.aggs[i] = agg{start: start}
+	return &cs.aggs[i]
+}
+
+// learnedFreeFlow is the 85th percentile of observed speeds (bin upper edge), or false with too few samples.
+func (cs *cellState) learnedFreeFlow(minSamples uint32) (float64, bool) {
+	if cs.histN < minSamples {
+		return 0, false
+	}
+	target := uint32(float64(cs.histN)*0.85 + 0.5)
+	var acc uint32
+	for i, n := range cs.hist {
+		acc += n
+		if acc >= target {
+			return float64((i + 1) * speedBinKmh), true
+		}
+	}
+	return speedBins * speedBinKmh, true
+}
+
+// rawBucket keeps the raw events of one shard and bucket: sealed records plus an open builder.
+type rawBucket struct {
+	sealed []arrow.Record
+	open   *BatchBuilder
+}
+
+// shardMsg is a unit of work for a shard: rows of a log batch, or a tick.
+type shardMsg struct {
+	rec     arrow.Record // retained for this shard; the shard releases it
+	rows    []int32
+	horizon int64 // events older than this are too late for any window
+	tick    *tickReq
+}
+
+type tickReq struct {
+	now, wm int64
+	reply   chan tickResult
+}
+
+type tickResult struct {
+	changed []*CellView
+	removed []uint64
+}
+
+// shard owns the cells whose coarse parent hashes to it. Every field is owned by the shard's goroutine except
+// snap (published views, read by any goroutine) and rawRows (a gauge).
+type shard struct {
+	e     *Engine
+	in    chan shardMsg
+	cells map[uint64]*cellState
+	dirty map[uint64]struct{}
+	raw   map[int64]*rawBucket
+
+	lastTickBucket int64
+	snap           atomic.Pointer[map[uint64]*CellView]
+	rawRows        atomic.Int64
+}
+
+func newShard(e *Engine) *shard {
+	s := &shard{
+		e:     e,
+		in:    make(chan shardMsg, e.cfg.QueueLen),
+		cells: make(map[uint64]*cellState),
+		dirty: make(map[uint64]struct{}),
+		raw:   make(map[int64]*rawBucket),
+	}
+	empty := map[uint64]*CellView{}
+	s.snap.Store(&empty)
+	return s
+}
+
+func (s *shard) run() {
+	for m := range s.in {
+		if m.tick != nil {
+			m.tick.reply <- s.tick(m.tick.now, m.tick.wm)
+			continue
+		}
+		s.apply(m)
+	}
+	s.releaseRaw(1 << 62)
+}
+
+func (s *shard) apply(m shardMsg) {
+	rec := m.rec
+	defer rec.Release()
+	bucketMs := s.e.bucketMs
+	ts := rec.Column(ColTS).(*array.Timestamp)
+	kind := rec.Column(ColKind).(*array.Uint8)
+	cellCol := rec.Column(ColCell).(*array.Uint64)
+	speed := rec.Column(ColSpeed).(*array.Float32)
+	flow := rec.Column(ColFlow).(*array.Float32)
+	occ := rec.Column(ColOccupancy).(*array.Float32)
+	interval := rec.Column(ColInterval).(*array.Float32)
+	lat := rec.Column(ColLat).(*array.Float64)
+	lng := rec.Column(ColLng).(*array.Float64)
+	for _, r32 := range m.rows {
+		r := int(r32)
+		t := int64(ts.Value(r))
+		if t < m.horizon {
+			continue
+		}
+		cell := cellCol.Value(r)
+		cs := s.cells[cell]
+		if cs == nil {
+			cs = &cellState{}
+			cs.lat, cs.lng = geo.Center(cell)
+			s.cells[cell] = cs
+		}
+		s.dirty[cell] = struct{}{}
+		start := floorDiv(t, bucketMs) * bucketMs
+		a := cs.bucket(start)
+		if t > cs.lastTS {
+			cs.lastTS = t
+		}
+		k := Kind(kind.Value(r))
+		a.Events++
+		a.Kinds[k]++
+		switch k {
+		case KindProbe:
+			if speed.IsValid(r) {
+				v := float64(speed.Value(r))
+				a.addSpeed(v, 1)
+				cs.learn(v)
+			}
+		case KindDetector:
+			f, o := float64(flow.Value(r)), float64(occ.Value(r))
+			a.FlowSum += f
+			a.OccSum += o
+			a.FlowN++
+			if speed.IsValid(r) && f > 0 {
+				v := float64(speed.Value(r))
+				veh := f * float64(interval.Value(r)) / 3600
+				a.addSpeed(v, max(veh, 0.1))
+				cs.learn(v)
+			}
+		case KindTransit:
+			if speed.IsValid(r) {
+				a.addSpeed(float64(speed.Value(r)), 0.5)
+			}
+		}
+		s.rawAppend(start, rec, r)
+		_ = lat
+		_ = lng
+	}
+}
+
+func (a *agg) addSpeed(v, w float64) {
+	a.SpeedSum += v * w
+	a.SpeedW += w
+	a.Samples++
+}
+
+func (cs *cellState) learn(v float64) {
+	i := int(v / speedBinKmh)
+	if i >= speedBins {
+		i = speedBins - 1
+	}
+	if i < 0 {
+		i = 0
+	}
+	cs.hist[i]++
+	cs.histN++
+}
+
+func (s *shard) rawAppend(start int64, rec arrow.Record, r int) {
+	if s.e.cfg.Retention <= 0 {
+		return
+	}
+	rb := s.raw[start]
+	if rb == nil {
+		rb = &rawBucket{}
+		s.raw[start] = rb
+	}
+	if rb.open == nil {
+		rb.open = NewBatchBuilder(s.e.cfg.Mem)
+	}
+	rb.open.AppendRow(rec, r)
+	s.rawRows.Add(1)
+}
+
+// tick seals raw buckets behind the watermark, releases raw buckets past retention, drops aggregates past the
+// longest window, and publishes the views that changed.
+func (s *shard) tick(now, wm int64) tickResult {
+	bucketMs := s.e.bucketMs
+	for start, rb := range s.raw {
+		if start+bucketMs <= wm && rb.open != nil {
+			rb.sealed = append(rb.sealed, rb.open.NewRecord())
+			rb.open.Release()
+			rb.open = nil
+		}
+	}
+	s.releaseRaw(now - s.e.cfg.Retention.Milliseconds())
+
+	var res tickResult
+	nowBucket := floorDiv(now, bucketMs)
+	keepFrom := now - Windows[len(Windows)-1].Milliseconds() - bucketMs
+	visit := func(cell uint64, cs *cellState) {
+		drop := 0
+		for drop < len(cs.aggs) && cs.aggs[drop].start < keepFrom {
+			drop++
+		}
+		if drop > 0 {
+			cs.aggs = append(cs.aggs[:0], cs.aggs[drop:]...)
+		}
+		if len(cs.aggs) == 0 {
+			delete(s.cells, cell)
+			if cs.view != nil {
+				res.removed = append(res.removed, cell)
+			}
+			return
+		}
+		v := s.view(cell, cs, now)
+		if cs.view == nil || *cs.view != *v {
+			cs.view = v
+			res.changed = append(res.changed, v)
+		}
+	}
+	if nowBucket != s.lastTickBucket {
+		s.lastTickBucket = nowBucket
+		for cell, cs := range s.cells {
+			visit(cell, cs)
+		}
+	} else {
+		for cell := range s.dirty {
+			if cs := s.cells[cell]; cs != nil {
+				visit(cell, cs)
+			}
+		}
+	}
+	clear(s.dirty)
+	if len(res.changed) > 0 || len(res.removed) > 0 {
+		old := *s.snap.Load()
+		next := make(map[uint64]*CellView, len(old)+len(res.changed))
+		for k, v := range old {
+			next[k] = v
+		}
+		for _, c := range res.removed {
+			delete(next, c)
+		}
+		for _, v := range res.changed {
+			next[v.Cell] = v
+		}
+		s.snap.Store(&next)
+	}
+	return res
+}
+
+func (s *shard) view(cell uint64, cs *cellState, now int64) *CellView {
+	v := &CellView{Cell: cell, Res: s.e.cfg.Res, Lat: cs.lat, Lng: cs.lng, UpdatedAt: cs.lastTS}
+	bucketMs := s.e.bucketMs
+	for i, w := range Windows {
+		from := now - w.Milliseconds()
+		for j := range cs.aggs {
+			a := &cs.aggs[j]
+			if a.start+bucketMs > from {
+				v.W[i].add(&a.WindowStats)
+			}
+		}
+	}
+	switch {
+	case s.e.cfg.FreeFlow != nil:
+		if ff, ok := s.e.cfg.FreeFlow(cell); ok {
+			v.FreeFlowKmh, v.FreeFlowSource = ff, FreeFlowNetwork
+			break
+		}
+		fallthrough
+	default:
+		if ff, ok := cs.learnedFreeFlow(s.e.cfg.MinFreeFlowSamples); ok {
+			v.FreeFlowKmh, v.FreeFlowSource = max(ff, s.e.cfg.MinFreeFlowKmh), FreeFlowLearned
+		} else {
+			v.FreeFlowKmh, v.FreeFlowSource = s.e.cfg.DefaultFreeFlowKmh, FreeFlowDefault
+		}
+	}
+	return v
+}
+
+func (s *shard) releaseRaw(before int64) {
+	for start, rb := range s.raw {
+		if start+s.e.bucketMs > before {
+			continue
+		}
+		var n int64
+		for _, r := range rb.sealed {
+			n += r.NumRows()
+			r.Release()
+		}
+		if rb.open != nil {
+			n += int64(rb.open.Len())
+			rb.open.Release()
+		}
+		s.rawRows.Add(-n)
+		delete(s.raw, start)
+	}
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}

@@ -1,0 +1,202 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"citybrain/engine"
+	"citybrain/geo"
+)
+
+// DeadLetter is a rejected event with its reason, as kept on the dead-letter log.
+type DeadLetter struct {
+	ReceivedAt time.Time `json:"received_at"`
+	Via        string    `json:"via"` // http, nats:<subject>, file:<name>
+	Line       int       `json:"line"`
+	Error      string    `json:"error"`
+	Raw        string    `json:"raw"`
+}
+
+// Sink is where accepted batches and rejected events go: the durable log. Append returns only once the
+// batch is stored (the acknowledgement); it must not keep rec after returning.
+type Sink interface {
+	Append(ctx context.Context, rec arrow.Record, msgID string) (uint64, error)
+	AppendDead(ctx context.Context, letters []DeadLetter) error
+}
+
+// Config configures an Ingestor.
+type Config struct {
+	Res        int   // base H3 resolution assigned to events
+	MaxBody    int64 // bytes of a request body as sent (compressed or not)
+	MaxDecoded int64 // bytes of a body after gzip
+	MaxErrors  int   // line errors listed in an answer (all are counted and dead-lettered)
+	Mem        memory.Allocator
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{Res: geo.DefaultRes, MaxBody: 32 << 20, MaxDecoded: 256 << 20, MaxErrors: 100,
+		Mem: memory.DefaultAllocator}
+}
+
+// Result is the answer to one batch (spec/events.md "Bad input").
+type Result struct {
+	Accepted int         `json:"accepted"`
+	Rejected int         `json:"rejected"`
+	Errors   []LineError `json:"-"`
+	Seq      uint64      `json:"-"` // log sequence of the stored batch
+}
+
+// Stats are the ingest counters since start.
+type Stats struct {
+	Accepted [8]atomic.Uint64 // by engine.Kind
+	Rejected atomic.Uint64
+	Batches  atomic.Uint64
+	Failed   atomic.Uint64 // batches that could not be stored (the client was told to retry)
+	Bytes    atomic.Uint64
+}
+
+// Ingestor turns batches into Arrow records in the engine schema and appends them to the sink. Safe for
+// concurrent use; it keeps no state beyond a batch except counters.
+type Ingestor struct {
+	cfg   Config
+	sink  Sink
+	stats Stats
+}
+
+// New returns an Ingestor writing to sink.
+func New(cfg Config, sink Sink) *Ingestor {
+	d := DefaultConfig()
+	if cfg.Res == 0 {
+		cfg.Res = d.Res
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = d.MaxBody
+	}
+	if cfg.MaxDecoded <= 0 {
+		cfg.MaxDecoded = d.MaxDecoded
+	}
+	if cfg.MaxErrors <= 0 {
+		cfg.MaxErrors = d.MaxErrors
+	}
+	if cfg.Mem == nil {
+		cfg.Mem = d.Mem
+	}
+	return &Ingestor{cfg: cfg, sink: sink}
+}
+
+// Stats returns the live counters.
+func (in *Ingestor) Stats() *Stats { return &in.stats }
+
+// ErrNoEvents is returned for a body that holds no event at all.
+var ErrNoEvents = errors.New("the batch holds no events")
+
+// Ingest decodes a JSON batch (NDJSON or array), stores the accepted events as one batch on the log and the
+// rejected ones on the dead-letter log, and returns only after both are stored. want, when not
+// KindUnknown, is the only kind accepted (NATS subjects citybrain.in.<kind>). msgID deduplicates retries.
+func (in *Ingestor) Ingest(ctx context.Context, body []byte, via string, want engine.Kind, msgID string) (Result, error) {
+	bb := engine.NewBatchBuilder(in.cfg.Mem)
+	defer bb.Release()
+	var res Result
+	var dead []DeadLetter
+	now := time.Now().UTC()
+	reject := func(le LineError) {
+		res.Rejected++
+		if len(res.Errors) < in.cfg.MaxErrors {
+			res.Errors = append(res.Errors, LineError{Line: le.Line, Err: le.Err})
+		}
+		dead = append(dead, DeadLetter{ReceivedAt: now, Via: via, Line: le.Line, Error: le.Err.Error(), Raw: string(le.Raw)})
+	}
+	err := DecodeLines(body, func(line int, raw []byte, ev engine.Event, err error) {
+		if err == nil && want != engine.KindUnknown && ev.Kind != want {
+			err = fieldErr("kind", "%s on a subject for %s", ev.Kind, want)
+		}
+		if err == nil {
+			var cell uint64
+			if cell, err = geo.CellOf(ev.Lat, ev.Lng, in.cfg.Res); err == nil {
+				bb.Append(&ev, cell)
+				res.Accepted++
+				return
+			}
+		}
+		reject(LineError{Line: line, Err: err, Raw: raw})
+	})
+	in.stats.Bytes.Add(uint64(len(body)))
+	if err != nil {
+		return Result{}, err
+	}
+	if res.Accepted == 0 && res.Rejected == 0 {
+		return res, ErrNoEvents
+	}
+	rec := bb.NewRecord()
+	defer rec.Release()
+	if err := in.store(ctx, rec, dead, msgID, &res); err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+// store appends the accepted record and the dead letters, and counts them.
+func (in *Ingestor) store(ctx context.Context, rec arrow.Record, dead []DeadLetter, msgID string, res *Result) error {
+	if rec.NumRows() > 0 {
+		seq, err := in.sink.Append(ctx, rec, msgID)
+		if err != nil {
+			in.stats.Failed.Add(1)
+			return fmt.Errorf("cannot store batch: %w", err)
+		}
+		res.Seq = seq
+	}
+	if len(dead) > 0 {
+		if err := in.sink.AppendDead(ctx, dead); err != nil {
+			in.stats.Failed.Add(1)
+			return fmt.Errorf("cannot store rejected events: %w", err)
+		}
+	}
+	countKinds(rec, &in.stats)
+	in.stats.Rejected.Add(uint64(res.Rejected))
+	in.stats.Batches.Add(1)
+	return nil
+}
+
+// IngestEvents validates and stores events produced in-process (the demo city, file adapters run inside
+// the server). Invalid events are dead-lettered like any other input; line numbers are indexes from 1.
+func (in *Ingestor) IngestEvents(ctx context.Context, events []engine.Event, via string) (Result, error) {
+	bb := engine.NewBatchBuilder(in.cfg.Mem)
+	defer bb.Release()
+	var res Result
+	var dead []DeadLetter
+	now := time.Now().UTC()
+	for i := range events {
+		ev := &events[i]
+		err := Validate(ev)
+		var cell uint64
+		if err == nil {
+			cell, err = geo.CellOf(ev.Lat, ev.Lng, in.cfg.Res)
+		}
+		if err != nil {
+			res.Rejected++
+			if len(res.Errors) < in.cfg.MaxErrors {
+				res.Errors = append(res.Errors, LineError{Line: i + 1, Err: err})
+			}
+			dead = append(dead, DeadLetter{ReceivedAt: now, Via: via, Line: i + 1, Error: err.Error(), Raw: string(AppendJSON(nil, ev))})
+			continue
+		}
+		bb.Append(ev, cell)
+		res.Accepted++
+	}
+	if res.Accepted == 0 && res.Rejected == 0 {
+		return res, ErrNoEvents
+	}
+	rec := bb.NewRecord()
+	defer rec.Release()
+	if err := in.store(ctx, rec, dead, "", &res); err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}

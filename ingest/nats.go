@@ -1,0 +1,143 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"citybrain/engine"
+)
+
+// NATS ingest subjects (spec/events.md "Framing"): citybrain.in.<kind> carries one event or an NDJSON batch
+// of that kind, citybrain.in.batch mixed kinds, and citybrain.in.arrow the binary Arrow IPC path.
+const (
+	SubjectPrefix = "citybrain.in."
+	SubjectBatch  = SubjectPrefix + "batch"
+	SubjectArrow  = SubjectPrefix + "arrow"
+	QueueGroup    = "citybrain-ingest"
+)
+
+// NATSSource consumes the ingest subjects. Messages with a reply subject get the same JSON answer as HTTP
+// (or {"error": ...}) once the batch is stored; a Nats-Msg-Id header deduplicates retries.
+type NATSSource struct {
+	in   *Ingestor
+	subs []*nats.Subscription
+	wg   sync.WaitGroup
+	work chan *nats.Msg
+	once sync.Once
+
+	mu     sync.RWMutex // held for reading while a message is queued; closed is set under the write lock
+	closed bool
+}
+
+// ServeNATS subscribes to citybrain.in.> in the ingest queue group with workers goroutines processing
+// messages; a bounded queue of 4×workers messages sits between the subscription and the workers (when it is
+// full the subscription's own pending limit applies, and NATS reports slow-consumer drops as errors on nc).
+func (in *Ingestor) ServeNATS(nc *nats.Conn, workers int) (*NATSSource, error) {
+	if workers <= 0 {
+		workers = 4
+	}
+	s := &NATSSource{in: in, work: make(chan *nats.Msg, 4*workers)}
+	sub, err := nc.QueueSubscribe(SubjectPrefix+">", QueueGroup, func(m *nats.Msg) {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		if !s.closed {
+			s.work <- m
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot subscribe to %s>: %w", SubjectPrefix, err)
+	}
+	if err := sub.SetPendingLimits(1<<16, 1<<30); err != nil {
+		sub.Unsubscribe()
+		return nil, fmt.Errorf("cannot set pending limits: %w", err)
+	}
+	s.subs = append(s.subs, sub)
+	for i := 0; i < workers; i++ {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for m := range s.work {
+				s.handle(m)
+			}
+		}()
+	}
+	return s, nil
+}
+
+// QueueDepth is the number of messages waiting for a worker.
+func (s *NATSSource) QueueDepth() int { return len(s.work) }
+
+func (s *NATSSource) handle(m *nats.Msg) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var msgID string
+	if m.Header != nil {
+		msgID = m.Header.Get(nats.MsgIdHdr)
+	}
+	via := "nats:" + m.Subject
+	var res Result
+	var err error
+	switch {
+	case m.Subject == SubjectArrow:
+		res, err = s.in.IngestArrow(ctx, m.Data, via, msgID)
+	case m.Subject == SubjectBatch:
+		res, err = s.in.Ingest(ctx, m.Data, via, engine.KindUnknown, msgID)
+	default:
+		name := strings.TrimPrefix(m.Subject, SubjectPrefix)
+		k := engine.ParseKind(name)
+		if k == engine.KindUnknown {
+			err = fmt.Errorf("subject %s names no event kind (probe, detector, transit, video, report, unit, sensor, or batch, arrow)", m.Subject)
+			s.in.stats.Rejected.Add(1)
+			s.in.sink.AppendDead(ctx, []DeadLetter{{ReceivedAt: time.Now().UTC(), Via: via, Line: 0, Error: err.Error(), Raw: truncate(m.Data)}})
+			break
+		}
+		res, err = s.in.Ingest(ctx, m.Data, via, k, msgID)
+	}
+	if m.Reply == "" {
+		return
+	}
+	var out []byte
+	if err != nil {
+		if errors.Is(err, ErrNoEvents) {
+			err = ErrNoEvents
+		}
+		out = append(AppendQuoted([]byte(`{"error":`), err.Error()), "}\n"...)
+	} else {
+		out = AppendAnswer(nil, &res)
+	}
+	m.Respond(out)
+}
+
+func truncate(b []byte) string {
+	const max = 16 << 10
+	if len(b) > max {
+		b = b[:max]
+	}
+	return string(b)
+}
+
+// Stop unsubscribes, lets the workers finish what they hold, and returns. Safe to call twice.
+func (s *NATSSource) Stop() {
+	s.once.Do(func() {
+		for _, sub := range s.subs {
+			sub.Drain()
+		}
+		// Drain is asynchronous; wait a bounded time for it, then refuse what still comes.
+		for _, sub := range s.subs {
+			for i := 0; i < 200 && sub.IsValid(); i++ {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		close(s.work)
+		s.wg.Wait()
+	})
+}

@@ -1,0 +1,342 @@
+// Package replay owns the durable event log (a NATS JetStream stream of Arrow record batches), the dead-letter
+// log, replay sessions and exports. It does not fork the engine's logic: replays feed the same engine code.
+package replay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/ipc"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"citybrain/engine"
+	"citybrain/ingest"
+)
+
+// Names of the streams and subjects of the log.
+const (
+	EventsStream  = "CITYBRAIN_EVENTS"
+	EventsSubject = "citybrain.log.events"
+	DeadStream    = "CITYBRAIN_DEAD"
+	DeadSubject   = "citybrain.log.dead"
+
+	// HeaderRows carries the number of events in a log message.
+	HeaderRows = "Cb-Rows"
+)
+
+// LogConfig sets the retention of the log.
+type LogConfig struct {
+	MaxAge   time.Duration // events older than this are dropped from the log (0: kept until MaxBytes)
+	MaxBytes int64         // the log's size limit; the oldest messages go first (0: unlimited)
+	Replicas int           // JetStream replicas (1 on a single server)
+	// Duplicates is the window in which a message id is remembered for deduplication.
+	Duplicates time.Duration
+	Mem        memory.Allocator
+}
+
+// DefaultLogConfig keeps a week of events, up to 20 GiB.
+func DefaultLogConfig() LogConfig {
+	return LogConfig{MaxAge: 7 * 24 * time.Hour, MaxBytes: 20 << 30, Replicas: 1, Duplicates: 2 * time.Minute,
+		Mem: memory.DefaultAllocator}
+}
+
+// Log is the durable, ordered event log. Safe for concurrent use.
+type Log struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	events jetstream.Stream
+	dead   jetstream.Stream
+	mem    memory.Allocator
+	maxMsg int
+}
+
+// OpenLog creates or updates the streams of the log on the server behind nc.
+func OpenLog(ctx context.Context, nc *nats.Conn, cfg LogConfig) (*Log, error) {
+	if cfg.Mem == nil {
+		cfg.Mem = memory.DefaultAllocator
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open JetStream: %w", err)
+	}
+	events, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: EventsStream, Subjects: []string{EventsSubject}, Storage: jetstream.FileStorage,
+		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxAge: cfg.MaxAge,
+		MaxBytes: orUnlimited(cfg.MaxBytes), Replicas: cfg.Replicas, Duplicates: cfg.Duplicates,
+		Description: "CityBrain accepted events as Arrow IPC record batches (schema " + engine.SchemaVersion + ")",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot create stream %s: %w", EventsStream, err)
+	}
+	dead, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: DeadStream, Subjects: []string{DeadSubject}, Storage: jetstream.FileStorage,
+		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxAge: cfg.MaxAge,
+		MaxBytes: orUnlimited(cfg.MaxBytes / 10), Replicas: cfg.Replicas,
+		Description: "CityBrain rejected events with their reasons",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot create stream %s: %w", DeadStream, err)
+	}
+	maxMsg := int(nc.MaxPayload()) - 4096
+	if maxMsg < 64<<10 {
+		maxMsg = 64 << 10
+	}
+	return &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: maxMsg}, nil
+}
+
+func orUnlimited(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+// EncodeRecord writes rec as an Arrow IPC stream (schema and one batch).
+func EncodeRecord(rec arrow.Record, mem memory.Allocator) ([]byte, error) {
+	var buf bytes.Buffer
+	w := ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()), ipc.WithAllocator(mem))
+	if err := w.Write(rec); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("cannot encode record batch (%d rows): %w", rec.NumRows(), err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("cannot close IPC stream: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// DecodeRecords reads every record batch of the IPC stream data, checks the schema and passes each to fn,
+// which must Retain a record it keeps after returning.
+func DecodeRecords(data []byte, mem memory.Allocator, fn func(arrow.Record) error) error {
+	r, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(mem))
+	if err != nil {
+		return fmt.Errorf("cannot read Arrow IPC stream: %w", err)
+	}
+	defer r.Release()
+	if err := engine.CheckSchema(r.Schema()); err != nil {
+		return err
+	}
+	for r.Next() {
+		if err := fn(r.Record()); err != nil {
+			return err
+		}
+	}
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("cannot read Arrow IPC stream: %w", err)
+	}
+	return nil
+}
+
+// Append writes rec to the log and returns once JetStream has stored it (the acknowledgement). A record too
+// large for one message is split by rows. msgID, when not empty, deduplicates retries within the duplicates
+// window (parts get the suffix "/k"). It returns the sequence of the last message written.
+func (l *Log) Append(ctx context.Context, rec arrow.Record, msgID string) (uint64, error) {
+	return l.append(ctx, rec, msgID)
+}
+
+func (l *Log) append(ctx context.Context, rec arrow.Record, msgID string) (uint64, error) {
+	if rec.NumRows() == 0 {
+		return 0, nil
+	}
+	data, err := EncodeRecord(rec, l.mem)
+	if err != nil {
+		return 0, err
+	}
+	if len(data) > l.maxMsg && rec.NumRows() > 1 {
+		half := rec.NumRows() / 2
+		a, b := rec.NewSlice(0, half), rec.NewSlice(half, rec.NumRows())
+		defer a.Release()
+		defer b.Release()
+		idA, idB := msgID, msgID
+		if msgID != "" {
+			idA, idB = msgID+"/0", msgID+"/1"
+		}
+		if _, err := l.append(ctx, a, idA); err != nil {
+			return 0, err
+		}
+		return l.append(ctx, b, idB)
+	}
+	msg := nats.NewMsg(EventsSubject)
+	msg.Data = data
+	msg.Header.Set(HeaderRows, strconv.FormatInt(rec.NumRows(), 10))
+	var opts []jetstream.PublishOpt
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	ack, err := l.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		return 0, fmt.Errorf("cannot append %d events to the log: %w", rec.NumRows(), err)
+	}
+	return ack.Sequence, nil
+}
+
+// MaxDeadRaw bounds the raw bytes kept of one rejected event.
+const MaxDeadRaw = 16 << 10
+
+// AppendDead stores rejected events on the dead-letter log, one message each, and waits for every ack.
+func (l *Log) AppendDead(ctx context.Context, letters []ingest.DeadLetter) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(letters))
+	for i := range letters {
+		if len(letters[i].Raw) > MaxDeadRaw {
+			letters[i].Raw = letters[i].Raw[:MaxDeadRaw]
+		}
+		data, err := json.Marshal(&letters[i])
+		if err != nil {
+			return fmt.Errorf("cannot encode dead letter: %w", err)
+		}
+		f, err := l.js.PublishAsync(DeadSubject, data)
+		if err != nil {
+			return fmt.Errorf("cannot append to the dead-letter log: %w", err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("cannot append to the dead-letter log: %w", err)
+		case <-ctx.Done():
+			return fmt.Errorf("cannot append to the dead-letter log: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+// Dead returns up to limit of the newest dead letters, newest first, and the total stored.
+func (l *Log) Dead(ctx context.Context, limit int) ([]ingest.DeadLetter, uint64, error) {
+	info, err := l.dead.Info(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("cannot read stream %s: %w", DeadStream, err)
+	}
+	var out []ingest.DeadLetter
+	for seq := info.State.LastSeq; seq >= info.State.FirstSeq && seq > 0 && len(out) < limit; seq-- {
+		m, err := l.dead.GetMsg(ctx, seq)
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue
+			}
+			return out, info.State.Msgs, fmt.Errorf("cannot read dead letter %d: %w", seq, err)
+		}
+		var d ingest.DeadLetter
+		if err := json.Unmarshal(m.Data, &d); err != nil {
+			return out, info.State.Msgs, fmt.Errorf("cannot decode dead letter %d: %w", seq, err)
+		}
+		out = append(out, d)
+	}
+	return out, info.State.Msgs, nil
+}
+
+// DeadCount is the number of dead letters stored.
+func (l *Log) DeadCount(ctx context.Context) (uint64, error) {
+	info, err := l.dead.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("cannot read stream %s: %w", DeadStream, err)
+	}
+	return info.State.Msgs, nil
+}
+
+// State is the log's extent.
+type State struct {
+	FirstSeq, LastSeq, Msgs, Bytes uint64
+}
+
+// State returns the current extent of the event log.
+func (l *Log) State(ctx context.Context) (State, error) {
+	info, err := l.events.Info(ctx)
+	if err != nil {
+		return State{}, fmt.Errorf("cannot read stream %s: %w", EventsStream, err)
+	}
+	return State{FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq, Msgs: info.State.Msgs,
+		Bytes: info.State.Bytes}, nil
+}
+
+// Consume delivers every batch from sequence from (1: the whole log) in log order to fn until ctx ends,
+// which is the only way it returns nil. fn must Retain a record it keeps after returning. A message that
+// cannot be decoded is passed to bad and skipped (it can only come from a foreign publisher).
+func (l *Log) Consume(ctx context.Context, from uint64, fn func(seq uint64, rec arrow.Record) error, bad func(seq uint64, err error)) error {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{EventsSubject}}
+	if from > 1 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = from
+	}
+	cons, err := l.js.OrderedConsumer(ctx, EventsStream, cfg)
+	if err != nil {
+		return fmt.Errorf("cannot create consumer on %s: %w", EventsStream, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(256))
+	if err != nil {
+		return fmt.Errorf("cannot consume %s: %w", EventsStream, err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			return fmt.Errorf("cannot read %s: %w", EventsStream, err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("cannot read message metadata: %w", err)
+		}
+		seq := md.Sequence.Stream
+		err = DecodeRecords(m.Data(), l.mem, func(rec arrow.Record) error {
+			if err := fn(seq, rec); err != nil {
+				return &fnError{err}
+			}
+			return nil
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var fe *fnError
+			if errors.As(err, &fe) {
+				return fe.err
+			}
+			if bad != nil {
+				bad(seq, err)
+			}
+		}
+	}
+}
+
+// fnError marks an error returned by a Consume callback (as opposed to a decoding error).
+type fnError struct{ err error }
+
+func (e *fnError) Error() string { return e.err.Error() }
+
+// Read delivers the batches with sequences in [from, to] in order, then returns (a bounded read for exports
+// and replays).
+func (l *Log) Read(ctx context.Context, from, to uint64, fn func(seq uint64, rec arrow.Record) error) error {
+	for seq := max(from, 1); seq <= to; seq++ {
+		m, err := l.events.GetMsg(ctx, seq)
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue
+			}
+			return fmt.Errorf("cannot read log message %d: %w", seq, err)
+		}
+		if err := DecodeRecords(m.Data, l.mem, func(rec arrow.Record) error { return fn(seq, rec) }); err != nil {
+			return fmt.Errorf("cannot decode log message %d: %w", seq, err)
+		}
+	}
+	return nil
+}

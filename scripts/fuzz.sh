@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every Fuzz target of the module for FUZZTIME each (default 5s). Seeds (real samples) run in plain
+# `go test` too; this explores beyond them. Failing inputs land in testdata/fuzz/ of the package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+FUZZTIME=${FUZZTIME:-5s}
+n=0
+while IFS= read -r file; do
+	dir=$(dirname "$file")
+	for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)\(f \*testing\.F\)' "$file" | sed -E 's/^func (Fuzz[A-Za-z0-9_]+).*/\1/'); do
+		echo "fuzz: ./$dir $target ($FUZZTIME)"
+		"$GO" test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "./$dir" >/tmp/fuzz-$$.log 2>&1 || { cat /tmp/fuzz-$$.log; exit 1; }
+		tail -1 /tmp/fuzz-$$.log
+		n=$((n + 1))
+	done
+done < <(git ls-files '*_test.go'; git ls-files --others --exclude-standard '*_test.go')
+rm -f /tmp/fuzz-$$.log
+echo "fuzz: $n targets ran for $FUZZTIME each"
