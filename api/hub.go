@@ -144,7 +144,7 @@ func (h *Hub) OnDelta(d *engine.Delta) {
 		groups[k] = append(groups[k], c)
 	}
 	for _, cs := range groups {
-		msg := h.encodeDelta(cs[0].sub, e.changed, e.removed, d.Seq)
+		msg := h.encodeDelta(cs[0].sub, e.changed, e.removed, d.Incidents, d.Seq)
 		for _, c := range cs {
 			h.enqueue(c, msg)
 		}
@@ -245,13 +245,27 @@ func (h *Hub) viewsFor(sub *subscription, cells []uint64, all bool) (views []*en
 	return views, gone
 }
 
-func (h *Hub) encodeDelta(sub *subscription, changed, removed []uint64, seq uint64) []byte {
+func (h *Hub) encodeDelta(sub *subscription, changed, removed []uint64, incidents []engine.Incident, seq uint64) []byte {
 	cells := append(append([]uint64(nil), changed...), removed...)
 	views, gone := h.viewsFor(sub, cells, false)
-	return h.encode("delta", sub, views, gone, seq)
+	return h.encode("delta", sub, views, gone, incidents, seq)
 }
 
-func (h *Hub) encode(typ string, sub *subscription, views []*engine.CellView, gone []uint64, seq uint64) []byte {
+// incidentsFor keeps the incidents of list inside sub's viewport, when it asked for the layer.
+func incidentsFor(sub *subscription, list []engine.Incident, activeOnly bool) []engine.Incident {
+	if !sub.Layers["incidents"] {
+		return nil
+	}
+	var out []engine.Incident
+	for _, in := range list {
+		if (!activeOnly || in.Active()) && sub.BBox.Contains(in.Lat, in.Lng) {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+func (h *Hub) encode(typ string, sub *subscription, views []*engine.CellView, gone []uint64, incidents []engine.Incident, seq uint64) []byte {
 	buf := make([]byte, 0, 128+len(views)*420)
 	buf = append(buf, `{"type":"`...)
 	buf = append(buf, typ...)
@@ -281,7 +295,23 @@ func (h *Hub) encode(typ string, sub *subscription, views []*engine.CellView, go
 		buf = append(buf, geo.CellString(c)...)
 		buf = append(buf, '"')
 	}
-	return append(buf, "]}"...)
+	buf = append(buf, ']')
+	if sub.Layers["incidents"] {
+		if typ == "snapshot" {
+			incidents = incidentsFor(sub, h.eng.Incidents(), true)
+		} else {
+			incidents = incidentsFor(sub, incidents, false)
+		}
+		buf = append(buf, `,"incidents":[`...)
+		for i := range incidents {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendIncident(buf, &incidents[i])
+		}
+		buf = append(buf, ']')
+	}
+	return append(buf, '}')
 }
 
 // enqueue queues msg for c without blocking; a full queue coalesces the client to a fresh snapshot, and a
@@ -510,10 +540,11 @@ func (h *Hub) subscribe(c *client, sub *subscription, since *uint64) {
 			}
 		}
 		views, gone := h.viewsFor(sub, cells, false)
-		msg = h.encode("delta", sub, views, gone, h.seq)
+		// Incidents: every one the engine holds, so the client also learns of those that ended meanwhile.
+		msg = h.encode("delta", sub, views, gone, h.eng.Incidents(), h.seq)
 	} else {
 		views, _ := h.viewsFor(sub, nil, true)
-		msg = h.encode("snapshot", sub, views, nil, h.seq)
+		msg = h.encode("snapshot", sub, views, nil, nil, h.seq)
 	}
 	select {
 	case c.send <- msg:
@@ -535,7 +566,7 @@ func (h *Hub) snapshotFor(c *client) []byte {
 		return nil
 	}
 	views, _ := h.viewsFor(c.sub, nil, true)
-	return h.encode("snapshot", c.sub, views, nil, h.seq)
+	return h.encode("snapshot", c.sub, views, nil, nil, h.seq)
 }
 
 func (c *client) writeLoop() {

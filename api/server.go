@@ -49,6 +49,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/status", a.Open(s.handleStatus))
 	mux.HandleFunc("GET /api/v1/cells", a.Open(s.handleCells))
 	mux.HandleFunc("GET /api/v1/incidents", a.Open(s.handleIncidents))
+	mux.HandleFunc("POST /api/v1/incidents/{id}", a.Require(s.handleIncidentAction, RoleCommander))
+	mux.HandleFunc("GET /api/v1/audit", a.Require(s.handleAudit, RoleAdmin))
 	mux.HandleFunc("POST /api/v1/events", a.Open(s.Ingest.ServeHTTP, RoleFeed))
 	mux.HandleFunc("GET /api/v1/deadletters", a.Require(s.handleDead, RoleAdmin))
 	mux.HandleFunc("GET /api/v1/whoami", s.handleWhoami)
@@ -147,24 +149,6 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	buf = append(buf, "}\n"...)
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(buf)
-}
-
-// handleIncidents serves GET /api/v1/incidents. Incident detection is not built yet (issue: incidents), so
-// the list is empty rather than invented.
-func (s *Server) handleIncidents(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if st := q.Get("status"); st != "" && st != "active" && st != "all" {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("status %q must be active or all", st))
-		return
-	}
-	if since := q.Get("since"); since != "" {
-		if _, err := time.Parse(time.RFC3339Nano, since); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("since %q is not RFC 3339", since))
-			return
-		}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write([]byte("[]\n"))
 }
 
 func (s *Server) handleDead(w http.ResponseWriter, r *http.Request) {

@@ -89,13 +89,15 @@ func (c *Config) fill() {
 	}
 }
 
-// Delta is what one tick changed: views at the base resolution and cells that left every window.
+// Delta is what one tick changed: views at the base resolution, cells that left every window, and incidents
+// that changed (copies).
 type Delta struct {
 	Seq       uint64
 	Watermark int64 // ms
 	Now       int64 // newest event time, ms
 	Changed   []*CellView
 	Removed   []uint64
+	Incidents []Incident
 }
 
 // Status is the engine's progress.
@@ -134,13 +136,23 @@ type Engine struct {
 	kindEvents [numKinds]atomic.Uint64
 	kindLate   [numKinds]atomic.Uint64
 
-	status  atomic.Pointer[Status]
+	status    atomic.Pointer[Status]
+	incidents atomic.Pointer[[]Incident] // published by the tick goroutine
+	// Owned by the tick goroutine.
+	tracker    *tracker
+	lastScores map[uint64]float64
+	sendScores map[uint64]float64
+	// Operator actions from the log, waiting for the next tick; results by action id.
+	actMu     sync.Mutex
+	actions   []Action
+	actResult sync.Map // action id → error (nil error stored as errOK)
+
 	flushCh chan chan struct{}
 	stopCh  chan struct{}
 	stopped sync.Once
 	wg      sync.WaitGroup // shard goroutines
 	tickWG  sync.WaitGroup // the tick goroutine
-	applyMu sync.Mutex // guards against concurrent Apply and Stop, never contended on the hot path
+	applyMu sync.Mutex     // guards against concurrent Apply and Stop, never contended on the hot path
 	closed  bool
 }
 
@@ -160,7 +172,9 @@ func New(cfg Config) *Engine {
 		cfg: cfg, bucketMs: cfg.Bucket.Milliseconds(), seed: maphash.MakeSeed(),
 		now: minTime, wm: minTime,
 		flushCh: make(chan chan struct{}), stopCh: make(chan struct{}),
+		tracker: newTracker(),
 	}
+	e.incidents.Store(&[]Incident{})
 	e.rowsBuf = make([][]int32, cfg.Shards)
 	e.dispatched.Store(&mark{now: minTime, wm: minTime})
 	e.status.Store(&Status{Watermark: minTime, Now: minTime})
@@ -235,7 +249,7 @@ func (e *Engine) Apply(seq uint64, rec arrow.Record) error {
 			continue
 		}
 		rec.Retain()
-		e.shards[i].in <- shardMsg{rec: rec, rows: append([]int32(nil), rows...), horizon: horizon}
+		e.shards[i].in <- shardMsg{rec: rec, rows: append([]int32(nil), rows...), horizon: horizon, now: e.now}
 	}
 	e.lastSeq = seq
 	e.late.Add(late)
@@ -292,22 +306,26 @@ func (e *Engine) tick(seq uint64) uint64 {
 	reply := make(chan tickResult, len(e.shards))
 	for _, s := range e.shards {
 		select {
-		case s.in <- shardMsg{tick: &tickReq{now: m.now, wm: m.wm, reply: reply}}:
+		case s.in <- shardMsg{tick: &tickReq{now: m.now, wm: m.wm, scores: e.sendScores, reply: reply}}:
 		case <-e.stopCh:
 			return seq
 		}
 	}
+	e.sendScores = nil
 	d := &Delta{Watermark: m.wm, Now: m.now}
+	var evidence []Evidence
 	for range e.shards {
 		select {
 		case r := <-reply:
 			d.Changed = append(d.Changed, r.changed...)
 			d.Removed = append(d.Removed, r.removed...)
+			evidence = append(evidence, r.evidence...)
 		case <-e.stopCh:
 			return seq
 		}
 	}
-	if len(d.Changed) > 0 || len(d.Removed) > 0 {
+	d.Incidents = e.track(m.now, evidence)
+	if len(d.Changed) > 0 || len(d.Removed) > 0 || len(d.Incidents) > 0 {
 		seq++
 		d.Seq = seq
 	}
@@ -394,4 +412,107 @@ func (e *Engine) Stop() {
 		}
 		e.wg.Wait()
 	})
+}
+
+// neighbourSpeed returns the published 1-minute speed and free-flow speed of cell, for the traffic rule's
+// spatial check. It reads immutable published views and is safe from any shard goroutine.
+func (e *Engine) neighbourSpeed(cell uint64) (float64, float64, bool) {
+	v := (*e.shards[e.shardOf(cell)].snap.Load())[cell]
+	if v == nil {
+		return 0, 0, false
+	}
+	sp, ok := v.W[0].Speed()
+	if !ok || v.W[0].Samples < minAnomalyN {
+		return 0, 0, false
+	}
+	return sp, v.FreeFlowKmh, true
+}
+
+// track runs the incident tracker for one tick and returns the incidents that changed.
+func (e *Engine) track(now int64, evidence []Evidence) []Incident {
+	t := e.tracker
+	before := map[string]Incident{}
+	for _, in := range t.order {
+		if in.Status != "" {
+			before[in.ID] = Incident{Status: in.Status, Score: in.Score, EvidenceCount: in.EvidenceCount,
+				Severity: in.Severity, Type: in.Type, Lat: in.Lat, Lng: in.Lng}
+		}
+	}
+	e.actMu.Lock()
+	actions := e.actions
+	e.actions = nil
+	e.actMu.Unlock()
+	sortEvidence(evidence)
+	for _, ev := range evidence {
+		t.add(ev)
+	}
+	var changedArea bool
+	for _, a := range actions {
+		err := t.apply(a)
+		if err == nil {
+			err = errOK
+		}
+		e.actResult.Store(a.ID, err)
+	}
+	changedArea = t.advance(now, e.view)
+	scores := t.scores()
+	if !mapsEqual(scores, e.lastScores) {
+		e.sendScores, e.lastScores = scores, scores
+	}
+	all := t.snapshot()
+	var changed []Incident
+	for _, in := range all {
+		b, ok := before[in.ID]
+		if !ok || b.Status != in.Status || b.Score != in.Score || b.EvidenceCount != in.EvidenceCount ||
+			b.Severity != in.Severity || b.Type != in.Type || b.Lat != in.Lat || b.Lng != in.Lng || changedArea {
+			changed = append(changed, in)
+		}
+	}
+	if len(changed) > 0 || len(all) != len(*e.incidents.Load()) {
+		e.incidents.Store(&all)
+	}
+	return changed
+}
+
+func mapsEqual(a, b map[uint64]float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// view returns the published base view of cell, or nil.
+func (e *Engine) view(cell uint64) *CellView {
+	return (*e.shards[e.shardOf(cell)].snap.Load())[cell]
+}
+
+// Incidents returns the visible incidents as of the last tick (copies, oldest first).
+func (e *Engine) Incidents() []Incident { return *e.incidents.Load() }
+
+// errOK marks an action that succeeded in actResult.
+var errOK = errors.New("ok")
+
+// ApplyAction queues an operator action read from the log; the next tick carries it out. Called by the
+// log consumer in log order with Apply.
+func (e *Engine) ApplyAction(a Action) {
+	e.actMu.Lock()
+	e.actions = append(e.actions, a)
+	e.actMu.Unlock()
+}
+
+// ActionResult returns the outcome of the action with id, and false while it has not been carried out.
+func (e *Engine) ActionResult(id string) (error, bool) {
+	v, ok := e.actResult.Load(id)
+	if !ok {
+		return nil, false
+	}
+	if v.(error) == errOK {
+		return nil, true
+	}
+	return v.(error), true
 }

@@ -103,15 +103,15 @@ type BatchBuilder struct {
 	b    *array.RecordBuilder
 	rows int
 
-	ts        *array.TimestampBuilder
-	kind      *array.Uint8Builder
-	id        *array.StringBuilder
-	lat, lng  *array.Float64Builder
-	cell      *array.Uint64Builder
-	f32       [numCols]*array.Float32Builder
-	f64       [numCols]*array.Float64Builder
-	str       [numCols]*array.StringBuilder
-	severity  *array.Int8Builder
+	ts       *array.TimestampBuilder
+	kind     *array.Uint8Builder
+	id       *array.StringBuilder
+	lat, lng *array.Float64Builder
+	cell     *array.Uint64Builder
+	f32      [numCols]*array.Float32Builder
+	f64      [numCols]*array.Float64Builder
+	str      [numCols]*array.StringBuilder
+	severity *array.Int8Builder
 }
 
 // NewBatchBuilder returns a builder allocating from mem. Call Release when done.

@@ -30,6 +30,8 @@ type cellState struct {
 	lastTS   int64
 	lat, lng float64
 	view     *CellView // last published view, nil before the first
+	anomaly  anomalyState
+	incident float64 // incident score set by the tracker
 }
 
 func (cs *cellState) bucket(start int64) *agg {
@@ -74,17 +76,26 @@ type shardMsg struct {
 	rec     arrow.Record // retained for this shard; the shard releases it
 	rows    []int32
 	horizon int64 // events older than this are too late for any window
+	now     int64 // the engine's newest event time after this batch
 	tick    *tickReq
 }
 
 type tickReq struct {
 	now, wm int64
+	scores  map[uint64]float64 // incident scores by cell (nil: unchanged since the last tick)
 	reply   chan tickResult
 }
 
 type tickResult struct {
-	changed []*CellView
-	removed []uint64
+	changed  []*CellView
+	removed  []uint64
+	evidence []Evidence
+}
+
+// busState tracks one transit vehicle's delay for the sudden-delay rule.
+type busState struct {
+	ts    int64
+	delay float64
 }
 
 // shard owns the cells whose coarse parent hashes to it. Every field is owned by the shard's goroutine except
@@ -97,6 +108,10 @@ type shard struct {
 	raw   map[int64]*rawBucket
 
 	lastTickBucket int64
+	lastEvalEnd    int64 // bucket end up to which traffic anomalies were evaluated
+	evidence       []Evidence
+	buses          map[string]busState
+	scored         map[uint64]bool // cells with a nonzero incident score
 	snap           atomic.Pointer[map[uint64]*CellView]
 	rawRows        atomic.Int64
 }
@@ -108,6 +123,9 @@ func newShard(e *Engine) *shard {
 		cells: make(map[uint64]*cellState),
 		dirty: make(map[uint64]struct{}),
 		raw:   make(map[int64]*rawBucket),
+		buses: make(map[string]busState),
+
+		scored: make(map[uint64]bool),
 	}
 	empty := map[uint64]*CellView{}
 	s.snap.Store(&empty)
@@ -117,7 +135,7 @@ func newShard(e *Engine) *shard {
 func (s *shard) run() {
 	for m := range s.in {
 		if m.tick != nil {
-			m.tick.reply <- s.tick(m.tick.now, m.tick.wm)
+			m.tick.reply <- s.tick(m.tick.now, m.tick.wm, m.tick.scores)
 			continue
 		}
 		s.apply(m)
@@ -182,10 +200,61 @@ func (s *shard) apply(m shardMsg) {
 			if speed.IsValid(r) {
 				a.addSpeed(float64(speed.Value(r)), 0.5)
 			}
+			s.transitDelay(rec, r, t, cell, cs)
+		case KindVideo, KindReport, KindSensor:
+			if ev, ok := pointEvidence(rec, r, cell, lat.Value(r), lng.Value(r), k, t); ok {
+				s.evidence = append(s.evidence, ev)
+			}
 		}
 		s.rawAppend(start, rec, r)
-		_ = lat
-		_ = lng
+	}
+	s.evalBuckets(m.now)
+}
+
+// transitDelay emits supporting evidence when a vehicle's delay grows by more than 2 minutes within 5.
+func (s *shard) transitDelay(rec arrow.Record, r int, t int64, cell uint64, cs *cellState) {
+	delay := rec.Column(ColDelay).(*array.Float32)
+	if delay.IsNull(r) {
+		return
+	}
+	id := rec.Column(ColID).(*array.String).Value(r)
+	d := float64(delay.Value(r))
+	prev, ok := s.buses[id]
+	if !ok && len(s.buses) >= 100_000 {
+		clear(s.buses) // bounded: a restart of the rule is harmless
+	}
+	s.buses[cloneStr(id)] = busState{ts: t, delay: d}
+	if ok && t > prev.ts && t-prev.ts <= 5*60_000 && d-prev.delay > 120 {
+		route := rec.Column(ColRoute).(*array.String)
+		src := "route"
+		if route.IsValid(r) {
+			src = "route:" + route.Value(r)
+		}
+		s.evidence = append(s.evidence, Evidence{Kind: KindTransit, Source: src, Type: "transit_delay", TS: t,
+			Lat: cs.lat, Lng: cs.lng, Cell: cell, Weight: 0.2})
+	}
+}
+
+// evalBuckets runs the traffic anomaly rule at every bucket end the engine clock has passed.
+func (s *shard) evalBuckets(now int64) {
+	bucketMs := s.e.bucketMs
+	end := floorDiv(now, bucketMs) * bucketMs
+	if s.lastEvalEnd == 0 || end-s.lastEvalEnd > 10*bucketMs {
+		s.lastEvalEnd = end - bucketMs // first batch, or a jump in time: evaluate the newest bucket end only
+	}
+	for t := s.lastEvalEnd + bucketMs; t <= end; t += bucketMs {
+		for cell, cs := range s.cells {
+			if cs.lastTS < t-60_000 {
+				cs.anomaly.run = 0
+				continue
+			}
+			if ev, ok := s.evalTraffic(cell, cs, t, s.e.neighbourSpeed); ok {
+				s.evidence = append(s.evidence, ev)
+			}
+		}
+	}
+	if end > s.lastEvalEnd {
+		s.lastEvalEnd = end
 	}
 }
 
@@ -225,8 +294,27 @@ func (s *shard) rawAppend(start int64, rec arrow.Record, r int) {
 
 // tick seals raw buckets behind the watermark, releases raw buckets past retention, drops aggregates past the
 // longest window, and publishes the views that changed.
-func (s *shard) tick(now, wm int64) tickResult {
+func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 	bucketMs := s.e.bucketMs
+	s.evalBuckets(now)
+	if scores != nil {
+		for cell := range s.scored {
+			if _, ok := scores[cell]; !ok {
+				if cs := s.cells[cell]; cs != nil {
+					cs.incident = 0
+					s.dirty[cell] = struct{}{}
+				}
+				delete(s.scored, cell)
+			}
+		}
+		for cell, sc := range scores {
+			if cs := s.cells[cell]; cs != nil && cs.incident != sc {
+				cs.incident = sc
+				s.scored[cell] = true
+				s.dirty[cell] = struct{}{}
+			}
+		}
+	}
 	for start, rb := range s.raw {
 		if start+bucketMs <= wm && rb.open != nil {
 			rb.sealed = append(rb.sealed, rb.open.NewRecord())
@@ -273,6 +361,7 @@ func (s *shard) tick(now, wm int64) tickResult {
 		}
 	}
 	clear(s.dirty)
+	res.evidence, s.evidence = s.evidence, nil
 	if len(res.changed) > 0 || len(res.removed) > 0 {
 		old := *s.snap.Load()
 		next := make(map[uint64]*CellView, len(old)+len(res.changed))
@@ -291,7 +380,7 @@ func (s *shard) tick(now, wm int64) tickResult {
 }
 
 func (s *shard) view(cell uint64, cs *cellState, now int64) *CellView {
-	v := &CellView{Cell: cell, Res: s.e.cfg.Res, Lat: cs.lat, Lng: cs.lng, UpdatedAt: cs.lastTS}
+	v := &CellView{Cell: cell, Res: s.e.cfg.Res, Lat: cs.lat, Lng: cs.lng, UpdatedAt: cs.lastTS, IncidentScore: cs.incident}
 	bucketMs := s.e.bucketMs
 	for i, w := range Windows {
 		from := now - w.Milliseconds()
@@ -302,20 +391,7 @@ func (s *shard) view(cell uint64, cs *cellState, now int64) *CellView {
 			}
 		}
 	}
-	switch {
-	case s.e.cfg.FreeFlow != nil:
-		if ff, ok := s.e.cfg.FreeFlow(cell); ok {
-			v.FreeFlowKmh, v.FreeFlowSource = ff, FreeFlowNetwork
-			break
-		}
-		fallthrough
-	default:
-		if ff, ok := cs.learnedFreeFlow(s.e.cfg.MinFreeFlowSamples); ok {
-			v.FreeFlowKmh, v.FreeFlowSource = max(ff, s.e.cfg.MinFreeFlowKmh), FreeFlowLearned
-		} else {
-			v.FreeFlowKmh, v.FreeFlowSource = s.e.cfg.DefaultFreeFlowKmh, FreeFlowDefault
-		}
-	}
+	v.FreeFlowKmh, v.FreeFlowSource = s.freeFlowSource(cell, cs)
 	return v
 }
 
@@ -344,4 +420,22 @@ func floorDiv(a, b int64) int64 {
 		q--
 	}
 	return q
+}
+
+// freeFlowSource is the cell's free-flow speed: the road network's, else learned, else the default.
+func (s *shard) freeFlowSource(cell uint64, cs *cellState) (float64, uint8) {
+	if s.e.cfg.FreeFlow != nil {
+		if ff, ok := s.e.cfg.FreeFlow(cell); ok {
+			return ff, FreeFlowNetwork
+		}
+	}
+	if ff, ok := cs.learnedFreeFlow(s.e.cfg.MinFreeFlowSamples); ok {
+		return max(ff, s.e.cfg.MinFreeFlowKmh), FreeFlowLearned
+	}
+	return s.e.cfg.DefaultFreeFlowKmh, FreeFlowDefault
+}
+
+func (s *shard) freeFlow(cell uint64, cs *cellState) float64 {
+	ff, _ := s.freeFlowSource(cell, cs)
+	return ff
 }

@@ -30,6 +30,10 @@ const (
 
 	// HeaderRows carries the number of events in a log message.
 	HeaderRows = "Cb-Rows"
+	// HeaderType marks log messages that are not event batches: "action" is an operator action (JSON of
+	// engine.Action), kept in the same ordered log so restarts and replays see it where it happened.
+	HeaderType = "Cb-Type"
+	TypeAction = "action"
 )
 
 // LogConfig sets the retention of the log.
@@ -181,6 +185,65 @@ func (l *Log) append(ctx context.Context, rec arrow.Record, msgID string) (uint6
 	return ack.Sequence, nil
 }
 
+// AppendAction writes an operator action to the log (deduplicated by its id) and returns its sequence.
+func (l *Log) AppendAction(ctx context.Context, a engine.Action) (uint64, error) {
+	data, err := json.Marshal(&a)
+	if err != nil {
+		return 0, fmt.Errorf("cannot encode action: %w", err)
+	}
+	msg := nats.NewMsg(EventsSubject)
+	msg.Data = data
+	msg.Header.Set(HeaderType, TypeAction)
+	ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithMsgID("action-"+a.ID))
+	if err != nil {
+		return 0, fmt.Errorf("cannot append action on %s to the log: %w", a.IncidentID, err)
+	}
+	return ack.Sequence, nil
+}
+
+// Handlers receive what Consume and ReadAll find in the log, in log order. Batch must Retain a record it
+// keeps after returning; Action may be nil (actions are then skipped); Bad, when set, gets messages that
+// cannot be decoded (they can only come from a foreign publisher) and they are skipped.
+type Handlers struct {
+	Batch  func(seq uint64, rec arrow.Record) error
+	Action func(seq uint64, a engine.Action) error
+	Bad    func(seq uint64, err error)
+}
+
+// dispatch decodes one log message.
+func (l *Log) dispatch(seq uint64, hdr nats.Header, data []byte, h Handlers) error {
+	if hdr != nil && hdr.Get(HeaderType) == TypeAction {
+		if h.Action == nil {
+			return nil
+		}
+		var a engine.Action
+		if err := json.Unmarshal(data, &a); err != nil {
+			if h.Bad != nil {
+				h.Bad(seq, fmt.Errorf("cannot decode action: %w", err))
+			}
+			return nil
+		}
+		if err := h.Action(seq, a); err != nil {
+			return &fnError{err}
+		}
+		return nil
+	}
+	err := DecodeRecords(data, l.mem, func(rec arrow.Record) error {
+		if err := h.Batch(seq, rec); err != nil {
+			return &fnError{err}
+		}
+		return nil
+	})
+	var fe *fnError
+	if err != nil && !errors.As(err, &fe) {
+		if h.Bad != nil {
+			h.Bad(seq, err)
+		}
+		return nil
+	}
+	return err
+}
+
 // MaxDeadRaw bounds the raw bytes kept of one rejected event.
 const MaxDeadRaw = 16 << 10
 
@@ -263,8 +326,13 @@ func (l *Log) State(ctx context.Context) (State, error) {
 
 // Consume delivers every batch from sequence from (1: the whole log) in log order to fn until ctx ends,
 // which is the only way it returns nil. fn must Retain a record it keeps after returning. A message that
-// cannot be decoded is passed to bad and skipped (it can only come from a foreign publisher).
+// cannot be decoded is passed to bad and skipped. Operator actions are skipped: use ConsumeAll for them.
 func (l *Log) Consume(ctx context.Context, from uint64, fn func(seq uint64, rec arrow.Record) error, bad func(seq uint64, err error)) error {
+	return l.ConsumeAll(ctx, from, Handlers{Batch: fn, Bad: bad})
+}
+
+// ConsumeAll is Consume with every kind of log message.
+func (l *Log) ConsumeAll(ctx context.Context, from uint64, h Handlers) error {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{EventsSubject}}
 	if from > 1 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
@@ -296,14 +364,7 @@ func (l *Log) Consume(ctx context.Context, from uint64, fn func(seq uint64, rec 
 		if err != nil {
 			return fmt.Errorf("cannot read message metadata: %w", err)
 		}
-		seq := md.Sequence.Stream
-		err = DecodeRecords(m.Data(), l.mem, func(rec arrow.Record) error {
-			if err := fn(seq, rec); err != nil {
-				return &fnError{err}
-			}
-			return nil
-		})
-		if err != nil {
+		if err := l.dispatch(md.Sequence.Stream, m.Headers(), m.Data(), h); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -311,9 +372,7 @@ func (l *Log) Consume(ctx context.Context, from uint64, fn func(seq uint64, rec 
 			if errors.As(err, &fe) {
 				return fe.err
 			}
-			if bad != nil {
-				bad(seq, err)
-			}
+			return err
 		}
 	}
 }
@@ -324,8 +383,22 @@ type fnError struct{ err error }
 func (e *fnError) Error() string { return e.err.Error() }
 
 // Read delivers the batches with sequences in [from, to] in order, then returns (a bounded read for exports
-// and replays).
+// and replays). Operator actions are skipped: use ReadAll for them.
 func (l *Log) Read(ctx context.Context, from, to uint64, fn func(seq uint64, rec arrow.Record) error) error {
+	return l.ReadAll(ctx, from, to, Handlers{Batch: fn})
+}
+
+// ReadAll is Read with every kind of log message. A message that cannot be decoded is an error unless
+// h.Bad is set.
+func (l *Log) ReadAll(ctx context.Context, from, to uint64, h Handlers) error {
+	var badErr error
+	if h.Bad == nil {
+		h.Bad = func(seq uint64, err error) {
+			if badErr == nil {
+				badErr = fmt.Errorf("cannot decode log message %d: %w", seq, err)
+			}
+		}
+	}
 	for seq := max(from, 1); seq <= to; seq++ {
 		m, err := l.events.GetMsg(ctx, seq)
 		if err != nil {
@@ -334,8 +407,15 @@ func (l *Log) Read(ctx context.Context, from, to uint64, fn func(seq uint64, rec
 			}
 			return fmt.Errorf("cannot read log message %d: %w", seq, err)
 		}
-		if err := DecodeRecords(m.Data, l.mem, func(rec arrow.Record) error { return fn(seq, rec) }); err != nil {
-			return fmt.Errorf("cannot decode log message %d: %w", seq, err)
+		if err := l.dispatch(seq, m.Header, m.Data, h); err != nil {
+			var fe *fnError
+			if errors.As(err, &fe) {
+				return fe.err
+			}
+			return err
+		}
+		if badErr != nil {
+			return badErr
 		}
 	}
 	return nil

@@ -48,6 +48,8 @@ func main() {
 		err = runMain(os.Args[2:])
 	case "feed":
 		err = feedMain(os.Args[2:])
+	case "bench":
+		err = benchMain(os.Args[2:])
 	case "version", "--version", "-version":
 		fmt.Println(version)
 	case "help", "-h", "--help":

@@ -23,7 +23,7 @@ import (
 	"citybrain/geo"
 )
 
-// Config sets up a demo city. The zero value (apart from Seed) gives the West Lake city at real time.
+// Config sets up a demo city. The zero value gives the West Lake city (seed 0) starting now, as fast as possible.
 type Config struct {
 	Network  *geo.Network  // nil: geo.GenerateWestLake(Seed)
 	Flows    string        // optional path of a City Brain flow file (routes of vehicles), for a Network loaded from the matching roadnet

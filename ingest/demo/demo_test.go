@@ -184,10 +184,11 @@ func TestIncidentCollapsesSpeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	runFor(t, c, 600, func(*engine.Event) {})
-	best, bn := int32(-1), 0
+	best, bf := int32(-1), 0.0
 	for li := range c.links {
-		if n := len(c.links[li].q); n > bn && c.links[li].lengthM > 100 {
-			best, bn = int32(li), n
+		// The link with the highest recent flow that still flows freely (over 30 km/h).
+		if f := c.links[li].flow; f > bf && c.links[li].lengthM > 100 && meanSpeed(c, int32(li)) > 30/3.6 {
+			best, bf = int32(li), f
 		}
 	}
 	up := c.nodes[c.links[best].from].in

@@ -29,6 +29,10 @@ type incState struct {
 	active    bool
 }
 
+// urbanIncidentK scales the freeway capacities of capacityLeft down for city streets: merging into the open
+// lanes next to parked emergency vehicles, onlookers and short links leave less than on a freeway.
+const urbanIncidentK = 0.6
+
 // capacityLeft is the share of a link's capacity left when blocked of its lanes are closed (HCM 2010, exhibit
 // 10-17, freeway incidents; a one-lane road squeezed past a blockage keeps a fifth).
 func capacityLeft(lanes, blocked int) float64 {
@@ -78,20 +82,20 @@ func (c *City) incidents(t int64) {
 	}
 }
 
-// pickIncident blocks lanes of a busy link: links of 60 m or more are drawn with weight (vehicles on it)^2, so
-// blockages fall where there is traffic to disturb.
+// pickIncident blocks lanes of a busy link: links of 60 m or more are drawn with weight (recent flow)^2, so
+// blockages fall where there is traffic to disturb (crashes happen where vehicles are).
 func (c *City) pickIncident(t int64) {
 	sum := 0.0
 	for i := range c.links {
 		if lk := &c.links[i]; lk.lengthM >= 60 && lk.inc < 0 {
-			sum += float64(len(lk.q)*len(lk.q)) + 0.01
+			sum += lk.flow*lk.flow + 0.01
 		}
 	}
 	x := c.rng.Float64() * sum
 	li := int32(-1)
 	for i := range c.links {
 		if lk := &c.links[i]; lk.lengthM >= 60 && lk.inc < 0 {
-			x -= float64(len(lk.q)*len(lk.q)) + 0.01
+			x -= lk.flow*lk.flow + 0.01
 			if x <= 0 {
 				li = int32(i)
 				break
@@ -119,7 +123,7 @@ func (c *City) injectIncident(li int32, typ string, dur int64, t int64) int {
 	pos := lk.lengthM * (0.4 + 0.4*c.rng.Float64())
 	at, _ := c.pointOn(li, pos)
 	in := incState{truth: len(c.truth), link: li, pos: pos, at: at, typ: typ, start: t, end: t + dur,
-		rate: lk.lanes * satFlowLane * capacityLeft(lanes, blocked), cam: -1, detectAt: -1, active: true}
+		rate: lk.lanes * satFlowLane * capacityLeft(lanes, blocked) * urbanIncidentK, cam: -1, detectAt: -1, active: true}
 	// A camera sees the last 200 m of the approaches of its intersection.
 	if lk.cam >= 0 && lk.lengthM-pos <= 200 {
 		in.cam = lk.cam

@@ -42,6 +42,7 @@ type link struct {
 	cam     int32   // camera at the To node watching this approach, -1 none
 	inc     int32   // active incident on the link, -1 none
 	cost    float64 // routing cost, seconds
+	flow    float64 // vehicles that crossed the stop line, halved every 5 minutes (a recent-flow measure)
 }
 
 // node is a network node with its fixed-time plan.

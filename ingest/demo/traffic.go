@@ -224,6 +224,11 @@ func (c *City) reroute(v *vehicle, li int32) bool {
 // move advances every vehicle on the road by one second, link by link, front to back.
 func (c *City) move(t int64) {
 	c.reroutes = 0
+	if t%300 == 0 {
+		for i := range c.links {
+			c.links[i].flow /= 2
+		}
+	}
 	for li := range c.links {
 		lk := &c.links[li]
 		if len(lk.q) == 0 {
@@ -302,6 +307,7 @@ func (c *City) moveLink(li int32, lk *link, t int64) {
 			continue
 		}
 		// Crossing the stop line.
+		lk.flow++
 		if lk.cam >= 0 {
 			c.cams[lk.cam].count++
 		}

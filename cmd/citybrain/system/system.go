@@ -157,9 +157,13 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	s.consumeCancel = cancel
 	s.consumeDone = make(chan error, 1)
 	go func() {
-		s.consumeDone <- s.Log.Consume(cctx, 1, s.apply, func(seq uint64, err error) {
-			s.badMessages.Add(1)
-			s.logger.Printf("skipping log message %d: %v", seq, err)
+		s.consumeDone <- s.Log.ConsumeAll(cctx, 1, replay.Handlers{
+			Batch:  s.apply,
+			Action: func(_ uint64, a engine.Action) error { s.Engine.ApplyAction(a); return nil },
+			Bad: func(seq uint64, err error) {
+				s.badMessages.Add(1)
+				s.logger.Printf("skipping log message %d: %v", seq, err)
+			},
 		})
 	}()
 	// 4. Ingest: HTTP handler and NATS subjects.

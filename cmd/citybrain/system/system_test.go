@@ -507,3 +507,129 @@ func TestAuthConfigRequiresTokens(t *testing.T) {
 		t.Errorf("status without token under auth config: %d, want 401", c)
 	}
 }
+
+type incidentDoc struct {
+	ID         string  `json:"id"`
+	Type       string  `json:"type"`
+	Lat        float64 `json:"lat"`
+	Lng        float64 `json:"lng"`
+	Cell       string  `json:"cell"`
+	Score      float64 `json:"score"`
+	Severity   int     `json:"severity"`
+	Status     string  `json:"status"`
+	FirstAt    string  `json:"first_evidence_at"`
+	DetectedAt string  `json:"detected_at"`
+	UpdatedAt  string  `json:"updated_at"`
+	ClearedAt  *string `json:"cleared_at"`
+	Evidence   []struct {
+		Kind, ID, Type, TS string
+	} `json:"evidence"`
+	Audit []struct {
+		By, Role, Status, Note string
+	} `json:"audit"`
+}
+
+func incidents(t *testing.T, s *System, query string, hdr map[string]string) []incidentDoc {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+s.Addr()+"/api/v1/incidents"+query, nil)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []incidentDoc
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("incidents: %v", err)
+	}
+	return out
+}
+
+func action(t *testing.T, s *System, id, status, token string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", "http://"+s.Addr()+"/api/v1/incidents/"+id, strings.NewReader(`{"status":"`+status+`","note":"checked on camera"}`))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func TestIncidentsFromSpecExamplesAndOperatorActions(t *testing.T) {
+	dir := t.TempDir()
+	authPath := filepath.Join(dir, "auth.json")
+	os.WriteFile(authPath, []byte(`{"tokens":[{"name":"feed","role":"feed","token":"f"},{"name":"vic","role":"viewer","token":"v"},{"name":"kim","role":"commander","token":"c"}]}`), 0o600)
+	cfg := testConfig(t, dir)
+	cfg.AuthFile = authPath
+	s := start(t, cfg)
+	feed := map[string]string{"Authorization": "Bearer f"}
+	view := map[string]string{"Authorization": "Bearer v"}
+	if code, _ := post(t, s, "application/x-ndjson", []byte(specExamples), feed); code != 200 {
+		t.Fatal(code)
+	}
+	// The stalled vehicle on camera (0.83) and the crash call 40 s later, 30 m away, are one incident.
+	var list []incidentDoc
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if list = incidents(t, s, "", view); len(list) > 0 && len(list[0].Evidence) == 2 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(list) != 1 {
+		t.Fatalf("%d incidents, want 1: %+v", len(list), list)
+	}
+	in := list[0]
+	if in.Type != "crash" || in.Status == "" || in.DetectedAt != "2026-11-27T00:00:05.000Z" || in.FirstAt != "2026-11-27T00:00:05.000Z" || in.ClearedAt != nil {
+		t.Errorf("incident %+v", in)
+	}
+	if in.Cell != cellAt(t, in.Lat, in.Lng) || in.Evidence[0].ID != "cam-0412" || in.Evidence[1].ID != "call-122-88231" || in.Evidence[1].TS != "2026-11-27T00:00:41.000Z" {
+		t.Errorf("incident cell or evidence: %+v", in)
+	}
+	// Roles: none → 401, viewer → 403, commander → 200 with the audit entry.
+	if code, _ := action(t, s, in.ID, "dismissed", ""); code != 401 {
+		t.Errorf("no token: %d", code)
+	}
+	if code, _ := action(t, s, in.ID, "dismissed", "v"); code != 403 {
+		t.Errorf("viewer: %d", code)
+	}
+	if code, _ := action(t, s, "inc-nope", "dismissed", "c"); code != 404 {
+		t.Errorf("missing incident: %d", code)
+	}
+	if code, _ := action(t, s, in.ID, "maybe", "c"); code != 400 {
+		t.Errorf("bad status: %d", code)
+	}
+	code, got := action(t, s, in.ID, "dismissed", "c")
+	if code != 200 || got["status"] != "dismissed" {
+		t.Fatalf("commander dismiss: %d %v", code, got)
+	}
+	if code, _ := action(t, s, in.ID, "confirmed", "c"); code != 409 {
+		t.Errorf("confirming a dismissed incident: %d, want 409", code)
+	}
+	if n := len(incidents(t, s, "", view)); n != 0 {
+		t.Errorf("%d active incidents after dismissal", n)
+	}
+	// The action is in the log: a restart on the same data still has it, with its audit trail.
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s2 := start(t, cfg)
+	deadline = time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if list = incidents(t, s2, "?status=all", view); len(list) == 1 && list[0].Status == "dismissed" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(list) != 1 || list[0].Status != "dismissed" || len(list[0].Audit) != 1 || list[0].Audit[0].By != "kim" || list[0].Audit[0].Note != "checked on camera" {
+		t.Errorf("after restart: %+v", list)
+	}
+}

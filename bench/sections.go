@@ -1,0 +1,676 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/nats-io/nats.go"
+
+	"citybrain/engine"
+	"citybrain/geo"
+	"citybrain/ingest"
+	"citybrain/replay"
+)
+
+const (
+	jsonBatchEvents  = 2000
+	arrowBatchEvents = 5000
+)
+
+// cpuLoop runs fn on GOMAXPROCS goroutines for dur and returns the events/s they report in total.
+func cpuLoop(dur time.Duration, fn func(g, i int) int) (float64, int) {
+	g := runtime.GOMAXPROCS(0)
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(dur)
+	for k := 0; k < g; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 100_000_000 && time.Now().Before(deadline); i++ {
+				total.Add(int64(fn(k, i)))
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(total.Load()) / time.Since(start).Seconds(), g
+}
+
+// floors measures the reference rates.
+func (r *runner) floors(ctx context.Context) error {
+	dur := 3 * time.Second
+	if r.cfg.Short {
+		dur = 500 * time.Millisecond
+	}
+	jb := jsonBatches(r.city, 8, jsonBatchEvents, 1000, 3)
+	ab, err := arrowBatches(r.city, 8, arrowBatchEvents, r.baseRes, 1000, 4)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UnixMilli()
+	for _, b := range append(append([]*batch(nil), jb...), ab...) {
+		b.stamp(now)
+	}
+	f := &r.rep.Floors
+	f.JSONDecode, f.Goroutines = cpuLoop(dur, func(g, i int) int {
+		n := 0
+		ingest.DecodeLines(jb[(g+i)%len(jb)].Data, func(_ int, _ []byte, _ engine.Event, err error) {
+			if err == nil {
+				n++
+			}
+		})
+		return n
+	})
+	evs := r.city.Events
+	f.H3Cell, _ = cpuLoop(dur, func(g, i int) int {
+		for k := 0; k < 1000; k++ {
+			e := &evs[(i*1000+k+g*7919)%len(evs)]
+			geo.CellOf(e.Lat, e.Lng, r.baseRes)
+		}
+		return 1000
+	})
+	f.ArrowDecode, _ = cpuLoop(dur, func(g, i int) int {
+		n := 0
+		var ev engine.Event
+		replay.DecodeRecords(ab[(g+i)%len(ab)].Data, memory.DefaultAllocator, func(rec arrow.Record) error {
+			for row := 0; row < int(rec.NumRows()); row++ {
+				engine.ReadEvent(rec, row, &ev)
+			}
+			n += int(rec.NumRows())
+			return nil
+		})
+		return n
+	})
+	t, err := r.newTarget(ctx, "floors", runOpts{})
+	if err != nil {
+		return err
+	}
+	defer r.dispose(t)
+	if f.NATSPubSubJSON, err = natsFloor(ctx, t, jb, dur); err != nil {
+		return err
+	}
+	if f.NATSPubSubArrow, err = natsFloor(ctx, t, ab, dur); err != nil {
+		return err
+	}
+	return nil
+}
+
+// natsFloor publishes the batches to a plain subject of the target's NATS server for dur and returns the
+// events/s that reached a subscriber on another connection.
+func natsFloor(ctx context.Context, t *target, bs []*batch, dur time.Duration) (float64, error) {
+	sub, err := nats.Connect(t.natsURL, nats.Name("bench-floor-sub"), nats.MaxReconnects(0))
+	if err != nil {
+		return 0, fmt.Errorf("cannot connect to NATS at %s: %w", t.natsURL, err)
+	}
+	defer sub.Close()
+	pub, err := nats.Connect(t.natsURL, nats.Name("bench-floor-pub"), nats.MaxReconnects(0))
+	if err != nil {
+		return 0, fmt.Errorf("cannot connect to NATS at %s: %w", t.natsURL, err)
+	}
+	defer pub.Close()
+	var got atomic.Int64
+	var last atomic.Int64
+	s, err := sub.Subscribe("bench.floor", func(m *nats.Msg) {
+		got.Add(int64(bs[0].N))
+		last.Store(time.Now().UnixNano())
+	})
+	if err != nil {
+		return 0, fmt.Errorf("cannot subscribe to bench.floor: %w", err)
+	}
+	s.SetPendingLimits(1<<16, 1<<30)
+	if err := sub.Flush(); err != nil {
+		return 0, fmt.Errorf("cannot flush NATS subscription: %w", err)
+	}
+	start := time.Now()
+	sent := int64(0)
+	for i := 0; i < 10_000_000 && time.Since(start) < dur && ctx.Err() == nil; i++ {
+		if err := pub.Publish("bench.floor", bs[i%len(bs)].Data); err != nil {
+			return 0, fmt.Errorf("cannot publish to bench.floor: %w", err)
+		}
+		sent += int64(bs[0].N)
+		if i%8 == 7 {
+			if err := pub.Flush(); err != nil {
+				return 0, fmt.Errorf("cannot flush NATS publisher: %w", err)
+			}
+		}
+	}
+	pub.Flush()
+	for i := 0; i < 500 && got.Load() < sent; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	end := time.Unix(0, last.Load())
+	if got.Load() == 0 || !end.After(start) {
+		return 0, fmt.Errorf("cannot measure NATS floor: nothing arrived (sent %d events)", sent)
+	}
+	return float64(got.Load()) / end.Sub(start).Seconds(), nil
+}
+
+// ingest measures each ingest path on a fresh process with growing concurrency.
+func (r *runner) ingest(ctx context.Context) error {
+	steps := []int{1, 2, 4, 8, 16}
+	if r.cfg.Short {
+		steps = []int{2}
+	}
+	jb := jsonBatches(r.city, 8, jsonBatchEvents, 2000, 5)
+	ab, err := arrowBatches(r.city, 8, arrowBatchEvents, r.baseRes, 2000, 6)
+	if err != nil {
+		return err
+	}
+	paths := []struct {
+		name    string
+		arrow   bool
+		subject string // "" : HTTP
+		target  float64
+	}{
+		{"HTTP NDJSON", false, "", 0},
+		{"NATS JSON", false, ingest.SubjectBatch, 500_000},
+		{"HTTP Arrow", true, "", 2_000_000},
+		{"NATS Arrow", true, ingest.SubjectArrow, 2_000_000},
+	}
+	var errs []error
+	for _, p := range paths {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		res, err := r.ingestPath(ctx, p.name, p.arrow, p.subject, steps, jb, ab)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
+			continue
+		}
+		res.Target = p.target
+		r.rep.Ingest = append(r.rep.Ingest, res)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("cannot measure every path: %v", errs)
+	}
+	return nil
+}
+
+func (r *runner) ingestPath(ctx context.Context, name string, arrowPath bool, subject string, steps []int, jb, ab []*batch) (IngestPath, error) {
+	res := IngestPath{Path: name, BatchEvents: jsonBatchEvents}
+	tmpl := jb
+	if arrowPath {
+		tmpl, res.BatchEvents = ab, arrowBatchEvents
+	}
+	t, err := r.newTarget(ctx, "ingest", runOpts{})
+	if err != nil {
+		return res, err
+	}
+	defer r.dispose(t)
+	var snd sender
+	if subject == "" {
+		snd = newHTTPSender(t, steps[len(steps)-1])
+	} else {
+		ns, err := newNATSSender(t, subject)
+		if err != nil {
+			return res, err
+		}
+		snd = ns
+	}
+	defer snd.close()
+	now := func(int64) int64 { return time.Now().UnixMilli() }
+	for _, c := range steps {
+		r.logf("ingest %s: concurrency %d for %s", name, c, r.cfg.Duration)
+		d := r.drive(ctx, t, snd, tmpl, c, r.cfg.Duration, 2_000_000, now)
+		res.Steps = append(res.Steps, d.IngestStep)
+		r.logf("ingest %s: conc %d accepted %.0f/s pipeline %.0f/s drain %.2fs p99 %.1fms errors %d %s", name, c,
+			d.AcceptedPerSec, d.PipelinePerSec, d.DrainSeconds, d.ReqP99Ms, d.Errors, d.FirstError)
+	}
+	// The knee: the first step with errors, a backlog that takes long to drain, or no gain from more
+	// concurrency while latency grows.
+	res.Knee = "none within the steps measured"
+	for i, s := range res.Steps {
+		var why string
+		switch {
+		case s.Errors > 0:
+			why = "errors: " + s.FirstError
+		case s.DrainSeconds > 1.5 && s.DrainSeconds > 0.2*s.Seconds:
+			why = fmt.Sprintf("backlog: the engine needed %.1fs after the last answer to reflect what was accepted", s.DrainSeconds)
+		case i > 0 && s.PipelinePerSec < 1.1*res.Steps[i-1].PipelinePerSec && s.ReqP99Ms > 1.5*res.Steps[i-1].ReqP99Ms:
+			why = fmt.Sprintf("saturated: +%.0f%% throughput for ×%.1f p99 latency", 100*(s.PipelinePerSec/res.Steps[i-1].PipelinePerSec-1),
+				s.ReqP99Ms/res.Steps[i-1].ReqP99Ms)
+		}
+		if why != "" {
+			res.Knee = fmt.Sprintf("at concurrency %d: %s", s.Concurrency, why)
+			if s.Errors == 0 && s.DrainSeconds <= 1.5 {
+				res.SustainedPerSec = max(res.SustainedPerSec, s.PipelinePerSec)
+			}
+			break
+		}
+		res.StableUpTo = s.Concurrency
+		res.SustainedPerSec = max(res.SustainedPerSec, s.PipelinePerSec)
+	}
+	if res.SustainedPerSec == 0 {
+		for _, s := range res.Steps {
+			res.SustainedPerSec = max(res.SustainedPerSec, math.Min(s.PipelinePerSec, s.ReflectedPerSec))
+		}
+		res.Knee += " (no stable step: sustained is the best pipeline rate)"
+	}
+	return res, nil
+}
+
+// sustained is the NATS JSON sustained rate, the reference of the freshness and memory sections.
+func (r *runner) sustained() float64 {
+	for _, p := range r.rep.Ingest {
+		if p.Path == "NATS JSON" && p.SustainedPerSec > 0 {
+			return p.SustainedPerSec
+		}
+	}
+	if r.cfg.Short {
+		return 20_000
+	}
+	return 100_000
+}
+
+// markerSet is the strip south of the city where only marker events land, one H3 cell per marker slot.
+type markerSet struct {
+	cells []uint64
+	names map[string]int
+	lat   []float64
+	lng   []float64
+	bbox  geo.BBox
+}
+
+func newMarkerSet(bb geo.BBox, res, n int) markerSet {
+	m := markerSet{names: map[string]int{}}
+	lat := bb.MinLat - 0.02
+	m.bbox = geo.BBox{MinLng: bb.MinLng - 0.01, MinLat: lat - 0.01, MaxLng: bb.MinLng + 0.2, MaxLat: lat + 0.01}
+	for i := 0; i < 10*n && len(m.cells) < n; i++ {
+		c, err := geo.CellOf(lat, bb.MinLng+float64(i)*0.0015, res)
+		if err != nil {
+			continue
+		}
+		s := geo.CellString(c)
+		if _, ok := m.names[s]; ok {
+			continue
+		}
+		clat, clng := geo.Center(c)
+		if !m.bbox.Contains(clat, clng) {
+			continue
+		}
+		m.names[s] = len(m.cells)
+		m.cells = append(m.cells, c)
+		m.lat, m.lng = append(m.lat, clat), append(m.lng, clng)
+	}
+	return m
+}
+
+// freshness measures event time → delta at 10, 50 and 90% of the sustained rate with many clients watching.
+func (r *runner) freshness(ctx context.Context) error {
+	nClients, nMeasure, dur := 1000, 10, 8*time.Second
+	if r.cfg.Short {
+		nClients, nMeasure, dur = 50, 3, 2*time.Second
+	}
+	t, err := r.newTarget(ctx, "freshness", runOpts{})
+	if err != nil {
+		return err
+	}
+	defer r.dispose(t)
+	ref := r.sustained()
+	tick := engine.DefaultConfig().Tick
+	fr := &Freshness{Clients: nClients, TickMs: float64(tick.Milliseconds()), SustainedRef: ref}
+	r.rep.Freshness = fr
+
+	ms := newMarkerSet(r.city.BBox, r.baseRes, 60)
+	if len(ms.cells) < 10 {
+		return fmt.Errorf("cannot place marker cells south of %+v", r.city.BBox)
+	}
+	vps := viewports(nClients-nMeasure, r.city.BBox, r.baseRes, 21)
+	for i := 0; i < nMeasure; i++ {
+		d := 0.001 * float64(i)
+		vps = append(vps, viewport{BBox: [4]float64{ms.bbox.MinLng - d, ms.bbox.MinLat - d, ms.bbox.MaxLng + d, ms.bbox.MaxLat + d}, Res: r.baseRes})
+	}
+	fr.Viewports = len(vps)
+	type key struct {
+		cell string
+		ts   int64
+	}
+	var seenMu sync.Mutex
+	seen := map[key]time.Time{}
+	onCell := func(cell string, updatedAt int64, recv time.Time) {
+		if _, ok := ms.names[cell]; !ok {
+			return
+		}
+		seenMu.Lock()
+		k := key{cell, updatedAt}
+		if _, ok := seen[k]; !ok {
+			seen[k] = recv
+		}
+		seenMu.Unlock()
+	}
+	// Background clients parse nothing; measuring clients (the last nMeasure viewports) parse cells.
+	bg, err := dialClients(ctx, t, vps[:nClients-nMeasure], nClients-nMeasure, 32, nil)
+	if err != nil {
+		return err
+	}
+	defer closeClients(bg)
+	meas, err := dialClients(ctx, t, vps[nClients-nMeasure:], nMeasure, 8, onCell)
+	if err != nil {
+		return err
+	}
+	defer closeClients(meas)
+	all := append(append([]*wsClient(nil), bg...), meas...)
+
+	load, err := newNATSSender(t, ingest.SubjectBatch)
+	if err != nil {
+		return err
+	}
+	defer load.close()
+	mark, err := newNATSSender(t, ingest.SubjectBatch)
+	if err != nil {
+		return err
+	}
+	defer mark.close()
+	time.Sleep(time.Second)
+
+	for _, pct := range []int{10, 50, 90} {
+		rate := ref * float64(pct) / 100
+		size := int(min(max(rate/20, 100), jsonBatchEvents))
+		tmpl := jsonBatches(r.city, 8, size, 1000, int64(30+pct))
+		type sentMarker struct {
+			cell string
+			ts   int64
+		}
+		var markers []sentMarker
+		mctx, stopMarkers := context.WithCancel(ctx)
+		mdone := make(chan struct{})
+		go func() {
+			defer close(mdone)
+			tk := time.NewTicker(50 * time.Millisecond)
+			defer tk.Stop()
+			for i := 0; i < 100000; i++ {
+				select {
+				case <-mctx.Done():
+					return
+				case <-tk.C:
+				}
+				k := i % len(ms.cells)
+				ev := engine.NewEvent(engine.KindProbe)
+				ev.TS, ev.ID, ev.Lat, ev.Lng, ev.SpeedKmh = time.Now().UnixMilli(), fmt.Sprintf("bench-marker-%d", k), ms.lat[k], ms.lng[k], 30
+				b := &batch{Data: ingest.AppendJSON(nil, &ev), N: 1}
+				if _, err := mark.send(mctx, b); err == nil {
+					markers = append(markers, sentMarker{geo.CellString(ms.cells[k]), ev.TS})
+				}
+			}
+		}()
+		cpu0, msgs0 := t.cpu(), sumMsgs(all)
+		start := time.Now()
+		r.logf("freshness: %d%% of %.0f/s (%d-event batches) for %s with %d clients", pct, ref, size, dur, nClients)
+		offered, acc, behind, perr := paced(ctx, load, tmpl, rate, dur, 8)
+		stopMarkers()
+		<-mdone
+		el := time.Since(start).Seconds()
+		time.Sleep(tick + time.Second) // the last markers' deltas
+		lvl := FreshLevel{Percent: pct, RatePerSec: float64(offered) / el, AcceptedPerSec: float64(acc) / el,
+			BehindPerSec: float64(behind) / el, Markers: len(markers), ServerCores: (t.cpu() - cpu0).Seconds() / el,
+			ClientMsgs: sumMsgs(all) - msgs0}
+		var lat []float64
+		seenMu.Lock()
+		for _, m := range markers {
+			if at, ok := seen[key{m.cell, m.ts}]; ok {
+				lat = append(lat, float64(at.Sub(time.UnixMilli(m.ts)).Microseconds())/1000)
+			}
+		}
+		seenMu.Unlock()
+		lvl.Seen = len(lat)
+		lvl.P50Ms, lvl.P99Ms, lvl.MaxMs = percentile(lat, 0.5), percentile(lat, 0.99), percentile(lat, 1)
+		lvl.P99BeyondTick = max(lvl.P99Ms-fr.TickMs, 0)
+		fr.Levels = append(fr.Levels, lvl)
+		r.logf("freshness: %d%%: accepted %.0f/s, markers %d/%d, p50 %.0f p99 %.0f max %.0f ms", pct, lvl.AcceptedPerSec,
+			lvl.Seen, lvl.Markers, lvl.P50Ms, lvl.P99Ms, lvl.MaxMs)
+		if perr != nil {
+			r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("freshness %d%%: load error: %v", pct, perr))
+		}
+	}
+	for _, c := range all {
+		if c.closeErr.Load() != nil {
+			fr.Disconnects++
+		}
+		fr.SeqGaps += c.gaps.Load()
+	}
+	return nil
+}
+
+func sumMsgs(cs []*wsClient) uint64 {
+	var n uint64
+	for _, c := range cs {
+		n += c.msgs.Load()
+	}
+	return n
+}
+
+// trickle sends small batches stamped with the wall clock every interval until ctx ends, so every engine
+// tick changes cells and a delta's `now` is close to the wall clock.
+func trickle(ctx context.Context, snd sender, tmpl []*batch, interval time.Duration) {
+	mine := tmpl[0].clone()
+	tk := time.NewTicker(interval)
+	defer tk.Stop()
+	for i := 0; i < 10_000_000; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+		}
+		mine.stamp(time.Now().UnixMilli())
+		snd.send(ctx, mine)
+	}
+}
+
+// fanout measures how many clients get one delta per second with p99 lag under 200 ms.
+func (r *runner) fanout(ctx context.Context) error {
+	counts := []int{1000, 2500, 5000, 10000}
+	dur, warm, nvp := 8*time.Second, 2*time.Second, 1000
+	if r.cfg.Short {
+		counts, dur, warm, nvp = nil, 3*time.Second, time.Second, 50
+	}
+	var cs []int
+	for _, c := range counts {
+		if c < r.cfg.Clients {
+			cs = append(cs, c)
+		}
+	}
+	cs = append(cs, r.cfg.Clients)
+	tick := time.Second
+	t, err := r.newTarget(ctx, "fanout", runOpts{Tick: tick})
+	if err != nil {
+		return err
+	}
+	defer r.dispose(t)
+	fo := &Fanout{TickMs: float64(tick.Milliseconds()), Viewports: nvp,
+		Lag: "receipt − the delta's `now` (newest event time; events are stamped with the wall clock every 20 ms)"}
+	r.rep.Fanout = fo
+	snd, err := newNATSSender(t, ingest.SubjectBatch)
+	if err != nil {
+		return err
+	}
+	defer snd.close()
+	tctx, stopTrickle := context.WithCancel(ctx)
+	tdone := make(chan struct{})
+	go func() { defer close(tdone); trickle(tctx, snd, jsonBatches(r.city, 1, 20, 1, 40), 20*time.Millisecond) }()
+	defer func() { stopTrickle(); <-tdone }()
+
+	vps := viewports(nvp, r.city.BBox, r.baseRes, 41)
+	var clients []*wsClient
+	defer func() { closeClients(clients) }()
+	for _, n := range cs {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.logf("fan-out: %d clients", n)
+		more, err := dialClients(ctx, t, vps[len(clients)%len(vps):], n-len(clients), 64, nil)
+		clients = append(clients, more...)
+		if err != nil {
+			return err
+		}
+		time.Sleep(warm)
+		co0, _ := t.metric(ctx, "citybrain_ws_coalesced_total")
+		dr0, _ := t.metric(ctx, "citybrain_ws_disconnected_slow_total")
+		cpu0, msgs0 := t.cpu(), sumMsgs(clients)
+		for _, c := range clients {
+			c.takeLags()
+			c.record.Store(true)
+		}
+		start := time.Now()
+		time.Sleep(dur)
+		var lags []float64
+		for _, c := range clients {
+			c.record.Store(false)
+			lags = append(lags, c.takeLags()...)
+		}
+		el := time.Since(start).Seconds()
+		st := FanoutStep{Clients: n, Seconds: el, Delivered: sumMsgs(clients) - msgs0, RSSBytes: t.rss()}
+		cpu := (t.cpu() - cpu0).Seconds()
+		st.ServerCores = cpu / el
+		if st.Delivered > 0 {
+			st.CPUPerMsgUs = cpu / float64(st.Delivered) * 1e6
+		}
+		st.P50LagMs, st.P99LagMs, st.MaxLagMs = percentile(lags, 0.5), percentile(lags, 0.99), percentile(lags, 1)
+		co1, _ := t.metric(ctx, "citybrain_ws_coalesced_total")
+		dr1, _ := t.metric(ctx, "citybrain_ws_disconnected_slow_total")
+		st.Coalesced, st.DroppedSlow = co1-co0, dr1-dr0
+		for _, c := range clients {
+			if c.closeErr.Load() != nil {
+				st.Disconnected++
+			}
+		}
+		st.Connected = len(clients) - st.Disconnected
+		st.PerClientHz = float64(st.Delivered) / el / float64(max(st.Connected, 1))
+		st.OK = len(lags) > 0 && st.P99LagMs < 200 && st.Disconnected == 0 && st.PerClientHz > 0.8
+		fo.Steps = append(fo.Steps, st)
+		r.logf("fan-out: %d clients: %.2f Hz each, p99 lag %.0f ms, %.1f µs CPU/msg, disconnected %d", n, st.PerClientHz,
+			st.P99LagMs, st.CPUPerMsgUs, st.Disconnected)
+		if !st.OK {
+			break
+		}
+		fo.MaxClients = n
+	}
+	return nil
+}
+
+// memory measures RSS per retained raw event and per cell, and (section replay) the catch-up on restart.
+func (r *runner) memory(ctx context.Context) error {
+	n, span := int64(3_000_000), 600*time.Second
+	if r.cfg.Short {
+		n, span = 100_000, 60*time.Second
+	}
+	mm := &Memory{Events: uint64(n), EventTimeSpanSecs: span.Seconds(), SustainedRef: r.sustained()}
+	r.rep.Memory = mm
+	few := r.city.concentrate(50)
+	fb, err := arrowBatches(few, 8, arrowBatchEvents, r.baseRes, 1000, 50)
+	if err != nil {
+		return err
+	}
+	nb := n / arrowBatchEvents
+	t0 := time.Now().Add(-span).UnixMilli()
+	tsFn := func(k int64) int64 { return t0 + k*span.Milliseconds()/nb }
+	fill := func(name string, bs []*batch) (*target, status, error) {
+		t, err := r.newTarget(ctx, name, runOpts{})
+		if err != nil {
+			return nil, status{}, err
+		}
+		time.Sleep(time.Second)
+		if mm.BaselineRSS == 0 {
+			mm.BaselineRSS = t.rss()
+		}
+		snd := newHTTPSender(t, 4)
+		defer snd.close()
+		r.logf("memory: %s: %d events over %s of event time", name, n, span)
+		d := r.drive(ctx, t, snd, bs, 4, 5*time.Minute, nb, tsFn)
+		if d.Errors > 0 {
+			return t, status{}, fmt.Errorf("cannot fill %s: %s", name, d.FirstError)
+		}
+		mm.IngestPerSec = d.PipelinePerSec
+		time.Sleep(2 * time.Second)
+		st, err := t.status(ctx)
+		return t, st, err
+	}
+	ta, sta, err := fill("memory-few-cells", fb)
+	if ta == nil {
+		return err
+	}
+	if err != nil {
+		r.dispose(ta)
+		return err
+	}
+	mm.FewCellsRSS, mm.FewCells = ta.rss(), sta.Cells
+	r.heapProfile("memory-filled")
+	mm.RawRetained, _ = ta.metric(ctx, "citybrain_engine_raw_events")
+	if mm.RawRetained > 0 {
+		mm.BytesPerRawEvent = float64(int64(mm.FewCellsRSS)-int64(mm.BaselineRSS)) / mm.RawRetained
+	}
+	mm.MeasuredNote = "RSS of the whole process (Go heap with GC headroom, JetStream caches) after the events were reflected"
+	accepted := sta.EventsReflected
+	// Replay: the engine's catch-up on restart over the same data directory.
+	if r.want("replay") {
+		if err := ta.stop(); err != nil {
+			r.rep.Errors = append(r.rep.Errors, err.Error())
+		}
+		if err := r.replay(ctx, ta.dataDir, accepted, span); err != nil {
+			r.rep.Errors = append(r.rep.Errors, "replay: "+err.Error())
+		}
+		ta.sys, ta.cmd = nil, nil
+	}
+	r.dispose(ta)
+	if !r.want("memory") {
+		r.rep.Memory = nil
+		return nil
+	}
+	mb, err := arrowBatches(r.city, 8, arrowBatchEvents, r.baseRes, 1000, 51)
+	if err != nil {
+		return err
+	}
+	tb, stb, err := fill("memory-many-cells", mb)
+	if tb != nil {
+		mm.ManyCellsRSS, mm.ManyCells = tb.rss(), stb.Cells
+		r.dispose(tb)
+	}
+	if err != nil {
+		mm.ManyCellsIngestErr = err.Error()
+		return err
+	}
+	if mm.ManyCells-mm.FewCells > 1000 {
+		mm.BytesPerCell = float64(int64(mm.ManyCellsRSS)-int64(mm.FewCellsRSS)) / float64(mm.ManyCells-mm.FewCells)
+	}
+	mm.Projected15MinRSS = float64(mm.BaselineRSS) + mm.BytesPerRawEvent*mm.SustainedRef*900 + mm.BytesPerCell*float64(mm.ManyCells)
+	mm.ProjectionFormula = "baseline + bytes/raw event × sustained NATS JSON rate × 900 s + bytes/cell × cells of the city (not run for 15 minutes: a projection)"
+	return nil
+}
+
+// replay restarts a process on dir and times its catch-up to n events.
+func (r *runner) replay(ctx context.Context, dir string, n uint64, span time.Duration) error {
+	rp := &Replay{Kind: "engine catch-up from the log on restart (no replay sessions yet)", Events: n, EventTimeSpan: span.Seconds()}
+	start := time.Now()
+	t, err := r.startTarget(ctx, dir, runOpts{})
+	if err != nil {
+		return err
+	}
+	defer t.stop()
+	up := time.Now()
+	rp.StartupSeconds = up.Sub(start).Seconds()
+	deadline := up.Add(5 * time.Minute)
+	for {
+		st, err := t.status(ctx)
+		if err == nil && st.CaughtUp && st.EventsReflected >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cannot see the restart catch up within 5 minutes (reflected %d of %d)", st.EventsReflected, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	done := time.Now()
+	rp.CatchUpSeconds = done.Sub(start).Seconds()
+	rp.EventsPerSec = float64(n) / rp.CatchUpSeconds
+	rp.RealTimeFactor = span.Seconds() / rp.CatchUpSeconds
+	rp.RSSAfterCatchUp = t.rss()
+	r.rep.Replay = rp
+	return nil
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"citybrain/bench"
+)
+
+// benchMain implements `citybrain bench`: it starts this same binary as `citybrain run` on temporary data
+// directories, drives it over 127.0.0.1 and prints the report (see docs/performance.md).
+func benchMain(args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	short := fs.Bool("short", false, "a few seconds per section (the CI crash check; not a speed judgement)")
+	out := fs.String("out", filepath.Join("bin", "bench-report.json"), "where the JSON report goes (its directory is created; empty: none)")
+	dur := fs.Duration("duration", 0, "length of one ingest load step (default 4s, 1s with --short)")
+	clients := fs.Int("clients", 0, "most websocket clients in the fan-out section (default 10000, 100 with --short)")
+	bin := fs.String("bin", "", "the citybrain binary to measure (default: this one)")
+	sections := fs.String("sections", "", "comma-separated sections to run: floors, ingest, freshness, fanout, memory, replay (default all)")
+	profile := fs.String("profile", "", "directory for CPU and heap profiles (pprof) of every section; runs the system inside this process")
+	dataRoot := fs.String("citybrain-data", os.Getenv("CITYBRAIN_DATA"), "data directory with citybrain/nanchang/roadnet.txt (default $CITYBRAIN_DATA, else ../shared/data)")
+	tmpDir := fs.String("tmp", "", "where the temporary data directories go (default the system's temp dir)")
+	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	fs.Parse(args)
+
+	cfg := bench.Config{Bin: *bin, Short: *short, Duration: *dur, Clients: *clients, DataRoot: *dataRoot, TempDir: *tmpDir,
+		ProfileDir: *profile}
+	if cfg.Bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("cannot find this binary: %w", err)
+		}
+		cfg.Bin = exe
+	}
+	if cfg.DataRoot == "" {
+		if d, err := filepath.Abs(filepath.Join("..", "shared", "data")); err == nil {
+			if _, err := os.Stat(d); err == nil {
+				cfg.DataRoot = d
+			}
+		}
+	}
+	if *sections != "" {
+		cfg.Sections = strings.Split(*sections, ",")
+	}
+	if !*quiet {
+		cfg.Log = os.Stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// Bound the whole run whatever happens inside.
+	limit := 30 * time.Minute
+	if *short {
+		limit = 5 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	rep, err := bench.Run(ctx, cfg)
+	if rep == nil {
+		return err
+	}
+	rep.Version = version
+	fmt.Print(rep.Table())
+	if *out != "" {
+		if werr := os.MkdirAll(filepath.Dir(*out), 0o755); werr != nil {
+			return fmt.Errorf("cannot create the report's directory: %w", werr)
+		}
+		if werr := rep.WriteJSON(*out); werr != nil {
+			return werr
+		}
+		fmt.Printf("report: %s\n", *out)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot finish benchmarks: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,507 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/uber/h3-go/v4"
+
+	"citybrain/geo"
+)
+
+// Incident statuses (spec/api.md "Incidents").
+const (
+	StatusSuspected = "suspected"
+	StatusConfirmed = "confirmed"
+	StatusCleared   = "cleared"
+	StatusDismissed = "dismissed"
+)
+
+// Tracker thresholds. A candidate becomes a visible (suspected) incident when its fused score reaches
+// DetectScore, and is confirmed automatically at ConfirmScore (or by an operator).
+const (
+	DetectScore  = 0.5
+	ConfirmScore = 0.85
+	mergeM       = 350.0        // evidence this close to an incident joins it
+	mergeAfterMs = 15 * 60_000  // ... if it comes at most this long after the incident's last evidence
+	candidateTTL = 5 * 60_000   // a candidate that never reaches DetectScore is dropped after this
+	quietMs      = 8 * 60_000   // an incident with no evidence this long clears once traffic recovered
+	staleMs      = 20 * 60_000  // ... or after this long regardless
+	maxEvidence  = 64           // evidence kept per incident (the newest; counts are kept in full)
+	historyMs    = 6 * 3600_000 // ended incidents are kept this long for GET ?status=all
+	affectRings  = 12           // the affected area grows at most this many H3 rings from the incident
+	affectCong   = 0.45         // a cell counts as affected at this congestion
+	recoverCong  = 0.35         // below this the incident's own cell counts as recovered
+	sourceRepeat = 0.08         // each repeated detection by the same source adds this to its weight
+	maxSourceW   = 0.95         // a single source never says more than this
+	weightFloor  = 0.2          // the least weight a chronically wrong camera keeps
+	confidenceN  = 20.0         // detections after which a camera's record fully sets its weight
+)
+
+// EvidenceRef is evidence as listed on an incident.
+type EvidenceRef struct {
+	Kind   string  `json:"kind"`
+	ID     string  `json:"id"`
+	Type   string  `json:"type"`
+	TS     int64   `json:"-"`
+	Weight float64 `json:"weight"`
+}
+
+// AuditEntry is one operator action on an incident.
+type AuditEntry struct {
+	TS     int64  // wall-clock time of the action, ms
+	By     string // principal name
+	Role   string
+	Status string
+	Note   string
+}
+
+// Incident is a tracked incident. Values handed out by Engine.Incidents are copies.
+type Incident struct {
+	ID              string
+	Type            string
+	Lat, Lng        float64
+	Cell            uint64
+	Score           float64
+	Severity        int
+	Status          string
+	FirstEvidenceAt int64
+	DetectedAt      int64
+	UpdatedAt       int64
+	ClearedAt       int64 // 0 while active
+	LastEvidenceAt  int64
+	Evidence        []EvidenceRef
+	EvidenceCount   int
+	Affected        []uint64 // congested cells around the incident
+	Audit           []AuditEntry
+	Operator        bool // status set by an operator; the tracker no longer changes it except to clear
+
+	sources map[string]*sourceAcc
+	types   map[string]float64
+	sumLat  float64
+	sumLng  float64
+	sumW    float64
+}
+
+type sourceAcc struct {
+	kind   Kind
+	weight float64 // best single weight
+	n      int
+}
+
+// Active reports whether the incident is suspected or confirmed.
+func (in *Incident) Active() bool {
+	return in.Status == StatusSuspected || in.Status == StatusConfirmed
+}
+
+// Action is an operator's change of an incident, carried in the log so that replays and restarts see it.
+type Action struct {
+	ID         string `json:"id"` // unique; the log deduplicates by it
+	IncidentID string `json:"incident_id"`
+	Status     string `json:"status"`
+	By         string `json:"by"`
+	Role       string `json:"role"`
+	Note       string `json:"note,omitempty"`
+	TS         int64  `json:"ts"` // wall clock of the action, ms
+}
+
+// tracker fuses evidence into incidents. Owned by the engine's tick goroutine.
+type tracker struct {
+	byID      map[string]*Incident
+	order     []*Incident // creation order
+	cams      map[string]*camRecord
+	scoresOut map[uint64]float64
+}
+
+type camRecord struct {
+	detections int
+	confirmed  int // detections that belonged to incidents that were confirmed or corroborated
+	dismissed  int // detections that belonged to incidents an operator dismissed or that never reached detection
+}
+
+func newTracker() *tracker {
+	return &tracker{byID: map[string]*Incident{}, cams: map[string]*camRecord{}}
+}
+
+// camWeight scales a camera's detection by its record: a camera whose alarms are mostly dismissed or never
+// corroborated loses weight, one whose alarms are confirmed keeps it (Laplace-smoothed).
+func (t *tracker) camWeight(id string) float64 {
+	c := t.cams[id]
+	if c == nil {
+		return 1
+	}
+	judged := float64(c.confirmed + c.dismissed)
+	if judged == 0 {
+		return 1
+	}
+	good := (float64(c.confirmed) + 1) / (judged + 2)
+	trust := math.Min(1, judged/confidenceN)
+	w := (1-trust)*1 + trust*(0.3+1.4*good)
+	return math.Max(weightFloor, math.Min(1, w))
+}
+
+// add fuses one piece of evidence.
+func (t *tracker) add(ev Evidence) {
+	w := ev.Weight
+	if ev.Kind == KindVideo {
+		w *= t.camWeight(ev.Source)
+		c := t.cams[ev.Source]
+		if c == nil {
+			if len(t.cams) > 200_000 {
+				clear(t.cams)
+			}
+			c = &camRecord{}
+			t.cams[ev.Source] = c
+		}
+		c.detections++
+	}
+	if w <= 0 {
+		return
+	}
+	typ := ev.Type
+	if ev.Kind == KindSensor {
+		typ = sensorIncidentType(ev.Type)
+	}
+	best := t.nearest(ev)
+	if best == nil {
+		id := fmt.Sprintf("inc-%s-%s", strings.ToLower(strconvBase36(ev.TS/1000)), h3.Cell(ev.Cell).String()[7:12])
+		for t.byID[id] != nil {
+			id += "b"
+		}
+		best = &Incident{ID: id, Type: typ, Lat: ev.Lat, Lng: ev.Lng, Cell: ev.Cell, FirstEvidenceAt: ev.TS,
+			UpdatedAt: ev.TS, sources: map[string]*sourceAcc{}, types: map[string]float64{}}
+		t.byID[id] = best
+		t.order = append(t.order, best)
+	}
+	in := best
+	key := ev.Kind.String() + ":" + ev.Source
+	sa := in.sources[key]
+	if sa == nil {
+		sa = &sourceAcc{kind: ev.Kind}
+		in.sources[key] = sa
+	}
+	sa.n++
+	sa.weight = math.Max(sa.weight, w)
+	if ev.Kind == KindReport {
+		in.types[typ] += 1.5 * w // a person names the cause better than a classifier
+	} else {
+		in.types[typ] += w
+	}
+	// The position leans to the strongest evidence; reports carry caller position error, so they count less.
+	pw := w
+	if ev.Kind == KindReport {
+		pw *= 0.3
+	}
+	in.sumLat += pw * ev.Lat
+	in.sumLng += pw * ev.Lng
+	in.sumW += pw
+	in.Lat, in.Lng = in.sumLat/in.sumW, in.sumLng/in.sumW
+	if c, err := geo.CellOf(in.Lat, in.Lng, geo.Res(ev.Cell)); err == nil {
+		in.Cell = c
+	}
+	in.EvidenceCount++
+	in.Evidence = append(in.Evidence, EvidenceRef{Kind: ev.Kind.String(), ID: ev.Source, Type: ev.Type, TS: ev.TS, Weight: round3(w)})
+	if len(in.Evidence) > maxEvidence {
+		in.Evidence = append(in.Evidence[:0], in.Evidence[len(in.Evidence)-maxEvidence:]...)
+	}
+	if ev.TS > in.LastEvidenceAt {
+		in.LastEvidenceAt = ev.TS
+	}
+	if ev.TS > in.UpdatedAt {
+		in.UpdatedAt = ev.TS
+	}
+	if ev.TS < in.FirstEvidenceAt {
+		in.FirstEvidenceAt = ev.TS
+	}
+	if ev.Sev > 0 && int(ev.Sev) > in.Severity {
+		in.Severity = int(ev.Sev)
+	}
+	t.rescore(in, ev.TS)
+}
+
+// nearest returns the open incident or candidate that ev belongs to, or nil.
+func (t *tracker) nearest(ev Evidence) *Incident {
+	var best *Incident
+	bestD := mergeM
+	p := geo.LatLng{Lat: ev.Lat, Lng: ev.Lng}
+	for i := len(t.order) - 1; i >= 0; i-- {
+		in := t.order[i]
+		if in.Status == StatusCleared || in.Status == StatusDismissed {
+			continue
+		}
+		if ev.TS > in.LastEvidenceAt+mergeAfterMs || ev.TS < in.FirstEvidenceAt-mergeAfterMs {
+			continue
+		}
+		if d := geo.DistanceM(p, geo.LatLng{Lat: in.Lat, Lng: in.Lng}); d <= bestD {
+			best, bestD = in, d
+		}
+	}
+	return best
+}
+
+// rescore fuses the sources (noisy-OR over distinct sources; repeated detections by one source raise its
+// weight a little) and moves the incident through suspected and confirmed.
+func (t *tracker) rescore(in *Incident, ts int64) {
+	miss := 1.0
+	kinds := map[Kind]bool{}
+	for _, sa := range in.sources {
+		w := math.Min(maxSourceW, sa.weight+sourceRepeat*float64(sa.n-1))
+		if sa.kind == KindTransit {
+			w = math.Min(w, 0.35) // supporting evidence only
+		}
+		miss *= 1 - w
+		kinds[sa.kind] = true
+	}
+	score := 1 - miss
+	// Independent kinds of evidence (camera and traffic, say) corroborate each other.
+	if len(kinds) >= 2 {
+		score = math.Min(1, score+0.05*float64(len(kinds)-1))
+	}
+	in.Score = round3(score)
+	var bestT string
+	var bestW float64
+	for typ, w := range in.types {
+		if w > bestW || (w == bestW && typ < bestT) {
+			bestT, bestW = typ, w
+		}
+	}
+	if bestT == "speed_collapse" && len(in.types) > 1 {
+		// A named cause beats the traffic symptom.
+		var second string
+		var sw float64
+		for typ, w := range in.types {
+			if typ != "speed_collapse" && (w > sw || (w == sw && typ < second)) {
+				second, sw = typ, w
+			}
+		}
+		bestT = second
+	}
+	if bestT == "speed_collapse" {
+		bestT = "congestion_anomaly"
+	}
+	in.Type = bestT
+	if in.Severity == 0 || !hasReport(in) {
+		in.Severity = severityOf(in)
+	}
+	if in.Operator {
+		return
+	}
+	if in.Status == "" && in.Score >= DetectScore {
+		in.Status = StatusSuspected
+		in.DetectedAt = ts
+	}
+	if in.Status == StatusSuspected && in.Score >= ConfirmScore {
+		in.Status = StatusConfirmed
+	}
+}
+
+func hasReport(in *Incident) bool {
+	for _, sa := range in.sources {
+		if sa.kind == KindReport {
+			return true
+		}
+	}
+	return false
+}
+
+// severityOf estimates severity 1..5 from the type and the affected area.
+func severityOf(in *Incident) int {
+	s := 2
+	switch in.Type {
+	case "crash", "fire", "wrong_way":
+		s = 3
+	case "pedestrian", "flood":
+		s = 3
+	}
+	switch n := len(in.Affected); {
+	case n >= 20:
+		s += 2
+	case n >= 6:
+		s++
+	}
+	return min(5, s)
+}
+
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+
+func strconvBase36(n int64) string {
+	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+	if n <= 0 {
+		return "0"
+	}
+	var b []byte
+	for n > 0 {
+		b = append(b, digits[n%36])
+		n /= 36
+	}
+	for i, j := 0, len(b)-1; i < j; i, j = i+1, j-1 {
+		b[i], b[j] = b[j], b[i]
+	}
+	return string(b)
+}
+
+// advance runs the time-driven part at event time now: the affected area, clearance, expiry of candidates
+// that never reached detection, and forgetting of old ended incidents. view returns a published cell view.
+func (t *tracker) advance(now int64, view func(uint64) *CellView) (changed bool) {
+	keep := t.order[:0]
+	for _, in := range t.order {
+		switch {
+		case in.Status == "":
+			if now-in.LastEvidenceAt > candidateTTL {
+				t.judgeCams(in, false)
+				delete(t.byID, in.ID)
+				continue
+			}
+		case in.Active():
+			before := len(in.Affected)
+			in.Affected = affected(in.Cell, view)
+			if len(in.Affected) != before {
+				changed = true
+				if !in.Operator || in.Status == StatusConfirmed {
+					in.Severity = max(in.Severity, severityOf(in))
+				}
+			}
+			quiet := now - in.LastEvidenceAt
+			recovered := true
+			if v := view(in.Cell); v != nil {
+				if _, ok := v.W[0].Speed(); ok && v.Derive(0).Congestion >= recoverCong {
+					recovered = false
+				}
+			}
+			if (quiet > quietMs && recovered && len(in.Affected) == 0) || quiet > staleMs {
+				in.Status = StatusCleared
+				in.ClearedAt = now
+				in.UpdatedAt = now
+				in.Affected = nil
+				t.judgeCams(in, true)
+				changed = true
+			}
+		default:
+			if now-in.UpdatedAt > historyMs {
+				delete(t.byID, in.ID)
+				continue
+			}
+		}
+		keep = append(keep, in)
+	}
+	clear(t.order[len(keep):])
+	t.order = keep
+	return changed
+}
+
+// judgeCams credits or debits the cameras that reported evidence on an incident that has ended.
+func (t *tracker) judgeCams(in *Incident, real bool) {
+	for key, sa := range in.sources {
+		if sa.kind != KindVideo {
+			continue
+		}
+		c := t.cams[strings.TrimPrefix(key, "video:")]
+		if c == nil {
+			continue
+		}
+		corroborated := real && (len(in.sources) > 1 || in.Status == StatusConfirmed || in.Operator)
+		if in.Status == StatusDismissed {
+			corroborated = false
+		}
+		if corroborated {
+			c.confirmed += sa.n
+		} else {
+			c.dismissed += sa.n
+		}
+	}
+}
+
+// affected grows the congested area around cell ring by ring.
+func affected(cell uint64, view func(uint64) *CellView) []uint64 {
+	seen := map[uint64]bool{cell: true}
+	frontier := []uint64{cell}
+	var out []uint64
+	for ring := 0; ring < affectRings && len(frontier) > 0; ring++ {
+		var next []uint64
+		for _, c := range frontier {
+			for _, nb := range h3.Cell(c).GridDisk(1) {
+				n := uint64(nb)
+				if seen[n] {
+					continue
+				}
+				seen[n] = true
+				v := view(n)
+				if v == nil {
+					continue
+				}
+				if _, ok := v.W[0].Speed(); !ok || v.Derive(0).Congestion < affectCong {
+					continue
+				}
+				out = append(out, n)
+				next = append(next, n)
+			}
+		}
+		frontier = next
+	}
+	if v := view(cell); v != nil {
+		if _, ok := v.W[0].Speed(); ok && v.Derive(0).Congestion >= affectCong {
+			out = append(out, cell)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// apply carries out an operator action. It returns an error naming what is wrong.
+func (t *tracker) apply(a Action) error {
+	in := t.byID[a.IncidentID]
+	if in == nil || in.Status == "" {
+		return fmt.Errorf("cannot change incident %s: no such incident", a.IncidentID)
+	}
+	switch a.Status {
+	case StatusConfirmed, StatusDismissed, StatusCleared:
+	default:
+		return fmt.Errorf("cannot change incident %s to %q: use confirmed, dismissed or cleared", a.IncidentID, a.Status)
+	}
+	if !in.Active() && a.Status != in.Status {
+		return fmt.Errorf("cannot change incident %s: it is already %s", a.IncidentID, in.Status)
+	}
+	in.Audit = append(in.Audit, AuditEntry{TS: a.TS, By: a.By, Role: a.Role, Status: a.Status, Note: a.Note})
+	in.Status = a.Status
+	in.Operator = true
+	if a.Status != StatusConfirmed {
+		in.ClearedAt = max(in.LastEvidenceAt, in.UpdatedAt)
+		in.Affected = nil
+		t.judgeCams(in, a.Status == StatusCleared)
+	}
+	return nil
+}
+
+// scores returns incident scores by cell: an active incident's cell gets its score, its affected cells half.
+func (t *tracker) scores() map[uint64]float64 {
+	out := map[uint64]float64{}
+	for _, in := range t.order {
+		if !in.Active() {
+			continue
+		}
+		for _, c := range in.Affected {
+			out[c] = math.Max(out[c], round3(in.Score/2))
+		}
+		out[in.Cell] = math.Max(out[in.Cell], in.Score)
+	}
+	return out
+}
+
+// snapshot copies the visible incidents (detected at some point).
+func (t *tracker) snapshot() []Incident {
+	out := make([]Incident, 0, len(t.order))
+	for _, in := range t.order {
+		if in.Status == "" {
+			continue
+		}
+		cp := *in
+		cp.Evidence = append([]EvidenceRef(nil), in.Evidence...)
+		cp.Affected = append([]uint64(nil), in.Affected...)
+		cp.Audit = append([]AuditEntry(nil), in.Audit...)
+		cp.sources, cp.types = nil, nil
+		out = append(out, cp)
+	}
+	return out
+}

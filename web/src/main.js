@@ -1,0 +1,433 @@
+// CityBrain command center: login, then the live map (cells, roads, incidents, units, sensors, transit), the
+// incident queue, the detail panel, city KPIs, the connection indicator and, when the server runs a replay
+// session, the time bar. See docs/command-center.md.
+import { api, can, clearToken, session, setToken, whoami } from './api.js';
+import { Detail, History } from './detail.js';
+import { UNIT_STATUS_COLOR, incidentIconURL, sensorIconURL, unitIconURL } from './icons.js';
+import { Live } from './live.js';
+import { CityMap, LAYERS } from './map.js';
+import { Queue } from './queue.js';
+import { $, LEVELS, LEVEL_COLOR, LEVEL_LABEL, clock, distanceM, el, levelOfTPI, num, titleCase, toast } from './util.js';
+
+const state = {
+  cells: new Map(), res: 9, baseRes: 9, window: localStorage.getItem('cb_window') || '300s',
+  units: new Map(), transit: new Map(), sensors: new Map(), features: new Set(), status: null, eventNow: 0,
+  layers: JSON.parse(localStorage.getItem('cb_layers') || '{}'),
+};
+let cityMap, live, queue, detail;
+const history = new History();
+
+// ---------- login ----------
+async function boot() {
+  if (new URLSearchParams(location.search).has('wall')) document.documentElement.classList.add('wall');
+  let who;
+  try {
+    who = await whoami();
+  } catch (e) {
+    showLogin(`Cannot reach the server: ${e.message}`);
+    return;
+  }
+  if (session.token && !who.authenticated) {
+    clearToken();
+    showLogin('Your session token is no longer valid. Sign in again.', who);
+    return;
+  }
+  if (who.auth_configured && !who.authenticated) { showLogin('', who); return; }
+  session.who = who;
+  startApp();
+}
+
+function showLogin(msg, who) {
+  $('app').hidden = true;
+  $('login').hidden = false;
+  $('login-error').hidden = !msg;
+  $('login-error').textContent = msg || '';
+  $('login-guest').hidden = !(who && !who.auth_configured);
+  $('login-token').focus();
+}
+
+$('login-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const t = $('login-token').value.trim();
+  if (!t) return;
+  $('login-submit').disabled = true;
+  try {
+    const who = await whoami(t);
+    if (!who.authenticated) {
+      $('login-error').hidden = false;
+      $('login-error').textContent = 'This token is not recognised.';
+      return;
+    }
+    setToken(t);
+    session.who = who;
+    $('login-token').value = '';
+    $('login').hidden = true;
+    if (live) location.reload(); else startApp(); // a running app reconnects with the new identity
+  } catch (err) {
+    $('login-error').hidden = false;
+    $('login-error').textContent = `Cannot sign in: ${err.message}`;
+  } finally {
+    $('login-submit').disabled = false;
+  }
+});
+$('login-guest').addEventListener('click', async () => {
+  session.who = await whoami('');
+  $('login').hidden = true;
+  if (!live) startApp();
+});
+$('logout').addEventListener('click', () => { clearToken(); location.reload(); });
+$('signin').addEventListener('click', () => showLogin('', { auth_configured: false }));
+
+function showUser() {
+  const w = session.who || {};
+  $('user-name').textContent = w.authenticated ? w.name : 'Not signed in';
+  $('user-role').textContent = w.authenticated ? w.role : 'read-only';
+  $('user-role').dataset.role = w.authenticated ? w.role : '';
+  $('logout').hidden = !w.authenticated;
+  $('signin').hidden = !!w.authenticated;
+}
+
+// ---------- app ----------
+function startApp() {
+  $('login').hidden = true;
+  $('app').hidden = false;
+  showUser();
+  $('window').value = state.window;
+  detail = new Detail(history);
+  detail.addEventListener('close', () => cityMap.select(null));
+  queue = new Queue();
+  queue.canDispatch = () => [...state.units.values()].some((u) => u.status === 'available');
+  cityMap = new CityMap('map', { onLoad: () => { applyLayerToggles(); updatePoints(); } });
+  cityMap.addEventListener('viewport', () => resubscribe());
+  cityMap.addEventListener('pick', (e) => onPick(e.detail));
+  cityMap.addEventListener('error', (e) => console.warn(e.detail));
+  cityMap.fitNetwork();
+  buildLayerPanel();
+  buildLegend();
+
+  queue.addEventListener('change', (e) => { updateIncidentsOnMap(e.detail); updateKPIs(); });
+  queue.addEventListener('select', (e) => {
+    const inc = e.detail.incident;
+    if (!inc) return;
+    cityMap.select('incident', inc.id);
+    if (e.detail.locate) cityMap.flyTo(inc.lng, inc.lat, 15);
+  });
+  queue.addEventListener('dispatch', (e) => dispatch(e.detail));
+  queue.start();
+
+  live = new Live();
+  live.addEventListener('state', (e) => showConn(e.detail));
+  live.addEventListener('hello', (e) => { state.baseRes = e.detail.base_res ?? 9; resubscribe(true); });
+  live.addEventListener('snapshot', (e) => applyCells(e.detail, true));
+  live.addEventListener('delta', (e) => applyCells(e.detail, false));
+  live.addEventListener('servererror', (e) => console.warn('server:', e.detail));
+  live.start();
+
+  $('window').addEventListener('change', (e) => {
+    state.window = e.target.value;
+    localStorage.setItem('cb_window', state.window);
+    resubscribe(true);
+    pollKPIs();
+  });
+  pollStatus();
+  setInterval(pollStatus, 5000);
+  pollKPIs();
+  setInterval(pollKPIs, 10000);
+  setInterval(ageOut, 30000);
+  window.citybrain = { state, get map() { return cityMap.map; }, cityMap, live, queue, detail };
+}
+
+function layersWanted() {
+  const l = ['cells', 'incidents', 'units'];
+  for (const f of ['transit', 'sensors']) if (state.features.has(f)) l.push(f);
+  return l;
+}
+
+function resubscribe(force = false) {
+  if (!live || !cityMap) return;
+  const { bbox, res } = cityMap.viewport(state.baseRes);
+  const cur = live.sub;
+  const view = cityMap.map.getBounds();
+  const inner = [view.getWest(), view.getSouth(), view.getEast(), view.getNorth()];
+  if (!force && cur && cur.res === res && cur.window === state.window && cityMap.contains(cur.bbox, inner)) return;
+  if (!cur || cur.res !== res || cur.window !== state.window) history.clear();
+  live.subscribe({ bbox, res, window: state.window, layers: layersWanted() });
+}
+
+// ---------- live data ----------
+function applyCells(m, snapshot) {
+  if (snapshot) state.cells.clear();
+  state.res = m.res;
+  const now = Date.parse(m.now) || Date.now();
+  for (const c of m.cells || []) { state.cells.set(c.cell, c); history.add(c, now); }
+  for (const id of m.removed || []) state.cells.delete(id);
+  if (m.now) { state.eventNow = Date.parse(m.now); queue.eventNow = state.eventNow; }
+  $('evtime').textContent = clock(m.now);
+  $('wmark').textContent = m.watermark ? `wm ${clock(m.watermark)}` : '';
+  cityMap.setCells(state.cells, m.res);
+  // Layers the server pushes once those features exist (docs/command-center.md "Server contract").
+  if (Array.isArray(m.incidents)) queue.merge(m.incidents);
+  let pts = false;
+  for (const [key, list] of [['units', m.units], ['transit', m.transit || m.vehicles], ['sensors', m.sensors]]) {
+    if (!Array.isArray(list)) continue;
+    if (snapshot) state[key].clear();
+    for (const x of list) state[key].set(x.id, { ...x, seen: Date.now() });
+    for (const id of m['removed_' + key] || []) state[key].delete(id);
+    state.features.add(key);
+    pts = true;
+  }
+  if (pts) { updatePoints(); markAvailability(); }
+  refreshDetail();
+}
+
+function ageOut() {
+  const cutoff = Date.now() - 5 * 60_000;
+  let changed = false;
+  for (const id of state.transit.keys()) if (state.transit.get(id).seen < cutoff) { state.transit.delete(id); changed = true; }
+  if (changed) updatePoints();
+}
+
+const point = (x, props) => ({ type: 'Feature', geometry: { type: 'Point', coordinates: [x.lng, x.lat] }, properties: props });
+
+function updatePoints() {
+  if (!cityMap) return;
+  cityMap.setPoints('units', [...state.units.values()].map((u) => point(u, { id: u.id, unit_type: u.unit_type || 'rescue', status: u.status || 'busy' })));
+  cityMap.setPoints('transit', [...state.transit.values()].map((v) => point(v, { id: v.id, mode: v.mode || 'bus', delay: v.delay_s ?? 0, route: v.route || '' })));
+  cityMap.setPoints('sensors', [...state.sensors.values()].map((s) => point(s, { id: s.id, kind: s.kind === 'camera' ? 'camera' : 'detector' })));
+  updateKPIs();
+}
+
+function updateIncidentsOnMap(items) {
+  cityMap.setPoints('incidents', items.filter((i) => i.lat != null).map((i) => point(i, {
+    id: i.id, type: i.type, score: i.score || 0, status: i.status, new: queue.isNew(i.id) && i.status === 'suspected' })));
+}
+
+function refreshDetail() {
+  const cur = detail?.cur;
+  if (!cur || detail.box.hidden) return;
+  if (performance.now() - (refreshDetail.last || 0) < 1000) return;
+  refreshDetail.last = performance.now();
+  if (cur.kind === 'cell') detail.showCell(state.cells.get(cur.id), cur.id);
+  else if (cur.kind === 'road') detail.showRoad(cur.props, cityMap.roadCell(cur.id));
+}
+
+function onPick(p) {
+  if (!p) { detail.close(); return; }
+  cityMap.select(p.kind, p.id);
+  switch (p.kind) {
+    case 'incident': queue.select(p.id); break;
+    case 'cell': detail.showCell(state.cells.get(p.id), p.id); break;
+    case 'road': detail.showRoad(p.props, cityMap.roadCell(p.id)); break;
+    case 'unit': {
+      const u = state.units.get(p.id) || {};
+      detail.showThing(`Unit ${p.id}`, [['Type', titleCase(u.unit_type)], ['Status', titleCase(u.status)],
+        ['Speed', u.speed_kmh != null ? `${num(u.speed_kmh)} km/h` : '—'], ['Updated', clock(u.ts || u.updated_at)]]);
+      break;
+    }
+    case 'transit': {
+      const v = state.transit.get(p.id) || {};
+      detail.showThing(`${titleCase(v.mode || 'vehicle')} ${v.route || ''} · ${p.id}`, [['Route', v.route || '—'],
+        ['Delay', v.delay_s != null ? `${Math.round(v.delay_s / 60)} min` : '—'], ['Speed', `${num(v.speed_kmh)} km/h`], ['Load', v.load != null ? `${Math.round(v.load * 100)} %` : '—']]);
+      break;
+    }
+    case 'sensor': {
+      const s = state.sensors.get(p.id) || {};
+      detail.showThing(`${titleCase(s.kind || 'sensor')} ${p.id}`, Object.entries(s).filter(([k]) => !['id', 'lat', 'lng', 'seen', 'kind'].includes(k)).slice(0, 8)
+        .map(([k, v]) => [titleCase(k), typeof v === 'number' ? num(v, 1) : String(v)]));
+      break;
+    }
+    default:
+  }
+}
+
+async function dispatch(inc) {
+  if (!can('incident.dispatch')) { toast(`Your role (${session.who?.role || 'none'}) may not dispatch.`, 'err'); return; }
+  const avail = [...state.units.values()].filter((u) => u.status === 'available')
+    .map((u) => ({ u, d: distanceM(inc.lat, inc.lng, u.lat, u.lng) })).sort((a, b) => a.d - b.d);
+  if (!avail.length) { toast('No available unit to dispatch.', 'err'); return; }
+  const { u, d } = avail[0];
+  try {
+    await api(`/api/v1/incidents/${encodeURIComponent(inc.id)}/dispatch`, { method: 'POST', body: { unit_id: u.id } });
+    toast(`${titleCase(u.unit_type)} ${u.id} dispatched (${(d / 1000).toFixed(1)} km).`, 'ok');
+  } catch (e) {
+    toast(`Dispatch failed: ${e.status === 404 || e.status === 405 ? 'the server does not accept dispatch yet' : e.message}`, 'err');
+  }
+}
+
+// ---------- status, KPIs ----------
+async function pollStatus() {
+  try {
+    const s = await api('/api/v1/status');
+    state.status = s;
+    if (Array.isArray(s.features)) {
+      const before = layersWanted().join();
+      for (const f of s.features) state.features.add(f);
+      if (layersWanted().join() !== before) resubscribe(true);
+      markAvailability();
+    }
+    if (!state.eventNow && s.now) $('evtime').textContent = clock(s.now);
+    showReplay(s.replay);
+    if (s.kpis) showKPIs(s.kpis);
+  } catch { /* the connection indicator tells */ }
+}
+
+let cityKPIs = null;
+async function pollKPIs() {
+  if (state.status?.kpis) return;
+  try {
+    const res = Math.max(0, state.baseRes - 2);
+    const cells = await api(`/api/v1/cells?res=${res}&window=${state.window}`);
+    let n = 0, sp = 0, tpi = 0;
+    for (const c of cells) {
+      if (c.speed_kmh == null || !c.samples) continue;
+      n += c.samples; sp += c.speed_kmh * c.samples; tpi += (c.tpi ?? 0) * c.samples;
+    }
+    cityKPIs = n ? { tpi: tpi / n, mean_speed_kmh: sp / n, cells: cells.length } : { tpi: null, mean_speed_kmh: null, cells: 0 };
+    updateKPIs();
+  } catch { /* keep the last */ }
+}
+
+function updateKPIs() {
+  const k = state.status?.kpis || cityKPIs || {};
+  showKPIs(k);
+}
+
+function showKPIs(k) {
+  const tpiBox = $('kpi-tpi');
+  const lvl = levelOfTPI(k.tpi);
+  tpiBox.querySelector('b').textContent = num(k.tpi, 1);
+  tpiBox.querySelector('small').textContent = lvl ? LEVEL_LABEL[lvl] : '';
+  tpiBox.style.setProperty('--lv', lvl ? LEVEL_COLOR[lvl] : 'inherit');
+  tpiBox.dataset.level = lvl || '';
+  $('kpi-speed').querySelector('b').textContent = num(k.mean_speed_kmh, 1);
+  const active = k.active_incidents ?? queue?.activeCount() ?? 0;
+  $('kpi-incidents').querySelector('b').textContent = queue?.available === false && k.active_incidents == null ? '—' : active;
+  $('kpi-incidents').classList.toggle('alert', active > 0);
+  const hasUnits = state.features.has('units') || k.units_available != null;
+  const availUnits = k.units_available ?? [...state.units.values()].filter((u) => u.status === 'available').length;
+  $('kpi-units').querySelector('b').textContent = hasUnits ? availUnits : '—';
+  $('kpi-units').querySelector('small').textContent = hasUnits ? `of ${k.units_total ?? state.units.size}` : 'no feed';
+}
+
+// ---------- connection ----------
+function showConn({ state: s, attempt, reason }) {
+  const c = $('conn');
+  c.dataset.state = s;
+  c.querySelector('span').textContent = { live: 'Live', connecting: 'Connecting', reconnecting: 'Reconnecting', offline: 'Offline' }[s] || s;
+  c.title = reason ? `${reason}${attempt ? ` (attempt ${attempt})` : ''}` : '';
+  const b = $('banner');
+  if (s === 'reconnecting' || s === 'offline') {
+    b.hidden = false;
+    b.textContent = `Connection lost — ${s === 'offline' ? 'retrying every 5 s' : 'reconnecting'}. Map shows data as of ${clock(state.eventNow) || 'start'}.`;
+  } else {
+    b.hidden = true;
+    if (s === 'live' && showConn.wasDown) toast('Reconnected: live data restored.', 'ok');
+  }
+  showConn.wasDown = s === 'reconnecting' || s === 'offline';
+}
+
+// ---------- layers ----------
+function buildLayerPanel() {
+  const box = $('layer-list');
+  LAYERS.forEach((l, i) => {
+    const on = state.layers[l.key] ?? l.on;
+    state.layers[l.key] = on;
+    const input = el('input', { type: 'checkbox', 'data-layer': l.key, checked: on, onchange: (e) => toggleLayer(l.key, e.target.checked) });
+    box.append(el('label', { class: 'layer' + (l.sub ? ' sub' : ''), 'data-key': l.key, title: `Toggle (${i + 1})` },
+      input, el('span', { text: l.label }), el('span', { class: 'nf', text: 'no feed' }), el('kbd', { class: 'k', text: String(i + 1) })));
+  });
+  markAvailability();
+}
+
+function markAvailability() {
+  for (const key of ['units', 'sensors', 'transit']) {
+    const row = document.querySelector(`.layer[data-key="${key}"]`);
+    row?.classList.toggle('na', !state.features.has(key));
+  }
+}
+
+function toggleLayer(key, on) {
+  state.layers[key] = on;
+  localStorage.setItem('cb_layers', JSON.stringify(state.layers));
+  const input = document.querySelector(`input[data-layer="${key}"]`);
+  if (input) input.checked = on;
+  cityMap.setLayer(key, on);
+}
+
+function applyLayerToggles() {
+  for (const l of LAYERS) cityMap.setLayer(l.key, state.layers[l.key] ?? l.on);
+}
+
+function buildLegend() {
+  const lg = $('legend');
+  lg.append(el('div', { class: 'muted', text: 'Congestion (TPI 0–10)' }),
+    el('div', { class: 'ramp' }, LEVELS.map((l) => el('i', { style: `background:${LEVEL_COLOR[l]}`, title: LEVEL_LABEL[l] }))),
+    el('div', { class: 'ends' }, el('span', { text: 'smooth' }), el('span', { text: 'severe' })),
+    el('div', { class: 'sym' },
+      ...['crash', 'stalled_vehicle', 'fire', 'medical', 'congestion'].map((t) => el('span', {}, el('img', { src: incidentIconURL(t), alt: '' }), titleCase(t))),
+      el('span', {}, el('img', { src: unitIconURL('ambulance', 'available'), alt: '' }), 'unit available'),
+      el('span', {}, el('img', { src: unitIconURL('police', 'en_route'), alt: '' }), 'en route'),
+      el('span', {}, el('img', { src: sensorIconURL('camera'), alt: '' }), 'camera'),
+      el('span', {}, el('img', { src: sensorIconURL('detector'), alt: '' }), 'detector')),
+    el('div', { class: 'muted small', style: 'margin-top:.4rem', text: 'Faded cells: few observations. 3D height: detector flow.' }));
+  void UNIT_STATUS_COLOR;
+}
+
+// ---------- replay time bar ----------
+let replayId = null;
+function showReplay(r) {
+  const bar = $('timebar');
+  if (!r || !r.id) { bar.hidden = true; replayId = null; return; }
+  bar.hidden = false;
+  replayId = r.id;
+  const from = Date.parse(r.from), to = Date.parse(r.to), pos = Date.parse(r.position);
+  $('tb-from').textContent = clock(from);
+  $('tb-to').textContent = clock(to);
+  $('tb-pos').textContent = clock(pos);
+  $('tb-play').textContent = r.playing ? '❚❚' : '▶';
+  $('tb-play').dataset.playing = r.playing ? '1' : '';
+  if (document.activeElement !== $('tb-seek') && to > from) $('tb-seek').value = Math.round(((pos - from) / (to - from)) * 1000);
+  $('tb-speed').value = String(r.speed || 1);
+  for (const id of ['tb-play', 'tb-speed', 'tb-seek']) $(id).disabled = !can('replay.control');
+  bar.dataset.from = from; bar.dataset.to = to;
+}
+async function replayControl(body) {
+  if (!replayId) return;
+  try {
+    const r = await api(`/api/v1/replays/${encodeURIComponent(replayId)}`, { method: 'POST', body });
+    if (r && r.id) showReplay(r);
+  } catch (e) { toast(`Replay: ${e.message}`, 'err'); }
+}
+$('tb-play').addEventListener('click', () => replayControl({ action: $('tb-play').dataset.playing ? 'pause' : 'play' }));
+$('tb-speed').addEventListener('change', (e) => replayControl({ action: 'speed', speed: Number(e.target.value) }));
+$('tb-seek').addEventListener('change', (e) => {
+  const bar = $('timebar'), from = Number(bar.dataset.from), to = Number(bar.dataset.to);
+  replayControl({ action: 'seek', position: new Date(from + ((to - from) * e.target.value) / 1000).toISOString() });
+});
+
+// ---------- keyboard ----------
+document.addEventListener('keydown', (e) => {
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  const tag = e.target.tagName;
+  if (tag === 'INPUT' && e.target.type !== 'checkbox' && e.target.type !== 'range') return;
+  if (tag === 'TEXTAREA' || tag === 'SELECT' || !$('login').hidden || !queue) return;
+  const help = $('help');
+  if (!help.hidden) { if (e.key === 'Escape' || e.key === '?') help.hidden = true; e.preventDefault(); return; }
+  const k = e.key;
+  if (k === 'ArrowDown' || k === 'j') queue.move(1);
+  else if (k === 'ArrowUp' || k === 'k') queue.move(-1);
+  else if (k === 'Enter') { if (queue.selected) queue.select(queue.selected, true); }
+  else if (k === 'c' || k === 'C') queue.act(queue.selected, 'confirmed');
+  else if (k === 'x' || k === 'X') queue.act(queue.selected, 'dismissed');
+  else if (k === 'd' || k === 'D') { const inc = queue.items.get(queue.selected); if (inc) dispatch(inc); }
+  else if (k === 'Escape') { detail.close(); queue.selected = null; queue.render(); cityMap.select(null); }
+  else if (k === '?') help.hidden = false;
+  else if (k === 'w' || k === 'W') document.documentElement.classList.toggle('wall');
+  else if (k === ' ' && replayId) $('tb-play').click();
+  else if (/^[1-9]$/.test(k) && LAYERS[Number(k) - 1]) { const l = LAYERS[Number(k) - 1]; toggleLayer(l.key, !state.layers[l.key]); }
+  else return;
+  e.preventDefault();
+});
+$('help-close').addEventListener('click', () => { $('help').hidden = true; });
+
+boot();

@@ -1,0 +1,178 @@
+// The incident queue: active incidents sorted by score, with their evidence and the operator's actions
+// (confirm, dismiss, dispatch), driven by the mouse or the keyboard. Incidents come from
+// GET /api/v1/incidents (polled) and from the websocket's incidents layer when the server sends one.
+import { api, can, session, HTTPError } from './api.js';
+import { incidentIconURL, INCIDENT_STYLE } from './icons.js';
+import { $, el, ago, clock, titleCase, toast, num } from './util.js';
+
+const SEV_COLOR = ['#64748b', '#a3d65c', '#f6d04d', '#f7893b', '#ef4444', '#d61f69'];
+const NEW_MS = 90_000; // an incident pulses for this long after it first appears in this session
+
+export class Queue extends EventTarget {
+  constructor() {
+    super();
+    this.items = new Map(); // id → incident
+    this.firstSeen = new Map();
+    this.selected = null;
+    this.filter = 'active';
+    this.list = $('queue-list');
+    this.loadedOnce = false;
+    this.available = true;
+    $('queue-filter').addEventListener('change', (e) => { this.filter = e.target.value; this.refresh(); });
+    this.list.addEventListener('click', (e) => this.onClick(e));
+  }
+
+  emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
+
+  start() {
+    this.refresh();
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.refresh(), 3000);
+    clearInterval(this.tick);
+    this.tick = setInterval(() => this.render(), 5000); // ages and pulses
+  }
+
+  async refresh() {
+    try {
+      const list = await api(`/api/v1/incidents?status=${this.filter}`);
+      this.available = true;
+      this.replace(Array.isArray(list) ? list : list.incidents || []);
+    } catch (e) {
+      if (e instanceof HTTPError && (e.status === 404 || e.status === 405)) {
+        this.available = false;
+        this.render();
+      }
+    }
+  }
+
+  // replace sets the whole list (REST); merge applies changed incidents (websocket).
+  replace(list) {
+    const seen = new Set();
+    for (const inc of list) { this.upsert(inc); seen.add(inc.id); }
+    for (const id of [...this.items.keys()]) if (!seen.has(id)) this.items.delete(id);
+    this.loadedOnce = true;
+    this.render();
+  }
+
+  merge(list) {
+    for (const inc of list) this.upsert(inc);
+    this.render();
+  }
+
+  upsert(inc) {
+    if (!this.firstSeen.has(inc.id)) {
+      // Incidents already there when the page opened are not "new".
+      this.firstSeen.set(inc.id, this.loadedOnce ? Date.now() : 0);
+    }
+    this.items.set(inc.id, inc);
+  }
+
+  isActive(inc) { return inc.status === 'suspected' || inc.status === 'confirmed'; }
+
+  sorted() {
+    return [...this.items.values()]
+      .filter((i) => this.filter === 'all' || this.isActive(i))
+      .sort((a, b) => (b.score - a.score) || String(b.detected_at).localeCompare(String(a.detected_at)));
+  }
+
+  isNew(id) {
+    const t = this.firstSeen.get(id);
+    return t > 0 && Date.now() - t < NEW_MS;
+  }
+
+  activeCount() { return [...this.items.values()].filter((i) => this.isActive(i)).length; }
+
+  render() {
+    const items = this.sorted();
+    if (this.selected && !items.some((i) => i.id === this.selected)) this.selected = null;
+    const note = $('queue-note');
+    note.hidden = this.available;
+    note.textContent = 'The server has no incident list yet.';
+    $('queue-count').textContent = this.activeCount();
+    $('queue-count').classList.toggle('hot', this.activeCount() > 0);
+    const now = Date.now();
+    const frag = document.createDocumentFragment();
+    for (const inc of items) frag.append(this.renderItem(inc, now));
+    const scroll = this.list.scrollTop;
+    this.list.replaceChildren(frag);
+    this.list.scrollTop = scroll;
+    this.emit('change', items);
+  }
+
+  renderItem(inc, now) {
+    const sel = inc.id === this.selected;
+    const type = titleCase(inc.type || 'incident');
+    const detected = Date.parse(inc.detected_at || inc.first_evidence_at);
+    const allowed = can('incident.update');
+    const roleMsg = session.who?.authenticated ? `Your role (${session.who.role}) may not change incidents` : 'Sign in to act on incidents';
+    const active = this.isActive(inc);
+    const li = el('li', {
+      class: 'inc' + (sel ? ' sel' : '') + (this.isNew(inc.id) ? ' new' : ''), 'data-id': inc.id, 'data-status': inc.status,
+      style: `--sev:${SEV_COLOR[inc.severity] || SEV_COLOR[3]}`, 'aria-selected': sel ? 'true' : 'false',
+    },
+    el('img', { class: 'ico', src: incidentIconURL(INCIDENT_STYLE[inc.type] ? inc.type : 'other'), alt: '' }),
+    el('div', { class: 't1' }, el('span', { text: `${type}` + (inc.severity ? ` · S${inc.severity}` : '') }),
+      el('span', { class: 'score', title: 'score (0–1)', text: num(inc.score, 2) })),
+    el('div', { class: 'bar' }, el('i', { style: `width:${Math.round((inc.score || 0) * 100)}%` })),
+    el('div', { class: 't2' },
+      el('span', { class: 'chip ' + inc.status, text: inc.status }),
+      el('span', { text: detected ? `detected ${clock(detected)}` : '' }),
+      el('span', { text: detected ? ago(this.eventNow ? this.eventNow - detected : now - detected) : '' }),
+      el('span', { text: `${(inc.evidence || []).length} evidence` })),
+    el('ul', { class: 'ev' }, (inc.evidence || []).slice(0, 8).map((ev) => el('li', {},
+      el('b', { text: ev.kind }), el('span', { text: titleCase(ev.type || '') }), el('span', { text: ev.id }),
+      el('span', { style: 'margin-left:auto', text: clock(ev.ts) })))),
+    el('div', { class: 'acts' },
+      el('button', { class: 'confirm', type: 'button', 'data-act': 'confirmed', disabled: !allowed || inc.status === 'confirmed' || !active,
+        title: allowed ? 'Confirm (C)' : roleMsg, text: 'Confirm' }),
+      el('button', { class: 'dismiss', type: 'button', 'data-act': 'dismissed', disabled: !allowed || !active,
+        title: allowed ? 'Dismiss (X)' : roleMsg, text: 'Dismiss' }),
+      el('button', { class: 'dispatch', type: 'button', 'data-act': 'dispatch', disabled: !can('incident.dispatch') || !active || !this.canDispatch?.(inc),
+        title: can('incident.dispatch') ? (this.canDispatch?.(inc) ? 'Dispatch the nearest available unit (D)' : 'No unit feed: dispatch needs units') : 'Your role may not dispatch',
+        text: 'Dispatch' })));
+    return li;
+  }
+
+  onClick(e) {
+    const li = e.target.closest('.inc');
+    if (!li) return;
+    const act = e.target.closest('button')?.dataset.act;
+    if (act) { this.act(li.dataset.id, act); return; }
+    this.select(li.dataset.id, true);
+  }
+
+  select(id, locate = false) {
+    this.selected = id;
+    this.render();
+    const li = this.list.querySelector(`.inc[data-id="${CSS.escape(id || '')}"]`);
+    li?.scrollIntoView({ block: 'nearest' });
+    this.emit('select', { incident: this.items.get(id), locate });
+  }
+
+  move(delta) {
+    const items = this.sorted();
+    if (!items.length) return;
+    let i = items.findIndex((x) => x.id === this.selected);
+    i = i < 0 ? (delta > 0 ? 0 : items.length - 1) : Math.max(0, Math.min(items.length - 1, i + delta));
+    this.select(items[i].id, false);
+  }
+
+  async act(id, action) {
+    const inc = this.items.get(id || this.selected);
+    if (!inc) return;
+    if (action === 'dispatch') { this.emit('dispatch', inc); return; }
+    if (!can('incident.update')) {
+      toast(session.who?.authenticated ? `Your role (${session.who.role}) may not change incidents.` : 'Sign in to act on incidents.', 'err');
+      return;
+    }
+    try {
+      const updated = await api(`/api/v1/incidents/${encodeURIComponent(inc.id)}`, { method: 'POST', body: { status: action } });
+      this.upsert(updated && updated.id ? updated : { ...inc, status: action });
+      toast(`${titleCase(inc.type)} ${action}.`, 'ok');
+      this.render();
+    } catch (e) {
+      const msg = e.status === 404 || e.status === 405 ? 'The server does not accept incident changes yet.' : e.message;
+      toast(`Could not mark ${titleCase(inc.type)} ${action}: ${msg}`, 'err');
+    }
+  }
+}

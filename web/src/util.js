@@ -1,0 +1,61 @@
+// Small helpers shared by the modules.
+export const $ = (id) => document.getElementById(id);
+
+export function el(tag, attrs = {}, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (k === 'style') e.style.cssText = v;
+    else e.setAttribute(k, v === true ? '' : v);
+  }
+  for (const k of kids.flat()) if (k !== null && k !== undefined && k !== false) e.append(k);
+  return e;
+}
+
+// Congestion levels of spec/api.md, in order, with the theme's colours and labels.
+export const LEVELS = ['smooth', 'basically_smooth', 'light', 'moderate', 'severe'];
+export const LEVEL_COLOR = { smooth: '#2bb673', basically_smooth: '#a3d65c', light: '#f6d04d', moderate: '#f7893b', severe: '#e5343b' };
+export const LEVEL_LABEL = { smooth: 'Smooth', basically_smooth: 'Basically smooth', light: 'Light', moderate: 'Moderate', severe: 'Severe' };
+
+// levelOfTPI maps a TPI (0..10) to a level, as the engine does (2-point bands).
+export function levelOfTPI(tpi) {
+  if (tpi == null || Number.isNaN(tpi)) return null;
+  return LEVELS[Math.max(0, Math.min(4, Math.floor(tpi / 2)))];
+}
+
+export const num = (x, d = 0) => (x == null || Number.isNaN(x) ? '—' : Number(x).toFixed(d));
+
+export function clock(t, withSeconds = true) {
+  if (!t) return '—';
+  const d = typeof t === 'number' ? new Date(t) : new Date(t);
+  if (Number.isNaN(d.getTime())) return '—';
+  return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: withSeconds ? '2-digit' : undefined, hour12: false });
+}
+
+export function ago(ms) {
+  if (ms == null || Number.isNaN(ms)) return '';
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min ago`;
+}
+
+export const titleCase = (s) => (s || '').replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
+
+// distanceM is the great-circle distance in metres.
+export function distanceM(lat1, lng1, lat2, lng2) {
+  const r = Math.PI / 180, a = Math.sin((lat2 - lat1) * r / 2) ** 2 +
+    Math.cos(lat1 * r) * Math.cos(lat2 * r) * Math.sin((lng2 - lng1) * r / 2) ** 2;
+  return 2 * 6371008.8 * Math.asin(Math.sqrt(a));
+}
+
+let toastBox = null;
+export function toast(msg, kind = '') {
+  toastBox ||= $('toasts');
+  const t = el('div', { class: 'toast ' + kind, role: kind === 'err' ? 'alert' : 'status', text: msg });
+  toastBox.append(t);
+  setTimeout(() => t.remove(), kind === 'err' ? 7000 : 4000);
+}
