@@ -38,6 +38,10 @@ type Server struct {
 	QueueDepths func() map[string]int
 	// AllowedOrigins lists extra origins allowed to open /ws (the page's own origin always is).
 	AllowedOrigins []string
+
+	// Replays serves /api/v1/replays (api/replays.go; nil: no replay API). GET /api/v1/export is served
+	// whenever Log is set.
+	Replays *Replays
 }
 
 // Handler returns the routes.
@@ -58,6 +62,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /ws", a.Open(func(w http.ResponseWriter, r *http.Request) {
 		s.Hub.ServeWS(w, r, s.checkOrigin)
 	}))
+	// Replays and exports (api/replays.go, api/export.go).
+	s.replayRoutes(mux)
+
 	if s.Web != nil {
 		mux.Handle("GET /", http.FileServerFS(s.Web))
 	}

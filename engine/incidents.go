@@ -22,22 +22,23 @@ const (
 // Tracker thresholds. A candidate becomes a visible (suspected) incident when its fused score reaches
 // DetectScore, and is confirmed automatically at ConfirmScore (or by an operator).
 const (
-	DetectScore  = 0.5
-	ConfirmScore = 0.85
-	mergeM       = 350.0        // evidence this close to an incident joins it
-	mergeAfterMs = 15 * 60_000  // ... if it comes at most this long after the incident's last evidence
-	candidateTTL = 5 * 60_000   // a candidate that never reaches DetectScore is dropped after this
-	quietMs      = 8 * 60_000   // an incident with no evidence this long clears once traffic recovered
-	staleMs      = 20 * 60_000  // ... or after this long regardless
-	maxEvidence  = 64           // evidence kept per incident (the newest; counts are kept in full)
-	historyMs    = 6 * 3600_000 // ended incidents are kept this long for GET ?status=all
-	affectRings  = 12           // the affected area grows at most this many H3 rings from the incident
-	affectCong   = 0.45         // a cell counts as affected at this congestion
-	recoverCong  = 0.35         // below this the incident's own cell counts as recovered
-	sourceRepeat = 0.08         // each repeated detection by the same source adds this to its weight
-	maxSourceW   = 0.95         // a single source never says more than this
-	weightFloor  = 0.2          // the least weight a chronically wrong camera keeps
-	confidenceN  = 20.0         // detections after which a camera's record fully sets its weight
+	DetectScore   = 0.5
+	ConfirmScore  = 0.85
+	mergeM        = 350.0        // evidence this close to an incident joins it
+	mergeAfterMs  = 15 * 60_000  // ... if it comes at most this long after the incident's last evidence
+	candidateTTL  = 5 * 60_000   // a candidate that never reaches DetectScore is dropped after this
+	quietMs       = 8 * 60_000   // an incident with no evidence this long clears once traffic recovered
+	staleMs       = 20 * 60_000  // ... or after this long regardless
+	maxEvidence   = 64           // evidence kept per incident (the newest; counts are kept in full)
+	historyMs     = 6 * 3600_000 // ended incidents are kept this long for GET ?status=all
+	affectRings   = 12           // the affected area grows at most this many H3 rings from the incident
+	affectCong    = 0.45         // a cell counts as affected at this congestion
+	recoverCong   = 0.35         // below this the incident's own cell counts as recovered
+	sourceRepeat  = 0.08         // each repeated detection by the same source adds this to its weight
+	maxSourceW    = 0.95         // a single source never says more than this
+	weightFloor   = 0.2          // the least weight a chronically wrong camera keeps
+	singleKindCap = 0.84         // the highest score one kind of evidence alone reaches
+	confidenceN   = 20.0         // detections after which a camera's record fully sets its weight
 )
 
 // EvidenceRef is evidence as listed on an incident.
@@ -255,9 +256,13 @@ func (t *tracker) rescore(in *Incident, ts int64) {
 		kinds[sa.kind] = true
 	}
 	score := 1 - miss
-	// Independent kinds of evidence (camera and traffic, say) corroborate each other.
+	// Independent kinds of evidence (camera and traffic, say) corroborate each other. One source alone however
+	// often it repeats, or traffic data alone, stays below automatic confirmation: that takes a second kind,
+	// a second camera or caller, or an operator.
 	if len(kinds) >= 2 {
 		score = math.Min(1, score+0.05*float64(len(kinds)-1))
+	} else if len(in.sources) == 1 || kinds[KindProbe] || kinds[KindDetector] {
+		score = math.Min(score, singleKindCap)
 	}
 	in.Score = round3(score)
 	var bestT string

@@ -66,6 +66,9 @@ type System struct {
 	Ingest  *ingest.Ingestor
 	natsSrc *ingest.NATSSource
 	Hub     *api.Hub
+	// Replays holds planners' replay sessions (replay/session.go), each with its own engine.
+	Replays *replay.Manager
+	unlock  func() // releases the data directory's lock (lock.go)
 	http    *http.Server
 	ln      net.Listener
 
@@ -101,6 +104,11 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create data dir: %w", err)
+	}
+	if cfg.NATSURL == "" { // the embedded server's store must have one writer: see lock.go
+		if s.unlock, err = LockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	}
 
 	// Auth first: it decides whether this configuration may listen where asked.
@@ -179,6 +187,11 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		Accepted: s.accepted, Rejected: s.rejected, Ready: s.Ready, Network: cfg.Network,
 		QueueDepths: func() map[string]int { return map[string]int{"nats-ingest": s.natsSrc.QueueDepth()} },
 	}
+	// Replays: sessions run their own engines with the live configuration (replay/manager.go).
+	rcfg := ecfg
+	rcfg.OnDelta, rcfg.Mem = nil, nil
+	s.Replays = replay.NewManager(replay.ManagerConfig{Log: s.Log, Engine: rcfg, FileDir: filepath.Join(cfg.DataDir, "imports")})
+	srv.Replays = api.NewReplays(s.Replays, cfg.Hub)
 	if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.HTTPAddr, err)
 	}
@@ -314,6 +327,9 @@ func (s *System) Stop(ctx context.Context) error {
 				errs = append(errs, errors.New("cannot stop log consumer: deadline"))
 			}
 		}
+		if s.Replays != nil {
+			s.Replays.Stop()
+		}
 		if s.Engine != nil {
 			s.Engine.Stop()
 		}
@@ -324,6 +340,9 @@ func (s *System) Stop(ctx context.Context) error {
 		if s.ns != nil {
 			s.ns.Shutdown()
 			s.ns.WaitForShutdown()
+		}
+		if s.unlock != nil {
+			s.unlock()
 		}
 		s.stopErr = errors.Join(errs...)
 	})
