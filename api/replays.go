@@ -26,13 +26,24 @@ type Replays struct {
 // NewReplays returns the replay API over m.
 func NewReplays(m *replay.Manager, hub HubConfig) *Replays { return &Replays{Manager: m, Hub: hub} }
 
-// Create opens a session and its hub. spec.OnDelta, OnClose and Active are set here.
+// Create opens a session over the log or a file in the import directory, with its hub. spec.OnDelta,
+// OnClose and Active are set here.
 func (rp *Replays) Create(spec replay.Spec) (*replay.Session, *Hub, error) {
+	return rp.create(spec, func(spec replay.Spec) (*replay.Session, error) { return rp.Manager.Create(spec) })
+}
+
+// CreateFrom is Create over any source (the command line's files).
+func (rp *Replays) CreateFrom(spec replay.Spec, source string, open replay.Source) (*replay.Session, *Hub, error) {
+	return rp.create(spec, func(spec replay.Spec) (*replay.Session, error) { return rp.Manager.CreateFrom(spec, source, open) })
+}
+
+func (rp *Replays) create(spec replay.Spec, mk func(replay.Spec) (*replay.Session, error)) (*replay.Session, *Hub, error) {
 	paused := spec.Paused
 	spec.Paused = true // the hub must exist before the first delta
 	var hubp struct {
 		sync.Mutex
-		h *Hub
+		h  *Hub
+		id string
 	}
 	spec.OnDelta = func(d *engine.Delta) {
 		hubp.Lock()
@@ -42,10 +53,9 @@ func (rp *Replays) Create(spec replay.Spec) (*replay.Session, *Hub, error) {
 			h.OnDelta(d)
 		}
 	}
-	var id string
 	spec.OnClose = func() {
 		hubp.Lock()
-		h := hubp.h
+		h, id := hubp.h, hubp.id
 		hubp.Unlock()
 		if h != nil {
 			h.Close()
@@ -57,16 +67,15 @@ func (rp *Replays) Create(spec replay.Spec) (*replay.Session, *Hub, error) {
 		defer hubp.Unlock()
 		return hubp.h != nil && hubp.h.Stats().Clients > 0
 	}
-	s, err := rp.Manager.Create(spec)
+	s, err := mk(spec)
 	if err != nil {
 		return nil, nil, err
 	}
-	id = s.ID()
 	h := NewHub(rp.Hub, s.Engine())
 	hubp.Lock()
-	hubp.h = h
+	hubp.h, hubp.id = h, s.ID()
 	hubp.Unlock()
-	rp.hubs.Store(id, h)
+	rp.hubs.Store(s.ID(), h)
 	if !paused {
 		if err := s.Play(); err != nil {
 			return nil, nil, err
@@ -75,7 +84,7 @@ func (rp *Replays) Create(spec replay.Spec) (*replay.Session, *Hub, error) {
 	return s, h, nil
 }
 
-// Hub returns the hub of session id.
+// HubOf returns the hub of session id.
 func (rp *Replays) HubOf(id string) (*Hub, bool) {
 	h, ok := rp.hubs.Load(id)
 	if !ok {

@@ -59,6 +59,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/deadletters", a.Require(s.handleDead, RoleAdmin))
 	mux.HandleFunc("GET /api/v1/whoami", s.handleWhoami)
 	mux.HandleFunc("GET /api/v1/network", a.Open(s.handleNetwork))
+	mux.HandleFunc("GET /api/v1/links", a.Open(s.handleLinks))
+	mux.HandleFunc("GET /api/v1/intersections/{id}", a.Open(s.handleIntersection))
 	mux.HandleFunc("GET /ws", a.Open(func(w http.ResponseWriter, r *http.Request) {
 		s.Hub.ServeWS(w, r, s.checkOrigin)
 	}))

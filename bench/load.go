@@ -85,6 +85,19 @@ func (p *pool) remap(name string, net *geo.Network, seed int64) *pool {
 	return q
 }
 
+// spread returns a copy of p whose events sit at uniform random points of a square of side deg degrees
+// centred on p's bounding box (one cell per event, nearly).
+func (p *pool) spread(deg float64, seed int64) *pool {
+	rng := rand.New(rand.NewPCG(uint64(seed), 19))
+	lat0, lng0 := (p.BBox.MinLat+p.BBox.MaxLat)/2-deg/2, (p.BBox.MinLng+p.BBox.MaxLng)/2-deg/2
+	q := &pool{Name: p.Name + fmt.Sprintf(" (spread over %g°)", deg), Events: append([]engine.Event(nil), p.Events...), Kinds: map[string]int{}}
+	for i := range q.Events {
+		q.Events[i].Lat, q.Events[i].Lng = lat0+rng.Float64()*deg, lng0+rng.Float64()*deg
+	}
+	q.finish()
+	return q
+}
+
 // concentrate returns a copy of p whose events sit at only k distinct positions (few cells).
 func (p *pool) concentrate(k int) *pool {
 	q := &pool{Name: p.Name + fmt.Sprintf(" (%d positions)", k), Events: append([]engine.Event(nil), p.Events...), Kinds: map[string]int{}}

@@ -235,7 +235,7 @@ func (r *runner) ingestPath(ctx context.Context, name string, arrowPath bool, su
 		case s.DrainSeconds > 1.5 && s.DrainSeconds > 0.2*s.Seconds:
 			why = fmt.Sprintf("backlog: the engine needed %.1fs after the last answer to reflect what was accepted", s.DrainSeconds)
 		case i > 0 && s.PipelinePerSec < 1.1*res.Steps[i-1].PipelinePerSec && s.ReqP99Ms > 1.5*res.Steps[i-1].ReqP99Ms:
-			why = fmt.Sprintf("saturated: +%.0f%% throughput for ×%.1f p99 latency", 100*(s.PipelinePerSec/res.Steps[i-1].PipelinePerSec-1),
+			why = fmt.Sprintf("saturated: %+.0f%% throughput for ×%.1f p99 request latency", 100*(s.PipelinePerSec/res.Steps[i-1].PipelinePerSec-1),
 				s.ReqP99Ms/res.Steps[i-1].ReqP99Ms)
 		}
 		if why != "" {
@@ -467,7 +467,7 @@ func trickle(ctx context.Context, snd sender, tmpl []*batch, interval time.Durat
 // fanout measures how many clients get one delta per second with p99 lag under 200 ms.
 func (r *runner) fanout(ctx context.Context) error {
 	counts := []int{1000, 2500, 5000, 10000}
-	dur, warm, nvp := 8*time.Second, 2*time.Second, 1000
+	dur, warm, nvp := 15*time.Second, 2*time.Second, 1000
 	if r.cfg.Short {
 		counts, dur, warm, nvp = nil, 3*time.Second, time.Second, 50
 	}
@@ -623,7 +623,9 @@ func (r *runner) memory(ctx context.Context) error {
 		r.rep.Memory = nil
 		return nil
 	}
-	mb, err := arrowBatches(r.city, 8, arrowBatchEvents, r.baseRes, 1000, 51)
+	// Many cells: the same mix at uniform random points of a 1.5° square around the city (about as many
+	// cells as positions).
+	mb, err := arrowBatches(r.city.spread(1.5, 52), 40, arrowBatchEvents, r.baseRes, 1000, 51)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,9 @@ type Config struct {
 	MinFreeFlowKmh     float64       // floor of a learned free-flow speed
 	MinFreeFlowSamples uint32        // speed samples a cell needs before its free-flow speed is learned
 	Mem                memory.Allocator
+	// Network, when set, is the road network: probe and transit points are map-matched to its links and
+	// detectors snapped to the nearest one, and speeds also aggregate per link (Engine.Links).
+	Network *geo.Network
 	// FreeFlow, when set, gives a cell's free-flow speed from a road network; it is called from shard
 	// goroutines and must be safe for concurrent use.
 	FreeFlow func(cell uint64) (kmh float64, ok bool)
@@ -126,7 +130,9 @@ type Engine struct {
 	now, wm  int64
 	lastSeq  uint64
 	rowsBuf  [][]int32
-	kindSeen [numKinds]uint64
+	linksBuf [][]int32
+	matcher  *geo.Matcher
+	linkIdx  map[string]int32
 
 	// Published by the dispatcher after a batch is handed to every shard.
 	dispatched atomic.Pointer[mark]
@@ -176,6 +182,14 @@ func New(cfg Config) *Engine {
 	}
 	e.incidents.Store(&[]Incident{})
 	e.rowsBuf = make([][]int32, cfg.Shards)
+	e.linksBuf = make([][]int32, cfg.Shards)
+	if cfg.Network != nil {
+		e.matcher = geo.NewMatcher(cfg.Network, geo.MatcherConfig{})
+		e.linkIdx = make(map[string]int32, len(cfg.Network.Links()))
+		for i, l := range cfg.Network.Links() {
+			e.linkIdx[l.ID] = int32(i)
+		}
+	}
 	e.dispatched.Store(&mark{now: minTime, wm: minTime})
 	e.status.Store(&Status{Watermark: minTime, Now: minTime})
 	for i := 0; i < cfg.Shards; i++ {
@@ -213,6 +227,15 @@ func (e *Engine) Apply(seq uint64, rec arrow.Record) error {
 	cells := rec.Column(ColCell).(*array.Uint64)
 	for i := range e.rowsBuf {
 		e.rowsBuf[i] = e.rowsBuf[i][:0]
+		e.linksBuf[i] = e.linksBuf[i][:0]
+	}
+	var ids *array.String
+	var lat, lng *array.Float64
+	var heading *array.Float32
+	if e.matcher != nil {
+		ids = rec.Column(ColID).(*array.String)
+		lat, lng = rec.Column(ColLat).(*array.Float64), rec.Column(ColLng).(*array.Float64)
+		heading = rec.Column(ColHeading).(*array.Float32)
 	}
 	// The watermark used for lateness is the one before this batch, so the order of rows inside a batch does
 	// not matter; then the batch moves the clock.
@@ -239,6 +262,17 @@ func (e *Engine) Apply(seq uint64, rec arrow.Record) error {
 		}
 		sh := e.shardOf(cells.Value(i))
 		e.rowsBuf[sh] = append(e.rowsBuf[sh], int32(i))
+		if e.matcher != nil {
+			li := int32(-1)
+			if t >= horizon {
+				h := math.NaN()
+				if heading.IsValid(i) {
+					h = float64(heading.Value(i))
+				}
+				li = e.matchRow(k, ids.Value(i), t, lat.Value(i), lng.Value(i), h)
+			}
+			e.linksBuf[sh] = append(e.linksBuf[sh], li)
+		}
 	}
 	e.now = newest
 	if wm := newest - e.cfg.Lateness.Milliseconds(); wm > e.wm {
@@ -249,7 +283,14 @@ func (e *Engine) Apply(seq uint64, rec arrow.Record) error {
 			continue
 		}
 		rec.Retain()
-		e.shards[i].in <- shardMsg{rec: rec, rows: append([]int32(nil), rows...), horizon: horizon, now: e.now}
+		msg := shardMsg{rec: rec, rows: append([]int32(nil), rows...), horizon: horizon, now: e.now}
+		if e.matcher != nil {
+			msg.links = append([]int32(nil), e.linksBuf[i]...)
+		}
+		e.shards[i].in <- msg
+	}
+	if e.matcher != nil {
+		e.matcher.Evict(time.UnixMilli(e.now))
 	}
 	e.lastSeq = seq
 	e.late.Add(late)

@@ -75,8 +75,9 @@ type rawBucket struct {
 type shardMsg struct {
 	rec     arrow.Record // retained for this shard; the shard releases it
 	rows    []int32
-	horizon int64 // events older than this are too late for any window
-	now     int64 // the engine's newest event time after this batch
+	links   []int32 // matched link index per row (-1: none); nil without a road network
+	horizon int64   // events older than this are too late for any window
+	now     int64   // the engine's newest event time after this batch
 	tick    *tickReq
 }
 
@@ -114,6 +115,10 @@ type shard struct {
 	scored         map[uint64]bool // cells with a nonzero incident score
 	snap           atomic.Pointer[map[uint64]*CellView]
 	rawRows        atomic.Int64
+
+	links      map[int32]*linkState
+	dirtyLinks map[int32]struct{}
+	linkSnap   atomic.Pointer[map[int32]*LinkView]
 }
 
 func newShard(e *Engine) *shard {
@@ -129,6 +134,9 @@ func newShard(e *Engine) *shard {
 	}
 	empty := map[uint64]*CellView{}
 	s.snap.Store(&empty)
+	s.links, s.dirtyLinks = map[int32]*linkState{}, map[int32]struct{}{}
+	noLinks := map[int32]*LinkView{}
+	s.linkSnap.Store(&noLinks)
 	return s
 }
 
@@ -156,7 +164,7 @@ func (s *shard) apply(m shardMsg) {
 	interval := rec.Column(ColInterval).(*array.Float32)
 	lat := rec.Column(ColLat).(*array.Float64)
 	lng := rec.Column(ColLng).(*array.Float64)
-	for _, r32 := range m.rows {
+	for i, r32 := range m.rows {
 		r := int(r32)
 		t := int64(ts.Value(r))
 		if t < m.horizon {
@@ -176,34 +184,34 @@ func (s *shard) apply(m shardMsg) {
 			cs.lastTS = t
 		}
 		k := Kind(kind.Value(r))
-		a.Events++
-		a.Kinds[k]++
+		var c contribution
+		c.kind = k
 		switch k {
 		case KindProbe:
 			if speed.IsValid(r) {
-				v := float64(speed.Value(r))
-				a.addSpeed(v, 1)
-				cs.learn(v)
+				c.speed, c.weight = float64(speed.Value(r)), 1
+				cs.learn(c.speed)
 			}
 		case KindDetector:
-			f, o := float64(flow.Value(r)), float64(occ.Value(r))
-			a.FlowSum += f
-			a.OccSum += o
-			a.FlowN++
-			if speed.IsValid(r) && f > 0 {
-				v := float64(speed.Value(r))
-				veh := f * float64(interval.Value(r)) / 3600
-				a.addSpeed(v, max(veh, 0.1))
-				cs.learn(v)
+			c.detector, c.flow, c.occ = true, float64(flow.Value(r)), float64(occ.Value(r))
+			if speed.IsValid(r) && c.flow > 0 {
+				c.speed, c.weight = float64(speed.Value(r)), max(c.flow*float64(interval.Value(r))/3600, 0.1)
+				cs.learn(c.speed)
 			}
 		case KindTransit:
 			if speed.IsValid(r) {
-				a.addSpeed(float64(speed.Value(r)), 0.5)
+				c.speed, c.weight = float64(speed.Value(r)), 0.5
 			}
 			s.transitDelay(rec, r, t, cell, cs)
 		case KindVideo, KindReport, KindSensor:
 			if ev, ok := pointEvidence(rec, r, cell, lat.Value(r), lng.Value(r), k, t); ok {
 				s.evidence = append(s.evidence, ev)
+			}
+		}
+		c.addTo(a)
+		if m.links != nil {
+			if li := m.links[i]; li >= 0 {
+				s.linkAdd(li, start, t, &c)
 			}
 		}
 		s.rawAppend(start, rec, r)
@@ -348,6 +356,8 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 			res.changed = append(res.changed, v)
 		}
 	}
+	allLinks := nowBucket != s.lastTickBucket
+	defer s.tickLinks(now, allLinks)
 	if nowBucket != s.lastTickBucket {
 		s.lastTickBucket = nowBucket
 		for cell, cs := range s.cells {
@@ -438,4 +448,25 @@ func (s *shard) freeFlowSource(cell uint64, cs *cellState) (float64, uint8) {
 func (s *shard) freeFlow(cell uint64, cs *cellState) float64 {
 	ff, _ := s.freeFlowSource(cell, cs)
 	return ff
+}
+
+// contribution is what one event adds to a bucket.
+type contribution struct {
+	kind          Kind
+	speed, weight float64 // weight 0: no speed observation
+	detector      bool
+	flow, occ     float64
+}
+
+func (c *contribution) addTo(a *agg) {
+	a.Events++
+	a.Kinds[c.kind]++
+	if c.detector {
+		a.FlowSum += c.flow
+		a.OccSum += c.occ
+		a.FlowN++
+	}
+	if c.weight > 0 {
+		a.addSpeed(c.speed, c.weight)
+	}
 }

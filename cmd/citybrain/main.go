@@ -48,6 +48,10 @@ func main() {
 		err = runMain(os.Args[2:])
 	case "feed":
 		err = feedMain(os.Args[2:])
+	case "replay":
+		err = replayMain(os.Args[2:])
+	case "export":
+		err = exportMain(os.Args[2:])
 	case "bench":
 		err = benchMain(os.Args[2:])
 	case "version", "--version", "-version":

@@ -150,6 +150,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		if res == 0 {
 			res = engine.DefaultConfig().Res
 		}
+		ecfg.Network = cfg.Network
 		ff := cfg.Network.CellFreeFlowKmh(res)
 		ecfg.FreeFlow = func(cell uint64) (float64, bool) { v, ok := ff[cell]; return v, ok && v > 0 }
 	}

@@ -633,3 +633,65 @@ func TestIncidentsFromSpecExamplesAndOperatorActions(t *testing.T) {
 		t.Errorf("after restart: %+v", list)
 	}
 }
+
+func TestRoadNetworkLinksAndIntersections(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Network = geo.GenerateWestLake(1)
+	s := start(t, cfg)
+	// A signalised intersection's first approach, driven at 25 km/h by a probe with its heading.
+	var node *geo.Node
+	for _, n := range cfg.Network.Nodes() {
+		if n.Signalised && len(n.Approaches) > 0 {
+			node = n
+			break
+		}
+	}
+	link, _ := cfg.Network.Link(node.Approaches[0].LinkID)
+	var b strings.Builder
+	for k := 0; k < 8; k++ {
+		p, bearing := link.PointAt(link.GeomLengthM() * (0.1 + 0.1*float64(k)))
+		fmt.Fprintf(&b, `{"kind":"probe","ts":%d,"id":"car-1","lat":%f,"lng":%f,"speed_kmh":25,"heading_deg":%f}`+"\n",
+			int64(1795737600000)+int64(k)*2000, p.Lat, p.Lng, bearing)
+	}
+	if code, ans := post(t, s, "application/x-ndjson", []byte(b.String()), nil); code != 200 {
+		t.Fatalf("%d %v", code, ans)
+	}
+	waitWatermark(t, s, time.UnixMilli(1795737614000))
+	var links []map[string]any
+	getJSON(t, "http://"+s.Addr()+"/api/v1/links", &links)
+	found := false
+	for _, l := range links {
+		if l["link"] == link.ID {
+			found = l["speed_kmh"] == 25.0 && l["samples"].(float64) >= 6
+		}
+	}
+	if !found {
+		t.Errorf("link %s not at 25 km/h in %v", link.ID, links)
+	}
+	var inter struct {
+		ID         string `json:"id"`
+		Signalised bool   `json:"signalised"`
+		Approaches []struct {
+			Side  string         `json:"side"`
+			Link  string         `json:"link"`
+			State map[string]any `json:"state"`
+		} `json:"approaches"`
+	}
+	if code := getJSON(t, "http://"+s.Addr()+"/api/v1/intersections/"+node.ID, &inter); code != 200 {
+		t.Fatalf("intersection: %d", code)
+	}
+	if inter.ID != node.ID || !inter.Signalised || inter.Approaches[0].Link != link.ID || inter.Approaches[0].State == nil {
+		t.Errorf("intersection %+v", inter)
+	}
+	if code := getJSON(t, "http://"+s.Addr()+"/api/v1/intersections/nope", nil); code != 404 {
+		t.Errorf("missing intersection: %d", code)
+	}
+	var fc struct {
+		Type     string `json:"type"`
+		Features []any  `json:"features"`
+	}
+	getJSON(t, "http://"+s.Addr()+"/api/v1/network?zoom=15", &fc)
+	if fc.Type != "FeatureCollection" || len(fc.Features) < len(cfg.Network.Links())/2 {
+		t.Errorf("network: %s with %d features for %d links", fc.Type, len(fc.Features), len(cfg.Network.Links()))
+	}
+}

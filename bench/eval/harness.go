@@ -1,0 +1,261 @@
+package eval
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"sort"
+	"time"
+
+	"citybrain/api"
+	"citybrain/cmd/citybrain/system"
+	"citybrain/engine"
+	"citybrain/geo"
+	"citybrain/ingest"
+	"citybrain/replay"
+)
+
+// harness is one running CityBrain (system.Start, the code `citybrain run` runs) on a fresh data directory,
+// reached only through its HTTP API on 127.0.0.1.
+type harness struct {
+	sys    *system.System
+	base   string
+	dir    string
+	client *http.Client
+}
+
+// Tick is the engine's publication period during evaluation. Feeding waits for the watermark after every
+// batch, and every wait ends at a tick, so a short tick keeps the run fast; results do not depend on it
+// because each batch is applied and published before the next one is sent.
+const Tick = 50 * time.Millisecond
+
+// startSystem starts the whole system with no feed of its own, on net (free-flow speeds from its links).
+func startSystem(ctx context.Context, net *geo.Network, tmp string) (*harness, error) {
+	dir, err := os.MkdirTemp(tmp, "citybrain-eval-")
+	if err != nil {
+		return nil, fmt.Errorf("cannot create data dir (%s): %w", tmp, err)
+	}
+	ecfg := engine.DefaultConfig()
+	ecfg.Tick = Tick
+	cfg := system.Config{
+		HTTPAddr: "127.0.0.1:0", DataDir: dir, Version: "eval", Network: net,
+		Logger: log.New(io.Discard, "", 0), Engine: ecfg, Log: replay.DefaultLogConfig(), Hub: api.DefaultHubConfig(),
+	}
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	sys, err := system.Start(sctx, cfg)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("cannot start the system (data %s): %w", dir, err)
+	}
+	return &harness{sys: sys, base: "http://" + sys.Addr(), dir: dir, client: &http.Client{Timeout: time.Minute}}, nil
+}
+
+// stop stops the system and removes its data directory.
+func (h *harness) stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := h.sys.Stop(ctx)
+	os.RemoveAll(h.dir)
+	if err != nil {
+		return fmt.Errorf("cannot stop the system: %w", err)
+	}
+	return nil
+}
+
+// feedStats counts what feeding did.
+type feedStats struct {
+	Events   int            `json:"events"`
+	Accepted int            `json:"accepted"`
+	Rejected int            `json:"rejected"`
+	Batches  int            `json:"batches"`
+	ByKind   map[string]int `json:"by_kind"`
+}
+
+// batcher posts events as NDJSON batches of batchMs event time each and, after every batch, waits until the
+// status watermark covers it, so that the engine sees the data in the order and with the neighbour views it
+// would have live (the traffic rule compares a cell with its neighbours' published views). Events must come
+// in time order across batches; inside a batch the order does not matter.
+type batcher struct {
+	h        *harness
+	batchMs  int64
+	lateness int64
+	end      int64 // exclusive end of the open batch
+	newest   int64
+	buf      []byte
+	n        int
+	st       feedStats
+}
+
+func (h *harness) batcher(ctx context.Context, batch time.Duration) (*batcher, error) {
+	st, err := h.status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &batcher{h: h, batchMs: batch.Milliseconds(), lateness: int64(st.LatenessS * 1000),
+		buf: make([]byte, 0, 1<<20), st: feedStats{ByKind: map[string]int{}}}, nil
+}
+
+// add queues ev, sending the open batch first when ev lies beyond it.
+func (b *batcher) add(ctx context.Context, ev *engine.Event) error {
+	if b.n > 0 && ev.TS >= b.end {
+		if err := b.flush(ctx); err != nil {
+			return err
+		}
+	}
+	if b.n == 0 {
+		b.end = (ev.TS/b.batchMs + 1) * b.batchMs
+	}
+	b.buf = ingest.AppendJSON(b.buf, ev)
+	b.buf = append(b.buf, '\n')
+	b.n++
+	b.newest = max(b.newest, ev.TS)
+	b.st.ByKind[ev.Kind.String()]++
+	return nil
+}
+
+// flush sends the open batch and waits for the watermark to cover it.
+func (b *batcher) flush(ctx context.Context) error {
+	if b.n == 0 {
+		return nil
+	}
+	acc, rej, err := b.h.post(ctx, b.buf)
+	if err != nil {
+		return err
+	}
+	b.st.Events += b.n
+	b.st.Accepted += acc
+	b.st.Rejected += rej
+	b.st.Batches++
+	b.buf, b.n = b.buf[:0], 0
+	return b.h.waitWatermark(ctx, b.newest-b.lateness)
+}
+
+// feed sorts events by time and sends them all.
+func (h *harness) feed(ctx context.Context, events []engine.Event, batch time.Duration) (feedStats, error) {
+	sort.SliceStable(events, func(i, j int) bool { return events[i].TS < events[j].TS })
+	b, err := h.batcher(ctx, batch)
+	if err != nil {
+		return feedStats{}, err
+	}
+	for i := range events {
+		if err := b.add(ctx, &events[i]); err != nil {
+			return b.st, err
+		}
+	}
+	err = b.flush(ctx)
+	return b.st, err
+}
+
+func (h *harness) post(ctx context.Context, body []byte) (accepted, rejected int, err error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", h.base+"/api/v1/events", bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, fmt.Errorf("cannot build request (POST /api/v1/events): %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return 0, 0, fmt.Errorf("cannot post events (%d bytes): %w", len(body), err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var ans struct {
+		Accepted int `json:"accepted"`
+		Rejected int `json:"rejected"`
+	}
+	if err := json.Unmarshal(data, &ans); err != nil || resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("cannot post events (status %d, answer %.200q): %v", resp.StatusCode, data, err)
+	}
+	return ans.Accepted, ans.Rejected, nil
+}
+
+type statusDoc struct {
+	Watermark  *time.Time `json:"watermark"`
+	CaughtUp   bool       `json:"caught_up"`
+	LatenessS  float64    `json:"allowed_lateness_s"`
+	EventsLate uint64     `json:"events_late"`
+}
+
+func (h *harness) status(ctx context.Context) (statusDoc, error) {
+	var st statusDoc
+	err := h.getJSON(ctx, "/api/v1/status", &st)
+	return st, err
+}
+
+// waitWatermark polls the status, as spec/api.md tells clients to, until the watermark reaches wm (ms).
+func (h *harness) waitWatermark(ctx context.Context, wm int64) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for i := 0; ; i++ {
+		st, err := h.status(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Watermark != nil && st.Watermark.UnixMilli() >= wm && st.CaughtUp {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cannot reach watermark %s: still at %v after 2 minutes", time.UnixMilli(wm).UTC().Format(time.RFC3339), st.Watermark)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cannot reach watermark %s: %w", time.UnixMilli(wm).UTC().Format(time.RFC3339), ctx.Err())
+		case <-time.After(time.Duration(min(i+1, 10)) * time.Millisecond):
+		}
+	}
+}
+
+// apiIncident is the spec/api.md incident object (the fields scoring reads).
+type apiIncident struct {
+	ID              string     `json:"id"`
+	Type            string     `json:"type"`
+	Lat             float64    `json:"lat"`
+	Lng             float64    `json:"lng"`
+	Score           float64    `json:"score"`
+	Severity        int        `json:"severity"`
+	Status          string     `json:"status"`
+	FirstEvidenceAt time.Time  `json:"first_evidence_at"`
+	DetectedAt      time.Time  `json:"detected_at"`
+	ClearedAt       *time.Time `json:"cleared_at"`
+	EvidenceCount   int        `json:"evidence_count"`
+	Evidence        []struct {
+		Kind string    `json:"kind"`
+		ID   string    `json:"id"`
+		Type string    `json:"type"`
+		TS   time.Time `json:"ts"`
+	} `json:"evidence"`
+}
+
+// incidents reads GET /api/v1/incidents?status=all.
+func (h *harness) incidents(ctx context.Context) ([]apiIncident, error) {
+	var out []apiIncident
+	err := h.getJSON(ctx, "/api/v1/incidents?status=all", &out)
+	return out, err
+}
+
+func (h *harness) getJSON(ctx context.Context, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", h.base+path, nil)
+	if err != nil {
+		return fmt.Errorf("cannot build request (GET %s): %w", path, err)
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot get %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cannot get %s (status %d): %.200q", path, resp.StatusCode, data)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("cannot decode %s (%.100q): %w", path, data, err)
+	}
+	return nil
+}

@@ -1,0 +1,68 @@
+package system
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"citybrain/replay"
+)
+
+// OpenLogOffline opens the event log of a data directory for the tools (export, replay) while no server
+// runs on it: it locks the directory and starts an embedded NATS server on its nats/ store that listens
+// nowhere. With natsURL set, it connects to that server instead (a running installation) and takes no lock.
+// close stops what it started.
+func OpenLogOffline(ctx context.Context, dataDir, natsURL string, lcfg replay.LogConfig) (l *replay.Log, close func(), err error) {
+	var stops []func()
+	close = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			close()
+		}
+	}()
+	var nc *nats.Conn
+	if natsURL != "" {
+		if nc, err = nats.Connect(natsURL, nats.Name("citybrain-tool")); err != nil {
+			return nil, nil, fmt.Errorf("cannot connect to NATS at %s: %w", natsURL, err)
+		}
+		stops = append(stops, nc.Close)
+	} else {
+		unlock, err := LockDataDir(dataDir)
+		if errors.Is(err, ErrDataDirInUse) {
+			return nil, nil, fmt.Errorf("%w; a server is running on it: stop it, use the HTTP API (GET /api/v1/export, POST /api/v1/replays), or pass --nats nats://127.0.0.1:4222 to read through that server", err)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		stops = append(stops, unlock)
+		store := filepath.Join(dataDir, "nats")
+		ns, err := server.NewServer(&server.Options{ServerName: "citybrain-tool", JetStream: true, StoreDir: store,
+			MaxPayload: 8 << 20, NoSigs: true, NoLog: true, DontListen: true})
+		if err != nil {
+			return nil, nil, fmt.Errorf("cannot create embedded NATS server on %s: %w", store, err)
+		}
+		go ns.Start()
+		if !ns.ReadyForConnections(30 * time.Second) {
+			ns.Shutdown()
+			return nil, nil, fmt.Errorf("cannot start embedded NATS server on %s: not ready after 30s", store)
+		}
+		stops = append(stops, func() { ns.Shutdown(); ns.WaitForShutdown() })
+		if nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name("citybrain-tool")); err != nil {
+			return nil, nil, fmt.Errorf("cannot connect to the embedded NATS server: %w", err)
+		}
+		stops = append(stops, nc.Close)
+	}
+	if l, err = replay.OpenLog(ctx, nc, lcfg); err != nil {
+		return nil, nil, err
+	}
+	return l, close, nil
+}

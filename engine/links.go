@@ -1,0 +1,174 @@
+package engine
+
+import (
+	"time"
+
+	"citybrain/geo"
+)
+
+// LinkView is the published state of one road link (all of it this shard saw; a link crossing shard
+// boundaries has one view per shard, which Engine.Links sums). Immutable once published.
+type LinkView struct {
+	Link      int32 // index into the network's Links()
+	UpdatedAt int64
+	W         [len(Windows)]WindowStats
+}
+
+// linkState is a link's buckets in one shard, owned by the shard goroutine.
+type linkState struct {
+	aggs   []agg
+	lastTS int64
+	view   *LinkView
+}
+
+func (s *shard) linkAdd(li int32, start, t int64, c *contribution) {
+	ls := s.links[li]
+	if ls == nil {
+		ls = &linkState{}
+		s.links[li] = ls
+	}
+	cs := cellState{aggs: ls.aggs}
+	a := cs.bucket(start)
+	c.addTo(a)
+	ls.aggs = cs.aggs
+	if t > ls.lastTS {
+		ls.lastTS = t
+	}
+	s.dirtyLinks[li] = struct{}{}
+}
+
+// tickLinks recomputes the views of changed links (all of them when the clock entered a new bucket) and
+// publishes them.
+func (s *shard) tickLinks(now int64, all bool) {
+	if len(s.links) == 0 {
+		return
+	}
+	keepFrom := now - Windows[len(Windows)-1].Milliseconds() - s.e.bucketMs
+	changed := map[int32]*LinkView{}
+	var removed []int32
+	visit := func(li int32, ls *linkState) {
+		drop := 0
+		for drop < len(ls.aggs) && ls.aggs[drop].start < keepFrom {
+			drop++
+		}
+		ls.aggs = append(ls.aggs[:0], ls.aggs[drop:]...)
+		if len(ls.aggs) == 0 {
+			delete(s.links, li)
+			removed = append(removed, li)
+			return
+		}
+		v := &LinkView{Link: li, UpdatedAt: ls.lastTS}
+		for i, w := range Windows {
+			from := now - w.Milliseconds()
+			for j := range ls.aggs {
+				if a := &ls.aggs[j]; a.start+s.e.bucketMs > from {
+					v.W[i].add(&a.WindowStats)
+				}
+			}
+		}
+		if ls.view == nil || *ls.view != *v {
+			ls.view = v
+			changed[li] = v
+		}
+	}
+	if all {
+		for li, ls := range s.links {
+			visit(li, ls)
+		}
+	} else {
+		for li := range s.dirtyLinks {
+			if ls := s.links[li]; ls != nil {
+				visit(li, ls)
+			}
+		}
+	}
+	clear(s.dirtyLinks)
+	if len(changed) == 0 && len(removed) == 0 {
+		return
+	}
+	old := *s.linkSnap.Load()
+	next := make(map[int32]*LinkView, len(old)+len(changed))
+	for k, v := range old {
+		next[k] = v
+	}
+	for _, li := range removed {
+		delete(next, li)
+	}
+	for li, v := range changed {
+		next[li] = v
+	}
+	s.linkSnap.Store(&next)
+}
+
+// LinkStats is a link's published state summed over shards.
+type LinkStats struct {
+	Link      *geo.Link
+	UpdatedAt int64
+	W         [len(Windows)]WindowStats
+}
+
+// Links returns the state of every link with data whose geometry touches bbox.
+func (e *Engine) Links(bbox geo.BBox) []LinkStats {
+	net := e.cfg.Network
+	if net == nil {
+		return nil
+	}
+	links := net.Links()
+	byLink := map[int32]*LinkStats{}
+	var order []int32
+	for _, s := range e.shards {
+		for li, v := range *s.linkSnap.Load() {
+			ls := byLink[li]
+			if ls == nil {
+				l := links[li]
+				if !touches(l, bbox) {
+					continue
+				}
+				ls = &LinkStats{Link: l}
+				byLink[li] = ls
+				order = append(order, li)
+			}
+			for i := range v.W {
+				ls.W[i].add(&v.W[i])
+			}
+			ls.UpdatedAt = max(ls.UpdatedAt, v.UpdatedAt)
+		}
+	}
+	out := make([]LinkStats, 0, len(order))
+	for _, li := range order {
+		out = append(out, *byLink[li])
+	}
+	return out
+}
+
+func touches(l *geo.Link, b geo.BBox) bool {
+	for _, p := range l.Geometry {
+		if b.Contains(p.Lat, p.Lng) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchRows assigns a link to each probe, transit and detector row (dispatcher goroutine): probes and transit
+// vehicles through the online map matcher (position, heading, the vehicle's previous match), detectors to
+// the nearest link within 30 m.
+func (e *Engine) matchRow(k Kind, id string, ts int64, lat, lng, heading float64) int32 {
+	switch k {
+	case KindProbe, KindTransit:
+		m, ok := e.matcher.Match(id, time.UnixMilli(ts), lat, lng, heading)
+		if !ok {
+			return -1
+		}
+		if li, ok := e.linkIdx[m.LinkID]; ok {
+			return li
+		}
+	case KindDetector:
+		if c := e.cfg.Network.Nearest(lat, lng, 30, 1); len(c) > 0 {
+			if li, ok := e.linkIdx[c[0].Link.ID]; ok {
+				return li
+			}
+		}
+	}
+	return -1
+}
