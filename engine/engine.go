@@ -133,6 +133,8 @@ type Engine struct {
 	linksBuf [][]int32
 	matcher  *geo.Matcher
 	linkIdx  map[string]int32
+	units    map[string]Unit
+	unitSnap atomic.Pointer[[]Unit]
 
 	// Published by the dispatcher after a batch is handed to every shard.
 	dispatched atomic.Pointer[mark]
@@ -181,6 +183,8 @@ func New(cfg Config) *Engine {
 		tracker: newTracker(),
 	}
 	e.incidents.Store(&[]Incident{})
+	e.units = map[string]Unit{}
+	e.unitSnap.Store(&[]Unit{})
 	e.rowsBuf = make([][]int32, cfg.Shards)
 	e.linksBuf = make([][]int32, cfg.Shards)
 	if cfg.Network != nil {
@@ -274,6 +278,7 @@ func (e *Engine) Apply(seq uint64, rec arrow.Record) error {
 			e.linksBuf[sh] = append(e.linksBuf[sh], li)
 		}
 	}
+	e.trackUnits(rec, kind)
 	e.now = newest
 	if wm := newest - e.cfg.Lateness.Milliseconds(); wm > e.wm {
 		e.wm = wm

@@ -347,3 +347,18 @@ func TestReadEventRoundTrip(t *testing.T) {
 		t.Errorf("report round trip: %+v", got)
 	}
 }
+
+func TestUnitsKeepLatestPosition(t *testing.T) {
+	r := newRig(t, nil)
+	u := NewEvent(KindUnit)
+	u.TS, u.ID, u.Lat, u.Lng, u.UnitType, u.Status = t0+5000, "amb-7", 30.26, 120.15, "ambulance", "available"
+	older := u
+	older.TS, older.Lat, older.Status = t0, 30.20, "busy"
+	other := u
+	other.ID, other.UnitType = "pol-1", "police"
+	r.apply(u, older, other)
+	units := r.e.Units()
+	if len(units) != 2 || units[0].ID != "amb-7" || units[0].Lat != 30.26 || units[0].Status != "available" || units[1].Type != "police" {
+		t.Errorf("units %+v", units)
+	}
+}
