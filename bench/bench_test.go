@@ -81,7 +81,10 @@ func TestShortHarness(t *testing.T) {
 		t.Errorf("memory: %+v", m)
 	}
 	if rp := back.Replay; rp == nil || rp.EventsPerSec <= 0 || rp.Events == 0 {
-		t.Errorf("replay: %+v", rp)
+		t.Errorf("restart catch-up: %+v", rp)
+	}
+	if rp := back.ReplaySession; rp == nil || rp.EventsPerSec <= 0 || rp.Events == 0 {
+		t.Errorf("replay session: %+v", rp)
 	}
 	if !strings.Contains(table, "INGEST") || !strings.Contains(table, "TARGETS") {
 		t.Errorf("table lacks sections:\n%s", table)

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -33,7 +34,8 @@ type IngestStep struct {
 	ReqP50Ms        float64 `json:"request_p50_ms"`
 	ReqP99Ms        float64 `json:"request_p99_ms"`
 	RSSBytes        uint64  `json:"rss_bytes"`
-	ServerCores     float64 `json:"server_cpu_cores"` // server CPU seconds per wall second
+	ServerCores     float64 `json:"server_cpu_cores"`  // server CPU seconds per wall second
+	HarnessCores    float64 `json:"harness_cpu_cores"` // the load generator's own CPU on the same machine
 	Errors          int     `json:"errors"`
 	FirstError      string  `json:"first_error,omitempty"`
 }
@@ -48,7 +50,7 @@ type driveResult struct {
 // tsFn(batch number) before it goes, then waits for the engine to reflect what was accepted.
 func (r *runner) drive(ctx context.Context, t *target, snd sender, tmpl []*batch, conc int, dur time.Duration, maxBatches int64, tsFn func(n int64) int64) driveResult {
 	st0, _ := t.status(ctx)
-	cpu0 := t.cpu()
+	cpu0, self0 := t.cpu(), procCPU(os.Getpid())
 	var res driveResult
 	res.Concurrency, res.reflectedAtStart = conc, st0.EventsReflected
 
@@ -140,6 +142,9 @@ func (r *runner) drive(ctx context.Context, t *target, snd sender, tmpl []*batch
 	busy := sendDur + max(res.DrainSeconds-r.tick.Seconds(), 0)
 	res.PipelinePerSec = float64(res.Accepted) / busy
 	res.ServerCores = (t.cpu() - cpu0).Seconds() / doneAt.Sub(start).Seconds()
+	if !r.cfg.InProcess {
+		res.HarnessCores = (procCPU(os.Getpid()) - self0).Seconds() / doneAt.Sub(start).Seconds()
+	}
 	res.RSSBytes = t.rss()
 	// The reflected rate while sending, over the samples after a warm-up of a third of the step.
 	var first, last *sample

@@ -22,7 +22,8 @@ type Report struct {
 	Freshness      *Freshness         `json:"freshness,omitempty"`
 	Fanout         *Fanout            `json:"fanout,omitempty"`
 	Memory         *Memory            `json:"memory,omitempty"`
-	Replay         *Replay            `json:"replay,omitempty"`
+	ReplaySession  *Replay            `json:"replay_session,omitempty"`
+	Replay         *Replay            `json:"restart_catch_up,omitempty"`
 	Targets        []Target           `json:"targets"`
 	Notes          []string           `json:"notes,omitempty"`
 	Errors         []string           `json:"errors,omitempty"`
@@ -110,6 +111,7 @@ type FanoutStep struct {
 	MaxLagMs     float64 `json:"max_lag_ms"`
 	CPUPerMsgUs  float64 `json:"server_cpu_per_message_us"`
 	ServerCores  float64 `json:"server_cpu_cores"`
+	ClientCores  float64 `json:"harness_cpu_cores"` // the harness's own CPU (the clients) on the same machine
 	RSSBytes     uint64  `json:"rss_bytes"`
 	Coalesced    float64 `json:"coalesced"`
 	DroppedSlow  float64 `json:"dropped_slow"`
@@ -155,7 +157,9 @@ type Replay struct {
 	CatchUpSeconds  float64 `json:"catch_up_s"` // status answers → every event reflected and caught_up
 	EventsPerSec    float64 `json:"events_per_s"`
 	RealTimeFactor  float64 `json:"multiple_of_real_time"`
-	RSSAfterCatchUp uint64  `json:"rss_bytes"`
+	RSSAfterCatchUp uint64  `json:"rss_bytes,omitempty"`
+	// WallEventsPerSec counts the whole command (process start, opening the log) for a replay session.
+	WallEventsPerSec float64 `json:"wall_events_per_s,omitempty"`
 }
 
 // Target is a target figure of the issue and whether the run met it.
@@ -225,8 +229,12 @@ func (rep *Report) computeRatios() {
 		rep.Targets = append(rep.Targets, Target{What: "bytes per retained raw event", Target: "<= 32",
 			Measured: m.BytesPerRawEvent, Unit: "bytes", Met: m.BytesPerRawEvent <= 32})
 	}
+	if rp := rep.ReplaySession; rp != nil {
+		rep.Targets = append(rep.Targets, Target{What: "replay session", Target: ">= 5000000",
+			Measured: rp.EventsPerSec, Unit: "events/s", Met: rp.EventsPerSec >= 5e6})
+	}
 	if rp := rep.Replay; rp != nil {
-		rep.Targets = append(rep.Targets, Target{What: "replay (" + rp.Kind + ")", Target: ">= 5000000",
+		rep.Targets = append(rep.Targets, Target{What: "restart catch-up (same figure for the live engine)", Target: ">= 5000000",
 			Measured: rp.EventsPerSec, Unit: "events/s", Met: rp.EventsPerSec >= 5e6})
 	}
 }
@@ -264,11 +272,11 @@ func (rep *Report) Table() string {
 
 	if len(rep.Ingest) > 0 {
 		fmt.Fprintf(&b, "\nINGEST (closed loop: concurrency = requests in flight; pipeline = accepted / time until reflected)\n")
-		fmt.Fprintf(w, "  path\tconc\taccepted/s\treflected/s\tpipeline/s\tdrain s\treq p50 ms\treq p99 ms\tserver cores\tRSS\terrors\n")
+		fmt.Fprintf(w, "  path\tconc\taccepted/s\treflected/s\tpipeline/s\tdrain s\treq p50 ms\treq p99 ms\tserver cores\tharness cores\tRSS\terrors\n")
 		for _, p := range rep.Ingest {
 			for _, s := range p.Steps {
-				fmt.Fprintf(w, "  %s\t%d\t%s\t%s\t%s\t%.2f\t%.1f\t%.1f\t%.2f\t%s\t%d\n", p.Path, s.Concurrency, si(s.AcceptedPerSec),
-					si(s.ReflectedPerSec), si(s.PipelinePerSec), s.DrainSeconds, s.ReqP50Ms, s.ReqP99Ms, s.ServerCores, mib(float64(s.RSSBytes)), s.Errors)
+				fmt.Fprintf(w, "  %s\t%d\t%s\t%s\t%s\t%.2f\t%.1f\t%.1f\t%.2f\t%.2f\t%s\t%d\n", p.Path, s.Concurrency, si(s.AcceptedPerSec),
+					si(s.ReflectedPerSec), si(s.PipelinePerSec), s.DrainSeconds, s.ReqP50Ms, s.ReqP99Ms, s.ServerCores, s.HarnessCores, mib(float64(s.RSSBytes)), s.Errors)
 			}
 		}
 		w.Flush()
@@ -291,10 +299,10 @@ func (rep *Report) Table() string {
 	}
 	if fo := rep.Fanout; fo != nil {
 		fmt.Fprintf(&b, "\nFAN-OUT (tick %.0f ms, %d distinct viewports; lag = %s)\n", fo.TickMs, fo.Viewports, fo.Lag)
-		fmt.Fprintf(w, "  clients\tconnected\tdelivered\tper client Hz\tp50 ms\tp99 ms\tmax ms\tCPU/msg µs\tserver cores\tRSS\tcoalesced\tdropped\tok\n")
+		fmt.Fprintf(w, "  clients\tconnected\tdelivered\tper client Hz\tp50 ms\tp99 ms\tmax ms\tCPU/msg µs\tserver cores\tharness cores\tRSS\tcoalesced\tdropped\tok\n")
 		for _, s := range fo.Steps {
-			fmt.Fprintf(w, "  %d\t%d\t%d\t%.2f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%s\t%.0f\t%.0f\t%t\n", s.Clients, s.Connected, s.Delivered,
-				s.PerClientHz, s.P50LagMs, s.P99LagMs, s.MaxLagMs, s.CPUPerMsgUs, s.ServerCores, mib(float64(s.RSSBytes)), s.Coalesced, s.DroppedSlow, s.OK)
+			fmt.Fprintf(w, "  %d\t%d\t%d\t%.2f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%.2f\t%s\t%.0f\t%.0f\t%t\n", s.Clients, s.Connected, s.Delivered,
+				s.PerClientHz, s.P50LagMs, s.P99LagMs, s.MaxLagMs, s.CPUPerMsgUs, s.ServerCores, s.ClientCores, mib(float64(s.RSSBytes)), s.Coalesced, s.DroppedSlow, s.OK)
 		}
 		w.Flush()
 		fmt.Fprintf(&b, "  max clients with p99 < 200 ms: %d\n", fo.MaxClients)
@@ -307,10 +315,15 @@ func (rep *Report) Table() string {
 			si(mm.SustainedRef), mib(mm.Projected15MinRSS))
 		w.Flush()
 	}
-	if rp := rep.Replay; rp != nil {
-		fmt.Fprintf(&b, "\nREPLAY (%s)\n", rp.Kind)
-		fmt.Fprintf(w, "  events\t%d\tstartup s\t%.2f\tcatch-up s\t%.2f\tevents/s\t%s\t× real time\t%.0f\n", rp.Events, rp.StartupSeconds,
-			rp.CatchUpSeconds, si(rp.EventsPerSec), rp.RealTimeFactor)
+	if rep.ReplaySession != nil || rep.Replay != nil {
+		fmt.Fprintf(&b, "\nREPLAY\n")
+		fmt.Fprintf(w, "  kind\tevents\tevent time s\tstartup s\tplay s\tevents/s\t× real time\n")
+		for _, rp := range []*Replay{rep.ReplaySession, rep.Replay} {
+			if rp != nil {
+				fmt.Fprintf(w, "  %s\t%d\t%.0f\t%.2f\t%.2f\t%s\t%.0f\n", rp.Kind, rp.Events, rp.EventTimeSpan, rp.StartupSeconds,
+					rp.CatchUpSeconds, si(rp.EventsPerSec), rp.RealTimeFactor)
+			}
+		}
 		w.Flush()
 	}
 	if len(rep.Targets) > 0 {

@@ -155,7 +155,7 @@ type Engine struct {
 	actions   []Action
 	actResult sync.Map // action id → error (nil error stored as errOK)
 
-	flushCh chan chan struct{}
+	flushCh chan flushReq
 	stopCh  chan struct{}
 	stopped sync.Once
 	wg      sync.WaitGroup // shard goroutines
@@ -179,7 +179,7 @@ func New(cfg Config) *Engine {
 	e := &Engine{
 		cfg: cfg, bucketMs: cfg.Bucket.Milliseconds(), seed: maphash.MakeSeed(),
 		now: minTime, wm: minTime,
-		flushCh: make(chan chan struct{}), stopCh: make(chan struct{}),
+		flushCh: make(chan flushReq), stopCh: make(chan struct{}),
 		tracker: newTracker(),
 	}
 	e.incidents.Store(&[]Incident{})
@@ -316,12 +316,13 @@ func (e *Engine) shardOf(cell uint64) int {
 // Flush runs a tick now and returns when its changes are published: after Flush, Cells and Status reflect
 // every batch Apply returned from before the call.
 func (e *Engine) Flush() {
-	done := make(chan struct{})
-	select {
-	case e.flushCh <- done:
-		<-done
-	case <-e.stopCh:
-	}
+	e.inTick(nil)
+}
+
+// flushReq asks the tick loop for a tick now, then to run after (if set) on its goroutine.
+type flushReq struct {
+	done  chan struct{}
+	after func()
 }
 
 func (e *Engine) tickLoop() {
@@ -329,16 +330,19 @@ func (e *Engine) tickLoop() {
 	defer t.Stop()
 	var seq uint64
 	for {
-		var done chan struct{}
+		var req flushReq
 		select {
 		case <-e.stopCh:
 			return
 		case <-t.C:
-		case done = <-e.flushCh:
+		case req = <-e.flushCh:
 		}
 		seq = e.tick(seq)
-		if done != nil {
-			close(done)
+		if req.after != nil {
+			req.after()
+		}
+		if req.done != nil {
+			close(req.done)
 		}
 	}
 }

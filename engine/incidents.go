@@ -46,7 +46,7 @@ type EvidenceRef struct {
 	Kind   string  `json:"kind"`
 	ID     string  `json:"id"`
 	Type   string  `json:"type"`
-	TS     int64   `json:"-"`
+	TS     int64   `json:"ts"`
 	Weight float64 `json:"weight"`
 }
 
@@ -87,9 +87,9 @@ type Incident struct {
 }
 
 type sourceAcc struct {
-	kind   Kind
-	weight float64 // best single weight
-	n      int
+	Kind   Kind    `json:"kind"`
+	Weight float64 `json:"weight"` // best single weight
+	N      int     `json:"n"`
 }
 
 // Active reports whether the incident is suspected or confirmed.
@@ -117,9 +117,9 @@ type tracker struct {
 }
 
 type camRecord struct {
-	detections int
-	confirmed  int // detections that belonged to incidents that were confirmed or corroborated
-	dismissed  int // detections that belonged to incidents an operator dismissed or that never reached detection
+	Detections int `json:"detections"`
+	Confirmed  int `json:"confirmed"` // detections on incidents that were confirmed or corroborated
+	Dismissed  int `json:"dismissed"` // detections on incidents an operator dismissed or that never reached detection
 }
 
 func newTracker() *tracker {
@@ -133,11 +133,11 @@ func (t *tracker) camWeight(id string) float64 {
 	if c == nil {
 		return 1
 	}
-	judged := float64(c.confirmed + c.dismissed)
+	judged := float64(c.Confirmed + c.Dismissed)
 	if judged == 0 {
 		return 1
 	}
-	good := (float64(c.confirmed) + 1) / (judged + 2)
+	good := (float64(c.Confirmed) + 1) / (judged + 2)
 	trust := math.Min(1, judged/confidenceN)
 	w := (1-trust)*1 + trust*(0.3+1.4*good)
 	return math.Max(weightFloor, math.Min(1, w))
@@ -156,7 +156,7 @@ func (t *tracker) add(ev Evidence) {
 			c = &camRecord{}
 			t.cams[ev.Source] = c
 		}
-		c.detections++
+		c.Detections++
 	}
 	if w <= 0 {
 		return
@@ -180,11 +180,11 @@ func (t *tracker) add(ev Evidence) {
 	key := ev.Kind.String() + ":" + ev.Source
 	sa := in.sources[key]
 	if sa == nil {
-		sa = &sourceAcc{kind: ev.Kind}
+		sa = &sourceAcc{Kind: ev.Kind}
 		in.sources[key] = sa
 	}
-	sa.n++
-	sa.weight = math.Max(sa.weight, w)
+	sa.N++
+	sa.Weight = math.Max(sa.Weight, w)
 	if ev.Kind == KindReport {
 		in.types[typ] += 1.5 * w // a person names the cause better than a classifier
 	} else {
@@ -248,12 +248,12 @@ func (t *tracker) rescore(in *Incident, ts int64) {
 	miss := 1.0
 	kinds := map[Kind]bool{}
 	for _, sa := range in.sources {
-		w := math.Min(maxSourceW, sa.weight+sourceRepeat*float64(sa.n-1))
-		if sa.kind == KindTransit {
+		w := math.Min(maxSourceW, sa.Weight+sourceRepeat*float64(sa.N-1))
+		if sa.Kind == KindTransit {
 			w = math.Min(w, 0.35) // supporting evidence only
 		}
 		miss *= 1 - w
-		kinds[sa.kind] = true
+		kinds[sa.Kind] = true
 	}
 	score := 1 - miss
 	// Independent kinds of evidence (camera and traffic, say) corroborate each other. One source alone however
@@ -304,7 +304,7 @@ func (t *tracker) rescore(in *Incident, ts int64) {
 
 func hasReport(in *Incident) bool {
 	for _, sa := range in.sources {
-		if sa.kind == KindReport {
+		if sa.Kind == KindReport {
 			return true
 		}
 	}
@@ -399,7 +399,7 @@ func (t *tracker) advance(now int64, view func(uint64) *CellView) (changed bool)
 // judgeCams credits or debits the cameras that reported evidence on an incident that has ended.
 func (t *tracker) judgeCams(in *Incident, real bool) {
 	for key, sa := range in.sources {
-		if sa.kind != KindVideo {
+		if sa.Kind != KindVideo {
 			continue
 		}
 		c := t.cams[strings.TrimPrefix(key, "video:")]
@@ -411,9 +411,9 @@ func (t *tracker) judgeCams(in *Incident, real bool) {
 			corroborated = false
 		}
 		if corroborated {
-			c.confirmed += sa.n
+			c.Confirmed += sa.N
 		} else {
-			c.dismissed += sa.n
+			c.Dismissed += sa.N
 		}
 	}
 }

@@ -202,12 +202,12 @@ func TestChronicFalseAlarmCameraLosesWeight(t *testing.T) {
 	r := newRig(t, nil)
 	tr := r.e.tracker
 	for i := 0; i < 30; i++ {
-		tr.cams["cam-bad"] = &camRecord{detections: 30, dismissed: 30}
+		tr.cams["cam-bad"] = &camRecord{Detections: 30, Dismissed: 30}
 	}
 	if w := tr.camWeight("cam-bad"); w > 0.4 {
 		t.Errorf("a camera with 30 dismissed alarms keeps weight %g", w)
 	}
-	tr.cams["cam-good"] = &camRecord{detections: 30, confirmed: 28, dismissed: 2}
+	tr.cams["cam-good"] = &camRecord{Detections: 30, Confirmed: 28, Dismissed: 2}
 	if w := tr.camWeight("cam-good"); w < 0.95 {
 		t.Errorf("a reliable camera has weight %g", w)
 	}
@@ -217,7 +217,7 @@ func TestChronicFalseAlarmCameraLosesWeight(t *testing.T) {
 	// Unconfirmed candidates count against their camera.
 	r.apply(video(t0, "cam-x", lat, lng, "debris", 0.3))
 	r.apply(probe(t0+candidateTTL+20_000, 31, 121, 40))
-	if c := tr.cams["cam-x"]; c == nil || c.dismissed != 1 {
+	if c := tr.cams["cam-x"]; c == nil || c.Dismissed != 1 {
 		t.Errorf("cam-x record %+v, want one uncorroborated detection", c)
 	}
 }

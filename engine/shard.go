@@ -79,6 +79,8 @@ type shardMsg struct {
 	horizon int64   // events older than this are too late for any window
 	now     int64   // the engine's newest event time after this batch
 	tick    *tickReq
+	dump    *dumpReq
+	restore *restoreReq
 }
 
 type tickReq struct {
@@ -142,8 +144,15 @@ func newShard(e *Engine) *shard {
 
 func (s *shard) run() {
 	for m := range s.in {
-		if m.tick != nil {
+		switch {
+		case m.tick != nil:
 			m.tick.reply <- s.tick(m.tick.now, m.tick.wm, m.tick.scores)
+			continue
+		case m.dump != nil:
+			m.dump.reply <- s.dump()
+			continue
+		case m.restore != nil:
+			s.restore(m.restore)
 			continue
 		}
 		s.apply(m)

@@ -120,7 +120,8 @@ func NewWriter(w io.Writer, f Format, mem memory.Allocator) (BatchWriter, error)
 	case FormatParquet:
 		props := parquet.NewWriterProperties(parquet.WithAllocator(mem), parquet.WithCompression(compress.Codecs.Zstd),
 			parquet.WithMaxRowGroupLength(1<<40), parquet.WithDictionaryDefault(true))
-		fw, err := pqarrow.NewFileWriter(engine.Schema, w, props,
+		// pqarrow closes a sink that is an io.Closer; the caller owns w, so hide its Close.
+		fw, err := pqarrow.NewFileWriter(engine.Schema, struct{ io.Writer }{w}, props,
 			pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem), pqarrow.WithStoreSchema()))
 		if err != nil {
 			return nil, fmt.Errorf("cannot start Parquet file: %w", err)

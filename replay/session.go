@@ -598,9 +598,9 @@ func (s *Session) publish() {
 		}
 	}
 	in.PlayedSeconds = played.Seconds()
-	if played > 0 {
+	if ms := played.Seconds() * 1000; ms >= 1 {
 		in.EventsPerSecond = float64(s.events) / played.Seconds()
-		in.RealTimeMultiple = float64(evt) / float64(played.Milliseconds())
+		in.RealTimeMultiple = float64(evt) / ms
 	}
 	if s.err != nil {
 		in.Error = s.err.Error()

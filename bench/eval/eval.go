@@ -65,17 +65,16 @@ type Target struct {
 
 // Report is the evaluation's result.
 type Report struct {
-	Version   string              `json:"version,omitempty"`
-	Started   time.Time           `json:"started"`
-	WallS     float64             `json:"wall_s"`
-	Short     bool                `json:"short"`
-	Seeds     []int64             `json:"seeds"`
-	Rule      string              `json:"match_rule"`
-	Scenarios []*Scenario         `json:"scenarios"`
-	Groups    map[string]Metrics  `json:"groups"` // source/variant[/class], summed over seeds
-	Targets   []Target            `json:"targets"`
-	Skipped   []string            `json:"skipped,omitempty"`
-	Constants map[string]float64  `json:"-"`
+	Version   string               `json:"version,omitempty"`
+	Started   time.Time            `json:"started"`
+	WallS     float64              `json:"wall_s"`
+	Short     bool                 `json:"short"`
+	Seeds     []int64              `json:"seeds"`
+	Rule      string               `json:"match_rule"`
+	Scenarios []*Scenario          `json:"scenarios"`
+	Groups    map[string]Metrics   `json:"groups"` // source/variant[/class], summed over seeds
+	Targets   []Target             `json:"targets"`
+	Skipped   []string             `json:"skipped,omitempty"`
 	byName    map[string]*Scenario `json:"-"`
 }
 

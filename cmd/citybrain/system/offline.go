@@ -19,14 +19,14 @@ import (
 // close stops what it started.
 func OpenLogOffline(ctx context.Context, dataDir, natsURL string, lcfg replay.LogConfig) (l *replay.Log, close func(), err error) {
 	var stops []func()
-	close = func() {
+	closeAll := func() {
 		for i := len(stops) - 1; i >= 0; i-- {
 			stops[i]()
 		}
 	}
 	defer func() {
 		if err != nil {
-			close()
+			closeAll()
 		}
 	}()
 	var nc *nats.Conn
@@ -64,5 +64,5 @@ func OpenLogOffline(ctx context.Context, dataDir, natsURL string, lcfg replay.Lo
 	if l, err = replay.OpenLog(ctx, nc, lcfg); err != nil {
 		return nil, nil, err
 	}
-	return l, close, nil
+	return l, closeAll, nil
 }

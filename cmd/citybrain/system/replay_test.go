@@ -174,7 +174,10 @@ func TestReplayEqualsLive(t *testing.T) {
 		}
 		var info map[string]any
 		json.Unmarshal(body, &info)
-		id := info["id"].(string)
+		id, _ := info["id"].(string)
+		if id == "" {
+			t.Fatalf("create replay answer without id: %s", body)
+		}
 		// Watch it over its websocket.
 		ws, _, err := websocket.DefaultDialer.Dial("ws://"+s.Addr()+"/api/v1/replays/"+id+"/ws", nil)
 		if err != nil {

@@ -47,6 +47,10 @@ type Config struct {
 	Log    replay.LogConfig
 	Ingest ingest.Config
 	Hub    api.HubConfig
+	// SnapshotEvery is how often the engine writes a snapshot of its state under DataDir/snapshots (0: 5
+	// minutes; negative: never, not even at shutdown). On start the newest valid one is loaded and only the
+	// log after it is replayed.
+	SnapshotEvery time.Duration
 	// NATSWorkers process citybrain.in.* messages.
 	NATSWorkers int
 	// Feeders run in-process sources (the demo city) after everything else has started; each returns when
@@ -77,7 +81,11 @@ type System struct {
 	feedCancel    context.CancelFunc
 	feedWG        sync.WaitGroup
 
-	startSeq     uint64        // last log sequence when the process started
+	startSeq     uint64 // last log sequence when the process started
+	snapDir      string
+	lastSnap     time.Time     // consumer goroutine
+	lastSnapSeq  uint64        // consumer goroutine
+	appliedSeq   uint64        // consumer goroutine
 	replayed     atomic.Uint64 // events of messages up to startSeq, applied during catch-up
 	deadAtStart  uint64
 	adminToken   string
@@ -160,13 +168,32 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		}
 	}
 	s.Engine = engine.New(ecfg)
+	from := uint64(1)
+	s.snapDir = filepath.Join(cfg.DataDir, "snapshots")
+	if cfg.SnapshotEvery >= 0 {
+		t0 := time.Now()
+		seq, err := s.Engine.LoadSnapshot(s.snapDir, s.startSeq, func(p string, err error) {
+			s.logger.Printf("skipping snapshot %s: %v", p, err)
+		})
+		switch {
+		case err == nil:
+			from = seq + 1
+			s.replayed.Store(s.Engine.Status().Events)
+			s.lastSnapSeq, s.appliedSeq = seq, seq
+			s.logger.Printf("loaded snapshot at log sequence %d in %s; replaying %d log messages after it", seq, time.Since(t0).Round(time.Millisecond), s.startSeq-seq)
+		case errors.Is(err, engine.ErrNoSnapshot):
+		default:
+			return nil, err
+		}
+	}
+	s.lastSnap = time.Now()
 	s.Hub = api.NewHub(cfg.Hub, s.Engine)
 	s.hubReady.Store(s.Hub)
 	cctx, cancel := context.WithCancel(context.Background())
 	s.consumeCancel = cancel
 	s.consumeDone = make(chan error, 1)
 	go func() {
-		s.consumeDone <- s.Log.ConsumeAll(cctx, 1, replay.Handlers{
+		s.consumeDone <- s.Log.ConsumeAll(cctx, from, replay.Handlers{
 			Batch:  s.apply,
 			Action: func(_ uint64, a engine.Action) error { s.Engine.ApplyAction(a); return nil },
 			Bad: func(seq uint64, err error) {
@@ -267,7 +294,36 @@ func (s *System) apply(seq uint64, rec arrow.Record) error {
 	if seq <= s.startSeq {
 		s.replayed.Add(uint64(rec.NumRows()))
 	}
-	return s.Engine.Apply(seq, rec)
+	if err := s.Engine.Apply(seq, rec); err != nil {
+		return err
+	}
+	s.appliedSeq = seq
+	every := s.cfg.SnapshotEvery
+	if every == 0 {
+		every = 5 * time.Minute
+	}
+	if every > 0 && time.Since(s.lastSnap) >= every {
+		s.snapshot()
+	}
+	return nil
+}
+
+// snapshot writes an engine snapshot if anything was applied since the last (consumer goroutine, or after it
+// has stopped).
+func (s *System) snapshot() {
+	if s.cfg.SnapshotEvery < 0 || s.appliedSeq == s.lastSnapSeq {
+		return
+	}
+	t0 := time.Now()
+	path, err := s.Engine.WriteSnapshot(s.snapDir)
+	s.lastSnap = time.Now()
+	if err != nil {
+		s.logger.Printf("cannot write snapshot: %v", err)
+		return
+	}
+	s.lastSnapSeq = s.appliedSeq
+	engine.PruneSnapshots(s.snapDir, 3)
+	s.logger.Printf("snapshot %s written in %s", filepath.Base(path), time.Since(t0).Round(time.Millisecond))
 }
 
 func (s *System) accepted() uint64 {
@@ -332,6 +388,9 @@ func (s *System) Stop(ctx context.Context) error {
 			s.Replays.Stop()
 		}
 		if s.Engine != nil {
+			if s.consumeCancel != nil {
+				s.snapshot() // the consumer has stopped: its fields are ours now
+			}
 			s.Engine.Stop()
 		}
 		if s.nc != nil {
