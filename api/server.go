@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"citybrain/engine"
+	"citybrain/engine/dispatch"
 	"citybrain/geo"
 	"citybrain/ingest"
 	"citybrain/replay"
@@ -41,7 +42,8 @@ type Server struct {
 
 	// Replays serves /api/v1/replays (api/replays.go; nil: no replay API). GET /api/v1/export is served
 	// whenever Log is set.
-	Replays *Replays
+	Replays  *Replays
+	Dispatch *dispatch.Manager // emergency dispatch and signal plans (api/units.go, api/signals.go); nil: 503
 }
 
 // Handler returns the routes.
@@ -66,6 +68,7 @@ func (s *Server) Handler() http.Handler {
 	}))
 	// Replays and exports (api/replays.go, api/export.go).
 	s.replayRoutes(mux)
+	s.routesEmergency(mux)
 
 	if s.Web != nil {
 		mux.Handle("GET /", http.FileServerFS(s.Web))

@@ -362,3 +362,32 @@ func TestUnitsKeepLatestPosition(t *testing.T) {
 		t.Errorf("units %+v", units)
 	}
 }
+
+func TestRawBucketsSealIntoRecords(t *testing.T) {
+	r := newRig(t, nil)
+	// Two buckets in one batch, interleaved with rows of another cell and an event of a later bucket.
+	r.apply(probe(t0+1000, lat, lng, 11), probe(t0+12_000, lat, lng, 12), probe(t0+2000, 30.3, 120.1, 13), probe(t0+3000, lat, lng, 14))
+	if recs := r.e.RawRecords(t0, t0+20_000); len(recs) != 0 {
+		t.Errorf("open buckets returned %d records before the watermark passed them", len(recs))
+	}
+	r.apply(probe(t0+60_000, lat, lng, 1)) // watermark t0+30 s: both buckets are sealed at the next tick
+	r.e.Flush()
+	recs := r.e.RawRecords(t0, t0+10_000)
+	speeds := map[float64]bool{}
+	var rows int64
+	for _, rec := range recs {
+		for i := 0; i < int(rec.NumRows()); i++ {
+			var e Event
+			ReadEvent(rec, i, &e)
+			if e.TS < t0 || e.TS >= t0+10_000 {
+				t.Errorf("event at %d in bucket [t0, t0+10s)", e.TS-t0)
+			}
+			speeds[e.SpeedKmh] = true
+		}
+		rows += rec.NumRows()
+		rec.Release()
+	}
+	if rows != 3 || !speeds[11] || !speeds[13] || !speeds[14] {
+		t.Errorf("first bucket holds %d rows with speeds %v, want 11, 13, 14", rows, speeds)
+	}
+}

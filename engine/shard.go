@@ -65,12 +65,6 @@ func (cs *cellState) learnedFreeFlow(minSamples uint32) (float64, bool) {
 	return speedBins * speedBinKmh, true
 }
 
-// rawBucket keeps the raw events of one shard and bucket: sealed records plus an open builder.
-type rawBucket struct {
-	sealed []arrow.Record
-	open   *BatchBuilder
-}
-
 // shardMsg is a unit of work for a shard: rows of a log batch, or a tick.
 type shardMsg struct {
 	rec     arrow.Record // retained for this shard; the shard releases it
@@ -81,6 +75,7 @@ type shardMsg struct {
 	tick    *tickReq
 	dump    *dumpReq
 	restore *restoreReq
+	rawReq  *rawReq
 }
 
 type tickReq struct {
@@ -154,6 +149,9 @@ func (s *shard) run() {
 		case m.restore != nil:
 			s.restore(m.restore)
 			continue
+		case m.rawReq != nil:
+			m.rawReq.reply <- s.raws(m.rawReq)
+			continue
 		}
 		s.apply(m)
 	}
@@ -173,6 +171,16 @@ func (s *shard) apply(m shardMsg) {
 	interval := rec.Column(ColInterval).(*array.Float32)
 	lat := rec.Column(ColLat).(*array.Float64)
 	lng := rec.Column(ColLng).(*array.Float64)
+	// Raw retention groups consecutive rows of one bucket (batches arrive mostly in time order).
+	retain := s.e.cfg.Retention > 0
+	curStart := int64(minTime)
+	var curRows []int32
+	flushRaw := func() {
+		if len(curRows) > 0 {
+			s.rawAdd(curStart, rec, curRows)
+			curRows = nil
+		}
+	}
 	for i, r32 := range m.rows {
 		r := int(r32)
 		t := int64(ts.Value(r))
@@ -223,8 +231,15 @@ func (s *shard) apply(m shardMsg) {
 				s.linkAdd(li, start, t, &c)
 			}
 		}
-		s.rawAppend(start, rec, r)
+		if retain {
+			if start != curStart {
+				flushRaw()
+				curStart = start
+			}
+			curRows = append(curRows, r32)
+		}
 	}
+	flushRaw()
 	s.evalBuckets(m.now)
 }
 
@@ -293,22 +308,6 @@ func (cs *cellState) learn(v float64) {
 	cs.histN++
 }
 
-func (s *shard) rawAppend(start int64, rec arrow.Record, r int) {
-	if s.e.cfg.Retention <= 0 {
-		return
-	}
-	rb := s.raw[start]
-	if rb == nil {
-		rb = &rawBucket{}
-		s.raw[start] = rb
-	}
-	if rb.open == nil {
-		rb.open = NewBatchBuilder(s.e.cfg.Mem)
-	}
-	rb.open.AppendRow(rec, r)
-	s.rawRows.Add(1)
-}
-
 // tick seals raw buckets behind the watermark, releases raw buckets past retention, drops aggregates past the
 // longest window, and publishes the views that changed.
 func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
@@ -333,10 +332,8 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 		}
 	}
 	for start, rb := range s.raw {
-		if start+bucketMs <= wm && rb.open != nil {
-			rb.sealed = append(rb.sealed, rb.open.NewRecord())
-			rb.open.Release()
-			rb.open = nil
+		if start+bucketMs <= wm && len(rb.open) > 0 {
+			s.seal(rb)
 		}
 	}
 	s.releaseRaw(now - s.e.cfg.Retention.Milliseconds())
@@ -419,16 +416,7 @@ func (s *shard) releaseRaw(before int64) {
 		if start+s.e.bucketMs > before {
 			continue
 		}
-		var n int64
-		for _, r := range rb.sealed {
-			n += r.NumRows()
-			r.Release()
-		}
-		if rb.open != nil {
-			n += int64(rb.open.Len())
-			rb.open.Release()
-		}
-		s.rawRows.Add(-n)
+		s.rawRows.Add(-rb.release())
 		delete(s.raw, start)
 	}
 }

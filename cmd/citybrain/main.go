@@ -92,6 +92,9 @@ func runMain(args []string) error {
 	demoSeed := fs.Int64("demo-seed", 1, "demo city random seed")
 	networkFile := fs.String("network", "", "road network file: City Brain roadnet .txt, SUMO .net.xml or GeoJSON lines (.geojson/.json)")
 	flowFile := fs.String("flows", "", "City Brain flow file for the demo city's routes on --network (default: flow.txt beside a City Brain roadnet)")
+	snapEvery := fs.Duration("snapshot-every", 5*time.Minute, "how often to snapshot the engine state under --data/snapshots (negative: never)")
+	var origins stringList
+	fs.Var(&origins, "ws-origin", "an extra browser origin allowed to open /ws (repeatable; the page's own origin always is)")
 	fs.Parse(args)
 
 	ecfg := ed
@@ -102,6 +105,7 @@ func runMain(args []string) error {
 	cfg := system.Config{
 		HTTPAddr: *httpAddr, DataDir: *dataDir, NATSURL: *natsURL, NATSListen: *natsListen, AuthFile: *authFile,
 		Version: version, Web: web.Files(), Logger: logger, Engine: ecfg, Log: lcfg,
+		SnapshotEvery: *snapEvery, AllowedOrigins: origins,
 	}
 	if *networkFile != "" {
 		net, err := loadNetwork(*networkFile)
@@ -155,3 +159,9 @@ func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir()
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }

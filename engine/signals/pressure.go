@@ -83,7 +83,9 @@ func QueueFromOccupancy(occupancy, lengthM float64, lanes int) float64 {
 }
 
 // QueueAtRedEnd is the queue (vehicles) that builds at a stop line during a red of redS seconds at flowVph.
-func QueueAtRedEnd(flowVph, redS float64) float64 { return math.Max(0, flowVph) * math.Max(0, redS) / 3600 }
+func QueueAtRedEnd(flowVph, redS float64) float64 {
+	return math.Max(0, flowVph) * math.Max(0, redS) / 3600
+}
 
 // QueueFromSpeed estimates the vehicles on a link from a space-mean speed and a flow by the fundamental
 // relation density = flow / speed (veh/km), capped at jam density.

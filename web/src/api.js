@@ -44,9 +44,9 @@ export function whoami(token = session.token) {
 // Operator permissions by role. The server decides (403 otherwise); this only greys out what a role cannot do.
 // When whoami carries a "can" list, it wins.
 const CAN = {
-  'incident.update': ['police', 'commander', 'admin'],
-  'incident.dispatch': ['commander', 'admin'],
-  'replay.control': ['planner', 'commander', 'admin'],
+  'incident.update': ['commander', 'admin'], // POST /api/v1/incidents/{id}
+  'incident.dispatch': ['commander', 'admin'], // POST /api/v1/dispatch
+  'replay.control': ['planner', 'admin'], // POST /api/v1/replays/{id}/{action}
 };
 
 export function can(action) {

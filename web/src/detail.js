@@ -94,14 +94,19 @@ export class Detail extends EventTarget {
     this.box.hidden = false;
   }
 
-  showRoad(props, c) {
+  showRoad(props, c, link) {
     this.cur = { kind: 'road', id: props.id, props };
     const title = props.name || `Road ${props.id}`;
-    this.box.replaceChildren(this.head(title, c?.speed_kmh != null ? c.level : null),
+    const lvl = link?.speed_kmh != null ? link.level : (c?.speed_kmh != null ? c.level : null);
+    this.box.replaceChildren(this.head(title, lvl),
       el('div', { class: 'metrics' },
         metric('Class', titleCase(props.class)), metric('Lanes', props.lanes ?? '—'),
         metric('Speed limit', props.speed_limit_kmh ? `${props.speed_limit_kmh} km/h` : '—'), metric('Link', props.id)),
-      el('div', { class: 'sub', text: 'Traffic from the cell at the middle of the link:' }),
+      link ? el('div', { class: 'metrics' },
+        metric('Link speed', `${num(link.speed_kmh, 1)} km/h`), metric('Free flow', `${num(link.free_flow_kmh, 0)} km/h`),
+        metric('Link TPI', num(link.tpi, 1)), metric('Link flow', link.flow_vph == null ? '—' : `${num(link.flow_vph, 0)} veh/h`),
+        metric('Samples', link.samples ?? '—'), metric('Updated', clock(link.updated_at))) : null,
+      el('div', { class: 'sub', text: 'Its cell (recent speed and flow):' }),
       ...this.cellBody(c));
     this.box.hidden = false;
   }

@@ -13,7 +13,7 @@ export const UNIT_STYLE = {
   ambulance: ['#f8fafc', 'cross', '#d6336c'], police: ['#1d4ed8', 'star', '#fff'], fire: ['#dc2626', 'flame', '#fff'],
   tow: ['#57534e', 'hook', '#fff'], rescue: ['#ea580c', 'ring', '#fff'],
 };
-export const UNIT_STATUS_COLOR = { available: '#22c55e', en_route: '#f5a524', on_scene: '#ef4444', busy: '#64748b', offline: '#334155' };
+export const UNIT_STATUS_COLOR = { available: '#22c55e', dispatched: '#f5a524', en_route: '#f5a524', on_scene: '#ef4444', busy: '#64748b', offline: '#334155' };
 
 function canvas() {
   const c = document.createElement('canvas');

@@ -14,7 +14,7 @@ const state = {
   units: new Map(), transit: new Map(), sensors: new Map(), features: new Set(), status: null, eventNow: 0,
   layers: JSON.parse(localStorage.getItem('cb_layers') || '{}'),
 };
-let cityMap, live, queue, detail;
+let cityMap, live, queue, detail, cityMap_roadsHook;
 const history = new History();
 
 // ---------- login ----------
@@ -97,9 +97,11 @@ function startApp() {
   detail.addEventListener('close', () => cityMap.select(null));
   queue = new Queue();
   queue.canDispatch = () => [...state.units.values()].some((u) => u.status === 'available');
+  cityMap_roadsHook = () => cityMap.loadLinks(state.window);
   cityMap = new CityMap('map', { onLoad: () => { applyLayerToggles(); updatePoints(); } });
   cityMap.addEventListener('viewport', () => resubscribe());
   cityMap.addEventListener('pick', (e) => onPick(e.detail));
+  cityMap.addEventListener('roads', () => cityMap_roadsHook());
   cityMap.addEventListener('error', (e) => console.warn(e.detail));
   cityMap.fitNetwork();
   buildLayerPanel();
@@ -128,11 +130,15 @@ function startApp() {
     localStorage.setItem('cb_window', state.window);
     resubscribe(true);
     pollKPIs();
+    cityMap.loadLinks(state.window);
   });
   pollStatus();
   setInterval(pollStatus, 5000);
   pollKPIs();
   setInterval(pollKPIs, 10000);
+  pollUnits();
+  setInterval(pollUnits, 4000);
+  setInterval(() => cityMap.loadLinks(state.window), 5000);
   setInterval(ageOut, 30000);
   window.citybrain = { state, get map() { return cityMap.map; }, cityMap, live, queue, detail };
 }
@@ -180,6 +186,21 @@ function applyCells(m, snapshot) {
   refreshDetail();
 }
 
+// Units: GET /api/v1/units (latest position and status of every unit; "dispatched" while a dispatch holds it).
+async function pollUnits() {
+  if (state.unitsUnavailable) return;
+  try {
+    const list = await api('/api/v1/units');
+    state.units.clear();
+    for (const u of list) state.units.set(u.id, { ...u, unit_type: u.unit_type || u.type, seen: Date.now() });
+    if (!state.features.has('units')) { state.features.add('units'); markAvailability(); }
+    updatePoints();
+    queue.render();
+  } catch (e) {
+    if (e.status === 404 || e.status === 405) state.unitsUnavailable = true;
+  }
+}
+
 function ageOut() {
   const cutoff = Date.now() - 5 * 60_000;
   let changed = false;
@@ -208,7 +229,7 @@ function refreshDetail() {
   if (performance.now() - (refreshDetail.last || 0) < 1000) return;
   refreshDetail.last = performance.now();
   if (cur.kind === 'cell') detail.showCell(state.cells.get(cur.id), cur.id);
-  else if (cur.kind === 'road') detail.showRoad(cur.props, cityMap.roadCell(cur.id));
+  else if (cur.kind === 'road') detail.showRoad(cur.props, cityMap.roadCell(cur.id), cityMap.links?.get(cur.id));
 }
 
 function onPick(p) {
@@ -217,7 +238,7 @@ function onPick(p) {
   switch (p.kind) {
     case 'incident': queue.select(p.id); break;
     case 'cell': detail.showCell(state.cells.get(p.id), p.id); break;
-    case 'road': detail.showRoad(p.props, cityMap.roadCell(p.id)); break;
+    case 'road': detail.showRoad(p.props, cityMap.roadCell(p.id), cityMap.links?.get(p.id)); break;
     case 'unit': {
       const u = state.units.get(p.id) || {};
       detail.showThing(`Unit ${p.id}`, [['Type', titleCase(u.unit_type)], ['Status', titleCase(u.status)],
@@ -240,19 +261,22 @@ function onPick(p) {
   }
 }
 
+// dispatch sends the unit with the shortest live travel time (GET /api/v1/incidents/{id}/units, routed over
+// the road network by the server) with POST /api/v1/dispatch.
 async function dispatch(inc) {
   if (!can('incident.dispatch')) { toast(`Your role (${session.who?.role || 'none'}) may not dispatch.`, 'err'); return; }
-  const avail = [...state.units.values()].filter((u) => u.status === 'available')
-    .map((u) => ({ u, d: distanceM(inc.lat, inc.lng, u.lat, u.lng) })).sort((a, b) => a.d - b.d);
-  if (!avail.length) { toast('No available unit to dispatch.', 'err'); return; }
-  const { u, d } = avail[0];
   try {
-    await api(`/api/v1/incidents/${encodeURIComponent(inc.id)}/dispatch`, { method: 'POST', body: { unit_id: u.id } });
-    toast(`${titleCase(u.unit_type)} ${u.id} dispatched (${(d / 1000).toFixed(1)} km).`, 'ok');
+    const options = await api(`/api/v1/incidents/${encodeURIComponent(inc.id)}/units?k=3`);
+    if (!options.length) { toast('No available unit can reach this incident.', 'err'); return; }
+    const o = options[0];
+    await api('/api/v1/dispatch', { method: 'POST', body: { incident_id: inc.id, unit_id: o.unit_id } });
+    toast(`${titleCase(o.type)} ${o.unit_id} dispatched — ETA ${Math.round(o.eta_s / 60)} min (${(o.route_length_m / 1000).toFixed(1)} km).`, 'ok');
+    pollUnits();
   } catch (e) {
-    toast(`Dispatch failed: ${e.status === 404 || e.status === 405 ? 'the server does not accept dispatch yet' : e.message}`, 'err');
+    toast(`Dispatch failed: ${e.status === 404 || e.status === 405 ? 'the server does not accept dispatch' : e.message}`, 'err');
   }
 }
+void distanceM;
 
 // ---------- status, KPIs ----------
 async function pollStatus() {

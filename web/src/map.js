@@ -166,6 +166,7 @@ export class CityMap extends EventTarget {
       if (this.loaded) this.map.getSource('roads').setData(fc);
       this.roadCount = fc.features.length;
       this.colourRoads();
+      this.emit('roads');
       this.emit('network', fc);
     } catch (e) {
       if (e.name !== 'AbortError') this.emit('error', 'road network: ' + e.message);
@@ -214,17 +215,35 @@ export class CityMap extends EventTarget {
   }
 
   colourRoadsSoon() {
-    if (this.roadTimer) return;
+    if (this.roadTimer || this.links) return;
     this.roadTimer = setTimeout(() => { this.roadTimer = null; this.colourRoads(); }, 800);
   }
 
-  // colourRoads gives each road the level of the cell at its midpoint (until the engine publishes per-link
-  // speeds), through feature state so the road geometry is not re-sent.
+  // loadLinks fetches the live per-link speeds (GET /api/v1/links, map-matched by the engine) for the roads
+  // loaded; without that endpoint roads take the level of the cell at their midpoint.
+  async loadLinks(window) {
+    if (!this.netBBox || this.linksUnavailable) return;
+    try {
+      const list = await api(`/api/v1/links?bbox=${this.netBBox.join(',')}&window=${window}`);
+      this.links = new Map(list.map((l) => [l.link, l]));
+      this.colourRoads();
+    } catch (e) {
+      if (e.status === 404 || e.status === 405) { this.linksUnavailable = true; this.links = null; }
+    }
+  }
+
+  // colourRoads sets each road's level through feature state, so the road geometry is not re-sent.
   colourRoads() {
     if (!this.loaded || !this.roads) return;
     for (const [id, [lng, lat]] of this.roadMid) {
-      const c = this.cellAt(lng, lat);
-      const level = c && c.speed_kmh != null ? c.level : null;
+      let level = null;
+      if (this.links) {
+        const l = this.links.get(id);
+        level = l && l.speed_kmh != null && l.samples > 0 ? l.level : null;
+      } else {
+        const c = this.cellAt(lng, lat);
+        level = c && c.speed_kmh != null ? c.level : null;
+      }
       const prev = this.roadState.get(id);
       if (prev === level) continue;
       this.roadState.set(id, level);

@@ -90,12 +90,25 @@ export class Queue extends EventTarget {
     note.textContent = 'The server has no incident list yet.';
     $('queue-count').textContent = this.activeCount();
     $('queue-count').classList.toggle('hot', this.activeCount() > 0);
+    // Keyed update: an item is rebuilt only when what it shows changed, and nodes move only when the order
+    // changed, so a click or a keyboard selection is never lost to a refresh.
     const now = Date.now();
-    const frag = document.createDocumentFragment();
-    for (const inc of items) frag.append(this.renderItem(inc, now));
-    const scroll = this.list.scrollTop;
-    this.list.replaceChildren(frag);
-    this.list.scrollTop = scroll;
+    this.nodes ||= new Map();
+    const keep = new Set();
+    items.forEach((inc, i) => {
+      const key = JSON.stringify([inc.status, inc.score, inc.severity, inc.type, inc.detected_at, (inc.evidence || []).length,
+        inc.id === this.selected, this.isNew(inc.id), can('incident.update'), this.canDispatch?.(inc), Math.floor(now / 30000)]);
+      let n = this.nodes.get(inc.id);
+      if (!n || n.key !== key) {
+        const li = this.renderItem(inc, now);
+        if (n) n.el.replaceWith(li);
+        n = { key, el: li };
+        this.nodes.set(inc.id, n);
+      }
+      keep.add(inc.id);
+      if (this.list.children[i] !== n.el) this.list.insertBefore(n.el, this.list.children[i] || null);
+    });
+    for (const [id, n] of this.nodes) if (!keep.has(id)) { n.el.remove(); this.nodes.delete(id); }
     this.emit('change', items);
   }
 

@@ -36,9 +36,11 @@ type Config struct {
 	NATSURL    string // an external NATS server; empty starts the embedded one
 	NATSListen string // the embedded server's client address ("" : in-process only; port 0: random)
 	AuthFile   string
-	Version    string
-	Web        fs.FS
-	Logger     *log.Logger
+	// AllowedOrigins are extra browser origins allowed to open /ws.
+	AllowedOrigins []string
+	Version        string
+	Web            fs.FS
+	Logger         *log.Logger
 	// Network is the loaded road network (nil: none). Cells crossed by its links take their free-flow speed
 	// from the speed limits, and /api/v1/network serves it to the map.
 	Network *geo.Network
@@ -213,7 +215,8 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	srv := &api.Server{
 		Engine: s.Engine, Ingest: s.Ingest, Log: s.Log, Hub: s.Hub, Auth: auth, Version: cfg.Version, Web: cfg.Web,
 		Accepted: s.accepted, Rejected: s.rejected, Ready: s.Ready, Network: cfg.Network,
-		QueueDepths: func() map[string]int { return map[string]int{"nats-ingest": s.natsSrc.QueueDepth()} },
+		AllowedOrigins: cfg.AllowedOrigins,
+		QueueDepths:    func() map[string]int { return map[string]int{"nats-ingest": s.natsSrc.QueueDepth()} },
 	}
 	// Replays: sessions run their own engines with the live configuration (replay/manager.go).
 	rcfg := ecfg

@@ -1,0 +1,296 @@
+package dispatch
+
+import (
+	"errors"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"citybrain/engine"
+	"citybrain/geo"
+)
+
+type fakeSource struct {
+	mu    sync.Mutex
+	units []engine.Unit
+	links []engine.LinkStats
+	incs  []engine.Incident
+}
+
+func (f *fakeSource) Units() []engine.Unit {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]engine.Unit(nil), f.units...)
+}
+func (f *fakeSource) Links(geo.BBox) []engine.LinkStats { return f.links }
+func (f *fakeSource) Incidents() []engine.Incident {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]engine.Incident(nil), f.incs...)
+}
+
+func (f *fakeSource) move(id string, p geo.LatLng, ts int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.units {
+		if f.units[i].ID == id {
+			f.units[i].Lat, f.units[i].Lng, f.units[i].TS = p.Lat, p.Lng, ts
+		}
+	}
+}
+
+// setup: West Lake, an incident at one node, four units at others (one offline).
+func setup(t *testing.T) (*Manager, *fakeSource, *geo.Network) {
+	t.Helper()
+	net := geo.GenerateWestLake(1)
+	nodes := net.Nodes()
+	at := func(i int) (float64, float64) { return nodes[i].Lat, nodes[i].Lng }
+	src := &fakeSource{}
+	lat, lng := at(100)
+	src.incs = []engine.Incident{{ID: "inc1", Type: "crash", Lat: lat, Lng: lng, Status: engine.StatusConfirmed}}
+	for i, n := range []int{20, 110, 180, 104} {
+		la, ln := at(n)
+		st := "available"
+		if i == 3 {
+			st = "offline"
+		}
+		src.units = append(src.units, engine.Unit{ID: []string{"amb-1", "amb-2", "pol-1", "pol-2"}[i], Type: "ambulance",
+			Status: st, Lat: la, Lng: ln, TS: 1})
+	}
+	clock := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	m, err := New(src, Config{Network: net, Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, src, net
+}
+
+func TestDispatchFlow(t *testing.T) {
+	m, src, _ := setup(t)
+	opts, err := m.Nearest("inc1", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(opts) != 3 {
+		t.Fatalf("got %d options, want 3 (the offline unit is excluded)", len(opts))
+	}
+	for i, o := range opts {
+		if o.Unit.ID == "pol-2" {
+			t.Errorf("offline unit offered")
+		}
+		if i > 0 && o.ETAS < opts[i-1].ETAS {
+			t.Errorf("options not by ETA: %v after %v", o.ETAS, opts[i-1].ETAS)
+		}
+		if o.Route == nil || o.ETAS <= 0 {
+			t.Errorf("option %s without route/ETA", o.Unit.ID)
+		}
+	}
+	best := opts[0].Unit.ID
+	if _, err := m.Assign("nope", best, "cmd", "commander"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown incident: %v", err)
+	}
+	d, err := m.Assign("inc1", best, "cmd-anna", "commander")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != StatusEnRoute || math.Abs(d.ETAS-opts[0].ETAS) > 1e-6 || len(d.Geometry) < 2 {
+		t.Fatalf("dispatch %+v", d)
+	}
+	if id, busy := m.Busy(best); !busy || id != d.ID {
+		t.Errorf("unit not busy after dispatch")
+	}
+	if _, err := m.Assign("inc1", best, "cmd", "commander"); !errors.Is(err, ErrConflict) {
+		t.Errorf("second dispatch of a busy unit: %v", err)
+	}
+	again, _ := m.Nearest("inc1", 3)
+	for _, o := range again {
+		if o.Unit.ID == best {
+			t.Errorf("busy unit offered again")
+		}
+	}
+	if len(d.GreenWave) == 0 {
+		t.Errorf("no green wave on a route through West Lake's signals")
+	}
+	for i, p := range d.GreenWave {
+		if p.GreenAt.After(p.ArriveAt) || !p.HoldUntil.After(p.ArriveAt) || (i > 0 && p.ArriveS < d.GreenWave[i-1].ArriveS) {
+			t.Errorf("preemption %d out of order: %+v", i, p)
+		}
+	}
+	// Drive the unit along its route: the ETA shrinks, then it arrives.
+	g := d.Geometry
+	last := d.ETAS
+	for k, f := range []float64{0.3, 0.6, 0.9} {
+		p := g[int(f*float64(len(g)-1))]
+		src.move(best, p, int64(10+k))
+		m.Tick()
+		cur, _ := m.Get(d.ID)
+		if !(cur.ETAS < last) || cur.Status != StatusEnRoute {
+			t.Fatalf("at %.0f%% of the route: ETA %.1f s (was %.1f), status %s", 100*f, cur.ETAS, last, cur.Status)
+		}
+		passed := 0
+		for _, p := range cur.GreenWave {
+			if p.Passed {
+				passed++
+			}
+		}
+		if f >= 0.6 && passed == 0 && len(cur.GreenWave) > 1 {
+			t.Errorf("at %.0f%% no intersection is marked passed", 100*f)
+		}
+		last = cur.ETAS
+	}
+	src.move(best, g[len(g)-1], 20)
+	m.Tick()
+	cur, _ := m.Get(d.ID)
+	if cur.Status != StatusArrived || cur.ArrivedAt == nil || cur.ETAS != 0 {
+		t.Fatalf("at the incident: status %s arrived %v eta %.1f", cur.Status, cur.ArrivedAt, cur.ETAS)
+	}
+	// The incident clears: the dispatch closes and the unit is free.
+	src.mu.Lock()
+	src.incs[0].Status = engine.StatusCleared
+	src.mu.Unlock()
+	m.Tick()
+	cur, _ = m.Get(d.ID)
+	if cur.Status != StatusCleared || cur.ClosedAt == nil {
+		t.Errorf("after clearing: %s", cur.Status)
+	}
+	if _, busy := m.Busy(best); busy {
+		t.Error("unit still busy after the incident cleared")
+	}
+	if a := m.AuditLog(); len(a) != 1 || a[0].By != "cmd-anna" || a[0].Action != "dispatch" {
+		t.Errorf("audit %+v", a)
+	}
+}
+
+func TestCloseAndReroute(t *testing.T) {
+	m, src, net := setup(t)
+	d, err := m.Assign("inc1", "amb-1", "c", "commander")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A position far off the route triggers a new route from there.
+	n := net.Nodes()[150]
+	src.move("amb-1", n.LatLng, 50)
+	m.Tick()
+	cur, _ := m.Get(d.ID)
+	if cur.Reroutes != 1 && cur.OffRouteM < 150 {
+		t.Errorf("off-route position: reroutes %d, off %.0f m", cur.Reroutes, cur.OffRouteM)
+	}
+	if _, err := m.Close(d.ID, "bogus", "c", "commander", ""); !errors.Is(err, ErrInvalid) {
+		t.Errorf("bad status: %v", err)
+	}
+	if _, err := m.Close(d.ID, StatusCancelled, "c", "commander", "wrong unit"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Close(d.ID, StatusCancelled, "c", "commander", ""); !errors.Is(err, ErrConflict) {
+		t.Errorf("double close: %v", err)
+	}
+	if _, busy := m.Busy("amb-1"); busy {
+		t.Error("unit busy after cancel")
+	}
+	if len(m.List(false)) != 0 || len(m.List(true)) != 1 {
+		t.Errorf("list open %d all %d", len(m.List(false)), len(m.List(true)))
+	}
+}
+
+func TestRecommendAndDecide(t *testing.T) {
+	m, src, net := setup(t)
+	var nd *geo.Node
+	for _, n := range net.Nodes() {
+		if n.Signalised && len(n.Approaches) == 4 {
+			nd = n
+			break
+		}
+	}
+	// Detector flows: N/S approaches 600 veh/h per link, E/W 200.
+	total := 0.0
+	for _, a := range nd.Approaches {
+		l, _ := net.Link(a.LinkID)
+		q := 200.0
+		if a.Side == geo.SideNorth || a.Side == geo.SideSouth {
+			q = 600
+		}
+		total += q
+		var ls engine.LinkStats
+		ls.Link = l
+		ls.W[1] = engine.WindowStats{FlowSum: q, FlowN: 1, OccSum: 0.1, SpeedSum: 30, SpeedW: 1, Samples: 1}
+		src.links = append(src.links, ls)
+	}
+	rec, err := m.Recommend(nd.ID, MethodWebster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Phases[0].GreenS <= rec.Phases[1].GreenS {
+		t.Errorf("busier N/S phase gets %.1f s, E/W %.1f", rec.Phases[0].GreenS, rec.Phases[1].GreenS)
+	}
+	if rec.CurrentSource != "assumed" || !(rec.DelayPlanS < rec.DelayNowS) || rec.DelayChangePct >= 0 {
+		t.Errorf("expected delay change: now %.1f plan %.1f (%.1f%%), source %s", rec.DelayNowS, rec.DelayPlanS, rec.DelayChangePct, rec.CurrentSource)
+	}
+	mp, err := m.Recommend(nd.ID, MethodMaxPressure)
+	if err != nil || len(mp.Phases) != 2 {
+		t.Fatalf("max pressure: %v", err)
+	}
+	if _, err := m.Recommend(nd.ID, "magic"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("unknown method: %v", err)
+	}
+	dec, err := m.Decide(nd.ID, MethodWebster, true, "officer-li", "police", "peak")
+	if err != nil || !dec.Accepted || dec.Before.FlowVph != total {
+		t.Fatalf("decision %+v err %v", dec, err)
+	}
+	ds := m.Decisions(nd.ID)
+	if len(ds) != 1 || ds[0].After == nil {
+		t.Fatalf("decisions %+v", ds)
+	}
+	rec2, _ := m.Recommend(nd.ID, MethodWebster)
+	if rec2.CurrentSource != "accepted" || math.Abs(rec2.DelayChangePct) > 1e-9 {
+		t.Errorf("after accepting: source %s change %.2f%%", rec2.CurrentSource, rec2.DelayChangePct)
+	}
+	a := m.AuditLog()
+	if len(a) != 1 || a[0].Action != "plan_accept" || a[0].By != "officer-li" {
+		t.Errorf("audit %+v", a)
+	}
+}
+
+func TestCorridorPlan(t *testing.T) {
+	m, _, net := setup(t)
+	// Follow links straight on from a signalised node's outgoing link for a few hops.
+	var ids []string
+	var l *geo.Link
+	for _, cand := range net.Links() {
+		if nd, _ := net.Node(cand.To); nd.Signalised {
+			l = cand
+			break
+		}
+	}
+	ids = append(ids, l.ID)
+	for len(ids) < 5 {
+		nd, _ := net.Node(l.To)
+		var next *geo.Link
+		for _, o := range nd.Out {
+			c, _ := net.Link(o)
+			if c.To != l.From {
+				next = c
+				break
+			}
+		}
+		if next == nil {
+			break
+		}
+		ids, l = append(ids, next.ID), next
+	}
+	c, err := m.CorridorPlan(ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CycleS < 40 || len(c.Nodes) == 0 || c.Nodes[0].OffsetS != 0 {
+		t.Fatalf("corridor %+v", c)
+	}
+	for i, n := range c.Nodes {
+		if n.OffsetS < 0 || n.OffsetS >= c.CycleS || (i > 0 && n.ArriveS <= c.Nodes[i-1].ArriveS) {
+			t.Errorf("node %d: %+v", i, n)
+		}
+	}
+	if _, err := m.CorridorPlan([]string{ids[0], ids[0]}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("disconnected corridor: %v", err)
+	}
+}
