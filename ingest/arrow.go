@@ -12,7 +12,6 @@ import (
 	"bytes"
 
 	"citybrain/engine"
-	"citybrain/geo"
 )
 
 func countKinds(rec arrow.Record, st *Stats) {
@@ -60,7 +59,7 @@ func (in *Ingestor) IngestArrow(ctx context.Context, data []byte, via, msgID str
 			err := Validate(&ev)
 			var cell uint64
 			if err == nil {
-				cell, err = geo.CellOf(ev.Lat, ev.Lng, in.cfg.Res)
+				cell, err = in.cells.Cell(ev.Lat, ev.Lng)
 			}
 			if err != nil {
 				clean = false

@@ -68,6 +68,7 @@ type Ingestor struct {
 	cfg   Config
 	sink  Sink
 	stats Stats
+	cells *geo.CellCache
 }
 
 // New returns an Ingestor writing to sink.
@@ -88,7 +89,7 @@ func New(cfg Config, sink Sink) *Ingestor {
 	if cfg.Mem == nil {
 		cfg.Mem = d.Mem
 	}
-	return &Ingestor{cfg: cfg, sink: sink}
+	return &Ingestor{cfg: cfg, sink: sink, cells: geo.NewCellCache(cfg.Res)}
 }
 
 // Stats returns the live counters.
@@ -119,7 +120,7 @@ func (in *Ingestor) Ingest(ctx context.Context, body []byte, via string, want en
 		}
 		if err == nil {
 			var cell uint64
-			if cell, err = geo.CellOf(ev.Lat, ev.Lng, in.cfg.Res); err == nil {
+			if cell, err = in.cells.Cell(ev.Lat, ev.Lng); err == nil {
 				bb.Append(&ev, cell)
 				res.Accepted++
 				return
@@ -177,7 +178,7 @@ func (in *Ingestor) IngestEvents(ctx context.Context, events []engine.Event, via
 		err := Validate(ev)
 		var cell uint64
 		if err == nil {
-			cell, err = geo.CellOf(ev.Lat, ev.Lng, in.cfg.Res)
+			cell, err = in.cells.Cell(ev.Lat, ev.Lng)
 		}
 		if err != nil {
 			res.Rejected++

@@ -54,6 +54,8 @@ func main() {
 		err = exportMain(os.Args[2:])
 	case "bench":
 		err = benchMain(os.Args[2:])
+	case "signals":
+		err = signalsMain(os.Args[2:])
 	case "eval":
 		err = evalMain(os.Args[2:])
 	case "version", "--version", "-version":

@@ -70,14 +70,20 @@ describe('command center', { timeout: 150_000 }, () => {
       return null;
     });
     assert.ok(pt, 'a cell not under a panel');
-    await page.evaluate(() => { for (const l of ['roads', 'incidents', 'units']) window.citybrain.cityMap.setLayer(l, false); });
+    await page.evaluate(() => {
+      for (const l of ['roads', 'incidents', 'units']) window.citybrain.cityMap.setLayer(l, false);
+      window.citybrain.map.setLayoutProperty('roads', 'visibility', 'none'); // the base map: click the cell, not a road
+    });
     await page.mouse.click(pt.x, pt.y);
     await page.waitForSelector('#detail:not([hidden])');
     assert.match(await page.textContent('#detail h2'), /^Cell /);
     await waitFor(() => page.$('#detail svg'), { timeout: 30_000, what: 'speed chart' });
     await page.keyboard.press('Escape');
     assert.equal(await page.isVisible('#detail'), false);
-    await page.evaluate(() => { for (const l of ['roads', 'incidents', 'units']) window.citybrain.cityMap.setLayer(l, true); });
+    await page.evaluate(() => {
+      for (const l of ['roads', 'incidents', 'units']) window.citybrain.cityMap.setLayer(l, true);
+      window.citybrain.map.setLayoutProperty('roads', 'visibility', 'visible');
+    });
   });
 
   test('an incident posted through the API appears in the queue; a commander confirms it, a viewer cannot', async (t) => {

@@ -1,0 +1,71 @@
+package geo
+
+import (
+	"math/rand"
+	"testing"
+)
+
+func TestCellCacheAgreesWithH3(t *testing.T) {
+	for _, res := range []int{7, 9, 11} {
+		c := NewCellCache(res)
+		rng := rand.New(rand.NewSource(int64(res)))
+		// Points clustered on a few "roads" (so squares repeat) and scattered ones, in Hangzhou, Bologna
+		// and near the equator and the antimeridian.
+		centres := [][2]float64{{30.25, 120.16}, {44.49, 11.34}, {0.001, -0.001}, {-33.9, 151.2}, {64.1, -21.9}, {10, 179.95}}
+		hits := 0
+		for i := 0; i < 60000; i++ {
+			ctr := centres[i%len(centres)]
+			lat := ctr[0] + rng.NormFloat64()*0.01
+			lng := ctr[1] + rng.NormFloat64()*0.01
+			if i%3 == 0 {
+				lat = ctr[0] + float64(rng.Intn(200))*0.0001 // a grid of repeated positions
+				lng = ctr[1] + float64(rng.Intn(200))*0.0001
+			}
+			got, err := c.Cell(lat, lng)
+			want, err2 := CellOf(lat, lng, res)
+			if err != nil || err2 != nil || got != want {
+				t.Fatalf("res %d (%v, %v): cache %x (%v), h3 %x (%v)", res, lat, lng, got, err, want, err2)
+			}
+			hits++
+		}
+		if hits == 0 {
+			t.Fatal("no points checked")
+		}
+	}
+	if _, err := NewCellCache(9).Cell(95, 10); err == nil {
+		t.Error("latitude 95 accepted")
+	}
+}
+
+// roadPoints are positions along 40 straight roads across a 5 km city, as probes report them.
+func roadPoints() [][2]float64 {
+	rng := rand.New(rand.NewSource(1))
+	var pts [][2]float64
+	for r := 0; r < 40; r++ {
+		lat0, lng0 := 30.23+rng.Float64()*0.05, 120.13+rng.Float64()*0.05
+		dlat, dlng := (rng.Float64()-0.5)*1e-4, (rng.Float64()-0.5)*1e-4
+		for k := 0; k < 500; k++ {
+			pts = append(pts, [2]float64{lat0 + dlat*float64(k) + rng.NormFloat64()*3e-5, lng0 + dlng*float64(k) + rng.NormFloat64()*3e-5})
+		}
+	}
+	return pts
+}
+
+func BenchmarkCellCache(b *testing.B) {
+	pts := roadPoints()
+	c := NewCellCache(9)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		p := pts[i%len(pts)]
+		c.Cell(p[0], p[1])
+	}
+}
+
+func BenchmarkCellOf(b *testing.B) {
+	pts := roadPoints()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		p := pts[i%len(pts)]
+		CellOf(p[0], p[1], 9)
+	}
+}
