@@ -13,7 +13,7 @@ import (
 type nullSink struct{}
 
 func (nullSink) Append(context.Context, arrow.Record, string) (uint64, error) { return 1, nil }
-func (nullSink) AppendDead(context.Context, []DeadLetter) error              { return nil }
+func (nullSink) AppendDead(context.Context, []DeadLetter) error               { return nil }
 
 func BenchmarkIngestNDJSON(b *testing.B) {
 	var sb strings.Builder
