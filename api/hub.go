@@ -13,6 +13,7 @@ import (
 
 	"citybrain/engine"
 	"citybrain/geo"
+	"citybrain/ingest"
 )
 
 // HubConfig bounds what the hub holds per client.
@@ -144,7 +145,7 @@ func (h *Hub) OnDelta(d *engine.Delta) {
 		groups[k] = append(groups[k], c)
 	}
 	for _, cs := range groups {
-		msg := h.encodeDelta(cs[0].sub, e.changed, e.removed, d.Incidents, d.Seq)
+		msg := h.encodeDelta(cs[0].sub, e.changed, e.removed, d.Incidents, d.Units, d.Seq)
 		for _, c := range cs {
 			h.enqueue(c, msg)
 		}
@@ -245,10 +246,55 @@ func (h *Hub) viewsFor(sub *subscription, cells []uint64, all bool) (views []*en
 	return views, gone
 }
 
-func (h *Hub) encodeDelta(sub *subscription, changed, removed []uint64, incidents []engine.Incident, seq uint64) []byte {
+func (h *Hub) encodeDelta(sub *subscription, changed, removed []uint64, incidents []engine.Incident, units []engine.Unit, seq uint64) []byte {
 	cells := append(append([]uint64(nil), changed...), removed...)
 	views, gone := h.viewsFor(sub, cells, false)
-	return h.encode("delta", sub, views, gone, incidents, seq)
+	msg := h.encode("delta", sub, views, gone, incidents, seq)
+	if units != nil && sub.Layers["units"] {
+		msg = appendUnits(msg[:len(msg)-1], sub, units)
+	}
+	return msg
+}
+
+// appendUnits adds the "units" member (every unit in the viewport) and closes the message object.
+func appendUnits(buf []byte, sub *subscription, units []engine.Unit) []byte {
+	buf = append(buf, `,"units":[`...)
+	n := 0
+	for i := range units {
+		u := &units[i]
+		if !sub.BBox.Contains(u.Lat, u.Lng) {
+			continue
+		}
+		if n > 0 {
+			buf = append(buf, ',')
+		}
+		n++
+		buf = AppendUnit(buf, u)
+	}
+	return append(buf, "]}"...)
+}
+
+// AppendUnit appends a unit object: id, unit_type, status, lat, lng, speed_kmh, ts, source.
+func AppendUnit(buf []byte, u *engine.Unit) []byte {
+	buf = append(buf, `{"id":`...)
+	buf = ingest.AppendQuoted(buf, u.ID)
+	buf = append(buf, `,"unit_type":`...)
+	buf = ingest.AppendQuoted(buf, u.Type)
+	buf = append(buf, `,"status":`...)
+	buf = ingest.AppendQuoted(buf, u.Status)
+	buf = append(buf, `,"lat":`...)
+	buf = trimFloat(buf, u.Lat, 6)
+	buf = append(buf, `,"lng":`...)
+	buf = trimFloat(buf, u.Lng, 6)
+	buf = append(buf, `,"speed_kmh":`...)
+	buf = trimFloat(buf, u.SpeedKmh, 1)
+	buf = append(buf, `,"ts":`...)
+	buf = appendTime(buf, u.TS)
+	if u.Source != "" {
+		buf = append(buf, `,"source":`...)
+		buf = ingest.AppendQuoted(buf, u.Source)
+	}
+	return append(buf, '}')
 }
 
 // incidentsFor keeps the incidents of list inside sub's viewport, when it asked for the layer.
@@ -546,6 +592,9 @@ func (h *Hub) subscribe(c *client, sub *subscription, since *uint64) {
 		views, _ := h.viewsFor(sub, nil, true)
 		msg = h.encode("snapshot", sub, views, nil, nil, h.seq)
 	}
+	if sub.Layers["units"] {
+		msg = appendUnits(msg[:len(msg)-1], sub, h.eng.Units())
+	}
 	select {
 	case c.send <- msg:
 	default:
@@ -566,7 +615,11 @@ func (h *Hub) snapshotFor(c *client) []byte {
 		return nil
 	}
 	views, _ := h.viewsFor(c.sub, nil, true)
-	return h.encode("snapshot", c.sub, views, nil, nil, h.seq)
+	msg := h.encode("snapshot", c.sub, views, nil, nil, h.seq)
+	if c.sub.Layers["units"] {
+		msg = appendUnits(msg[:len(msg)-1], c.sub, h.eng.Units())
+	}
+	return msg
 }
 
 func (c *client) writeLoop() {

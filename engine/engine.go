@@ -102,6 +102,7 @@ type Delta struct {
 	Changed   []*CellView
 	Removed   []uint64
 	Incidents []Incident
+	Units     []Unit // every unit, when any changed since the last delta (nil otherwise)
 }
 
 // Status is the engine's progress.
@@ -149,6 +150,7 @@ type Engine struct {
 	// Owned by the tick goroutine.
 	tracker    *tracker
 	lastScores map[uint64]float64
+	lastUnits  *[]Unit
 	sendScores map[uint64]float64
 	// Operator actions from the log, waiting for the next tick; results by action id.
 	actMu     sync.Mutex
@@ -375,7 +377,11 @@ func (e *Engine) tick(seq uint64) uint64 {
 		}
 	}
 	d.Incidents = e.track(m.now, evidence)
-	if len(d.Changed) > 0 || len(d.Removed) > 0 || len(d.Incidents) > 0 {
+	if u := e.unitSnap.Load(); u != e.lastUnits {
+		e.lastUnits = u
+		d.Units = *u
+	}
+	if len(d.Changed) > 0 || len(d.Removed) > 0 || len(d.Incidents) > 0 || d.Units != nil {
 		seq++
 		d.Seq = seq
 	}

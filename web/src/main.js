@@ -418,7 +418,8 @@ function showReplay(r) {
 async function replayControl(body) {
   if (!replayId) return;
   try {
-    const r = await api(`/api/v1/replays/${encodeURIComponent(replayId)}`, { method: 'POST', body });
+    const { action, ...rest } = body;
+    const r = await api(`/api/v1/replays/${encodeURIComponent(replayId)}/${action}`, { method: 'POST', body: rest });
     if (r && r.id) showReplay(r);
   } catch (e) { toast(`Replay: ${e.message}`, 'err'); }
 }

@@ -725,3 +725,45 @@ func TestRoadNetworkLinksAndIntersections(t *testing.T) {
 		t.Errorf("network: %s with %d features for %d links", fc.Type, len(fc.Features), len(cfg.Network.Links()))
 	}
 }
+
+func TestWebsocketIncidentAndUnitLayers(t *testing.T) {
+	s := start(t, testConfig(t, t.TempDir()))
+	c := dial(t, s)
+	c.WriteJSON(map[string]any{"op": "subscribe", "bbox": []float64{120.1, 30.2, 120.2, 30.3}, "layers": []string{"cells", "incidents", "units"}})
+	var snap struct {
+		Type      string           `json:"type"`
+		Incidents []map[string]any `json:"incidents"`
+		Units     []map[string]any `json:"units"`
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for snap.Type != "snapshot" {
+		if err := c.ReadJSON(&snap); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if snap.Incidents == nil || snap.Units == nil || len(snap.Incidents)+len(snap.Units) != 0 {
+		t.Fatalf("empty snapshot should carry empty incidents and units lists: %+v", snap)
+	}
+	post(t, s, "application/x-ndjson", []byte(specExamples), nil)
+	var sawIncident, sawUnit bool
+	deadline := time.Now().Add(10 * time.Second)
+	for !(sawIncident && sawUnit) && time.Now().Before(deadline) {
+		var m struct {
+			Type      string           `json:"type"`
+			Incidents []map[string]any `json:"incidents"`
+			Units     []map[string]any `json:"units"`
+		}
+		if err := c.ReadJSON(&m); err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range m.Incidents {
+			sawIncident = sawIncident || (in["type"] == "crash" && len(in["evidence"].([]any)) >= 1)
+		}
+		for _, u := range m.Units {
+			sawUnit = sawUnit || (u["id"] == "amb-07" && u["status"] == "available" && u["unit_type"] == "ambulance")
+		}
+	}
+	if !sawIncident || !sawUnit {
+		t.Errorf("deltas carried incident %v, unit %v", sawIncident, sawUnit)
+	}
+}
