@@ -19,9 +19,9 @@ type emSource struct {
 	incs  []engine.Incident
 }
 
-func (f *emSource) Units() []engine.Unit               { return f.units }
+func (f *emSource) Units() []engine.Unit              { return f.units }
 func (f *emSource) Links(geo.BBox) []engine.LinkStats { return nil }
-func (f *emSource) Incidents() []engine.Incident       { return f.incs }
+func (f *emSource) Incidents() []engine.Incident      { return f.incs }
 
 func emergencyServer(t *testing.T) (*httptest.Server, *geo.Network) {
 	t.Helper()

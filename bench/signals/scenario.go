@@ -52,6 +52,7 @@ type TL struct {
 
 // Bologna returns the Andrea Costa scenario from the shared data (its "utopia" plans are the fixed-time plans).
 func Bologna(dataDir, work string, endS int) (*Scenario, error) {
+	dataDir, work = abs(dataDir), abs(work)
 	dir := filepath.Join(dataDir, "sumo", "bologna-acosta")
 	sc := &Scenario{Name: "bologna", Net: filepath.Join(dir, "acosta_buslanes.net.xml"),
 		Routes: []string{filepath.Join(dir, "acosta.rou.xml"), filepath.Join(dir, "acosta_busses.rou.xml")},
@@ -62,6 +63,7 @@ func Bologna(dataDir, work string, endS int) (*Scenario, error) {
 
 // Hangzhou converts the City Brain Hangzhou roadnet and flows with SUMO's own importers (cached in work).
 func Hangzhou(dataDir, work string, endS int) (*Scenario, error) {
+	dataDir, work = abs(dataDir), abs(work)
 	src := filepath.Join(dataDir, "citybrain", "hangzhou")
 	dir := filepath.Join(work, "hangzhou")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -81,6 +83,13 @@ func Hangzhou(dataDir, work string, endS int) (*Scenario, error) {
 	}
 	sc := &Scenario{Name: "hangzhou", Net: net, Routes: []string{rou}, EndS: endS, EVDepS: endS / 4, Work: work}
 	return sc, sc.load("")
+}
+
+func abs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
 
 func sumoHome() string {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"citybrain/api"
@@ -765,5 +766,36 @@ func TestWebsocketIncidentAndUnitLayers(t *testing.T) {
 	}
 	if !sawIncident || !sawUnit {
 		t.Errorf("deltas carried incident %v, unit %v", sawIncident, sawUnit)
+	}
+}
+
+func TestExternalNATS(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("external NATS not ready")
+	}
+	defer ns.Shutdown()
+	cfg := testConfig(t, t.TempDir())
+	cfg.NATSURL, cfg.NATSListen = ns.ClientURL(), ""
+	s := start(t, cfg)
+	if code, _ := post(t, s, "application/x-ndjson", []byte(specExamples), nil); code != 200 {
+		t.Fatal(code)
+	}
+	waitWatermark(t, s, time.Date(2026, 11, 27, 0, 0, 42, 0, time.UTC))
+	if c := cells(t, s, ""); len(c) != distinctSpecCells(t) {
+		t.Errorf("%d cells through the external server", len(c))
+	}
+	// The log lives on the external server: its stream holds the batch.
+	nc, _ := nats.Connect(ns.ClientURL())
+	defer nc.Close()
+	js, _ := nc.JetStream()
+	info, err := js.StreamInfo("CITYBRAIN_EVENTS")
+	if err != nil || info.State.Msgs != 1 {
+		t.Errorf("external stream: %v %+v", err, info)
 	}
 }
