@@ -11,18 +11,23 @@ export SUMO_HOME ?= /usr/share/sumo
 # Packages whose code runs goroutines: tested with -race.
 RACE_PKGS := ./engine/... ./api/... ./replay/... ./cmd/... ./ingest ./ingest/feed/...
 
-.PHONY: all build run test test-race test-rest fuzz check bench deps clean
+.PHONY: all web build run test test-race test-rest test-web fuzz check bench eval clean
 
 all: build
 
-build:
+# The command-center app (web/src → web/dist, embedded in the binary).
+web:
+	bash scripts/web-build.sh
+
+build: web
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/citybrain
 
 run: build
 	./$(BIN) run --http $(HTTP) --data $(DATA_DIR)
 
-# The whole suite: vet, race-checked packages, the rest, and a short fuzz of every decoder.
-test: test-race test-rest fuzz
+# The whole suite: vet, race-checked packages, the rest, a short fuzz of every decoder, and the browser
+# tests of the command center (Debian chromium driven by playwright-core).
+test: web test-race test-rest fuzz test-web
 
 test-race:
 	$(GO) vet ./...
@@ -30,6 +35,9 @@ test-race:
 
 test-rest:
 	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E 'citybrain/(engine|api|replay|cmd)(/|$$)|citybrain/ingest$$|citybrain/ingest/feed')
+
+test-web:
+	bash scripts/web-test.sh
 
 # Every Fuzz target for FUZZTIME (make fuzz FUZZTIME=2m for a longer run).
 fuzz:

@@ -530,3 +530,6 @@ func queueAt(ls *engine.LinkStats, w int) float64 {
 	}
 	return 0
 }
+
+// The engine is the manager's source.
+var _ Source = (*engine.Engine)(nil)
