@@ -42,9 +42,10 @@ const (
 // Hub fans out engine deltas to websocket clients by viewport. It holds the latest published state of every
 // cell (from deltas), a bounded history of deltas for resuming clients, and the clients.
 type Hub struct {
-	cfg     HubConfig
-	baseRes int
-	eng     *engine.Engine
+	cfg      HubConfig
+	baseRes  int
+	eng      *engine.Engine
+	instance string // a fresh id per hub: a client seeing another one knows seq numbers restarted
 
 	mu        sync.Mutex // guards every field below
 	state     map[uint64]*engine.CellView
@@ -90,7 +91,7 @@ func NewHub(cfg HubConfig, eng *engine.Engine) *Hub {
 	if cfg.History <= 0 {
 		cfg.History = d.History
 	}
-	h := &Hub{cfg: cfg, baseRes: eng.Config().Res, eng: eng, state: map[uint64]*engine.CellView{},
+	h := &Hub{cfg: cfg, baseRes: eng.Config().Res, eng: eng, instance: newID()[:12], state: map[uint64]*engine.CellView{},
 		parents: map[int]map[uint64]map[uint64]struct{}{}, clients: map[*client]struct{}{}}
 	// Start from what the engine already published (a hub created after a restart's catch-up).
 	for _, v := range eng.All() {
@@ -146,6 +147,9 @@ func (h *Hub) OnDelta(d *engine.Delta) {
 	}
 	for _, cs := range groups {
 		msg := h.encodeDelta(cs[0].sub, e.changed, e.removed, d.Incidents, d.Units, d.Seq)
+		if d.Assets != nil && (cs[0].sub.Layers["transit"] || cs[0].sub.Layers["sensors"]) {
+			msg = appendAssets(msg[:len(msg)-1], cs[0].sub, d.Assets)
+		}
 		for _, c := range cs {
 			h.enqueue(c, msg)
 		}
@@ -551,10 +555,10 @@ func (h *Hub) parseSub(m *clientMsg) (*subscription, error) {
 	}
 	for _, l := range m.Layers {
 		switch l {
-		case "cells", "incidents", "units":
+		case "cells", "incidents", "units", "transit", "sensors":
 			sub.Layers[l] = true
 		default:
-			return nil, fmt.Errorf("unknown layer %q: cells, incidents, units", l)
+			return nil, fmt.Errorf("unknown layer %q: cells, incidents, units, transit, sensors", l)
 		}
 	}
 	return sub, nil
@@ -595,6 +599,9 @@ func (h *Hub) subscribe(c *client, sub *subscription, since *uint64) {
 	if sub.Layers["units"] {
 		msg = appendUnits(msg[:len(msg)-1], sub, h.eng.Units())
 	}
+	if sub.Layers["transit"] || sub.Layers["sensors"] {
+		msg = appendAssets(msg[:len(msg)-1], sub, h.eng.Assets())
+	}
 	select {
 	case c.send <- msg:
 	default:
@@ -619,6 +626,9 @@ func (h *Hub) snapshotFor(c *client) []byte {
 	if c.sub.Layers["units"] {
 		msg = appendUnits(msg[:len(msg)-1], c.sub, h.eng.Units())
 	}
+	if c.sub.Layers["transit"] || c.sub.Layers["sensors"] {
+		msg = appendAssets(msg[:len(msg)-1], c.sub, h.eng.Assets())
+	}
 	return msg
 }
 
@@ -626,7 +636,8 @@ func (c *client) writeLoop() {
 	h := c.h
 	ping := time.NewTicker(h.cfg.PingInterval)
 	defer ping.Stop()
-	hello := fmt.Sprintf(`{"type":"hello","base_res":%d,"windows":["60s","300s","900s"],"seq":%d}`, h.baseRes, h.currentSeq())
+	hello := fmt.Sprintf(`{"type":"hello","instance":%q,"base_res":%d,"windows":["60s","300s","900s"],"layers":["cells","incidents","units","transit","sensors"],"seq":%d}`,
+		h.instance, h.baseRes, h.currentSeq())
 	if err := c.write(websocket.TextMessage, []byte(hello)); err != nil {
 		return
 	}

@@ -62,6 +62,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/whoami", s.handleWhoami)
 	mux.HandleFunc("GET /api/v1/network", a.Open(s.handleNetwork))
 	mux.HandleFunc("GET /api/v1/links", a.Open(s.handleLinks))
+	mux.HandleFunc("GET /api/v1/transit", a.Open(s.handleTransit))
+	mux.HandleFunc("GET /api/v1/sensors", a.Open(s.handleSensors))
 	mux.HandleFunc("GET /api/v1/intersections/{id}", a.Open(s.handleIntersection))
 	mux.HandleFunc("GET /ws", a.Open(func(w http.ResponseWriter, r *http.Request) {
 		s.Hub.ServeWS(w, r, s.checkOrigin)
@@ -121,12 +123,84 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request) {
 	p, ok := s.Auth.Authenticate(r)
-	w.Header().Set("Content-Type", "application/json")
 	if !ok {
-		fmt.Fprintf(w, `{"authenticated":false,"auth_configured":%t}`+"\n", s.Auth.Configured())
+		writeJSON(w, map[string]any{"authenticated": false, "auth_configured": s.Auth.Configured(),
+			"can": canDo(map[bool]string{true: "", false: RoleViewer}[s.Auth.Configured()])})
 		return
 	}
-	fmt.Fprintf(w, `{"authenticated":true,"name":%q,"role":%q,"auth_configured":%t}`+"\n", p.Name, p.Role, s.Auth.Configured())
+	writeJSON(w, map[string]any{"authenticated": true, "name": p.Name, "role": p.Role,
+		"auth_configured": s.Auth.Configured(), "can": canDo(p.Role)})
+}
+
+// canDo lists what a role may do, for clients to enable their controls (the server checks every call).
+func canDo(role string) []string {
+	can := []string{}
+	if role == "" {
+		return can
+	}
+	can = append(can, "read")
+	switch role {
+	case RoleAdmin:
+		can = append(can, "incident.update", "incident.dispatch", "signal.plan", "replay.control", "export", "audit.read", "deadletters.read", "ingest")
+	case RoleCommander:
+		can = append(can, "incident.update", "incident.dispatch")
+	case RolePolice:
+		can = append(can, "signal.plan")
+	case RolePlanner:
+		can = append(can, "replay.control", "export")
+	case RoleFeed:
+		can = append(can, "ingest")
+	}
+	return can
+}
+
+// appendKPIs adds the city KPIs to the status object: network TPI (sample-weighted over cells with speed in
+// the 5-minute window), mean speed, active incidents, units available and in total.
+func (s *Server) appendKPIs(buf []byte) []byte {
+	var tpiSum, w, speedSum, speedW float64
+	for _, v := range s.Engine.All() {
+		st := &v.W[1]
+		if st.SpeedW <= 0 {
+			continue
+		}
+		d := v.Derive(1)
+		tpiSum += d.TPI * float64(st.Samples)
+		w += float64(st.Samples)
+		speedSum += st.SpeedSum
+		speedW += st.SpeedW
+	}
+	active := 0
+	for _, in := range s.Engine.Incidents() {
+		if in.Active() {
+			active++
+		}
+	}
+	units := s.Engine.Units()
+	avail := 0
+	for _, u := range units {
+		if u.Status == "available" {
+			avail++
+		}
+	}
+	buf = append(buf, `,"kpis":{"tpi":`...)
+	if w > 0 {
+		buf = trimFloat(buf, tpiSum/w, 2)
+	} else {
+		buf = append(buf, "null"...)
+	}
+	buf = append(buf, `,"mean_speed_kmh":`...)
+	if speedW > 0 {
+		buf = trimFloat(buf, speedSum/speedW, 1)
+	} else {
+		buf = append(buf, "null"...)
+	}
+	buf = append(buf, `,"active_incidents":`...)
+	buf = strconv.AppendInt(buf, int64(active), 10)
+	buf = append(buf, `,"units_available":`...)
+	buf = strconv.AppendInt(buf, int64(avail), 10)
+	buf = append(buf, `,"units_total":`...)
+	buf = strconv.AppendInt(buf, int64(len(units)), 10)
+	return append(buf, '}')
 }
 
 // handleStatus serves GET /api/v1/status (spec/api.md "Status") with additions.
@@ -158,6 +232,8 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	buf = strconv.AppendFloat(buf, s.Engine.Config().Lateness.Seconds(), 'g', -1, 64)
 	buf = append(buf, `,"base_res":`...)
 	buf = strconv.AppendInt(buf, int64(s.Engine.Config().Res), 10)
+	buf = append(buf, `,"features":["cells","incidents","units","transit","sensors","links"]`...)
+	buf = s.appendKPIs(buf)
 	buf = append(buf, "}\n"...)
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(buf)

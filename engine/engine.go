@@ -102,7 +102,8 @@ type Delta struct {
 	Changed   []*CellView
 	Removed   []uint64
 	Incidents []Incident
-	Units     []Unit // every unit, when any changed since the last delta (nil otherwise)
+	Units     []Unit  // every unit, when any changed since the last delta (nil otherwise)
+	Assets    []Event // every asset (Engine.Assets), when any changed since the last delta (nil otherwise)
 }
 
 // Status is the engine's progress.
@@ -137,6 +138,12 @@ type Engine struct {
 	units    map[string]Unit
 	unitSnap atomic.Pointer[[]Unit]
 
+	assets          map[assetKey]Event
+	assetCount      [numKinds]int
+	assetsDirty     bool
+	assetsPublished time.Time
+	assetSnap       atomic.Pointer[[]Event]
+
 	// Published by the dispatcher after a batch is handed to every shard.
 	dispatched atomic.Pointer[mark]
 	events     atomic.Uint64
@@ -151,6 +158,7 @@ type Engine struct {
 	tracker    *tracker
 	lastScores map[uint64]float64
 	lastUnits  *[]Unit
+	lastAssets *[]Event
 	sendScores map[uint64]float64
 	// Operator actions from the log, waiting for the next tick; results by action id.
 	actMu     sync.Mutex
@@ -187,6 +195,8 @@ func New(cfg Config) *Engine {
 	e.incidents.Store(&[]Incident{})
 	e.units = map[string]Unit{}
 	e.unitSnap.Store(&[]Unit{})
+	e.assets = map[assetKey]Event{}
+	e.assetSnap.Store(&[]Event{})
 	e.rowsBuf = make([][]int32, cfg.Shards)
 	e.linksBuf = make([][]int32, cfg.Shards)
 	if cfg.Network != nil {
@@ -281,6 +291,7 @@ func (e *Engine) Apply(seq uint64, rec arrow.Record) error {
 		}
 	}
 	e.trackUnits(rec, kind)
+	e.trackAssets(rec, kind)
 	e.now = newest
 	if wm := newest - e.cfg.Lateness.Milliseconds(); wm > e.wm {
 		e.wm = wm
@@ -377,11 +388,23 @@ func (e *Engine) tick(seq uint64) uint64 {
 		}
 	}
 	d.Incidents = e.track(m.now, evidence)
+	// Assets changed by the last batches of a burst are published here (TryLock: never wait for Apply, and
+	// never deadlock with WriteSnapshot, which holds the lock while it waits for this goroutine).
+	if e.applyMu.TryLock() {
+		if e.assetsDirty {
+			e.publishAssets()
+		}
+		e.applyMu.Unlock()
+	}
 	if u := e.unitSnap.Load(); u != e.lastUnits {
 		e.lastUnits = u
 		d.Units = *u
 	}
-	if len(d.Changed) > 0 || len(d.Removed) > 0 || len(d.Incidents) > 0 || d.Units != nil {
+	if a := e.assetSnap.Load(); a != e.lastAssets {
+		e.lastAssets = a
+		d.Assets = *a
+	}
+	if len(d.Changed) > 0 || len(d.Removed) > 0 || len(d.Incidents) > 0 || d.Units != nil || d.Assets != nil {
 		seq++
 		d.Seq = seq
 	}

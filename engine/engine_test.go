@@ -391,3 +391,21 @@ func TestRawBucketsSealIntoRecords(t *testing.T) {
 		t.Errorf("first bucket holds %d rows with speeds %v, want 11, 13, 14", rows, speeds)
 	}
 }
+
+func TestAssetsKeepLatestEventPerSource(t *testing.T) {
+	r := newRig(t, nil)
+	bus := NewEvent(KindTransit)
+	bus.TS, bus.ID, bus.Lat, bus.Lng, bus.Route, bus.Mode, bus.SpeedKmh, bus.DelayS = t0+2000, "bus-1", 30.25, 120.16, "K9", "bus", 20, 60
+	old := bus
+	old.TS, old.DelayS = t0, 0
+	cam := video(t0, "cam-1", 30.26, 120.17, "vehicle_count", math.NaN())
+	cam.Count = 12
+	r.apply(bus, old, cam, detector(t0, 30.27, 120.18, 600, 0.1, 40, 30), probe(t0, lat, lng, 30))
+	a := r.e.Assets()
+	if len(a) != 3 {
+		t.Fatalf("%d assets, want bus, camera, detector: %+v", len(a), a)
+	}
+	if a[0].Kind != KindDetector || a[1].Kind != KindTransit || a[1].DelayS != 60 || a[2].Kind != KindVideo || a[2].Count != 12 {
+		t.Errorf("assets %+v", a)
+	}
+}

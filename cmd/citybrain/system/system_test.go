@@ -799,3 +799,51 @@ func TestExternalNATS(t *testing.T) {
 		t.Errorf("external stream: %v %+v", err, info)
 	}
 }
+
+func TestAssetsKPIsAndWhoami(t *testing.T) {
+	s := start(t, testConfig(t, t.TempDir()))
+	extra := `{"kind":"transit","ts":1795737601000,"id":"bus-42","lat":30.255,"lng":120.165,"route":"K9","speed_kmh":18,"mode":"bus","delay_s":120}
+{"kind":"sensor","ts":1795737601000,"id":"wp-3","lat":30.256,"lng":120.166,"type":"water_pressure","value":0.31,"unit":"MPa","threshold":0.6}
+`
+	post(t, s, "application/x-ndjson", []byte(specExamples+extra), nil)
+	waitWatermark(t, s, time.Date(2026, 11, 27, 0, 0, 42, 0, time.UTC))
+	var transit, sensors []map[string]any
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && (len(transit) == 0 || len(sensors) < 3) {
+		getJSON(t, "http://"+s.Addr()+"/api/v1/transit", &transit)
+		getJSON(t, "http://"+s.Addr()+"/api/v1/sensors?bbox=120.1,30.2,120.2,30.3", &sensors)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(transit) != 1 || transit[0]["id"] != "bus-42" || transit[0]["delay_s"] != 120.0 || transit[0]["asset"] != "vehicle" {
+		t.Errorf("transit %v", transit)
+	}
+	kinds := map[string]bool{}
+	for _, a := range sensors {
+		kinds[a["asset"].(string)] = true
+	}
+	if len(sensors) != 3 || !kinds["camera"] || !kinds["detector"] || !kinds["sensor"] {
+		t.Errorf("sensors %v", sensors)
+	}
+	var st struct {
+		KPIs struct {
+			TPI            *float64 `json:"tpi"`
+			MeanSpeed      *float64 `json:"mean_speed_kmh"`
+			Active         int      `json:"active_incidents"`
+			UnitsAvailable int      `json:"units_available"`
+			UnitsTotal     int      `json:"units_total"`
+		} `json:"kpis"`
+	}
+	getJSON(t, "http://"+s.Addr()+"/api/v1/status", &st)
+	k := st.KPIs
+	if k.TPI == nil || k.MeanSpeed == nil || k.Active != 1 || k.UnitsAvailable != 1 || k.UnitsTotal != 1 {
+		t.Errorf("kpis %+v", k)
+	}
+	var who struct {
+		Authenticated bool     `json:"authenticated"`
+		Can           []string `json:"can"`
+	}
+	getJSON(t, "http://"+s.Addr()+"/api/v1/whoami", &who)
+	if who.Authenticated || len(who.Can) != 1 || who.Can[0] != "read" {
+		t.Errorf("anonymous whoami on loopback: %+v", who)
+	}
+}
