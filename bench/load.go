@@ -198,7 +198,7 @@ func arrowBatches(p *pool, k, size, res int, jitterMs int, seed int64) ([]*batch
 		binary.LittleEndian.PutUint64(pat[:], uint64(marker))
 		binary.LittleEndian.PutUint64(pat[8:], uint64(marker+1))
 		off := bytes.Index(data, pat[:])
-		if off < 0 || bytes.Index(data[off+1:], pat[:]) >= 0 {
+		if off < 0 || bytes.Contains(data[off+1:], pat[:]) {
 			return nil, errors.New("cannot locate the ts column in an encoded Arrow batch")
 		}
 		bt.Data, bt.tsOff = data, []int32{int32(off)}

@@ -419,7 +419,7 @@ func (r *runner) freshness(ctx context.Context) error {
 		var lat []float64
 		seenMu.Lock()
 		for _, m := range markers {
-			if at, ok := seen[key{m.cell, m.ts}]; ok {
+			if at, ok := seen[key(m)]; ok {
 				lat = append(lat, float64(at.Sub(time.UnixMilli(m.ts)).Microseconds())/1000)
 			}
 		}

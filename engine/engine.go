@@ -155,11 +155,12 @@ type Engine struct {
 	status    atomic.Pointer[Status]
 	incidents atomic.Pointer[[]Incident] // published by the tick goroutine
 	// Owned by the tick goroutine.
-	tracker    *tracker
-	lastScores map[uint64]float64
-	lastUnits  *[]Unit
-	lastAssets *[]Event
-	sendScores map[uint64]float64
+	tracker         *tracker
+	lastScores      map[uint64]float64
+	pendingEvidence []Evidence
+	lastUnits       *[]Unit
+	lastAssets      *[]Event
+	sendScores      map[uint64]float64
 	// Operator actions from the log, waiting for the next tick; results by action id.
 	actMu     sync.Mutex
 	actions   []Action
@@ -192,6 +193,7 @@ func New(cfg Config) *Engine {
 		flushCh: make(chan flushReq), stopCh: make(chan struct{}),
 		tracker: newTracker(),
 	}
+	e.tracker.lateness = cfg.Lateness.Milliseconds()
 	e.incidents.Store(&[]Incident{})
 	e.units = map[string]Unit{}
 	e.unitSnap.Store(&[]Unit{})
@@ -376,7 +378,8 @@ func (e *Engine) tick(seq uint64) uint64 {
 	}
 	e.sendScores = nil
 	d := &Delta{Watermark: m.wm, Now: m.now}
-	var evidence []Evidence
+	evidence := e.pendingEvidence
+	e.pendingEvidence = nil
 	for range e.shards {
 		select {
 		case r := <-reply:
@@ -387,7 +390,40 @@ func (e *Engine) tick(seq uint64) uint64 {
 			return seq
 		}
 	}
-	d.Incidents = e.track(m.now, evidence)
+	d.Incidents = e.track(m.wm, evidence)
+	if e.sendScores != nil {
+		// The incident scores changed: a second round gives them to the cells now, so the views published by
+		// this tick (and a Flush) already carry them. Evidence from batches that slipped in between waits for
+		// the next tick.
+		for _, s := range e.shards {
+			select {
+			case s.in <- shardMsg{tick: &tickReq{now: m.now, wm: m.wm, scores: e.sendScores, reply: reply}}:
+			case <-e.stopCh:
+				return seq
+			}
+		}
+		e.sendScores = nil
+		changed := map[uint64]int{}
+		for i, v := range d.Changed {
+			changed[v.Cell] = i
+		}
+		for range e.shards {
+			select {
+			case r := <-reply:
+				for _, v := range r.changed {
+					if i, ok := changed[v.Cell]; ok {
+						d.Changed[i] = v
+					} else {
+						d.Changed = append(d.Changed, v)
+					}
+				}
+				d.Removed = append(d.Removed, r.removed...)
+				e.pendingEvidence = append(e.pendingEvidence, r.evidence...)
+			case <-e.stopCh:
+				return seq
+			}
+		}
+	}
 	// Assets changed by the last batches of a burst are published here (TryLock: never wait for Apply, and
 	// never deadlock with WriteSnapshot, which holds the lock while it waits for this goroutine).
 	if e.applyMu.TryLock() {
@@ -507,8 +543,9 @@ func (e *Engine) neighbourSpeed(cell uint64) (float64, float64, bool) {
 	return sp, v.FreeFlowKmh, true
 }
 
-// track runs the incident tracker for one tick and returns the incidents that changed.
-func (e *Engine) track(now int64, evidence []Evidence) []Incident {
+// track runs the incident tracker for one tick (evidence at once, time-driven changes up to the watermark
+// wm) and returns the incidents that changed.
+func (e *Engine) track(wm int64, evidence []Evidence) []Incident {
 	t := e.tracker
 	before := map[string]Incident{}
 	for _, in := range t.order {
@@ -522,10 +559,16 @@ func (e *Engine) track(now int64, evidence []Evidence) []Incident {
 	e.actions = nil
 	e.actMu.Unlock()
 	sortEvidence(evidence)
+	var changedArea bool
+	late := e.cfg.Lateness.Milliseconds()
 	for _, ev := range evidence {
+		// Time-driven changes up to the evidence's own time less the allowed lateness come first: by then no
+		// on-time evidence can change them, so the outcome is the same however evidence is grouped in ticks.
+		if t.advancedTo < ev.TS-late {
+			changedArea = t.advance(ev.TS-late) || changedArea
+		}
 		t.add(ev)
 	}
-	var changedArea bool
 	for _, a := range actions {
 		err := t.apply(a)
 		if err == nil {
@@ -533,7 +576,9 @@ func (e *Engine) track(now int64, evidence []Evidence) []Incident {
 		}
 		e.actResult.Store(a.ID, err)
 	}
-	changedArea = t.advance(now, e.view)
+	if t.advancedTo < wm {
+		changedArea = t.advance(wm) || changedArea
+	}
 	scores := t.scores()
 	if !mapsEqual(scores, e.lastScores) {
 		e.sendScores, e.lastScores = scores, scores

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,15 +26,11 @@ const (
 	DetectScore   = 0.5
 	ConfirmScore  = 0.85
 	mergeM        = 350.0        // evidence this close to an incident joins it
-	mergeAfterMs  = 15 * 60_000  // ... if it comes at most this long after the incident's last evidence
 	candidateTTL  = 5 * 60_000   // a candidate that never reaches DetectScore is dropped after this
 	quietMs       = 8 * 60_000   // an incident with no evidence this long clears once traffic recovered
-	staleMs       = 20 * 60_000  // ... or after this long regardless
 	maxEvidence   = 64           // evidence kept per incident (the newest; counts are kept in full)
 	historyMs     = 6 * 3600_000 // ended incidents are kept this long for GET ?status=all
-	affectRings   = 12           // the affected area grows at most this many H3 rings from the incident
-	affectCong    = 0.45         // a cell counts as affected at this congestion
-	recoverCong   = 0.35         // below this the incident's own cell counts as recovered
+	affectSpanMs  = 5 * 60_000   // a cell stays in the affected area this long after its last collapse evidence
 	sourceRepeat  = 0.08         // each repeated detection by the same source adds this to its weight
 	maxSourceW    = 0.95         // a single source never says more than this
 	weightFloor   = 0.2          // the least weight a chronically wrong camera keeps
@@ -48,6 +45,7 @@ type EvidenceRef struct {
 	Type   string  `json:"type"`
 	TS     int64   `json:"ts"`
 	Weight float64 `json:"weight"`
+	Cell   uint64  `json:"cell"`
 }
 
 // AuditEntry is one operator action on an incident.
@@ -78,6 +76,7 @@ type Incident struct {
 	Affected        []uint64 // congested cells around the incident
 	Audit           []AuditEntry
 	Operator        bool // status set by an operator; the tracker no longer changes it except to clear
+	ReportSeverity  int  // the highest severity a person reported
 
 	sources map[string]*sourceAcc
 	types   map[string]float64
@@ -110,16 +109,43 @@ type Action struct {
 
 // tracker fuses evidence into incidents. Owned by the engine's tick goroutine.
 type tracker struct {
-	byID      map[string]*Incident
-	order     []*Incident // creation order
-	cams      map[string]*camRecord
-	scoresOut map[uint64]float64
+	advancedTo int64 // event time up to which advance has run
+	lateness   int64 // ms: judgements settle this long before the evidence they weigh
+	byID       map[string]*Incident
+	order      []*Incident // creation order
+	cams       map[string]*camRecord
+	scoresOut  map[uint64]float64
 }
 
 type camRecord struct {
 	Detections int `json:"detections"`
 	Confirmed  int `json:"confirmed"` // detections on incidents that were confirmed or corroborated
 	Dismissed  int `json:"dismissed"` // detections on incidents an operator dismissed or that never reached detection
+	// Pending judgements take effect at their event time, so a detection is weighed by the record as it
+	// stood at the detection's own time, whenever the tracker happens to run.
+	Pending []camJudgement `json:"pending,omitempty"`
+}
+
+type camJudgement struct {
+	At   int64 `json:"at"`
+	N    int   `json:"n"`
+	Good bool  `json:"good"`
+}
+
+// settle folds the judgements made at or before ts into the counts.
+func (c *camRecord) settle(ts int64) {
+	keep := c.Pending[:0]
+	for _, j := range c.Pending {
+		switch {
+		case j.At > ts:
+			keep = append(keep, j)
+		case j.Good:
+			c.Confirmed += j.N
+		default:
+			c.Dismissed += j.N
+		}
+	}
+	c.Pending = keep
 }
 
 func newTracker() *tracker {
@@ -128,11 +154,12 @@ func newTracker() *tracker {
 
 // camWeight scales a camera's detection by its record: a camera whose alarms are mostly dismissed or never
 // corroborated loses weight, one whose alarms are confirmed keeps it (Laplace-smoothed).
-func (t *tracker) camWeight(id string) float64 {
+func (t *tracker) camWeight(id string, ts int64) float64 {
 	c := t.cams[id]
 	if c == nil {
 		return 1
 	}
+	c.settle(ts)
 	judged := float64(c.Confirmed + c.Dismissed)
 	if judged == 0 {
 		return 1
@@ -147,7 +174,7 @@ func (t *tracker) camWeight(id string) float64 {
 func (t *tracker) add(ev Evidence) {
 	w := ev.Weight
 	if ev.Kind == KindVideo {
-		w *= t.camWeight(ev.Source)
+		w *= t.camWeight(ev.Source, ev.TS-t.lateness)
 		c := t.cams[ev.Source]
 		if c == nil {
 			if len(t.cams) > 200_000 {
@@ -203,7 +230,7 @@ func (t *tracker) add(ev Evidence) {
 		in.Cell = c
 	}
 	in.EvidenceCount++
-	in.Evidence = append(in.Evidence, EvidenceRef{Kind: ev.Kind.String(), ID: ev.Source, Type: ev.Type, TS: ev.TS, Weight: round3(w)})
+	in.Evidence = append(in.Evidence, EvidenceRef{Kind: ev.Kind.String(), ID: ev.Source, Type: ev.Type, TS: ev.TS, Weight: round3(w), Cell: ev.Cell})
 	if len(in.Evidence) > maxEvidence {
 		in.Evidence = append(in.Evidence[:0], in.Evidence[len(in.Evidence)-maxEvidence:]...)
 	}
@@ -216,8 +243,8 @@ func (t *tracker) add(ev Evidence) {
 	if ev.TS < in.FirstEvidenceAt {
 		in.FirstEvidenceAt = ev.TS
 	}
-	if ev.Sev > 0 && int(ev.Sev) > in.Severity {
-		in.Severity = int(ev.Sev)
+	if ev.Sev > 0 && int(ev.Sev) > in.ReportSeverity {
+		in.ReportSeverity = int(ev.Sev)
 	}
 	t.rescore(in, ev.TS)
 }
@@ -232,7 +259,13 @@ func (t *tracker) nearest(ev Evidence) *Incident {
 		if in.Status == StatusCleared || in.Status == StatusDismissed {
 			continue
 		}
-		if ev.TS > in.LastEvidenceAt+mergeAfterMs || ev.TS < in.FirstEvidenceAt-mergeAfterMs {
+		// Event-time windows, so the answer does not depend on when the tracker last ran: a candidate takes
+		// evidence until candidateTTL after its last, an incident until quietMs after (then it is over).
+		window := int64(quietMs)
+		if in.Status == "" {
+			window = candidateTTL
+		}
+		if ev.TS > in.LastEvidenceAt+window || ev.TS < in.FirstEvidenceAt-window {
 			continue
 		}
 		if d := geo.DistanceM(p, geo.LatLng{Lat: in.Lat, Lng: in.Lng}); d <= bestD {
@@ -245,26 +278,7 @@ func (t *tracker) nearest(ev Evidence) *Incident {
 // rescore fuses the sources (noisy-OR over distinct sources; repeated detections by one source raise its
 // weight a little) and moves the incident through suspected and confirmed.
 func (t *tracker) rescore(in *Incident, ts int64) {
-	miss := 1.0
-	kinds := map[Kind]bool{}
-	for _, sa := range in.sources {
-		w := math.Min(maxSourceW, sa.Weight+sourceRepeat*float64(sa.N-1))
-		if sa.Kind == KindTransit {
-			w = math.Min(w, 0.35) // supporting evidence only
-		}
-		miss *= 1 - w
-		kinds[sa.Kind] = true
-	}
-	score := 1 - miss
-	// Independent kinds of evidence (camera and traffic, say) corroborate each other. One source alone however
-	// often it repeats, or traffic data alone, stays below automatic confirmation: that takes a second kind,
-	// a second camera or caller, or an operator.
-	if len(kinds) >= 2 {
-		score = math.Min(1, score+0.05*float64(len(kinds)-1))
-	} else if len(in.sources) == 1 || kinds[KindProbe] || kinds[KindDetector] {
-		score = math.Min(score, singleKindCap)
-	}
-	in.Score = round3(score)
+	in.Score = fuse(in.sources)
 	var bestT string
 	var bestW float64
 	for typ, w := range in.types {
@@ -287,19 +301,69 @@ func (t *tracker) rescore(in *Incident, ts int64) {
 		bestT = "congestion_anomaly"
 	}
 	in.Type = bestT
-	if in.Severity == 0 || !hasReport(in) {
-		in.Severity = severityOf(in)
-	}
+	in.Severity = severityOf(in)
 	if in.Operator {
 		return
 	}
 	if in.Status == "" && in.Score >= DetectScore {
 		in.Status = StatusSuspected
-		in.DetectedAt = ts
+		in.DetectedAt = detectionTime(in, ts)
 	}
 	if in.Status == StatusSuspected && in.Score >= ConfirmScore {
 		in.Status = StatusConfirmed
 	}
+}
+
+// fuse is the incident score of a set of sources: a noisy-OR over distinct sources, where repeated
+// detections by one source raise its weight a little. Independent kinds of evidence (camera and traffic, say)
+// corroborate each other. One source alone however often it repeats, or traffic data alone, stays below
+// automatic confirmation: that takes a second kind, a second camera or caller, or an operator. The result
+// does not depend on the order the evidence came in.
+func fuse(sources map[string]*sourceAcc) float64 {
+	miss := 1.0
+	kinds := map[Kind]bool{}
+	for _, sa := range sources {
+		w := math.Min(maxSourceW, sa.Weight+sourceRepeat*float64(sa.N-1))
+		if sa.Kind == KindTransit {
+			w = math.Min(w, 0.35) // supporting evidence only
+		}
+		miss *= 1 - w
+		kinds[sa.Kind] = true
+	}
+	score := 1 - miss
+	if len(kinds) >= 2 {
+		score = math.Min(1, score+0.05*float64(len(kinds)-1))
+	} else if len(sources) == 1 || kinds[KindProbe] || kinds[KindDetector] {
+		score = math.Min(score, singleKindCap)
+	}
+	return round3(score)
+}
+
+// detectionTime is the event time at which the incident's evidence, taken in event-time order, first reached
+// DetectScore: the same whatever order the evidence arrived in.
+func detectionTime(in *Incident, fallback int64) int64 {
+	ev := append([]EvidenceRef(nil), in.Evidence...)
+	sort.SliceStable(ev, func(i, j int) bool {
+		if ev[i].TS != ev[j].TS {
+			return ev[i].TS < ev[j].TS
+		}
+		return ev[i].Kind+ev[i].ID < ev[j].Kind+ev[j].ID
+	})
+	acc := map[string]*sourceAcc{}
+	for _, e := range ev {
+		key := e.Kind + ":" + e.ID
+		sa := acc[key]
+		if sa == nil {
+			sa = &sourceAcc{Kind: ParseKind(e.Kind)}
+			acc[key] = sa
+		}
+		sa.N++
+		sa.Weight = math.Max(sa.Weight, e.Weight)
+		if fuse(acc) >= DetectScore {
+			return e.TS
+		}
+	}
+	return fallback
 }
 
 func hasReport(in *Incident) bool {
@@ -321,12 +385,12 @@ func severityOf(in *Incident) int {
 		s = 3
 	}
 	switch n := len(in.Affected); {
-	case n >= 20:
+	case n >= 8:
 		s += 2
-	case n >= 6:
+	case n >= 3:
 		s++
 	}
-	return min(5, s)
+	return max(min(5, s), in.ReportSeverity)
 }
 
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
@@ -347,44 +411,39 @@ func strconvBase36(n int64) string {
 	return string(b)
 }
 
-// advance runs the time-driven part at event time now: the affected area, clearance, expiry of candidates
-// that never reached detection, and forgetting of old ended incidents. view returns a published cell view.
-func (t *tracker) advance(now int64, view func(uint64) *CellView) (changed bool) {
+// advance runs the time-driven part up to the watermark wm (event time that no more on-time evidence can
+// precede): the affected area, clearance, expiry of candidates that never reached detection, and forgetting
+// old ended incidents. Driven by the watermark rather than the wall clock, it gives the same incidents
+// however the log is fed (live, restarted or replayed at any speed).
+func (t *tracker) advance(wm int64) (changed bool) {
+	t.advancedTo = max(t.advancedTo, wm)
 	keep := t.order[:0]
 	for _, in := range t.order {
 		switch {
 		case in.Status == "":
-			if now-in.LastEvidenceAt > candidateTTL {
-				t.judgeCams(in, false)
+			if wm-in.LastEvidenceAt > candidateTTL {
+				t.judgeCams(in, false, in.LastEvidenceAt+candidateTTL)
 				delete(t.byID, in.ID)
 				continue
 			}
 		case in.Active():
-			before := len(in.Affected)
-			in.Affected = affected(in.Cell, view)
-			if len(in.Affected) != before {
+			if aff := affectedCells(in, wm); !slices.Equal(aff, in.Affected) {
+				in.Affected = aff
+				in.Severity = severityOf(in)
 				changed = true
-				if !in.Operator || in.Status == StatusConfirmed {
-					in.Severity = max(in.Severity, severityOf(in))
-				}
 			}
-			quiet := now - in.LastEvidenceAt
-			recovered := true
-			if v := view(in.Cell); v != nil {
-				if _, ok := v.W[0].Speed(); ok && v.Derive(0).Congestion >= recoverCong {
-					recovered = false
-				}
-			}
-			if (quiet > quietMs && recovered && len(in.Affected) == 0) || quiet > staleMs {
+			// Traffic evidence keeps coming while the anomaly lasts, cameras and callers while the scene is
+			// there: a quiet incident is over.
+			if wm-in.LastEvidenceAt > quietMs {
 				in.Status = StatusCleared
-				in.ClearedAt = now
-				in.UpdatedAt = now
+				in.ClearedAt = in.LastEvidenceAt + quietMs
+				in.UpdatedAt = in.ClearedAt
 				in.Affected = nil
-				t.judgeCams(in, true)
+				t.judgeCams(in, true, in.ClearedAt)
 				changed = true
 			}
 		default:
-			if now-in.UpdatedAt > historyMs {
+			if wm-in.UpdatedAt > historyMs {
 				delete(t.byID, in.ID)
 				continue
 			}
@@ -396,8 +455,21 @@ func (t *tracker) advance(now int64, view func(uint64) *CellView) (changed bool)
 	return changed
 }
 
+// affectedCells are the cells whose traffic collapsed as part of the incident in the last affectSpan of
+// event time: the queue, growing and shrinking with it.
+func affectedCells(in *Incident, wm int64) []uint64 {
+	var out []uint64
+	for _, e := range in.Evidence {
+		if e.Type == "speed_collapse" && e.TS >= wm-affectSpanMs && e.Cell != 0 && !slices.Contains(out, e.Cell) {
+			out = append(out, e.Cell)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // judgeCams credits or debits the cameras that reported evidence on an incident that has ended.
-func (t *tracker) judgeCams(in *Incident, real bool) {
+func (t *tracker) judgeCams(in *Incident, real bool, at int64) {
 	for key, sa := range in.sources {
 		if sa.Kind != KindVideo {
 			continue
@@ -410,48 +482,11 @@ func (t *tracker) judgeCams(in *Incident, real bool) {
 		if in.Status == StatusDismissed {
 			corroborated = false
 		}
-		if corroborated {
-			c.Confirmed += sa.N
-		} else {
-			c.Dismissed += sa.N
+		c.Pending = append(c.Pending, camJudgement{At: at, N: sa.N, Good: corroborated})
+		if len(c.Pending) > 256 {
+			c.settle(c.Pending[len(c.Pending)-1].At) // bounded: settle the oldest early
 		}
 	}
-}
-
-// affected grows the congested area around cell ring by ring.
-func affected(cell uint64, view func(uint64) *CellView) []uint64 {
-	seen := map[uint64]bool{cell: true}
-	frontier := []uint64{cell}
-	var out []uint64
-	for ring := 0; ring < affectRings && len(frontier) > 0; ring++ {
-		var next []uint64
-		for _, c := range frontier {
-			for _, nb := range h3.Cell(c).GridDisk(1) {
-				n := uint64(nb)
-				if seen[n] {
-					continue
-				}
-				seen[n] = true
-				v := view(n)
-				if v == nil {
-					continue
-				}
-				if _, ok := v.W[0].Speed(); !ok || v.Derive(0).Congestion < affectCong {
-					continue
-				}
-				out = append(out, n)
-				next = append(next, n)
-			}
-		}
-		frontier = next
-	}
-	if v := view(cell); v != nil {
-		if _, ok := v.W[0].Speed(); ok && v.Derive(0).Congestion >= affectCong {
-			out = append(out, cell)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
 }
 
 // apply carries out an operator action. It returns an error naming what is wrong.
@@ -474,7 +509,7 @@ func (t *tracker) apply(a Action) error {
 	if a.Status != StatusConfirmed {
 		in.ClearedAt = max(in.LastEvidenceAt, in.UpdatedAt)
 		in.Affected = nil
-		t.judgeCams(in, a.Status == StatusCleared)
+		t.judgeCams(in, a.Status == StatusCleared, in.LastEvidenceAt)
 	}
 	return nil
 }

@@ -189,8 +189,8 @@ func TestOperatorActionsAndClearance(t *testing.T) {
 	if n := len(r.e.Incidents()); n != 2 {
 		t.Errorf("%d incidents, want 2", n)
 	}
-	// With no more evidence and no traffic data, the active one clears after the stale time.
-	r.apply(probe(t0+60_000+staleMs+60_000, 31, 121, 40))
+	// With no more evidence, the active one clears once the watermark is past its quiet time.
+	r.apply(probe(t0+60_000+quietMs+60_000+30_000, 31, 121, 40))
 	for _, in := range r.e.Incidents() {
 		if in.Active() {
 			t.Errorf("incident still active long after its last evidence: %+v", in)
@@ -204,19 +204,22 @@ func TestChronicFalseAlarmCameraLosesWeight(t *testing.T) {
 	for i := 0; i < 30; i++ {
 		tr.cams["cam-bad"] = &camRecord{Detections: 30, Dismissed: 30}
 	}
-	if w := tr.camWeight("cam-bad"); w > 0.4 {
+	if w := tr.camWeight("cam-bad", t0); w > 0.4 {
 		t.Errorf("a camera with 30 dismissed alarms keeps weight %g", w)
 	}
 	tr.cams["cam-good"] = &camRecord{Detections: 30, Confirmed: 28, Dismissed: 2}
-	if w := tr.camWeight("cam-good"); w < 0.95 {
+	if w := tr.camWeight("cam-good", t0); w < 0.95 {
 		t.Errorf("a reliable camera has weight %g", w)
 	}
-	if w := tr.camWeight("cam-new"); w != 1 {
+	if w := tr.camWeight("cam-new", t0); w != 1 {
 		t.Errorf("an unknown camera has weight %g", w)
 	}
 	// Unconfirmed candidates count against their camera.
 	r.apply(video(t0, "cam-x", lat, lng, "debris", 0.3))
-	r.apply(probe(t0+candidateTTL+20_000, 31, 121, 40))
+	r.apply(probe(t0+candidateTTL+60_000, 31, 121, 40))
+	if c := tr.cams["cam-x"]; c != nil {
+		c.settle(t0 + candidateTTL + 60_000)
+	}
 	if c := tr.cams["cam-x"]; c == nil || c.Dismissed != 1 {
 		t.Errorf("cam-x record %+v, want one uncorroborated detection", c)
 	}

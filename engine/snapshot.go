@@ -162,6 +162,8 @@ type snapState struct {
 	Incidents  []incidentState       `json:"incidents"`
 	Cams       map[string]*camRecord `json:"cams"`
 	Units      []unitState           `json:"units"`
+	Pending    []Evidence            `json:"pending_evidence"`
+	AdvancedTo int64                 `json:"advanced_to"`
 }
 
 // unitState is a Unit with its optional speed as a pointer (JSON has no NaN).
@@ -233,6 +235,8 @@ func (e *Engine) WriteSnapshot(dir string) (string, error) {
 		for _, d := range dumps {
 			st.EvalEnd = max(st.EvalEnd, d.evalEnd)
 		}
+		st.Pending = e.pendingEvidence
+		st.AdvancedTo = e.tracker.advancedTo
 	})
 	defer func() {
 		for _, d := range dumps {
@@ -545,6 +549,8 @@ func (e *Engine) loadSnapshot(path string) (uint64, error) {
 	e.applyMu.Unlock()
 	err = e.inTick(func() {
 		t := e.tracker
+		e.pendingEvidence = append(e.pendingEvidence, st.Pending...)
+		t.advancedTo = st.AdvancedTo
 		if st.Cams != nil {
 			t.cams = st.Cams
 		}

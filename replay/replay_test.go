@@ -67,11 +67,7 @@ func views(e *engine.Engine) map[uint64]engine.CellView {
 	e.Flush()
 	out := map[uint64]engine.CellView{}
 	for _, v := range e.All() {
-		c := *v
-		// The incident score comes from the engine's incident tracker, which runs per tick (processing
-		// time), so it is not yet a function of the events alone; the lead is told. Compare the rest.
-		c.IncidentScore = 0
-		out[v.Cell] = c
+		out[v.Cell] = *v
 	}
 	return out
 }

@@ -122,7 +122,7 @@ func Run(ctx context.Context, sc *Scenario, method string, o Options) (Result, e
 	args := []string{"-n", sc.Net, "-r", strings.Join(append(append([]string(nil), sc.Routes...), evPath), ","),
 		"--begin", "0", "--end", strconv.Itoa(sc.EndS), "--seed", strconv.Itoa(o.Seed),
 		"--tripinfo-output", res.TripinfoPath, "--tripinfo-output.write-unfinished", "true",
-		"--no-step-log", "true", "--no-warnings", "true", "--time-to-teleport", "300",
+		"--no-step-log", "true", "--no-warnings", "true", "--time-to-teleport", "300", "--ignore-route-errors", "true",
 		"--remote-port", strconv.Itoa(port), "--log", filepath.Join(dir, "sumo.log")}
 	if len(adds) > 0 {
 		args = append(args, "-a", strings.Join(adds, ","))

@@ -331,8 +331,9 @@ func (s *System) snapshot() {
 
 func (s *System) accepted() uint64 {
 	var ingested uint64
-	for i := range s.Ingest.Stats().Accepted {
-		ingested += s.Ingest.Stats().Accepted[i].Load()
+	st := s.Ingest.Stats()
+	for i := 0; i < len(st.Accepted); i++ {
+		ingested += st.Accepted[i].Load()
 	}
 	return max(s.Engine.Status().Events, s.replayed.Load()+ingested)
 }
