@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"math"
 	"runtime"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,6 +158,7 @@ type Engine struct {
 	// Owned by the tick goroutine.
 	tracker         *tracker
 	lastScores      map[uint64]float64
+	anomalyRuns     map[uint64]int // the traffic rule's persistence counters by cell
 	pendingEvidence []Evidence
 	lastUnits       *[]Unit
 	lastAssets      *[]Event
@@ -194,6 +196,7 @@ func New(cfg Config) *Engine {
 		tracker: newTracker(),
 	}
 	e.tracker.lateness = cfg.Lateness.Milliseconds()
+	e.anomalyRuns = map[uint64]int{}
 	e.incidents.Store(&[]Incident{})
 	e.units = map[string]Unit{}
 	e.unitSnap.Store(&[]Unit{})
@@ -380,16 +383,19 @@ func (e *Engine) tick(seq uint64) uint64 {
 	d := &Delta{Watermark: m.wm, Now: m.now}
 	evidence := e.pendingEvidence
 	e.pendingEvidence = nil
+	var samples []trafficSample
 	for range e.shards {
 		select {
 		case r := <-reply:
 			d.Changed = append(d.Changed, r.changed...)
 			d.Removed = append(d.Removed, r.removed...)
 			evidence = append(evidence, r.evidence...)
+			samples = append(samples, r.samples...)
 		case <-e.stopCh:
 			return seq
 		}
 	}
+	evidence = append(evidence, e.judgeSamples(samples)...)
 	d.Incidents = e.track(m.wm, evidence)
 	if e.sendScores != nil {
 		// The incident scores changed: a second round gives them to the cells now, so the views published by
@@ -419,6 +425,7 @@ func (e *Engine) tick(seq uint64) uint64 {
 				}
 				d.Removed = append(d.Removed, r.removed...)
 				e.pendingEvidence = append(e.pendingEvidence, r.evidence...)
+				e.pendingEvidence = append(e.pendingEvidence, e.judgeSamples(r.samples)...)
 			case <-e.stopCh:
 				return seq
 			}
@@ -639,4 +646,27 @@ func (e *Engine) ActionResult(id string) (error, bool) {
 		return nil, true
 	}
 	return v.(error), true
+}
+
+// judgeSamples runs the traffic rule bucket end by bucket end (tick goroutine).
+func (e *Engine) judgeSamples(samples []trafficSample) []Evidence {
+	if len(samples) == 0 {
+		return nil
+	}
+	sort.Slice(samples, func(i, j int) bool {
+		if samples[i].t != samples[j].t {
+			return samples[i].t < samples[j].t
+		}
+		return samples[i].cell < samples[j].cell
+	})
+	var out []Evidence
+	for i := 0; i < len(samples); {
+		j := i
+		for j < len(samples) && samples[j].t == samples[i].t {
+			j++
+		}
+		out = append(out, judgeTraffic(samples[i:j], e.anomalyRuns)...)
+		i = j
+	}
+	return out
 }

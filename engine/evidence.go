@@ -118,81 +118,116 @@ const (
 	minAnomalyN    = 2 // speed samples in the last minute
 )
 
-// anomalyState is the per-cell state of the traffic rule.
-type anomalyState struct {
-	run      int   // consecutive bucket ends with the condition
-	lastEval int64 // bucket end last evaluated
+// trafficSample is what the traffic rule needs of one cell at one bucket end: measured by the cell's shard
+// once the watermark has passed the bucket end (so every on-time event is in it), judged by the tick
+// goroutine, which sees the neighbours' samples of the same bucket end. Deterministic for a given log.
+type trafficSample struct {
+	cell     uint64
+	t        int64 // bucket end, ms
+	now1     WindowStats
+	early    WindowStats
+	ff       float64
+	lat, lng float64
 }
 
-// evalTraffic checks cell cs at bucket end t (ms) and returns evidence when the anomaly has persisted.
-// neighbour returns the 1-minute speed and free-flow speed of a neighbouring cell from the published views.
-func (s *shard) evalTraffic(cell uint64, cs *cellState, t int64, neighbour func(uint64) (float64, float64, bool)) (Evidence, bool) {
+// measure returns the sample of cell cs at bucket end t.
+func (s *shard) measure(cell uint64, cs *cellState, t int64) trafficSample {
 	bucketMs := s.e.bucketMs
-	var now1, early WindowStats
+	ts := trafficSample{cell: cell, t: t, ff: s.freeFlow(cell, cs), lat: cs.lat, lng: cs.lng}
 	for j := range cs.aggs {
 		a := &cs.aggs[j]
 		end := a.start + bucketMs
 		switch {
 		case end <= t && end > t-60_000:
-			now1.add(&a.WindowStats)
+			ts.now1.add(&a.WindowStats)
 		case end <= t-5*60_000 && end > t-10*60_000:
-			early.add(&a.WindowStats)
+			ts.early.add(&a.WindowStats)
 		}
 	}
-	ff := s.freeFlow(cell, cs)
-	cond := false
-	sp, ok := now1.Speed()
-	ref, refOK := early.Speed()
+	return ts
+}
+
+// collapse reports whether sample x shows a collapse (condition 1), and how deep (speed ratio to the
+// reference, lower is deeper).
+func (x *trafficSample) collapse() (bool, float64) {
+	sp, ok := x.now1.Speed()
+	ref, refOK := x.early.Speed()
 	ratio := 1.0
-	if ok && refOK && now1.Samples >= minAnomalyN {
+	cond := false
+	if ok && refOK && x.now1.Samples >= minAnomalyN {
 		ratio = sp / ref
-		cond = ratio < collapseRatio && sp < collapseFF*ff
+		cond = ratio < collapseRatio && sp < collapseFF*x.ff
 	}
-	if !cond && now1.FlowN > 0 && early.FlowN > 0 {
-		o, o0 := now1.Occupancy(), early.Occupancy()
+	if !cond && x.now1.FlowN > 0 && x.early.FlowN > 0 {
+		o, o0 := x.now1.Occupancy(), x.early.Occupancy()
 		if o > occupancyHigh && o > 2*o0 {
 			cond, ratio = true, math.Min(ratio, o0/o)
 		}
 	}
-	if cond {
-		// Spatial discontinuity against the six neighbours.
-		var fastest float64
-		seen := false
-		for _, nb := range h3.Cell(cell).GridDisk(1) {
-			if uint64(nb) == cell {
-				continue
-			}
-			if nsp, nff, ok := neighbour(uint64(nb)); ok {
+	return cond, ratio
+}
+
+// judgeTraffic runs the traffic rule over the samples of one bucket end (tick goroutine) and returns the
+// evidence of cells whose anomaly has persisted. runs holds each cell's consecutive anomalous bucket ends.
+func judgeTraffic(samples []trafficSample, runs map[uint64]int) []Evidence {
+	byCell := make(map[uint64]*trafficSample, len(samples))
+	for i := range samples {
+		byCell[samples[i].cell] = &samples[i]
+	}
+	for cell := range runs {
+		if byCell[cell] == nil {
+			delete(runs, cell) // no recent data: the run is broken
+		}
+	}
+	var out []Evidence
+	for i := range samples {
+		x := &samples[i]
+		cond, ratio := x.collapse()
+		if cond {
+			sp, ok := x.now1.Speed()
+			// Spatial discontinuity against the six neighbours.
+			var fastest float64
+			seen := false
+			for _, nb := range h3.Cell(x.cell).GridDisk(1) {
+				n := byCell[uint64(nb)]
+				if n == nil || uint64(nb) == x.cell {
+					continue
+				}
+				nsp, nok := n.now1.Speed()
+				if !nok || n.now1.Samples < minAnomalyN {
+					continue
+				}
 				seen = true
-				if nsp >= 0.5*nff {
+				if nsp >= 0.5*n.ff {
 					fastest = math.Max(fastest, nsp)
 				}
 			}
+			switch {
+			case seen && ok:
+				cond = fastest >= neighbourRatio*sp
+			case seen:
+				cond = fastest > 0
+			default:
+				cond = ratio < lonelyRatio
+			}
 		}
-		switch {
-		case seen && ok:
-			cond = fastest >= neighbourRatio*sp
-		case seen:
-			cond = fastest > 0
-		default:
-			cond = ratio < lonelyRatio
+		if !cond {
+			delete(runs, x.cell)
+			continue
 		}
+		runs[x.cell]++
+		if runs[x.cell] < persistBuckets {
+			continue
+		}
+		w := 0.55 + 0.3*(1-math.Min(1, ratio/collapseRatio)) // deeper collapse, stronger evidence
+		k := KindProbe
+		if x.now1.FlowN > 0 {
+			k = KindDetector
+		}
+		out = append(out, Evidence{Kind: k, Source: "cell:" + h3.Cell(x.cell).String(), Type: "speed_collapse",
+			TS: x.t, Lat: x.lat, Lng: x.lng, Cell: x.cell, Weight: math.Min(0.85, w)})
 	}
-	if !cond {
-		cs.anomaly.run = 0
-		return Evidence{}, false
-	}
-	cs.anomaly.run++
-	if cs.anomaly.run < persistBuckets {
-		return Evidence{}, false
-	}
-	w := 0.55 + 0.3*(1-math.Min(1, ratio/collapseRatio)) // deeper collapse, stronger evidence
-	k := KindProbe
-	if now1.FlowN > 0 {
-		k = KindDetector
-	}
-	return Evidence{Kind: k, Source: "cell:" + h3.Cell(cell).String(), Type: "speed_collapse", TS: t,
-		Lat: cs.lat, Lng: cs.lng, Cell: cell, Weight: math.Min(0.85, w)}, true
+	return out
 }
 
 // sortEvidence orders evidence by event time, then place and source, so fusion is deterministic.

@@ -23,19 +23,22 @@ const (
 // Tracker thresholds. A candidate becomes a visible (suspected) incident when its fused score reaches
 // DetectScore, and is confirmed automatically at ConfirmScore (or by an operator).
 const (
-	DetectScore   = 0.5
-	ConfirmScore  = 0.85
-	mergeM        = 350.0        // evidence this close to an incident joins it
-	candidateTTL  = 5 * 60_000   // a candidate that never reaches DetectScore is dropped after this
-	quietMs       = 8 * 60_000   // an incident with no evidence this long clears once traffic recovered
-	maxEvidence   = 64           // evidence kept per incident (the newest; counts are kept in full)
-	historyMs     = 6 * 3600_000 // ended incidents are kept this long for GET ?status=all
-	affectSpanMs  = 5 * 60_000   // a cell stays in the affected area this long after its last collapse evidence
-	sourceRepeat  = 0.08         // each repeated detection by the same source adds this to its weight
-	maxSourceW    = 0.95         // a single source never says more than this
-	weightFloor   = 0.2          // the least weight a chronically wrong camera keeps
-	singleKindCap = 0.84         // the highest score one kind of evidence alone reaches
-	confidenceN   = 20.0         // detections after which a camera's record fully sets its weight
+	DetectScore    = 0.5
+	ConfirmScore   = 0.85
+	mergeM         = 350.0        // evidence this close to an incident joins it
+	candidateTTL   = 5 * 60_000   // a candidate that never reaches DetectScore is dropped after this
+	quietMs        = 8 * 60_000   // an incident with no evidence this long clears once traffic recovered
+	maxEvidence    = 64           // evidence kept per incident (the newest; counts are kept in full)
+	historyMs      = 6 * 3600_000 // ended incidents are kept this long for GET ?status=all
+	affectSpanMs   = 5 * 60_000   // a cell stays in the affected area this long after its last collapse evidence
+	sourceRepeat   = 0.08         // each repeated detection by the same source adds this to its weight
+	maxSourceW     = 0.95         // a single source never says more than this
+	weightFloor    = 0.2          // the least weight a chronically wrong camera keeps
+	singleKindCap  = 0.84
+	unrepeatedCap  = 0.45 // the most an unrepeated camera frame or traffic hit says
+	videoRepeats   = 2    // detections by one camera before its weight counts in full
+	trafficRepeats = 3    // consecutive anomalous bucket ends of one cell, after persistence, likewise         // the highest score one kind of evidence alone reaches
+	confidenceN    = 20.0 // detections after which a camera's record fully sets its weight
 )
 
 // EvidenceRef is evidence as listed on an incident.
@@ -324,8 +327,14 @@ func fuse(sources map[string]*sourceAcc) float64 {
 	kinds := map[Kind]bool{}
 	for _, sa := range sources {
 		w := math.Min(maxSourceW, sa.Weight+sourceRepeat*float64(sa.N-1))
-		if sa.Kind == KindTransit {
+		switch {
+		case sa.Kind == KindTransit:
 			w = math.Min(w, 0.35) // supporting evidence only
+		case sa.Kind == KindVideo && sa.N < videoRepeats,
+			(sa.Kind == KindProbe || sa.Kind == KindDetector) && sa.N < trafficRepeats:
+			// A single frame of a classifier, or a traffic anomaly that has not yet outlasted a signal cycle
+			// or two, is a candidate until it repeats or something else corroborates it.
+			w = math.Min(w, unrepeatedCap)
 		}
 		miss *= 1 - w
 		kinds[sa.Kind] = true

@@ -30,8 +30,7 @@ type cellState struct {
 	lastTS   int64
 	lat, lng float64
 	view     *CellView // last published view, nil before the first
-	anomaly  anomalyState
-	incident float64 // incident score set by the tracker
+	incident float64   // incident score set by the tracker
 }
 
 func (cs *cellState) bucket(start int64) *agg {
@@ -88,6 +87,7 @@ type tickResult struct {
 	changed  []*CellView
 	removed  []uint64
 	evidence []Evidence
+	samples  []trafficSample
 }
 
 // busState tracks one transit vehicle's delay for the sudden-delay rule.
@@ -240,7 +240,6 @@ func (s *shard) apply(m shardMsg) {
 		}
 	}
 	flushRaw()
-	s.evalBuckets(m.now)
 }
 
 // transitDelay emits supporting evidence when a vehicle's delay grows by more than 2 minutes within 5.
@@ -267,27 +266,26 @@ func (s *shard) transitDelay(rec arrow.Record, r int, t int64, cell uint64, cs *
 	}
 }
 
-// evalBuckets runs the traffic anomaly rule at every bucket end the engine clock has passed.
-func (s *shard) evalBuckets(now int64) {
+// sampleBuckets measures every cell with recent data at each bucket end up to wm that was not measured yet,
+// for the traffic rule.
+func (s *shard) sampleBuckets(wm int64) []trafficSample {
 	bucketMs := s.e.bucketMs
-	end := floorDiv(now, bucketMs) * bucketMs
-	if s.lastEvalEnd == 0 || end-s.lastEvalEnd > 10*bucketMs {
-		s.lastEvalEnd = end - bucketMs // first batch, or a jump in time: evaluate the newest bucket end only
+	end := floorDiv(wm, bucketMs) * bucketMs
+	if s.lastEvalEnd == 0 || end-s.lastEvalEnd > 30*bucketMs {
+		s.lastEvalEnd = end - bucketMs // first tick, or a jump in time: the newest bucket end only
 	}
+	var out []trafficSample
 	for t := s.lastEvalEnd + bucketMs; t <= end; t += bucketMs {
 		for cell, cs := range s.cells {
-			if cs.lastTS < t-60_000 {
-				cs.anomaly.run = 0
-				continue
-			}
-			if ev, ok := s.evalTraffic(cell, cs, t, s.e.neighbourSpeed); ok {
-				s.evidence = append(s.evidence, ev)
+			if cs.lastTS >= t-60_000 {
+				out = append(out, s.measure(cell, cs, t))
 			}
 		}
 	}
 	if end > s.lastEvalEnd {
 		s.lastEvalEnd = end
 	}
+	return out
 }
 
 func (a *agg) addSpeed(v, w float64) {
@@ -312,7 +310,7 @@ func (cs *cellState) learn(v float64) {
 // longest window, and publishes the views that changed.
 func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 	bucketMs := s.e.bucketMs
-	s.evalBuckets(now)
+	samples := s.sampleBuckets(wm)
 	if scores != nil {
 		for cell := range s.scored {
 			if _, ok := scores[cell]; !ok {
@@ -378,6 +376,7 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 	}
 	clear(s.dirty)
 	res.evidence, s.evidence = s.evidence, nil
+	res.samples = samples
 	if len(res.changed) > 0 || len(res.removed) > 0 {
 		old := *s.snap.Load()
 		next := make(map[uint64]*CellView, len(old)+len(res.changed))

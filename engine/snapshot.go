@@ -25,7 +25,7 @@ import (
 // A snapshot is a directory snap-<seq> holding the engine's state as of log sequence seq:
 //
 //	aggs.arrow   Arrow IPC file, one row per (cell or link, bucket): the window sums
-//	cells.arrow  Arrow IPC file, one row per cell: learned free-flow histogram, newest event, anomaly run, incident score
+//	cells.arrow  Arrow IPC file, one row per cell: learned free-flow histogram, newest event, incident score
 //	state.json   clock, counters, incidents and the tracker's internals, units, camera records
 //	MANIFEST     "citybrain-snapshot 1", the sequence, and the SHA-256 and size of each file above; written last
 //
@@ -53,7 +53,6 @@ var cellSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "hist", Type: &arrow.FixedSizeBinaryType{ByteWidth: 4 * speedBins}},
 	{Name: "hist_n", Type: arrow.PrimitiveTypes.Uint32},
 	{Name: "last_ts", Type: arrow.PrimitiveTypes.Int64},
-	{Name: "anomaly_run", Type: arrow.PrimitiveTypes.Int32},
 	{Name: "incident", Type: arrow.PrimitiveTypes.Float64},
 }, nil)
 
@@ -114,8 +113,7 @@ func (s *shard) dump() shardDump {
 		cb.Field(1).(*array.FixedSizeBinaryBuilder).Append(h[:])
 		cb.Field(2).(*array.Uint32Builder).Append(cs.histN)
 		cb.Field(3).(*array.Int64Builder).Append(cs.lastTS)
-		cb.Field(4).(*array.Int32Builder).Append(int32(cs.anomaly.run))
-		cb.Field(5).(*array.Float64Builder).Append(cs.incident)
+		cb.Field(4).(*array.Float64Builder).Append(cs.incident)
 	}
 	links := make([]int32, 0, len(s.links))
 	for l := range s.links {
@@ -164,6 +162,7 @@ type snapState struct {
 	Units      []unitState           `json:"units"`
 	Pending    []Evidence            `json:"pending_evidence"`
 	AdvancedTo int64                 `json:"advanced_to"`
+	Runs       map[uint64]int        `json:"anomaly_runs"`
 }
 
 // unitState is a Unit with its optional speed as a pointer (JSON has no NaN).
@@ -237,6 +236,7 @@ func (e *Engine) WriteSnapshot(dir string) (string, error) {
 		}
 		st.Pending = e.pendingEvidence
 		st.AdvancedTo = e.tracker.advancedTo
+		st.Runs = e.anomalyRuns
 	})
 	defer func() {
 		for _, d := range dumps {
@@ -458,8 +458,7 @@ func (e *Engine) loadSnapshot(path string) (uint64, error) {
 		for i := 0; i < int(r.NumRows()); i++ {
 			c := cc.Value(i)
 			cs := &cellState{histN: r.Column(2).(*array.Uint32).Value(i), lastTS: r.Column(3).(*array.Int64).Value(i),
-				incident: r.Column(5).(*array.Float64).Value(i)}
-			cs.anomaly.run = int(r.Column(4).(*array.Int32).Value(i))
+				incident: r.Column(4).(*array.Float64).Value(i)}
 			h := hist.Value(i)
 			for k := range cs.hist {
 				cs.hist[k] = binary.LittleEndian.Uint32(h[4*k:])
@@ -551,6 +550,9 @@ func (e *Engine) loadSnapshot(path string) (uint64, error) {
 		t := e.tracker
 		e.pendingEvidence = append(e.pendingEvidence, st.Pending...)
 		t.advancedTo = st.AdvancedTo
+		if st.Runs != nil {
+			e.anomalyRuns = st.Runs
+		}
 		if st.Cams != nil {
 			t.cams = st.Cams
 		}
