@@ -51,6 +51,10 @@ check:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./engine/ ./ingest/ ./api/
 
+# Incident detection against labelled ground truth: the demo city and SUMO Bologna with injected closures.
+eval: build
+	./$(BIN) eval --out bin/eval-report.json --table bin/eval-table.md
+
 clean:
 	rm -rf bin
 
