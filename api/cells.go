@@ -101,13 +101,6 @@ func appendTime(buf []byte, ms int64) []byte {
 	return append(buf, '"')
 }
 
-func appendFloat(buf []byte, x float64, prec int) []byte {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return append(buf, "null"...)
-	}
-	return strconv.AppendFloat(buf, x, 'f', prec, 64)
-}
-
 func trimFloat(buf []byte, x float64, prec int) []byte {
 	if math.IsNaN(x) || math.IsInf(x, 0) {
 		return append(buf, "null"...)

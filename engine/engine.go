@@ -536,20 +536,6 @@ func (e *Engine) Stop() {
 	})
 }
 
-// neighbourSpeed returns the published 1-minute speed and free-flow speed of cell, for the traffic rule's
-// spatial check. It reads immutable published views and is safe from any shard goroutine.
-func (e *Engine) neighbourSpeed(cell uint64) (float64, float64, bool) {
-	v := (*e.shards[e.shardOf(cell)].snap.Load())[cell]
-	if v == nil {
-		return 0, 0, false
-	}
-	sp, ok := v.W[0].Speed()
-	if !ok || v.W[0].Samples < minAnomalyN {
-		return 0, 0, false
-	}
-	return sp, v.FreeFlowKmh, true
-}
-
 // track runs the incident tracker for one tick (evidence at once, time-driven changes up to the watermark
 // wm) and returns the incidents that changed.
 func (e *Engine) track(wm int64, evidence []Evidence) []Incident {
@@ -615,11 +601,6 @@ func mapsEqual(a, b map[uint64]float64) bool {
 		}
 	}
 	return true
-}
-
-// view returns the published base view of cell, or nil.
-func (e *Engine) view(cell uint64) *CellView {
-	return (*e.shards[e.shardOf(cell)].snap.Load())[cell]
 }
 
 // Incidents returns the visible incidents as of the last tick (copies, oldest first).

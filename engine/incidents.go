@@ -117,7 +117,6 @@ type tracker struct {
 	byID       map[string]*Incident
 	order      []*Incident // creation order
 	cams       map[string]*camRecord
-	scoresOut  map[uint64]float64
 }
 
 type camRecord struct {
@@ -373,15 +372,6 @@ func detectionTime(in *Incident, fallback int64) int64 {
 		}
 	}
 	return fallback
-}
-
-func hasReport(in *Incident) bool {
-	for _, sa := range in.sources {
-		if sa.Kind == KindReport {
-			return true
-		}
-	}
-	return false
 }
 
 // severityOf estimates severity 1..5 from the type and the affected area.

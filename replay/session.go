@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -85,7 +84,6 @@ type Session struct {
 
 	cmds    chan command
 	done    chan struct{}
-	closeMu sync.Once
 	eng     atomic.Pointer[engine.Engine]
 	info    atomic.Pointer[Info]
 	touched atomic.Int64 // unix nanos of the last API call

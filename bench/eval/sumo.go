@@ -155,7 +155,6 @@ func planBlockages(rng *rand.Rand, edges []netEdge, counts map[string]int, net *
 	type cand struct {
 		e     *netEdge
 		w     float64
-		cars  []int
 		lanes []int
 	}
 	var partial, full []cand

@@ -47,12 +47,11 @@ type link struct {
 
 // node is a network node with its fixed-time plan.
 type node struct {
-	g        *geo.Node
-	signal   bool
-	offset   int32 // seconds into the cycle at t = 0
-	greenNS  int32 // seconds of north-south green; east-west gets the rest of the cycle minus two lost times
-	in, out  []int32
-	stations bool // an emergency station stands here
+	g       *geo.Node
+	signal  bool
+	offset  int32 // seconds into the cycle at t = 0
+	greenNS int32 // seconds of north-south green; east-west gets the rest of the cycle minus two lost times
+	in, out []int32
 }
 
 // green reports whether signal group grp of node n shows green at simulated second t.

@@ -24,6 +24,7 @@ import (
 
 	"citybrain/api"
 	"citybrain/engine"
+	"citybrain/engine/dispatch"
 	"citybrain/geo"
 	"citybrain/ingest"
 	"citybrain/replay"
@@ -91,11 +92,12 @@ type System struct {
 	replayed     atomic.Uint64 // events of messages up to startSeq, applied during catch-up
 	deadAtStart  uint64
 	adminToken   string
+	dispatchStop chan struct{}
+	dispatchDone chan struct{}
 	stopOnce     sync.Once
 	stopErr      error
 	hubReady     atomic.Pointer[api.Hub]
 	badMessages  atomic.Uint64
-	consumeError atomic.Pointer[error]
 }
 
 // Start starts everything and returns when the API is listening. On error, what was started is stopped.
@@ -223,6 +225,16 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	rcfg.OnDelta, rcfg.Mem = nil, nil
 	s.Replays = replay.NewManager(replay.ManagerConfig{Log: s.Log, Engine: rcfg, FileDir: filepath.Join(cfg.DataDir, "imports")})
 	srv.Replays = api.NewReplays(s.Replays, cfg.Hub)
+	if cfg.Network != nil {
+		dm, err := dispatch.New(s.Engine, dispatch.Config{Network: cfg.Network})
+		if err != nil {
+			return nil, fmt.Errorf("cannot start dispatch: %w", err)
+		}
+		srv.Dispatch = dm
+		s.dispatchStop = make(chan struct{})
+		s.dispatchDone = make(chan struct{})
+		go func() { defer close(s.dispatchDone); dm.Run(s.dispatchStop, 2*time.Second) }()
+	}
 	if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.HTTPAddr, err)
 	}
@@ -373,6 +385,10 @@ func (s *System) Stop(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("cannot stop http server: %w", err))
 				s.http.Close()
 			}
+		}
+		if s.dispatchStop != nil {
+			close(s.dispatchStop)
+			<-s.dispatchDone
 		}
 		if s.natsSrc != nil {
 			s.natsSrc.Stop()

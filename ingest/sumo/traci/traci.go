@@ -120,9 +120,8 @@ func (c *Client) Step() error {
 
 // Batch collects get and set commands sent in one message.
 type Batch struct {
-	c    *Client
-	gets []int // index in results of each command
-	n    int
+	c *Client
+	n int
 }
 
 // NewBatch starts a batch.
