@@ -136,8 +136,11 @@ type Engine struct {
 	linksBuf [][]int32
 	matcher  *geo.Matcher
 	linkIdx  map[string]int32
-	units    map[string]Unit
-	unitSnap atomic.Pointer[[]Unit]
+	// Road network topology for the traffic rule (read-only after New).
+	down       [][]int32
+	linkPoints []linkPoint
+	units      map[string]Unit
+	unitSnap   atomic.Pointer[[]Unit]
 
 	assets          map[assetKey]Event
 	assetCount      [numKinds]int
@@ -209,6 +212,25 @@ func New(cfg Config) *Engine {
 		e.linkIdx = make(map[string]int32, len(cfg.Network.Links()))
 		for i, l := range cfg.Network.Links() {
 			e.linkIdx[l.ID] = int32(i)
+		}
+		links := cfg.Network.Links()
+		e.down = make([][]int32, len(links))
+		e.linkPoints = make([]linkPoint, len(links))
+		for i, l := range links {
+			if n, ok := cfg.Network.Node(l.To); ok {
+				for _, id := range n.Out {
+					if j, ok := e.linkIdx[id]; ok && links[j].To != l.From { // not the U-turn back
+						e.down[i] = append(e.down[i], j)
+					}
+				}
+			}
+			p, _ := l.PointAt(0.7 * l.GeomLengthM())
+			c, _ := geo.CellOf(p.Lat, p.Lng, cfg.Res)
+			ff := l.SpeedLimitKmh
+			if ff <= 0 {
+				ff = l.Class.DefaultKmh()
+			}
+			e.linkPoints[i] = linkPoint{lat: p.Lat, lng: p.Lng, cell: c, ff: ff}
 		}
 	}
 	e.dispatched.Store(&mark{now: minTime, wm: minTime})
@@ -638,6 +660,9 @@ func (e *Engine) judgeSamples(samples []trafficSample) []Evidence {
 		if samples[i].t != samples[j].t {
 			return samples[i].t < samples[j].t
 		}
+		if samples[i].link != samples[j].link {
+			return samples[i].link < samples[j].link
+		}
 		return samples[i].cell < samples[j].cell
 	})
 	var out []Evidence
@@ -646,7 +671,11 @@ func (e *Engine) judgeSamples(samples []trafficSample) []Evidence {
 		for j < len(samples) && samples[j].t == samples[i].t {
 			j++
 		}
-		out = append(out, judgeTraffic(samples[i:j], e.anomalyRuns)...)
+		if e.cfg.Network != nil {
+			out = append(out, judgeLinks(samples[i:j], e.anomalyRuns, e.down)...)
+		} else {
+			out = append(out, judgeTraffic(samples[i:j], e.anomalyRuns)...)
+		}
 		i = j
 	}
 	return out

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 	"sort"
 
@@ -123,6 +124,7 @@ const (
 // goroutine, which sees the neighbours' samples of the same bucket end. Deterministic for a given log.
 type trafficSample struct {
 	cell     uint64
+	link     int32 // index of the road link measured, or -1 for a cell
 	t        int64 // bucket end, ms
 	now1     WindowStats
 	early    WindowStats
@@ -132,11 +134,25 @@ type trafficSample struct {
 
 // measure returns the sample of cell cs at bucket end t.
 func (s *shard) measure(cell uint64, cs *cellState, t int64) trafficSample {
-	bucketMs := s.e.bucketMs
-	ts := trafficSample{cell: cell, t: t, ff: s.freeFlow(cell, cs), lat: cs.lat, lng: cs.lng}
-	for j := range cs.aggs {
-		a := &cs.aggs[j]
-		end := a.start + bucketMs
+	ts := trafficSample{cell: cell, link: -1, t: t, ff: s.freeFlow(cell, cs), lat: cs.lat, lng: cs.lng}
+	s.windows(cs.aggs, t, &ts)
+	return ts
+}
+
+// measureLink returns the sample of road link li at bucket end t, placed where a queue behind a blockage
+// would have its head (70% along the link).
+func (s *shard) measureLink(li int32, ls *linkState, t int64) trafficSample {
+	p := &s.e.linkPoints[li]
+	ts := trafficSample{cell: p.cell, link: li, t: t, ff: p.ff, lat: p.lat, lng: p.lng}
+	s.windows(ls.aggs, t, &ts)
+	return ts
+}
+
+// windows sums the last minute before t and the minutes 5 to 10 before it.
+func (s *shard) windows(aggs []agg, t int64, ts *trafficSample) {
+	for j := range aggs {
+		a := &aggs[j]
+		end := a.start + s.e.bucketMs
 		switch {
 		case end <= t && end > t-60_000:
 			ts.now1.add(&a.WindowStats)
@@ -144,8 +160,76 @@ func (s *shard) measure(cell uint64, cs *cellState, t int64) trafficSample {
 			ts.early.add(&a.WindowStats)
 		}
 	}
-	return ts
 }
+
+// linkPoint is where a link's anomalies are reported, and its free-flow speed.
+type linkPoint struct {
+	lat, lng float64
+	cell     uint64
+	ff       float64
+}
+
+// judgeLinks is the traffic rule on a road network: a link collapses while at least one of the links
+// leaving its end, with data, still flows (the classic upstream/downstream comparison of loop-detector algorithms;
+// downstream of a blockage traffic is free, in ordinary congestion or spillback it is not). down lists the
+// downstream links of each link.
+func judgeLinks(samples []trafficSample, runs map[uint64]int, down [][]int32) []Evidence {
+	byLink := make(map[int32]*trafficSample, len(samples))
+	for i := range samples {
+		byLink[samples[i].link] = &samples[i]
+	}
+	for key := range runs {
+		if key&linkRunKey != 0 && byLink[int32(key&^linkRunKey)] == nil {
+			delete(runs, key)
+		}
+	}
+	var out []Evidence
+	for i := range samples {
+		x := &samples[i]
+		key := linkRunKey | uint64(uint32(x.link))
+		cond, ratio := x.collapse()
+		if cond {
+			sp, _ := x.now1.Speed()
+			var fastest float64
+			seen := false
+			for _, d := range down[x.link] {
+				n := byLink[d]
+				if n == nil {
+					continue
+				}
+				nsp, nok := n.now1.Speed()
+				if !nok || n.now1.Samples < minAnomalyN {
+					continue
+				}
+				seen = true
+				if nsp >= 0.5*n.ff {
+					fastest = math.Max(fastest, nsp)
+				}
+			}
+			// Without data downstream there is nothing to tell a blockage from congestion: no evidence.
+			cond = seen && fastest >= neighbourRatio*sp
+		}
+		if !cond {
+			delete(runs, key)
+			continue
+		}
+		runs[key]++
+		if runs[key] < persistBuckets {
+			continue
+		}
+		w := 0.55 + 0.3*(1-math.Min(1, ratio/collapseRatio))
+		k := KindProbe
+		if x.now1.FlowN > 0 {
+			k = KindDetector
+		}
+		out = append(out, Evidence{Kind: k, Source: fmt.Sprintf("link:%d", x.link), Type: "speed_collapse",
+			TS: x.t, Lat: x.lat, Lng: x.lng, Cell: x.cell, Weight: math.Min(0.85, w)})
+	}
+	return out
+}
+
+// linkRunKey marks link entries in the persistence counters (cells are H3 indexes, whose top bit is 0).
+const linkRunKey = uint64(1) << 63
 
 // collapse reports whether sample x shows a collapse (condition 1), and how deep (speed ratio to the
 // reference, lower is deeper).

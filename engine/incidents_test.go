@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -236,5 +237,65 @@ func TestSensorOverThreshold(t *testing.T) {
 	got := r.e.Incidents()
 	if len(got) != 1 || got[0].Type != "flood" || got[0].Evidence[0].ID != "wl-3" {
 		t.Errorf("incidents %+v, want one flood from wl-3", got)
+	}
+}
+
+// TestLinkRuleComparesDownstream drives a long link and the link downstream of it on the West Lake network.
+func TestLinkRuleComparesDownstream(t *testing.T) {
+	net := geo.GenerateWestLake(1)
+	var up, down *geo.Link
+	for _, l := range net.Links() {
+		if l.GeomLengthM() < 250 {
+			continue
+		}
+		n, _ := net.Node(l.To)
+		for _, id := range n.Out {
+			d, _ := net.Link(id)
+			if d.To != l.From && d.GeomLengthM() >= 250 {
+				up, down = l, d
+			}
+		}
+		if up != nil {
+			break
+		}
+	}
+	if up == nil {
+		t.Skip("no pair of long consecutive links in the generated network")
+	}
+	const onset = 12 * 60_000
+	run := func(downSlow bool) []Incident {
+		r := newRig(t, func(c *Config) { c.Network = net })
+		for b := int64(0); b < 25*6; b++ {
+			var evs []Event
+			for k := int64(0); k < 4; k++ {
+				ms := b*10_000 + k*2500
+				for _, l := range []*geo.Link{up, down} {
+					sp := 45.0
+					if ms >= onset && (l == up || downSlow) {
+						sp = 4
+					}
+					for v := 0; v < 2; v++ {
+						p, bearing := l.PointAt(l.GeomLengthM() * (0.2 + 0.3*float64(v)))
+						e := probe(t0+ms, p.Lat, p.Lng, sp)
+						e.ID = fmt.Sprintf("%s-%d-%d", l.ID, v, ms)
+						e.HeadingDeg = bearing
+						evs = append(evs, e)
+					}
+				}
+			}
+			r.apply(evs...)
+		}
+		return r.e.Incidents()
+	}
+	got := run(false)
+	if len(got) != 1 || got[0].DetectedAt-(t0+onset) > 180_000 || got[0].Type != "congestion_anomaly" {
+		t.Fatalf("blockage on %s with %s flowing: %+v", up.ID, down.ID, got)
+	}
+	head, _ := up.PointAt(0.7 * up.GeomLengthM())
+	if d := geo.DistanceM(geo.LatLng{Lat: got[0].Lat, Lng: got[0].Lng}, head); d > 100 {
+		t.Errorf("incident %.0f m from the link's queue head", d)
+	}
+	if got := run(true); len(got) != 0 {
+		t.Errorf("both links slow (congestion, not a blockage): %+v", got)
 	}
 }

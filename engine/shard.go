@@ -276,6 +276,15 @@ func (s *shard) sampleBuckets(wm int64) []trafficSample {
 	}
 	var out []trafficSample
 	for t := s.lastEvalEnd + bucketMs; t <= end; t += bucketMs {
+		if s.e.cfg.Network != nil {
+			// With a road network the rule compares links with the links downstream of them.
+			for li, ls := range s.links {
+				if ls.lastTS >= t-60_000 {
+					out = append(out, s.measureLink(li, ls, t))
+				}
+			}
+			continue
+		}
 		for cell, cs := range s.cells {
 			if cs.lastTS >= t-60_000 {
 				out = append(out, s.measure(cell, cs, t))
