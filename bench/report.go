@@ -234,7 +234,7 @@ func (rep *Report) computeRatios() {
 			Measured: rp.EventsPerSec, Unit: "events/s", Met: rp.EventsPerSec >= 5e6})
 	}
 	if rp := rep.Replay; rp != nil {
-		rep.Targets = append(rep.Targets, Target{What: "restart catch-up (same figure for the live engine)", Target: ">= 5000000",
+		rep.Targets = append(rep.Targets, Target{What: "restart until caught up (snapshot restore, not a replay)", Target: ">= 5000000",
 			Measured: rp.EventsPerSec, Unit: "events/s", Met: rp.EventsPerSec >= 5e6})
 	}
 }

@@ -228,35 +228,39 @@ func (r *runner) ingestPath(ctx context.Context, name string, arrowPath bool, su
 		r.logf("ingest %s: conc %d accepted %.0f/s pipeline %.0f/s drain %.2fs p99 %.1fms errors %d %s", name, c,
 			d.AcceptedPerSec, d.PipelinePerSec, d.DrainSeconds, d.ReqP99Ms, d.Errors, d.FirstError)
 	}
-	// The knee: the first step with errors, a backlog that takes long to drain, or no gain from more
-	// concurrency while latency grows.
-	res.Knee = "none within the steps measured"
+	// Sustained: the best pipeline rate of a step without errors or backlog (steps need not be monotone on a
+	// noisy machine). The knee: the step after it, where more concurrency stops paying.
+	best := -1
 	for i, s := range res.Steps {
-		var why string
-		switch {
-		case s.Errors > 0:
-			why = "errors: " + s.FirstError
-		case s.DrainSeconds > 1.5 && s.DrainSeconds > 0.2*s.Seconds:
-			why = fmt.Sprintf("backlog: the engine needed %.1fs after the last answer to reflect what was accepted", s.DrainSeconds)
-		case i > 0 && s.PipelinePerSec < 1.1*res.Steps[i-1].PipelinePerSec && s.ReqP99Ms > 1.5*res.Steps[i-1].ReqP99Ms:
-			why = fmt.Sprintf("saturated: %+.0f%% throughput for ×%.1f p99 request latency", 100*(s.PipelinePerSec/res.Steps[i-1].PipelinePerSec-1),
-				s.ReqP99Ms/res.Steps[i-1].ReqP99Ms)
+		if s.Errors > 0 || (s.DrainSeconds > 1.5 && s.DrainSeconds > 0.2*s.Seconds) {
+			continue
 		}
-		if why != "" {
-			res.Knee = fmt.Sprintf("at concurrency %d: %s", s.Concurrency, why)
-			if s.Errors == 0 && s.DrainSeconds <= 1.5 {
-				res.SustainedPerSec = max(res.SustainedPerSec, s.PipelinePerSec)
-			}
-			break
+		if best < 0 || s.PipelinePerSec > res.Steps[best].PipelinePerSec {
+			best = i
 		}
-		res.StableUpTo = s.Concurrency
-		res.SustainedPerSec = max(res.SustainedPerSec, s.PipelinePerSec)
 	}
-	if res.SustainedPerSec == 0 {
+	res.Knee = "none within the steps measured"
+	if best < 0 {
 		for _, s := range res.Steps {
 			res.SustainedPerSec = max(res.SustainedPerSec, math.Min(s.PipelinePerSec, s.ReflectedPerSec))
 		}
-		res.Knee += " (no stable step: sustained is the best pipeline rate)"
+		res.Knee = "no step without errors or backlog: sustained is the best pipeline rate; first error: " + res.Steps[0].FirstError
+		return res, nil
+	}
+	b := res.Steps[best]
+	res.SustainedPerSec, res.StableUpTo = b.PipelinePerSec, b.Concurrency
+	if best+1 < len(res.Steps) {
+		n := res.Steps[best+1]
+		var why string
+		switch {
+		case n.Errors > 0:
+			why = "errors: " + n.FirstError
+		case n.DrainSeconds > 1.5 && n.DrainSeconds > 0.2*n.Seconds:
+			why = fmt.Sprintf("backlog: the engine needed %.1fs after the last answer to reflect what was accepted", n.DrainSeconds)
+		default:
+			why = fmt.Sprintf("%+.0f%% throughput for ×%.1f p99 request latency", 100*(n.PipelinePerSec/b.PipelinePerSec-1), n.ReqP99Ms/max(b.ReqP99Ms, 0.001))
+		}
+		res.Knee = fmt.Sprintf("at concurrency %d: %s", n.Concurrency, why)
 	}
 	return res, nil
 }
