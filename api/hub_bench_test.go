@@ -40,7 +40,7 @@ func BenchmarkDeltaEncode(b *testing.B) {
 			b.ReportAllocs()
 			var n int
 			for i := 0; i < b.N; i++ {
-				n = len(h.encodeDelta(sub, changed, nil, nil, nil, 1))
+				n = len(h.encodeDeltaIx(sub, h.newDeltaIndex(changed, nil), nil, nil, 1))
 			}
 			b.SetBytes(int64(n))
 		})
