@@ -11,7 +11,7 @@ export SUMO_HOME ?= /usr/share/sumo
 # Packages whose code runs goroutines: tested with -race.
 RACE_PKGS := ./engine/... ./api/... ./replay/... ./cmd/... ./ingest ./ingest/feed/...
 
-.PHONY: all web build run test test-race test-rest test-web fuzz check bench eval clean
+.PHONY: all web build run test test-race test-rest test-web fuzz check bench bench-micro eval clean
 
 all: build
 
@@ -48,8 +48,13 @@ check:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./engine/ ./ingest/ ./api/
+# The load and latency harness (a fresh process, embedded NATS, temp data dir): JSON report and a table.
+bench: build
+	./$(BIN) bench --out bin/bench-report.json
+
+# Micro-benchmarks of the hot paths (decode, cell assignment, window append, aggregation, delta encoding).
+bench-micro:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./engine/ ./ingest/ ./api/ ./geo/
 
 # Incident detection against labelled ground truth: the demo city and SUMO Bologna with injected closures.
 eval: build

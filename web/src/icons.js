@@ -115,6 +115,10 @@ function sensorCanvas(kind) {
     g.beginPath(); g.roundRect(14, 20, 36, 26, 6); g.fillStyle = '#0ea5e9'; g.fill();
     g.shadowBlur = 0; g.lineWidth = 3; g.strokeStyle = '#e0f2fe'; g.stroke();
     g.beginPath(); g.arc(32, 33, 7, 0, 7); g.fillStyle = '#e0f2fe'; g.fill();
+  } else if (kind === 'sensor') {
+    g.beginPath(); g.arc(32, 32, 16, 0, 7); g.fillStyle = '#f59e0b'; g.fill();
+    g.shadowBlur = 0; g.lineWidth = 3; g.strokeStyle = '#fef3c7'; g.stroke();
+    g.beginPath(); g.arc(32, 32, 5, 0, 7); g.fillStyle = '#fef3c7'; g.fill();
   } else {
     g.beginPath(); g.moveTo(32, 12); g.lineTo(52, 32); g.lineTo(32, 52); g.lineTo(12, 32); g.closePath();
     g.fillStyle = '#8b5cf6'; g.fill(); g.shadowBlur = 0; g.lineWidth = 3; g.strokeStyle = '#ede9fe'; g.stroke();
@@ -149,6 +153,7 @@ export function addMapImages(map) {
   }
   map.addImage('sensor-camera', imageData(sensorCanvas('camera')), { pixelRatio: 2 });
   map.addImage('sensor-detector', imageData(sensorCanvas('detector')), { pixelRatio: 2 });
+  map.addImage('sensor-sensor', imageData(sensorCanvas('sensor')), { pixelRatio: 2 });
   map.on('styleimagemissing', (e) => {
     const id = e.id;
     if (map.hasImage(id)) return;

@@ -6,6 +6,7 @@ export class Live extends EventTarget {
   constructor() {
     super();
     this.ws = null;
+    this.path = '/ws';        // the live city, or a replay session's /api/v1/replays/{id}/ws
     this.sub = null;          // the subscription to (re)send: {bbox, res, window, layers}
     this.seq = null;          // last seq applied
     this.baseRes = 9;
@@ -47,7 +48,7 @@ export class Live extends EventTarget {
     const proto = location.protocol === 'https:' ? 'wss' : 'ws';
     let ws;
     try {
-      ws = new WebSocket(`${proto}://${location.host}/ws`);
+      ws = new WebSocket(`${proto}://${location.host}${this.path}`);
     } catch (e) {
       this.scheduleRetry(String(e));
       return;
@@ -69,6 +70,20 @@ export class Live extends EventTarget {
     const delay = Math.min(5000, 500 * 2 ** Math.min(this.attempt - 1, 4)) * (0.8 + Math.random() * 0.4);
     this.setState(this.attempt > 20 ? 'offline' : 'reconnecting', { reason, code, retryIn: delay });
     this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  // switchTo follows another timeline (a replay session, or the live city again): a fresh connection and a
+  // fresh snapshot, never a resume across timelines.
+  switchTo(path) {
+    this.path = path;
+    this.seq = null;
+    this.instance = undefined;
+    this.attempt = 0;
+    clearTimeout(this.retryTimer);
+    const old = this.ws;
+    this.ws = null;
+    if (old) old.close(1000, 'switching timeline');
+    if (!this.stopped) this.connect();
   }
 
   heartbeat() {

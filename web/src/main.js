@@ -3,6 +3,9 @@
 // session, the time bar. See docs/command-center.md.
 import { api, can, clearToken, session, setToken, whoami } from './api.js';
 import { Detail, History } from './detail.js';
+import { DispatchPanel } from './dispatch.js';
+import { Replay } from './replay.js';
+import { IntersectionView } from './signals.js';
 import { UNIT_STATUS_COLOR, incidentIconURL, sensorIconURL, unitIconURL } from './icons.js';
 import { Live } from './live.js';
 import { CityMap, LAYERS } from './map.js';
@@ -14,7 +17,7 @@ const state = {
   units: new Map(), transit: new Map(), sensors: new Map(), features: new Set(), status: null, eventNow: 0,
   layers: JSON.parse(localStorage.getItem('cb_layers') || '{}'),
 };
-let cityMap, live, queue, detail, cityMap_roadsHook;
+let cityMap, live, queue, detail, cityMap_roadsHook, dispatcher, intersections, replay;
 const history = new History();
 
 // ---------- login ----------
@@ -95,6 +98,7 @@ function startApp() {
   $('window').value = state.window;
   detail = new Detail(history);
   detail.addEventListener('close', () => cityMap.select(null));
+  intersections = new IntersectionView(detail);
   queue = new Queue();
   queue.canDispatch = () => [...state.units.values()].some((u) => u.status === 'available');
   cityMap_roadsHook = () => cityMap.loadLinks(state.window);
@@ -104,17 +108,26 @@ function startApp() {
   cityMap.addEventListener('roads', () => cityMap_roadsHook());
   cityMap.addEventListener('error', (e) => console.warn(e.detail));
   cityMap.fitNetwork();
+  dispatcher = new DispatchPanel(cityMap);
+  dispatcher.addEventListener('dispatched', () => pollUnits());
+  dispatcher.start();
   buildLayerPanel();
   buildLegend();
 
-  queue.addEventListener('change', (e) => { updateIncidentsOnMap(e.detail); updateKPIs(); });
+  queue.addEventListener('change', (e) => {
+    updateIncidentsOnMap(e.detail);
+    updateKPIs();
+    if (dispatcher.inc && !queue.selected) dispatcher.show(null);
+    else if (dispatcher.inc && queue.items.get(dispatcher.inc.id)) { dispatcher.inc = queue.items.get(dispatcher.inc.id); }
+  });
   queue.addEventListener('select', (e) => {
     const inc = e.detail.incident;
+    dispatcher.show(inc || null);
     if (!inc) return;
     cityMap.select('incident', inc.id);
     if (e.detail.locate) cityMap.flyTo(inc.lng, inc.lat, 15);
   });
-  queue.addEventListener('dispatch', (e) => dispatch(e.detail));
+  queue.addEventListener('dispatch', (e) => dispatcher.send(e.detail));
   queue.start();
 
   live = new Live();
@@ -125,6 +138,12 @@ function startApp() {
   live.addEventListener('servererror', (e) => console.warn('server:', e.detail));
   live.start();
 
+  replay = new Replay(live);
+  replay.eventNow = () => state.eventNow;
+  replay.addEventListener('enter', () => enterTimeline(true));
+  replay.addEventListener('exit', () => enterTimeline(false));
+  replay.allow();
+
   $('window').addEventListener('change', (e) => {
     state.window = e.target.value;
     localStorage.setItem('cb_window', state.window);
@@ -132,15 +151,33 @@ function startApp() {
     pollKPIs();
     cityMap.loadLinks(state.window);
   });
-  pollStatus();
+  pollStatus().then(pollKPIs);
   setInterval(pollStatus, 5000);
-  pollKPIs();
   setInterval(pollKPIs, 10000);
   pollUnits();
   setInterval(pollUnits, 4000);
   setInterval(() => cityMap.loadLinks(state.window), 5000);
   setInterval(ageOut, 30000);
-  window.citybrain = { state, get map() { return cityMap.map; }, cityMap, live, queue, detail };
+  window.citybrain = { state, get map() { return cityMap.map; }, cityMap, live, queue, detail, dispatcher, intersections, replay };
+}
+
+// enterTimeline switches the REST-fed parts between the live city and a replay session: while replaying, the
+// incidents and units come only from the session's websocket (the REST lists are live), KPIs are computed from
+// the session's cells, and the dispatch panel is closed (dispatch is live-only).
+function enterTimeline(replaying) {
+  state.replaying = replaying;
+  state.cells.clear(); history.clear();
+  for (const k of ['units', 'transit', 'sensors']) state[k].clear();
+  state.eventNow = 0;
+  queue.paused = replaying;
+  queue.replace([]);
+  dispatcher.show(null);
+  detail.close();
+  cityMap.setCells(state.cells, state.res);
+  updatePoints();
+  if (!replaying) { queue.refresh(); pollUnits(); pollStatus(); }
+  cityKPIs = null;
+  pollKPIs();
 }
 
 function layersWanted() {
@@ -188,7 +225,7 @@ function applyCells(m, snapshot) {
 
 // Units: GET /api/v1/units (latest position and status of every unit; "dispatched" while a dispatch holds it).
 async function pollUnits() {
-  if (state.unitsUnavailable) return;
+  if (state.unitsUnavailable || state.replaying) return;
   try {
     const list = await api('/api/v1/units');
     state.units.clear();
@@ -208,13 +245,16 @@ function ageOut() {
   if (changed) updatePoints();
 }
 
+// sensorKind: the server names an asset's kind in `asset` (camera, detector, sensor); `kind` is its event kind.
+const sensorKind = (s) => { const k = s.asset || s.kind; return k === 'camera' || k === 'video' ? 'camera' : k === 'detector' ? 'detector' : 'sensor'; };
+
 const point = (x, props) => ({ type: 'Feature', geometry: { type: 'Point', coordinates: [x.lng, x.lat] }, properties: props });
 
 function updatePoints() {
   if (!cityMap) return;
   cityMap.setPoints('units', [...state.units.values()].map((u) => point(u, { id: u.id, unit_type: u.unit_type || 'rescue', status: u.status || 'busy' })));
   cityMap.setPoints('transit', [...state.transit.values()].map((v) => point(v, { id: v.id, mode: v.mode || 'bus', delay: v.delay_s ?? 0, route: v.route || '' })));
-  cityMap.setPoints('sensors', [...state.sensors.values()].map((s) => point(s, { id: s.id, kind: s.kind === 'camera' ? 'camera' : 'detector' })));
+  cityMap.setPoints('sensors', [...state.sensors.values()].map((s) => point(s, { id: s.id, kind: sensorKind(s) })));
   updateKPIs();
 }
 
@@ -248,38 +288,30 @@ function onPick(p) {
     case 'transit': {
       const v = state.transit.get(p.id) || {};
       detail.showThing(`${titleCase(v.mode || 'vehicle')} ${v.route || ''} · ${p.id}`, [['Route', v.route || '—'],
-        ['Delay', v.delay_s != null ? `${Math.round(v.delay_s / 60)} min` : '—'], ['Speed', `${num(v.speed_kmh)} km/h`], ['Load', v.load != null ? `${Math.round(v.load * 100)} %` : '—']]);
+        ['Delay', v.delay_s != null ? `${Math.round(v.delay_s / 60)} min` : '—'], ['Speed', `${num(v.speed_kmh)} km/h`], ['Load', v.load != null ? `${Math.round(v.load * 100)} %` : '—'],
+        ['Source', v.source || '—'], ['Updated', clock(v.ts)]]);
       break;
     }
     case 'sensor': {
       const s = state.sensors.get(p.id) || {};
-      detail.showThing(`${titleCase(s.kind || 'sensor')} ${p.id}`, Object.entries(s).filter(([k]) => !['id', 'lat', 'lng', 'seen', 'kind'].includes(k)).slice(0, 8)
-        .map(([k, v]) => [titleCase(k), typeof v === 'number' ? num(v, 1) : String(v)]));
+      const rows = Object.entries(s).filter(([k]) => !['id', 'lat', 'lng', 'seen', 'kind', 'asset', 'ts'].includes(k)).slice(0, 8)
+        .map(([k, v]) => [titleCase(k), typeof v === 'number' ? num(v, Number.isInteger(v) ? 0 : 2) : String(v)]);
+      rows.push(['Updated', clock(s.ts)]);
+      detail.showThing(`${titleCase(sensorKind(s))} ${p.id}`, rows);
       break;
     }
+    case 'intersection':
+      intersections.open(p.id, state.window);
+      break;
     default:
   }
 }
 
-// dispatch sends the unit with the shortest live travel time (GET /api/v1/incidents/{id}/units, routed over
-// the road network by the server) with POST /api/v1/dispatch.
-async function dispatch(inc) {
-  if (!can('incident.dispatch')) { toast(`Your role (${session.who?.role || 'none'}) may not dispatch.`, 'err'); return; }
-  try {
-    const options = await api(`/api/v1/incidents/${encodeURIComponent(inc.id)}/units?k=3`);
-    if (!options.length) { toast('No available unit can reach this incident.', 'err'); return; }
-    const o = options[0];
-    await api('/api/v1/dispatch', { method: 'POST', body: { incident_id: inc.id, unit_id: o.unit_id } });
-    toast(`${titleCase(o.type)} ${o.unit_id} dispatched — ETA ${Math.round(o.eta_s / 60)} min (${(o.route_length_m / 1000).toFixed(1)} km).`, 'ok');
-    pollUnits();
-  } catch (e) {
-    toast(`Dispatch failed: ${e.status === 404 || e.status === 405 ? 'the server does not accept dispatch' : e.message}`, 'err');
-  }
-}
 void distanceM;
 
 // ---------- status, KPIs ----------
 async function pollStatus() {
+  if (state.replaying && replay?.own) return;
   try {
     const s = await api('/api/v1/status');
     state.status = s;
@@ -290,17 +322,18 @@ async function pollStatus() {
       markAvailability();
     }
     if (!state.eventNow && s.now) $('evtime').textContent = clock(s.now);
-    showReplay(s.replay);
-    if (s.kpis) showKPIs(s.kpis);
+    replay.fromStatus(s.replay);
+    if (s.kpis && !s.replay) showKPIs(s.kpis);
   } catch { /* the connection indicator tells */ }
 }
 
 let cityKPIs = null;
 async function pollKPIs() {
-  if (state.status?.kpis) return;
+  if (state.status?.kpis && !state.replaying && !state.status.replay) return; // the server computes them
   try {
     const res = Math.max(0, state.baseRes - 2);
-    const cells = await api(`/api/v1/cells?res=${res}&window=${state.window}`);
+    const base = state.replaying && replay?.own ? `/api/v1/replays/${encodeURIComponent(replay.id)}/cells` : '/api/v1/cells';
+    const cells = await api(`${base}?res=${res}&window=${state.window}`);
     let n = 0, sp = 0, tpi = 0;
     for (const c of cells) {
       if (c.speed_kmh == null || !c.samples) continue;
@@ -312,7 +345,7 @@ async function pollKPIs() {
 }
 
 function updateKPIs() {
-  const k = state.status?.kpis || cityKPIs || {};
+  const k = (!state.replaying && !state.status?.replay && state.status?.kpis) || cityKPIs || {};
   showKPIs(k);
 }
 
@@ -392,49 +425,21 @@ function buildLegend() {
       el('span', {}, el('img', { src: unitIconURL('ambulance', 'available'), alt: '' }), 'unit available'),
       el('span', {}, el('img', { src: unitIconURL('police', 'en_route'), alt: '' }), 'en route'),
       el('span', {}, el('img', { src: sensorIconURL('camera'), alt: '' }), 'camera'),
-      el('span', {}, el('img', { src: sensorIconURL('detector'), alt: '' }), 'detector')),
+      el('span', {}, el('img', { src: sensorIconURL('detector'), alt: '' }), 'detector'),
+      el('span', {}, el('img', { src: sensorIconURL('sensor'), alt: '' }), 'IoT sensor'),
+      el('span', {}, el('i', { class: 'sw route' }), 'dispatch route'),
+      el('span', {}, el('i', { class: 'sw wave' }), 'green wave'),
+      el('span', {}, el('i', { class: 'sw node' }), 'intersection')),
     el('div', { class: 'muted small', style: 'margin-top:.4rem', text: 'Faded cells: few observations. 3D height: detector flow.' }));
   void UNIT_STATUS_COLOR;
 }
-
-// ---------- replay time bar ----------
-let replayId = null;
-function showReplay(r) {
-  const bar = $('timebar');
-  if (!r || !r.id) { bar.hidden = true; replayId = null; return; }
-  bar.hidden = false;
-  replayId = r.id;
-  const from = Date.parse(r.from), to = Date.parse(r.to), pos = Date.parse(r.position);
-  $('tb-from').textContent = clock(from);
-  $('tb-to').textContent = clock(to);
-  $('tb-pos').textContent = clock(pos);
-  $('tb-play').textContent = r.playing ? '❚❚' : '▶';
-  $('tb-play').dataset.playing = r.playing ? '1' : '';
-  if (document.activeElement !== $('tb-seek') && to > from) $('tb-seek').value = Math.round(((pos - from) / (to - from)) * 1000);
-  $('tb-speed').value = String(r.speed || 1);
-  for (const id of ['tb-play', 'tb-speed', 'tb-seek']) $(id).disabled = !can('replay.control');
-  bar.dataset.from = from; bar.dataset.to = to;
-}
-async function replayControl(body) {
-  if (!replayId) return;
-  try {
-    const { action, ...rest } = body;
-    const r = await api(`/api/v1/replays/${encodeURIComponent(replayId)}/${action}`, { method: 'POST', body: rest });
-    if (r && r.id) showReplay(r);
-  } catch (e) { toast(`Replay: ${e.message}`, 'err'); }
-}
-$('tb-play').addEventListener('click', () => replayControl({ action: $('tb-play').dataset.playing ? 'pause' : 'play' }));
-$('tb-speed').addEventListener('change', (e) => replayControl({ action: 'speed', speed: Number(e.target.value) }));
-$('tb-seek').addEventListener('change', (e) => {
-  const bar = $('timebar'), from = Number(bar.dataset.from), to = Number(bar.dataset.to);
-  replayControl({ action: 'seek', position: new Date(from + ((to - from) * e.target.value) / 1000).toISOString() });
-});
 
 // ---------- keyboard ----------
 document.addEventListener('keydown', (e) => {
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   const tag = e.target.tagName;
   if (tag === 'INPUT' && e.target.type !== 'checkbox' && e.target.type !== 'range') return;
+  if (e.target.closest?.('.opt') && (e.key === 'Enter' || e.key === ' ')) return;
   if (tag === 'TEXTAREA' || tag === 'SELECT' || !$('login').hidden || !queue) return;
   const help = $('help');
   if (!help.hidden) { if (e.key === 'Escape' || e.key === '?') help.hidden = true; e.preventDefault(); return; }
@@ -444,11 +449,11 @@ document.addEventListener('keydown', (e) => {
   else if (k === 'Enter') { if (queue.selected) queue.select(queue.selected, true); }
   else if (k === 'c' || k === 'C') queue.act(queue.selected, 'confirmed');
   else if (k === 'x' || k === 'X') queue.act(queue.selected, 'dismissed');
-  else if (k === 'd' || k === 'D') { const inc = queue.items.get(queue.selected); if (inc) dispatch(inc); }
-  else if (k === 'Escape') { detail.close(); queue.selected = null; queue.render(); cityMap.select(null); }
+  else if (k === 'd' || k === 'D') { const inc = queue.items.get(queue.selected); if (inc) dispatcher.send(inc); }
+  else if (k === 'Escape') { detail.close(); queue.selected = null; queue.render(); cityMap.select(null); dispatcher.show(null); $('replay-form').hidden = true; }
   else if (k === '?') help.hidden = false;
   else if (k === 'w' || k === 'W') document.documentElement.classList.toggle('wall');
-  else if (k === ' ' && replayId) $('tb-play').click();
+  else if (k === ' ' && replay?.active) $('tb-play').click();
   else if (/^[1-9]$/.test(k) && LAYERS[Number(k) - 1]) { const l = LAYERS[Number(k) - 1]; toggleLayer(l.key, !state.layers[l.key]); }
   else return;
   e.preventDefault();

@@ -24,6 +24,7 @@ export function baseStyle() {
     version: 8,
     sources: {
       roads: src('id'), cells: src('cell'), incidents: src('id'), units: src('id'), transit: src('id'), sensors: src('id'),
+      nodes: src('id'), routes: src('id'), wave: src('id'),
     },
     layers: [
       { id: 'background', type: 'background', paint: { 'background-color': '#070b10' } },
@@ -40,6 +41,23 @@ export function baseStyle() {
       { id: 'cell-sel', type: 'line', source: 'cells', filter: ['==', ['get', 'cell'], ''], paint: { 'line-color': '#ffffff', 'line-width': 3 } },
       { id: 'road-sel', type: 'line', source: 'roads', filter: ['==', ['get', 'id'], ''],
         paint: { 'line-color': '#ffffff', 'line-width': roadWidth(1.6), 'line-opacity': 0.9 } },
+      // Intersections: the end points of the loaded road links (clickable for signal plans).
+      { id: 'nodes', type: 'circle', source: 'nodes', minzoom: 13,
+        paint: { 'circle-radius': ['interpolate', ['linear'], ['zoom'], 13, 2.5, 16, 6], 'circle-color': '#0b1117',
+          'circle-stroke-color': '#9fb3c8', 'circle-stroke-width': ['interpolate', ['linear'], ['zoom'], 13, 1, 16, 2], 'circle-stroke-opacity': 0.8 } },
+      { id: 'node-sel', type: 'circle', source: 'nodes', filter: ['==', ['get', 'id'], ''],
+        paint: { 'circle-radius': 11, 'circle-color': 'rgba(62,166,255,.2)', 'circle-stroke-color': '#3ea6ff', 'circle-stroke-width': 3 } },
+      // Dispatch: candidate routes (dashed) and the dispatched unit's route (solid, casing), its green wave.
+      { id: 'route-casing', type: 'line', source: 'routes', filter: ['==', ['get', 'kind'], 'dispatch'],
+        layout: { 'line-cap': 'round', 'line-join': 'round' }, paint: { 'line-color': '#03070b', 'line-width': ['interpolate', ['linear'], ['zoom'], 11, 6, 16, 12], 'line-opacity': 0.85 } },
+      { id: 'route-option', type: 'line', source: 'routes', filter: ['==', ['get', 'kind'], 'option'],
+        layout: { 'line-cap': 'round', 'line-join': 'round' },
+        paint: { 'line-color': ['case', ['get', 'best'], '#e2e8f0', '#7c8ea3'], 'line-width': ['case', ['get', 'best'], 4, 2.5], 'line-dasharray': [1.5, 1.5], 'line-opacity': 0.9 } },
+      { id: 'route', type: 'line', source: 'routes', filter: ['==', ['get', 'kind'], 'dispatch'],
+        layout: { 'line-cap': 'round', 'line-join': 'round' }, paint: { 'line-color': '#22d3ee', 'line-width': ['interpolate', ['linear'], ['zoom'], 11, 3, 16, 7] } },
+      { id: 'wave', type: 'circle', source: 'wave',
+        paint: { 'circle-radius': ['interpolate', ['linear'], ['zoom'], 11, 5, 16, 9], 'circle-color': ['case', ['get', 'passed'], '#475569', '#22c55e'],
+          'circle-stroke-color': '#03070b', 'circle-stroke-width': 2 } },
       { id: 'sensors', type: 'symbol', source: 'sensors', minzoom: 12,
         layout: { 'icon-image': ['concat', 'sensor-', ['get', 'kind']], 'icon-size': ['interpolate', ['linear'], ['zoom'], 12, 0.45, 16, 0.75], 'icon-allow-overlap': true } },
       { id: 'transit', type: 'circle', source: 'transit',
@@ -69,6 +87,7 @@ export const LAYERS = [
   { key: 'units', label: 'Emergency units', layers: ['units'], on: true },
   { key: 'sensors', label: 'Cameras & detectors', layers: ['sensors'], on: false },
   { key: 'transit', label: 'Transit vehicles', layers: ['transit'], on: false },
+  { key: 'nodes', label: 'Intersections', layers: ['nodes', 'node-sel'], on: true },
 ];
 
 export class CityMap extends EventTarget {
@@ -79,7 +98,9 @@ export class CityMap extends EventTarget {
     this.roadMid = new Map(); // road id → [lng, lat] midpoint
     this.roadState = new Map();
     this.dirty = new Set();
-    this.data = { cells: EMPTY, incidents: EMPTY, units: EMPTY, transit: EMPTY, sensors: EMPTY };
+    this.data = { cells: EMPTY, incidents: EMPTY, units: EMPTY, transit: EMPTY, sensors: EMPTY, nodes: EMPTY, routes: EMPTY, wave: EMPTY };
+    this.nodes = new Map(); // intersection id → [lng, lat], from the loaded links' end points
+    this.waveMarkers = [];
     this.netKey = '';
     this.netAbort = null;
     this.pulseOn = false;
@@ -101,7 +122,7 @@ export class CityMap extends EventTarget {
     });
     this.map.on('moveend', () => { this.loadNetwork(); this.emit('viewport'); });
     this.map.on('click', (e) => this.onClick(e));
-    for (const id of ['cells-fill', 'cells-3d', 'roads', 'incidents', 'units', 'sensors', 'transit']) {
+    for (const id of ['cells-fill', 'cells-3d', 'roads', 'incidents', 'units', 'sensors', 'transit', 'nodes']) {
       this.map.on('mouseenter', id, () => { this.map.getCanvas().style.cursor = 'pointer'; });
       this.map.on('mouseleave', id, () => { this.map.getCanvas().style.cursor = ''; });
     }
@@ -162,6 +183,7 @@ export class CityMap extends EventTarget {
         this.roadMid.set(f.properties.id, c.length % 2 ? c[m] : [(c[m - 1][0] + c[m][0]) / 2, (c[m - 1][1] + c[m][1]) / 2]);
       }
       this.roads = fc;
+      this.setNodes(fc);
       this.roadState.clear();
       if (this.loaded) this.map.getSource('roads').setData(fc);
       this.roadCount = fc.features.length;
@@ -171,6 +193,54 @@ export class CityMap extends EventTarget {
     } catch (e) {
       if (e.name !== 'AbortError') this.emit('error', 'road network: ' + e.message);
     }
+  }
+
+  // setNodes derives the intersections from the links' `from`/`to` and the ends of their geometry. The ends of
+  // a simplified line are kept (Douglas-Peucker), so they are the nodes' positions.
+  setNodes(fc) {
+    const nodes = new Map();
+    for (const f of fc.features) {
+      const c = f.geometry.coordinates, p = f.properties;
+      if (p.from && !nodes.has(p.from)) nodes.set(p.from, c[0]);
+      if (p.to && !nodes.has(p.to)) nodes.set(p.to, c[c.length - 1]);
+    }
+    this.nodes = nodes;
+    this.data.nodes = { type: 'FeatureCollection', features: [...nodes].map(([id, xy]) =>
+      ({ type: 'Feature', geometry: { type: 'Point', coordinates: xy }, properties: { id } })) };
+    this.markDirty('nodes');
+  }
+
+  // setRoutes shows candidate routes (kind "option", the best one brighter) and the dispatched route ("dispatch").
+  setRoutes(features) {
+    this.data.routes = { type: 'FeatureCollection', features };
+    this.markDirty('routes');
+  }
+
+  // setWave shows the green-wave intersections of a dispatch: a dot each and a label with its order and the
+  // time it should turn green (HTML markers: the style has no glyphs, by design).
+  setWave(list, fmt) {
+    this.data.wave = { type: 'FeatureCollection', features: list.map((g) => ({ type: 'Feature', geometry: { type: 'Point', coordinates: [g.lng, g.lat] },
+      properties: { id: g.node_id, passed: !!g.passed } })) };
+    this.markDirty('wave');
+    const keep = this.waveMarkers.length === list.length;
+    if (!keep) { for (const m of this.waveMarkers) m.remove(); this.waveMarkers = []; }
+    list.forEach((g, i) => {
+      let m = this.waveMarkers[i];
+      if (!m) {
+        const e = document.createElement('div');
+        e.className = 'wave-label';
+        m = new maplibregl.Marker({ element: e, anchor: 'left', offset: [12, 0] }).setLngLat([g.lng, g.lat]).addTo(this.map);
+        this.waveMarkers[i] = m;
+      }
+      const e = m.getElement();
+      e.classList.toggle('passed', !!g.passed);
+      e.dataset.node = g.node_id;
+      e.innerHTML = '';
+      const b = document.createElement('b'); b.textContent = String(g.order ?? i + 1);
+      const t = document.createElement('span'); t.textContent = g.passed ? 'passed' : `green ${fmt(g.green_at)}`;
+      e.append(b, t);
+      m.setLngLat([g.lng, g.lat]);
+    });
   }
 
   // setCells replaces the cells shown (cells: Map id → cell object with boundary).
@@ -320,17 +390,18 @@ export class CityMap extends EventTarget {
     this.map.setFilter('cell-sel', ['==', ['get', 'cell'], kind === 'cell' ? id : '']);
     this.map.setFilter('road-sel', ['==', ['get', 'id'], kind === 'road' ? id : '']);
     this.map.setFilter('inc-sel', ['==', ['get', 'id'], kind === 'incident' ? id : '']);
+    this.map.setFilter('node-sel', ['==', ['get', 'id'], kind === 'intersection' ? id : '']);
   }
 
   onClick(e) {
-    const order = ['incidents', 'units', 'transit', 'sensors', 'roads', 'cells-3d', 'cells-fill'];
+    const order = ['incidents', 'units', 'transit', 'sensors', 'nodes', 'roads', 'cells-3d', 'cells-fill'];
     const layers = order.filter((id) => this.map.getLayer(id) && this.map.getLayoutProperty(id, 'visibility') !== 'none');
     const box = [[e.point.x - 4, e.point.y - 4], [e.point.x + 4, e.point.y + 4]];
     const hits = this.map.queryRenderedFeatures(box, { layers });
     hits.sort((a, b) => order.indexOf(a.layer.id) - order.indexOf(b.layer.id));
     const f = hits[0];
     if (!f) { this.emit('pick', null); return; }
-    const kind = { incidents: 'incident', units: 'unit', transit: 'transit', sensors: 'sensor', roads: 'road' }[f.layer.id] || 'cell';
+    const kind = { incidents: 'incident', units: 'unit', transit: 'transit', sensors: 'sensor', roads: 'road', nodes: 'intersection' }[f.layer.id] || 'cell';
     this.emit('pick', { kind, id: kind === 'cell' ? f.properties.cell : f.properties.id, props: f.properties, lngLat: e.lngLat });
   }
 

@@ -33,6 +33,7 @@ export class Queue extends EventTarget {
   }
 
   async refresh() {
+    if (this.paused) return; // replaying: incidents come from the session's websocket
     try {
       const list = await api(`/api/v1/incidents?status=${this.filter}`);
       this.available = true;
