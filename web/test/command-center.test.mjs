@@ -4,9 +4,10 @@
 // cannot), and the view recovers after the server restarts.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { TOKENS, apiCall, connState, launchBrowser, openApp, renderedCells, sleep, startServer, waitFor } from './harness.mjs';
+import { TOKENS, apiCall, connState, launchBrowser, makeIncident, openApp, renderedCells, sleep, startServer, waitFor } from './harness.mjs';
 
 let server, browser;
+
 
 before(async () => {
   browser = await launchBrowser();
@@ -18,7 +19,7 @@ after(async () => {
   await server?.stop();
 });
 
-describe('command center', { timeout: 150_000 }, () => {
+describe('command center', { timeout: 240_000 }, () => {
   let viewer; // one signed-in viewer page reused by several tests (keeps the run lean on 2 cores)
 
   test('login screen rejects a wrong token, then a viewer signs in', async () => {
@@ -71,7 +72,7 @@ describe('command center', { timeout: 150_000 }, () => {
     });
     assert.ok(pt, 'a cell not under a panel');
     await page.evaluate(() => {
-      for (const l of ['roads', 'incidents', 'units']) window.citybrain.cityMap.setLayer(l, false);
+      for (const l of ['roads', 'incidents', 'units', 'nodes']) window.citybrain.cityMap.setLayer(l, false);
       window.citybrain.map.setLayoutProperty('roads', 'visibility', 'none'); // the base map: click the cell, not a road
     });
     await page.mouse.click(pt.x, pt.y);
@@ -81,7 +82,7 @@ describe('command center', { timeout: 150_000 }, () => {
     await page.keyboard.press('Escape');
     assert.equal(await page.isVisible('#detail'), false);
     await page.evaluate(() => {
-      for (const l of ['roads', 'incidents', 'units']) window.citybrain.cityMap.setLayer(l, true);
+      for (const l of ['roads', 'incidents', 'units', 'nodes']) window.citybrain.cityMap.setLayer(l, true);
       window.citybrain.map.setLayoutProperty('roads', 'visibility', 'visible');
     });
   });
@@ -139,6 +140,121 @@ describe('command center', { timeout: 150_000 }, () => {
     } finally {
       await cmd.context.close();
     }
+  });
+
+  test('a commander dispatches a unit from the incident panel and sees its route and green wave; a viewer cannot', async (t) => {
+    const inc = await makeIncident(server, 3);
+    if (!inc) { t.skip('no incident: GET /api/v1/incidents stayed empty 15 s after a camera crash + stalled vehicle + standing probes'); return; }
+    let opts = [];
+    const deadline = Date.now() + 20_000;
+    while (!opts.length && Date.now() < deadline) {
+      const r = await apiCall(server, `/api/v1/incidents/${encodeURIComponent(inc.id)}/units?k=3`, { token: TOKENS.viewer });
+      assert.notEqual(r.status, 404, 'GET /api/v1/incidents/{id}/units missing: ' + r.text);
+      opts = r.status === 200 ? r.json : [];
+      if (!opts.length) await sleep(1000);
+    }
+    if (!opts.length) { t.skip(`no available unit can reach incident ${inc.id} within 20 s (GET …/units?k=3 stayed empty): nothing to dispatch`); return; }
+    const sel = `#queue-list .inc[data-id="${inc.id}"]`;
+    // Viewer: sees the nearest units, but both dispatch buttons are disabled; the server refuses anyway.
+    const { page } = viewer;
+    await page.waitForSelector(sel, { timeout: 8000 });
+    await page.click(sel);
+    await page.waitForSelector('#dispatch .opt', { timeout: 15_000 });
+    assert.equal(await page.isDisabled(`${sel} button.dispatch`), true, 'viewer: queue dispatch disabled');
+    assert.equal(await page.isDisabled('#dispatch-send'), true, 'viewer: panel dispatch disabled');
+    const denied = await apiCall(server, '/api/v1/dispatch', { token: TOKENS.viewer, method: 'POST', body: { incident_id: inc.id, unit_id: opts[0].unit_id } });
+    assert.equal(denied.status, 403, 'the server refuses a viewer: ' + denied.text);
+    await page.keyboard.press('Escape');
+    // Commander: the three best units with ETAs; send the chosen one.
+    const cmd = await openApp(browser, server, 'commander');
+    try {
+      const p = cmd.page;
+      await p.waitForSelector(sel, { timeout: 8000 });
+      await p.click(sel);
+      await p.waitForSelector('#dispatch .opt', { timeout: 15_000 });
+      const shown = await p.$$eval('#dispatch .opt', (els) => els.map((e) => ({ unit: e.dataset.unit, eta: e.querySelector('.eta-v').textContent })));
+      assert.ok(shown.length >= 1 && shown.length <= 3, `1–3 units shown, got ${shown.length}`);
+      for (const o of shown) assert.match(o.eta, /\d+ (s|min)/, `ETA shown for ${o.unit}`);
+      const pick = shown[shown.length > 1 ? 1 : 0].unit; // the choice is the operator's, not always the best
+      await p.click(`#dispatch .opt[data-unit="${pick}"]`);
+      await p.waitForSelector(`#dispatch .opt.sel[data-unit="${pick}"]`);
+      await p.click('#dispatch-send');
+      const d = await waitFor(async () => {
+        const list = (await apiCall(server, '/api/v1/dispatches', { token: TOKENS.viewer })).json || [];
+        return list.find((x) => x.incident_id === inc.id);
+      }, { timeout: 10_000, what: 'dispatch on the server' });
+      assert.equal(d.unit_id, pick, 'the chosen unit was sent');
+      await p.waitForSelector('#dispatch .dp-track', { timeout: 10_000 });
+      assert.match(await p.textContent('#dispatch-eta'), /\d+ (s|min)|arrived/);
+      await p.evaluate(([lng, lat]) => window.citybrain.cityMap.flyTo(lng, lat, 14), [inc.lng, inc.lat]);
+      const drawn = await waitFor(() => p.evaluate(() => window.citybrain.map.queryRenderedFeatures({ layers: ['route'] }).length), { timeout: 15_000, what: 'route drawn' });
+      assert.ok(drawn > 0);
+      const full = (await apiCall(server, `/api/v1/dispatches/${d.id}`, { token: TOKENS.viewer })).json;
+      if (full.green_wave?.length) {
+        await waitFor(async () => (await p.$$('.wave-label')).length === full.green_wave.length, { what: 'green-wave labels' });
+        assert.match(await p.textContent('#dispatch .dp-wave'), /green \d\d:\d\d|passed/);
+      }
+      // ETA and progress follow the dispatch (polled every 2 s).
+      const polls = await waitFor(async () => {
+        const n = await p.evaluate(() => window.citybrain.dispatcher.track?.updated_at);
+        return n && n !== full.created_at ? n : null;
+      }, { timeout: 10_000, what: 'dispatch polled' });
+      assert.ok(polls);
+      assert.deepEqual(cmd.problems.page, [], 'page errors');
+      assert.deepEqual(cmd.problems.console, [], 'console errors');
+    } finally {
+      await cmd.context.close();
+    }
+  });
+
+  test('a police officer sees the recommended plan of an intersection and accepts it', async () => {
+    // A signalised intersection of the demo city with approaches, from the network's link ends.
+    const net = (await apiCall(server, '/api/v1/network?zoom=14')).json;
+    const ids = [...new Set(net.features.flatMap((f) => [f.properties.to, f.properties.from]))];
+    let node = null;
+    for (const id of ids) {
+      const r = await apiCall(server, `/api/v1/intersections/${encodeURIComponent(id)}`, { token: TOKENS.viewer });
+      if (r.status === 200 && r.json.signalised && r.json.approaches.length >= 3) { node = r.json; break; }
+    }
+    assert.ok(node, 'a signalised intersection in the demo city');
+    const pol = await openApp(browser, server, 'police');
+    try {
+      const p = pol.page;
+      await waitFor(() => p.evaluate(() => window.citybrain.cityMap.loaded), { what: 'map loaded' });
+      await p.evaluate(([lng, lat]) => {
+        const c = window.citybrain.cityMap;
+        for (const l of ['incidents', 'units', 'transit', 'sensors']) c.setLayer(l, false);
+        c.map.jumpTo({ center: [lng, lat], zoom: 16 });
+      }, [node.lng, node.lat]);
+      const pt = await waitFor(() => p.evaluate((id) => {
+        const m = window.citybrain.map;
+        const f = m.queryRenderedFeatures({ layers: ['nodes'] }).find((x) => x.properties.id === id);
+        if (!f) return null;
+        const r = m.getCanvas().getBoundingClientRect(), q = m.project(f.geometry.coordinates);
+        return { x: r.left + q.x, y: r.top + q.y };
+      }, node.id), { timeout: 20_000, what: `intersection ${node.id} drawn` });
+      await p.mouse.click(pt.x, pt.y);
+      await p.waitForSelector('#detail:not([hidden]) #plan', { timeout: 10_000 });
+      assert.match(await p.textContent('#detail h2'), new RegExp(node.id));
+      assert.equal(await p.$$eval('#detail table.appr tbody tr', (r) => r.length), node.approaches.length, 'one row per approach');
+      assert.match(await p.textContent('#plan'), /Cycle\s*\d+ s/);
+      assert.equal(await p.isDisabled('#plan-accept'), false, 'police may accept');
+      await p.fill('#plan-note', 'web test');
+      await p.click('#plan-accept');
+      const dec = await waitFor(async () => {
+        const list = (await apiCall(server, `/api/v1/intersections/${encodeURIComponent(node.id)}/plans`, { token: TOKENS.viewer })).json || [];
+        return list.find((x) => x.accepted && x.by === 'test-police');
+      }, { timeout: 8000, what: 'accepted plan on the server' });
+      assert.equal(dec.note, 'web test');
+      await p.waitForSelector('#detail ul.decisions li.acc', { timeout: 8000 });
+      assert.deepEqual(pol.problems.page, [], 'page errors');
+      assert.deepEqual(pol.problems.console, [], 'console errors');
+    } finally {
+      await pol.context.close();
+    }
+    // A viewer sees the plan with the decision buttons disabled; the server refuses it.
+    const denied = await apiCall(server, `/api/v1/intersections/${encodeURIComponent(node.id)}/plan`, { token: TOKENS.viewer, method: 'POST', body: { decision: 'accept', method: 'webster' } });
+    assert.equal(denied.status, 403, denied.text);
   });
 
   test('after the server restarts, the page reconnects and recovers the view', async () => {

@@ -124,4 +124,31 @@ export function renderedCells(page) {
   });
 }
 
+// makeIncident posts obviously incident-worthy evidence at the middle of the n-th primary road of the demo
+// city (a camera sees a crash and a stalled vehicle, probes stand still) and returns the incident the engine
+// makes of it, or null when none appears within 15 s.
+export async function makeIncident(srv, n = 0) {
+  const net = (await apiCall(srv, '/api/v1/network?zoom=12')).json;
+  const prim = net.features.filter((f) => f.properties.class === 'primary');
+  const link = prim[n % Math.max(1, prim.length)] || net.features[n];
+  const [lng, lat] = link.geometry.coordinates[Math.floor(link.geometry.coordinates.length / 2)];
+  const now = Date.now(), cam = `cam-${String(201 + n)}`;
+  const ev = [
+    { kind: 'video', ts: now - 20_000, id: cam, lat, lng, type: 'crash', confidence: 0.97, source: 'video-analytics' },
+    { kind: 'video', ts: now - 15_000, id: cam, lat, lng, type: 'stalled_vehicle', confidence: 0.95, source: 'video-analytics' },
+  ];
+  for (let i = 0; i < 12; i++) ev.push({ kind: 'probe', ts: now - 30_000 + i * 2500, id: `veh-${n}-${i % 4}`, lat: lat + (i % 3) * 1e-4, lng, speed_kmh: 0.5 });
+  const posted = await apiCall(srv, '/api/v1/events', { token: TOKENS.feed, method: 'POST', contentType: 'application/x-ndjson',
+    body: ev.map((e) => JSON.stringify(e)).join('\n') });
+  if (posted.status !== 200) throw new Error(`POST /api/v1/events: ${posted.status} ${posted.text}`);
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const list = (await apiCall(srv, '/api/v1/incidents?status=active', { token: TOKENS.viewer })).json || [];
+    const inc = list.find((i) => Math.abs(i.lat - lat) < 0.003 && Math.abs(i.lng - lng) < 0.003);
+    if (inc) return inc;
+    await sleep(1000);
+  }
+  return null;
+}
+
 export const connState = (page) => page.getAttribute('#conn', 'data-state');

@@ -3,7 +3,7 @@
 // video-wall layout. Run by scripts/web-screenshots.sh.
 import fs from 'node:fs';
 import path from 'node:path';
-import { TOKENS, apiCall, launchBrowser, openApp, renderedCells, sleep, startServer, waitFor } from './harness.mjs';
+import { TOKENS, apiCall, launchBrowser, makeIncident, openApp, renderedCells, sleep, startServer, waitFor } from './harness.mjs';
 
 const out = path.resolve(process.argv[2] || '../docs/screenshots');
 fs.mkdirSync(out, { recursive: true });
@@ -19,11 +19,29 @@ try {
   await shot(lp, 'login.png');
   await ctx.close();
 
-  // Laptop: commander, live city, let history and incidents build up.
+  // Laptop: commander, live city, let history and incidents build up (two incidents reported by cameras).
   const { page } = await openApp(browser, server, 'commander', { viewport: { width: 1440, height: 900 } });
   await waitFor(() => renderedCells(page), { timeout: 30_000, what: 'cells' });
-  await sleep(40_000);
+  const inc = await makeIncident(server, 3);
+  await makeIncident(server, 7);
+  await page.evaluate(() => { for (const l of ['transit', 'sensors']) window.citybrain.cityMap.setLayer(l, true); });
+  await sleep(35_000);
   await shot(page, 'main.png');
+
+  // Dispatch: the nearest units of an incident, then the chosen one en route with its green wave.
+  if (inc && await page.$(`#queue-list .inc[data-id="${inc.id}"]`)) {
+    await page.click(`#queue-list .inc[data-id="${inc.id}"]`);
+    await page.evaluate(([lng, lat]) => window.citybrain.cityMap.map.jumpTo({ center: [lng, lat], zoom: 14.6 }), [inc.lng, inc.lat]);
+    if (await page.waitForSelector('#dispatch .opt', { timeout: 15_000 }).catch(() => null)) {
+      await sleep(1500);
+      await shot(page, 'dispatch-options.png');
+      await page.click('#dispatch-send');
+      await page.waitForSelector('#dispatch .dp-track', { timeout: 10_000 });
+      await sleep(5000);
+      await shot(page, 'dispatch.png');
+    }
+    await page.keyboard.press('Escape');
+  }
 
   // Incident queue with the top incident selected (evidence and actions shown).
   if (await page.$('#queue-list .inc')) {
@@ -62,6 +80,38 @@ try {
   await shot(page, 'cells-3d.png');
   await page.keyboard.press('2');
   await page.context().close();
+
+  // Intersection: a police officer's view of a signalised intersection and its recommended plan.
+  const pol = await openApp(browser, server, 'police', { viewport: { width: 1440, height: 900 } });
+  await waitFor(() => pol.page.evaluate(() => window.citybrain.cityMap.loaded), { what: 'map' });
+  const net = (await apiCall(server, '/api/v1/network?zoom=14')).json;
+  let node = null;
+  for (const id of [...new Set(net.features.map((f) => f.properties.to))]) {
+    const r = await apiCall(server, `/api/v1/intersections/${encodeURIComponent(id)}`);
+    if (r.json?.signalised && r.json.approaches.length >= 4 && r.json.approaches.filter((a) => a.state).length >= 2) { node = r.json; break; }
+  }
+  if (node) {
+    await pol.page.evaluate(([lng, lat]) => window.citybrain.cityMap.map.jumpTo({ center: [lng + 0.004, lat], zoom: 16 }), [node.lng, node.lat]);
+    await sleep(2500);
+    await pol.page.evaluate((id) => window.citybrain.intersections.open(id, '300s').then(() => window.citybrain.cityMap.select('intersection', id)), node.id);
+    await sleep(1500);
+    await shot(pol.page, 'intersection.png');
+  }
+  await pol.context.close();
+
+  // Replay: a planner replays the last minutes at 10×, with the time bar.
+  const pl = await openApp(browser, server, 'planner', { viewport: { width: 1440, height: 900 } });
+  await waitFor(() => renderedCells(pl.page), { timeout: 30_000, what: 'cells' });
+  await pl.page.click('#replay-open');
+  await sleep(500);
+  await shot(pl.page, 'replay-form.png');
+  await pl.page.click('#replay-start');
+  await pl.page.waitForSelector('#timebar:not([hidden])', { timeout: 15_000 });
+  await waitFor(() => renderedCells(pl.page), { timeout: 30_000, what: 'replayed cells' });
+  await sleep(4000);
+  await shot(pl.page, 'replay.png');
+  await pl.page.click('#tb-live');
+  await pl.context.close();
 
   // Video wall (2560×1440, wall mode), viewer.
   const wall = await openApp(browser, server, 'viewer', { viewport: { width: 2560, height: 1440 } });
