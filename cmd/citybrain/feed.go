@@ -65,21 +65,9 @@ func feedMain(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
-	var sinks []feed.Sink
-	switch {
-	case strings.HasPrefix(*to, "http://") || strings.HasPrefix(*to, "https://"):
-		sinks = append(sinks, &feed.HTTPSink{URL: strings.TrimRight(*to, "/") + "/api/v1/events", Token: *token})
-	case strings.HasPrefix(*to, "nats://"):
-		nc, err := feed.DialNATS(*to, *token)
-		if err != nil {
-			return err
-		}
-		sinks = append(sinks, &feed.NATSSink{Conn: nc, Reply: !*noReply, Own: true})
-	case *to != "":
-		return fmt.Errorf("cannot run feed (--to %q): destination must start with http://, https:// or nats://", *to)
-	}
-	if *stdout || *to == "" {
-		sinks = append(sinks, feed.WriterSink{W: os.Stdout})
+	sinks, err := sinksFor(*to, *token, *noReply, *stdout)
+	if err != nil {
+		return err
 	}
 	s := feed.NewSender(ctx, *rate, sinks...)
 	s.BatchSize = *batch
@@ -319,4 +307,25 @@ func merge(dst, src *skipped.Log) {
 			dst.Add(r.Where, reason, r.Detail)
 		}
 	}
+}
+
+// sinksFor opens the destinations of --to (http(s):// or nats://; none: stdout) for feed and sim.
+func sinksFor(to, token string, noReply, stdout bool) ([]feed.Sink, error) {
+	var sinks []feed.Sink
+	switch {
+	case strings.HasPrefix(to, "http://") || strings.HasPrefix(to, "https://"):
+		sinks = append(sinks, &feed.HTTPSink{URL: strings.TrimRight(to, "/") + "/api/v1/events", Token: token})
+	case strings.HasPrefix(to, "nats://"):
+		nc, err := feed.DialNATS(to, token)
+		if err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, &feed.NATSSink{Conn: nc, Reply: !noReply, Own: true})
+	case to != "":
+		return nil, fmt.Errorf("cannot send to %q: the destination must start with http://, https:// or nats://", to)
+	}
+	if stdout || to == "" {
+		sinks = append(sinks, feed.WriterSink{W: os.Stdout})
+	}
+	return sinks, nil
 }

@@ -33,6 +33,7 @@ func usage() {
 commands:
   run       start the whole system (see citybrain run -h)
   feed      send a field format to a running server (see citybrain feed -h)
+  sim       run the demo city as a separate feeder (see citybrain sim -h)
   version   print the version
 `)
 }
@@ -48,6 +49,8 @@ func main() {
 		err = runMain(os.Args[2:])
 	case "feed":
 		err = feedMain(os.Args[2:])
+	case "sim":
+		err = simMain(os.Args[2:])
 	case "replay":
 		err = replayMain(os.Args[2:])
 	case "export":
