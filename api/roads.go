@@ -137,3 +137,45 @@ func (s *Server) handleIntersection(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(buf)
 }
+
+// handleIntersections serves GET /api/v1/intersections?bbox=…: the intersections of the loaded network in
+// bbox with whether they are signalised and their approaches' links.
+func (s *Server) handleIntersections(w http.ResponseWriter, r *http.Request) {
+	if s.Network == nil {
+		writeError(w, http.StatusNotFound, "no road network is loaded (run with --network FILE or the demo city)")
+		return
+	}
+	bbox := geo.BBox{MinLng: -180, MinLat: -90, MaxLng: 180, MaxLat: 90}
+	if b := r.URL.Query().Get("bbox"); b != "" {
+		var err error
+		if bbox, err = parseBBox(b); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	buf := []byte{'['}
+	n := 0
+	for _, node := range s.Network.Nodes() {
+		if !bbox.Contains(node.Lat, node.Lng) {
+			continue
+		}
+		if n > 0 {
+			buf = append(buf, ',')
+		}
+		n++
+		buf = append(buf, `{"id":`...)
+		buf = ingest.AppendQuoted(buf, node.ID)
+		buf = append(buf, `,"lat":`...)
+		buf = trimFloat(buf, node.Lat, 6)
+		buf = append(buf, `,"lng":`...)
+		buf = trimFloat(buf, node.Lng, 6)
+		buf = append(buf, `,"signalised":`...)
+		buf = strconv.AppendBool(buf, node.Signalised)
+		buf = append(buf, `,"approaches":`...)
+		buf = strconv.AppendInt(buf, int64(len(node.Approaches)), 10)
+		buf = append(buf, '}')
+	}
+	buf = append(buf, "]\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(buf)
+}

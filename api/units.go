@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"citybrain/engine/dispatch"
 	"citybrain/geo"
@@ -109,7 +110,13 @@ func (s *Server) handleUnits(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, out)
 }
 
-func fmtTime(ms int64) string { return string(appendTime(nil, ms)) }
+// fmtTime is an RFC 3339 UTC time with milliseconds for encoding/json values ("" for no time).
+func fmtTime(ms int64) string {
+	if ms <= 0 {
+		return ""
+	}
+	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
 
 // handleIncidentUnits serves GET /api/v1/incidents/{id}/units?k=3: the k available units with the shortest
 // travel time to the incident over the road network at live speeds, each with its ETA and route.

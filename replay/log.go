@@ -44,6 +44,9 @@ type LogConfig struct {
 	// Duplicates is the window in which a message id is remembered for deduplication.
 	Duplicates time.Duration
 	Mem        memory.Allocator
+	// Existing opens streams that must already exist and leaves their settings alone (the export and replay
+	// tools: they must not reset a server's retention to their defaults).
+	Existing bool
 }
 
 // DefaultLogConfig keeps a week of events, up to 20 GiB.
@@ -73,6 +76,17 @@ func OpenLog(ctx context.Context, nc *nats.Conn, cfg LogConfig) (*Log, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open JetStream: %w", err)
+	}
+	if cfg.Existing {
+		events, err := js.Stream(ctx, EventsStream)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open stream %s (is this a CityBrain data directory with events?): %w", EventsStream, err)
+		}
+		dead, err := js.Stream(ctx, DeadStream)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open stream %s: %w", DeadStream, err)
+		}
+		return &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: max(int(nc.MaxPayload())-4096, 64<<10)}, nil
 	}
 	events, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: EventsStream, Subjects: []string{EventsSubject}, Storage: jetstream.FileStorage,

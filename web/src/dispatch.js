@@ -226,7 +226,7 @@ export class DispatchPanel extends EventTarget {
       el('div', { class: 'dp-prog', title: `${pct} % of ${km(d.route_length_m)}` }, el('i', { style: `width:${pct}%` })),
       el('div', { class: 'dp-meta' }, el('span', { text: `${pct} % of ${km(d.route_length_m)}` }),
         el('span', { text: `first ETA ${fmtETA(d.initial_eta_s)}` }), d.reroutes ? el('span', { text: `${d.reroutes} re-route${d.reroutes > 1 ? 's' : ''}` }) : null),
-      el('h4', { text: wave.length ? `Green wave · ${wave.filter((g) => !g.passed).length} signal${wave.length === 1 ? '' : 's'} ahead` : 'Green wave' }),
+      el('h4', { text: wave.length ? (() => { const n = wave.filter((g) => !g.passed).length; return `Green wave · ${n} signal${n === 1 ? '' : 's'} ahead`; })() : 'Green wave' }),
       wave.length ? el('ol', { class: 'dp-wave' }, wave.map((g) => {
         const t = Date.parse(g.green_at), dt = Math.round((t - now) / 1000);
         return el('li', { class: g.passed ? 'passed' : (dt <= 0 && now < Date.parse(g.hold_until) ? 'green' : ''), 'data-node': g.node_id, title: g.controller_msg || '' },

@@ -166,6 +166,7 @@ function startApp() {
 // the session's cells, and the dispatch panel is closed (dispatch is live-only).
 function enterTimeline(replaying) {
   state.replaying = replaying;
+  showConn({ state: live.state });
   state.cells.clear(); history.clear();
   for (const k of ['units', 'transit', 'sensors']) state[k].clear();
   state.eventNow = 0;
@@ -370,7 +371,8 @@ function showKPIs(k) {
 function showConn({ state: s, attempt, reason }) {
   const c = $('conn');
   c.dataset.state = s;
-  c.querySelector('span').textContent = { live: 'Live', connecting: 'Connecting', reconnecting: 'Reconnecting', offline: 'Offline' }[s] || s;
+  c.querySelector('span').textContent = s === 'live' && state.replaying ? 'Replay' : { live: 'Live', connecting: 'Connecting', reconnecting: 'Reconnecting', offline: 'Offline' }[s] || s;
+  c.classList.toggle('replay', !!state.replaying);
   c.title = reason ? `${reason}${attempt ? ` (attempt ${attempt})` : ''}` : '';
   const b = $('banner');
   if (s === 'reconnecting' || s === 'offline') {

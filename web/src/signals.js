@@ -88,8 +88,8 @@ export class IntersectionView {
       const ch = p.delay_change_pct;
       const cycleMax = Math.max(p.cycle_s, p.current_cycle_s || 0, 1);
       out.push(el('div', { class: 'metrics plan', id: 'plan' },
-        metric('Cycle', `${num(p.cycle_s, 0)} s`), metric('Now', `${num(p.current_cycle_s, 0)} s (${p.current_source})`),
-        metric('Delay', `${num(p.delay_now_s, 1)} → ${num(p.delay_plan_s, 1)} s`),
+        metric('Cycle', `${num(p.cycle_s, 0)} s`), metric(`Now (${p.current_source})`, `${num(p.current_cycle_s, 0)} s`),
+        metric('Delay / veh', `${num(p.delay_now_s, 0)} → ${num(p.delay_plan_s, 0)} s`),
         metric('Change', ch == null ? '—' : `${ch > 0 ? '+' : ''}${num(ch, 1)} %`, ch < -0.05 ? 'good' : ch > 0.05 ? 'bad' : '')),
       el('div', { class: 'phases' }, p.phases.map((ph, i) => el('div', { class: 'phase' + (p.method === 'max_pressure' && p.serve_now_phase === i ? ' now' : '') },
         el('span', { class: 'nm', text: ph.name }),

@@ -61,6 +61,7 @@ func OpenLogOffline(ctx context.Context, dataDir, natsURL string, lcfg replay.Lo
 		}
 		stops = append(stops, nc.Close)
 	}
+	lcfg.Existing = true
 	if l, err = replay.OpenLog(ctx, nc, lcfg); err != nil {
 		return nil, nil, err
 	}

@@ -715,6 +715,20 @@ func TestRoadNetworkLinksAndIntersections(t *testing.T) {
 	if inter.ID != node.ID || !inter.Signalised || inter.Approaches[0].Link != link.ID || inter.Approaches[0].State == nil {
 		t.Errorf("intersection %+v", inter)
 	}
+	var nodes []struct {
+		ID         string `json:"id"`
+		Signalised bool   `json:"signalised"`
+	}
+	getJSON(t, "http://"+s.Addr()+"/api/v1/intersections", &nodes)
+	signals := 0
+	for _, n := range nodes {
+		if n.Signalised {
+			signals++
+		}
+	}
+	if len(nodes) != len(cfg.Network.Nodes()) || signals == 0 || signals == len(nodes) {
+		t.Errorf("intersections: %d listed (%d signalised) of %d", len(nodes), signals, len(cfg.Network.Nodes()))
+	}
 	if code := getJSON(t, "http://"+s.Addr()+"/api/v1/intersections/nope", nil); code != 404 {
 		t.Errorf("missing intersection: %d", code)
 	}
