@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"citybrain/engine"
-	"citybrain/geo"
 	"citybrain/ingest"
 )
 
@@ -64,13 +63,10 @@ func appendAssets(buf []byte, sub *subscription, assets []engine.Event) []byte {
 }
 
 func (s *Server) serveAssets(w http.ResponseWriter, r *http.Request, layer string) {
-	bbox := geo.BBox{MinLng: -180, MinLat: -90, MaxLng: 180, MaxLat: 90}
-	if b := r.URL.Query().Get("bbox"); b != "" {
-		var err error
-		if bbox, err = parseBBox(b); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
+	bbox, err := bboxParam(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	sub := &subscription{CellQuery: CellQuery{BBox: bbox}, Layers: map[string]bool{layer: true}}
 	buf := appendAssets([]byte{'{'}, sub, s.Engine.Assets())

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +40,14 @@ func parseBBox(s string) (geo.BBox, error) {
 		return geo.BBox{}, fmt.Errorf("bbox %q is not a rectangle minLng<=maxLng, minLat<=maxLat within the globe", s)
 	}
 	return b, nil
+}
+
+// bboxParam reads the bbox query parameter; absent, the whole globe.
+func bboxParam(r *http.Request) (geo.BBox, error) {
+	if b := r.URL.Query().Get("bbox"); b != "" {
+		return parseBBox(b)
+	}
+	return geo.BBox{MinLng: -180, MinLat: -90, MaxLng: 180, MaxLat: 90}, nil
 }
 
 // parseWindow parses "60s", "300s", "900s" (or "1m", "5m", "15m"); empty is the 1-minute window.
@@ -167,35 +174,7 @@ func appendCell(buf []byte, v *engine.CellView, w int, geometry bool) []byte {
 func hasData(v *engine.CellView, w int) bool { return v.W[w].Events > 0 || v.IncidentScore > 0 }
 
 // handleCells serves GET /api/v1/cells.
-func (s *Server) handleCells(w http.ResponseWriter, r *http.Request) {
-	q, err := parseCellQuery(r.URL.Query().Get, s.Engine.Config().Res)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	views, err := s.Engine.Cells(q.Res, q.BBox)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	sort.Slice(views, func(i, j int) bool { return views[i].Cell < views[j].Cell })
-	buf := make([]byte, 0, 64+len(views)*400)
-	buf = append(buf, '[')
-	n := 0
-	for _, v := range views {
-		if !hasData(v, q.Window) {
-			continue
-		}
-		if n > 0 {
-			buf = append(buf, ',')
-		}
-		n++
-		buf = appendCell(buf, v, q.Window, false)
-	}
-	buf = append(buf, "]\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(buf)
-}
+func (s *Server) handleCells(w http.ResponseWriter, r *http.Request) { writeCells(w, r, s.Engine) }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")

@@ -145,13 +145,10 @@ func (s *Server) handleIntersections(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no road network is loaded (run with --network FILE or the demo city)")
 		return
 	}
-	bbox := geo.BBox{MinLng: -180, MinLat: -90, MaxLng: 180, MaxLat: 90}
-	if b := r.URL.Query().Get("bbox"); b != "" {
-		var err error
-		if bbox, err = parseBBox(b); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
+	bbox, err := bboxParam(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	buf := []byte{'['}
 	n := 0

@@ -265,13 +265,10 @@ func (s *Server) handleDead(w http.ResponseWriter, r *http.Request) {
 // empty collection.
 func (s *Server) handleNetwork(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	bbox := geo.BBox{MinLng: -180, MinLat: -90, MaxLng: 180, MaxLat: 90}
-	if b := q.Get("bbox"); b != "" {
-		var err error
-		if bbox, err = parseBBox(b); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
+	bbox, err := bboxParam(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	zoom := 14
 	if z := q.Get("zoom"); z != "" {
