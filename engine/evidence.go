@@ -170,62 +170,20 @@ type linkPoint struct {
 }
 
 // judgeLinks is the traffic rule on a road network: a link collapses while at least one of the links
-// leaving its end, with data, still flows (the classic upstream/downstream comparison of loop-detector algorithms;
-// downstream of a blockage traffic is free, in ordinary congestion or spillback it is not). down lists the
-// downstream links of each link.
+// leaving its end, with data, still flows (the classic upstream/downstream comparison of loop-detector
+// algorithms; downstream of a blockage traffic is free, in ordinary congestion or spillback it is not). down
+// lists the downstream links of each link. Without data downstream there is nothing to tell a blockage from
+// congestion: no evidence.
 func judgeLinks(samples []trafficSample, runs map[uint64]int, down [][]int32) []Evidence {
-	byLink := make(map[int32]*trafficSample, len(samples))
-	for i := range samples {
-		byLink[samples[i].link] = &samples[i]
-	}
-	for key := range runs {
-		if key&linkRunKey != 0 && byLink[int32(key&^linkRunKey)] == nil {
-			delete(runs, key)
-		}
-	}
-	var out []Evidence
-	for i := range samples {
-		x := &samples[i]
-		key := linkRunKey | uint64(uint32(x.link))
-		cond, ratio := x.collapse()
-		if cond {
-			sp, _ := x.now1.Speed()
-			var fastest float64
-			seen := false
+	return judge(samples, runs, trafficUnit{
+		key: func(x *trafficSample) uint64 { return linkRunKey | uint64(uint32(x.link)) },
+		neighbours: func(x *trafficSample, visit func(key uint64)) {
 			for _, d := range down[x.link] {
-				n := byLink[d]
-				if n == nil {
-					continue
-				}
-				nsp, nok := n.now1.Speed()
-				if !nok || n.now1.Samples < minAnomalyN {
-					continue
-				}
-				seen = true
-				if nsp >= 0.5*n.ff {
-					fastest = math.Max(fastest, nsp)
-				}
+				visit(linkRunKey | uint64(uint32(d)))
 			}
-			// Without data downstream there is nothing to tell a blockage from congestion: no evidence.
-			cond = seen && fastest >= neighbourRatio*sp
-		}
-		if !cond {
-			delete(runs, key)
-			continue
-		}
-		runs[key]++
-		if runs[key] < persistBuckets {
-			continue
-		}
-		w := 0.55 + 0.3*(1-math.Min(1, ratio/collapseRatio))
-		k := KindProbe
-		if x.now1.FlowN > 0 {
-			k = KindDetector
-		}
-		out = append(out, Evidence{Kind: k, Source: fmt.Sprintf("link:%d", x.link), Type: "speed_collapse",
-			TS: x.t, Lat: x.lat, Lng: x.lng, Cell: x.cell, Weight: math.Min(0.85, w)})
-	}
-	return out
+		},
+		source: func(x *trafficSample) string { return fmt.Sprintf("link:%d", x.link) },
+	})
 }
 
 // linkRunKey marks link entries in the persistence counters (cells are H3 indexes, whose top bit is 0).
@@ -251,56 +209,86 @@ func (x *trafficSample) collapse() (bool, float64) {
 	return cond, ratio
 }
 
-// judgeTraffic runs the traffic rule over the samples of one bucket end (tick goroutine) and returns the
-// evidence of cells whose anomaly has persisted. runs holds each cell's consecutive anomalous bucket ends.
+// judgeTraffic runs the traffic rule over the cell samples of one bucket end (tick goroutine), the six
+// neighbour cells playing the downstream part; without neighbour data the drop must reach lonelyRatio.
 func judgeTraffic(samples []trafficSample, runs map[uint64]int) []Evidence {
-	byCell := make(map[uint64]*trafficSample, len(samples))
+	return judge(samples, runs, trafficUnit{
+		key: func(x *trafficSample) uint64 { return x.cell },
+		neighbours: func(x *trafficSample, visit func(key uint64)) {
+			for _, nb := range h3.Cell(x.cell).GridDisk(1) {
+				if uint64(nb) != x.cell {
+					visit(uint64(nb))
+				}
+			}
+		},
+		lonelyRatio:     lonelyRatio,
+		speedlessFollow: true,
+		source:          func(x *trafficSample) string { return "cell:" + h3.Cell(x.cell).String() },
+	})
+}
+
+// trafficUnit is what differs between the rule on cells and on links.
+type trafficUnit struct {
+	key        func(x *trafficSample) uint64                  // persistence counter key
+	neighbours func(x *trafficSample, visit func(key uint64)) // the keys compared against
+	// lonelyRatio: without neighbour data, a collapse deeper than this still counts (0: never).
+	lonelyRatio float64
+	// speedlessFollow: a collapse seen in occupancy only counts when any neighbour flows.
+	speedlessFollow bool
+	source          func(x *trafficSample) string
+}
+
+// judge runs the traffic rule over the samples of one bucket end and returns the evidence of units whose
+// anomaly has persisted. runs holds each unit's consecutive anomalous bucket ends.
+func judge(samples []trafficSample, runs map[uint64]int, u trafficUnit) []Evidence {
+	byKey := make(map[uint64]*trafficSample, len(samples))
 	for i := range samples {
-		byCell[samples[i].cell] = &samples[i]
+		byKey[u.key(&samples[i])] = &samples[i]
 	}
-	for cell := range runs {
-		if byCell[cell] == nil {
-			delete(runs, cell) // no recent data: the run is broken
+	for key := range runs {
+		if byKey[key] == nil {
+			delete(runs, key) // no recent data: the run is broken
 		}
 	}
 	var out []Evidence
 	for i := range samples {
 		x := &samples[i]
+		key := u.key(x)
 		cond, ratio := x.collapse()
 		if cond {
 			sp, ok := x.now1.Speed()
-			// Spatial discontinuity against the six neighbours.
+			// Spatial discontinuity: a neighbour (downstream) with data still flows, and faster.
 			var fastest float64
 			seen := false
-			for _, nb := range h3.Cell(x.cell).GridDisk(1) {
-				n := byCell[uint64(nb)]
-				if n == nil || uint64(nb) == x.cell {
-					continue
+			u.neighbours(x, func(nk uint64) {
+				n := byKey[nk]
+				if n == nil {
+					return
 				}
 				nsp, nok := n.now1.Speed()
 				if !nok || n.now1.Samples < minAnomalyN {
-					continue
+					return
 				}
 				seen = true
 				if nsp >= 0.5*n.ff {
 					fastest = math.Max(fastest, nsp)
 				}
-			}
+			})
 			switch {
 			case seen && ok:
 				cond = fastest >= neighbourRatio*sp
 			case seen:
-				cond = fastest > 0
+				cond = u.speedlessFollow && fastest > 0
 			default:
-				cond = ratio < lonelyRatio
+				cond = ratio < u.lonelyRatio
 			}
 		}
 		if !cond {
-			delete(runs, x.cell)
+			delete(runs, key)
 			continue
 		}
-		runs[x.cell]++
-		if runs[x.cell] < persistBuckets {
+		runs[key]++
+		if runs[key] < persistBuckets {
 			continue
 		}
 		w := 0.55 + 0.3*(1-math.Min(1, ratio/collapseRatio)) // deeper collapse, stronger evidence
@@ -308,7 +296,7 @@ func judgeTraffic(samples []trafficSample, runs map[uint64]int) []Evidence {
 		if x.now1.FlowN > 0 {
 			k = KindDetector
 		}
-		out = append(out, Evidence{Kind: k, Source: "cell:" + h3.Cell(x.cell).String(), Type: "speed_collapse",
+		out = append(out, Evidence{Kind: k, Source: u.source(x), Type: "speed_collapse",
 			TS: x.t, Lat: x.lat, Lng: x.lng, Cell: x.cell, Weight: math.Min(0.85, w)})
 	}
 	return out
