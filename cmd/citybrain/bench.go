@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"citybrain/bench"
@@ -40,11 +37,7 @@ func benchMain(args []string) error {
 		cfg.Bin = exe
 	}
 	if cfg.DataRoot == "" {
-		if d, err := filepath.Abs(filepath.Join("..", "shared", "data")); err == nil {
-			if _, err := os.Stat(d); err == nil {
-				cfg.DataRoot = d
-			}
-		}
+		cfg.DataRoot = sharedDataDir()
 	}
 	if *sections != "" {
 		cfg.Sections = strings.Split(*sections, ",")
@@ -52,29 +45,20 @@ func benchMain(args []string) error {
 	if !*quiet {
 		cfg.Log = os.Stderr
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	// Bound the whole run whatever happens inside.
 	limit := 30 * time.Minute
 	if *short {
 		limit = 5 * time.Minute
 	}
-	ctx, cancel := context.WithTimeout(ctx, limit)
+	ctx, cancel := boundedRun(limit)
 	defer cancel()
 	rep, err := bench.Run(ctx, cfg)
 	if rep == nil {
 		return err
 	}
 	rep.Version = version
-	fmt.Print(rep.Table())
-	if *out != "" {
-		if werr := os.MkdirAll(filepath.Dir(*out), 0o755); werr != nil {
-			return fmt.Errorf("cannot create the report's directory: %w", werr)
-		}
-		if werr := rep.WriteJSON(*out); werr != nil {
-			return werr
-		}
-		fmt.Printf("report: %s\n", *out)
+	if werr := printReport(rep, *out); werr != nil {
+		return werr
 	}
 	if err != nil {
 		return fmt.Errorf("cannot finish benchmarks: %w", err)

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"citybrain/bench/eval"
@@ -45,37 +42,24 @@ func evalMain(args []string) error {
 		}
 	}
 	if cfg.DataRoot == "" {
-		if d, err := filepath.Abs(filepath.Join("..", "shared", "data")); err == nil {
-			if _, err := os.Stat(d); err == nil {
-				cfg.DataRoot = d
-			}
-		}
+		cfg.DataRoot = sharedDataDir()
 	}
 	if !*quiet {
 		cfg.Log = os.Stderr
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	limit := 90 * time.Minute
 	if *short {
 		limit = 10 * time.Minute
 	}
-	ctx, cancel := context.WithTimeout(ctx, limit)
+	ctx, cancel := boundedRun(limit)
 	defer cancel()
 	rep, err := eval.Run(ctx, cfg)
 	if rep == nil {
 		return err
 	}
 	rep.Version = version
-	fmt.Print(rep.Table())
-	if *out != "" {
-		if werr := os.MkdirAll(filepath.Dir(*out), 0o755); werr != nil {
-			return fmt.Errorf("cannot create the report's directory (%s): %w", filepath.Dir(*out), werr)
-		}
-		if werr := rep.WriteJSON(*out); werr != nil {
-			return werr
-		}
-		fmt.Printf("report: %s\n", *out)
+	if werr := printReport(rep, *out); werr != nil {
+		return werr
 	}
 	if *table != "" {
 		if werr := os.WriteFile(*table, []byte(rep.Table()), 0o644); werr != nil {
