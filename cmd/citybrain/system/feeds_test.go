@@ -77,19 +77,6 @@ func TestMetrLAThroughTheSystem(t *testing.T) {
 
 	cfg := testConfig(t, t.TempDir())
 	s := start(t, cfg)
-	send := func(events []engine.Event) {
-		t.Helper()
-		for i := 0; i < len(events); i += 5000 {
-			var body []byte
-			for j := i; j < min(i+5000, len(events)); j++ {
-				body = ingest.AppendJSON(body, &events[j])
-				body = append(body, '\n')
-			}
-			if code, ans := post(t, s, "application/x-ndjson", body, nil); code != 200 || ans["rejected"] != 0.0 {
-				t.Fatalf("batch at %d: %d %v", i, code, ans)
-			}
-		}
-	}
 	congested := func() (n int, byCell map[string]cellDoc) {
 		byCell = cells(t, s, "window=60s")
 		for _, c := range byCell {
@@ -100,11 +87,11 @@ func TestMetrLAThroughTheSystem(t *testing.T) {
 		return n, byCell
 	}
 
-	send(toNight)
+	feedEvents(t, s, toNight)
 	waitWatermark(t, s, night)
 	nightCongested, _ := congested()
 
-	send(toPeak)
+	feedEvents(t, s, toPeak)
 	waitWatermark(t, s, peak)
 	peakCongested, byCell := congested()
 
