@@ -394,14 +394,9 @@ func (e *Engine) tick(seq uint64) uint64 {
 		return seq
 	}
 	reply := make(chan tickResult, len(e.shards))
-	for _, s := range e.shards {
-		select {
-		case s.in <- shardMsg{tick: &tickReq{now: m.now, wm: m.wm, scores: e.sendScores, reply: reply}}:
-		case <-e.stopCh:
-			return seq
-		}
+	if !e.askShards(m, reply) {
+		return seq
 	}
-	e.sendScores = nil
 	d := &Delta{Watermark: m.wm, Now: m.now}
 	evidence := e.pendingEvidence
 	e.pendingEvidence = nil
@@ -423,14 +418,9 @@ func (e *Engine) tick(seq uint64) uint64 {
 		// The incident scores changed: a second round gives them to the cells now, so the views published by
 		// this tick (and a Flush) already carry them. Evidence from batches that slipped in between waits for
 		// the next tick.
-		for _, s := range e.shards {
-			select {
-			case s.in <- shardMsg{tick: &tickReq{now: m.now, wm: m.wm, scores: e.sendScores, reply: reply}}:
-			case <-e.stopCh:
-				return seq
-			}
+		if !e.askShards(m, reply) {
+			return seq
 		}
-		e.sendScores = nil
 		changed := map[uint64]int{}
 		for i, v := range d.Changed {
 			changed[v.Cell] = i
@@ -556,6 +546,20 @@ func (e *Engine) Stop() {
 		}
 		e.wg.Wait()
 	})
+}
+
+// askShards sends every shard a tick request (with the incident scores waiting to be delivered) that
+// answers on reply; false when the engine stops first.
+func (e *Engine) askShards(m *mark, reply chan tickResult) bool {
+	for _, s := range e.shards {
+		select {
+		case s.in <- shardMsg{tick: &tickReq{now: m.now, wm: m.wm, scores: e.sendScores, reply: reply}}:
+		case <-e.stopCh:
+			return false
+		}
+	}
+	e.sendScores = nil
+	return true
 }
 
 // track runs the incident tracker for one tick (evidence at once, time-driven changes up to the watermark
