@@ -57,6 +57,12 @@ func (in *Ingestor) ServeNATS(nc *nats.Conn, workers int) (*NATSSource, error) {
 		sub.Unsubscribe()
 		return nil, fmt.Errorf("cannot set pending limits: %w", err)
 	}
+	// The server must know the subscription before anyone is told ingest is up: without this, a request made
+	// right after start can meet "no responders".
+	if err := nc.Flush(); err != nil {
+		sub.Unsubscribe()
+		return nil, fmt.Errorf("cannot register the ingest subscription with the server: %w", err)
+	}
 	s.subs = append(s.subs, sub)
 	for i := 0; i < workers; i++ {
 		s.wg.Add(1)
