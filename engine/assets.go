@@ -14,7 +14,7 @@ import (
 // maxAssetsPerKind bounds the registry; past it the asset seen longest ago is forgotten.
 const maxAssetsPerKind = 200_000
 
-// assetPublishEvery limits how often the dispatcher rebuilds the published list.
+// assetPublishEvery limits how often the dispatcher rebuilds the published unit and asset lists.
 const assetPublishEvery = time.Second
 
 func isAsset(k Kind) bool {
@@ -56,9 +56,22 @@ func (e *Engine) trackAssets(rec arrow.Record, kinds *array.Uint8) {
 		e.assets[key] = ev
 		e.assetsDirty = true
 	}
-	if e.assetsDirty && time.Since(e.assetsPublished) >= assetPublishEvery {
+}
+
+// publishRegistries publishes the unit and asset lists if they changed, at most once per assetPublishEvery
+// unless force (dispatcher state: Apply's goroutine, or applyMu held). Rebuilding a sorted list per batch
+// would put a sort of every unit and asset on the ingest path.
+func (e *Engine) publishRegistries(force bool) {
+	if !e.unitsDirty && !e.assetsDirty || !force && time.Since(e.assetsPublished) < assetPublishEvery {
+		return
+	}
+	if e.unitsDirty {
+		e.publishUnits()
+	}
+	if e.assetsDirty {
 		e.publishAssets()
 	}
+	e.assetsPublished = time.Now()
 }
 
 func (e *Engine) publishAssets() {
@@ -73,7 +86,7 @@ func (e *Engine) publishAssets() {
 		return list[i].ID < list[j].ID
 	})
 	e.assetSnap.Store(&list)
-	e.assetsDirty, e.assetsPublished = false, time.Now()
+	e.assetsDirty = false
 }
 
 func (e *Engine) forgetOldestAsset(k Kind) {

@@ -140,6 +140,7 @@ type Engine struct {
 	down       [][]int32
 	linkPoints []linkPoint
 	units      map[string]Unit
+	unitsDirty bool
 	unitSnap   atomic.Pointer[[]Unit]
 
 	assets          map[assetKey]Event
@@ -319,6 +320,7 @@ func (e *Engine) Apply(seq uint64, rec arrow.Record) error {
 	}
 	e.trackUnits(rec, kind)
 	e.trackAssets(rec, kind)
+	e.publishRegistries(false)
 	e.now = newest
 	if wm := newest - e.cfg.Lateness.Milliseconds(); wm > e.wm {
 		e.wm = wm
@@ -443,12 +445,10 @@ func (e *Engine) tick(seq uint64) uint64 {
 			}
 		}
 	}
-	// Assets changed by the last batches of a burst are published here (TryLock: never wait for Apply, and
-	// never deadlock with WriteSnapshot, which holds the lock while it waits for this goroutine).
+	// Units and assets changed by the last batches of a burst are published here (TryLock: never wait for
+	// Apply, and never deadlock with WriteSnapshot, which holds the lock while it waits for this goroutine).
 	if e.applyMu.TryLock() {
-		if e.assetsDirty {
-			e.publishAssets()
-		}
+		e.publishRegistries(true)
 		e.applyMu.Unlock()
 	}
 	if u := e.unitSnap.Load(); u != e.lastUnits {

@@ -200,6 +200,7 @@ func (e *Engine) inTick(fn func()) error {
 func (e *Engine) WriteSnapshot(dir string) (string, error) {
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
+	e.publishRegistries(true) // the tick cannot while we hold the lock
 	var (
 		dumps []shardDump
 		st    snapState

@@ -26,7 +26,6 @@ const maxUnits = 100_000
 func (e *Engine) trackUnits(rec arrow.Record, kinds *array.Uint8) {
 	var ids *array.String
 	var ts *array.Timestamp
-	changed := false
 	for i := 0; i < kinds.Len(); i++ {
 		if Kind(kinds.Value(i)) != KindUnit {
 			continue
@@ -47,16 +46,19 @@ func (e *Engine) trackUnits(rec arrow.Record, kinds *array.Uint8) {
 			e.forgetOldestUnit()
 		}
 		e.units[u.ID] = u
-		changed = true
+		e.unitsDirty = true
 	}
-	if changed {
-		list := make([]Unit, 0, len(e.units))
-		for _, u := range e.units {
-			list = append(list, u)
-		}
-		sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
-		e.unitSnap.Store(&list)
+}
+
+// publishUnits rebuilds the published unit list (dispatcher state: Apply's goroutine, or applyMu held).
+func (e *Engine) publishUnits() {
+	list := make([]Unit, 0, len(e.units))
+	for _, u := range e.units {
+		list = append(list, u)
 	}
+	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	e.unitSnap.Store(&list)
+	e.unitsDirty = false
 }
 
 func (e *Engine) forgetOldestUnit() {
