@@ -267,7 +267,14 @@ func TestSessionPacingPauseSeekClose(t *testing.T) {
 	}
 	sameViews(t, "replay after seek", views(s.Engine()), full)
 	s.Close()
-	<-closed
+	select {
+	case <-closed:
+	default:
+		t.Error("Close returned before OnClose ran")
+	}
+	if _, ok := m.Get(s.ID()); ok {
+		t.Error("the manager still serves a closed session")
+	}
 	if err := s.Play(); err != ErrClosed {
 		t.Errorf("play after close: %v", err)
 	}

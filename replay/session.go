@@ -248,10 +248,12 @@ func (s *Session) run() {
 			s.state = StateClosed
 		}
 		s.publish()
-		close(s.done)
+		// OnClose runs before done closes, so Close returns only when the session is gone from its
+		// manager (a GET right after DELETE answers 404).
 		if s.spec.OnClose != nil {
 			s.spec.OnClose()
 		}
+		close(s.done)
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
