@@ -669,6 +669,18 @@ func (e *Engine) judgeSamples(samples []trafficSample) []Evidence {
 		}
 		return samples[i].cell < samples[j].cell
 	})
+	// A link that crosses shard boundaries is measured by each shard that holds some of its data: one
+	// sample of the link per bucket end, the sum of its parts.
+	merged := samples[:0]
+	for _, x := range samples {
+		if n := len(merged); n > 0 && x.link >= 0 && merged[n-1].t == x.t && merged[n-1].link == x.link {
+			merged[n-1].now1.add(&x.now1)
+			merged[n-1].early.add(&x.early)
+			continue
+		}
+		merged = append(merged, x)
+	}
+	samples = merged
 	var out []Evidence
 	for i := 0; i < len(samples); {
 		j := i

@@ -108,6 +108,10 @@ func containsAny(s string, subs ...string) bool {
 //  3. persistence: conditions 1–2 hold at persistBuckets consecutive bucket ends (a red light's queue
 //     clears within a cycle and breaks the run).
 //
+// On a road network (judgeLinks) the unit is a road link, its neighbours are the links leaving its end (a
+// downstream link that went quiet counts as flowing), and the collapse must be a standstill
+// (trafficSample.standstill) held for standstillBuckets bucket ends.
+//
 // A detector's occupancy above occupancyHigh and at least twice its earlier level counts as a collapse too.
 const (
 	collapseRatio  = 0.55
@@ -116,7 +120,16 @@ const (
 	lonelyRatio    = 0.35
 	persistBuckets = 9
 	occupancyHigh  = 0.35
-	minAnomalyN    = 2 // speed samples in the last minute
+	minAnomalyN    = 2  // speed samples in the last minute
+	quietEarlyN    = 15 // speed samples 5–10 minutes earlier for a downstream link's silence to count
+
+	// On a road network a link's collapse must be a standstill (see trafficSample.standstill), which a
+	// signal queue does not show for a whole minute, so a shorter persistence suffices.
+	standstillKmh     = 5
+	standstillOcc     = 0.5
+	standstillFlowVph = 200
+	standstillBuckets = 6
+	standstillN       = 6 // speed samples in the minute: a vehicle or two waiting at a red light is not a standstill
 )
 
 // trafficSample is what the traffic rule needs of one cell at one bucket end: measured by the cell's shard
@@ -182,8 +195,30 @@ func judgeLinks(samples []trafficSample, runs map[uint64]int, down [][]int32) []
 				visit(linkRunKey | uint64(uint32(d)))
 			}
 		},
-		source: func(x *trafficSample) string { return fmt.Sprintf("link:%d", x.link) },
+		quietDownstream: true,
+		// A link at the edge of the network (nothing downstream to compare with) is judged on its own
+		// history, with the deeper drop cells need without neighbours.
+		lonely: func(x *trafficSample) float64 {
+			if len(down[x.link]) == 0 {
+				return lonelyRatio
+			}
+			return 0
+		},
+		standstill: true,
+		persist:    standstillBuckets,
+		source:     func(x *trafficSample) string { return fmt.Sprintf("link:%d", x.link) },
 	})
+}
+
+// standstill reports whether the traffic measured in sample x has stopped, not merely slowed: probes
+// average under standstillKmh over the last minute, or, without probe speeds, loops read high occupancy
+// at a low flow. Behind a blocked road vehicles stand; in a queue at a signal, or in heavy congestion, they
+// still move every cycle, so the minute's mean stays above it.
+func (x *trafficSample) standstill() bool {
+	if sp, ok := x.now1.Speed(); ok && x.now1.Kinds[KindProbe]+x.now1.Kinds[KindTransit] > 0 {
+		return sp < standstillKmh && x.now1.Samples >= standstillN
+	}
+	return x.now1.FlowN > 0 && x.now1.Occupancy() > standstillOcc && x.now1.FlowVph() < standstillFlowVph
 }
 
 // linkRunKey marks link entries in the persistence counters (cells are H3 indexes, whose top bit is 0).
@@ -221,8 +256,9 @@ func judgeTraffic(samples []trafficSample, runs map[uint64]int) []Evidence {
 				}
 			}
 		},
-		lonelyRatio:     lonelyRatio,
+		lonely:          func(*trafficSample) float64 { return lonelyRatio },
 		speedlessFollow: true,
+		persist:         persistBuckets,
 		source:          func(x *trafficSample) string { return "cell:" + h3.Cell(x.cell).String() },
 	})
 }
@@ -231,10 +267,19 @@ func judgeTraffic(samples []trafficSample, runs map[uint64]int) []Evidence {
 type trafficUnit struct {
 	key        func(x *trafficSample) uint64                  // persistence counter key
 	neighbours func(x *trafficSample, visit func(key uint64)) // the keys compared against
-	// lonelyRatio: without neighbour data, a collapse deeper than this still counts (0: never).
-	lonelyRatio float64
+	// lonely: without neighbour data, a collapse deeper than this still counts (0: never).
+	lonely func(x *trafficSample) float64
+	// standstill: only a collapse to a standstill counts (trafficSample.standstill).
+	standstill bool
+	// persist: consecutive bucket ends the anomaly must hold before it is evidence.
+	persist int
 	// speedlessFollow: a collapse seen in occupancy only counts when any neighbour flows.
 	speedlessFollow bool
+	// quietDownstream: a neighbour that had steady traffic 5–10 minutes ago (quietEarlyN speed samples) and
+	// has none in the last minute counts as flowing: downstream of a full closure the road empties (the
+	// occupancy drop of the California algorithm), in congestion it does not. Persistence makes a chance
+	// gap in the probes unlikely to count.
+	quietDownstream bool
 	source          func(x *trafficSample) string
 }
 
@@ -259,10 +304,14 @@ func judge(samples []trafficSample, runs map[uint64]int, u trafficUnit) []Eviden
 			sp, ok := x.now1.Speed()
 			// Spatial discontinuity: a neighbour (downstream) with data still flows, and faster.
 			var fastest float64
-			seen := false
+			seen, quiet := false, false
 			u.neighbours(x, func(nk uint64) {
 				n := byKey[nk]
 				if n == nil {
+					return
+				}
+				if u.quietDownstream && n.now1.Events == 0 && n.early.Samples >= quietEarlyN {
+					seen, quiet = true, true
 					return
 				}
 				nsp, nok := n.now1.Speed()
@@ -275,20 +324,25 @@ func judge(samples []trafficSample, runs map[uint64]int, u trafficUnit) []Eviden
 				}
 			})
 			switch {
+			case quiet:
+				cond = true
 			case seen && ok:
 				cond = fastest >= neighbourRatio*sp
 			case seen:
 				cond = u.speedlessFollow && fastest > 0
 			default:
-				cond = ratio < u.lonelyRatio
+				cond = ratio < u.lonely(x)
 			}
+		}
+		if cond && u.standstill {
+			cond = x.standstill()
 		}
 		if !cond {
 			delete(runs, key)
 			continue
 		}
 		runs[key]++
-		if runs[key] < persistBuckets {
+		if runs[key] < u.persist {
 			continue
 		}
 		w := 0.55 + 0.3*(1-math.Min(1, ratio/collapseRatio)) // deeper collapse, stronger evidence

@@ -263,7 +263,9 @@ func TestLinkRuleComparesDownstream(t *testing.T) {
 		t.Skip("no pair of long consecutive links in the generated network")
 	}
 	const onset = 12 * 60_000
-	run := func(downSlow bool) []Incident {
+	// run drives 2 probes per link every 2.5 s; from onset the upstream link moves at upSp and the
+	// downstream one at downSp (0: no probe reaches it any more, as downstream of a full closure).
+	run := func(upSp, downSp float64) []Incident {
 		r := newRig(t, func(c *Config) { c.Network = net })
 		for b := int64(0); b < 25*6; b++ {
 			var evs []Event
@@ -271,8 +273,11 @@ func TestLinkRuleComparesDownstream(t *testing.T) {
 				ms := b*10_000 + k*2500
 				for _, l := range []*geo.Link{up, down} {
 					sp := 45.0
-					if ms >= onset && (l == up || downSlow) {
-						sp = 4
+					if ms >= onset {
+						sp = map[bool]float64{true: upSp, false: downSp}[l == up]
+						if sp == 0 && l == down {
+							continue
+						}
 					}
 					for v := 0; v < 2; v++ {
 						p, bearing := l.PointAt(l.GeomLengthM() * (0.2 + 0.3*float64(v)))
@@ -287,7 +292,7 @@ func TestLinkRuleComparesDownstream(t *testing.T) {
 		}
 		return r.e.Incidents()
 	}
-	got := run(false)
+	got := run(1, 45)
 	if len(got) != 1 || got[0].DetectedAt-(t0+onset) > 180_000 || got[0].Type != "congestion_anomaly" {
 		t.Fatalf("blockage on %s with %s flowing: %+v", up.ID, down.ID, got)
 	}
@@ -295,7 +300,13 @@ func TestLinkRuleComparesDownstream(t *testing.T) {
 	if d := geo.DistanceM(geo.LatLng{Lat: got[0].Lat, Lng: got[0].Lng}, head); d > 100 {
 		t.Errorf("incident %.0f m from the link's queue head", d)
 	}
-	if got := run(true); len(got) != 0 {
+	if got := run(1, 0); len(got) != 1 || got[0].DetectedAt-(t0+onset) > 180_000 {
+		t.Errorf("full closure on %s, %s empty downstream: %+v", up.ID, down.ID, got)
+	}
+	if got := run(10, 45); len(got) != 0 {
+		t.Errorf("a queue still moving at 10 km/h (a signal queue) is not a blockage: %+v", got)
+	}
+	if got := run(1, 4); len(got) != 0 {
 		t.Errorf("both links slow (congestion, not a blockage): %+v", got)
 	}
 }

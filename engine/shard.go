@@ -278,8 +278,10 @@ func (s *shard) sampleBuckets(wm int64) []trafficSample {
 	for t := s.lastEvalEnd + bucketMs; t <= end; t += bucketMs {
 		if s.e.cfg.Network != nil {
 			// With a road network the rule compares links with the links downstream of them.
+			// Links quiet for up to 10 minutes are measured too: a downstream link that went quiet is
+			// evidence (see judgeLinks).
 			for li, ls := range s.links {
-				if ls.lastTS >= t-60_000 {
+				if ls.lastTS >= t-10*60_000 {
 					out = append(out, s.measureLink(li, ls, t))
 				}
 			}

@@ -30,7 +30,11 @@ type Config struct {
 	SUMO     string  // the sumo binary ("" : sumo on PATH; missing: the SUMO part is skipped with a note)
 	NoSUMO   bool    // skip the SUMO part
 	NoDemo   bool    // skip the demo part
-	Log      io.Writer
+	// SUMOCache: a directory where each SUMO run's events and truths are kept (keyed by scenario, seed,
+	// length and blockages) and read back instead of running SUMO again; "" : none. For re-scoring rule
+	// changes quickly; the SUMO inputs are the same for the same key.
+	SUMOCache string
+	Log       io.Writer
 }
 
 // Scenario is one scored run: a source (demo or bologna), a variant of its evidence and a seed.

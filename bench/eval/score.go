@@ -11,7 +11,7 @@ import (
 // Match rule: a detection matches a true incident when it lies within MatchRadiusM of it and was detected
 // (detected_at, event time) in [start − MatchBefore, end + MatchAfter].
 const (
-	MatchRadiusM = 500.0
+	MatchRadiusM = 300.0
 	MatchBefore  = 30 * time.Second
 	MatchAfter   = 5 * time.Minute
 	// ScoreMargin: a true incident that starts less than this before the end of the fed data cannot be

@@ -2,10 +2,13 @@ package eval
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/gob"
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -235,8 +238,11 @@ func lanePos(net *geo.Network, e *netEdge, lane int) (float64, float64) {
 	return lat, lng
 }
 
-// writeBlockers writes a route file with one stopping vehicle per blocked lane: it enters at the blockage and
-// stays for the blockage's duration.
+// writeBlockers writes a route file with one stopping vehicle per blocked lane: it enters its lane at the start
+// of the edge at the blockage's start time (SUMO's normal insertion checks, so it waits for a gap instead of
+// being inserted onto another vehicle, which SUMO resolves by teleporting the blocker away and skipping its
+// stop), drives to the blockage and stops there for the blockage's duration. The truth times are the stops
+// SUMO reports, not this schedule.
 func writeBlockers(path string, bs []blockage) error {
 	var b strings.Builder
 	b.WriteString("<routes>\n    <vType id=\"cb_blocker\" vClass=\"ignoring\" length=\"5\" minGap=\"1\"/>\n")
@@ -248,9 +254,9 @@ func writeBlockers(path string, bs []blockage) error {
 	for i, bl := range bs {
 		for _, l := range bl.Lanes {
 			id := fmt.Sprintf("%s%d_%d", blockerPrefix, i, l)
-			vs = append(vs, veh{bl.StartS, fmt.Sprintf(`    <vehicle id=%q type="cb_blocker" depart="%.0f" departLane="%d" departPos="%.1f" departSpeed="0" insertionChecks="none">`+"\n"+
+			vs = append(vs, veh{bl.StartS, fmt.Sprintf(`    <vehicle id=%q type="cb_blocker" depart="%.0f" departLane="%d" departPos="base" departSpeed="max">`+"\n"+
 				`        <route edges=%q/>`+"\n"+`        <stop lane="%s_%d" startPos="%.1f" endPos="%.1f" duration="%.0f"/>`+"\n    </vehicle>\n",
-				id, bl.StartS, l, bl.PosM-6, bl.Edge, bl.Edge, l, bl.PosM-8, bl.PosM, bl.DurS)})
+				id, bl.StartS, l, bl.Edge, bl.Edge, l, bl.PosM-8, bl.PosM, bl.DurS)})
 		}
 	}
 	sort.SliceStable(vs, func(i, j int) bool { return vs[i].depart < vs[j].depart })
@@ -382,24 +388,34 @@ func runSUMO(ctx context.Context, cfg *Config, net *geo.Network, dir string, see
 	if err != nil {
 		return nil, err
 	}
+	// A blockage starts when its first lane is blocked and ends when its last blocker leaves; one whose
+	// blockers never stopped did not happen and is not a truth; a full closure with a lane that never
+	// stopped is a partial one.
 	for i, b := range bs {
 		first, last := math.Inf(1), math.Inf(-1)
+		stopped := 0
 		for _, l := range b.Lanes {
 			s, ok := stops[fmt.Sprintf("%s%d_%d", blockerPrefix, i, l)]
 			if !ok {
 				continue
 			}
+			stopped++
 			first, last = math.Min(first, s[0]), math.Max(last, s[1])
 		}
-		if math.IsInf(first, 1) {
-			run.notes = append(run.notes, fmt.Sprintf("%s (%s on %s): no blocker stopped; scheduled times used", b.ID, b.Class, b.Edge))
-			first, last = b.StartS, b.StartS+b.DurS
+		if stopped == 0 {
+			run.notes = append(run.notes, fmt.Sprintf("%s (%s on %s): no blocker stopped (SUMO could not insert it); not a truth", b.ID, b.Class, b.Edge))
+			continue
+		}
+		class := b.Class
+		if stopped < len(b.Lanes) {
+			run.notes = append(run.notes, fmt.Sprintf("%s (%s on %s): %d of %d blockers stopped; scored as a partial closure", b.ID, b.Class, b.Edge, stopped, len(b.Lanes)))
+			class = "partial_closure"
 		}
 		if last < first {
 			last = first + b.DurS
 		}
-		run.truths = append(run.truths, Truth{ID: b.ID, Class: b.Class, Type: map[bool]string{true: "crash", false: "stalled_vehicle"}[b.Class == "full_closure"],
-			Lat: b.Lat, Lng: b.Lng, Start: simTime(first), End: simTime(last), Lanes: b.NLanes, LanesBlocked: len(b.Lanes),
+		run.truths = append(run.truths, Truth{ID: b.ID, Class: class, Type: map[bool]string{true: "crash", false: "stalled_vehicle"}[class == "full_closure"],
+			Lat: b.Lat, Lng: b.Lng, Start: simTime(first), End: simTime(last), Lanes: b.NLanes, LanesBlocked: stopped,
 			Where: fmt.Sprintf("edge %s, %.0f m", b.Edge, b.PosM)})
 	}
 	return run, nil
@@ -623,7 +639,7 @@ func runBologna(ctx context.Context, cfg *Config, rep *Report) error {
 	}
 	for _, p := range plans {
 		fmt.Fprintf(cfg.Log, "eval: bologna/%s/seed%d: sumo, %.0f simulated s, %d blockages\n", p.name, p.seed, endS, len(p.blocks))
-		run, err := runSUMO(ctx, cfg, net, filepath.Join(root, fmt.Sprintf("%s-%d", p.name, p.seed)), p.seed, endS, p.blocks)
+		run, err := cachedSUMO(ctx, cfg, net, filepath.Join(root, fmt.Sprintf("%s-%d", p.name, p.seed)), p.seed, endS, p.blocks)
 		if err != nil {
 			return err
 		}
@@ -684,4 +700,50 @@ func feedBologna(ctx context.Context, cfg *Config, net *geo.Network, cams []came
 	fmt.Fprintf(cfg.Log, "eval: %s: %d events in %.1f s; %d/%d detected, %d false alarms\n", sc.Name, sc.Feed.Events,
 		sc.WallS, sc.Metrics.Detected, sc.Metrics.Truths, sc.Metrics.FalseAlarms)
 	return sc, nil
+}
+
+// cachedRun is a sumoRun as stored in Config.SUMOCache.
+type cachedRun struct {
+	Events  []engine.Event
+	Truths  []Truth
+	EndS    float64
+	WallS   float64
+	Notes   []string
+	FCDStat sumo.FCDStats
+}
+
+// cachedSUMO is runSUMO through cfg.SUMOCache: a run with the same seed, length and blockages is read back.
+func cachedSUMO(ctx context.Context, cfg *Config, net *geo.Network, dir string, seed int64, endS float64, bs []blockage) (*sumoRun, error) {
+	if cfg.SUMOCache == "" {
+		return runSUMO(ctx, cfg, net, dir, seed, endS, bs)
+	}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "v2|%d|%g|%g|%d|%+v", seed, endS, ProbeShare, E1PeriodS, bs)
+	path := filepath.Join(cfg.SUMOCache, fmt.Sprintf("bologna-%d-%.0fs-%016x.gob", seed, endS, h.Sum64()))
+	if f, err := os.Open(path); err == nil {
+		defer f.Close()
+		var c cachedRun
+		if err := gob.NewDecoder(bufio.NewReader(f)).Decode(&c); err != nil {
+			return nil, fmt.Errorf("cannot read the cached SUMO run %s (delete it to run SUMO again): %w", path, err)
+		}
+		fmt.Fprintf(cfg.Log, "eval: SUMO run read from the cache %s\n", path)
+		return &sumoRun{events: c.Events, truths: c.Truths, endS: c.EndS, wallS: c.WallS, notes: c.Notes, fcdStat: c.FCDStat}, nil
+	}
+	run, err := runSUMO(ctx, cfg, net, dir, seed, endS, bs)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.SUMOCache, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create the SUMO cache: %w", err)
+	}
+	var buf bytes.Buffer
+	c := cachedRun{Events: run.events, Truths: run.truths, EndS: run.endS, WallS: run.wallS, Notes: run.notes, FCDStat: run.fcdStat}
+	if err := gob.NewEncoder(&buf).Encode(&c); err != nil {
+		return nil, fmt.Errorf("cannot encode the SUMO run for the cache: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+		return nil, fmt.Errorf("cannot write the SUMO cache: %w", err)
+	}
+	return run, os.Rename(tmp, path)
 }

@@ -27,11 +27,12 @@ func evalMain(args []string) error {
 	noSUMO := fs.Bool("no-sumo", false, "skip the SUMO Bologna scenarios")
 	noDemo := fs.Bool("no-demo", false, "skip the demo city scenarios")
 	tmpDir := fs.String("tmp", "", "where temporary data directories and SUMO runs go (default the system's temp dir)")
+	sumoCache := fs.String("sumo-cache", "", "keep each SUMO run's events here and reuse them on the next run with the same seed, length and blockages (for re-scoring rule changes)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	fs.Parse(args)
 
 	cfg := eval.Config{Short: *short, Minutes: *minutes, DataRoot: *dataRoot, TempDir: *tmpDir, SUMO: *sumoBin,
-		NoSUMO: *noSUMO, NoDemo: *noDemo}
+		NoSUMO: *noSUMO, NoDemo: *noDemo, SUMOCache: *sumoCache}
 	if *seeds != "" {
 		for _, s := range strings.Split(*seeds, ",") {
 			n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
