@@ -23,22 +23,27 @@ const (
 // Tracker thresholds. A candidate becomes a visible (suspected) incident when its fused score reaches
 // DetectScore, and is confirmed automatically at ConfirmScore (or by an operator).
 const (
-	DetectScore    = 0.5
-	ConfirmScore   = 0.85
-	mergeM         = 350.0        // evidence this close to an incident joins it
-	candidateTTL   = 5 * 60_000   // a candidate that never reaches DetectScore is dropped after this
-	quietMs        = 8 * 60_000   // an incident with no evidence this long clears once traffic recovered
-	maxEvidence    = 64           // evidence kept per incident (the newest; counts are kept in full)
-	historyMs      = 6 * 3600_000 // ended incidents are kept this long for GET ?status=all
-	affectSpanMs   = 5 * 60_000   // a cell stays in the affected area this long after its last collapse evidence
-	sourceRepeat   = 0.08         // each repeated detection by the same source adds this to its weight
-	maxSourceW     = 0.95         // a single source never says more than this
-	weightFloor    = 0.2          // the least weight a chronically wrong camera keeps
-	singleKindCap  = 0.84
-	unrepeatedCap  = 0.45 // the most an unrepeated camera frame or traffic hit says
-	videoRepeats   = 2    // detections by one camera before its weight counts in full
-	trafficRepeats = 3    // consecutive anomalous bucket ends of one cell, after persistence, likewise         // the highest score one kind of evidence alone reaches
-	confidenceN    = 20.0 // detections after which a camera's record fully sets its weight
+	DetectScore   = 0.5
+	ConfirmScore  = 0.85
+	mergeM        = 350.0        // evidence this close to an incident joins it
+	candidateTTL  = 5 * 60_000   // a candidate that never reaches DetectScore is dropped after this
+	quietMs       = 8 * 60_000   // an incident with no evidence this long clears once traffic recovered
+	maxEvidence   = 64           // evidence kept per incident (the newest; counts are kept in full)
+	historyMs     = 6 * 3600_000 // ended incidents are kept this long for GET ?status=all
+	affectSpanMs  = 5 * 60_000   // a cell stays in the affected area this long after its last collapse evidence
+	sourceRepeat  = 0.08         // each repeated detection by the same source adds this to its weight
+	maxSourceW    = 0.95         // a single source never says more than this
+	weightFloor   = 0.2          // the least weight a chronically wrong camera keeps
+	singleKindCap = 0.84         // the highest score one kind of evidence alone reaches
+	unrepeatedCap = 0.45         // the most an unrepeated camera frame or traffic hit says
+	videoRepeats  = 2            // detections by one camera before its weight counts in full
+	// videoSureW: a single frame at least this strong (confidence × the camera's record) counts in full at
+	// once: a sure classifier on a camera with a good record is what command centres alert on within
+	// seconds; weaker frames wait for a repeat or corroboration.
+	videoSureW     = 0.75
+	trafficRepeats = 3      // consecutive anomalous bucket ends of one cell, after persistence, likewise
+	namedJoinMs    = 60_000 // evidence naming a new cause joins an incident detected at most this long ago
+	confidenceN    = 20.0   // detections after which a camera's record fully sets its weight
 )
 
 // EvidenceRef is evidence as listed on an incident.
@@ -270,11 +275,23 @@ func (t *tracker) nearest(ev Evidence) *Incident {
 		if ev.TS > in.LastEvidenceAt+window || ev.TS < in.FirstEvidenceAt-window {
 			continue
 		}
+		if named(ev) && in.DetectedAt > 0 && ev.TS-in.DetectedAt > namedJoinMs && in.types[ev.Type] == 0 {
+			// A camera or a caller naming a cause at a place that has been an incident for a while, of
+			// other causes, is a new event there (a stalled car at a junction whose queue was already an
+			// incident), not more of the old one: joining would hide it under the old detection.
+			continue
+		}
 		if d := geo.DistanceM(p, geo.LatLng{Lat: in.Lat, Lng: in.Lng}); d <= bestD {
 			best, bestD = in, d
 		}
 	}
 	return best
+}
+
+// named reports whether ev names a cause of its own (a camera's or a caller's incident type), as opposed to
+// a symptom (traffic) or a reading (sensors, transit).
+func named(ev Evidence) bool {
+	return (ev.Kind == KindVideo || ev.Kind == KindReport) && ev.Type != ""
 }
 
 // rescore fuses the sources (noisy-OR over distinct sources; repeated detections by one source raise its
@@ -329,7 +346,7 @@ func fuse(sources map[string]*sourceAcc) float64 {
 		switch {
 		case sa.Kind == KindTransit:
 			w = math.Min(w, 0.35) // supporting evidence only
-		case sa.Kind == KindVideo && sa.N < videoRepeats,
+		case sa.Kind == KindVideo && sa.N < videoRepeats && sa.Weight < videoSureW,
 			(sa.Kind == KindProbe || sa.Kind == KindDetector) && sa.N < trafficRepeats:
 			// A single frame of a classifier, or a traffic anomaly that has not yet outlasted a signal cycle
 			// or two, is a candidate until it repeats or something else corroborates it.

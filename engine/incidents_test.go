@@ -157,10 +157,15 @@ func TestVideoAndReportFuse(t *testing.T) {
 	if len(r.e.Incidents()) != 1 {
 		t.Errorf("the call made a second incident")
 	}
+	// A single sure frame (0.85, camera without a bad record) 2 km away is an incident at once.
+	r.apply(video(t0+45_000, "cam-9", lat-0.02, lng, "crash", 0.85))
+	if got := r.e.Incidents(); len(got) != 2 || got[1].DetectedAt != t0+45_000 {
+		t.Fatalf("a sure frame did not make an incident at once: %+v", got)
+	}
 	// A call 3 km away is another incident.
 	r.apply(report(t0+50_000, "call-2", lat+0.03, lng, "fire", 5))
-	if n := len(r.e.Incidents()); n != 2 {
-		t.Errorf("%d incidents, want 2", n)
+	if n := len(r.e.Incidents()); n != 3 {
+		t.Errorf("%d incidents, want 3", n)
 	}
 	// The incident cell carries the score (one tick later, as the tracker's scores reach the shards).
 	r.e.Flush()
@@ -308,5 +313,34 @@ func TestLinkRuleComparesDownstream(t *testing.T) {
 	}
 	if got := run(1, 4); len(got) != 0 {
 		t.Errorf("both links slow (congestion, not a blockage): %+v", got)
+	}
+}
+
+// A camera naming a new cause at a place that has been an incident for a while opens its own incident
+// (instead of hiding under the old detection time); the same cause, or any evidence soon after the
+// detection, joins.
+func TestNewCauseIsNotHiddenInAnOldIncident(t *testing.T) {
+	r := newRig(t, nil)
+	r.apply(report(t0, "call-1", lat, lng, "flood", 3))
+	if got := r.e.Incidents(); len(got) != 1 || got[0].DetectedAt != t0 {
+		t.Fatalf("the call made %+v", got)
+	}
+	r.apply(video(t0+30_000, "cam-1", lat, lng, "stalled_vehicle", 0.8))
+	if got := r.e.Incidents(); len(got) != 1 || got[0].EvidenceCount != 2 {
+		t.Fatalf("a frame 30 s after the detection did not join: %+v", got)
+	}
+	r.apply(report(t0+3*60_000, "call-2", lat, lng, "flood", 3))
+	if got := r.e.Incidents(); len(got) != 1 || got[0].EvidenceCount != 3 {
+		t.Fatalf("a call naming the same cause 3 min later did not join: %+v", got)
+	}
+	r.apply(video(t0+4*60_000, "cam-1", lat, lng, "crash", 0.85))
+	got := r.e.Incidents()
+	if len(got) != 2 {
+		t.Fatalf("a crash seen 4 min after the flood incident was detected: %d incidents, want 2: %+v", len(got), got)
+	}
+	for _, in := range got {
+		if in.Type == "crash" && in.DetectedAt != t0+4*60_000 {
+			t.Errorf("the crash is detected at %d, want its frame's time %d", in.DetectedAt, t0+4*60_000)
+		}
 	}
 }
