@@ -134,6 +134,7 @@ type Engine struct {
 	lastSeq  uint64
 	rowsBuf  [][]int32
 	linksBuf [][]int32
+	offsBuf  [][]float32
 	matcher  *geo.Matcher
 	linkIdx  map[string]int32
 	// Road network topology for the traffic rule (read-only after New).
@@ -208,6 +209,7 @@ func New(cfg Config) *Engine {
 	e.assetSnap.Store(&[]Event{})
 	e.rowsBuf = make([][]int32, cfg.Shards)
 	e.linksBuf = make([][]int32, cfg.Shards)
+	e.offsBuf = make([][]float32, cfg.Shards)
 	if cfg.Network != nil {
 		e.matcher = geo.NewMatcher(cfg.Network, geo.MatcherConfig{})
 		e.linkIdx = make(map[string]int32, len(cfg.Network.Links()))
@@ -231,7 +233,10 @@ func New(cfg Config) *Engine {
 			if ff <= 0 {
 				ff = l.Class.DefaultKmh()
 			}
-			e.linkPoints[i] = linkPoint{lat: p.Lat, lng: p.Lng, cell: c, ff: ff}
+			e.linkPoints[i] = linkPoint{lat: p.Lat, lng: p.Lng, cell: c, ff: ff, lengthM: l.GeomLengthM()}
+			if n, ok := cfg.Network.Node(l.To); ok {
+				e.linkPoints[i].signalEnd = n.Signalised
+			}
 		}
 	}
 	e.dispatched.Store(&mark{now: minTime, wm: minTime})
@@ -272,6 +277,7 @@ func (e *Engine) Apply(seq uint64, rec arrow.Record) error {
 	for i := range e.rowsBuf {
 		e.rowsBuf[i] = e.rowsBuf[i][:0]
 		e.linksBuf[i] = e.linksBuf[i][:0]
+		e.offsBuf[i] = e.offsBuf[i][:0]
 	}
 	var ids *array.String
 	var lat, lng *array.Float64
@@ -307,15 +313,16 @@ func (e *Engine) Apply(seq uint64, rec arrow.Record) error {
 		sh := e.shardOf(cells.Value(i))
 		e.rowsBuf[sh] = append(e.rowsBuf[sh], int32(i))
 		if e.matcher != nil {
-			li := int32(-1)
+			li, off := int32(-1), float32(0)
 			if t >= horizon {
 				h := math.NaN()
 				if heading.IsValid(i) {
 					h = float64(heading.Value(i))
 				}
-				li = e.matchRow(k, ids.Value(i), t, lat.Value(i), lng.Value(i), h)
+				li, off = e.matchRow(k, ids.Value(i), t, lat.Value(i), lng.Value(i), h)
 			}
 			e.linksBuf[sh] = append(e.linksBuf[sh], li)
+			e.offsBuf[sh] = append(e.offsBuf[sh], off)
 		}
 	}
 	e.trackUnits(rec, kind)
@@ -333,6 +340,7 @@ func (e *Engine) Apply(seq uint64, rec arrow.Record) error {
 		msg := shardMsg{rec: rec, rows: append([]int32(nil), rows...), horizon: horizon, now: e.now}
 		if e.matcher != nil {
 			msg.links = append([]int32(nil), e.linksBuf[i]...)
+			msg.offs = append([]float32(nil), e.offsBuf[i]...)
 		}
 		e.shards[i].in <- msg
 	}
@@ -676,6 +684,7 @@ func (e *Engine) judgeSamples(samples []trafficSample) []Evidence {
 		if n := len(merged); n > 0 && x.link >= 0 && merged[n-1].t == x.t && merged[n-1].link == x.link {
 			merged[n-1].now1.add(&x.now1)
 			merged[n-1].early.add(&x.early)
+			merged[n-1].stopHead = max(merged[n-1].stopHead, x.stopHead)
 			continue
 		}
 		merged = append(merged, x)
@@ -688,7 +697,7 @@ func (e *Engine) judgeSamples(samples []trafficSample) []Evidence {
 			j++
 		}
 		if e.cfg.Network != nil {
-			out = append(out, judgeLinks(samples[i:j], e.anomalyRuns, e.down)...)
+			out = append(out, judgeLinks(samples[i:j], e.anomalyRuns, e.down, e.linkPoints)...)
 		} else {
 			out = append(out, judgeTraffic(samples[i:j], e.anomalyRuns)...)
 		}

@@ -129,7 +129,11 @@ const (
 	standstillOcc     = 0.5
 	standstillFlowVph = 200
 	standstillBuckets = 6
-	standstillN       = 6 // speed samples in the minute: a vehicle or two waiting at a red light is not a standstill
+	// A standing queue whose head is within max(stopLineM, stopLineShare × length) of a signal's stop line
+	// is a queue at the signal.
+	stopLineM     = 25
+	stopLineShare = 0.1
+	standstillN   = 6 // speed samples in the minute: a vehicle or two waiting at a red light is not a standstill
 )
 
 // trafficSample is what the traffic rule needs of one cell at one bucket end: measured by the cell's shard
@@ -143,6 +147,9 @@ type trafficSample struct {
 	early    WindowStats
 	ff       float64
 	lat, lng float64
+	// stopHead: the most downstream position (fraction of the link) of a probe standing in the last
+	// minute, -1: none (links only).
+	stopHead float64
 }
 
 // measure returns the sample of cell cs at bucket end t.
@@ -158,6 +165,13 @@ func (s *shard) measureLink(li int32, ls *linkState, t int64) trafficSample {
 	p := &s.e.linkPoints[li]
 	ts := trafficSample{cell: p.cell, link: li, t: t, ff: p.ff, lat: p.lat, lng: p.lng}
 	s.windows(ls.aggs, t, &ts)
+	head := float32(0)
+	for j := range ls.aggs {
+		if a := &ls.aggs[j]; a.start+s.e.bucketMs <= t && a.start+s.e.bucketMs > t-60_000 {
+			head = max(head, a.stopHead)
+		}
+	}
+	ts.stopHead = float64(head) - 1
 	return ts
 }
 
@@ -177,9 +191,11 @@ func (s *shard) windows(aggs []agg, t int64, ts *trafficSample) {
 
 // linkPoint is where a link's anomalies are reported, and its free-flow speed.
 type linkPoint struct {
-	lat, lng float64
-	cell     uint64
-	ff       float64
+	lat, lng  float64
+	cell      uint64
+	ff        float64
+	lengthM   float64
+	signalEnd bool // the link ends at a signalised intersection
 }
 
 // judgeLinks is the traffic rule on a road network: a link collapses while at least one of the links
@@ -187,7 +203,7 @@ type linkPoint struct {
 // algorithms; downstream of a blockage traffic is free, in ordinary congestion or spillback it is not). down
 // lists the downstream links of each link. Without data downstream there is nothing to tell a blockage from
 // congestion: no evidence.
-func judgeLinks(samples []trafficSample, runs map[uint64]int, down [][]int32) []Evidence {
+func judgeLinks(samples []trafficSample, runs map[uint64]int, down [][]int32, points []linkPoint) []Evidence {
 	return judge(samples, runs, trafficUnit{
 		key: func(x *trafficSample) uint64 { return linkRunKey | uint64(uint32(x.link)) },
 		neighbours: func(x *trafficSample, visit func(key uint64)) {
@@ -205,8 +221,18 @@ func judgeLinks(samples []trafficSample, runs map[uint64]int, down [][]int32) []
 			return 0
 		},
 		standstill: true,
-		persist:    standstillBuckets,
-		source:     func(x *trafficSample) string { return fmt.Sprintf("link:%d", x.link) },
+		// A link that ends at a signal, whose standing queue reaches the stop line, is indistinguishable
+		// from a red light's queue or spillback from the junction: its standstill is no evidence. Behind a
+		// blockage the queue's head is the blockage, short of the stop line.
+		atStopLine: func(x *trafficSample) bool {
+			p := &points[x.link]
+			if !p.signalEnd || x.stopHead < 0 || p.lengthM <= 0 {
+				return false
+			}
+			return (1-x.stopHead)*p.lengthM < max(stopLineM, stopLineShare*p.lengthM)
+		},
+		persist: standstillBuckets,
+		source:  func(x *trafficSample) string { return fmt.Sprintf("link:%d", x.link) },
 	})
 }
 
@@ -271,6 +297,8 @@ type trafficUnit struct {
 	lonely func(x *trafficSample) float64
 	// standstill: only a collapse to a standstill counts (trafficSample.standstill).
 	standstill bool
+	// atStopLine: the standstill is a queue at a signal's stop line (nil: never).
+	atStopLine func(x *trafficSample) bool
 	// persist: consecutive bucket ends the anomaly must hold before it is evidence.
 	persist int
 	// speedlessFollow: a collapse seen in occupancy only counts when any neighbour flows.
@@ -335,7 +363,7 @@ func judge(samples []trafficSample, runs map[uint64]int, u trafficUnit) []Eviden
 			}
 		}
 		if cond && u.standstill {
-			cond = x.standstill()
+			cond = x.standstill() && (u.atStopLine == nil || !u.atStopLine(x))
 		}
 		if !cond {
 			delete(runs, key)

@@ -254,6 +254,9 @@ func TestLinkRuleComparesDownstream(t *testing.T) {
 			continue
 		}
 		n, _ := net.Node(l.To)
+		if !n.Signalised {
+			continue
+		}
 		for _, id := range n.Out {
 			d, _ := net.Link(id)
 			if d.To != l.From && d.GeomLengthM() >= 250 {
@@ -265,12 +268,18 @@ func TestLinkRuleComparesDownstream(t *testing.T) {
 		}
 	}
 	if up == nil {
-		t.Skip("no pair of long consecutive links in the generated network")
+		t.Skip("no pair of long consecutive links through a signal in the generated network")
 	}
 	const onset = 12 * 60_000
 	// run drives 2 probes per link every 2.5 s; from onset the upstream link moves at upSp and the
 	// downstream one at downSp (0: no probe reaches it any more, as downstream of a full closure).
-	run := func(upSp, downSp float64) []Incident {
+	// Probes on the upstream link stand at 20% and 50% of it (behind a blockage), or at 85% and 97% with
+	// atStopLine (a queue at the signal).
+	run := func(upSp, downSp float64, atStopLine ...bool) []Incident {
+		at := [2]float64{0.2, 0.5}
+		if len(atStopLine) > 0 && atStopLine[0] {
+			at = [2]float64{0.85, 0.97}
+		}
 		r := newRig(t, func(c *Config) { c.Network = net })
 		for b := int64(0); b < 25*6; b++ {
 			var evs []Event
@@ -285,7 +294,7 @@ func TestLinkRuleComparesDownstream(t *testing.T) {
 						}
 					}
 					for v := 0; v < 2; v++ {
-						p, bearing := l.PointAt(l.GeomLengthM() * (0.2 + 0.3*float64(v)))
+						p, bearing := l.PointAt(l.GeomLengthM() * at[v])
 						e := probe(t0+ms, p.Lat, p.Lng, sp)
 						e.ID = fmt.Sprintf("%s-%d-%d", l.ID, v, ms)
 						e.HeadingDeg = bearing
@@ -307,6 +316,9 @@ func TestLinkRuleComparesDownstream(t *testing.T) {
 	}
 	if got := run(1, 0); len(got) != 1 || got[0].DetectedAt-(t0+onset) > 180_000 {
 		t.Errorf("full closure on %s, %s empty downstream: %+v", up.ID, down.ID, got)
+	}
+	if got := run(1, 45, true); len(got) != 0 {
+		t.Errorf("a queue standing at the signal's stop line is not a blockage: %+v", got)
 	}
 	if got := run(10, 45); len(got) != 0 {
 		t.Errorf("a queue still moving at 10 km/h (a signal queue) is not a blockage: %+v", got)

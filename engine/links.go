@@ -21,7 +21,7 @@ type linkState struct {
 	view   *LinkView
 }
 
-func (s *shard) linkAdd(li int32, start, t int64, c *contribution) {
+func (s *shard) linkAdd(li int32, start, t int64, c *contribution, off float32) {
 	ls := s.links[li]
 	if ls == nil {
 		ls = &linkState{}
@@ -30,6 +30,9 @@ func (s *shard) linkAdd(li int32, start, t int64, c *contribution) {
 	cs := cellState{aggs: ls.aggs}
 	a := cs.bucket(start)
 	c.addTo(a)
+	if c.weight > 0 && c.speed < standstillKmh && (c.kind == KindProbe || c.kind == KindTransit) {
+		a.addHead(1 + off)
+	}
 	ls.aggs = cs.aggs
 	if t > ls.lastTS {
 		ls.lastTS = t
@@ -153,22 +156,32 @@ func touches(l *geo.Link, b geo.BBox) bool {
 // matchRows assigns a link to each probe, transit and detector row (dispatcher goroutine): probes and transit
 // vehicles through the online map matcher (position, heading, the vehicle's previous match), detectors to
 // the nearest link within 30 m.
-func (e *Engine) matchRow(k Kind, id string, ts int64, lat, lng, heading float64) int32 {
+// The position along the link is returned as a fraction of its length.
+func (e *Engine) matchRow(k Kind, id string, ts int64, lat, lng, heading float64) (int32, float32) {
 	switch k {
 	case KindProbe, KindTransit:
 		m, ok := e.matcher.Match(id, time.UnixMilli(ts), lat, lng, heading)
 		if !ok {
-			return -1
+			return -1, 0
 		}
 		if li, ok := e.linkIdx[m.LinkID]; ok {
-			return li
+			return li, e.fraction(li, m.OffsetM)
 		}
 	case KindDetector:
 		if c := e.cfg.Network.Nearest(lat, lng, 30, 1); len(c) > 0 {
 			if li, ok := e.linkIdx[c[0].Link.ID]; ok {
-				return li
+				return li, e.fraction(li, c[0].OffsetM)
 			}
 		}
 	}
-	return -1
+	return -1, 0
+}
+
+// fraction is offset m along link li as a fraction of the link's geometry length, in [0, 1].
+func (e *Engine) fraction(li int32, m float64) float32 {
+	l := e.linkPoints[li].lengthM
+	if l <= 0 {
+		return 0
+	}
+	return float32(min(1, max(0, m/l)))
 }

@@ -14,7 +14,14 @@ import (
 type agg struct {
 	start int64 // bucket start, ms
 	WindowStats
+	// stopHead (links only): 1 + the most downstream position, as a fraction of the link's length, of a
+	// probe standing (under standstillKmh) in the bucket; 0: none. Where a standing queue has its head
+	// tells a queue at a stop line from one behind a blockage.
+	stopHead float32
 }
+
+// addHead merges another bucket's stopHead.
+func (a *agg) addHead(h float32) { a.stopHead = max(a.stopHead, h) }
 
 // speedBins is the learned free-flow histogram: 4 km/h bins up to 160 km/h.
 const (
@@ -68,9 +75,10 @@ func (cs *cellState) learnedFreeFlow(minSamples uint32) (float64, bool) {
 type shardMsg struct {
 	rec     arrow.Record // retained for this shard; the shard releases it
 	rows    []int32
-	links   []int32 // matched link index per row (-1: none); nil without a road network
-	horizon int64   // events older than this are too late for any window
-	now     int64   // the engine's newest event time after this batch
+	links   []int32   // matched link index per row (-1: none); nil without a road network
+	offs    []float32 // position along the matched link per row, fraction of its length
+	horizon int64     // events older than this are too late for any window
+	now     int64     // the engine's newest event time after this batch
 	tick    *tickReq
 	dump    *dumpReq
 	restore *restoreReq
@@ -228,7 +236,7 @@ func (s *shard) apply(m shardMsg) {
 		c.addTo(a)
 		if m.links != nil {
 			if li := m.links[i]; li >= 0 {
-				s.linkAdd(li, start, t, &c)
+				s.linkAdd(li, start, t, &c, m.offs[i])
 			}
 		}
 		if retain {

@@ -46,7 +46,11 @@ var aggSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "flow_n", Type: arrow.PrimitiveTypes.Uint32},
 	{Name: "occ_sum", Type: arrow.PrimitiveTypes.Float64},
 	{Name: "kinds", Type: &arrow.FixedSizeBinaryType{ByteWidth: 4 * int(numKinds)}},
+	{Name: "stop_head", Type: arrow.PrimitiveTypes.Float32},
 }, nil)
+
+// aggSchemaV1 is aggSchema before stop_head; such snapshots still load (their buckets have no queue head).
+var aggSchemaV1 = arrow.NewSchema(aggSchema.Fields()[:11], nil)
 
 var cellSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "cell", Type: arrow.PrimitiveTypes.Uint64},
@@ -94,6 +98,7 @@ func (s *shard) dump() shardDump {
 			binary.LittleEndian.PutUint32(k[4*i:], n)
 		}
 		ab.Field(10).(*array.FixedSizeBinaryBuilder).Append(k[:])
+		ab.Field(11).(*array.Float32Builder).Append(a.stopHead)
 	}
 	cells := make([]uint64, 0, len(s.cells))
 	for c := range s.cells {
@@ -485,6 +490,9 @@ func (e *Engine) loadSnapshot(path string) (uint64, error) {
 			for j := range a.Kinds {
 				a.Kinds[j] = binary.LittleEndian.Uint32(k[4*j:])
 			}
+			if r.NumCols() > 11 {
+				a.stopHead = r.Column(11).(*array.Float32).Value(i)
+			}
 			owner := r.Column(1).(*array.Uint64).Value(i)
 			switch r.Column(0).(*array.Uint8).Value(i) {
 			case 0:
@@ -507,6 +515,7 @@ func (e *Engine) loadSnapshot(path string) (uint64, error) {
 				tmp := cellState{aggs: ls.aggs}
 				b := tmp.bucket(a.start)
 				b.add(&a.WindowStats)
+				b.addHead(a.stopHead)
 				ls.aggs = tmp.aggs
 				ls.lastTS = max(ls.lastTS, a.start)
 			}
@@ -584,7 +593,7 @@ func readIPCFile(data []byte, schema *arrow.Schema, mem memory.Allocator, fn fun
 		return fmt.Errorf("cannot read snapshot table: %w", err)
 	}
 	defer r.Close()
-	if !r.Schema().Equal(schema) {
+	if !r.Schema().Equal(schema) && !(schema == aggSchema && r.Schema().Equal(aggSchemaV1)) {
 		return fmt.Errorf("snapshot table has schema %s, want %s", r.Schema(), schema)
 	}
 	for i := 0; i < r.NumRecords(); i++ {

@@ -619,8 +619,9 @@ func TestIncidentsFromSpecExamplesAndOperatorActions(t *testing.T) {
 		t.Fatalf("%d incidents, want 1: %+v", len(list), list)
 	}
 	in := list[0]
-	// One camera frame alone is a candidate; the call 36 s later makes it an incident: detected then.
-	if in.Type != "crash" || in.Status == "" || in.DetectedAt != "2026-11-27T00:00:41.000Z" || in.FirstAt != "2026-11-27T00:00:05.000Z" || in.ClearedAt != nil {
+	// A sure camera frame (0.83 from a camera with no bad record) is an incident at once; the call 36 s
+	// later joins it and names the type.
+	if in.Type != "crash" || in.Status == "" || in.DetectedAt != "2026-11-27T00:00:05.000Z" || in.FirstAt != "2026-11-27T00:00:05.000Z" || in.ClearedAt != nil {
 		t.Errorf("incident %+v", in)
 	}
 	if in.Cell != cellAt(t, in.Lat, in.Lng) || in.Evidence[0].ID != "cam-0412" || in.Evidence[1].ID != "call-122-88231" || in.Evidence[1].TS != "2026-11-27T00:00:41.000Z" {
