@@ -234,9 +234,6 @@ func New(cfg Config) *Engine {
 				ff = l.Class.DefaultKmh()
 			}
 			e.linkPoints[i] = linkPoint{lat: p.Lat, lng: p.Lng, cell: c, ff: ff, lengthM: l.GeomLengthM()}
-			if n, ok := cfg.Network.Node(l.To); ok {
-				e.linkPoints[i].signalEnd = n.Signalised
-			}
 		}
 	}
 	e.dispatched.Store(&mark{now: minTime, wm: minTime})

@@ -254,9 +254,6 @@ func TestLinkRuleComparesDownstream(t *testing.T) {
 			continue
 		}
 		n, _ := net.Node(l.To)
-		if !n.Signalised {
-			continue
-		}
 		for _, id := range n.Out {
 			d, _ := net.Link(id)
 			if d.To != l.From && d.GeomLengthM() >= 250 {
@@ -268,13 +265,13 @@ func TestLinkRuleComparesDownstream(t *testing.T) {
 		}
 	}
 	if up == nil {
-		t.Skip("no pair of long consecutive links through a signal in the generated network")
+		t.Skip("no pair of long consecutive links in the generated network")
 	}
 	const onset = 12 * 60_000
 	// run drives 2 probes per link every 2.5 s; from onset the upstream link moves at upSp and the
 	// downstream one at downSp (0: no probe reaches it any more, as downstream of a full closure).
 	// Probes on the upstream link stand at 20% and 50% of it (behind a blockage), or at 85% and 97% with
-	// atStopLine (a queue at the signal).
+	// atStopLine (a queue at the junction).
 	run := func(upSp, downSp float64, atStopLine ...bool) []Incident {
 		at := [2]float64{0.2, 0.5}
 		if len(atStopLine) > 0 && atStopLine[0] {
@@ -318,7 +315,7 @@ func TestLinkRuleComparesDownstream(t *testing.T) {
 		t.Errorf("full closure on %s, %s empty downstream: %+v", up.ID, down.ID, got)
 	}
 	if got := run(1, 45, true); len(got) != 0 {
-		t.Errorf("a queue standing at the signal's stop line is not a blockage: %+v", got)
+		t.Errorf("a queue standing at the junction's stop line is not a blockage: %+v", got)
 	}
 	if got := run(10, 45); len(got) != 0 {
 		t.Errorf("a queue still moving at 10 km/h (a signal queue) is not a blockage: %+v", got)

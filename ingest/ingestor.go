@@ -26,6 +26,7 @@ type DeadLetter struct {
 // Sink is where accepted batches and rejected events go: the durable log. Append returns only once the
 // batch is stored (the acknowledgement); it must not keep rec after returning.
 type Sink interface {
+	// Append returns ErrDuplicate (with the sequence) when msgID was stored before: a retry.
 	Append(ctx context.Context, rec arrow.Record, msgID string) (uint64, error)
 	AppendDead(ctx context.Context, letters []DeadLetter) error
 }
@@ -143,10 +144,19 @@ func (in *Ingestor) Ingest(ctx context.Context, body []byte, via string, want en
 	return res, nil
 }
 
+// ErrDuplicate is what a Sink returns when a batch's message id was stored before.
+var ErrDuplicate = errors.New("duplicate message id: the batch was stored before")
+
 // store appends the accepted record and the dead letters, and counts them.
 func (in *Ingestor) store(ctx context.Context, rec arrow.Record, dead []DeadLetter, msgID string, res *Result) error {
 	if rec.NumRows() > 0 {
 		seq, err := in.sink.Append(ctx, rec, msgID)
+		if errors.Is(err, ErrDuplicate) {
+			// A retry of a batch already in the log (the client did not get the first answer): it is
+			// answered as accepted again, but counted once, when it was first stored.
+			res.Seq = seq
+			return nil
+		}
 		if err != nil {
 			in.stats.Failed.Add(1)
 			return fmt.Errorf("cannot store batch: %w", err)

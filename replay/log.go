@@ -180,10 +180,18 @@ func (l *Log) append(ctx context.Context, rec arrow.Record, msgID string) (uint6
 		if msgID != "" {
 			idA, idB = msgID+"/0", msgID+"/1"
 		}
-		if _, err := l.append(ctx, a, idA); err != nil {
-			return 0, err
+		_, errA := l.append(ctx, a, idA)
+		if errA != nil && !errors.Is(errA, ingest.ErrDuplicate) {
+			return 0, errA
 		}
-		return l.append(ctx, b, idB)
+		seq, errB := l.append(ctx, b, idB)
+		if errB != nil && !errors.Is(errB, ingest.ErrDuplicate) {
+			return 0, errB
+		}
+		if errA != nil && errB != nil {
+			return seq, errB // both halves were stored before
+		}
+		return seq, nil
 	}
 	msg := nats.NewMsg(EventsSubject)
 	msg.Data = data
@@ -195,6 +203,9 @@ func (l *Log) append(ctx context.Context, rec arrow.Record, msgID string) (uint6
 	ack, err := l.js.PublishMsg(ctx, msg, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("cannot append %d events to the log: %w", rec.NumRows(), err)
+	}
+	if ack.Duplicate {
+		return ack.Sequence, ingest.ErrDuplicate
 	}
 	return ack.Sequence, nil
 }

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"citybrain/engine"
+	"citybrain/ingest"
 )
 
 // openTestLog starts an in-process JetStream server under a temp dir and opens the log on it.
@@ -310,5 +312,26 @@ func TestSessionIdleExpiry(t *testing.T) {
 	}
 	if _, ok := m.Get(s.ID()); ok {
 		t.Error("expired session still found")
+	}
+}
+
+// A batch appended again with the same message id (a client's retry after a lost answer, possibly across a
+// restart) is not stored twice and is reported as a duplicate, so the ingestor counts it once.
+func TestAppendDuplicateMessageID(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	l := openTestLog(t, mem)
+	recs := buildBatches(t, mem, testEvents(20, time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC).UnixMilli()), []int{20})
+	defer recs[0].Release()
+	seq, err := l.Append(t.Context(), recs[0], "batch-1")
+	if err != nil || seq != 1 {
+		t.Fatalf("first append: seq %d err %v", seq, err)
+	}
+	seq, err = l.Append(t.Context(), recs[0], "batch-1")
+	if !errors.Is(err, ingest.ErrDuplicate) || seq != 1 {
+		t.Errorf("retry: seq %d err %v, want seq 1 and ingest.ErrDuplicate", seq, err)
+	}
+	if st, _ := l.State(t.Context()); st.Msgs != 1 {
+		t.Errorf("the log holds %d messages, want 1", st.Msgs)
 	}
 }
