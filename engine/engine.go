@@ -681,6 +681,7 @@ func (e *Engine) judgeSamples(samples []trafficSample) []Evidence {
 		if n := len(merged); n > 0 && x.link >= 0 && merged[n-1].t == x.t && merged[n-1].link == x.link {
 			merged[n-1].now1.add(&x.now1)
 			merged[n-1].early.add(&x.early)
+			merged[n-1].now30.add(&x.now30)
 			merged[n-1].stopHead = max(merged[n-1].stopHead, x.stopHead)
 			continue
 		}

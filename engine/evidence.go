@@ -131,9 +131,10 @@ const (
 	standstillBuckets = 6
 	// A standing queue whose head is within max(stopLineM, stopLineShare × length) of the end of its link
 	// is a queue at the junction.
-	stopLineM     = 25
-	stopLineShare = 0.1
-	standstillN   = 6 // speed samples in the minute: a vehicle or two waiting at a red light is not a standstill
+	stopLineM          = 25
+	stopLineShare      = 0.1
+	standstillWindowMs = 30_000 // the standstill is measured over the last 30 s
+	standstillN        = 4      // speed samples in it: one vehicle waiting is not a standstill
 )
 
 // trafficSample is what the traffic rule needs of one cell at one bucket end: measured by the cell's shard
@@ -144,6 +145,7 @@ type trafficSample struct {
 	link     int32 // index of the road link measured, or -1 for a cell
 	t        int64 // bucket end, ms
 	now1     WindowStats
+	now30    WindowStats // the last 30 s
 	early    WindowStats
 	ff       float64
 	lat, lng float64
@@ -183,6 +185,9 @@ func (s *shard) windows(aggs []agg, t int64, ts *trafficSample) {
 		switch {
 		case end <= t && end > t-60_000:
 			ts.now1.add(&a.WindowStats)
+			if end > t-standstillWindowMs {
+				ts.now30.add(&a.WindowStats)
+			}
 		case end <= t-5*60_000 && end > t-10*60_000:
 			ts.early.add(&a.WindowStats)
 		}
@@ -237,12 +242,13 @@ func judgeLinks(samples []trafficSample, runs map[uint64]int, down [][]int32, po
 }
 
 // standstill reports whether the traffic measured in sample x has stopped, not merely slowed: probes
-// average under standstillKmh over the last minute, or, without probe speeds, loops read high occupancy
-// at a low flow. Behind a blocked road vehicles stand; in a queue at a signal, or in heavy congestion, they
+// average under standstillKmh over the last 30 s (standstillWindowMs), or, without probe speeds, loops read
+// high occupancy at a low flow over the last minute. Behind a blocked road vehicles stand; in a queue at a signal, or in heavy congestion, they
 // still move every cycle, so the minute's mean stays above it.
 func (x *trafficSample) standstill() bool {
-	if sp, ok := x.now1.Speed(); ok && x.now1.Kinds[KindProbe]+x.now1.Kinds[KindTransit] > 0 {
-		return sp < standstillKmh && x.now1.Samples >= standstillN
+	w := &x.now30
+	if sp, ok := w.Speed(); ok && w.Kinds[KindProbe]+w.Kinds[KindTransit] > 0 {
+		return sp < standstillKmh && w.Samples >= standstillN
 	}
 	return x.now1.FlowN > 0 && x.now1.Occupancy() > standstillOcc && x.now1.FlowVph() < standstillFlowVph
 }
