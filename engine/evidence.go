@@ -123,8 +123,8 @@ const (
 	minAnomalyN    = 2  // speed samples in the last minute
 	quietEarlyN    = 15 // speed samples 5–10 minutes earlier for a downstream link's silence to count
 
-	// On a road network a link's collapse must be a standstill (see trafficSample.standstill), which a
-	// signal queue does not show for a whole minute, so a shorter persistence suffices.
+	// On a road network a link's collapse must be a standstill (see trafficSample.standstill) held for
+	// standstillBuckets bucket ends, with its queue's head short of the junction (judgeLinks).
 	standstillKmh     = 5
 	standstillOcc     = 0.5
 	standstillFlowVph = 200
