@@ -167,18 +167,13 @@ func (s *shard) measureLink(li int32, ls *linkState, t int64) trafficSample {
 	p := &s.e.linkPoints[li]
 	ts := trafficSample{cell: p.cell, link: li, t: t, ff: p.ff, lat: p.lat, lng: p.lng}
 	s.windows(ls.aggs, t, &ts)
-	head := float32(0)
-	for j := range ls.aggs {
-		if a := &ls.aggs[j]; a.start+s.e.bucketMs <= t && a.start+s.e.bucketMs > t-60_000 {
-			head = max(head, a.stopHead)
-		}
-	}
-	ts.stopHead = float64(head) - 1
 	return ts
 }
 
-// windows sums the last minute before t and the minutes 5 to 10 before it.
+// windows sums the last minute before t (and its last 30 s) and the minutes 5 to 10 before it, and finds the
+// head of the last minute's standing queue.
 func (s *shard) windows(aggs []agg, t int64, ts *trafficSample) {
+	head := float32(0)
 	for j := range aggs {
 		a := &aggs[j]
 		end := a.start + s.e.bucketMs
@@ -188,10 +183,12 @@ func (s *shard) windows(aggs []agg, t int64, ts *trafficSample) {
 			if end > t-standstillWindowMs {
 				ts.now30.add(&a.WindowStats)
 			}
+			head = max(head, a.stopHead)
 		case end <= t-5*60_000 && end > t-10*60_000:
 			ts.early.add(&a.WindowStats)
 		}
 	}
+	ts.stopHead = float64(head) - 1
 }
 
 // linkPoint is where a link's anomalies are reported, and its free-flow speed.
@@ -243,8 +240,8 @@ func judgeLinks(samples []trafficSample, runs map[uint64]int, down [][]int32, po
 
 // standstill reports whether the traffic measured in sample x has stopped, not merely slowed: probes
 // average under standstillKmh over the last 30 s (standstillWindowMs), or, without probe speeds, loops read
-// high occupancy at a low flow over the last minute. Behind a blocked road vehicles stand; in a queue at a signal, or in heavy congestion, they
-// still move every cycle, so the minute's mean stays above it.
+// high occupancy at a low flow over the last minute. Behind a blocked road vehicles stand; in congestion
+// they move.
 func (x *trafficSample) standstill() bool {
 	w := &x.now30
 	if sp, ok := w.Speed(); ok && w.Kinds[KindProbe]+w.Kinds[KindTransit] > 0 {
