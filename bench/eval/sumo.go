@@ -271,13 +271,14 @@ func writeBlockers(path string, bs []blockage) error {
 }
 
 // sumoRun is one SUMO run's output in events and truth.
+// Exported fields, so Config.SUMOCache can store it with encoding/gob.
 type sumoRun struct {
-	events  []engine.Event // probes, transit, detectors
-	truths  []Truth
-	endS    float64
-	wallS   float64
-	notes   []string
-	fcdStat sumo.FCDStats
+	Events  []engine.Event // probes, transit, detectors
+	Truths  []Truth
+	EndS    float64
+	WallS   float64
+	Notes   []string
+	FCDStat sumo.FCDStats
 }
 
 // runSUMO copies the scenario to dir, adds the blockers, runs sumo for endS simulated seconds with FCD on its
@@ -336,21 +337,21 @@ func runSUMO(ctx context.Context, cfg *Config, net *geo.Network, dir string, see
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("cannot run sumo (%s): %w", cfg.SUMO, err)
 	}
-	run := &sumoRun{endS: endS}
+	run := &sumoRun{EndS: endS}
 	st, rerr := sumo.ReadFCD(bufio.NewReaderSize(out, 1<<20), sumo.FCDOptions{Start: bolognaStart, Interval: ProbeIntervalS,
 		UTMZone: sumo.UTMZoneOf(net.Projection), IDPrefix: fmt.Sprintf("s%d-", seed)}, func(e engine.Event) error {
 		if strings.Contains(e.ID, blockerPrefix) {
 			return nil // the stopped vehicles are the incident, not probes
 		}
-		run.events = append(run.events, e)
+		run.Events = append(run.Events, e)
 		return nil
 	})
 	if rerr != nil {
 		io.Copy(io.Discard, out)
 	}
 	werr := cmd.Wait()
-	run.wallS = round3(time.Since(t0).Seconds())
-	run.fcdStat = st
+	run.WallS = round3(time.Since(t0).Seconds())
+	run.FCDStat = st
 	if werr != nil {
 		return nil, fmt.Errorf("cannot run sumo (%s in %s; stderr %.300q): %w", strings.Join(args, " "), dir, stderr.String(), werr)
 	}
@@ -376,7 +377,7 @@ func runSUMO(ctx context.Context, cfg *Config, net *geo.Network, dir string, see
 		return nil, fmt.Errorf("cannot open e1 output: %w", err)
 	}
 	_, err = sumo.ReadE1(ef, sumo.E1Options{Start: bolognaStart, Sites: sites}, func(e engine.Event) error {
-		run.events = append(run.events, e)
+		run.Events = append(run.Events, e)
 		return nil
 	})
 	ef.Close()
@@ -403,18 +404,18 @@ func runSUMO(ctx context.Context, cfg *Config, net *geo.Network, dir string, see
 			first, last = math.Min(first, s[0]), math.Max(last, s[1])
 		}
 		if stopped == 0 {
-			run.notes = append(run.notes, fmt.Sprintf("%s (%s on %s): no blocker stopped (SUMO could not insert it); not a truth", b.ID, b.Class, b.Edge))
+			run.Notes = append(run.Notes, fmt.Sprintf("%s (%s on %s): no blocker stopped (SUMO could not insert it); not a truth", b.ID, b.Class, b.Edge))
 			continue
 		}
 		class := b.Class
 		if stopped < len(b.Lanes) {
-			run.notes = append(run.notes, fmt.Sprintf("%s (%s on %s): %d of %d blockers stopped; scored as a partial closure", b.ID, b.Class, b.Edge, stopped, len(b.Lanes)))
+			run.Notes = append(run.Notes, fmt.Sprintf("%s (%s on %s): %d of %d blockers stopped; scored as a partial closure", b.ID, b.Class, b.Edge, stopped, len(b.Lanes)))
 			class = "partial_closure"
 		}
 		if last < first {
 			last = first + b.DurS
 		}
-		run.truths = append(run.truths, Truth{ID: b.ID, Class: class, Type: map[bool]string{true: "crash", false: "stalled_vehicle"}[class == "full_closure"],
+		run.Truths = append(run.Truths, Truth{ID: b.ID, Class: class, Type: map[bool]string{true: "crash", false: "stalled_vehicle"}[class == "full_closure"],
 			Lat: b.Lat, Lng: b.Lng, Start: simTime(first), End: simTime(last), Lanes: b.NLanes, LanesBlocked: stopped,
 			Where: fmt.Sprintf("edge %s, %.0f m", b.Edge, b.PosM)})
 	}
@@ -643,7 +644,7 @@ func runBologna(ctx context.Context, cfg *Config, rep *Report) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cfg.Log, "eval: bologna/%s/seed%d: sumo took %.1f s, %d traffic events\n", p.name, p.seed, run.wallS, len(run.events))
+		fmt.Fprintf(cfg.Log, "eval: bologna/%s/seed%d: sumo took %.1f s, %d traffic events\n", p.name, p.seed, run.WallS, len(run.Events))
 		for _, v := range p.variants {
 			sc, err := feedBologna(ctx, cfg, net, cams, run, p.name, p.seed, v, p.what)
 			if sc != nil {
@@ -661,14 +662,14 @@ func runBologna(ctx context.Context, cfg *Config, rep *Report) error {
 func feedBologna(ctx context.Context, cfg *Config, net *geo.Network, cams []camera, run *sumoRun, name string, seed int64, variant, what string) (*Scenario, error) {
 	t0 := time.Now()
 	sc := &Scenario{Name: fmt.Sprintf("bologna-%s/%s/seed%d", name, variant, seed), Source: "bologna", Variant: variant, Seed: seed,
-		Incidents: what, Start: bolognaStart.UTC(), End: simTime(run.endS), SimulatedS: run.endS, Notes: append([]string(nil), run.notes...)}
-	sc.Notes = append(sc.Notes, fmt.Sprintf("sumo: %.1f s wall; FCD %d points, %d probe and %d transit events", run.wallS,
-		run.fcdStat.Points, run.fcdStat.Probes, run.fcdStat.Transit))
-	truths := append([]Truth(nil), run.truths...)
-	events := append([]engine.Event(nil), run.events...)
+		Incidents: what, Start: bolognaStart.UTC(), End: simTime(run.EndS), SimulatedS: run.EndS, Notes: append([]string(nil), run.Notes...)}
+	sc.Notes = append(sc.Notes, fmt.Sprintf("sumo: %.1f s wall; FCD %d points, %d probe and %d transit events", run.WallS,
+		run.FCDStat.Points, run.FCDStat.Probes, run.FCDStat.Transit))
+	truths := append([]Truth(nil), run.Truths...)
+	events := append([]engine.Event(nil), run.Events...)
 	// The same seed gives the same cameras and calls in every variant that has them.
 	rng := rand.New(rand.NewPCG(uint64(seed), 11))
-	video := videoEvents(rng, cams, truths, run.endS)
+	video := videoEvents(rng, cams, truths, run.EndS)
 	calls := reportEvents(rand.New(rand.NewPCG(uint64(seed), 13)), truths)
 	switch variant {
 	case "all":
@@ -702,16 +703,6 @@ func feedBologna(ctx context.Context, cfg *Config, net *geo.Network, cams []came
 	return sc, nil
 }
 
-// cachedRun is a sumoRun as stored in Config.SUMOCache.
-type cachedRun struct {
-	Events  []engine.Event
-	Truths  []Truth
-	EndS    float64
-	WallS   float64
-	Notes   []string
-	FCDStat sumo.FCDStats
-}
-
 // cachedSUMO is runSUMO through cfg.SUMOCache: a run with the same seed, length and blockages is read back.
 func cachedSUMO(ctx context.Context, cfg *Config, net *geo.Network, dir string, seed int64, endS float64, bs []blockage) (*sumoRun, error) {
 	if cfg.SUMOCache == "" {
@@ -722,12 +713,12 @@ func cachedSUMO(ctx context.Context, cfg *Config, net *geo.Network, dir string, 
 	path := filepath.Join(cfg.SUMOCache, fmt.Sprintf("bologna-%d-%.0fs-%016x.gob", seed, endS, h.Sum64()))
 	if f, err := os.Open(path); err == nil {
 		defer f.Close()
-		var c cachedRun
-		if err := gob.NewDecoder(bufio.NewReader(f)).Decode(&c); err != nil {
+		var run sumoRun
+		if err := gob.NewDecoder(bufio.NewReader(f)).Decode(&run); err != nil {
 			return nil, fmt.Errorf("cannot read the cached SUMO run %s (delete it to run SUMO again): %w", path, err)
 		}
 		fmt.Fprintf(cfg.Log, "eval: SUMO run read from the cache %s\n", path)
-		return &sumoRun{events: c.Events, truths: c.Truths, endS: c.EndS, wallS: c.WallS, notes: c.Notes, fcdStat: c.FCDStat}, nil
+		return &run, nil
 	}
 	run, err := runSUMO(ctx, cfg, net, dir, seed, endS, bs)
 	if err != nil {
@@ -737,8 +728,7 @@ func cachedSUMO(ctx context.Context, cfg *Config, net *geo.Network, dir string, 
 		return nil, fmt.Errorf("cannot create the SUMO cache: %w", err)
 	}
 	var buf bytes.Buffer
-	c := cachedRun{Events: run.events, Truths: run.truths, EndS: run.endS, WallS: run.wallS, Notes: run.notes, FCDStat: run.fcdStat}
-	if err := gob.NewEncoder(&buf).Encode(&c); err != nil {
+	if err := gob.NewEncoder(&buf).Encode(run); err != nil {
 		return nil, fmt.Errorf("cannot encode the SUMO run for the cache: %w", err)
 	}
 	tmp := path + ".tmp"
