@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -100,12 +102,7 @@ func (s *shard) dump() shardDump {
 		ab.Field(10).(*array.FixedSizeBinaryBuilder).Append(k[:])
 		ab.Field(11).(*array.Float32Builder).Append(a.stopHead)
 	}
-	cells := make([]uint64, 0, len(s.cells))
-	for c := range s.cells {
-		cells = append(cells, c)
-	}
-	sort.Slice(cells, func(i, j int) bool { return cells[i] < cells[j] })
-	for _, c := range cells {
+	for _, c := range slices.Sorted(maps.Keys(s.cells)) {
 		cs := s.cells[c]
 		for i := range cs.aggs {
 			appendAgg(0, c, &cs.aggs[i])
@@ -120,12 +117,7 @@ func (s *shard) dump() shardDump {
 		cb.Field(3).(*array.Int64Builder).Append(cs.lastTS)
 		cb.Field(4).(*array.Float64Builder).Append(cs.incident)
 	}
-	links := make([]int32, 0, len(s.links))
-	for l := range s.links {
-		links = append(links, l)
-	}
-	sort.Slice(links, func(i, j int) bool { return links[i] < links[j] })
-	for _, l := range links {
+	for _, l := range slices.Sorted(maps.Keys(s.links)) {
 		ls := s.links[l]
 		for i := range ls.aggs {
 			appendAgg(1, uint64(l), &ls.aggs[i])
