@@ -450,7 +450,7 @@ func (e *Engine) loadSnapshot(path string) (uint64, error) {
 	if e.cfg.Network != nil {
 		nLinks = int32(len(e.cfg.Network.Links()))
 	}
-	err = readIPCFile(files["cells.arrow"], cellSchema, e.cfg.Mem, func(r arrow.Record) error {
+	err = readIPCFile(files["cells.arrow"], []*arrow.Schema{cellSchema}, e.cfg.Mem, func(r arrow.Record) error {
 		cc := r.Column(0).(*array.Uint64)
 		hist := r.Column(1).(*array.FixedSizeBinary)
 		for i := 0; i < int(r.NumRows()); i++ {
@@ -468,7 +468,7 @@ func (e *Engine) loadSnapshot(path string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	err = readIPCFile(files["aggs.arrow"], aggSchema, e.cfg.Mem, func(r arrow.Record) error {
+	err = readIPCFile(files["aggs.arrow"], []*arrow.Schema{aggSchema, aggSchemaV1}, e.cfg.Mem, func(r arrow.Record) error {
 		for i := 0; i < int(r.NumRows()); i++ {
 			a := agg{start: r.Column(2).(*array.Int64).Value(i)}
 			a.SpeedSum = r.Column(3).(*array.Float64).Value(i)
@@ -579,14 +579,16 @@ func (e *Engine) loadSnapshot(path string) (uint64, error) {
 	return st.Seq, nil
 }
 
-func readIPCFile(data []byte, schema *arrow.Schema, mem memory.Allocator, fn func(arrow.Record) error) error {
+// readIPCFile reads a snapshot table whose schema is one of schemas (the current one first, then older ones
+// still readable) and calls fn on each of its batches.
+func readIPCFile(data []byte, schemas []*arrow.Schema, mem memory.Allocator, fn func(arrow.Record) error) error {
 	r, err := ipc.NewFileReader(bytes.NewReader(data), ipc.WithAllocator(mem))
 	if err != nil {
 		return fmt.Errorf("cannot read snapshot table: %w", err)
 	}
 	defer r.Close()
-	if !r.Schema().Equal(schema) && !(schema == aggSchema && r.Schema().Equal(aggSchemaV1)) {
-		return fmt.Errorf("snapshot table has schema %s, want %s", r.Schema(), schema)
+	if !slices.ContainsFunc(schemas, r.Schema().Equal) {
+		return fmt.Errorf("snapshot table has schema %s, want %s", r.Schema(), schemas[0])
 	}
 	for i := 0; i < r.NumRecords(); i++ {
 		rec, err := r.Record(i)
