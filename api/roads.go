@@ -82,13 +82,20 @@ func (s *Server) handleLinks(w http.ResponseWriter, r *http.Request) {
 	w.Write(buf)
 }
 
+// needNetwork wraps a handler that reads the road network: without one it answers 404 saying so.
+func (s *Server) needNetwork(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.Network == nil {
+			writeError(w, http.StatusNotFound, "no road network is loaded (run with --network FILE or the demo city)")
+			return
+		}
+		h(w, r)
+	}
+}
+
 // handleIntersection serves GET /api/v1/intersections/{id}?window=…: the intersection and the live state of
 // each approach (incoming link), by compass side.
 func (s *Server) handleIntersection(w http.ResponseWriter, r *http.Request) {
-	if s.Network == nil {
-		writeError(w, http.StatusNotFound, "no road network is loaded (run with --network FILE or the demo city)")
-		return
-	}
 	id := r.PathValue("id")
 	node, ok := s.Network.Node(id)
 	if !ok {
@@ -141,10 +148,6 @@ func (s *Server) handleIntersection(w http.ResponseWriter, r *http.Request) {
 // handleIntersections serves GET /api/v1/intersections?bbox=…: the intersections of the loaded network in
 // bbox with whether they are signalised and their approaches' links.
 func (s *Server) handleIntersections(w http.ResponseWriter, r *http.Request) {
-	if s.Network == nil {
-		writeError(w, http.StatusNotFound, "no road network is loaded (run with --network FILE or the demo city)")
-		return
-	}
 	bbox, err := bboxParam(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())

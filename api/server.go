@@ -64,8 +64,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/links", a.Open(s.handleLinks))
 	mux.HandleFunc("GET /api/v1/transit", a.Open(s.handleTransit))
 	mux.HandleFunc("GET /api/v1/sensors", a.Open(s.handleSensors))
-	mux.HandleFunc("GET /api/v1/intersections", a.Open(s.handleIntersections))
-	mux.HandleFunc("GET /api/v1/intersections/{id}", a.Open(s.handleIntersection))
+	mux.HandleFunc("GET /api/v1/intersections", a.Open(s.needNetwork(s.handleIntersections)))
+	mux.HandleFunc("GET /api/v1/intersections/{id}", a.Open(s.needNetwork(s.handleIntersection)))
 	mux.HandleFunc("GET /ws", a.Open(func(w http.ResponseWriter, r *http.Request) {
 		s.Hub.ServeWS(w, r, s.checkOrigin)
 	}))

@@ -170,6 +170,12 @@ func TestSpecExamplesAppearInCells(t *testing.T) {
 	if code != 200 || ans["accepted"] != 5.0 || ans["rejected"] != 0.0 {
 		t.Fatalf("answer %d %v, want 200 with 5 accepted", code, ans)
 	}
+	// Without a road network, the intersection endpoints say so.
+	for _, path := range []string{"/api/v1/intersections?bbox=120.1,30.2,120.2,30.3", "/api/v1/intersections/n1"} {
+		if code := getJSON(t, "http://"+s.Addr()+path, nil); code != 404 {
+			t.Errorf("GET %s without a network: %d, want 404", path, code)
+		}
+	}
 	st := waitWatermark(t, s, time.Date(2026, 11, 27, 0, 0, 42, 0, time.UTC))
 	if st.EventsAccepted != 5 {
 		t.Errorf("events_accepted = %d, want 5", st.EventsAccepted)
