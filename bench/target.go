@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"citybrain/cmd/citybrain/system"
+	"citybrain/system"
 	"citybrain/engine"
 	"citybrain/replay"
 )

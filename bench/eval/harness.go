@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"citybrain/api"
-	"citybrain/cmd/citybrain/system"
+	"citybrain/system"
 	"citybrain/engine"
 	"citybrain/geo"
 	"citybrain/ingest"

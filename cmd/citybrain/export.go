@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"citybrain/cmd/citybrain/system"
+	"citybrain/system"
 	"citybrain/replay"
 )
 

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"citybrain/cmd/citybrain/system"
+	"citybrain/system"
 	"citybrain/engine"
 	"citybrain/geo"
 	"citybrain/replay"

@@ -17,7 +17,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"citybrain/api"
-	"citybrain/cmd/citybrain/system"
+	"citybrain/system"
 	"citybrain/engine"
 	"citybrain/ingest"
 	"citybrain/replay"

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"citybrain/cmd/citybrain/system"
+	"citybrain/system"
 	"citybrain/engine"
 )
 
