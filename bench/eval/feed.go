@@ -183,15 +183,16 @@ type speedScore struct {
 	origin geo.LatLng
 	res    int
 	start  int64
-	pairs  map[string][]speedPair // by unit kind: link, cell, square
+	pairs  map[string][]speedPair // by unit kind: link, cell, square; link-sample: the probes' own truth
+	low    bool                   // the 5 % probe variant
 }
 
 type speedPair struct {
 	Truth, Est, VehS float64
 }
 
-func newSpeedScore(run *simRun, start time.Time, res int) *speedScore {
-	s := &speedScore{truth: map[obsKey]SpeedObs{}, origin: run.Origin, res: res, start: start.UnixMilli(), pairs: map[string][]speedPair{}}
+func newSpeedScore(run *simRun, start time.Time, res int, low bool) *speedScore {
+	s := &speedScore{truth: map[obsKey]SpeedObs{}, origin: run.Origin, res: res, start: start.UnixMilli(), pairs: map[string][]speedPair{}, low: low}
 	for _, o := range run.Speed {
 		s.truth[obsKey{o.Window, o.Unit}] = o
 	}
@@ -214,7 +215,7 @@ func (s *speedScore) at(ctx context.Context, t target, at int64) error {
 	w := int32((at-s.start)/1000/SpeedWindowS) - 1
 	cellCache := geo.NewCellCache(s.res)
 	for k, o := range s.truth {
-		if k.w != w || o.VehS < minVehS {
+		if k.w != w || o.VehS < minVehS || o.Unit[0] == 'P' || o.Unit[0] == 'Q' {
 			continue
 		}
 		tr := o.SumKmh / o.VehS
@@ -225,6 +226,16 @@ func (s *speedScore) at(ctx context.Context, t target, at int64) error {
 		case 'L':
 			kind = "link"
 			est, ok = links[o.Unit[2:]]
+			// The probe sample's own vehicle-seconds: what sampling alone allows.
+			sample := "P:"
+			if s.low {
+				sample = "Q:"
+			}
+			if p, ok := s.truth[obsKey{w, sample + o.Unit[2:]}]; ok && p.VehS > 0 {
+				s.pairs["link-sample"] = append(s.pairs["link-sample"], speedPair{Truth: tr, Est: p.SumKmh / p.VehS, VehS: o.VehS})
+			} else {
+				s.pairs["link-sample"] = append(s.pairs["link-sample"], speedPair{Truth: tr, Est: math.NaN(), VehS: o.VehS})
+			}
 		case 'C':
 			kind = "cell"
 			c, err := geo.ParseCell(o.Unit[2:])

@@ -97,7 +97,7 @@ func (p *processor) point(pt *fcdPoint) {
 	blocker := strings.HasPrefix(pt.id, blockerPrefix)
 	ll := geo.LatLng{Lat: pt.lat, Lng: pt.lng}
 	if !blocker {
-		p.truth(t, ll, pt.lane, pt.kmh)
+		p.truth(t, ll, pt.lane, pt.kmh, pt.id)
 	}
 	p.camera(t, pt.id, pt.kmh, ll)
 	if blocker {
@@ -139,8 +139,11 @@ func (p *processor) noisy(e engine.Event) engine.Event {
 	return e
 }
 
-// truth adds one vehicle-second to its link, square and cell in its window.
-func (p *processor) truth(t float64, ll geo.LatLng, lane string, kmh float64) {
+// truth adds one vehicle-second to its link, square and cell in its window. A probe vehicle's second is also
+// added to its link's probe-sample units (P: the 15 % sample, Q: the 5 %): every second of the probes, the
+// best any estimator using them alone could know, so the report can say how far sampling alone is from the
+// truth.
+func (p *processor) truth(t float64, ll geo.LatLng, lane string, kmh float64, id string) {
 	w := int32(t / SpeedWindowS)
 	add := func(unit string) {
 		k := obsKey{w, unit}
@@ -155,6 +158,12 @@ func (p *processor) truth(t float64, ll geo.LatLng, lane string, kmh float64) {
 	if lane != "" && lane[0] != ':' {
 		if i := strings.LastIndexByte(lane, '_'); i > 0 {
 			add("L:" + lane[:i])
+			if unitHash(id, 1) < ProbeShare {
+				add("P:" + lane[:i])
+				if unitHash(id, 3) < ProbeShareLow/ProbeShare {
+					add("Q:" + lane[:i])
+				}
+			}
 		}
 	}
 	x, y := p.local(ll)

@@ -27,7 +27,7 @@ import (
 
 // corpusVersion changes whenever what a SUMO run produces changes, so cached runs of an older corpus are not
 // read back.
-const corpusVersion = "c1"
+const corpusVersion = "c2"
 
 // The conditions of issue 12.
 const (
@@ -66,7 +66,9 @@ type Camera struct {
 // vehicle (not just probes) at every simulation second: the truth a speed estimate is scored against.
 type SpeedObs struct {
 	Window int32  // index of the window: [Window·300 s, (Window+1)·300 s)
-	Unit   string // L:<link id>, S:<x>,<y> (150 m squares from the network's south-west corner), C:<h3 cell>
+	// L:<link id>, S:<x>,<y> (150 m squares from the network's south-west corner), C:<h3 cell>; P:<link id>
+	// and Q:<link id> hold only the vehicles of the 15 % and the 5 % probe samples.
+	Unit string
 	SumKmh float64
 	VehS   float64
 }
