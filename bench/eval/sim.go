@@ -65,10 +65,10 @@ type Camera struct {
 // SpeedObs is the vehicle-seconds of one unit (link, 150 m square or engine cell) in one 300-s window, every
 // vehicle (not just probes) at every simulation second: the truth a speed estimate is scored against.
 type SpeedObs struct {
-	Window int32  // index of the window: [Window·300 s, (Window+1)·300 s)
+	Window int32 // index of the window: [Window·300 s, (Window+1)·300 s)
 	// L:<link id>, S:<x>,<y> (150 m squares from the network's south-west corner), C:<h3 cell>; P:<link id>
 	// and Q:<link id> hold only the vehicles of the 15 % and the 5 % probe samples.
-	Unit string
+	Unit   string
 	SumKmh float64
 	VehS   float64
 }
