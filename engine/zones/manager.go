@@ -98,6 +98,17 @@ type incSeen struct {
 	lat, lng float64
 	typ      string
 	active   bool
+	sensors  []string // sensors among its evidence
+}
+
+func seenOf(in *engine.Incident) incSeen {
+	s := incSeen{lat: in.Lat, lng: in.Lng, typ: in.Type, active: in.Active()}
+	for _, ev := range in.Evidence {
+		if ev.Kind == "sensor" && !slices.Contains(s.sensors, ev.ID) {
+			s.sensors = append(s.sensors, ev.ID)
+		}
+	}
+	return s
 }
 
 // New returns an empty manager.
@@ -395,7 +406,7 @@ func (m *Manager) judgeIncidents(list []engine.Incident) {
 	for i := range list {
 		in := &list[i]
 		active := in.Active()
-		m.incidents[in.ID] = incSeen{lat: in.Lat, lng: in.Lng, typ: in.Type, active: active}
+		m.incidents[in.ID] = seenOf(in)
 		if !active {
 			delete(m.incidents, in.ID)
 		}
@@ -642,12 +653,11 @@ func (m *Manager) judgeReading(z *zoneState, ri int, rule string, ev *engine.Eve
 		if len(a.Closures) > 0 {
 			a.Message += fmt.Sprintf("; close %d road link(s) through the zone", len(a.Closures))
 		}
-		// The engine opens a hazard incident from the same reading; name it once it is known.
+		// The engine opens a hazard incident from the same reading (or fuses it into one nearby); name it
+		// when it is known, else when it comes (judgeIncidents).
 		for id, in := range m.incidents {
-			if in.active && (in.typ == "flood" || in.typ == "hazard") && z.sh.contains(in.lat, in.lng) {
-				if a.IncidentID == "" || id < a.IncidentID {
-					a.IncidentID = id
-				}
+			if in.active && slices.Contains(in.sensors, ev.ID) && (a.IncidentID == "" || id < a.IncidentID) {
+				a.IncidentID = id
 			}
 		}
 	}

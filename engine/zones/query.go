@@ -195,7 +195,7 @@ func (m *Manager) RestoreState(data []byte, cells []*engine.CellView, incidents 
 	}
 	for _, in := range incidents {
 		if in.Active() {
-			m.incidents[in.ID] = incSeen{lat: in.Lat, lng: in.Lng, typ: in.Type, active: true}
+			m.incidents[in.ID] = seenOf(&in)
 		}
 	}
 	return nil
