@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"citybrain/engine/zones"
-	"citybrain/replay"
+	"citybrain/eventlog"
 )
 
 // routesZones adds the zones and alerts routes (docs/zones.md).
@@ -112,7 +112,7 @@ func (s *Server) handleZoneWrite(op string) http.HandlerFunc {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		defer cancel()
-		if _, err := s.Log.AppendTyped(ctx, replay.TypeZone, a.ID, data); err != nil {
+		if _, err := s.Log.AppendTyped(ctx, eventlog.TypeZone, a.ID, data); err != nil {
 			writeError(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}

@@ -5,7 +5,7 @@ import (
 
 	"citybrain/api"
 	"citybrain/engine/zones"
-	"citybrain/replay"
+	"citybrain/eventlog"
 )
 
 // applyTyped carries out the operator actions of other types than incident actions (the log consumer's
@@ -13,7 +13,7 @@ import (
 // result for the API; it is not an error of the consumer.
 func (s *System) applyTyped(seq uint64, typ string, data []byte) error {
 	switch typ {
-	case replay.TypeZone:
+	case eventlog.TypeZone:
 		var a zones.Action
 		if err := json.Unmarshal(data, &a); err != nil {
 			s.badMessages.Add(1)
