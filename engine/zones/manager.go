@@ -83,7 +83,7 @@ type Manager struct {
 	order     []string // alert ids, oldest first
 	open      map[condKey]string
 	bySubject map[string]map[condKey]bool // open conditions by subject (incident, sensor, unit id)
-	now       int64 // newest event time seen
+	now       int64                       // newest event time seen
 	results   map[string]error
 	resOrder  []string
 	changed   []string // alert ids changed since the last notification
@@ -126,7 +126,7 @@ func New(cfg Config) *Manager {
 		timing: map[*zoneState]bool{}, units: map[string]unitSeen{}, assets: map[string]int64{},
 		incidents: map[string]incSeen{}, alerts: map[string]*Alert{}, open: map[condKey]string{},
 		bySubject: map[string]map[condKey]bool{},
-		results: map[string]error{}}
+		results:   map[string]error{}}
 }
 
 // ApplyAction carries out a zone action read from the log (the log consumer, in log order). The outcome is
