@@ -53,6 +53,11 @@ func TestRetryAndSignature(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("not delivered")
 	}
+	for deadline := time.Now().Add(10 * time.Second); s.Sent.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond) // the sender counts once it has read the answer
+	}
+	mu.Lock()
+	defer mu.Unlock()
 	if s.Retries.Load() != 2 || s.Sent.Load() != 1 || ids[0] != ids[2] || ids[0] != "al-1/1" {
 		t.Fatalf("retries %d sent %d ids %v", s.Retries.Load(), s.Sent.Load(), ids)
 	}
