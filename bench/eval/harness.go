@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"citybrain/api"
+	"citybrain/eventlog"
 	"citybrain/geo"
-	"citybrain/replay"
 	"citybrain/system"
 )
 
@@ -43,7 +43,7 @@ func startSystem(ctx context.Context, net *geo.Network, tmp string) (*harness, e
 	ecfg := engineConfig(nil) // system.Start adds the network's free-flow speeds itself
 	cfg := system.Config{
 		HTTPAddr: "127.0.0.1:0", DataDir: dir, Version: "eval", Network: net,
-		Logger: log.New(io.Discard, "", 0), Engine: ecfg, Log: replay.DefaultLogConfig(), Hub: api.DefaultHubConfig(),
+		Logger: log.New(io.Discard, "", 0), Engine: ecfg, Log: eventlog.DefaultConfig(), Hub: api.DefaultHubConfig(),
 	}
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
