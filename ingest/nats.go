@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"citybrain/engine"
+	"citybrain/engine/queue"
 )
 
 // NATS ingest subjects (spec/events.md "Framing"): citybrain.in.<kind> carries one event or an NDJSON batch
@@ -28,7 +29,7 @@ type NATSSource struct {
 	in   *Ingestor
 	subs []*nats.Subscription
 	wg   sync.WaitGroup
-	work chan *nats.Msg
+	work *queue.Queue[*nats.Msg] // subscription → workers; full: the subscription waits (its pending limit applies)
 	once sync.Once
 
 	mu     sync.RWMutex // held for reading while a message is queued; closed is set under the write lock
@@ -42,12 +43,12 @@ func (in *Ingestor) ServeNATS(nc *nats.Conn, workers int) (*NATSSource, error) {
 	if workers <= 0 {
 		workers = 4
 	}
-	s := &NATSSource{in: in, work: make(chan *nats.Msg, 4*workers)}
+	s := &NATSSource{in: in, work: queue.New[*nats.Msg]("nats-ingest", 4*workers, queue.Block)}
 	sub, err := nc.QueueSubscribe(SubjectPrefix+">", QueueGroup, func(m *nats.Msg) {
 		s.mu.RLock()
 		defer s.mu.RUnlock()
 		if !s.closed {
-			s.work <- m
+			s.work.Push(m, nil)
 		}
 	})
 	if err != nil {
@@ -68,7 +69,7 @@ func (in *Ingestor) ServeNATS(nc *nats.Conn, workers int) (*NATSSource, error) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			for m := range s.work {
+			for m := range s.work.C() {
 				s.handle(m)
 			}
 		}()
@@ -77,7 +78,10 @@ func (in *Ingestor) ServeNATS(nc *nats.Conn, workers int) (*NATSSource, error) {
 }
 
 // QueueDepth is the number of messages waiting for a worker.
-func (s *NATSSource) QueueDepth() int { return len(s.work) }
+func (s *NATSSource) QueueDepth() int { return s.work.Len() }
+
+// Queue returns the figures of the queue between the subscription and the workers.
+func (s *NATSSource) Queue() queue.Stat { return s.work.Stat() }
 
 func (s *NATSSource) handle(m *nats.Msg) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -143,7 +147,7 @@ func (s *NATSSource) Stop() {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
-		close(s.work)
+		s.work.Close()
 		s.wg.Wait()
 	})
 }

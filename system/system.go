@@ -25,6 +25,7 @@ import (
 	"citybrain/api"
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
+	"citybrain/engine/queue"
 	"citybrain/geo"
 	"citybrain/ingest"
 	"citybrain/replay"
@@ -218,7 +219,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		Engine: s.Engine, Ingest: s.Ingest, Log: s.Log, Hub: s.Hub, Auth: auth, Version: cfg.Version, Web: cfg.Web,
 		Accepted: s.accepted, Rejected: s.rejected, Ready: s.Ready, Network: cfg.Network,
 		AllowedOrigins: cfg.AllowedOrigins,
-		QueueDepths:    func() map[string]int { return map[string]int{"nats-ingest": s.natsSrc.QueueDepth()} },
+		Queues:         func() []queue.Stat { return []queue.Stat{s.natsSrc.Queue()} },
 	}
 	// Replays: sessions run their own engines with the live configuration (replay/manager.go).
 	rcfg := ecfg
