@@ -15,16 +15,17 @@ import (
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
 	"citybrain/engine/queue"
+	"citybrain/eventlog"
 	"citybrain/geo"
 	"citybrain/ingest"
-	"citybrain/replay"
+	"citybrain/ingest/httpin"
 )
 
 // Server is the HTTP side of CityBrain.
 type Server struct {
 	Engine  *engine.Engine
-	Ingest  *ingest.Ingestor
-	Log     *replay.Log
+	Ingest  *ingest.Ingestor // nil: POST /api/v1/events is refused (a replay server)
+	Log     *eventlog.Log
 	Hub     *Hub
 	Auth    *Auth
 	Version string
@@ -58,7 +59,13 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/incidents", a.Open(s.handleIncidents))
 	mux.HandleFunc("POST /api/v1/incidents/{id}", a.Require(s.handleIncidentAction, RoleCommander))
 	mux.HandleFunc("GET /api/v1/audit", a.Require(s.handleAudit, RoleAdmin))
-	mux.HandleFunc("POST /api/v1/events", a.Open(s.Ingest.ServeHTTP, RoleFeed))
+	if s.Ingest != nil {
+		mux.HandleFunc("POST /api/v1/events", a.Open(httpin.New(s.Ingest).ServeHTTP, RoleFeed))
+	} else {
+		mux.HandleFunc("POST /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusServiceUnavailable, "this server takes no events (a replay): send them to the live server")
+		})
+	}
 	mux.HandleFunc("GET /api/v1/deadletters", a.Require(s.handleDead, RoleAdmin))
 	mux.HandleFunc("GET /api/v1/whoami", s.handleWhoami)
 	mux.HandleFunc("GET /api/v1/network", a.Open(s.handleNetwork))

@@ -26,8 +26,10 @@ import (
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
 	"citybrain/engine/queue"
+	"citybrain/eventlog"
 	"citybrain/geo"
 	"citybrain/ingest"
+	"citybrain/ingest/natsin"
 	"citybrain/replay"
 )
 
@@ -48,7 +50,7 @@ type Config struct {
 	Network *geo.Network
 
 	Engine engine.Config
-	Log    replay.LogConfig
+	Log    eventlog.Config
 	Ingest ingest.Config
 	Hub    api.HubConfig
 	// SnapshotEvery is how often the engine writes a snapshot of its state under DataDir/snapshots (0: 5
@@ -69,10 +71,10 @@ type System struct {
 
 	ns      *server.Server
 	nc      *nats.Conn
-	Log     *replay.Log
+	Log     *eventlog.Log
 	Engine  *engine.Engine
 	Ingest  *ingest.Ingestor
-	natsSrc *ingest.NATSSource
+	natsSrc *natsin.Source
 	Hub     *api.Hub
 	// Replays holds planners' replay sessions (replay/session.go), each with its own engine.
 	Replays *replay.Manager
@@ -125,18 +127,12 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 
 	// Auth first: it decides whether this configuration may listen where asked.
-	var auth *api.Auth
-	if cfg.AuthFile != "" {
-		if auth, err = api.LoadAuth(cfg.AuthFile); err != nil {
-			return nil, err
-		}
-	} else {
-		if !api.IsLoopback(cfg.HTTPAddr) {
-			return nil, fmt.Errorf("cannot listen on %s without an auth config: ingest and reading would be open to the network; give --auth FILE (see README, Access) or listen on 127.0.0.1", cfg.HTTPAddr)
-		}
-		if auth, s.adminToken, err = api.DefaultAuth(cfg.DataDir); err != nil {
-			return nil, err
-		}
+	auth, tokenPath, err := openAuth(cfg.AuthFile, cfg.HTTPAddr, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if tokenPath != "" {
+		s.adminToken = tokenPath
 		s.logger.Printf("no auth config: admin token in %s (reading and ingest are open on loopback only)", s.adminToken)
 	}
 
@@ -145,7 +141,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	// 2. The log.
-	if s.Log, err = replay.OpenLog(ctx, s.nc, cfg.Log); err != nil {
+	if s.Log, err = eventlog.Open(ctx, s.nc, cfg.Log); err != nil {
 		return nil, err
 	}
 	st, err := s.Log.State(ctx)
@@ -198,7 +194,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	s.consumeCancel = cancel
 	s.consumeDone = make(chan error, 1)
 	go func() {
-		s.consumeDone <- s.Log.ConsumeAll(cctx, from, replay.Handlers{
+		s.consumeDone <- s.Log.ConsumeAll(cctx, from, eventlog.Handlers{
 			Batch:  s.apply,
 			Action: func(_ uint64, a engine.Action) error { s.Engine.ApplyAction(a); return nil },
 			Bad: func(seq uint64, err error) {
@@ -211,7 +207,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	icfg := cfg.Ingest
 	icfg.Res = s.Engine.Config().Res
 	s.Ingest = ingest.New(icfg, s.Log)
-	if s.natsSrc, err = s.Ingest.ServeNATS(s.nc, cfg.NATSWorkers); err != nil {
+	if s.natsSrc, err = natsin.Serve(s.Ingest, s.nc, cfg.NATSWorkers); err != nil {
 		return nil, err
 	}
 	// 5. API and web UI.
@@ -236,15 +232,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		s.dispatchDone = make(chan struct{})
 		go func() { defer close(s.dispatchDone); dm.Run(s.dispatchStop, 2*time.Second) }()
 	}
-	if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.HTTPAddr, err)
+	if s.http, s.ln, err = httpServer(cfg.HTTPAddr, srv.Handler(), s.logger); err != nil {
+		return nil, err
 	}
-	s.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.logger.Printf("http server: %v", err)
-		}
-	}()
 	// 6. In-process feeders.
 	fctx, fcancel := context.WithCancel(context.Background())
 	s.feedCancel = fcancel
@@ -269,10 +259,7 @@ func (s *System) startNATS() error {
 		s.nc = nc
 		return nil
 	}
-	opts := &server.Options{
-		ServerName: "citybrain", JetStream: true, StoreDir: filepath.Join(s.cfg.DataDir, "nats"),
-		MaxPayload: 8 << 20, NoSigs: true, NoLog: true, DontListen: s.cfg.NATSListen == "",
-	}
+	opts := &server.Options{DontListen: s.cfg.NATSListen == ""}
 	if s.cfg.NATSListen != "" {
 		host, port, err := net.SplitHostPort(s.cfg.NATSListen)
 		if err != nil {
@@ -287,14 +274,9 @@ func (s *System) startNATS() error {
 		}
 		opts.Host, opts.Port = host, p
 	}
-	ns, err := server.NewServer(opts)
+	ns, err := embeddedNATS(s.cfg.DataDir, "citybrain", opts)
 	if err != nil {
-		return fmt.Errorf("cannot create embedded NATS server: %w", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(15 * time.Second) {
-		ns.Shutdown()
-		return errors.New("cannot start embedded NATS server: not ready after 15s")
+		return err
 	}
 	s.ns = ns
 	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("citybrain"))

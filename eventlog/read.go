@@ -1,4 +1,4 @@
-package replay
+package eventlog
 
 import (
 	"context"
@@ -102,7 +102,7 @@ func (l *Log) msgTimes(ctx context.Context, seq, upTo uint64) (at uint64, minTS,
 		}
 		minTS, maxTS = int64(1)<<62, -int64(1)<<62
 		err = DecodeRecords(m.Data, l.mem, func(rec arrow.Record) error {
-			lo, hi := tsExtent(rec)
+			lo, hi := TSExtent(rec)
 			minTS, maxTS = min(minTS, lo), max(maxTS, hi)
 			return nil
 		})
@@ -114,8 +114,8 @@ func (l *Log) msgTimes(ctx context.Context, seq, upTo uint64) (at uint64, minTS,
 	return 0, 0, 0, false, nil
 }
 
-// tsExtent returns the oldest and newest event time (ms) of rec.
-func tsExtent(rec arrow.Record) (lo, hi int64) {
+// TSExtent returns the oldest and newest event time (ms) of rec.
+func TSExtent(rec arrow.Record) (lo, hi int64) {
 	ts := rec.Column(engine.ColTS).(*array.Timestamp)
 	lo, hi = int64(1)<<62, -int64(1)<<62
 	for i := 0; i < ts.Len(); i++ {

@@ -1,6 +1,7 @@
-// Package replay owns the durable event log (a NATS JetStream stream of Arrow record batches), the dead-letter
-// log, replay sessions and exports. It does not fork the engine's logic: replays feed the same engine code.
-package replay
+// Package eventlog is the durable, ordered event log: a NATS JetStream stream of Arrow record batches and
+// operator actions, its consumer, and the dead-letter log of rejected events. It stores and delivers; it
+// does not interpret events (the engine does).
+package eventlog
 
 import (
 	"bytes"
@@ -36,8 +37,8 @@ const (
 	TypeAction = "action"
 )
 
-// LogConfig sets the retention of the log.
-type LogConfig struct {
+// Config sets the retention of the log.
+type Config struct {
 	MaxAge   time.Duration // events older than this are dropped from the log (0: kept until MaxBytes)
 	MaxBytes int64         // the log's size limit; the oldest messages go first (0: unlimited)
 	Replicas int           // JetStream replicas (1 on a single server)
@@ -49,9 +50,9 @@ type LogConfig struct {
 	Existing bool
 }
 
-// DefaultLogConfig keeps a week of events, up to 20 GiB.
-func DefaultLogConfig() LogConfig {
-	return LogConfig{MaxAge: 7 * 24 * time.Hour, MaxBytes: 20 << 30, Replicas: 1, Duplicates: 2 * time.Minute,
+// DefaultConfig keeps a week of events, up to 20 GiB.
+func DefaultConfig() Config {
+	return Config{MaxAge: 7 * 24 * time.Hour, MaxBytes: 20 << 30, Replicas: 1, Duplicates: 2 * time.Minute,
 		Mem: memory.DefaultAllocator}
 }
 
@@ -65,8 +66,8 @@ type Log struct {
 	maxMsg int
 }
 
-// OpenLog creates or updates the streams of the log on the server behind nc.
-func OpenLog(ctx context.Context, nc *nats.Conn, cfg LogConfig) (*Log, error) {
+// Open creates or updates the streams of the log on the server behind nc.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 	if cfg.Mem == nil {
 		cfg.Mem = memory.DefaultAllocator
 	}
@@ -112,6 +113,9 @@ func OpenLog(ctx context.Context, nc *nats.Conn, cfg LogConfig) (*Log, error) {
 	}
 	return &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: maxMsg}, nil
 }
+
+// Mem is the allocator the log decodes batches with.
+func (l *Log) Mem() memory.Allocator { return l.mem }
 
 func orUnlimited(n int64) int64 {
 	if n <= 0 {
@@ -269,15 +273,12 @@ func (l *Log) dispatch(seq uint64, hdr nats.Header, data []byte, h Handlers) err
 	return err
 }
 
-// MaxDeadRaw bounds the raw bytes kept of one rejected event.
-const MaxDeadRaw = 16 << 10
-
 // AppendDead stores rejected events on the dead-letter log, one message each, and waits for every ack.
 func (l *Log) AppendDead(ctx context.Context, letters []ingest.DeadLetter) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(letters))
 	for i := range letters {
-		if len(letters[i].Raw) > MaxDeadRaw {
-			letters[i].Raw = letters[i].Raw[:MaxDeadRaw]
+		if len(letters[i].Raw) > ingest.MaxDeadRaw {
+			letters[i].Raw = letters[i].Raw[:ingest.MaxDeadRaw]
 		}
 		data, err := json.Marshal(&letters[i])
 		if err != nil {
