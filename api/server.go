@@ -15,6 +15,7 @@ import (
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
 	"citybrain/engine/queue"
+	"citybrain/engine/zones"
 	"citybrain/eventlog"
 	"citybrain/geo"
 	"citybrain/ingest"
@@ -46,6 +47,7 @@ type Server struct {
 	// whenever Log is set.
 	Replays  *Replays
 	Dispatch *dispatch.Manager // emergency dispatch and signal plans (api/units.go, api/signals.go); nil: 503
+	Zones    *zones.Manager    // zones and alerts (api/zones.go); nil: 503
 }
 
 // Handler returns the routes.
@@ -80,6 +82,7 @@ func (s *Server) Handler() http.Handler {
 	// Replays and exports (api/replays.go, api/export.go).
 	s.replayRoutes(mux)
 	s.routesEmergency(mux)
+	s.routesZones(mux)
 
 	if s.Web != nil {
 		mux.Handle("GET /", http.FileServerFS(s.Web))
@@ -150,13 +153,13 @@ func canDo(role string) []string {
 	can = append(can, "read")
 	switch role {
 	case RoleAdmin:
-		can = append(can, "incident.update", "incident.dispatch", "signal.plan", "replay.control", "export", "audit.read", "deadletters.read", "ingest")
+		can = append(can, "incident.update", "incident.dispatch", "zone.edit", "signal.plan", "replay.control", "export", "audit.read", "deadletters.read", "ingest")
 	case RoleCommander:
-		can = append(can, "incident.update", "incident.dispatch")
+		can = append(can, "incident.update", "incident.dispatch", "zone.edit")
 	case RolePolice:
 		can = append(can, "signal.plan")
 	case RolePlanner:
-		can = append(can, "replay.control", "export")
+		can = append(can, "replay.control", "export", "zone.edit")
 	case RoleFeed:
 		can = append(can, "ingest")
 	}
@@ -241,7 +244,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	buf = strconv.AppendFloat(buf, s.Engine.Config().Lateness.Seconds(), 'g', -1, 64)
 	buf = append(buf, `,"base_res":`...)
 	buf = strconv.AppendInt(buf, int64(s.Engine.Config().Res), 10)
-	buf = append(buf, `,"features":["cells","incidents","units","transit","sensors","links"]`...)
+	buf = append(buf, `,"features":["cells","incidents","units","transit","sensors","links","zones","alerts"]`...)
 	buf = s.appendKPIs(buf)
 	buf = append(buf, "}\n"...)
 	w.Header().Set("Content-Type", "application/json")

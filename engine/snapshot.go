@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -61,10 +63,15 @@ func (e *Engine) WriteSnapshot(dir string) (string, error) {
 	defer e.applyMu.Unlock()
 	e.reg.Publish(true) // the tick cannot while we hold the lock
 	var (
-		dump *window.Dump
-		st   snapState
+		dump     *window.Dump
+		st       snapState
+		parts    map[string][]byte
+		partsErr error
 	)
 	err := e.inTick(func() {
+		if e.cfg.SnapshotParts != nil {
+			parts, partsErr = e.cfg.SnapshotParts()
+		}
 		var ok bool
 		if dump, ok = e.win.Dump(); !ok {
 			return
@@ -90,6 +97,9 @@ func (e *Engine) WriteSnapshot(dir string) (string, error) {
 	defer dump.Release()
 	if err == nil && dump == nil {
 		err = ErrStopped
+	}
+	if err == nil {
+		err = partsErr
 	}
 	if err != nil {
 		return "", err
@@ -125,6 +135,14 @@ func (e *Engine) WriteSnapshot(dir string) (string, error) {
 	}
 	if err := write("state.json", js); err != nil {
 		return "", err
+	}
+	for _, name := range slices.Sorted(maps.Keys(parts)) {
+		if name != filepath.Base(name) || name == "MANIFEST" || name == "state.json" || strings.HasSuffix(name, ".arrow") || strings.ContainsAny(name, " \n") {
+			return "", fmt.Errorf("cannot write snapshot part %q: not a plain file name of its own", name)
+		}
+		if err := write(name, parts[name]); err != nil {
+			return "", err
+		}
 	}
 	if err := writeSynced(filepath.Join(tmp, "MANIFEST"), []byte(manifest)); err != nil {
 		return "", err
@@ -230,6 +248,12 @@ func (e *Engine) loadSnapshot(path string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	e.loadedParts = map[string][]byte{}
+	for name, data := range files {
+		if name != "state.json" && !strings.HasSuffix(name, ".arrow") {
+			e.loadedParts[name] = data
+		}
+	}
 	var st snapState
 	if err := json.Unmarshal(files["state.json"], &st); err != nil {
 		return 0, fmt.Errorf("cannot decode state.json: %w", err)
@@ -284,3 +308,7 @@ func PruneSnapshots(dir string, keep int) {
 		}
 	}
 }
+
+// LoadedParts returns the files Config.SnapshotParts added to the snapshot LoadSnapshot loaded (nil when none
+// was loaded).
+func (e *Engine) LoadedParts() map[string][]byte { return e.loadedParts }

@@ -26,6 +26,7 @@ import (
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
 	"citybrain/engine/queue"
+	"citybrain/engine/zones"
 	"citybrain/eventlog"
 	"citybrain/geo"
 	"citybrain/ingest"
@@ -76,6 +77,9 @@ type System struct {
 	Ingest  *ingest.Ingestor
 	natsSrc *natsin.Source
 	Hub     *api.Hub
+	// Zones holds the zones and their alerts (engine/zones), fed by the engine's deltas and the log's zone
+	// actions; its state goes into the engine's snapshots.
+	Zones *zones.Manager
 	// Replays holds planners' replay sessions (replay/session.go), each with its own engine.
 	Replays *replay.Manager
 	unlock  func() // releases the data directory's lock (lock.go)
@@ -163,10 +167,20 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		ff := cfg.Network.CellFreeFlowKmh(res)
 		ecfg.FreeFlow = func(cell uint64) (float64, bool) { v, ok := ff[cell]; return v, ok && v > 0 }
 	}
+	zres := ecfg.Res
+	if zres == 0 {
+		zres = engine.DefaultConfig().Res
+	}
+	s.Zones = zones.New(zones.Config{Res: zres, Network: cfg.Network, OnAlert: s.onAlert})
 	ecfg.OnDelta = func(d *engine.Delta) {
+		s.Zones.OnDelta(d)
 		if h := s.hubReady.Load(); h != nil {
 			h.OnDelta(d)
 		}
+	}
+	ecfg.SnapshotParts = func() (map[string][]byte, error) {
+		data, err := s.Zones.MarshalState()
+		return map[string][]byte{"zones.json": data}, err
 	}
 	s.Engine = engine.New(ecfg)
 	from := uint64(1)
@@ -178,6 +192,11 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		})
 		switch {
 		case err == nil:
+			if data := s.Engine.LoadedParts()["zones.json"]; data != nil {
+				if err := s.Zones.RestoreState(data, s.Engine.All(), s.Engine.Incidents()); err != nil {
+					return nil, fmt.Errorf("cannot restore zones from snapshot %d: %w", seq, err)
+				}
+			}
 			from = seq + 1
 			s.replayed.Store(s.Engine.Status().Events)
 			s.lastSnapSeq, s.appliedSeq = seq, seq
@@ -197,6 +216,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		s.consumeDone <- s.Log.ConsumeAll(cctx, from, eventlog.Handlers{
 			Batch:  s.apply,
 			Action: func(_ uint64, a engine.Action) error { s.Engine.ApplyAction(a); return nil },
+			Typed:  s.applyTyped,
 			Bad: func(seq uint64, err error) {
 				s.badMessages.Add(1)
 				s.logger.Printf("skipping log message %d: %v", seq, err)
@@ -213,7 +233,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	// 5. API and web UI.
 	srv := &api.Server{
 		Engine: s.Engine, Ingest: s.Ingest, Log: s.Log, Hub: s.Hub, Auth: auth, Version: cfg.Version, Web: cfg.Web,
-		Accepted: s.accepted, Rejected: s.rejected, Ready: s.Ready, Network: cfg.Network,
+		Accepted: s.accepted, Rejected: s.rejected, Ready: s.Ready, Network: cfg.Network, Zones: s.Zones,
 		AllowedOrigins: cfg.AllowedOrigins,
 		Queues:         func() []queue.Stat { return []queue.Stat{s.natsSrc.Queue()} },
 	}
@@ -223,7 +243,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	s.Replays = replay.NewManager(replay.ManagerConfig{Log: s.Log, Engine: rcfg, FileDir: filepath.Join(cfg.DataDir, "imports")})
 	srv.Replays = api.NewReplays(s.Replays, cfg.Hub)
 	if cfg.Network != nil {
-		dm, err := dispatch.New(s.Engine, dispatch.Config{Network: cfg.Network})
+		dm, err := dispatch.New(s.Engine, dispatch.Config{Network: cfg.Network, Closed: s.Zones.Closures})
 		if err != nil {
 			return nil, fmt.Errorf("cannot start dispatch: %w", err)
 		}
