@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"citybrain/api/cap"
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
 	"citybrain/engine/queue"
@@ -48,6 +49,7 @@ type Server struct {
 	Replays  *Replays
 	Dispatch *dispatch.Manager // emergency dispatch and signal plans (api/units.go, api/signals.go); nil: 503
 	Zones    *zones.Manager    // zones and alerts (api/zones.go); nil: 503
+	CAP      *cap.Feed         // CAP 1.2 feed (api/capfeed.go); nil: 503
 }
 
 // Handler returns the routes.

@@ -3,7 +3,10 @@ package system
 import (
 	"encoding/json"
 
+	"github.com/nats-io/nats.go"
+
 	"citybrain/api"
+	"citybrain/api/cap"
 	"citybrain/engine/zones"
 	"citybrain/eventlog"
 )
@@ -29,5 +32,35 @@ func (s *System) applyTyped(seq uint64, typ string, data []byte) error {
 func (s *System) onAlert(list []zones.Alert) {
 	if h := s.hubReady.Load(); h != nil {
 		h.Broadcast("alerts", api.AlertMessage(list))
+	}
+	s.CAP.OnAlerts(list)
+	if s.hooks != nil {
+		s.hooks.Enqueue(list)
+	}
+}
+
+// CAPSubject is where CAP messages are published (one XML document per message).
+const CAPSubject = "citybrain.out.cap"
+
+func (s *System) zoneRing(id string) [][2]float64 {
+	z, _, ok := s.Zones.Zone(id)
+	if !ok {
+		return nil
+	}
+	return z.Polygon
+}
+
+// publishCAP sends a CAP message on NATS (core publish: buffered, never blocks the tick).
+func (s *System) publishCAP(m cap.Message) {
+	if s.nc == nil {
+		return
+	}
+	msg := nats.NewMsg(CAPSubject)
+	msg.Data = m.XML
+	msg.Header.Set("Cap-Identifier", m.Alert.Identifier)
+	msg.Header.Set("Cap-Msg-Type", m.Alert.MsgType)
+	msg.Header.Set("Content-Type", "application/cap+xml")
+	if err := s.nc.PublishMsg(msg); err != nil {
+		s.logger.Printf("cannot publish CAP message %s: %v", m.Alert.Identifier, err)
 	}
 }

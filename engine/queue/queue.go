@@ -20,11 +20,17 @@ const (
 	// Reject refuses the push at once and lets the producer decide (coalesce a websocket client to a fresh
 	// snapshot, answer an ingest client 429).
 	Reject
+	// DropOldest discards the oldest item to make room: newer state supersedes it (a latest-value mailbox,
+	// alert deliveries).
+	DropOldest
 )
 
 func (p Policy) String() string {
-	if p == Reject {
+	switch p {
+	case Reject:
 		return "reject"
+	case DropOldest:
+		return "drop_oldest"
 	}
 	return "block"
 }
@@ -52,7 +58,8 @@ func New[T any](name string, limit int, policy Policy) *Queue[T] {
 }
 
 // Push adds v. With Block it waits while the queue is full, until there is room or stop is closed (then
-// false: v was not queued); with Reject it returns false at once when full. Push after Close panics, as a
+// false: v was not queued); with Reject it returns false at once when full; with DropOldest it discards the
+// oldest item and always succeeds. Push after Close panics, as a
 // send on a closed channel: the owner stops producers before it closes the queue.
 func (q *Queue[T]) Push(v T, stop <-chan struct{}) bool {
 	select {
@@ -62,8 +69,22 @@ func (q *Queue[T]) Push(v T, stop <-chan struct{}) bool {
 	default:
 	}
 	q.full.Add(1)
-	if q.policy == Reject {
+	switch q.policy {
+	case Reject:
 		return false
+	case DropOldest:
+		for {
+			select {
+			case <-q.ch: // the oldest goes
+			default:
+			}
+			select {
+			case q.ch <- v:
+				q.pushed.Add(1)
+				return true
+			default: // another producer took the room: drop again
+			}
+		}
 	}
 	t0 := time.Now()
 	defer func() { q.blocked.Add(int64(time.Since(t0))) }()

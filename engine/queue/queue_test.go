@@ -58,3 +58,18 @@ func TestRejectRefusesWhenFull(t *testing.T) {
 		t.Errorf("family %+v", fam)
 	}
 }
+
+func TestDropOldestKeepsTheNewest(t *testing.T) {
+	q := New[int]("hub-mailbox", 1, DropOldest)
+	for i := 1; i <= 3; i++ {
+		if !q.Push(i, nil) {
+			t.Fatalf("push %d refused", i)
+		}
+	}
+	if v, _ := q.Pop(); v != 3 || q.Len() != 0 {
+		t.Fatalf("popped %d with %d left, want the newest (3) alone", v, q.Len())
+	}
+	if st := q.Stat(); st.Pushed != 3 || st.Full != 2 || st.Policy.String() != "drop_oldest" {
+		t.Errorf("stat %+v", st)
+	}
+}
