@@ -10,16 +10,19 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"citybrain/api/cap"
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
+	"citybrain/engine/queue"
 	"citybrain/engine/zones"
 	"citybrain/eventlog"
 	"citybrain/geo"
 	"citybrain/ingest"
 	"citybrain/ingest/httpin"
+	"citybrain/replay/opendata"
 )
 
 // Server is the HTTP side of CityBrain.
@@ -38,8 +41,8 @@ type Server struct {
 	Rejected func() uint64
 	// Ready reports whether the engine has caught up with the log present at start.
 	Ready func() bool
-	// QueueDepths adds gauges of other queues (name → depth) to /metrics.
-	QueueDepths func() map[string]int
+	// Queues adds the figures of other bounded queues (ingest workers) to /metrics.
+	Queues func() []queue.Stat
 	// AllowedOrigins lists extra origins allowed to open /ws (the page's own origin always is).
 	AllowedOrigins []string
 
@@ -48,7 +51,14 @@ type Server struct {
 	Replays  *Replays
 	Dispatch *dispatch.Manager // emergency dispatch and signal plans (api/units.go, api/signals.go); nil: 503
 	Zones    *zones.Manager    // zones and alerts (api/zones.go); nil: 503
-	CAP      *cap.Feed         // CAP 1.2 feed (api/capfeed.go); nil: 503
+	CAP      *cap.Feed         // CAP 1.2 feed (api/zones.go); nil: 503
+	// OpenData serves /api/v1/opendata (api/opendata.go); nil: 503. OpenDataAnonymous lets callers without a
+	// token read it when an auth configuration is given; OpenDataPerMinute is each caller's rate (default 60).
+	OpenData          *opendata.Service
+	OpenDataAnonymous bool
+	OpenDataPerMinute int
+	limOnce           sync.Once
+	lim               *limiter
 }
 
 // Handler returns the routes.
@@ -84,6 +94,7 @@ func (s *Server) Handler() http.Handler {
 	s.replayRoutes(mux)
 	s.routesEmergency(mux)
 	s.routesZones(mux)
+	s.routesOpenData(mux)
 
 	if s.Web != nil {
 		mux.Handle("GET /", http.FileServerFS(s.Web))
@@ -163,6 +174,8 @@ func canDo(role string) []string {
 		can = append(can, "replay.control", "export", "zone.edit")
 	case RoleFeed:
 		can = append(can, "ingest")
+	case RolePublic:
+		return []string{"opendata.read"}
 	}
 	return can
 }

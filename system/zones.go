@@ -2,6 +2,9 @@ package system
 
 import (
 	"encoding/json"
+	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -9,6 +12,7 @@ import (
 	"citybrain/api/cap"
 	"citybrain/engine/zones"
 	"citybrain/eventlog"
+	"citybrain/replay/opendata"
 )
 
 // applyTyped carries out the operator actions of other types than incident actions (the log consumer's
@@ -62,5 +66,38 @@ func (s *System) publishCAP(m cap.Message) {
 	msg.Header.Set("Content-Type", "application/cap+xml")
 	if err := s.nc.PublishMsg(msg); err != nil {
 		s.logger.Printf("cannot publish CAP message %s: %v", m.Alert.Identifier, err)
+	}
+}
+
+// openData is the open-data service over the log and the engine (replay/opendata).
+func (s *System) openData(res int) *opendata.Service {
+	var netFF map[uint64]float64
+	if s.cfg.Network != nil {
+		netFF = s.cfg.Network.CellFreeFlowKmh(res)
+	}
+	var mu sync.Mutex
+	var learned map[uint64]float64
+	var learnedAt time.Time
+	freeFlow := func(cell uint64) (float64, bool) {
+		if v, ok := netFF[cell]; ok && v > 0 {
+			return v, true
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if learned == nil || time.Since(learnedAt) > time.Minute {
+			learned = map[uint64]float64{}
+			for _, v := range s.Engine.All() {
+				learned[v.Cell] = v.FreeFlowKmh
+			}
+			learnedAt = time.Now()
+		}
+		v, ok := learned[cell]
+		return v, ok
+	}
+	return &opendata.Service{
+		Src: opendata.Source{Log: s.Log, Res: res, Network: s.cfg.Network, FreeFlow: freeFlow,
+			Incidents: s.Engine.Incidents},
+		Dir:       filepath.Join(s.cfg.DataDir, "opendata"),
+		Watermark: func() int64 { return s.Engine.Status().Watermark },
 	}
 }
