@@ -128,43 +128,50 @@ func report(ts int64, id string, lat, lng float64, typ string, sev int8) Event {
 
 func TestVideoAndReportFuse(t *testing.T) {
 	r := newRig(t, nil)
-	// One low-confidence detection stays a candidate.
+	// One frame, and a repeat, stay a candidate: a classifier's mistake can repeat once (issue 12's
+	// planted false alarms do), a stalled vehicle goes on standing.
 	r.apply(video(t0, "cam-1", lat, lng, "stalled_vehicle", 0.4))
-	if got := r.e.Incidents(); len(got) != 0 {
-		t.Fatalf("one 0.4 detection made an incident: %+v", got)
-	}
-	// A repeated detection from the same camera raises it over the detection threshold.
 	r.apply(video(t0+5000, "cam-1", lat, lng, "stalled_vehicle", 0.45))
+	if got := r.e.Incidents(); len(got) != 0 {
+		t.Fatalf("two frames of one camera made an incident: %+v", got)
+	}
+	// The third frame counts in full.
+	r.apply(video(t0+65_000, "cam-1", lat, lng, "stalled_vehicle", 0.5))
 	got := r.e.Incidents()
 	if len(got) != 1 {
 		t.Fatalf("%d incidents, want 1", len(got))
 	}
 	in := got[0]
-	if in.Status != StatusSuspected || in.DetectedAt != t0+5000 || in.FirstEvidenceAt != t0 || in.Score >= ConfirmScore {
-		t.Errorf("incident %+v: want suspected, detected at the repeat, first evidence at t0", in)
+	if in.Status != StatusSuspected || in.DetectedAt != t0+65_000 || in.FirstEvidenceAt != t0 || in.Score >= ConfirmScore {
+		t.Errorf("incident %+v: want suspected, detected at the third frame, first evidence at t0", in)
 	}
 	// A single frame from a second camera nearby raises the score but does not confirm.
 	first := in.Score
-	r.apply(video(t0+9000, "cam-2", lat+0.0005, lng, "crash", 0.7))
-	if in = r.e.Incidents()[0]; in.Status != StatusSuspected || in.DetectedAt != t0+5000 || in.Score <= first {
+	r.apply(video(t0+69_000, "cam-2", lat+0.0005, lng, "crash", 0.7))
+	if in = r.e.Incidents()[0]; in.Status != StatusSuspected || in.DetectedAt != t0+65_000 || in.Score <= first {
 		t.Errorf("after the second camera: %+v", in)
 	}
 	// A hotline call 40 s later, 100 m away, merges and names the type and severity.
-	r.apply(report(t0+40_000, "call-1", lat+0.0009, lng, "crash", 4))
+	r.apply(report(t0+100_000, "call-1", lat+0.0009, lng, "crash", 4))
 	in = r.e.Incidents()[0]
-	if in.Status != StatusConfirmed || in.Type != "crash" || in.Severity != 4 || in.EvidenceCount != 4 {
+	if in.Status != StatusConfirmed || in.Type != "crash" || in.Severity != 4 || in.EvidenceCount != 5 {
 		t.Errorf("after the call: %+v", in)
 	}
 	if len(r.e.Incidents()) != 1 {
 		t.Errorf("the call made a second incident")
 	}
-	// A single sure frame (0.85, camera without a bad record) 2 km away is an incident at once.
-	r.apply(video(t0+45_000, "cam-9", lat-0.02, lng, "crash", 0.85))
-	if got := r.e.Incidents(); len(got) != 2 || got[1].DetectedAt != t0+45_000 {
-		t.Fatalf("a sure frame did not make an incident at once: %+v", got)
+	// A single frame 2 km away, however sure, is a candidate; any other evidence there (a call 80 m off)
+	// makes it an incident at once: faster than either alone.
+	r.apply(video(t0+105_000, "cam-9", lat-0.02, lng, "crash", 0.85))
+	if got := r.e.Incidents(); len(got) != 1 {
+		t.Fatalf("a single frame made an incident: %+v", got)
+	}
+	r.apply(report(t0+110_000, "call-9", lat-0.0207, lng, "hazard", 1))
+	if got := r.e.Incidents(); len(got) != 2 || got[1].DetectedAt != t0+110_000 || got[1].Type != "crash" {
+		t.Fatalf("a frame and a call did not make an incident at the call: %+v", got)
 	}
 	// A call 3 km away is another incident.
-	r.apply(report(t0+50_000, "call-2", lat+0.03, lng, "fire", 5))
+	r.apply(report(t0+120_000, "call-2", lat+0.03, lng, "fire", 5))
 	if n := len(r.e.Incidents()); n != 3 {
 		t.Errorf("%d incidents, want 3", n)
 	}
@@ -299,9 +306,9 @@ func TestLinkRuleComparesDownstream(t *testing.T) {
 	}
 }
 
-// A camera naming a new cause at a place that has been an incident for a while opens its own incident
-// (instead of hiding under the old detection time); the same cause, or any evidence soon after the
-// detection, joins.
+// A camera or a caller naming a new cause at a place that has been an incident for a while (10 minutes)
+// opens its own incident (instead of hiding under the old detection time); the same cause, or any evidence
+// within 10 minutes of the detection (callers are minutes late: issue 12), joins.
 func TestNewCauseIsNotHiddenInAnOldIncident(t *testing.T) {
 	r := newRig(t, nil)
 	r.apply(report(t0, "call-1", lat, lng, "flood", 3))
@@ -312,18 +319,24 @@ func TestNewCauseIsNotHiddenInAnOldIncident(t *testing.T) {
 	if got := r.e.Incidents(); len(got) != 1 || got[0].EvidenceCount != 2 {
 		t.Fatalf("a frame 30 s after the detection did not join: %+v", got)
 	}
-	r.apply(report(t0+3*60_000, "call-2", lat, lng, "flood", 3))
+	r.apply(report(t0+6*60_000, "call-2", lat, lng, "flood", 3))
 	if got := r.e.Incidents(); len(got) != 1 || got[0].EvidenceCount != 3 {
-		t.Fatalf("a call naming the same cause 3 min later did not join: %+v", got)
+		t.Fatalf("a call naming the same cause 6 min later did not join: %+v", got)
 	}
-	r.apply(video(t0+4*60_000, "cam-1", lat, lng, "crash", 0.85))
+	// A call naming a crash 4 min after the detection joins (callers are minutes late); one 11 min after
+	// it is a new event there.
+	r.apply(report(t0+4*60_000, "call-3", lat, lng, "crash", 3))
+	if got := r.e.Incidents(); len(got) != 1 {
+		t.Fatalf("a crash called in 4 min after the flood was detected opened another incident: %+v", got)
+	}
+	r.apply(report(t0+11*60_000, "call-4", lat, lng, "hazard", 3))
 	got := r.e.Incidents()
 	if len(got) != 2 {
-		t.Fatalf("a crash seen 4 min after the flood incident was detected: %d incidents, want 2: %+v", len(got), got)
+		t.Fatalf("a hazard called in 11 min after the flood incident was detected: %d incidents, want 2: %+v", len(got), got)
 	}
 	for _, in := range got {
-		if in.Type == "crash" && in.DetectedAt != t0+4*60_000 {
-			t.Errorf("the crash is detected at %d, want its frame's time %d", in.DetectedAt, t0+4*60_000)
+		if in.Type == "hazard" && in.DetectedAt != t0+11*60_000 {
+			t.Errorf("the hazard is detected at %d, want its call's time %d", in.DetectedAt, t0+11*60_000)
 		}
 	}
 }

@@ -124,12 +124,12 @@ func extractRows(run *simRun, net *geo.Network, low bool) []Row {
 				continue
 			}
 			if li, ok := idx[mt.LinkID]; ok {
-				tk.AddFix(e.ID, e.TS, li, mt.OffsetM, e.SpeedKmh)
+				tk.AddFix(e.ID, e.TS, li, detect.Fraction(topo[li].LengthM, mt.OffsetM), speed32(e.SpeedKmh))
 			}
 		case engine.KindDetector:
 			if c := net.Nearest(e.Lat, e.Lng, 30, 1); len(c) > 0 {
 				if li, ok := idx[c[0].Link.ID]; ok {
-					tk.AddLoop(e.TS, li, e.FlowVph, e.Occupancy, e.SpeedKmh, e.IntervalS)
+					tk.AddLoop(e.TS, li, speed32(e.FlowVph), speed32(e.Occupancy), speed32(e.SpeedKmh), speed32(e.IntervalS))
 				}
 			}
 		}
@@ -137,6 +137,9 @@ func extractRows(run *simRun, net *geo.Network, low bool) []Row {
 	tk.Advance(newest-lateness, at)
 	return rows
 }
+
+// speed32 is x as the engine's Arrow columns hold it (float32).
+func speed32(x float64) float64 { return float64(float32(x)) }
 
 // FeatureRows builds (or reads from the cache) every run of the configured cities and seeds and returns
 // the detector's rows, at 15 % and at 5 % probes.

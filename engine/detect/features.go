@@ -80,10 +80,11 @@ func (t *Tracker) sums(ls *linkState, from, to int64) sums {
 	return s
 }
 
+// countSince counts the times in [from, to): the fixes of a bucket are those before its end.
 func countSince(ts []int64, from, to int64) int {
 	n := 0
 	for _, x := range ts {
-		if x > from && x <= to {
+		if x >= from && x < to {
 			n++
 		}
 	}
@@ -100,15 +101,20 @@ func (t *Tracker) stopRef(ls *linkState) float64 {
 	return math.Min(maxStopRef, math.Max(minStopPrior, ref))
 }
 
-// longestStand is the longest hold ongoing at t on a link (s), the number of vehicles holding for a minute
-// or more, and the most downstream position of a vehicle holding for 30 s or more (-1: none).
+// longestStand is the longest hold ongoing at t on a link (s: from its first to its last fix), the number
+// of vehicles holding for a minute or more, and the most downstream position of a vehicle holding for 30 s
+// or more (-1: none). A vehicle not heard of for staleMs no longer counts; holds shorter than holdMinS are
+// vehicles passing.
 func longestStand(ls *linkState, t int64) (longest float64, n60 int, headM float64) {
 	headM = -1
 	for _, a := range ls.active {
 		if a.since > t || t-a.last > staleMs {
 			continue
 		}
-		d := float64(t-a.since) / 1000
+		d := float64(min(a.last, t)-a.since) / 1000
+		if d < holdMinS {
+			continue
+		}
 		longest = math.Max(longest, d)
 		if d >= 60 {
 			n60++
@@ -132,6 +138,7 @@ func (t *Tracker) measure(b int64) []Features {
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	out := make([]Features, 0, len(ids))
+	held := map[int32]bool{} // links where a vehicle has held for a minute: their baselines wait
 	from := b - windowMs
 	for _, li := range ids {
 		ls := &t.st[li]
@@ -143,6 +150,9 @@ func (t *Tracker) measure(b int64) []Features {
 		ref := t.stopRef(ls)
 		longest, n60, head := longestStand(ls, b)
 		f.HeadM = head
+		if n60 > 0 {
+			held[li] = true
+		}
 		x[FStandRatio] = math.Min(10, longest/ref)
 		x[FStandLog] = math.Log2(1 + longest/60)
 		x[FStanding60] = math.Log2(1 + float64(n60))
@@ -223,9 +233,13 @@ func (t *Tracker) measure(b int64) []Features {
 		out = append(out, f)
 	}
 	// Baselines learn from the bucket that just ended, after the features used them: a link's exit rate
-	// per second, its speed, its loops' flow and occupancy.
+	// per second, its speed, its loops' flow and occupancy; not while a vehicle has held on it for a
+	// minute (a queue that does not move is what the baselines are there to tell from normal).
 	for li := range t.active {
 		ls := &t.st[li]
+		if held[li] {
+			continue
+		}
 		s := t.sums(ls, b-t.bucketMs, b)
 		if s.fixes == 0 && s.loops == 0 && countSince(ls.exits, b-t.bucketMs, b) == 0 {
 			continue

@@ -12,6 +12,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 
 	"citybrain/geo"
 )
@@ -31,8 +32,8 @@ const (
 	standKmh = 3
 	crawlKmh = 25
 	holdM    = 20
-	holdMinS = 10  // a hold shorter than this is not a stop
-	passM    = 15  // a first fix this far into the next link is believed at once
+	holdMinS = 10 // a hold shorter than this is not a stop
+	passM    = 15 // a first fix this far into the next link is believed at once
 )
 
 // Retention and bounds.
@@ -163,13 +164,23 @@ func NewTracker(links []Link, bucketMs int64) *Tracker {
 // baselineTau: baselines forget over about 30 minutes of buckets with traffic.
 const baselineTau = 180.0
 
-// AddFix queues a map-matched fix (dispatcher goroutine, in log order). It is processed once the watermark
-// has passed its bucket; a fix older than what was processed is too late and ignored.
-func (t *Tracker) AddFix(vehicle string, ts int64, link int32, offM, kmh float64) {
+// AddFix queues a map-matched fix at off (a fraction of the link's length, as the engine's matcher gives it)
+// (dispatcher goroutine, in log order). It is processed once the watermark has passed its bucket; a fix
+// older than what was processed is too late and ignored.
+func (t *Tracker) AddFix(vehicle string, ts int64, link int32, off float32, kmh float64) {
 	if link < 0 || int(link) >= len(t.links) || ts < t.doneTo || len(t.pending) >= maxPending || math.IsNaN(kmh) {
 		return
 	}
-	t.pending = append(t.pending, fix{vehicle: vehicle, ts: ts, link: link, offM: float32(offM), kmh: float32(kmh)})
+	offM := off * float32(t.links[link].LengthM)
+	t.pending = append(t.pending, fix{vehicle: strings.Clone(vehicle), ts: ts, link: link, offM: offM, kmh: float32(kmh)})
+}
+
+// Fraction is offM along a link of lengthM as a fraction of it in [0, 1], as the engine's matcher reports it.
+func Fraction(lengthM, offM float64) float32 {
+	if lengthM <= 0 {
+		return 0
+	}
+	return float32(min(1, max(0, offM/lengthM)))
 }
 
 // AddLoop queues a loop reading on link (its ts is the end of its interval).

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
+	"citybrain/engine/detect"
 	"citybrain/engine/incident"
 	"citybrain/engine/queue"
 	"citybrain/engine/schema"
@@ -55,6 +57,11 @@ type Set struct {
 	matcher  *geo.Matcher
 	linkIdx  map[string]int32
 	topo     *incident.Topology // read-only; nil without a road network
+	// traj follows every matched vehicle and link in event time for the blockage detector (dispatcher);
+	// the features it measures at each bucket end wait in feats for the next tick.
+	traj   *detect.Tracker
+	featMu sync.Mutex
+	feats  []detect.Features
 
 	done chan struct{} // closed when every shard goroutine has returned
 }
@@ -73,6 +80,7 @@ func New(cfg Config, topo *incident.Topology, stop <-chan struct{}) *Set {
 		for i, l := range cfg.Network.Links() {
 			s.linkIdx[l.ID] = int32(i)
 		}
+		s.traj = detect.NewTracker(detect.LinksOf(cfg.Network), s.bucketMs)
 	}
 	exited := make(chan struct{}, cfg.Shards)
 	for i := 0; i < cfg.Shards; i++ {
@@ -95,9 +103,10 @@ func (s *Set) Config() Config { return s.cfg }
 // Dispatch hands the rows of rec (which has the engine schema, cells at the base resolution) to their
 // shards, map-matching probes, transit vehicles and detectors on a road network. Rows older than horizon
 // are too late for any window (they are counted, not matched); now is the engine's newest event time after
-// this batch. It blocks while a shard's queue is full, and returns false if the engine stopped meanwhile.
-// The shards retain rec for as long as they need it.
-func (s *Set) Dispatch(rec arrow.Record, horizon, now int64) bool {
+// this batch and wm its watermark, up to which the blockage detector measures. It blocks while a shard's
+// queue is full, and returns false if the engine stopped meanwhile. The shards retain rec for as long as
+// they need it.
+func (s *Set) Dispatch(rec arrow.Record, horizon, now, wm int64) bool {
 	n := int(rec.NumRows())
 	ts := rec.Column(schema.ColTS).(*array.Timestamp)
 	kind := rec.Column(schema.ColKind).(*array.Uint8)
@@ -109,11 +118,13 @@ func (s *Set) Dispatch(rec arrow.Record, horizon, now int64) bool {
 	}
 	var ids *array.String
 	var lat, lng *array.Float64
-	var heading *array.Float32
+	var heading, speed, flow, occ, interval *array.Float32
 	if s.matcher != nil {
 		ids = rec.Column(schema.ColID).(*array.String)
 		lat, lng = rec.Column(schema.ColLat).(*array.Float64), rec.Column(schema.ColLng).(*array.Float64)
 		heading = rec.Column(schema.ColHeading).(*array.Float32)
+		speed, flow = rec.Column(schema.ColSpeed).(*array.Float32), rec.Column(schema.ColFlow).(*array.Float32)
+		occ, interval = rec.Column(schema.ColOccupancy).(*array.Float32), rec.Column(schema.ColInterval).(*array.Float32)
 	}
 	for i := 0; i < n; i++ {
 		sh := s.shardOf(cells.Value(i))
@@ -131,6 +142,14 @@ func (s *Set) Dispatch(rec arrow.Record, horizon, now int64) bool {
 					h = float64(heading.Value(i))
 				}
 				li, off = s.matchRow(k, ids.Value(i), t, lat.Value(i), lng.Value(i), h)
+				if li >= 0 {
+					switch k {
+					case schema.KindProbe, schema.KindTransit:
+						s.traj.AddFix(ids.Value(i), t, li, off, f32(speed, i))
+					case schema.KindDetector:
+						s.traj.AddLoop(t, li, f32(flow, i), f32(occ, i), f32(speed, i), f32(interval, i))
+					}
+				}
 			}
 			s.linksBuf[sh] = append(s.linksBuf[sh], li)
 			s.offsBuf[sh] = append(s.offsBuf[sh], off)
@@ -154,8 +173,21 @@ func (s *Set) Dispatch(rec arrow.Record, horizon, now int64) bool {
 	}
 	if s.matcher != nil {
 		s.matcher.Evict(time.UnixMilli(now))
+		s.traj.Advance(wm, func(_ int64, f []detect.Features) {
+			s.featMu.Lock()
+			s.feats = append(s.feats, f...)
+			s.featMu.Unlock()
+		})
 	}
 	return ok
+}
+
+// f32 is row i of a float32 column, NaN when null.
+func f32(c *array.Float32, i int) float64 {
+	if c.IsNull(i) {
+		return math.NaN()
+	}
+	return float64(c.Value(i))
 }
 
 func (s *Set) shardOf(cell uint64) int {
@@ -172,6 +204,8 @@ type TickResult struct {
 	Removed  []uint64
 	Evidence []incident.Evidence
 	Samples  []incident.TrafficSample
+	// Features the blockage detector measured since the last tick (road networks only).
+	Features []detect.Features
 }
 
 // Tick has every shard seal and release raw buckets, drop old aggregates and publish the views that changed,
@@ -185,6 +219,9 @@ func (s *Set) Tick(now, wm int64, scores map[uint64]float64) (TickResult, bool) 
 		}
 	}
 	var res TickResult
+	s.featMu.Lock()
+	res.Features, s.feats = s.feats, nil
+	s.featMu.Unlock()
 	for range s.shards {
 		select {
 		case r := <-reply:
@@ -255,4 +292,21 @@ func (s *Set) Close() {
 		sh.in.Close()
 	}
 	<-s.done
+}
+
+// DetectorState encodes the blockage detector's state for a snapshot (nil without a road network).
+// Dispatcher goroutine, between batches.
+func (s *Set) DetectorState() ([]byte, error) {
+	if s.traj == nil {
+		return nil, nil
+	}
+	return s.traj.MarshalState()
+}
+
+// RestoreDetector loads the detector's state from a snapshot, before any Dispatch.
+func (s *Set) RestoreDetector(data []byte) error {
+	if s.traj == nil {
+		return nil
+	}
+	return s.traj.RestoreState(data)
 }
