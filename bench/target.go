@@ -19,9 +19,9 @@ import (
 	"syscall"
 	"time"
 
-	"citybrain/system"
 	"citybrain/engine"
 	"citybrain/replay"
+	"citybrain/system"
 )
 
 // runOpts are the `citybrain run` settings a section changes from the defaults.

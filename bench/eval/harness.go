@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"citybrain/api"
-	"citybrain/system"
 	"citybrain/engine"
 	"citybrain/geo"
 	"citybrain/ingest"
 	"citybrain/replay"
+	"citybrain/system"
 )
 
 // harness is one running CityBrain (system.Start, the code `citybrain run` runs) on a fresh data directory,

@@ -9,8 +9,8 @@ import (
 	"syscall"
 	"time"
 
-	"citybrain/system"
 	"citybrain/replay"
+	"citybrain/system"
 )
 
 // exportMain implements `citybrain export --data DIR --from T1 --to T2 --format arrow|parquet|ndjson --out FILE`:

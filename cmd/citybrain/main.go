@@ -17,10 +17,11 @@ import (
 	"syscall"
 	"time"
 
-	"citybrain/system"
+	"citybrain/basemap"
 	"citybrain/engine"
 	"citybrain/geo"
 	"citybrain/replay"
+	"citybrain/system"
 	"citybrain/web"
 )
 
@@ -98,6 +99,9 @@ func runMain(args []string) error {
 	networkFile := fs.String("network", "", "road network file: City Brain roadnet .txt, SUMO .net.xml or GeoJSON lines (.geojson/.json)")
 	flowFile := fs.String("flows", "", "City Brain flow file for the demo city's routes on --network (default: flow.txt beside a City Brain roadnet)")
 	snapEvery := fs.Duration("snapshot-every", 5*time.Minute, "how often to snapshot the engine state under --data/snapshots (negative: never)")
+	basemapSrc := fs.String("basemap", "", "offline base map: a .pmtiles or .mbtiles file served by this binary, or an http(s) URL it fetches for the browser")
+	osmFile := fs.String("osm", "", "OSM XML extract whose water, parks, roads and places draw the base map")
+	tz := fs.String("tz", "", "the city's IANA time zone for the web app (default: Asia/Shanghai for the demo city, else the browser's)")
 	var origins stringList
 	fs.Var(&origins, "ws-origin", "an extra browser origin allowed to open /ws (repeatable; the page's own origin always is)")
 	fs.Parse(args)
@@ -111,6 +115,7 @@ func runMain(args []string) error {
 		HTTPAddr: *httpAddr, DataDir: *dataDir, NATSURL: *natsURL, NATSListen: *natsListen, AuthFile: *authFile,
 		Version: version, Web: web.Files(), Logger: logger, Engine: ecfg, Log: lcfg,
 		SnapshotEvery: *snapEvery, AllowedOrigins: origins,
+		CommandCenter: system.CommandCenter{Basemap: *basemapSrc, OSM: *osmFile, TimeZone: *tz},
 	}
 	if *networkFile != "" {
 		net, err := loadNetwork(*networkFile)
@@ -128,6 +133,10 @@ func runMain(args []string) error {
 	if *demo {
 		if cfg.Network == nil {
 			cfg.Network = geo.GenerateWestLake(*demoSeed)
+			cfg.CommandCenter.BaseFeatures = basemap.WestLake(*demoSeed)
+			if *tz == "" {
+				cfg.CommandCenter.TimeZone = "Asia/Shanghai"
+			}
 		}
 		cfg.Feeders = append(cfg.Feeders, demoFeeder(cfg.Network, *flowFile, *demoSeed, *demoSpeed, logger))
 	}

@@ -17,10 +17,10 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"citybrain/api"
-	"citybrain/system"
 	"citybrain/engine"
 	"citybrain/ingest"
 	"citybrain/replay"
+	"citybrain/system"
 	"citybrain/web"
 )
 
