@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"citybrain/engine"
+	"citybrain/ingest"
 )
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -24,7 +25,10 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
 	}
 	st := s.Engine.Status()
-	ist := s.Ingest.Stats()
+	ist := &ingest.Stats{} // a replay server ingests nothing
+	if s.Ingest != nil {
+		ist = s.Ingest.Stats()
+	}
 	metric("citybrain_ingest_events_total", "counter", "Events accepted into the log by this process, by kind.")
 	for _, k := range engine.Kinds {
 		fmt.Fprintf(&b, "citybrain_ingest_events_total{kind=%q} %d\n", k.String(), ist.Accepted[k].Load())

@@ -14,16 +14,18 @@ import (
 
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
+	"citybrain/engine/zones"
+	"citybrain/eventlog"
 	"citybrain/geo"
 	"citybrain/ingest"
-	"citybrain/replay"
+	"citybrain/ingest/httpin"
 )
 
 // Server is the HTTP side of CityBrain.
 type Server struct {
 	Engine  *engine.Engine
-	Ingest  *ingest.Ingestor
-	Log     *replay.Log
+	Ingest  *ingest.Ingestor // nil: POST /api/v1/events is refused (a replay server)
+	Log     *eventlog.Log
 	Hub     *Hub
 	Auth    *Auth
 	Version string
@@ -44,6 +46,7 @@ type Server struct {
 	// whenever Log is set.
 	Replays  *Replays
 	Dispatch *dispatch.Manager // emergency dispatch and signal plans (api/units.go, api/signals.go); nil: 503
+	Zones    *zones.Manager    // zones and alerts (api/zones.go); nil: 503
 
 	// History serves GET /api/v1/history (api/history.go); nil: 404.
 	History *History
@@ -64,7 +67,13 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/incidents", a.Open(s.handleIncidents))
 	mux.HandleFunc("POST /api/v1/incidents/{id}", a.Require(s.handleIncidentAction, RoleCommander))
 	mux.HandleFunc("GET /api/v1/audit", a.Require(s.handleAudit, RoleAdmin))
-	mux.HandleFunc("POST /api/v1/events", a.Open(s.Ingest.ServeHTTP, RoleFeed))
+	if s.Ingest != nil {
+		mux.HandleFunc("POST /api/v1/events", a.Open(httpin.New(s.Ingest).ServeHTTP, RoleFeed))
+	} else {
+		mux.HandleFunc("POST /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusServiceUnavailable, "this server takes no events (a replay): send them to the live server")
+		})
+	}
 	mux.HandleFunc("GET /api/v1/deadletters", a.Require(s.handleDead, RoleAdmin))
 	mux.HandleFunc("GET /api/v1/whoami", s.handleWhoami)
 	mux.HandleFunc("GET /api/v1/network", a.Open(s.handleNetwork))
@@ -82,6 +91,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/history", a.Open(s.handleHistory))
 	s.basemapRoutes(mux)
 	s.routesEmergency(mux)
+	s.routesZones(mux)
 
 	if s.Web != nil {
 		mux.Handle("GET /", http.FileServerFS(s.Web))
@@ -152,13 +162,13 @@ func canDo(role string) []string {
 	can = append(can, "read")
 	switch role {
 	case RoleAdmin:
-		can = append(can, "incident.update", "incident.dispatch", "signal.plan", "replay.control", "export", "audit.read", "deadletters.read", "ingest")
+		can = append(can, "incident.update", "incident.dispatch", "zone.edit", "signal.plan", "replay.control", "export", "audit.read", "deadletters.read", "ingest")
 	case RoleCommander:
-		can = append(can, "incident.update", "incident.dispatch")
+		can = append(can, "incident.update", "incident.dispatch", "zone.edit")
 	case RolePolice:
 		can = append(can, "signal.plan")
 	case RolePlanner:
-		can = append(can, "replay.control", "export")
+		can = append(can, "replay.control", "export", "zone.edit")
 	case RoleFeed:
 		can = append(can, "ingest")
 	}
@@ -243,7 +253,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	buf = strconv.AppendFloat(buf, s.Engine.Config().Lateness.Seconds(), 'g', -1, 64)
 	buf = append(buf, `,"base_res":`...)
 	buf = strconv.AppendInt(buf, int64(s.Engine.Config().Res), 10)
-	buf = append(buf, `,"features":["cells","incidents","units","transit","sensors","links","history"]`...)
+	buf = append(buf, `,"features":["cells","incidents","units","transit","sensors","links","history","zones","alerts"]`...)
 	if s.TimeZone != "" {
 		buf = append(buf, `,"timezone":`...)
 		buf = ingest.AppendQuoted(buf, s.TimeZone)

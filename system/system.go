@@ -25,8 +25,11 @@ import (
 	"citybrain/api"
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
+	"citybrain/engine/zones"
+	"citybrain/eventlog"
 	"citybrain/geo"
 	"citybrain/ingest"
+	"citybrain/ingest/natsin"
 	"citybrain/replay"
 )
 
@@ -47,7 +50,7 @@ type Config struct {
 	Network *geo.Network
 
 	Engine engine.Config
-	Log    replay.LogConfig
+	Log    eventlog.Config
 	Ingest ingest.Config
 	Hub    api.HubConfig
 	// SnapshotEvery is how often the engine writes a snapshot of its state under DataDir/snapshots (0: 5
@@ -70,11 +73,14 @@ type System struct {
 
 	ns      *server.Server
 	nc      *nats.Conn
-	Log     *replay.Log
+	Log     *eventlog.Log
 	Engine  *engine.Engine
 	Ingest  *ingest.Ingestor
-	natsSrc *ingest.NATSSource
+	natsSrc *natsin.Source
 	Hub     *api.Hub
+	// Zones holds the zones and their alerts (engine/zones), fed by the engine's deltas and the log's zone
+	// actions; its state goes into the engine's snapshots.
+	Zones *zones.Manager
 	// Replays holds planners' replay sessions (replay/session.go), each with its own engine.
 	Replays *replay.Manager
 	unlock  func() // releases the data directory's lock (lock.go)
@@ -127,18 +133,12 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 
 	// Auth first: it decides whether this configuration may listen where asked.
-	var auth *api.Auth
-	if cfg.AuthFile != "" {
-		if auth, err = api.LoadAuth(cfg.AuthFile); err != nil {
-			return nil, err
-		}
-	} else {
-		if !api.IsLoopback(cfg.HTTPAddr) {
-			return nil, fmt.Errorf("cannot listen on %s without an auth config: ingest and reading would be open to the network; give --auth FILE (see README, Access) or listen on 127.0.0.1", cfg.HTTPAddr)
-		}
-		if auth, s.adminToken, err = api.DefaultAuth(cfg.DataDir); err != nil {
-			return nil, err
-		}
+	auth, tokenPath, err := openAuth(cfg.AuthFile, cfg.HTTPAddr, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if tokenPath != "" {
+		s.adminToken = tokenPath
 		s.logger.Printf("no auth config: admin token in %s (reading and ingest are open on loopback only)", s.adminToken)
 	}
 
@@ -147,7 +147,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	// 2. The log.
-	if s.Log, err = replay.OpenLog(ctx, s.nc, cfg.Log); err != nil {
+	if s.Log, err = eventlog.Open(ctx, s.nc, cfg.Log); err != nil {
 		return nil, err
 	}
 	st, err := s.Log.State(ctx)
@@ -169,10 +169,20 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		ff := cfg.Network.CellFreeFlowKmh(res)
 		ecfg.FreeFlow = func(cell uint64) (float64, bool) { v, ok := ff[cell]; return v, ok && v > 0 }
 	}
+	zres := ecfg.Res
+	if zres == 0 {
+		zres = engine.DefaultConfig().Res
+	}
+	s.Zones = zones.New(zones.Config{Res: zres, Network: cfg.Network, OnAlert: s.onAlert})
 	ecfg.OnDelta = func(d *engine.Delta) {
+		s.Zones.OnDelta(d)
 		if h := s.hubReady.Load(); h != nil {
 			h.OnDelta(d)
 		}
+	}
+	ecfg.SnapshotParts = func() (map[string][]byte, error) {
+		data, err := s.Zones.MarshalState()
+		return map[string][]byte{"zones.json": data}, err
 	}
 	s.Engine = engine.New(ecfg)
 	from := uint64(1)
@@ -184,6 +194,11 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		})
 		switch {
 		case err == nil:
+			if data := s.Engine.LoadedParts()["zones.json"]; data != nil {
+				if err := s.Zones.RestoreState(data, s.Engine.All(), s.Engine.Incidents()); err != nil {
+					return nil, fmt.Errorf("cannot restore zones from snapshot %d: %w", seq, err)
+				}
+			}
 			from = seq + 1
 			s.replayed.Store(s.Engine.Status().Events)
 			s.lastSnapSeq, s.appliedSeq = seq, seq
@@ -200,9 +215,10 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	s.consumeCancel = cancel
 	s.consumeDone = make(chan error, 1)
 	go func() {
-		s.consumeDone <- s.Log.ConsumeAll(cctx, from, replay.Handlers{
+		s.consumeDone <- s.Log.ConsumeAll(cctx, from, eventlog.Handlers{
 			Batch:  s.apply,
 			Action: func(_ uint64, a engine.Action) error { s.Engine.ApplyAction(a); return nil },
+			Typed:  s.applyTyped,
 			Bad: func(seq uint64, err error) {
 				s.badMessages.Add(1)
 				s.logger.Printf("skipping log message %d: %v", seq, err)
@@ -213,13 +229,13 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	icfg := cfg.Ingest
 	icfg.Res = s.Engine.Config().Res
 	s.Ingest = ingest.New(icfg, s.Log)
-	if s.natsSrc, err = s.Ingest.ServeNATS(s.nc, cfg.NATSWorkers); err != nil {
+	if s.natsSrc, err = natsin.Serve(s.Ingest, s.nc, cfg.NATSWorkers); err != nil {
 		return nil, err
 	}
 	// 5. API and web UI.
 	srv := &api.Server{
 		Engine: s.Engine, Ingest: s.Ingest, Log: s.Log, Hub: s.Hub, Auth: auth, Version: cfg.Version, Web: cfg.Web,
-		Accepted: s.accepted, Rejected: s.rejected, Ready: s.Ready, Network: cfg.Network,
+		Accepted: s.accepted, Rejected: s.rejected, Ready: s.Ready, Network: cfg.Network, Zones: s.Zones,
 		AllowedOrigins: cfg.AllowedOrigins,
 		QueueDepths:    func() map[string]int { return map[string]int{"nats-ingest": s.natsSrc.QueueDepth()} },
 	}
@@ -229,7 +245,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	s.Replays = replay.NewManager(replay.ManagerConfig{Log: s.Log, Engine: rcfg, FileDir: filepath.Join(cfg.DataDir, "imports")})
 	srv.Replays = api.NewReplays(s.Replays, cfg.Hub)
 	if cfg.Network != nil {
-		dm, err := dispatch.New(s.Engine, dispatch.Config{Network: cfg.Network})
+		dm, err := dispatch.New(s.Engine, dispatch.Config{Network: cfg.Network, Closed: s.Zones.Closures})
 		if err != nil {
 			return nil, fmt.Errorf("cannot start dispatch: %w", err)
 		}
@@ -241,15 +257,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if err := s.startCommandCenter(srv, rcfg); err != nil {
 		return nil, err
 	}
-	if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.HTTPAddr, err)
+	if s.http, s.ln, err = httpServer(cfg.HTTPAddr, srv.Handler(), s.logger); err != nil {
+		return nil, err
 	}
-	s.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.logger.Printf("http server: %v", err)
-		}
-	}()
 	// 6. In-process feeders.
 	fctx, fcancel := context.WithCancel(context.Background())
 	s.feedCancel = fcancel
@@ -274,10 +284,7 @@ func (s *System) startNATS() error {
 		s.nc = nc
 		return nil
 	}
-	opts := &server.Options{
-		ServerName: "citybrain", JetStream: true, StoreDir: filepath.Join(s.cfg.DataDir, "nats"),
-		MaxPayload: 8 << 20, NoSigs: true, NoLog: true, DontListen: s.cfg.NATSListen == "",
-	}
+	opts := &server.Options{DontListen: s.cfg.NATSListen == ""}
 	if s.cfg.NATSListen != "" {
 		host, port, err := net.SplitHostPort(s.cfg.NATSListen)
 		if err != nil {
@@ -292,14 +299,9 @@ func (s *System) startNATS() error {
 		}
 		opts.Host, opts.Port = host, p
 	}
-	ns, err := server.NewServer(opts)
+	ns, err := embeddedNATS(s.cfg.DataDir, "citybrain", opts)
 	if err != nil {
-		return fmt.Errorf("cannot create embedded NATS server: %w", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(15 * time.Second) {
-		ns.Shutdown()
-		return errors.New("cannot start embedded NATS server: not ready after 15s")
+		return err
 	}
 	s.ns = ns
 	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("citybrain"))

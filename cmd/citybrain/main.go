@@ -19,8 +19,8 @@ import (
 
 	"citybrain/basemap"
 	"citybrain/engine"
+	"citybrain/eventlog"
 	"citybrain/geo"
-	"citybrain/replay"
 	"citybrain/system"
 	"citybrain/web"
 )
@@ -79,7 +79,7 @@ func main() {
 
 func runMain(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
-	ed, ld := engine.DefaultConfig(), replay.DefaultLogConfig()
+	ed, ld := engine.DefaultConfig(), eventlog.DefaultConfig()
 	httpAddr := fs.String("http", "127.0.0.1:8080", "address of the API and web UI")
 	dataDir := fs.String("data", "data", "directory for the event log (JetStream) and the admin token")
 	demo := fs.Bool("demo", true, "run the built-in live demo city inside the process")

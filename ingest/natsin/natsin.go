@@ -1,4 +1,6 @@
-package ingest
+// Package natsin is the NATS door of ingest: the subjects citybrain.in.<kind>, citybrain.in.batch and
+// citybrain.in.arrow, served by a bounded pool of workers that answer requests once the batch is stored.
+package natsin
 
 import (
 	"context"
@@ -11,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"citybrain/engine"
+	"citybrain/ingest"
 )
 
 // NATS ingest subjects (spec/events.md "Framing"): citybrain.in.<kind> carries one event or an NDJSON batch
@@ -22,10 +25,10 @@ const (
 	QueueGroup    = "citybrain-ingest"
 )
 
-// NATSSource consumes the ingest subjects. Messages with a reply subject get the same JSON answer as HTTP
+// Source consumes the ingest subjects. Messages with a reply subject get the same JSON answer as HTTP
 // (or {"error": ...}) once the batch is stored; a Nats-Msg-Id header deduplicates retries.
-type NATSSource struct {
-	in   *Ingestor
+type Source struct {
+	in   *ingest.Ingestor
 	subs []*nats.Subscription
 	wg   sync.WaitGroup
 	work chan *nats.Msg
@@ -35,14 +38,14 @@ type NATSSource struct {
 	closed bool
 }
 
-// ServeNATS subscribes to citybrain.in.> in the ingest queue group with workers goroutines processing
+// Serve subscribes to citybrain.in.> in the ingest queue group with workers goroutines processing
 // messages; a bounded queue of 4×workers messages sits between the subscription and the workers (when it is
 // full the subscription's own pending limit applies, and NATS reports slow-consumer drops as errors on nc).
-func (in *Ingestor) ServeNATS(nc *nats.Conn, workers int) (*NATSSource, error) {
+func Serve(in *ingest.Ingestor, nc *nats.Conn, workers int) (*Source, error) {
 	if workers <= 0 {
 		workers = 4
 	}
-	s := &NATSSource{in: in, work: make(chan *nats.Msg, 4*workers)}
+	s := &Source{in: in, work: make(chan *nats.Msg, 4*workers)}
 	sub, err := nc.QueueSubscribe(SubjectPrefix+">", QueueGroup, func(m *nats.Msg) {
 		s.mu.RLock()
 		defer s.mu.RUnlock()
@@ -77,9 +80,9 @@ func (in *Ingestor) ServeNATS(nc *nats.Conn, workers int) (*NATSSource, error) {
 }
 
 // QueueDepth is the number of messages waiting for a worker.
-func (s *NATSSource) QueueDepth() int { return len(s.work) }
+func (s *Source) QueueDepth() int { return len(s.work) }
 
-func (s *NATSSource) handle(m *nats.Msg) {
+func (s *Source) handle(m *nats.Msg) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var msgID string
@@ -87,7 +90,7 @@ func (s *NATSSource) handle(m *nats.Msg) {
 		msgID = m.Header.Get(nats.MsgIdHdr)
 	}
 	via := "nats:" + m.Subject
-	var res Result
+	var res ingest.Result
 	var err error
 	switch {
 	case m.Subject == SubjectArrow:
@@ -99,8 +102,9 @@ func (s *NATSSource) handle(m *nats.Msg) {
 		k := engine.ParseKind(name)
 		if k == engine.KindUnknown {
 			err = fmt.Errorf("subject %s names no event kind (probe, detector, transit, video, report, unit, sensor, or batch, arrow)", m.Subject)
-			s.in.stats.Rejected.Add(1)
-			s.in.sink.AppendDead(ctx, []DeadLetter{{ReceivedAt: time.Now().UTC(), Via: via, Line: 0, Error: err.Error(), Raw: truncate(m.Data)}})
+			if derr := s.in.RejectMessage(ctx, via, m.Data, err); derr != nil {
+				err = fmt.Errorf("%v; %w", err, derr)
+			}
 			break
 		}
 		res, err = s.in.Ingest(ctx, m.Data, via, k, msgID)
@@ -110,26 +114,18 @@ func (s *NATSSource) handle(m *nats.Msg) {
 	}
 	var out []byte
 	if err != nil {
-		if errors.Is(err, ErrNoEvents) {
-			err = ErrNoEvents
+		if errors.Is(err, ingest.ErrNoEvents) {
+			err = ingest.ErrNoEvents
 		}
-		out = append(AppendQuoted([]byte(`{"error":`), err.Error()), "}\n"...)
+		out = append(ingest.AppendQuoted([]byte(`{"error":`), err.Error()), "}\n"...)
 	} else {
-		out = AppendAnswer(nil, &res)
+		out = ingest.AppendAnswer(nil, &res)
 	}
 	m.Respond(out)
 }
 
-func truncate(b []byte) string {
-	const max = 16 << 10
-	if len(b) > max {
-		b = b[:max]
-	}
-	return string(b)
-}
-
 // Stop unsubscribes, lets the workers finish what they hold, and returns. Safe to call twice.
-func (s *NATSSource) Stop() {
+func (s *Source) Stop() {
 	s.once.Do(func() {
 		for _, sub := range s.subs {
 			sub.Drain()

@@ -1,6 +1,7 @@
-// Package replay owns the durable event log (a NATS JetStream stream of Arrow record batches), the dead-letter
-// log, replay sessions and exports. It does not fork the engine's logic: replays feed the same engine code.
-package replay
+// Package eventlog is the durable, ordered event log: a NATS JetStream stream of Arrow record batches and
+// operator actions, its consumer, and the dead-letter log of rejected events. It stores and delivers; it
+// does not interpret events (the engine does).
+package eventlog
 
 import (
 	"bytes"
@@ -34,10 +35,12 @@ const (
 	// engine.Action), kept in the same ordered log so restarts and replays see it where it happened.
 	HeaderType = "Cb-Type"
 	TypeAction = "action"
+	// TypeZone is a zone action (JSON of zones.Action): zones drawn, changed or deleted by an operator.
+	TypeZone = "zone"
 )
 
-// LogConfig sets the retention of the log.
-type LogConfig struct {
+// Config sets the retention of the log.
+type Config struct {
 	MaxAge   time.Duration // events older than this are dropped from the log (0: kept until MaxBytes)
 	MaxBytes int64         // the log's size limit; the oldest messages go first (0: unlimited)
 	Replicas int           // JetStream replicas (1 on a single server)
@@ -49,9 +52,9 @@ type LogConfig struct {
 	Existing bool
 }
 
-// DefaultLogConfig keeps a week of events, up to 20 GiB.
-func DefaultLogConfig() LogConfig {
-	return LogConfig{MaxAge: 7 * 24 * time.Hour, MaxBytes: 20 << 30, Replicas: 1, Duplicates: 2 * time.Minute,
+// DefaultConfig keeps a week of events, up to 20 GiB.
+func DefaultConfig() Config {
+	return Config{MaxAge: 7 * 24 * time.Hour, MaxBytes: 20 << 30, Replicas: 1, Duplicates: 2 * time.Minute,
 		Mem: memory.DefaultAllocator}
 }
 
@@ -65,8 +68,8 @@ type Log struct {
 	maxMsg int
 }
 
-// OpenLog creates or updates the streams of the log on the server behind nc.
-func OpenLog(ctx context.Context, nc *nats.Conn, cfg LogConfig) (*Log, error) {
+// Open creates or updates the streams of the log on the server behind nc.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 	if cfg.Mem == nil {
 		cfg.Mem = memory.DefaultAllocator
 	}
@@ -112,6 +115,9 @@ func OpenLog(ctx context.Context, nc *nats.Conn, cfg LogConfig) (*Log, error) {
 	}
 	return &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: maxMsg}, nil
 }
+
+// Mem is the allocator the log decodes batches with.
+func (l *Log) Mem() memory.Allocator { return l.mem }
 
 func orUnlimited(n int64) int64 {
 	if n <= 0 {
@@ -226,17 +232,41 @@ func (l *Log) AppendAction(ctx context.Context, a engine.Action) (uint64, error)
 	return ack.Sequence, nil
 }
 
+// AppendTyped writes an operator action of another type than incident actions (TypeZone, ...) to the log,
+// deduplicated by typ and id, and returns its sequence. data is the action's JSON; the log does not read it.
+func (l *Log) AppendTyped(ctx context.Context, typ, id string, data []byte) (uint64, error) {
+	msg := nats.NewMsg(EventsSubject)
+	msg.Data = data
+	msg.Header.Set(HeaderType, typ)
+	ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithMsgID(typ+"-"+id))
+	if err != nil {
+		return 0, fmt.Errorf("cannot append %s action %s to the log: %w", typ, id, err)
+	}
+	return ack.Sequence, nil
+}
+
 // Handlers receive what Consume and ReadAll find in the log, in log order. Batch must Retain a record it
-// keeps after returning; Action may be nil (actions are then skipped); Bad, when set, gets messages that
-// cannot be decoded (they can only come from a foreign publisher) and they are skipped.
+// keeps after returning; Action may be nil (actions are then skipped); Typed gets the other operator actions
+// (AppendTyped) with their type and JSON, and may be nil; Bad, when set, gets messages that cannot be
+// decoded (they can only come from a foreign publisher) and they are skipped.
 type Handlers struct {
 	Batch  func(seq uint64, rec arrow.Record) error
 	Action func(seq uint64, a engine.Action) error
+	Typed  func(seq uint64, typ string, data []byte) error
 	Bad    func(seq uint64, err error)
 }
 
 // dispatch decodes one log message.
 func (l *Log) dispatch(seq uint64, hdr nats.Header, data []byte, h Handlers) error {
+	if typ := hdr.Get(HeaderType); typ != "" && typ != TypeAction {
+		if h.Typed == nil {
+			return nil
+		}
+		if err := h.Typed(seq, typ, data); err != nil {
+			return &fnError{err}
+		}
+		return nil
+	}
 	if hdr != nil && hdr.Get(HeaderType) == TypeAction {
 		if h.Action == nil {
 			return nil
@@ -269,15 +299,12 @@ func (l *Log) dispatch(seq uint64, hdr nats.Header, data []byte, h Handlers) err
 	return err
 }
 
-// MaxDeadRaw bounds the raw bytes kept of one rejected event.
-const MaxDeadRaw = 16 << 10
-
 // AppendDead stores rejected events on the dead-letter log, one message each, and waits for every ack.
 func (l *Log) AppendDead(ctx context.Context, letters []ingest.DeadLetter) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(letters))
 	for i := range letters {
-		if len(letters[i].Raw) > MaxDeadRaw {
-			letters[i].Raw = letters[i].Raw[:MaxDeadRaw]
+		if len(letters[i].Raw) > ingest.MaxDeadRaw {
+			letters[i].Raw = letters[i].Raw[:ingest.MaxDeadRaw]
 		}
 		data, err := json.Marshal(&letters[i])
 		if err != nil {

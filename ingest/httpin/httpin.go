@@ -1,4 +1,6 @@
-package ingest
+// Package httpin is the HTTP door of ingest: POST /api/v1/events (NDJSON, a JSON array or an Arrow IPC stream,
+// optionally gzip-encoded), answered once the accepted events are stored on the log.
+package httpin
 
 import (
 	"compress/gzip"
@@ -8,40 +10,25 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"citybrain/engine"
+	"citybrain/ingest"
 )
 
-// AppendAnswer appends the JSON answer of spec/events.md for res.
-func AppendAnswer(buf []byte, res *Result) []byte {
-	buf = append(buf, `{"accepted":`...)
-	buf = strconv.AppendInt(buf, int64(res.Accepted), 10)
-	buf = append(buf, `,"rejected":`...)
-	buf = strconv.AppendInt(buf, int64(res.Rejected), 10)
-	buf = append(buf, `,"errors":[`...)
-	for i, e := range res.Errors {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, `{"line":`...)
-		buf = strconv.AppendInt(buf, int64(e.Line), 10)
-		buf = append(buf, `,"error":`...)
-		buf = AppendQuoted(buf, e.Err.Error())
-		buf = append(buf, '}')
-	}
-	return append(buf, "]}\n"...)
+// Handler serves POST /api/v1/events into an Ingestor.
+type Handler struct {
+	in *ingest.Ingestor
 }
 
-// ContentTypeArrow is the media type of the binary fast path (an Arrow IPC stream in the engine schema).
-const ContentTypeArrow = "application/vnd.apache.arrow.stream"
+// New returns the handler of in.
+func New(in *ingest.Ingestor) *Handler { return &Handler{in: in} }
 
 // ServeHTTP implements POST /api/v1/events: NDJSON (application/x-ndjson) or a JSON array
 // (application/json), optionally gzip-encoded, or the Arrow IPC stream of the binary path. The answer comes
 // after the accepted events are stored on the log. An Idempotency-Key header deduplicates a retried request.
-func (in *Ingestor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		httpError(w, http.StatusMethodNotAllowed, "use POST to send events")
@@ -53,12 +40,13 @@ func (in *Ingestor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch ct {
-	case "application/x-ndjson", "application/json", "application/ndjson", ContentTypeArrow:
+	case "application/x-ndjson", "application/json", "application/ndjson", ingest.ContentTypeArrow:
 	default:
-		httpError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q is not a batch: use application/x-ndjson, application/json or %s", ct, ContentTypeArrow))
+		httpError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q is not a batch: use application/x-ndjson, application/json or %s", ct, ingest.ContentTypeArrow))
 		return
 	}
-	var body io.Reader = http.MaxBytesReader(w, r.Body, in.cfg.MaxBody)
+	cfg := h.in.Config()
+	var body io.Reader = http.MaxBytesReader(w, r.Body, cfg.MaxBody)
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
 	case "gzip", "x-gzip":
@@ -73,31 +61,31 @@ func (in *Ingestor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: use gzip or none", enc))
 		return
 	}
-	data, err := io.ReadAll(io.LimitReader(body, in.cfg.MaxDecoded+1))
+	data, err := io.ReadAll(io.LimitReader(body, cfg.MaxDecoded+1))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the limit of %d bytes: split the batch", in.cfg.MaxBody))
+			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the limit of %d bytes: split the batch", cfg.MaxBody))
 			return
 		}
 		httpError(w, http.StatusBadRequest, "cannot read body: "+err.Error())
 		return
 	}
-	if int64(len(data)) > in.cfg.MaxDecoded {
-		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("decompressed body is over the limit of %d bytes: split the batch", in.cfg.MaxDecoded))
+	if int64(len(data)) > cfg.MaxDecoded {
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("decompressed body is over the limit of %d bytes: split the batch", cfg.MaxDecoded))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	key := r.Header.Get("Idempotency-Key")
-	var res Result
-	if ct == ContentTypeArrow {
-		res, err = in.IngestArrow(ctx, data, "http", key)
+	var res ingest.Result
+	if ct == ingest.ContentTypeArrow {
+		res, err = h.in.IngestArrow(ctx, data, "http", key)
 	} else {
-		res, err = in.Ingest(ctx, data, "http", engine.KindUnknown, key)
+		res, err = h.in.Ingest(ctx, data, "http", engine.KindUnknown, key)
 	}
 	switch {
-	case errors.Is(err, ErrNoEvents):
+	case errors.Is(err, ingest.ErrNoEvents):
 		httpError(w, http.StatusBadRequest, "the batch holds no events")
 		return
 	case err != nil && strings.HasPrefix(err.Error(), "cannot store"):
@@ -112,11 +100,11 @@ func (in *Ingestor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if res.Accepted == 0 {
 		w.WriteHeader(http.StatusBadRequest)
 	}
-	w.Write(AppendAnswer(nil, &res))
+	w.Write(ingest.AppendAnswer(nil, &res))
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	w.Write(append(AppendQuoted([]byte(`{"error":`), msg), "}\n"...))
+	w.Write(append(ingest.AppendQuoted([]byte(`{"error":`), msg), "}\n"...))
 }

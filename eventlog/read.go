@@ -1,4 +1,4 @@
-package replay
+package eventlog
 
 import (
 	"context"
@@ -102,7 +102,7 @@ func (l *Log) msgTimes(ctx context.Context, seq, upTo uint64) (at uint64, minTS,
 		}
 		minTS, maxTS = int64(1)<<62, -int64(1)<<62
 		err = DecodeRecords(m.Data, l.mem, func(rec arrow.Record) error {
-			lo, hi := tsExtent(rec)
+			lo, hi := TSExtent(rec)
 			minTS, maxTS = min(minTS, lo), max(maxTS, hi)
 			return nil
 		})
@@ -114,8 +114,8 @@ func (l *Log) msgTimes(ctx context.Context, seq, upTo uint64) (at uint64, minTS,
 	return 0, 0, 0, false, nil
 }
 
-// tsExtent returns the oldest and newest event time (ms) of rec.
-func tsExtent(rec arrow.Record) (lo, hi int64) {
+// TSExtent returns the oldest and newest event time (ms) of rec.
+func TSExtent(rec arrow.Record) (lo, hi int64) {
 	ts := rec.Column(engine.ColTS).(*array.Timestamp)
 	lo, hi = int64(1)<<62, -int64(1)<<62
 	for i := 0; i < ts.Len(); i++ {
@@ -143,6 +143,8 @@ type RangeReader struct {
 	// OnAction, when set, gets the operator actions of the range in log order, each after every batch
 	// before it was returned by Next (actions are skipped otherwise).
 	OnAction func(seq uint64, a engine.Action) error
+	// OnTyped, when set, gets the other operator actions (Log.AppendTyped) likewise.
+	OnTyped func(seq uint64, typ string, data []byte) error
 	// OnBad, when set, is told of messages that cannot be decoded; they are skipped and counted in Bad.
 	OnBad func(seq uint64, err error)
 	Bad   uint64
@@ -242,6 +244,7 @@ func (r *RangeReader) fill(ctx context.Context) error {
 				return nil
 			},
 			Action: r.OnAction,
+			Typed:  r.OnTyped,
 			Bad: func(seq uint64, err error) {
 				r.Bad++
 				if r.OnBad != nil {
