@@ -145,6 +145,7 @@ func infoFrom(h pmHeader, meta []byte, source string) (TileInfo, error) {
 // pmtilesFile serves a local PMTiles file to the browser's pmtiles reader (range requests).
 type pmtilesFile struct {
 	f    *os.File
+	size int64
 	mod  time.Time
 	info TileInfo
 }
@@ -182,7 +183,7 @@ func openPMTilesFile(path string) (*pmtilesFile, error) {
 	if err != nil {
 		return fail(err)
 	}
-	return &pmtilesFile{f: f, mod: st.ModTime(), info: info}, nil
+	return &pmtilesFile{f: f, size: st.Size(), mod: st.ModTime(), info: info}, nil
 }
 
 func (p *pmtilesFile) Info() TileInfo { return p.info }
@@ -195,7 +196,7 @@ func (p *pmtilesFile) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/vnd.pmtiles")
 	w.Header().Set("Cache-Control", "public, max-age=3600")
-	http.ServeContent(w, r, "tiles.pmtiles", p.mod, io.NewSectionReader(p.f, 0, 1<<62))
+	http.ServeContent(w, r, "tiles.pmtiles", p.mod, io.NewSectionReader(p.f, 0, p.size))
 }
 
 // remote is a base map on another host that the server fetches for the browser (so the page itself only

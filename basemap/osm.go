@@ -62,7 +62,7 @@ func LoadOSM(r io.Reader) (*Set, error) {
 		tags    map[string]string
 		members []member
 	}
-	count := 0
+	count, root := 0, false
 	for {
 		tok, err := dec.Token()
 		if errors.Is(err, io.EOF) {
@@ -74,6 +74,12 @@ func LoadOSM(r io.Reader) (*Set, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
+			if !root {
+				if t.Name.Local != "osm" {
+					return nil, fmt.Errorf("cannot parse OSM XML: root element <%s>, want <osm>", t.Name.Local)
+				}
+				root = true
+			}
 			switch t.Name.Local {
 			case "node", "way", "relation":
 				if count++; count > MaxOSMElements {
@@ -135,6 +141,9 @@ func LoadOSM(r io.Reader) (*Set, error) {
 				}
 			}
 		}
+	}
+	if !root {
+		return nil, errors.New("cannot parse OSM XML: no <osm> element")
 	}
 	s := &Set{}
 	line := func(w *osmWay) []geo.LatLng {

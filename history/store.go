@@ -158,8 +158,8 @@ func (s *Store) Slots() int {
 	return len(s.slots)
 }
 
-// Observe samples src when its event clock has passed a step boundary since the last sample; call it often
-// (Run does, every interval). It returns whether it sampled.
+// Observe samples src when its event clock has passed a step boundary since the last sample, by at most
+// maxLag; call it often (Run does, every interval). It returns whether it sampled.
 func (s *Store) Observe(src Source, lastEnd *int64) bool {
 	now := src.Status().Now
 	if now <= 0 {
@@ -170,9 +170,18 @@ func (s *Store) Observe(src Source, lastEnd *int64) bool {
 		return false
 	}
 	*lastEnd = end
+	if now-end > maxLag.Milliseconds() {
+		// The clock ran past the boundary faster than we looked (catch-up after a start, a bulk load): the
+		// window now holds the next minute's events, not this one's. Leave the slot to the log (Backfiller).
+		return false
+	}
 	s.Sample(end, src)
 	return true
 }
+
+// maxLag is how far past a step boundary the engine's clock may be for the live window to stand for the
+// step that ended there (the engine's windows move in 10-s buckets).
+const maxLag = 10 * time.Second
 
 // Run samples src every interval of wall-clock time until stop is closed.
 func (s *Store) Run(stop <-chan struct{}, src Source, interval time.Duration) {

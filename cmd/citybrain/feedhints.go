@@ -26,6 +26,7 @@ var skipHints = map[string][][2]string{
 	"deepstream": {
 		{"camera position", "--cameras cameras.csv (id,lat,lng)"},
 		{"unmapped event type", "--mapping map.json (event type -> count|skip|video type)"},
+		{"maps to skip", "--mapping map.json mapping the type to count or a video type"},
 		{"without confidence", "--default-confidence 0.7"},
 		{"too many cameras", "--interval 30s (shorter count windows hold fewer cameras open)"},
 	},

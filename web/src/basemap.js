@@ -44,9 +44,6 @@ export function baseLayersBelow() {
 export function baseLayersAbove() {
   const lang = getLang();
   return [
-    { id: 'base-water-labels', type: 'symbol', source: 'basefeat', filter: ['all', ['==', ['get', 'kind'], 'label'], ['==', ['get', 'of'], 'water']],
-      layout: { 'text-field': nameExpr(lang), 'text-font': FONT, 'text-size': ['interpolate', ['linear'], ['zoom'], 11, 12, 15, 18], 'text-letter-spacing': 0.15 },
-      paint: { 'text-color': '#6fa8d6', ...HALO } },
     { id: 'base-labels', type: 'symbol', source: 'basefeat', filter: ['all', ['==', ['get', 'kind'], 'label'], ['!=', ['get', 'of'], 'water']],
       minzoom: 11,
       layout: { 'text-field': nameExpr(lang), 'text-font': FONT, 'text-size': ['interpolate', ['linear'], ['zoom'], 11, 11, 16, 15], 'symbol-sort-key': ['get', 'rank'] },
@@ -61,6 +58,10 @@ export function baseLayersAbove() {
       filter: ['all', ['==', ['get', 'kind'], 'road'], ['any', ['has', 'name'], ['has', 'name_zh'], ['has', 'name_en']]],
       layout: { 'symbol-placement': 'line', 'text-field': nameExpr(lang), 'text-font': FONT, 'symbol-spacing': 360, 'text-size': 11 },
       paint: { 'text-color': '#97a6b6', ...HALO } },
+    // Last: placed first, so the lake's name wins over the islands' and streets' around it.
+    { id: 'base-water-labels', type: 'symbol', source: 'basefeat', filter: ['all', ['==', ['get', 'kind'], 'label'], ['==', ['get', 'of'], 'water']],
+      layout: { 'text-field': nameExpr(lang), 'text-font': FONT, 'text-size': ['interpolate', ['linear'], ['zoom'], 11, 12, 15, 18], 'text-letter-spacing': 0.15 },
+      paint: { 'text-color': '#6fa8d6', ...HALO } },
   ];
 }
 

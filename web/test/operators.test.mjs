@@ -27,7 +27,7 @@ const rendered = (page, layers) => page.evaluate((ls) => {
   return m.queryRenderedFeatures({ layers: ls.filter((l) => m.getLayer(l)) }).map((f) => ({ layer: f.layer.id, props: f.properties }));
 }, layers);
 
-describe('operators', { timeout: 300_000 }, () => {
+describe('operators', { timeout: 900_000 }, () => {
   test('the base map shows West Lake, parks and the roads\' and places\' names', async () => {
     const { context, page, problems } = await openApp(browser, server, 'viewer');
     try {
@@ -88,12 +88,20 @@ describe('operators', { timeout: 300_000 }, () => {
       await page.waitForSelector('#app:not([hidden])');
       assert.equal(await page.textContent('#kpi-tpi label'), '拥堵指数');
       assert.equal(await page.inputValue('#lang'), 'zh-CN');
-      // Another user on this browser keeps their own language (English by default here).
-      await page.click('#logout');
-      await page.waitForSelector('#login-token', { state: 'visible' });
-      await page.fill('#login-token', TOKENS.viewer);
-      await page.click('#login-submit');
-      await page.waitForSelector('#app:not([hidden])');
+      // Per user: a viewer on this browser picks English; the commander gets Chinese back when signing in again.
+      const signIn = async (role) => {
+        await page.click('#logout');
+        await page.waitForSelector('#login-token', { state: 'visible' });
+        await page.fill('#login-token', TOKENS[role]);
+        await page.click('#login-submit');
+        await page.waitForSelector('#app:not([hidden])');
+      };
+      await signIn('viewer');
+      await page.selectOption('#lang', 'en');
+      assert.equal(await page.textContent('#kpi-tpi label'), 'TPI');
+      await signIn('commander');
+      await waitFor(async () => (await page.textContent('#kpi-tpi label')) === '拥堵指数', { what: 'the commander\'s Chinese' });
+      await signIn('viewer');
       await waitFor(async () => (await page.textContent('#kpi-tpi label')) === 'TPI', { what: 'the viewer\'s English' });
       assert.deepEqual(problems.page, [], 'page errors');
       assert.deepEqual(problems.console, [], 'console errors');
@@ -203,7 +211,7 @@ describe('operators', { timeout: 300_000 }, () => {
   });
 });
 
-describe('offline base maps', { timeout: 200_000 }, () => {
+describe('offline base maps', { timeout: 300_000 }, () => {
   test('a PMTiles file given with --basemap is served by the binary and drawn; an OSM extract draws its roads', async (t) => {
     const osm = path.join(process.env.CITYBRAIN_DATA || path.resolve('../../shared/data'), 'sumo/monaco/network.osm');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'citybrain-basemap-'));
@@ -233,7 +241,8 @@ describe('offline base maps', { timeout: 200_000 }, () => {
         await waitFor(() => page.evaluate(() => !!window.citybrain.map.getLayer('basemap-raster') && window.citybrain.map.isSourceLoaded('basemap')), { timeout: 30_000, what: 'the PMTiles source loaded' });
         await waitFor(() => ranges.length > 0 && ranges.every((s) => s === 206 || s === 200), { what: 'range requests to the archive' });
         assert.deepEqual(problems.page, [], 'page errors');
-        assert.deepEqual(problems.console, [], 'console errors');
+        // Without a road network the server answers dispatch 503 (the app then hides it; the browser logs it).
+        assert.deepEqual(problems.console.filter((m) => !/status of 503/.test(m)), [], 'console errors');
         assert.deepEqual(problems.external, [], 'requests to other hosts');
       } finally { await context.close(); }
     } finally { await srv.stop(); }
