@@ -1,7 +1,7 @@
 // History at a glance (docs/command-center.md "History"): GET /api/v1/history answers from the server's store
 // of the engine's minute aggregates (and the event log for older ranges).
 // - Sparklines: the last two hours of network TPI, speed and incidents under the top bar's KPIs.
-// - The history panel (button "History", key H): a 24-hour chart of TPI (or speed, incidents, events) for the
+// - The history panel (button "History", key H): a chart of the last 24 hours (or 6 h, 1 h) of TPI (or speed, incidents, events) for the
 //   city, for a district (H3 resolution-7 areas named after their main road, listed with their own small
 //   charts), or for an area drawn on the map (drag a rectangle).
 import { api } from './api.js';
@@ -80,6 +80,7 @@ export class HistoryPanel {
     this.ctx = ctx;
     this.box = $('history');
     this.metric = localStorage.getItem('cb_hist_metric') || 'tpi';
+    this.hours = Number(localStorage.getItem('cb_hist_hours')) || 24;
     this.area = { kind: 'city' }; // city | district {key, name} | drawn {bbox}
     this.data = null;
     this.districts = null;
@@ -105,7 +106,7 @@ export class HistoryPanel {
   relabel() { if (!this.box.hidden) this.render(); }
 
   query(extra = '') {
-    let q = `/api/v1/history?metric=${this.metric}`;
+    let q = `/api/v1/history?metric=${this.metric}&from=-${this.hours}h`;
     if (this.area.kind === 'district') q += `&cells=${this.area.key}`;
     if (this.area.kind === 'drawn') q += `&bbox=${this.area.bbox.map((v) => v.toFixed(5)).join(',')}`;
     return q + extra;
@@ -116,7 +117,7 @@ export class HistoryPanel {
     this.loading = true;
     this.render();
     try {
-      const [main, districts] = await Promise.all([api(this.query()), api(`/api/v1/history?metric=${this.metric}&res=${DISTRICT_RES}`)]);
+      const [main, districts] = await Promise.all([api(this.query()), api(`/api/v1/history?metric=${this.metric}&from=-${this.hours}h&res=${DISTRICT_RES}`)]);
       if (gen !== this.gen) return;
       this.data = main;
       this.districts = districts;
@@ -135,6 +136,12 @@ export class HistoryPanel {
     this.load();
   }
 
+  setHours(h) {
+    this.hours = h;
+    localStorage.setItem('cb_hist_hours', String(h));
+    this.load();
+  }
+
   setArea(a) {
     this.area = a;
     this.showArea(a.kind === 'drawn' ? a.bbox : a.kind === 'district' ? a.bounds : null);
@@ -149,7 +156,7 @@ export class HistoryPanel {
 
   render() {
     if (this.box.hidden) return;
-    const head = el('div', { class: 'panel-head' }, el('h2', { text: t('hist.title') }),
+    const head = el('div', { class: 'panel-head' }, el('h2', { text: t('hist.title', { h: this.hours }) }),
       el('button', { class: 'close', type: 'button', title: t('common.close_esc'), 'aria-label': t('common.close'), text: '×', onclick: () => this.close() }));
     const metricSel = el('select', { id: 'hist-metric', 'aria-label': t('hist.metric'), onchange: (e) => this.setMetric(e.target.value) },
       METRICS.map((m) => el('option', { value: m, selected: m === this.metric, text: t('hist.m.' + m) })));
@@ -159,7 +166,9 @@ export class HistoryPanel {
         text: this.drawing ? t('hist.drawing') : t('hist.draw'), onclick: () => this.startDraw() }));
     const chart = this.chart();
     const list = this.districtList();
-    this.box.replaceChildren(head, el('div', { class: 'hist-ctl' }, metricSel, areaBtns), el('h3', { class: 'hist-sub', text: this.areaTitle() }), chart, list);
+    const hoursSel = el('select', { id: 'hist-hours', 'aria-label': t('hist.range'), onchange: (e) => this.setHours(Number(e.target.value)) },
+      [1, 6, 24].map((h) => el('option', { value: String(h), selected: h === this.hours, text: t('hist.hours', { h }) })));
+    this.box.replaceChildren(head, el('div', { class: 'hist-ctl' }, metricSel, hoursSel, areaBtns), el('h3', { class: 'hist-sub', text: this.areaTitle() }), chart, list);
   }
 
   chart() {

@@ -95,7 +95,7 @@ export const LAYERS = [
   { key: 'sensors', layers: ['sensors'], on: false },
   { key: 'transit', layers: ['transit'], on: false },
   { key: 'nodes', layers: ['nodes', 'node-sel'], on: true },
-  { key: 'labels', layers: ['road-labels', 'base-labels', 'base-water-labels'], on: true },
+  { key: 'labels', layers: ['road-labels', 'base-labels', 'base-water-labels', 'base-road-labels'], on: true },
 ];
 
 export class CityMap extends EventTarget {
