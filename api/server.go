@@ -10,8 +10,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"citybrain/api/cap"
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
 	"citybrain/engine/zones"
@@ -19,6 +21,7 @@ import (
 	"citybrain/geo"
 	"citybrain/ingest"
 	"citybrain/ingest/httpin"
+	"citybrain/replay/opendata"
 )
 
 // Server is the HTTP side of CityBrain.
@@ -47,6 +50,14 @@ type Server struct {
 	Replays  *Replays
 	Dispatch *dispatch.Manager // emergency dispatch and signal plans (api/units.go, api/signals.go); nil: 503
 	Zones    *zones.Manager    // zones and alerts (api/zones.go); nil: 503
+	CAP      *cap.Feed         // CAP 1.2 feed (api/zones.go); nil: 503
+	// OpenData serves /api/v1/opendata (api/opendata.go); nil: 503. OpenDataAnonymous lets callers without a
+	// token read it when an auth configuration is given; OpenDataPerMinute is each caller's rate (default 60).
+	OpenData          *opendata.Service
+	OpenDataAnonymous bool
+	OpenDataPerMinute int
+	limOnce           sync.Once
+	lim               *limiter
 
 	// History serves GET /api/v1/history (api/history.go); nil: 404.
 	History *History
@@ -92,6 +103,7 @@ func (s *Server) Handler() http.Handler {
 	s.basemapRoutes(mux)
 	s.routesEmergency(mux)
 	s.routesZones(mux)
+	s.routesOpenData(mux)
 
 	if s.Web != nil {
 		mux.Handle("GET /", http.FileServerFS(s.Web))
@@ -171,6 +183,8 @@ func canDo(role string) []string {
 		can = append(can, "replay.control", "export", "zone.edit")
 	case RoleFeed:
 		can = append(can, "ingest")
+	case RolePublic:
+		return []string{"opendata.read"}
 	}
 	return can
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"citybrain/api/cap"
 	"citybrain/engine/zones"
 	"citybrain/eventlog"
 )
@@ -25,6 +26,39 @@ func (s *Server) routesZones(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/alerts", a.Open(s.needZones(s.handleAlerts)))
 	mux.HandleFunc("GET /api/v1/alerts/{id}", a.Open(s.needZones(s.handleAlert)))
 	mux.HandleFunc("GET /api/v1/closures", a.Open(s.needZones(s.handleClosures)))
+	mux.HandleFunc("GET /api/v1/cap.atom", a.Open(s.handleCAPAtom))
+	mux.HandleFunc("GET /api/v1/cap/{id}", a.Open(s.handleCAPMessage))
+}
+
+// handleCAPAtom serves GET /api/v1/cap.atom: the recent CAP 1.2 messages (confirmed incidents and zone alerts,
+// with their updates and cancels), newest first, as an Atom feed.
+func (s *Server) handleCAPAtom(w http.ResponseWriter, r *http.Request) {
+	if s.CAP == nil {
+		writeError(w, http.StatusServiceUnavailable, "the CAP feed is not running")
+		return
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	base := scheme + "://" + r.Host + "/api/v1/cap"
+	w.Header().Set("Content-Type", "application/atom+xml; charset=utf-8")
+	cap.WriteAtom(w, base+".atom", base, s.CAP.Recent())
+}
+
+// handleCAPMessage serves GET /api/v1/cap/{identifier}: one CAP message as application/cap+xml.
+func (s *Server) handleCAPMessage(w http.ResponseWriter, r *http.Request) {
+	if s.CAP == nil {
+		writeError(w, http.StatusServiceUnavailable, "the CAP feed is not running")
+		return
+	}
+	m, ok := s.CAP.Get(r.PathValue("id"))
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no CAP message %s among the recent ones", r.PathValue("id")))
+		return
+	}
+	w.Header().Set("Content-Type", "application/cap+xml; charset=utf-8")
+	w.Write(m.XML)
 }
 
 func (s *Server) needZones(next http.HandlerFunc) http.HandlerFunc {

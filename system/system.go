@@ -23,6 +23,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"citybrain/api"
+	"citybrain/api/cap"
+	"citybrain/api/webhook"
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
 	"citybrain/engine/zones"
@@ -45,6 +47,14 @@ type Config struct {
 	Version        string
 	Web            fs.FS
 	Logger         *log.Logger
+	// CAPSender is the sender of CAP messages (default citybrain@citybrain.local).
+	CAPSender string
+	// OpenDataAnonymous lets callers without a token read /api/v1/opendata under an auth configuration;
+	// OpenDataPerMinute is each caller's request rate there (default 60).
+	OpenDataAnonymous bool
+	OpenDataPerMinute int
+	// Webhooks receive alerts (api/webhook); empty: none.
+	Webhooks []webhook.Target
 	// Network is the loaded road network (nil: none). Cells crossed by its links take their free-flow speed
 	// from the speed limits, and /api/v1/network serves it to the map.
 	Network *geo.Network
@@ -81,6 +91,10 @@ type System struct {
 	// Zones holds the zones and their alerts (engine/zones), fed by the engine's deltas and the log's zone
 	// actions; its state goes into the engine's snapshots.
 	Zones *zones.Manager
+	// CAP publishes confirmed incidents and zone alerts as CAP 1.2 (api/cap): /api/v1/cap.atom and NATS
+	// citybrain.out.cap.
+	CAP   *cap.Feed
+	hooks *webhook.Sender // nil without webhooks
 	// Replays holds planners' replay sessions (replay/session.go), each with its own engine.
 	Replays *replay.Manager
 	unlock  func() // releases the data directory's lock (lock.go)
@@ -174,15 +188,26 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		zres = engine.DefaultConfig().Res
 	}
 	s.Zones = zones.New(zones.Config{Res: zres, Network: cfg.Network, OnAlert: s.onAlert})
+	if len(cfg.Webhooks) > 0 {
+		if s.hooks, err = webhook.New(webhook.Config{Targets: cfg.Webhooks, Logger: s.logger}); err != nil {
+			return nil, err
+		}
+	}
+	s.CAP = cap.NewFeed(cap.Config{Sender: cfg.CAPSender, ZoneRing: s.zoneRing, OnMessage: s.publishCAP})
 	ecfg.OnDelta = func(d *engine.Delta) {
+		s.CAP.OnIncidents(d.Incidents)
 		s.Zones.OnDelta(d)
 		if h := s.hubReady.Load(); h != nil {
 			h.OnDelta(d)
 		}
 	}
 	ecfg.SnapshotParts = func() (map[string][]byte, error) {
-		data, err := s.Zones.MarshalState()
-		return map[string][]byte{"zones.json": data}, err
+		zs, err := s.Zones.MarshalState()
+		if err != nil {
+			return nil, err
+		}
+		cs, err := s.CAP.MarshalState()
+		return map[string][]byte{"zones.json": zs, "cap.json": cs}, err
 	}
 	s.Engine = engine.New(ecfg)
 	from := uint64(1)
@@ -197,6 +222,11 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			if data := s.Engine.LoadedParts()["zones.json"]; data != nil {
 				if err := s.Zones.RestoreState(data, s.Engine.All(), s.Engine.Incidents()); err != nil {
 					return nil, fmt.Errorf("cannot restore zones from snapshot %d: %w", seq, err)
+				}
+			}
+			if data := s.Engine.LoadedParts()["cap.json"]; data != nil {
+				if err := s.CAP.RestoreState(data); err != nil {
+					return nil, fmt.Errorf("cannot restore the CAP feed from snapshot %d: %w", seq, err)
 				}
 			}
 			from = seq + 1
@@ -235,9 +265,16 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	// 5. API and web UI.
 	srv := &api.Server{
 		Engine: s.Engine, Ingest: s.Ingest, Log: s.Log, Hub: s.Hub, Auth: auth, Version: cfg.Version, Web: cfg.Web,
-		Accepted: s.accepted, Rejected: s.rejected, Ready: s.Ready, Network: cfg.Network, Zones: s.Zones,
+		Accepted: s.accepted, Rejected: s.rejected, Ready: s.Ready, Network: cfg.Network, Zones: s.Zones, CAP: s.CAP,
+		OpenData: s.openData(zres), OpenDataAnonymous: cfg.OpenDataAnonymous, OpenDataPerMinute: cfg.OpenDataPerMinute,
 		AllowedOrigins: cfg.AllowedOrigins,
-		QueueDepths:    func() map[string]int { return map[string]int{"nats-ingest": s.natsSrc.QueueDepth()} },
+		QueueDepths: func() map[string]int {
+			q := map[string]int{"nats-ingest": s.natsSrc.QueueDepth()}
+			if s.hooks != nil {
+				q["webhooks"] = s.hooks.Depth()
+			}
+			return q
+		},
 	}
 	// Replays: sessions run their own engines with the live configuration (replay/manager.go).
 	rcfg := ecfg
@@ -416,6 +453,9 @@ func (s *System) Stop(ctx context.Context) error {
 			s.Replays.Stop()
 		}
 		s.stopCommandCenter()
+		if s.hooks != nil {
+			s.hooks.Stop()
+		}
 		if s.Engine != nil {
 			if s.consumeCancel != nil {
 				s.snapshot() // the consumer has stopped: its fields are ours now

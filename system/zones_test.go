@@ -4,11 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"citybrain/api/cap"
+	"citybrain/api/webhook"
 )
 
 // A zone around the spec examples' crash (30.2506, 120.1702), drawn as a flood-prone underpass.
@@ -196,4 +203,122 @@ func sameMap(a, b map[string]string) bool {
 		}
 	}
 	return len(a) == len(b)
+}
+
+// One incident is published as CAP 1.2: Alert when confirmed, Update when it changes, Cancel when an operator
+// clears it — at /api/v1/cap.atom and on NATS citybrain.out.cap; zone alerts reach a webhook, signed.
+func TestCAPFeedAndWebhooks(t *testing.T) {
+	hookGot := make(chan []byte, 64)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := webhook.Verify("a-secret-of-16-bytes-or-more", r, body); err != nil {
+			t.Errorf("webhook signature: %v", err)
+		}
+		hookGot <- body
+	}))
+	defer hook.Close()
+	cfg := testConfig(t, t.TempDir())
+	cfg.Webhooks = []webhook.Target{{URL: hook.URL, Secret: "a-secret-of-16-bytes-or-more"}}
+	s := start(t, cfg)
+	base := "http://" + s.Addr()
+	tok := adminToken(t, s)
+	nc, err := nats.Connect(s.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	capMsgs := make(chan *nats.Msg, 64)
+	sub, _ := nc.ChanSubscribe(CAPSubject, capMsgs)
+	defer sub.Unsubscribe()
+	nc.Flush()
+
+	if code, body := do(t, "POST", base+"/api/v1/zones", tok, []byte(testZone)); code != 201 {
+		t.Fatalf("zone: %d %s", code, body)
+	}
+	post(t, s, "application/x-ndjson", []byte(strings.Split(zoneEvents, "\n")[0]+"\n"+strings.Split(zoneEvents, "\n")[1]), nil)
+	var incID string
+	waitCAP := func(want ...string) []string {
+		t.Helper()
+		var types []string
+		deadline := time.After(20 * time.Second)
+		for len(types) < len(want) {
+			select {
+			case m := <-capMsgs:
+				if err := cap.Check(m.Data); err != nil {
+					t.Fatalf("NATS CAP message invalid: %v\n%s", err, m.Data)
+				}
+				if strings.Contains(string(m.Data), "citybrain-incident-") {
+					types = append(types, m.Header.Get("Cap-Msg-Type"))
+				}
+			case <-deadline:
+				t.Fatalf("CAP messages %v, want %v", types, want)
+			}
+		}
+		return types
+	}
+	// Confirm it (an operator), unless the evidence already did.
+	deadline := time.Now().Add(20 * time.Second)
+	for incID == "" && time.Now().Before(deadline) {
+		for _, in := range incidents(t, s, "", nil) {
+			incID = in.ID
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if incID == "" {
+		t.Fatal("no incident")
+	}
+	action(t, s, incID, "confirmed", tok)
+	if got := waitCAP("Alert"); got[0] != "Alert" {
+		t.Fatalf("first CAP message %v", got)
+	}
+	// A caller reports it as more severe: the incident changes, an Update goes out.
+	post(t, s, "application/x-ndjson", []byte(`{"kind":"report","ts":"2026-11-27T08:00:50+08:00","id":"call-2","lat":30.2506,"lng":120.1702,"type":"crash","severity":5}`), nil)
+	if got := waitCAP("Update"); got[0] != "Update" {
+		t.Fatalf("second CAP message %v", got)
+	}
+	action(t, s, incID, "cleared", tok)
+	if got := waitCAP("Cancel"); got[0] != "Cancel" {
+		t.Fatalf("third CAP message %v", got)
+	}
+	// The Atom feed has the three, newest first, each valid.
+	resp, err := http.Get(base + "/api/v1/cap.atom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var feed struct {
+		Entries []struct {
+			Content struct {
+				Inner []byte `xml:",innerxml"`
+			} `xml:"content"`
+		} `xml:"entry"`
+	}
+	if err := xml.Unmarshal(data, &feed); err != nil {
+		t.Fatalf("atom: %v", err)
+	}
+	var kinds []string
+	for _, e := range feed.Entries {
+		doc := []byte(strings.TrimSpace(string(e.Content.Inner)))
+		if err := cap.Check(doc); err != nil {
+			t.Fatalf("atom entry invalid: %v\n%s", err, doc)
+		}
+		var a cap.Alert
+		xml.Unmarshal(doc, &a)
+		if strings.HasPrefix(a.Identifier, "citybrain-incident-") {
+			kinds = append(kinds, a.MsgType)
+		}
+	}
+	if strings.Join(kinds, ",") != "Cancel,Update,Alert" {
+		t.Fatalf("atom incident messages %v, want Cancel,Update,Alert", kinds)
+	}
+	// The zone's incident alert reached the webhook.
+	select {
+	case body := <-hookGot:
+		if !strings.Contains(string(body), `"zone_id":"underpass-1"`) {
+			t.Fatalf("webhook body %s", body)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no webhook delivery")
+	}
 }

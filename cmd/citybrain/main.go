@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -102,6 +103,10 @@ func runMain(args []string) error {
 	basemapSrc := fs.String("basemap", "", "offline base map: a .pmtiles or .mbtiles file served by this binary, or an http(s) URL it fetches for the browser")
 	osmFile := fs.String("osm", "", "OSM XML extract whose water, parks, roads and places draw the base map")
 	tz := fs.String("tz", "", "the city's IANA time zone for the web app (default: Asia/Shanghai for the demo city, else the browser's)")
+	webhooksFile := fs.String("webhooks", "", `JSON file of alert webhooks: [{"url": "https://...", "secret": "...", "min_severity": 3, "zones": ["..."]}] (docs/zones.md)`)
+	openAnon := fs.Bool("opendata-anonymous", false, "with --auth, let callers without a token read the open-data API (/api/v1/opendata)")
+	openRate := fs.Int("opendata-rate", 60, "open-data API requests a minute per caller (token or address)")
+	capSender := fs.String("cap-sender", "", "sender of CAP 1.2 messages (default citybrain@citybrain.local)")
 	var origins stringList
 	fs.Var(&origins, "ws-origin", "an extra browser origin allowed to open /ws (repeatable; the page's own origin always is)")
 	fs.Parse(args)
@@ -114,8 +119,18 @@ func runMain(args []string) error {
 	cfg := system.Config{
 		HTTPAddr: *httpAddr, DataDir: *dataDir, NATSURL: *natsURL, NATSListen: *natsListen, AuthFile: *authFile,
 		Version: version, Web: web.Files(), Logger: logger, Engine: ecfg, Log: lcfg,
-		SnapshotEvery: *snapEvery, AllowedOrigins: origins,
-		CommandCenter: system.CommandCenter{Basemap: *basemapSrc, OSM: *osmFile, TimeZone: *tz},
+		SnapshotEvery: *snapEvery, AllowedOrigins: origins, CAPSender: *capSender,
+		CommandCenter:     system.CommandCenter{Basemap: *basemapSrc, OSM: *osmFile, TimeZone: *tz},
+		OpenDataAnonymous: *openAnon, OpenDataPerMinute: *openRate,
+	}
+	if *webhooksFile != "" {
+		data, err := os.ReadFile(*webhooksFile)
+		if err != nil {
+			return fmt.Errorf("cannot read --webhooks: %w", err)
+		}
+		if err := json.Unmarshal(data, &cfg.Webhooks); err != nil {
+			return fmt.Errorf("cannot parse --webhooks %s: %w", *webhooksFile, err)
+		}
 	}
 	if *networkFile != "" {
 		net, err := loadNetwork(*networkFile)
