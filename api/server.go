@@ -16,6 +16,7 @@ import (
 	"citybrain/api/cap"
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
+	"citybrain/engine/queue"
 	"citybrain/engine/zones"
 	"citybrain/eventlog"
 	"citybrain/geo"
@@ -40,8 +41,8 @@ type Server struct {
 	Rejected func() uint64
 	// Ready reports whether the engine has caught up with the log present at start.
 	Ready func() bool
-	// QueueDepths adds gauges of other queues (name → depth) to /metrics.
-	QueueDepths func() map[string]int
+	// Queues adds the figures of other bounded queues (ingest workers) to /metrics.
+	Queues func() []queue.Stat
 	// AllowedOrigins lists extra origins allowed to open /ws (the page's own origin always is).
 	AllowedOrigins []string
 

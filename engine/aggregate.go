@@ -16,19 +16,17 @@ type Aggregate struct {
 // events in it, in no particular order.
 func (e *Engine) Aggregates(w int) []Aggregate {
 	var out []Aggregate
-	for _, s := range e.shards {
-		for _, v := range *s.snap.Load() {
-			st := &v.W[w]
-			if st.Events == 0 {
-				continue
-			}
-			a := Aggregate{Cell: v.Cell, Lat: v.Lat, Lng: v.Lng, SpeedSum: st.SpeedSum, SpeedW: st.SpeedW,
-				Samples: st.Samples, Events: st.Events}
-			if st.SpeedW > 0 {
-				a.TPI = v.Derive(w).TPI
-			}
-			out = append(out, a)
+	for _, v := range e.All() {
+		st := &v.W[w]
+		if st.Events == 0 {
+			continue
 		}
+		a := Aggregate{Cell: v.Cell, Lat: v.Lat, Lng: v.Lng, SpeedSum: st.SpeedSum, SpeedW: st.SpeedW,
+			Samples: st.Samples, Events: st.Events}
+		if st.SpeedW > 0 {
+			a.TPI = v.Derive(w).TPI
+		}
+		out = append(out, a)
 	}
 	return out
 }

@@ -27,6 +27,7 @@ import (
 	"citybrain/api/webhook"
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
+	"citybrain/engine/queue"
 	"citybrain/engine/zones"
 	"citybrain/eventlog"
 	"citybrain/geo"
@@ -268,10 +269,10 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		Accepted: s.accepted, Rejected: s.rejected, Ready: s.Ready, Network: cfg.Network, Zones: s.Zones, CAP: s.CAP,
 		OpenData: s.openData(zres), OpenDataAnonymous: cfg.OpenDataAnonymous, OpenDataPerMinute: cfg.OpenDataPerMinute,
 		AllowedOrigins: cfg.AllowedOrigins,
-		QueueDepths: func() map[string]int {
-			q := map[string]int{"nats-ingest": s.natsSrc.QueueDepth()}
+		Queues: func() []queue.Stat {
+			q := []queue.Stat{s.natsSrc.Queue()}
 			if s.hooks != nil {
-				q["webhooks"] = s.hooks.Depth()
+				q = append(q, s.hooks.Queue())
 			}
 			return q
 		},
