@@ -282,6 +282,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	rcfg.OnDelta, rcfg.Mem = nil, nil
 	s.Replays = replay.NewManager(replay.ManagerConfig{Log: s.Log, Engine: rcfg, FileDir: filepath.Join(cfg.DataDir, "imports")})
 	srv.Replays = api.NewReplays(s.Replays, cfg.Hub)
+	srv.Replays.NewZones = s.replayZones(zres)
 	if cfg.Network != nil {
 		dm, err := dispatch.New(s.Engine, dispatch.Config{Network: cfg.Network, Closed: s.Zones.Closures})
 		if err != nil {
