@@ -116,6 +116,9 @@ type Delta struct {
 	Incidents []Incident
 	Units     []Unit  // every unit, when any changed since the last delta (nil otherwise)
 	Assets    []Event // every asset (Engine.Assets), when any changed since the last delta (nil otherwise)
+	// Reset starts a new timeline (a replay's backward seek restarts its engine): clients drop the incidents,
+	// units and assets they hold; what is true at the new position follows.
+	Reset bool
 }
 
 // Status is the engine's progress.

@@ -73,6 +73,8 @@ type Config struct {
 	// Feeders run in-process sources (the demo city) after everything else has started; each returns when
 	// ctx ends.
 	Feeders []func(ctx context.Context, in *ingest.Ingestor) error
+	// CommandCenter: base map, time zone, history (commandcenter.go).
+	CommandCenter CommandCenter
 }
 
 // System is a running CityBrain.
@@ -119,6 +121,7 @@ type System struct {
 	stopErr      error
 	hubReady     atomic.Pointer[api.Hub]
 	badMessages  atomic.Uint64
+	cc           ccState
 }
 
 // Start starts everything and returns when the API is listening. On error, what was started is stopped.
@@ -290,6 +293,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		s.dispatchDone = make(chan struct{})
 		go func() { defer close(s.dispatchDone); dm.Run(s.dispatchStop, 2*time.Second) }()
 	}
+	if err := s.startCommandCenter(srv, rcfg); err != nil {
+		return nil, err
+	}
 	if s.http, s.ln, err = httpServer(cfg.HTTPAddr, srv.Handler(), s.logger); err != nil {
 		return nil, err
 	}
@@ -448,6 +454,7 @@ func (s *System) Stop(ctx context.Context) error {
 		if s.Replays != nil {
 			s.Replays.Stop()
 		}
+		s.stopCommandCenter()
 		if s.hooks != nil {
 			s.hooks.Stop()
 		}
