@@ -56,26 +56,36 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(&b, "citybrain_engine_cells %d\n", st.Cells)
 	metric("citybrain_engine_raw_events", "gauge", "Raw events retained in memory.")
 	fmt.Fprintf(&b, "citybrain_engine_raw_events %d\n", st.RawRows)
+	metric("citybrain_engine_raw_bytes", "gauge", "Memory of the retained raw events (narrow column chunks and their id and cell tables).")
+	fmt.Fprintf(&b, "citybrain_engine_raw_bytes %d\n", st.RawBytes)
+	metric("citybrain_engine_raw_retention_seconds", "gauge", "Raw retention in force (shorter than configured when the memory budget needs it).")
+	fmt.Fprintf(&b, "citybrain_engine_raw_retention_seconds %g\n", st.Retention.Seconds())
 	metric("citybrain_engine_tick_seconds", "gauge", "Duration of the last tick.")
 	fmt.Fprintf(&b, "citybrain_engine_tick_seconds %g\n", float64(st.TickNanos)/1e9)
 	metric("citybrain_engine_log_seq", "gauge", "Log sequence reflected in published cells.")
 	fmt.Fprintf(&b, "citybrain_engine_log_seq %d\n", st.AppliedSeq)
 	metric("citybrain_engine_watermark_seconds", "gauge", "Watermark, Unix seconds.")
 	fmt.Fprintf(&b, "citybrain_engine_watermark_seconds %g\n", float64(max(st.Watermark, 0))/1000)
-	metric("citybrain_queue_depth", "gauge", "Messages waiting in a bounded queue.")
-	for i, d := range s.Engine.QueueDepths() {
-		fmt.Fprintf(&b, "citybrain_queue_depth{queue=\"shard-%d\"} %d\n", i, d)
+	queues := append(s.Engine.Queues(), s.Hub.Queues()...)
+	if s.Queues != nil {
+		queues = append(queues, s.Queues()...)
 	}
-	if s.QueueDepths != nil {
-		q := s.QueueDepths()
-		names := make([]string, 0, len(q))
-		for n := range q {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			fmt.Fprintf(&b, "citybrain_queue_depth{queue=%q} %d\n", n, q[n])
-		}
+	sort.SliceStable(queues, func(i, j int) bool { return queues[i].Name < queues[j].Name })
+	metric("citybrain_queue_depth", "gauge", "Items waiting in a bounded queue between goroutines (a family such as ws-client: summed).")
+	for _, q := range queues {
+		fmt.Fprintf(&b, "citybrain_queue_depth{queue=%q} %d\n", q.Name, q.Len)
+	}
+	metric("citybrain_queue_limit", "gauge", "Capacity of a bounded queue (a family: summed).")
+	for _, q := range queues {
+		fmt.Fprintf(&b, "citybrain_queue_limit{queue=%q,when_full=%q} %d\n", q.Name, q.Policy, q.Limit)
+	}
+	metric("citybrain_queue_full_total", "counter", "Pushes that found a queue full (block: the producer waited; reject: it was refused).")
+	for _, q := range queues {
+		fmt.Fprintf(&b, "citybrain_queue_full_total{queue=%q} %d\n", q.Name, q.Full)
+	}
+	metric("citybrain_queue_blocked_seconds_total", "counter", "Time producers waited for room in a blocking queue.")
+	for _, q := range queues {
+		fmt.Fprintf(&b, "citybrain_queue_blocked_seconds_total{queue=%q} %g\n", q.Name, q.Blocked.Seconds())
 	}
 	hs := s.Hub.Stats()
 	metric("citybrain_ws_clients", "gauge", "Connected websocket clients.")
@@ -86,6 +96,13 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(&b, "citybrain_ws_coalesced_total %d\n", hs.Coalesced)
 	metric("citybrain_ws_disconnected_slow_total", "counter", "Clients cut off as too slow.")
 	fmt.Fprintf(&b, "citybrain_ws_disconnected_slow_total %d\n", hs.Dropped)
+	metric("citybrain_ws_batched_total", "counter", "Websocket messages written together with the one before (the client was behind).")
+	fmt.Fprintf(&b, "citybrain_ws_batched_total %d\n", hs.Batched)
+	metric("citybrain_ws_fanout_seconds", "gauge", "The hub's time on the last delta: cell state, encoding once per subscription, queueing to clients (off the engine's tick).")
+	fmt.Fprintf(&b, "citybrain_ws_fanout_seconds %g\n", hs.Fanout.Seconds())
+	metric("citybrain_tick_seconds", "gauge", "The last tick end to end: the engine's part and the hub's, from the delta's hand-over to its frames queued to every client.")
+	fmt.Fprintf(&b, "citybrain_tick_seconds{part=\"engine\"} %g\n", float64(st.TickNanos)/1e9)
+	fmt.Fprintf(&b, "citybrain_tick_seconds{part=\"hub\"} %g\n", hs.Lag.Seconds())
 	metric("citybrain_ws_deltas_total", "counter", "Engine deltas fanned out.")
 	fmt.Fprintf(&b, "citybrain_ws_deltas_total %d\n", hs.Deltas)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
