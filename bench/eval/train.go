@@ -130,7 +130,7 @@ func fitLR(runs []*corpusRun, posShare, l2 float64) (*detect.Model, error) {
 			break
 		}
 	}
-	m := &detect.Model{Version: 1, Bias: beta[d], Threshold: 0.5, Persist: 3}
+	m := &detect.Model{Version: 1, Kind: "logistic", Bias: beta[d], Threshold: 0.5, Persist: 3}
 	for j := 0; j < d; j++ {
 		m.Features = append(m.Features, detect.FeatureNames[j])
 		m.Mean = append(m.Mean, round6(mean[j]))
@@ -366,6 +366,7 @@ func gated(rows []Row) []Row {
 
 // TrainOptions set up the detector's training.
 type TrainOptions struct {
+	Kind     string  // "trees" (default) or "logistic"
 	PosShare float64 // positives' total weight relative to the negatives' (default 0.2)
 	L2       float64 // ridge penalty (default 1)
 	// MaxFalsePerH is the operating point: the most false alarms per hour the proxy may raise on the
@@ -384,7 +385,13 @@ func fitModel(runs []*corpusRun, opt TrainOptions) (*detect.Model, error) {
 	if opt.MaxFalsePerH == 0 {
 		opt.MaxFalsePerH = 0.5
 	}
-	m, err := fitLR(runs, opt.PosShare, opt.L2)
+	var m *detect.Model
+	var err error
+	if opt.Kind == "logistic" {
+		m, err = fitLR(runs, opt.PosShare, opt.L2)
+	} else {
+		m, err = fitTrees(runs)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -395,12 +402,11 @@ func fitModel(runs []*corpusRun, opt TrainOptions) (*detect.Model, error) {
 // TrainCommand is the command that writes the shipped model.
 const TrainCommand = "bin/citybrain eval --train engine/detect/model.json"
 
-// train fits the detector on every city of the corpus (cfg.Seeds) and writes it to cfg.Train, after the
+// train fits the detector on the cities of cfg (every city of the corpus by default; cfg.Seeds) and writes it to cfg.Train, after the
 // leave-one-city-out proxy table (each city judged by a model fitted on the others, through the proxy
 // fusion of proxyDetections), printed to cfg.Log.
 func train(ctx context.Context, cfg *Config, rep *Report) error {
 	all := *cfg
-	all.Cities = CityNames()
 	runs, err := loadCorpus(ctx, &all)
 	if err != nil {
 		return err
@@ -416,6 +422,9 @@ func train(ctx context.Context, cfg *Config, rep *Report) error {
 			} else {
 				tr = append(tr, r)
 			}
+		}
+		if len(tr) == 0 {
+			continue // a single city: nothing to hold it out against
 		}
 		m, err := fitModel(tr, TrainOptions{})
 		if err != nil {
@@ -441,10 +450,12 @@ func train(ctx context.Context, cfg *Config, rep *Report) error {
 	m.Notes = []string{fmt.Sprintf("seeds %v, %d simulated minutes each, probes at 15 %% and 5 %%", cfg.Seeds, cfg.Minutes),
 		"logistic regression (IRLS, ridge 1, positives weighted to 0.2 of the negatives), operating point: the most closures found with at most 0.5 false alarms per hour through the proxy fusion on the training runs"}
 	fmt.Fprintf(w, "\nAll cities: %s (thr %.3f, persist %d)\n", proxyAll(runs, m, m.Threshold, m.Persist), m.Threshold, m.Persist)
-	for i, n := range m.Features {
-		fmt.Fprintf(w, "  %-16s %+.3f\n", n, m.Weights[i])
+	if m.Kind == "logistic" {
+		for i, n := range m.Features {
+			fmt.Fprintf(w, "  %-16s %+.3f\n", n, m.Weights[i])
+		}
 	}
-	data, err := json.MarshalIndent(m, "", " ")
+	data, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("cannot encode the model: %w", err)
 	}

@@ -38,6 +38,11 @@ const (
 	FSignal               // the link ends at a signal
 	FFixes                // log2(1 + fixes in 2 minutes): how much the features are worth
 	FFixRatio             // fixes in 2 minutes / its learned rate (the link going quiet)
+	FPassing              // vehicles moving past the queue's head in 2 minutes (log2 1+n; 0 without a head): a signal queue discharges, a blockage does not
+	FStopLine             // share of its fixes in 2 minutes standing at its end (the last max(30 m, 15 %)): a queue that starts at the stop line
+	FMainDown             // the speed of the link most of its traffic goes to / that link's free flow (1 without data)
+	FStandBefore          // the longest hold 5 to 10 minutes earlier / the stop reference: a queue that was already there
+	FSpeedBefore          // its speed 5 to 10 minutes earlier / its learned speed (1 without data)
 	NumFeatures
 )
 
@@ -45,7 +50,7 @@ const (
 var FeatureNames = [NumFeatures]string{
 	"stand_ratio", "stand_log", "standing60", "head_gap", "head_gap_m", "exit_deficit", "no_exit", "entry_deficit",
 	"stand_share", "crawl_share", "speed_ratio", "speed_ff", "down_flow", "down_quiet", "up_stand", "loop_occ",
-	"loop_flow_ratio", "signal", "fixes", "fix_ratio",
+	"loop_flow_ratio", "signal", "fixes", "fix_ratio", "passing", "stop_line", "main_down", "stand_before", "speed_before",
 }
 
 const windowMs = 120_000 // the recent window the features look at
@@ -225,6 +230,44 @@ func (t *Tracker) measure(b int64) []Features {
 		if L.Signal {
 			x[FSignal] = 1
 		}
+		var passing, atEnd float64
+		endZone := math.Max(30, 0.15*length)
+		for _, r := range ls.recent {
+			if r.ts < from || r.ts >= b {
+				continue
+			}
+			if head >= 0 && r.kmh >= crawlKmh/2 && float64(r.offM) > head+15 {
+				passing++
+			}
+			if r.kmh < standKmh && length-float64(r.offM) < endZone {
+				atEnd++
+			}
+		}
+		x[FPassing] = math.Log2(1 + passing)
+		if s.fixes > 0 {
+			x[FStopLine] = atEnd / s.fixes
+		}
+		x[FMainDown] = 1
+		if main := mainDown(L, ls); main >= 0 {
+			if dsum := t.sums(&t.st[main], from, b); dsum.fixes > 0 && t.links[main].FreeKmh > 0 {
+				x[FMainDown] = math.Min(1.5, dsum.speedSum/dsum.fixes/t.links[main].FreeKmh)
+			}
+		}
+		var before float32
+		lo, hi := floorDiv(b-10*60_000, t.bucketMs), floorDiv(b-5*60_000, t.bucketMs)
+		for i := range ls.b {
+			if bk := &ls.b[i]; bk.idx >= lo && bk.idx < hi {
+				before = max(before, bk.holdMax)
+			}
+		}
+		x[FStandBefore] = math.Min(10, float64(before)/ref)
+		x[FSpeedBefore] = 1
+		if sb := t.sums(ls, b-10*60_000, b-5*60_000); sb.fixes > 0 {
+			if base, ok := ls.speed.value(); ok && base > 1 {
+				x[FSpeedBefore] = math.Min(2, sb.speedSum/sb.fixes/base)
+			}
+		}
+		t.bucketOf(ls, b-1).holdMax = float32(longest)
 		x[FFixes] = math.Log2(1 + s.fixes)
 		x[FFixRatio] = 1
 		if fr, ok := ls.fixRate.value(); ok && fr > 0 {
@@ -256,6 +299,17 @@ func (t *Tracker) measure(b int64) []Features {
 		}
 	}
 	return out
+}
+
+// mainDown is the downstream link most of a link's exits went to (-1: none yet).
+func mainDown(l *Link, ls *linkState) int32 {
+	best, bn := int32(-1), uint32(0)
+	for i, n := range ls.exitTo {
+		if n > bn {
+			best, bn = l.Down[i], n
+		}
+	}
+	return best
 }
 
 // poissonCDF is P(X ≤ k) for X ~ Poisson(lambda).

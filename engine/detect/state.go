@@ -46,6 +46,7 @@ type bucketState struct {
 	Idx                              int64
 	Fixes, Standing, Crawling, Loops uint16
 	SpeedSum, FlowSum, OccSum        float32
+	HoldMax                          float32
 }
 
 type linkStateV1 struct {
@@ -57,6 +58,13 @@ type linkStateV1 struct {
 	LastTS                                                 int64
 	ExitRate, EntryRate, FixRate, Speed, LoopFlow, LoopOcc ewmaState
 	StopQ                                                  quantileState
+	Recent                                                 []posFixState
+	ExitTo                                                 []uint32
+}
+
+type posFixState struct {
+	TS       int64
+	Off, Kmh float32
 }
 
 type fixState struct {
@@ -105,13 +113,17 @@ func (t *Tracker) MarshalState() ([]byte, error) {
 		for _, a := range ls.active {
 			x.Active = append(x.Active, holdState{Vehicle: a.vehicle, Since: a.since, Last: a.last, Off: a.offM})
 		}
+		for _, r := range ls.recent {
+			x.Recent = append(x.Recent, posFixState{TS: r.ts, Off: r.offM, Kmh: r.kmh})
+		}
+		x.ExitTo = ls.exitTo
 		for _, s := range ls.stops {
 			x.Stops = append(x.Stops, stopState{End: s.end, Dur: s.dur, Off: s.offM})
 		}
 		for _, b := range ls.b {
-			if b.fixes > 0 || b.loops > 0 {
+			if b.fixes > 0 || b.loops > 0 || b.holdMax > 0 {
 				x.Buckets = append(x.Buckets, bucketState{Idx: b.idx, Fixes: b.fixes, Standing: b.standing, Crawling: b.crawling,
-					Loops: b.loops, SpeedSum: b.speedSum, FlowSum: b.flowSum, OccSum: b.occSum})
+					Loops: b.loops, SpeedSum: b.speedSum, FlowSum: b.flowSum, OccSum: b.occSum, HoldMax: b.holdMax})
 			}
 		}
 		st.Links = append(st.Links, x)
@@ -154,12 +166,18 @@ func (t *Tracker) RestoreState(data []byte) error {
 		for _, a := range x.Active {
 			ls.active = append(ls.active, hold{vehicle: a.Vehicle, since: a.Since, last: a.Last, offM: a.Off})
 		}
+		for _, r := range x.Recent {
+			ls.recent = append(ls.recent, posFix{ts: r.TS, offM: r.Off, kmh: r.Kmh})
+		}
+		if len(x.ExitTo) == len(t.links[x.Link].Down) {
+			ls.exitTo = x.ExitTo
+		}
 		for _, s := range x.Stops {
 			ls.stops = append(ls.stops, stop{end: s.End, dur: s.Dur, offM: s.Off})
 		}
 		for _, b := range x.Buckets {
 			*t.bucketOf(ls, b.Idx*t.bucketMs) = bucket{idx: b.Idx, fixes: b.Fixes, standing: b.Standing, crawling: b.Crawling,
-				loops: b.Loops, speedSum: b.SpeedSum, flowSum: b.FlowSum, occSum: b.OccSum}
+				loops: b.Loops, speedSum: b.SpeedSum, flowSum: b.FlowSum, occSum: b.OccSum, holdMax: b.HoldMax}
 		}
 	}
 	for _, f := range st.Pending {

@@ -44,6 +44,7 @@ const (
 	maxVehicles  = 1_000_000
 	eventsKept   = 128 // exits, entries and completed stops per link (the newest)
 	maxHolds     = 256 // vehicles holding on one link
+	maxRecent    = 512 // fixes of the last windowMs kept per link
 	bucketsKept  = 61  // per-link bucket sums: 10 minutes and the current one
 	maxPending   = 4_000_000
 	minStopPrior = 30.0  // s: the shortest stop reference (a stop sign's wait)
@@ -100,6 +101,8 @@ type bucket struct {
 	loops   uint16
 	flowSum float32
 	occSum  float32
+	// holdMax: the longest hold on the link at this bucket's end (s), recorded by measure.
+	holdMax float32
 }
 
 type linkState struct {
@@ -118,9 +121,17 @@ type linkState struct {
 	loopFlow  ewma
 	loopOcc   ewma
 	stopQ     quantile
-	seen      bool
-	lastBase  int64 // bucket index up to which baselines are updated
-	prevLabel float64
+	// recent holds the fixes of the last windowMs (position and speed), oldest first: where vehicles move
+	// and stand relative to the queue's head.
+	recent []posFix
+	// exitTo counts the exits into each of Link.Down (same order): which way the traffic goes.
+	exitTo []uint32
+}
+
+type posFix struct {
+	ts   int64
+	offM float32
+	kmh  float32
 }
 
 // Tracker follows vehicles and links in event time.
@@ -255,6 +266,14 @@ func (t *Tracker) fix(f *fix) {
 	b := t.bucketOf(ls, f.ts)
 	b.fixes++
 	b.speedSum += f.kmh
+	ls.recent = append(ls.recent, posFix{ts: f.ts, offM: f.offM, kmh: f.kmh})
+	drop := 0
+	for drop < len(ls.recent) && (ls.recent[drop].ts < f.ts-windowMs || len(ls.recent)-drop > maxRecent) {
+		drop++
+	}
+	if drop > 0 {
+		ls.recent = slices.Delete(ls.recent, 0, drop)
+	}
 	switch {
 	case f.kmh < standKmh:
 		b.standing++
@@ -295,6 +314,11 @@ func (t *Tracker) fix(f *fix) {
 		}
 		pushTS(&t.st[v.link].exits, at)
 		pushTS(&ls.entries, at)
+		from := &t.st[v.link]
+		if from.exitTo == nil {
+			from.exitTo = make([]uint32, len(t.links[v.link].Down))
+		}
+		from.exitTo[slices.Index(t.links[v.link].Down, f.link)]++
 		t.endHold(v, at, f.vehicle)
 		v.link, v.offM, v.candLink = f.link, f.offM, -1
 		t.startHold(v, f)

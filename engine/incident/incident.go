@@ -332,7 +332,7 @@ func named(ev Evidence) bool {
 // rescore fuses the sources (noisy-OR over distinct sources; repeated detections by one source raise its
 // weight a little) and moves the incident through suspected and confirmed.
 func (t *tracker) rescore(in *Incident, ts int64) {
-	in.Score = fuse(in.sources)
+	in.Score = fuse(in.sources, blocking(in.types))
 	var bestT string
 	var bestW float64
 	for typ, w := range in.types {
@@ -375,16 +375,23 @@ func (t *tracker) rescore(in *Incident, ts int64) {
 // alone however often it repeats, or traffic data alone, stays below automatic confirmation: that takes a
 // second kind, a second camera or caller, or an operator. The result does not depend on the order the
 // evidence came in.
-func fuse(sources map[string]*sourceAcc) float64 {
+//
+// A traffic candidate (a link the detector finds suspicious but not yet blocked) corroborates only a named
+// cause that blocks a road (blocked: a crash, a stalled vehicle, debris, a closure or hazard called in): a
+// camera's wrong-way driver next to an ordinary queue is not a blockage.
+func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 	miss := 1.0
 	kinds := map[schema.Kind]bool{}
 	traffic := 0.0
 	for key, sa := range sources {
-		kinds[sa.Kind] = true
 		if linkSource(key) {
-			traffic = math.Max(traffic, sa.Weight)
+			if sa.Weight >= DetectScore || blocked {
+				traffic = math.Max(traffic, sa.Weight)
+				kinds[sa.Kind] = true
+			}
 			continue
 		}
+		kinds[sa.Kind] = true
 		w := math.Min(maxSourceW, sa.Weight+sourceRepeat*float64(sa.N-1))
 		switch {
 		case sa.Kind == schema.KindTransit:
@@ -407,6 +414,19 @@ func fuse(sources map[string]*sourceAcc) float64 {
 	return round3(score)
 }
 
+// blockingTypes are the named causes that block a road.
+var blockingTypes = []string{"crash", "stalled_vehicle", "debris", "road_closure", "hazard"}
+
+// blocking reports whether types hold a cause that blocks a road.
+func blocking(types map[string]float64) bool {
+	for _, t := range blockingTypes {
+		if types[t] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // linkSource reports whether a source key ("kind:source") is the blockage detector's judgement of a link.
 func linkSource(key string) bool { return strings.Contains(key, ":link:") }
 
@@ -421,7 +441,9 @@ func detectionTime(in *Incident, fallback int64) int64 {
 		return ev[i].Kind+ev[i].ID < ev[j].Kind+ev[j].ID
 	})
 	acc := map[string]*sourceAcc{}
+	types := map[string]float64{}
 	for _, e := range ev {
+		types[e.Type]++
 		key := e.Kind + ":" + e.ID
 		sa := acc[key]
 		if sa == nil {
@@ -430,7 +452,7 @@ func detectionTime(in *Incident, fallback int64) int64 {
 		}
 		sa.N++
 		sa.Weight = math.Max(sa.Weight, e.Weight)
-		if fuse(acc) >= DetectScore {
+		if fuse(acc, blocking(types)) >= DetectScore {
 			return e.TS
 		}
 	}
