@@ -26,7 +26,7 @@ func TestClosedLoopShort(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dataDir(), "sumo", "bologna-acosta", "acosta_buslanes.net.xml")); err != nil {
 		t.Skipf("skipping: Bologna scenario missing (%v); set CITYBRAIN_DATA", err)
 	}
-	sc, err := Bologna(dataDir(), t.TempDir(), 300)
+	sc, err := Builtin("bologna", dataDir(), t.TempDir(), 300)
 	if err != nil {
 		t.Fatal(err)
 	}
