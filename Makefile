@@ -9,7 +9,7 @@ export CITYBRAIN_DATA ?= $(abspath ../shared/data)
 export SUMO_HOME ?= /usr/share/sumo
 
 # Packages whose code runs goroutines: tested with -race.
-RACE_PKGS := ./engine/... ./api/... ./replay/... ./system/... ./cmd/... ./ingest ./ingest/feed/...
+RACE_PKGS := ./engine/... ./api/... ./eventlog/... ./replay/... ./system/... ./cmd/... ./ingest ./ingest/feed/... ./ingest/httpin ./ingest/natsin
 
 .PHONY: all web build run test test-race test-rest test-web fuzz check bench bench-micro eval clean
 
@@ -34,7 +34,7 @@ test-race:
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 
 test-rest:
-	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E 'citybrain/(engine|api|replay|system|cmd)(/|$$)|citybrain/ingest$$|citybrain/ingest/feed')
+	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E 'citybrain/(engine|api|eventlog|replay|system|cmd)(/|$$)|citybrain/ingest$$|citybrain/ingest/(feed|httpin|natsin)')
 
 test-web:
 	bash scripts/web-test.sh

@@ -46,7 +46,7 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Trailer", "Citybrain-Export-Error, Citybrain-Export-Events")
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Hour)
 	defer cancel()
-	st, err := s.Log.Export(ctx, w, replay.ExportOptions{From: from, To: to, Format: f})
+	st, err := replay.Export(ctx, s.Log, w, replay.ExportOptions{From: from, To: to, Format: f})
 	if err != nil {
 		w.Header().Set("Citybrain-Export-Error", err.Error())
 		return

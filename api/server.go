@@ -10,20 +10,26 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"citybrain/api/cap"
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
+	"citybrain/engine/queue"
+	"citybrain/engine/zones"
+	"citybrain/eventlog"
 	"citybrain/geo"
 	"citybrain/ingest"
-	"citybrain/replay"
+	"citybrain/ingest/httpin"
+	"citybrain/replay/opendata"
 )
 
 // Server is the HTTP side of CityBrain.
 type Server struct {
 	Engine  *engine.Engine
-	Ingest  *ingest.Ingestor
-	Log     *replay.Log
+	Ingest  *ingest.Ingestor // nil: POST /api/v1/events is refused (a replay server)
+	Log     *eventlog.Log
 	Hub     *Hub
 	Auth    *Auth
 	Version string
@@ -35,8 +41,8 @@ type Server struct {
 	Rejected func() uint64
 	// Ready reports whether the engine has caught up with the log present at start.
 	Ready func() bool
-	// QueueDepths adds gauges of other queues (name → depth) to /metrics.
-	QueueDepths func() map[string]int
+	// Queues adds the figures of other bounded queues (ingest workers) to /metrics.
+	Queues func() []queue.Stat
 	// AllowedOrigins lists extra origins allowed to open /ws (the page's own origin always is).
 	AllowedOrigins []string
 
@@ -44,6 +50,15 @@ type Server struct {
 	// whenever Log is set.
 	Replays  *Replays
 	Dispatch *dispatch.Manager // emergency dispatch and signal plans (api/units.go, api/signals.go); nil: 503
+	Zones    *zones.Manager    // zones and alerts (api/zones.go); nil: 503
+	CAP      *cap.Feed         // CAP 1.2 feed (api/zones.go); nil: 503
+	// OpenData serves /api/v1/opendata (api/opendata.go); nil: 503. OpenDataAnonymous lets callers without a
+	// token read it when an auth configuration is given; OpenDataPerMinute is each caller's rate (default 60).
+	OpenData          *opendata.Service
+	OpenDataAnonymous bool
+	OpenDataPerMinute int
+	limOnce           sync.Once
+	lim               *limiter
 }
 
 // Handler returns the routes.
@@ -57,7 +72,13 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/incidents", a.Open(s.handleIncidents))
 	mux.HandleFunc("POST /api/v1/incidents/{id}", a.Require(s.handleIncidentAction, RoleCommander))
 	mux.HandleFunc("GET /api/v1/audit", a.Require(s.handleAudit, RoleAdmin))
-	mux.HandleFunc("POST /api/v1/events", a.Open(s.Ingest.ServeHTTP, RoleFeed))
+	if s.Ingest != nil {
+		mux.HandleFunc("POST /api/v1/events", a.Open(httpin.New(s.Ingest).ServeHTTP, RoleFeed))
+	} else {
+		mux.HandleFunc("POST /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusServiceUnavailable, "this server takes no events (a replay): send them to the live server")
+		})
+	}
 	mux.HandleFunc("GET /api/v1/deadletters", a.Require(s.handleDead, RoleAdmin))
 	mux.HandleFunc("GET /api/v1/whoami", s.handleWhoami)
 	mux.HandleFunc("GET /api/v1/network", a.Open(s.handleNetwork))
@@ -72,6 +93,8 @@ func (s *Server) Handler() http.Handler {
 	// Replays and exports (api/replays.go, api/export.go).
 	s.replayRoutes(mux)
 	s.routesEmergency(mux)
+	s.routesZones(mux)
+	s.routesOpenData(mux)
 
 	if s.Web != nil {
 		mux.Handle("GET /", http.FileServerFS(s.Web))
@@ -142,15 +165,17 @@ func canDo(role string) []string {
 	can = append(can, "read")
 	switch role {
 	case RoleAdmin:
-		can = append(can, "incident.update", "incident.dispatch", "signal.plan", "replay.control", "export", "audit.read", "deadletters.read", "ingest")
+		can = append(can, "incident.update", "incident.dispatch", "zone.edit", "signal.plan", "replay.control", "export", "audit.read", "deadletters.read", "ingest")
 	case RoleCommander:
-		can = append(can, "incident.update", "incident.dispatch")
+		can = append(can, "incident.update", "incident.dispatch", "zone.edit")
 	case RolePolice:
 		can = append(can, "signal.plan")
 	case RolePlanner:
-		can = append(can, "replay.control", "export")
+		can = append(can, "replay.control", "export", "zone.edit")
 	case RoleFeed:
 		can = append(can, "ingest")
+	case RolePublic:
+		return []string{"opendata.read"}
 	}
 	return can
 }
@@ -233,7 +258,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	buf = strconv.AppendFloat(buf, s.Engine.Config().Lateness.Seconds(), 'g', -1, 64)
 	buf = append(buf, `,"base_res":`...)
 	buf = strconv.AppendInt(buf, int64(s.Engine.Config().Res), 10)
-	buf = append(buf, `,"features":["cells","incidents","units","transit","sensors","links"]`...)
+	buf = append(buf, `,"features":["cells","incidents","units","transit","sensors","links","zones","alerts"]`...)
 	buf = s.appendKPIs(buf)
 	buf = append(buf, "}\n"...)
 	w.Header().Set("Content-Type", "application/json")

@@ -17,10 +17,10 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"citybrain/engine"
+	"citybrain/eventlog"
 	"citybrain/geo"
 	"citybrain/ingest"
 	"citybrain/ingest/demo"
-	"citybrain/replay"
 )
 
 // pool is a set of events with the demo city's mix of kinds; the harness re-stamps their times when it sends.
@@ -188,7 +188,7 @@ func arrowBatches(p *pool, k, size, res int, jitterMs int, seed int64) ([]*batch
 			bt.jitter = append(bt.jitter, int32(rng.IntN(max(jitterMs, 1))))
 		}
 		rec := bb.NewRecord()
-		data, err := replay.EncodeRecord(rec, memory.DefaultAllocator)
+		data, err := eventlog.EncodeRecord(rec, memory.DefaultAllocator)
 		rec.Release()
 		bb.Release()
 		if err != nil {

@@ -18,9 +18,10 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"citybrain/engine"
+	"citybrain/eventlog"
 	"citybrain/geo"
 	"citybrain/ingest"
-	"citybrain/replay"
+	"citybrain/ingest/natsin"
 )
 
 const (
@@ -84,7 +85,7 @@ func (r *runner) floors(ctx context.Context) error {
 	f.ArrowDecode, _ = cpuLoop(dur, func(g, i int) int {
 		n := 0
 		var ev engine.Event
-		replay.DecodeRecords(ab[(g+i)%len(ab)].Data, memory.DefaultAllocator, func(rec arrow.Record) error {
+		eventlog.DecodeRecords(ab[(g+i)%len(ab)].Data, memory.DefaultAllocator, func(rec arrow.Record) error {
 			for row := 0; row < int(rec.NumRows()); row++ {
 				engine.ReadEvent(rec, row, &ev)
 			}
@@ -175,9 +176,9 @@ func (r *runner) ingest(ctx context.Context) error {
 		target  float64
 	}{
 		{"HTTP NDJSON", false, "", 0},
-		{"NATS JSON", false, ingest.SubjectBatch, 500_000},
+		{"NATS JSON", false, natsin.SubjectBatch, 500_000},
 		{"HTTP Arrow", true, "", 2_000_000},
-		{"NATS Arrow", true, ingest.SubjectArrow, 2_000_000},
+		{"NATS Arrow", true, natsin.SubjectArrow, 2_000_000},
 	}
 	var errs []error
 	for _, p := range paths {
@@ -367,12 +368,12 @@ func (r *runner) freshness(ctx context.Context) error {
 	defer closeClients(meas)
 	all := append(append([]*wsClient(nil), bg...), meas...)
 
-	load, err := newNATSSender(t, ingest.SubjectBatch)
+	load, err := newNATSSender(t, natsin.SubjectBatch)
 	if err != nil {
 		return err
 	}
 	defer load.close()
-	mark, err := newNATSSender(t, ingest.SubjectBatch)
+	mark, err := newNATSSender(t, natsin.SubjectBatch)
 	if err != nil {
 		return err
 	}
@@ -505,7 +506,7 @@ func (r *runner) fanout(ctx context.Context) error {
 	fo := &Fanout{TickMs: float64(tick.Milliseconds()), Viewports: nvp,
 		Lag: "receipt − the delta's `now` (newest event time; events are stamped with the wall clock every 20 ms)"}
 	r.rep.Fanout = fo
-	snd, err := newNATSSender(t, ingest.SubjectBatch)
+	snd, err := newNATSSender(t, natsin.SubjectBatch)
 	if err != nil {
 		return err
 	}

@@ -19,9 +19,9 @@ import (
 	"syscall"
 	"time"
 
-	"citybrain/system"
 	"citybrain/engine"
-	"citybrain/replay"
+	"citybrain/eventlog"
+	"citybrain/system"
 )
 
 // runOpts are the `citybrain run` settings a section changes from the defaults.
@@ -102,7 +102,7 @@ func (r *runner) startTarget(ctx context.Context, dataDir string, o runOpts) (*t
 		}
 		scfg := system.Config{HTTPAddr: t.httpAddr, DataDir: dataDir, NATSListen: fmt.Sprintf("127.0.0.1:%d", np),
 			Version: "bench", Engine: ecfg, Logger: log.New(io.Discard, "", 0)}
-		scfg.Log = replay.DefaultLogConfig()
+		scfg.Log = eventlog.DefaultConfig()
 		sys, err := system.Start(context.Background(), scfg)
 		if err != nil {
 			return nil, fmt.Errorf("cannot start the system in process (%s): %w", dataDir, err)

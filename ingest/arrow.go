@@ -1,15 +1,13 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/ipc"
-
-	"bytes"
 
 	"citybrain/engine"
 )
@@ -44,55 +42,35 @@ func (in *Ingestor) IngestArrow(ctx context.Context, data []byte, via, msgID str
 	in.stats.Bytes.Add(uint64(len(data)))
 	var res Result
 	line := 0
-	now := time.Now().UTC()
 	for part := 0; r.Next(); part++ {
 		rec := r.Record()
-		var dead []DeadLetter
-		bb := engine.NewBatchBuilder(in.cfg.Mem)
+		b := in.newBatch(via, engine.KindUnknown)
+		b.res.Errors = res.Errors // the answer lists the first MaxErrors of the whole stream
 		clean := true
 		cells := rec.Column(engine.ColCell).(*array.Uint64)
 		var ev engine.Event
-		var pr Result
 		for i := 0; i < int(rec.NumRows()); i++ {
 			line++
 			engine.ReadEvent(rec, i, &ev)
-			err := Validate(&ev)
-			var cell uint64
-			if err == nil {
-				cell, err = in.cells.Cell(ev.Lat, ev.Lng)
-			}
-			if err != nil {
-				clean = false
-				pr.Rejected++
-				if len(res.Errors) < in.cfg.MaxErrors {
-					res.Errors = append(res.Errors, LineError{Line: line, Err: err})
-				}
-				dead = append(dead, DeadLetter{ReceivedAt: now, Via: via, Line: line, Error: err.Error(),
-					Raw: string(AppendJSON(nil, &ev))})
-				continue
-			}
-			if cells.Value(i) != cell || rec.Column(engine.ColCell).IsNull(i) {
+			cell, ok := b.add(line, nil, &ev, Validate(&ev))
+			if !ok || cells.Value(i) != cell || cells.IsNull(i) {
 				clean = false
 			}
-			bb.Append(&ev, cell)
-			pr.Accepted++
 		}
-		out := rec
-		if !clean {
-			out = bb.NewRecord()
-		} else {
-			out.Retain()
+		var out arrow.Record
+		if clean {
+			out = rec // every row valid and correctly celled: it goes to the log as it came
 		}
-		bb.Release()
 		id := msgID
 		if id != "" && part > 0 {
 			id = fmt.Sprintf("%s#%d", msgID, part)
 		}
-		err := in.store(ctx, out, dead, id, &pr)
-		out.Release()
+		pr, err := b.store(ctx, out, id)
+		b.Release()
 		if err != nil {
 			return res, err
 		}
+		res.Errors = pr.Errors
 		res.Accepted += pr.Accepted
 		res.Rejected += pr.Rejected
 		res.Seq = max(res.Seq, pr.Seq)

@@ -1,5 +1,6 @@
-// Package ingest decodes and validates every input format into engine events and Arrow batches, and holds the
-// HTTP and NATS sources. It keeps no state beyond a batch.
+// Package ingest decodes and validates every input format into engine events and Arrow batches and hands them
+// to the log (its doors are the packages httpin and natsin, and the adapters beside them). It keeps no state
+// beyond a batch.
 package ingest
 
 import (

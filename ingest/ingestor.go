@@ -93,6 +93,23 @@ func New(cfg Config, sink Sink) *Ingestor {
 	return &Ingestor{cfg: cfg, sink: sink, cells: geo.NewCellCache(cfg.Res)}
 }
 
+// Config returns the configuration in use (defaults filled in).
+func (in *Ingestor) Config() Config { return in.cfg }
+
+// RejectMessage dead-letters a whole message that holds no readable batch (a subject that names no kind, a
+// stream that cannot be read) and counts it as one rejected event.
+func (in *Ingestor) RejectMessage(ctx context.Context, via string, data []byte, reason error) error {
+	in.stats.Rejected.Add(1)
+	if len(data) > MaxDeadRaw {
+		data = data[:MaxDeadRaw]
+	}
+	err := in.sink.AppendDead(ctx, []DeadLetter{{ReceivedAt: time.Now().UTC(), Via: via, Error: reason.Error(), Raw: string(data)}})
+	if err != nil {
+		return fmt.Errorf("cannot store rejected message: %w", err)
+	}
+	return nil
+}
+
 // Stats returns the live counters.
 func (in *Ingestor) Stats() *Stats { return &in.stats }
 
@@ -103,45 +120,19 @@ var ErrNoEvents = errors.New("the batch holds no events")
 // rejected ones on the dead-letter log, and returns only after both are stored. want, when not
 // KindUnknown, is the only kind accepted (NATS subjects citybrain.in.<kind>). msgID deduplicates retries.
 func (in *Ingestor) Ingest(ctx context.Context, body []byte, via string, want engine.Kind, msgID string) (Result, error) {
-	bb := engine.NewBatchBuilder(in.cfg.Mem)
-	defer bb.Release()
-	var res Result
-	var dead []DeadLetter
-	now := time.Now().UTC()
-	reject := func(le LineError) {
-		res.Rejected++
-		if len(res.Errors) < in.cfg.MaxErrors {
-			res.Errors = append(res.Errors, LineError{Line: le.Line, Err: le.Err})
-		}
-		dead = append(dead, DeadLetter{ReceivedAt: now, Via: via, Line: le.Line, Error: le.Err.Error(), Raw: string(le.Raw)})
-	}
+	b := in.newBatch(via, want)
+	defer b.Release()
 	err := DecodeLines(body, func(line int, raw []byte, ev engine.Event, err error) {
-		if err == nil && want != engine.KindUnknown && ev.Kind != want {
-			err = fieldErr("kind", "%s on a subject for %s", ev.Kind, want)
-		}
-		if err == nil {
-			var cell uint64
-			if cell, err = in.cells.Cell(ev.Lat, ev.Lng); err == nil {
-				bb.Append(&ev, cell)
-				res.Accepted++
-				return
-			}
-		}
-		reject(LineError{Line: line, Err: err, Raw: raw})
+		b.add(line, raw, &ev, err)
 	})
 	in.stats.Bytes.Add(uint64(len(body)))
 	if err != nil {
 		return Result{}, err
 	}
-	if res.Accepted == 0 && res.Rejected == 0 {
-		return res, ErrNoEvents
+	if b.res.Accepted == 0 && b.res.Rejected == 0 {
+		return b.res, ErrNoEvents
 	}
-	rec := bb.NewRecord()
-	defer rec.Release()
-	if err := in.store(ctx, rec, dead, msgID, &res); err != nil {
-		return Result{}, err
-	}
-	return res, nil
+	return b.store(ctx, nil, msgID)
 }
 
 // ErrDuplicate is what a Sink returns when a batch's message id was stored before.
@@ -178,36 +169,13 @@ func (in *Ingestor) store(ctx context.Context, rec arrow.Record, dead []DeadLett
 // IngestEvents validates and stores events produced in-process (the demo city, file adapters run inside
 // the server). Invalid events are dead-lettered like any other input; line numbers are indexes from 1.
 func (in *Ingestor) IngestEvents(ctx context.Context, events []engine.Event, via string) (Result, error) {
-	bb := engine.NewBatchBuilder(in.cfg.Mem)
-	defer bb.Release()
-	var res Result
-	var dead []DeadLetter
-	now := time.Now().UTC()
+	b := in.newBatch(via, engine.KindUnknown)
+	defer b.Release()
 	for i := range events {
-		ev := &events[i]
-		err := Validate(ev)
-		var cell uint64
-		if err == nil {
-			cell, err = in.cells.Cell(ev.Lat, ev.Lng)
-		}
-		if err != nil {
-			res.Rejected++
-			if len(res.Errors) < in.cfg.MaxErrors {
-				res.Errors = append(res.Errors, LineError{Line: i + 1, Err: err})
-			}
-			dead = append(dead, DeadLetter{ReceivedAt: now, Via: via, Line: i + 1, Error: err.Error(), Raw: string(AppendJSON(nil, ev))})
-			continue
-		}
-		bb.Append(ev, cell)
-		res.Accepted++
+		b.add(i+1, nil, &events[i], Validate(&events[i]))
 	}
-	if res.Accepted == 0 && res.Rejected == 0 {
-		return res, ErrNoEvents
+	if b.res.Accepted == 0 && b.res.Rejected == 0 {
+		return b.res, ErrNoEvents
 	}
-	rec := bb.NewRecord()
-	defer rec.Release()
-	if err := in.store(ctx, rec, dead, "", &res); err != nil {
-		return Result{}, err
-	}
-	return res, nil
+	return b.store(ctx, nil, "")
 }

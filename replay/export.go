@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"citybrain/engine"
+	"citybrain/eventlog"
 )
 
 // ExportOptions selects what Export writes.
@@ -30,13 +31,13 @@ type ExportStats struct {
 	LastSeq  uint64 `json:"last_seq"`
 }
 
-// Export writes the events of the log with event time in [From, To) to w in the engine schema, one batch
+// Export writes the events of the log l with event time in [From, To) to w in the engine schema, one batch
 // per log batch (rows outside the range dropped), streaming: memory is bounded by one log message and, for
 // Parquet, one row group (64Ki rows).
-func (l *Log) Export(ctx context.Context, w io.Writer, opt ExportOptions) (ExportStats, error) {
+func Export(ctx context.Context, l *eventlog.Log, w io.Writer, opt ExportOptions) (ExportStats, error) {
 	var st ExportStats
 	if opt.Mem == nil {
-		opt.Mem = l.mem
+		opt.Mem = l.Mem()
 	}
 	if !opt.From.IsZero() && !opt.To.IsZero() && !opt.From.Before(opt.To) {
 		return st, fmt.Errorf("cannot export [%s, %s): the range is empty", opt.From.Format(time.RFC3339), opt.To.Format(time.RFC3339))

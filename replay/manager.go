@@ -15,11 +15,12 @@ import (
 	"time"
 
 	"citybrain/engine"
+	"citybrain/eventlog"
 )
 
 // ManagerConfig configures a Manager.
 type ManagerConfig struct {
-	Log    *Log          // the live log (nil: only file replays)
+	Log    *eventlog.Log // the live log (nil: only file replays)
 	Engine engine.Config // the live engine's configuration; every session engine uses it (own allocator)
 	// MaxSessions bounds the sessions open at once (default 4): each has its own engine and memory.
 	MaxSessions int
@@ -122,7 +123,7 @@ func FileSource(path string, res int) Source {
 }
 
 // LogSource reads the messages of the log that can hold events of [From − Warmup, To).
-func LogSource(l *Log, spec Spec) Source {
+func LogSource(l *eventlog.Log, spec Spec) Source {
 	return func(ctx context.Context) (BatchReader, error) {
 		from := spec.From
 		if !from.IsZero() && spec.Warmup > 0 {

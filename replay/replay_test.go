@@ -2,7 +2,6 @@ package replay
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,41 +11,20 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 
 	"citybrain/engine"
-	"citybrain/ingest"
+	"citybrain/eventlog"
+	"citybrain/eventlog/logtest"
 )
 
 // openTestLog starts an in-process JetStream server under a temp dir and opens the log on it.
-func openTestLog(t *testing.T, mem memory.Allocator) *Log {
+func openTestLog(t *testing.T, mem memory.Allocator) *eventlog.Log {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), DontListen: true,
-		NoSigs: true, NoLog: true, MaxPayload: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close(); ns.Shutdown(); ns.WaitForShutdown() })
-	cfg := DefaultLogConfig()
-	cfg.Mem = mem
-	l, err := OpenLog(context.Background(), nc, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return logtest.Open(t, mem)
 }
 
 // appendEvents writes events to the log in batches of the given sizes.
-func appendEvents(t *testing.T, l *Log, mem memory.Allocator, events []engine.Event, sizes []int) {
+func appendEvents(t *testing.T, l *eventlog.Log, mem memory.Allocator, events []engine.Event, sizes []int) {
 	t.Helper()
 	for _, rec := range buildBatches(t, mem, events, sizes) {
 		if _, err := l.Append(context.Background(), rec, ""); err != nil {
@@ -93,7 +71,7 @@ func sameViews(t *testing.T, what string, got, want map[uint64]engine.CellView) 
 }
 
 // liveRun feeds the batches of the log through an engine as the live consumer does and returns its views.
-func liveRun(t *testing.T, l *Log, mem memory.Allocator) map[uint64]engine.CellView {
+func liveRun(t *testing.T, l *eventlog.Log, mem memory.Allocator) map[uint64]engine.CellView {
 	t.Helper()
 	e := engine.New(testEngineConfig(mem))
 	defer e.Stop()
@@ -129,7 +107,7 @@ func TestExportAndReplayGiveTheLogsCells(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := l.Export(context.Background(), fh, ExportOptions{Format: f, Mem: mem})
+		st, err := Export(context.Background(), l, fh, ExportOptions{Format: f, Mem: mem})
 		fh.Close()
 		if err != nil {
 			t.Fatalf("export %s: %v", f, err)
@@ -164,7 +142,7 @@ func TestExportAndReplayGiveTheLogsCells(t *testing.T) {
 	from, to := t0.Add(5*time.Minute), t0.Add(6*time.Minute)
 	path := filepath.Join(dir, "minute.parquet")
 	fh, _ := os.Create(path)
-	st, err := l.Export(context.Background(), fh, ExportOptions{From: from, To: to, Format: FormatParquet, Mem: mem})
+	st, err := Export(context.Background(), l, fh, ExportOptions{From: from, To: to, Format: FormatParquet, Mem: mem})
 	fh.Close()
 	if err != nil || st.Events != 150 {
 		t.Fatalf("export of one minute: %+v %v, want 150 events", st, err)
@@ -312,26 +290,5 @@ func TestSessionIdleExpiry(t *testing.T) {
 	}
 	if _, ok := m.Get(s.ID()); ok {
 		t.Error("expired session still found")
-	}
-}
-
-// A batch appended again with the same message id (a client's retry after a lost answer, possibly across a
-// restart) is not stored twice and is reported as a duplicate, so the ingestor counts it once.
-func TestAppendDuplicateMessageID(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	l := openTestLog(t, mem)
-	recs := buildBatches(t, mem, testEvents(20, time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC).UnixMilli()), []int{20})
-	defer recs[0].Release()
-	seq, err := l.Append(t.Context(), recs[0], "batch-1")
-	if err != nil || seq != 1 {
-		t.Fatalf("first append: seq %d err %v", seq, err)
-	}
-	seq, err = l.Append(t.Context(), recs[0], "batch-1")
-	if !errors.Is(err, ingest.ErrDuplicate) || seq != 1 {
-		t.Errorf("retry: seq %d err %v, want seq 1 and ingest.ErrDuplicate", seq, err)
-	}
-	if st, _ := l.State(t.Context()); st.Msgs != 1 {
-		t.Errorf("the log holds %d messages, want 1", st.Msgs)
 	}
 }

@@ -1,3 +1,6 @@
+// Package replay runs planners' replay sessions (the same engine code reading an older part of the event log, or an
+// exported file, at any speed) and writes exports (Arrow IPC, Parquet, NDJSON). The live log itself is package
+// eventlog.
 package replay
 
 import (
@@ -12,6 +15,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"citybrain/engine"
+	"citybrain/eventlog"
 )
 
 // Spec describes a replay session.
@@ -415,7 +419,7 @@ func (s *Session) restart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if rr, ok := r.(*RangeReader); ok {
+	if rr, ok := r.(*eventlog.RangeReader); ok {
 		rr.OnAction = func(_ uint64, a engine.Action) error {
 			s.eng.Load().ApplyAction(a)
 			return nil
@@ -451,7 +455,7 @@ func (s *Session) fetch(ctx context.Context) bool {
 			s.fail(err)
 			return false
 		}
-		if _, isLog := s.reader.(*RangeReader); !isLog {
+		if _, isLog := s.reader.(*eventlog.RangeReader); !isLog {
 			// Files hold what was exported: keep [From − warm-up, To).
 			from := time.Time{}
 			if !s.spec.From.IsZero() && s.spec.Warmup > 0 {
@@ -471,7 +475,7 @@ func (s *Session) fetch(ctx context.Context) bool {
 			continue
 		}
 		s.next = rec
-		_, s.nextHi = tsExtent(rec)
+		_, s.nextHi = eventlog.TSExtent(rec)
 		return true
 	}
 }
@@ -513,7 +517,7 @@ func (s *Session) applyNext() {
 	wasFF := s.clock < s.ffUntil
 	s.applySeq++
 	seq := s.applySeq
-	if rr, ok := s.reader.(*RangeReader); ok {
+	if rr, ok := s.reader.(*eventlog.RangeReader); ok {
 		seq = rr.Seq()
 	}
 	if err := s.eng.Load().Apply(seq, rec); err != nil {

@@ -4,20 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"citybrain/replay"
+	"citybrain/eventlog"
 )
 
 // OpenLogOffline opens the event log of a data directory for the tools (export, replay) while no server
 // runs on it: it locks the directory and starts an embedded NATS server on its nats/ store that listens
 // nowhere. With natsURL set, it connects to that server instead (a running installation) and takes no lock.
 // close stops what it started.
-func OpenLogOffline(ctx context.Context, dataDir, natsURL string, lcfg replay.LogConfig) (l *replay.Log, close func(), err error) {
+func OpenLogOffline(ctx context.Context, dataDir, natsURL string, lcfg eventlog.Config) (l *eventlog.Log, close func(), err error) {
 	var stops []func()
 	closeAll := func() {
 		for i := len(stops) - 1; i >= 0; i-- {
@@ -44,16 +41,9 @@ func OpenLogOffline(ctx context.Context, dataDir, natsURL string, lcfg replay.Lo
 			return nil, nil, err
 		}
 		stops = append(stops, unlock)
-		store := filepath.Join(dataDir, "nats")
-		ns, err := server.NewServer(&server.Options{ServerName: "citybrain-tool", JetStream: true, StoreDir: store,
-			MaxPayload: 8 << 20, NoSigs: true, NoLog: true, DontListen: true})
+		ns, err := embeddedNATS(dataDir, "citybrain-tool", nil)
 		if err != nil {
-			return nil, nil, fmt.Errorf("cannot create embedded NATS server on %s: %w", store, err)
-		}
-		go ns.Start()
-		if !ns.ReadyForConnections(30 * time.Second) {
-			ns.Shutdown()
-			return nil, nil, fmt.Errorf("cannot start embedded NATS server on %s: not ready after 30s", store)
+			return nil, nil, err
 		}
 		stops = append(stops, func() { ns.Shutdown(); ns.WaitForShutdown() })
 		if nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name("citybrain-tool")); err != nil {
@@ -62,7 +52,7 @@ func OpenLogOffline(ctx context.Context, dataDir, natsURL string, lcfg replay.Lo
 		stops = append(stops, nc.Close)
 	}
 	lcfg.Existing = true
-	if l, err = replay.OpenLog(ctx, nc, lcfg); err != nil {
+	if l, err = eventlog.Open(ctx, nc, lcfg); err != nil {
 		return nil, nil, err
 	}
 	return l, closeAll, nil

@@ -23,10 +23,16 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"citybrain/api"
+	"citybrain/api/cap"
+	"citybrain/api/webhook"
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
+	"citybrain/engine/queue"
+	"citybrain/engine/zones"
+	"citybrain/eventlog"
 	"citybrain/geo"
 	"citybrain/ingest"
+	"citybrain/ingest/natsin"
 	"citybrain/replay"
 )
 
@@ -42,12 +48,20 @@ type Config struct {
 	Version        string
 	Web            fs.FS
 	Logger         *log.Logger
+	// CAPSender is the sender of CAP messages (default citybrain@citybrain.local).
+	CAPSender string
+	// OpenDataAnonymous lets callers without a token read /api/v1/opendata under an auth configuration;
+	// OpenDataPerMinute is each caller's request rate there (default 60).
+	OpenDataAnonymous bool
+	OpenDataPerMinute int
+	// Webhooks receive alerts (api/webhook); empty: none.
+	Webhooks []webhook.Target
 	// Network is the loaded road network (nil: none). Cells crossed by its links take their free-flow speed
 	// from the speed limits, and /api/v1/network serves it to the map.
 	Network *geo.Network
 
 	Engine engine.Config
-	Log    replay.LogConfig
+	Log    eventlog.Config
 	Ingest ingest.Config
 	Hub    api.HubConfig
 	// SnapshotEvery is how often the engine writes a snapshot of its state under DataDir/snapshots (0: 5
@@ -68,11 +82,18 @@ type System struct {
 
 	ns      *server.Server
 	nc      *nats.Conn
-	Log     *replay.Log
+	Log     *eventlog.Log
 	Engine  *engine.Engine
 	Ingest  *ingest.Ingestor
-	natsSrc *ingest.NATSSource
+	natsSrc *natsin.Source
 	Hub     *api.Hub
+	// Zones holds the zones and their alerts (engine/zones), fed by the engine's deltas and the log's zone
+	// actions; its state goes into the engine's snapshots.
+	Zones *zones.Manager
+	// CAP publishes confirmed incidents and zone alerts as CAP 1.2 (api/cap): /api/v1/cap.atom and NATS
+	// citybrain.out.cap.
+	CAP   *cap.Feed
+	hooks *webhook.Sender // nil without webhooks
 	// Replays holds planners' replay sessions (replay/session.go), each with its own engine.
 	Replays *replay.Manager
 	unlock  func() // releases the data directory's lock (lock.go)
@@ -124,18 +145,12 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 
 	// Auth first: it decides whether this configuration may listen where asked.
-	var auth *api.Auth
-	if cfg.AuthFile != "" {
-		if auth, err = api.LoadAuth(cfg.AuthFile); err != nil {
-			return nil, err
-		}
-	} else {
-		if !api.IsLoopback(cfg.HTTPAddr) {
-			return nil, fmt.Errorf("cannot listen on %s without an auth config: ingest and reading would be open to the network; give --auth FILE (see README, Access) or listen on 127.0.0.1", cfg.HTTPAddr)
-		}
-		if auth, s.adminToken, err = api.DefaultAuth(cfg.DataDir); err != nil {
-			return nil, err
-		}
+	auth, tokenPath, err := openAuth(cfg.AuthFile, cfg.HTTPAddr, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if tokenPath != "" {
+		s.adminToken = tokenPath
 		s.logger.Printf("no auth config: admin token in %s (reading and ingest are open on loopback only)", s.adminToken)
 	}
 
@@ -144,7 +159,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	// 2. The log.
-	if s.Log, err = replay.OpenLog(ctx, s.nc, cfg.Log); err != nil {
+	if s.Log, err = eventlog.Open(ctx, s.nc, cfg.Log); err != nil {
 		return nil, err
 	}
 	st, err := s.Log.State(ctx)
@@ -166,10 +181,31 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		ff := cfg.Network.CellFreeFlowKmh(res)
 		ecfg.FreeFlow = func(cell uint64) (float64, bool) { v, ok := ff[cell]; return v, ok && v > 0 }
 	}
+	zres := ecfg.Res
+	if zres == 0 {
+		zres = engine.DefaultConfig().Res
+	}
+	s.Zones = zones.New(zones.Config{Res: zres, Network: cfg.Network, OnAlert: s.onAlert})
+	if len(cfg.Webhooks) > 0 {
+		if s.hooks, err = webhook.New(webhook.Config{Targets: cfg.Webhooks, Logger: s.logger}); err != nil {
+			return nil, err
+		}
+	}
+	s.CAP = cap.NewFeed(cap.Config{Sender: cfg.CAPSender, ZoneRing: s.zoneRing, OnMessage: s.publishCAP})
 	ecfg.OnDelta = func(d *engine.Delta) {
+		s.CAP.OnIncidents(d.Incidents)
+		s.Zones.OnDelta(d)
 		if h := s.hubReady.Load(); h != nil {
 			h.OnDelta(d)
 		}
+	}
+	ecfg.SnapshotParts = func() (map[string][]byte, error) {
+		zs, err := s.Zones.MarshalState()
+		if err != nil {
+			return nil, err
+		}
+		cs, err := s.CAP.MarshalState()
+		return map[string][]byte{"zones.json": zs, "cap.json": cs}, err
 	}
 	s.Engine = engine.New(ecfg)
 	from := uint64(1)
@@ -181,6 +217,16 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		})
 		switch {
 		case err == nil:
+			if data := s.Engine.LoadedParts()["zones.json"]; data != nil {
+				if err := s.Zones.RestoreState(data, s.Engine.All(), s.Engine.Incidents()); err != nil {
+					return nil, fmt.Errorf("cannot restore zones from snapshot %d: %w", seq, err)
+				}
+			}
+			if data := s.Engine.LoadedParts()["cap.json"]; data != nil {
+				if err := s.CAP.RestoreState(data); err != nil {
+					return nil, fmt.Errorf("cannot restore the CAP feed from snapshot %d: %w", seq, err)
+				}
+			}
 			from = seq + 1
 			s.replayed.Store(s.Engine.Status().Events)
 			s.lastSnapSeq, s.appliedSeq = seq, seq
@@ -197,9 +243,10 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	s.consumeCancel = cancel
 	s.consumeDone = make(chan error, 1)
 	go func() {
-		s.consumeDone <- s.Log.ConsumeAll(cctx, from, replay.Handlers{
+		s.consumeDone <- s.Log.ConsumeAll(cctx, from, eventlog.Handlers{
 			Batch:  s.apply,
 			Action: func(_ uint64, a engine.Action) error { s.Engine.ApplyAction(a); return nil },
+			Typed:  s.applyTyped,
 			Bad: func(seq uint64, err error) {
 				s.badMessages.Add(1)
 				s.logger.Printf("skipping log message %d: %v", seq, err)
@@ -210,15 +257,22 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	icfg := cfg.Ingest
 	icfg.Res = s.Engine.Config().Res
 	s.Ingest = ingest.New(icfg, s.Log)
-	if s.natsSrc, err = s.Ingest.ServeNATS(s.nc, cfg.NATSWorkers); err != nil {
+	if s.natsSrc, err = natsin.Serve(s.Ingest, s.nc, cfg.NATSWorkers); err != nil {
 		return nil, err
 	}
 	// 5. API and web UI.
 	srv := &api.Server{
 		Engine: s.Engine, Ingest: s.Ingest, Log: s.Log, Hub: s.Hub, Auth: auth, Version: cfg.Version, Web: cfg.Web,
-		Accepted: s.accepted, Rejected: s.rejected, Ready: s.Ready, Network: cfg.Network,
+		Accepted: s.accepted, Rejected: s.rejected, Ready: s.Ready, Network: cfg.Network, Zones: s.Zones, CAP: s.CAP,
+		OpenData: s.openData(zres), OpenDataAnonymous: cfg.OpenDataAnonymous, OpenDataPerMinute: cfg.OpenDataPerMinute,
 		AllowedOrigins: cfg.AllowedOrigins,
-		QueueDepths:    func() map[string]int { return map[string]int{"nats-ingest": s.natsSrc.QueueDepth()} },
+		Queues: func() []queue.Stat {
+			q := []queue.Stat{s.natsSrc.Queue()}
+			if s.hooks != nil {
+				q = append(q, s.hooks.Queue())
+			}
+			return q
+		},
 	}
 	// Replays: sessions run their own engines with the live configuration (replay/manager.go).
 	rcfg := ecfg
@@ -226,7 +280,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	s.Replays = replay.NewManager(replay.ManagerConfig{Log: s.Log, Engine: rcfg, FileDir: filepath.Join(cfg.DataDir, "imports")})
 	srv.Replays = api.NewReplays(s.Replays, cfg.Hub)
 	if cfg.Network != nil {
-		dm, err := dispatch.New(s.Engine, dispatch.Config{Network: cfg.Network})
+		dm, err := dispatch.New(s.Engine, dispatch.Config{Network: cfg.Network, Closed: s.Zones.Closures})
 		if err != nil {
 			return nil, fmt.Errorf("cannot start dispatch: %w", err)
 		}
@@ -235,15 +289,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		s.dispatchDone = make(chan struct{})
 		go func() { defer close(s.dispatchDone); dm.Run(s.dispatchStop, 2*time.Second) }()
 	}
-	if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.HTTPAddr, err)
+	if s.http, s.ln, err = httpServer(cfg.HTTPAddr, srv.Handler(), s.logger); err != nil {
+		return nil, err
 	}
-	s.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.logger.Printf("http server: %v", err)
-		}
-	}()
 	// 6. In-process feeders.
 	fctx, fcancel := context.WithCancel(context.Background())
 	s.feedCancel = fcancel
@@ -268,10 +316,7 @@ func (s *System) startNATS() error {
 		s.nc = nc
 		return nil
 	}
-	opts := &server.Options{
-		ServerName: "citybrain", JetStream: true, StoreDir: filepath.Join(s.cfg.DataDir, "nats"),
-		MaxPayload: 8 << 20, NoSigs: true, NoLog: true, DontListen: s.cfg.NATSListen == "",
-	}
+	opts := &server.Options{DontListen: s.cfg.NATSListen == ""}
 	if s.cfg.NATSListen != "" {
 		host, port, err := net.SplitHostPort(s.cfg.NATSListen)
 		if err != nil {
@@ -286,14 +331,9 @@ func (s *System) startNATS() error {
 		}
 		opts.Host, opts.Port = host, p
 	}
-	ns, err := server.NewServer(opts)
+	ns, err := embeddedNATS(s.cfg.DataDir, "citybrain", opts)
 	if err != nil {
-		return fmt.Errorf("cannot create embedded NATS server: %w", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(15 * time.Second) {
-		ns.Shutdown()
-		return errors.New("cannot start embedded NATS server: not ready after 15s")
+		return err
 	}
 	s.ns = ns
 	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("citybrain"))
@@ -406,6 +446,9 @@ func (s *System) Stop(ctx context.Context) error {
 		}
 		if s.Replays != nil {
 			s.Replays.Stop()
+		}
+		if s.hooks != nil {
+			s.hooks.Stop()
 		}
 		if s.Engine != nil {
 			if s.consumeCancel != nil {

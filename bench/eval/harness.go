@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"citybrain/api"
-	"citybrain/system"
 	"citybrain/engine"
+	"citybrain/eventlog"
 	"citybrain/geo"
 	"citybrain/ingest"
-	"citybrain/replay"
+	"citybrain/system"
 )
 
 // harness is one running CityBrain (system.Start, the code `citybrain run` runs) on a fresh data directory,
@@ -44,7 +44,7 @@ func startSystem(ctx context.Context, net *geo.Network, tmp string) (*harness, e
 	ecfg.Tick = Tick
 	cfg := system.Config{
 		HTTPAddr: "127.0.0.1:0", DataDir: dir, Version: "eval", Network: net,
-		Logger: log.New(io.Discard, "", 0), Engine: ecfg, Log: replay.DefaultLogConfig(), Hub: api.DefaultHubConfig(),
+		Logger: log.New(io.Discard, "", 0), Engine: ecfg, Log: eventlog.DefaultConfig(), Hub: api.DefaultHubConfig(),
 	}
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()

@@ -9,8 +9,9 @@ import (
 	"syscall"
 	"time"
 
-	"citybrain/system"
+	"citybrain/eventlog"
 	"citybrain/replay"
+	"citybrain/system"
 )
 
 // exportMain implements `citybrain export --data DIR --from T1 --to T2 --format arrow|parquet|ndjson --out FILE`:
@@ -49,7 +50,7 @@ func exportMain(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	l, closeLog, err := system.OpenLogOffline(ctx, *dataDir, *natsURL, replay.DefaultLogConfig())
+	l, closeLog, err := system.OpenLogOffline(ctx, *dataDir, *natsURL, eventlog.DefaultConfig())
 	if err != nil {
 		return fmt.Errorf("cannot export: %w", err)
 	}
@@ -63,7 +64,7 @@ func exportMain(args []string) error {
 		}
 	}
 	start := time.Now()
-	st, err := l.Export(ctx, w, replay.ExportOptions{From: from, To: to, Format: f})
+	st, err := replay.Export(ctx, l, w, replay.ExportOptions{From: from, To: to, Format: f})
 	if tmp != "" {
 		if cerr := w.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("cannot close %s: %w", tmp, cerr)

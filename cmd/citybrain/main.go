@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -17,10 +18,10 @@ import (
 	"syscall"
 	"time"
 
-	"citybrain/system"
 	"citybrain/engine"
+	"citybrain/eventlog"
 	"citybrain/geo"
-	"citybrain/replay"
+	"citybrain/system"
 	"citybrain/web"
 )
 
@@ -78,7 +79,7 @@ func main() {
 
 func runMain(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
-	ed, ld := engine.DefaultConfig(), replay.DefaultLogConfig()
+	ed, ld := engine.DefaultConfig(), eventlog.DefaultConfig()
 	httpAddr := fs.String("http", "127.0.0.1:8080", "address of the API and web UI")
 	dataDir := fs.String("data", "data", "directory for the event log (JetStream) and the admin token")
 	demo := fs.Bool("demo", true, "run the built-in live demo city inside the process")
@@ -98,6 +99,10 @@ func runMain(args []string) error {
 	networkFile := fs.String("network", "", "road network file: City Brain roadnet .txt, SUMO .net.xml or GeoJSON lines (.geojson/.json)")
 	flowFile := fs.String("flows", "", "City Brain flow file for the demo city's routes on --network (default: flow.txt beside a City Brain roadnet)")
 	snapEvery := fs.Duration("snapshot-every", 5*time.Minute, "how often to snapshot the engine state under --data/snapshots (negative: never)")
+	webhooksFile := fs.String("webhooks", "", `JSON file of alert webhooks: [{"url": "https://...", "secret": "...", "min_severity": 3, "zones": ["..."]}] (docs/zones.md)`)
+	openAnon := fs.Bool("opendata-anonymous", false, "with --auth, let callers without a token read the open-data API (/api/v1/opendata)")
+	openRate := fs.Int("opendata-rate", 60, "open-data API requests a minute per caller (token or address)")
+	capSender := fs.String("cap-sender", "", "sender of CAP 1.2 messages (default citybrain@citybrain.local)")
 	var origins stringList
 	fs.Var(&origins, "ws-origin", "an extra browser origin allowed to open /ws (repeatable; the page's own origin always is)")
 	fs.Parse(args)
@@ -110,7 +115,17 @@ func runMain(args []string) error {
 	cfg := system.Config{
 		HTTPAddr: *httpAddr, DataDir: *dataDir, NATSURL: *natsURL, NATSListen: *natsListen, AuthFile: *authFile,
 		Version: version, Web: web.Files(), Logger: logger, Engine: ecfg, Log: lcfg,
-		SnapshotEvery: *snapEvery, AllowedOrigins: origins,
+		SnapshotEvery: *snapEvery, AllowedOrigins: origins, CAPSender: *capSender,
+		OpenDataAnonymous: *openAnon, OpenDataPerMinute: *openRate,
+	}
+	if *webhooksFile != "" {
+		data, err := os.ReadFile(*webhooksFile)
+		if err != nil {
+			return fmt.Errorf("cannot read --webhooks: %w", err)
+		}
+		if err := json.Unmarshal(data, &cfg.Webhooks); err != nil {
+			return fmt.Errorf("cannot parse --webhooks %s: %w", *webhooksFile, err)
+		}
 	}
 	if *networkFile != "" {
 		net, err := loadNetwork(*networkFile)

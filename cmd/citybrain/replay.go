@@ -6,21 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
-	"github.com/apache/arrow/go/v17/arrow"
-
-	"citybrain/api"
-	"citybrain/system"
 	"citybrain/engine"
-	"citybrain/ingest"
 	"citybrain/replay"
+	"citybrain/system"
 	"citybrain/web"
 )
 
@@ -71,43 +64,35 @@ func replayMain(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	logger := log.New(os.Stderr, "citybrain: ", log.LstdFlags)
-
-	var l *replay.Log
-	if *file == "" {
-		var closeLog func()
-		if l, closeLog, err = system.OpenLogOffline(ctx, *dataDir, *natsURL, replay.DefaultLogConfig()); err != nil {
-			return fmt.Errorf("cannot replay: %w", err)
-		}
-		defer closeLog()
-	}
-	m := replay.NewManager(replay.ManagerConfig{Log: l, Engine: ecfg, MaxSessions: 4, Idle: 365 * 24 * time.Hour})
-	defer m.Stop()
 	spec := replay.Spec{From: from, To: to, Speed: *speed, Warmup: *warmup, Paused: *paused && *httpAddr != ""}
 	if *warmup == 0 {
 		spec.Warmup = -1
 	}
-	var open replay.Source
-	source := "log"
-	if *file != "" {
-		if _, err := replay.FormatOf(*file); err != nil {
-			return fmt.Errorf("cannot replay: %w", err)
-		}
-		if _, err := os.Stat(*file); err != nil {
-			return fmt.Errorf("cannot replay: %w", err)
-		}
-		open, source = replay.FileSource(*file, ecfg.Res), "file:"+filepath.Base(*file)
-	} else {
-		open = replay.LogSource(l, spec)
+	r, err := system.StartReplay(ctx, system.ReplayConfig{
+		DataDir: *dataDir, NATSURL: *natsURL, File: *file, Spec: spec, Engine: ecfg,
+		HTTPAddr: *httpAddr, AuthFile: *authFile, Version: version, Web: web.Files(), Logger: logger,
+	})
+	if err != nil {
+		return err
 	}
-
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r.Stop(sctx)
+	}()
+	sess := r.Session
 	if *httpAddr == "" {
-		sess, err := m.CreateFrom(spec, source, open)
-		if err != nil {
-			return fmt.Errorf("cannot replay: %w", err)
-		}
 		return followReplay(ctx, sess, logger)
 	}
-	return serveReplay(ctx, m, spec, source, open, *httpAddr, *authFile, *dataDir, logger)
+	logger.Printf("replay %s (%s) at %g× on http://%s/ (session API /api/v1/replays/%s)", sess.ID(), r.Source, spec.Speed, r.Addr(), sess.ID())
+	if err := followReplay(ctx, sess, logger); err != nil {
+		logger.Printf("%v", err)
+	}
+	if ctx.Err() == nil {
+		logger.Printf("replay finished; the map stays up until interrupted (Ctrl-C)")
+		<-ctx.Done()
+	}
+	return nil
 }
 
 // followReplay prints the session's progress every 2 s and its measured speed at the end.
@@ -132,77 +117,4 @@ func followReplay(ctx context.Context, sess *replay.Session, logger *log.Logger)
 		}
 		logger.Printf("replay at %s: %d events, %.0f events/s, %.1f× real time", in.Position, in.Events, in.EventsPerSecond, in.RealTimeMultiple)
 	}
-}
-
-// serveReplay serves the ordinary map page over the replay session.
-func serveReplay(ctx context.Context, m *replay.Manager, spec replay.Spec, source string, open replay.Source, addr, authFile, dataDir string, logger *log.Logger) error {
-	var auth *api.Auth
-	var err error
-	if authFile != "" {
-		if auth, err = api.LoadAuth(authFile); err != nil {
-			return err
-		}
-	} else {
-		if !api.IsLoopback(addr) {
-			return fmt.Errorf("cannot listen on %s without an auth config: give --auth FILE or listen on 127.0.0.1", addr)
-		}
-		if err := os.MkdirAll(dataDir, 0o755); err != nil {
-			return fmt.Errorf("cannot create %s: %w", dataDir, err)
-		}
-		var path string
-		if auth, path, err = api.DefaultAuth(dataDir); err != nil {
-			return err
-		}
-		logger.Printf("admin token (to pause, seek, change speed) in %s", path)
-	}
-	rp := api.NewReplays(m, api.DefaultHubConfig())
-	paused := spec.Paused
-	spec.Paused = true
-	sess, _, err := rp.CreateFrom(spec, source, open)
-	if err != nil {
-		return fmt.Errorf("cannot replay: %w", err)
-	}
-	srv := &api.Server{
-		Engine: sess.Engine(), Ingest: ingest.New(ingest.Config{Res: sess.Engine().Config().Res}, readOnlySink{}),
-		Auth: auth, Version: version, Web: web.Files(), Replays: rp,
-		Accepted: func() uint64 { return sess.Info().Events }, Rejected: func() uint64 { return 0 },
-		Ready: func() bool { return true },
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %w", addr, err)
-	}
-	hs := &http.Server{Handler: srv.SessionHandler(sess, srv.Handler()), ReadHeaderTimeout: 10 * time.Second}
-	go hs.Serve(ln)
-	if !paused {
-		if err := sess.Play(); err != nil {
-			return err
-		}
-	}
-	logger.Printf("replay %s (%s) at %g× on http://%s/ (session API /api/v1/replays/%s)", sess.ID(), source, spec.Speed, ln.Addr(), sess.ID())
-	done := make(chan error, 1)
-	go func() { done <- followReplay(ctx, sess, logger) }()
-	select {
-	case <-ctx.Done():
-	case err := <-done:
-		if err != nil {
-			logger.Printf("%v", err)
-		}
-		logger.Printf("replay finished; the map stays up until interrupted (Ctrl-C)")
-		<-ctx.Done()
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return hs.Shutdown(sctx)
-}
-
-// readOnlySink refuses events: a replay server does not ingest.
-type readOnlySink struct{}
-
-func (readOnlySink) Append(context.Context, arrow.Record, string) (uint64, error) {
-	return 0, errors.New("this is a replay: it takes no events (send them to the live server)")
-}
-
-func (readOnlySink) AppendDead(context.Context, []ingest.DeadLetter) error {
-	return errors.New("this is a replay: it takes no events")
 }

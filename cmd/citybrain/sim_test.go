@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"citybrain/system"
 	"citybrain/engine"
+	"citybrain/system"
 )
 
 // TestSimFeedsARunningServer runs `citybrain sim` against a real server over HTTP and over NATS.

@@ -1,0 +1,568 @@
+// Package incident is the engine's incident room: evidence (what a camera, caller, sensor, bus or the traffic
+// rule says about a place), the traffic anomaly rule's judgement, fusion of evidence into incidents, their
+// lifecycle from first evidence to clearance, operator actions and camera records. It is driven by the
+// engine's tick goroutine and knows nothing of shards, HTTP or NATS.
+package incident
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/uber/h3-go/v4"
+
+	"citybrain/engine/schema"
+	"citybrain/geo"
+)
+
+// Incident statuses (spec/api.md "Incidents").
+const (
+	StatusSuspected = "suspected"
+	StatusConfirmed = "confirmed"
+	StatusCleared   = "cleared"
+	StatusDismissed = "dismissed"
+)
+
+// Tracker thresholds. A candidate becomes a visible (suspected) incident when its fused score reaches
+// DetectScore, and is confirmed automatically at ConfirmScore (or by an operator).
+const (
+	DetectScore   = 0.5
+	ConfirmScore  = 0.85
+	mergeM        = 350.0        // evidence this close to an incident joins it
+	CandidateTTL  = 5 * 60_000   // a candidate that never reaches DetectScore is dropped after this
+	QuietMs       = 8 * 60_000   // an incident with no evidence this long clears once traffic recovered
+	maxEvidence   = 64           // evidence kept per incident (the newest; counts are kept in full)
+	historyMs     = 6 * 3600_000 // ended incidents are kept this long for GET ?status=all
+	affectSpanMs  = 5 * 60_000   // a cell stays in the affected area this long after its last collapse evidence
+	sourceRepeat  = 0.08         // each repeated detection by the same source adds this to its weight
+	maxSourceW    = 0.95         // a single source never says more than this
+	weightFloor   = 0.2          // the least weight a chronically wrong camera keeps
+	singleKindCap = 0.84         // the highest score one kind of evidence alone reaches
+	unrepeatedCap = 0.45         // the most an unrepeated camera frame or traffic hit says
+	videoRepeats  = 2            // detections by one camera before its weight counts in full
+	// videoSureW: a single frame at least this strong (confidence × the camera's record) counts in full at
+	// once: a sure classifier on a camera with a good record is what command centres alert on within
+	// seconds; weaker frames wait for a repeat or corroboration.
+	videoSureW     = 0.75
+	trafficRepeats = 3      // consecutive anomalous bucket ends of one cell, after persistence, likewise
+	namedJoinMs    = 60_000 // evidence naming a new cause joins an incident detected at most this long ago
+	confidenceN    = 20.0   // detections after which a camera's record fully sets its weight
+)
+
+// EvidenceRef is evidence as listed on an incident.
+type EvidenceRef struct {
+	Kind   string  `json:"kind"`
+	ID     string  `json:"id"`
+	Type   string  `json:"type"`
+	TS     int64   `json:"ts"`
+	Weight float64 `json:"weight"`
+	Cell   uint64  `json:"cell"`
+}
+
+// AuditEntry is one operator action on an incident.
+type AuditEntry struct {
+	TS     int64  // wall-clock time of the action, ms
+	By     string // principal name
+	Role   string
+	Status string
+	Note   string
+}
+
+// Incident is a tracked incident. Values handed out by Tracker.Incidents are copies.
+type Incident struct {
+	ID              string
+	Type            string
+	Lat, Lng        float64
+	Cell            uint64
+	Score           float64
+	Severity        int
+	Status          string
+	FirstEvidenceAt int64
+	DetectedAt      int64
+	UpdatedAt       int64
+	ClearedAt       int64 // 0 while active
+	LastEvidenceAt  int64
+	Evidence        []EvidenceRef
+	EvidenceCount   int
+	Affected        []uint64 // congested cells around the incident
+	Audit           []AuditEntry
+	Operator        bool // status set by an operator; the tracker no longer changes it except to clear
+	ReportSeverity  int  // the highest severity a person reported
+
+	sources map[string]*sourceAcc
+	types   map[string]float64
+	sumLat  float64
+	sumLng  float64
+	sumW    float64
+}
+
+type sourceAcc struct {
+	Kind   schema.Kind `json:"kind"`
+	Weight float64     `json:"weight"` // best single weight
+	N      int         `json:"n"`
+}
+
+// Active reports whether the incident is suspected or confirmed.
+func (in *Incident) Active() bool {
+	return in.Status == StatusSuspected || in.Status == StatusConfirmed
+}
+
+// Action is an operator's change of an incident, carried in the log so that replays and restarts see it.
+type Action struct {
+	ID         string `json:"id"` // unique; the log deduplicates by it
+	IncidentID string `json:"incident_id"`
+	Status     string `json:"status"`
+	By         string `json:"by"`
+	Role       string `json:"role"`
+	Note       string `json:"note,omitempty"`
+	TS         int64  `json:"ts"` // wall clock of the action, ms
+}
+
+// tracker fuses evidence into incidents. Owned by the engine's tick goroutine.
+type tracker struct {
+	advancedTo int64 // event time up to which advance has run
+	lateness   int64 // ms: judgements settle this long before the evidence they weigh
+	byID       map[string]*Incident
+	order      []*Incident // creation order
+	cams       map[string]*camRecord
+}
+
+type camRecord struct {
+	Detections int `json:"detections"`
+	Confirmed  int `json:"confirmed"` // detections on incidents that were confirmed or corroborated
+	Dismissed  int `json:"dismissed"` // detections on incidents an operator dismissed or that never reached detection
+	// Pending judgements take effect at their event time, so a detection is weighed by the record as it
+	// stood at the detection's own time, whenever the tracker happens to run.
+	Pending []camJudgement `json:"pending,omitempty"`
+}
+
+type camJudgement struct {
+	At   int64 `json:"at"`
+	N    int   `json:"n"`
+	Good bool  `json:"good"`
+}
+
+// settle folds the judgements made at or before ts into the counts.
+func (c *camRecord) settle(ts int64) {
+	keep := c.Pending[:0]
+	for _, j := range c.Pending {
+		switch {
+		case j.At > ts:
+			keep = append(keep, j)
+		case j.Good:
+			c.Confirmed += j.N
+		default:
+			c.Dismissed += j.N
+		}
+	}
+	c.Pending = keep
+}
+
+func newTracker() *tracker {
+	return &tracker{byID: map[string]*Incident{}, cams: map[string]*camRecord{}}
+}
+
+// camWeight scales a camera's detection by its record: a camera whose alarms are mostly dismissed or never
+// corroborated loses weight, one whose alarms are confirmed keeps it (Laplace-smoothed).
+func (t *tracker) camWeight(id string, ts int64) float64 {
+	c := t.cams[id]
+	if c == nil {
+		return 1
+	}
+	c.settle(ts)
+	judged := float64(c.Confirmed + c.Dismissed)
+	if judged == 0 {
+		return 1
+	}
+	good := (float64(c.Confirmed) + 1) / (judged + 2)
+	trust := math.Min(1, judged/confidenceN)
+	w := (1-trust)*1 + trust*(0.3+1.4*good)
+	return math.Max(weightFloor, math.Min(1, w))
+}
+
+// add fuses one piece of evidence.
+func (t *tracker) add(ev Evidence) {
+	w := ev.Weight
+	if ev.Kind == schema.KindVideo {
+		w *= t.camWeight(ev.Source, ev.TS-t.lateness)
+		c := t.cams[ev.Source]
+		if c == nil {
+			if len(t.cams) > 200_000 {
+				clear(t.cams)
+			}
+			c = &camRecord{}
+			t.cams[ev.Source] = c
+		}
+		c.Detections++
+	}
+	if w <= 0 {
+		return
+	}
+	typ := ev.Type
+	if ev.Kind == schema.KindSensor {
+		typ = sensorIncidentType(ev.Type)
+	}
+	best := t.nearest(ev)
+	if best == nil {
+		id := fmt.Sprintf("inc-%s-%s", strings.ToLower(strconvBase36(ev.TS/1000)), h3.Cell(ev.Cell).String()[7:12])
+		for t.byID[id] != nil {
+			id += "b"
+		}
+		best = &Incident{ID: id, Type: typ, Lat: ev.Lat, Lng: ev.Lng, Cell: ev.Cell, FirstEvidenceAt: ev.TS,
+			UpdatedAt: ev.TS, sources: map[string]*sourceAcc{}, types: map[string]float64{}}
+		t.byID[id] = best
+		t.order = append(t.order, best)
+	}
+	in := best
+	key := ev.Kind.String() + ":" + ev.Source
+	sa := in.sources[key]
+	if sa == nil {
+		sa = &sourceAcc{Kind: ev.Kind}
+		in.sources[key] = sa
+	}
+	sa.N++
+	sa.Weight = math.Max(sa.Weight, w)
+	if ev.Kind == schema.KindReport {
+		in.types[typ] += 1.5 * w // a person names the cause better than a classifier
+	} else {
+		in.types[typ] += w
+	}
+	// The position leans to the strongest evidence; reports carry caller position error, so they count less.
+	pw := w
+	if ev.Kind == schema.KindReport {
+		pw *= 0.3
+	}
+	in.sumLat += pw * ev.Lat
+	in.sumLng += pw * ev.Lng
+	in.sumW += pw
+	in.Lat, in.Lng = in.sumLat/in.sumW, in.sumLng/in.sumW
+	if c, err := geo.CellOf(in.Lat, in.Lng, geo.Res(ev.Cell)); err == nil {
+		in.Cell = c
+	}
+	in.EvidenceCount++
+	in.Evidence = append(in.Evidence, EvidenceRef{Kind: ev.Kind.String(), ID: ev.Source, Type: ev.Type, TS: ev.TS, Weight: round3(w), Cell: ev.Cell})
+	if len(in.Evidence) > maxEvidence {
+		in.Evidence = append(in.Evidence[:0], in.Evidence[len(in.Evidence)-maxEvidence:]...)
+	}
+	if ev.TS > in.LastEvidenceAt {
+		in.LastEvidenceAt = ev.TS
+	}
+	if ev.TS > in.UpdatedAt {
+		in.UpdatedAt = ev.TS
+	}
+	if ev.TS < in.FirstEvidenceAt {
+		in.FirstEvidenceAt = ev.TS
+	}
+	if ev.Sev > 0 && int(ev.Sev) > in.ReportSeverity {
+		in.ReportSeverity = int(ev.Sev)
+	}
+	t.rescore(in, ev.TS)
+}
+
+// nearest returns the open incident or candidate that ev belongs to, or nil.
+func (t *tracker) nearest(ev Evidence) *Incident {
+	var best *Incident
+	bestD := mergeM
+	p := geo.LatLng{Lat: ev.Lat, Lng: ev.Lng}
+	for i := len(t.order) - 1; i >= 0; i-- {
+		in := t.order[i]
+		if in.Status == StatusCleared || in.Status == StatusDismissed {
+			continue
+		}
+		// Event-time windows, so the answer does not depend on when the tracker last ran: a candidate takes
+		// evidence until CandidateTTL after its last, an incident until QuietMs after (then it is over).
+		window := int64(QuietMs)
+		if in.Status == "" {
+			window = CandidateTTL
+		}
+		if ev.TS > in.LastEvidenceAt+window || ev.TS < in.FirstEvidenceAt-window {
+			continue
+		}
+		if named(ev) && in.DetectedAt > 0 && ev.TS-in.DetectedAt > namedJoinMs && in.types[ev.Type] == 0 {
+			// A camera or a caller naming a cause at a place that has been an incident for a while, of
+			// other causes, is a new event there (a stalled car at a junction whose queue was already an
+			// incident), not more of the old one: joining would hide it under the old detection.
+			continue
+		}
+		if d := geo.DistanceM(p, geo.LatLng{Lat: in.Lat, Lng: in.Lng}); d <= bestD {
+			best, bestD = in, d
+		}
+	}
+	return best
+}
+
+// named reports whether ev names a cause of its own (a camera's or a caller's incident type), as opposed to
+// a symptom (traffic) or a reading (sensors, transit).
+func named(ev Evidence) bool {
+	return (ev.Kind == schema.KindVideo || ev.Kind == schema.KindReport) && ev.Type != ""
+}
+
+// rescore fuses the sources (noisy-OR over distinct sources; repeated detections by one source raise its
+// weight a little) and moves the incident through suspected and confirmed.
+func (t *tracker) rescore(in *Incident, ts int64) {
+	in.Score = fuse(in.sources)
+	var bestT string
+	var bestW float64
+	for typ, w := range in.types {
+		if w > bestW || (w == bestW && typ < bestT) {
+			bestT, bestW = typ, w
+		}
+	}
+	if bestT == "speed_collapse" && len(in.types) > 1 {
+		// A named cause beats the traffic symptom.
+		var second string
+		var sw float64
+		for typ, w := range in.types {
+			if typ != "speed_collapse" && (w > sw || (w == sw && typ < second)) {
+				second, sw = typ, w
+			}
+		}
+		bestT = second
+	}
+	if bestT == "speed_collapse" {
+		bestT = "congestion_anomaly"
+	}
+	in.Type = bestT
+	in.Severity = severityOf(in)
+	if in.Operator {
+		return
+	}
+	if in.Status == "" && in.Score >= DetectScore {
+		in.Status = StatusSuspected
+		in.DetectedAt = detectionTime(in, ts)
+	}
+	if in.Status == StatusSuspected && in.Score >= ConfirmScore {
+		in.Status = StatusConfirmed
+	}
+}
+
+// fuse is the incident score of a set of sources: a noisy-OR over distinct sources, where repeated
+// detections by one source raise its weight a little. Independent kinds of evidence (camera and traffic, say)
+// corroborate each other. One source alone however often it repeats, or traffic data alone, stays below
+// automatic confirmation: that takes a second kind, a second camera or caller, or an operator. The result
+// does not depend on the order the evidence came in.
+func fuse(sources map[string]*sourceAcc) float64 {
+	miss := 1.0
+	kinds := map[schema.Kind]bool{}
+	for _, sa := range sources {
+		w := math.Min(maxSourceW, sa.Weight+sourceRepeat*float64(sa.N-1))
+		switch {
+		case sa.Kind == schema.KindTransit:
+			w = math.Min(w, 0.35) // supporting evidence only
+		case sa.Kind == schema.KindVideo && sa.N < videoRepeats && sa.Weight < videoSureW,
+			(sa.Kind == schema.KindProbe || sa.Kind == schema.KindDetector) && sa.N < trafficRepeats:
+			// A single frame of a classifier, or a traffic anomaly that has not yet outlasted a signal cycle
+			// or two, is a candidate until it repeats or something else corroborates it.
+			w = math.Min(w, unrepeatedCap)
+		}
+		miss *= 1 - w
+		kinds[sa.Kind] = true
+	}
+	score := 1 - miss
+	if len(kinds) >= 2 {
+		score = math.Min(1, score+0.05*float64(len(kinds)-1))
+	} else if len(sources) == 1 || kinds[schema.KindProbe] || kinds[schema.KindDetector] {
+		score = math.Min(score, singleKindCap)
+	}
+	return round3(score)
+}
+
+// detectionTime is the event time at which the incident's evidence, taken in event-time order, first reached
+// DetectScore: the same whatever order the evidence arrived in.
+func detectionTime(in *Incident, fallback int64) int64 {
+	ev := append([]EvidenceRef(nil), in.Evidence...)
+	sort.SliceStable(ev, func(i, j int) bool {
+		if ev[i].TS != ev[j].TS {
+			return ev[i].TS < ev[j].TS
+		}
+		return ev[i].Kind+ev[i].ID < ev[j].Kind+ev[j].ID
+	})
+	acc := map[string]*sourceAcc{}
+	for _, e := range ev {
+		key := e.Kind + ":" + e.ID
+		sa := acc[key]
+		if sa == nil {
+			sa = &sourceAcc{Kind: schema.ParseKind(e.Kind)}
+			acc[key] = sa
+		}
+		sa.N++
+		sa.Weight = math.Max(sa.Weight, e.Weight)
+		if fuse(acc) >= DetectScore {
+			return e.TS
+		}
+	}
+	return fallback
+}
+
+// severityOf estimates severity 1..5 from the type and the affected area.
+func severityOf(in *Incident) int {
+	s := 2
+	switch in.Type {
+	case "crash", "fire", "wrong_way":
+		s = 3
+	case "pedestrian", "flood":
+		s = 3
+	}
+	switch n := len(in.Affected); {
+	case n >= 8:
+		s += 2
+	case n >= 3:
+		s++
+	}
+	return max(min(5, s), in.ReportSeverity)
+}
+
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+
+func strconvBase36(n int64) string {
+	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+	if n <= 0 {
+		return "0"
+	}
+	var b []byte
+	for n > 0 {
+		b = append(b, digits[n%36])
+		n /= 36
+	}
+	for i, j := 0, len(b)-1; i < j; i, j = i+1, j-1 {
+		b[i], b[j] = b[j], b[i]
+	}
+	return string(b)
+}
+
+// advance runs the time-driven part up to the watermark wm (event time that no more on-time evidence can
+// precede): the affected area, clearance, expiry of candidates that never reached detection, and forgetting
+// old ended incidents. Driven by the watermark rather than the wall clock, it gives the same incidents
+// however the log is fed (live, restarted or replayed at any speed).
+func (t *tracker) advance(wm int64) (changed bool) {
+	t.advancedTo = max(t.advancedTo, wm)
+	keep := t.order[:0]
+	for _, in := range t.order {
+		switch {
+		case in.Status == "":
+			if wm-in.LastEvidenceAt > CandidateTTL {
+				t.judgeCams(in, false, in.LastEvidenceAt+CandidateTTL)
+				delete(t.byID, in.ID)
+				continue
+			}
+		case in.Active():
+			if aff := affectedCells(in, wm); !slices.Equal(aff, in.Affected) {
+				in.Affected = aff
+				in.Severity = severityOf(in)
+				changed = true
+			}
+			// Traffic evidence keeps coming while the anomaly lasts, cameras and callers while the scene is
+			// there: a quiet incident is over.
+			if wm-in.LastEvidenceAt > QuietMs {
+				in.Status = StatusCleared
+				in.ClearedAt = in.LastEvidenceAt + QuietMs
+				in.UpdatedAt = in.ClearedAt
+				in.Affected = nil
+				t.judgeCams(in, true, in.ClearedAt)
+				changed = true
+			}
+		default:
+			if wm-in.UpdatedAt > historyMs {
+				delete(t.byID, in.ID)
+				continue
+			}
+		}
+		keep = append(keep, in)
+	}
+	clear(t.order[len(keep):])
+	t.order = keep
+	return changed
+}
+
+// affectedCells are the cells whose traffic collapsed as part of the incident in the last affectSpan of
+// event time: the queue, growing and shrinking with it.
+func affectedCells(in *Incident, wm int64) []uint64 {
+	var out []uint64
+	for _, e := range in.Evidence {
+		if e.Type == "speed_collapse" && e.TS >= wm-affectSpanMs && e.Cell != 0 && !slices.Contains(out, e.Cell) {
+			out = append(out, e.Cell)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// judgeCams credits or debits the cameras that reported evidence on an incident that has ended.
+func (t *tracker) judgeCams(in *Incident, real bool, at int64) {
+	for key, sa := range in.sources {
+		if sa.Kind != schema.KindVideo {
+			continue
+		}
+		c := t.cams[strings.TrimPrefix(key, "video:")]
+		if c == nil {
+			continue
+		}
+		corroborated := real && (len(in.sources) > 1 || in.Status == StatusConfirmed || in.Operator)
+		if in.Status == StatusDismissed {
+			corroborated = false
+		}
+		c.Pending = append(c.Pending, camJudgement{At: at, N: sa.N, Good: corroborated})
+		if len(c.Pending) > 256 {
+			c.settle(c.Pending[len(c.Pending)-1].At) // bounded: settle the oldest early
+		}
+	}
+}
+
+// apply carries out an operator action. It returns an error naming what is wrong.
+func (t *tracker) apply(a Action) error {
+	in := t.byID[a.IncidentID]
+	if in == nil || in.Status == "" {
+		return fmt.Errorf("cannot change incident %s: no such incident", a.IncidentID)
+	}
+	switch a.Status {
+	case StatusConfirmed, StatusDismissed, StatusCleared:
+	default:
+		return fmt.Errorf("cannot change incident %s to %q: use confirmed, dismissed or cleared", a.IncidentID, a.Status)
+	}
+	if !in.Active() && a.Status != in.Status {
+		return fmt.Errorf("cannot change incident %s: it is already %s", a.IncidentID, in.Status)
+	}
+	in.Audit = append(in.Audit, AuditEntry{TS: a.TS, By: a.By, Role: a.Role, Status: a.Status, Note: a.Note})
+	in.Status = a.Status
+	in.Operator = true
+	if a.Status != StatusConfirmed {
+		in.ClearedAt = max(in.LastEvidenceAt, in.UpdatedAt)
+		in.Affected = nil
+		t.judgeCams(in, a.Status == StatusCleared, in.LastEvidenceAt)
+	}
+	return nil
+}
+
+// scores returns incident scores by cell: an active incident's cell gets its score, its affected cells half.
+func (t *tracker) scores() map[uint64]float64 {
+	out := map[uint64]float64{}
+	for _, in := range t.order {
+		if !in.Active() {
+			continue
+		}
+		for _, c := range in.Affected {
+			out[c] = math.Max(out[c], round3(in.Score/2))
+		}
+		out[in.Cell] = math.Max(out[in.Cell], in.Score)
+	}
+	return out
+}
+
+// snapshot copies the visible incidents (detected at some point).
+func (t *tracker) snapshot() []Incident {
+	out := make([]Incident, 0, len(t.order))
+	for _, in := range t.order {
+		if in.Status == "" {
+			continue
+		}
+		cp := *in
+		cp.Evidence = append([]EvidenceRef(nil), in.Evidence...)
+		cp.Affected = append([]uint64(nil), in.Affected...)
+		cp.Audit = append([]AuditEntry(nil), in.Audit...)
+		cp.sources, cp.types = nil, nil
+		out = append(out, cp)
+	}
+	return out
+}

@@ -1,0 +1,108 @@
+package registry
+
+import (
+	"sort"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+
+	"citybrain/engine/schema"
+)
+
+// Assets are the city's fixed and moving sources other than probes and units: transit vehicles, cameras,
+// loop detectors and IoT sensors, each with its latest event (in event time). The map shows them as layers.
+
+// maxAssetsPerKind bounds the registry; past it the asset seen longest ago is forgotten.
+const maxAssetsPerKind = 200_000
+
+// assetPublishEvery limits how often the dispatcher rebuilds the published unit and asset lists.
+const assetPublishEvery = time.Second
+
+func isAsset(k schema.Kind) bool {
+	return k == schema.KindTransit || k == schema.KindVideo || k == schema.KindDetector || k == schema.KindSensor
+}
+
+type assetKey struct {
+	kind schema.Kind
+	id   string
+}
+
+// trackAssets records the asset rows of rec (dispatcher goroutine); an event older than the asset's latest is
+// ignored.
+func (r *Registry) trackAssets(rec arrow.Record, kinds *array.Uint8) {
+	var ids *array.String
+	var ts *array.Timestamp
+	for i := 0; i < kinds.Len(); i++ {
+		k := schema.Kind(kinds.Value(i))
+		if !isAsset(k) {
+			continue
+		}
+		if ids == nil {
+			ids = rec.Column(schema.ColID).(*array.String)
+			ts = rec.Column(schema.ColTS).(*array.Timestamp)
+		}
+		key := assetKey{k, ids.Value(i)}
+		if a, ok := r.assets[key]; ok && a.TS > int64(ts.Value(i)) {
+			continue
+		}
+		var ev schema.Event
+		schema.ReadEvent(rec, i, &ev)
+		key.id = ev.ID
+		if _, ok := r.assets[key]; !ok {
+			r.assetCount[k]++
+			if r.assetCount[k] > maxAssetsPerKind {
+				r.forgetOldestAsset(k)
+			}
+		}
+		r.assets[key] = ev
+		r.assetsDirty = true
+	}
+}
+
+// Publish publishes the unit and asset lists if they changed, at most once per assetPublishEvery
+// unless force (dispatcher state: Apply's goroutine, or applyMu held). Rebuilding a sorted list per batch
+// would put a sort of every unit and asset on the ingest path.
+func (r *Registry) Publish(force bool) {
+	if !r.unitsDirty && !r.assetsDirty || !force && time.Since(r.assetsPublished) < assetPublishEvery {
+		return
+	}
+	if r.unitsDirty {
+		r.publishUnits()
+	}
+	if r.assetsDirty {
+		r.publishAssets()
+	}
+	r.assetsPublished = time.Now()
+}
+
+func (r *Registry) publishAssets() {
+	list := make([]schema.Event, 0, len(r.assets))
+	for _, a := range r.assets {
+		list = append(list, a)
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].Kind != list[j].Kind {
+			return list[i].Kind < list[j].Kind
+		}
+		return list[i].ID < list[j].ID
+	})
+	r.assetSnap.Store(&list)
+	r.assetsDirty = false
+}
+
+func (r *Registry) forgetOldestAsset(k schema.Kind) {
+	var oldest assetKey
+	var ts int64 = 1 << 62
+	for key, a := range r.assets {
+		if key.kind == k && a.TS < ts {
+			oldest, ts = key, a.TS
+		}
+	}
+	delete(r.assets, oldest)
+	r.assetCount[k]--
+}
+
+// Assets returns the latest event of every transit vehicle, camera, detector and sensor, by kind then id
+// (a shared slice: do not modify). It lags the log by at most a second.
+func (r *Registry) Assets() []schema.Event { return *r.assetSnap.Load() }

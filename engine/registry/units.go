@@ -1,0 +1,78 @@
+package registry
+
+import (
+	"sort"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+
+	"citybrain/engine/schema"
+)
+
+// Unit is the latest known state of an emergency unit (from `unit` events, in event time).
+type Unit struct {
+	ID       string
+	Type     string // ambulance, police, fire, tow, rescue
+	Status   string // available, en_route, on_scene, busy, offline
+	Lat, Lng float64
+	SpeedKmh float64 // NaN when not reported
+	TS       int64   // event time of the latest position
+	Source   string
+}
+
+// maxUnits bounds the unit registry; past it the unit seen longest ago is forgotten.
+const maxUnits = 100_000
+
+// trackUnits records the unit rows of rec (dispatcher goroutine). Positions older than the unit's latest are
+// ignored, so out-of-order events do not move a unit backwards.
+func (r *Registry) trackUnits(rec arrow.Record, kinds *array.Uint8) {
+	var ids *array.String
+	var ts *array.Timestamp
+	for i := 0; i < kinds.Len(); i++ {
+		if schema.Kind(kinds.Value(i)) != schema.KindUnit {
+			continue
+		}
+		if ids == nil {
+			ids = rec.Column(schema.ColID).(*array.String)
+			ts = rec.Column(schema.ColTS).(*array.Timestamp)
+		}
+		id := ids.Value(i)
+		t := int64(ts.Value(i))
+		if u, ok := r.units[id]; ok && u.TS > t {
+			continue
+		}
+		u := Unit{ID: schema.CloneStr(id), Type: schema.ReadStr(rec, schema.ColUnitType, i), Status: schema.ReadStr(rec, schema.ColStatus, i),
+			Lat: rec.Column(schema.ColLat).(*array.Float64).Value(i), Lng: rec.Column(schema.ColLng).(*array.Float64).Value(i),
+			SpeedKmh: schema.ReadF32(rec, schema.ColSpeed, i), TS: t, Source: schema.ReadStr(rec, schema.ColSource, i)}
+		if len(r.units) >= maxUnits {
+			r.forgetOldestUnit()
+		}
+		r.units[u.ID] = u
+		r.unitsDirty = true
+	}
+}
+
+// publishUnits rebuilds the published unit list (dispatcher state: Apply's goroutine, or applyMu held).
+func (r *Registry) publishUnits() {
+	list := make([]Unit, 0, len(r.units))
+	for _, u := range r.units {
+		list = append(list, u)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	r.unitSnap.Store(&list)
+	r.unitsDirty = false
+}
+
+func (r *Registry) forgetOldestUnit() {
+	var oldest string
+	var ts int64 = 1 << 62
+	for id, u := range r.units {
+		if u.TS < ts {
+			oldest, ts = id, u.TS
+		}
+	}
+	delete(r.units, oldest)
+}
+
+// Units returns the latest state of every unit, by id (a shared slice: do not modify).
+func (r *Registry) Units() []Unit { return *r.unitSnap.Load() }

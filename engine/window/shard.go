@@ -1,0 +1,513 @@
+package window
+
+import (
+	"fmt"
+	"sort"
+	"sync/atomic"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+
+	"citybrain/engine/incident"
+	"citybrain/engine/queue"
+	"citybrain/engine/schema"
+	"citybrain/geo"
+)
+
+// agg holds the sums of one cell over one event-time bucket.
+type agg struct {
+	start int64 // bucket start, ms
+	schema.WindowStats
+	// stopHead (links only): 1 + the most downstream position, as a fraction of the link's length, of a
+	// probe standing (under standstillKmh) in the bucket; 0: none. Where a standing queue has its head
+	// tells a queue at a stop line from one behind a blockage.
+	stopHead float32
+}
+
+// addHead merges another bucket's stopHead.
+func (a *agg) addHead(h float32) { a.stopHead = max(a.stopHead, h) }
+
+// speedBins is the learned free-flow histogram: 4 km/h bins up to 160 km/h.
+const (
+	speedBinKmh = 4
+	speedBins   = 40
+)
+
+// cellState is one cell's state, owned by its shard's goroutine.
+type cellState struct {
+	aggs     []agg // sorted by start; only buckets that hold events
+	hist     [speedBins]uint32
+	histN    uint32
+	lastTS   int64
+	lat, lng float64
+	view     *CellView // last published view, nil before the first
+	incident float64   // incident score set by the tracker
+}
+
+func (cs *cellState) bucket(start int64) *agg {
+	n := len(cs.aggs)
+	if n > 0 && cs.aggs[n-1].start == start {
+		return &cs.aggs[n-1]
+	}
+	i := sort.Search(n, func(i int) bool { return cs.aggs[i].start >= start })
+	if i < n && cs.aggs[i].start == start {
+		return &cs.aggs[i]
+	}
+	cs.aggs = append(cs.aggs, agg{})
+	copy(cs.aggs[i+1:], cs.aggs[i:])
+	cs.aggs[i] = agg{start: start}
+	return &cs.aggs[i]
+}
+
+// learnedFreeFlow is the 85th percentile of observed speeds (bin upper edge), or false with too few samples.
+func (cs *cellState) learnedFreeFlow(minSamples uint32) (float64, bool) {
+	if cs.histN < minSamples {
+		return 0, false
+	}
+	target := uint32(float64(cs.histN)*0.85 + 0.5)
+	var acc uint32
+	for i, n := range cs.hist {
+		acc += n
+		if acc >= target {
+			return float64((i + 1) * speedBinKmh), true
+		}
+	}
+	return speedBins * speedBinKmh, true
+}
+
+// shardMsg is a unit of work for a shard: rows of a log batch, or a tick.
+type shardMsg struct {
+	rec     arrow.Record // retained for this shard; the shard releases it
+	rows    []int32
+	links   []int32   // matched link index per row (-1: none); nil without a road network
+	offs    []float32 // position along the matched link per row, fraction of its length
+	horizon int64     // events older than this are too late for any window
+	now     int64     // the engine's newest event time after this batch
+	tick    *tickReq
+	dump    *dumpReq
+	restore *restoreReq
+	rawReq  *rawReq
+}
+
+type tickReq struct {
+	now, wm int64
+	scores  map[uint64]float64 // incident scores by cell (nil: unchanged since the last tick)
+	reply   chan tickResult
+}
+
+type tickResult struct {
+	changed  []*CellView
+	removed  []uint64
+	evidence []incident.Evidence
+	samples  []incident.TrafficSample
+}
+
+// busState tracks one transit vehicle's delay for the sudden-delay rule.
+type busState struct {
+	ts    int64
+	delay float64
+}
+
+// shard owns the cells whose coarse parent hashes to it. Every field is owned by the shard's goroutine except
+// snap (published views, read by any goroutine) and rawRows (a gauge).
+type shard struct {
+	w     *Set
+	in    *queue.Queue[shardMsg] // from the dispatcher and the tick goroutine; full: the dispatcher waits
+	cells map[uint64]*cellState
+	dirty map[uint64]struct{}
+	raw   map[int64]*rawBucket
+
+	lastTickBucket int64
+	lastEvalEnd    int64 // bucket end up to which traffic anomalies were evaluated
+	evidence       []incident.Evidence
+	buses          map[string]busState
+	scored         map[uint64]bool // cells with a nonzero incident score
+	snap           atomic.Pointer[map[uint64]*CellView]
+	rawRows        atomic.Int64
+
+	links      map[int32]*linkState
+	dirtyLinks map[int32]struct{}
+	linkSnap   atomic.Pointer[map[int32]*LinkView]
+}
+
+func newShard(w *Set, i int) *shard {
+	s := &shard{
+		w:     w,
+		in:    queue.New[shardMsg](fmt.Sprintf("shard-%d", i), w.cfg.QueueLen, queue.Block),
+		cells: make(map[uint64]*cellState),
+		dirty: make(map[uint64]struct{}),
+		raw:   make(map[int64]*rawBucket),
+		buses: make(map[string]busState),
+
+		scored: make(map[uint64]bool),
+	}
+	empty := map[uint64]*CellView{}
+	s.snap.Store(&empty)
+	s.links, s.dirtyLinks = map[int32]*linkState{}, map[int32]struct{}{}
+	noLinks := map[int32]*LinkView{}
+	s.linkSnap.Store(&noLinks)
+	return s
+}
+
+func (s *shard) run() {
+	for m := range s.in.C() {
+		switch {
+		case m.tick != nil:
+			m.tick.reply <- s.tick(m.tick.now, m.tick.wm, m.tick.scores)
+			continue
+		case m.dump != nil:
+			m.dump.reply <- s.dump()
+			continue
+		case m.restore != nil:
+			s.restore(m.restore)
+			continue
+		case m.rawReq != nil:
+			m.rawReq.reply <- s.raws(m.rawReq)
+			continue
+		}
+		s.apply(m)
+	}
+	s.releaseRaw(1 << 62)
+}
+
+func (s *shard) apply(m shardMsg) {
+	rec := m.rec
+	defer rec.Release()
+	bucketMs := s.w.bucketMs
+	ts := rec.Column(schema.ColTS).(*array.Timestamp)
+	kind := rec.Column(schema.ColKind).(*array.Uint8)
+	cellCol := rec.Column(schema.ColCell).(*array.Uint64)
+	speed := rec.Column(schema.ColSpeed).(*array.Float32)
+	flow := rec.Column(schema.ColFlow).(*array.Float32)
+	occ := rec.Column(schema.ColOccupancy).(*array.Float32)
+	interval := rec.Column(schema.ColInterval).(*array.Float32)
+	lat := rec.Column(schema.ColLat).(*array.Float64)
+	lng := rec.Column(schema.ColLng).(*array.Float64)
+	// Raw retention groups consecutive rows of one bucket (batches arrive mostly in time order).
+	retain := s.w.cfg.Retention > 0
+	curStart := int64(MinTime)
+	var curRows []int32
+	flushRaw := func() {
+		if len(curRows) > 0 {
+			s.rawAdd(curStart, rec, curRows)
+			curRows = nil
+		}
+	}
+	for i, r32 := range m.rows {
+		r := int(r32)
+		t := int64(ts.Value(r))
+		if t < m.horizon {
+			continue
+		}
+		cell := cellCol.Value(r)
+		cs := s.cells[cell]
+		if cs == nil {
+			cs = &cellState{}
+			cs.lat, cs.lng = geo.Center(cell)
+			s.cells[cell] = cs
+		}
+		s.dirty[cell] = struct{}{}
+		start := floorDiv(t, bucketMs) * bucketMs
+		a := cs.bucket(start)
+		if t > cs.lastTS {
+			cs.lastTS = t
+		}
+		k := schema.Kind(kind.Value(r))
+		var c contribution
+		c.kind = k
+		switch k {
+		case schema.KindProbe:
+			if speed.IsValid(r) {
+				c.speed, c.weight = float64(speed.Value(r)), 1
+				cs.learn(c.speed)
+			}
+		case schema.KindDetector:
+			c.detector, c.flow, c.occ = true, float64(flow.Value(r)), float64(occ.Value(r))
+			if speed.IsValid(r) && c.flow > 0 {
+				c.speed, c.weight = float64(speed.Value(r)), max(c.flow*float64(interval.Value(r))/3600, 0.1)
+				cs.learn(c.speed)
+			}
+		case schema.KindTransit:
+			if speed.IsValid(r) {
+				c.speed, c.weight = float64(speed.Value(r)), 0.5
+			}
+			s.transitDelay(rec, r, t, cell, cs)
+		case schema.KindVideo, schema.KindReport, schema.KindSensor:
+			if ev, ok := incident.PointEvidence(rec, r, cell, lat.Value(r), lng.Value(r), k, t); ok {
+				s.evidence = append(s.evidence, ev)
+			}
+		}
+		c.addTo(a)
+		if m.links != nil {
+			if li := m.links[i]; li >= 0 {
+				s.linkAdd(li, start, t, &c, m.offs[i])
+			}
+		}
+		if retain {
+			if start != curStart {
+				flushRaw()
+				curStart = start
+			}
+			curRows = append(curRows, r32)
+		}
+	}
+	flushRaw()
+}
+
+// transitDelay emits supporting evidence when a vehicle's delay grows by more than 2 minutes within 5.
+func (s *shard) transitDelay(rec arrow.Record, r int, t int64, cell uint64, cs *cellState) {
+	delay := rec.Column(schema.ColDelay).(*array.Float32)
+	if delay.IsNull(r) {
+		return
+	}
+	id := rec.Column(schema.ColID).(*array.String).Value(r)
+	d := float64(delay.Value(r))
+	prev, ok := s.buses[id]
+	if !ok && len(s.buses) >= 100_000 {
+		clear(s.buses) // bounded: a restart of the rule is harmless
+	}
+	s.buses[schema.CloneStr(id)] = busState{ts: t, delay: d}
+	if ok && t > prev.ts && t-prev.ts <= 5*60_000 && d-prev.delay > 120 {
+		route := rec.Column(schema.ColRoute).(*array.String)
+		src := "route"
+		if route.IsValid(r) {
+			src = "route:" + route.Value(r)
+		}
+		s.evidence = append(s.evidence, incident.Evidence{Kind: schema.KindTransit, Source: src, Type: "transit_delay", TS: t,
+			Lat: cs.lat, Lng: cs.lng, Cell: cell, Weight: 0.2})
+	}
+}
+
+// sampleBuckets measures every cell with recent data at each bucket end up to wm that was not measured yet,
+// for the traffic rule.
+func (s *shard) sampleBuckets(wm int64) []incident.TrafficSample {
+	bucketMs := s.w.bucketMs
+	end := floorDiv(wm, bucketMs) * bucketMs
+	if s.lastEvalEnd == 0 || end-s.lastEvalEnd > 30*bucketMs {
+		s.lastEvalEnd = end - bucketMs // first tick, or a jump in time: the newest bucket end only
+	}
+	var out []incident.TrafficSample
+	for t := s.lastEvalEnd + bucketMs; t <= end; t += bucketMs {
+		if s.w.cfg.Network != nil {
+			// With a road network the rule compares links with the links downstream of them.
+			// Links quiet for up to 10 minutes are measured too: a downstream link that went quiet is
+			// evidence (see judgeLinks).
+			for li, ls := range s.links {
+				if ls.lastTS >= t-10*60_000 {
+					out = append(out, s.measureLink(li, ls, t))
+				}
+			}
+			continue
+		}
+		for cell, cs := range s.cells {
+			if cs.lastTS >= t-60_000 {
+				out = append(out, s.measure(cell, cs, t))
+			}
+		}
+	}
+	if end > s.lastEvalEnd {
+		s.lastEvalEnd = end
+	}
+	return out
+}
+
+// measure returns the traffic rule's sample of cell cs at bucket end t.
+func (s *shard) measure(cell uint64, cs *cellState, t int64) incident.TrafficSample {
+	x := incident.CellSample(cell, t, s.freeFlow(cell, cs), cs.lat, cs.lng)
+	s.addBuckets(&x, cs.aggs)
+	return x
+}
+
+// measureLink returns the traffic rule's sample of road link li at bucket end t.
+func (s *shard) measureLink(li int32, ls *linkState, t int64) incident.TrafficSample {
+	x := s.w.topo.LinkSample(li, t)
+	s.addBuckets(&x, ls.aggs)
+	return x
+}
+
+// addBuckets adds buckets to sample x; the rule picks the ones of the windows it compares.
+func (s *shard) addBuckets(x *incident.TrafficSample, aggs []agg) {
+	for j := range aggs {
+		a := &aggs[j]
+		x.AddBucket(a.start+s.w.bucketMs, &a.WindowStats, a.stopHead)
+	}
+}
+
+func (a *agg) addSpeed(v, w float64) {
+	a.SpeedSum += v * w
+	a.SpeedW += w
+	a.Samples++
+}
+
+func (cs *cellState) learn(v float64) {
+	i := int(v / speedBinKmh)
+	if i >= speedBins {
+		i = speedBins - 1
+	}
+	if i < 0 {
+		i = 0
+	}
+	cs.hist[i]++
+	cs.histN++
+}
+
+// tick seals raw buckets behind the watermark, releases raw buckets past retention, drops aggregates past the
+// longest window, and publishes the views that changed.
+func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
+	bucketMs := s.w.bucketMs
+	samples := s.sampleBuckets(wm)
+	if scores != nil {
+		for cell := range s.scored {
+			if _, ok := scores[cell]; !ok {
+				if cs := s.cells[cell]; cs != nil {
+					cs.incident = 0
+					s.dirty[cell] = struct{}{}
+				}
+				delete(s.scored, cell)
+			}
+		}
+		for cell, sc := range scores {
+			if cs := s.cells[cell]; cs != nil && cs.incident != sc {
+				cs.incident = sc
+				s.scored[cell] = true
+				s.dirty[cell] = struct{}{}
+			}
+		}
+	}
+	for start, rb := range s.raw {
+		if start+bucketMs <= wm && len(rb.open) > 0 {
+			s.seal(rb)
+		}
+	}
+	s.releaseRaw(now - s.w.cfg.Retention.Milliseconds())
+
+	var res tickResult
+	nowBucket := floorDiv(now, bucketMs)
+	keepFrom := now - schema.Windows[len(schema.Windows)-1].Milliseconds() - bucketMs
+	visit := func(cell uint64, cs *cellState) {
+		drop := 0
+		for drop < len(cs.aggs) && cs.aggs[drop].start < keepFrom {
+			drop++
+		}
+		if drop > 0 {
+			cs.aggs = append(cs.aggs[:0], cs.aggs[drop:]...)
+		}
+		if len(cs.aggs) == 0 {
+			delete(s.cells, cell)
+			if cs.view != nil {
+				res.removed = append(res.removed, cell)
+			}
+			return
+		}
+		v := s.view(cell, cs, now)
+		if cs.view == nil || *cs.view != *v {
+			cs.view = v
+			res.changed = append(res.changed, v)
+		}
+	}
+	allLinks := nowBucket != s.lastTickBucket
+	defer s.tickLinks(now, allLinks)
+	if nowBucket != s.lastTickBucket {
+		s.lastTickBucket = nowBucket
+		for cell, cs := range s.cells {
+			visit(cell, cs)
+		}
+	} else {
+		for cell := range s.dirty {
+			if cs := s.cells[cell]; cs != nil {
+				visit(cell, cs)
+			}
+		}
+	}
+	clear(s.dirty)
+	res.evidence, s.evidence = s.evidence, nil
+	res.samples = samples
+	if len(res.changed) > 0 || len(res.removed) > 0 {
+		old := *s.snap.Load()
+		next := make(map[uint64]*CellView, len(old)+len(res.changed))
+		for k, v := range old {
+			next[k] = v
+		}
+		for _, c := range res.removed {
+			delete(next, c)
+		}
+		for _, v := range res.changed {
+			next[v.Cell] = v
+		}
+		s.snap.Store(&next)
+	}
+	return res
+}
+
+func (s *shard) view(cell uint64, cs *cellState, now int64) *CellView {
+	v := &CellView{Cell: cell, Res: s.w.cfg.Res, Lat: cs.lat, Lng: cs.lng, UpdatedAt: cs.lastTS, IncidentScore: cs.incident}
+	bucketMs := s.w.bucketMs
+	for i, w := range schema.Windows {
+		from := now - w.Milliseconds()
+		for j := range cs.aggs {
+			a := &cs.aggs[j]
+			if a.start+bucketMs > from {
+				v.W[i].Add(&a.WindowStats)
+			}
+		}
+	}
+	v.FreeFlowKmh, v.FreeFlowSource = s.freeFlowSource(cell, cs)
+	return v
+}
+
+func (s *shard) releaseRaw(before int64) {
+	for start, rb := range s.raw {
+		if start+s.w.bucketMs > before {
+			continue
+		}
+		s.rawRows.Add(-rb.release())
+		delete(s.raw, start)
+	}
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// freeFlowSource is the cell's free-flow speed: the road network's, else learned, else the default.
+func (s *shard) freeFlowSource(cell uint64, cs *cellState) (float64, uint8) {
+	if s.w.cfg.FreeFlow != nil {
+		if ff, ok := s.w.cfg.FreeFlow(cell); ok {
+			return ff, FreeFlowNetwork
+		}
+	}
+	if ff, ok := cs.learnedFreeFlow(s.w.cfg.MinFreeFlowSamples); ok {
+		return max(ff, s.w.cfg.MinFreeFlowKmh), FreeFlowLearned
+	}
+	return s.w.cfg.DefaultFreeFlowKmh, FreeFlowDefault
+}
+
+func (s *shard) freeFlow(cell uint64, cs *cellState) float64 {
+	ff, _ := s.freeFlowSource(cell, cs)
+	return ff
+}
+
+// contribution is what one event adds to a bucket.
+type contribution struct {
+	kind          schema.Kind
+	speed, weight float64 // weight 0: no speed observation
+	detector      bool
+	flow, occ     float64
+}
+
+func (c *contribution) addTo(a *agg) {
+	a.Events++
+	a.Kinds[c.kind]++
+	if c.detector {
+		a.FlowSum += c.flow
+		a.OccSum += c.occ
+		a.FlowN++
+	}
+	if c.weight > 0 {
+		a.addSpeed(c.speed, c.weight)
+	}
+}

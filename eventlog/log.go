@@ -1,0 +1,474 @@
+// Package eventlog is the durable, ordered event log: a NATS JetStream stream of Arrow record batches and
+// operator actions, its consumer, and the dead-letter log of rejected events. It stores and delivers; it
+// does not interpret events (the engine does).
+package eventlog
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/ipc"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"citybrain/engine"
+	"citybrain/ingest"
+)
+
+// Names of the streams and subjects of the log.
+const (
+	EventsStream  = "CITYBRAIN_EVENTS"
+	EventsSubject = "citybrain.log.events"
+	DeadStream    = "CITYBRAIN_DEAD"
+	DeadSubject   = "citybrain.log.dead"
+
+	// HeaderRows carries the number of events in a log message.
+	HeaderRows = "Cb-Rows"
+	// HeaderType marks log messages that are not event batches: "action" is an operator action (JSON of
+	// engine.Action), kept in the same ordered log so restarts and replays see it where it happened.
+	HeaderType = "Cb-Type"
+	TypeAction = "action"
+	// TypeZone is a zone action (JSON of zones.Action): zones drawn, changed or deleted by an operator.
+	TypeZone = "zone"
+)
+
+// Config sets the retention of the log.
+type Config struct {
+	MaxAge   time.Duration // events older than this are dropped from the log (0: kept until MaxBytes)
+	MaxBytes int64         // the log's size limit; the oldest messages go first (0: unlimited)
+	Replicas int           // JetStream replicas (1 on a single server)
+	// Duplicates is the window in which a message id is remembered for deduplication.
+	Duplicates time.Duration
+	Mem        memory.Allocator
+	// Existing opens streams that must already exist and leaves their settings alone (the export and replay
+	// tools: they must not reset a server's retention to their defaults).
+	Existing bool
+}
+
+// DefaultConfig keeps a week of events, up to 20 GiB.
+func DefaultConfig() Config {
+	return Config{MaxAge: 7 * 24 * time.Hour, MaxBytes: 20 << 30, Replicas: 1, Duplicates: 2 * time.Minute,
+		Mem: memory.DefaultAllocator}
+}
+
+// Log is the durable, ordered event log. Safe for concurrent use.
+type Log struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	events jetstream.Stream
+	dead   jetstream.Stream
+	mem    memory.Allocator
+	maxMsg int
+}
+
+// Open creates or updates the streams of the log on the server behind nc.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
+	if cfg.Mem == nil {
+		cfg.Mem = memory.DefaultAllocator
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open JetStream: %w", err)
+	}
+	if cfg.Existing {
+		events, err := js.Stream(ctx, EventsStream)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open stream %s (is this a CityBrain data directory with events?): %w", EventsStream, err)
+		}
+		dead, err := js.Stream(ctx, DeadStream)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open stream %s: %w", DeadStream, err)
+		}
+		return &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: max(int(nc.MaxPayload())-4096, 64<<10)}, nil
+	}
+	events, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: EventsStream, Subjects: []string{EventsSubject}, Storage: jetstream.FileStorage,
+		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxAge: cfg.MaxAge,
+		MaxBytes: orUnlimited(cfg.MaxBytes), Replicas: cfg.Replicas, Duplicates: cfg.Duplicates,
+		Description: "CityBrain accepted events as Arrow IPC record batches (schema " + engine.SchemaVersion + ")",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot create stream %s: %w", EventsStream, err)
+	}
+	dead, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: DeadStream, Subjects: []string{DeadSubject}, Storage: jetstream.FileStorage,
+		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxAge: cfg.MaxAge,
+		MaxBytes: orUnlimited(cfg.MaxBytes / 10), Replicas: cfg.Replicas,
+		Description: "CityBrain rejected events with their reasons",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot create stream %s: %w", DeadStream, err)
+	}
+	maxMsg := int(nc.MaxPayload()) - 4096
+	if maxMsg < 64<<10 {
+		maxMsg = 64 << 10
+	}
+	return &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: maxMsg}, nil
+}
+
+// Mem is the allocator the log decodes batches with.
+func (l *Log) Mem() memory.Allocator { return l.mem }
+
+func orUnlimited(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+// EncodeRecord writes rec as an Arrow IPC stream (schema and one batch).
+func EncodeRecord(rec arrow.Record, mem memory.Allocator) ([]byte, error) {
+	var buf bytes.Buffer
+	w := ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()), ipc.WithAllocator(mem))
+	if err := w.Write(rec); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("cannot encode record batch (%d rows): %w", rec.NumRows(), err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("cannot close IPC stream: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// DecodeRecords reads every record batch of the IPC stream data, checks the schema and passes each to fn,
+// which must Retain a record it keeps after returning.
+func DecodeRecords(data []byte, mem memory.Allocator, fn func(arrow.Record) error) error {
+	r, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(mem))
+	if err != nil {
+		return fmt.Errorf("cannot read Arrow IPC stream: %w", err)
+	}
+	defer r.Release()
+	if err := engine.CheckSchema(r.Schema()); err != nil {
+		return err
+	}
+	for r.Next() {
+		if err := fn(r.Record()); err != nil {
+			return err
+		}
+	}
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("cannot read Arrow IPC stream: %w", err)
+	}
+	return nil
+}
+
+// Append writes rec to the log and returns once JetStream has stored it (the acknowledgement). A record too
+// large for one message is split by rows. msgID, when not empty, deduplicates retries within the duplicates
+// window (parts get the suffix "/k"). It returns the sequence of the last message written.
+func (l *Log) Append(ctx context.Context, rec arrow.Record, msgID string) (uint64, error) {
+	return l.append(ctx, rec, msgID)
+}
+
+func (l *Log) append(ctx context.Context, rec arrow.Record, msgID string) (uint64, error) {
+	if rec.NumRows() == 0 {
+		return 0, nil
+	}
+	data, err := EncodeRecord(rec, l.mem)
+	if err != nil {
+		return 0, err
+	}
+	if len(data) > l.maxMsg && rec.NumRows() > 1 {
+		half := rec.NumRows() / 2
+		a, b := rec.NewSlice(0, half), rec.NewSlice(half, rec.NumRows())
+		defer a.Release()
+		defer b.Release()
+		idA, idB := msgID, msgID
+		if msgID != "" {
+			idA, idB = msgID+"/0", msgID+"/1"
+		}
+		_, errA := l.append(ctx, a, idA)
+		if errA != nil && !errors.Is(errA, ingest.ErrDuplicate) {
+			return 0, errA
+		}
+		seq, errB := l.append(ctx, b, idB)
+		if errB != nil && !errors.Is(errB, ingest.ErrDuplicate) {
+			return 0, errB
+		}
+		if errA != nil && errB != nil {
+			return seq, errB // both halves were stored before
+		}
+		return seq, nil
+	}
+	msg := nats.NewMsg(EventsSubject)
+	msg.Data = data
+	msg.Header.Set(HeaderRows, strconv.FormatInt(rec.NumRows(), 10))
+	var opts []jetstream.PublishOpt
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	ack, err := l.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		return 0, fmt.Errorf("cannot append %d events to the log: %w", rec.NumRows(), err)
+	}
+	if ack.Duplicate {
+		return ack.Sequence, ingest.ErrDuplicate
+	}
+	return ack.Sequence, nil
+}
+
+// AppendAction writes an operator action to the log (deduplicated by its id) and returns its sequence.
+func (l *Log) AppendAction(ctx context.Context, a engine.Action) (uint64, error) {
+	data, err := json.Marshal(&a)
+	if err != nil {
+		return 0, fmt.Errorf("cannot encode action: %w", err)
+	}
+	msg := nats.NewMsg(EventsSubject)
+	msg.Data = data
+	msg.Header.Set(HeaderType, TypeAction)
+	ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithMsgID("action-"+a.ID))
+	if err != nil {
+		return 0, fmt.Errorf("cannot append action on %s to the log: %w", a.IncidentID, err)
+	}
+	return ack.Sequence, nil
+}
+
+// AppendTyped writes an operator action of another type than incident actions (TypeZone, ...) to the log,
+// deduplicated by typ and id, and returns its sequence. data is the action's JSON; the log does not read it.
+func (l *Log) AppendTyped(ctx context.Context, typ, id string, data []byte) (uint64, error) {
+	msg := nats.NewMsg(EventsSubject)
+	msg.Data = data
+	msg.Header.Set(HeaderType, typ)
+	ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithMsgID(typ+"-"+id))
+	if err != nil {
+		return 0, fmt.Errorf("cannot append %s action %s to the log: %w", typ, id, err)
+	}
+	return ack.Sequence, nil
+}
+
+// Handlers receive what Consume and ReadAll find in the log, in log order. Batch must Retain a record it
+// keeps after returning; Action may be nil (actions are then skipped); Typed gets the other operator actions
+// (AppendTyped) with their type and JSON, and may be nil; Bad, when set, gets messages that cannot be
+// decoded (they can only come from a foreign publisher) and they are skipped.
+type Handlers struct {
+	Batch  func(seq uint64, rec arrow.Record) error
+	Action func(seq uint64, a engine.Action) error
+	Typed  func(seq uint64, typ string, data []byte) error
+	Bad    func(seq uint64, err error)
+}
+
+// dispatch decodes one log message.
+func (l *Log) dispatch(seq uint64, hdr nats.Header, data []byte, h Handlers) error {
+	if typ := hdr.Get(HeaderType); typ != "" && typ != TypeAction {
+		if h.Typed == nil {
+			return nil
+		}
+		if err := h.Typed(seq, typ, data); err != nil {
+			return &fnError{err}
+		}
+		return nil
+	}
+	if hdr != nil && hdr.Get(HeaderType) == TypeAction {
+		if h.Action == nil {
+			return nil
+		}
+		var a engine.Action
+		if err := json.Unmarshal(data, &a); err != nil {
+			if h.Bad != nil {
+				h.Bad(seq, fmt.Errorf("cannot decode action: %w", err))
+			}
+			return nil
+		}
+		if err := h.Action(seq, a); err != nil {
+			return &fnError{err}
+		}
+		return nil
+	}
+	err := DecodeRecords(data, l.mem, func(rec arrow.Record) error {
+		if err := h.Batch(seq, rec); err != nil {
+			return &fnError{err}
+		}
+		return nil
+	})
+	var fe *fnError
+	if err != nil && !errors.As(err, &fe) {
+		if h.Bad != nil {
+			h.Bad(seq, err)
+		}
+		return nil
+	}
+	return err
+}
+
+// AppendDead stores rejected events on the dead-letter log, one message each, and waits for every ack.
+func (l *Log) AppendDead(ctx context.Context, letters []ingest.DeadLetter) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(letters))
+	for i := range letters {
+		if len(letters[i].Raw) > ingest.MaxDeadRaw {
+			letters[i].Raw = letters[i].Raw[:ingest.MaxDeadRaw]
+		}
+		data, err := json.Marshal(&letters[i])
+		if err != nil {
+			return fmt.Errorf("cannot encode dead letter: %w", err)
+		}
+		f, err := l.js.PublishAsync(DeadSubject, data)
+		if err != nil {
+			return fmt.Errorf("cannot append to the dead-letter log: %w", err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("cannot append to the dead-letter log: %w", err)
+		case <-ctx.Done():
+			return fmt.Errorf("cannot append to the dead-letter log: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+// Dead returns up to limit of the newest dead letters, newest first, and the total stored.
+func (l *Log) Dead(ctx context.Context, limit int) ([]ingest.DeadLetter, uint64, error) {
+	info, err := l.dead.Info(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("cannot read stream %s: %w", DeadStream, err)
+	}
+	var out []ingest.DeadLetter
+	for seq := info.State.LastSeq; seq >= info.State.FirstSeq && seq > 0 && len(out) < limit; seq-- {
+		m, err := l.dead.GetMsg(ctx, seq)
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue
+			}
+			return out, info.State.Msgs, fmt.Errorf("cannot read dead letter %d: %w", seq, err)
+		}
+		var d ingest.DeadLetter
+		if err := json.Unmarshal(m.Data, &d); err != nil {
+			return out, info.State.Msgs, fmt.Errorf("cannot decode dead letter %d: %w", seq, err)
+		}
+		out = append(out, d)
+	}
+	return out, info.State.Msgs, nil
+}
+
+// DeadCount is the number of dead letters stored.
+func (l *Log) DeadCount(ctx context.Context) (uint64, error) {
+	info, err := l.dead.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("cannot read stream %s: %w", DeadStream, err)
+	}
+	return info.State.Msgs, nil
+}
+
+// State is the log's extent.
+type State struct {
+	FirstSeq, LastSeq, Msgs, Bytes uint64
+}
+
+// State returns the current extent of the event log.
+func (l *Log) State(ctx context.Context) (State, error) {
+	info, err := l.events.Info(ctx)
+	if err != nil {
+		return State{}, fmt.Errorf("cannot read stream %s: %w", EventsStream, err)
+	}
+	return State{FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq, Msgs: info.State.Msgs,
+		Bytes: info.State.Bytes}, nil
+}
+
+// Consume delivers every batch from sequence from (1: the whole log) in log order to fn until ctx ends,
+// which is the only way it returns nil. fn must Retain a record it keeps after returning. A message that
+// cannot be decoded is passed to bad and skipped. Operator actions are skipped: use ConsumeAll for them.
+func (l *Log) Consume(ctx context.Context, from uint64, fn func(seq uint64, rec arrow.Record) error, bad func(seq uint64, err error)) error {
+	return l.ConsumeAll(ctx, from, Handlers{Batch: fn, Bad: bad})
+}
+
+// ConsumeAll is Consume with every kind of log message.
+func (l *Log) ConsumeAll(ctx context.Context, from uint64, h Handlers) error {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{EventsSubject}}
+	if from > 1 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = from
+	}
+	cons, err := l.js.OrderedConsumer(ctx, EventsStream, cfg)
+	if err != nil {
+		return fmt.Errorf("cannot create consumer on %s: %w", EventsStream, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(256))
+	if err != nil {
+		return fmt.Errorf("cannot consume %s: %w", EventsStream, err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			return fmt.Errorf("cannot read %s: %w", EventsStream, err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("cannot read message metadata: %w", err)
+		}
+		if err := l.dispatch(md.Sequence.Stream, m.Headers(), m.Data(), h); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var fe *fnError
+			if errors.As(err, &fe) {
+				return fe.err
+			}
+			return err
+		}
+	}
+}
+
+// fnError marks an error returned by a Consume callback (as opposed to a decoding error).
+type fnError struct{ err error }
+
+func (e *fnError) Error() string { return e.err.Error() }
+
+// Read delivers the batches with sequences in [from, to] in order, then returns (a bounded read for exports
+// and replays). Operator actions are skipped: use ReadAll for them.
+func (l *Log) Read(ctx context.Context, from, to uint64, fn func(seq uint64, rec arrow.Record) error) error {
+	return l.ReadAll(ctx, from, to, Handlers{Batch: fn})
+}
+
+// ReadAll is Read with every kind of log message. A message that cannot be decoded is an error unless
+// h.Bad is set.
+func (l *Log) ReadAll(ctx context.Context, from, to uint64, h Handlers) error {
+	var badErr error
+	if h.Bad == nil {
+		h.Bad = func(seq uint64, err error) {
+			if badErr == nil {
+				badErr = fmt.Errorf("cannot decode log message %d: %w", seq, err)
+			}
+		}
+	}
+	for seq := max(from, 1); seq <= to; seq++ {
+		m, err := l.events.GetMsg(ctx, seq)
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue
+			}
+			return fmt.Errorf("cannot read log message %d: %w", seq, err)
+		}
+		if err := l.dispatch(seq, m.Header, m.Data, h); err != nil {
+			var fe *fnError
+			if errors.As(err, &fe) {
+				return fe.err
+			}
+			return err
+		}
+		if badErr != nil {
+			return badErr
+		}
+	}
+	return nil
+}

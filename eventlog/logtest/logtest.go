@@ -1,0 +1,49 @@
+// Package logtest starts a real in-process NATS server with JetStream for tests and opens the event log on
+// it. It is imported by tests only.
+package logtest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"citybrain/eventlog"
+)
+
+// Server starts an in-process JetStream server under a temp dir (listening nowhere) and returns a client
+// connection to it; both stop when the test ends.
+func Server(t testing.TB) (*server.Server, *nats.Conn) {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), DontListen: true,
+		NoSigs: true, NoLog: true, MaxPayload: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close(); ns.Shutdown(); ns.WaitForShutdown() })
+	return ns, nc
+}
+
+// Open starts a server (Server) and opens the log on it with the default configuration and mem.
+func Open(t testing.TB, mem memory.Allocator) *eventlog.Log {
+	t.Helper()
+	_, nc := Server(t)
+	cfg := eventlog.DefaultConfig()
+	cfg.Mem = mem
+	l, err := eventlog.Open(context.Background(), nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
