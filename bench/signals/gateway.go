@@ -179,19 +179,3 @@ func applyGateways(b *traci.Batch, gws []*gateway, now float64) {
 		}
 	}
 }
-
-// greenIn lists the incoming lanes phase i of tl serves (green or permissive green), in link order.
-func greenIn(tl *TL, i int) []string {
-	seen := map[string]bool{}
-	var ls []string
-	for li, ch := range tl.Phases[i].State {
-		if ch != 'G' && ch != 'g' {
-			continue
-		}
-		if l, ok := tl.In[li]; ok && !seen[l] {
-			seen[l] = true
-			ls = append(ls, l)
-		}
-	}
-	return ls
-}

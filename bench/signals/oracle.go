@@ -1,9 +1,7 @@
 package signals
 
 import (
-	"fmt"
 	"math"
-	"os"
 
 	sig "citybrain/engine/signals"
 	"citybrain/ingest/sumo/traci"
@@ -32,7 +30,7 @@ type laneCount struct {
 
 func newPressureCtl(c *traci.Client, sc *Scenario, o Options, now float64) (*pressureCtl, error) {
 	tls := controlled(sc)
-	gws, err := takeOver(c, tls, now, os.Getenv("CB_CYCLIC") != "")
+	gws, err := takeOver(c, tls, now, false)
 	if err != nil {
 		return nil, err
 	}
@@ -103,16 +101,6 @@ func (p *pressureCtl) step(now float64, subs []traci.Sub) error {
 			ctl := p.o.Control
 			ctl.Cyclic = s.gw.cyclic
 			d := sig.Decide(s.stages, ls, s.gw.cur, s.gw.elapsed(now), ctl)
-			if os.Getenv("CB_DEBUG_FIXED") != "" {
-				d.Hold = s.gw.elapsed(now) < s.gw.tl.Phases[s.gw.mains[s.gw.cur]].Dur
-				d.Phase = (s.gw.cur + 1) % len(s.gw.mains)
-			}
-			if dbg := os.Getenv("CB_DEBUG_TL"); dbg == s.gw.tl.ID && now > 1200 && now < 1260 {
-				fmt.Printf("t=%v cur=%d el=%.0f dec=%+v\n", now, s.gw.cur, s.gw.elapsed(now), d)
-				for i, l := range s.lanes {
-					fmt.Printf("   %s %+v\n", l, ls[i])
-				}
-			}
 			if !d.Hold {
 				s.gw.request(d.Phase, now)
 			}
@@ -124,9 +112,6 @@ func (p *pressureCtl) step(now float64, subs []traci.Sub) error {
 			before := s.gw.shown
 			if st, ok := s.gw.advance(now); ok {
 				b.SetString(traci.CmdSetTL, traci.VarTLState, s.gw.tl.ID, st)
-				if os.Getenv("CB_DEBUG_FIXED") != "" && s.gw.tl.ID == "210" && now < 300 {
-					println("t", int(now), s.gw.tl.ID, st)
-				}
 				markRed(p.redAt, s, before, st, now)
 			}
 		}

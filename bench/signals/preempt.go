@@ -61,8 +61,11 @@ func (p *preemptor) step(now float64) error {
 		dist[n.ID] = n.DistM
 		want[n.ID] = n.LinkIndex
 	}
-	q := p.c.NewBatch()
 	ids := sortedIDs(want)
+	if len(ids) == 0 {
+		return p.release(now, nil)
+	}
+	q := p.c.NewBatch()
 	for _, id := range ids {
 		q.Get(traci.CmdGetLane, traci.VarLaneHalt, p.sc.TLs[id].In[want[id]])
 	}

@@ -173,7 +173,7 @@ func run1(ctx context.Context, sc *Scenario, method string, o Options, retried b
 	if base == CityBrain || base == CityBrainCyclic {
 		var err error
 		p := filepath.Join(dir, "loops.add.xml")
-		if loops, err = sc.writeLoops(p); err != nil {
+		if loops, err = sc.writeLoops(p, o.Feed.LoopGapS); err != nil {
 			return res, fmt.Errorf("cannot write loops: %w", err)
 		}
 		adds = append(adds, p)
@@ -194,9 +194,6 @@ func run1(ctx context.Context, sc *Scenario, method string, o Options, retried b
 		"--duration-log.statistics", "true", "--no-step-log", "true", "--no-warnings", "true",
 		"--log", filepath.Join(dir, "sumo.log")}
 	args = append(args, sc.Extra...)
-	if d := os.Getenv("CB_DEBUG_ADD"); d != "" {
-		adds = append(adds, d)
-	}
 	if len(adds) > 0 {
 		args = append(args, "-a", strings.Join(adds, ","))
 	}
@@ -398,37 +395,15 @@ type sigLanes struct {
 	outs   [][]string // incoming lane → the outgoing lanes its links lead to
 }
 
-// buildSigLanes lists a signal's stages: each main green's lanes, the lanes its transitional phases serve
-// before the next main green, and, for programs that give them, its minimum and maximum durations.
+// buildSigLanes lists a signal's stages (engine/signals.Program.Stages) and each lane's outgoing lanes.
 func buildSigLanes(tl *TL, gw *gateway) *sigLanes {
 	s := &sigLanes{gw: gw}
+	s.lanes, s.stages, _ = tl.Prog().Stages()
 	idx := map[string]int{}
-	index := func(ls []string) []int {
-		var out []int
-		for _, l := range ls {
-			i, ok := idx[l]
-			if !ok {
-				i = len(s.lanes)
-				idx[l] = i
-				s.lanes = append(s.lanes, l)
-				s.outs = append(s.outs, nil)
-			}
-			out = append(out, i)
-		}
-		return out
+	for i, l := range s.lanes {
+		idx[l] = i
 	}
-	n := len(tl.Phases)
-	for k, m := range gw.mains {
-		st := sig.Stage{Lanes: index(greenIn(tl, m))}
-		next := gw.mains[(k+1)%len(gw.mains)]
-		for j := (m + 1) % n; j != next; j = (j + 1) % n {
-			st.Between = append(st.Between, index(greenIn(tl, j))...)
-		}
-		if tl.adjustable() {
-			st.MinS, st.MaxS = tl.Phases[m].MinDur, tl.Phases[m].MaxDur
-		}
-		s.stages = append(s.stages, st)
-	}
+	s.outs = make([][]string, len(s.lanes))
 	for li, in := range tl.In {
 		if i, ok := idx[in]; ok {
 			if out := tl.Out[li]; !containsStr(s.outs[i], out) {

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	sig "citybrain/engine/signals"
 )
 
 // Scenario is a SUMO network with demand.
@@ -36,6 +38,10 @@ type Scenario struct {
 	// Feeders are, for every incoming lane of a signal, the lanes upstream of it up to the previous signal
 	// (at most FeedRangeM back) whose vehicles queue into it, each with the share of its vehicles that do.
 	Feeders map[string][]Feeder
+
+	proj      string                  // the net's projection
+	netOffset [2]float64              // and offset (SUMO x,y = projected − offset)
+	shapes    map[string][][2]float64 // lane shapes (x, y) of the signals' incoming lanes
 }
 
 // Feeder is an upstream lane of an approach and the share of its vehicles bound for it.
@@ -71,90 +77,38 @@ type TL struct {
 	Type    string
 	Phases  []Phase
 	In, Out map[int]string // link index → incoming / outgoing lane
+	prog    *sig.Program
 }
 
-// Main reports whether phase i is a main green the controllers choose among. A program that gives phases
-// adjustable durations (minDur < maxDur) marks its main greens that way; otherwise a main green has green, no
-// amber and lasts at least 5 s together with the phases after it that show the same state (programs cut into
-// short pieces, like Bologna's, repeat a state). The other phases are transitions (ambers, all-reds, short
-// clearance greens), which the controllers keep.
-func (t *TL) Main(i int) bool {
-	p := t.Phases[i]
-	if !p.green() || p.amber() {
-		return false
+// Prog is the program in the controllers' terms (engine/signals), built on first use.
+func (t *TL) Prog() *sig.Program {
+	if t.prog != nil {
+		return t.prog
 	}
-	if t.adjustable() {
-		return p.MaxDur > p.MinDur
+	p := &sig.Program{}
+	for _, ph := range t.Phases {
+		p.Phases = append(p.Phases, sig.ProgramPhase{State: ph.State, DurS: ph.Dur, MinS: ph.MinDur, MaxS: ph.MaxDur})
 	}
-	if i > 0 && t.Phases[i-1].State == p.State {
-		return false // a continuation of the run that starts before it
+	for li, l := range t.In {
+		for len(p.Lanes) <= li {
+			p.Lanes = append(p.Lanes, "")
+		}
+		p.Lanes[li] = l
 	}
-	run := 0.0
-	for j := i; j < len(t.Phases) && t.Phases[j].State == p.State; j++ {
-		run += t.Phases[j].Dur
-	}
-	return run >= 5
+	t.prog = p
+	return p
 }
 
-func (t *TL) adjustable() bool {
-	for _, p := range t.Phases {
-		if p.MinDur > 0 && p.MaxDur > p.MinDur && p.green() {
-			return true
-		}
-	}
-	return false
-}
-
-// FixedSequence reports whether the program's order of phases must be kept: it gives adjustable durations
-// (an engineer's stage plan), serves some lane only in transitional phases, or has short clearance greens or
-// all-red phases between its main greens. Such programs are run cyclically (each main green held or ended,
-// the transitions as programmed); netconvert's default programs (greens and ambers only) are not.
-func (t *TL) FixedSequence() bool {
-	if t.adjustable() || t.servedOnlyBetween() {
-		return true
-	}
-	for i, p := range t.Phases {
-		if !t.Main(i) && p.green() && !p.amber() && (i == 0 || t.Phases[i-1].State != p.State) {
-			return true // a short clearance green
-		}
-		if !p.green() && !p.amber() {
-			return true // all red
-		}
-	}
-	return false
-}
-
-// servedOnlyBetween reports whether some incoming lane gets green only in transitional phases: choosing main
-// greens freely would never serve it, so such a program keeps its order.
-func (t *TL) servedOnlyBetween() bool {
-	inMain := map[string]bool{}
-	for i := range t.Phases {
-		if t.Main(i) {
-			for _, l := range greenIn(t, i) {
-				inMain[l] = true
-			}
-		}
-	}
-	for i := range t.Phases {
-		for _, l := range greenIn(t, i) {
-			if !inMain[l] {
-				return true
-			}
-		}
-	}
-	return false
-}
+// Main reports whether phase i is a main green (engine/signals.Program.Main).
+func (t *TL) Main(i int) bool { return t.Prog().Main(i) }
 
 // Mains lists the main greens in program order.
-func (t *TL) Mains() []int {
-	var out []int
-	for i := range t.Phases {
-		if t.Main(i) {
-			out = append(out, i)
-		}
-	}
-	return out
-}
+func (t *TL) Mains() []int { return t.Prog().Mains() }
+
+// FixedSequence reports whether the program's order must be kept (engine/signals.Program.FixedSequence).
+func (t *TL) FixedSequence() bool { return t.Prog().FixedSequence() }
+
+func (t *TL) adjustable() bool { return t.Prog().Adjustable() }
 
 // sumoCfg is the part of a .sumocfg the experiment reads.
 type sumoCfg struct {
@@ -307,7 +261,8 @@ func lastLines(s string, n int) string {
 // replace the net's), lanes, and picks the emergency vehicle's route: the route in the demand with the most
 // signalised edges.
 func (sc *Scenario) load() error {
-	sc.TLs, sc.Lanes = map[string]*TL{}, map[string]LaneInfo{}
+	sc.TLs, sc.Lanes, sc.shapes = map[string]*TL{}, map[string]LaneInfo{}, map[string][][2]float64{}
+	shapes := map[string]string{}
 	tlEdges := map[string]bool{}
 	type conn struct {
 		from, to string
@@ -323,10 +278,19 @@ func (sc *Scenario) load() error {
 			if a["function"] == "internal" {
 				edge = ""
 			}
+		case "location":
+			sc.proj = a["projParameter"]
+			if x, y, ok := strings.Cut(a["netOffset"], ","); ok {
+				sc.netOffset[0], _ = strconv.ParseFloat(x, 64)
+				sc.netOffset[1], _ = strconv.ParseFloat(y, 64)
+			}
 		case "lane":
 			l, _ := strconv.ParseFloat(a["length"], 64)
 			v, _ := strconv.ParseFloat(a["speed"], 64)
 			sc.Lanes[a["id"]] = LaneInfo{LengthM: l, SpeedMS: v, Edge: edge}
+			if edge != "" {
+				shapes[a["id"]] = a["shape"]
+			}
 		case "tlLogic":
 			return sc.readTL(se, d)
 		case "connection":
@@ -367,6 +331,20 @@ func (sc *Scenario) load() error {
 	for id, tl := range sc.TLs {
 		if len(tl.Phases) == 0 || len(tl.In) == 0 {
 			delete(sc.TLs, id)
+		}
+	}
+	for _, tl := range sc.TLs {
+		for _, in := range tl.In {
+			var sh [][2]float64
+			for _, pt := range strings.Fields(shapes[in]) {
+				f := strings.Split(pt, ",")
+				if len(f) >= 2 {
+					x, _ := strconv.ParseFloat(f[0], 64)
+					y, _ := strconv.ParseFloat(f[1], 64)
+					sh = append(sh, [2]float64{x, y})
+				}
+			}
+			sc.shapes[in] = sh
 		}
 	}
 	// Upstream feeders: walk back from each signal's incoming lanes over connections that no signal controls.
@@ -445,7 +423,7 @@ func (sc *Scenario) readTL(se xml.StartElement, d *xml.Decoder) error {
 		tl = &TL{ID: a["id"]}
 		sc.TLs[a["id"]] = tl
 	}
-	tl.Program, tl.Type, tl.Phases = a["programID"], a["type"], nil
+	tl.Program, tl.Type, tl.Phases, tl.prog = a["programID"], a["type"], nil, nil
 	tl.Offset, _ = strconv.ParseFloat(a["offset"], 64)
 	for {
 		tok, err := d.Token()

@@ -1,9 +1,6 @@
 package signals
 
-import (
-	"fmt"
-	"sort"
-)
+import "sort"
 
 func sortStrings(s []string) { sort.Strings(s) }
 
@@ -15,6 +12,3 @@ func sortedInts[V any](m map[int]V) []int {
 	sort.Ints(out)
 	return out
 }
-
-// Debug (temporary).
-func Debug(tl *TL) string { return fmt.Sprint(tl.adjustable(), tl.servedOnlyBetween(), tl.FixedSequence()) }

@@ -180,8 +180,14 @@ type Result struct {
 	subs []Sub  // subscription results of a step or a subscribe command
 }
 
-// Do sends the batch and returns one result per command, in order.
-func (b *Batch) Do() ([]Result, error) { return b.c.flush() }
+// Do sends the batch and returns one result per command, in order. An empty batch sends nothing (SUMO closes
+// the connection on an empty message).
+func (b *Batch) Do() ([]Result, error) {
+	if b.n == 0 {
+		return nil, nil
+	}
+	return b.c.flush()
+}
 
 // Int, Float, String, Strings decode a get result.
 func (r Result) Int() int {
