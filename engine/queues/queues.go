@@ -89,7 +89,8 @@ type lane struct {
 	count    float64 // vehicles counted in the last interval
 	share    float64 // this lane's share of its link's counts (EWMA)
 	green    bool
-	since    int64 // when green last changed
+	since    int64 // when green last changed (or was first reported)
+	known    bool  // its signal has reported a state
 	signal   string
 }
 
@@ -626,8 +627,8 @@ func (e *Estimator) Report(signalID, state string, t int64) {
 	}
 	for _, sl := range s.Links {
 		if ln := e.lanes[sl.FromLane]; ln != nil && sl.Index >= 0 {
-			if g := green[sl.FromLane]; g != ln.green {
-				ln.green, ln.since = g, t
+			if g := green[sl.FromLane]; g != ln.green || !ln.known {
+				ln.green, ln.since, ln.known = g, t, true
 			}
 		}
 	}
@@ -681,7 +682,7 @@ func (e *Estimator) Lanes(ids []string, horizonS float64) []LaneView {
 		if ln.lastPass > 0 {
 			v.GapS = float64(now-ln.lastPass) / 1000
 		}
-		if !ln.green && v.QueueVeh >= 0.5 {
+		if ln.known && !ln.green && v.QueueVeh >= 0.5 {
 			v.WaitS = float64(now-ln.since) / 1000
 		}
 		if len(ln.outs) > 0 {
