@@ -101,3 +101,15 @@ func (s *System) openData(res int) *opendata.Service {
 		Watermark: func() int64 { return s.Engine.Status().Watermark },
 	}
 }
+
+// replayZones makes a replay session's zones manager, seeded with the zones defined now (a replay of a past
+// period judges today's zones; zone actions in the replayed range apply on top).
+func (s *System) replayZones(res int) func(func([]zones.Alert)) *zones.Manager {
+	return func(onAlert func([]zones.Alert)) *zones.Manager {
+		m := zones.New(zones.Config{Res: res, Network: s.cfg.Network, OnAlert: onAlert})
+		for _, z := range s.Zones.Zones() {
+			m.ApplyAction(zones.Action{ID: "seed-" + z.ID, Op: "create", Zone: &z, By: z.CreatedBy, Role: z.Role, TS: z.CreatedAt})
+		}
+		return m
+	}
+}
