@@ -40,6 +40,9 @@ type Config struct {
 	Network      *geo.Network
 	MatchWorkers int // goroutines map-matching a batch, vehicles split between them by id (0: 1)
 	FreeFlow     func(cell uint64) (kmh float64, ok bool)
+	// ObserveRows, when set, is given every dispatched batch with the link each row was matched to (-1: none)
+	// and its position along it (a fraction of the link), on the dispatcher goroutine; it must not keep rec.
+	ObserveRows func(rec arrow.Record, links []int32, offs []float32)
 }
 
 // MinTime marks "no event yet".
@@ -136,6 +139,9 @@ func (s *Set) Dispatch(rec arrow.Record, horizon, now int64) bool {
 			s.linksBuf[sh] = append(s.linksBuf[sh], s.rowLink[i])
 			s.offsBuf[sh] = append(s.offsBuf[sh], s.rowOff[i])
 		}
+	}
+	if s.cfg.ObserveRows != nil && matched {
+		s.cfg.ObserveRows(rec, s.rowLink, s.rowOff)
 	}
 	ok := true
 	for i, rows := range s.rowsBuf {
