@@ -61,14 +61,11 @@ func PointEvidence(rec arrow.Record, r int, cell uint64, lat, lng float64, k sch
 	case schema.KindSensor:
 		val := rec.Column(schema.ColValue).(*array.Float64)
 		thr := rec.Column(schema.ColThreshold).(*array.Float64)
-		if thr.IsNull(r) || val.IsNull(r) {
-			return ev, false
-		}
-		over, beyond := SensorBeyond(typ.Value(r), val.Value(r), thr.Value(r)) // a pressure sensor warns by falling
-		if !beyond {
+		if thr.IsNull(r) || val.IsNull(r) || !(val.Value(r) > thr.Value(r)) {
 			return ev, false
 		}
 		ev.Source, ev.Type = schema.CloneStr(id.Value(r)), schema.CloneStr(typ.Value(r))
+		over := (val.Value(r) - thr.Value(r)) / math.Max(math.Abs(thr.Value(r)), 1e-9)
 		ev.Weight = math.Min(0.9, 0.6+over)
 	default:
 		return ev, false

@@ -12,7 +12,6 @@ import (
 	"github.com/tidwall/rtree"
 
 	"citybrain/engine"
-	"citybrain/engine/incident"
 	"citybrain/geo"
 )
 
@@ -533,9 +532,8 @@ func hazardMatch(kind, sensorType string) bool {
 	return false
 }
 
-// dropSensor tells whether a sensor type warns by falling (a pipe's pressure drop) rather than rising; the
-// engine's incident evidence judges readings the same way (incident.SensorBeyond).
-func dropSensor(t string) bool { return incident.FallingSensor(t) }
+// dropSensor tells whether a sensor type warns by falling (a pipe's pressure drop) rather than rising.
+func dropSensor(t string) bool { return strings.Contains(strings.ToLower(t), "pressure") }
 
 func (m *Manager) judgeAssets(assets []engine.Event) {
 	for i := range assets {
