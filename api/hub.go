@@ -45,7 +45,7 @@ const (
 type Hub struct {
 	cfg      HubConfig
 	baseRes  int
-	eng      *engine.Engine
+	eng      View
 	instance string // a fresh id per hub: a client seeing another one knows seq numbers restarted
 
 	mu        sync.Mutex // guards every field below
@@ -72,7 +72,7 @@ type histEntry struct {
 }
 
 // NewHub returns a hub; feed it with OnDelta.
-func NewHub(cfg HubConfig, eng *engine.Engine) *Hub {
+func NewHub(cfg HubConfig, eng View) *Hub {
 	d := DefaultHubConfig()
 	if cfg.QueueLen <= 0 {
 		cfg.QueueLen = d.QueueLen

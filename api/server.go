@@ -5,6 +5,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -13,7 +14,6 @@ import (
 	"time"
 
 	"citybrain/api/cap"
-	"citybrain/engine"
 	"citybrain/engine/dispatch"
 	"citybrain/engine/zones"
 	"citybrain/eventlog"
@@ -24,7 +24,7 @@ import (
 
 // Server is the HTTP side of CityBrain.
 type Server struct {
-	Engine  *engine.Engine
+	Engine  View             // the engine, or a cluster's merged view (api/view.go)
 	Ingest  *ingest.Ingestor // nil: POST /api/v1/events is refused (a replay server)
 	Log     *eventlog.Log
 	Hub     *Hub
@@ -49,6 +49,12 @@ type Server struct {
 	Dispatch *dispatch.Manager // emergency dispatch and signal plans (api/units.go, api/signals.go); nil: 503
 	Zones    *zones.Manager    // zones and alerts (api/zones.go); nil: 503
 	CAP      *cap.Feed         // CAP 1.2 feed (api/capfeed.go); nil: 503
+
+	// Cluster, when set, serves GET /api/v1/cluster (an api node of a cluster, system/cluster); Waiting says
+	// what the node waits for ("" when nothing), shown by /healthz; MoreMetrics appends to /metrics.
+	Cluster     http.HandlerFunc
+	Waiting     func() string
+	MoreMetrics func(w io.Writer)
 }
 
 // Handler returns the routes.
@@ -56,6 +62,9 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	a := s.Auth
 	mux.HandleFunc("GET /healthz", s.handleHealth)
+	if s.Cluster != nil {
+		mux.HandleFunc("GET /api/v1/cluster", a.Open(s.Cluster))
+	}
 	mux.HandleFunc("GET /metrics", a.Open(s.handleMetrics))
 	mux.HandleFunc("GET /api/v1/status", a.Open(s.handleStatus))
 	mux.HandleFunc("GET /api/v1/cells", a.Open(s.handleCells))
@@ -126,6 +135,13 @@ func logPanics(h http.Handler) http.Handler {
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
+	if s.Waiting != nil {
+		if why := s.Waiting(); why != "" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			writeJSON(w, map[string]string{"status": "waiting", "waiting": why})
+			return
+		}
+	}
 	if s.Ready != nil && !s.Ready() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		w.Write([]byte(`{"status":"catching_up"}` + "\n"))

@@ -183,3 +183,6 @@ func Rollup(views []*CellView, res int) []*CellView {
 	}
 	return out
 }
+
+// AddWindow adds src's sums to dst (a link's or cell's shares from several engines add up like shards do).
+func AddWindow(dst, src *WindowStats) { dst.add(src) }
