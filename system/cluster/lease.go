@@ -14,18 +14,26 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Bucket is the KV bucket of the cluster's membership and ownership. Every key lives TTL after its last write:
+// The cluster's membership and ownership live in two KV buckets. Every key lives a bucket's TTL after its
+// last write:
 //
-//	node.<id>  NodeInfo of a live node (every role), rewritten every round
-//	part.<k>   the id of the engine node owning partition k: a lease, renewed by Update at the revision the
-//	           owner last wrote, so two nodes can never both renew it
-//	lag.<k>    PartitionStatus written by the owner every round
-const Bucket = "citybrain_cluster"
+//	citybrain_leases   part.<k>   the id of the engine node owning partition k: a lease (TTL: the lease TTL),
+//	                              renewed by Update at the revision the owner last wrote, so two nodes can
+//	                              never both hold it
+//	citybrain_cluster  node.<id>  NodeInfo of a node (every role), rewritten every round (TTL: 5 lease TTLs)
+//	                   lag.<k>    PartitionStatus written by partition k's owner every round
+//
+// A node is alive while its record was written within one lease TTL of the newest record, both by the
+// servers' clock (entry creation times), so the nodes' clocks do not matter.
+const (
+	Bucket      = "citybrain_cluster"
+	LeaseBucket = "citybrain_leases"
+)
 
 // DefaultTTL is how long a lease outlives its owner's last renewal; renewals happen every TTL/3.
 const DefaultTTL = 3 * time.Second
 
-// NodeInfo describes a live node.
+// NodeInfo describes a node.
 type NodeInfo struct {
 	ID         string    `json:"id"`
 	Role       string    `json:"role"`
@@ -34,6 +42,8 @@ type NodeInfo struct {
 	Started    time.Time `json:"started"`
 	Partitions []int     `json:"partitions,omitempty"` // engine nodes: partitions owned
 	Waiting    string    `json:"waiting,omitempty"`    // what the node waits for ("" when ready)
+	Seen       time.Time `json:"seen"`                 // when the servers stored this record
+	Alive      bool      `json:"alive"`
 }
 
 // PartitionStatus is the progress of a partition, written by its owner.
@@ -51,23 +61,33 @@ type PartitionStatus struct {
 	At         time.Time `json:"at"`
 }
 
-// OpenKV creates or opens the cluster bucket.
-func OpenKV(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) (jetstream.KeyValue, error) {
+// KV is the cluster's two buckets.
+type KV struct {
+	Cluster, Leases jetstream.KeyValue
+	TTL             time.Duration
+}
+
+// OpenKV creates or opens the cluster's buckets.
+func OpenKV(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) (*KV, error) {
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: Bucket, TTL: ttl, History: 1,
-		Replicas: max(1, replicas), Storage: jetstream.MemoryStorage,
-		Description: "CityBrain cluster membership and partition leases"})
+	leases, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: LeaseBucket, TTL: ttl, History: 1,
+		Replicas: max(1, replicas), Storage: jetstream.MemoryStorage, Description: "CityBrain partition leases"})
+	if err != nil {
+		return nil, fmt.Errorf("cannot open KV bucket %s: %w", LeaseBucket, err)
+	}
+	cl, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: Bucket, TTL: 5 * ttl, History: 1,
+		Replicas: max(1, replicas), Storage: jetstream.MemoryStorage, Description: "CityBrain cluster membership and partition status"})
 	if err != nil {
 		return nil, fmt.Errorf("cannot open KV bucket %s: %w", Bucket, err)
 	}
-	return kv, nil
+	return &KV{Cluster: cl, Leases: leases, TTL: ttl}, nil
 }
 
 // Leases takes and renews partition leases for one engine node. Round is called by one goroutine.
 type Leases struct {
-	kv    jetstream.KeyValue
+	kv    *KV
 	node  string
 	n     int
 	ttl   time.Duration
@@ -82,10 +102,8 @@ type lease struct {
 }
 
 // NewLeases returns the leases of node over n partitions.
-func NewLeases(kv jetstream.KeyValue, node string, n int, ttl time.Duration) *Leases {
-	if ttl <= 0 {
-		ttl = DefaultTTL
-	}
+func NewLeases(kv *KV, node string, n int) *Leases {
+	ttl := kv.TTL
 	h := fnv.New32a()
 	h.Write([]byte(node))
 	return &Leases{kv: kv, node: node, n: n, ttl: ttl, held: map[int]*lease{}, start: int(h.Sum32() % uint32(max(1, n)))}
@@ -127,7 +145,7 @@ func (l *Leases) Round(ctx context.Context) (gained, lost []Change, err error) {
 		if ls.releasing {
 			continue
 		}
-		rev, err := l.kv.Update(ctx, partKey(k), []byte(l.node), ls.rev)
+		rev, err := l.kv.Leases.Update(ctx, partKey(k), []byte(l.node), ls.rev)
 		switch {
 		case err == nil:
 			ls.rev, ls.renewed = rev, now
@@ -140,25 +158,61 @@ func (l *Leases) Round(ctx context.Context) (gained, lost []Change, err error) {
 			lost = append(lost, Change{Partition: k})
 		}
 	}
-	engines, err := l.liveEngines(ctx)
+	v, err := Read(ctx, l.kv)
 	if err != nil {
 		return gained, lost, err
 	}
+	engines, count := 0, map[string]int{}
+	self := false
+	for _, ni := range v.Nodes {
+		if ni.Role == "engine" && ni.Alive {
+			engines++
+			self = self || ni.ID == l.node
+			count[ni.ID] = 0
+		}
+	}
+	if !self {
+		engines++
+	}
+	for _, owner := range v.Owners {
+		count[owner]++
+	}
 	share := (l.n + engines - 1) / max(1, engines)
+	// Give back the highest partitions over the share, but only while another live engine node has less
+	// than its share to take them (so a partition is never released to nobody).
 	held := l.Held()
-	for i := len(held) - 1; i >= share && i >= 0; i-- { // give back the highest partitions over the share
+	for i := len(held) - 1; i >= share; i-- {
+		taker := false
+		for id, c := range count {
+			if id != l.node && c < share {
+				taker = true
+				count[id]++ // it will take this one
+				break
+			}
+		}
+		if !taker {
+			break
+		}
 		k := held[i]
 		l.held[k].releasing = true
 		lost = append(lost, Change{Partition: k, Release: true})
 	}
-	for i := 0; i < l.n && len(l.Held()) < share; i++ {
+	// Take free partitions up to the share. A dead node counts no more once its record is a lease TTL old,
+	// which is when its leases expire: its partitions then go to the others, evenly.
+	for i := 0; i < l.n; i++ {
 		k := (l.start + i) % l.n
 		if _, ok := l.held[k]; ok {
 			continue
 		}
-		rev, err := l.kv.Create(ctx, partKey(k), []byte(l.node))
+		if _, owned := v.Owners[k]; owned {
+			continue
+		}
+		if len(l.Held()) >= share {
+			break
+		}
+		rev, err := l.kv.Leases.Create(ctx, partKey(k), []byte(l.node))
 		if err != nil {
-			continue // owned by another node (or the servers are unreachable: next round)
+			continue // taken by another node meanwhile (or the servers are unreachable: next round)
 		}
 		l.held[k] = &lease{rev: rev, epoch: rev, renewed: now}
 		gained = append(gained, Change{Partition: k, Epoch: rev})
@@ -174,7 +228,7 @@ func (l *Leases) Release(ctx context.Context, k int) error {
 		return nil
 	}
 	delete(l.held, k)
-	if err := l.kv.Delete(ctx, partKey(k), jetstream.LastRevision(ls.rev)); err != nil && !isWrongRevision(err) {
+	if err := l.kv.Leases.Delete(ctx, partKey(k), jetstream.LastRevision(ls.rev)); err != nil && !isWrongRevision(err) {
 		return fmt.Errorf("cannot release partition %d: %w", k, err)
 	}
 	return nil
@@ -185,25 +239,6 @@ func (l *Leases) ReleaseAll(ctx context.Context) {
 	for k := range l.held {
 		l.Release(ctx, k)
 	}
-}
-
-func (l *Leases) liveEngines(ctx context.Context) (int, error) {
-	nodes, err := Nodes(ctx, l.kv)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	self := false
-	for _, ni := range nodes {
-		if ni.Role == "engine" {
-			n++
-			self = self || ni.ID == l.node
-		}
-	}
-	if !self {
-		n++
-	}
-	return n, nil
 }
 
 func partKey(k int) string { return "part." + strconv.Itoa(k) }
@@ -218,50 +253,79 @@ func isWrongRevision(err error) bool {
 }
 
 // PutNode writes (renews) a node's record.
-func PutNode(ctx context.Context, kv jetstream.KeyValue, ni NodeInfo) error {
+func PutNode(ctx context.Context, kv *KV, ni NodeInfo) error {
 	data, _ := json.Marshal(ni)
-	if _, err := kv.Put(ctx, "node."+ni.ID, data); err != nil {
+	if _, err := kv.Cluster.Put(ctx, "node."+ni.ID, data); err != nil {
 		return fmt.Errorf("cannot write node record %s: %w", ni.ID, err)
 	}
 	return nil
 }
 
 // DeleteNode removes a node's record (a clean stop).
-func DeleteNode(ctx context.Context, kv jetstream.KeyValue, id string) {
-	kv.Delete(ctx, "node."+id)
+func DeleteNode(ctx context.Context, kv *KV, id string) {
+	kv.Cluster.Delete(ctx, "node."+id)
 }
 
 // PutStatus writes a partition's status.
-func PutStatus(ctx context.Context, kv jetstream.KeyValue, st PartitionStatus) error {
+func PutStatus(ctx context.Context, kv *KV, st PartitionStatus) error {
 	data, _ := json.Marshal(st)
-	if _, err := kv.Put(ctx, "lag."+strconv.Itoa(st.Partition), data); err != nil {
+	if _, err := kv.Cluster.Put(ctx, "lag."+strconv.Itoa(st.Partition), data); err != nil {
 		return fmt.Errorf("cannot write status of partition %d: %w", st.Partition, err)
 	}
 	return nil
 }
 
-// View is the cluster as the KV bucket shows it.
+// View is the cluster as the KV buckets show it.
 type View struct {
 	Nodes      []NodeInfo
 	Owners     map[int]string
 	Partitions map[int]PartitionStatus
 }
 
-// Nodes lists the live nodes.
-func Nodes(ctx context.Context, kv jetstream.KeyValue) ([]NodeInfo, error) {
-	v, err := Read(ctx, kv)
-	return v.Nodes, err
+// Read reads both buckets.
+func Read(ctx context.Context, kv *KV) (View, error) {
+	v := View{Owners: map[int]string{}, Partitions: map[int]PartitionStatus{}}
+	var newest time.Time
+	err := readAll(ctx, kv.Cluster, func(key string, e jetstream.KeyValueEntry) {
+		pre, _, _ := strings.Cut(key, ".")
+		switch pre {
+		case "node":
+			var ni NodeInfo
+			if json.Unmarshal(e.Value(), &ni) == nil {
+				ni.Seen = e.Created()
+				v.Nodes = append(v.Nodes, ni)
+			}
+		case "lag":
+			var st PartitionStatus
+			if json.Unmarshal(e.Value(), &st) == nil {
+				v.Partitions[st.Partition] = st
+			}
+		}
+		if e.Created().After(newest) {
+			newest = e.Created()
+		}
+	})
+	if err != nil {
+		return v, err
+	}
+	for i := range v.Nodes {
+		v.Nodes[i].Alive = newest.Sub(v.Nodes[i].Seen) <= kv.TTL
+	}
+	err = readAll(ctx, kv.Leases, func(key string, e jetstream.KeyValueEntry) {
+		if k, err := strconv.Atoi(strings.TrimPrefix(key, "part.")); err == nil {
+			v.Owners[k] = string(e.Value())
+		}
+	})
+	return v, err
 }
 
-// Read reads the whole bucket.
-func Read(ctx context.Context, kv jetstream.KeyValue) (View, error) {
-	v := View{Owners: map[int]string{}, Partitions: map[int]PartitionStatus{}}
+func readAll(ctx context.Context, kv jetstream.KeyValue, fn func(string, jetstream.KeyValueEntry)) error {
 	lister, err := kv.ListKeys(ctx)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrNoKeysFound) {
-			return v, nil
+			return nil
 		}
-		return v, fmt.Errorf("cannot list %s: %w", Bucket, err)
+		return fmt.Errorf("cannot list %s: %w", kv.Bucket(), err)
 	}
 	var keys []string
 	for k := range lister.Keys() {
@@ -271,25 +335,9 @@ func Read(ctx context.Context, kv jetstream.KeyValue) (View, error) {
 	for _, key := range keys {
 		e, err := kv.Get(ctx, key)
 		if err != nil {
-			continue // expired between the listing and now
+			continue // expired or deleted between the listing and now
 		}
-		pre, rest, _ := strings.Cut(key, ".")
-		switch pre {
-		case "node":
-			var ni NodeInfo
-			if json.Unmarshal(e.Value(), &ni) == nil {
-				v.Nodes = append(v.Nodes, ni)
-			}
-		case "part":
-			if k, err := strconv.Atoi(rest); err == nil {
-				v.Owners[k] = string(e.Value())
-			}
-		case "lag":
-			var st PartitionStatus
-			if json.Unmarshal(e.Value(), &st) == nil {
-				v.Partitions[st.Partition] = st
-			}
-		}
+		fn(key, e)
 	}
-	return v, nil
+	return nil
 }
