@@ -120,8 +120,11 @@ func StartNode(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if tokenPath != "" {
 		n.logger.Printf("no auth config: admin token in %s", tokenPath)
 	}
-	n.nc, err = nats.Connect(cfg.NATSURL, nats.Name("citybrain-"+n.id), nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(false))
+	// The cluster's servers may still be starting (a machine boot): try for 30 s.
+	n.nc, err = openRetrying(ctx, func() (*nats.Conn, error) {
+		return nats.Connect(cfg.NATSURL, nats.Name("citybrain-"+n.id), nats.MaxReconnects(-1),
+			nats.ReconnectWait(250*time.Millisecond))
+	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot connect to NATS at %s: %w", cfg.NATSURL, err)
 	}
