@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"citybrain/engine"
+	"citybrain/engine/zones"
 	"citybrain/replay"
 )
 
@@ -21,6 +22,10 @@ type Replays struct {
 	Manager *replay.Manager
 	Hub     HubConfig // configuration of each session's hub
 	hubs    sync.Map  // session id → *Hub
+	// NewZones, when set, makes each session's zones manager (api/replay_zones.go): the session judges the
+	// zones of the log in its range, seeded with the zones defined now, and serves its own alerts.
+	NewZones func(onAlert func([]zones.Alert)) *zones.Manager
+	zones    sync.Map // session id → *sessionZones
 }
 
 // NewReplays returns the replay API over m.
@@ -42,14 +47,26 @@ func (rp *Replays) create(spec replay.Spec, mk func(replay.Spec) (*replay.Sessio
 	spec.Paused = true // the hub must exist before the first delta
 	var hubp struct {
 		sync.Mutex
-		h  *Hub
-		id string
+		h    *Hub
+		id   string
+		sess *replay.Session
 	}
-	spec.OnDelta = func(d *engine.Delta) {
+	sz := rp.newSessionZones(func() *Hub {
 		hubp.Lock()
-		h := hubp.h
+		defer hubp.Unlock()
+		return hubp.h
+	})
+	spec.OnRestart = sz.restart
+	spec.OnTyped = sz.typed
+	spec.OnDelta = func(d *engine.Delta) {
+		sz.onDelta(d)
+		hubp.Lock()
+		h, sess := hubp.h, hubp.sess
 		hubp.Unlock()
 		if h != nil {
+			if d.Reset && sess != nil {
+				h.SetEngine(sess.Engine()) // a backward seek: the session runs a new engine
+			}
 			h.OnDelta(d)
 		}
 	}
@@ -61,6 +78,7 @@ func (rp *Replays) create(spec replay.Spec, mk func(replay.Spec) (*replay.Sessio
 			h.Close()
 		}
 		rp.hubs.Delete(id)
+		rp.zones.Delete(id)
 	}
 	spec.Active = func() bool {
 		hubp.Lock()
@@ -73,9 +91,10 @@ func (rp *Replays) create(spec replay.Spec, mk func(replay.Spec) (*replay.Sessio
 	}
 	h := NewHub(rp.Hub, s.Engine())
 	hubp.Lock()
-	hubp.h, hubp.id = h, s.ID()
+	hubp.h, hubp.id, hubp.sess = h, s.ID(), s
 	hubp.Unlock()
 	rp.hubs.Store(s.ID(), h)
+	rp.zones.Store(s.ID(), sz)
 	if !paused {
 		if err := s.Play(); err != nil {
 			return nil, nil, err
@@ -112,6 +131,8 @@ func (s *Server) replayRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/replays/{id}/ws", a.Open(s.handleReplayWS))
 	mux.HandleFunc("GET /api/v1/replays/{id}/cells", a.Open(s.handleReplayCells))
 	mux.HandleFunc("GET /api/v1/replays/{id}/status", a.Open(s.handleReplayStatus))
+	mux.HandleFunc("GET /api/v1/replays/{id}/alerts", a.Open(s.handleReplayAlerts))
+	mux.HandleFunc("GET /api/v1/replays/{id}/zones", a.Open(s.handleReplayZones))
 }
 
 // replayRequest is the body of POST /api/v1/replays.

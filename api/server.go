@@ -11,15 +11,18 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"citybrain/api/cap"
 	"citybrain/engine/dispatch"
+	"citybrain/engine/queue"
 	"citybrain/engine/zones"
 	"citybrain/eventlog"
 	"citybrain/geo"
 	"citybrain/ingest"
 	"citybrain/ingest/httpin"
+	"citybrain/replay/opendata"
 )
 
 // Server is the HTTP side of CityBrain.
@@ -38,8 +41,8 @@ type Server struct {
 	Rejected func() uint64
 	// Ready reports whether the engine has caught up with the log present at start.
 	Ready func() bool
-	// QueueDepths adds gauges of other queues (name → depth) to /metrics.
-	QueueDepths func() map[string]int
+	// Queues adds the figures of other bounded queues (ingest workers) to /metrics.
+	Queues func() []queue.Stat
 	// AllowedOrigins lists extra origins allowed to open /ws (the page's own origin always is).
 	AllowedOrigins []string
 
@@ -48,7 +51,21 @@ type Server struct {
 	Replays  *Replays
 	Dispatch *dispatch.Manager // emergency dispatch and signal plans (api/units.go, api/signals.go); nil: 503
 	Zones    *zones.Manager    // zones and alerts (api/zones.go); nil: 503
-	CAP      *cap.Feed         // CAP 1.2 feed (api/capfeed.go); nil: 503
+	CAP      *cap.Feed         // CAP 1.2 feed (api/zones.go); nil: 503
+	// OpenData serves /api/v1/opendata (api/opendata.go); nil: 503. OpenDataAnonymous lets callers without a
+	// token read it when an auth configuration is given; OpenDataPerMinute is each caller's rate (default 60).
+	OpenData          *opendata.Service
+	OpenDataAnonymous bool
+	OpenDataPerMinute int
+	limOnce           sync.Once
+	lim               *limiter
+
+	// History serves GET /api/v1/history (api/history.go); nil: 404.
+	History *History
+	// Basemap serves the base map (api/basemap.go): GET /api/v1/basemap, its features and tiles.
+	Basemap *Basemap
+	// TimeZone is the city's IANA time zone (GET /api/v1/status "timezone"): the web app shows times in it.
+	TimeZone string
 
 	// Cluster, when set, serves GET /api/v1/cluster (an api node of a cluster, system/cluster); Waiting says
 	// what the node waits for ("" when nothing), shown by /healthz; MoreMetrics appends to /metrics.
@@ -91,8 +108,12 @@ func (s *Server) Handler() http.Handler {
 	}))
 	// Replays and exports (api/replays.go, api/export.go).
 	s.replayRoutes(mux)
+	// History and the base map (api/history.go, api/basemap.go).
+	mux.HandleFunc("GET /api/v1/history", a.Open(s.handleHistory))
+	s.basemapRoutes(mux)
 	s.routesEmergency(mux)
 	s.routesZones(mux)
+	s.routesOpenData(mux)
 
 	if s.Web != nil {
 		mux.Handle("GET /", http.FileServerFS(s.Web))
@@ -179,6 +200,8 @@ func canDo(role string) []string {
 		can = append(can, "replay.control", "export", "zone.edit")
 	case RoleFeed:
 		can = append(can, "ingest")
+	case RolePublic:
+		return []string{"opendata.read"}
 	}
 	return can
 }
@@ -261,7 +284,11 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	buf = strconv.AppendFloat(buf, s.Engine.Config().Lateness.Seconds(), 'g', -1, 64)
 	buf = append(buf, `,"base_res":`...)
 	buf = strconv.AppendInt(buf, int64(s.Engine.Config().Res), 10)
-	buf = append(buf, `,"features":["cells","incidents","units","transit","sensors","links","zones","alerts"]`...)
+	buf = append(buf, `,"features":["cells","incidents","units","transit","sensors","links","history","zones","alerts"]`...)
+	if s.TimeZone != "" {
+		buf = append(buf, `,"timezone":`...)
+		buf = ingest.AppendQuoted(buf, s.TimeZone)
+	}
 	buf = s.appendKPIs(buf)
 	buf = append(buf, "}\n"...)
 	w.Header().Set("Content-Type", "application/json")

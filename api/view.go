@@ -2,6 +2,7 @@ package api
 
 import (
 	"citybrain/engine"
+	"citybrain/engine/queue"
 	"citybrain/geo"
 )
 
@@ -11,7 +12,7 @@ type View interface {
 	Config() engine.Config
 	Status() engine.Status
 	KindCounts() (events, late map[engine.Kind]uint64)
-	QueueDepths() []int
+	Queues() []queue.Stat
 	Cells(res int, bbox geo.BBox) ([]*engine.CellView, error)
 	All() []*engine.CellView
 	Links(bbox geo.BBox) []engine.LinkStats

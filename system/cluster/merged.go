@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"citybrain/engine"
+	"citybrain/engine/queue"
 	"citybrain/geo"
 )
 
@@ -414,8 +415,8 @@ func (m *Merged) KindCounts() (events, late map[engine.Kind]uint64) {
 	return events, late
 }
 
-// QueueDepths: an api node has no engine shards.
-func (m *Merged) QueueDepths() []int { return nil }
+// Queues: an api node has no engine queues.
+func (m *Merged) Queues() []queue.Stat { return nil }
 
 // All returns every cell of every partition.
 func (m *Merged) All() []*engine.CellView {
@@ -469,7 +470,7 @@ func (m *Merged) Links(bbox geo.BBox) []engine.LinkStats {
 				order = append(order, lp.ID)
 			}
 			for i := range lp.W {
-				engine.AddWindow(&ls.W[i], &lp.W[i])
+				ls.W[i].Add(&lp.W[i])
 			}
 			ls.UpdatedAt = max(ls.UpdatedAt, lp.UpdatedAt)
 		}
