@@ -456,6 +456,45 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 
+	// An operator action on the api node is applied by the partition owning the incident.
+	video := fmt.Sprintf(`{"kind":"video","ts":%d,"id":"cam-7","lat":30.2601,"lng":120.1502,"type":"crash","confidence":0.95}`+"\n", t0+49000)
+	resp, err := http.Post("http://"+h.http["ingest1"]+"/api/v1/events", "application/x-ndjson", strings.NewReader(video))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("posting a camera frame: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	var incID string
+	deadline = time.Now().Add(30 * time.Second)
+	for incID == "" {
+		var list []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		}
+		if err := h.getJSON("api1", "/api/v1/incidents", &list); err == nil && len(list) > 0 {
+			incID = list[0].ID
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no incident on the api node 30 s after a sure camera frame")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tok, err := os.ReadFile(filepath.Join(dir, "api1", "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", "http://"+h.http["api1"]+"/api/v1/incidents/"+incID, strings.NewReader(`{"status":"confirmed","note":"cluster test"}`))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"status":"confirmed"`) {
+		t.Errorf("confirming %s on the api node: %d %s", incID, resp.StatusCode, body)
+	}
+
 	// The viewer saw a pause, not an error.
 	if err, _ := wsErr.Load().(error); err != nil {
 		t.Errorf("the websocket client on the api node got an error: %v", err)

@@ -36,7 +36,7 @@ type Merged struct {
 	// deliver serialises OnDelta calls (frames and full states arrive on different goroutines).
 	deliver  sync.Mutex
 	onDelta  func(*engine.Delta)
-	deltaSeq uint64
+	deltaSeq atomic.Uint64
 
 	resMu   sync.Mutex
 	results map[string]string
@@ -134,6 +134,7 @@ func (m *Merged) applyFrame(f *Frame) {
 		p.buffered = nil
 	}
 	if !p.synced {
+		m.noteResults(f.Results) // facts whatever the state: a full state does not carry them
 		if len(p.buffered) < 4096 {
 			p.buffered = append(p.buffered, f)
 		}
@@ -246,8 +247,7 @@ func (m *Merged) emit(d *engine.Delta) {
 	m.deliver.Lock()
 	defer m.deliver.Unlock()
 	st := m.Status()
-	m.deltaSeq++
-	d.Seq, d.Watermark, d.Now = m.deltaSeq, st.Watermark, st.Now
+	d.Seq, d.Watermark, d.Now = m.deltaSeq.Add(1), st.Watermark, st.Now
 	if m.onDelta != nil {
 		m.onDelta(d)
 	}
@@ -395,7 +395,7 @@ func (m *Merged) Status() engine.Status {
 		}
 		st.TickNanos = max(st.TickNanos, s.TickNanos)
 	}
-	st.DeltaSeq = m.deltaSeq
+	st.DeltaSeq = m.deltaSeq.Load()
 	return st
 }
 
