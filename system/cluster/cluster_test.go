@@ -105,7 +105,7 @@ type deltaLog struct {
 }
 
 func (d *deltaLog) add(x *engine.Delta) { d.mu.Lock(); d.deltas = append(d.deltas, x); d.mu.Unlock() }
-func (d *deltaLog) n() int               { d.mu.Lock(); defer d.mu.Unlock(); return len(d.deltas) }
+func (d *deltaLog) n() int              { d.mu.Lock(); defer d.mu.Unlock(); return len(d.deltas) }
 
 // The merged view is the union of the partitions' cells and incidents, a link's shares add up, a unit is its
 // newest report; a new owner's frames (another epoch) and a lost frame make it fetch the partition's full
@@ -267,4 +267,7 @@ func TestChunks(t *testing.T) {
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
