@@ -395,7 +395,13 @@ func TestClusterFailover(t *testing.T) {
 	defer nc.Close()
 	lcfg := eventlog.DefaultConfig()
 	lcfg.Existing = true
-	lg, err := eventlog.Open(t.Context(), nc, lcfg)
+	var lg *eventlog.Log
+	for deadline := time.Now().Add(60 * time.Second); ; { // the restarted NATS node may still be catching up
+		if lg, err = eventlog.Open(t.Context(), nc, lcfg); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,6 +411,9 @@ func TestClusterFailover(t *testing.T) {
 	ls, err := lg.State(t.Context())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if ls.LastSeq < 50 {
+		t.Fatalf("the log holds %d messages: the load did not get through", ls.LastSeq)
 	}
 	ecfg := engine.DefaultConfig()
 	ecfg.Shards = 2
