@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory/mallocator"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
@@ -178,6 +179,10 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	// 3. The engine and its consumer of the log.
 	ecfg := cfg.Engine
+	if ecfg.RawMem == nil && ecfg.Mem == nil {
+		// Retained raw events live off the Go heap: they cost their bytes, not twice that in collector headroom.
+		ecfg.RawMem = mallocator.NewMallocator()
+	}
 	if cfg.Network != nil {
 		res := ecfg.Res
 		if res == 0 {
