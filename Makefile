@@ -27,7 +27,7 @@ run: build
 
 # The whole suite: vet, race-checked packages, the rest, a short fuzz of every decoder, and the browser
 # tests of the command center (Debian chromium driven by playwright-core).
-test: web test-race test-rest fuzz test-web
+test: web test-race test-rest fuzz test-web cluster-demo-short
 
 test-race:
 	$(GO) vet ./...

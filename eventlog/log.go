@@ -438,7 +438,7 @@ func (l *Log) ConsumeAll(ctx context.Context, from uint64, h Handlers) error {
 	return l.consume(ctx, l.allFilter(), from, h) // every partition, in log order
 }
 
-func (l *Log) consume(ctx context.Context, filters []string, from uint64, h Handlers) error {
+func (l *Log) consume(ctx context.Context, filters []string, from uint64, h Handlers, opts ...jetstream.PullMessagesOpt) error {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters}
 	if from > 1 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
@@ -448,7 +448,7 @@ func (l *Log) consume(ctx context.Context, filters []string, from uint64, h Hand
 	if err != nil {
 		return fmt.Errorf("cannot create consumer on %s: %w", EventsStream, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(256))
+	it, err := cons.Messages(append([]jetstream.PullMessagesOpt{jetstream.PullMaxMessages(256)}, opts...)...)
 	if err != nil {
 		return fmt.Errorf("cannot consume %s: %w", EventsStream, err)
 	}

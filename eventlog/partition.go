@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -184,7 +185,10 @@ func (l *Log) ConsumePartition(ctx context.Context, k int, from uint64, h Handle
 	if l.parts == 0 {
 		return errors.New("cannot consume a partition: the log is not partitioned")
 	}
-	return l.consume(ctx, []string{PartitionFilter(k), BroadcastSubject}, from, h)
+	// On a cluster the consumer's server can die: short pulls and heartbeats let the ordered consumer notice
+	// within ~2 s and recreate itself on another server (the default notices after 30 s).
+	return l.consume(ctx, []string{PartitionFilter(k), BroadcastSubject}, from, h,
+		jetstream.PullExpiry(4*time.Second), jetstream.PullHeartbeat(time.Second))
 }
 
 // PartitionLast is the sequence of the newest message of partition k (0 when it holds none), for lag.

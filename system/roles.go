@@ -360,10 +360,24 @@ func (n *Node) round(ctx context.Context) {
 	}
 	n.pmu.Lock()
 	owned := make([]*cluster.Partition, 0, len(n.parts))
-	for _, p := range n.parts {
+	var failed []int
+	for k, p := range n.parts {
+		if p.Failed() != nil {
+			failed = append(failed, k)
+			continue
+		}
 		owned = append(owned, p)
 	}
 	n.pmu.Unlock()
+	for _, k := range failed { // give it back: a fresh start (here or elsewhere) restores and replays it
+		n.pmu.Lock()
+		p := n.parts[k]
+		delete(n.parts, k)
+		n.pmu.Unlock()
+		n.logger.Printf("partition %d: %v; giving it back", k, p.Failed())
+		p.Stop(false)
+		n.leases.Release(rctx, k)
+	}
 	for _, p := range owned {
 		k := p.Status(0).Partition
 		last, _ := n.Log.PartitionLast(rctx, k)

@@ -61,6 +61,15 @@ type Partition struct {
 	actions   []string // ids applied and not yet reported
 	stopHB    chan struct{}
 	hbDone    chan struct{}
+	failed    atomic.Pointer[error]
+}
+
+// Failed returns why the partition's consumer stopped on its own (nil while it runs).
+func (p *Partition) Failed() error {
+	if e := p.failed.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 // StartPartition restores partition k and starts consuming it.
@@ -103,7 +112,17 @@ func StartPartition(ctx context.Context, cfg PartitionConfig) (*Partition, error
 	cctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan error, 1)
 	go func() {
-		p.done <- cfg.Log.ConsumePartition(cctx, cfg.K, from, eventlog.Handlers{
+		var err error
+		defer func() {
+			if cctx.Err() == nil { // ended on its own: the partition is dead, its owner must give it up
+				if err == nil {
+					err = errors.New("log consumer ended")
+				}
+				p.failed.Store(&err)
+			}
+			p.done <- err
+		}()
+		err = cfg.Log.ConsumePartition(cctx, cfg.K, from, eventlog.Handlers{
 			Batch:  p.apply,
 			Action: p.action,
 			Bad: func(seq uint64, err error) {
