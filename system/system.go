@@ -75,6 +75,9 @@ type Config struct {
 	SnapshotEvery time.Duration
 	// NATSWorkers process citybrain.in.* messages.
 	NATSWorkers int
+	// Cluster sets the role of a cluster node (system/roles.go, StartNode); the zero value is the single
+	// process Start runs.
+	Cluster ClusterConfig
 	// Feeders run in-process sources (the demo city) after everything else has started; each returns when
 	// ctx ends.
 	Feeders []func(ctx context.Context, in *ingest.Ingestor) error
