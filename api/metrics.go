@@ -106,5 +106,8 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	metric("citybrain_ws_deltas_total", "counter", "Engine deltas fanned out.")
 	fmt.Fprintf(&b, "citybrain_ws_deltas_total %d\n", hs.Deltas)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	if s.MoreMetrics != nil {
+		s.MoreMetrics(&b)
+	}
 	w.Write(b.Bytes())
 }

@@ -44,6 +44,9 @@ type Config struct {
 	// Network, when set, is the road network: probe and transit points are map-matched to its links and
 	// detectors snapped to the nearest one, and speeds also aggregate per link (Engine.Links).
 	Network *geo.Network
+	// MatchWorkers is how many goroutines map-match a batch on a road network, each vehicle always on the same
+	// one (0: GOMAXPROCS).
+	MatchWorkers int
 	// FreeFlow, when set, gives a cell's free-flow speed from a road network; it is called from shard
 	// goroutines and must be safe for concurrent use.
 	FreeFlow func(cell uint64) (kmh float64, ok bool)
@@ -58,6 +61,11 @@ type Config struct {
 	// DetectorModel, when set, replaces the blockage detector's model shipped with the engine
 	// (engine/detect/model.json): the evaluation judges each city with a model trained without it.
 	DetectorModel *detect.Model
+	// ObserveRows, when set with a Network, is given every applied batch with the link each row was matched
+	// to (-1: none) and its position along it (a fraction of the link's length), on the goroutine that calls
+	// Apply, before the shards see it; it must not keep rec or the slices. (The signal estimator, engine/
+	// queues, is fed this way.)
+	ObserveRows func(rec arrow.Record, links []int32, offs []float32)
 }
 
 // DefaultConfig returns the documented defaults.
@@ -108,6 +116,9 @@ func (c *Config) fill() {
 	}
 	if c.Mem == nil {
 		c.Mem = d.Mem
+	}
+	if c.MatchWorkers <= 0 {
+		c.MatchWorkers = runtime.GOMAXPROCS(0)
 	}
 }
 
@@ -216,7 +227,8 @@ func New(cfg Config) *Engine {
 	e.win = window.New(window.Config{
 		Res: cfg.Res, ShardRes: cfg.ShardRes, Shards: cfg.Shards, Bucket: cfg.Bucket, Retention: cfg.Retention,
 		QueueLen: cfg.QueueLen, DefaultFreeFlowKmh: cfg.DefaultFreeFlowKmh, MinFreeFlowKmh: cfg.MinFreeFlowKmh,
-		MinFreeFlowSamples: cfg.MinFreeFlowSamples, Mem: cfg.Mem, RawMem: cfg.RawMem, Network: cfg.Network, FreeFlow: cfg.FreeFlow,
+		MinFreeFlowSamples: cfg.MinFreeFlowSamples, Mem: cfg.Mem, RawMem: cfg.RawMem, Network: cfg.Network,
+		MatchWorkers: cfg.MatchWorkers, FreeFlow: cfg.FreeFlow, ObserveRows: cfg.ObserveRows,
 	}, topo, e.stopCh)
 	e.dispatched.Store(&mark{now: minTime, wm: minTime})
 	e.status.Store(&Status{Watermark: minTime, Now: minTime})

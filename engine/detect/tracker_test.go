@@ -212,6 +212,6 @@ func TestDefaultModelLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	if m.Threshold <= 0 || m.Persist < 1 || len(m.TrainedOn) < 5 {
-		t.Errorf("model %+v: want a threshold, a persistence and at least five cities trained on", m)
+		t.Errorf("model of kind %s, threshold %g, persistence %d, trained on %v: want a threshold, a persistence and at least five cities", m.Kind, m.Threshold, m.Persist, m.TrainedOn)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"citybrain/engine"
+	"citybrain/engine/queues"
 	"citybrain/engine/signals"
 	"citybrain/geo"
 )
@@ -62,6 +63,10 @@ type Config struct {
 	// Closed, when set, gives the road links recommended closed (zone hazard alerts, engine/zones); routes
 	// avoid them. Called at most once a second, with the manager's lock held: it must not call back.
 	Closed func() map[string]bool
+	// Queues, with a network that carries signal programs, is the engine's lane estimator: the manager then
+	// decides signals (DecideSignals, SignalPlan) with Control (default signals.DefaultControl).
+	Queues  *queues.Estimator
+	Control signals.Control
 }
 
 // Audit is one operator decision.
@@ -145,6 +150,7 @@ type Manager struct {
 	seq        int
 	speeds     map[int]float64 // link index → live km/h
 	speedsAt   time.Time
+	sig        *signalControl // nil without programs or estimator
 }
 
 // New returns a manager reading src over cfg.Network.
@@ -173,9 +179,13 @@ func New(src Source, cfg Config) (*Manager, error) {
 	if cfg.HoldS <= 0 {
 		cfg.HoldS = 6
 	}
-	return &Manager{cfg: cfg, src: src, router: cfg.Network.Router(), units: geo.NewPointIndex(),
+	m := &Manager{cfg: cfg, src: src, router: cfg.Network.Router(), units: geo.NewPointIndex(),
 		unitByID: map[string]engine.Unit{}, dispatches: map[string]*Dispatch{}, busy: map[string]string{},
-		decisions: map[string][]*PlanDecision{}}, nil
+		decisions: map[string][]*PlanDecision{}}
+	if cfg.Queues != nil && len(cfg.Network.Signals()) > 0 {
+		m.sig = newSignalControl(cfg.Network, cfg.Queues, cfg.Control)
+	}
+	return m, nil
 }
 
 // speedLocked returns the live speed function, refreshing the link speeds from the engine at most once a second.
