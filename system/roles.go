@@ -420,9 +420,11 @@ func (n *Node) waiting() string {
 		if n.Merged == nil {
 			return "start"
 		}
+		// A partition whose owner died (stale) keeps serving its last state: the node stays healthy (a load
+		// balancer must not drop every api node during an engine failover); /metrics and /api/v1/cluster show it.
 		var missing []string
 		for _, s := range n.Merged.Sync() {
-			if !s.Synced {
+			if !s.Ready {
 				missing = append(missing, fmt.Sprint(s.Partition))
 			}
 		}
@@ -553,6 +555,10 @@ func (n *Node) metrics(w io.Writer) {
 		metric("citybrain_cluster_partition_synced", "gauge", "1 when this api node holds a partition's current state.")
 		for _, s := range n.Merged.Sync() {
 			fmt.Fprintf(w, "citybrain_cluster_partition_synced{partition=\"%d\"} %d\n", s.Partition, b2i(s.Synced))
+		}
+		metric("citybrain_cluster_partition_stale", "gauge", "1 when a partition sent no frame for 5 s (its owner is gone; its last state is shown).")
+		for _, s := range n.Merged.Sync() {
+			fmt.Fprintf(w, "citybrain_cluster_partition_stale{partition=\"%d\"} %d\n", s.Partition, b2i(s.Stale))
 		}
 	}
 }
