@@ -36,6 +36,8 @@ type Server struct {
 	Rejected func() uint64
 	// Ready reports whether the engine has caught up with the log present at start.
 	Ready func() bool
+	// Unreadable counts messages no reader could read, by where they were met (log, nats); nil: none.
+	Unreadable func() map[string]uint64
 	// QueueDepths adds gauges of other queues (name → depth) to /metrics.
 	QueueDepths func() map[string]int
 	// AllowedOrigins lists extra origins allowed to open /ws (the page's own origin always is).
@@ -59,7 +61,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/incidents/{id}", a.Require(s.handleIncidentAction, RoleCommander))
 	mux.HandleFunc("GET /api/v1/audit", a.Require(s.handleAudit, RoleAdmin))
 	if s.Ingest != nil {
-		mux.HandleFunc("POST /api/v1/events", a.Open(httpin.New(s.Ingest).ServeHTTP, RoleFeed))
+		events := httpin.New(s.Ingest)
+		events.Caller = func(r *http.Request) string { p, _ := a.Authenticate(r); return p.Name }
+		mux.HandleFunc("POST /api/v1/events", a.Open(events.ServeHTTP, RoleFeed))
 	} else {
 		mux.HandleFunc("POST /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusServiceUnavailable, "this server takes no events (a replay): send them to the live server")

@@ -31,6 +31,9 @@ const (
 
 	// HeaderRows carries the number of events in a log message.
 	HeaderRows = "Cb-Rows"
+	// HeaderHash carries the hash of the body a batch came in (ingest.BatchID.Hash), to tell a retry from
+	// another batch sent with the same idempotency key.
+	HeaderHash = "Cb-Body-Hash"
 	// HeaderType marks log messages that are not event batches: "action" is an operator action (JSON of
 	// engine.Action), kept in the same ordered log so restarts and replays see it where it happened.
 	HeaderType = "Cb-Type"
@@ -101,7 +104,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 	dead, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: DeadStream, Subjects: []string{DeadSubject}, Storage: jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxAge: cfg.MaxAge,
-		MaxBytes: orUnlimited(cfg.MaxBytes / 10), Replicas: cfg.Replicas,
+		MaxBytes: orUnlimited(cfg.MaxBytes / 10), Replicas: cfg.Replicas, Duplicates: cfg.Duplicates,
 		Description: "CityBrain rejected events with their reasons",
 	})
 	if err != nil {
@@ -138,36 +141,21 @@ func EncodeRecord(rec arrow.Record, mem memory.Allocator) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// DecodeRecords reads every record batch of the IPC stream data, checks the schema and passes each to fn,
-// which must Retain a record it keeps after returning.
+// DecodeRecords reads every record batch of the IPC stream data (ingest.ReadIPC: lengths checked against
+// the bytes, a capped allocator, structure checked, never a panic), checks the schema and passes each to
+// fn, which must Retain a record it keeps after returning.
 func DecodeRecords(data []byte, mem memory.Allocator, fn func(arrow.Record) error) error {
-	r, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(mem))
-	if err != nil {
-		return fmt.Errorf("cannot read Arrow IPC stream: %w", err)
-	}
-	defer r.Release()
-	if err := engine.CheckSchema(r.Schema()); err != nil {
-		return err
-	}
-	for r.Next() {
-		if err := fn(r.Record()); err != nil {
-			return err
-		}
-	}
-	if err := r.Err(); err != nil {
-		return fmt.Errorf("cannot read Arrow IPC stream: %w", err)
-	}
-	return nil
+	return ingest.ReadIPC(data, mem, max(16*int64(len(data)), 1<<20), fn)
 }
 
 // Append writes rec to the log and returns once JetStream has stored it (the acknowledgement). A record too
 // large for one message is split by rows. msgID, when not empty, deduplicates retries within the duplicates
 // window (parts get the suffix "/k"). It returns the sequence of the last message written.
-func (l *Log) Append(ctx context.Context, rec arrow.Record, msgID string) (uint64, error) {
-	return l.append(ctx, rec, msgID)
+func (l *Log) Append(ctx context.Context, rec arrow.Record, id ingest.BatchID) (uint64, error) {
+	return l.append(ctx, rec, id.ID, id.Hash)
 }
 
-func (l *Log) append(ctx context.Context, rec arrow.Record, msgID string) (uint64, error) {
+func (l *Log) append(ctx context.Context, rec arrow.Record, msgID, hash string) (uint64, error) {
 	if rec.NumRows() == 0 {
 		return 0, nil
 	}
@@ -184,11 +172,11 @@ func (l *Log) append(ctx context.Context, rec arrow.Record, msgID string) (uint6
 		if msgID != "" {
 			idA, idB = msgID+"/0", msgID+"/1"
 		}
-		_, errA := l.append(ctx, a, idA)
+		_, errA := l.append(ctx, a, idA, hash)
 		if errA != nil && !errors.Is(errA, ingest.ErrDuplicate) {
-			return 0, errA
+			return 0, errA // ErrKeyReused among them
 		}
-		seq, errB := l.append(ctx, b, idB)
+		seq, errB := l.append(ctx, b, idB, hash)
 		if errB != nil && !errors.Is(errB, ingest.ErrDuplicate) {
 			return 0, errB
 		}
@@ -200,6 +188,9 @@ func (l *Log) append(ctx context.Context, rec arrow.Record, msgID string) (uint6
 	msg := nats.NewMsg(EventsSubject)
 	msg.Data = data
 	msg.Header.Set(HeaderRows, strconv.FormatInt(rec.NumRows(), 10))
+	if hash != "" {
+		msg.Header.Set(HeaderHash, hash)
+	}
 	var opts []jetstream.PublishOpt
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
@@ -209,6 +200,15 @@ func (l *Log) append(ctx context.Context, rec arrow.Record, msgID string) (uint6
 		return 0, fmt.Errorf("cannot append %d events to the log: %w", rec.NumRows(), err)
 	}
 	if ack.Duplicate {
+		if hash != "" {
+			stored, err := l.events.GetMsg(ctx, ack.Sequence)
+			if err != nil {
+				return 0, fmt.Errorf("cannot read log message %d to compare a retried batch: %w", ack.Sequence, err)
+			}
+			if h := stored.Header.Get(HeaderHash); h != "" && h != hash {
+				return ack.Sequence, ingest.ErrKeyReused
+			}
+		}
 		return ack.Sequence, ingest.ErrDuplicate
 	}
 	return ack.Sequence, nil
@@ -273,8 +273,9 @@ func (l *Log) dispatch(seq uint64, hdr nats.Header, data []byte, h Handlers) err
 	return err
 }
 
-// AppendDead stores rejected events on the dead-letter log, one message each, and waits for every ack.
-func (l *Log) AppendDead(ctx context.Context, letters []ingest.DeadLetter) error {
+// AppendDead stores rejected events on the dead-letter log, one message each, and waits for every ack. With
+// id.ID set, a letter stored before for the same batch and line (a retry) is stored once.
+func (l *Log) AppendDead(ctx context.Context, letters []ingest.DeadLetter, id ingest.BatchID) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(letters))
 	for i := range letters {
 		if len(letters[i].Raw) > ingest.MaxDeadRaw {
@@ -284,7 +285,11 @@ func (l *Log) AppendDead(ctx context.Context, letters []ingest.DeadLetter) error
 		if err != nil {
 			return fmt.Errorf("cannot encode dead letter: %w", err)
 		}
-		f, err := l.js.PublishAsync(DeadSubject, data)
+		var opts []jetstream.PublishOpt
+		if id.ID != "" {
+			opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("%s/dead/%d/%d", id.ID, letters[i].Line, i)))
+		}
+		f, err := l.js.PublishAsync(DeadSubject, data, opts...)
 		if err != nil {
 			return fmt.Errorf("cannot append to the dead-letter log: %w", err)
 		}
@@ -300,6 +305,18 @@ func (l *Log) AppendDead(ctx context.Context, letters []ingest.DeadLetter) error
 		}
 	}
 	return nil
+}
+
+// PutAside keeps the log message seq, which its consumer cannot read (it can only come from a foreign
+// publisher or a broken store), on the dead-letter log with the reason, once however often it is read.
+func (l *Log) PutAside(ctx context.Context, seq uint64, reason error) error {
+	raw := ""
+	if m, err := l.events.GetMsg(ctx, seq); err == nil {
+		raw = string(m.Data[:min(len(m.Data), ingest.MaxDeadRaw)])
+	}
+	letter := ingest.DeadLetter{ReceivedAt: time.Now().UTC(), Via: "log", Line: int(seq),
+		Error: fmt.Sprintf("log message %d cannot be read: %v", seq, reason), Raw: raw}
+	return l.AppendDead(ctx, []ingest.DeadLetter{letter}, ingest.BatchID{ID: fmt.Sprintf("log-%d", seq)})
 }
 
 // Dead returns up to limit of the newest dead letters, newest first, and the total stored.

@@ -197,8 +197,14 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			Batch:  s.apply,
 			Action: func(_ uint64, a engine.Action) error { s.Engine.ApplyAction(a); return nil },
 			Bad: func(seq uint64, err error) {
+				// No message stops the consumer or a restart: it is counted, kept aside and skipped.
 				s.badMessages.Add(1)
 				s.logger.Printf("skipping log message %d: %v", seq, err)
+				ctx, cancel := context.WithTimeout(cctx, 10*time.Second)
+				defer cancel()
+				if err := s.Log.PutAside(ctx, seq, err); err != nil {
+					s.logger.Printf("cannot keep log message %d aside: %v", seq, err)
+				}
 			},
 		})
 	}()
@@ -215,6 +221,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		Accepted: s.accepted, Rejected: s.rejected, Ready: s.Ready, Network: cfg.Network,
 		AllowedOrigins: cfg.AllowedOrigins,
 		QueueDepths:    func() map[string]int { return map[string]int{"nats-ingest": s.natsSrc.QueueDepth()} },
+		Unreadable: func() map[string]uint64 {
+			return map[string]uint64{"log": s.badMessages.Load(), "nats": s.natsSrc.Panics.Load()}
+		},
 	}
 	// Replays: sessions run their own engines with the live configuration (replay/manager.go).
 	rcfg := ecfg

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,6 +29,9 @@ const (
 // Source consumes the ingest subjects. Messages with a reply subject get the same JSON answer as HTTP
 // (or {"error": ...}) once the batch is stored; a Nats-Msg-Id header deduplicates retries.
 type Source struct {
+	// Panics counts messages that panicked the ingest code (a bug; each was dead-lettered).
+	Panics atomic.Uint64
+
 	in   *ingest.Ingestor
 	subs []*nats.Subscription
 	wg   sync.WaitGroup
@@ -56,7 +60,9 @@ func Serve(in *ingest.Ingestor, nc *nats.Conn, workers int) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot subscribe to %s>: %w", SubjectPrefix, err)
 	}
-	if err := sub.SetPendingLimits(1<<16, 1<<30); err != nil {
+	// What may wait in the client for the workers: beyond it NATS drops messages and reports a slow consumer
+	// (publishers that asked for an answer get none and retry).
+	if err := sub.SetPendingLimits(1<<16, 64<<20); err != nil {
 		sub.Unsubscribe()
 		return nil, fmt.Errorf("cannot set pending limits: %w", err)
 	}
@@ -82,12 +88,27 @@ func Serve(in *ingest.Ingestor, nc *nats.Conn, workers int) (*Source, error) {
 // QueueDepth is the number of messages waiting for a worker.
 func (s *Source) QueueDepth() int { return len(s.work) }
 
+// handle ingests one message and answers it. No message stops a worker: one that panics the ingest code is
+// counted, dead-lettered and answered with an error like any other unreadable message.
 func (s *Source) handle(m *nats.Msg) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	defer func() {
+		if v := recover(); v != nil {
+			err := fmt.Errorf("BUG: cannot ingest message on %s: %v", m.Subject, v)
+			s.Panics.Add(1)
+			s.in.RejectMessage(ctx, "nats:"+m.Subject, m.Data, err)
+			if m.Reply != "" {
+				m.Respond(append(ingest.AppendQuoted([]byte(`{"error":`), err.Error()), "}\n"...))
+			}
+		}
+	}()
 	var msgID string
 	if m.Header != nil {
 		msgID = m.Header.Get(nats.MsgIdHdr)
+	}
+	if len(msgID) > 256 {
+		msgID = msgID[:256]
 	}
 	via := "nats:" + m.Subject
 	var res ingest.Result
@@ -102,12 +123,15 @@ func (s *Source) handle(m *nats.Msg) {
 		k := engine.ParseKind(name)
 		if k == engine.KindUnknown {
 			err = fmt.Errorf("subject %s names no event kind (probe, detector, transit, video, report, unit, sensor, or batch, arrow)", m.Subject)
-			if derr := s.in.RejectMessage(ctx, via, m.Data, err); derr != nil {
-				err = fmt.Errorf("%v; %w", err, derr)
-			}
 			break
 		}
 		res, err = s.in.Ingest(ctx, m.Data, via, k, msgID)
+	}
+	if err != nil && unreadable(err) {
+		// Nobody may be waiting for an answer: the message is counted and kept on the dead-letter log.
+		if derr := s.in.RejectMessage(ctx, via, m.Data, err); derr != nil {
+			err = fmt.Errorf("%v; %w", err, derr)
+		}
 	}
 	if m.Reply == "" {
 		return
@@ -122,6 +146,17 @@ func (s *Source) handle(m *nats.Msg) {
 		out = ingest.AppendAnswer(nil, &res)
 	}
 	m.Respond(out)
+}
+
+// unreadable reports whether err says the message is not a batch at all (as opposed to one that could not
+// be stored now, was stored before, or reused a key, which the publisher handles by retrying or not).
+func unreadable(err error) bool {
+	for _, e := range []error{ingest.ErrStore, ingest.ErrBusy, ingest.ErrKeyReused, ingest.ErrNoEvents, ingest.ErrDuplicate} {
+		if errors.Is(err, e) {
+			return false
+		}
+	}
+	return true
 }
 
 // Stop unsubscribes, lets the workers finish what they hold, and returns. Safe to call twice.
