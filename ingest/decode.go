@@ -438,7 +438,9 @@ type tooLong struct {
 	got string // "N" or "more than N"
 }
 
-func (e *tooLong) Error() string { return fmt.Sprintf("string is longer than %d bytes (%s)", e.max, e.got) }
+func (e *tooLong) Error() string {
+	return fmt.Sprintf("string is longer than %d bytes (%s)", e.max, e.got)
+}
 
 // scanStr advances over the JSON string at the cursor without decoding it: raw is what is between the
 // quotes (it points into the buffer), escaped whether it holds a backslash.

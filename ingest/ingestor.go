@@ -89,8 +89,8 @@ type Stats struct {
 // Ingestor turns batches into Arrow records in the engine schema and appends them to the sink. Safe for
 // concurrent use; it keeps no state beyond a batch except counters.
 type Ingestor struct {
-	cfg   Config
-	sink  Sink
+	cfg    Config
+	sink   Sink
 	stats  Stats
 	cells  *geo.CellCache
 	budget *budget
