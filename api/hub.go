@@ -500,6 +500,8 @@ type client struct {
 	done     chan struct{}
 	kickCode int
 	kickMsg  string
+
+	limits *clientLimits // rates of what the client sends (wslimit.go)
 }
 
 // kick closes the client with a code and reason; the writer sends the close frame.
@@ -531,7 +533,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, checkOrigin func(*
 	if err != nil {
 		return // Upgrade has answered
 	}
-	c := &client{h: h, conn: conn, send: make(chan []byte, h.cfg.QueueLen), done: make(chan struct{})}
+	c := &client{h: h, conn: conn, send: make(chan []byte, h.cfg.QueueLen), done: make(chan struct{}), limits: newClientLimits()}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -549,6 +551,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, checkOrigin func(*
 	c.writeLoop()
 	conn.Close()
 	wg.Wait()
+	c.stopLimits()
 	h.mu.Lock()
 	delete(h.clients, c)
 	h.mu.Unlock()
@@ -570,6 +573,9 @@ func (c *client) readLoop() {
 			return
 		}
 		c.conn.SetReadDeadline(time.Now().Add(3 * h.cfg.PingInterval))
+		if !c.message() {
+			return
+		}
 		var m clientMsg
 		if err := json.Unmarshal(data, &m); err != nil {
 			c.reply(errorMsg("cannot parse message: " + err.Error()))
@@ -582,7 +588,7 @@ func (c *client) readLoop() {
 				c.reply(errorMsg(err.Error()))
 				continue
 			}
-			h.subscribe(c, sub, m.Since)
+			c.subscribeLimited(sub, m.Since)
 		case "ping":
 			c.reply([]byte(`{"type":"pong"}`))
 		default:

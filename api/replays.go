@@ -144,11 +144,17 @@ func (s *Server) handleReplayCreate(w http.ResponseWriter, r *http.Request) {
 		spec.Speed = *req.Speed
 	}
 	if req.WarmupS != nil {
+		if *req.WarmupS < 0 || *req.WarmupS > 7*86400 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("warmup_s %g must be 0 to 604800 (a week)", *req.WarmupS))
+			return
+		}
 		spec.Warmup = time.Duration(*req.WarmupS * float64(time.Second))
 		if spec.Warmup == 0 {
 			spec.Warmup = -1
 		}
 	}
+	p, _ := s.Auth.Authenticate(r)
+	spec.Owner = p.Name
 	sess, _, err := s.Replays.Create(spec)
 	switch {
 	case errors.Is(err, replay.ErrTooMany):

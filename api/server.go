@@ -87,7 +87,7 @@ func (s *Server) Handler() http.Handler {
 	if s.Web != nil {
 		mux.Handle("GET /", http.FileServerFS(s.Web))
 	}
-	return logPanics(mux)
+	return s.secure(logPanics(mux))
 }
 
 // checkOrigin allows browsers from the page's own origin and the configured ones; non-browser clients send
@@ -150,6 +150,9 @@ func canDo(role string) []string {
 	if role == "" {
 		return can
 	}
+	if role == RoleFeed {
+		return append(can, "ingest") // write-only
+	}
 	can = append(can, "read")
 	switch role {
 	case RoleAdmin:
@@ -160,8 +163,6 @@ func canDo(role string) []string {
 		can = append(can, "signal.plan")
 	case RolePlanner:
 		can = append(can, "replay.control", "export")
-	case RoleFeed:
-		can = append(can, "ingest")
 	}
 	return can
 }

@@ -102,73 +102,94 @@ func (a *cappedAllocator) Free(b []byte) {
 // ipcContinuation marks an IPC message (Arrow format ≥ 0.15).
 const ipcContinuation = 0xFFFFFFFF
 
+// IPCMessage is where one message of an Arrow IPC stream sits in its bytes.
+type IPCMessage struct {
+	Meta, MetaLen int // the flatbuffer metadata
+	Body, BodyLen int
+	BodyLenAt     int // where the metadata's bodyLength field is (-1: absent)
+}
+
 // CheckIPCFraming walks the messages of an Arrow IPC stream without decoding them and checks that each
 // one's metadata and body fit in what was received.
 func CheckIPCFraming(data []byte) error {
+	_, err := IPCMessages(data)
+	return err
+}
+
+// IPCMessages walks the framing of an Arrow IPC stream (continuation marker, metadata length, flatbuffer
+// Message, body) and returns where each message is, checking every length against the bytes there are.
+func IPCMessages(data []byte) ([]IPCMessage, error) {
+	var out []IPCMessage
 	pos := 0
 	for n := 1; ; n++ {
 		if pos == len(data) {
-			return nil // a stream without the end-of-stream marker
+			return out, nil // a stream without the end-of-stream marker
 		}
 		if len(data)-pos < 4 {
-			return fmt.Errorf("cannot read Arrow IPC stream: message %d: %d stray bytes at the end", n, len(data)-pos)
+			return out, fmt.Errorf("cannot read Arrow IPC stream: message %d: %d stray bytes at the end", n, len(data)-pos)
 		}
 		word := binary.LittleEndian.Uint32(data[pos:])
 		pos += 4
 		if word == ipcContinuation {
 			if len(data)-pos < 4 {
-				return fmt.Errorf("cannot read Arrow IPC stream: message %d: no length after the continuation marker", n)
+				return out, fmt.Errorf("cannot read Arrow IPC stream: message %d: no length after the continuation marker", n)
 			}
 			word = binary.LittleEndian.Uint32(data[pos:])
 			pos += 4
 		}
 		if word == 0 {
-			return nil // end of stream
+			return out, nil // end of stream
 		}
 		metaLen := int64(int32(word))
 		if metaLen < 0 || metaLen > int64(len(data)-pos) {
-			return fmt.Errorf("cannot read Arrow IPC stream: message %d claims %d bytes of metadata, %d bytes remain", n, metaLen, len(data)-pos)
+			return out, fmt.Errorf("cannot read Arrow IPC stream: message %d claims %d bytes of metadata, %d bytes remain", n, metaLen, len(data)-pos)
 		}
-		bodyLen, err := messageBodyLength(data[pos : pos+int(metaLen)])
+		bodyLen, at, err := messageBodyLength(data[pos : pos+int(metaLen)])
 		if err != nil {
-			return fmt.Errorf("cannot read Arrow IPC stream: message %d: %w", n, err)
+			return out, fmt.Errorf("cannot read Arrow IPC stream: message %d: %w", n, err)
+		}
+		m := IPCMessage{Meta: pos, MetaLen: int(metaLen), BodyLenAt: -1}
+		if at >= 0 {
+			m.BodyLenAt = pos + at
 		}
 		pos += int(metaLen)
 		if bodyLen < 0 || bodyLen > int64(len(data)-pos) {
-			return fmt.Errorf("cannot read Arrow IPC stream: message %d claims a body of %d bytes, %d bytes remain", n, bodyLen, len(data)-pos)
+			return out, fmt.Errorf("cannot read Arrow IPC stream: message %d claims a body of %d bytes, %d bytes remain", n, bodyLen, len(data)-pos)
 		}
+		m.Body, m.BodyLen = pos, int(bodyLen)
+		out = append(out, m)
 		pos += int(bodyLen)
 	}
 }
 
 // messageBodyLength reads the bodyLength field (slot 3) of an Arrow flatbuffer Message table, checking
-// every offset against the buffer.
-func messageBodyLength(b []byte) (int64, error) {
+// every offset against the buffer; at is the field's offset in b (-1 when absent).
+func messageBodyLength(b []byte) (n int64, at int, err error) {
 	bad := errors.New("the message metadata is not a valid flatbuffer")
 	if len(b) < 4 {
-		return 0, bad
+		return 0, -1, bad
 	}
 	table := int64(binary.LittleEndian.Uint32(b))
 	if table+4 > int64(len(b)) {
-		return 0, bad
+		return 0, -1, bad
 	}
 	vtable := table - int64(int32(binary.LittleEndian.Uint32(b[table:])))
 	if vtable < 0 || vtable+4 > int64(len(b)) {
-		return 0, bad
+		return 0, -1, bad
 	}
 	vlen := int64(binary.LittleEndian.Uint16(b[vtable:]))
 	const slot = 4 + 2*3 // bodyLength is field 3
 	if slot+2 > vlen || vtable+slot+2 > int64(len(b)) {
-		return 0, nil // absent: no body
+		return 0, -1, nil // absent: no body
 	}
 	off := int64(binary.LittleEndian.Uint16(b[vtable+slot:]))
 	if off == 0 {
-		return 0, nil
+		return 0, -1, nil
 	}
 	if table+off+8 > int64(len(b)) {
-		return 0, bad
+		return 0, -1, bad
 	}
-	return int64(binary.LittleEndian.Uint64(b[table+off:])), nil
+	return int64(binary.LittleEndian.Uint64(b[table+off:])), int(table + off), nil
 }
 
 // CheckRecord checks the structure of a batch in the engine schema so that reading any row of it stays in

@@ -4,6 +4,7 @@
 package replay
 
 import (
+	"math"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,8 @@ type Spec struct {
 	Warmup time.Duration
 	// Paused creates the session paused; otherwise it plays at once.
 	Paused bool
+	// Owner is who created the session (the planner's name): the manager bounds sessions per owner.
+	Owner string
 	// OnDelta receives the session engine's deltas with sequence numbers that stay contiguous across seeks
 	// (a seek first sends one delta removing every cell). Called from the engine's tick goroutine.
 	OnDelta func(*engine.Delta)
@@ -131,8 +134,8 @@ var ErrClosed = errors.New("the replay session is closed")
 // NewSession starts a session reading from open. ecfg is the live engine configuration (its OnDelta and
 // Mem are replaced). The session is paused or playing as spec says.
 func NewSession(id string, spec Spec, ecfg engine.Config, source string, open Source) (*Session, error) {
-	if spec.Speed < 0 {
-		return nil, fmt.Errorf("cannot create replay: speed %g must be 0 (as fast as possible) or more", spec.Speed)
+	if err := checkSpeed(spec.Speed); err != nil {
+		return nil, fmt.Errorf("cannot create replay: %w", err)
 	}
 	if !spec.From.IsZero() && !spec.To.IsZero() && !spec.From.Before(spec.To) {
 		return nil, fmt.Errorf("cannot create replay: from %s is not before to %s", spec.From.Format(time.RFC3339), spec.To.Format(time.RFC3339))
@@ -184,10 +187,20 @@ func (s *Session) Seek(at time.Time) error { return s.send(command{op: "seek", a
 
 // SetSpeed changes the speed (0: as fast as possible).
 func (s *Session) SetSpeed(x float64) error {
-	if x < 0 {
-		return fmt.Errorf("cannot set speed %g: must be 0 (as fast as possible) or more", x)
+	if err := checkSpeed(x); err != nil {
+		return fmt.Errorf("cannot set speed: %w", err)
 	}
 	return s.send(command{op: "speed", speed: x})
+}
+
+// MaxSpeed bounds a replay's speed (a million times real time plays a day in a tenth of a second).
+const MaxSpeed = 1e6
+
+func checkSpeed(x float64) error {
+	if math.IsNaN(x) || x < 0 || x > MaxSpeed {
+		return fmt.Errorf("speed %g must be a number from 0 (as fast as possible) to %g", x, float64(MaxSpeed))
+	}
+	return nil
 }
 
 // Close stops the session and releases everything it holds. Safe to call twice and concurrently.

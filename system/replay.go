@@ -29,6 +29,7 @@ type ReplayConfig struct {
 
 	// HTTPAddr serves the session's map page and the replay API ("" : no server).
 	HTTPAddr string
+	HTTP     HTTPLimits
 	AuthFile string
 	Version  string
 	Web      fs.FS
@@ -105,7 +106,7 @@ func StartReplay(ctx context.Context, cfg ReplayConfig) (_ *Replay, err error) {
 		Accepted: func() uint64 { return sess.Info().Events }, Rejected: func() uint64 { return 0 },
 		Ready: func() bool { return true },
 	}
-	if r.http, r.ln, err = httpServer(cfg.HTTPAddr, srv.SessionHandler(sess, srv.Handler()), cfg.Logger); err != nil {
+	if r.http, r.ln, err = httpServer(cfg.HTTPAddr, srv.SessionHandler(sess, srv.Handler()), cfg.HTTP, cfg.Logger); err != nil {
 		return nil, err
 	}
 	if !cfg.Spec.Paused {

@@ -48,6 +48,8 @@ type Config struct {
 	// from the speed limits, and /api/v1/network serves it to the map.
 	Network *geo.Network
 
+	// HTTP bounds the API server's clients (timeouts, connections).
+	HTTP   HTTPLimits
 	Engine engine.Config
 	Log    eventlog.Config
 	Ingest ingest.Config
@@ -136,7 +138,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 
 	// 1. NATS.
-	if err := s.startNATS(); err != nil {
+	if err := s.startNATS(auth); err != nil {
 		return nil, err
 	}
 	// 2. The log.
@@ -240,7 +242,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		s.dispatchDone = make(chan struct{})
 		go func() { defer close(s.dispatchDone); dm.Run(s.dispatchStop, 2*time.Second) }()
 	}
-	if s.http, s.ln, err = httpServer(cfg.HTTPAddr, srv.Handler(), s.logger); err != nil {
+	if s.http, s.ln, err = httpServer(cfg.HTTPAddr, srv.Handler(), cfg.HTTP, s.logger); err != nil {
 		return nil, err
 	}
 	// 6. In-process feeders.
@@ -258,16 +260,22 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	return s, nil
 }
 
-func (s *System) startNATS() error {
+func (s *System) startNATS(auth *api.Auth) error {
 	if s.cfg.NATSURL != "" {
-		nc, err := nats.Connect(s.cfg.NATSURL, nats.Name("citybrain"), nats.MaxReconnects(-1))
+		// Credentials come in the URL (nats://user:pass@host, nats://token@host); the server's account
+		// layout is the one of docs/security.md.
+		nc, err := nats.Connect(s.cfg.NATSURL, nats.Name("citybrain"), nats.MaxReconnects(-1), nats.CustomInboxPrefix(InternalInbox))
 		if err != nil {
-			return fmt.Errorf("cannot connect to NATS at %s: %w", s.cfg.NATSURL, err)
+			return fmt.Errorf("cannot connect to NATS at %s: %w", redactURL(s.cfg.NATSURL), err)
 		}
 		s.nc = nc
 		return nil
 	}
-	opts := &server.Options{DontListen: s.cfg.NATSListen == ""}
+	na, err := newNATSAuth(auth)
+	if err != nil {
+		return err
+	}
+	opts := &server.Options{DontListen: s.cfg.NATSListen == "", CustomClientAuthentication: na, MaxConn: 4096}
 	if s.cfg.NATSListen != "" {
 		host, port, err := net.SplitHostPort(s.cfg.NATSListen)
 		if err != nil {
@@ -280,6 +288,9 @@ func (s *System) startNATS() error {
 		if p == 0 {
 			p = server.RANDOM_PORT
 		}
+		if !auth.Configured() && !api.IsLoopback(s.cfg.NATSListen) {
+			return fmt.Errorf("cannot listen for NATS on %s without an auth config: anyone on the network could publish; give --auth FILE (feed tokens publish, admin tokens read the log) or listen on 127.0.0.1", s.cfg.NATSListen)
+		}
 		opts.Host, opts.Port = host, p
 	}
 	ns, err := embeddedNATS(s.cfg.DataDir, "citybrain", opts)
@@ -287,7 +298,7 @@ func (s *System) startNATS() error {
 		return err
 	}
 	s.ns = ns
-	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("citybrain"))
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("citybrain"), nats.Token(na.secret), nats.CustomInboxPrefix(InternalInbox))
 	if err != nil {
 		return fmt.Errorf("cannot connect to the embedded NATS server: %w", err)
 	}
