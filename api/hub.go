@@ -643,10 +643,10 @@ func (h *Hub) parseSub(m *clientMsg) (*subscription, error) {
 	}
 	for _, l := range m.Layers {
 		switch l {
-		case "cells", "incidents", "units", "transit", "sensors":
+		case "cells", "incidents", "units", "transit", "sensors", "alerts":
 			sub.Layers[l] = true
 		default:
-			return nil, fmt.Errorf("unknown layer %q: cells, incidents, units, transit, sensors", l)
+			return nil, fmt.Errorf("unknown layer %q: cells, incidents, units, transit, sensors, alerts", l)
 		}
 	}
 	return sub, nil
@@ -724,7 +724,7 @@ func (c *client) writeLoop() {
 	h := c.h
 	ping := time.NewTicker(h.cfg.PingInterval)
 	defer ping.Stop()
-	hello := fmt.Sprintf(`{"type":"hello","instance":%q,"base_res":%d,"windows":["60s","300s","900s"],"layers":["cells","incidents","units","transit","sensors"],"seq":%d}`,
+	hello := fmt.Sprintf(`{"type":"hello","instance":%q,"base_res":%d,"windows":["60s","300s","900s"],"layers":["cells","incidents","units","transit","sensors","alerts"],"seq":%d}`,
 		h.instance, h.baseRes, h.currentSeq())
 	if err := c.write(websocket.TextMessage, []byte(hello)); err != nil {
 		return

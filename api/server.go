@@ -12,8 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"citybrain/api/cap"
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
+	"citybrain/engine/zones"
 	"citybrain/eventlog"
 	"citybrain/geo"
 	"citybrain/ingest"
@@ -47,6 +49,8 @@ type Server struct {
 	// whenever Log is set.
 	Replays  *Replays
 	Dispatch *dispatch.Manager // emergency dispatch and signal plans (api/units.go, api/signals.go); nil: 503
+	Zones    *zones.Manager    // zones and alerts (api/zones.go); nil: 503
+	CAP      *cap.Feed         // CAP 1.2 feed (api/capfeed.go); nil: 503
 }
 
 // Handler returns the routes.
@@ -83,6 +87,7 @@ func (s *Server) Handler() http.Handler {
 	// Replays and exports (api/replays.go, api/export.go).
 	s.replayRoutes(mux)
 	s.routesEmergency(mux)
+	s.routesZones(mux)
 
 	if s.Web != nil {
 		mux.Handle("GET /", http.FileServerFS(s.Web))
@@ -156,13 +161,13 @@ func canDo(role string) []string {
 	can = append(can, "read")
 	switch role {
 	case RoleAdmin:
-		can = append(can, "incident.update", "incident.dispatch", "signal.plan", "replay.control", "export", "audit.read", "deadletters.read", "ingest")
+		can = append(can, "incident.update", "incident.dispatch", "zone.edit", "signal.plan", "replay.control", "export", "audit.read", "deadletters.read", "ingest")
 	case RoleCommander:
-		can = append(can, "incident.update", "incident.dispatch")
+		can = append(can, "incident.update", "incident.dispatch", "zone.edit")
 	case RolePolice:
 		can = append(can, "signal.plan")
 	case RolePlanner:
-		can = append(can, "replay.control", "export")
+		can = append(can, "replay.control", "export", "zone.edit")
 	}
 	return can
 }
@@ -245,7 +250,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	buf = strconv.AppendFloat(buf, s.Engine.Config().Lateness.Seconds(), 'g', -1, 64)
 	buf = append(buf, `,"base_res":`...)
 	buf = strconv.AppendInt(buf, int64(s.Engine.Config().Res), 10)
-	buf = append(buf, `,"features":["cells","incidents","units","transit","sensors","links"]`...)
+	buf = append(buf, `,"features":["cells","incidents","units","transit","sensors","links","zones","alerts"]`...)
 	buf = s.appendKPIs(buf)
 	buf = append(buf, "}\n"...)
 	w.Header().Set("Content-Type", "application/json")

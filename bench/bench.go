@@ -30,7 +30,7 @@ type Config struct {
 	Clients   int           // most websocket clients of the fan-out section (0: 10,000, short: 100)
 	DataRoot  string        // CITYBRAIN_DATA (for the Nanchang road network); "" skips Nanchang
 	TempDir   string        // where data directories go ("" : os.TempDir())
-	Sections  []string      // sections to run (nil: all): floors, ingest, freshness, fanout, memory, replay
+	Sections  []string      // sections to run (nil: all): floors, ingest, freshness, fanout, memory, replay, zones
 	InProcess bool          // run the system inside this process (needed for ProfileDir)
 	// ProfileDir, when set, receives a CPU profile (pprof) of every section; it implies InProcess.
 	ProfileDir string
@@ -137,6 +137,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		{"freshness", r.freshness},
 		{"fanout", r.fanout},
 		{"memory", r.memory},
+		{"zones", r.zones},
 	}
 	for _, s := range sections {
 		if !r.want(s.name) && !(s.name == "memory" && r.want("replay")) {

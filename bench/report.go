@@ -24,6 +24,7 @@ type Report struct {
 	Memory         *Memory            `json:"memory,omitempty"`
 	ReplaySession  *Replay            `json:"replay_session,omitempty"`
 	Replay         *Replay            `json:"restart_catch_up,omitempty"`
+	Zones          *ZonesBench        `json:"zones,omitempty"`
 	Targets        []Target           `json:"targets"`
 	Notes          []string           `json:"notes,omitempty"`
 	Errors         []string           `json:"errors,omitempty"`
@@ -313,6 +314,12 @@ func (rep *Report) Table() string {
 			mib(float64(mm.FewCellsRSS)), mm.ManyCells, mib(float64(mm.ManyCellsRSS)))
 		fmt.Fprintf(w, "  bytes/raw event\t%.1f\tbytes/cell\t%.0f\tprojected RSS, 15 min at %s/s\t%s\n", mm.BytesPerRawEvent, mm.BytesPerCell,
 			si(mm.SustainedRef), mib(mm.Projected15MinRSS))
+		w.Flush()
+	}
+	if z := rep.Zones; z != nil {
+		fmt.Fprintf(&b, "\nZONES (engine/zones in process: cell views, unit fixes, sensor readings, incidents judged)\n")
+		fmt.Fprintf(w, "  zones\t%d\tbytes/zone\t%.0f\tevents/CPU-s\t%s\tevents/CPU-s with 100 zones\t%s\tevents/s (wall)\t%s\talerts\t%d\n", z.Zones,
+			z.BytesPerZone, si(z.EventsPerCPUSec), si(z.EventsPerCPUSec0), si(z.EventsPerSec), z.AlertsFired)
 		w.Flush()
 	}
 	if rep.ReplaySession != nil || rep.Replay != nil {

@@ -41,6 +41,11 @@ type Config struct {
 	// OnDelta, when set, receives each tick's changes, from the tick goroutine; it must not block for long
 	// and may keep the delta (it is never modified after).
 	OnDelta func(*Delta)
+	// SnapshotParts, when set, adds files to each snapshot: it is called on the tick goroutine right after
+	// the tick (and its OnDelta) that covers every applied batch, so what it returns matches the snapshot's
+	// log sequence. Names are plain file names other than the engine's own. Engine.LoadedParts returns them
+	// after LoadSnapshot. (Consumers of the deltas, such as engine/zones, keep their state this way.)
+	SnapshotParts func() (map[string][]byte, error)
 }
 
 // DefaultConfig returns the documented defaults.
@@ -172,6 +177,8 @@ type Engine struct {
 	actMu     sync.Mutex
 	actions   []Action
 	actResult sync.Map // action id → error (nil error stored as errOK)
+
+	loadedParts map[string][]byte // Config.SnapshotParts files of the loaded snapshot (set before any Apply)
 
 	flushCh chan flushReq
 	stopCh  chan struct{}

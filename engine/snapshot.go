@@ -199,10 +199,15 @@ func (e *Engine) WriteSnapshot(dir string) (string, error) {
 	defer e.applyMu.Unlock()
 	e.publishRegistries(true) // the tick cannot while we hold the lock
 	var (
-		dumps []shardDump
-		st    snapState
+		dumps    []shardDump
+		st       snapState
+		parts    map[string][]byte
+		partsErr error
 	)
 	err := e.inTick(func() {
+		if e.cfg.SnapshotParts != nil {
+			parts, partsErr = e.cfg.SnapshotParts()
+		}
 		reply := make(chan shardDump, len(e.shards))
 		for _, s := range e.shards {
 			s.in <- shardMsg{dump: &dumpReq{reply: reply}}
@@ -242,6 +247,9 @@ func (e *Engine) WriteSnapshot(dir string) (string, error) {
 			d.cells.Release()
 		}
 	}()
+	if err == nil {
+		err = partsErr
+	}
 	if err != nil {
 		return "", err
 	}
@@ -284,6 +292,14 @@ func (e *Engine) WriteSnapshot(dir string) (string, error) {
 	}
 	if err := write("state.json", js); err != nil {
 		return "", err
+	}
+	for _, name := range slices.Sorted(maps.Keys(parts)) {
+		if name != filepath.Base(name) || name == "MANIFEST" || name == "state.json" || strings.HasSuffix(name, ".arrow") || strings.ContainsAny(name, " \n") {
+			return "", fmt.Errorf("cannot write snapshot part %q: not a plain file name of its own", name)
+		}
+		if err := write(name, parts[name]); err != nil {
+			return "", err
+		}
 	}
 	if err := writeSynced(filepath.Join(tmp, "MANIFEST"), []byte(manifest)); err != nil {
 		return "", err
@@ -436,6 +452,12 @@ func (e *Engine) loadSnapshot(path string) (uint64, error) {
 	files, err := readManifest(path)
 	if err != nil {
 		return 0, err
+	}
+	e.loadedParts = map[string][]byte{}
+	for name, data := range files {
+		if name != "state.json" && !strings.HasSuffix(name, ".arrow") {
+			e.loadedParts[name] = data
+		}
 	}
 	var st snapState
 	if err := json.Unmarshal(files["state.json"], &st); err != nil {
@@ -616,3 +638,7 @@ func PruneSnapshots(dir string, keep int) {
 		}
 	}
 }
+
+// LoadedParts returns the files Config.SnapshotParts added to the snapshot LoadSnapshot loaded (nil when none
+// was loaded).
+func (e *Engine) LoadedParts() map[string][]byte { return e.loadedParts }

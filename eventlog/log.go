@@ -38,6 +38,8 @@ const (
 	// engine.Action), kept in the same ordered log so restarts and replays see it where it happened.
 	HeaderType = "Cb-Type"
 	TypeAction = "action"
+	// TypeZone is a zone action (JSON of zones.Action): zones drawn, changed or deleted by an operator.
+	TypeZone = "zone"
 )
 
 // Config sets the retention of the log.
@@ -230,17 +232,41 @@ func (l *Log) AppendAction(ctx context.Context, a engine.Action) (uint64, error)
 	return ack.Sequence, nil
 }
 
+// AppendTyped writes an operator action of another type than incident actions (TypeZone, ...) to the log,
+// deduplicated by typ and id, and returns its sequence. data is the action's JSON; the log does not read it.
+func (l *Log) AppendTyped(ctx context.Context, typ, id string, data []byte) (uint64, error) {
+	msg := nats.NewMsg(EventsSubject)
+	msg.Data = data
+	msg.Header.Set(HeaderType, typ)
+	ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithMsgID(typ+"-"+id))
+	if err != nil {
+		return 0, fmt.Errorf("cannot append %s action %s to the log: %w", typ, id, err)
+	}
+	return ack.Sequence, nil
+}
+
 // Handlers receive what Consume and ReadAll find in the log, in log order. Batch must Retain a record it
-// keeps after returning; Action may be nil (actions are then skipped); Bad, when set, gets messages that
-// cannot be decoded (they can only come from a foreign publisher) and they are skipped.
+// keeps after returning; Action may be nil (actions are then skipped); Typed gets the other operator actions
+// (AppendTyped) with their type and JSON, and may be nil; Bad, when set, gets messages that cannot be
+// decoded (they can only come from a foreign publisher) and they are skipped.
 type Handlers struct {
 	Batch  func(seq uint64, rec arrow.Record) error
 	Action func(seq uint64, a engine.Action) error
+	Typed  func(seq uint64, typ string, data []byte) error
 	Bad    func(seq uint64, err error)
 }
 
 // dispatch decodes one log message.
 func (l *Log) dispatch(seq uint64, hdr nats.Header, data []byte, h Handlers) error {
+	if typ := hdr.Get(HeaderType); typ != "" && typ != TypeAction {
+		if h.Typed == nil {
+			return nil
+		}
+		if err := h.Typed(seq, typ, data); err != nil {
+			return &fnError{err}
+		}
+		return nil
+	}
 	if hdr != nil && hdr.Get(HeaderType) == TypeAction {
 		if h.Action == nil {
 			return nil

@@ -143,6 +143,8 @@ type RangeReader struct {
 	// OnAction, when set, gets the operator actions of the range in log order, each after every batch
 	// before it was returned by Next (actions are skipped otherwise).
 	OnAction func(seq uint64, a engine.Action) error
+	// OnTyped, when set, gets the other operator actions (Log.AppendTyped) likewise.
+	OnTyped func(seq uint64, typ string, data []byte) error
 	// OnBad, when set, is told of messages that cannot be decoded; they are skipped and counted in Bad.
 	OnBad func(seq uint64, err error)
 	Bad   uint64
@@ -242,6 +244,7 @@ func (r *RangeReader) fill(ctx context.Context) error {
 				return nil
 			},
 			Action: r.OnAction,
+			Typed:  r.OnTyped,
 			Bad: func(seq uint64, err error) {
 				r.Bad++
 				if r.OnBad != nil {

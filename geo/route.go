@@ -9,8 +9,16 @@ import (
 )
 
 // SpeedFunc gives the current speed of a link in km/h. A value that is not a positive finite number means
-// "unknown": the router then uses the link's free-flow speed (FreeFlowKmh).
+// "unknown": the router then uses the link's free-flow speed (FreeFlowKmh); Closed means the link is closed
+// (a flooded underpass): routes avoid it wherever another way exists.
 type SpeedFunc func(l *Link) float64
+
+// Closed is what a SpeedFunc returns for a closed link.
+var Closed = math.Inf(-1)
+
+// closedKmh is the speed a closed link is costed at: a 100 m closed link costs about two hours, more than any
+// detour in a city, while a unit that stands on one can still be routed off it.
+const closedKmh = 0.05
 
 // ErrNoRoute is returned when the destination cannot be reached from the origin over directed links.
 var ErrNoRoute = errors.New("no route")
@@ -246,6 +254,9 @@ func (r *Router) speedOf(l *Link, sp SpeedFunc) float64 {
 	v := math.NaN()
 	if sp != nil {
 		v = sp(l)
+	}
+	if math.IsInf(v, -1) {
+		return closedKmh / 3.6
 	}
 	if !(v > 0) || math.IsInf(v, 0) {
 		v = freeFlow(l)

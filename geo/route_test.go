@@ -264,3 +264,29 @@ func BenchmarkRouteNanchang(b *testing.B) {
 		r.Route(p[0], p[1], sp)
 	}
 }
+
+// A closed link (a flooded underpass) is avoided when another way exists.
+func TestRouteAvoidsClosedLink(t *testing.T) {
+	n := routeNet(t)
+	r := n.Router()
+	open, err := r.Route(LatLng{30, 120.0001}, LatLng{30, 120.0199}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(stepIDs(open), "BC") {
+		t.Fatalf("open route %v should take the straight way through B", stepIDs(open))
+	}
+	closed := func(l *Link) float64 {
+		if l.ID == "BC" {
+			return Closed
+		}
+		return math.NaN()
+	}
+	rt, err := r.Route(LatLng{30, 120.0001}, LatLng{30, 120.0199}, closed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(stepIDs(rt), "BC") || !slices.Contains(stepIDs(rt), "DC") {
+		t.Fatalf("route with BC closed: %v, want the detour through D", stepIDs(rt))
+	}
+}

@@ -23,8 +23,11 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"citybrain/api"
+	"citybrain/api/cap"
+	"citybrain/api/webhook"
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
+	"citybrain/engine/zones"
 	"citybrain/eventlog"
 	"citybrain/geo"
 	"citybrain/ingest"
@@ -44,6 +47,10 @@ type Config struct {
 	Version        string
 	Web            fs.FS
 	Logger         *log.Logger
+	// CAPSender is the sender of CAP messages (default citybrain@citybrain.local).
+	CAPSender string
+	// Webhooks receive alerts (system/webhooks.go); empty: none.
+	Webhooks []webhook.Target
 	// Network is the loaded road network (nil: none). Cells crossed by its links take their free-flow speed
 	// from the speed limits, and /api/v1/network serves it to the map.
 	Network *geo.Network
@@ -77,6 +84,13 @@ type System struct {
 	Ingest  *ingest.Ingestor
 	natsSrc *natsin.Source
 	Hub     *api.Hub
+	// Zones holds the zones and their alerts (engine/zones), fed by the engine's deltas and the log's zone
+	// actions; its state goes into the engine's snapshots.
+	Zones *zones.Manager
+	// CAP publishes confirmed incidents and zone alerts as CAP 1.2 (api/cap): /api/v1/cap.atom and NATS
+	// citybrain.out.cap.
+	CAP   *cap.Feed
+	hooks *webhook.Sender // nil without webhooks
 	// Replays holds planners' replay sessions (replay/session.go), each with its own engine.
 	Replays *replay.Manager
 	unlock  func() // releases the data directory's lock (lock.go)
@@ -164,10 +178,31 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		ff := cfg.Network.CellFreeFlowKmh(res)
 		ecfg.FreeFlow = func(cell uint64) (float64, bool) { v, ok := ff[cell]; return v, ok && v > 0 }
 	}
+	zres := ecfg.Res
+	if zres == 0 {
+		zres = engine.DefaultConfig().Res
+	}
+	s.Zones = zones.New(zones.Config{Res: zres, Network: cfg.Network, OnAlert: s.onAlert})
+	if len(cfg.Webhooks) > 0 {
+		if s.hooks, err = webhook.New(webhook.Config{Targets: cfg.Webhooks, Logger: s.logger}); err != nil {
+			return nil, err
+		}
+	}
+	s.CAP = cap.NewFeed(cap.Config{Sender: cfg.CAPSender, ZoneRing: s.zoneRing, OnMessage: s.publishCAP})
 	ecfg.OnDelta = func(d *engine.Delta) {
+		s.CAP.OnIncidents(d.Incidents)
+		s.Zones.OnDelta(d)
 		if h := s.hubReady.Load(); h != nil {
 			h.OnDelta(d)
 		}
+	}
+	ecfg.SnapshotParts = func() (map[string][]byte, error) {
+		zs, err := s.Zones.MarshalState()
+		if err != nil {
+			return nil, err
+		}
+		cs, err := s.CAP.MarshalState()
+		return map[string][]byte{"zones.json": zs, "cap.json": cs}, err
 	}
 	s.Engine = engine.New(ecfg)
 	from := uint64(1)
@@ -179,6 +214,16 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		})
 		switch {
 		case err == nil:
+			if data := s.Engine.LoadedParts()["zones.json"]; data != nil {
+				if err := s.Zones.RestoreState(data, s.Engine.All(), s.Engine.Incidents()); err != nil {
+					return nil, fmt.Errorf("cannot restore zones from snapshot %d: %w", seq, err)
+				}
+			}
+			if data := s.Engine.LoadedParts()["cap.json"]; data != nil {
+				if err := s.CAP.RestoreState(data); err != nil {
+					return nil, fmt.Errorf("cannot restore the CAP feed from snapshot %d: %w", seq, err)
+				}
+			}
 			from = seq + 1
 			s.replayed.Store(s.Engine.Status().Events)
 			s.lastSnapSeq, s.appliedSeq = seq, seq
@@ -198,6 +243,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		s.consumeDone <- s.Log.ConsumeAll(cctx, from, eventlog.Handlers{
 			Batch:  s.apply,
 			Action: func(_ uint64, a engine.Action) error { s.Engine.ApplyAction(a); return nil },
+			Typed:  s.applyTyped,
 			Bad: func(seq uint64, err error) {
 				// No message stops the consumer or a restart: it is counted, kept aside and skipped.
 				s.badMessages.Add(1)
@@ -220,9 +266,15 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	// 5. API and web UI.
 	srv := &api.Server{
 		Engine: s.Engine, Ingest: s.Ingest, Log: s.Log, Hub: s.Hub, Auth: auth, Version: cfg.Version, Web: cfg.Web,
-		Accepted: s.accepted, Rejected: s.rejected, Ready: s.Ready, Network: cfg.Network,
+		Accepted: s.accepted, Rejected: s.rejected, Ready: s.Ready, Network: cfg.Network, Zones: s.Zones, CAP: s.CAP,
 		AllowedOrigins: cfg.AllowedOrigins,
-		QueueDepths:    func() map[string]int { return map[string]int{"nats-ingest": s.natsSrc.QueueDepth()} },
+		QueueDepths: func() map[string]int {
+			q := map[string]int{"nats-ingest": s.natsSrc.QueueDepth()}
+			if s.hooks != nil {
+				q["webhooks"] = s.hooks.Depth()
+			}
+			return q
+		},
 		Unreadable: func() map[string]uint64 {
 			return map[string]uint64{"log": s.badMessages.Load(), "nats": s.natsSrc.Panics.Load()}
 		},
@@ -233,7 +285,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	s.Replays = replay.NewManager(replay.ManagerConfig{Log: s.Log, Engine: rcfg, FileDir: filepath.Join(cfg.DataDir, "imports")})
 	srv.Replays = api.NewReplays(s.Replays, cfg.Hub)
 	if cfg.Network != nil {
-		dm, err := dispatch.New(s.Engine, dispatch.Config{Network: cfg.Network})
+		dm, err := dispatch.New(s.Engine, dispatch.Config{Network: cfg.Network, Closed: s.Zones.Closures})
 		if err != nil {
 			return nil, fmt.Errorf("cannot start dispatch: %w", err)
 		}
@@ -408,6 +460,9 @@ func (s *System) Stop(ctx context.Context) error {
 		}
 		if s.Replays != nil {
 			s.Replays.Stop()
+		}
+		if s.hooks != nil {
+			s.hooks.Stop()
 		}
 		if s.Engine != nil {
 			if s.consumeCancel != nil {

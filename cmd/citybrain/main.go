@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -98,6 +99,8 @@ func runMain(args []string) error {
 	networkFile := fs.String("network", "", "road network file: City Brain roadnet .txt, SUMO .net.xml or GeoJSON lines (.geojson/.json)")
 	flowFile := fs.String("flows", "", "City Brain flow file for the demo city's routes on --network (default: flow.txt beside a City Brain roadnet)")
 	snapEvery := fs.Duration("snapshot-every", 5*time.Minute, "how often to snapshot the engine state under --data/snapshots (negative: never)")
+	webhooksFile := fs.String("webhooks", "", `JSON file of alert webhooks: [{"url": "https://...", "secret": "...", "min_severity": 3, "zones": ["..."]}] (docs/zones.md)`)
+	capSender := fs.String("cap-sender", "", "sender of CAP 1.2 messages (default citybrain@citybrain.local)")
 	var origins stringList
 	fs.Var(&origins, "ws-origin", "an extra browser origin allowed to open /ws (repeatable; the page's own origin always is)")
 	fs.Parse(args)
@@ -110,7 +113,16 @@ func runMain(args []string) error {
 	cfg := system.Config{
 		HTTPAddr: *httpAddr, DataDir: *dataDir, NATSURL: *natsURL, NATSListen: *natsListen, AuthFile: *authFile,
 		Version: version, Web: web.Files(), Logger: logger, Engine: ecfg, Log: lcfg,
-		SnapshotEvery: *snapEvery, AllowedOrigins: origins,
+		SnapshotEvery: *snapEvery, AllowedOrigins: origins, CAPSender: *capSender,
+	}
+	if *webhooksFile != "" {
+		data, err := os.ReadFile(*webhooksFile)
+		if err != nil {
+			return fmt.Errorf("cannot read --webhooks: %w", err)
+		}
+		if err := json.Unmarshal(data, &cfg.Webhooks); err != nil {
+			return fmt.Errorf("cannot parse --webhooks %s: %w", *webhooksFile, err)
+		}
 	}
 	if *networkFile != "" {
 		net, err := loadNetwork(*networkFile)

@@ -59,6 +59,9 @@ type Config struct {
 	LeadS, HoldS float64
 	// OnChange is called with a copy of a dispatch whenever it changes (e.g. to push it to the map).
 	OnChange func(Dispatch)
+	// Closed, when set, gives the road links recommended closed (zone hazard alerts, engine/zones); routes
+	// avoid them. Called at most once a second, with the manager's lock held: it must not call back.
+	Closed func() map[string]bool
 }
 
 // Audit is one operator decision.
@@ -183,6 +186,13 @@ func (m *Manager) speedLocked() geo.SpeedFunc {
 		for _, ls := range m.src.Links(m.cfg.Network.BBox()) {
 			if v, ok := ls.W[m.cfg.Window].Speed(); ok && ls.W[m.cfg.Window].Samples > 0 {
 				sp[ls.Link.Index()] = v
+			}
+		}
+		if m.cfg.Closed != nil {
+			for id := range m.cfg.Closed() {
+				if l, ok := m.cfg.Network.Link(id); ok {
+					sp[l.Index()] = geo.Closed
+				}
 			}
 		}
 		m.speeds, m.speedsAt = sp, now

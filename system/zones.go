@@ -1,0 +1,66 @@
+package system
+
+import (
+	"encoding/json"
+
+	"github.com/nats-io/nats.go"
+
+	"citybrain/api"
+	"citybrain/api/cap"
+	"citybrain/engine/zones"
+	"citybrain/eventlog"
+)
+
+// applyTyped carries out the operator actions of other types than incident actions (the log consumer's
+// goroutine, in log order). A zone action that fails (a zone that exists, a bad polygon) is kept as its
+// result for the API; it is not an error of the consumer.
+func (s *System) applyTyped(seq uint64, typ string, data []byte) error {
+	switch typ {
+	case eventlog.TypeZone:
+		var a zones.Action
+		if err := json.Unmarshal(data, &a); err != nil {
+			s.badMessages.Add(1)
+			s.logger.Printf("skipping zone action at log message %d: cannot decode: %v", seq, err)
+			return nil
+		}
+		s.Zones.ApplyAction(a)
+	}
+	return nil
+}
+
+// onAlert hands alerts that fired or changed to their outlets (the engine's tick goroutine: never blocks).
+func (s *System) onAlert(list []zones.Alert) {
+	if h := s.hubReady.Load(); h != nil {
+		h.Broadcast("alerts", api.AlertMessage(list))
+	}
+	s.CAP.OnAlerts(list)
+	if s.hooks != nil {
+		s.hooks.Enqueue(list)
+	}
+}
+
+// CAPSubject is where CAP messages are published (one XML document per message).
+const CAPSubject = "citybrain.out.cap"
+
+func (s *System) zoneRing(id string) [][2]float64 {
+	z, _, ok := s.Zones.Zone(id)
+	if !ok {
+		return nil
+	}
+	return z.Polygon
+}
+
+// publishCAP sends a CAP message on NATS (core publish: buffered, never blocks the tick).
+func (s *System) publishCAP(m cap.Message) {
+	if s.nc == nil {
+		return
+	}
+	msg := nats.NewMsg(CAPSubject)
+	msg.Data = m.XML
+	msg.Header.Set("Cap-Identifier", m.Alert.Identifier)
+	msg.Header.Set("Cap-Msg-Type", m.Alert.MsgType)
+	msg.Header.Set("Content-Type", "application/cap+xml")
+	if err := s.nc.PublishMsg(msg); err != nil {
+		s.logger.Printf("cannot publish CAP message %s: %v", m.Alert.Identifier, err)
+	}
+}
