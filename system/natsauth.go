@@ -25,7 +25,11 @@ const (
 	natsUserSelf  = "citybrain"
 )
 
-// feedPermissions are what an ingest publisher may do.
+// OutSubjects are what CityBrain publishes for others (CAP alerts on citybrain.out.cap): readers may
+// subscribe to them.
+const OutSubjects = "citybrain.out.>"
+
+// feedPermissions are what an ingest publisher may do: publish events, read the answers.
 func feedPermissions() *server.Permissions {
 	return &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: []string{natsin.SubjectPrefix + ">"}},
@@ -33,11 +37,29 @@ func feedPermissions() *server.Permissions {
 	}
 }
 
+// readerPermissions are what a reading role may do: subscribe to what CityBrain publishes.
+func readerPermissions() *server.Permissions {
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Deny: []string{">"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{OutSubjects, "_INBOX.>"}},
+	}
+}
+
+// openPermissions are an anonymous client's on a server without an auth config (loopback only): like
+// HTTP there, ingest and reading are open.
+func openPermissions() *server.Permissions {
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: []string{natsin.SubjectPrefix + ">"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{OutSubjects, "_INBOX.>"}},
+	}
+}
+
 // natsAuth authenticates every client of the embedded server (server.Authentication). The in-process
 // connection presents the process's secret; an outside client presents a token of the auth config (as its
-// auth token or its password): role feed may publish to citybrain.in.>, role admin may do anything (the
-// export and replay tools reading a running installation's log), other roles are refused. Without an auth
-// config (the server then listens on loopback only) a client without a token is a feed.
+// auth token or its password): role feed may publish to citybrain.in.>, reading roles may subscribe to
+// citybrain.out.>, role admin may do anything (the export and replay tools reading a running installation's
+// log). Without an auth config (the server then listens on loopback only) a client without a token may
+// publish events and read citybrain.out.>.
 type natsAuth struct {
 	secret string
 	auth   *api.Auth
@@ -67,7 +89,7 @@ func (a *natsAuth) Check(c server.ClientAuthentication) bool {
 		if !a.open {
 			return false
 		}
-		c.RegisterUser(&server.User{Username: "anonymous-feed", Permissions: feedPermissions()})
+		c.RegisterUser(&server.User{Username: "anonymous", Permissions: openPermissions()})
 		return true
 	}
 	p, ok := a.auth.Lookup(tok)
@@ -79,8 +101,8 @@ func (a *natsAuth) Check(c server.ClientAuthentication) bool {
 		c.RegisterUser(&server.User{Username: p.Name})
 	case api.RoleFeed:
 		c.RegisterUser(&server.User{Username: p.Name, Permissions: feedPermissions()})
-	default:
-		return false
+	default: // viewer, police, commander, planner
+		c.RegisterUser(&server.User{Username: p.Name, Permissions: readerPermissions()})
 	}
 	return true
 }
