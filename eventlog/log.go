@@ -40,6 +40,8 @@ const (
 	TypeAction = "action"
 	// TypeZone is a zone action (JSON of zones.Action): zones drawn, changed or deleted by an operator.
 	TypeZone = "zone"
+	// TypeDispatch is a dispatch or signal-plan decision (JSON of dispatch.Action).
+	TypeDispatch = "dispatch"
 )
 
 // Config sets the retention of the log.

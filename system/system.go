@@ -91,6 +91,9 @@ type System struct {
 	// citybrain.out.cap.
 	CAP   *cap.Feed
 	hooks *webhook.Sender // nil without webhooks
+	// Dispatch holds dispatches and signal-plan decisions (nil without a road network); every decision is
+	// an action in the log (system/dispatch.go).
+	Dispatch *dispatch.Manager
 	// Replays holds planners' replay sessions (replay/session.go), each with its own engine.
 	Replays *replay.Manager
 	unlock  func() // releases the data directory's lock (lock.go)
@@ -202,9 +205,25 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			return nil, err
 		}
 		cs, err := s.CAP.MarshalState()
-		return map[string][]byte{"zones.json": zs, "cap.json": cs}, err
+		if err != nil {
+			return nil, err
+		}
+		parts := map[string][]byte{"zones.json": zs, "cap.json": cs}
+		if s.Dispatch != nil {
+			if parts["dispatch.json"], err = s.Dispatch.MarshalState(); err != nil {
+				return nil, err
+			}
+		}
+		return parts, nil
 	}
 	s.Engine = engine.New(ecfg)
+	// Dispatch before the consumer: the log's dispatch and plan decisions go to it (system/dispatch.go).
+	if cfg.Network != nil {
+		if s.Dispatch, err = dispatch.New(s.Engine, dispatch.Config{Network: cfg.Network, Closed: s.Zones.Closures,
+			Journal: s.journalDispatch, Ready: s.Ready}); err != nil {
+			return nil, fmt.Errorf("cannot start dispatch: %w", err)
+		}
+	}
 	from := uint64(1)
 	s.snapDir = filepath.Join(cfg.DataDir, "snapshots")
 	if cfg.SnapshotEvery >= 0 {
@@ -222,6 +241,11 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			if data := s.Engine.LoadedParts()["cap.json"]; data != nil {
 				if err := s.CAP.RestoreState(data); err != nil {
 					return nil, fmt.Errorf("cannot restore the CAP feed from snapshot %d: %w", seq, err)
+				}
+			}
+			if data := s.Engine.LoadedParts()["dispatch.json"]; data != nil && s.Dispatch != nil {
+				if err := s.Dispatch.RestoreState(data); err != nil {
+					return nil, fmt.Errorf("cannot restore dispatches from snapshot %d: %w", seq, err)
 				}
 			}
 			from = seq + 1
@@ -284,11 +308,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	rcfg.OnDelta, rcfg.Mem = nil, nil
 	s.Replays = replay.NewManager(replay.ManagerConfig{Log: s.Log, Engine: rcfg, FileDir: filepath.Join(cfg.DataDir, "imports")})
 	srv.Replays = api.NewReplays(s.Replays, cfg.Hub)
-	if cfg.Network != nil {
-		dm, err := dispatch.New(s.Engine, dispatch.Config{Network: cfg.Network, Closed: s.Zones.Closures})
-		if err != nil {
-			return nil, fmt.Errorf("cannot start dispatch: %w", err)
-		}
+	if dm := s.Dispatch; dm != nil {
 		srv.Dispatch = dm
 		s.dispatchStop = make(chan struct{})
 		s.dispatchDone = make(chan struct{})
