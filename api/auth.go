@@ -25,7 +25,7 @@ const (
 	RoleFeed      = "feed"
 )
 
-var validRoles = map[string]bool{RoleViewer: true, RolePolice: true, RoleCommander: true, RolePlanner: true, RoleAdmin: true, RoleFeed: true}
+var validRoles = map[string]bool{RoleViewer: true, RolePolice: true, RoleCommander: true, RolePlanner: true, RoleAdmin: true, RoleFeed: true, RolePublic: true}
 
 // Principal is an authenticated caller.
 type Principal struct {
@@ -62,7 +62,7 @@ func LoadAuth(path string) (*Auth, error) {
 	a := &Auth{configured: true, tokens: map[string]Principal{}}
 	for i, t := range f.Tokens {
 		if !validRoles[t.Role] {
-			return nil, fmt.Errorf("cannot load auth config %s: token %d has role %q (viewer, police, commander, planner, admin, feed)", path, i+1, t.Role)
+			return nil, fmt.Errorf("cannot load auth config %s: token %d has role %q (viewer, police, commander, planner, admin, feed, public)", path, i+1, t.Role)
 		}
 		h := strings.ToLower(t.SHA256)
 		if t.Token != "" {

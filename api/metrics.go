@@ -64,20 +64,26 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(&b, "citybrain_engine_log_seq %d\n", st.AppliedSeq)
 	metric("citybrain_engine_watermark_seconds", "gauge", "Watermark, Unix seconds.")
 	fmt.Fprintf(&b, "citybrain_engine_watermark_seconds %g\n", float64(max(st.Watermark, 0))/1000)
-	metric("citybrain_queue_depth", "gauge", "Messages waiting in a bounded queue.")
-	for i, d := range s.Engine.QueueDepths() {
-		fmt.Fprintf(&b, "citybrain_queue_depth{queue=\"shard-%d\"} %d\n", i, d)
+	queues := append(s.Engine.Queues(), s.Hub.Queues()...)
+	if s.Queues != nil {
+		queues = append(queues, s.Queues()...)
 	}
-	if s.QueueDepths != nil {
-		q := s.QueueDepths()
-		names := make([]string, 0, len(q))
-		for n := range q {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			fmt.Fprintf(&b, "citybrain_queue_depth{queue=%q} %d\n", n, q[n])
-		}
+	sort.SliceStable(queues, func(i, j int) bool { return queues[i].Name < queues[j].Name })
+	metric("citybrain_queue_depth", "gauge", "Items waiting in a bounded queue between goroutines (a family such as ws-client: summed).")
+	for _, q := range queues {
+		fmt.Fprintf(&b, "citybrain_queue_depth{queue=%q} %d\n", q.Name, q.Len)
+	}
+	metric("citybrain_queue_limit", "gauge", "Capacity of a bounded queue (a family: summed).")
+	for _, q := range queues {
+		fmt.Fprintf(&b, "citybrain_queue_limit{queue=%q,when_full=%q} %d\n", q.Name, q.Policy, q.Limit)
+	}
+	metric("citybrain_queue_full_total", "counter", "Pushes that found a queue full (block: the producer waited; reject: it was refused).")
+	for _, q := range queues {
+		fmt.Fprintf(&b, "citybrain_queue_full_total{queue=%q} %d\n", q.Name, q.Full)
+	}
+	metric("citybrain_queue_blocked_seconds_total", "counter", "Time producers waited for room in a blocking queue.")
+	for _, q := range queues {
+		fmt.Fprintf(&b, "citybrain_queue_blocked_seconds_total{queue=%q} %g\n", q.Name, q.Blocked.Seconds())
 	}
 	hs := s.Hub.Stats()
 	metric("citybrain_ws_clients", "gauge", "Connected websocket clients.")

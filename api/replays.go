@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"citybrain/engine"
+	"citybrain/engine/zones"
 	"citybrain/replay"
 )
 
@@ -21,6 +22,10 @@ type Replays struct {
 	Manager *replay.Manager
 	Hub     HubConfig // configuration of each session's hub
 	hubs    sync.Map  // session id → *Hub
+	// NewZones, when set, makes each session's zones manager (api/replay_zones.go): the session judges the
+	// zones of the log in its range, seeded with the zones defined now, and serves its own alerts.
+	NewZones func(onAlert func([]zones.Alert)) *zones.Manager
+	zones    sync.Map // session id → *sessionZones
 }
 
 // NewReplays returns the replay API over m.
@@ -45,7 +50,15 @@ func (rp *Replays) create(spec replay.Spec, mk func(replay.Spec) (*replay.Sessio
 		h  *Hub
 		id string
 	}
+	sz := rp.newSessionZones(func() *Hub {
+		hubp.Lock()
+		defer hubp.Unlock()
+		return hubp.h
+	})
+	spec.OnRestart = sz.restart
+	spec.OnTyped = sz.typed
 	spec.OnDelta = func(d *engine.Delta) {
+		sz.onDelta(d)
 		hubp.Lock()
 		h := hubp.h
 		hubp.Unlock()
@@ -61,6 +74,7 @@ func (rp *Replays) create(spec replay.Spec, mk func(replay.Spec) (*replay.Sessio
 			h.Close()
 		}
 		rp.hubs.Delete(id)
+		rp.zones.Delete(id)
 	}
 	spec.Active = func() bool {
 		hubp.Lock()
@@ -76,6 +90,7 @@ func (rp *Replays) create(spec replay.Spec, mk func(replay.Spec) (*replay.Sessio
 	hubp.h, hubp.id = h, s.ID()
 	hubp.Unlock()
 	rp.hubs.Store(s.ID(), h)
+	rp.zones.Store(s.ID(), sz)
 	if !paused {
 		if err := s.Play(); err != nil {
 			return nil, nil, err
@@ -112,6 +127,8 @@ func (s *Server) replayRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/replays/{id}/ws", a.Open(s.handleReplayWS))
 	mux.HandleFunc("GET /api/v1/replays/{id}/cells", a.Open(s.handleReplayCells))
 	mux.HandleFunc("GET /api/v1/replays/{id}/status", a.Open(s.handleReplayStatus))
+	mux.HandleFunc("GET /api/v1/replays/{id}/alerts", a.Open(s.handleReplayAlerts))
+	mux.HandleFunc("GET /api/v1/replays/{id}/zones", a.Open(s.handleReplayZones))
 }
 
 // replayRequest is the body of POST /api/v1/replays.

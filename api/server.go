@@ -10,16 +10,19 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"citybrain/api/cap"
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
+	"citybrain/engine/queue"
 	"citybrain/engine/zones"
 	"citybrain/eventlog"
 	"citybrain/geo"
 	"citybrain/ingest"
 	"citybrain/ingest/httpin"
+	"citybrain/replay/opendata"
 )
 
 // Server is the HTTP side of CityBrain.
@@ -40,8 +43,8 @@ type Server struct {
 	Ready func() bool
 	// Unreadable counts messages no reader could read, by where they were met (log, nats); nil: none.
 	Unreadable func() map[string]uint64
-	// QueueDepths adds gauges of other queues (name → depth) to /metrics.
-	QueueDepths func() map[string]int
+	// Queues adds the figures of other bounded queues (ingest workers) to /metrics.
+	Queues func() []queue.Stat
 	// AllowedOrigins lists extra origins allowed to open /ws (the page's own origin always is).
 	AllowedOrigins []string
 
@@ -50,7 +53,14 @@ type Server struct {
 	Replays  *Replays
 	Dispatch *dispatch.Manager // emergency dispatch and signal plans (api/units.go, api/signals.go); nil: 503
 	Zones    *zones.Manager    // zones and alerts (api/zones.go); nil: 503
-	CAP      *cap.Feed         // CAP 1.2 feed (api/capfeed.go); nil: 503
+	CAP      *cap.Feed         // CAP 1.2 feed (api/zones.go); nil: 503
+	// OpenData serves /api/v1/opendata (api/opendata.go); nil: 503. OpenDataAnonymous lets callers without a
+	// token read it when an auth configuration is given; OpenDataPerMinute is each caller's rate (default 60).
+	OpenData          *opendata.Service
+	OpenDataAnonymous bool
+	OpenDataPerMinute int
+	limOnce           sync.Once
+	lim               *limiter
 }
 
 // Handler returns the routes.
@@ -88,6 +98,7 @@ func (s *Server) Handler() http.Handler {
 	s.replayRoutes(mux)
 	s.routesEmergency(mux)
 	s.routesZones(mux)
+	s.routesOpenData(mux)
 
 	if s.Web != nil {
 		mux.Handle("GET /", http.FileServerFS(s.Web))
@@ -168,6 +179,8 @@ func canDo(role string) []string {
 		can = append(can, "signal.plan")
 	case RolePlanner:
 		can = append(can, "replay.control", "export", "zone.edit")
+	case RolePublic:
+		return []string{"opendata.read"}
 	}
 	return can
 }

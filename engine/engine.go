@@ -1,12 +1,13 @@
+// Package engine is CityBrain's event-time engine: per H3 cell windows of events from the log, congestion
+// scores, incidents and the registry of units and assets. It is split into rooms: engine/schema (the event
+// schema every room shares), engine/window (shards, buckets, windows, raw retention, aggregation),
+// engine/incident (evidence, the traffic rule's judgement, fusion, lifecycle), engine/registry (units and
+// assets) and engine/queue (the bounded hand-off between goroutines); Engine only coordinates them and the
+// tick. It knows nothing about HTTP, NATS or JSON.
 package engine
 
 import (
-	"errors"
-	"fmt"
-	"hash/maphash"
-	"math"
 	"runtime"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,11 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
+	"citybrain/engine/incident"
+	"citybrain/engine/queue"
+	"citybrain/engine/registry"
+	"citybrain/engine/schema"
+	"citybrain/engine/window"
 	"citybrain/geo"
 )
 
@@ -126,64 +132,43 @@ type Status struct {
 	TickNanos  int64 // duration of the last tick
 }
 
-// Engine is the sharded event-time state of the city. Apply is called by one goroutine (the log consumer);
-// Cells, Status and Flush by any goroutine.
+// Engine coordinates the rooms of the engine: it keeps the event-time clock (newest event, watermark,
+// lateness), hands each log batch to the window room (shards) and the registry (units, assets), and runs the
+// tick, which collects what the shards changed and measured, has the incident room judge and fuse it, hands
+// the incident scores back to the cells, and publishes the status and a delta. Apply is called by one
+// goroutine (the log consumer); Cells, Status and Flush by any goroutine.
 type Engine struct {
 	cfg      Config
 	bucketMs int64
-	shards   []*shard
-	seed     maphash.Seed
+
+	win *window.Set        // the window room
+	reg *registry.Registry // units and assets (dispatcher)
+	inc *incident.Tracker  // the incident room (tick goroutine, actions from any)
+	jdg *incident.Judge    // the traffic rule (tick goroutine)
 
 	// Dispatcher state: owned by the goroutine that calls Apply.
-	now, wm  int64
-	lastSeq  uint64
-	rowsBuf  [][]int32
-	linksBuf [][]int32
-	offsBuf  [][]float32
-	matcher  *geo.Matcher
-	linkIdx  map[string]int32
-	// Road network topology for the traffic rule (read-only after New).
-	down       [][]int32
-	linkPoints []linkPoint
-	units      map[string]Unit
-	unitsDirty bool
-	unitSnap   atomic.Pointer[[]Unit]
-
-	assets          map[assetKey]Event
-	assetCount      [numKinds]int
-	assetsDirty     bool
-	assetsPublished time.Time
-	assetSnap       atomic.Pointer[[]Event]
+	now, wm int64
+	lastSeq uint64
 
 	// Published by the dispatcher after a batch is handed to every shard.
 	dispatched atomic.Pointer[mark]
 	events     atomic.Uint64
 	late       atomic.Uint64
 	tooLate    atomic.Uint64
-	kindEvents [numKinds]atomic.Uint64
-	kindLate   [numKinds]atomic.Uint64
+	kindEvents [schema.NumKinds]atomic.Uint64
+	kindLate   [schema.NumKinds]atomic.Uint64
 
-	status    atomic.Pointer[Status]
-	incidents atomic.Pointer[[]Incident] // published by the tick goroutine
+	status atomic.Pointer[Status]
 	// Owned by the tick goroutine.
-	tracker         *tracker
-	lastScores      map[uint64]float64
-	anomalyRuns     map[uint64]int // the traffic rule's persistence counters by cell
-	pendingEvidence []Evidence
+	pendingEvidence []incident.Evidence // from the second round of a tick, for the next
 	lastUnits       *[]Unit
 	lastAssets      *[]Event
-	sendScores      map[uint64]float64
-	// Operator actions from the log, waiting for the next tick; results by action id.
-	actMu     sync.Mutex
-	actions   []Action
-	actResult sync.Map // action id → error (nil error stored as errOK)
 
 	loadedParts map[string][]byte // Config.SnapshotParts files of the loaded snapshot (set before any Apply)
 
 	flushCh chan flushReq
 	stopCh  chan struct{}
 	stopped sync.Once
-	wg      sync.WaitGroup // shard goroutines
 	tickWG  sync.WaitGroup // the tick goroutine
 	applyMu sync.Mutex     // guards against concurrent Apply and Stop, never contended on the hot path
 	closed  bool
@@ -196,68 +181,36 @@ type mark struct {
 }
 
 // ErrStopped is returned by Apply after Stop.
-var ErrStopped = errors.New("engine stopped")
+var ErrStopped = window.ErrStopped
 
 // New returns a started engine.
 func New(cfg Config) *Engine {
 	cfg.fill()
 	e := &Engine{
-		cfg: cfg, bucketMs: cfg.Bucket.Milliseconds(), seed: maphash.MakeSeed(),
+		cfg: cfg, bucketMs: cfg.Bucket.Milliseconds(),
 		now: minTime, wm: minTime,
 		flushCh: make(chan flushReq), stopCh: make(chan struct{}),
-		tracker: newTracker(),
+		reg: registry.New(), inc: incident.NewTracker(cfg.Lateness.Milliseconds()),
 	}
-	e.tracker.lateness = cfg.Lateness.Milliseconds()
-	e.anomalyRuns = map[uint64]int{}
-	e.incidents.Store(&[]Incident{})
-	e.units = map[string]Unit{}
-	e.unitSnap.Store(&[]Unit{})
-	e.assets = map[assetKey]Event{}
-	e.assetSnap.Store(&[]Event{})
-	e.rowsBuf = make([][]int32, cfg.Shards)
-	e.linksBuf = make([][]int32, cfg.Shards)
-	e.offsBuf = make([][]float32, cfg.Shards)
+	var topo *incident.Topology
 	if cfg.Network != nil {
-		e.matcher = geo.NewMatcher(cfg.Network, geo.MatcherConfig{})
-		e.linkIdx = make(map[string]int32, len(cfg.Network.Links()))
-		for i, l := range cfg.Network.Links() {
-			e.linkIdx[l.ID] = int32(i)
-		}
-		links := cfg.Network.Links()
-		e.down = make([][]int32, len(links))
-		e.linkPoints = make([]linkPoint, len(links))
-		for i, l := range links {
-			if n, ok := cfg.Network.Node(l.To); ok {
-				for _, id := range n.Out {
-					if j, ok := e.linkIdx[id]; ok && links[j].To != l.From { // not the U-turn back
-						e.down[i] = append(e.down[i], j)
-					}
-				}
-			}
-			p, _ := l.PointAt(0.7 * l.GeomLengthM())
-			c, _ := geo.CellOf(p.Lat, p.Lng, cfg.Res)
-			ff := l.SpeedLimitKmh
-			if ff <= 0 {
-				ff = l.Class.DefaultKmh()
-			}
-			e.linkPoints[i] = linkPoint{lat: p.Lat, lng: p.Lng, cell: c, ff: ff, lengthM: l.GeomLengthM()}
-		}
+		topo = incident.NewTopology(cfg.Network, cfg.Res)
 	}
+	e.jdg = incident.NewJudge(topo)
+	e.win = window.New(window.Config{
+		Res: cfg.Res, ShardRes: cfg.ShardRes, Shards: cfg.Shards, Bucket: cfg.Bucket, Retention: cfg.Retention,
+		QueueLen: cfg.QueueLen, DefaultFreeFlowKmh: cfg.DefaultFreeFlowKmh, MinFreeFlowKmh: cfg.MinFreeFlowKmh,
+		MinFreeFlowSamples: cfg.MinFreeFlowSamples, Mem: cfg.Mem, Network: cfg.Network, FreeFlow: cfg.FreeFlow,
+	}, topo, e.stopCh)
 	e.dispatched.Store(&mark{now: minTime, wm: minTime})
 	e.status.Store(&Status{Watermark: minTime, Now: minTime})
-	for i := 0; i < cfg.Shards; i++ {
-		s := newShard(e)
-		e.shards = append(e.shards, s)
-		e.wg.Add(1)
-		go func() { defer e.wg.Done(); s.run() }()
-	}
 	e.tickWG.Add(1)
 	go func() { defer e.tickWG.Done(); e.tickLoop() }()
 	return e
 }
 
 // minTime marks "no event yet".
-const minTime = -1 << 62
+const minTime = window.MinTime
 
 // Config returns the engine's configuration after defaults.
 func (e *Engine) Config() Config { return e.cfg }
@@ -277,20 +230,6 @@ func (e *Engine) Apply(seq uint64, rec arrow.Record) error {
 	n := int(rec.NumRows())
 	ts := rec.Column(ColTS).(*array.Timestamp)
 	kind := rec.Column(ColKind).(*array.Uint8)
-	cells := rec.Column(ColCell).(*array.Uint64)
-	for i := range e.rowsBuf {
-		e.rowsBuf[i] = e.rowsBuf[i][:0]
-		e.linksBuf[i] = e.linksBuf[i][:0]
-		e.offsBuf[i] = e.offsBuf[i][:0]
-	}
-	var ids *array.String
-	var lat, lng *array.Float64
-	var heading *array.Float32
-	if e.matcher != nil {
-		ids = rec.Column(ColID).(*array.String)
-		lat, lng = rec.Column(ColLat).(*array.Float64), rec.Column(ColLng).(*array.Float64)
-		heading = rec.Column(ColHeading).(*array.Float32)
-	}
 	// The watermark used for lateness is the one before this batch, so the order of rows inside a batch does
 	// not matter; then the batch moves the clock.
 	wmBefore := e.wm
@@ -300,7 +239,7 @@ func (e *Engine) Apply(seq uint64, rec arrow.Record) error {
 	for i := 0; i < n; i++ {
 		t := int64(ts.Value(i))
 		k := Kind(kind.Value(i))
-		if k >= numKinds {
+		if k >= schema.NumKinds {
 			k = KindUnknown
 		}
 		if t < wmBefore {
@@ -314,57 +253,20 @@ func (e *Engine) Apply(seq uint64, rec arrow.Record) error {
 		if t > newest {
 			newest = t
 		}
-		sh := e.shardOf(cells.Value(i))
-		e.rowsBuf[sh] = append(e.rowsBuf[sh], int32(i))
-		if e.matcher != nil {
-			li, off := int32(-1), float32(0)
-			if t >= horizon {
-				h := math.NaN()
-				if heading.IsValid(i) {
-					h = float64(heading.Value(i))
-				}
-				li, off = e.matchRow(k, ids.Value(i), t, lat.Value(i), lng.Value(i), h)
-			}
-			e.linksBuf[sh] = append(e.linksBuf[sh], li)
-			e.offsBuf[sh] = append(e.offsBuf[sh], off)
-		}
 	}
-	e.trackUnits(rec, kind)
-	e.trackAssets(rec, kind)
-	e.publishRegistries(false)
+	e.reg.Track(rec)
+	e.reg.Publish(false)
 	e.now = newest
 	if wm := newest - e.cfg.Lateness.Milliseconds(); wm > e.wm {
 		e.wm = wm
 	}
-	for i, rows := range e.rowsBuf {
-		if len(rows) == 0 {
-			continue
-		}
-		rec.Retain()
-		msg := shardMsg{rec: rec, rows: append([]int32(nil), rows...), horizon: horizon, now: e.now}
-		if e.matcher != nil {
-			msg.links = append([]int32(nil), e.linksBuf[i]...)
-			msg.offs = append([]float32(nil), e.offsBuf[i]...)
-		}
-		e.shards[i].in <- msg
-	}
-	if e.matcher != nil {
-		e.matcher.Evict(time.UnixMilli(e.now))
-	}
+	e.win.Dispatch(rec, horizon, e.now)
 	e.lastSeq = seq
 	e.late.Add(late)
 	e.tooLate.Add(tooLate)
 	total := e.events.Add(uint64(n))
 	e.dispatched.Store(&mark{seq: seq, now: e.now, wm: e.wm, events: total})
 	return nil
-}
-
-func (e *Engine) shardOf(cell uint64) int {
-	if len(e.shards) == 1 {
-		return 0
-	}
-	p := geo.ParentFast(cell, e.cfg.ShardRes)
-	return int(maphash.Comparable(e.seed, p) % uint64(len(e.shards)))
 }
 
 // Flush runs a tick now and returns when its changes are published: after Flush, Cells and Status reflect
@@ -401,73 +303,70 @@ func (e *Engine) tickLoop() {
 	}
 }
 
+// inTick runs fn on the tick goroutine right after a tick, so fn sees a tracker and shards that have
+// consumed every batch Apply returned from before the call.
+func (e *Engine) inTick(fn func()) error {
+	done := make(chan struct{})
+	req := flushReq{done: done, after: fn}
+	select {
+	case e.flushCh <- req:
+		<-done
+		return nil
+	case <-e.stopCh:
+		return ErrStopped
+	}
+}
+
 func (e *Engine) tick(seq uint64) uint64 {
 	start := time.Now()
 	m := e.dispatched.Load()
 	if m.now == minTime {
 		return seq
 	}
-	reply := make(chan tickResult, len(e.shards))
-	if !e.askShards(m, reply) {
+	r, ok := e.win.Tick(m.now, m.wm, nil)
+	if !ok {
 		return seq
 	}
-	d := &Delta{Watermark: m.wm, Now: m.now}
-	evidence := e.pendingEvidence
+	d := &Delta{Watermark: m.wm, Now: m.now, Changed: r.Changed, Removed: r.Removed}
+	evidence := append(e.pendingEvidence, r.Evidence...)
 	e.pendingEvidence = nil
-	var samples []trafficSample
-	for range e.shards {
-		select {
-		case r := <-reply:
-			d.Changed = append(d.Changed, r.changed...)
-			d.Removed = append(d.Removed, r.removed...)
-			evidence = append(evidence, r.evidence...)
-			samples = append(samples, r.samples...)
-		case <-e.stopCh:
-			return seq
-		}
-	}
-	evidence = append(evidence, e.judgeSamples(samples)...)
-	d.Incidents = e.track(m.wm, evidence)
-	if e.sendScores != nil {
+	evidence = append(evidence, e.jdg.Judge(r.Samples)...)
+	var scores map[uint64]float64
+	d.Incidents, scores = e.inc.Track(m.wm, evidence)
+	if scores != nil {
 		// The incident scores changed: a second round gives them to the cells now, so the views published by
 		// this tick (and a Flush) already carry them. Evidence from batches that slipped in between waits for
 		// the next tick.
-		if !e.askShards(m, reply) {
+		r2, ok := e.win.Tick(m.now, m.wm, scores)
+		if !ok {
 			return seq
 		}
 		changed := map[uint64]int{}
 		for i, v := range d.Changed {
 			changed[v.Cell] = i
 		}
-		for range e.shards {
-			select {
-			case r := <-reply:
-				for _, v := range r.changed {
-					if i, ok := changed[v.Cell]; ok {
-						d.Changed[i] = v
-					} else {
-						d.Changed = append(d.Changed, v)
-					}
-				}
-				d.Removed = append(d.Removed, r.removed...)
-				e.pendingEvidence = append(e.pendingEvidence, r.evidence...)
-				e.pendingEvidence = append(e.pendingEvidence, e.judgeSamples(r.samples)...)
-			case <-e.stopCh:
-				return seq
+		for _, v := range r2.Changed {
+			if i, ok := changed[v.Cell]; ok {
+				d.Changed[i] = v
+			} else {
+				d.Changed = append(d.Changed, v)
 			}
 		}
+		d.Removed = append(d.Removed, r2.Removed...)
+		e.pendingEvidence = append(e.pendingEvidence, r2.Evidence...)
+		e.pendingEvidence = append(e.pendingEvidence, e.jdg.Judge(r2.Samples)...)
 	}
 	// Units and assets changed by the last batches of a burst are published here (TryLock: never wait for
 	// Apply, and never deadlock with WriteSnapshot, which holds the lock while it waits for this goroutine).
 	if e.applyMu.TryLock() {
-		e.publishRegistries(true)
+		e.reg.Publish(true)
 		e.applyMu.Unlock()
 	}
-	if u := e.unitSnap.Load(); u != e.lastUnits {
+	if u := e.reg.UnitList(); u != e.lastUnits {
 		e.lastUnits = u
 		d.Units = *u
 	}
-	if a := e.assetSnap.Load(); a != e.lastAssets {
+	if a := e.reg.AssetList(); a != e.lastAssets {
 		e.lastAssets = a
 		d.Assets = *a
 	}
@@ -475,12 +374,7 @@ func (e *Engine) tick(seq uint64) uint64 {
 		seq++
 		d.Seq = seq
 	}
-	cells := 0
-	var raw int64
-	for _, s := range e.shards {
-		cells += len(*s.snap.Load())
-		raw += s.rawRows.Load()
-	}
+	cells, raw := e.win.Stats()
 	e.status.Store(&Status{
 		Watermark: m.wm, Now: m.now, AppliedSeq: m.seq, Events: m.events,
 		Late: e.late.Load(), TooLate: e.tooLate.Load(), Cells: cells, RawRows: raw, DeltaSeq: seq,
@@ -505,45 +399,40 @@ func (e *Engine) KindCounts() (events, late map[Kind]uint64) {
 	return events, late
 }
 
-// QueueDepths returns the number of messages waiting in each shard's queue.
-func (e *Engine) QueueDepths() []int {
-	out := make([]int, len(e.shards))
-	for i, s := range e.shards {
-		out[i] = len(s.in)
-	}
-	return out
-}
+// Queues returns the figures of the engine's queues (one per shard).
+func (e *Engine) Queues() []queue.Stat { return e.win.Queues() }
 
 // Cells returns the published views in bbox (by cell centre) at resolution res (the base resolution or a
 // coarser one), in no particular order. Views are shared and must not be modified.
-func (e *Engine) Cells(res int, bbox geo.BBox) ([]*CellView, error) {
-	if res < 0 || res > e.cfg.Res {
-		return nil, fmt.Errorf("cannot roll up to resolution %d: must be 0..%d (the base resolution)", res, e.cfg.Res)
-	}
-	var base []*CellView
-	for _, s := range e.shards {
-		for _, v := range *s.snap.Load() {
-			if bbox.Contains(v.Lat, v.Lng) {
-				base = append(base, v)
-			}
-		}
-	}
-	if res == e.cfg.Res {
-		return base, nil
-	}
-	return Rollup(base, res), nil
-}
+func (e *Engine) Cells(res int, bbox geo.BBox) ([]*CellView, error) { return e.win.Cells(res, bbox) }
 
 // All returns every published base view.
-func (e *Engine) All() []*CellView {
-	var out []*CellView
-	for _, s := range e.shards {
-		for _, v := range *s.snap.Load() {
-			out = append(out, v)
-		}
-	}
-	return out
-}
+func (e *Engine) All() []*CellView { return e.win.All() }
+
+// Links returns the state of every link with data whose geometry touches bbox.
+func (e *Engine) Links(bbox geo.BBox) []LinkStats { return e.win.Links(bbox) }
+
+// RawRecords returns copies of the sealed raw records of every shard whose bucket starts in [from, to),
+// retained for the caller, who must Release each. Open buckets (not yet behind the watermark) are not
+// included.
+func (e *Engine) RawRecords(from, to int64) []arrow.Record { return e.win.RawRecords(from, to) }
+
+// Units returns the latest state of every unit, by id (a shared slice: do not modify).
+func (e *Engine) Units() []Unit { return e.reg.Units() }
+
+// Assets returns the latest event of every transit vehicle, camera, detector and sensor, by kind then id
+// (a shared slice: do not modify). It lags the log by at most a second.
+func (e *Engine) Assets() []Event { return e.reg.Assets() }
+
+// Incidents returns the visible incidents as of the last tick (copies, oldest first).
+func (e *Engine) Incidents() []Incident { return e.inc.Incidents() }
+
+// ApplyAction queues an operator action read from the log; the next tick carries it out. Called by the
+// log consumer in log order with Apply.
+func (e *Engine) ApplyAction(a Action) { e.inc.Queue(a) }
+
+// ActionResult returns the outcome of the action with id, and false while it has not been carried out.
+func (e *Engine) ActionResult(id string) (error, bool) { return e.inc.Result(id) }
 
 // Stop stops the shards and the tick loop and releases every record the engine holds. Safe to call twice.
 func (e *Engine) Stop() {
@@ -553,160 +442,6 @@ func (e *Engine) Stop() {
 		e.applyMu.Unlock()
 		close(e.stopCh)
 		e.tickWG.Wait() // the tick loop sends to shard queues: it must be gone before they close
-		for _, s := range e.shards {
-			close(s.in)
-		}
-		e.wg.Wait()
+		e.win.Close()
 	})
-}
-
-// askShards sends every shard a tick request (with the incident scores waiting to be delivered) that
-// answers on reply; false when the engine stops first.
-func (e *Engine) askShards(m *mark, reply chan tickResult) bool {
-	for _, s := range e.shards {
-		select {
-		case s.in <- shardMsg{tick: &tickReq{now: m.now, wm: m.wm, scores: e.sendScores, reply: reply}}:
-		case <-e.stopCh:
-			return false
-		}
-	}
-	e.sendScores = nil
-	return true
-}
-
-// track runs the incident tracker for one tick (evidence at once, time-driven changes up to the watermark
-// wm) and returns the incidents that changed.
-func (e *Engine) track(wm int64, evidence []Evidence) []Incident {
-	t := e.tracker
-	before := map[string]Incident{}
-	for _, in := range t.order {
-		if in.Status != "" {
-			before[in.ID] = Incident{Status: in.Status, Score: in.Score, EvidenceCount: in.EvidenceCount,
-				Severity: in.Severity, Type: in.Type, Lat: in.Lat, Lng: in.Lng}
-		}
-	}
-	e.actMu.Lock()
-	actions := e.actions
-	e.actions = nil
-	e.actMu.Unlock()
-	sortEvidence(evidence)
-	var changedArea bool
-	late := e.cfg.Lateness.Milliseconds()
-	for _, ev := range evidence {
-		// Time-driven changes up to the evidence's own time less the allowed lateness come first: by then no
-		// on-time evidence can change them, so the outcome is the same however evidence is grouped in ticks.
-		if t.advancedTo < ev.TS-late {
-			changedArea = t.advance(ev.TS-late) || changedArea
-		}
-		t.add(ev)
-	}
-	for _, a := range actions {
-		err := t.apply(a)
-		if err == nil {
-			err = errOK
-		}
-		e.actResult.Store(a.ID, err)
-	}
-	if t.advancedTo < wm {
-		changedArea = t.advance(wm) || changedArea
-	}
-	scores := t.scores()
-	if !mapsEqual(scores, e.lastScores) {
-		e.sendScores, e.lastScores = scores, scores
-	}
-	all := t.snapshot()
-	var changed []Incident
-	for _, in := range all {
-		b, ok := before[in.ID]
-		if !ok || b.Status != in.Status || b.Score != in.Score || b.EvidenceCount != in.EvidenceCount ||
-			b.Severity != in.Severity || b.Type != in.Type || b.Lat != in.Lat || b.Lng != in.Lng || changedArea {
-			changed = append(changed, in)
-		}
-	}
-	if len(changed) > 0 || len(all) != len(*e.incidents.Load()) {
-		e.incidents.Store(&all)
-	}
-	return changed
-}
-
-func mapsEqual(a, b map[uint64]float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
-// Incidents returns the visible incidents as of the last tick (copies, oldest first).
-func (e *Engine) Incidents() []Incident { return *e.incidents.Load() }
-
-// errOK marks an action that succeeded in actResult.
-var errOK = errors.New("ok")
-
-// ApplyAction queues an operator action read from the log; the next tick carries it out. Called by the
-// log consumer in log order with Apply.
-func (e *Engine) ApplyAction(a Action) {
-	e.actMu.Lock()
-	e.actions = append(e.actions, a)
-	e.actMu.Unlock()
-}
-
-// ActionResult returns the outcome of the action with id, and false while it has not been carried out.
-func (e *Engine) ActionResult(id string) (error, bool) {
-	v, ok := e.actResult.Load(id)
-	if !ok {
-		return nil, false
-	}
-	if v.(error) == errOK {
-		return nil, true
-	}
-	return v.(error), true
-}
-
-// judgeSamples runs the traffic rule bucket end by bucket end (tick goroutine).
-func (e *Engine) judgeSamples(samples []trafficSample) []Evidence {
-	if len(samples) == 0 {
-		return nil
-	}
-	sort.Slice(samples, func(i, j int) bool {
-		if samples[i].t != samples[j].t {
-			return samples[i].t < samples[j].t
-		}
-		if samples[i].link != samples[j].link {
-			return samples[i].link < samples[j].link
-		}
-		return samples[i].cell < samples[j].cell
-	})
-	// A link that crosses shard boundaries is measured by each shard that holds some of its data: one
-	// sample of the link per bucket end, the sum of its parts.
-	merged := samples[:0]
-	for _, x := range samples {
-		if n := len(merged); n > 0 && x.link >= 0 && merged[n-1].t == x.t && merged[n-1].link == x.link {
-			merged[n-1].now1.add(&x.now1)
-			merged[n-1].early.add(&x.early)
-			merged[n-1].now30.add(&x.now30)
-			merged[n-1].stopHead = max(merged[n-1].stopHead, x.stopHead)
-			continue
-		}
-		merged = append(merged, x)
-	}
-	samples = merged
-	var out []Evidence
-	for i := 0; i < len(samples); {
-		j := i
-		for j < len(samples) && samples[j].t == samples[i].t {
-			j++
-		}
-		if e.cfg.Network != nil {
-			out = append(out, judgeLinks(samples[i:j], e.anomalyRuns, e.down, e.linkPoints)...)
-		} else {
-			out = append(out, judgeTraffic(samples[i:j], e.anomalyRuns)...)
-		}
-		i = j
-	}
-	return out
 }

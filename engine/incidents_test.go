@@ -7,6 +7,7 @@ import (
 
 	"github.com/uber/h3-go/v4"
 
+	"citybrain/engine/incident"
 	"citybrain/geo"
 )
 
@@ -197,38 +198,11 @@ func TestOperatorActionsAndClearance(t *testing.T) {
 		t.Errorf("%d incidents, want 2", n)
 	}
 	// With no more evidence, the active one clears once the watermark is past its quiet time.
-	r.apply(probe(t0+60_000+quietMs+60_000+30_000, 31, 121, 40))
+	r.apply(probe(t0+60_000+incident.QuietMs+60_000+30_000, 31, 121, 40))
 	for _, in := range r.e.Incidents() {
 		if in.Active() {
 			t.Errorf("incident still active long after its last evidence: %+v", in)
 		}
-	}
-}
-
-func TestChronicFalseAlarmCameraLosesWeight(t *testing.T) {
-	r := newRig(t, nil)
-	tr := r.e.tracker
-	for i := 0; i < 30; i++ {
-		tr.cams["cam-bad"] = &camRecord{Detections: 30, Dismissed: 30}
-	}
-	if w := tr.camWeight("cam-bad", t0); w > 0.4 {
-		t.Errorf("a camera with 30 dismissed alarms keeps weight %g", w)
-	}
-	tr.cams["cam-good"] = &camRecord{Detections: 30, Confirmed: 28, Dismissed: 2}
-	if w := tr.camWeight("cam-good", t0); w < 0.95 {
-		t.Errorf("a reliable camera has weight %g", w)
-	}
-	if w := tr.camWeight("cam-new", t0); w != 1 {
-		t.Errorf("an unknown camera has weight %g", w)
-	}
-	// Unconfirmed candidates count against their camera.
-	r.apply(video(t0, "cam-x", lat, lng, "debris", 0.3))
-	r.apply(probe(t0+candidateTTL+60_000, 31, 121, 40))
-	if c := tr.cams["cam-x"]; c != nil {
-		c.settle(t0 + candidateTTL + 60_000)
-	}
-	if c := tr.cams["cam-x"]; c == nil || c.Dismissed != 1 {
-		t.Errorf("cam-x record %+v, want one uncorroborated detection", c)
 	}
 }
 

@@ -4,11 +4,11 @@
 package replay
 
 import (
-	"math"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +39,12 @@ type Spec struct {
 	// OnDelta receives the session engine's deltas with sequence numbers that stay contiguous across seeks
 	// (a seek first sends one delta removing every cell). Called from the engine's tick goroutine.
 	OnDelta func(*engine.Delta)
+	// OnTyped receives the operator actions other than incident actions (zones, ...) read from the log in the
+	// replayed range, in log order with the batches (eventlog.Log.AppendTyped), from the session's goroutine.
+	OnTyped func(typ string, data []byte)
+	// OnRestart is called when the session builds its engine (at start, and afresh on a backward seek),
+	// before that engine's first delta: state kept beside the engine starts over too.
+	OnRestart func()
 	// OnClose is called once when the session closes (by Close, the manager or idle expiry).
 	OnClose func()
 	// Active, when set, tells the manager the session is watched (websocket clients), so it does not expire.
@@ -413,6 +419,9 @@ func (s *Session) restart(ctx context.Context) error {
 		}
 	}
 	s.deltaBase = s.lastDelta.Load()
+	if s.spec.OnRestart != nil {
+		s.spec.OnRestart()
+	}
 	cfg := s.ecfg
 	if cfg.Mem == nil {
 		cfg.Mem = memory.NewGoAllocator()
@@ -435,6 +444,12 @@ func (s *Session) restart(ctx context.Context) error {
 	if rr, ok := r.(*eventlog.RangeReader); ok {
 		rr.OnAction = func(_ uint64, a engine.Action) error {
 			s.eng.Load().ApplyAction(a)
+			return nil
+		}
+		rr.OnTyped = func(_ uint64, typ string, data []byte) error {
+			if s.spec.OnTyped != nil {
+				s.spec.OnTyped(typ, data)
+			}
 			return nil
 		}
 	}

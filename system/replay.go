@@ -14,6 +14,7 @@ import (
 
 	"citybrain/api"
 	"citybrain/engine"
+	"citybrain/engine/zones"
 	"citybrain/eventlog"
 	"citybrain/replay"
 )
@@ -95,6 +96,13 @@ func StartReplay(ctx context.Context, cfg ReplayConfig) (_ *Replay, err error) {
 		return r, nil
 	}
 	rp := api.NewReplays(r.manager, api.DefaultHubConfig())
+	res := cfg.Engine.Res
+	if res == 0 {
+		res = engine.DefaultConfig().Res
+	}
+	rp.NewZones = func(onAlert func([]zones.Alert)) *zones.Manager {
+		return zones.New(zones.Config{Res: res, Network: cfg.Engine.Network, OnAlert: onAlert})
+	}
 	spec := cfg.Spec
 	spec.Paused = true // the hub exists before the first delta; Play below
 	if r.Session, _, err = rp.CreateFrom(spec, r.Source, open); err != nil {

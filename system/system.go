@@ -27,6 +27,7 @@ import (
 	"citybrain/api/webhook"
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
+	"citybrain/engine/queue"
 	"citybrain/engine/zones"
 	"citybrain/eventlog"
 	"citybrain/geo"
@@ -49,7 +50,11 @@ type Config struct {
 	Logger         *log.Logger
 	// CAPSender is the sender of CAP messages (default citybrain@citybrain.local).
 	CAPSender string
-	// Webhooks receive alerts (system/webhooks.go); empty: none.
+	// OpenDataAnonymous lets callers without a token read /api/v1/opendata under an auth configuration;
+	// OpenDataPerMinute is each caller's request rate there (default 60).
+	OpenDataAnonymous bool
+	OpenDataPerMinute int
+	// Webhooks receive alerts (api/webhook); empty: none.
 	Webhooks []webhook.Target
 	// Network is the loaded road network (nil: none). Cells crossed by its links take their free-flow speed
 	// from the speed limits, and /api/v1/network serves it to the map.
@@ -291,11 +296,12 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	srv := &api.Server{
 		Engine: s.Engine, Ingest: s.Ingest, Log: s.Log, Hub: s.Hub, Auth: auth, Version: cfg.Version, Web: cfg.Web,
 		Accepted: s.accepted, Rejected: s.rejected, Ready: s.Ready, Network: cfg.Network, Zones: s.Zones, CAP: s.CAP,
+		OpenData: s.openData(zres), OpenDataAnonymous: cfg.OpenDataAnonymous, OpenDataPerMinute: cfg.OpenDataPerMinute,
 		AllowedOrigins: cfg.AllowedOrigins,
-		QueueDepths: func() map[string]int {
-			q := map[string]int{"nats-ingest": s.natsSrc.QueueDepth()}
+		Queues: func() []queue.Stat {
+			q := []queue.Stat{s.natsSrc.Queue()}
 			if s.hooks != nil {
-				q["webhooks"] = s.hooks.Depth()
+				q = append(q, s.hooks.Queue())
 			}
 			return q
 		},
@@ -308,6 +314,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	rcfg.OnDelta, rcfg.Mem = nil, nil
 	s.Replays = replay.NewManager(replay.ManagerConfig{Log: s.Log, Engine: rcfg, FileDir: filepath.Join(cfg.DataDir, "imports")})
 	srv.Replays = api.NewReplays(s.Replays, cfg.Hub)
+	srv.Replays.NewZones = s.replayZones(zres)
 	if dm := s.Dispatch; dm != nil {
 		srv.Dispatch = dm
 		s.dispatchStop = make(chan struct{})

@@ -2,6 +2,9 @@ package system
 
 import (
 	"encoding/json"
+	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -9,6 +12,7 @@ import (
 	"citybrain/api/cap"
 	"citybrain/engine/zones"
 	"citybrain/eventlog"
+	"citybrain/replay/opendata"
 )
 
 // applyTyped carries out the operator actions of other types than incident actions (the log consumer's
@@ -64,5 +68,50 @@ func (s *System) publishCAP(m cap.Message) {
 	msg.Header.Set("Content-Type", "application/cap+xml")
 	if err := s.nc.PublishMsg(msg); err != nil {
 		s.logger.Printf("cannot publish CAP message %s: %v", m.Alert.Identifier, err)
+	}
+}
+
+// openData is the open-data service over the log and the engine (replay/opendata).
+func (s *System) openData(res int) *opendata.Service {
+	var netFF map[uint64]float64
+	if s.cfg.Network != nil {
+		netFF = s.cfg.Network.CellFreeFlowKmh(res)
+	}
+	var mu sync.Mutex
+	var learned map[uint64]float64
+	var learnedAt time.Time
+	freeFlow := func(cell uint64) (float64, bool) {
+		if v, ok := netFF[cell]; ok && v > 0 {
+			return v, true
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if learned == nil || time.Since(learnedAt) > time.Minute {
+			learned = map[uint64]float64{}
+			for _, v := range s.Engine.All() {
+				learned[v.Cell] = v.FreeFlowKmh
+			}
+			learnedAt = time.Now()
+		}
+		v, ok := learned[cell]
+		return v, ok
+	}
+	return &opendata.Service{
+		Src: opendata.Source{Log: s.Log, Res: res, Network: s.cfg.Network, FreeFlow: freeFlow,
+			Incidents: s.Engine.Incidents},
+		Dir:       filepath.Join(s.cfg.DataDir, "opendata"),
+		Watermark: func() int64 { return s.Engine.Status().Watermark },
+	}
+}
+
+// replayZones makes a replay session's zones manager, seeded with the zones defined now (a replay of a past
+// period judges today's zones; zone actions in the replayed range apply on top).
+func (s *System) replayZones(res int) func(func([]zones.Alert)) *zones.Manager {
+	return func(onAlert func([]zones.Alert)) *zones.Manager {
+		m := zones.New(zones.Config{Res: res, Network: s.cfg.Network, OnAlert: onAlert})
+		for _, z := range s.Zones.Zones() {
+			m.ApplyAction(zones.Action{ID: "seed-" + z.ID, Op: "create", Zone: &z, By: z.CreatedBy, Role: z.Role, TS: z.CreatedAt})
+		}
+		return m
 	}
 }

@@ -161,19 +161,30 @@ func zonesCase(t *testing.T, every time.Duration) {
 	}
 	ws.Close()
 
+	// A replay of the log raises the same alerts.
+	code, body = do(t, "POST", base+"/api/v1/replays", tok, []byte(`{"speed":0}`))
+	if code != 201 && code != 200 {
+		t.Fatalf("replay: %d %s", code, body)
+	}
+	var rep struct {
+		ID string `json:"id"`
+	}
+	json.Unmarshal(body, &rep)
+	waitReplay(t, base, rep.ID)
+	var replayed []alertDoc
+	if code := getJSON(t, base+"/api/v1/replays/"+rep.ID+"/alerts", &replayed); code != 200 {
+		t.Fatalf("replay alerts: %d", code)
+	}
+	if a, b := alertKeys(before), alertKeys(replayed); !sameMap(a, b) {
+		t.Fatalf("replay alerts differ:\nlive   %v\nreplay %v", a, b)
+	}
+
 	if err := s.Stop(context.Background()); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
 	s2 := start(t, cfg)
 	after := waitAlerts(t, s2, func(l []alertDoc) bool { return len(l) == len(before) })
-	ids := func(l []alertDoc) map[string]string {
-		m := map[string]string{}
-		for _, a := range l {
-			m[a.ID] = a.Rule + "/" + a.Subject + "/" + a.FiredAt
-		}
-		return m
-	}
-	if a, b := ids(before), ids(after); len(a) != len(b) || !sameMap(a, b) {
+	if a, b := alertKeys(before), alertKeys(after); len(a) != len(b) || !sameMap(a, b) {
 		t.Fatalf("alerts after restart differ:\nbefore %v\nafter  %v", a, b)
 	}
 	var z []map[string]any
@@ -194,6 +205,14 @@ func zonesCase(t *testing.T, every time.Duration) {
 		}
 		return len(l) == len(before)
 	})
+}
+
+func alertKeys(l []alertDoc) map[string]string {
+	m := map[string]string{}
+	for _, a := range l {
+		m[a.ID] = a.Rule + "/" + a.Subject + "/" + a.FiredAt
+	}
+	return m
 }
 
 func sameMap(a, b map[string]string) bool {

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"citybrain/engine/queue"
 	"citybrain/engine/zones"
 )
 
@@ -114,6 +115,11 @@ func New(cfg Config) (*Sender, error) {
 	s := &Sender{cfg: cfg, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 	return s, nil
+}
+
+// Queue returns the figures of the delivery queue (when full, the oldest delivery is dropped).
+func (s *Sender) Queue() queue.Stat {
+	return queue.Stat{Name: "webhooks", Policy: queue.DropOldest, Len: s.Depth(), Limit: s.cfg.QueueLen, Full: s.Dropped.Load()}
 }
 
 // Depth is the number of deliveries waiting.

@@ -100,6 +100,8 @@ func runMain(args []string) error {
 	flowFile := fs.String("flows", "", "City Brain flow file for the demo city's routes on --network (default: flow.txt beside a City Brain roadnet)")
 	snapEvery := fs.Duration("snapshot-every", 5*time.Minute, "how often to snapshot the engine state under --data/snapshots (negative: never)")
 	webhooksFile := fs.String("webhooks", "", `JSON file of alert webhooks: [{"url": "https://...", "secret": "...", "min_severity": 3, "zones": ["..."]}] (docs/zones.md)`)
+	openAnon := fs.Bool("opendata-anonymous", false, "with --auth, let callers without a token read the open-data API (/api/v1/opendata)")
+	openRate := fs.Int("opendata-rate", 60, "open-data API requests a minute per caller (token or address)")
 	capSender := fs.String("cap-sender", "", "sender of CAP 1.2 messages (default citybrain@citybrain.local)")
 	var origins stringList
 	fs.Var(&origins, "ws-origin", "an extra browser origin allowed to open /ws (repeatable; the page's own origin always is)")
@@ -114,6 +116,7 @@ func runMain(args []string) error {
 		HTTPAddr: *httpAddr, DataDir: *dataDir, NATSURL: *natsURL, NATSListen: *natsListen, AuthFile: *authFile,
 		Version: version, Web: web.Files(), Logger: logger, Engine: ecfg, Log: lcfg,
 		SnapshotEvery: *snapEvery, AllowedOrigins: origins, CAPSender: *capSender,
+		OpenDataAnonymous: *openAnon, OpenDataPerMinute: *openRate,
 	}
 	if *webhooksFile != "" {
 		data, err := os.ReadFile(*webhooksFile)

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"citybrain/engine"
+	"citybrain/engine/queue"
 	"citybrain/ingest"
 )
 
@@ -35,7 +36,7 @@ type Source struct {
 	in   *ingest.Ingestor
 	subs []*nats.Subscription
 	wg   sync.WaitGroup
-	work chan *nats.Msg
+	work *queue.Queue[*nats.Msg] // subscription → workers; full: the subscription waits (its pending limit applies)
 	once sync.Once
 
 	mu     sync.RWMutex // held for reading while a message is queued; closed is set under the write lock
@@ -49,12 +50,12 @@ func Serve(in *ingest.Ingestor, nc *nats.Conn, workers int) (*Source, error) {
 	if workers <= 0 {
 		workers = 4
 	}
-	s := &Source{in: in, work: make(chan *nats.Msg, 4*workers)}
+	s := &Source{in: in, work: queue.New[*nats.Msg]("nats-ingest", 4*workers, queue.Block)}
 	sub, err := nc.QueueSubscribe(SubjectPrefix+">", QueueGroup, func(m *nats.Msg) {
 		s.mu.RLock()
 		defer s.mu.RUnlock()
 		if !s.closed {
-			s.work <- m
+			s.work.Push(m, nil)
 		}
 	})
 	if err != nil {
@@ -77,7 +78,7 @@ func Serve(in *ingest.Ingestor, nc *nats.Conn, workers int) (*Source, error) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			for m := range s.work {
+			for m := range s.work.C() {
 				s.handle(m)
 			}
 		}()
@@ -86,7 +87,10 @@ func Serve(in *ingest.Ingestor, nc *nats.Conn, workers int) (*Source, error) {
 }
 
 // QueueDepth is the number of messages waiting for a worker.
-func (s *Source) QueueDepth() int { return len(s.work) }
+func (s *Source) QueueDepth() int { return s.work.Len() }
+
+// Queue returns the figures of the queue between the subscription and the workers.
+func (s *Source) Queue() queue.Stat { return s.work.Stat() }
 
 // handle ingests one message and answers it. No message stops a worker: one that panics the ingest code is
 // counted, dead-lettered and answered with an error like any other unreadable message.
@@ -174,7 +178,7 @@ func (s *Source) Stop() {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
-		close(s.work)
+		s.work.Close()
 		s.wg.Wait()
 	})
 }

@@ -1,6 +1,7 @@
-// Package engine holds the event schema, the sharded event-time windows per H3 cell, watermarks, congestion
-// scores and the cell views that the API serves. It knows nothing about HTTP, NATS or JSON.
-package engine
+// Package schema is the vocabulary every room of the engine shares: the event row type and its kinds, the one
+// Arrow schema of every event batch (log, windows, exports, binary ingest), and the additive window sums.
+// It holds no state.
+package schema
 
 import (
 	"math"
@@ -19,7 +20,8 @@ const (
 	KindReport
 	KindUnit
 	KindSensor
-	numKinds
+	// NumKinds is the number of kinds including KindUnknown: arrays indexed by Kind have this length.
+	NumKinds
 )
 
 var kindNames = [...]string{"unknown", "probe", "detector", "transit", "video", "report", "unit", "sensor"}

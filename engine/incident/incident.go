@@ -1,4 +1,8 @@
-package engine
+// Package incident is the engine's incident room: evidence (what a camera, caller, sensor, bus or the traffic
+// rule says about a place), the traffic anomaly rule's judgement, fusion of evidence into incidents, their
+// lifecycle from first evidence to clearance, operator actions and camera records. It is driven by the
+// engine's tick goroutine and knows nothing of shards, HTTP or NATS.
+package incident
 
 import (
 	"fmt"
@@ -9,6 +13,7 @@ import (
 
 	"github.com/uber/h3-go/v4"
 
+	"citybrain/engine/schema"
 	"citybrain/geo"
 )
 
@@ -26,8 +31,8 @@ const (
 	DetectScore   = 0.5
 	ConfirmScore  = 0.85
 	mergeM        = 350.0        // evidence this close to an incident joins it
-	candidateTTL  = 5 * 60_000   // a candidate that never reaches DetectScore is dropped after this
-	quietMs       = 8 * 60_000   // an incident with no evidence this long clears once traffic recovered
+	CandidateTTL  = 5 * 60_000   // a candidate that never reaches DetectScore is dropped after this
+	QuietMs       = 8 * 60_000   // an incident with no evidence this long clears once traffic recovered
 	maxEvidence   = 64           // evidence kept per incident (the newest; counts are kept in full)
 	historyMs     = 6 * 3600_000 // ended incidents are kept this long for GET ?status=all
 	affectSpanMs  = 5 * 60_000   // a cell stays in the affected area this long after its last collapse evidence
@@ -65,7 +70,7 @@ type AuditEntry struct {
 	Note   string
 }
 
-// Incident is a tracked incident. Values handed out by Engine.Incidents are copies.
+// Incident is a tracked incident. Values handed out by Tracker.Incidents are copies.
 type Incident struct {
 	ID              string
 	Type            string
@@ -94,9 +99,9 @@ type Incident struct {
 }
 
 type sourceAcc struct {
-	Kind   Kind    `json:"kind"`
-	Weight float64 `json:"weight"` // best single weight
-	N      int     `json:"n"`
+	Kind   schema.Kind `json:"kind"`
+	Weight float64     `json:"weight"` // best single weight
+	N      int         `json:"n"`
 }
 
 // Active reports whether the incident is suspected or confirmed.
@@ -180,7 +185,7 @@ func (t *tracker) camWeight(id string, ts int64) float64 {
 // add fuses one piece of evidence.
 func (t *tracker) add(ev Evidence) {
 	w := ev.Weight
-	if ev.Kind == KindVideo {
+	if ev.Kind == schema.KindVideo {
 		w *= t.camWeight(ev.Source, ev.TS-t.lateness)
 		c := t.cams[ev.Source]
 		if c == nil {
@@ -196,7 +201,7 @@ func (t *tracker) add(ev Evidence) {
 		return
 	}
 	typ := ev.Type
-	if ev.Kind == KindSensor {
+	if ev.Kind == schema.KindSensor {
 		typ = sensorIncidentType(ev.Type)
 	}
 	best := t.nearest(ev)
@@ -219,14 +224,14 @@ func (t *tracker) add(ev Evidence) {
 	}
 	sa.N++
 	sa.Weight = math.Max(sa.Weight, w)
-	if ev.Kind == KindReport {
+	if ev.Kind == schema.KindReport {
 		in.types[typ] += 1.5 * w // a person names the cause better than a classifier
 	} else {
 		in.types[typ] += w
 	}
 	// The position leans to the strongest evidence; reports carry caller position error, so they count less.
 	pw := w
-	if ev.Kind == KindReport {
+	if ev.Kind == schema.KindReport {
 		pw *= 0.3
 	}
 	in.sumLat += pw * ev.Lat
@@ -267,10 +272,10 @@ func (t *tracker) nearest(ev Evidence) *Incident {
 			continue
 		}
 		// Event-time windows, so the answer does not depend on when the tracker last ran: a candidate takes
-		// evidence until candidateTTL after its last, an incident until quietMs after (then it is over).
-		window := int64(quietMs)
+		// evidence until CandidateTTL after its last, an incident until QuietMs after (then it is over).
+		window := int64(QuietMs)
 		if in.Status == "" {
-			window = candidateTTL
+			window = CandidateTTL
 		}
 		if ev.TS > in.LastEvidenceAt+window || ev.TS < in.FirstEvidenceAt-window {
 			continue
@@ -291,7 +296,7 @@ func (t *tracker) nearest(ev Evidence) *Incident {
 // named reports whether ev names a cause of its own (a camera's or a caller's incident type), as opposed to
 // a symptom (traffic) or a reading (sensors, transit).
 func named(ev Evidence) bool {
-	return (ev.Kind == KindVideo || ev.Kind == KindReport) && ev.Type != ""
+	return (ev.Kind == schema.KindVideo || ev.Kind == schema.KindReport) && ev.Type != ""
 }
 
 // rescore fuses the sources (noisy-OR over distinct sources; repeated detections by one source raise its
@@ -340,14 +345,14 @@ func (t *tracker) rescore(in *Incident, ts int64) {
 // does not depend on the order the evidence came in.
 func fuse(sources map[string]*sourceAcc) float64 {
 	miss := 1.0
-	kinds := map[Kind]bool{}
+	kinds := map[schema.Kind]bool{}
 	for _, sa := range sources {
 		w := math.Min(maxSourceW, sa.Weight+sourceRepeat*float64(sa.N-1))
 		switch {
-		case sa.Kind == KindTransit:
+		case sa.Kind == schema.KindTransit:
 			w = math.Min(w, 0.35) // supporting evidence only
-		case sa.Kind == KindVideo && sa.N < videoRepeats && sa.Weight < videoSureW,
-			(sa.Kind == KindProbe || sa.Kind == KindDetector) && sa.N < trafficRepeats:
+		case sa.Kind == schema.KindVideo && sa.N < videoRepeats && sa.Weight < videoSureW,
+			(sa.Kind == schema.KindProbe || sa.Kind == schema.KindDetector) && sa.N < trafficRepeats:
 			// A single frame of a classifier, or a traffic anomaly that has not yet outlasted a signal cycle
 			// or two, is a candidate until it repeats or something else corroborates it.
 			w = math.Min(w, unrepeatedCap)
@@ -358,7 +363,7 @@ func fuse(sources map[string]*sourceAcc) float64 {
 	score := 1 - miss
 	if len(kinds) >= 2 {
 		score = math.Min(1, score+0.05*float64(len(kinds)-1))
-	} else if len(sources) == 1 || kinds[KindProbe] || kinds[KindDetector] {
+	} else if len(sources) == 1 || kinds[schema.KindProbe] || kinds[schema.KindDetector] {
 		score = math.Min(score, singleKindCap)
 	}
 	return round3(score)
@@ -379,7 +384,7 @@ func detectionTime(in *Incident, fallback int64) int64 {
 		key := e.Kind + ":" + e.ID
 		sa := acc[key]
 		if sa == nil {
-			sa = &sourceAcc{Kind: ParseKind(e.Kind)}
+			sa = &sourceAcc{Kind: schema.ParseKind(e.Kind)}
 			acc[key] = sa
 		}
 		sa.N++
@@ -437,8 +442,8 @@ func (t *tracker) advance(wm int64) (changed bool) {
 	for _, in := range t.order {
 		switch {
 		case in.Status == "":
-			if wm-in.LastEvidenceAt > candidateTTL {
-				t.judgeCams(in, false, in.LastEvidenceAt+candidateTTL)
+			if wm-in.LastEvidenceAt > CandidateTTL {
+				t.judgeCams(in, false, in.LastEvidenceAt+CandidateTTL)
 				delete(t.byID, in.ID)
 				continue
 			}
@@ -450,9 +455,9 @@ func (t *tracker) advance(wm int64) (changed bool) {
 			}
 			// Traffic evidence keeps coming while the anomaly lasts, cameras and callers while the scene is
 			// there: a quiet incident is over.
-			if wm-in.LastEvidenceAt > quietMs {
+			if wm-in.LastEvidenceAt > QuietMs {
 				in.Status = StatusCleared
-				in.ClearedAt = in.LastEvidenceAt + quietMs
+				in.ClearedAt = in.LastEvidenceAt + QuietMs
 				in.UpdatedAt = in.ClearedAt
 				in.Affected = nil
 				t.judgeCams(in, true, in.ClearedAt)
@@ -487,7 +492,7 @@ func affectedCells(in *Incident, wm int64) []uint64 {
 // judgeCams credits or debits the cameras that reported evidence on an incident that has ended.
 func (t *tracker) judgeCams(in *Incident, real bool, at int64) {
 	for key, sa := range in.sources {
-		if sa.Kind != KindVideo {
+		if sa.Kind != schema.KindVideo {
 			continue
 		}
 		c := t.cams[strings.TrimPrefix(key, "video:")]

@@ -1,100 +1,15 @@
-package engine
+package incident
 
 import (
 	"fmt"
 	"math"
 	"sort"
 
-	"github.com/apache/arrow/go/v17/arrow"
-	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/uber/h3-go/v4"
+
+	"citybrain/engine/schema"
+	"citybrain/geo"
 )
-
-// Evidence is one observation that something is wrong at a place: an incident-type video detection, a
-// report, a sensor over its threshold, a sudden transit delay, or a traffic anomaly the engine found in a
-// cell. Shards produce it; the incident tracker fuses it.
-type Evidence struct {
-	Kind   Kind   // the kind of the event behind it; traffic anomalies use KindProbe or KindDetector
-	Source string // who saw it: camera, call, sensor, bus route, or the cell for traffic
-	Type   string // crash, stalled_vehicle, speed_collapse, water_pressure, ...
-	TS     int64
-	Lat    float64
-	Lng    float64
-	Cell   uint64
-	Weight float64 // 0..1: how strongly this observation alone says "incident here"
-	Sev    int8    // severity hint 1..5 (reports; 0 unknown)
-}
-
-// incidentVideo are the video types that are incident evidence, with the incident type they suggest.
-var incidentVideo = map[string]string{
-	"crash": "crash", "stalled_vehicle": "stalled_vehicle", "debris": "debris", "wrong_way": "wrong_way",
-	"pedestrian": "pedestrian", "fire_smoke": "fire",
-}
-
-// pointEvidence turns row r of rec into evidence when it is an incident signal.
-func pointEvidence(rec arrow.Record, r int, cell uint64, lat, lng float64, k Kind, ts int64) (Evidence, bool) {
-	typ := rec.Column(ColType).(*array.String)
-	ev := Evidence{Kind: k, TS: ts, Lat: lat, Lng: lng, Cell: cell}
-	id := rec.Column(ColID).(*array.String)
-	switch k {
-	case KindVideo:
-		if typ.IsNull(r) {
-			return ev, false
-		}
-		t, ok := incidentVideo[typ.Value(r)]
-		if !ok {
-			return ev, false
-		}
-		conf := rec.Column(ColConfidence).(*array.Float32)
-		if conf.IsNull(r) {
-			return ev, false
-		}
-		ev.Type, ev.Weight, ev.Source = t, float64(conf.Value(r)), cloneStr(id.Value(r))
-	case KindReport:
-		sev := rec.Column(ColSeverity).(*array.Int8)
-		s := int8(3)
-		if sev.IsValid(r) {
-			s = sev.Value(r)
-		}
-		ev.Type, ev.Sev, ev.Source = cloneStr(typ.Value(r)), s, cloneStr(id.Value(r))
-		ev.Weight = 0.45 + 0.08*float64(s) // severity 3: 0.69; 5: 0.85
-	case KindSensor:
-		val := rec.Column(ColValue).(*array.Float64)
-		thr := rec.Column(ColThreshold).(*array.Float64)
-		if thr.IsNull(r) || val.IsNull(r) || !(val.Value(r) > thr.Value(r)) {
-			return ev, false
-		}
-		ev.Source, ev.Type = cloneStr(id.Value(r)), cloneStr(typ.Value(r))
-		over := (val.Value(r) - thr.Value(r)) / math.Max(math.Abs(thr.Value(r)), 1e-9)
-		ev.Weight = math.Min(0.9, 0.6+over)
-	default:
-		return ev, false
-	}
-	return ev, true
-}
-
-// sensorIncidentType maps a sensor type to the incident type it suggests.
-func sensorIncidentType(t string) string {
-	switch {
-	case containsAny(t, "water", "flood", "rain", "pipe"):
-		return "flood"
-	case containsAny(t, "gas", "smoke", "fire", "temperature"):
-		return "hazard"
-	default:
-		return "hazard"
-	}
-}
-
-func containsAny(s string, subs ...string) bool {
-	for _, sub := range subs {
-		for i := 0; i+len(sub) <= len(s); i++ {
-			if s[i:i+len(sub)] == sub {
-				return true
-			}
-		}
-	}
-	return false
-}
 
 // Traffic anomaly rule (a comparative, persistence-checked rule in the family of the California and
 // McMaster loop-detector algorithms, applied to fused probe, detector and transit speeds per cell):
@@ -110,7 +25,7 @@ func containsAny(s string, subs ...string) bool {
 //
 // On a road network (judgeLinks) the unit is a road link, its neighbours are the links leaving its end (a
 // downstream link that went quiet counts as flowing), and the collapse must be a standstill
-// (trafficSample.standstill) held for standstillBuckets bucket ends.
+// (TrafficSample.standstill) held for standstillBuckets bucket ends.
 //
 // A detector's occupancy above occupancyHigh and at least twice its earlier level counts as a collapse too.
 const (
@@ -123,9 +38,9 @@ const (
 	minAnomalyN    = 2  // speed samples in the last minute
 	quietEarlyN    = 15 // speed samples 5–10 minutes earlier for a downstream link's silence to count
 
-	// On a road network a link's collapse must be a standstill (see trafficSample.standstill) held for
+	// On a road network a link's collapse must be a standstill (see TrafficSample.standstill) held for
 	// standstillBuckets bucket ends, with its queue's head short of the junction (judgeLinks).
-	standstillKmh     = 5
+	StandstillKmh     = 5 // a probe slower than this is standing (exported: shards record where queues stand)
 	standstillOcc     = 0.5
 	standstillFlowVph = 200
 	standstillBuckets = 6
@@ -137,16 +52,17 @@ const (
 	standstillN        = 4      // speed samples in it: one vehicle waiting is not a standstill
 )
 
-// trafficSample is what the traffic rule needs of one cell at one bucket end: measured by the cell's shard
-// once the watermark has passed the bucket end (so every on-time event is in it), judged by the tick
-// goroutine, which sees the neighbours' samples of the same bucket end. Deterministic for a given log.
-type trafficSample struct {
+// TrafficSample is what the traffic rule needs of one cell or link at one bucket end: measured by the shard
+// that holds it once the watermark has passed the bucket end (so every on-time event is in it), judged by the
+// tick goroutine (Judge), which sees the neighbours' samples of the same bucket end. Deterministic for a given
+// log.
+type TrafficSample struct {
 	cell     uint64
 	link     int32 // index of the road link measured, or -1 for a cell
 	t        int64 // bucket end, ms
-	now1     WindowStats
-	now30    WindowStats // the last 30 s
-	early    WindowStats
+	now1     schema.WindowStats
+	now30    schema.WindowStats // the last 30 s
+	early    schema.WindowStats
 	ff       float64
 	lat, lng float64
 	// stopHead: the most downstream position (fraction of the link) of a probe standing in the last
@@ -154,42 +70,41 @@ type trafficSample struct {
 	stopHead float64
 }
 
-// measure returns the sample of cell cs at bucket end t.
-func (s *shard) measure(cell uint64, cs *cellState, t int64) trafficSample {
-	ts := trafficSample{cell: cell, link: -1, t: t, ff: s.freeFlow(cell, cs), lat: cs.lat, lng: cs.lng}
-	s.windows(cs.aggs, t, &ts)
-	return ts
+// CellSample starts the sample of a cell (its centre and free-flow speed) at bucket end t; the shard adds
+// the cell's buckets with AddBucket.
+func CellSample(cell uint64, t int64, ff, lat, lng float64) TrafficSample {
+	return TrafficSample{cell: cell, link: -1, t: t, ff: ff, lat: lat, lng: lng, stopHead: -1}
 }
 
-// measureLink returns the sample of road link li at bucket end t, placed where a queue behind a blockage
-// would have its head (70% along the link).
-func (s *shard) measureLink(li int32, ls *linkState, t int64) trafficSample {
-	p := &s.e.linkPoints[li]
-	ts := trafficSample{cell: p.cell, link: li, t: t, ff: p.ff, lat: p.lat, lng: p.lng}
-	s.windows(ls.aggs, t, &ts)
-	return ts
+// LinkSample starts the sample of road link li at bucket end t, placed where a queue behind a blockage
+// would have its head (70% along the link); the shard adds the link's buckets with AddBucket.
+func (tp *Topology) LinkSample(li int32, t int64) TrafficSample {
+	p := &tp.points[li]
+	return TrafficSample{cell: p.cell, link: li, t: t, ff: p.ff, lat: p.lat, lng: p.lng, stopHead: -1}
 }
 
-// windows sums the last minute before t (and its last 30 s) and the minutes 5 to 10 before it, and finds the
-// head of the last minute's standing queue.
-func (s *shard) windows(aggs []agg, t int64, ts *trafficSample) {
-	head := float32(0)
-	for j := range aggs {
-		a := &aggs[j]
-		end := a.start + s.e.bucketMs
-		switch {
-		case end <= t && end > t-60_000:
-			ts.now1.add(&a.WindowStats)
-			if end > t-standstillWindowMs {
-				ts.now30.add(&a.WindowStats)
-			}
-			head = max(head, a.stopHead)
-		case end <= t-5*60_000 && end > t-10*60_000:
-			ts.early.add(&a.WindowStats)
+// AddBucket adds one bucket ending at end with sums st and queue head stopHead (1 + the most downstream
+// standing probe's position along the link, 0: none) to the windows the rule compares: the last minute
+// before the sample's time (and its last 30 s), and the minutes 5 to 10 before it.
+func (x *TrafficSample) AddBucket(end int64, st *schema.WindowStats, stopHead float32) {
+	t := x.t
+	switch {
+	case end <= t && end > t-60_000:
+		x.now1.Add(st)
+		if end > t-standstillWindowMs {
+			x.now30.Add(st)
 		}
+		x.stopHead = max(x.stopHead, float64(stopHead)-1)
+	case end <= t-5*60_000 && end > t-10*60_000:
+		x.early.Add(st)
 	}
-	ts.stopHead = float64(head) - 1
 }
+
+// Cell is the cell the sample is placed in; Time its bucket end.
+func (x *TrafficSample) Cell() uint64 { return x.cell }
+
+// Time is the sample's bucket end (ms).
+func (x *TrafficSample) Time() int64 { return x.t }
 
 // linkPoint is where a link's anomalies are reported, and its free-flow speed.
 type linkPoint struct {
@@ -199,15 +114,54 @@ type linkPoint struct {
 	lengthM  float64
 }
 
+// Topology is what the traffic rule knows of a road network: the links leaving each link's end (its
+// downstream neighbours) and where each link's anomalies are reported. Read-only after NewTopology.
+type Topology struct {
+	down   [][]int32
+	points []linkPoint
+}
+
+// NewTopology derives the rule's topology from net, with report points in cells of resolution res. Links
+// are known by their index in net.Links().
+func NewTopology(net *geo.Network, res int) *Topology {
+	links := net.Links()
+	linkIdx := make(map[string]int32, len(links))
+	for i, l := range links {
+		linkIdx[l.ID] = int32(i)
+	}
+	tp := &Topology{down: make([][]int32, len(links)), points: make([]linkPoint, len(links))}
+	for i, l := range links {
+		if n, ok := net.Node(l.To); ok {
+			for _, id := range n.Out {
+				if j, ok := linkIdx[id]; ok && links[j].To != l.From { // not the U-turn back
+					tp.down[i] = append(tp.down[i], j)
+				}
+			}
+		}
+		p, _ := l.PointAt(0.7 * l.GeomLengthM())
+		c, _ := geo.CellOf(p.Lat, p.Lng, res)
+		ff := l.SpeedLimitKmh
+		if ff <= 0 {
+			ff = l.Class.DefaultKmh()
+		}
+		tp.points[i] = linkPoint{lat: p.Lat, lng: p.Lng, cell: c, ff: ff, lengthM: l.GeomLengthM()}
+	}
+	return tp
+}
+
+// LengthM is the geometry length of link li.
+func (tp *Topology) LengthM(li int32) float64 { return tp.points[li].lengthM }
+
 // judgeLinks is the traffic rule on a road network: a link collapses while at least one of the links
 // leaving its end, with data, still flows (the classic upstream/downstream comparison of loop-detector
 // algorithms; downstream of a blockage traffic is free, in ordinary congestion or spillback it is not). down
 // lists the downstream links of each link. Without data downstream there is nothing to tell a blockage from
 // congestion: no evidence.
-func judgeLinks(samples []trafficSample, runs map[uint64]int, down [][]int32, points []linkPoint) []Evidence {
+func judgeLinks(samples []TrafficSample, runs map[uint64]int, tp *Topology) []Evidence {
+	down, points := tp.down, tp.points
 	return judge(samples, runs, trafficUnit{
-		key: func(x *trafficSample) uint64 { return linkRunKey | uint64(uint32(x.link)) },
-		neighbours: func(x *trafficSample, visit func(key uint64)) {
+		key: func(x *TrafficSample) uint64 { return linkRunKey | uint64(uint32(x.link)) },
+		neighbours: func(x *TrafficSample, visit func(key uint64)) {
 			for _, d := range down[x.link] {
 				visit(linkRunKey | uint64(uint32(d)))
 			}
@@ -215,7 +169,7 @@ func judgeLinks(samples []trafficSample, runs map[uint64]int, down [][]int32, po
 		quietDownstream: true,
 		// A link at the edge of the network (nothing downstream to compare with) is judged on its own
 		// history, with the deeper drop cells need without neighbours.
-		lonely: func(x *trafficSample) float64 {
+		lonely: func(x *TrafficSample) float64 {
 			if len(down[x.link]) == 0 {
 				return lonelyRatio
 			}
@@ -226,7 +180,7 @@ func judgeLinks(samples []trafficSample, runs map[uint64]int, down [][]int32, po
 		// junction (a red light, a give-way line, spillback from the next link): its standstill is no
 		// evidence. Behind a blockage the queue's head is the blockage, short of the junction. (Tried on
 		// signalised junctions only: Bologna's give-way approaches then kept 1–2 false alarms per hour.)
-		atStopLine: func(x *trafficSample) bool {
+		atStopLine: func(x *TrafficSample) bool {
 			p := &points[x.link]
 			if len(down[x.link]) == 0 || x.stopHead < 0 || p.lengthM <= 0 {
 				return false
@@ -234,18 +188,18 @@ func judgeLinks(samples []trafficSample, runs map[uint64]int, down [][]int32, po
 			return (1-x.stopHead)*p.lengthM < max(stopLineM, stopLineShare*p.lengthM)
 		},
 		persist: standstillBuckets,
-		source:  func(x *trafficSample) string { return fmt.Sprintf("link:%d", x.link) },
+		source:  func(x *TrafficSample) string { return fmt.Sprintf("link:%d", x.link) },
 	})
 }
 
 // standstill reports whether the traffic measured in sample x has stopped, not merely slowed: probes
-// average under standstillKmh over the last 30 s (standstillWindowMs), or, without probe speeds, loops read
+// average under StandstillKmh over the last 30 s (standstillWindowMs), or, without probe speeds, loops read
 // high occupancy at a low flow over the last minute. Behind a blocked road vehicles stand; in congestion
 // they move.
-func (x *trafficSample) standstill() bool {
+func (x *TrafficSample) standstill() bool {
 	w := &x.now30
-	if sp, ok := w.Speed(); ok && w.Kinds[KindProbe]+w.Kinds[KindTransit] > 0 {
-		return sp < standstillKmh && w.Samples >= standstillN
+	if sp, ok := w.Speed(); ok && w.Kinds[schema.KindProbe]+w.Kinds[schema.KindTransit] > 0 {
+		return sp < StandstillKmh && w.Samples >= standstillN
 	}
 	return x.now1.FlowN > 0 && x.now1.Occupancy() > standstillOcc && x.now1.FlowVph() < standstillFlowVph
 }
@@ -255,7 +209,7 @@ const linkRunKey = uint64(1) << 63
 
 // collapse reports whether sample x shows a collapse (condition 1), and how deep (speed ratio to the
 // reference, lower is deeper).
-func (x *trafficSample) collapse() (bool, float64) {
+func (x *TrafficSample) collapse() (bool, float64) {
 	sp, ok := x.now1.Speed()
 	ref, refOK := x.early.Speed()
 	ratio := 1.0
@@ -275,33 +229,33 @@ func (x *trafficSample) collapse() (bool, float64) {
 
 // judgeTraffic runs the traffic rule over the cell samples of one bucket end (tick goroutine), the six
 // neighbour cells playing the downstream part; without neighbour data the drop must reach lonelyRatio.
-func judgeTraffic(samples []trafficSample, runs map[uint64]int) []Evidence {
+func judgeTraffic(samples []TrafficSample, runs map[uint64]int) []Evidence {
 	return judge(samples, runs, trafficUnit{
-		key: func(x *trafficSample) uint64 { return x.cell },
-		neighbours: func(x *trafficSample, visit func(key uint64)) {
+		key: func(x *TrafficSample) uint64 { return x.cell },
+		neighbours: func(x *TrafficSample, visit func(key uint64)) {
 			for _, nb := range h3.Cell(x.cell).GridDisk(1) {
 				if uint64(nb) != x.cell {
 					visit(uint64(nb))
 				}
 			}
 		},
-		lonely:          func(*trafficSample) float64 { return lonelyRatio },
+		lonely:          func(*TrafficSample) float64 { return lonelyRatio },
 		speedlessFollow: true,
 		persist:         persistBuckets,
-		source:          func(x *trafficSample) string { return "cell:" + h3.Cell(x.cell).String() },
+		source:          func(x *TrafficSample) string { return "cell:" + h3.Cell(x.cell).String() },
 	})
 }
 
 // trafficUnit is what differs between the rule on cells and on links.
 type trafficUnit struct {
-	key        func(x *trafficSample) uint64                  // persistence counter key
-	neighbours func(x *trafficSample, visit func(key uint64)) // the keys compared against
+	key        func(x *TrafficSample) uint64                  // persistence counter key
+	neighbours func(x *TrafficSample, visit func(key uint64)) // the keys compared against
 	// lonely: without neighbour data, a collapse deeper than this still counts (0: never).
-	lonely func(x *trafficSample) float64
-	// standstill: only a collapse to a standstill counts (trafficSample.standstill).
+	lonely func(x *TrafficSample) float64
+	// standstill: only a collapse to a standstill counts (TrafficSample.standstill).
 	standstill bool
 	// atStopLine: the standstill is a queue at the junction's stop line (nil: never).
-	atStopLine func(x *trafficSample) bool
+	atStopLine func(x *TrafficSample) bool
 	// persist: consecutive bucket ends the anomaly must hold before it is evidence.
 	persist int
 	// speedlessFollow: a collapse seen in occupancy only counts when any neighbour flows.
@@ -311,13 +265,13 @@ type trafficUnit struct {
 	// occupancy drop of the California algorithm), in congestion it does not. Persistence makes a chance
 	// gap in the probes unlikely to count.
 	quietDownstream bool
-	source          func(x *trafficSample) string
+	source          func(x *TrafficSample) string
 }
 
 // judge runs the traffic rule over the samples of one bucket end and returns the evidence of units whose
 // anomaly has persisted. runs holds each unit's consecutive anomalous bucket ends.
-func judge(samples []trafficSample, runs map[uint64]int, u trafficUnit) []Evidence {
-	byKey := make(map[uint64]*trafficSample, len(samples))
+func judge(samples []TrafficSample, runs map[uint64]int, u trafficUnit) []Evidence {
+	byKey := make(map[uint64]*TrafficSample, len(samples))
 	for i := range samples {
 		byKey[u.key(&samples[i])] = &samples[i]
 	}
@@ -377,9 +331,9 @@ func judge(samples []trafficSample, runs map[uint64]int, u trafficUnit) []Eviden
 			continue
 		}
 		w := 0.55 + 0.3*(1-math.Min(1, ratio/collapseRatio)) // deeper collapse, stronger evidence
-		k := KindProbe
+		k := schema.KindProbe
 		if x.now1.FlowN > 0 {
-			k = KindDetector
+			k = schema.KindDetector
 		}
 		out = append(out, Evidence{Kind: k, Source: u.source(x), Type: "speed_collapse",
 			TS: x.t, Lat: x.lat, Lng: x.lng, Cell: x.cell, Weight: math.Min(0.85, w)})
@@ -387,16 +341,68 @@ func judge(samples []trafficSample, runs map[uint64]int, u trafficUnit) []Eviden
 	return out
 }
 
-// sortEvidence orders evidence by event time, then place and source, so fusion is deterministic.
-func sortEvidence(ev []Evidence) {
-	sort.SliceStable(ev, func(i, j int) bool {
-		a, b := &ev[i], &ev[j]
-		if a.TS != b.TS {
-			return a.TS < b.TS
+// Judge runs the traffic rule over the samples shards measured, bucket end by bucket end, keeping each
+// unit's persistence counter. Owned by the engine's tick goroutine.
+type Judge struct {
+	topo *Topology      // nil: no road network, the rule runs on cells
+	runs map[uint64]int // the rule's persistence counters by cell or link
+}
+
+// NewJudge returns a judge on a road network's topology, or on cells when topo is nil.
+func NewJudge(topo *Topology) *Judge {
+	return &Judge{topo: topo, runs: map[uint64]int{}}
+}
+
+// Judge returns the evidence of the anomalies the samples show (their order does not matter).
+func (j *Judge) Judge(samples []TrafficSample) []Evidence {
+	if len(samples) == 0 {
+		return nil
+	}
+	sort.Slice(samples, func(i, j int) bool {
+		if samples[i].t != samples[j].t {
+			return samples[i].t < samples[j].t
 		}
-		if a.Cell != b.Cell {
-			return a.Cell < b.Cell
+		if samples[i].link != samples[j].link {
+			return samples[i].link < samples[j].link
 		}
-		return a.Source < b.Source
+		return samples[i].cell < samples[j].cell
 	})
+	// A link that crosses shard boundaries is measured by each shard that holds some of its data: one
+	// sample of the link per bucket end, the sum of its parts.
+	merged := samples[:0]
+	for _, x := range samples {
+		if n := len(merged); n > 0 && x.link >= 0 && merged[n-1].t == x.t && merged[n-1].link == x.link {
+			merged[n-1].now1.Add(&x.now1)
+			merged[n-1].early.Add(&x.early)
+			merged[n-1].now30.Add(&x.now30)
+			merged[n-1].stopHead = max(merged[n-1].stopHead, x.stopHead)
+			continue
+		}
+		merged = append(merged, x)
+	}
+	samples = merged
+	var out []Evidence
+	for i := 0; i < len(samples); {
+		k := i
+		for k < len(samples) && samples[k].t == samples[i].t {
+			k++
+		}
+		if j.topo != nil {
+			out = append(out, judgeLinks(samples[i:k], j.runs, j.topo)...)
+		} else {
+			out = append(out, judgeTraffic(samples[i:k], j.runs)...)
+		}
+		i = k
+	}
+	return out
+}
+
+// Runs returns the persistence counters (for snapshots; owned by the judge).
+func (j *Judge) Runs() map[uint64]int { return j.runs }
+
+// SetRuns restores the persistence counters from a snapshot.
+func (j *Judge) SetRuns(runs map[uint64]int) {
+	if runs != nil {
+		j.runs = runs
+	}
 }

@@ -1,4 +1,4 @@
-package engine
+package registry
 
 import (
 	"sort"
@@ -6,6 +6,8 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
+
+	"citybrain/engine/schema"
 )
 
 // Assets are the city's fixed and moving sources other than probes and units: transit vehicles, cameras,
@@ -17,66 +19,66 @@ const maxAssetsPerKind = 200_000
 // assetPublishEvery limits how often the dispatcher rebuilds the published unit and asset lists.
 const assetPublishEvery = time.Second
 
-func isAsset(k Kind) bool {
-	return k == KindTransit || k == KindVideo || k == KindDetector || k == KindSensor
+func isAsset(k schema.Kind) bool {
+	return k == schema.KindTransit || k == schema.KindVideo || k == schema.KindDetector || k == schema.KindSensor
 }
 
 type assetKey struct {
-	kind Kind
+	kind schema.Kind
 	id   string
 }
 
 // trackAssets records the asset rows of rec (dispatcher goroutine); an event older than the asset's latest is
 // ignored.
-func (e *Engine) trackAssets(rec arrow.Record, kinds *array.Uint8) {
+func (r *Registry) trackAssets(rec arrow.Record, kinds *array.Uint8) {
 	var ids *array.String
 	var ts *array.Timestamp
 	for i := 0; i < kinds.Len(); i++ {
-		k := Kind(kinds.Value(i))
+		k := schema.Kind(kinds.Value(i))
 		if !isAsset(k) {
 			continue
 		}
 		if ids == nil {
-			ids = rec.Column(ColID).(*array.String)
-			ts = rec.Column(ColTS).(*array.Timestamp)
+			ids = rec.Column(schema.ColID).(*array.String)
+			ts = rec.Column(schema.ColTS).(*array.Timestamp)
 		}
 		key := assetKey{k, ids.Value(i)}
-		if a, ok := e.assets[key]; ok && a.TS > int64(ts.Value(i)) {
+		if a, ok := r.assets[key]; ok && a.TS > int64(ts.Value(i)) {
 			continue
 		}
-		var ev Event
-		ReadEvent(rec, i, &ev)
+		var ev schema.Event
+		schema.ReadEvent(rec, i, &ev)
 		key.id = ev.ID
-		if _, ok := e.assets[key]; !ok {
-			e.assetCount[k]++
-			if e.assetCount[k] > maxAssetsPerKind {
-				e.forgetOldestAsset(k)
+		if _, ok := r.assets[key]; !ok {
+			r.assetCount[k]++
+			if r.assetCount[k] > maxAssetsPerKind {
+				r.forgetOldestAsset(k)
 			}
 		}
-		e.assets[key] = ev
-		e.assetsDirty = true
+		r.assets[key] = ev
+		r.assetsDirty = true
 	}
 }
 
-// publishRegistries publishes the unit and asset lists if they changed, at most once per assetPublishEvery
+// Publish publishes the unit and asset lists if they changed, at most once per assetPublishEvery
 // unless force (dispatcher state: Apply's goroutine, or applyMu held). Rebuilding a sorted list per batch
 // would put a sort of every unit and asset on the ingest path.
-func (e *Engine) publishRegistries(force bool) {
-	if !e.unitsDirty && !e.assetsDirty || !force && time.Since(e.assetsPublished) < assetPublishEvery {
+func (r *Registry) Publish(force bool) {
+	if !r.unitsDirty && !r.assetsDirty || !force && time.Since(r.assetsPublished) < assetPublishEvery {
 		return
 	}
-	if e.unitsDirty {
-		e.publishUnits()
+	if r.unitsDirty {
+		r.publishUnits()
 	}
-	if e.assetsDirty {
-		e.publishAssets()
+	if r.assetsDirty {
+		r.publishAssets()
 	}
-	e.assetsPublished = time.Now()
+	r.assetsPublished = time.Now()
 }
 
-func (e *Engine) publishAssets() {
-	list := make([]Event, 0, len(e.assets))
-	for _, a := range e.assets {
+func (r *Registry) publishAssets() {
+	list := make([]schema.Event, 0, len(r.assets))
+	for _, a := range r.assets {
 		list = append(list, a)
 	}
 	sort.Slice(list, func(i, j int) bool {
@@ -85,22 +87,22 @@ func (e *Engine) publishAssets() {
 		}
 		return list[i].ID < list[j].ID
 	})
-	e.assetSnap.Store(&list)
-	e.assetsDirty = false
+	r.assetSnap.Store(&list)
+	r.assetsDirty = false
 }
 
-func (e *Engine) forgetOldestAsset(k Kind) {
+func (r *Registry) forgetOldestAsset(k schema.Kind) {
 	var oldest assetKey
 	var ts int64 = 1 << 62
-	for key, a := range e.assets {
+	for key, a := range r.assets {
 		if key.kind == k && a.TS < ts {
 			oldest, ts = key, a.TS
 		}
 	}
-	delete(e.assets, oldest)
-	e.assetCount[k]--
+	delete(r.assets, oldest)
+	r.assetCount[k]--
 }
 
 // Assets returns the latest event of every transit vehicle, camera, detector and sensor, by kind then id
 // (a shared slice: do not modify). It lags the log by at most a second.
-func (e *Engine) Assets() []Event { return *e.assetSnap.Load() }
+func (r *Registry) Assets() []schema.Event { return *r.assetSnap.Load() }

@@ -1,24 +1,11 @@
-package engine
+package window
 
 import (
 	"math"
-	"time"
 
+	"citybrain/engine/schema"
 	"citybrain/geo"
 )
-
-// Windows are the sliding windows every cell keeps, in event time, ending at the engine's newest event time.
-var Windows = [...]time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute}
-
-// WindowIndex returns the index in Windows of d, or -1.
-func WindowIndex(d time.Duration) int {
-	for i, w := range Windows {
-		if w == d {
-			return i
-		}
-	}
-	return -1
-}
 
 // Free-flow sources of a cell view.
 const (
@@ -39,55 +26,6 @@ func FreeFlowSourceName(s uint8) string {
 	}
 }
 
-// WindowStats are additive sums over one window, so coarser cells are exact roll-ups of finer ones.
-type WindowStats struct {
-	SpeedSum float64 // Σ weight × speed
-	SpeedW   float64 // Σ weight (probe 1, transit 0.5, detector = vehicles counted in its interval)
-	Samples  uint32  // speed observations
-	Events   uint32  // all events
-	FlowSum  float64 // Σ detector flow_vph
-	FlowN    uint32
-	OccSum   float64 // Σ detector occupancy
-	Kinds    [numKinds]uint32
-}
-
-func (w *WindowStats) add(o *WindowStats) {
-	w.SpeedSum += o.SpeedSum
-	w.SpeedW += o.SpeedW
-	w.Samples += o.Samples
-	w.Events += o.Events
-	w.FlowSum += o.FlowSum
-	w.FlowN += o.FlowN
-	w.OccSum += o.OccSum
-	for i := range w.Kinds {
-		w.Kinds[i] += o.Kinds[i]
-	}
-}
-
-// Speed is the weighted mean speed, and false when the window holds no speed observation.
-func (w *WindowStats) Speed() (float64, bool) {
-	if w.SpeedW <= 0 {
-		return math.NaN(), false
-	}
-	return w.SpeedSum / w.SpeedW, true
-}
-
-// FlowVph is the mean detector flow, NaN without detector readings.
-func (w *WindowStats) FlowVph() float64 {
-	if w.FlowN == 0 {
-		return math.NaN()
-	}
-	return w.FlowSum / float64(w.FlowN)
-}
-
-// Occupancy is the mean detector occupancy, NaN without detector readings.
-func (w *WindowStats) Occupancy() float64 {
-	if w.FlowN == 0 {
-		return math.NaN()
-	}
-	return w.OccSum / float64(w.FlowN)
-}
-
 // CellView is the published state of one cell: immutable once published (a new view replaces it).
 type CellView struct {
 	Cell           uint64
@@ -97,7 +35,7 @@ type CellView struct {
 	FreeFlowSource uint8
 	IncidentScore  float64
 	UpdatedAt      int64 // event time (ms) of the newest event in the cell
-	W              [len(Windows)]WindowStats
+	W              [len(schema.Windows)]schema.WindowStats
 }
 
 // Derived are the values the API shows for one window of a view.
@@ -155,7 +93,7 @@ func Rollup(views []*CellView, res int) []*CellView {
 			order = append(order, p)
 		}
 		for i := range c.W {
-			a.v.W[i].add(&c.W[i])
+			a.v.W[i].Add(&c.W[i])
 		}
 		w := c.W[len(c.W)-1].SpeedW
 		a.ffW += w

@@ -1,19 +1,23 @@
-package engine
+package window
 
 import (
+	"fmt"
 	"sort"
 	"sync/atomic"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 
+	"citybrain/engine/incident"
+	"citybrain/engine/queue"
+	"citybrain/engine/schema"
 	"citybrain/geo"
 )
 
 // agg holds the sums of one cell over one event-time bucket.
 type agg struct {
 	start int64 // bucket start, ms
-	WindowStats
+	schema.WindowStats
 	// stopHead (links only): 1 + the most downstream position, as a fraction of the link's length, of a
 	// probe standing (under standstillKmh) in the bucket; 0: none. Where a standing queue has its head
 	// tells a queue at a stop line from one behind a blockage.
@@ -94,8 +98,8 @@ type tickReq struct {
 type tickResult struct {
 	changed  []*CellView
 	removed  []uint64
-	evidence []Evidence
-	samples  []trafficSample
+	evidence []incident.Evidence
+	samples  []incident.TrafficSample
 }
 
 // busState tracks one transit vehicle's delay for the sudden-delay rule.
@@ -107,15 +111,15 @@ type busState struct {
 // shard owns the cells whose coarse parent hashes to it. Every field is owned by the shard's goroutine except
 // snap (published views, read by any goroutine) and rawRows (a gauge).
 type shard struct {
-	e     *Engine
-	in    chan shardMsg
+	w     *Set
+	in    *queue.Queue[shardMsg] // from the dispatcher and the tick goroutine; full: the dispatcher waits
 	cells map[uint64]*cellState
 	dirty map[uint64]struct{}
 	raw   map[int64]*rawBucket
 
 	lastTickBucket int64
 	lastEvalEnd    int64 // bucket end up to which traffic anomalies were evaluated
-	evidence       []Evidence
+	evidence       []incident.Evidence
 	buses          map[string]busState
 	scored         map[uint64]bool // cells with a nonzero incident score
 	snap           atomic.Pointer[map[uint64]*CellView]
@@ -126,10 +130,10 @@ type shard struct {
 	linkSnap   atomic.Pointer[map[int32]*LinkView]
 }
 
-func newShard(e *Engine) *shard {
+func newShard(w *Set, i int) *shard {
 	s := &shard{
-		e:     e,
-		in:    make(chan shardMsg, e.cfg.QueueLen),
+		w:     w,
+		in:    queue.New[shardMsg](fmt.Sprintf("shard-%d", i), w.cfg.QueueLen, queue.Block),
 		cells: make(map[uint64]*cellState),
 		dirty: make(map[uint64]struct{}),
 		raw:   make(map[int64]*rawBucket),
@@ -146,7 +150,7 @@ func newShard(e *Engine) *shard {
 }
 
 func (s *shard) run() {
-	for m := range s.in {
+	for m := range s.in.C() {
 		switch {
 		case m.tick != nil:
 			m.tick.reply <- s.tick(m.tick.now, m.tick.wm, m.tick.scores)
@@ -169,19 +173,19 @@ func (s *shard) run() {
 func (s *shard) apply(m shardMsg) {
 	rec := m.rec
 	defer rec.Release()
-	bucketMs := s.e.bucketMs
-	ts := rec.Column(ColTS).(*array.Timestamp)
-	kind := rec.Column(ColKind).(*array.Uint8)
-	cellCol := rec.Column(ColCell).(*array.Uint64)
-	speed := rec.Column(ColSpeed).(*array.Float32)
-	flow := rec.Column(ColFlow).(*array.Float32)
-	occ := rec.Column(ColOccupancy).(*array.Float32)
-	interval := rec.Column(ColInterval).(*array.Float32)
-	lat := rec.Column(ColLat).(*array.Float64)
-	lng := rec.Column(ColLng).(*array.Float64)
+	bucketMs := s.w.bucketMs
+	ts := rec.Column(schema.ColTS).(*array.Timestamp)
+	kind := rec.Column(schema.ColKind).(*array.Uint8)
+	cellCol := rec.Column(schema.ColCell).(*array.Uint64)
+	speed := rec.Column(schema.ColSpeed).(*array.Float32)
+	flow := rec.Column(schema.ColFlow).(*array.Float32)
+	occ := rec.Column(schema.ColOccupancy).(*array.Float32)
+	interval := rec.Column(schema.ColInterval).(*array.Float32)
+	lat := rec.Column(schema.ColLat).(*array.Float64)
+	lng := rec.Column(schema.ColLng).(*array.Float64)
 	// Raw retention groups consecutive rows of one bucket (batches arrive mostly in time order).
-	retain := s.e.cfg.Retention > 0
-	curStart := int64(minTime)
+	retain := s.w.cfg.Retention > 0
+	curStart := int64(MinTime)
 	var curRows []int32
 	flushRaw := func() {
 		if len(curRows) > 0 {
@@ -208,28 +212,28 @@ func (s *shard) apply(m shardMsg) {
 		if t > cs.lastTS {
 			cs.lastTS = t
 		}
-		k := Kind(kind.Value(r))
+		k := schema.Kind(kind.Value(r))
 		var c contribution
 		c.kind = k
 		switch k {
-		case KindProbe:
+		case schema.KindProbe:
 			if speed.IsValid(r) {
 				c.speed, c.weight = float64(speed.Value(r)), 1
 				cs.learn(c.speed)
 			}
-		case KindDetector:
+		case schema.KindDetector:
 			c.detector, c.flow, c.occ = true, float64(flow.Value(r)), float64(occ.Value(r))
 			if speed.IsValid(r) && c.flow > 0 {
 				c.speed, c.weight = float64(speed.Value(r)), max(c.flow*float64(interval.Value(r))/3600, 0.1)
 				cs.learn(c.speed)
 			}
-		case KindTransit:
+		case schema.KindTransit:
 			if speed.IsValid(r) {
 				c.speed, c.weight = float64(speed.Value(r)), 0.5
 			}
 			s.transitDelay(rec, r, t, cell, cs)
-		case KindVideo, KindReport, KindSensor:
-			if ev, ok := pointEvidence(rec, r, cell, lat.Value(r), lng.Value(r), k, t); ok {
+		case schema.KindVideo, schema.KindReport, schema.KindSensor:
+			if ev, ok := incident.PointEvidence(rec, r, cell, lat.Value(r), lng.Value(r), k, t); ok {
 				s.evidence = append(s.evidence, ev)
 			}
 		}
@@ -252,39 +256,39 @@ func (s *shard) apply(m shardMsg) {
 
 // transitDelay emits supporting evidence when a vehicle's delay grows by more than 2 minutes within 5.
 func (s *shard) transitDelay(rec arrow.Record, r int, t int64, cell uint64, cs *cellState) {
-	delay := rec.Column(ColDelay).(*array.Float32)
+	delay := rec.Column(schema.ColDelay).(*array.Float32)
 	if delay.IsNull(r) {
 		return
 	}
-	id := rec.Column(ColID).(*array.String).Value(r)
+	id := rec.Column(schema.ColID).(*array.String).Value(r)
 	d := float64(delay.Value(r))
 	prev, ok := s.buses[id]
 	if !ok && len(s.buses) >= 100_000 {
 		clear(s.buses) // bounded: a restart of the rule is harmless
 	}
-	s.buses[cloneStr(id)] = busState{ts: t, delay: d}
+	s.buses[schema.CloneStr(id)] = busState{ts: t, delay: d}
 	if ok && t > prev.ts && t-prev.ts <= 5*60_000 && d-prev.delay > 120 {
-		route := rec.Column(ColRoute).(*array.String)
+		route := rec.Column(schema.ColRoute).(*array.String)
 		src := "route"
 		if route.IsValid(r) {
 			src = "route:" + route.Value(r)
 		}
-		s.evidence = append(s.evidence, Evidence{Kind: KindTransit, Source: src, Type: "transit_delay", TS: t,
+		s.evidence = append(s.evidence, incident.Evidence{Kind: schema.KindTransit, Source: src, Type: "transit_delay", TS: t,
 			Lat: cs.lat, Lng: cs.lng, Cell: cell, Weight: 0.2})
 	}
 }
 
 // sampleBuckets measures every cell with recent data at each bucket end up to wm that was not measured yet,
 // for the traffic rule.
-func (s *shard) sampleBuckets(wm int64) []trafficSample {
-	bucketMs := s.e.bucketMs
+func (s *shard) sampleBuckets(wm int64) []incident.TrafficSample {
+	bucketMs := s.w.bucketMs
 	end := floorDiv(wm, bucketMs) * bucketMs
 	if s.lastEvalEnd == 0 || end-s.lastEvalEnd > 30*bucketMs {
 		s.lastEvalEnd = end - bucketMs // first tick, or a jump in time: the newest bucket end only
 	}
-	var out []trafficSample
+	var out []incident.TrafficSample
 	for t := s.lastEvalEnd + bucketMs; t <= end; t += bucketMs {
-		if s.e.cfg.Network != nil {
+		if s.w.cfg.Network != nil {
 			// With a road network the rule compares links with the links downstream of them.
 			// Links quiet for up to 10 minutes are measured too: a downstream link that went quiet is
 			// evidence (see judgeLinks).
@@ -305,6 +309,28 @@ func (s *shard) sampleBuckets(wm int64) []trafficSample {
 		s.lastEvalEnd = end
 	}
 	return out
+}
+
+// measure returns the traffic rule's sample of cell cs at bucket end t.
+func (s *shard) measure(cell uint64, cs *cellState, t int64) incident.TrafficSample {
+	x := incident.CellSample(cell, t, s.freeFlow(cell, cs), cs.lat, cs.lng)
+	s.addBuckets(&x, cs.aggs)
+	return x
+}
+
+// measureLink returns the traffic rule's sample of road link li at bucket end t.
+func (s *shard) measureLink(li int32, ls *linkState, t int64) incident.TrafficSample {
+	x := s.w.topo.LinkSample(li, t)
+	s.addBuckets(&x, ls.aggs)
+	return x
+}
+
+// addBuckets adds buckets to sample x; the rule picks the ones of the windows it compares.
+func (s *shard) addBuckets(x *incident.TrafficSample, aggs []agg) {
+	for j := range aggs {
+		a := &aggs[j]
+		x.AddBucket(a.start+s.w.bucketMs, &a.WindowStats, a.stopHead)
+	}
 }
 
 func (a *agg) addSpeed(v, w float64) {
@@ -328,7 +354,7 @@ func (cs *cellState) learn(v float64) {
 // tick seals raw buckets behind the watermark, releases raw buckets past retention, drops aggregates past the
 // longest window, and publishes the views that changed.
 func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
-	bucketMs := s.e.bucketMs
+	bucketMs := s.w.bucketMs
 	samples := s.sampleBuckets(wm)
 	if scores != nil {
 		for cell := range s.scored {
@@ -353,11 +379,11 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 			s.seal(rb)
 		}
 	}
-	s.releaseRaw(now - s.e.cfg.Retention.Milliseconds())
+	s.releaseRaw(now - s.w.cfg.Retention.Milliseconds())
 
 	var res tickResult
 	nowBucket := floorDiv(now, bucketMs)
-	keepFrom := now - Windows[len(Windows)-1].Milliseconds() - bucketMs
+	keepFrom := now - schema.Windows[len(schema.Windows)-1].Milliseconds() - bucketMs
 	visit := func(cell uint64, cs *cellState) {
 		drop := 0
 		for drop < len(cs.aggs) && cs.aggs[drop].start < keepFrom {
@@ -414,14 +440,14 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 }
 
 func (s *shard) view(cell uint64, cs *cellState, now int64) *CellView {
-	v := &CellView{Cell: cell, Res: s.e.cfg.Res, Lat: cs.lat, Lng: cs.lng, UpdatedAt: cs.lastTS, IncidentScore: cs.incident}
-	bucketMs := s.e.bucketMs
-	for i, w := range Windows {
+	v := &CellView{Cell: cell, Res: s.w.cfg.Res, Lat: cs.lat, Lng: cs.lng, UpdatedAt: cs.lastTS, IncidentScore: cs.incident}
+	bucketMs := s.w.bucketMs
+	for i, w := range schema.Windows {
 		from := now - w.Milliseconds()
 		for j := range cs.aggs {
 			a := &cs.aggs[j]
 			if a.start+bucketMs > from {
-				v.W[i].add(&a.WindowStats)
+				v.W[i].Add(&a.WindowStats)
 			}
 		}
 	}
@@ -431,7 +457,7 @@ func (s *shard) view(cell uint64, cs *cellState, now int64) *CellView {
 
 func (s *shard) releaseRaw(before int64) {
 	for start, rb := range s.raw {
-		if start+s.e.bucketMs > before {
+		if start+s.w.bucketMs > before {
 			continue
 		}
 		s.rawRows.Add(-rb.release())
@@ -449,15 +475,15 @@ func floorDiv(a, b int64) int64 {
 
 // freeFlowSource is the cell's free-flow speed: the road network's, else learned, else the default.
 func (s *shard) freeFlowSource(cell uint64, cs *cellState) (float64, uint8) {
-	if s.e.cfg.FreeFlow != nil {
-		if ff, ok := s.e.cfg.FreeFlow(cell); ok {
+	if s.w.cfg.FreeFlow != nil {
+		if ff, ok := s.w.cfg.FreeFlow(cell); ok {
 			return ff, FreeFlowNetwork
 		}
 	}
-	if ff, ok := cs.learnedFreeFlow(s.e.cfg.MinFreeFlowSamples); ok {
-		return max(ff, s.e.cfg.MinFreeFlowKmh), FreeFlowLearned
+	if ff, ok := cs.learnedFreeFlow(s.w.cfg.MinFreeFlowSamples); ok {
+		return max(ff, s.w.cfg.MinFreeFlowKmh), FreeFlowLearned
 	}
-	return s.e.cfg.DefaultFreeFlowKmh, FreeFlowDefault
+	return s.w.cfg.DefaultFreeFlowKmh, FreeFlowDefault
 }
 
 func (s *shard) freeFlow(cell uint64, cs *cellState) float64 {
@@ -467,7 +493,7 @@ func (s *shard) freeFlow(cell uint64, cs *cellState) float64 {
 
 // contribution is what one event adds to a bucket.
 type contribution struct {
-	kind          Kind
+	kind          schema.Kind
 	speed, weight float64 // weight 0: no speed observation
 	detector      bool
 	flow, occ     float64

@@ -1,10 +1,12 @@
-package engine
+package registry
 
 import (
 	"sort"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
+
+	"citybrain/engine/schema"
 )
 
 // Unit is the latest known state of an emergency unit (from `unit` events, in event time).
@@ -23,54 +25,54 @@ const maxUnits = 100_000
 
 // trackUnits records the unit rows of rec (dispatcher goroutine). Positions older than the unit's latest are
 // ignored, so out-of-order events do not move a unit backwards.
-func (e *Engine) trackUnits(rec arrow.Record, kinds *array.Uint8) {
+func (r *Registry) trackUnits(rec arrow.Record, kinds *array.Uint8) {
 	var ids *array.String
 	var ts *array.Timestamp
 	for i := 0; i < kinds.Len(); i++ {
-		if Kind(kinds.Value(i)) != KindUnit {
+		if schema.Kind(kinds.Value(i)) != schema.KindUnit {
 			continue
 		}
 		if ids == nil {
-			ids = rec.Column(ColID).(*array.String)
-			ts = rec.Column(ColTS).(*array.Timestamp)
+			ids = rec.Column(schema.ColID).(*array.String)
+			ts = rec.Column(schema.ColTS).(*array.Timestamp)
 		}
 		id := ids.Value(i)
 		t := int64(ts.Value(i))
-		if u, ok := e.units[id]; ok && u.TS > t {
+		if u, ok := r.units[id]; ok && u.TS > t {
 			continue
 		}
-		u := Unit{ID: cloneStr(id), Type: readStr(rec, ColUnitType, i), Status: readStr(rec, ColStatus, i),
-			Lat: rec.Column(ColLat).(*array.Float64).Value(i), Lng: rec.Column(ColLng).(*array.Float64).Value(i),
-			SpeedKmh: readF32(rec, ColSpeed, i), TS: t, Source: readStr(rec, ColSource, i)}
-		if len(e.units) >= maxUnits {
-			e.forgetOldestUnit()
+		u := Unit{ID: schema.CloneStr(id), Type: schema.ReadStr(rec, schema.ColUnitType, i), Status: schema.ReadStr(rec, schema.ColStatus, i),
+			Lat: rec.Column(schema.ColLat).(*array.Float64).Value(i), Lng: rec.Column(schema.ColLng).(*array.Float64).Value(i),
+			SpeedKmh: schema.ReadF32(rec, schema.ColSpeed, i), TS: t, Source: schema.ReadStr(rec, schema.ColSource, i)}
+		if len(r.units) >= maxUnits {
+			r.forgetOldestUnit()
 		}
-		e.units[u.ID] = u
-		e.unitsDirty = true
+		r.units[u.ID] = u
+		r.unitsDirty = true
 	}
 }
 
 // publishUnits rebuilds the published unit list (dispatcher state: Apply's goroutine, or applyMu held).
-func (e *Engine) publishUnits() {
-	list := make([]Unit, 0, len(e.units))
-	for _, u := range e.units {
+func (r *Registry) publishUnits() {
+	list := make([]Unit, 0, len(r.units))
+	for _, u := range r.units {
 		list = append(list, u)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
-	e.unitSnap.Store(&list)
-	e.unitsDirty = false
+	r.unitSnap.Store(&list)
+	r.unitsDirty = false
 }
 
-func (e *Engine) forgetOldestUnit() {
+func (r *Registry) forgetOldestUnit() {
 	var oldest string
 	var ts int64 = 1 << 62
-	for id, u := range e.units {
+	for id, u := range r.units {
 		if u.TS < ts {
 			oldest, ts = id, u.TS
 		}
 	}
-	delete(e.units, oldest)
+	delete(r.units, oldest)
 }
 
 // Units returns the latest state of every unit, by id (a shared slice: do not modify).
-func (e *Engine) Units() []Unit { return *e.unitSnap.Load() }
+func (r *Registry) Units() []Unit { return *r.unitSnap.Load() }

@@ -1,4 +1,4 @@
-package engine
+package window
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/compute"
+	"github.com/apache/arrow/go/v17/arrow/memory"
 )
 
 // rawBucket keeps the raw events of one shard and bucket. While the bucket is open its rows are references
@@ -38,7 +39,7 @@ func (s *shard) rawAdd(start int64, rec arrow.Record, rows []int32) {
 // seal turns the open parts of rb into sealed records.
 func (s *shard) seal(rb *rawBucket) {
 	for _, p := range rb.open {
-		rec, err := takeRows(s.e, p.rec, p.rows)
+		rec, err := takeRows(s.w.cfg.Mem, p.rec, p.rows)
 		if err != nil {
 			// Cannot happen with the engine schema; keep the reference rather than lose the rows.
 			panic(fmt.Sprintf("BUG: cannot seal raw bucket: %v", err))
@@ -50,7 +51,7 @@ func (s *shard) seal(rb *rawBucket) {
 }
 
 // takeRows returns a new record holding rows of rec.
-func takeRows(e *Engine, rec arrow.Record, rows []int32) (arrow.Record, error) {
+func takeRows(mem memory.Allocator, rec arrow.Record, rows []int32) (arrow.Record, error) {
 	if len(rows) == int(rec.NumRows()) {
 		contiguous := true
 		for i, r := range rows {
@@ -61,12 +62,12 @@ func takeRows(e *Engine, rec arrow.Record, rows []int32) (arrow.Record, error) {
 			return rec, nil
 		}
 	}
-	ib := array.NewInt32Builder(e.cfg.Mem)
+	ib := array.NewInt32Builder(mem)
 	ib.AppendValues(rows, nil)
 	idx := ib.NewArray()
 	ib.Release()
 	defer idx.Release()
-	ctx := compute.WithAllocator(context.Background(), e.cfg.Mem)
+	ctx := compute.WithAllocator(context.Background(), mem)
 	cols := make([]arrow.Array, rec.NumCols())
 	defer func() {
 		for _, c := range cols {
@@ -102,14 +103,17 @@ func (rb *rawBucket) release() int64 {
 // RawRecords returns copies of the sealed raw records of every shard whose bucket starts in [from, to),
 // retained for the caller, who must Release each. Open buckets (not yet behind the watermark) are not
 // included.
-func (e *Engine) RawRecords(from, to int64) []arrow.Record {
+func (w *Set) RawRecords(from, to int64) []arrow.Record {
 	var out []arrow.Record
-	for _, s := range e.shards {
+	for _, s := range w.shards {
 		reply := make(chan []arrow.Record, 1)
+		if !s.in.Push(shardMsg{rawReq: &rawReq{from: from, to: to, reply: reply}}, w.stop) {
+			return out
+		}
 		select {
-		case s.in <- shardMsg{rawReq: &rawReq{from: from, to: to, reply: reply}}:
-			out = append(out, <-reply...)
-		case <-e.stopCh:
+		case recs := <-reply:
+			out = append(out, recs...)
+		case <-w.stop:
 			return out
 		}
 	}

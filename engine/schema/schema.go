@@ -1,4 +1,4 @@
-package engine
+package schema
 
 import (
 	"fmt"
@@ -39,7 +39,7 @@ const (
 	ColValue
 	ColUnit
 	ColThreshold
-	numCols
+	NumCols
 )
 
 // SchemaVersion is written into the schema metadata; readers refuse other versions.
@@ -108,9 +108,9 @@ type BatchBuilder struct {
 	id       *array.StringBuilder
 	lat, lng *array.Float64Builder
 	cell     *array.Uint64Builder
-	f32      [numCols]*array.Float32Builder
-	f64      [numCols]*array.Float64Builder
-	str      [numCols]*array.StringBuilder
+	f32      [NumCols]*array.Float32Builder
+	f64      [NumCols]*array.Float64Builder
+	str      [NumCols]*array.StringBuilder
 	severity *array.Int8Builder
 }
 
@@ -125,7 +125,7 @@ func NewBatchBuilder(mem memory.Allocator) *BatchBuilder {
 	bb.lng = rb.Field(ColLng).(*array.Float64Builder)
 	bb.cell = rb.Field(ColCell).(*array.Uint64Builder)
 	bb.severity = rb.Field(ColSeverity).(*array.Int8Builder)
-	for i := ColSource; i < numCols; i++ {
+	for i := ColSource; i < NumCols; i++ {
 		switch fb := rb.Field(i).(type) {
 		case *array.Float32Builder:
 			bb.f32[i] = fb
@@ -225,49 +225,51 @@ func ReadEvent(rec arrow.Record, i int, e *Event) {
 	*e = Event{
 		TS:       int64(rec.Column(ColTS).(*array.Timestamp).Value(i)),
 		Kind:     Kind(rec.Column(ColKind).(*array.Uint8).Value(i)),
-		ID:       cloneStr(rec.Column(ColID).(*array.String).Value(i)),
+		ID:       CloneStr(rec.Column(ColID).(*array.String).Value(i)),
 		Lat:      rec.Column(ColLat).(*array.Float64).Value(i),
 		Lng:      rec.Column(ColLng).(*array.Float64).Value(i),
-		Source:   readStr(rec, ColSource, i),
-		Lane:     readStr(rec, ColLane, i),
-		Route:    readStr(rec, ColRoute, i),
-		Mode:     readStr(rec, ColMode, i),
-		Type:     readStr(rec, ColType, i),
-		Text:     readStr(rec, ColText, i),
-		UnitType: readStr(rec, ColUnitType, i),
-		Status:   readStr(rec, ColStatus, i),
-		Unit:     readStr(rec, ColUnit, i),
+		Source:   ReadStr(rec, ColSource, i),
+		Lane:     ReadStr(rec, ColLane, i),
+		Route:    ReadStr(rec, ColRoute, i),
+		Mode:     ReadStr(rec, ColMode, i),
+		Type:     ReadStr(rec, ColType, i),
+		Text:     ReadStr(rec, ColText, i),
+		UnitType: ReadStr(rec, ColUnitType, i),
+		Status:   ReadStr(rec, ColStatus, i),
+		Unit:     ReadStr(rec, ColUnit, i),
 
-		SpeedKmh:   readF32(rec, ColSpeed, i),
-		HeadingDeg: readF32(rec, ColHeading, i),
-		FlowVph:    readF32(rec, ColFlow, i),
-		Occupancy:  readF32(rec, ColOccupancy, i),
-		IntervalS:  readF32(rec, ColInterval, i),
-		DelayS:     readF32(rec, ColDelay, i),
-		Load:       readF32(rec, ColLoad, i),
-		Confidence: readF32(rec, ColConfidence, i),
-		Count:      readF32(rec, ColCount, i),
-		QueueM:     readF32(rec, ColQueue, i),
-		Value:      readF64(rec, ColValue, i),
-		Threshold:  readF64(rec, ColThreshold, i),
+		SpeedKmh:   ReadF32(rec, ColSpeed, i),
+		HeadingDeg: ReadF32(rec, ColHeading, i),
+		FlowVph:    ReadF32(rec, ColFlow, i),
+		Occupancy:  ReadF32(rec, ColOccupancy, i),
+		IntervalS:  ReadF32(rec, ColInterval, i),
+		DelayS:     ReadF32(rec, ColDelay, i),
+		Load:       ReadF32(rec, ColLoad, i),
+		Confidence: ReadF32(rec, ColConfidence, i),
+		Count:      ReadF32(rec, ColCount, i),
+		QueueM:     ReadF32(rec, ColQueue, i),
+		Value:      ReadF64(rec, ColValue, i),
+		Threshold:  ReadF64(rec, ColThreshold, i),
 	}
 	if sev := rec.Column(ColSeverity).(*array.Int8); sev.IsValid(i) {
 		e.Severity = sev.Value(i)
 	}
 }
 
-func cloneStr(s string) string { return string([]byte(s)) }
+// CloneStr copies s (a view into an Arrow buffer) so it outlives the record.
+func CloneStr(s string) string { return string([]byte(s)) }
 
-func readStr(rec arrow.Record, col, i int) string {
+// ReadStr returns the string in column col, row i of rec (copied), or "" when null.
+func ReadStr(rec arrow.Record, col, i int) string {
 	a := rec.Column(col).(*array.String)
 	if a.IsNull(i) {
 		return ""
 	}
-	return cloneStr(a.Value(i))
+	return CloneStr(a.Value(i))
 }
 
-// readF32 widens a float32 measurement back to the shortest float64 that prints the same, so 18.2 stays 18.2.
-func readF32(rec arrow.Record, col, i int) float64 {
+// ReadF32 widens a float32 measurement back to the shortest float64 that prints the same, so 18.2 stays 18.2.
+func ReadF32(rec arrow.Record, col, i int) float64 {
 	a := rec.Column(col).(*array.Float32)
 	if a.IsNull(i) {
 		return math.NaN()
@@ -275,7 +277,8 @@ func readF32(rec arrow.Record, col, i int) float64 {
 	return F32(a.Value(i))
 }
 
-func readF64(rec arrow.Record, col, i int) float64 {
+// ReadF64 returns the float64 in column col, row i of rec, or NaN when null.
+func ReadF64(rec arrow.Record, col, i int) float64 {
 	a := rec.Column(col).(*array.Float64)
 	if a.IsNull(i) {
 		return math.NaN()

@@ -1,17 +1,19 @@
-package engine
+package window
 
 import (
 	"time"
 
+	"citybrain/engine/incident"
+	"citybrain/engine/schema"
 	"citybrain/geo"
 )
 
 // LinkView is the published state of one road link (all of it this shard saw; a link crossing shard
-// boundaries has one view per shard, which Engine.Links sums). Immutable once published.
+// boundaries has one view per shard, which Set.Links sums). Immutable once published.
 type LinkView struct {
 	Link      int32 // index into the network's Links()
 	UpdatedAt int64
-	W         [len(Windows)]WindowStats
+	W         [len(schema.Windows)]schema.WindowStats
 }
 
 // linkState is a link's buckets in one shard, owned by the shard goroutine.
@@ -30,7 +32,7 @@ func (s *shard) linkAdd(li int32, start, t int64, c *contribution, off float32) 
 	cs := cellState{aggs: ls.aggs}
 	a := cs.bucket(start)
 	c.addTo(a)
-	if c.weight > 0 && c.speed < standstillKmh && (c.kind == KindProbe || c.kind == KindTransit) {
+	if c.weight > 0 && c.speed < incident.StandstillKmh && (c.kind == schema.KindProbe || c.kind == schema.KindTransit) {
 		a.addHead(1 + off)
 	}
 	ls.aggs = cs.aggs
@@ -46,7 +48,7 @@ func (s *shard) tickLinks(now int64, all bool) {
 	if len(s.links) == 0 {
 		return
 	}
-	keepFrom := now - Windows[len(Windows)-1].Milliseconds() - s.e.bucketMs
+	keepFrom := now - schema.Windows[len(schema.Windows)-1].Milliseconds() - s.w.bucketMs
 	changed := map[int32]*LinkView{}
 	var removed []int32
 	visit := func(li int32, ls *linkState) {
@@ -61,11 +63,11 @@ func (s *shard) tickLinks(now int64, all bool) {
 			return
 		}
 		v := &LinkView{Link: li, UpdatedAt: ls.lastTS}
-		for i, w := range Windows {
+		for i, w := range schema.Windows {
 			from := now - w.Milliseconds()
 			for j := range ls.aggs {
-				if a := &ls.aggs[j]; a.start+s.e.bucketMs > from {
-					v.W[i].add(&a.WindowStats)
+				if a := &ls.aggs[j]; a.start+s.w.bucketMs > from {
+					v.W[i].Add(&a.WindowStats)
 				}
 			}
 		}
@@ -107,19 +109,19 @@ func (s *shard) tickLinks(now int64, all bool) {
 type LinkStats struct {
 	Link      *geo.Link
 	UpdatedAt int64
-	W         [len(Windows)]WindowStats
+	W         [len(schema.Windows)]schema.WindowStats
 }
 
 // Links returns the state of every link with data whose geometry touches bbox.
-func (e *Engine) Links(bbox geo.BBox) []LinkStats {
-	net := e.cfg.Network
+func (w *Set) Links(bbox geo.BBox) []LinkStats {
+	net := w.cfg.Network
 	if net == nil {
 		return nil
 	}
 	links := net.Links()
 	byLink := map[int32]*LinkStats{}
 	var order []int32
-	for _, s := range e.shards {
+	for _, s := range w.shards {
 		for li, v := range *s.linkSnap.Load() {
 			ls := byLink[li]
 			if ls == nil {
@@ -132,7 +134,7 @@ func (e *Engine) Links(bbox geo.BBox) []LinkStats {
 				order = append(order, li)
 			}
 			for i := range v.W {
-				ls.W[i].add(&v.W[i])
+				ls.W[i].Add(&v.W[i])
 			}
 			ls.UpdatedAt = max(ls.UpdatedAt, v.UpdatedAt)
 		}
@@ -157,20 +159,20 @@ func touches(l *geo.Link, b geo.BBox) bool {
 // vehicles through the online map matcher (position, heading, the vehicle's previous match), detectors to
 // the nearest link within 30 m.
 // The position along the link is returned as a fraction of its length.
-func (e *Engine) matchRow(k Kind, id string, ts int64, lat, lng, heading float64) (int32, float32) {
+func (w *Set) matchRow(k schema.Kind, id string, ts int64, lat, lng, heading float64) (int32, float32) {
 	switch k {
-	case KindProbe, KindTransit:
-		m, ok := e.matcher.Match(id, time.UnixMilli(ts), lat, lng, heading)
+	case schema.KindProbe, schema.KindTransit:
+		m, ok := w.matcher.Match(id, time.UnixMilli(ts), lat, lng, heading)
 		if !ok {
 			return -1, 0
 		}
-		if li, ok := e.linkIdx[m.LinkID]; ok {
-			return li, e.fraction(li, m.OffsetM)
+		if li, ok := w.linkIdx[m.LinkID]; ok {
+			return li, w.fraction(li, m.OffsetM)
 		}
-	case KindDetector:
-		if c := e.cfg.Network.Nearest(lat, lng, 30, 1); len(c) > 0 {
-			if li, ok := e.linkIdx[c[0].Link.ID]; ok {
-				return li, e.fraction(li, c[0].OffsetM)
+	case schema.KindDetector:
+		if c := w.cfg.Network.Nearest(lat, lng, 30, 1); len(c) > 0 {
+			if li, ok := w.linkIdx[c[0].Link.ID]; ok {
+				return li, w.fraction(li, c[0].OffsetM)
 			}
 		}
 	}
@@ -178,8 +180,8 @@ func (e *Engine) matchRow(k Kind, id string, ts int64, lat, lng, heading float64
 }
 
 // fraction is offset m along link li as a fraction of the link's geometry length, in [0, 1].
-func (e *Engine) fraction(li int32, m float64) float32 {
-	l := e.linkPoints[li].lengthM
+func (w *Set) fraction(li int32, m float64) float32 {
+	l := w.topo.LengthM(li)
 	if l <= 0 {
 		return 0
 	}

@@ -1,0 +1,355 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"citybrain/engine/queue"
+	"citybrain/geo"
+)
+
+// The hub's sessions: websocket clients, their subscriptions, and backpressure (a bounded queue per client;
+// a full queue coalesces the client to a fresh snapshot, and a client that keeps needing that is cut off).
+
+// enqueue queues msg for c without blocking; a full queue coalesces the client to a fresh snapshot, and a
+// client that keeps needing that is cut off (h.mu held).
+func (h *Hub) enqueue(c *client, msg []byte) {
+	if c.stale {
+		return // a snapshot is coming; it carries this delta's effect
+	}
+	if c.send.TryPush(msg) {
+		return
+	}
+	h.coalesced.Add(1)
+	now := time.Now()
+	if now.Sub(c.coalesceStart) > h.cfg.CoalesceSpan {
+		c.coalesceStart, c.coalesces = now, 0
+	}
+	c.coalesces++
+	if c.coalesces > h.cfg.MaxCoalesce {
+		h.dropped.Add(1)
+		c.kick(CloseTooSlow, fmt.Sprintf("too slow: queue of %d messages full %d times in %s", h.cfg.QueueLen, c.coalesces, h.cfg.CoalesceSpan))
+		return
+	}
+	// Drop what is queued: a snapshot of the latest state replaces it.
+	c.send.Drain()
+	c.stale = true
+	c.send.TryPush(nil) // nil asks the writer for a snapshot
+}
+
+// client is one websocket connection. send and the coalescing fields are guarded by Hub.mu; conn writes
+// belong to the writer goroutine.
+type client struct {
+	h    *Hub
+	conn *websocket.Conn
+	send *queue.Queue[[]byte] // hub → writer; full: the client is coalesced (Reject)
+	sub  *subscription
+
+	stale         bool
+	coalesces     int
+	coalesceStart time.Time
+
+	kickOnce sync.Once
+	done     chan struct{}
+	kickCode int
+	kickMsg  string
+
+	limits *clientLimits // rates of what the client sends (wslimit.go)
+}
+
+// kick closes the client with a code and reason; the writer sends the close frame.
+func (c *client) kick(code int, reason string) {
+	c.kickOnce.Do(func() {
+		c.kickCode, c.kickMsg = code, reason
+		close(c.done)
+	})
+}
+
+// clientMsg is what a client sends.
+type clientMsg struct {
+	Op       string    `json:"op"`
+	BBox     []float64 `json:"bbox"`
+	Res      *int      `json:"res"`
+	Window   string    `json:"window"`
+	Layers   []string  `json:"layers"`
+	Since    *uint64   `json:"since"`
+	Geometry bool      `json:"geometry"`
+}
+
+var upgrader = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 16384, EnableCompression: false}
+
+// ServeWS upgrades the connection and serves the client until it leaves, is cut off, or the hub closes.
+func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, checkOrigin func(*http.Request) bool) {
+	up := upgrader
+	up.CheckOrigin = checkOrigin
+	conn, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		return // Upgrade has answered
+	}
+	c := &client{h: h, conn: conn, send: queue.New[[]byte]("ws-client", h.cfg.QueueLen, queue.Reject), done: make(chan struct{}),
+		limits: newClientLimits()}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseShutdown, "server shutting down"), time.Now().Add(time.Second))
+		conn.Close()
+		return
+	}
+	h.clients[c] = struct{}{}
+	h.mu.Unlock()
+	h.clientsGauge.Add(1)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); c.readLoop() }()
+	c.writeLoop()
+	conn.Close()
+	wg.Wait()
+	c.stopLimits()
+	h.mu.Lock()
+	delete(h.clients, c)
+	h.mu.Unlock()
+	h.clientsGauge.Add(-1)
+}
+
+func (c *client) readLoop() {
+	h := c.h
+	c.conn.SetReadLimit(64 << 10)
+	c.conn.SetReadDeadline(time.Now().Add(3 * h.cfg.PingInterval))
+	c.conn.SetPongHandler(func(string) error {
+		c.conn.SetReadDeadline(time.Now().Add(3 * h.cfg.PingInterval))
+		return nil
+	})
+	for {
+		_, data, err := c.conn.ReadMessage()
+		if err != nil {
+			c.kick(websocket.CloseNormalClosure, "")
+			return
+		}
+		c.conn.SetReadDeadline(time.Now().Add(3 * h.cfg.PingInterval))
+		if !c.message() {
+			return
+		}
+		var m clientMsg
+		if err := json.Unmarshal(data, &m); err != nil {
+			c.reply(errorMsg("cannot parse message: " + err.Error()))
+			continue
+		}
+		switch m.Op {
+		case "subscribe":
+			sub, err := h.parseSub(&m)
+			if err != nil {
+				c.reply(errorMsg(err.Error()))
+				continue
+			}
+			c.subscribeLimited(sub, m.Since)
+		case "ping":
+			c.reply([]byte(`{"type":"pong"}`))
+		default:
+			c.reply(errorMsg(fmt.Sprintf("unknown op %q: use subscribe or ping", m.Op)))
+		}
+	}
+}
+
+func errorMsg(s string) []byte {
+	b, _ := json.Marshal(map[string]string{"type": "error", "error": s})
+	return b
+}
+
+// reply queues a direct answer; a client too slow to take it is treated like a full queue.
+func (c *client) reply(msg []byte) {
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	if !c.send.TryPush(msg) {
+		c.kick(CloseTooSlow, "too slow: queue full")
+	}
+}
+
+func (h *Hub) parseSub(m *clientMsg) (*subscription, error) {
+	sub := &subscription{Layers: map[string]bool{}}
+	sub.Res = h.baseRes
+	if m.Res != nil {
+		if *m.Res < 0 || *m.Res > h.baseRes {
+			return nil, fmt.Errorf("res %d must be 0..%d", *m.Res, h.baseRes)
+		}
+		sub.Res = *m.Res
+	}
+	sub.BBox = geo.BBox{MinLng: -180, MinLat: -90, MaxLng: 180, MaxLat: 90}
+	if len(m.BBox) != 0 {
+		if len(m.BBox) != 4 {
+			return nil, fmt.Errorf("bbox must be [minLng, minLat, maxLng, maxLat]")
+		}
+		sub.BBox = geo.BBox{MinLng: m.BBox[0], MinLat: m.BBox[1], MaxLng: m.BBox[2], MaxLat: m.BBox[3]}
+		if !sub.BBox.Valid() {
+			return nil, fmt.Errorf("bbox %v is not a rectangle within the globe", m.BBox)
+		}
+	}
+	w, err := parseWindow(m.Window)
+	if err != nil {
+		return nil, err
+	}
+	sub.Window = w
+	sub.Geometry = m.Geometry
+	if len(m.Layers) == 0 {
+		m.Layers = []string{"cells"}
+	}
+	for _, l := range m.Layers {
+		switch l {
+		case "cells", "incidents", "units", "transit", "sensors", "alerts":
+			sub.Layers[l] = true
+		default:
+			return nil, fmt.Errorf("unknown layer %q: cells, incidents, units, transit, sensors, alerts", l)
+		}
+	}
+	return sub, nil
+}
+
+// subscribe sets c's viewport and queues a snapshot, or, when since is a sequence still in the history, a
+// catch-up delta of what changed in the viewport after it.
+func (h *Hub) subscribe(c *client, sub *subscription, since *uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ensureIndex(sub.Res)
+	c.sub = sub
+	c.stale = false
+	var msg []byte
+	if since != nil && *since <= h.seq && len(h.history) > 0 && *since+1 >= h.history[0].seq {
+		var cells []uint64
+		seen := map[uint64]bool{}
+		for _, e := range h.history {
+			if e.seq <= *since {
+				continue
+			}
+			for _, list := range [][]uint64{e.changed, e.removed} {
+				for _, cell := range list {
+					if !seen[cell] {
+						seen[cell] = true
+						cells = append(cells, cell)
+					}
+				}
+			}
+		}
+		views, gone := h.viewsFor(sub, cells, false)
+		// Incidents: every one the engine holds, so the client also learns of those that ended meanwhile.
+		msg = h.encode("delta", sub, views, gone, h.eng.Incidents(), h.seq)
+	} else {
+		views, _ := h.viewsFor(sub, nil, true)
+		msg = h.encode("snapshot", sub, views, nil, nil, h.seq)
+	}
+	if sub.Layers["units"] {
+		msg = appendUnits(msg[:len(msg)-1], sub, h.eng.Units())
+	}
+	if sub.Layers["transit"] || sub.Layers["sensors"] {
+		msg = appendAssets(msg[:len(msg)-1], sub, h.eng.Assets())
+	}
+	if !c.send.TryPush(msg) {
+		c.stale = true
+		c.send.TryPush(nil)
+	}
+}
+
+// snapshotFor builds a fresh snapshot for a coalesced client.
+func (h *Hub) snapshotFor(c *client) []byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c.stale = false
+	if c.sub == nil {
+		return nil
+	}
+	views, _ := h.viewsFor(c.sub, nil, true)
+	msg := h.encode("snapshot", c.sub, views, nil, nil, h.seq)
+	if c.sub.Layers["units"] {
+		msg = appendUnits(msg[:len(msg)-1], c.sub, h.eng.Units())
+	}
+	if c.sub.Layers["transit"] || c.sub.Layers["sensors"] {
+		msg = appendAssets(msg[:len(msg)-1], c.sub, h.eng.Assets())
+	}
+	return msg
+}
+
+func (c *client) writeLoop() {
+	h := c.h
+	ping := time.NewTicker(h.cfg.PingInterval)
+	defer ping.Stop()
+	hello := fmt.Sprintf(`{"type":"hello","instance":%q,"base_res":%d,"windows":["60s","300s","900s"],"layers":["cells","incidents","units","transit","sensors","alerts"],"seq":%d}`,
+		h.instance, h.baseRes, h.currentSeq())
+	if err := c.write(websocket.TextMessage, []byte(hello)); err != nil {
+		return
+	}
+	for {
+		select {
+		case <-c.done:
+			if c.kickCode != websocket.CloseNormalClosure {
+				c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+				c.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(c.kickCode, c.kickMsg))
+			}
+			return
+		case msg := <-c.send.C():
+			if msg == nil {
+				if msg = h.snapshotFor(c); msg == nil {
+					continue
+				}
+			}
+			if err := c.write(websocket.TextMessage, msg); err != nil {
+				h.dropped.Add(1)
+				c.kick(CloseTooSlow, "too slow: write timed out")
+				return
+			}
+			h.sent.Add(1)
+		case <-ping.C:
+			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.cfg.WriteTimeout)); err != nil {
+				c.kick(websocket.CloseNormalClosure, "")
+				return
+			}
+		}
+	}
+}
+
+func (c *client) write(typ int, msg []byte) error {
+	c.conn.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout))
+	return c.conn.WriteMessage(typ, msg)
+}
+
+func (h *Hub) currentSeq() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seq
+}
+
+// Close cuts every client off with a going-away close frame and refuses new ones. Safe to call twice.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for c := range h.clients {
+		c.kick(CloseShutdown, "server shutting down")
+	}
+}
+
+// HubStats are the hub's counters.
+type HubStats struct {
+	Clients                          int64
+	Sent, Dropped, Coalesced, Deltas uint64
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() HubStats {
+	return HubStats{Clients: h.clientsGauge.Load(), Sent: h.sent.Load(), Dropped: h.dropped.Load(),
+		Coalesced: h.coalesced.Load(), Deltas: h.deltas.Load()}
+}
+
+// Queues returns the figures of the clients' queues, summed as one family ("ws-client").
+func (h *Hub) Queues() []queue.Stat {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := queue.Stat{Name: "ws-client", Policy: queue.Reject}
+	for c := range h.clients {
+		st.Sum(c.send.Stat())
+	}
+	return []queue.Stat{st}
+}

@@ -1,0 +1,44 @@
+package incident
+
+import (
+	"testing"
+
+	"citybrain/engine/schema"
+	"citybrain/geo"
+)
+
+// t0 is 2026-11-27T00:00:00Z, a bucket boundary.
+const t0 = int64(1795737600000)
+
+const lat, lng = 30.2528, 120.1675
+
+func TestChronicFalseAlarmCameraLosesWeight(t *testing.T) {
+	tr := NewTracker(30_000)
+	cams := tr.t.cams
+	cams["cam-bad"] = &camRecord{Detections: 30, Dismissed: 30}
+	if w := tr.t.camWeight("cam-bad", t0); w > 0.4 {
+		t.Errorf("a camera with 30 dismissed alarms keeps weight %g", w)
+	}
+	cams["cam-good"] = &camRecord{Detections: 30, Confirmed: 28, Dismissed: 2}
+	if w := tr.t.camWeight("cam-good", t0); w < 0.95 {
+		t.Errorf("a reliable camera has weight %g", w)
+	}
+	if w := tr.t.camWeight("cam-new", t0); w != 1 {
+		t.Errorf("an unknown camera has weight %g", w)
+	}
+	// Unconfirmed candidates count against their camera: a weak frame (a candidate that never reaches
+	// detection) at t0, then the watermark passes its time to live.
+	cell, err := geo.CellOf(lat, lng, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Track(t0-30_000, []Evidence{{Kind: schema.KindVideo, Source: "cam-x", Type: "debris", TS: t0, Lat: lat, Lng: lng,
+		Cell: cell, Weight: 0.3}})
+	tr.Track(t0+CandidateTTL+30_000, nil)
+	if c := cams["cam-x"]; c != nil {
+		c.settle(t0 + CandidateTTL + 60_000)
+	}
+	if c := cams["cam-x"]; c == nil || c.Dismissed != 1 {
+		t.Errorf("cam-x record %+v, want one uncorroborated detection", c)
+	}
+}

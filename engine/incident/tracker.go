@@ -1,0 +1,173 @@
+package incident
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+)
+
+// Tracker is the incident room: it fuses evidence into incidents tick by tick, carries out operator actions
+// from the log, and publishes the visible incidents. Track and the snapshot methods belong to the engine's
+// tick goroutine; Queue, Result and Incidents may be called from any goroutine.
+type Tracker struct {
+	t          *tracker           // tick goroutine
+	lastScores map[uint64]float64 // tick goroutine: the scores last handed to the cells
+
+	published atomic.Pointer[[]Incident]
+
+	actMu     sync.Mutex
+	actions   []Action // operator actions from the log, waiting for the next tick (actMu)
+	actResult sync.Map // action id → error (nil error stored as errOK)
+}
+
+// NewTracker returns an empty tracker whose judgements settle lateness ms before the evidence they weigh
+// (the engine's allowed lateness).
+func NewTracker(lateness int64) *Tracker {
+	t := &Tracker{t: newTracker()}
+	t.t.lateness = lateness
+	t.published.Store(&[]Incident{})
+	return t
+}
+
+// Track runs the tracker for one tick (evidence at once, time-driven changes up to the watermark wm, queued
+// operator actions) and returns the incidents that changed, and the incident scores by cell when they
+// changed since the last call (nil otherwise).
+func (tr *Tracker) Track(wm int64, evidence []Evidence) (changed []Incident, scores map[uint64]float64) {
+	t := tr.t
+	before := map[string]Incident{}
+	for _, in := range t.order {
+		if in.Status != "" {
+			before[in.ID] = Incident{Status: in.Status, Score: in.Score, EvidenceCount: in.EvidenceCount,
+				Severity: in.Severity, Type: in.Type, Lat: in.Lat, Lng: in.Lng}
+		}
+	}
+	tr.actMu.Lock()
+	actions := tr.actions
+	tr.actions = nil
+	tr.actMu.Unlock()
+	sortEvidence(evidence)
+	var changedArea bool
+	late := t.lateness
+	for _, ev := range evidence {
+		// Time-driven changes up to the evidence's own time less the allowed lateness come first: by then no
+		// on-time evidence can change them, so the outcome is the same however evidence is grouped in ticks.
+		if t.advancedTo < ev.TS-late {
+			changedArea = t.advance(ev.TS-late) || changedArea
+		}
+		t.add(ev)
+	}
+	for _, a := range actions {
+		err := t.apply(a)
+		if err == nil {
+			err = errOK
+		}
+		tr.actResult.Store(a.ID, err)
+	}
+	if t.advancedTo < wm {
+		changedArea = t.advance(wm) || changedArea
+	}
+	if sc := t.scores(); !mapsEqual(sc, tr.lastScores) {
+		scores, tr.lastScores = sc, sc
+	}
+	all := t.snapshot()
+	for _, in := range all {
+		b, ok := before[in.ID]
+		if !ok || b.Status != in.Status || b.Score != in.Score || b.EvidenceCount != in.EvidenceCount ||
+			b.Severity != in.Severity || b.Type != in.Type || b.Lat != in.Lat || b.Lng != in.Lng || changedArea {
+			changed = append(changed, in)
+		}
+	}
+	if len(changed) > 0 || len(all) != len(*tr.published.Load()) {
+		tr.published.Store(&all)
+	}
+	return changed, scores
+}
+
+func mapsEqual(a, b map[uint64]float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Incidents returns the visible incidents as of the last tick (copies, oldest first).
+func (tr *Tracker) Incidents() []Incident { return *tr.published.Load() }
+
+// errOK marks an action that succeeded in actResult.
+var errOK = errors.New("ok")
+
+// Queue queues an operator action read from the log; the next Track carries it out.
+func (tr *Tracker) Queue(a Action) {
+	tr.actMu.Lock()
+	tr.actions = append(tr.actions, a)
+	tr.actMu.Unlock()
+}
+
+// Result returns the outcome of the action with id, and false while it has not been carried out.
+func (tr *Tracker) Result(id string) (error, bool) {
+	v, ok := tr.actResult.Load(id)
+	if !ok {
+		return nil, false
+	}
+	if v.(error) == errOK {
+		return nil, true
+	}
+	return v.(error), true
+}
+
+// State is the tracker's part of an engine snapshot (state.json): every incident with the tracker's
+// internals, the camera records and the event time the time-driven steps have reached.
+type State struct {
+	Incidents  []IncidentState       `json:"incidents"`
+	Cams       map[string]*camRecord `json:"cams"`
+	AdvancedTo int64                 `json:"advanced_to"`
+}
+
+// IncidentState is an Incident with the tracker's internals, for snapshots.
+type IncidentState struct {
+	Incident
+	Sources map[string]*sourceAcc `json:"sources"`
+	Types   map[string]float64    `json:"types"`
+	SumLat  float64               `json:"sum_lat"`
+	SumLng  float64               `json:"sum_lng"`
+	SumW    float64               `json:"sum_w"`
+}
+
+// State returns the tracker's state for a snapshot (tick goroutine; it shares maps with the tracker, so
+// encode it before the next Track).
+func (tr *Tracker) State() State {
+	t := tr.t
+	st := State{Cams: t.cams, AdvancedTo: t.advancedTo}
+	for _, in := range t.order {
+		st.Incidents = append(st.Incidents, IncidentState{Incident: *in, Sources: in.sources, Types: in.types,
+			SumLat: in.sumLat, SumLng: in.sumLng, SumW: in.sumW})
+	}
+	return st
+}
+
+// Restore loads a snapshot's state into a fresh tracker (tick goroutine).
+func (tr *Tracker) Restore(st State) {
+	t := tr.t
+	t.advancedTo = st.AdvancedTo
+	if st.Cams != nil {
+		t.cams = st.Cams
+	}
+	for i := range st.Incidents {
+		is := &st.Incidents[i]
+		in := is.Incident
+		in.sources, in.types, in.sumLat, in.sumLng, in.sumW = is.Sources, is.Types, is.SumLat, is.SumLng, is.SumW
+		if in.sources == nil {
+			in.sources = map[string]*sourceAcc{}
+		}
+		if in.types == nil {
+			in.types = map[string]float64{}
+		}
+		t.byID[in.ID] = &in
+		t.order = append(t.order, &in)
+	}
+}

@@ -1,0 +1,258 @@
+// Package window is the engine's window room: shards that own the cells and road links of the city, their
+// event-time buckets and sliding windows, raw retention, aggregation into cell and link views, and the
+// measurements the traffic rule judges. A Set of shards is fed by one goroutine (the engine's dispatcher)
+// and ticked by another (the engine's tick goroutine); readers use the published views without locks.
+package window
+
+import (
+	"fmt"
+	"hash/maphash"
+	"math"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"citybrain/engine/incident"
+	"citybrain/engine/queue"
+	"citybrain/engine/schema"
+	"citybrain/geo"
+)
+
+// Config is what the shards need of the engine's configuration (see engine.Config for each field).
+type Config struct {
+	Res                int
+	ShardRes           int
+	Shards             int
+	Bucket             time.Duration
+	Retention          time.Duration
+	QueueLen           int
+	DefaultFreeFlowKmh float64
+	MinFreeFlowKmh     float64
+	MinFreeFlowSamples uint32
+	Mem                memory.Allocator
+	Network            *geo.Network
+	FreeFlow           func(cell uint64) (kmh float64, ok bool)
+}
+
+// MinTime marks "no event yet".
+const MinTime = -1 << 62
+
+// Set is the city's shards. Dispatch is called by one goroutine (the dispatcher); Tick, Snapshot and
+// Restore by the tick goroutine; Cells, All, Links, RawRecords, Stats and Queues by any goroutine.
+type Set struct {
+	cfg      Config
+	bucketMs int64
+	shards   []*shard
+	seed     maphash.Seed
+	stop     <-chan struct{} // the engine's: closed when it stops, ends every wait on a shard
+
+	// Dispatcher state: owned by the goroutine that calls Dispatch.
+	rowsBuf  [][]int32
+	linksBuf [][]int32
+	offsBuf  [][]float32
+	matcher  *geo.Matcher
+	linkIdx  map[string]int32
+	topo     *incident.Topology // read-only; nil without a road network
+
+	done chan struct{} // closed when every shard goroutine has returned
+}
+
+// New starts cfg.Shards shard goroutines. topo is the traffic rule's view of cfg.Network (nil without one);
+// stop ends every wait on a full shard queue. Close stops the shards.
+func New(cfg Config, topo *incident.Topology, stop <-chan struct{}) *Set {
+	s := &Set{cfg: cfg, bucketMs: cfg.Bucket.Milliseconds(), seed: maphash.MakeSeed(), stop: stop, topo: topo,
+		done: make(chan struct{})}
+	s.rowsBuf = make([][]int32, cfg.Shards)
+	s.linksBuf = make([][]int32, cfg.Shards)
+	s.offsBuf = make([][]float32, cfg.Shards)
+	if cfg.Network != nil {
+		s.matcher = geo.NewMatcher(cfg.Network, geo.MatcherConfig{})
+		s.linkIdx = make(map[string]int32, len(cfg.Network.Links()))
+		for i, l := range cfg.Network.Links() {
+			s.linkIdx[l.ID] = int32(i)
+		}
+	}
+	exited := make(chan struct{}, cfg.Shards)
+	for i := 0; i < cfg.Shards; i++ {
+		sh := newShard(s, i)
+		s.shards = append(s.shards, sh)
+		go func() { defer func() { exited <- struct{}{} }(); sh.run() }()
+	}
+	go func() {
+		for range s.shards {
+			<-exited
+		}
+		close(s.done)
+	}()
+	return s
+}
+
+// Config returns the configuration the set was made with.
+func (s *Set) Config() Config { return s.cfg }
+
+// Dispatch hands the rows of rec (which has the engine schema, cells at the base resolution) to their
+// shards, map-matching probes, transit vehicles and detectors on a road network. Rows older than horizon
+// are too late for any window (they are counted, not matched); now is the engine's newest event time after
+// this batch. It blocks while a shard's queue is full, and returns false if the engine stopped meanwhile.
+// The shards retain rec for as long as they need it.
+func (s *Set) Dispatch(rec arrow.Record, horizon, now int64) bool {
+	n := int(rec.NumRows())
+	ts := rec.Column(schema.ColTS).(*array.Timestamp)
+	kind := rec.Column(schema.ColKind).(*array.Uint8)
+	cells := rec.Column(schema.ColCell).(*array.Uint64)
+	for i := range s.rowsBuf {
+		s.rowsBuf[i] = s.rowsBuf[i][:0]
+		s.linksBuf[i] = s.linksBuf[i][:0]
+		s.offsBuf[i] = s.offsBuf[i][:0]
+	}
+	var ids *array.String
+	var lat, lng *array.Float64
+	var heading *array.Float32
+	if s.matcher != nil {
+		ids = rec.Column(schema.ColID).(*array.String)
+		lat, lng = rec.Column(schema.ColLat).(*array.Float64), rec.Column(schema.ColLng).(*array.Float64)
+		heading = rec.Column(schema.ColHeading).(*array.Float32)
+	}
+	for i := 0; i < n; i++ {
+		sh := s.shardOf(cells.Value(i))
+		s.rowsBuf[sh] = append(s.rowsBuf[sh], int32(i))
+		if s.matcher != nil {
+			t := int64(ts.Value(i))
+			k := schema.Kind(kind.Value(i))
+			if k >= schema.NumKinds {
+				k = schema.KindUnknown
+			}
+			li, off := int32(-1), float32(0)
+			if t >= horizon {
+				h := math.NaN()
+				if heading.IsValid(i) {
+					h = float64(heading.Value(i))
+				}
+				li, off = s.matchRow(k, ids.Value(i), t, lat.Value(i), lng.Value(i), h)
+			}
+			s.linksBuf[sh] = append(s.linksBuf[sh], li)
+			s.offsBuf[sh] = append(s.offsBuf[sh], off)
+		}
+	}
+	ok := true
+	for i, rows := range s.rowsBuf {
+		if len(rows) == 0 || !ok {
+			continue
+		}
+		rec.Retain()
+		msg := shardMsg{rec: rec, rows: append([]int32(nil), rows...), horizon: horizon, now: now}
+		if s.matcher != nil {
+			msg.links = append([]int32(nil), s.linksBuf[i]...)
+			msg.offs = append([]float32(nil), s.offsBuf[i]...)
+		}
+		if !s.shards[i].in.Push(msg, s.stop) {
+			rec.Release()
+			ok = false
+		}
+	}
+	if s.matcher != nil {
+		s.matcher.Evict(time.UnixMilli(now))
+	}
+	return ok
+}
+
+func (s *Set) shardOf(cell uint64) int {
+	if len(s.shards) == 1 {
+		return 0
+	}
+	p := geo.ParentFast(cell, s.cfg.ShardRes)
+	return int(maphash.Comparable(s.seed, p) % uint64(len(s.shards)))
+}
+
+// TickResult is what one tick of every shard changed and measured.
+type TickResult struct {
+	Changed  []*CellView
+	Removed  []uint64
+	Evidence []incident.Evidence
+	Samples  []incident.TrafficSample
+}
+
+// Tick has every shard seal and release raw buckets, drop old aggregates and publish the views that changed,
+// with the incident scores by cell when they changed (nil: unchanged). Each shard answers after the work
+// queued before the tick; false if the engine stopped first. Tick goroutine.
+func (s *Set) Tick(now, wm int64, scores map[uint64]float64) (TickResult, bool) {
+	reply := make(chan tickResult, len(s.shards))
+	for _, sh := range s.shards {
+		if !sh.in.Push(shardMsg{tick: &tickReq{now: now, wm: wm, scores: scores, reply: reply}}, s.stop) {
+			return TickResult{}, false
+		}
+	}
+	var res TickResult
+	for range s.shards {
+		select {
+		case r := <-reply:
+			res.Changed = append(res.Changed, r.changed...)
+			res.Removed = append(res.Removed, r.removed...)
+			res.Evidence = append(res.Evidence, r.evidence...)
+			res.Samples = append(res.Samples, r.samples...)
+		case <-s.stop:
+			return TickResult{}, false
+		}
+	}
+	return res, true
+}
+
+// Stats are the shards' gauges: cells with data and raw events retained.
+func (s *Set) Stats() (cells int, raw int64) {
+	for _, sh := range s.shards {
+		cells += len(*sh.snap.Load())
+		raw += sh.rawRows.Load()
+	}
+	return cells, raw
+}
+
+// Queues returns the figures of every shard's input queue.
+func (s *Set) Queues() []queue.Stat {
+	out := make([]queue.Stat, len(s.shards))
+	for i, sh := range s.shards {
+		out[i] = sh.in.Stat()
+	}
+	return out
+}
+
+// Cells returns the published views in bbox (by cell centre) at resolution res (the base resolution or a
+// coarser one), in no particular order. Views are shared and must not be modified.
+func (s *Set) Cells(res int, bbox geo.BBox) ([]*CellView, error) {
+	if res < 0 || res > s.cfg.Res {
+		return nil, fmt.Errorf("cannot roll up to resolution %d: must be 0..%d (the base resolution)", res, s.cfg.Res)
+	}
+	var base []*CellView
+	for _, sh := range s.shards {
+		for _, v := range *sh.snap.Load() {
+			if bbox.Contains(v.Lat, v.Lng) {
+				base = append(base, v)
+			}
+		}
+	}
+	if res == s.cfg.Res {
+		return base, nil
+	}
+	return Rollup(base, res), nil
+}
+
+// All returns every published base view.
+func (s *Set) All() []*CellView {
+	var out []*CellView
+	for _, sh := range s.shards {
+		for _, v := range *sh.snap.Load() {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Close closes the shards' queues and waits for the shards, which release every record they hold. The
+// dispatcher and the tick goroutine must be done with the set.
+func (s *Set) Close() {
+	for _, sh := range s.shards {
+		sh.in.Close()
+	}
+	<-s.done
+}
