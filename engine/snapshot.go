@@ -41,6 +41,8 @@ type snapState struct {
 	Events         uint64                  `json:"events"`
 	Late           uint64                  `json:"late"`
 	TooLate        uint64                  `json:"too_late"`
+	Ahead          uint64                  `json:"ahead,omitempty"`
+	AheadClaims    []aheadClaim            `json:"ahead_claims,omitempty"` // clock.go
 	KindEvents     [schema.NumKinds]uint64 `json:"kind_events"`
 	KindLate       [schema.NumKinds]uint64 `json:"kind_late"`
 	EvalEnd        int64                   `json:"eval_end"`
@@ -62,6 +64,7 @@ func (e *Engine) WriteSnapshot(dir string) (string, error) {
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
 	e.reg.Publish(true) // the tick cannot while we hold the lock
+	claims := e.guard.state()
 	var (
 		dump     *window.Dump
 		st       snapState
@@ -78,7 +81,7 @@ func (e *Engine) WriteSnapshot(dir string) (string, error) {
 		}
 		m := e.dispatched.Load()
 		st = snapState{Seq: m.seq, Now: m.now, Watermark: m.wm, Events: m.events, Late: e.late.Load(),
-			TooLate: e.tooLate.Load(), EvalEnd: dump.EvalEnd, State: e.inc.State()}
+			TooLate: e.tooLate.Load(), Ahead: e.ahead.Load(), AheadClaims: claims, EvalEnd: dump.EvalEnd, State: e.inc.State()}
 		for _, u := range e.Units() {
 			us := unitState{Unit: u}
 			if Has(u.SpeedKmh) {
@@ -266,6 +269,8 @@ func (e *Engine) loadSnapshot(path string) (uint64, error) {
 	e.events.Store(st.Events)
 	e.late.Store(st.Late)
 	e.tooLate.Store(st.TooLate)
+	e.ahead.Store(st.Ahead)
+	e.guard.restore(st.AheadClaims)
 	for k := range st.KindEvents {
 		e.kindEvents[k].Store(st.KindEvents[k])
 		e.kindLate[k].Store(st.KindLate[k])
