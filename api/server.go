@@ -251,6 +251,8 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	buf = appendTime(buf, st.Now)
 	buf = append(buf, `,"events_too_late":`...)
 	buf = strconv.AppendUint(buf, st.TooLate, 10)
+	buf = append(buf, `,"events_ahead":`...)
+	buf = strconv.AppendUint(buf, st.Ahead, 10)
 	buf = append(buf, `,"events_reflected":`...)
 	buf = strconv.AppendUint(buf, st.Events, 10)
 	buf = append(buf, `,"log_seq":`...)

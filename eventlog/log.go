@@ -55,6 +55,53 @@ type Config struct {
 	// Existing opens streams that must already exist and leaves their settings alone (the export and replay
 	// tools: they must not reset a server's retention to their defaults).
 	Existing bool
+	// Layout is what the batches written depend on (their cells' resolution) and the bucket of the engine
+	// that writes them, recorded in the stream's metadata. Opening a log recorded with another resolution or
+	// schema is refused (its cells would mix resolutions); the bucket is recorded (snapshots check theirs).
+	// Zero: not checked (tools).
+	Layout Layout
+}
+
+// Layout is recorded in the event stream's metadata.
+type Layout struct {
+	Res    int
+	Bucket time.Duration
+}
+
+// Metadata keys of the event stream.
+const (
+	MetaRes    = "citybrain.res"
+	MetaBucket = "citybrain.bucket"
+	MetaSchema = "citybrain.schema"
+)
+
+func (l Layout) metadata() map[string]string {
+	return map[string]string{MetaRes: strconv.Itoa(l.Res), MetaBucket: l.Bucket.String(), MetaSchema: engine.SchemaVersion}
+}
+
+// layoutOf reads a stream's recorded layout (ok false for a log from before layouts were recorded).
+func layoutOf(md map[string]string) (l Layout, schema string, ok bool) {
+	res, err := strconv.Atoi(md[MetaRes])
+	if err != nil {
+		return Layout{}, "", false
+	}
+	b, _ := time.ParseDuration(md[MetaBucket])
+	return Layout{Res: res, Bucket: b}, md[MetaSchema], true
+}
+
+// checkLayout refuses a log recorded with another resolution or schema than want.
+func checkLayout(md map[string]string, want Layout) error {
+	got, schema, ok := layoutOf(md)
+	if !ok || want.Res == 0 {
+		return nil
+	}
+	if schema != "" && schema != engine.SchemaVersion {
+		return fmt.Errorf("cannot open the log: it holds batches of schema %s, this program writes %s: use a data directory of this version", schema, engine.SchemaVersion)
+	}
+	if got.Res != want.Res {
+		return fmt.Errorf("cannot open the log: its cells are at H3 resolution %d (--res %d), this run has --res %d: start with --res %d, or give a new --data", got.Res, got.Res, want.Res, got.Res)
+	}
+	return nil
 }
 
 // DefaultConfig keeps a week of events, up to 20 GiB.
@@ -71,6 +118,7 @@ type Log struct {
 	dead   jetstream.Stream
 	mem    memory.Allocator
 	maxMsg int
+	layout Layout
 }
 
 // Open creates or updates the streams of the log on the server behind nc.
@@ -94,13 +142,30 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cannot open stream %s: %w", DeadStream, err)
 		}
-		return &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: max(int(nc.MaxPayload())-4096, 64<<10)}, nil
+		if err := checkLayout(events.CachedInfo().Config.Metadata, cfg.Layout); err != nil {
+			return nil, err
+		}
+		lay, _, _ := layoutOf(events.CachedInfo().Config.Metadata)
+		return &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: max(int(nc.MaxPayload())-4096, 64<<10), layout: lay}, nil
+	}
+	var md map[string]string
+	if old, err := js.Stream(ctx, EventsStream); err == nil {
+		if err := checkLayout(old.CachedInfo().Config.Metadata, cfg.Layout); err != nil {
+			return nil, err
+		}
+		if lay, _, ok := layoutOf(old.CachedInfo().Config.Metadata); ok && cfg.Layout.Res == 0 {
+			cfg.Layout, md = lay, lay.metadata() // a tool's open keeps what the log recorded
+		}
+	}
+	if cfg.Layout.Res != 0 {
+		md = cfg.Layout.metadata()
 	}
 	events, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: EventsStream, Subjects: []string{EventsSubject}, Storage: jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxAge: cfg.MaxAge,
 		MaxBytes: orUnlimited(cfg.MaxBytes), Replicas: cfg.Replicas, Duplicates: cfg.Duplicates,
 		Description: "CityBrain accepted events as Arrow IPC record batches (schema " + engine.SchemaVersion + ")",
+		Metadata:    md,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot create stream %s: %w", EventsStream, err)
@@ -118,8 +183,11 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 	if maxMsg < 64<<10 {
 		maxMsg = 64 << 10
 	}
-	return &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: maxMsg}, nil
+	return &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: maxMsg, layout: cfg.Layout}, nil
 }
+
+// Layout is the layout recorded in the log (zero for a log from before layouts were recorded).
+func (l *Log) Layout() Layout { return l.layout }
 
 // Mem is the allocator the log decodes batches with.
 func (l *Log) Mem() memory.Allocator { return l.mem }

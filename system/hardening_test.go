@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -808,4 +809,71 @@ func TestHeadersTokensRolesQuotasAndPaths(t *testing.T) {
 	if c != 400 || !strings.Contains(body, "missing.parquet") || strings.Contains(body, dir) || strings.Contains(body, "/imports") {
 		t.Errorf("replay of a missing file: %d %s, want 400 naming the file and no server path", c, body)
 	}
+}
+
+// --res and --bucket were baked into the log and the snapshots without being recorded, so a restart with
+// another --res silently mixed resolutions. Now the log records its layout (resolution, bucket, schema) in
+// its stream's metadata and the snapshots in their manifest: a start with another --res is refused naming
+// the recorded one; one with another --bucket skips the snapshot and recomputes from the log.
+func TestLogAndSnapshotsRecordTheirLayout(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	s := start(t, cfg)
+	if code, _ := post(t, s, "application/x-ndjson", []byte(specExamples), nil); code != 200 {
+		t.Fatal(code)
+	}
+	waitWatermark(t, s, time.Date(2026, 11, 27, 0, 0, 42, 0, time.UTC))
+	want := cells(t, s, "window=900s")
+	js, _ := jetstream.New(s.nc)
+	st, err := js.Stream(context.Background(), eventlog.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := st.CachedInfo().Config.Metadata
+	if md[eventlog.MetaRes] != "9" || md[eventlog.MetaBucket] != "10s" || md[eventlog.MetaSchema] != engine.SchemaVersion {
+		t.Errorf("stream metadata %v, want res 9, bucket 10s, the schema", md)
+	}
+	if err := s.Stop(context.Background()); err != nil { // writes a snapshot
+		t.Fatal(err)
+	}
+	other := cfg
+	other.Engine.Res = 10
+	if s2, err := Start(context.Background(), other); err == nil {
+		s2.Stop(context.Background())
+		t.Fatal("a start with --res 10 on a log of --res 9 was accepted")
+	} else if !strings.Contains(err.Error(), "--res 9") {
+		t.Errorf("refusal %q, want it to name --res 9", err)
+	}
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	other = cfg
+	other.Engine.Bucket = 5 * time.Second
+	other.Logger = log.New(&lockedBuffer{mu: &mu, b: &logs}, "", 0)
+	s3 := start(t, other)
+	waitWatermark(t, s3, time.Date(2026, 11, 27, 0, 0, 42, 0, time.UTC))
+	mu.Lock()
+	if !strings.Contains(logs.String(), "another layout") {
+		t.Errorf("the snapshot of bucket 10 s was not skipped with bucket 5 s; log:\n%s", logs.String())
+	}
+	mu.Unlock()
+	got := cells(t, s3, "window=900s")
+	if len(got) != len(want) {
+		t.Errorf("recomputed from the log: %d cells, want %d", len(got), len(want))
+	}
+	for k, c := range want {
+		if got[k].Events != c.Events {
+			t.Errorf("cell %s: %d events recomputed, want %d", k, got[k].Events, c.Events)
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
 }

@@ -1,6 +1,7 @@
 package system
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io/fs"
@@ -85,6 +86,9 @@ func StartReplay(ctx context.Context, cfg ReplayConfig) (_ *Replay, err error) {
 	} else {
 		if l, r.closeLog, err = OpenLogOffline(ctx, cfg.DataDir, cfg.NATSURL, eventlog.DefaultConfig()); err != nil {
 			return nil, fmt.Errorf("cannot replay: %w", err)
+		}
+		if lay := l.Layout(); lay.Res != 0 && lay.Res != cmp.Or(cfg.Engine.Res, engine.DefaultConfig().Res) {
+			return nil, fmt.Errorf("cannot replay: the log's cells are at --res %d, this replay has --res %d: give --res %d", lay.Res, cfg.Engine.Res, lay.Res)
 		}
 		open = replay.LogSource(l, cfg.Spec)
 	}

@@ -4,6 +4,7 @@
 package system
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -164,7 +165,12 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		return nil, err
 	}
 	// 2. The log.
-	if s.Log, err = eventlog.Open(ctx, s.nc, cfg.Log); err != nil {
+	lcfg := cfg.Log
+	{ // the layout the log records and checks: the engine's resolution and bucket after defaults
+		d := engine.DefaultConfig()
+		lcfg.Layout = eventlog.Layout{Res: cmp.Or(cfg.Engine.Res, d.Res), Bucket: cmp.Or(cfg.Engine.Bucket, d.Bucket)}
+	}
+	if s.Log, err = eventlog.Open(ctx, s.nc, lcfg); err != nil {
 		return nil, err
 	}
 	st, err := s.Log.State(ctx)
