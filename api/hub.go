@@ -114,6 +114,9 @@ func (h *Hub) OnDelta(d *engine.Delta) {
 	}
 	h.deltas.Add(1)
 	h.seq = d.Seq
+	if d.Reset {
+		h.history = h.history[:0] // a new timeline: a resuming client gets a snapshot of it
+	}
 	h.watermark, h.now = d.Watermark, d.Now
 	e := histEntry{seq: d.Seq, removed: d.Removed}
 	for _, v := range d.Changed {
@@ -146,8 +149,19 @@ func (h *Hub) OnDelta(d *engine.Delta) {
 		if d.Assets != nil && (cs[0].sub.Layers["transit"] || cs[0].sub.Layers["sensors"]) {
 			msg = appendAssets(msg[:len(msg)-1], cs[0].sub, d.Assets)
 		}
+		if d.Reset {
+			msg = append([]byte(`{"reset":true,`), msg[1:]...)
+		}
 		for _, c := range cs {
 			h.enqueue(c, msg)
 		}
 	}
+}
+
+// SetEngine points the hub at another engine (a replay session's, after a backward seek restarted it): the
+// snapshots, units and incidents it sends from now on are that engine's.
+func (h *Hub) SetEngine(e *engine.Engine) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.eng = e
 }

@@ -47,8 +47,9 @@ func (rp *Replays) create(spec replay.Spec, mk func(replay.Spec) (*replay.Sessio
 	spec.Paused = true // the hub must exist before the first delta
 	var hubp struct {
 		sync.Mutex
-		h  *Hub
-		id string
+		h    *Hub
+		id   string
+		sess *replay.Session
 	}
 	sz := rp.newSessionZones(func() *Hub {
 		hubp.Lock()
@@ -60,9 +61,12 @@ func (rp *Replays) create(spec replay.Spec, mk func(replay.Spec) (*replay.Sessio
 	spec.OnDelta = func(d *engine.Delta) {
 		sz.onDelta(d)
 		hubp.Lock()
-		h := hubp.h
+		h, sess := hubp.h, hubp.sess
 		hubp.Unlock()
 		if h != nil {
+			if d.Reset && sess != nil {
+				h.SetEngine(sess.Engine()) // a backward seek: the session runs a new engine
+			}
 			h.OnDelta(d)
 		}
 	}
@@ -87,7 +91,7 @@ func (rp *Replays) create(spec replay.Spec, mk func(replay.Spec) (*replay.Sessio
 	}
 	h := NewHub(rp.Hub, s.Engine())
 	hubp.Lock()
-	hubp.h, hubp.id = h, s.ID()
+	hubp.h, hubp.id, hubp.sess = h, s.ID(), s
 	hubp.Unlock()
 	rp.hubs.Store(s.ID(), h)
 	rp.zones.Store(s.ID(), sz)

@@ -61,6 +61,13 @@ type Server struct {
 	OpenDataPerMinute int
 	limOnce           sync.Once
 	lim               *limiter
+
+	// History serves GET /api/v1/history (api/history.go); nil: 404.
+	History *History
+	// Basemap serves the base map (api/basemap.go): GET /api/v1/basemap, its features and tiles.
+	Basemap *Basemap
+	// TimeZone is the city's IANA time zone (GET /api/v1/status "timezone"): the web app shows times in it.
+	TimeZone string
 }
 
 // Handler returns the routes.
@@ -96,6 +103,9 @@ func (s *Server) Handler() http.Handler {
 	}))
 	// Replays and exports (api/replays.go, api/export.go).
 	s.replayRoutes(mux)
+	// History and the base map (api/history.go, api/basemap.go).
+	mux.HandleFunc("GET /api/v1/history", a.Open(s.handleHistory))
+	s.basemapRoutes(mux)
 	s.routesEmergency(mux)
 	s.routesZones(mux)
 	s.routesOpenData(mux)
@@ -265,7 +275,22 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	buf = strconv.AppendFloat(buf, s.Engine.Config().Lateness.Seconds(), 'g', -1, 64)
 	buf = append(buf, `,"base_res":`...)
 	buf = strconv.AppendInt(buf, int64(s.Engine.Config().Res), 10)
-	buf = append(buf, `,"features":["cells","incidents","units","transit","sensors","links","zones","alerts"]`...)
+	buf = append(buf, `,"raw":{"events":`...)
+	buf = strconv.AppendInt(buf, st.RawRows, 10)
+	buf = append(buf, `,"bytes":`...)
+	buf = strconv.AppendInt(buf, st.RawBytes, 10)
+	buf = append(buf, `,"retention_s":`...)
+	buf = strconv.AppendFloat(buf, st.Retention.Seconds(), 'g', -1, 64)
+	buf = append(buf, `,"retention_configured_s":`...)
+	buf = strconv.AppendFloat(buf, s.Engine.Config().Retention.Seconds(), 'g', -1, 64)
+	buf = append(buf, `,"shortened":`...)
+	buf = strconv.AppendBool(buf, st.Retention < s.Engine.Config().Retention)
+	buf = append(buf, '}')
+	buf = append(buf, `,"features":["cells","incidents","units","transit","sensors","links","history","zones","alerts"]`...)
+	if s.TimeZone != "" {
+		buf = append(buf, `,"timezone":`...)
+		buf = ingest.AppendQuoted(buf, s.TimeZone)
+	}
 	buf = s.appendKPIs(buf)
 	buf = append(buf, "}\n"...)
 	w.Header().Set("Content-Type", "application/json")

@@ -38,6 +38,7 @@ type Config struct {
 	MinFreeFlowKmh     float64       // floor of a learned free-flow speed
 	MinFreeFlowSamples uint32        // speed samples a cell needs before its free-flow speed is learned
 	Mem                memory.Allocator
+	RawMem             memory.Allocator // sealed raw chunks (nil: Mem); see window.Config.RawMem
 	// Network, when set, is the road network: probe and transit points are map-matched to its links and
 	// detectors snapped to the nearest one, and speeds also aggregate per link (Engine.Links).
 	Network *geo.Network
@@ -122,6 +123,9 @@ type Delta struct {
 	Incidents []Incident
 	Units     []Unit  // every unit, when any changed since the last delta (nil otherwise)
 	Assets    []Event // every asset (Engine.Assets), when any changed since the last delta (nil otherwise)
+	// Reset starts a new timeline (a replay's backward seek restarts its engine): clients drop the incidents,
+	// units and assets they hold; what is true at the new position follows.
+	Reset bool
 }
 
 // Status is the engine's progress.
@@ -134,7 +138,9 @@ type Status struct {
 	TooLate    uint64 // late events older than the longest window: counted, kept in the log, not in windows
 	Ahead      uint64 // events too far ahead of the clock on too few sources' word (clock.go): in the log, not in windows
 	Cells      int
-	RawRows    int64
+	RawRows    int64         // raw events retained
+	RawBytes   int64         // their memory, dictionaries included
+	Retention  time.Duration // raw retention in force (less than Config.Retention when the memory budget needs it)
 	DeltaSeq   uint64
 	TickNanos  int64 // duration of the last tick
 }
@@ -210,7 +216,7 @@ func New(cfg Config) *Engine {
 	e.win = window.New(window.Config{
 		Res: cfg.Res, ShardRes: cfg.ShardRes, Shards: cfg.Shards, Bucket: cfg.Bucket, Retention: cfg.Retention,
 		QueueLen: cfg.QueueLen, DefaultFreeFlowKmh: cfg.DefaultFreeFlowKmh, MinFreeFlowKmh: cfg.MinFreeFlowKmh,
-		MinFreeFlowSamples: cfg.MinFreeFlowSamples, Mem: cfg.Mem, Network: cfg.Network, FreeFlow: cfg.FreeFlow,
+		MinFreeFlowSamples: cfg.MinFreeFlowSamples, Mem: cfg.Mem, RawMem: cfg.RawMem, Network: cfg.Network, FreeFlow: cfg.FreeFlow,
 	}, topo, e.stopCh)
 	e.dispatched.Store(&mark{now: minTime, wm: minTime})
 	e.status.Store(&Status{Watermark: minTime, Now: minTime})
@@ -389,10 +395,11 @@ func (e *Engine) tick(seq uint64) uint64 {
 		seq++
 		d.Seq = seq
 	}
-	cells, raw := e.win.Stats()
+	cells, raw, rawBytes := e.win.Stats()
 	e.status.Store(&Status{
 		Watermark: m.wm, Now: m.now, AppliedSeq: m.seq, Events: m.events,
-		Late: e.late.Load(), TooLate: e.tooLate.Load(), Ahead: e.ahead.Load(), Cells: cells, RawRows: raw, DeltaSeq: seq,
+		Late: e.late.Load(), TooLate: e.tooLate.Load(), Ahead: e.ahead.Load(), Cells: cells, RawRows: raw, RawBytes: rawBytes,
+		Retention: e.win.Retention(), DeltaSeq: seq,
 		TickNanos: time.Since(start).Nanoseconds(),
 	})
 	if d.Seq != 0 && e.cfg.OnDelta != nil {

@@ -1,12 +1,16 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"citybrain/engine/window"
 
 	"citybrain/geo"
 )
@@ -377,19 +381,31 @@ func TestRawBucketsSealIntoRecords(t *testing.T) {
 	speeds := map[float64]bool{}
 	var rows int64
 	for _, rec := range recs {
+		if !rec.Schema().Equal(window.RawSchema) {
+			t.Fatalf("raw record schema %s", rec.Schema())
+		}
+		ts := rec.Column(0).(*array.Timestamp)
+		sp := rec.Column(3).(*array.Float32)
+		ids := rec.Column(4).(*array.String)
+		cells := rec.Column(2).(*array.Uint64)
 		for i := 0; i < int(rec.NumRows()); i++ {
-			var e Event
-			ReadEvent(rec, i, &e)
-			if e.TS < t0 || e.TS >= t0+10_000 {
-				t.Errorf("event at %d in bucket [t0, t0+10s)", e.TS-t0)
+			if ms := int64(ts.Value(i)); ms < t0 || ms >= t0+10_000 {
+				t.Errorf("event at %d in bucket [t0, t0+10s)", ms-t0)
 			}
-			speeds[e.SpeedKmh] = true
+			if ids.Value(i) != "v" || cells.Value(i) == 0 || rec.Column(1).(*array.Uint8).Value(i) != uint8(KindProbe) {
+				t.Errorf("row %d: id %q cell %x kind %d", i, ids.Value(i), cells.Value(i), rec.Column(1).(*array.Uint8).Value(i))
+			}
+			speeds[float64(sp.Value(i))] = true
 		}
 		rows += rec.NumRows()
 		rec.Release()
 	}
 	if rows != 3 || !speeds[11] || !speeds[13] || !speeds[14] {
 		t.Errorf("first bucket holds %d rows with speeds %v, want 11, 13, 14", rows, speeds)
+	}
+	// A retained event costs its narrow projection, not the log batch it came in.
+	if st := r.e.Status(); st.RawRows != 5 || st.RawBytes <= 0 || st.RawBytes > 5*1024 {
+		t.Errorf("raw rows %d, bytes %d", st.RawRows, st.RawBytes)
 	}
 }
 
@@ -408,5 +424,39 @@ func TestAssetsKeepLatestEventPerSource(t *testing.T) {
 	}
 	if a[0].Kind != KindDetector || a[1].Kind != KindTransit || a[1].DelayS != 60 || a[2].Kind != KindVideo || a[2].Count != 12 {
 		t.Errorf("assets %+v", a)
+	}
+}
+
+// Retained raw events cost their narrow projection (≤ 32 bytes each, dictionaries included) once sealed,
+// and the ids of released buckets are freed.
+func TestRawRetentionIsNarrow(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.Retention = 5 * time.Minute })
+	const perBatch = 2000
+	for b := int64(0); b < 12; b++ { // 12 batches of 10 s: the first 8 buckets are sealed at the end
+		evs := make([]Event, 0, perBatch)
+		for i := 0; i < perBatch; i++ {
+			e := probe(t0+b*10_000+int64(i)*5, 30.20+float64(i%40)*0.003, 120.10+float64(i%37)*0.003, float64(i%70))
+			e.ID = fmt.Sprintf("veh-%04d", i%500)
+			evs = append(evs, e)
+		}
+		r.apply(evs...)
+	}
+	// An event a minute later moves the watermark past every bucket: they are sealed.
+	r.apply(probe(t0+12*10_000+60_000, 31, 121, 30))
+	st := r.e.Status()
+	if st.RawRows != 12*perBatch+1 {
+		t.Fatalf("raw rows %d, want %d", st.RawRows, 12*perBatch+1)
+	}
+	per := float64(st.RawBytes) / float64(st.RawRows)
+	t.Logf("%.1f bytes per retained event (%d events, sealed and open)", per, st.RawRows)
+	if per > 32 {
+		t.Errorf("%.1f bytes per retained event (%d bytes, %d events), want <= 32", per, st.RawBytes, st.RawRows)
+	}
+	// Past the retention every bucket is released, and with them the ids and cells (their slots are reused;
+	// a table keeps the size of its last slot in use, here that of the newest event's id and cell).
+	r.apply(probe(t0+12*10_000+7*60_000, 31, 121, 30))
+	r.e.Flush()
+	if st := r.e.Status(); st.RawRows > 1 || st.RawBytes > 64<<10 {
+		t.Errorf("after the retention: %d rows, %d bytes", st.RawRows, st.RawBytes)
 	}
 }

@@ -29,7 +29,7 @@ func metresPerPixel(zoom int, lat float64) float64 {
 // GeoJSON renders the links whose geometry touches bbox as a FeatureCollection of LineStrings for the map.
 // Minor classes are left out at low zoom (secondary from 11, tertiary from 12, residential from 14, service
 // from 15) and lines are simplified with Douglas-Peucker to one pixel at that zoom, in metres. Properties: id,
-// name (when known), lanes, speed_limit_kmh (when known), class, from, to.
+// name (when known), name_zh and name_en (when the source has them), lanes, speed_limit_kmh (when known), class, from, to.
 func (n *Network) GeoJSON(bbox BBox, zoom int) []byte {
 	zoom = max(0, min(zoom, 24))
 	buf := make([]byte, 0, 4096)
@@ -60,6 +60,12 @@ func (n *Network) GeoJSON(bbox BBox, zoom int) []byte {
 		if l.Name != "" {
 			buf = append(buf, `,"name":`...)
 			buf = strconv.AppendQuote(buf, l.Name)
+		}
+		for _, k := range [...]string{"zh", "en"} {
+			if v := l.AltNames[k]; v != "" {
+				buf = append(buf, `,"name_`+k+`":`...)
+				buf = strconv.AppendQuote(buf, v)
+			}
 		}
 		buf = append(buf, `,"lanes":`...)
 		buf = strconv.AppendInt(buf, int64(l.Lanes), 10)

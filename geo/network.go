@@ -121,7 +121,8 @@ type Link struct {
 	ID            string
 	From, To      string // node ids
 	Name          string
-	LengthM       float64 // declared length (the source's), else the geometry's
+	AltNames      map[string]string // the name in other languages by code ("zh", "en"), when the source has them
+	LengthM       float64           // declared length (the source's), else the geometry's
 	Lanes         int
 	SpeedLimitKmh float64 // 0 = unknown (FreeFlowKmh falls back to the class default)
 	Class         RoadClass

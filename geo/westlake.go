@@ -29,6 +29,30 @@ var (
 		"Jiangjin Rd", "Shangtang Rd", "Zhongshan Rd", "Huansha Rd", "Qingtai St", "Dongxin Rd", "Genshan Rd"}
 )
 
+// wlZh are the Chinese names of the demo city's roads (the map labels them in the UI language).
+var wlZh = map[string]string{
+	"Nanshan Rd": "南山路", "Jiefang Rd": "解放路", "Pinghai Rd": "平海路", "Qingchun Rd": "庆春路", "Fengqi Rd": "凤起路",
+	"Tiyuchang Rd": "体育场路", "Huancheng N Rd": "环城北路", "Wensan Rd": "文三路", "Xixi Rd": "西溪路",
+	"Moganshan Rd": "莫干山路", "Gongchen Rd": "拱宸路", "Desheng Rd": "德胜路", "Shixiang Rd": "石祥路", "Huzhou St": "湖州街",
+	"Daguan Rd": "大关路", "Hubin Rd": "湖滨路", "Yan'an Rd": "延安路", "Zhonghe Rd": "中河路", "Jianguo Rd": "建国路",
+	"Qiutao Rd": "秋涛路", "Xintang Rd": "新塘路", "Jiangjin Rd": "江锦路", "Shangtang Rd": "上塘路", "Zhongshan Rd": "中山路",
+	"Huansha Rd": "浣纱路", "Qingtai St": "清泰街", "Dongxin Rd": "东新路", "Genshan Rd": "艮山路",
+	"Lakeshore Rd": "环湖路", "Lakeside connector": "湖滨连接路",
+}
+
+// WestLakeOutline returns the demo city's lake shore (inside the lake shore road of GenerateWestLake(seed)),
+// a closed ring, for the base map.
+func WestLakeOutline(seed int64) []LatLng {
+	const n = 96
+	ring := make([]LatLng, 0, n+1)
+	for k := 0; k <= n; k++ {
+		a := 2 * math.Pi * float64(k%n) / n
+		r := 0.93 * (1 + 0.04*math.Sin(3*a+float64(seed%7)))
+		ring = append(ring, LatLng{Lat: wlLakeLat + r*wlLakeRLat*math.Cos(a), Lng: wlLakeLng + r*wlLakeRLng*math.Sin(a)})
+	}
+	return ring
+}
+
 type wlEdge struct {
 	a, b  int
 	class RoadClass
@@ -188,7 +212,8 @@ func GenerateWestLake(seed int64) *Network {
 			geom = append(geom, via...)
 			geom = append(geom, lls[to])
 			links = append(links, Link{ID: "wl-" + ids[from] + "-" + ids[to], From: ids[from], To: ids[to],
-				Name: e.name, Lanes: wlLanes(e.class), SpeedLimitKmh: wlKmh(e.class), Class: e.class, Geometry: geom})
+				Name: e.name, AltNames: map[string]string{"zh": wlZh[e.name]}, Lanes: wlLanes(e.class), SpeedLimitKmh: wlKmh(e.class),
+				Class: e.class, Geometry: geom})
 		}
 	}
 	n, err := NewNetwork("generated", keep, links)

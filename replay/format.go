@@ -112,21 +112,21 @@ func NewWriter(w io.Writer, f Format, mem memory.Allocator) (BatchWriter, error)
 		if !ok {
 			ws = &posWriter{w: w}
 		}
-		fw, err := ipc.NewFileWriter(ws, ipc.WithSchema(engine.Schema), ipc.WithAllocator(mem))
+		fw, err := ipc.NewFileWriter(ws, ipc.WithSchema(AnalystSchema), ipc.WithAllocator(mem))
 		if err != nil {
 			return nil, fmt.Errorf("cannot start Arrow IPC file: %w", err)
 		}
-		return &arrowWriter{fw: fw}, nil
+		return &arrowWriter{fw: fw, mem: mem}, nil
 	case FormatParquet:
 		props := parquet.NewWriterProperties(parquet.WithAllocator(mem), parquet.WithCompression(compress.Codecs.Zstd),
 			parquet.WithMaxRowGroupLength(1<<40), parquet.WithDictionaryDefault(true))
 		// pqarrow closes a sink that is an io.Closer; the caller owns w, so hide its Close.
-		fw, err := pqarrow.NewFileWriter(engine.Schema, struct{ io.Writer }{w}, props,
+		fw, err := pqarrow.NewFileWriter(AnalystSchema, struct{ io.Writer }{w}, props,
 			pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem), pqarrow.WithStoreSchema()))
 		if err != nil {
 			return nil, fmt.Errorf("cannot start Parquet file: %w", err)
 		}
-		return &parquetWriter{fw: fw}, nil
+		return &parquetWriter{fw: fw, mem: mem}, nil
 	case FormatNDJSON:
 		return &ndjsonWriter{w: bufio.NewWriterSize(w, 256<<10)}, nil
 	}
@@ -152,10 +152,18 @@ func (p *posWriter) Seek(offset int64, whence int) (int64, error) {
 	return p.pos, errors.New("cannot seek an export stream")
 }
 
-type arrowWriter struct{ fw *ipc.FileWriter }
+type arrowWriter struct {
+	fw  *ipc.FileWriter
+	mem memory.Allocator
+}
 
 func (a *arrowWriter) Write(rec arrow.Record) error {
-	if err := a.fw.Write(rec); err != nil {
+	out, err := ToAnalyst(rec, a.mem)
+	if err != nil {
+		return err
+	}
+	defer out.Release()
+	if err := a.fw.Write(out); err != nil {
 		return fmt.Errorf("cannot write Arrow record batch (%d rows): %w", rec.NumRows(), err)
 	}
 	return nil
@@ -170,6 +178,7 @@ func (a *arrowWriter) Close() error {
 
 type parquetWriter struct {
 	fw    *pqarrow.FileWriter
+	mem   memory.Allocator
 	rows  int64 // rows in the current buffered row group
 	sizes []byte
 	n     int
@@ -183,7 +192,12 @@ func (p *parquetWriter) Write(rec arrow.Record) error {
 		p.fw.NewBufferedRowGroup()
 		p.rows = 0
 	}
-	if err := p.fw.WriteBuffered(rec); err != nil {
+	out, err := ToAnalyst(rec, p.mem)
+	if err != nil {
+		return err
+	}
+	defer out.Release()
+	if err := p.fw.WriteBuffered(out); err != nil {
 		return fmt.Errorf("cannot write Parquet rows (%d): %w", rec.NumRows(), err)
 	}
 	p.rows += rec.NumRows()
@@ -286,21 +300,33 @@ func OpenFileFormat(path string, f Format, res int, mem memory.Allocator) (Batch
 }
 
 type arrowReader struct {
-	f  *os.File
-	fr *ipc.FileReader
-	i  int
+	f       *os.File
+	fr      *ipc.FileReader
+	i       int
+	analyst bool // AnalystSchema: converted to the engine schema
+	mem     memory.Allocator
 }
 
 func newArrowReader(f *os.File, mem memory.Allocator) (*arrowReader, error) {
-	fr, err := ipc.NewFileReader(f, ipc.WithAllocator(mem))
+	// Arrow v17's FileReader never releases the dictionaries it reads (Close leaves its memo), and it reads
+	// them when it opens: open through the Go allocator (garbage collected) to see the schema, keep that reader
+	// for a file with dictionaries (its batches are converted into mem), and reopen a plain one with mem.
+	fr, err := ipc.NewFileReader(f, ipc.WithAllocator(memory.NewGoAllocator()))
 	if err != nil {
 		return nil, fmt.Errorf("cannot open Arrow IPC file: %w", err)
 	}
-	if err := engine.CheckSchema(fr.Schema()); err != nil {
+	analyst := isAnalyst(fr.Schema())
+	if !analyst {
+		if err := engine.CheckSchema(fr.Schema()); err != nil {
+			fr.Close()
+			return nil, err
+		}
 		fr.Close()
-		return nil, err
+		if fr, err = ipc.NewFileReader(f, ipc.WithAllocator(mem)); err != nil {
+			return nil, fmt.Errorf("cannot open Arrow IPC file: %w", err)
+		}
 	}
-	return &arrowReader{f: f, fr: fr}, nil
+	return &arrowReader{f: f, fr: fr, analyst: analyst, mem: mem}, nil
 }
 
 func (a *arrowReader) Next(ctx context.Context) (arrow.Record, error) {
@@ -315,6 +341,10 @@ func (a *arrowReader) Next(ctx context.Context) (arrow.Record, error) {
 		return nil, fmt.Errorf("cannot read Arrow record batch %d: %w", a.i, err)
 	}
 	a.i++
+	if a.analyst {
+		defer rec.Release()
+		return FromAnalyst(rec, a.mem)
+	}
 	return rec, nil
 }
 
@@ -335,6 +365,9 @@ type parquetReader struct {
 	rg    int     // next row group
 	cur   arrow.Record
 	off   int64
+
+	schema  *arrow.Schema // the file's
+	analyst bool          // AnalystSchema: row groups are converted to the engine schema
 }
 
 func newParquetReader(f *os.File, mem memory.Allocator) (*parquetReader, error) {
@@ -348,14 +381,15 @@ func newParquetReader(f *os.File, mem memory.Allocator) (*parquetReader, error) 
 		return nil, fmt.Errorf("cannot open Parquet file: %w", err)
 	}
 	sc, err := fr.Schema()
-	if err == nil {
+	analyst := err == nil && isAnalyst(sc)
+	if err == nil && !analyst {
 		err = engine.CheckSchema(sc)
 	}
 	if err != nil {
 		pf.Close()
 		return nil, err
 	}
-	p := &parquetReader{f: f, pf: pf, fr: fr, mem: mem}
+	p := &parquetReader{f: f, pf: pf, fr: fr, mem: mem, schema: sc, analyst: analyst}
 	if kv := pf.MetaData().KeyValueMetadata(); kv != nil {
 		if s := kv.FindValue(MetaBatchRows); s != nil && *s != "" {
 			var total int64
@@ -410,7 +444,15 @@ func (p *parquetReader) loadRowGroup(ctx context.Context) error {
 			return fmt.Errorf("cannot assemble Parquet row group %d: %w", p.rg-1, err)
 		}
 	}
-	p.cur = array.NewRecord(engine.Schema, arrs, tbl.NumRows())
+	if p.analyst {
+		rec := array.NewRecord(p.schema, arrs, tbl.NumRows())
+		defer rec.Release()
+		if p.cur, err = FromAnalyst(rec, p.mem); err != nil {
+			return fmt.Errorf("cannot read Parquet row group %d: %w", p.rg-1, err)
+		}
+	} else {
+		p.cur = array.NewRecord(engine.Schema, arrs, tbl.NumRows())
+	}
 	p.off = 0
 	return nil
 }

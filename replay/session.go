@@ -37,7 +37,8 @@ type Spec struct {
 	// Owner is who created the session (the planner's name): the manager bounds sessions per owner.
 	Owner string
 	// OnDelta receives the session engine's deltas with sequence numbers that stay contiguous across seeks
-	// (a seek first sends one delta removing every cell). Called from the engine's tick goroutine.
+	// (a backward seek first sends one delta with Reset set, removing every cell; Session.Engine is then the
+	// new engine). Called from the engine's tick goroutine, and from the session's for the reset.
 	OnDelta func(*engine.Delta)
 	// OnTyped receives the operator actions other than incident actions (zones, ...) read from the log in the
 	// replayed range, in log order with the batches (eventlog.Log.AppendTyped), from the session's goroutine.
@@ -407,16 +408,18 @@ func (s *Session) restart(ctx context.Context) error {
 		s.reader.Close()
 		s.reader = nil
 	}
-	if old := s.eng.Load(); old != nil {
+	old := s.eng.Load()
+	var reset *engine.Delta
+	if old != nil {
 		old.Stop()
-		d := &engine.Delta{Seq: s.lastDelta.Load() + 1, Watermark: old.Status().Watermark, Now: old.Status().Now}
+		// One delta removes every cell of the old timeline and tells clients to drop its incidents, units and
+		// assets (an incident that had not happened yet at the new position must go). It is sent once the
+		// new engine is in place, so that a client resubscribing on it sees the new timeline.
+		reset = &engine.Delta{Seq: s.lastDelta.Load() + 1, Watermark: old.Status().Watermark, Now: old.Status().Now, Reset: true}
 		for _, v := range old.All() {
-			d.Removed = append(d.Removed, v.Cell)
+			reset.Removed = append(reset.Removed, v.Cell)
 		}
-		s.lastDelta.Store(d.Seq)
-		if s.spec.OnDelta != nil {
-			s.spec.OnDelta(d)
-		}
+		s.lastDelta.Store(reset.Seq)
 	}
 	s.deltaBase = s.lastDelta.Load()
 	if s.spec.OnRestart != nil {
@@ -436,6 +439,9 @@ func (s *Session) restart(ctx context.Context) error {
 		}
 	}
 	s.eng.Store(engine.New(cfg))
+	if reset != nil && s.spec.OnDelta != nil {
+		s.spec.OnDelta(reset)
+	}
 	s.clock, s.events, s.batches, s.applySeq = noTime, 0, 0, 0
 	r, err := s.open(ctx)
 	if err != nil {

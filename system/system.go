@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory/mallocator"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
@@ -76,6 +77,8 @@ type Config struct {
 	// Feeders run in-process sources (the demo city) after everything else has started; each returns when
 	// ctx ends.
 	Feeders []func(ctx context.Context, in *ingest.Ingestor) error
+	// CommandCenter: base map, time zone, history (commandcenter.go).
+	CommandCenter CommandCenter
 }
 
 // System is a running CityBrain.
@@ -125,6 +128,7 @@ type System struct {
 	stopErr      error
 	hubReady     atomic.Pointer[api.Hub]
 	badMessages  atomic.Uint64
+	cc           ccState
 }
 
 // Start starts everything and returns when the API is listening. On error, what was started is stopped.
@@ -183,6 +187,10 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	// 3. The engine and its consumer of the log.
 	ecfg := cfg.Engine
+	if ecfg.RawMem == nil && ecfg.Mem == nil {
+		// Retained raw events live off the Go heap: they cost their bytes, not twice that in collector headroom.
+		ecfg.RawMem = mallocator.NewMallocator()
+	}
 	if cfg.Network != nil {
 		res := ecfg.Res
 		if res == 0 {
@@ -326,6 +334,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		s.dispatchStop = make(chan struct{})
 		s.dispatchDone = make(chan struct{})
 		go func() { defer close(s.dispatchDone); dm.Run(s.dispatchStop, 2*time.Second) }()
+	}
+	if err := s.startCommandCenter(srv, rcfg); err != nil {
+		return nil, err
 	}
 	if s.http, s.ln, err = httpServer(cfg.HTTPAddr, srv.Handler(), cfg.HTTP, s.logger); err != nil {
 		return nil, err
@@ -494,6 +505,7 @@ func (s *System) Stop(ctx context.Context) error {
 		if s.Replays != nil {
 			s.Replays.Stop()
 		}
+		s.stopCommandCenter()
 		if s.hooks != nil {
 			s.hooks.Stop()
 		}

@@ -73,9 +73,7 @@ func feedMain(args []string) error {
 	s.BatchSize = *batch
 	log, runErr := run(ctx, inputs, s.Emit)
 	closeErr := s.Close()
-	if log != nil {
-		fmt.Fprintf(os.Stderr, "feed %s: %s\n", args[0], log)
-	}
+	printSkipped(os.Stderr, args[0], log)
 	fmt.Fprintf(os.Stderr, "feed %s: %s\n", args[0], s.Summary())
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return runErr
@@ -210,7 +208,7 @@ func deepStreamFlags(fs *flag.FlagSet) func(context.Context, []string, func(engi
 
 func metrLAFlags(fs *flag.FlagSet) func(context.Context, []string, func(engine.Event) error) (*skipped.Log, error) {
 	locations := fs.String("locations", "", "sensor locations CSV (sensor_id,latitude,longitude); required")
-	start := fs.String("start", "2012-03-01 00:00", "time of the first row, in --tz (METR-LA: 2012-03-01 00:00)")
+	start := fs.String("start", "2012-03-01 00:00", "time of the first row: RFC 3339, or 2012-03-01T00:00 / 2012-03-01 00:00 in --tz (METR-LA: 2012-03-01 00:00)")
 	tz := fs.String("tz", "America/Los_Angeles", "time zone of --start and of a time column")
 	interval := fs.Duration("interval", 5*time.Minute, "row interval")
 	kmh := fs.Bool("kmh", false, "speeds are km/h (default: mph)")
@@ -229,9 +227,9 @@ func metrLAFlags(fs *flag.FlagSet) func(context.Context, []string, func(engine.E
 		if err != nil {
 			return nil, fmt.Errorf("cannot load time zone (--tz %q): %w", *tz, err)
 		}
-		t0, err := time.ParseInLocation("2006-01-02 15:04", *start, loc)
+		t0, err := parseTimeFlag("--start", *start, loc, false)
 		if err != nil {
-			return nil, fmt.Errorf("cannot parse --start %q (want 2006-01-02 15:04): %w", *start, err)
+			return nil, err
 		}
 		var log skipped.Log
 		for _, in := range inputs {

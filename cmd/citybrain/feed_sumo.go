@@ -27,17 +27,8 @@ func init() {
 	}
 }
 
-// parseSimStart parses --start: RFC 3339, or "now" (the moment the feed starts).
-func parseSimStart(s string) (time.Time, error) {
-	if s == "now" {
-		return time.Now(), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("cannot parse --start %q (want RFC 3339 with a zone, or now): %w", s, err)
-	}
-	return t, nil
-}
+// parseSimStart parses --start: RFC 3339 (or a date and time without a zone: UTC), Unix ms, or now.
+func parseSimStart(s string) (time.Time, error) { return parseTimeFlag("--start", s, time.UTC, true) }
 
 // openSUMO opens a SUMO file ("-" is stdin), gzip or plain, and calls fn with it.
 func openSUMO(path string, fn func(io.Reader) error) error {
@@ -77,7 +68,7 @@ func splitList(s string) []string {
 }
 
 func sumoFCDFlags(fs *flag.FlagSet) func(context.Context, []string, func(engine.Event) error) (*skipped.Log, error) {
-	start := fs.String("start", "now", "wall-clock time of simulation second 0 (RFC 3339, or now)")
+	start := fs.String("start", "now", "wall-clock time of simulation second 0 (RFC 3339, 2026-11-27T08:00 UTC, Unix ms, or now)")
 	pen := fs.Float64("penetration", 1, "share of ordinary vehicles that report as probes (0..1]; buses always report")
 	interval := fs.Duration("interval", 0, "each vehicle reports at most once per interval of simulated time (0: every timestep)")
 	busTypes := fs.String("bus-types", "", "comma-separated vType ids that are buses (besides types containing \"bus\")")
@@ -152,7 +143,7 @@ func sumoFCDFlags(fs *flag.FlagSet) func(context.Context, []string, func(engine.
 }
 
 func sumoE1Flags(fs *flag.FlagSet) func(context.Context, []string, func(engine.Event) error) (*skipped.Log, error) {
-	start := fs.String("start", "now", "wall-clock time of simulation second 0 (RFC 3339, or now)")
+	start := fs.String("start", "now", "wall-clock time of simulation second 0 (RFC 3339, 2026-11-27T08:00 UTC, Unix ms, or now)")
 	detectors := fs.String("detectors", "", "comma-separated SUMO additional files with the <e1Detector>s; required")
 	netPath := fs.String("net", "", "SUMO .net.xml that the detectors' lanes belong to; required")
 	stampBegin := fs.Bool("stamp-begin", false, "stamp each interval at its begin (default: its end, when a real loop reports)")

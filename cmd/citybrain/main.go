@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"citybrain/basemap"
 	"citybrain/engine"
 	"citybrain/eventlog"
 	"citybrain/geo"
@@ -99,6 +100,9 @@ func runMain(args []string) error {
 	networkFile := fs.String("network", "", "road network file: City Brain roadnet .txt, SUMO .net.xml or GeoJSON lines (.geojson/.json)")
 	flowFile := fs.String("flows", "", "City Brain flow file for the demo city's routes on --network (default: flow.txt beside a City Brain roadnet)")
 	snapEvery := fs.Duration("snapshot-every", 5*time.Minute, "how often to snapshot the engine state under --data/snapshots (negative: never)")
+	basemapSrc := fs.String("basemap", "", "offline base map: a .pmtiles or .mbtiles file served by this binary, or an http(s) URL it fetches for the browser")
+	osmFile := fs.String("osm", "", "OSM XML extract whose water, parks, roads and places draw the base map")
+	tz := fs.String("tz", "", "the city's IANA time zone for the web app (default: Asia/Shanghai for the demo city, else the browser's)")
 	webhooksFile := fs.String("webhooks", "", `JSON file of alert webhooks: [{"url": "https://...", "secret": "...", "min_severity": 3, "zones": ["..."]}] (docs/zones.md)`)
 	openAnon := fs.Bool("opendata-anonymous", false, "with --auth, let callers without a token read the open-data API (/api/v1/opendata)")
 	openRate := fs.Int("opendata-rate", 60, "open-data API requests a minute per caller (token or address)")
@@ -116,6 +120,7 @@ func runMain(args []string) error {
 		HTTPAddr: *httpAddr, DataDir: *dataDir, NATSURL: *natsURL, NATSListen: *natsListen, AuthFile: *authFile,
 		Version: version, Web: web.Files(), Logger: logger, Engine: ecfg, Log: lcfg,
 		SnapshotEvery: *snapEvery, AllowedOrigins: origins, CAPSender: *capSender,
+		CommandCenter:     system.CommandCenter{Basemap: *basemapSrc, OSM: *osmFile, TimeZone: *tz},
 		OpenDataAnonymous: *openAnon, OpenDataPerMinute: *openRate,
 	}
 	if *webhooksFile != "" {
@@ -143,6 +148,10 @@ func runMain(args []string) error {
 	if *demo {
 		if cfg.Network == nil {
 			cfg.Network = geo.GenerateWestLake(*demoSeed)
+			cfg.CommandCenter.BaseFeatures = basemap.WestLake(*demoSeed)
+			if *tz == "" {
+				cfg.CommandCenter.TimeZone = "Asia/Shanghai"
+			}
 		}
 		cfg.Feeders = append(cfg.Feeders, demoFeeder(cfg.Network, *flowFile, *demoSeed, *demoSpeed, logger))
 	}

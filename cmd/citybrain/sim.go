@@ -29,7 +29,7 @@ func simMain(args []string) error {
 	flows := fs.String("flows", "", "City Brain flow file for the routes on --network")
 	vehicles := fs.Int("vehicles", 0, "vehicles at peak (0: sized to the network)")
 	duration := fs.Duration("duration", 0, "simulated time to run (0: until interrupted)")
-	startAt := fs.String("start", "", "simulated start time, RFC 3339 (default: now)")
+	startAt := fs.String("start", "", "simulated start time: RFC 3339, 2026-11-27T08:00 (UTC), Unix ms (default: now)")
 	batch := fs.Int("batch", 0, "events per request (0: the sender's default)")
 	noReply := fs.Bool("nats-no-reply", false, "publish to NATS without waiting for the server's answer")
 	fs.Parse(args)
@@ -47,9 +47,9 @@ func simMain(args []string) error {
 		cfg.Network = geo.GenerateWestLake(*seed)
 	}
 	if *startAt != "" {
-		t, err := time.Parse(time.RFC3339, *startAt)
+		t, err := parseTimeFlag("--start", *startAt, time.UTC, true)
 		if err != nil {
-			return fmt.Errorf("cannot parse --start %q: %w", *startAt, err)
+			return err
 		}
 		cfg.Start = t
 	}

@@ -2,6 +2,7 @@ package window
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"sync/atomic"
 
@@ -123,7 +124,12 @@ type shard struct {
 	buses          map[string]busState
 	scored         map[uint64]bool // cells with a nonzero incident score
 	snap           atomic.Pointer[map[uint64]*CellView]
-	rawRows        atomic.Int64
+	rawRows        atomic.Int64        // gauge: raw events retained
+	rawSealed      atomic.Int64        // bytes of sealed raw chunks
+	rawBytesGauge  atomic.Int64        // gauge: rawBytes as of the last tick
+	rawIDs         internTable[string] // ids of retained events
+	rawCells       internTable[uint64] // cells of retained events
+	rawSpare       []rawCols           // slices of sealed chunks, for the next open ones
 
 	links      map[int32]*linkState
 	dirtyLinks map[int32]struct{}
@@ -132,12 +138,13 @@ type shard struct {
 
 func newShard(w *Set, i int) *shard {
 	s := &shard{
-		w:     w,
-		in:    queue.New[shardMsg](fmt.Sprintf("shard-%d", i), w.cfg.QueueLen, queue.Block),
-		cells: make(map[uint64]*cellState),
-		dirty: make(map[uint64]struct{}),
-		raw:   make(map[int64]*rawBucket),
-		buses: make(map[string]busState),
+		rawIDs: internTable[string]{size: func(id string) int { return len(id) }},
+		w:      w,
+		in:     queue.New[shardMsg](fmt.Sprintf("shard-%d", i), w.cfg.QueueLen, queue.Block),
+		cells:  make(map[uint64]*cellState),
+		dirty:  make(map[uint64]struct{}),
+		raw:    make(map[int64]*rawBucket),
+		buses:  make(map[string]busState),
 
 		scored: make(map[uint64]bool),
 	}
@@ -183,15 +190,10 @@ func (s *shard) apply(m shardMsg) {
 	interval := rec.Column(schema.ColInterval).(*array.Float32)
 	lat := rec.Column(schema.ColLat).(*array.Float64)
 	lng := rec.Column(schema.ColLng).(*array.Float64)
-	// Raw retention groups consecutive rows of one bucket (batches arrive mostly in time order).
 	retain := s.w.cfg.Retention > 0
-	curStart := int64(MinTime)
-	var curRows []int32
-	flushRaw := func() {
-		if len(curRows) > 0 {
-			s.rawAdd(curStart, rec, curRows)
-			curRows = nil
-		}
+	var ids *array.String
+	if retain {
+		ids = rec.Column(schema.ColID).(*array.String)
 	}
 	for i, r32 := range m.rows {
 		r := int(r32)
@@ -244,14 +246,17 @@ func (s *shard) apply(m shardMsg) {
 			}
 		}
 		if retain {
-			if start != curStart {
-				flushRaw()
-				curStart = start
+			li, off := int32(-1), float32(0)
+			if m.links != nil {
+				li, off = m.links[i], m.offs[i]
 			}
-			curRows = append(curRows, r32)
+			sp := float32(math.NaN())
+			if speed.IsValid(r) {
+				sp = speed.Value(r)
+			}
+			s.rawAdd(start, t, cell, uint8(k), sp, ids.Value(r), li, off)
 		}
 	}
-	flushRaw()
 }
 
 // transitDelay emits supporting evidence when a vehicle's delay grows by more than 2 minutes within 5.
@@ -375,11 +380,12 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 		}
 	}
 	for start, rb := range s.raw {
-		if start+bucketMs <= wm && len(rb.open) > 0 {
+		if start+bucketMs <= wm && rb.open != nil {
 			s.seal(rb)
 		}
 	}
-	s.releaseRaw(now - s.w.cfg.Retention.Milliseconds())
+	s.releaseRaw(now - s.w.retention().Milliseconds())
+	s.rawBytesGauge.Store(s.rawBytes())
 
 	var res tickResult
 	nowBucket := floorDiv(now, bucketMs)
@@ -453,16 +459,6 @@ func (s *shard) view(cell uint64, cs *cellState, now int64) *CellView {
 	}
 	v.FreeFlowKmh, v.FreeFlowSource = s.freeFlowSource(cell, cs)
 	return v
-}
-
-func (s *shard) releaseRaw(before int64) {
-	for start, rb := range s.raw {
-		if start+s.w.bucketMs > before {
-			continue
-		}
-		s.rawRows.Add(-rb.release())
-		delete(s.raw, start)
-	}
 }
 
 func floorDiv(a, b int64) int64 {

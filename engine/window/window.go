@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -32,8 +33,11 @@ type Config struct {
 	MinFreeFlowKmh     float64
 	MinFreeFlowSamples uint32
 	Mem                memory.Allocator
-	Network            *geo.Network
-	FreeFlow           func(cell uint64) (kmh float64, ok bool)
+	// RawMem holds sealed raw chunks (nil: Mem). The product gives an allocator off the Go heap, so retained
+	// events cost their bytes and no collector headroom.
+	RawMem   memory.Allocator
+	Network  *geo.Network
+	FreeFlow func(cell uint64) (kmh float64, ok bool)
 }
 
 // MinTime marks "no event yet".
@@ -56,14 +60,20 @@ type Set struct {
 	linkIdx  map[string]int32
 	topo     *incident.Topology // read-only; nil without a road network
 
+	retentionMs atomic.Int64 // raw retention in force: cfg.Retention, or less when the memory budget needs it
+
 	done chan struct{} // closed when every shard goroutine has returned
 }
 
 // New starts cfg.Shards shard goroutines. topo is the traffic rule's view of cfg.Network (nil without one);
 // stop ends every wait on a full shard queue. Close stops the shards.
 func New(cfg Config, topo *incident.Topology, stop <-chan struct{}) *Set {
+	if cfg.RawMem == nil {
+		cfg.RawMem = cfg.Mem
+	}
 	s := &Set{cfg: cfg, bucketMs: cfg.Bucket.Milliseconds(), seed: maphash.MakeSeed(), stop: stop, topo: topo,
 		done: make(chan struct{})}
+	s.retentionMs.Store(cfg.Retention.Milliseconds())
 	s.rowsBuf = make([][]int32, cfg.Shards)
 	s.linksBuf = make([][]int32, cfg.Shards)
 	s.offsBuf = make([][]float32, cfg.Shards)
@@ -199,14 +209,28 @@ func (s *Set) Tick(now, wm int64, scores map[uint64]float64) (TickResult, bool) 
 	return res, true
 }
 
-// Stats are the shards' gauges: cells with data and raw events retained.
-func (s *Set) Stats() (cells int, raw int64) {
+// Stats are the shards' gauges: cells with data, raw events retained and their bytes (as of the last tick).
+func (s *Set) Stats() (cells int, raw, rawBytes int64) {
 	for _, sh := range s.shards {
 		cells += len(*sh.snap.Load())
 		raw += sh.rawRows.Load()
+		rawBytes += sh.rawBytesGauge.Load()
 	}
-	return cells, raw
+	return cells, raw, rawBytes
 }
+
+// Retention is the raw retention in force.
+func (s *Set) Retention() time.Duration {
+	return time.Duration(s.retentionMs.Load()) * time.Millisecond
+}
+
+// SetRetention changes the raw retention in force (at most the configured one); the shards release what
+// lies beyond it at their next tick.
+func (s *Set) SetRetention(d time.Duration) {
+	s.retentionMs.Store(min(d, s.cfg.Retention).Milliseconds())
+}
+
+func (s *Set) retention() time.Duration { return s.Retention() }
 
 // Queues returns the figures of every shard's input queue.
 func (s *Set) Queues() []queue.Stat {

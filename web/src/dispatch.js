@@ -5,16 +5,13 @@
 // and the green wave (the signalised intersections ahead, in order, with the time each should turn green).
 import { api, can, session } from './api.js';
 import { unitIconURL } from './icons.js';
-import { $, clock, el, titleCase, toast } from './util.js';
+import { $, clock, el, label, toast } from './util.js';
+import { distance, duration, num, t } from './i18n.js';
 
 const OPEN = (d) => d && !d.closed_at && d.status !== 'cleared' && d.status !== 'cancelled';
 
-export function fmtETA(s) {
-  if (s == null || Number.isNaN(s)) return '—';
-  s = Math.max(0, Math.round(s));
-  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
-}
-const km = (m) => (m == null ? '—' : m < 1000 ? `${Math.round(m)} m` : `${(m / 1000).toFixed(1)} km`);
+export const fmtETA = duration;
+const km = distance;
 
 export class DispatchPanel extends EventTarget {
   constructor(cityMap) {
@@ -89,7 +86,7 @@ export class DispatchPanel extends EventTarget {
     } catch (e) {
       if (this.inc?.id !== id) return;
       this.options = [];
-      this.error = e.status === 404 || e.status === 405 || e.status === 503 ? 'The server does not route units here.' : e.message;
+      this.error = e.status === 404 || e.status === 405 || e.status === 503 ? t('dispatch.noroute') : e.message;
     }
     this.drawOptions();
     this.render();
@@ -111,27 +108,27 @@ export class DispatchPanel extends EventTarget {
   async send(inc = this.inc) {
     if (!inc) return;
     if (!can('incident.dispatch')) {
-      toast(session.who?.authenticated ? `Your role (${session.who.role}) may not dispatch.` : 'Sign in to dispatch.', 'err');
+      toast((session.who?.authenticated ? t('role.no_dispatch', { role: label('role', session.who.role) }) : t('role.signin_dispatch')) + t('punct.stop'), 'err');
       return;
     }
-    if (this.byIncident.has(inc.id)) { toast(`${this.byIncident.get(inc.id).unit_id} is already on its way.`, 'err'); return; }
+    if (this.byIncident.has(inc.id)) { toast(t('dispatch.already', { unit: this.byIncident.get(inc.id).unit_id }), 'err'); return; }
     let unit = inc.id === this.inc?.id ? this.choice : null;
     try {
       if (!unit) {
         const opts = await api(`/api/v1/incidents/${encodeURIComponent(inc.id)}/units?k=1`);
         unit = opts[0]?.unit_id;
       }
-      if (!unit) { toast('No available unit can reach this incident.', 'err'); return; }
+      if (!unit) { toast(t('dispatch.nounit'), 'err'); return; }
       this.busy = true;
       this.render();
       const d = await api('/api/v1/dispatch', { method: 'POST', body: { incident_id: inc.id, unit_id: unit } });
       this.byIncident.set(inc.id, d);
-      toast(`${titleCase(d.unit_type)} ${d.unit_id} dispatched — ETA ${fmtETA(d.eta_s)} (${km(d.route_length_m)}).`, 'ok');
+      toast(t('dispatch.sent', { type: label('unit', d.unit_type), unit: d.unit_id, eta: fmtETA(d.eta_s), dist: km(d.route_length_m) }), 'ok');
       this.emit('dispatched', d);
       if (inc.id === this.inc?.id) this.follow(d.id, d);
     } catch (e) {
-      const msg = e.status === 409 ? `${e.message} (pick another unit)` : e.status === 404 || e.status === 405 ? 'the server does not accept dispatch' : e.message;
-      toast(`Dispatch failed: ${msg}`, 'err');
+      const msg = e.status === 409 ? t('dispatch.conflict', { msg: e.message }) : e.status === 404 || e.status === 405 ? t('dispatch.noaccept') : e.message;
+      toast(t('dispatch.failed', { msg }), 'err');
       if (e.status === 409) this.loadOptions();
     } finally {
       this.busy = false;
@@ -172,72 +169,72 @@ export class DispatchPanel extends EventTarget {
     try {
       await api(`/api/v1/dispatches/${encodeURIComponent(d.id)}`, { method: 'POST', body: { status: 'cancelled', note: 'cancelled from the command center' } });
       this.byIncident.delete(d.incident_id);
-      toast(`Dispatch of ${d.unit_id} cancelled.`, 'ok');
+      toast(t('dispatch.cancelled', { unit: d.unit_id }), 'ok');
       const inc = this.inc;
       this.inc = null;
       this.show(inc);
-    } catch (e) { toast(`Cannot cancel: ${e.message}`, 'err'); }
+    } catch (e) { toast(t('dispatch.cancel_failed', { msg: e.message }), 'err'); }
   }
 
   render() {
     if (!this.inc || this.box.hidden) return;
     const allowed = can('incident.dispatch');
-    const roleMsg = session.who?.authenticated ? `Your role (${session.who.role}) may not dispatch` : 'Sign in to dispatch';
-    const head = el('div', { class: 'dp-head' }, el('h3', { text: this.track ? 'Dispatched' : 'Nearest units' }),
-      el('span', { class: 'muted', text: this.track ? `${this.track.unit_id} → ${titleCase(this.inc.type)}` : 'by live travel time' }));
+    const roleMsg = session.who?.authenticated ? t('role.no_dispatch', { role: label('role', session.who.role) }) : t('role.signin_dispatch');
+    const head = el('div', { class: 'dp-head' }, el('h3', { text: this.track ? t('dispatch.dispatched') : t('dispatch.nearest') }),
+      el('span', { class: 'muted', text: this.track ? `${this.track.unit_id} → ${label('inc', this.inc.type)}` : t('dispatch.bytime') }));
     if (this.track) { this.box.replaceChildren(head, ...this.trackBody(this.track, allowed)); return; }
     const active = this.inc.status === 'suspected' || this.inc.status === 'confirmed';
     let body;
-    if (!active) body = el('div', { class: 'dp-note', text: `This incident is ${this.inc.status}: nothing to dispatch.` });
-    else if (this.options == null) body = el('div', { class: 'dp-note', text: 'Routing the nearest units…' });
+    if (!active) body = el('div', { class: 'dp-note', text: t('dispatch.inactive', { status: label('status', this.inc.status) }) });
+    else if (this.options == null) body = el('div', { class: 'dp-note', text: t('dispatch.routing') });
     else if (this.error) body = el('div', { class: 'dp-note err', text: this.error });
-    else if (!this.options.length) body = el('div', { class: 'dp-note', text: 'No available unit can reach this incident.' });
+    else if (!this.options.length) body = el('div', { class: 'dp-note', text: t('dispatch.nounit') });
     else {
       const best = this.options[0].eta_s;
-      body = el('ol', { class: 'dp-opts', role: 'listbox', 'aria-label': 'Units by ETA' }, this.options.map((o, i) => el('li', {
+      body = el('ol', { class: 'dp-opts', role: 'listbox', 'aria-label': t('dispatch.byeta') }, this.options.map((o, i) => el('li', {
         class: 'opt' + (o.unit_id === this.choice ? ' sel' : ''), 'data-unit': o.unit_id, role: 'option', 'aria-selected': o.unit_id === this.choice ? 'true' : 'false',
         tabindex: '0', onclick: () => this.choose(o.unit_id), onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); e.stopPropagation(); this.choose(o.unit_id); } },
       },
       el('img', { src: unitIconURL(o.type, 'available'), alt: '' }),
-      el('div', { class: 'who' }, el('b', { text: o.unit_id }), el('span', { text: titleCase(o.type) })),
+      el('div', { class: 'who' }, el('b', { text: o.unit_id }), el('span', { text: label('unit', o.type) })),
       el('div', { class: 'eta' }, el('b', { class: 'eta-v', text: fmtETA(o.eta_s) }),
-        el('span', { text: i === 0 ? `${km(o.route_length_m)} · fastest` : `${km(o.route_length_m)} · +${fmtETA(o.eta_s - best)}` })))));
+        el('span', { text: i === 0 ? t('dispatch.fastest', { dist: km(o.route_length_m) }) : t('dispatch.slower', { dist: km(o.route_length_m), d: fmtETA(o.eta_s - best) }) })))));
     }
     const chosen = this.options?.find((o) => o.unit_id === this.choice);
     const send = el('button', { id: 'dispatch-send', class: 'primary', type: 'button',
-      disabled: !allowed || !active || !chosen || this.busy, title: allowed ? 'Dispatch the chosen unit (D)' : roleMsg,
-      text: chosen ? `Dispatch ${chosen.unit_id}` : 'Dispatch', onclick: () => this.send() });
+      disabled: !allowed || !active || !chosen || this.busy, title: allowed ? t('dispatch.send.tip') : roleMsg,
+      text: chosen ? t('dispatch.send_unit', { unit: chosen.unit_id }) : t('queue.dispatch'), onclick: () => this.send() });
     this.box.replaceChildren(head, body, el('div', { class: 'dp-acts' }, send,
-      allowed ? null : el('span', { class: 'muted small', text: roleMsg + '.' })));
+      allowed ? null : el('span', { class: 'muted small', text: roleMsg + t('punct.stop') })));
   }
 
   trackBody(d, allowed) {
     const open = OPEN(d);
     const pct = Math.round((d.progress || 0) * 100);
-    const status = d.arrived_at ? 'on scene' : d.status;
+    const status = d.arrived_at ? 'on_scene' : d.status;
     const wave = (d.green_wave || []);
     const now = Date.now();
     return [
       el('div', { class: 'dp-track' },
         el('img', { src: unitIconURL(d.unit_type, open ? 'en_route' : 'available'), alt: '' }),
-        el('div', { class: 'who' }, el('b', { text: d.unit_id }), el('span', { class: 'chip ' + (d.status || ''), text: titleCase(status) })),
-        el('div', { class: 'eta' }, el('b', { class: 'eta-v', id: 'dispatch-eta', text: d.arrived_at ? 'arrived' : fmtETA(d.eta_s) }),
-          el('span', { text: d.arrived_at ? clock(d.arrived_at) : `at ${clock(d.eta_at)}` }))),
-      el('div', { class: 'dp-prog', title: `${pct} % of ${km(d.route_length_m)}` }, el('i', { style: `width:${pct}%` })),
-      el('div', { class: 'dp-meta' }, el('span', { text: `${pct} % of ${km(d.route_length_m)}` }),
-        el('span', { text: `first ETA ${fmtETA(d.initial_eta_s)}` }), d.reroutes ? el('span', { text: `${d.reroutes} re-route${d.reroutes > 1 ? 's' : ''}` }) : null),
-      el('h4', { text: wave.length ? (() => { const n = wave.filter((g) => !g.passed).length; return `Green wave · ${n} signal${n === 1 ? '' : 's'} ahead`; })() : 'Green wave' }),
+        el('div', { class: 'who' }, el('b', { text: d.unit_id }), el('span', { class: 'chip ' + (d.status || ''), text: label('dstatus', status) })),
+        el('div', { class: 'eta' }, el('b', { class: 'eta-v', id: 'dispatch-eta', text: d.arrived_at ? t('dispatch.arrived') : fmtETA(d.eta_s) }),
+          el('span', { text: d.arrived_at ? clock(d.arrived_at) : t('dispatch.at', { t: clock(d.eta_at) }) }))),
+      el('div', { class: 'dp-prog', title: t('dispatch.progress', { p: num(pct), dist: km(d.route_length_m) }) }, el('i', { style: `width:${pct}%` })),
+      el('div', { class: 'dp-meta' }, el('span', { text: t('dispatch.progress', { p: num(pct), dist: km(d.route_length_m) }) }),
+        el('span', { text: t('dispatch.first_eta', { eta: fmtETA(d.initial_eta_s) }) }), d.reroutes ? el('span', { text: t('dispatch.reroutes', { n: d.reroutes }) }) : null),
+      el('h4', { text: wave.length ? t('dispatch.wave_ahead', { n: wave.filter((g) => !g.passed).length }) : t('legend.wave') }),
       wave.length ? el('ol', { class: 'dp-wave' }, wave.map((g) => {
-        const t = Date.parse(g.green_at), dt = Math.round((t - now) / 1000);
+        const at = Date.parse(g.green_at), dt = Math.round((at - now) / 1000);
         return el('li', { class: g.passed ? 'passed' : (dt <= 0 && now < Date.parse(g.hold_until) ? 'green' : ''), 'data-node': g.node_id, title: g.controller_msg || '' },
           el('b', { class: 'n', text: String(g.order) }),
-          el('span', { class: 'node', text: `${g.node_id}${g.side ? ` · from ${g.side}` : ''}` }),
-          el('span', { class: 'gt', text: g.passed ? 'passed' : `green ${clock(g.green_at)}` }),
-          el('span', { class: 'in', text: g.passed ? '' : dt > 0 ? `in ${fmtETA(dt)}` : 'now' }));
-      })) : el('div', { class: 'dp-note', text: 'No signalised intersection on the route.' }),
+          el('span', { class: 'node', text: `${g.node_id}${g.side ? t('dispatch.from_side', { side: t('side.' + g.side) }) : ''}` }),
+          el('span', { class: 'gt', text: g.passed ? t('wave.passed') : t('wave.green', { t: clock(g.green_at) }) }),
+          el('span', { class: 'in', text: g.passed ? '' : dt > 0 ? t('dispatch.in', { d: fmtETA(dt) }) : t('dispatch.now') }));
+      })) : el('div', { class: 'dp-note', text: t('dispatch.nowave') }),
       el('div', { class: 'dp-acts' },
-        open && allowed ? el('button', { type: 'button', id: 'dispatch-cancel', text: 'Cancel dispatch', onclick: () => this.cancel() }) : null,
-        el('span', { class: 'muted small', text: `by ${d.by || '—'} · ${clock(d.created_at)}` })),
+        open && allowed ? el('button', { type: 'button', id: 'dispatch-cancel', text: t('dispatch.cancel'), onclick: () => this.cancel() }) : null,
+        el('span', { class: 'muted small', text: t('dispatch.by', { who: d.by || '—', t: clock(d.created_at) }) })),
     ];
   }
 }

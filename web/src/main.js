@@ -10,35 +10,82 @@ import { UNIT_STATUS_COLOR, incidentIconURL, sensorIconURL, unitIconURL } from '
 import { Live } from './live.js';
 import { CityMap, LAYERS } from './map.js';
 import { Queue } from './queue.js';
-import { $, LEVELS, LEVEL_COLOR, LEVEL_LABEL, clock, distanceM, el, levelOfTPI, num, titleCase, toast } from './util.js';
+import { $, LEVELS, LEVEL_COLOR, LEVEL_LABEL, clock, distanceM, el, label, levelOfTPI, num, titleCase, toast } from './util.js';
+import { LANGS, apply as applyI18n, getLang, onChange as onLangChange, setLang, setTimeZone, setUser, t } from './i18n.js';
+import { HistoryPanel, Sparklines } from './history.js';
 
 const state = {
   cells: new Map(), res: 9, baseRes: 9, window: localStorage.getItem('cb_window') || '300s',
   units: new Map(), transit: new Map(), sensors: new Map(), features: new Set(), status: null, eventNow: 0,
   layers: JSON.parse(localStorage.getItem('cb_layers') || '{}'),
 };
-let cityMap, live, queue, detail, cityMap_roadsHook, dispatcher, intersections, replay;
+let cityMap, live, queue, detail, cityMap_roadsHook, dispatcher, intersections, replay, historyPanel, sparks;
 const history = new History();
 
 // ---------- login ----------
 async function boot() {
   if (new URLSearchParams(location.search).has('wall')) document.documentElement.classList.add('wall');
+  if (new URLSearchParams(location.search).get('lang')) setLang(new URLSearchParams(location.search).get('lang'));
+  fillLangSelects();
+  applyI18n(document);
   let who;
   try {
     who = await whoami();
   } catch (e) {
-    showLogin(`Cannot reach the server: ${e.message}`);
+    showLogin(t('err.unreachable', { msg: e.message }));
     return;
   }
   if (session.token && !who.authenticated) {
     clearToken();
-    showLogin('Your session token is no longer valid. Sign in again.', who);
+    showLogin(t('err.session_invalid'), who);
     return;
   }
   if (who.auth_configured && !who.authenticated) { showLogin('', who); return; }
   session.who = who;
   startApp();
 }
+
+// The language menus (top bar and login screen); the choice is remembered for the signed-in user.
+function fillLangSelects() {
+  for (const id of ['lang', 'login-lang']) {
+    const s = $(id);
+    if (!s) continue;
+    s.replaceChildren(...LANGS.map((l) => el('option', { value: l.code, text: l.name })));
+    s.value = getLang();
+    s.onchange = (e) => setLang(e.target.value);
+  }
+}
+onLangChange(() => {
+  for (const id of ['lang', 'login-lang']) if ($(id)) $(id).value = getLang();
+  relabel();
+});
+
+// relabel redraws what the JS wrote (the static HTML is relabelled by i18n.apply).
+function relabel() {
+  $('replay-note').textContent = t('replay.note', { zone: zoneLabel() });
+  if (!queue) return;
+  showUser();
+  $('layer-list').replaceChildren();
+  buildLayerPanel();
+  $('legend').replaceChildren();
+  buildLegend();
+  queue.nodes?.clear();
+  queue.list.replaceChildren();
+  queue.render();
+  dispatcher.render();
+  replay.relabel();
+  showConn({ state: live.state });
+  updateKPIs();
+  cityMap.relabel();
+  historyPanel.relabel();
+  sparks.draw();
+  if (detail.cur && !detail.box.hidden) {
+    if (detail.cur.kind === 'intersection') intersections.render();
+    else refreshDetail(true);
+  }
+}
+
+function zoneLabel() { return state.status?.timezone || Intl.DateTimeFormat().resolvedOptions().timeZone; }
 
 function showLogin(msg, who) {
   $('app').hidden = true;
@@ -51,24 +98,24 @@ function showLogin(msg, who) {
 
 $('login-form').addEventListener('submit', async (e) => {
   e.preventDefault();
-  const t = $('login-token').value.trim();
-  if (!t) return;
+  const tok = $('login-token').value.trim();
+  if (!tok) return;
   $('login-submit').disabled = true;
   try {
-    const who = await whoami(t);
+    const who = await whoami(tok);
     if (!who.authenticated) {
       $('login-error').hidden = false;
-      $('login-error').textContent = 'This token is not recognised.';
+      $('login-error').textContent = t('err.token_unknown');
       return;
     }
-    setToken(t);
+    setToken(tok);
     session.who = who;
     $('login-token').value = '';
     $('login').hidden = true;
     if (live) location.reload(); else startApp(); // a running app reconnects with the new identity
   } catch (err) {
     $('login-error').hidden = false;
-    $('login-error').textContent = `Cannot sign in: ${err.message}`;
+    $('login-error').textContent = t('err.signin', { msg: err.message });
   } finally {
     $('login-submit').disabled = false;
   }
@@ -83,8 +130,8 @@ $('signin').addEventListener('click', () => showLogin('', { auth_configured: fal
 
 function showUser() {
   const w = session.who || {};
-  $('user-name').textContent = w.authenticated ? w.name : 'Not signed in';
-  $('user-role').textContent = w.authenticated ? w.role : 'read-only';
+  $('user-name').textContent = w.authenticated ? w.name : t('user.anon');
+  $('user-role').textContent = w.authenticated ? label('role', w.role) : t('user.readonly');
   $('user-role').dataset.role = w.authenticated ? w.role : '';
   $('logout').hidden = !w.authenticated;
   $('signin').hidden = !!w.authenticated;
@@ -94,7 +141,9 @@ function showUser() {
 function startApp() {
   $('login').hidden = true;
   $('app').hidden = false;
+  setUser(session.who?.authenticated ? session.who.name : '');
   showUser();
+  $('replay-note').textContent = t('replay.note', { zone: zoneLabel() });
   $('window').value = state.window;
   detail = new Detail(history);
   detail.addEventListener('close', () => cityMap.select(null));
@@ -144,6 +193,10 @@ function startApp() {
   replay.addEventListener('exit', () => enterTimeline(false));
   replay.allow();
 
+  historyPanel = new HistoryPanel(cityMap, () => ({ replaying: state.replaying && replay?.own ? replay.id : null }));
+  sparks = new Sparklines();
+  $('hist-open').addEventListener('click', () => historyPanel.toggle());
+
   $('window').addEventListener('change', (e) => {
     state.window = e.target.value;
     localStorage.setItem('cb_window', state.window);
@@ -151,14 +204,15 @@ function startApp() {
     pollKPIs();
     cityMap.loadLinks(state.window);
   });
-  pollStatus().then(pollKPIs);
+  pollStatus().then(() => { pollKPIs(); sparks.load(); });
+  setInterval(() => sparks.load(), 60_000);
   setInterval(pollStatus, 5000);
   setInterval(pollKPIs, 10000);
   pollUnits();
   setInterval(pollUnits, 4000);
   setInterval(() => cityMap.loadLinks(state.window), 5000);
   setInterval(ageOut, 30000);
-  window.citybrain = { state, get map() { return cityMap.map; }, cityMap, live, queue, detail, dispatcher, intersections, replay };
+  window.citybrain = { state, get map() { return cityMap.map; }, cityMap, live, queue, detail, dispatcher, intersections, replay, historyPanel, sparks };
 }
 
 // enterTimeline switches the REST-fed parts between the live city and a replay session: while replaying, the
@@ -201,16 +255,25 @@ function resubscribe(force = false) {
 // ---------- live data ----------
 function applyCells(m, snapshot) {
   if (snapshot) state.cells.clear();
+  if (m.reset) {
+    // A new timeline (a replay seeked backwards): what happened after the new position is gone.
+    queue.replace([]);
+    for (const k of ['units', 'transit', 'sensors']) state[k].clear();
+    updatePoints();
+  }
   state.res = m.res;
   const now = Date.parse(m.now) || Date.now();
   for (const c of m.cells || []) { state.cells.set(c.cell, c); history.add(c, now); }
   for (const id of m.removed || []) state.cells.delete(id);
   if (m.now) { state.eventNow = Date.parse(m.now); queue.eventNow = state.eventNow; }
   $('evtime').textContent = clock(m.now);
-  $('wmark').textContent = m.watermark ? `wm ${clock(m.watermark)}` : '';
+  $('wmark').textContent = m.watermark ? t('clock.wm', { t: clock(m.watermark) }) : '';
   cityMap.setCells(state.cells, m.res);
   // Layers the server pushes once those features exist (docs/command-center.md "Server contract").
-  if (Array.isArray(m.incidents)) queue.merge(m.incidents);
+  if (Array.isArray(m.incidents)) {
+    // A replay's snapshot is the whole truth of its timeline; live, the REST list also holds ended incidents.
+    if (snapshot && state.replaying) queue.replace(m.incidents); else queue.merge(m.incidents);
+  }
   let pts = false;
   for (const [key, list] of [['units', m.units], ['transit', m.transit || m.vehicles], ['sensors', m.sensors]]) {
     if (!Array.isArray(list)) continue;
@@ -264,13 +327,14 @@ function updateIncidentsOnMap(items) {
     id: i.id, type: i.type, score: i.score || 0, status: i.status, new: queue.isNew(i.id) && i.status === 'suspected' })));
 }
 
-function refreshDetail() {
+function refreshDetail(force = false) {
   const cur = detail?.cur;
   if (!cur || detail.box.hidden) return;
-  if (performance.now() - (refreshDetail.last || 0) < 1000) return;
+  if (!force && performance.now() - (refreshDetail.last || 0) < 1000) return;
   refreshDetail.last = performance.now();
   if (cur.kind === 'cell') detail.showCell(state.cells.get(cur.id), cur.id);
   else if (cur.kind === 'road') detail.showRoad(cur.props, cityMap.roadCell(cur.id), cityMap.links?.get(cur.id));
+  else if (cur.kind === 'thing' && cur.pick) onPick(cur.pick);
 }
 
 function onPick(p) {
@@ -282,23 +346,23 @@ function onPick(p) {
     case 'road': detail.showRoad(p.props, cityMap.roadCell(p.id), cityMap.links?.get(p.id)); break;
     case 'unit': {
       const u = state.units.get(p.id) || {};
-      detail.showThing(`Unit ${p.id}`, [['Type', titleCase(u.unit_type)], ['Status', titleCase(u.status)],
-        ['Speed', u.speed_kmh != null ? `${num(u.speed_kmh)} km/h` : '—'], ['Updated', clock(u.ts || u.updated_at)]]);
+      detail.showThing(t('unit.title', { id: p.id }), [[t('f.type'), label('unit', u.unit_type)], [t('f.status'), label('ustatus', u.status)],
+        [t('f.speed'), u.speed_kmh != null ? t('unit.kmh_v', { v: num(u.speed_kmh) }) : '—'], [t('f.updated'), clock(u.ts || u.updated_at)]], p);
       break;
     }
     case 'transit': {
       const v = state.transit.get(p.id) || {};
-      detail.showThing(`${titleCase(v.mode || 'vehicle')} ${v.route || ''} · ${p.id}`, [['Route', v.route || '—'],
-        ['Delay', v.delay_s != null ? `${Math.round(v.delay_s / 60)} min` : '—'], ['Speed', `${num(v.speed_kmh)} km/h`], ['Load', v.load != null ? `${Math.round(v.load * 100)} %` : '—'],
-        ['Source', v.source || '—'], ['Updated', clock(v.ts)]]);
+      detail.showThing(`${label('mode', v.mode || 'vehicle')} ${v.route || ''} · ${p.id}`, [[t('f.route'), v.route || '—'],
+        [t('f.delay'), v.delay_s != null ? t('unit.min_v', { v: num(v.delay_s / 60) }) : '—'], [t('f.speed'), t('unit.kmh_v', { v: num(v.speed_kmh) })],
+        [t('f.load'), v.load != null ? `${num(v.load * 100)} %` : '—'], [t('f.source'), v.source || '—'], [t('f.updated'), clock(v.ts)]], p);
       break;
     }
     case 'sensor': {
       const s = state.sensors.get(p.id) || {};
       const rows = Object.entries(s).filter(([k]) => !['id', 'lat', 'lng', 'seen', 'kind', 'asset', 'ts'].includes(k)).slice(0, 8)
-        .map(([k, v]) => [titleCase(k), typeof v === 'number' ? num(v, Number.isInteger(v) ? 0 : 2) : String(v)]);
-      rows.push(['Updated', clock(s.ts)]);
-      detail.showThing(`${titleCase(sensorKind(s))} ${p.id}`, rows);
+        .map(([k, v]) => [label('field', k), typeof v === 'number' ? num(v, Number.isInteger(v) ? 0 : 2) : String(v)]);
+      rows.push([t('f.updated'), clock(s.ts)]);
+      detail.showThing(`${label('asset', sensorKind(s))} ${p.id}`, rows, p);
       break;
     }
     case 'intersection':
@@ -322,6 +386,7 @@ async function pollStatus() {
       if (layersWanted().join() !== before) resubscribe(true);
       markAvailability();
     }
+    if (s.timezone && s.timezone !== state.tz) { state.tz = s.timezone; setTimeZone(s.timezone); }
     if (!state.eventNow && s.now) $('evtime').textContent = clock(s.now);
     replay.fromStatus(s.replay);
     if (s.kpis && !s.replay) showKPIs(s.kpis);
@@ -364,23 +429,23 @@ function showKPIs(k) {
   const hasUnits = state.features.has('units') || k.units_available != null;
   const availUnits = k.units_available ?? [...state.units.values()].filter((u) => u.status === 'available').length;
   $('kpi-units').querySelector('b').textContent = hasUnits ? availUnits : '—';
-  $('kpi-units').querySelector('small').textContent = hasUnits ? `of ${k.units_total ?? state.units.size}` : 'no feed';
+  $('kpi-units').querySelector('small').textContent = hasUnits ? t('kpi.units.of', { n: k.units_total ?? state.units.size }) : t('layers.nofeed');
 }
 
 // ---------- connection ----------
 function showConn({ state: s, attempt, reason }) {
   const c = $('conn');
   c.dataset.state = s;
-  c.querySelector('span').textContent = s === 'live' && state.replaying ? 'Replay' : { live: 'Live', connecting: 'Connecting', reconnecting: 'Reconnecting', offline: 'Offline' }[s] || s;
+  c.querySelector('span').textContent = s === 'live' && state.replaying ? t('conn.replay') : t('conn.' + s);
   c.classList.toggle('replay', !!state.replaying);
-  c.title = reason ? `${reason}${attempt ? ` (attempt ${attempt})` : ''}` : '';
+  c.title = reason ? (attempt ? t('conn.attempt', { reason, n: attempt }) : reason) : '';
   const b = $('banner');
   if (s === 'reconnecting' || s === 'offline') {
     b.hidden = false;
-    b.textContent = `Connection lost — ${s === 'offline' ? 'retrying every 5 s' : 'reconnecting'}. Map shows data as of ${clock(state.eventNow) || 'start'}.`;
+    b.textContent = t(s === 'offline' ? 'conn.lost.offline' : 'conn.lost', { t: state.eventNow ? clock(state.eventNow) : t('conn.start') });
   } else {
     b.hidden = true;
-    if (s === 'live' && showConn.wasDown) toast('Reconnected: live data restored.', 'ok');
+    if (s === 'live' && showConn.wasDown) toast(t('conn.restored'), 'ok');
   }
   showConn.wasDown = s === 'reconnecting' || s === 'offline';
 }
@@ -392,8 +457,8 @@ function buildLayerPanel() {
     const on = state.layers[l.key] ?? l.on;
     state.layers[l.key] = on;
     const input = el('input', { type: 'checkbox', 'data-layer': l.key, checked: on, onchange: (e) => toggleLayer(l.key, e.target.checked) });
-    box.append(el('label', { class: 'layer' + (l.sub ? ' sub' : ''), 'data-key': l.key, title: `Toggle (${i + 1})` },
-      input, el('span', { text: l.label }), el('span', { class: 'nf', text: 'no feed' }), el('kbd', { class: 'k', text: String(i + 1) })));
+    box.append(el('label', { class: 'layer' + (l.sub ? ' sub' : ''), 'data-key': l.key, title: t('layers.toggle', { n: i + 1 }) },
+      input, el('span', { text: t('layer.' + l.key) }), el('span', { class: 'nf', text: t('layers.nofeed') }), el('kbd', { class: 'k', text: String(i + 1) })));
   });
   markAvailability();
 }
@@ -419,20 +484,20 @@ function applyLayerToggles() {
 
 function buildLegend() {
   const lg = $('legend');
-  lg.append(el('div', { class: 'muted', text: 'Congestion (TPI 0–10)' }),
+  lg.append(el('div', { class: 'muted', text: t('legend.title') }),
     el('div', { class: 'ramp' }, LEVELS.map((l) => el('i', { style: `background:${LEVEL_COLOR[l]}`, title: LEVEL_LABEL[l] }))),
-    el('div', { class: 'ends' }, el('span', { text: 'smooth' }), el('span', { text: 'severe' })),
+    el('div', { class: 'ends' }, el('span', { text: t('legend.smooth') }), el('span', { text: t('legend.severe') })),
     el('div', { class: 'sym' },
-      ...['crash', 'stalled_vehicle', 'fire', 'medical', 'congestion'].map((t) => el('span', {}, el('img', { src: incidentIconURL(t), alt: '' }), titleCase(t))),
-      el('span', {}, el('img', { src: unitIconURL('ambulance', 'available'), alt: '' }), 'unit available'),
-      el('span', {}, el('img', { src: unitIconURL('police', 'en_route'), alt: '' }), 'en route'),
-      el('span', {}, el('img', { src: sensorIconURL('camera'), alt: '' }), 'camera'),
-      el('span', {}, el('img', { src: sensorIconURL('detector'), alt: '' }), 'detector'),
-      el('span', {}, el('img', { src: sensorIconURL('sensor'), alt: '' }), 'IoT sensor'),
-      el('span', {}, el('i', { class: 'sw route' }), 'dispatch route'),
-      el('span', {}, el('i', { class: 'sw wave' }), 'green wave'),
-      el('span', {}, el('i', { class: 'sw node' }), 'intersection')),
-    el('div', { class: 'muted small', style: 'margin-top:.4rem', text: 'Faded cells: few observations. 3D height: detector flow.' }));
+      ...['crash', 'stalled_vehicle', 'fire', 'medical', 'congestion'].map((k) => el('span', {}, el('img', { src: incidentIconURL(k), alt: '' }), label('inc', k))),
+      el('span', {}, el('img', { src: unitIconURL('ambulance', 'available'), alt: '' }), t('legend.unit_available')),
+      el('span', {}, el('img', { src: unitIconURL('police', 'en_route'), alt: '' }), t('legend.en_route')),
+      el('span', {}, el('img', { src: sensorIconURL('camera'), alt: '' }), t('asset.camera')),
+      el('span', {}, el('img', { src: sensorIconURL('detector'), alt: '' }), t('asset.detector')),
+      el('span', {}, el('img', { src: sensorIconURL('sensor'), alt: '' }), t('legend.iot')),
+      el('span', {}, el('i', { class: 'sw route' }), t('legend.route')),
+      el('span', {}, el('i', { class: 'sw wave' }), t('legend.wave')),
+      el('span', {}, el('i', { class: 'sw node' }), t('legend.node'))),
+    el('div', { class: 'muted small', style: 'margin-top:.4rem', text: t('legend.note') }));
   void UNIT_STATUS_COLOR;
 }
 
@@ -452,9 +517,11 @@ document.addEventListener('keydown', (e) => {
   else if (k === 'c' || k === 'C') queue.act(queue.selected, 'confirmed');
   else if (k === 'x' || k === 'X') queue.act(queue.selected, 'dismissed');
   else if (k === 'd' || k === 'D') { const inc = queue.items.get(queue.selected); if (inc) dispatcher.send(inc); }
-  else if (k === 'Escape') { detail.close(); queue.selected = null; queue.render(); cityMap.select(null); dispatcher.show(null); $('replay-form').hidden = true; }
+  else if (k === 'Escape') { detail.close(); queue.selected = null; queue.render(); cityMap.select(null); dispatcher.show(null); $('replay-form').hidden = true; historyPanel.cancelDraw(); }
   else if (k === '?') help.hidden = false;
   else if (k === 'w' || k === 'W') document.documentElement.classList.toggle('wall');
+  else if (k === 'h' || k === 'H') historyPanel.toggle();
+  else if (k === 'l' || k === 'L') setLang(getLang() === 'en' ? 'zh-CN' : 'en');
   else if (k === ' ' && replay?.active) $('tb-play').click();
   else if (/^[1-9]$/.test(k) && LAYERS[Number(k) - 1]) { const l = LAYERS[Number(k) - 1]; toggleLayer(l.key, !state.layers[l.key]); }
   else return;

@@ -1,10 +1,14 @@
-// The map: MapLibre GL JS with a style built here, no tiles, no glyphs, no sprite: the base map is the loaded
-// road network (/api/v1/network as GeoJSON), cells are polygons from the websocket's `boundary`, and every
+// The map: MapLibre GL JS with a style built here, no glyphs URL (MapLibre draws every label with the
+// browser's fonts) and no sprite. The base map (basemap.js) is an offline tile archive served by the binary
+// (run --basemap) or one made from what the server has: the loaded road network's names and classes, water,
+// parks and places (/api/v1/basemap/features). Cells are polygons from the websocket's `boundary`, and every
 // icon is drawn on a canvas (icons.js). Nothing is fetched from another host.
 import maplibregl from 'maplibre-gl';
 import { api } from './api.js';
 import { addMapImages } from './icons.js';
 import { LEVEL_COLOR, LEVELS } from './util.js';
+import { Basemap, baseLayersBelow, baseLayersAbove } from './basemap.js';
+import { t } from './i18n.js';
 
 const EMPTY = { type: 'FeatureCollection', features: [] };
 const levelColor = ['match', ['get', 'level'], ...LEVELS.flatMap((l) => [l, LEVEL_COLOR[l]]), '#5b6b7c'];
@@ -24,10 +28,11 @@ export function baseStyle() {
     version: 8,
     sources: {
       roads: src('id'), cells: src('cell'), incidents: src('id'), units: src('id'), transit: src('id'), sensors: src('id'),
-      nodes: src('id'), routes: src('id'), wave: src('id'),
+      nodes: src('id'), routes: src('id'), wave: src('id'), basefeat: src(undefined),
     },
     layers: [
-      { id: 'background', type: 'background', paint: { 'background-color': '#070b10' } },
+      { id: 'background', type: 'background', paint: { 'background-color': '#0a1016' } },
+      ...baseLayersBelow(),
       { id: 'cells-fill', type: 'fill', source: 'cells',
         paint: { 'fill-color': levelColor, 'fill-opacity': ['case', ['get', 'low'], 0.22, 0.5] } },
       { id: 'cells-3d', type: 'fill-extrusion', source: 'cells', layout: { visibility: 'none' },
@@ -38,6 +43,7 @@ export function baseStyle() {
         paint: { 'line-color': stateLevelColor, 'line-width': roadWidth(1.15),
           'line-opacity': ['case', ['boolean', ['feature-state', 'has'], false], 0.95, 0] } },
       { id: 'cells-line', type: 'line', source: 'cells', paint: { 'line-color': levelColor, 'line-opacity': 0.5, 'line-width': 0.8 } },
+      ...baseLayersAbove(),
       { id: 'cell-sel', type: 'line', source: 'cells', filter: ['==', ['get', 'cell'], ''], paint: { 'line-color': '#ffffff', 'line-width': 3 } },
       { id: 'road-sel', type: 'line', source: 'roads', filter: ['==', ['get', 'id'], ''],
         paint: { 'line-color': '#ffffff', 'line-width': roadWidth(1.6), 'line-opacity': 0.9 } },
@@ -68,7 +74,7 @@ export function baseStyle() {
         layout: { 'icon-image': ['concat', 'unit-', ['get', 'unit_type'], '-', ['get', 'status']], 'icon-size': ['interpolate', ['linear'], ['zoom'], 10, 0.6, 16, 0.95],
           'icon-allow-overlap': true, 'icon-ignore-placement': true } },
       { id: 'inc-pulse', type: 'circle', source: 'incidents', filter: ['==', ['get', 'new'], true],
-        paint: { 'circle-radius': 18, 'circle-color': 'rgba(0,0,0,0)', 'circle-stroke-color': '#ff4d4f', 'circle-stroke-width': 3, 'circle-stroke-opacity': 0.8 } },
+        paint: { 'circle-radius': 17, 'circle-color': 'rgba(0,0,0,0)', 'circle-stroke-color': '#ff4d4f', 'circle-stroke-width': 2, 'circle-stroke-opacity': 0.6 } },
       { id: 'inc-sel', type: 'circle', source: 'incidents', filter: ['==', ['get', 'id'], ''],
         paint: { 'circle-radius': 24, 'circle-color': 'rgba(62,166,255,.18)', 'circle-stroke-color': '#3ea6ff', 'circle-stroke-width': 3 } },
       { id: 'incidents', type: 'symbol', source: 'incidents',
@@ -79,15 +85,17 @@ export function baseStyle() {
 }
 
 // Switchable layers: key, label, map layers, shortcut.
+// (Their labels are t('layer.<key>').)
 export const LAYERS = [
-  { key: 'cells', label: 'Congestion cells', layers: ['cells-fill', 'cells-line'], on: true },
-  { key: 'cells3d', label: '3D height by flow', layers: [], on: false, sub: true },
-  { key: 'roads', label: 'Roads by speed', layers: ['roads-speed'], on: true },
-  { key: 'incidents', label: 'Incidents', layers: ['incidents', 'inc-pulse', 'inc-sel'], on: true },
-  { key: 'units', label: 'Emergency units', layers: ['units'], on: true },
-  { key: 'sensors', label: 'Cameras & detectors', layers: ['sensors'], on: false },
-  { key: 'transit', label: 'Transit vehicles', layers: ['transit'], on: false },
-  { key: 'nodes', label: 'Intersections', layers: ['nodes', 'node-sel'], on: true },
+  { key: 'cells', layers: ['cells-fill', 'cells-line'], on: true },
+  { key: 'cells3d', layers: [], on: false, sub: true },
+  { key: 'roads', layers: ['roads-speed'], on: true },
+  { key: 'incidents', layers: ['incidents', 'inc-pulse', 'inc-sel'], on: true },
+  { key: 'units', layers: ['units'], on: true },
+  { key: 'sensors', layers: ['sensors'], on: false },
+  { key: 'transit', layers: ['transit'], on: false },
+  { key: 'nodes', layers: ['nodes', 'node-sel'], on: true },
+  { key: 'labels', layers: ['road-labels', 'base-labels', 'base-water-labels', 'base-road-labels'], on: true },
 ];
 
 export class CityMap extends EventTarget {
@@ -107,8 +115,10 @@ export class CityMap extends EventTarget {
     this.toggles = {};
     this.map = new maplibregl.Map({
       container, style: baseStyle(), center: [120.17, 30.26], zoom: 12.5, hash: 'view', attributionControl: false,
-      maxPitch: 65, fadeDuration: 0, dragRotate: true, pitchWithRotate: true, localIdeographFontFamily: false,
+      maxPitch: 65, fadeDuration: 0, dragRotate: true, pitchWithRotate: true,
+      localIdeographFontFamily: '"WenQuanYi Micro Hei", "Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif',
     });
+    this.basemap = new Basemap(this);
     this.map.addControl(new maplibregl.NavigationControl({ visualizePitch: true }), 'top-right');
     this.map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-right');
     this.map.on('load', () => {
@@ -117,6 +127,7 @@ export class CityMap extends EventTarget {
       for (const l of LAYERS) this.setLayer(l.key, this.toggles[l.key] ?? l.on);
       if (this.roads) this.map.getSource('roads').setData(this.roads);
       this.loadNetwork();
+      this.basemap.load();
       this.flush();
       onLoad?.();
     });
@@ -129,6 +140,9 @@ export class CityMap extends EventTarget {
   }
 
   emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
+
+  // relabel shows the map's labels in the current language.
+  relabel() { this.basemap.relabel(); }
 
   // viewport returns the padded bbox to subscribe to and the H3 resolution for the zoom.
   viewport(baseRes) {
@@ -237,8 +251,8 @@ export class CityMap extends EventTarget {
       e.dataset.node = g.node_id;
       e.innerHTML = '';
       const b = document.createElement('b'); b.textContent = String(g.order ?? i + 1);
-      const t = document.createElement('span'); t.textContent = g.passed ? 'passed' : `green ${fmt(g.green_at)}`;
-      e.append(b, t);
+      const s = document.createElement('span'); s.textContent = g.passed ? t('wave.passed') : t('wave.green', { t: fmt(g.green_at) });
+      e.append(b, s);
       m.setLngLat([g.lng, g.lat]);
     });
   }
@@ -343,29 +357,29 @@ export class CityMap extends EventTarget {
     this.lastFlush = performance.now();
     for (const name of this.dirty) this.map.getSource(name)?.setData(this.data[name]);
     this.dirty.clear();
-    const anyNew = this.data.incidents.features.some((f) => f.properties.new);
-    if (anyNew && !this.pulseOn) this.pulse();
+    this.pulse();
   }
 
-  // pulse animates the ring around new incidents while there are any.
+  // pulse rings the new incidents with a CSS-animated marker each: the map itself is not repainted for it (a
+  // WebGL repaint 20 times a second with every label is what a video wall or a software renderer cannot afford).
   pulse() {
-    this.pulseOn = true;
-    const t0 = performance.now();
-    let last = 0;
-    const frame = (t) => {
-      if (!this.data.incidents.features.some((f) => f.properties.new) || !this.toggles.incidents) {
-        this.pulseOn = false;
-        return;
-      }
-      if (t - last > 50) { // 20 fps is plenty for a pulse
-        last = t;
-        const p = ((t - t0) % 1600) / 1600;
-        this.map.setPaintProperty('inc-pulse', 'circle-radius', 16 + 26 * p);
-        this.map.setPaintProperty('inc-pulse', 'circle-stroke-opacity', 0.9 * (1 - p));
-      }
-      requestAnimationFrame(frame);
-    };
-    requestAnimationFrame(frame);
+    this.pulseMarkers ||= new Map();
+    const want = new Map();
+    if (this.toggles.incidents !== false) {
+      for (const f of this.data.incidents.features) if (f.properties.new) want.set(f.properties.id, f.geometry.coordinates);
+    }
+    for (const [id, m] of this.pulseMarkers) if (!want.has(id)) { m.remove(); this.pulseMarkers.delete(id); }
+    for (const [id, xy] of want) {
+      let m = this.pulseMarkers.get(id);
+      if (!m) {
+        const e = document.createElement('div'); // the marker positions it with a transform; the ring inside animates
+        e.className = 'inc-pulse-at';
+        e.append(document.createElement('div'));
+        e.firstChild.className = 'inc-pulse';
+        m = new maplibregl.Marker({ element: e }).setLngLat(xy).addTo(this.map);
+        this.pulseMarkers.set(id, m);
+      } else m.setLngLat(xy);
+    }
   }
 
   setLayer(key, on) {
@@ -382,7 +396,7 @@ export class CityMap extends EventTarget {
     }
     const def = LAYERS.find((l) => l.key === key);
     for (const id of def?.layers || []) vis(id, on);
-    if (key === 'incidents' && on) this.flush();
+    if (key === 'incidents') this.pulse();
   }
 
   select(kind, id) {

@@ -3,7 +3,8 @@
 // GET /api/v1/incidents (polled) and from the websocket's incidents layer when the server sends one.
 import { api, can, session, HTTPError } from './api.js';
 import { incidentIconURL, INCIDENT_STYLE } from './icons.js';
-import { $, el, ago, clock, titleCase, toast, num } from './util.js';
+import { $, el, ago, clock, label, toast, num } from './util.js';
+import { t } from './i18n.js';
 
 const SEV_COLOR = ['#64748b', '#a3d65c', '#f6d04d', '#f7893b', '#ef4444', '#d61f69'];
 const NEW_MS = 90_000; // an incident pulses for this long after it first appears in this session
@@ -88,7 +89,7 @@ export class Queue extends EventTarget {
     if (this.selected && !items.some((i) => i.id === this.selected)) this.selected = null;
     const note = $('queue-note');
     note.hidden = this.available;
-    note.textContent = 'The server has no incident list yet.';
+    note.textContent = t('queue.none');
     $('queue-count').textContent = this.activeCount();
     $('queue-count').classList.toggle('hot', this.activeCount() > 0);
     // Keyed update: an item is rebuilt only when what it shows changed, and nodes move only when the order
@@ -115,10 +116,10 @@ export class Queue extends EventTarget {
 
   renderItem(inc, now) {
     const sel = inc.id === this.selected;
-    const type = titleCase(inc.type || 'incident');
+    const type = label('inc', inc.type || 'incident');
     const detected = Date.parse(inc.detected_at || inc.first_evidence_at);
     const allowed = can('incident.update');
-    const roleMsg = session.who?.authenticated ? `Your role (${session.who.role}) may not change incidents` : 'Sign in to act on incidents';
+    const roleMsg = session.who?.authenticated ? t('role.no_incident', { role: label('role', session.who.role) }) : t('role.signin_incident');
     const active = this.isActive(inc);
     const li = el('li', {
       class: 'inc' + (sel ? ' sel' : '') + (this.isNew(inc.id) ? ' new' : ''), 'data-id': inc.id, 'data-status': inc.status,
@@ -126,24 +127,24 @@ export class Queue extends EventTarget {
     },
     el('img', { class: 'ico', src: incidentIconURL(INCIDENT_STYLE[inc.type] ? inc.type : 'other'), alt: '' }),
     el('div', { class: 't1' }, el('span', { text: `${type}` + (inc.severity ? ` · S${inc.severity}` : '') }),
-      el('span', { class: 'score', title: 'score (0–1)', text: num(inc.score, 2) })),
+      el('span', { class: 'score', title: t('queue.score'), text: num(inc.score, 2) })),
     el('div', { class: 'bar' }, el('i', { style: `width:${Math.round((inc.score || 0) * 100)}%` })),
     el('div', { class: 't2' },
-      el('span', { class: 'chip ' + inc.status, text: inc.status }),
-      el('span', { text: detected ? `detected ${clock(detected)}` : '' }),
+      el('span', { class: 'chip ' + inc.status, text: label('status', inc.status) }),
+      el('span', { text: detected ? t('queue.detected', { t: clock(detected) }) : '' }),
       el('span', { text: detected ? ago(this.eventNow ? this.eventNow - detected : now - detected) : '' }),
-      el('span', { text: `${(inc.evidence || []).length} evidence` })),
+      el('span', { text: t('queue.evidence', { n: (inc.evidence || []).length }) })),
     el('ul', { class: 'ev' }, (inc.evidence || []).slice(0, 8).map((ev) => el('li', {},
-      el('b', { text: ev.kind }), el('span', { text: titleCase(ev.type || '') }), el('span', { text: ev.id }),
+      el('b', { text: label('kind', ev.kind) }), el('span', { text: ev.type ? label('inc', ev.type) : '' }), el('span', { text: ev.id }),
       el('span', { style: 'margin-left:auto', text: clock(ev.ts) })))),
     el('div', { class: 'acts' },
       el('button', { class: 'confirm', type: 'button', 'data-act': 'confirmed', disabled: !allowed || inc.status === 'confirmed' || !active,
-        title: allowed ? 'Confirm (C)' : roleMsg, text: 'Confirm' }),
+        title: allowed ? t('queue.confirm.tip') : roleMsg, text: t('queue.confirm') }),
       el('button', { class: 'dismiss', type: 'button', 'data-act': 'dismissed', disabled: !allowed || !active,
-        title: allowed ? 'Dismiss (X)' : roleMsg, text: 'Dismiss' }),
+        title: allowed ? t('queue.dismiss.tip') : roleMsg, text: t('queue.dismiss') }),
       el('button', { class: 'dispatch', type: 'button', 'data-act': 'dispatch', disabled: !can('incident.dispatch') || !active || !this.canDispatch?.(inc),
-        title: can('incident.dispatch') ? (this.canDispatch?.(inc) ? 'Dispatch the nearest available unit (D)' : 'No unit feed: dispatch needs units') : 'Your role may not dispatch',
-        text: 'Dispatch' })));
+        title: can('incident.dispatch') ? (this.canDispatch?.(inc) ? t('queue.dispatch.tip') : t('queue.dispatch.nounits')) : t('role.no_dispatch_short'),
+        text: t('queue.dispatch') })));
     return li;
   }
 
@@ -176,17 +177,17 @@ export class Queue extends EventTarget {
     if (!inc) return;
     if (action === 'dispatch') { this.emit('dispatch', inc); return; }
     if (!can('incident.update')) {
-      toast(session.who?.authenticated ? `Your role (${session.who.role}) may not change incidents.` : 'Sign in to act on incidents.', 'err');
+      toast((session.who?.authenticated ? t('role.no_incident', { role: label('role', session.who.role) }) : t('role.signin_incident')) + t('punct.stop'), 'err');
       return;
     }
     try {
       const updated = await api(`/api/v1/incidents/${encodeURIComponent(inc.id)}`, { method: 'POST', body: { status: action } });
       this.upsert(updated && updated.id ? updated : { ...inc, status: action });
-      toast(`${titleCase(inc.type)} ${action}.`, 'ok');
+      toast(t('queue.acted', { type: label('inc', inc.type), status: label('status', action) }), 'ok');
       this.render();
     } catch (e) {
-      const msg = e.status === 404 || e.status === 405 ? 'The server does not accept incident changes yet.' : e.message;
-      toast(`Could not mark ${titleCase(inc.type)} ${action}: ${msg}`, 'err');
+      const msg = e.status === 404 || e.status === 405 ? t('queue.noaccept') : e.message;
+      toast(t('queue.act_failed', { type: label('inc', inc.type), status: label('status', action), msg }), 'err');
     }
   }
 }

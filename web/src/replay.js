@@ -5,11 +5,19 @@
 // to live. A server started as `citybrain replay --http` shows its own session in /api/v1/status ("replay"):
 // then the bar drives that one and there is no live to return to.
 import { api, can, session } from './api.js';
-import { $, clock, el, toast } from './util.js';
+import { $, el, toast } from './util.js';
+import { clock, dateTime, num, t, zoneOffsetMs } from './i18n.js';
 
-const pad = (n) => String(n).padStart(2, '0');
-// localInput formats a time for <input type="datetime-local"> (local time, seconds).
-const localInput = (t) => { const d = new Date(t); return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`; };
+// The form's datetime-local inputs are in the city's time zone (not the browser's): an operator in another
+// zone still types the city's clock times.
+// localInput formats an instant for <input type="datetime-local"> in the city's zone.
+const localInput = (ms) => new Date(ms + zoneOffsetMs(ms)).toISOString().slice(0, 19);
+// fromInput reads a datetime-local value as city time.
+function fromInput(v) {
+  const asUTC = Date.parse(v + 'Z');
+  if (Number.isNaN(asUTC)) return new Date(NaN);
+  return new Date(asUTC - zoneOffsetMs(asUTC - zoneOffsetMs(asUTC)));
+}
 
 export class Replay extends EventTarget {
   constructor(live) {
@@ -40,7 +48,7 @@ export class Replay extends EventTarget {
     const ok = can('replay.control');
     const b = $('replay-open');
     b.disabled = !ok || (this.active && !this.own);
-    b.title = ok ? 'Replay a past time range (planners)' : `Your role (${session.who?.role || 'read-only'}) may not start replays (planner, admin)`;
+    b.title = ok ? t('replay.open.tip') : t('role.no_replay', { role: session.who?.role ? t('role.' + session.who.role) : t('user.readonly') });
   }
 
   toggleForm(eventNow) {
@@ -55,8 +63,8 @@ export class Replay extends EventTarget {
   }
 
   async create() {
-    const from = new Date($('replay-from').value), to = new Date($('replay-to').value);
-    if (!(to > from)) { toast('The replay needs a start before its end.', 'err'); return; }
+    const from = fromInput($('replay-from').value), to = fromInput($('replay-to').value);
+    if (!(to > from)) { toast(t('replay.order'), 'err'); return; }
     const speed = Number($('replay-speed').value) || 10;
     $('replay-start').disabled = true;
     try {
@@ -64,9 +72,9 @@ export class Replay extends EventTarget {
       $('replay-form').hidden = true;
       if (this.own && this.id) this.close(this.id);
       this.enter(s, true);
-      toast(`Replaying ${clock(from)}–${clock(to)} at ${speed}×.`, 'ok');
+      toast(t('replay.started', { from: clock(from), to: clock(to), x: num(speed) }), 'ok');
     } catch (e) {
-      toast(`Cannot start the replay: ${e.message}`, 'err');
+      toast(t('replay.cannot', { msg: e.message }), 'err');
     } finally {
       $('replay-start').disabled = false;
     }
@@ -92,7 +100,7 @@ export class Replay extends EventTarget {
       const s = await api(`/api/v1/replays/${encodeURIComponent(id)}`);
       if (this.id === id) this.show(s);
     } catch (e) {
-      if (e.status === 404 && this.id === id) { toast('The replay session ended: back to live.', 'ok'); this.exit(false); }
+      if (e.status === 404 && this.id === id) { toast(t('replay.ended'), 'ok'); this.exit(false); }
     }
   }
 
@@ -108,12 +116,16 @@ export class Replay extends EventTarget {
     this.bar.hidden = false;
     const from = Date.parse(r.from), to = Date.parse(r.to), pos = Date.parse(r.position);
     $('tb-from').textContent = clock(from);
+    $('tb-from').title = dateTime(from, { seconds: true, zone: true });
     $('tb-to').textContent = clock(to);
+    $('tb-to').title = dateTime(to, { seconds: true, zone: true });
     $('tb-pos').textContent = clock(pos);
-    $('tb-state').textContent = r.state || (r.playing ? 'playing' : 'paused');
-    $('tb-state').dataset.state = r.state || '';
+    $('tb-pos').title = dateTime(pos, { seconds: true, zone: true });
+    const st = r.state || (r.playing ? 'playing' : 'paused');
+    $('tb-state').textContent = t('rstate.' + st);
+    $('tb-state').dataset.state = st;
     $('tb-play').textContent = this.playing() ? '❚❚' : '▶';
-    $('tb-play').setAttribute('aria-label', this.playing() ? 'Pause' : 'Play');
+    $('tb-play').setAttribute('aria-label', this.playing() ? t('tb.pause') : t('tb.play'));
     if (document.activeElement !== $('tb-seek') && to > from && pos) $('tb-seek').value = Math.round(((pos - from) / (to - from)) * 1000);
     const sp = String(r.speed ?? 1);
     if (![...$('tb-speed').options].some((o) => o.value === sp)) $('tb-speed').append(el('option', { value: sp, text: sp }));
@@ -127,11 +139,16 @@ export class Replay extends EventTarget {
     try {
       const r = await api(`/api/v1/replays/${encodeURIComponent(this.id)}/${action}`, { method: 'POST', body: body || {} });
       if (r && r.id) this.show(r);
-    } catch (e) { toast(`Replay ${action}: ${e.message}`, 'err'); }
+    } catch (e) { toast(t('replay.action_failed', { action: t('tb.' + action), msg: e.message }), 'err'); }
   }
 
   async close(id) {
     try { await api(`/api/v1/replays/${encodeURIComponent(id)}/close`, { method: 'POST', body: {} }); } catch { /* gone already */ }
+  }
+
+  relabel() {
+    this.allow();
+    if (this.info) this.show(this.info);
   }
 
   // exit returns the map to the live city (closing our session unless it is gone already).

@@ -4,10 +4,12 @@
 // (POST …/plan {"decision": "accept"|"reject", "method", "note"}, police and admin), with the decisions so far
 // (GET …/plans).
 import { api, can, session } from './api.js';
-import { $, clock, el, LEVEL_COLOR, LEVEL_LABEL, num, titleCase, toast } from './util.js';
+import { $, clock, el, label, LEVEL_COLOR, LEVEL_LABEL, num, titleCase, toast } from './util.js';
+import { t } from './i18n.js';
 
-const METHODS = { webster: 'Webster', max_pressure: 'Max-pressure' };
-const SIDE = { N: 'North', S: 'South', E: 'East', W: 'West' };
+const METHODS = ['webster', 'max_pressure'];
+const method = (m) => label('method', m);
+const side = (s) => label('side', s);
 
 function metric(label, value, cls) { return el('div', { class: cls }, el('label', { text: label }), el('b', { text: value })); }
 
@@ -23,7 +25,7 @@ export class IntersectionView {
     this.note = '';
     clearInterval(this.timer);
     this.detail.cur = { kind: 'intersection', id };
-    this.detail.box.replaceChildren(this.detail.head(`Intersection ${id}`), el('div', { class: 'sub', style: 'padding-top:.7rem', text: 'Loading…' }));
+    this.detail.box.replaceChildren(this.detail.head(t('node.title', { id })), el('div', { class: 'sub', style: 'padding-top:.7rem', text: t('common.loading') }));
     this.detail.box.hidden = false;
     await this.load();
     this.timer = setInterval(() => {
@@ -47,12 +49,13 @@ export class IntersectionView {
     this.render(node.reason);
   }
 
-  render(nodeErr) {
+  render(nodeErr = this.nodeErr) {
+    this.nodeErr = nodeErr;
     const n = this.node, p = this.plan;
-    const title = `Intersection ${this.id}`;
+    const title = t('node.title', { id: this.id });
     const head = this.detail.head(title);
     if (!n) {
-      this.detail.box.replaceChildren(head, el('div', { class: 'sub', style: 'padding-top:.7rem', text: `Cannot load it: ${nodeErr?.message || 'unknown'}` }));
+      this.detail.box.replaceChildren(head, el('div', { class: 'sub', style: 'padding-top:.7rem', text: t('node.cannot', { msg: nodeErr?.message || '?' }) }));
       return;
     }
     const byLink = new Map((p?.approaches || []).map((a) => [a.link, a]));
@@ -60,74 +63,75 @@ export class IntersectionView {
       const s = a.state, r = byLink.get(a.link) || {};
       const lvl = s?.level;
       return el('tr', {},
-        el('td', {}, el('i', { class: 'dot', style: `background:${lvl ? LEVEL_COLOR[lvl] : '#475569'}`, title: lvl ? LEVEL_LABEL[lvl] : 'no data' }), SIDE[a.side] || a.side),
+        el('td', {}, el('i', { class: 'dot', style: `background:${lvl ? LEVEL_COLOR[lvl] : '#475569'}`, title: lvl ? LEVEL_LABEL[lvl] : t('common.nodata') }), side(a.side)),
         el('td', { class: 'num', text: s?.speed_kmh != null ? num(s.speed_kmh, 0) : '—' }),
-        el('td', { class: 'num', title: r.flow_source ? `flow from ${r.flow_source.replace('_', ' ')}` : '', text: r.flow_vph ? num(r.flow_vph, 0) + (r.flow_source === 'speed_model' ? '*' : '') : '—' }),
+        el('td', { class: 'num', title: r.flow_source ? t('node.flow_from', { src: label('flowsrc', r.flow_source) }) : '', text: r.flow_vph ? num(r.flow_vph, 0) + (r.flow_source === 'speed_model' ? '*' : '') : '—' }),
         el('td', { class: 'num', text: r.queue_veh != null ? num(r.queue_veh, 1) : '—' }),
         el('td', { class: 'num' + (r.degree_of_saturation > 0.9 ? ' hot' : ''), text: r.degree_of_saturation != null ? num(r.degree_of_saturation, 2) : '—' }));
     });
     const approaches = el('table', { class: 'appr' },
-      el('thead', {}, el('tr', {}, ['Approach', 'km/h', 'veh/h', 'Queue', 'X'].map((h) => el('th', { text: h })))),
+      el('thead', {}, el('tr', {}, [t('node.approach'), t('unit.kmh'), t('unit.vph'), t('node.queue'), 'X'].map((h) => el('th', { text: h })))),
       el('tbody', {}, rows));
-    const methodSel = el('select', { id: 'plan-method', 'aria-label': 'Plan method', onchange: (e) => {
+    const methodSel = el('select', { id: 'plan-method', 'aria-label': t('node.method'), onchange: (e) => {
       this.method = e.target.value; localStorage.setItem('cb_plan_method', this.method); this.load(); } },
-    Object.entries(METHODS).map(([k, v]) => el('option', { value: k, selected: k === this.method, text: v })));
+    METHODS.map((k) => el('option', { value: k, selected: k === this.method, text: method(k) })));
     const out = [head,
-      el('div', { class: 'node-meta' }, el('span', { class: 'chip ' + (n.signalised ? 'sig' : ''), text: n.signalised ? 'Signalised' : 'No signal' }),
-        el('span', { class: 'muted', text: `${n.approaches.length} approaches · window ${n.window}` })),
+      el('div', { class: 'node-meta' }, el('span', { class: 'chip ' + (n.signalised ? 'sig' : ''), text: n.signalised ? t('node.signalised') : t('node.nosignal') }),
+        el('span', { class: 'muted', text: t('node.meta', { n: n.approaches.length, w: t('win.' + n.window) }) })),
       approaches];
     if (!n.signalised) {
-      out.push(el('div', { class: 'sub', text: 'No signal here: nothing to plan.' }));
+      out.push(el('div', { class: 'sub', text: t('node.noplan_nosignal') }));
       this.detail.box.replaceChildren(...out);
       return;
     }
-    out.push(el('div', { class: 'plan-head' }, el('h3', { text: 'Recommended plan' }), methodSel));
+    out.push(el('div', { class: 'plan-head' }, el('h3', { text: t('node.recommended') }), methodSel));
     if (!p) {
-      out.push(el('div', { class: 'sub', text: `No plan: ${this.planError || 'the server has none'}` }));
+      out.push(el('div', { class: 'sub', text: t('node.noplan', { msg: this.planError || t('node.noplan_server') }) }));
     } else {
       const ch = p.delay_change_pct;
       const cycleMax = Math.max(p.cycle_s, p.current_cycle_s || 0, 1);
       out.push(el('div', { class: 'metrics plan', id: 'plan' },
-        metric('Cycle', `${num(p.cycle_s, 0)} s`), metric(`Now (${p.current_source})`, `${num(p.current_cycle_s, 0)} s`),
-        metric('Delay / veh', `${num(p.delay_now_s, 0)} → ${num(p.delay_plan_s, 0)} s`),
-        metric('Change', ch == null ? '—' : `${ch > 0 ? '+' : ''}${num(ch, 1)} %`, ch < -0.05 ? 'good' : ch > 0.05 ? 'bad' : '')),
+        metric(t('node.cycle'), t('unit.s_v', { v: num(p.cycle_s, 0) })), metric(t('node.now_src', { src: label('cursrc', p.current_source) }), t('unit.s_v', { v: num(p.current_cycle_s, 0) })),
+        metric(t('node.delay'), `${num(p.delay_now_s, 0)} → ${t('unit.s_v', { v: num(p.delay_plan_s, 0) })}`),
+        metric(t('node.change'), ch == null ? '—' : `${ch > 0 ? '+' : ''}${num(ch, 1)} %`, ch < -0.05 ? 'good' : ch > 0.05 ? 'bad' : '')),
       el('div', { class: 'phases' }, p.phases.map((ph, i) => el('div', { class: 'phase' + (p.method === 'max_pressure' && p.serve_now_phase === i ? ' now' : '') },
         el('span', { class: 'nm', text: ph.name }),
         el('div', { class: 'bars' },
-          el('i', { class: 'plan', style: `width:${(ph.green_s / cycleMax) * 100}%`, title: `recommended ${num(ph.green_s, 0)} s` }),
-          el('i', { class: 'cur', style: `width:${(ph.current_green_s / cycleMax) * 100}%`, title: `current ${num(ph.current_green_s, 0)} s` })),
-        el('span', { class: 'gs', text: `${num(ph.green_s, 0)} s` }),
-        el('span', { class: 'muted', text: `now ${num(ph.current_green_s, 0)} s` })))),
-      el('div', { class: 'sub', text: `${METHODS[p.method] || p.method}: Y = ${num(p.y, 2)}${p.oversaturated ? ' (oversaturated)' : ''}, lost ${num(p.lost_s, 0)} s · ${p.method === 'max_pressure' ? `serve ${p.phases[p.serve_now_phase]?.name || '—'} now · ` : ''}bars: recommended / current · * flow from speed` }));
+          el('i', { class: 'plan', style: `width:${(ph.green_s / cycleMax) * 100}%`, title: t('node.rec_s', { v: num(ph.green_s, 0) }) }),
+          el('i', { class: 'cur', style: `width:${(ph.current_green_s / cycleMax) * 100}%`, title: t('node.cur_s', { v: num(ph.current_green_s, 0) }) })),
+        el('span', { class: 'gs', text: t('unit.s_v', { v: num(ph.green_s, 0) }) }),
+        el('span', { class: 'muted', text: t('node.now_s', { v: num(ph.current_green_s, 0) }) })))),
+      el('div', { class: 'sub', text: t('node.sub', { m: method(p.method), y: num(p.y, 2), over: p.oversaturated ? t('node.over') : '', lost: num(p.lost_s, 0),
+        serve: p.method === 'max_pressure' ? t('node.serve', { ph: p.phases[p.serve_now_phase]?.name || '—' }) : '' }) }));
       const allowed = can('signal.plan');
-      const roleMsg = session.who?.authenticated ? `Your role (${session.who.role}) may not decide signal plans` : 'Sign in to decide';
-      const note = el('input', { id: 'plan-note', type: 'text', placeholder: 'Note (optional)', value: this.note, disabled: !allowed,
+      const roleMsg = session.who?.authenticated ? t('role.no_plan', { role: label('role', session.who.role) }) : t('role.signin_plan');
+      const note = el('input', { id: 'plan-note', type: 'text', placeholder: t('node.note'), value: this.note, disabled: !allowed,
         oninput: (e) => { this.note = e.target.value; } });
       out.push(el('div', { class: 'plan-acts' }, note,
-        el('button', { id: 'plan-accept', class: 'primary', type: 'button', disabled: !allowed, title: allowed ? 'Apply this plan at the intersection' : roleMsg, text: 'Accept', onclick: () => this.decide('accept') }),
-        el('button', { id: 'plan-reject', type: 'button', disabled: !allowed, title: allowed ? 'Keep the current plan' : roleMsg, text: 'Reject', onclick: () => this.decide('reject') })));
-      if (!allowed) out.push(el('div', { class: 'sub', text: roleMsg + ' (police, admin).' }));
+        el('button', { id: 'plan-accept', class: 'primary', type: 'button', disabled: !allowed, title: allowed ? t('node.accept.tip') : roleMsg, text: t('node.accept'), onclick: () => this.decide('accept') }),
+        el('button', { id: 'plan-reject', type: 'button', disabled: !allowed, title: allowed ? t('node.reject.tip') : roleMsg, text: t('node.reject'), onclick: () => this.decide('reject') })));
+      if (!allowed) out.push(el('div', { class: 'sub', text: roleMsg + t('node.roles') }));
     }
     if (this.decisions.length) {
-      out.push(el('h3', { class: 'dec-h', text: 'Decisions' }), el('ul', { class: 'decisions' }, this.decisions.slice(0, 4).map((d) => el('li', { class: d.accepted ? 'acc' : 'rej' },
-        el('b', { text: d.accepted ? 'Accepted' : 'Rejected' }),
-        el('span', { text: `${METHODS[d.plan?.method] || d.plan?.method || ''} ${num(d.plan?.cycle_s, 0)} s` }),
+      out.push(el('h3', { class: 'dec-h', text: t('node.decisions') }), el('ul', { class: 'decisions' }, this.decisions.slice(0, 4).map((d) => el('li', { class: d.accepted ? 'acc' : 'rej' },
+        el('b', { text: d.accepted ? t('node.accepted') : t('node.rejected') }),
+        el('span', { text: `${d.plan?.method ? method(d.plan.method) : ''} ${t('unit.s_v', { v: num(d.plan?.cycle_s, 0) })}` }),
         el('span', { class: 'muted', text: `${d.by} · ${clock(d.at)}` }),
-        d.accepted && d.after ? el('span', { class: 'muted eff', text: `speed ${num(d.before.mean_speed_kmh, 0)} → ${num(d.after.mean_speed_kmh, 0)} km/h, queue ${num(d.before.queue_veh, 1)} → ${num(d.after.queue_veh, 1)}` }) : null))));
+        d.accepted && d.after ? el('span', { class: 'muted eff', text: t('node.effect', { s0: num(d.before.mean_speed_kmh, 0), s1: num(d.after.mean_speed_kmh, 0), q0: num(d.before.queue_veh, 1), q1: num(d.after.queue_veh, 1) }) }) : null))));
     }
     this.detail.box.replaceChildren(...out);
   }
 
   async decide(decision) {
-    if (!can('signal.plan')) { toast('Your role may not decide signal plans.', 'err'); return; }
+    if (!can('signal.plan')) { toast(t('role.no_plan_short'), 'err'); return; }
     try {
       const d = await api(`/api/v1/intersections/${encodeURIComponent(this.id)}/plan`, { method: 'POST',
         body: { decision, method: this.method, note: this.note || undefined } });
-      toast(`Plan for ${this.id} ${d.accepted ? 'accepted' : 'rejected'} (${METHODS[this.method]}, cycle ${num(d.plan?.cycle_s, 0)} s).`, 'ok');
+      toast(t(d.accepted ? 'node.toast_acc' : 'node.toast_rej', { id: this.id, m: method(this.method), c: num(d.plan?.cycle_s, 0) }), 'ok');
       this.note = '';
       await this.load();
     } catch (e) {
-      toast(`Cannot ${decision} the plan: ${e.message}`, 'err');
+      toast(t(decision === 'accept' ? 'node.cannot_acc' : 'node.cannot_rej', { msg: e.message }), 'err');
     }
   }
 }

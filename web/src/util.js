@@ -1,4 +1,6 @@
 // Small helpers shared by the modules.
+import { t, tOr } from './i18n.js';
+
 export const $ = (id) => document.getElementById(id);
 
 export function el(tag, attrs = {}, ...kids) {
@@ -15,10 +17,10 @@ export function el(tag, attrs = {}, ...kids) {
   return e;
 }
 
-// Congestion levels of spec/api.md, in order, with the theme's colours and labels.
+// Congestion levels of spec/api.md, in order, with the theme's colours and labels (in the UI language).
 export const LEVELS = ['smooth', 'basically_smooth', 'light', 'moderate', 'severe'];
 export const LEVEL_COLOR = { smooth: '#2bb673', basically_smooth: '#a3d65c', light: '#f6d04d', moderate: '#f7893b', severe: '#e5343b' };
-export const LEVEL_LABEL = { smooth: 'Smooth', basically_smooth: 'Basically smooth', light: 'Light', moderate: 'Moderate', severe: 'Severe' };
+export const LEVEL_LABEL = new Proxy({}, { get: (_, k) => (typeof k === 'string' ? t('level.' + k) : undefined) });
 
 // levelOfTPI maps a TPI (0..10) to a level, as the engine does (2-point bands).
 export function levelOfTPI(tpi) {
@@ -26,24 +28,13 @@ export function levelOfTPI(tpi) {
   return LEVELS[Math.max(0, Math.min(4, Math.floor(tpi / 2)))];
 }
 
-export const num = (x, d = 0) => (x == null || Number.isNaN(x) ? '—' : Number(x).toFixed(d));
-
-export function clock(t, withSeconds = true) {
-  if (!t) return '—';
-  const d = typeof t === 'number' ? new Date(t) : new Date(t);
-  if (Number.isNaN(d.getTime())) return '—';
-  return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: withSeconds ? '2-digit' : undefined, hour12: false });
-}
-
-export function ago(ms) {
-  if (ms == null || Number.isNaN(ms)) return '';
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s} s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min ago`;
-}
+export { num, clock, ago } from './i18n.js';
 
 export const titleCase = (s) => (s || '').replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
+
+// label names a code of the server (incident type, unit type, status, road class, …) in the UI language:
+// t('<group>.<code>'), or the code in title case when the UI has no label for it.
+export const label = (group, code) => tOr(group + '.' + code, titleCase(code));
 
 // distanceM is the great-circle distance in metres.
 export function distanceM(lat1, lng1, lat2, lng2) {

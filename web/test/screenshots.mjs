@@ -1,6 +1,7 @@
 // Saves screenshots of the main screens into the directory given (docs/screenshots): login, the live map on
-// a laptop, a cell detail with its charts, the incident queue with a selected incident, 3D cells, and the
-// video-wall layout. Run by scripts/web-screenshots.sh.
+// a laptop, a cell detail with its charts, the incident queue with a selected incident, the base map, the
+// history panel, the main screen in Chinese, 3D cells, and the video-wall layout. Run by
+// scripts/web-screenshots.sh.
 import fs from 'node:fs';
 import path from 'node:path';
 import { TOKENS, apiCall, launchBrowser, makeIncident, openApp, renderedCells, sleep, startServer, waitFor } from './harness.mjs';
@@ -73,6 +74,29 @@ try {
     await shot(page, 'cell-detail.png');
     await page.keyboard.press('Escape');
   }
+
+  // The base map around West Lake: the lake, its islands and causeways, streets and neighbourhoods by name.
+  await page.evaluate(() => window.citybrain.map.jumpTo({ center: [120.158, 30.255], zoom: 14 }));
+  await sleep(3000);
+  await shot(page, 'basemap.png');
+
+  // History: the TPI of the last hour (the server has only run a few minutes), with the districts.
+  await page.keyboard.press('h');
+  await page.waitForSelector('#history:not([hidden]) #hist-hours');
+  await page.selectOption('#hist-hours', '1');
+  await page.waitForSelector('#history svg.hist-chart', { timeout: 20_000 }).catch(() => null);
+  await sleep(2500);
+  await shot(page, 'history.png');
+
+  // The same screen in Chinese (语言: 中文), the choice kept for this user.
+  await page.selectOption('#lang', 'zh-CN');
+  await page.evaluate(() => window.citybrain.map.jumpTo({ center: [120.17, 30.262], zoom: 14.2 }));
+  await sleep(3500);
+  await shot(page, 'main-zh.png');
+  await page.keyboard.press('h');
+  await page.selectOption('#lang', 'en');
+  await page.evaluate(() => window.citybrain.map.jumpTo({ center: [120.175, 30.265], zoom: 13 }));
+  await sleep(1500);
 
   // 3D cells by flow.
   await page.keyboard.press('2');
