@@ -128,6 +128,7 @@ func (s *Server) replayRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/replays/{id}", a.Open(s.handleReplayGet))
 	mux.HandleFunc("DELETE /api/v1/replays/{id}", a.Require(s.handleReplayDelete, RolePlanner))
 	mux.HandleFunc("POST /api/v1/replays/{id}/{action}", a.Require(s.handleReplayAction, RolePlanner))
+	mux.HandleFunc("GET /api/v1/replays/{id}/decisions", a.Open(s.handleReplayDecisions))
 	mux.HandleFunc("GET /api/v1/replays/{id}/ws", a.Open(s.handleReplayWS))
 	mux.HandleFunc("GET /api/v1/replays/{id}/cells", a.Open(s.handleReplayCells))
 	mux.HandleFunc("GET /api/v1/replays/{id}/status", a.Open(s.handleReplayStatus))
@@ -223,6 +224,18 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) (*replay.Sessio
 func (s *Server) handleReplayGet(w http.ResponseWriter, r *http.Request) {
 	if sess, ok := s.session(w, r); ok {
 		writeJSON(w, replayDoc(sess))
+	}
+}
+
+// handleReplayDecisions serves GET /api/v1/replays/{id}/decisions: the operator decisions (incident
+// actions, dispatches, signal plans, zones) the session has met in the log so far, oldest first.
+func (s *Server) handleReplayDecisions(w http.ResponseWriter, r *http.Request) {
+	if sess, ok := s.session(w, r); ok {
+		list := sess.Decisions()
+		if list == nil {
+			list = []replay.Decision{}
+		}
+		writeJSON(w, list)
 	}
 }
 

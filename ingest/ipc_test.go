@@ -1,4 +1,4 @@
-package ingest
+package ingest_test
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"citybrain/engine"
+	"citybrain/ingest"
+	"citybrain/ingest/ingesttest"
 )
 
 // ipcStream encodes events as an Arrow IPC stream in the engine schema (opts: compression).
@@ -49,9 +51,9 @@ func probeEvents(n int) []engine.Event {
 }
 
 // ipcMessages walks the framing of a well-formed stream.
-func ipcMessages(t testing.TB, data []byte) []IPCMessage {
+func ipcMessages(t testing.TB, data []byte) []ingest.IPCMessage {
 	t.Helper()
-	msgs, err := IPCMessages(data)
+	msgs, err := ingest.IPCMessages(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +72,7 @@ func TestReadIPCRefusesLyingLengths(t *testing.T) {
 		t.Fatalf("stream layout %+v, want a schema and a record batch with a body", msgs)
 	}
 	read := func(data []byte) (rows int64, err error) {
-		err = ReadIPC(data, mem, 64<<20, func(rec arrow.Record) error { rows += rec.NumRows(); return nil })
+		err = ingest.ReadIPC(data, mem, 64<<20, func(rec arrow.Record) error { rows += rec.NumRows(); return nil })
 		return rows, err
 	}
 	if rows, err := read(good); err != nil || rows != 100 {
@@ -124,7 +126,7 @@ func TestReadIPCRefusesShortBuffers(t *testing.T) {
 	}
 	liar := bytes.Clone(good)
 	binary.LittleEndian.PutUint64(liar[m.Meta+at:], 1<<20)
-	err := ReadIPC(liar, mem, 64<<20, func(rec arrow.Record) error {
+	err := ingest.ReadIPC(liar, mem, 64<<20, func(rec arrow.Record) error {
 		t.Errorf("a batch of %d rows reached the callback", rec.NumRows())
 		return nil
 	})
@@ -139,12 +141,12 @@ func TestReadIPCRefusesShortBuffers(t *testing.T) {
 func TestIngestArrowRejectsOutOfRange(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	sink := &memSink{}
-	in := New(Config{Mem: mem, MaxAhead: -1}, sink)
+	sink := &ingesttest.MemSink{}
+	in := ingest.New(ingest.Config{Mem: mem, MaxAhead: -1}, sink)
 	evs := probeEvents(4)
 	evs[1].SpeedKmh = math.Inf(1)
 	evs[2].SpeedKmh = 1e30
-	evs[3].ID = strings.Repeat("x", MaxIDBytes+1)
+	evs[3].ID = strings.Repeat("x", ingest.MaxIDBytes+1)
 	res, err := in.IngestArrow(context.Background(), ipcStream(t, mem, evs), "test", "")
 	if err != nil {
 		t.Fatal(err)
@@ -153,47 +155,10 @@ func TestIngestArrowRejectsOutOfRange(t *testing.T) {
 		t.Fatalf("accepted %d rejected %d, want 1 and 3 (%v)", res.Accepted, res.Rejected, res.Errors)
 	}
 	for i, want := range []string{"speed_kmh", "speed_kmh", "id"} {
-		var fe *FieldError
+		var fe *ingest.FieldError
 		if !errors.As(res.Errors[i].Err, &fe) || fe.Field != want {
 			t.Errorf("error %d: %v, want one naming %s", i, res.Errors[i].Err, want)
 		}
 	}
-	sink.release()
-}
-
-// memSink keeps what is stored, for tests.
-type memSink struct {
-	recs []arrow.Record
-	dead []DeadLetter
-	ids  map[string]string // message id → hash
-}
-
-func (s *memSink) Append(_ context.Context, rec arrow.Record, id BatchID) (uint64, error) {
-	if s.ids == nil {
-		s.ids = map[string]string{}
-	}
-	if id.ID != "" {
-		if h, ok := s.ids[id.ID]; ok {
-			if h != id.Hash {
-				return 0, ErrKeyReused
-			}
-			return uint64(len(s.recs)), ErrDuplicate
-		}
-		s.ids[id.ID] = id.Hash
-	}
-	rec.Retain()
-	s.recs = append(s.recs, rec)
-	return uint64(len(s.recs)), nil
-}
-
-func (s *memSink) AppendDead(_ context.Context, letters []DeadLetter, _ BatchID) error {
-	s.dead = append(s.dead, letters...)
-	return nil
-}
-
-func (s *memSink) release() {
-	for _, r := range s.recs {
-		r.Release()
-	}
-	s.recs = nil
+	sink.Release()
 }

@@ -5,10 +5,12 @@ package replay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -124,6 +126,39 @@ type Session struct {
 	err           error
 	deltaBase     uint64
 	lastDelta     atomic.Uint64
+
+	decMu     sync.Mutex
+	decisions []Decision // operator decisions read so far (guarded by decMu), the newest MaxDecisions
+}
+
+// Decision is an operator decision a replay met in the log, where it was made: an incident action, a
+// dispatch or signal-plan decision, a zone change (Type as the log's Cb-Type: action, dispatch, zone).
+type Decision struct {
+	Seq  uint64          `json:"log_seq"`
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"decision"`
+}
+
+// MaxDecisions bounds the decisions a session keeps to show.
+const MaxDecisions = 1000
+
+func (s *Session) noteDecision(seq uint64, typ string, data []byte) {
+	s.decMu.Lock()
+	defer s.decMu.Unlock()
+	if !json.Valid(data) {
+		return
+	}
+	if s.decisions = append(s.decisions, Decision{Seq: seq, Type: typ, Data: append(json.RawMessage(nil), data...)}); len(s.decisions) > MaxDecisions {
+		s.decisions = s.decisions[len(s.decisions)-MaxDecisions:]
+	}
+}
+
+// Decisions returns the operator decisions the session has read from the log up to its position, oldest
+// first (a backward seek starts them again).
+func (s *Session) Decisions() []Decision {
+	s.decMu.Lock()
+	defer s.decMu.Unlock()
+	return append([]Decision(nil), s.decisions...)
 }
 
 const noTime = -1 << 62
@@ -447,12 +482,19 @@ func (s *Session) restart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.decMu.Lock()
+	s.decisions = nil
+	s.decMu.Unlock()
 	if rr, ok := r.(*eventlog.RangeReader); ok {
-		rr.OnAction = func(_ uint64, a engine.Action) error {
+		rr.OnAction = func(seq uint64, a engine.Action) error {
 			s.eng.Load().ApplyAction(a)
+			if data, err := json.Marshal(&a); err == nil {
+				s.noteDecision(seq, eventlog.TypeAction, data)
+			}
 			return nil
 		}
-		rr.OnTyped = func(_ uint64, typ string, data []byte) error {
+		rr.OnTyped = func(seq uint64, typ string, data []byte) error {
+			s.noteDecision(seq, typ, data)
 			if s.spec.OnTyped != nil {
 				s.spec.OnTyped(typ, data)
 			}

@@ -92,64 +92,62 @@ func (s *Source) QueueDepth() int { return s.work.Len() }
 // Queue returns the figures of the queue between the subscription and the workers.
 func (s *Source) Queue() queue.Stat { return s.work.Stat() }
 
-// handle ingests one message and answers it. No message stops a worker: one that panics the ingest code is
-// counted, dead-lettered and answered with an error like any other unreadable message.
+// handle ingests one message and answers it when it asks for an answer.
 func (s *Source) handle(m *nats.Msg) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	defer func() {
-		if v := recover(); v != nil {
-			err := fmt.Errorf("BUG: cannot ingest message on %s: %v", m.Subject, v)
-			s.Panics.Add(1)
-			s.in.RejectMessage(ctx, "nats:"+m.Subject, m.Data, err)
-			if m.Reply != "" {
-				m.Respond(append(ingest.AppendQuoted([]byte(`{"error":`), err.Error()), "}\n"...))
-			}
-		}
-	}()
 	var msgID string
 	if m.Header != nil {
 		msgID = m.Header.Get(nats.MsgIdHdr)
 	}
+	out := s.process(m.Subject, m.Data, msgID)
+	if m.Reply != "" {
+		m.Respond(out)
+	}
+}
+
+// process ingests the data of one message on subject and returns its answer (spec/events.md "Bad input":
+// the counts, or {"error": ...}). No message stops a worker: one that panics the ingest code is counted,
+// dead-lettered and answered with an error like any other unreadable message.
+func (s *Source) process(subject string, data []byte, msgID string) (out []byte) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	via := "nats:" + subject
+	defer func() {
+		if v := recover(); v != nil {
+			err := fmt.Errorf("BUG: cannot ingest message on %s: %v", subject, v)
+			s.Panics.Add(1)
+			s.in.RejectMessage(ctx, via, data, err)
+			out = append(ingest.AppendQuoted([]byte(`{"error":`), err.Error()), "}\n"...)
+		}
+	}()
 	if len(msgID) > 256 {
 		msgID = msgID[:256]
 	}
-	via := "nats:" + m.Subject
 	var res ingest.Result
 	var err error
 	switch {
-	case m.Subject == SubjectArrow:
-		res, err = s.in.IngestArrow(ctx, m.Data, via, msgID)
-	case m.Subject == SubjectBatch:
-		res, err = s.in.Ingest(ctx, m.Data, via, engine.KindUnknown, msgID)
+	case subject == SubjectArrow:
+		res, err = s.in.IngestArrow(ctx, data, via, msgID)
+	case subject == SubjectBatch:
+		res, err = s.in.Ingest(ctx, data, via, engine.KindUnknown, msgID)
 	default:
-		name := strings.TrimPrefix(m.Subject, SubjectPrefix)
+		name := strings.TrimPrefix(subject, SubjectPrefix)
 		k := engine.ParseKind(name)
 		if k == engine.KindUnknown {
-			err = fmt.Errorf("subject %s names no event kind (probe, detector, transit, video, report, unit, sensor, or batch, arrow)", m.Subject)
+			err = fmt.Errorf("subject %s names no event kind (probe, detector, transit, video, report, unit, sensor, or batch, arrow)", subject)
 			break
 		}
-		res, err = s.in.Ingest(ctx, m.Data, via, k, msgID)
+		res, err = s.in.Ingest(ctx, data, via, k, msgID)
 	}
 	if err != nil && unreadable(err) {
 		// Nobody may be waiting for an answer: the message is counted and kept on the dead-letter log.
-		if derr := s.in.RejectMessage(ctx, via, m.Data, err); derr != nil {
+		if derr := s.in.RejectMessage(ctx, via, data, err); derr != nil {
 			err = fmt.Errorf("%v; %w", err, derr)
 		}
 	}
-	if m.Reply == "" {
-		return
-	}
-	var out []byte
 	if err != nil {
-		if errors.Is(err, ingest.ErrNoEvents) {
-			err = ingest.ErrNoEvents
-		}
-		out = append(ingest.AppendQuoted([]byte(`{"error":`), err.Error()), "}\n"...)
-	} else {
-		out = ingest.AppendAnswer(nil, &res)
+		return append(ingest.AppendQuoted([]byte(`{"error":`), err.Error()), "}\n"...)
 	}
-	m.Respond(out)
+	return ingest.AppendAnswer(nil, &res)
 }
 
 // unreadable reports whether err says the message is not a batch at all (as opposed to one that could not
