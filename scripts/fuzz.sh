@@ -5,12 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 FUZZTIME=${FUZZTIME:-5s}
+FUZZ_ONLY=${FUZZ_ONLY:-.}          # a regexp of the targets to run (default: all)
+FUZZPARALLEL=${FUZZPARALLEL:-2}    # fuzzing workers per target
 n=0
 while IFS= read -r file; do
 	dir=$(dirname "$file")
-	for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)\(f \*testing\.F\)' "$file" | sed -E 's/^func (Fuzz[A-Za-z0-9_]+).*/\1/'); do
+	for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)\(f \*testing\.F\)' "$file" | sed -E 's/^func (Fuzz[A-Za-z0-9_]+).*/\1/' | grep -E "$FUZZ_ONLY" || true); do
 		echo "fuzz: ./$dir $target ($FUZZTIME)"
-		"$GO" test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "./$dir" >/tmp/fuzz-$$.log 2>&1 || { cat /tmp/fuzz-$$.log; exit 1; }
+		"$GO" test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -parallel "$FUZZPARALLEL" "./$dir" >/tmp/fuzz-$$.log 2>&1 || { cat /tmp/fuzz-$$.log; exit 1; }
 		tail -1 /tmp/fuzz-$$.log
 		n=$((n + 1))
 	done
