@@ -214,10 +214,10 @@ func EncodeRecord(rec arrow.Record, mem memory.Allocator) ([]byte, error) {
 }
 
 // DecodeRecords reads every record batch of the IPC stream data (ingest.ReadIPC: lengths checked against
-// the bytes, a capped allocator, structure checked, never a panic), checks the schema and passes each to
-// fn, which must Retain a record it keeps after returning.
-func DecodeRecords(data []byte, mem memory.Allocator, fn func(arrow.Record) error) error {
-	return ingest.ReadIPC(data, mem, max(16*int64(len(data)), 1<<20), fn)
+// the bytes, a capped allocator on the Go heap, structure checked, never a panic), checks the schema and
+// passes each to fn, which must Retain a record it keeps after returning.
+func DecodeRecords(data []byte, fn func(arrow.Record) error) error {
+	return ingest.ReadIPC(data, max(16*int64(len(data)), 1<<20), fn)
 }
 
 // Append writes rec to the log and returns once JetStream has stored it (the acknowledgement). A record too
@@ -353,7 +353,7 @@ func (l *Log) dispatch(seq uint64, hdr nats.Header, data []byte, h Handlers) err
 		}
 		return nil
 	}
-	err := DecodeRecords(data, l.mem, func(rec arrow.Record) error {
+	err := DecodeRecords(data, func(rec arrow.Record) error {
 		if err := h.Batch(seq, rec); err != nil {
 			return &fnError{err}
 		}

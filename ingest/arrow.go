@@ -58,7 +58,7 @@ func (in *Ingestor) IngestArrow(ctx context.Context, data []byte, via, key strin
 	}()
 	var errs []LineError
 	line := 0
-	err := ReadIPC(data, in.cfg.Mem, in.arrowCap(len(data)), func(rec arrow.Record) error {
+	err := ReadIPC(data, in.arrowCap(len(data)), func(rec arrow.Record) error {
 		b := in.newBatch(via, engine.KindUnknown)
 		parts = append(parts, part{b: b})
 		b.res.Errors = errs // the answer lists the first MaxErrors of the whole stream

@@ -27,12 +27,15 @@ import (
 //     sees it (CheckRecord), so no later reader indexes out of range;
 //   - a panic inside the Arrow library while decoding becomes an error.
 //
-// An error names the message or batch that is wrong.
-func ReadIPC(data []byte, mem memory.Allocator, maxAlloc int64, fn func(arrow.Record) error) (err error) {
+// The batches' buffers come from the Go heap, not from an allocator of the caller's: when a malformed
+// stream makes the Arrow library fail halfway through a batch, it leaves the buffers it had allocated
+// unreleased (fuzzing found it), and only the garbage collector can take those back. An error names the
+// message or batch that is wrong.
+func ReadIPC(data []byte, maxAlloc int64, fn func(arrow.Record) error) (err error) {
 	if err := CheckIPCFraming(data); err != nil {
 		return err
 	}
-	capped := &cappedAllocator{mem: mem, limit: maxAlloc}
+	capped := &cappedAllocator{mem: memory.NewGoAllocator(), limit: maxAlloc}
 	var fnErr error
 	defer func() {
 		if v := recover(); v != nil {

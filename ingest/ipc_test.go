@@ -72,7 +72,7 @@ func TestReadIPCRefusesLyingLengths(t *testing.T) {
 		t.Fatalf("stream layout %+v, want a schema and a record batch with a body", msgs)
 	}
 	read := func(data []byte) (rows int64, err error) {
-		err = ingest.ReadIPC(data, mem, 64<<20, func(rec arrow.Record) error { rows += rec.NumRows(); return nil })
+		err = ingest.ReadIPC(data, 64<<20, func(rec arrow.Record) error { rows += rec.NumRows(); return nil })
 		return rows, err
 	}
 	if rows, err := read(good); err != nil || rows != 100 {
@@ -126,7 +126,7 @@ func TestReadIPCRefusesShortBuffers(t *testing.T) {
 	}
 	liar := bytes.Clone(good)
 	binary.LittleEndian.PutUint64(liar[m.Meta+at:], 1<<20)
-	err := ingest.ReadIPC(liar, mem, 64<<20, func(rec arrow.Record) error {
+	err := ingest.ReadIPC(liar, 64<<20, func(rec arrow.Record) error {
 		t.Errorf("a batch of %d rows reached the callback", rec.NumRows())
 		return nil
 	})
