@@ -160,6 +160,18 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	// The minute in progress is not missing, only not over yet.
+	now := s.Engine.Status().Now
+	now -= now % stepMs
+	kept := res.Missing[:0]
+	for _, m := range res.Missing {
+		if m[0] >= now {
+			continue
+		}
+		m[1] = min(m[1], max(now, m[0]))
+		kept = append(kept, m)
+	}
+	res.Missing = kept
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(s.appendHistory(nil, hq, res, filled))
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"citybrain/engine"
+	"citybrain/engine/queue"
 )
 
 // HubConfig bounds what the hub holds per client.
@@ -34,29 +36,42 @@ const (
 	CloseShutdown   = websocket.CloseGoingAway
 )
 
-// Hub fans out engine deltas to websocket clients by viewport. It holds the latest published state of every
-// cell (from deltas), a bounded history of deltas for resuming clients, and the clients.
+// Hub fans out engine deltas to websocket clients by viewport, off the engine's tick: OnDelta leaves a delta in
+// a mailbox (a delta not yet taken is merged with the next: latest state wins), and the hub's goroutine applies
+// it to the cell state, encodes each distinct subscription's frame once (in parallel, as a prepared websocket
+// message) and queues it to every client of that subscription. The hub holds the latest published state of
+// every cell, a bounded history of deltas for resuming clients, and the clients.
+//
+// Locks: mu (the clients and their subscriptions) is taken before smu (the cell state), never after.
 type Hub struct {
 	cfg      HubConfig
 	baseRes  int
-	eng      *engine.Engine
 	instance string // a fresh id per hub: a client seeing another one knows seq numbers restarted
 
-	mu        sync.Mutex // guards every field below
+	mu      sync.Mutex // guards clients, every client's subscription and queue state, eng and closed
+	eng     View
+	clients map[*client]struct{}
+	closed  bool
+
+	smu       sync.RWMutex // guards the cell state below: written by the hub goroutine, read by encoders
 	state     map[uint64]*engine.CellView
 	parents   map[int]map[uint64]map[uint64]struct{} // res → parent → children, for subscribed coarse resolutions
 	history   []histEntry                            // ring, oldest first
-	seq       uint64
+	seq       uint64                                 // the hub's own delta sequence (contiguous for clients)
 	watermark int64
 	now       int64
-	clients   map[*client]struct{}
-	closed    bool
+
+	mailbox *queue.Mailbox[*pending] // engine tick → hub goroutine; full: merged
+	done    chan struct{}            // closed when the hub goroutine has returned
 
 	clientsGauge atomic.Int64
 	sent         atomic.Uint64
+	batched      atomic.Uint64 // messages written to a client together with the one before (it was behind)
 	dropped      atomic.Uint64 // clients cut off as too slow
 	coalesced    atomic.Uint64
 	deltas       atomic.Uint64
+	fanoutNanos  atomic.Int64 // the hub's time on the last delta: state, encoding, queueing
+	lagNanos     atomic.Int64 // from OnDelta to the last delta's frames queued
 }
 
 type histEntry struct {
@@ -66,7 +81,7 @@ type histEntry struct {
 }
 
 // NewHub returns a hub; feed it with OnDelta.
-func NewHub(cfg HubConfig, eng *engine.Engine) *Hub {
+func NewHub(cfg HubConfig, eng View) *Hub {
 	d := DefaultHubConfig()
 	if cfg.QueueLen <= 0 {
 		cfg.QueueLen = d.QueueLen
@@ -87,11 +102,13 @@ func NewHub(cfg HubConfig, eng *engine.Engine) *Hub {
 		cfg.History = d.History
 	}
 	h := &Hub{cfg: cfg, baseRes: eng.Config().Res, eng: eng, instance: newID()[:12], state: map[uint64]*engine.CellView{},
-		parents: map[int]map[uint64]map[uint64]struct{}{}, clients: map[*client]struct{}{}}
+		parents: map[int]map[uint64]map[uint64]struct{}{}, clients: map[*client]struct{}{}, done: make(chan struct{})}
+	h.mailbox = queue.NewMailbox("hub-mailbox", mergeDeltas)
 	// Start from what the engine already published (a hub created after a restart's catch-up).
 	for _, v := range eng.All() {
 		h.state[v.Cell] = v
 	}
+	go h.run()
 	return h
 }
 
@@ -99,26 +116,142 @@ func NewHub(cfg HubConfig, eng *engine.Engine) *Hub {
 type subscription struct {
 	CellQuery
 	Layers map[string]bool
+	k      string // key(), set by parseSub before the subscription is shared
 }
 
+// key identifies equal subscriptions (computed once: the hub groups every client by it on every delta).
 func (s *subscription) key() string {
+	if s.k == "" {
+		s.k = s.makeKey()
+	}
+	return s.k
+}
+
+func (s *subscription) makeKey() string {
 	return fmt.Sprintf("%g,%g,%g,%g/%d/%d/%t", s.BBox.MinLng, s.BBox.MinLat, s.BBox.MaxLng, s.BBox.MaxLat, s.Res, s.Window, s.Geometry)
 }
 
-// OnDelta applies an engine delta and fans it out. Called from the engine's tick goroutine.
+// OnDelta hands an engine delta to the hub's goroutine and returns at once. Called from the engine's tick
+// goroutine; the delta is not modified.
 func (h *Hub) OnDelta(d *engine.Delta) {
+	h.mailbox.Put(&pending{d: d, at: time.Now()})
+}
+
+// run is the hub's goroutine: it fans out each delta the mailbox holds until Close.
+func (h *Hub) run() {
+	defer close(h.done)
+	for {
+		p, ok := h.mailbox.Take()
+		if !ok {
+			return
+		}
+		t0 := time.Now()
+		h.fanOut(p.d)
+		now := time.Now()
+		h.fanoutNanos.Store(int64(now.Sub(t0)))
+		h.lagNanos.Store(int64(now.Sub(p.at)))
+	}
+}
+
+// fanOut applies d to the cell state and queues each subscription's frame to its clients.
+func (h *Hub) fanOut(d *engine.Delta) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.closed {
+		h.mu.Unlock()
 		return
 	}
 	h.deltas.Add(1)
-	h.seq = d.Seq
+	h.smu.Lock()
+	e := h.apply(d)
+	h.smu.Unlock()
+	// The groups are taken under mu with the state already applied: a client that subscribes from now on gets
+	// a snapshot that holds this delta (and skips it, see client.lastSeq); one that subscribed before is in a
+	// group.
+	byKey := map[string]int{}
+	var groups []fanGroup
+	for c := range h.clients {
+		if c.sub == nil {
+			continue
+		}
+		k := c.sub.key()
+		i, ok := byKey[k]
+		if !ok {
+			i = len(groups)
+			byKey[k] = i
+			groups = append(groups, fanGroup{sub: c.sub})
+		}
+		groups[i].clients = append(groups[i].clients, c)
+	}
+	h.mu.Unlock()
+	if len(groups) == 0 {
+		return
+	}
+
+	h.smu.RLock()
+	ix := h.newDeltaIndex(e.changed, e.removed)
+	encodeGroups(groups, func(g *fanGroup) {
+		msg := h.encodeDeltaIx(g.sub, ix, d.Incidents, d.Units, e.seq)
+		if d.Assets != nil && (g.sub.Layers["transit"] || g.sub.Layers["sensors"]) {
+			msg = appendAssets(msg[:len(msg)-1], g.sub, d.Assets)
+		}
+		if d.Reset {
+			msg = append([]byte(`{"reset":true,`), msg[1:]...)
+		}
+		g.frame = newFrame(msg, e.seq)
+	})
+	h.smu.RUnlock()
+
+	h.mu.Lock()
+	for i := range groups {
+		for _, c := range groups[i].clients {
+			h.enqueue(c, groups[i].frame)
+		}
+	}
+	h.mu.Unlock()
+}
+
+// fanGroup is the clients of one distinct subscription and the frame they all get.
+type fanGroup struct {
+	sub     *subscription
+	clients []*client
+	frame   *frame
+}
+
+// encodeGroups runs encode on every group, on up to GOMAXPROCS goroutines.
+func encodeGroups(groups []fanGroup, encode func(*fanGroup)) {
+	workers := min(runtime.GOMAXPROCS(0), (len(groups)+7)/8)
+	if workers <= 1 {
+		for i := range groups {
+			encode(&groups[i])
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(groups) {
+					return
+				}
+				encode(&groups[i])
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// apply applies d to the cell state and the history, and returns the history entry (smu held).
+func (h *Hub) apply(d *engine.Delta) histEntry {
+	h.seq++
 	if d.Reset {
 		h.history = h.history[:0] // a new timeline: a resuming client gets a snapshot of it
 	}
 	h.watermark, h.now = d.Watermark, d.Now
-	e := histEntry{seq: d.Seq, removed: d.Removed}
+	e := histEntry{seq: h.seq, removed: d.Removed}
 	for _, v := range d.Changed {
 		if _, ok := h.state[v.Cell]; !ok {
 			h.indexAdd(v.Cell)
@@ -134,28 +267,78 @@ func (h *Hub) OnDelta(d *engine.Delta) {
 		h.history = append(h.history[:0], h.history[1:]...)
 	}
 	h.history = append(h.history, e)
+	return e
+}
 
-	groups := map[string][]*client{}
-	for c := range h.clients {
-		if c.sub == nil {
-			continue
-		}
-		k := c.sub.key()
-		groups[k] = append(groups[k], c)
+// pending is a delta in the mailbox, with when it arrived (for the lag gauge).
+type pending struct {
+	d  *engine.Delta
+	at time.Time
+}
+
+// mergeDeltas merges a delta the hub has not taken yet with the next one: the state after both, as one delta
+// (cells and incidents: the newer wins; a reset drops what came before it).
+func mergeDeltas(old, nu *pending) *pending {
+	a, b := old.d, nu.d
+	if b.Reset {
+		return &pending{d: b, at: old.at}
 	}
-	ix := h.newDeltaIndex(e.changed, e.removed)
-	for _, cs := range groups {
-		msg := h.encodeDeltaIx(cs[0].sub, ix, d.Incidents, d.Units, d.Seq)
-		if d.Assets != nil && (cs[0].sub.Layers["transit"] || cs[0].sub.Layers["sensors"]) {
-			msg = appendAssets(msg[:len(msg)-1], cs[0].sub, d.Assets)
-		}
-		if d.Reset {
-			msg = append([]byte(`{"reset":true,`), msg[1:]...)
-		}
-		for _, c := range cs {
-			h.enqueue(c, msg)
+	m := &engine.Delta{Seq: b.Seq, Watermark: b.Watermark, Now: b.Now, Reset: a.Reset, Units: a.Units, Assets: a.Assets}
+	if b.Units != nil {
+		m.Units = b.Units
+	}
+	if b.Assets != nil {
+		m.Assets = b.Assets
+	}
+	changed := make(map[uint64]*engine.CellView, len(a.Changed)+len(b.Changed))
+	for _, v := range a.Changed {
+		changed[v.Cell] = v
+	}
+	removed := map[uint64]bool{}
+	for _, c := range a.Removed {
+		removed[c] = true
+	}
+	for _, v := range b.Changed {
+		changed[v.Cell] = v
+		delete(removed, v.Cell)
+	}
+	for _, c := range b.Removed {
+		removed[c] = true
+		delete(changed, c)
+	}
+	for _, v := range a.Changed {
+		if w := changed[v.Cell]; w != nil {
+			m.Changed = append(m.Changed, w)
+			delete(changed, v.Cell)
 		}
 	}
+	for _, v := range b.Changed {
+		if w := changed[v.Cell]; w != nil {
+			m.Changed = append(m.Changed, w)
+			delete(changed, v.Cell)
+		}
+	}
+	for _, list := range [][]uint64{a.Removed, b.Removed} {
+		for _, c := range list {
+			if removed[c] {
+				m.Removed = append(m.Removed, c)
+				delete(removed, c)
+			}
+		}
+	}
+	at := map[string]int{}
+	for _, in := range a.Incidents {
+		at[in.ID] = len(m.Incidents)
+		m.Incidents = append(m.Incidents, in)
+	}
+	for _, in := range b.Incidents {
+		if i, ok := at[in.ID]; ok {
+			m.Incidents[i] = in
+		} else {
+			m.Incidents = append(m.Incidents, in)
+		}
+	}
+	return &pending{d: m, at: old.at}
 }
 
 // SetEngine points the hub at another engine (a replay session's, after a backward seek restarted it): the

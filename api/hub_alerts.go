@@ -4,6 +4,7 @@ package api
 // queue is full is coalesced like for deltas (it gets a fresh snapshot; alerts it missed are at
 // GET /api/v1/alerts). Safe from any goroutine.
 func (h *Hub) Broadcast(layer string, msg []byte) {
+	f := newFrame(msg, 0)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -11,7 +12,7 @@ func (h *Hub) Broadcast(layer string, msg []byte) {
 	}
 	for c := range h.clients {
 		if c.sub != nil && c.sub.Layers[layer] {
-			h.enqueue(c, msg)
+			h.enqueue(c, f)
 		}
 	}
 }

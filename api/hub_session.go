@@ -1,8 +1,10 @@
 package api
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -16,13 +18,32 @@ import (
 // The hub's sessions: websocket clients, their subscriptions, and backpressure (a bounded queue per client;
 // a full queue coalesces the client to a fresh snapshot, and a client that keeps needing that is cut off).
 
-// enqueue queues msg for c without blocking; a full queue coalesces the client to a fresh snapshot, and a
+// frame is one message for clients: a websocket frame prepared once and written to every client it goes to.
+// seq is the hub delta it carries (0: none, such as alerts and answers).
+type frame struct {
+	pm  *websocket.PreparedMessage
+	seq uint64
+}
+
+// newFrame prepares msg as a text frame.
+func newFrame(msg []byte, seq uint64) *frame {
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, msg)
+	if err != nil {
+		panic("BUG: cannot prepare a websocket text frame: " + err.Error()) // only fails for control types
+	}
+	return &frame{pm: pm, seq: seq}
+}
+
+// enqueue queues f for c without blocking; a full queue coalesces the client to a fresh snapshot, and a
 // client that keeps needing that is cut off (h.mu held).
-func (h *Hub) enqueue(c *client, msg []byte) {
+func (h *Hub) enqueue(c *client, f *frame) {
 	if c.stale {
 		return // a snapshot is coming; it carries this delta's effect
 	}
-	if c.send.TryPush(msg) {
+	if f.seq != 0 && f.seq <= c.lastSeq {
+		return // the client's snapshot (or catch-up) already holds this delta
+	}
+	if c.send.TryPush(f) {
 		return
 	}
 	h.coalesced.Add(1)
@@ -42,14 +63,16 @@ func (h *Hub) enqueue(c *client, msg []byte) {
 	c.send.TryPush(nil) // nil asks the writer for a snapshot
 }
 
-// client is one websocket connection. send and the coalescing fields are guarded by Hub.mu; conn writes
-// belong to the writer goroutine.
+// client is one websocket connection. sub, lastSeq and the coalescing fields are guarded by Hub.mu; conn
+// writes belong to the writer goroutine.
 type client struct {
 	h    *Hub
 	conn *websocket.Conn
-	send *queue.Queue[[]byte] // hub → writer; full: the client is coalesced (Reject)
+	cork *corkConn            // the connection under conn: batches the writes of a client that is behind
+	send *queue.Queue[*frame] // hub → writer; full: the client is coalesced (Reject); nil asks for a snapshot
 	sub  *subscription
 
+	lastSeq       uint64 // the hub delta the client's last snapshot or catch-up holds
 	stale         bool
 	coalesces     int
 	coalesceStart time.Time
@@ -87,12 +110,13 @@ var upgrader = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 16384, 
 func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, checkOrigin func(*http.Request) bool) {
 	up := upgrader
 	up.CheckOrigin = checkOrigin
-	conn, err := up.Upgrade(w, r, nil)
+	hw := &hijackCork{ResponseWriter: w}
+	conn, err := up.Upgrade(hw, r, nil)
 	if err != nil {
 		return // Upgrade has answered
 	}
-	c := &client{h: h, conn: conn, send: queue.New[[]byte]("ws-client", h.cfg.QueueLen, queue.Reject), done: make(chan struct{}),
-		limits: newClientLimits()}
+	c := &client{h: h, conn: conn, cork: hw.cork, send: queue.New[*frame]("ws-client", h.cfg.QueueLen, queue.Reject),
+		done: make(chan struct{}), limits: newClientLimits()}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -163,9 +187,10 @@ func errorMsg(s string) []byte {
 
 // reply queues a direct answer; a client too slow to take it is treated like a full queue.
 func (c *client) reply(msg []byte) {
+	f := newFrame(msg, 0)
 	c.h.mu.Lock()
 	defer c.h.mu.Unlock()
-	if !c.send.TryPush(msg) {
+	if !c.send.TryPush(f) {
 		c.kick(CloseTooSlow, "too slow: queue full")
 	}
 }
@@ -206,6 +231,7 @@ func (h *Hub) parseSub(m *clientMsg) (*subscription, error) {
 			return nil, fmt.Errorf("unknown layer %q: cells, incidents, units, transit, sensors, alerts", l)
 		}
 	}
+	sub.key()
 	return sub, nil
 }
 
@@ -214,9 +240,12 @@ func (h *Hub) parseSub(m *clientMsg) (*subscription, error) {
 func (h *Hub) subscribe(c *client, sub *subscription, since *uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.ensureIndex(sub.Res)
 	c.sub = sub
 	c.stale = false
+	h.smu.Lock()
+	h.ensureIndex(sub.Res)
+	h.smu.Unlock()
+	h.smu.RLock()
 	var msg []byte
 	if since != nil && *since <= h.seq && len(h.history) > 0 && *since+1 >= h.history[0].seq {
 		var cells []uint64
@@ -238,38 +267,41 @@ func (h *Hub) subscribe(c *client, sub *subscription, since *uint64) {
 		// Incidents: every one the engine holds, so the client also learns of those that ended meanwhile.
 		msg = h.encode("delta", sub, views, gone, h.eng.Incidents(), h.seq)
 	} else {
-		views, _ := h.viewsFor(sub, nil, true)
-		msg = h.encode("snapshot", sub, views, nil, nil, h.seq)
+		msg = h.snapshot(sub)
 	}
+	c.lastSeq = h.seq
+	h.smu.RUnlock()
+	if !c.send.TryPush(newFrame(msg, 0)) {
+		c.stale = true
+		c.send.TryPush(nil)
+	}
+}
+
+// snapshot encodes a snapshot of sub's viewport (h.mu and smu for reading held).
+func (h *Hub) snapshot(sub *subscription) []byte {
+	views, _ := h.viewsFor(sub, nil, true)
+	msg := h.encode("snapshot", sub, views, nil, nil, h.seq)
 	if sub.Layers["units"] {
 		msg = appendUnits(msg[:len(msg)-1], sub, h.eng.Units())
 	}
 	if sub.Layers["transit"] || sub.Layers["sensors"] {
 		msg = appendAssets(msg[:len(msg)-1], sub, h.eng.Assets())
 	}
-	if !c.send.TryPush(msg) {
-		c.stale = true
-		c.send.TryPush(nil)
-	}
+	return msg
 }
 
 // snapshotFor builds a fresh snapshot for a coalesced client.
-func (h *Hub) snapshotFor(c *client) []byte {
+func (h *Hub) snapshotFor(c *client) *frame {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	c.stale = false
 	if c.sub == nil {
 		return nil
 	}
-	views, _ := h.viewsFor(c.sub, nil, true)
-	msg := h.encode("snapshot", c.sub, views, nil, nil, h.seq)
-	if c.sub.Layers["units"] {
-		msg = appendUnits(msg[:len(msg)-1], c.sub, h.eng.Units())
-	}
-	if c.sub.Layers["transit"] || c.sub.Layers["sensors"] {
-		msg = appendAssets(msg[:len(msg)-1], c.sub, h.eng.Assets())
-	}
-	return msg
+	h.smu.RLock()
+	defer h.smu.RUnlock()
+	c.lastSeq = h.seq
+	return newFrame(h.snapshot(c.sub), 0)
 }
 
 func (c *client) writeLoop() {
@@ -278,7 +310,8 @@ func (c *client) writeLoop() {
 	defer ping.Stop()
 	hello := fmt.Sprintf(`{"type":"hello","instance":%q,"base_res":%d,"windows":["60s","300s","900s"],"layers":["cells","incidents","units","transit","sensors","alerts"],"seq":%d}`,
 		h.instance, h.baseRes, h.currentSeq())
-	if err := c.write(websocket.TextMessage, []byte(hello)); err != nil {
+	c.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
+	if err := c.conn.WriteMessage(websocket.TextMessage, []byte(hello)); err != nil {
 		return
 	}
 	for {
@@ -289,18 +322,12 @@ func (c *client) writeLoop() {
 				c.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(c.kickCode, c.kickMsg))
 			}
 			return
-		case msg := <-c.send.C():
-			if msg == nil {
-				if msg = h.snapshotFor(c); msg == nil {
-					continue
-				}
-			}
-			if err := c.write(websocket.TextMessage, msg); err != nil {
+		case f := <-c.send.C():
+			if err := c.writeQueued(f); err != nil {
 				h.dropped.Add(1)
 				c.kick(CloseTooSlow, "too slow: write timed out")
 				return
 			}
-			h.sent.Add(1)
 		case <-ping.C:
 			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.cfg.WriteTimeout)); err != nil {
 				c.kick(websocket.CloseNormalClosure, "")
@@ -310,37 +337,79 @@ func (c *client) writeLoop() {
 	}
 }
 
-func (c *client) write(typ int, msg []byte) error {
-	c.conn.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout))
-	return c.conn.WriteMessage(typ, msg)
+// maxBatch bounds the messages written together to a client that is behind.
+const maxBatch = 16
+
+// writeQueued writes f and, when the client is behind, the messages queued after it, in one write to the
+// socket (the frames are corked, then flushed together).
+func (c *client) writeQueued(f *frame) error {
+	h := c.h
+	behind := c.send.Len() > 0 && c.cork != nil
+	if behind {
+		c.cork.corkOn()
+	}
+	c.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
+	n := 0
+	for {
+		if f == nil {
+			f = h.snapshotFor(c) // a coalesced client: the latest state replaces what it missed
+		}
+		if f != nil {
+			if err := c.conn.WritePreparedMessage(f.pm); err != nil {
+				return err
+			}
+			n++
+		}
+		if !behind || n >= maxBatch {
+			break
+		}
+		select {
+		case f = <-c.send.C():
+			continue
+		default:
+		}
+		break
+	}
+	h.sent.Add(uint64(n))
+	if behind {
+		h.batched.Add(uint64(max(n-1, 0)))
+		return c.cork.flush()
+	}
+	return nil
 }
 
 func (h *Hub) currentSeq() uint64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.smu.RLock()
+	defer h.smu.RUnlock()
 	return h.seq
 }
 
-// Close cuts every client off with a going-away close frame and refuses new ones. Safe to call twice.
+// Close stops the hub's goroutine, cuts every client off with a going-away close frame and refuses new ones.
+// Safe to call twice.
 func (h *Hub) Close() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.closed = true
 	for c := range h.clients {
 		c.kick(CloseShutdown, "server shutting down")
 	}
+	h.mu.Unlock()
+	h.mailbox.Close()
+	<-h.done
 }
 
 // HubStats are the hub's counters.
 type HubStats struct {
-	Clients                          int64
-	Sent, Dropped, Coalesced, Deltas uint64
+	Clients                                   int64
+	Sent, Batched, Dropped, Coalesced, Deltas uint64
+	Fanout                                    time.Duration // the hub's time on the last delta
+	Lag                                       time.Duration // from the engine's tick to the last delta queued to its clients
 }
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() HubStats {
-	return HubStats{Clients: h.clientsGauge.Load(), Sent: h.sent.Load(), Dropped: h.dropped.Load(),
-		Coalesced: h.coalesced.Load(), Deltas: h.deltas.Load()}
+	return HubStats{Clients: h.clientsGauge.Load(), Sent: h.sent.Load(), Batched: h.batched.Load(),
+		Dropped: h.dropped.Load(), Coalesced: h.coalesced.Load(), Deltas: h.deltas.Load(),
+		Fanout: time.Duration(h.fanoutNanos.Load()), Lag: time.Duration(h.lagNanos.Load())}
 }
 
 // Queues returns the figures of the clients' queues, summed as one family ("ws-client").
@@ -351,5 +420,67 @@ func (h *Hub) Queues() []queue.Stat {
 	for c := range h.clients {
 		st.Sum(c.send.Stat())
 	}
-	return []queue.Stat{st}
+	return []queue.Stat{h.mailbox.Stat(), st}
+}
+
+// hijackCork hands the websocket upgrade a connection wrapped in a corkConn.
+type hijackCork struct {
+	http.ResponseWriter
+	cork *corkConn
+}
+
+func (w *hijackCork) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.cork = &corkConn{Conn: conn}
+	return w.cork, brw, nil
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *hijackCork) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// corkConn is a connection whose writes can be held back and sent together: the writer corks it before it
+// writes several queued frames and flushes once, so a client that is behind costs one system call per batch
+// instead of one per message. The reading goroutine may write too (gorilla answers pings and closes), hence
+// the mutex.
+type corkConn struct {
+	net.Conn
+	mu     sync.Mutex
+	corked bool
+	buf    []byte
+}
+
+func (c *corkConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corked {
+		c.buf = append(c.buf, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *corkConn) corkOn() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+// flush uncorks and writes what was held back (under the write deadline gorilla set for the last frame).
+func (c *corkConn) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	if len(c.buf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.buf)
+	if cap(c.buf) > 1<<20 {
+		c.buf = nil // do not keep a burst's buffer
+	} else {
+		c.buf = c.buf[:0]
+	}
+	return err
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"math"
+	"sync"
 
 	"citybrain/engine"
 	"citybrain/geo"
@@ -31,7 +32,7 @@ func (h *Hub) indexRemove(cell uint64) {
 	}
 }
 
-// ensureIndex builds the parent index of res (h.mu held).
+// ensureIndex builds the parent index of res (smu held for writing).
 func (h *Hub) ensureIndex(res int) {
 	if res >= h.baseRes || h.parents[res] != nil {
 		return
@@ -48,7 +49,7 @@ func (h *Hub) ensureIndex(res int) {
 }
 
 // viewsFor returns the current views of sub's viewport for the given base cells (nil: every cell), and the
-// cells of the viewport that no longer exist (h.mu held).
+// cells of the viewport that no longer exist (smu held for reading).
 func (h *Hub) viewsFor(sub *subscription, cells []uint64, all bool) (views []*engine.CellView, gone []uint64) {
 	return h.viewsForIx(sub, cells, all, nil)
 }
@@ -100,7 +101,7 @@ func (h *Hub) viewsForIx(sub *subscription, cells []uint64, all bool, ix *deltaI
 		}
 		var v *engine.CellView
 		if ix != nil {
-			v = ix.rollups[sub.Res][p]
+			v = ix.rollup(sub.Res, p)
 		}
 		if v == nil {
 			var base []*engine.CellView
@@ -109,10 +110,7 @@ func (h *Hub) viewsForIx(sub *subscription, cells []uint64, all bool, ix *deltaI
 			}
 			v = engine.Rollup(base, sub.Res)[0]
 			if ix != nil {
-				if ix.rollups[sub.Res] == nil {
-					ix.rollups[sub.Res] = map[uint64]*engine.CellView{}
-				}
-				ix.rollups[sub.Res][p] = v
+				ix.setRollup(sub.Res, p, v)
 			}
 		}
 		if sub.BBox.Contains(v.Lat, v.Lng) && hasData(v, sub.Window) {
@@ -126,7 +124,23 @@ func (h *Hub) viewsForIx(sub *subscription, cells []uint64, all bool, ix *deltaI
 // visits only the tiles its viewport overlaps, and shares rollups between subscriptions.
 type deltaIndex struct {
 	tiles   map[[2]int32][]uint64
+	mu      sync.Mutex // rollups: subscriptions are encoded in parallel
 	rollups map[int]map[uint64]*engine.CellView
+}
+
+func (ix *deltaIndex) rollup(res int, p uint64) *engine.CellView {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return ix.rollups[res][p]
+}
+
+func (ix *deltaIndex) setRollup(res int, p uint64, v *engine.CellView) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.rollups[res] == nil {
+		ix.rollups[res] = map[uint64]*engine.CellView{}
+	}
+	ix.rollups[res][p] = v
 }
 
 const tileDeg = 0.02

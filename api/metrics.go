@@ -98,6 +98,13 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(&b, "citybrain_ws_coalesced_total %d\n", hs.Coalesced)
 	metric("citybrain_ws_disconnected_slow_total", "counter", "Clients cut off as too slow.")
 	fmt.Fprintf(&b, "citybrain_ws_disconnected_slow_total %d\n", hs.Dropped)
+	metric("citybrain_ws_batched_total", "counter", "Websocket messages written together with the one before (the client was behind).")
+	fmt.Fprintf(&b, "citybrain_ws_batched_total %d\n", hs.Batched)
+	metric("citybrain_ws_fanout_seconds", "gauge", "The hub's time on the last delta: cell state, encoding once per subscription, queueing to clients (off the engine's tick).")
+	fmt.Fprintf(&b, "citybrain_ws_fanout_seconds %g\n", hs.Fanout.Seconds())
+	metric("citybrain_tick_seconds", "gauge", "The last tick end to end: the engine's part and the hub's, from the delta's hand-over to its frames queued to every client.")
+	fmt.Fprintf(&b, "citybrain_tick_seconds{part=\"engine\"} %g\n", float64(st.TickNanos)/1e9)
+	fmt.Fprintf(&b, "citybrain_tick_seconds{part=\"hub\"} %g\n", hs.Lag.Seconds())
 	metric("citybrain_ws_deltas_total", "counter", "Engine deltas fanned out.")
 	fmt.Fprintf(&b, "citybrain_ws_deltas_total %d\n", hs.Deltas)
 	if s.Unreadable != nil {
@@ -112,5 +119,8 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(&b, "citybrain_ingest_in_flight_bytes %d\n", s.Ingest.InFlight())
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	if s.MoreMetrics != nil {
+		s.MoreMetrics(&b)
+	}
 	w.Write(b.Bytes())
 }

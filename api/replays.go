@@ -341,7 +341,7 @@ func (s *Server) handleReplayCells(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeCells answers a cells query (spec/api.md "Cells") from eng.
-func writeCells(w http.ResponseWriter, r *http.Request, eng *engine.Engine) {
+func writeCells(w http.ResponseWriter, r *http.Request, eng View) {
 	q, err := parseCellQuery(r.URL.Query().Get, eng.Config().Res)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())

@@ -5,6 +5,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -14,7 +15,6 @@ import (
 	"time"
 
 	"citybrain/api/cap"
-	"citybrain/engine"
 	"citybrain/engine/dispatch"
 	"citybrain/engine/queue"
 	"citybrain/engine/zones"
@@ -27,7 +27,7 @@ import (
 
 // Server is the HTTP side of CityBrain.
 type Server struct {
-	Engine  *engine.Engine
+	Engine  View             // the engine, or a cluster's merged view (api/view.go)
 	Ingest  *ingest.Ingestor // nil: POST /api/v1/events is refused (a replay server)
 	Log     *eventlog.Log
 	Hub     *Hub
@@ -68,6 +68,12 @@ type Server struct {
 	Basemap *Basemap
 	// TimeZone is the city's IANA time zone (GET /api/v1/status "timezone"): the web app shows times in it.
 	TimeZone string
+
+	// Cluster, when set, serves GET /api/v1/cluster (an api node of a cluster, system/cluster); Waiting says
+	// what the node waits for ("" when nothing), shown by /healthz; MoreMetrics appends to /metrics.
+	Cluster     http.HandlerFunc
+	Waiting     func() string
+	MoreMetrics func(w io.Writer)
 }
 
 // Handler returns the routes.
@@ -75,6 +81,9 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	a := s.Auth
 	mux.HandleFunc("GET /healthz", s.handleHealth)
+	if s.Cluster != nil {
+		mux.HandleFunc("GET /api/v1/cluster", a.Open(s.Cluster))
+	}
 	mux.HandleFunc("GET /metrics", a.Open(s.handleMetrics))
 	mux.HandleFunc("GET /api/v1/status", a.Open(s.handleStatus))
 	mux.HandleFunc("GET /api/v1/cells", a.Open(s.handleCells))
@@ -151,6 +160,13 @@ func logPanics(h http.Handler) http.Handler {
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
+	if s.Waiting != nil {
+		if why := s.Waiting(); why != "" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			writeJSON(w, map[string]string{"status": "waiting", "waiting": why})
+			return
+		}
+	}
 	if s.Ready != nil && !s.Ready() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		w.Write([]byte(`{"status":"catching_up"}` + "\n"))

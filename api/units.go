@@ -31,6 +31,7 @@ func (s *Server) routesEmergency(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/intersections/{id}/plan", a.Require(s.handlePlanDecide, RolePolice))
 	mux.HandleFunc("GET /api/v1/intersections/{id}/plans", a.Open(s.handlePlanDecisions))
 	mux.HandleFunc("GET /api/v1/corridors/plan", a.Open(s.handleCorridorPlan))
+	mux.HandleFunc("POST /api/v1/signals/decide", a.Require(s.handleSignalsDecide, RolePolice))
 }
 
 // dispatcher returns the dispatch manager or answers 503.

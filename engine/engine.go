@@ -56,6 +56,11 @@ type Config struct {
 	// MaxClockJump is how far ahead of the event clock an event may be and still move it on its own
 	// (clock.go); negative: no bound. Default DefaultMaxClockJump.
 	MaxClockJump time.Duration
+	// ObserveRows, when set with a Network, is given every applied batch with the link each row was matched
+	// to (-1: none) and its position along it (a fraction of the link's length), on the goroutine that calls
+	// Apply, before the shards see it; it must not keep rec or the slices. (The signal estimator, engine/
+	// queues, is fed this way.)
+	ObserveRows func(rec arrow.Record, links []int32, offs []float32)
 }
 
 // DefaultConfig returns the documented defaults.
@@ -217,6 +222,7 @@ func New(cfg Config) *Engine {
 		Res: cfg.Res, ShardRes: cfg.ShardRes, Shards: cfg.Shards, Bucket: cfg.Bucket, Retention: cfg.Retention,
 		QueueLen: cfg.QueueLen, DefaultFreeFlowKmh: cfg.DefaultFreeFlowKmh, MinFreeFlowKmh: cfg.MinFreeFlowKmh,
 		MinFreeFlowSamples: cfg.MinFreeFlowSamples, Mem: cfg.Mem, RawMem: cfg.RawMem, Network: cfg.Network, FreeFlow: cfg.FreeFlow,
+		ObserveRows: cfg.ObserveRows,
 	}, topo, e.stopCh)
 	e.dispatched.Store(&mark{now: minTime, wm: minTime})
 	e.status.Store(&Status{Watermark: minTime, Now: minTime})

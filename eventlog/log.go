@@ -55,12 +55,25 @@ type Config struct {
 	// Existing opens streams that must already exist and leaves their settings alone (the export and replay
 	// tools: they must not reset a server's retention to their defaults).
 	Existing bool
+	// Partitions > 0 lays the log out in partitions (eventlog/partition.go, a cluster); 0 is the single
+	// process's one subject. DistrictRes is the H3 resolution of the districts events are keyed by.
+	Partitions  int
+	DistrictRes int
 	// Layout is what the batches written depend on (their cells' resolution) and the bucket of the engine
 	// that writes them, recorded in the stream's metadata. Opening a log recorded with another resolution or
 	// schema is refused (its cells would mix resolutions); the bucket is recorded (snapshots check theirs).
 	// Zero: not checked (tools).
 	Layout Layout
 }
+
+// DefaultDistrictRes keys events by their cell's parent at H3 resolution 6 (about 36 km²).
+const DefaultDistrictRes = 6
+
+// Stream metadata keys recording a partitioned layout, so readers of an existing log find it.
+const (
+	metaPartitions  = "citybrain.partitions"
+	metaDistrictRes = "citybrain.district_res"
+)
 
 // Layout is recorded in the event stream's metadata.
 type Layout struct {
@@ -118,7 +131,9 @@ type Log struct {
 	dead   jetstream.Stream
 	mem    memory.Allocator
 	maxMsg int
-	layout Layout
+	// parts and districtRes describe a partitioned log (partition.go); parts is 0 for the single process.
+	parts, districtRes int
+	layout             Layout // as recorded in the stream's metadata
 }
 
 // Open creates or updates the streams of the log on the server behind nc.
@@ -142,31 +157,49 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cannot open stream %s: %w", DeadStream, err)
 		}
-		if err := checkLayout(events.CachedInfo().Config.Metadata, cfg.Layout); err != nil {
+		l := &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: max(int(nc.MaxPayload())-4096, 64<<10)}
+		md := events.CachedInfo().Config.Metadata
+		if err := checkLayout(md, cfg.Layout); err != nil {
 			return nil, err
 		}
-		lay, _, _ := layoutOf(events.CachedInfo().Config.Metadata)
-		return &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: max(int(nc.MaxPayload())-4096, 64<<10), layout: lay}, nil
+		l.layout, _, _ = layoutOf(md)
+		l.parts, _ = strconv.Atoi(md[metaPartitions])
+		l.districtRes, _ = strconv.Atoi(md[metaDistrictRes])
+		return l, nil
 	}
-	var md map[string]string
 	if old, err := js.Stream(ctx, EventsStream); err == nil {
-		if err := checkLayout(old.CachedInfo().Config.Metadata, cfg.Layout); err != nil {
+		md := old.CachedInfo().Config.Metadata
+		if err := checkLayout(md, cfg.Layout); err != nil {
 			return nil, err
 		}
-		if lay, _, ok := layoutOf(old.CachedInfo().Config.Metadata); ok && cfg.Layout.Res == 0 {
-			cfg.Layout, md = lay, lay.metadata() // a tool's open keeps what the log recorded
+		if lay, _, ok := layoutOf(md); ok && cfg.Layout.Res == 0 {
+			cfg.Layout = lay // a tool's open keeps what the log recorded
 		}
 	}
-	if cfg.Layout.Res != 0 {
-		md = cfg.Layout.metadata()
+	if cfg.Partitions < 0 || cfg.Partitions > MaxPartitions {
+		return nil, fmt.Errorf("cannot open the log: %d partitions (1..%d, or 0 for one process)", cfg.Partitions, MaxPartitions)
 	}
-	events, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if cfg.DistrictRes == 0 {
+		cfg.DistrictRes = DefaultDistrictRes
+	}
+	scfg := jetstream.StreamConfig{
 		Name: EventsStream, Subjects: []string{EventsSubject}, Storage: jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxAge: cfg.MaxAge,
 		MaxBytes: orUnlimited(cfg.MaxBytes), Replicas: cfg.Replicas, Duplicates: cfg.Duplicates,
 		Description: "CityBrain accepted events as Arrow IPC record batches (schema " + engine.SchemaVersion + ")",
-		Metadata:    md,
-	})
+	}
+	if cfg.Layout.Res != 0 {
+		scfg.Metadata = cfg.Layout.metadata()
+	}
+	if cfg.Partitions > 0 {
+		scfg.Subjects = []string{PartInPrefix + ".*", BroadcastSubject}
+		scfg.SubjectTransform = PartitionTransform(cfg.Partitions)
+		if scfg.Metadata == nil {
+			scfg.Metadata = map[string]string{}
+		}
+		scfg.Metadata[metaPartitions], scfg.Metadata[metaDistrictRes] = strconv.Itoa(cfg.Partitions), strconv.Itoa(cfg.DistrictRes)
+	}
+	events, err := js.CreateOrUpdateStream(ctx, scfg)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create stream %s: %w", EventsStream, err)
 	}
@@ -183,7 +216,11 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 	if maxMsg < 64<<10 {
 		maxMsg = 64 << 10
 	}
-	return &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: maxMsg, layout: cfg.Layout}, nil
+	l := &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: maxMsg, layout: cfg.Layout}
+	if cfg.Partitions > 0 {
+		l.parts, l.districtRes = cfg.Partitions, cfg.DistrictRes
+	}
+	return l, nil
 }
 
 // Layout is the layout recorded in the log (zero for a log from before layouts were recorded).
@@ -224,10 +261,14 @@ func DecodeRecords(data []byte, fn func(arrow.Record) error) error {
 // large for one message is split by rows. msgID, when not empty, deduplicates retries within the duplicates
 // window (parts get the suffix "/k"). It returns the sequence of the last message written.
 func (l *Log) Append(ctx context.Context, rec arrow.Record, id ingest.BatchID) (uint64, error) {
-	return l.append(ctx, rec, id.ID, id.Hash)
+	if l.parts > 0 {
+		return l.appendPartitioned(ctx, rec, id.ID, id.Hash)
+	}
+	return l.appendTo(ctx, EventsSubject, rec, id.ID, id.Hash)
 }
 
-func (l *Log) append(ctx context.Context, rec arrow.Record, msgID, hash string) (uint64, error) {
+// appendTo stores rec on subject, split by rows when too large for one message.
+func (l *Log) appendTo(ctx context.Context, subject string, rec arrow.Record, msgID, hash string) (uint64, error) {
 	if rec.NumRows() == 0 {
 		return 0, nil
 	}
@@ -244,11 +285,11 @@ func (l *Log) append(ctx context.Context, rec arrow.Record, msgID, hash string) 
 		if msgID != "" {
 			idA, idB = msgID+"/0", msgID+"/1"
 		}
-		_, errA := l.append(ctx, a, idA, hash)
+		_, errA := l.appendTo(ctx, subject, a, idA, hash)
 		if errA != nil && !errors.Is(errA, ingest.ErrDuplicate) {
 			return 0, errA // ErrKeyReused among them
 		}
-		seq, errB := l.append(ctx, b, idB, hash)
+		seq, errB := l.appendTo(ctx, subject, b, idB, hash)
 		if errB != nil && !errors.Is(errB, ingest.ErrDuplicate) {
 			return 0, errB
 		}
@@ -257,7 +298,7 @@ func (l *Log) append(ctx context.Context, rec arrow.Record, msgID, hash string) 
 		}
 		return seq, nil
 	}
-	msg := nats.NewMsg(EventsSubject)
+	msg := newPartMsg(subject)
 	msg.Data = data
 	msg.Header.Set(HeaderRows, strconv.FormatInt(rec.NumRows(), 10))
 	if hash != "" {
@@ -287,12 +328,20 @@ func (l *Log) append(ctx context.Context, rec arrow.Record, msgID, hash string) 
 }
 
 // AppendAction writes an operator action to the log (deduplicated by its id) and returns its sequence.
+// A partitioned log needs the incident's district: AppendActionTo.
 func (l *Log) AppendAction(ctx context.Context, a engine.Action) (uint64, error) {
+	if l.parts > 0 {
+		return 0, fmt.Errorf("cannot append action on %s: a partitioned log needs the incident's district", a.IncidentID)
+	}
+	return l.appendAction(ctx, EventsSubject, a)
+}
+
+func (l *Log) appendAction(ctx context.Context, subject string, a engine.Action) (uint64, error) {
 	data, err := json.Marshal(&a)
 	if err != nil {
 		return 0, fmt.Errorf("cannot encode action: %w", err)
 	}
-	msg := nats.NewMsg(EventsSubject)
+	msg := nats.NewMsg(subject)
 	msg.Data = data
 	msg.Header.Set(HeaderType, TypeAction)
 	ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithMsgID("action-"+a.ID))
@@ -305,7 +354,7 @@ func (l *Log) AppendAction(ctx context.Context, a engine.Action) (uint64, error)
 // AppendTyped writes an operator action of another type than incident actions (TypeZone, ...) to the log,
 // deduplicated by typ and id, and returns its sequence. data is the action's JSON; the log does not read it.
 func (l *Log) AppendTyped(ctx context.Context, typ, id string, data []byte) (uint64, error) {
-	msg := nats.NewMsg(EventsSubject)
+	msg := nats.NewMsg(l.typedSubject())
 	msg.Data = data
 	msg.Header.Set(HeaderType, typ)
 	ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithMsgID(typ+"-"+id))
@@ -324,6 +373,9 @@ type Handlers struct {
 	Action func(seq uint64, a engine.Action) error
 	Typed  func(seq uint64, typ string, data []byte) error
 	Bad    func(seq uint64, err error)
+	// Progress, when set, is told after each message of a live consumer (ConsumeAll, ConsumePartition) how
+	// many messages of its subjects are still pending behind it: 0 when caught up.
+	Progress func(seq, pending uint64)
 }
 
 // dispatch decodes one log message.
@@ -472,7 +524,11 @@ func (l *Log) Consume(ctx context.Context, from uint64, fn func(seq uint64, rec 
 
 // ConsumeAll is Consume with every kind of log message.
 func (l *Log) ConsumeAll(ctx context.Context, from uint64, h Handlers) error {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{EventsSubject}}
+	return l.consume(ctx, l.allFilter(), from, h) // every partition, in log order
+}
+
+func (l *Log) consume(ctx context.Context, filters []string, from uint64, h Handlers, opts ...jetstream.PullMessagesOpt) error {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters}
 	if from > 1 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = from
@@ -481,7 +537,7 @@ func (l *Log) ConsumeAll(ctx context.Context, from uint64, h Handlers) error {
 	if err != nil {
 		return fmt.Errorf("cannot create consumer on %s: %w", EventsStream, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(256))
+	it, err := cons.Messages(append([]jetstream.PullMessagesOpt{jetstream.PullMaxMessages(256)}, opts...)...)
 	if err != nil {
 		return fmt.Errorf("cannot consume %s: %w", EventsStream, err)
 	}
@@ -512,6 +568,9 @@ func (l *Log) ConsumeAll(ctx context.Context, from uint64, h Handlers) error {
 				return fe.err
 			}
 			return err
+		}
+		if h.Progress != nil {
+			h.Progress(md.Sequence.Stream, md.NumPending)
 		}
 	}
 }

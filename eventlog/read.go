@@ -165,7 +165,7 @@ func (l *Log) NewRangeReader(ctx context.Context, first, last uint64) (*RangeRea
 	if r.done {
 		return r, nil
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{EventsSubject}}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: l.allFilter()}
 	if first > 1 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = first

@@ -227,6 +227,8 @@ type Network struct {
 	nodeByID map[string]int32
 	linkByID map[string]int32
 	laneByID map[string]laneRef
+	signals  map[string]*Signal // signal programs by id (SUMO nets; SetSignals)
+	signalAt map[string]string  // intersection id → signal id
 	bbox     BBox
 	segs     rtree.RTreeG[segRef]
 }

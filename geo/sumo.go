@@ -51,6 +51,7 @@ type sumoParser struct {
 	offset    sumoXY
 	conv      [4]float64
 	haveConv  bool
+	sig       sumoSignals
 }
 
 // LoadSUMONetFile loads a SUMO .net.xml file; see LoadSUMONet.
@@ -170,6 +171,8 @@ func (p *sumoParser) start(el xml.StartElement) error {
 			signalised: strings.HasPrefix(attr(el, "type"), "traffic_light")})
 	case "connection":
 		return p.connection(el)
+	case "tlLogic":
+		return p.sig.tlLogic(p, el)
 	}
 	return nil
 }
@@ -209,6 +212,9 @@ func (p *sumoParser) connection(el xml.StartElement) error {
 	lane, err := strconv.Atoi(attr(el, "fromLane"))
 	if err != nil {
 		return p.errf(el, "connection from %q: bad fromLane %q", from, attr(el, "fromLane"))
+	}
+	if err := p.sig.connection(p, el, p.edges[i].to); err != nil {
+		return err
 	}
 	var bit Turn
 	switch attr(el, "dir") {
@@ -300,6 +306,7 @@ func (p *sumoParser) build() (*Network, error) {
 		return nil, fmt.Errorf("cannot build SUMO network: %w", err)
 	}
 	n.Projection = p.proj
+	n.SetSignals(p.sig.build()...)
 	return n, nil
 }
 

@@ -30,6 +30,8 @@ import (
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
 	"citybrain/engine/queue"
+	"citybrain/engine/queues"
+	"citybrain/engine/signals"
 	"citybrain/engine/zones"
 	"citybrain/eventlog"
 	"citybrain/geo"
@@ -61,6 +63,8 @@ type Config struct {
 	// Network is the loaded road network (nil: none). Cells crossed by its links take their free-flow speed
 	// from the speed limits, and /api/v1/network serves it to the map.
 	Network *geo.Network
+	// SignalControl tunes the signal controller (zero: signals.DefaultControl).
+	SignalControl signals.Control
 
 	// HTTP bounds the API server's clients (timeouts, connections).
 	HTTP   HTTPLimits
@@ -74,6 +78,9 @@ type Config struct {
 	SnapshotEvery time.Duration
 	// NATSWorkers process citybrain.in.* messages.
 	NATSWorkers int
+	// Cluster sets the role of a cluster node (system/roles.go, StartNode); the zero value is the single
+	// process Start runs.
+	Cluster ClusterConfig
 	// Feeders run in-process sources (the demo city) after everything else has started; each returns when
 	// ctx ends.
 	Feeders []func(ctx context.Context, in *ingest.Ingestor) error
@@ -86,10 +93,12 @@ type System struct {
 	cfg    Config
 	logger *log.Logger
 
-	ns      *server.Server
-	nc      *nats.Conn
-	Log     *eventlog.Log
-	Engine  *engine.Engine
+	ns     *server.Server
+	nc     *nats.Conn
+	Log    *eventlog.Log
+	Engine *engine.Engine
+	// Queues estimates the lanes of the network's signals (nil without signal programs).
+	Queues  *queues.Estimator
 	Ingest  *ingest.Ingestor
 	natsSrc *natsin.Source
 	Hub     *api.Hub
@@ -170,10 +179,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	// 2. The log.
 	lcfg := cfg.Log
-	{ // the layout the log records and checks: the engine's resolution and bucket after defaults
-		d := engine.DefaultConfig()
-		lcfg.Layout = eventlog.Layout{Res: cmp.Or(cfg.Engine.Res, d.Res), Bucket: cmp.Or(cfg.Engine.Bucket, d.Bucket)}
-	}
+	lcfg.Layout = logLayout(cfg.Engine)
 	if s.Log, err = eventlog.Open(ctx, s.nc, lcfg); err != nil {
 		return nil, err
 	}
@@ -199,6 +205,11 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		ecfg.Network = cfg.Network
 		ff := cfg.Network.CellFreeFlowKmh(res)
 		ecfg.FreeFlow = func(cell uint64) (float64, bool) { v, ok := ff[cell]; return v, ok && v > 0 }
+		if len(cfg.Network.Signals()) > 0 {
+			// The signal controller's lane estimates, fed with every applied batch (engine/queues).
+			s.Queues = queues.New(cfg.Network, queues.DefaultConfig())
+			ecfg.ObserveRows = s.Queues.Observe
+		}
 	}
 	zres := ecfg.Res
 	if zres == 0 {
@@ -239,7 +250,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	// Dispatch before the consumer: the log's dispatch and plan decisions go to it (system/dispatch.go).
 	if cfg.Network != nil {
 		if s.Dispatch, err = dispatch.New(s.Engine, dispatch.Config{Network: cfg.Network, Closed: s.Zones.Closures,
-			Journal: s.journalDispatch, Ready: s.Ready}); err != nil {
+			Queues: s.Queues, Control: cfg.SignalControl, Journal: s.journalDispatch, Ready: s.Ready}); err != nil {
 			return nil, fmt.Errorf("cannot start dispatch: %w", err)
 		}
 	}
@@ -325,7 +336,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	// Replays: sessions run their own engines with the live configuration (replay/manager.go).
 	rcfg := ecfg
-	rcfg.OnDelta, rcfg.Mem = nil, nil
+	rcfg.OnDelta, rcfg.Mem, rcfg.ObserveRows = nil, nil, nil
 	s.Replays = replay.NewManager(replay.ManagerConfig{Log: s.Log, Engine: rcfg, FileDir: filepath.Join(cfg.DataDir, "imports")})
 	srv.Replays = api.NewReplays(s.Replays, cfg.Hub)
 	srv.Replays.NewZones = s.replayZones(zres)
@@ -400,6 +411,12 @@ func (s *System) startNATS(auth *api.Auth) error {
 	}
 	s.nc = nc
 	return nil
+}
+
+// logLayout is the layout the log records and checks: the engine's resolution and bucket after defaults.
+func logLayout(ecfg engine.Config) eventlog.Layout {
+	d := engine.DefaultConfig()
+	return eventlog.Layout{Res: cmp.Or(ecfg.Res, d.Res), Bucket: cmp.Or(ecfg.Bucket, d.Bucket)}
 }
 
 // apply is the log consumer's callback.

@@ -24,7 +24,7 @@ const videoRangeM = 150.0
 // runDemo feeds one demo city run (seed) through a fresh system, with all evidence or traffic only.
 func runDemo(ctx context.Context, cfg *Config, seed int64, variant string) (*Scenario, error) {
 	t0 := time.Now()
-	minutes := cfg.demoMinutes()
+	minutes := cfg.DemoMinutes
 	sc := &Scenario{Name: fmt.Sprintf("demo/%s/seed%d", variant, seed), Source: "demo", Variant: variant, Seed: seed,
 		Start: demoStart.UTC(), End: demoStart.Add(time.Duration(minutes) * time.Minute).UTC(),
 		SimulatedS: float64(minutes) * 60}
@@ -41,15 +41,12 @@ func runDemo(ctx context.Context, cfg *Config, seed int64, variant string) (*Sce
 	if err != nil {
 		return nil, fmt.Errorf("cannot build the demo city (seed %d): %w", seed, err)
 	}
-	h, err := startSystem(ctx, net, cfg.TempDir)
+	t, err := newTarget(ctx, cfg, net)
 	if err != nil {
 		return nil, err
 	}
-	defer h.stop()
-	b, err := h.batcher(ctx, BatchSpan)
-	if err != nil {
-		return nil, err
-	}
+	defer t.stop()
+	b := newFeeder(t, demoStart)
 	var videos []engine.Event
 	err = city.Run(ctx, func(evs []engine.Event) error {
 		for i := range evs {
@@ -83,7 +80,7 @@ func runDemo(ctx context.Context, cfg *Config, seed int64, variant string) (*Sce
 		t.VideoEvidence = sawVideo(videos, &t)
 		truths = append(truths, t)
 	}
-	if err := scoreScenario(ctx, h, sc, truths); err != nil {
+	if err := scoreScenario(ctx, t, sc, truths); err != nil {
 		return sc, err
 	}
 	sc.WallS = round3(time.Since(t0).Seconds())
@@ -97,22 +94,6 @@ func incidentVideo(typ string) bool {
 	switch typ {
 	case "crash", "stalled_vehicle", "debris", "wrong_way", "pedestrian", "fire_smoke":
 		return true
-	}
-	return false
-}
-
-// sawVideo reports whether an incident-type video detection lies within videoRangeM of t during [start, end].
-func sawVideo(videos []engine.Event, t *Truth) bool {
-	p := geo.LatLng{Lat: t.Lat, Lng: t.Lng}
-	for i := range videos {
-		v := &videos[i]
-		ts := time.UnixMilli(v.TS)
-		if ts.Before(t.Start) || ts.After(t.End) {
-			continue
-		}
-		if geo.DistanceM(p, geo.LatLng{Lat: v.Lat, Lng: v.Lng}) <= videoRangeM {
-			return true
-		}
 	}
 	return false
 }

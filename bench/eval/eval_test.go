@@ -21,11 +21,11 @@ func TestScoreRule(t *testing.T) {
 		{ID: "late", Class: "partial_closure", Lat: 44.48, Lng: 11.32, Start: t0.Add(58 * time.Minute), End: t0.Add(70 * time.Minute)},
 	}
 	dets := []Detection{
-		{ID: "dup", Lat: 44.5, Lng: 11.341, DetectedAt: t0.Add(3 * time.Minute)},    // a, later: duplicate
-		{ID: "hit", Lat: 44.5018, Lng: 11.34, DetectedAt: t0.Add(90 * time.Second)}, // a, ~200 m, 90 s
-		{ID: "early", Lat: 44.49, Lng: 11.33, DetectedAt: t0.Add(19 * time.Minute)}, // b, 60 s before its start: too early
-		{ID: "far", Lat: 44.4955, Lng: 11.33, DetectedAt: t0.Add(21 * time.Minute)}, // ~610 m from b
-		{ID: "after", Lat: 44.49, Lng: 11.33, DetectedAt: t0.Add(34 * time.Minute)}, // b, end + 4 min: in
+		{ID: "dup", Lat: 44.5, Lng: 11.341, DetectedAt: t0.Add(3 * time.Minute)},                   // a, later: duplicate
+		{ID: "hit", Lat: 44.5018, Lng: 11.34, DetectedAt: t0.Add(90 * time.Second)},                // a, ~200 m, 90 s
+		{ID: "early", Lat: 44.49, Lng: 11.33, DetectedAt: t0.Add(18*time.Minute + 50*time.Second)}, // b, 70 s before its start: too early
+		{ID: "far", Lat: 44.4955, Lng: 11.33, DetectedAt: t0.Add(21 * time.Minute)},                // ~610 m from b
+		{ID: "after", Lat: 44.49, Lng: 11.33, DetectedAt: t0.Add(34 * time.Minute)},                // b, end + 4 min: in
 		{ID: "gas", Lat: 44.0, Lng: 11.0, DetectedAt: t0.Add(5 * time.Minute), Kinds: []string{"sensor"}},
 		{ID: "ghost", Lat: 44.0, Lng: 11.0, DetectedAt: t0.Add(5 * time.Minute), Kinds: []string{"probe"}},
 		{ID: "lateonly", Lat: 44.48, Lng: 11.32, DetectedAt: t0.Add(59 * time.Minute)},
@@ -56,13 +56,13 @@ func TestScoreRule(t *testing.T) {
 	}
 }
 
-// TestShortEvaluation runs `citybrain eval --short` in this process: the demo city and, when sumo and the
-// Bologna scenario are present, one SUMO closure, end to end through the real API.
+// TestShortEvaluation runs `citybrain eval --short` in this process: the demo city and, when SUMO and the shared
+// data are present, one small city of the corpus for 20 minutes, with traffic only and with all evidence.
 func TestShortEvaluation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the whole system and SUMO: not with -short")
 	}
-	cfg := Config{Short: true, TempDir: t.TempDir(), DataRoot: os.Getenv("CITYBRAIN_DATA")}
+	cfg := Config{Short: true, TempDir: t.TempDir(), Cache: t.TempDir(), DataRoot: os.Getenv("CITYBRAIN_DATA")}
 	if cfg.DataRoot == "" {
 		cfg.DataRoot, _ = filepath.Abs(filepath.Join("..", "..", "..", "shared", "data"))
 	}
@@ -106,8 +106,25 @@ func TestShortEvaluation(t *testing.T) {
 		detected += sc.Metrics.Detected
 		truths += sc.Metrics.Truths
 	}
-	if !sources["demo"] || sources["bologna"] != wantSUMO {
-		t.Errorf("sources run: %v; want demo, and bologna = %v", sources, wantSUMO)
+	if !sources["demo"] || sources["nanchang"] != wantSUMO {
+		t.Errorf("sources run: %v; want demo, and nanchang = %v", sources, wantSUMO)
+	}
+	if wantSUMO {
+		// The corpus run measured speeds against the vehicle-seconds truth, and every scored truth is a
+		// closure SUMO really made.
+		for _, sc := range rep.Scenarios {
+			if sc.Source != "nanchang" {
+				continue
+			}
+			if sc.Variant == VarTraffic && (sc.Speed["link"].Units == 0 || sc.Speed["cell"].Covered < 0.5) {
+				t.Errorf("%s: speed scored on %+v", sc.Name, sc.Speed)
+			}
+			for _, tr := range sc.Truths {
+				if tr.Class != ClassFull && tr.Class != ClassPartial || tr.Position == "" || !tr.End.After(tr.Start) {
+					t.Errorf("%s: truth %+v", sc.Name, tr.Truth)
+				}
+			}
+		}
 	}
 	if truths == 0 || detected == 0 {
 		t.Fatalf("%d of %d true incidents detected: want some of some", detected, truths)
@@ -122,12 +139,12 @@ func TestShortEvaluation(t *testing.T) {
 	if err := json.Unmarshal(data, &back); err != nil {
 		t.Fatalf("report is not JSON: %v", err)
 	}
-	if len(back.Scenarios) != len(rep.Scenarios) || back.Scenarios[0].Metrics != rep.Scenarios[0].Metrics || len(back.Targets) == 0 {
+	if len(back.Scenarios) != len(rep.Scenarios) || back.Scenarios[0].Metrics != rep.Scenarios[0].Metrics || (wantSUMO && len(back.Targets) == 0) {
 		t.Errorf("report round trip: %d scenarios, %d targets", len(back.Scenarios), len(back.Targets))
 	}
 	table := rep.Table()
 	for _, sc := range rep.Scenarios {
-		if !strings.Contains(table, "| "+sc.Name+" |") {
+		if !strings.Contains(table, "| "+sc.Source+"/"+sc.Variant+" |") {
 			t.Errorf("table misses %s:\n%s", sc.Name, table)
 		}
 	}

@@ -7,16 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net/http"
 	"os"
-	"sort"
 	"time"
 
 	"citybrain/api"
-	"citybrain/engine"
 	"citybrain/eventlog"
 	"citybrain/geo"
-	"citybrain/ingest"
 	"citybrain/system"
 )
 
@@ -27,6 +25,8 @@ type harness struct {
 	base   string
 	dir    string
 	client *http.Client
+	// lateness is the engine's allowed lateness in ms, read from the status (-1: not yet).
+	lateness int64
 }
 
 // Tick is the engine's publication period during evaluation. Feeding waits for the watermark after every
@@ -40,8 +40,7 @@ func startSystem(ctx context.Context, net *geo.Network, tmp string) (*harness, e
 	if err != nil {
 		return nil, fmt.Errorf("cannot create data dir (%s): %w", tmp, err)
 	}
-	ecfg := engine.DefaultConfig()
-	ecfg.Tick = Tick
+	ecfg := engineConfig(nil) // system.Start adds the network's free-flow speeds itself
 	cfg := system.Config{
 		HTTPAddr: "127.0.0.1:0", DataDir: dir, Version: "eval", Network: net,
 		Logger: log.New(io.Discard, "", 0), Engine: ecfg, Log: eventlog.DefaultConfig(), Hub: api.DefaultHubConfig(),
@@ -53,7 +52,7 @@ func startSystem(ctx context.Context, net *geo.Network, tmp string) (*harness, e
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("cannot start the system (data %s): %w", dir, err)
 	}
-	return &harness{sys: sys, base: "http://" + sys.Addr(), dir: dir, client: &http.Client{Timeout: time.Minute}}, nil
+	return &harness{sys: sys, base: "http://" + sys.Addr(), dir: dir, client: &http.Client{Timeout: time.Minute}, lateness: -1}, nil
 }
 
 // stop stops the system and removes its data directory.
@@ -77,79 +76,91 @@ type feedStats struct {
 	ByKind   map[string]int `json:"by_kind"`
 }
 
-// batcher posts events as NDJSON batches of batchMs event time each and, after every batch, waits until the
-// status watermark covers it, so that the engine sees the data in the order and with the neighbour views it
-// would have live (the traffic rule compares a cell with its neighbours' published views). Events must come
-// in time order across batches; inside a batch the order does not matter.
-type batcher struct {
-	h        *harness
-	batchMs  int64
-	lateness int64
-	end      int64 // exclusive end of the open batch
-	newest   int64
-	buf      []byte
-	n        int
-	st       feedStats
+// send posts a batch and waits, as spec/api.md tells clients to, until the status watermark covers it (the
+// newest event time it holds less the allowed lateness), so the engine sees the data in the order and with
+// the neighbour views it would have live.
+func (h *harness) send(ctx context.Context, body []byte) (int, int, error) {
+	acc, rej, err := h.post(ctx, body)
+	if err != nil {
+		return 0, 0, err
+	}
+	newest := int64(math.MinInt64)
+	for line := range bytes.SplitSeq(body, []byte{'\n'}) {
+		var ts struct {
+			TS json.RawMessage `json:"ts"`
+		}
+		if len(line) == 0 || json.Unmarshal(line, &ts) != nil {
+			continue
+		}
+		var ms int64
+		if json.Unmarshal(ts.TS, &ms) != nil {
+			var t time.Time
+			if json.Unmarshal(ts.TS, &t) != nil {
+				continue
+			}
+			ms = t.UnixMilli()
+		}
+		newest = max(newest, ms)
+	}
+	if h.lateness < 0 {
+		st, err := h.status(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		h.lateness = int64(st.LatenessS * 1000)
+	}
+	return acc, rej, h.waitWatermark(ctx, newest-h.lateness)
 }
 
-func (h *harness) batcher(ctx context.Context, batch time.Duration) (*batcher, error) {
-	st, err := h.status(ctx)
+func (h *harness) detections(ctx context.Context) ([]Detection, error) {
+	incs, err := h.incidents(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &batcher{h: h, batchMs: batch.Milliseconds(), lateness: int64(st.LatenessS * 1000),
-		buf: make([]byte, 0, 1<<20), st: feedStats{ByKind: map[string]int{}}}, nil
+	dets := make([]Detection, 0, len(incs))
+	for _, in := range incs {
+		d := Detection{ID: in.ID, Type: in.Type, Status: in.Status, Lat: in.Lat, Lng: in.Lng, Score: in.Score,
+			DetectedAt: in.DetectedAt, ClearedAt: in.ClearedAt}
+		seen := map[string]bool{}
+		for _, e := range in.Evidence {
+			if !seen[e.Kind] {
+				seen[e.Kind] = true
+				d.Kinds = append(d.Kinds, e.Kind)
+			}
+		}
+		dets = append(dets, d)
+	}
+	return dets, nil
 }
 
-// add queues ev, sending the open batch first when ev lies beyond it.
-func (b *batcher) add(ctx context.Context, ev *engine.Event) error {
-	if b.n > 0 && ev.TS >= b.end {
-		if err := b.flush(ctx); err != nil {
-			return err
+func (h *harness) speeds(ctx context.Context) (map[string]float64, map[uint64]float64, error) {
+	var ls []struct {
+		Link  string   `json:"link"`
+		Speed *float64 `json:"speed_kmh"`
+	}
+	if err := h.getJSON(ctx, "/api/v1/links?window=5m", &ls); err != nil {
+		return nil, nil, err
+	}
+	links := map[string]float64{}
+	for _, l := range ls {
+		if l.Speed != nil {
+			links[l.Link] = *l.Speed
 		}
 	}
-	if b.n == 0 {
-		b.end = (ev.TS/b.batchMs + 1) * b.batchMs
+	var cs []struct {
+		Cell  string   `json:"cell"`
+		Speed *float64 `json:"speed_kmh"`
 	}
-	b.buf = ingest.AppendJSON(b.buf, ev)
-	b.buf = append(b.buf, '\n')
-	b.n++
-	b.newest = max(b.newest, ev.TS)
-	b.st.ByKind[ev.Kind.String()]++
-	return nil
-}
-
-// flush sends the open batch and waits for the watermark to cover it.
-func (b *batcher) flush(ctx context.Context) error {
-	if b.n == 0 {
-		return nil
+	if err := h.getJSON(ctx, "/api/v1/cells?window=5m", &cs); err != nil {
+		return nil, nil, err
 	}
-	acc, rej, err := b.h.post(ctx, b.buf)
-	if err != nil {
-		return err
-	}
-	b.st.Events += b.n
-	b.st.Accepted += acc
-	b.st.Rejected += rej
-	b.st.Batches++
-	b.buf, b.n = b.buf[:0], 0
-	return b.h.waitWatermark(ctx, b.newest-b.lateness)
-}
-
-// feed sorts events by time and sends them all.
-func (h *harness) feed(ctx context.Context, events []engine.Event, batch time.Duration) (feedStats, error) {
-	sort.SliceStable(events, func(i, j int) bool { return events[i].TS < events[j].TS })
-	b, err := h.batcher(ctx, batch)
-	if err != nil {
-		return feedStats{}, err
-	}
-	for i := range events {
-		if err := b.add(ctx, &events[i]); err != nil {
-			return b.st, err
+	cells := map[uint64]float64{}
+	for _, c := range cs {
+		if id, err := geo.ParseCell(c.Cell); err == nil && c.Speed != nil {
+			cells[id] = *c.Speed
 		}
 	}
-	err = b.flush(ctx)
-	return b.st, err
+	return links, cells, nil
 }
 
 func (h *harness) post(ctx context.Context, body []byte) (accepted, rejected int, err error) {

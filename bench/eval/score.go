@@ -12,20 +12,23 @@ import (
 // (detected_at, event time) in [start − MatchBefore, end + MatchAfter].
 const (
 	MatchRadiusM = 300.0
-	MatchBefore  = 30 * time.Second
+	MatchBefore  = 60 * time.Second
 	MatchAfter   = 5 * time.Minute
 	// ScoreMargin: a true incident that starts less than this before the end of the fed data cannot be
 	// judged (too little time to detect it); it is listed but not scored, and detections matching only it
 	// are not false alarms.
 	ScoreMargin = 5 * time.Minute
-	// FastS is the time to detect that the "from traffic data alone" target asks for.
+	// FastS is the time to detect that the "from traffic data alone" target asks of full closures, SlowS of
+	// partial ones.
 	FastS = 180.0
+	SlowS = 300.0
 )
 
 // Truth is one labelled incident.
 type Truth struct {
 	ID           string    `json:"id"`
-	Class        string    `json:"class"` // stalled_vehicle, crash (demo); partial_closure, full_closure (SUMO)
+	Class        string    `json:"class"`              // stalled_vehicle, crash (demo); partial_closure, full_closure (SUMO)
+	Position     string    `json:"position,omitempty"` // mid_block, stop_line, past_junction (SUMO)
 	Type         string    `json:"type"`
 	Lat          float64   `json:"lat"`
 	Lng          float64   `json:"lng"`
@@ -34,6 +37,7 @@ type Truth struct {
 	Lanes        int       `json:"lanes"`
 	LanesBlocked int       `json:"lanes_blocked"`
 	Where        string    `json:"where,omitempty"`  // link or lane
+	Link         string    `json:"link,omitempty"`   // the blocked link (SUMO)
 	Camera       string    `json:"camera,omitempty"` // a camera that can see it
 	// VideoEvidence: the fed events hold an incident-type video detection of it (within 150 m, in
 	// [start, end]); false in a variant without video.
@@ -43,15 +47,16 @@ type Truth struct {
 
 // Detection is an incident the system reported.
 type Detection struct {
-	ID         string    `json:"id"`
-	Type       string    `json:"type"`
-	Status     string    `json:"status"`
-	Lat        float64   `json:"lat"`
-	Lng        float64   `json:"lng"`
-	Score      float64   `json:"score"`
-	DetectedAt time.Time `json:"detected_at"`
-	Kinds      []string  `json:"evidence_kinds"`
-	Matches    []string  `json:"matches,omitempty"` // truth ids
+	ID         string     `json:"id"`
+	Type       string     `json:"type"`
+	Status     string     `json:"status"`
+	Lat        float64    `json:"lat"`
+	Lng        float64    `json:"lng"`
+	Score      float64    `json:"score"`
+	DetectedAt time.Time  `json:"detected_at"`
+	ClearedAt  *time.Time `json:"cleared_at,omitempty"`
+	Kinds      []string   `json:"evidence_kinds"`
+	Matches    []string   `json:"matches,omitempty"` // truth ids
 	// Verdict: true_positive (first match of a truth), duplicate (matches a truth already detected earlier),
 	// false_alarm, out_of_scope (sensor-only: floods and gas, not lane blockages), unscored (matches only
 	// truths too close to the end to score).
@@ -78,6 +83,8 @@ type Metrics struct {
 	DetectionRate float64 `json:"detection_rate"`
 	Within180     int     `json:"detected_within_180s"`
 	Within180Rate float64 `json:"detection_rate_within_180s"`
+	Within300     int     `json:"detected_within_300s"`
+	Within300Rate float64 `json:"detection_rate_within_300s"`
 	FalseAlarms   int     `json:"false_alarms"`
 	Hours         float64 `json:"simulated_hours"`
 	FalseAlarmsPH float64 `json:"false_alarms_per_hour"`
@@ -177,6 +184,9 @@ func metrics(res []TruthResult, dets []Detection, hours float64) Metrics {
 		if *tr.TTDS <= FastS {
 			m.Within180++
 		}
+		if *tr.TTDS <= SlowS {
+			m.Within300++
+		}
 	}
 	for _, d := range dets {
 		switch d.Verdict {
@@ -198,6 +208,7 @@ func fill(m *Metrics, ttds, les []float64) {
 	if m.Truths > 0 {
 		m.DetectionRate = round3(float64(m.Detected) / float64(m.Truths))
 		m.Within180Rate = round3(float64(m.Within180) / float64(m.Truths))
+		m.Within300Rate = round3(float64(m.Within300) / float64(m.Truths))
 	}
 	if m.Hours > 0 {
 		m.FalseAlarmsPH = round3(float64(m.FalseAlarms) / m.Hours)
@@ -243,6 +254,9 @@ func merge(runs []*Scenario, keep func(*Scenario, *TruthResult) bool, keepFA fun
 				les = append(les, *tr.LocErrM)
 				if *tr.TTDS <= FastS {
 					m.Within180++
+				}
+				if *tr.TTDS <= SlowS {
+					m.Within300++
 				}
 			}
 		}

@@ -3,8 +3,8 @@ package signals
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
-	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -20,43 +20,72 @@ import (
 
 // Methods.
 const (
-	Fixed       = "fixed"
-	Actuated    = "actuated"
-	Webster     = "webster"
-	MaxPressure = "max_pressure"
-	Preempt     = "fixed+preempt" // fixed-time plans, green wave for the emergency vehicle
+	Fixed      = "fixed"       // the scenario's own programs
+	Actuated   = "actuated"    // SUMO's gap-based actuated control on the same phases
+	DelayBased = "delay_based" // SUMO's time-loss-based actuated control on the same phases
+	// PressureTraCI is max-pressure fed with TraCI's exact lane counts: perfect information no city has, kept
+	// as the upper bound of what the same control law could do.
+	PressureTraCI = "max_pressure_traci"
+	// CityBrain is the loop a city would run: probes and loops posted to a running CityBrain whose plan API
+	// decides every signal.
+	CityBrain = "citybrain"
+	// CityBrainCyclic is CityBrain keeping each program's order of main greens.
+	CityBrainCyclic = "citybrain_cyclic"
+	// PreemptSuffix adds the emergency vehicle's green wave to a method (fixed+preempt, citybrain+preempt).
+	PreemptSuffix = "+preempt"
 )
 
-// Methods lists every method in report order.
-var Methods = []string{Fixed, Actuated, Webster, MaxPressure, Preempt}
+// Methods lists the default methods in report order.
+var Methods = []string{Fixed, Actuated, DelayBased, PressureTraCI, CityBrain}
 
-// Options tune the controllers.
+// KnownMethod reports whether m names a method.
+func KnownMethod(m string) bool {
+	switch strings.TrimSuffix(m, PreemptSuffix) {
+	case Fixed, Actuated, DelayBased, PressureTraCI, CityBrain, CityBrainCyclic:
+		return !strings.HasSuffix(m, PreemptSuffix) || !isSUMOControlled(strings.TrimSuffix(m, PreemptSuffix)) || strings.HasPrefix(m, Fixed)
+	}
+	return false
+}
+
+func isSUMOControlled(m string) bool { return m == Fixed || m == Actuated || m == DelayBased }
+
+// Options tune a run.
 type Options struct {
-	SampleS     int     // lanes are sampled every SampleS seconds (default 5)
-	ReplanS     float64 // Webster re-plans this often from the flows measured since the last plan (default 300)
-	MinGreenS   float64 // max-pressure minimum green (default 10)
-	MaxGreenS   float64 // ... maximum green (default 60)
-	PreemptS    float64 // preempt a signal this many seconds before the emergency vehicle's ETA (default 20)
-	Seed        int
-	SumoBinary  string
-	KeepOutputs bool
+	Seed  int
+	Scale float64 // demand scale (SUMO --scale); 0 means 1
+	// DecideS is how often the TraCI-driven controllers decide (default 2 s).
+	DecideS float64
+	Control sig.Control
+	Feed    FeedOptions
+	// PreemptS: the green wave holds a signal's green for the emergency vehicle from this long before its
+	// ETA (default 25 s), plus the time to discharge the queue ahead of it.
+	PreemptS   float64
+	SumoBinary string
+	// EV adds the emergency vehicle (default true through Defaults).
+	NoEV bool
+}
+
+// Defaults returns the options docs/signals.md measures with.
+func Defaults() Options {
+	return Options{Seed: 1, Scale: 1, DecideS: 2, Control: sig.DefaultControl(), Feed: DefaultFeed(), PreemptS: 25}
 }
 
 func (o *Options) fill() {
-	if o.SampleS <= 0 {
-		o.SampleS = 5
+	d := Defaults()
+	if o.Scale <= 0 {
+		o.Scale = 1
 	}
-	if o.ReplanS <= 0 {
-		o.ReplanS = 300
+	if o.DecideS <= 0 {
+		o.DecideS = d.DecideS
 	}
-	if o.MinGreenS <= 0 {
-		o.MinGreenS = 10
+	if o.Control == (sig.Control{}) {
+		o.Control = d.Control
 	}
-	if o.MaxGreenS <= 0 {
-		o.MaxGreenS = 60
+	if o.Feed == (FeedOptions{}) {
+		o.Feed = d.Feed
 	}
 	if o.PreemptS <= 0 {
-		o.PreemptS = 20
+		o.PreemptS = d.PreemptS
 	}
 	if o.SumoBinary == "" {
 		o.SumoBinary = "sumo"
@@ -65,24 +94,33 @@ func (o *Options) fill() {
 
 // Result is one run's outcome.
 type Result struct {
-	Scenario      string  `json:"scenario"`
-	Method        string  `json:"method"`
-	Vehicles      int     `json:"vehicles"` // departed (the emergency vehicle excluded)
-	Arrived       int     `json:"arrived"`
-	MeanTravelS   float64 `json:"mean_travel_s"`
-	MeanDelayS    float64 `json:"mean_delay_s"` // SUMO timeLoss
-	MeanWaitS     float64 `json:"mean_wait_s"`  // stopped time
-	DepartDelayS  float64 `json:"mean_depart_delay_s"`
-	EVTravelS     float64 `json:"ev_travel_s"` // NaN when it did not arrive
-	EVDelayS      float64 `json:"ev_delay_s"`
-	EVArrived     bool    `json:"ev_arrived"`
-	Replans       int     `json:"replans"`
-	Switches      int     `json:"switches"`
-	Preemptions   int     `json:"preemptions"`
-	WallS         float64 `json:"wall_s"`
-	SimulatedS    int     `json:"simulated_s"`
-	TripinfoPath  string  `json:"-"`
-	ControlledTLs int     `json:"controlled_tls"`
+	Scenario string  `json:"scenario"`
+	Method   string  `json:"method"`
+	Seed     int     `json:"seed"`
+	Scale    float64 `json:"scale"`
+	// From SUMO's statistics output.
+	Loaded    int `json:"loaded"`
+	Inserted  int `json:"inserted"`
+	Arrived   int `json:"arrived"` // trips finished (the emergency vehicle excluded)
+	Running   int `json:"running"` // still in the network at the end
+	Waiting   int `json:"waiting"` // never inserted
+	Teleports int `json:"teleports"`
+	// Means over the trips in the tripinfo (finished, and those still running at the horizon).
+	Trips            int     `json:"trips"`
+	MeanTimeLossS    float64 `json:"mean_time_loss_s"`
+	MeanTravelS      float64 `json:"mean_travel_s"`
+	MeanWaitS        float64 `json:"mean_wait_s"`
+	MeanDepartDelayS float64 `json:"mean_depart_delay_s"`
+	EVTravelS        float64 `json:"ev_travel_s"` // -1 when it did not arrive
+	EVTimeLossS      float64 `json:"ev_time_loss_s"`
+	Switches         int     `json:"switches"`
+	Preemptions      int     `json:"preemptions"`
+	Signals          int     `json:"signals"`
+	// Unsupported counts signals SUMO's own controller of this type cannot run (they keep their program).
+	Unsupported int        `json:"unsupported,omitempty"`
+	Feed        *FeedStats `json:"feed,omitempty"`
+	WallS       float64    `json:"wall_s"`
+	SimulatedS  int        `json:"simulated_s"`
 }
 
 func freePort() (int, error) {
@@ -94,38 +132,79 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// Run runs one method on a scenario to its horizon and reads the tripinfo.
+// controller drives signals over TraCI during a run.
+type controller interface {
+	// step is called after every simulation step with the subscribed values.
+	step(now float64, subs []traci.Sub) error
+	close() error
+}
+
+// Run runs one method on a scenario to its horizon and reads SUMO's outputs.
 func Run(ctx context.Context, sc *Scenario, method string, o Options) (Result, error) {
 	o.fill()
-	res := Result{Scenario: sc.Name, Method: method, SimulatedS: sc.EndS, EVTravelS: math.NaN(), EVDelayS: math.NaN()}
-	dir := filepath.Join(sc.Work, sc.Name+"-"+strings.ReplaceAll(method, "+", "_"))
+	return run1(ctx, sc, method, o, false)
+}
+
+func run1(ctx context.Context, sc *Scenario, method string, o Options, retried bool) (Result, error) {
+	if !KnownMethod(method) {
+		return Result{}, fmt.Errorf("cannot run method %q (known: %s, and +preempt on fixed and the TraCI-driven ones)", method, strings.Join(append(Methods, CityBrainCyclic), ", "))
+	}
+	res := Result{Scenario: sc.Name, Method: method, Seed: o.Seed, Scale: o.Scale, SimulatedS: sc.EndS, EVTravelS: -1, EVTimeLossS: -1}
+	base := strings.TrimSuffix(method, PreemptSuffix)
+	preempt := base != method
+	dir := filepath.Join(sc.Work, fmt.Sprintf("%s-s%d-x%g", strings.ReplaceAll(method, "+", "_"), o.Seed, o.Scale))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return res, fmt.Errorf("cannot make %s: %w", dir, err)
 	}
 	adds := append([]string(nil), sc.Adds...)
-	if method == Actuated {
-		p := filepath.Join(dir, "actuated.add.xml")
-		if err := sc.writeActuated(p); err != nil {
-			return res, fmt.Errorf("cannot write actuated programs: %w", err)
+	if base == Actuated || base == DelayBased {
+		p := filepath.Join(dir, base+".add.xml")
+		skip, err := sc.unsupportedCache(base, nil)
+		if err != nil {
+			return res, err
+		}
+		if err := sc.writePrograms(p, base, skip); err != nil {
+			return res, fmt.Errorf("cannot write %s programs: %w", base, err)
+		}
+		res.Unsupported = len(skip)
+		adds = append(adds, p)
+	}
+	var loops []loopSite
+	if base == CityBrain || base == CityBrainCyclic {
+		var err error
+		p := filepath.Join(dir, "loops.add.xml")
+		if loops, err = sc.writeLoops(p, o.Feed.LoopGapS); err != nil {
+			return res, fmt.Errorf("cannot write loops: %w", err)
 		}
 		adds = append(adds, p)
 	}
-	evPath := filepath.Join(dir, "ev.rou.xml")
-	if err := sc.writeEV(evPath); err != nil {
-		return res, fmt.Errorf("cannot write emergency vehicle: %w", err)
+	routes := append([]string(nil), sc.Routes...)
+	if len(sc.EV) > 0 && !o.NoEV {
+		evPath := filepath.Join(dir, "ev.rou.xml")
+		if err := sc.writeEV(evPath); err != nil {
+			return res, fmt.Errorf("cannot write emergency vehicle: %w", err)
+		}
+		routes = append(routes, evPath)
 	}
-	port, err := freePort()
-	if err != nil {
-		return res, fmt.Errorf("cannot find a free port: %w", err)
-	}
-	res.TripinfoPath = filepath.Join(dir, "tripinfo.xml")
-	args := []string{"-n", sc.Net, "-r", strings.Join(append(append([]string(nil), sc.Routes...), evPath), ","),
-		"--begin", "0", "--end", strconv.Itoa(sc.EndS), "--seed", strconv.Itoa(o.Seed),
-		"--tripinfo-output", res.TripinfoPath, "--tripinfo-output.write-unfinished", "true",
-		"--no-step-log", "true", "--no-warnings", "true", "--time-to-teleport", "300", "--ignore-route-errors", "true",
-		"--remote-port", strconv.Itoa(port), "--log", filepath.Join(dir, "sumo.log")}
+	tripinfo, stats := filepath.Join(dir, "tripinfo.xml"), filepath.Join(dir, "stats.xml")
+	args := []string{"-c", sc.Config, "-n", sc.Net, "-r", strings.Join(routes, ","),
+		"--begin", strconv.Itoa(sc.BeginS), "--end", strconv.Itoa(sc.BeginS + sc.EndS), "--seed", strconv.Itoa(o.Seed),
+		"--scale", strconv.FormatFloat(o.Scale, 'g', -1, 64),
+		"--tripinfo-output", tripinfo, "--tripinfo-output.write-unfinished", "true", "--statistic-output", stats,
+		"--duration-log.statistics", "true", "--no-step-log", "true", "--no-warnings", "true",
+		"--log", filepath.Join(dir, "sumo.log")}
+	args = append(args, sc.Extra...)
 	if len(adds) > 0 {
 		args = append(args, "-a", strings.Join(adds, ","))
+	}
+	traciDriven := !isSUMOControlled(base) || preempt
+	port := 0
+	if traciDriven {
+		var err error
+		if port, err = freePort(); err != nil {
+			return res, fmt.Errorf("cannot find a free port: %w", err)
+		}
+		args = append(args, "--remote-port", strconv.Itoa(port))
 	}
 	cmd := exec.CommandContext(ctx, o.SumoBinary, args...)
 	cmd.Env = append(os.Environ(), "SUMO_HOME="+sumoHome())
@@ -134,45 +213,119 @@ func Run(ctx context.Context, sc *Scenario, method string, o Options) (Result, e
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("cannot start sumo (%s): %w", o.SumoBinary, err)
 	}
-	c, err := traci.Dial("127.0.0.1:"+strconv.Itoa(port), 60*time.Second)
-	if err != nil {
+	fail := func(err error) (Result, error) {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return res, fmt.Errorf("cannot run %s on %s: %w", method, sc.Name, err)
+		return res, fmt.Errorf("cannot run %s on %s (seed %d, scale %g): %w", method, sc.Name, o.Seed, o.Scale, err)
 	}
-	ctl := newController(sc, method, o, c)
-	for t := 0; t < sc.EndS; t++ {
-		if err := ctx.Err(); err != nil {
+	if traciDriven {
+		c, err := traci.Dial("127.0.0.1:"+strconv.Itoa(port), 2*time.Minute)
+		if err != nil {
+			return fail(err)
+		}
+		if err := drive(ctx, c, sc, base, preempt, loops, o, &res); err != nil {
 			c.Close()
-			cmd.Wait()
-			return res, fmt.Errorf("cannot finish %s on %s: %w", method, sc.Name, err)
+			return fail(err)
 		}
-		if err := c.Step(); err != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-			return res, fmt.Errorf("cannot run %s on %s (t=%d s): %w", method, sc.Name, t, err)
-		}
-		if err := ctl.step(float64(t + 1)); err != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-			return res, fmt.Errorf("cannot control %s on %s (t=%d s): %w", method, sc.Name, t, err)
-		}
+		c.Close()
 	}
-	c.Close()
 	if err := cmd.Wait(); err != nil {
-		return res, fmt.Errorf("sumo failed on %s/%s: %w (see %s/sumo.log)", sc.Name, method, err, dir)
+		if !retried && (base == Actuated || base == DelayBased) && strings.Contains(err.Error(), "abort") {
+			// SUMO's own controller crashed on some junction: find which, keep their programs, run again.
+			known, _ := sc.unsupportedCache(base, nil)
+			bad, uerr := sc.unsupported(ctx, base, o.SumoBinary, o.Seed, o.Scale, known)
+			if uerr != nil {
+				return res, uerr
+			}
+			if _, uerr := sc.unsupportedCache(base, bad); uerr != nil {
+				return res, uerr
+			}
+			return run1(ctx, sc, method, o, true)
+		}
+		return res, fmt.Errorf("sumo failed on %s/%s: %w (see %s)", sc.Name, method, err, filepath.Join(dir, "sumo.log"))
 	}
 	res.WallS = time.Since(start).Seconds()
-	res.Replans, res.Switches, res.Preemptions, res.ControlledTLs = ctl.replans, ctl.switches, ctl.preemptions, len(ctl.tls)
-	if err := readTripinfo(res.TripinfoPath, &res); err != nil {
+	if err := readTripinfo(tripinfo, &res); err != nil {
+		return res, err
+	}
+	if err := readStats(stats, &res); err != nil {
 		return res, err
 	}
 	return res, nil
 }
 
-// readTripinfo averages the trips (finished and, with write-unfinished, those still running at the end).
+// drive steps the simulation to its horizon under the method's controller.
+func drive(ctx context.Context, c *traci.Client, sc *Scenario, base string, preempt bool, loops []loopSite, o Options, res *Result) error {
+	var ctl controller
+	var gws map[string]*gateway
+	var err error
+	now := float64(sc.BeginS)
+	switch base {
+	case PressureTraCI:
+		var p *pressureCtl
+		p, err = newPressureCtl(c, sc, o, now)
+		ctl, gws = p, p.gws
+	case CityBrain, CityBrainCyclic:
+		var l *loopCtl
+		l, err = newLoopCtl(ctx, c, sc, o, base == CityBrainCyclic, loops, now)
+		ctl, gws = l, l.gws
+	}
+	if err != nil {
+		return err
+	}
+	var pre *preemptor
+	if preempt {
+		pre = newPreemptor(c, sc, gws, o)
+	}
+	defer func() {
+		if ctl != nil {
+			ctl.close()
+		}
+	}()
+	for t := 0; t < sc.EndS; t++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		subs, err := c.StepSubs()
+		if err != nil {
+			return fmt.Errorf("t=%d s: %w", t, err)
+		}
+		now = float64(sc.BeginS + t + 1)
+		if pre != nil {
+			if err := pre.step(now); err != nil {
+				return fmt.Errorf("t=%d s: preemption: %w", t, err)
+			}
+		}
+		if ctl != nil {
+			if err := ctl.step(now, subs); err != nil {
+				return fmt.Errorf("t=%d s: %w", t, err)
+			}
+		}
+	}
+	if ctl != nil {
+		err := ctl.close()
+		if lc, ok := ctl.(*loopCtl); ok {
+			st := lc.feedStats()
+			res.Feed = &st
+		}
+		ctl = nil
+		if err != nil {
+			return err
+		}
+	}
+	for _, g := range gws {
+		res.Switches += g.switches
+	}
+	res.Signals = len(gws)
+	if pre != nil {
+		res.Preemptions = pre.preemptions
+	}
+	return nil
+}
+
+// readTripinfo averages the trips (finished, and with write-unfinished those still running at the end).
 func readTripinfo(path string, res *Result) error {
-	var n, arr int
+	var n int
 	var dur, loss, wait, dd float64
 	err := scanXML(path, func(se xml.StartElement, _ *xml.Decoder) error {
 		if se.Name.Local != "tripinfo" {
@@ -183,18 +336,14 @@ func readTripinfo(path string, res *Result) error {
 		l, _ := strconv.ParseFloat(a["timeLoss"], 64)
 		arrival, _ := strconv.ParseFloat(a["arrival"], 64)
 		if a["id"] == "ev" {
-			res.EVArrived = arrival >= 0
-			if res.EVArrived {
-				res.EVTravelS, res.EVDelayS = d, l
+			if arrival >= 0 {
+				res.EVTravelS, res.EVTimeLossS = d, l
 			}
 			return nil
 		}
 		w, _ := strconv.ParseFloat(a["waitingTime"], 64)
 		x, _ := strconv.ParseFloat(a["departDelay"], 64)
 		n++
-		if arrival >= 0 {
-			arr++
-		}
 		dur, loss, wait, dd = dur+d, loss+l, wait+w, dd+x
 		return nil
 	})
@@ -205,341 +354,109 @@ func readTripinfo(path string, res *Result) error {
 		return fmt.Errorf("cannot read results (%s): no trips", path)
 	}
 	f := float64(n)
-	res.Vehicles, res.Arrived = n, arr
-	res.MeanTravelS, res.MeanDelayS, res.MeanWaitS, res.DepartDelayS = dur/f, loss/f, wait/f, dd/f
+	res.Trips = n
+	res.MeanTravelS, res.MeanTimeLossS, res.MeanWaitS, res.MeanDepartDelayS = dur/f, loss/f, wait/f, dd/f
 	return nil
 }
 
-// tlState is the controller's view of one signal.
-type tlState struct {
-	*TL
-	main      []int
-	phase     int
-	entered   float64
-	target    int // phase to reach (-1 none)
-	greens    map[int]float64
-	preempted bool
-}
-
-type controller struct {
-	sc          *Scenario
-	method      string
-	o           Options
-	c           *traci.Client
-	tls         []*tlState
-	lanes       []string
-	flowAcc     map[string]float64 // Σ n·v/len·dt since the last plan
-	accS        float64
-	lastPlan    float64
-	count       map[string]float64 // latest vehicles per lane
-	replans     int
-	switches    int
-	preemptions int
-}
-
-func newController(sc *Scenario, method string, o Options, c *traci.Client) *controller {
-	ct := &controller{sc: sc, method: method, o: o, c: c, flowAcc: map[string]float64{}, count: map[string]float64{}}
-	seen := map[string]bool{}
-	for _, id := range sortedIDs(sc.TLs) {
-		tl := sc.TLs[id]
-		if len(tl.Phases) == 0 || len(tl.In) == 0 {
-			continue
+// readStats reads SUMO's statistic output: vehicles loaded, inserted, running, waiting; teleports; arrivals.
+func readStats(path string, res *Result) error {
+	found := false
+	err := scanXML(path, func(se xml.StartElement, _ *xml.Decoder) error {
+		a := attrs(se)
+		num := func(k string) int { v, _ := strconv.Atoi(a[k]); return v }
+		switch se.Name.Local {
+		case "vehicles":
+			found = true
+			res.Loaded, res.Inserted, res.Running, res.Waiting = num("loaded"), num("inserted"), num("running"), num("waiting")
+		case "teleports":
+			res.Teleports = num("total")
 		}
-		st := &tlState{TL: tl, target: -1, phase: -1, greens: map[int]float64{}}
-		for i, p := range tl.Phases {
-			if p.Main() {
-				st.main = append(st.main, i)
-			}
-		}
-		if len(st.main) < 2 {
-			continue
-		}
-		ct.tls = append(ct.tls, st)
-		for _, m := range []map[int]string{tl.In, tl.Out} {
-			for _, l := range m {
-				if !seen[l] {
-					seen[l] = true
-					ct.lanes = append(ct.lanes, l)
-				}
-			}
-		}
-	}
-	sort.Strings(ct.lanes)
-	return ct
-}
-
-func sortedIDs(m map[string]*TL) []string {
-	ids := make([]string, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
-}
-
-func (ct *controller) step(now float64) error {
-	if ct.method == Fixed || ct.method == Actuated {
 		return nil
-	}
-	b := ct.c.NewBatch()
-	for _, t := range ct.tls {
-		b.Get(traci.CmdGetTL, traci.VarTLPhase, t.ID)
-	}
-	sample := int(now)%ct.o.SampleS == 0 && ct.method != Preempt
-	if sample {
-		for _, l := range ct.lanes {
-			b.Get(traci.CmdGetLane, traci.VarLaneN, l)
-			b.Get(traci.CmdGetLane, traci.VarLaneV, l)
-		}
-	}
-	if ct.method == Preempt {
-		b.Get(traci.CmdGetVeh, traci.VarNextTLS, "ev")
-		b.Get(traci.CmdGetVeh, traci.VarSpeed, "ev")
-	}
-	res, err := b.Do()
+	})
 	if err != nil {
 		return err
 	}
-	set := ct.c.NewBatch()
-	for i, t := range ct.tls {
-		if ph := res[i].Int(); ph != t.phase {
-			t.phase, t.entered = ph, now
-			ct.onPhase(set, t)
-		}
+	if !found {
+		return fmt.Errorf("cannot read results (%s): no vehicle statistics", path)
 	}
-	k := len(ct.tls)
-	if sample {
-		for _, l := range ct.lanes {
-			n, v := float64(res[k].Int()), res[k+1].Float()
-			k += 2
-			ct.count[l] = n
-			if ln := ct.sc.Lanes[l]; ln > 0 && v > 0 && n > 0 {
-				ct.flowAcc[l] += n * v / ln * float64(ct.o.SampleS)
-			}
-		}
-		ct.accS += float64(ct.o.SampleS)
-		switch ct.method {
-		case Webster:
-			if now-ct.lastPlan >= ct.o.ReplanS {
-				ct.plan(now)
-			}
-		case MaxPressure:
-			for _, t := range ct.tls {
-				ct.pressure(set, t, now)
-			}
-		}
-	}
-	if ct.method == Preempt && res[k].Err == nil {
-		ct.preempt(set, now, res[k].NextTLS(), res[k+1].Float())
-	} else if ct.method == Preempt {
-		ct.preempt(set, now, nil, 0)
-	}
-	if set.Len() > 0 {
-		if _, err := set.Do(); err != nil {
-			return err
-		}
-	} else {
-		set.Discard()
+	res.Arrived = res.Inserted - res.Running
+	if res.EVTravelS >= 0 {
+		res.Arrived--
 	}
 	return nil
 }
 
-func isMain(t *tlState, p int) bool {
-	for _, m := range t.main {
-		if m == p {
+// sigLanes is one signal's lanes as the decision sees them.
+type sigLanes struct {
+	gw     *gateway
+	lanes  []string // incoming lanes
+	stages []sig.Stage
+	outs   [][]string // incoming lane → the outgoing lanes its links lead to
+}
+
+// buildSigLanes lists a signal's stages (engine/signals.Program.Stages) and each lane's outgoing lanes.
+func buildSigLanes(tl *TL, gw *gateway) *sigLanes {
+	s := &sigLanes{gw: gw}
+	s.lanes, s.stages, _ = tl.Prog().Stages()
+	idx := map[string]int{}
+	for i, l := range s.lanes {
+		idx[l] = i
+	}
+	s.outs = make([][]string, len(s.lanes))
+	for li, in := range tl.In {
+		if i, ok := idx[in]; ok {
+			if out := tl.Out[li]; !containsStr(s.outs[i], out) {
+				s.outs[i] = append(s.outs[i], out)
+			}
+		}
+	}
+	for i := range s.outs {
+		sort.Strings(s.outs[i])
+	}
+	return s
+}
+
+func containsStr(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
 			return true
 		}
 	}
 	return false
 }
 
-// onPhase reacts to a signal entering a phase: Webster sets the planned green; max-pressure and preemption
-// steer to their target phase (after the amber that follows the green they ended) and hold it.
-func (ct *controller) onPhase(set *traci.Batch, t *tlState) {
-	if !isMain(t, t.phase) {
-		return
-	}
-	switch {
-	case ct.method == Webster:
-		if g, ok := t.greens[t.phase]; ok {
-			set.SetDouble(traci.CmdSetTL, traci.VarTLPhDur, t.ID, g)
-		}
-	case ct.method == MaxPressure || t.preempted || t.target >= 0:
-		if t.target >= 0 && t.target != t.phase {
-			set.SetInt(traci.CmdSetTL, traci.VarTLSetPh, t.ID, int32(t.target))
-			t.phase = t.target
-		}
-		t.target = -1
-		if ct.method == MaxPressure || t.preempted {
-			set.SetDouble(traci.CmdSetTL, traci.VarTLPhDur, t.ID, 1000)
+// controlled lists the signals the TraCI controllers drive: those with a main green (and two, unless the
+// program's durations are adjustable, so that the cycle has something to decide).
+func controlled(sc *Scenario) []*TL {
+	var out []*TL
+	for _, id := range sortedIDs(sc.TLs) {
+		tl := sc.TLs[id]
+		if n := len(tl.Mains()); n >= 2 || n == 1 && tl.adjustable() {
+			out = append(out, tl)
 		}
 	}
+	return out
 }
 
-// switchTo ends the current green (into its amber) on the way to phase p.
-func (ct *controller) switchTo(set *traci.Batch, t *tlState, p int) {
-	if t.phase == p {
-		return
+// takeOver reads the phase each signal shows and starts its gateway there.
+func takeOver(c *traci.Client, tls []*TL, now float64, cyclic bool) (map[string]*gateway, error) {
+	b := c.NewBatch()
+	for _, tl := range tls {
+		b.Get(traci.CmdGetTL, traci.VarTLPhase, tl.ID)
 	}
-	t.target = p
-	next := (t.phase + 1) % len(t.Phases)
-	if isMain(t, next) || !isMain(t, t.phase) {
-		if isMain(t, t.phase) {
-			set.SetInt(traci.CmdSetTL, traci.VarTLSetPh, t.ID, int32(p))
-			t.phase, t.target = p, -1
-			set.SetDouble(traci.CmdSetTL, traci.VarTLPhDur, t.ID, 1000)
-		}
-		return
+	res, err := b.Do()
+	if err != nil {
+		return nil, err
 	}
-	set.SetInt(traci.CmdSetTL, traci.VarTLSetPh, t.ID, int32(next))
-	t.phase = next
-	ct.switches++
+	gws := map[string]*gateway{}
+	for i, tl := range tls {
+		g := newGateway(tl)
+		g.cyclic = cyclic || tl.FixedSequence()
+		g.start(res[i].Int(), now)
+		gws[tl.ID] = g
+	}
+	return gws, nil
 }
 
-// plan re-times every signal by Webster from the flows measured since the last plan (Edie's flow: vehicle-
-// metres travelled per lane-metre per hour).
-func (ct *controller) plan(now float64) {
-	if ct.accS <= 0 {
-		return
-	}
-	o := sig.DefaultOptions()
-	o.MaxCycleS = 120
-	for _, t := range ct.tls {
-		greenIn := map[string]int{}
-		for _, p := range t.main {
-			for li, ch := range t.Phases[p].State {
-				if ch == 'G' || ch == 'g' {
-					greenIn[t.In[li]]++
-				}
-			}
-		}
-		phases := make([]sig.Phase, len(t.main))
-		lost := 0.0
-		for i, p := range t.Phases {
-			if !p.Main() {
-				lost += p.Dur
-			}
-			_ = i
-		}
-		for i, p := range t.main {
-			best := 0.0
-			for li, ch := range t.Phases[p].State {
-				if ch != 'G' && ch != 'g' {
-					continue
-				}
-				l := t.In[li]
-				q := ct.flowAcc[l] / ct.accS * 3600
-				if y := q / sig.SatFlowPerLane / float64(greenIn[l]); y > best {
-					best = y
-				}
-			}
-			phases[i] = sig.Phase{Flow: best * sig.SatFlowPerLane, SatFlow: sig.SatFlowPerLane}
-		}
-		o.LostPerPhaseS = lost / float64(len(t.main))
-		pl, err := sig.Webster(phases, o)
-		if err != nil {
-			continue
-		}
-		for i, p := range t.main {
-			t.greens[p] = math.Max(5, pl.GreenS[i])
-		}
-	}
-	clear(ct.flowAcc)
-	ct.accS, ct.lastPlan = 0, now
-	ct.replans++
-}
-
-// pressure applies max-pressure at one signal: after the minimum green, switch to the main phase with the
-// highest pressure (vehicles on its incoming lanes less those on its outgoing lanes) if it beats the current
-// one, or after the maximum green in any case.
-func (ct *controller) pressure(set *traci.Batch, t *tlState, now float64) {
-	if !isMain(t, t.phase) || t.target >= 0 || now-t.entered < ct.o.MinGreenS {
-		return
-	}
-	moves := make([][]sig.Movement, len(t.main))
-	cur := -1
-	for i, p := range t.main {
-		if p == t.phase {
-			cur = i
-		}
-		for li, ch := range t.Phases[p].State {
-			if ch == 'G' || ch == 'g' {
-				moves[i] = append(moves[i], sig.Movement{In: ct.count[t.In[li]], Out: ct.count[t.Out[li]]})
-			}
-		}
-	}
-	best, pr := sig.MaxPressure(moves)
-	if cur < 0 {
-		return
-	}
-	if now-t.entered >= ct.o.MaxGreenS && best == cur {
-		pr[cur] = math.Inf(-1)
-		best, _ = argmax(pr)
-	}
-	if best != cur && (pr[best] > pr[cur] || now-t.entered >= ct.o.MaxGreenS) {
-		ct.switchTo(set, t, t.main[best])
-	}
-}
-
-func argmax(x []float64) (int, float64) {
-	b := 0
-	for i := range x {
-		if x[i] > x[b] {
-			b = i
-		}
-	}
-	return b, x[b]
-}
-
-// preempt gives the emergency vehicle green at each signal ahead whose ETA (distance over its current speed,
-// at least 8 m/s) is within PreemptS, and releases a signal once the vehicle has passed it.
-func (ct *controller) preempt(set *traci.Batch, now float64, next []traci.NextTLS, speed float64) {
-	want := map[string]int{}
-	for _, n := range next {
-		eta := n.DistM / math.Max(8, speed)
-		if eta > ct.o.PreemptS {
-			continue
-		}
-		if _, ok := want[n.ID]; !ok {
-			want[n.ID] = n.LinkIndex
-		}
-	}
-	for _, t := range ct.tls {
-		li, ok := want[t.ID]
-		if !ok {
-			if t.preempted {
-				t.preempted, t.target = false, -1
-				set.SetDouble(traci.CmdSetTL, traci.VarTLPhDur, t.ID, 3) // resume the plan
-			}
-			continue
-		}
-		p := -1
-		for _, m := range t.main {
-			if li < len(t.Phases[m].State) && t.Phases[m].State[li] == 'G' {
-				p = m
-				break
-			}
-		}
-		if p < 0 {
-			for _, m := range t.main {
-				if li < len(t.Phases[m].State) && t.Phases[m].State[li] == 'g' {
-					p = m
-					break
-				}
-			}
-		}
-		if p < 0 {
-			continue
-		}
-		if !t.preempted {
-			t.preempted = true
-			ct.preemptions++
-			if t.phase == p {
-				set.SetDouble(traci.CmdSetTL, traci.VarTLPhDur, t.ID, 1000)
-			}
-		}
-		if t.phase != p && t.target != p {
-			ct.switchTo(set, t, p)
-		}
-	}
-}
+var errNoEV = errors.New("no emergency vehicle")

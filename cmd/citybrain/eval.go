@@ -12,27 +12,35 @@ import (
 	"citybrain/bench/eval"
 )
 
-// evalMain implements `citybrain eval`: incident detection measured against labelled ground truth (the demo
-// city's logged incidents, SUMO Bologna runs with injected closures), end to end through the HTTP API of a
-// system started inside this process (see docs/incidents.md).
+// evalMain implements `citybrain eval`: incident detection and speed estimation measured against what really
+// happened, on the SUMO corpus of issue 12 (several cities, rough conditions) and the demo city (see
+// docs/incidents.md).
 func evalMain(args []string) error {
 	fs := flag.NewFlagSet("eval", flag.ExitOnError)
-	short := fs.Bool("short", false, "one small scenario per source (about two minutes; the CI run)")
+	short := fs.Bool("short", false, "one small city, one seed, 20 minutes, and the demo for 30 (the CI run)")
 	out := fs.String("out", filepath.Join("bin", "eval-report.json"), "where the JSON report goes (its directory is created; empty: none)")
 	table := fs.String("table", "", "also write the markdown table to this file")
-	seeds := fs.String("seeds", "", "comma-separated seeds of the demo city and of SUMO (default 1,2,3; --short: 1)")
-	minutes := fs.Int("minutes", 0, "simulated minutes per scenario (default: demo 120, Bologna 60; --short: 30 and 20); Bologna at most 60")
-	dataRoot := fs.String("citybrain-data", os.Getenv("CITYBRAIN_DATA"), "data directory holding sumo/bologna-acosta (default $CITYBRAIN_DATA, else ../shared/data)")
-	sumoBin := fs.String("sumo", "", "the sumo binary (default: sumo on PATH; without one the SUMO part is skipped)")
-	noSUMO := fs.Bool("no-sumo", false, "skip the SUMO Bologna scenarios")
-	noDemo := fs.Bool("no-demo", false, "skip the demo city scenarios")
+	seeds := fs.String("seeds", "", "comma-separated seeds of SUMO and of the demo city (default 1,2,3; --short: 1)")
+	minutes := fs.Int("minutes", 0, "simulated minutes per SUMO run (default 60; --short 20)")
+	demoMinutes := fs.Int("demo-minutes", 0, "simulated minutes of the demo city (default 120; --short 30)")
+	cities := fs.String("cities", "", "comma-separated cities of the corpus (default all: "+strings.Join(eval.CityNames(), ",")+")")
+	variants := fs.String("variants", "", "comma-separated evidence variants: traffic, all, traffic5, all5 (default all four)")
+	dataRoot := fs.String("citybrain-data", os.Getenv("CITYBRAIN_DATA"), "data directory holding sumo/ and citybrain/ (default $CITYBRAIN_DATA, else ../shared/data)")
+	sumoBin := fs.String("sumo", "", "the sumo binary (default: sumo on PATH; without one the SUMO corpus is skipped)")
+	noSUMO := fs.Bool("no-sumo", false, "skip the SUMO corpus")
+	noDemo := fs.Bool("no-demo", false, "skip the demo city")
 	tmpDir := fs.String("tmp", "", "where temporary data directories and SUMO runs go (default the system's temp dir)")
-	sumoCache := fs.String("sumo-cache", "", "keep each SUMO run's events here and reuse them on the next run with the same seed, length and blockages (for re-scoring rule changes)")
+	cache := fs.String("cache", "", "where built cities and SUMO runs are kept and reused (default the user cache dir's citybrain-eval)")
+	sumoCache := fs.String("sumo-cache", "", "same as --cache (older name)")
+	viaHTTP := fs.Bool("http", false, "feed every scenario through the whole system over HTTP (slower; same results)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	fs.Parse(args)
 
-	cfg := eval.Config{Short: *short, Minutes: *minutes, DataRoot: *dataRoot, TempDir: *tmpDir, SUMO: *sumoBin,
-		NoSUMO: *noSUMO, NoDemo: *noDemo, SUMOCache: *sumoCache}
+	cfg := eval.Config{Short: *short, Minutes: *minutes, DemoMinutes: *demoMinutes, DataRoot: *dataRoot, TempDir: *tmpDir,
+		SUMO: *sumoBin, NoSUMO: *noSUMO, NoDemo: *noDemo, Cache: *cache, HTTP: *viaHTTP}
+	if cfg.Cache == "" {
+		cfg.Cache = *sumoCache
+	}
 	if *seeds != "" {
 		for _, s := range strings.Split(*seeds, ",") {
 			n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
@@ -42,15 +50,21 @@ func evalMain(args []string) error {
 			cfg.Seeds = append(cfg.Seeds, n)
 		}
 	}
+	if *cities != "" {
+		cfg.Cities = strings.Split(*cities, ",")
+	}
+	if *variants != "" {
+		cfg.Variants = strings.Split(*variants, ",")
+	}
 	if cfg.DataRoot == "" {
 		cfg.DataRoot = sharedDataDir()
 	}
 	if !*quiet {
 		cfg.Log = os.Stderr
 	}
-	limit := 90 * time.Minute
+	limit := 6 * time.Hour
 	if *short {
-		limit = 10 * time.Minute
+		limit = 15 * time.Minute
 	}
 	ctx, cancel := boundedRun(limit)
 	defer cancel()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -17,48 +18,92 @@ import (
 // signalsMain runs the closed-loop signal-control experiment in SUMO (bench/signals, docs/signals.md).
 func signalsMain(args []string) error {
 	fs := flag.NewFlagSet("signals", flag.ExitOnError)
-	nets := fs.String("net", "bologna,hangzhou", "scenarios: bologna, hangzhou (comma-separated)")
-	methods := fs.String("methods", strings.Join(signals.Methods, ","), "methods: fixed, actuated, webster, max_pressure, fixed+preempt")
-	end := fs.Int("end", 1200, "simulated seconds per run")
+	cfgs := fs.String("sumocfg", "", "SUMO configurations to run (comma-separated paths): any scenario")
+	nets := fs.String("net", "", "built-in scenarios (comma-separated): "+strings.Join(signals.BuiltinNames(), ", "))
+	methods := fs.String("method", strings.Join(signals.Methods, ","), "methods (comma-separated): fixed, actuated, delay_based, max_pressure_traci (perfect information: the upper bound), citybrain, citybrain_cyclic; +preempt adds the emergency vehicle's green wave (fixed+preempt, citybrain+preempt)")
+	end := fs.Int("end", 0, "simulated seconds per run (0: the built-in's default, or the configuration's end)")
+	seeds := fs.Int("seeds", 3, "runs per method, SUMO seeds 1..K")
+	scales := fs.String("scale", "1", "demand scales (comma-separated, SUMO --scale), e.g. 1,3,5")
 	work := fs.String("work", filepath.Join(os.TempDir(), "citybrain-signals"), "working directory (converted nets, SUMO outputs)")
+	cache := fs.String("cache", "", "result cache directory (default WORK/cache; \"off\" to rerun everything)")
 	data := fs.String("data-dir", os.Getenv("CITYBRAIN_DATA"), "shared data directory (default $CITYBRAIN_DATA, else ../shared/data)")
-	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
-	replan := fs.Float64("replan", 300, "Webster re-plan period, s")
-	seed := fs.Int("seed", 42, "SUMO random seed")
+	jsonOut := fs.String("json", "", "write every run and the summaries as JSON to this file")
+	decide := fs.Float64("decide", 0, "decision period of the TraCI-driven controllers, s (default 2)")
 	fs.Parse(args)
 	if *data == "" {
 		*data = filepath.Join("..", "shared", "data")
 	}
+	if *cfgs == "" && *nets == "" {
+		return fmt.Errorf("cannot run signals: give --sumocfg FILE or --net %s", strings.Join(signals.BuiltinNames(), "|"))
+	}
+	if *cache == "" {
+		*cache = filepath.Join(*work, "cache")
+	} else if *cache == "off" {
+		*cache = ""
+	}
+	ms := splitList(*methods)
+	for _, m := range ms {
+		if !signals.KnownMethod(m) {
+			return fmt.Errorf("cannot run signals: unknown method %q", m)
+		}
+	}
+	var xs []float64
+	for _, s := range splitList(*scales) {
+		x, err := strconv.ParseFloat(s, 64)
+		if err != nil || x <= 0 {
+			return fmt.Errorf("cannot run signals: bad --scale %q", s)
+		}
+		xs = append(xs, x)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var all []signals.Result
-	for _, n := range strings.Split(*nets, ",") {
-		var sc *signals.Scenario
-		var err error
-		switch strings.TrimSpace(n) {
-		case "bologna":
-			sc, err = signals.Bologna(*data, *work, *end)
-		case "hangzhou":
-			sc, err = signals.Hangzhou(*data, *work, *end)
-		default:
-			return fmt.Errorf("cannot run signals (scenario %q): use bologna or hangzhou", n)
-		}
+	var scs []*signals.Scenario
+	for _, n := range splitList(*nets) {
+		sc, err := signals.Builtin(n, *data, *work, *end)
 		if err != nil {
 			return err
 		}
-		for _, m := range strings.Split(*methods, ",") {
-			r, err := signals.Run(ctx, sc, strings.TrimSpace(m), signals.Options{ReplanS: *replan, Seed: *seed})
-			if err != nil {
-				return err
+		scs = append(scs, sc)
+	}
+	for _, p := range splitList(*cfgs) {
+		sc, err := signals.FromConfig("", p, *work, *end)
+		if err != nil {
+			return err
+		}
+		scs = append(scs, sc)
+	}
+	var all []signals.Result
+	for _, sc := range scs {
+		for _, x := range xs {
+			for _, m := range ms {
+				for seed := 1; seed <= *seeds; seed++ {
+					o := signals.Defaults()
+					o.Seed, o.Scale = seed, x
+					if *decide > 0 {
+						o.DecideS = *decide
+					}
+					r, hit, err := signals.RunCached(ctx, sc, m, o, *cache)
+					if err != nil {
+						return err
+					}
+					src := fmt.Sprintf("%.0f s wall", r.WallS)
+					if hit {
+						src = "cached"
+					}
+					fmt.Fprintf(os.Stderr, "signals: %s ×%g %s seed %d: time loss %.1f s, travel %.1f s, arrived %d, teleports %d, EV %.0f s (%s)\n",
+						r.Scenario, x, m, seed, r.MeanTimeLossS, r.MeanTravelS, r.Arrived, r.Teleports, r.EVTravelS, src)
+					all = append(all, r)
+				}
 			}
-			fmt.Fprintf(os.Stderr, "signals: %s %s: %d trips, mean travel %.1f s, delay %.1f s, EV %.0f s (%.0f s wall)\n",
-				r.Scenario, r.Method, r.Vehicles, r.MeanTravelS, r.MeanDelayS, r.EVTravelS, r.WallS)
-			all = append(all, r)
 		}
 	}
-	fmt.Print(signals.Table(all))
+	sum := signals.Summarize(all)
+	fmt.Print(signals.Table(sum))
 	if *jsonOut != "" {
-		b, _ := json.MarshalIndent(all, "", "  ")
+		b, _ := json.MarshalIndent(struct {
+			Runs      []signals.Result  `json:"runs"`
+			Summaries []signals.Summary `json:"summaries"`
+		}{all, sum}, "", "  ")
 		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
 			return fmt.Errorf("cannot write %s: %w", *jsonOut, err)
 		}

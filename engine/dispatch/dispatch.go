@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"citybrain/engine"
+	"citybrain/engine/queues"
 	"citybrain/engine/signals"
 	"citybrain/geo"
 )
@@ -67,6 +68,10 @@ type Config struct {
 	// Ready reports whether the engine has caught up with the log; Tick leaves dispatches alone until it
 	// has (the incidents they serve are not back yet after a restart). nil: always ready.
 	Ready func() bool
+	// Queues, with a network that carries signal programs, is the engine's lane estimator: the manager then
+	// decides signals (DecideSignals, SignalPlan) with Control (default signals.DefaultControl).
+	Queues  *queues.Estimator
+	Control signals.Control
 }
 
 // Audit is one operator decision.
@@ -150,6 +155,7 @@ type Manager struct {
 	decisions  map[string][]*PlanDecision // node id → decisions, oldest first
 	speeds     map[int]float64            // link index → live km/h
 	speedsAt   time.Time
+	sig        *signalControl // nil without programs or estimator
 }
 
 // New returns a manager reading src over cfg.Network.
@@ -178,9 +184,13 @@ func New(src Source, cfg Config) (*Manager, error) {
 	if cfg.HoldS <= 0 {
 		cfg.HoldS = 6
 	}
-	return &Manager{cfg: cfg, src: src, router: cfg.Network.Router(), units: geo.NewPointIndex(),
+	m := &Manager{cfg: cfg, src: src, router: cfg.Network.Router(), units: geo.NewPointIndex(),
 		unitByID: map[string]engine.Unit{}, dispatches: map[string]*Dispatch{}, busy: map[string]string{},
-		decisions: map[string][]*PlanDecision{}}, nil
+		decisions: map[string][]*PlanDecision{}}
+	if cfg.Queues != nil && len(cfg.Network.Signals()) > 0 {
+		m.sig = newSignalControl(cfg.Network, cfg.Queues, cfg.Control)
+	}
+	return m, nil
 }
 
 // speedLocked returns the live speed function, refreshing the link speeds from the engine at most once a second.

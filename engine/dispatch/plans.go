@@ -68,6 +68,8 @@ type Recommendation struct {
 	DelayNowS      float64         `json:"delay_now_s"`    // flow-weighted HCM delay, current plan
 	DelayPlanS     float64         `json:"delay_plan_s"`   // ... recommended plan
 	DelayChangePct float64         `json:"delay_change_pct"`
+	// Signal is the signal controller's plan where the network carries the intersection's program.
+	Signal *SignalPlan `json:"signal,omitempty"`
 }
 
 // Effect is the measured state of an intersection's approaches at one moment.

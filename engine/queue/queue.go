@@ -23,6 +23,8 @@ const (
 	// DropOldest discards the oldest item to make room: newer state supersedes it (a latest-value mailbox,
 	// alert deliveries).
 	DropOldest
+	// Merge merges the new item into the one waiting (Mailbox): the consumer gets the state after both.
+	Merge
 )
 
 func (p Policy) String() string {
@@ -31,6 +33,8 @@ func (p Policy) String() string {
 		return "reject"
 	case DropOldest:
 		return "drop_oldest"
+	case Merge:
+		return "merge"
 	}
 	return "block"
 }

@@ -73,3 +73,25 @@ func TestDropOldestKeepsTheNewest(t *testing.T) {
 		t.Errorf("stat %+v", st)
 	}
 }
+
+func TestMailboxMergesWhatWasNotTaken(t *testing.T) {
+	m := NewMailbox("hub-mailbox", func(old, nu []int) []int { return append(old, nu...) })
+	m.Put([]int{1})
+	m.Put([]int{2})
+	m.Put([]int{3})
+	v, ok := m.Take()
+	if !ok || len(v) != 3 || v[0] != 1 || v[2] != 3 {
+		t.Fatalf("took %v %v, want [1 2 3] merged in order", v, ok)
+	}
+	if st := m.Stat(); st.Len != 0 || st.Pushed != 3 || st.Full != 2 || st.Policy.String() != "merge" {
+		t.Errorf("stat %+v", st)
+	}
+	got := make(chan bool)
+	go func() { _, ok := m.Take(); got <- ok }()
+	m.Close()
+	if <-got {
+		t.Error("Take after Close returned an item")
+	}
+	m.Put([]int{4}) // ignored
+	m.Close()
+}

@@ -38,6 +38,9 @@ type Config struct {
 	RawMem   memory.Allocator
 	Network  *geo.Network
 	FreeFlow func(cell uint64) (kmh float64, ok bool)
+	// ObserveRows, when set, is given every dispatched batch with the link each row was matched to (-1: none)
+	// and its position along it (a fraction of the link), on the dispatcher goroutine; it must not keep rec.
+	ObserveRows func(rec arrow.Record, links []int32, offs []float32)
 }
 
 // MinTime marks "no event yet".
@@ -56,6 +59,8 @@ type Set struct {
 	rowsBuf  [][]int32
 	linksBuf [][]int32
 	offsBuf  [][]float32
+	rowLinks []int32 // per row, for ObserveRows
+	rowOffs  []float32
 	matcher  *geo.Matcher
 	linkIdx  map[string]int32
 	topo     *incident.Topology // read-only; nil without a road network
@@ -117,6 +122,7 @@ func (s *Set) Dispatch(rec arrow.Record, horizon, now int64) bool {
 		s.linksBuf[i] = s.linksBuf[i][:0]
 		s.offsBuf[i] = s.offsBuf[i][:0]
 	}
+	s.rowLinks, s.rowOffs = s.rowLinks[:0], s.rowOffs[:0]
 	var ids *array.String
 	var lat, lng *array.Float64
 	var heading *array.Float32
@@ -144,7 +150,13 @@ func (s *Set) Dispatch(rec arrow.Record, horizon, now int64) bool {
 			}
 			s.linksBuf[sh] = append(s.linksBuf[sh], li)
 			s.offsBuf[sh] = append(s.offsBuf[sh], off)
+			if s.cfg.ObserveRows != nil {
+				s.rowLinks, s.rowOffs = append(s.rowLinks, li), append(s.rowOffs, off)
+			}
 		}
+	}
+	if s.cfg.ObserveRows != nil && s.matcher != nil {
+		s.cfg.ObserveRows(rec, s.rowLinks, s.rowOffs)
 	}
 	ok := true
 	for i, rows := range s.rowsBuf {

@@ -137,6 +137,9 @@ func (z *Zone) Validate() error {
 		if b := ringBBox(z.Polygon); b.MaxLng-b.MinLng > 2 || b.MaxLat-b.MinLat > 2 {
 			return errors.New("polygon spans more than 2 degrees: a zone is a part of a city")
 		}
+		if a := ringArea(z.Polygon); !(a > 1e-12) {
+			return errors.New("polygon has no area (its vertices are on one line)")
+		}
 	}
 	for i, l := range z.Links {
 		if l == "" || len(l) > 128 {
@@ -241,7 +244,11 @@ func buildShape(z *Zone, res int, net *geo.Network) (*shape, error) {
 		if est := bboxAreaKm2(s.bbox) / cellAreaKm2(res); est > 4*MaxCoverCells {
 			return nil, fmt.Errorf("polygon covers about %.0f H3 cells at resolution %d (at most %d)", est, res, MaxCoverCells)
 		}
-		for _, c := range h3.PolygonToCells(h3.GeoPolygon{GeoLoop: loop}, res) {
+		cells, err := polygonCells(loop, res)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cells {
 			s.cells = append(s.cells, uint64(c))
 		}
 		if len(s.cells) > MaxCoverCells {
@@ -297,6 +304,26 @@ func buildShape(z *Zone, res int, net *geo.Network) (*shape, error) {
 	s.bbox.MinLat, s.bbox.MaxLat = s.bbox.MinLat-dLat, s.bbox.MaxLat+dLat
 	s.bbox.MinLng, s.bbox.MaxLng = s.bbox.MinLng-dLng, s.bbox.MaxLng+dLng
 	return s, nil
+}
+
+// polygonCells is h3.PolygonToCells, which panics on some degenerate polygons (h3-go v4.1.0 indexes an empty
+// result): that is a refused polygon, not a crash.
+func polygonCells(loop h3.GeoLoop, res int) (cells []h3.Cell, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			cells, err = nil, fmt.Errorf("cannot cover the polygon with H3 cells: %v", v)
+		}
+	}()
+	return h3.PolygonToCells(h3.GeoPolygon{GeoLoop: loop}, res), nil
+}
+
+// ringArea is the ring's area in square degrees (shoelace).
+func ringArea(ring [][2]float64) float64 {
+	var a float64
+	for i, j := 0, len(ring)-1; i < len(ring); j, i = i, i+1 {
+		a += ring[j][0]*ring[i][1] - ring[i][0]*ring[j][1]
+	}
+	return math.Abs(a) / 2
 }
 
 func ringBBox(ring [][2]float64) geo.BBox {

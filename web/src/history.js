@@ -93,7 +93,7 @@ export class HistoryPanel {
     this.render();
     this.load();
     clearInterval(this.timer);
-    this.timer = setInterval(() => { if (!this.box.hidden) this.load(); }, 60_000);
+    this.timer = setInterval(() => { if (!this.box.hidden && !this.drawing) this.load(true); }, 60_000);
   }
 
   close() {
@@ -112,13 +112,19 @@ export class HistoryPanel {
     return q + extra;
   }
 
-  async load() {
+  // load fetches the chart and the districts; a background refresh (every minute) redraws only when the
+  // answer changed, so what the operator is pointing at is not replaced under the mouse.
+  async load(background = false) {
     const gen = (this.gen = (this.gen || 0) + 1);
     this.loading = true;
-    this.render();
+    if (!background) this.render();
+    let changed = true;
     try {
       const [main, districts] = await Promise.all([api(this.query()), api(`/api/v1/history?metric=${this.metric}&from=-${this.hours}h&res=${DISTRICT_RES}`)]);
       if (gen !== this.gen) return;
+      const key = JSON.stringify([main.series, districts.series]);
+      changed = key !== this.key || !background;
+      this.key = key;
       this.data = main;
       this.districts = districts;
       this.error = null;
@@ -127,7 +133,7 @@ export class HistoryPanel {
       this.error = e.status === 404 ? t('hist.none') : e.message;
     }
     this.loading = false;
-    this.render();
+    if (changed) this.render();
   }
 
   setMetric(m) {
@@ -211,6 +217,7 @@ export class HistoryPanel {
     wrap.append(box.firstChild);
     const last = [...pts].reverse().find((p) => p[1] != null);
     const missing = (this.data.missing || []).reduce((a, [f, to]) => a + (Date.parse(to) - Date.parse(f)), 0);
+    // (The minute in progress is not "missing": the server leaves it out of the list.)
     wrap.append(el('div', { class: 'sub' },
       el('span', { text: `${dateTime(t0)} – ${clock(t1, false)} · ${t('hist.step', { m: num(this.data.step_s / 60) })}` }),
       last ? el('span', { text: ` · ${t('hist.last')} ${num(last[1], this.metric === 'tpi' ? 2 : this.metric === 'speed' ? 1 : 0)} ${unitOf(this.metric)}` }) : null,

@@ -13,13 +13,14 @@ import { Queue } from './queue.js';
 import { $, LEVELS, LEVEL_COLOR, LEVEL_LABEL, clock, distanceM, el, label, levelOfTPI, num, titleCase, toast } from './util.js';
 import { LANGS, apply as applyI18n, getLang, onChange as onLangChange, setLang, setTimeZone, setUser, t } from './i18n.js';
 import { HistoryPanel, Sparklines } from './history.js';
+import { ZonesPanel } from './zones.js';
 
 const state = {
   cells: new Map(), res: 9, baseRes: 9, window: localStorage.getItem('cb_window') || '300s',
   units: new Map(), transit: new Map(), sensors: new Map(), features: new Set(), status: null, eventNow: 0,
   layers: JSON.parse(localStorage.getItem('cb_layers') || '{}'),
 };
-let cityMap, live, queue, detail, cityMap_roadsHook, dispatcher, intersections, replay, historyPanel, sparks;
+let cityMap, live, queue, detail, cityMap_roadsHook, dispatcher, intersections, replay, historyPanel, sparks, zonesPanel;
 const history = new History();
 
 // ---------- login ----------
@@ -78,6 +79,7 @@ function relabel() {
   updateKPIs();
   cityMap.relabel();
   historyPanel.relabel();
+  zonesPanel?.relabel();
   sparks.draw();
   if (detail.cur && !detail.box.hidden) {
     if (detail.cur.kind === 'intersection') intersections.render();
@@ -196,6 +198,9 @@ function startApp() {
   historyPanel = new HistoryPanel(cityMap, () => ({ replaying: state.replaying && replay?.own ? replay.id : null }));
   sparks = new Sparklines();
   $('hist-open').addEventListener('click', () => historyPanel.toggle());
+  zonesPanel = new ZonesPanel(cityMap);
+  $('zones-open').addEventListener('click', () => zonesPanel.toggle());
+  live.addEventListener('alerts', (e) => zonesPanel.onAlerts(e.detail.alerts));
 
   $('window').addEventListener('change', (e) => {
     state.window = e.target.value;
@@ -212,7 +217,7 @@ function startApp() {
   setInterval(pollUnits, 4000);
   setInterval(() => cityMap.loadLinks(state.window), 5000);
   setInterval(ageOut, 30000);
-  window.citybrain = { state, get map() { return cityMap.map; }, cityMap, live, queue, detail, dispatcher, intersections, replay, historyPanel, sparks };
+  window.citybrain = { state, get map() { return cityMap.map; }, cityMap, live, queue, detail, dispatcher, intersections, replay, historyPanel, sparks, zonesPanel };
 }
 
 // enterTimeline switches the REST-fed parts between the live city and a replay session: while replaying, the
@@ -237,7 +242,7 @@ function enterTimeline(replaying) {
 
 function layersWanted() {
   const l = ['cells', 'incidents', 'units'];
-  for (const f of ['transit', 'sensors']) if (state.features.has(f)) l.push(f);
+  for (const f of ['transit', 'sensors', 'alerts']) if (state.features.has(f)) l.push(f);
   return l;
 }
 
@@ -517,10 +522,11 @@ document.addEventListener('keydown', (e) => {
   else if (k === 'c' || k === 'C') queue.act(queue.selected, 'confirmed');
   else if (k === 'x' || k === 'X') queue.act(queue.selected, 'dismissed');
   else if (k === 'd' || k === 'D') { const inc = queue.items.get(queue.selected); if (inc) dispatcher.send(inc); }
-  else if (k === 'Escape') { detail.close(); queue.selected = null; queue.render(); cityMap.select(null); dispatcher.show(null); $('replay-form').hidden = true; historyPanel.cancelDraw(); }
+  else if (k === 'Escape') { detail.close(); queue.selected = null; queue.render(); cityMap.select(null); dispatcher.show(null); $('replay-form').hidden = true; historyPanel.cancelDraw(); zonesPanel?.cancelDraw(); }
   else if (k === '?') help.hidden = false;
   else if (k === 'w' || k === 'W') document.documentElement.classList.toggle('wall');
   else if (k === 'h' || k === 'H') historyPanel.toggle();
+  else if (k === 'z' || k === 'Z') zonesPanel?.toggle();
   else if (k === 'l' || k === 'L') setLang(getLang() === 'en' ? 'zh-CN' : 'en');
   else if (k === ' ' && replay?.active) $('tb-play').click();
   else if (/^[1-9]$/.test(k) && LAYERS[Number(k) - 1]) { const l = LAYERS[Number(k) - 1]; toggleLayer(l.key, !state.layers[l.key]); }

@@ -127,6 +127,7 @@ export class CityMap extends EventTarget {
       for (const l of LAYERS) this.setLayer(l.key, this.toggles[l.key] ?? l.on);
       if (this.roads) this.map.getSource('roads').setData(this.roads);
       this.loadNetwork();
+      this.basemap.relabel(); // the language may have changed while the style loaded
       this.basemap.load();
       this.flush();
       onLoad?.();

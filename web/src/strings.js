@@ -2,6 +2,8 @@
 // step: test/i18n.test.mjs fails when a key of EN is missing from ZH or a placeholder differs. Codes of the
 // server (incident types, statuses, roles, road classes, …) are named by '<group>.<code>' keys; a code with no
 // key is shown as it comes.
+import { ZONES_EN, ZONES_ZH } from './strings_zones.js';
+
 export const EN = {
   'app.title': 'CityBrain Command Center',
   'app.name': 'Command Center',
@@ -395,3 +397,6 @@ export const ZH = {
   'field.flow_vph': '流量（辆/时）', 'field.occupancy': '占有率', 'field.pm25': 'PM2.5', 'field.water_level_m': '水位（米）',
   'field.confidence': '置信度', 'field.status': '状态',
 };
+
+Object.assign(EN, ZONES_EN);
+Object.assign(ZH, ZONES_ZH);

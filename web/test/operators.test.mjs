@@ -127,11 +127,22 @@ describe('operators', { timeout: 900_000 }, () => {
       assert.ok(await page.$eval('#history svg.hist-chart path[d^="M"]', (e) => e.getAttribute('d').length > 5), 'a line is drawn');
       // A district: its own series.
       await page.waitForSelector('#history .hist-districts li', { timeout: 20_000 });
+      await waitFor(() => page.evaluate(() => !window.citybrain.historyPanel.loading), { what: 'history loaded' });
       await page.click('#history .hist-districts li');
       await waitFor(async () => /District|片区/.test(await page.textContent('#history .hist-sub')), { what: 'district chart' });
       // A drawn area around the middle of the map.
       await page.click('#hist-draw');
-      const box = await page.evaluate(() => { const r = window.citybrain.map.getCanvas().getBoundingClientRect(); return { x: r.left + r.width * 0.4, y: r.top + r.height * 0.35, w: r.width * 0.25, h: r.height * 0.3 }; });
+      // A rectangle on the map where no panel covers it (corners and middle are the map's canvas).
+      const box = await page.evaluate(() => {
+        const cv = window.citybrain.map.getCanvas(), r = cv.getBoundingClientRect();
+        for (const fx of [0.3, 0.2, 0.1, 0.4]) for (const fy of [0.08, 0.2, 0.35]) {
+          const b = { x: r.left + r.width * fx, y: r.top + r.height * fy, w: r.width * 0.15, h: r.height * 0.2 };
+          const pts = [[b.x, b.y], [b.x + b.w, b.y + b.h], [b.x + b.w / 2, b.y + b.h / 2], [b.x + b.w, b.y], [b.x, b.y + b.h]];
+          if (pts.every(([x, y]) => document.elementFromPoint(x, y) === cv)) return b;
+        }
+        return null;
+      });
+      assert.ok(box, 'a free rectangle on the map');
       await page.mouse.move(box.x, box.y);
       await page.mouse.down();
       await page.mouse.move(box.x + box.w / 2, box.y + box.h / 2, { steps: 4 });

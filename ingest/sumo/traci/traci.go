@@ -109,13 +109,23 @@ func (c *Client) Version() (string, error) {
 
 // Step advances the simulation by one step.
 func (c *Client) Step() error {
+	_, err := c.StepSubs()
+	return err
+}
+
+// StepSubs advances the simulation by one step and returns the subscribed values (see Subscribe).
+func (c *Client) StepSubs() ([]Sub, error) {
 	c.begin()
 	var p [8]byte
 	c.cmd(cmdSimStep, p[:])
-	if _, err := c.flush(); err != nil {
-		return fmt.Errorf("cannot step simulation: %w", err)
+	res, err := c.flush()
+	if err != nil {
+		return nil, fmt.Errorf("cannot step simulation: %w", err)
 	}
-	return nil
+	if res[0].Err != nil {
+		return nil, fmt.Errorf("cannot step simulation: %w", res[0].Err)
+	}
+	return res[0].subs, nil
 }
 
 // Batch collects get and set commands sent in one message.
@@ -165,12 +175,19 @@ func (b *Batch) SetString(cmd, v byte, id, x string) {
 
 // Result is one command's answer.
 type Result struct {
-	Err error  // the command failed (e.g. unknown object)
-	raw []byte // the value of a get: type byte and value
+	Err  error  // the command failed (e.g. unknown object)
+	raw  []byte // the value of a get: type byte and value
+	subs []Sub  // subscription results of a step or a subscribe command
 }
 
-// Do sends the batch and returns one result per command, in order.
-func (b *Batch) Do() ([]Result, error) { return b.c.flush() }
+// Do sends the batch and returns one result per command, in order. An empty batch sends nothing (SUMO closes
+// the connection on an empty message).
+func (b *Batch) Do() ([]Result, error) {
+	if b.n == 0 {
+		return nil, nil
+	}
+	return b.c.flush()
+}
 
 // Int, Float, String, Strings decode a get result.
 func (r Result) Int() int {
@@ -306,9 +323,21 @@ func (c *Client) flush() ([]Result, error) {
 		}
 		switch {
 		case sid == cmdSimStep && status == 0:
-			if n := d.i32(); n != 0 {
-				return out, fmt.Errorf("cannot parse TraCI step: %d subscription results (none requested)", n)
+			n := int(d.i32())
+			if n < 0 || n > len(d.b) {
+				return out, fmt.Errorf("cannot parse TraCI step: %d subscription results", n)
 			}
+			subs, err := readSubs(d, n)
+			if err != nil {
+				return out, err
+			}
+			res.subs = subs
+		case sid >= 0xd0 && sid <= 0xdf && status == 0:
+			subs, err := readSubs(d, 1)
+			if err != nil {
+				return out, err
+			}
+			res.subs = subs
 		case sid == cmdGetVersion && status == 0:
 			b, _ := d.cmdBody()
 			res.raw = b

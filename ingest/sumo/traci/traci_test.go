@@ -104,4 +104,45 @@ func TestTraCIBologna(t *testing.T) {
 		t.Fatalf("vehicle %s: %v %v %v", veh, err, res[0].Err, res[1].Float())
 	}
 	t.Logf("%s; %d traffic lights; vehicle %s next signals %+v", v, len(tls), veh, res[0].NextTLS())
+
+	// Subscriptions: departures, a vehicle's position and speed, a lane's counts, every step.
+	if _, err := c.Subscribe(CmdSubSim, "", VarDepartedIDs); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := c.Subscribe(CmdSubVeh, veh, VarPosition, VarSpeed, VarLaneID)
+	if err != nil || len(sub.Vals) != 3 {
+		t.Fatalf("vehicle subscription: %+v %v", sub, err)
+	}
+	if x, y, ok := sub.Vals[0].Pos(); !ok || x == 0 && y == 0 {
+		t.Errorf("position %v %v %v", x, y, ok)
+	}
+	lane := sub.Vals[2].String()
+	if _, err := c.Subscribe(CmdSubLane, lane, VarLaneN, VarLaneHalt); err != nil {
+		t.Fatal(err)
+	}
+	departures, laneSeen := 0, 0
+	for i := 0; i < 20; i++ {
+		subs, err := c.StepSubs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range subs {
+			switch {
+			case s.Cmd == CmdSubSim+0x10 && len(s.Vals) == 1:
+				departures += len(s.Vals[0].Strings())
+			case s.Cmd == CmdSubLane+0x10 && s.ID == lane && len(s.Vals) == 2 && s.Vals[0].Int() >= 0:
+				laneSeen++
+			}
+		}
+	}
+	if departures == 0 || laneSeen != 20 {
+		t.Errorf("20 steps: %d departures, lane %s reported %d times", departures, lane, laneSeen)
+	}
+	// An empty batch sends nothing (SUMO would close the connection).
+	if res, err := c.NewBatch().Do(); err != nil || res != nil {
+		t.Errorf("empty batch: %v %v", res, err)
+	}
+	if err := c.Step(); err != nil {
+		t.Errorf("step after an empty batch: %v", err)
+	}
 }

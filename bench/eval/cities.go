@@ -1,0 +1,366 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"citybrain/geo"
+)
+
+// The corpus: road networks the engine is scored on, each with near-capacity demand, loops, signal programs
+// and the SUMO options every run shares. A city is built once into the cache directory (networks, detector
+// files, per-seed demand) and then reused by every run.
+
+// city is one road network of the corpus.
+type city struct {
+	Name string
+	// What: where the network and demand come from (for the report).
+	What string
+	// Period is randomTrips.py's period (s between departures) for generated demand, chosen so the network
+	// runs near capacity: standing queues at red lights and spillback, without gridlock (measured on 25-min
+	// runs: running vehicles level off instead of growing). 0: the scenario's own demand.
+	Period float64
+	build  func(ctx context.Context, b *builder) error
+}
+
+// cities is the corpus in its fixed order.
+var cities = []city{
+	{Name: "bologna", What: "Bologna Andrea Costa (OSM, DLR): the scenario's own demand from real counts, buses, signal programs and its 58 real loop sites", build: buildBologna},
+	{Name: "monaco", What: "Monaco centre (OSM MoST extract, netconvert with the OSM signals), randomTrips demand", Period: 0.8, build: buildMonaco},
+	{Name: "hangzhou", What: "Hangzhou east of West Lake (City Brain roadnet via SUMO's citybrain_road.py, 247 signals), randomTrips demand", Period: 1.1, build: buildCityBrain("hangzhou")},
+	{Name: "nanchang", What: "Nanchang piece, 36 intersections (City Brain warm-up roadnet via citybrain_road.py), randomTrips demand", Period: 0.6, build: buildCityBrain("nanchang-small")},
+	{Name: "grid", What: "netgenerate grid 7×7, 200 m blocks, 2 lanes, every junction signalised", Period: 0.3, build: buildNetgen("grid")},
+	{Name: "spider", What: "netgenerate spider, 8 arms × 5 rings, 150 m, 2 lanes, signalised", Period: 0.45, build: buildNetgen("spider")},
+	{Name: "random", What: "netgenerate random, 120 iterations, 1–3 lanes, signal programs guessed", Period: 0.7, build: buildNetgen("random")},
+}
+
+func cityByName(name string) (*city, bool) {
+	for i := range cities {
+		if cities[i].Name == name {
+			return &cities[i], true
+		}
+	}
+	return nil, false
+}
+
+// CityNames lists the corpus's cities in order.
+func CityNames() []string {
+	out := make([]string, len(cities))
+	for i, c := range cities {
+		out[i] = c.Name
+	}
+	return out
+}
+
+// builder builds one city into its directory of the cache.
+type builder struct {
+	cfg  *Config
+	dir  string // the city's directory
+	city *city
+	// Set by build:
+	net         string   // the .net.xml, relative to dir
+	additionals []string // additional files (vtypes, tls, bus stops), relative to dir
+	detectors   string   // the e1 detector definitions, relative to dir (freq E1PeriodS, file e1.xml)
+	routes      []string // fixed route files (the scenario's own demand), relative to dir
+}
+
+// cityFiles is a built city: what a SUMO run of it needs.
+type cityFiles struct {
+	Dir         string
+	Net         string
+	Additionals []string
+	Detectors   string
+	Routes      []string
+	Period      float64
+	net         *geo.Network
+}
+
+// buildCity builds c into cache/cities/NAME (once: a city whose files exist is not built again) and loads
+// its network.
+func buildCity(ctx context.Context, cfg *Config, c *city) (*cityFiles, error) {
+	dir := filepath.Join(cfg.cacheDir(), "cities", c.Name)
+	stamp := filepath.Join(dir, "built-"+corpusVersion)
+	b := &builder{cfg: cfg, dir: dir, city: c}
+	if _, err := os.Stat(stamp); err != nil {
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, fmt.Errorf("cannot clear the city dir (%s): %w", dir, err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("cannot create the city dir (%s): %w", dir, err)
+		}
+		fmt.Fprintf(cfg.Log, "eval: building %s in %s\n", c.Name, dir)
+		if err := c.build(ctx, b); err != nil {
+			return nil, fmt.Errorf("cannot build city %s: %w", c.Name, err)
+		}
+		if b.detectors == "" {
+			if err := b.placeLoops(); err != nil {
+				return nil, err
+			}
+		}
+		if err := writeFileLines(filepath.Join(dir, "files"), []string{b.net, b.detectors, strings.Join(b.additionals, ","), strings.Join(b.routes, ",")}); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(stamp, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
+			return nil, fmt.Errorf("cannot mark the city built: %w", err)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "files"))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the built city (%s): %w", dir, err)
+	}
+	lines := strings.Split(string(data), "\n")
+	for len(lines) < 4 {
+		lines = append(lines, "")
+	}
+	cf := &cityFiles{Dir: dir, Net: lines[0], Detectors: lines[1], Additionals: splitNonEmpty(lines[2]), Routes: splitNonEmpty(lines[3]), Period: c.Period}
+	cf.net, err = geo.LoadSUMONetFile(filepath.Join(dir, cf.Net))
+	if err != nil {
+		return nil, fmt.Errorf("cannot load the network of %s: %w", c.Name, err)
+	}
+	return cf, nil
+}
+
+func splitNonEmpty(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func writeFileLines(path string, lines []string) error {
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	return nil
+}
+
+// tool runs a SUMO tool niced (the machine is shared) in dir, returning its error with the end of its output.
+func tool(ctx context.Context, dir, name string, args ...string) error {
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, "nice", append([]string{"-n", "10", name}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "SUMO_HOME="+sumoHome())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		s := string(out)
+		if len(s) > 600 {
+			s = "…" + s[len(s)-600:]
+		}
+		return fmt.Errorf("cannot run %s %s: %w (output %q)", name, strings.Join(args, " "), err, s)
+	}
+	return nil
+}
+
+func sumoHome() string {
+	if h := os.Getenv("SUMO_HOME"); h != "" {
+		return h
+	}
+	return "/usr/share/sumo"
+}
+
+func copyFile(dst, src string, edit func([]byte) []byte) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("cannot copy %s: %w", src, err)
+	}
+	if edit != nil {
+		data = edit(data)
+	}
+	if err := os.WriteFile(dst, data, 0o644); err != nil {
+		return fmt.Errorf("cannot copy %s to %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+var (
+	freqAttr = regexp.MustCompile(`freq="[0-9.]*"`)
+	fileAttr = regexp.MustCompile(`file="[^"]*"`)
+)
+
+// loopFile rewrites e1 definitions to report every E1PeriodS into e1.xml.
+func loopFile(data []byte) []byte {
+	s := freqAttr.ReplaceAllString(string(data), fmt.Sprintf(`freq="%d"`, E1PeriodS))
+	return []byte(fileAttr.ReplaceAllString(s, `file="e1.xml"`))
+}
+
+func buildBologna(_ context.Context, b *builder) error {
+	src := filepath.Join(b.cfg.DataRoot, bolognaDir)
+	for _, f := range []string{"acosta_buslanes.net.xml", "acosta.rou.xml", "acosta_busses.rou.xml", "acosta_vtypes.add.xml",
+		"acosta_bus_stops.add.xml", "acosta_tls.add.xml"} {
+		if err := copyFile(filepath.Join(b.dir, f), filepath.Join(src, f), nil); err != nil {
+			return err
+		}
+	}
+	if err := copyFile(filepath.Join(b.dir, "detectors.add.xml"), filepath.Join(src, "acosta_detectors.add.xml"), loopFile); err != nil {
+		return err
+	}
+	b.net, b.detectors = "acosta_buslanes.net.xml", "detectors.add.xml"
+	b.additionals = []string{"acosta_vtypes.add.xml", "acosta_bus_stops.add.xml", "acosta_tls.add.xml"}
+	b.routes = []string{"acosta.rou.xml", "acosta_busses.rou.xml"}
+	return nil
+}
+
+// Monaco's centre: the MoST OSM extract cut to the principality (the whole extract, with the A8 and the
+// hills behind, is five times larger and mostly empty road).
+const monacoBox = "7.405,43.727,7.440,43.752"
+
+func buildMonaco(ctx context.Context, b *builder) error {
+	src := filepath.Join(b.cfg.DataRoot, "sumo", "monaco", "network.osm")
+	b.net = "monaco.net.xml"
+	return tool(ctx, b.dir, "netconvert", "--osm-files", src,
+		"--type-files", filepath.Join(sumoHome(), "data", "typemap", "osmNetconvert.typ.xml"),
+		"--geometry.remove", "--roundabouts.guess", "--ramps.guess", "--junctions.join", "--tls.guess-signals", "--tls.join",
+		"--keep-edges.in-geo-boundary", monacoBox, "--keep-edges.by-vclass", "passenger", "--remove-edges.isolated",
+		"--no-warnings", "-o", b.net)
+}
+
+func buildCityBrain(name string) func(context.Context, *builder) error {
+	return func(ctx context.Context, b *builder) error {
+		src := filepath.Join(b.cfg.DataRoot, "citybrain", name, "roadnet.txt")
+		b.net = name + ".net.xml"
+		script := filepath.Join(sumoHome(), "tools", "import", "citybrain", "citybrain_road.py")
+		// citybrain_road.py (SUMO 1.15) exits 1 after "Success." when netconvert printed warnings: the net is
+		// written all the same.
+		err := tool(ctx, b.dir, "python3", script, "-n", src, "-o", b.net)
+		if _, serr := os.Stat(filepath.Join(b.dir, b.net)); serr != nil {
+			return fmt.Errorf("cannot convert the %s roadnet: %v", name, err)
+		}
+		return nil
+	}
+}
+
+// Where the generated networks are placed on the globe (UTM zone 33 north, easting and northing of their
+// origin): SUMO writes geo FCD and the engine map-matches in degrees, so each needs a projection.
+var netgenOrigin = map[string][2]float64{"grid": {500000, 5000000}, "spider": {500000, 5010000}, "random": {500000, 5020000}}
+
+func buildNetgen(kind string) func(context.Context, *builder) error {
+	return func(ctx context.Context, b *builder) error {
+		b.net = kind + ".net.xml"
+		common := []string{"--default.speed", "13.89", "--default-junction-type", "traffic_light", "--no-turnarounds", "true", "-o", b.net}
+		var args []string
+		switch kind {
+		case "grid":
+			args = []string{"--grid", "--grid.number", "7", "--grid.length", "200", "--default.lanenumber", "2"}
+		case "spider":
+			args = []string{"--spider", "--spider.arm-number", "8", "--spider.circle-number", "5", "--spider.space-radius", "150",
+				"--spider.omit-center", "--default.lanenumber", "2"}
+		case "random":
+			args = []string{"--rand", "--rand.iterations", "120", "--rand.min-distance", "120", "--rand.max-distance", "300",
+				"--seed", "7", "--default.lanenumber", "2", "--rand.random-lanenumber", "--tls.guess"}
+		}
+		if err := tool(ctx, b.dir, "netgenerate", append(args, common...)...); err != nil {
+			return err
+		}
+		o := netgenOrigin[kind]
+		return placeNet(filepath.Join(b.dir, b.net), o[0], o[1])
+	}
+}
+
+var locationRE = regexp.MustCompile(`<location [^>]*/>`)
+var convRE = regexp.MustCompile(`convBoundary="([^"]*)"`)
+
+// placeNet gives a generated network a UTM projection with its origin at (e, n) in zone 33.
+func placeNet(path string, e, n float64) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("cannot place the net: %w", err)
+	}
+	loc := locationRE.Find(data)
+	m := convRE.FindSubmatch(loc)
+	if loc == nil || m == nil {
+		return fmt.Errorf("cannot place the net %s: no <location> with a convBoundary", path)
+	}
+	var cb [4]float64
+	for i, p := range strings.Split(string(m[1]), ",") {
+		if i < 4 {
+			cb[i], _ = strconv.ParseFloat(p, 64)
+		}
+	}
+	const zone = 33
+	sw := geo.UTMToLatLng(geo.UTMZone{Zone: zone}, cb[0]+e, cb[1]+n)
+	ne := geo.UTMToLatLng(geo.UTMZone{Zone: zone}, cb[2]+e, cb[3]+n)
+	repl := fmt.Sprintf(`<location netOffset="%.2f,%.2f" convBoundary="%s" origBoundary="%.6f,%.6f,%.6f,%.6f" projParameter="+proj=utm +zone=%d +ellps=WGS84 +datum=WGS84 +units=m +no_defs"/>`,
+		-e, -n, m[1], sw.Lng, sw.Lat, ne.Lng, ne.Lat, zone)
+	data = locationRE.ReplaceAll(data, []byte(repl))
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return fmt.Errorf("cannot place the net: %w", err)
+	}
+	return nil
+}
+
+// Loops on a city without its own: on 10–30 links (about one link in twelve), every lane, at a random point
+// at least 20 m from either end, reporting every E1PeriodS.
+func (b *builder) placeLoops() error {
+	nt, err := readSUMONet(filepath.Join(b.dir, b.net))
+	if err != nil {
+		return err
+	}
+	var cands []*netEdge
+	for i := range nt.edges {
+		e := &nt.edges[i]
+		if e.carLanes() > 0 && e.length() >= 80 {
+			cands = append(cands, e)
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].ID < cands[j].ID })
+	n := min(30, max(10, len(nt.edges)/12), len(cands))
+	rng := rand.New(rand.NewPCG(nameSeed(b.city.Name), 3))
+	rng.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+	var sb strings.Builder
+	sb.WriteString("<additional>\n")
+	for _, e := range cands[:n] {
+		pos := 20 + rng.Float64()*(e.length()-40)
+		for _, l := range e.Lanes {
+			fmt.Fprintf(&sb, "    <e1Detector id=\"loop_%s_%d\" lane=\"%s\" pos=\"%.1f\" freq=\"%d\" file=\"e1.xml\"/>\n", e.ID, l.Index, l.ID, math.Min(pos, l.LengthM-1), E1PeriodS)
+		}
+	}
+	sb.WriteString("</additional>\n")
+	b.detectors = "detectors.add.xml"
+	return os.WriteFile(filepath.Join(b.dir, b.detectors), []byte(sb.String()), 0o644)
+}
+
+func nameSeed(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
+}
+
+// demand returns the route files of one seed of a city: the scenario's own, or randomTrips.py's (made once
+// per seed and kept in the city's directory).
+func (cf *cityFiles) demand(ctx context.Context, seed int64, endS float64) ([]string, error) {
+	if cf.Period == 0 {
+		return cf.Routes, nil
+	}
+	name := fmt.Sprintf("demand-s%d-%.0f.rou.xml", seed, endS)
+	if _, err := os.Stat(filepath.Join(cf.Dir, name)); err == nil {
+		return []string{name}, nil
+	}
+	tmp := fmt.Sprintf("tmp-s%d.rou.xml", seed)
+	err := tool(ctx, cf.Dir, "python3", filepath.Join(sumoHome(), "tools", "randomTrips.py"), "-n", cf.Net, "-r", tmp,
+		"-o", fmt.Sprintf("trips-s%d.xml", seed), "--period", strconv.FormatFloat(cf.Period, 'f', -1, 64),
+		"--fringe-factor", "5", "--min-distance", "300", "--seed", strconv.FormatInt(seed, 10), "--validate",
+		"-b", "0", "-e", strconv.FormatFloat(endS, 'f', 0, 64), "--vclass", "passenger",
+		"--trip-attributes", `departLane="best" departSpeed="max"`)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Rename(filepath.Join(cf.Dir, tmp), filepath.Join(cf.Dir, name)); err != nil {
+		return nil, fmt.Errorf("cannot keep the demand: %w", err)
+	}
+	return []string{name}, nil
+}

@@ -1,0 +1,308 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+
+	"citybrain/engine"
+	"citybrain/geo"
+	"citybrain/ingest"
+)
+
+// target is a running CityBrain the evaluation feeds: the whole system over HTTP (harness), or the engine
+// behind the real ingest decoder in this process (direct, the default: the same code from the decoder on,
+// without the log and the network in between, so a corpus re-scores in minutes). Both see the same NDJSON.
+type target interface {
+	// send posts one batch and returns once the engine has applied it and published its views.
+	send(ctx context.Context, body []byte) (accepted, rejected int, err error)
+	detections(ctx context.Context) ([]Detection, error)
+	// speeds reads the 5-minute window of every link and every cell with a speed.
+	speeds(ctx context.Context) (links map[string]float64, cells map[uint64]float64, err error)
+	stop() error
+}
+
+// engineConfig is the engine configuration `citybrain run --network` uses (system.Start): free-flow speeds
+// per cell from the network's links.
+func engineConfig(net *geo.Network) engine.Config {
+	ecfg := engine.DefaultConfig()
+	ecfg.Tick = Tick
+	if net != nil {
+		ecfg.Network = net
+		ff := net.CellFreeFlowKmh(ecfg.Res)
+		ecfg.FreeFlow = func(cell uint64) (float64, bool) { v, ok := ff[cell]; return v, ok && v > 0 }
+	}
+	return ecfg
+}
+
+// direct is the engine fed through ingest.Ingestor in this process: each batch is decoded, validated and
+// celled exactly as POST /api/v1/events does, then applied as the log consumer would, then a tick is run.
+type direct struct {
+	e   *engine.Engine
+	in  *ingest.Ingestor
+	seq uint64
+	bb  geo.BBox
+}
+
+func newDirect(net *geo.Network) *direct {
+	d := &direct{e: engine.New(engineConfig(net))}
+	d.in = ingest.New(ingest.DefaultConfig(), d)
+	d.bb = geo.BBox{MinLng: -180, MinLat: -90, MaxLng: 180, MaxLat: 90}
+	return d
+}
+
+// Append is the ingest sink: the engine applies the batch as the log consumer would.
+func (d *direct) Append(_ context.Context, rec arrow.Record, _ ingest.BatchID) (uint64, error) {
+	d.seq++
+	return d.seq, d.e.Apply(d.seq, rec)
+}
+
+func (d *direct) AppendDead(context.Context, []ingest.DeadLetter, ingest.BatchID) error { return nil }
+
+func (d *direct) send(ctx context.Context, body []byte) (int, int, error) {
+	res, err := d.in.Ingest(ctx, body, "eval", engine.KindUnknown, "")
+	if err != nil {
+		return 0, 0, fmt.Errorf("cannot ingest a batch: %w", err)
+	}
+	d.e.Flush()
+	return res.Accepted, res.Rejected, nil
+}
+
+func (d *direct) detections(context.Context) ([]Detection, error) {
+	var out []Detection
+	for _, in := range d.e.Incidents() {
+		det := Detection{ID: in.ID, Type: in.Type, Status: in.Status, Lat: in.Lat, Lng: in.Lng, Score: in.Score,
+			DetectedAt: time.UnixMilli(in.DetectedAt).UTC()}
+		if in.ClearedAt > 0 {
+			c := time.UnixMilli(in.ClearedAt).UTC()
+			det.ClearedAt = &c
+		}
+		seen := map[string]bool{}
+		for _, e := range in.Evidence {
+			if !seen[e.Kind] {
+				seen[e.Kind] = true
+				det.Kinds = append(det.Kinds, e.Kind)
+			}
+		}
+		out = append(out, det)
+	}
+	return out, nil
+}
+
+func (d *direct) speeds(context.Context) (map[string]float64, map[uint64]float64, error) {
+	links := map[string]float64{}
+	for _, ls := range d.e.Links(d.bb) {
+		if sp, ok := ls.W[1].Speed(); ok {
+			links[ls.Link.ID] = sp
+		}
+	}
+	cells := map[uint64]float64{}
+	views, err := d.e.Cells(d.e.Config().Res, d.bb)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, v := range views {
+		if sp, ok := v.W[1].Speed(); ok {
+			cells[v.Cell] = sp
+		}
+	}
+	return links, cells, nil
+}
+
+func (d *direct) stop() error { d.e.Stop(); return nil }
+
+// feeder sends events in time order as NDJSON batches of BatchSpan event time, and calls atWindow with each
+// multiple of SpeedWindowS since the scenario's start once everything before it is applied.
+type feeder struct {
+	t        target
+	batchMs  int64
+	end      int64 // exclusive end of the open batch
+	buf      []byte
+	n        int
+	st       feedStats
+	start    int64 // ms
+	nextWin  int64 // ms
+	atWindow func(ctx context.Context, at int64) error
+}
+
+func newFeeder(t target, start time.Time) *feeder {
+	return &feeder{t: t, batchMs: BatchSpan.Milliseconds(), buf: make([]byte, 0, 1<<20), st: feedStats{ByKind: map[string]int{}},
+		start: start.UnixMilli(), nextWin: start.UnixMilli() + SpeedWindowS*1000}
+}
+
+func (f *feeder) add(ctx context.Context, ev *engine.Event) error {
+	if f.n > 0 && ev.TS >= f.end {
+		if err := f.flush(ctx); err != nil {
+			return err
+		}
+	}
+	for ev.TS >= f.nextWin {
+		if err := f.flush(ctx); err != nil {
+			return err
+		}
+		if f.atWindow != nil {
+			if err := f.atWindow(ctx, f.nextWin); err != nil {
+				return err
+			}
+		}
+		f.nextWin += SpeedWindowS * 1000
+	}
+	if f.n == 0 {
+		f.end = (ev.TS/f.batchMs + 1) * f.batchMs
+	}
+	f.buf = ingest.AppendJSON(f.buf, ev)
+	f.buf = append(f.buf, '\n')
+	f.n++
+	f.st.ByKind[ev.Kind.String()]++
+	return nil
+}
+
+func (f *feeder) flush(ctx context.Context) error {
+	if f.n == 0 {
+		return nil
+	}
+	acc, rej, err := f.t.send(ctx, f.buf)
+	if err != nil {
+		return err
+	}
+	f.st.Events += f.n
+	f.st.Accepted += acc
+	f.st.Rejected += rej
+	f.st.Batches++
+	f.buf, f.n = f.buf[:0], 0
+	return nil
+}
+
+// speedScore compares the engine's speeds with the vehicle-seconds truth.
+type speedScore struct {
+	truth  map[obsKey]SpeedObs
+	origin geo.LatLng
+	res    int
+	start  int64
+	pairs  map[string][]speedPair // by unit kind: link, cell, square; link-sample: the probes' own truth
+	low    bool                   // the 5 % probe variant
+}
+
+type speedPair struct {
+	Truth, Est, VehS float64
+}
+
+func newSpeedScore(run *simRun, start time.Time, res int, low bool) *speedScore {
+	s := &speedScore{truth: map[obsKey]SpeedObs{}, origin: run.Origin, res: res, start: start.UnixMilli(), pairs: map[string][]speedPair{}, low: low}
+	for _, o := range run.Speed {
+		s.truth[obsKey{o.Window, o.Unit}] = o
+	}
+	return s
+}
+
+// minVehS: a unit's window is scored when vehicles spent at least this long in it (half a vehicle present
+// on average): below, the truth is one car's whim.
+const minVehS = 150
+
+// speedFloorKmh: errors are relative to max(truth, this), so a queue at 1 km/h read as 3 km/h is not a 200 %
+// error.
+const speedFloorKmh = 5
+
+func (s *speedScore) at(ctx context.Context, t target, at int64) error {
+	links, cells, err := t.speeds(ctx)
+	if err != nil {
+		return err
+	}
+	w := int32((at-s.start)/1000/SpeedWindowS) - 1
+	cellCache := geo.NewCellCache(s.res)
+	for k, o := range s.truth {
+		if k.w != w || o.VehS < minVehS || o.Unit[0] == 'P' || o.Unit[0] == 'Q' {
+			continue
+		}
+		tr := o.SumKmh / o.VehS
+		var est float64
+		var ok bool
+		var kind string
+		switch o.Unit[0] {
+		case 'L':
+			kind = "link"
+			est, ok = links[o.Unit[2:]]
+			// The probe sample's own vehicle-seconds: what sampling alone allows.
+			sample := "P:"
+			if s.low {
+				sample = "Q:"
+			}
+			if p, ok := s.truth[obsKey{w, sample + o.Unit[2:]}]; ok && p.VehS > 0 {
+				s.pairs["link-sample"] = append(s.pairs["link-sample"], speedPair{Truth: tr, Est: p.SumKmh / p.VehS, VehS: o.VehS})
+			} else {
+				s.pairs["link-sample"] = append(s.pairs["link-sample"], speedPair{Truth: tr, Est: math.NaN(), VehS: o.VehS})
+			}
+		case 'C':
+			kind = "cell"
+			c, err := geo.ParseCell(o.Unit[2:])
+			if err != nil {
+				continue
+			}
+			est, ok = cells[c]
+		case 'S':
+			kind = "square"
+			var x, y int
+			if _, err := fmt.Sscanf(o.Unit[2:], "%d,%d", &x, &y); err != nil {
+				continue
+			}
+			p := squareCentre(s.origin, x, y)
+			c, err := cellCache.Cell(p.Lat, p.Lng)
+			if err != nil {
+				continue
+			}
+			est, ok = cells[c]
+		}
+		if !ok {
+			est = math.NaN()
+		}
+		s.pairs[kind] = append(s.pairs[kind], speedPair{Truth: tr, Est: est, VehS: o.VehS})
+	}
+	return nil
+}
+
+// SpeedMetrics sums a set of speed comparisons.
+type SpeedMetrics struct {
+	Units     int     `json:"units"`      // (unit, window) pairs with enough vehicle-seconds
+	Covered   float64 `json:"covered"`    // share of them the engine had a reading for
+	MAPE      float64 `json:"mape"`       // mean |est − truth| / max(truth, 5 km/h) over covered pairs
+	QueueMAPE float64 `json:"queue_mape"` // the same where the truth is under 15 km/h
+	QueueN    int     `json:"queue_n"`
+	Ratio     float64 `json:"median_ratio"` // median est / truth (> 1: reads too fast)
+}
+
+func speedMetrics(ps []speedPair) SpeedMetrics {
+	var m SpeedMetrics
+	var sum, qsum float64
+	var ratios []float64
+	covered := 0
+	for _, p := range ps {
+		m.Units++
+		if math.IsNaN(p.Est) {
+			continue
+		}
+		covered++
+		e := math.Abs(p.Est-p.Truth) / math.Max(p.Truth, speedFloorKmh)
+		sum += e
+		if p.Truth < 15 {
+			qsum += e
+			m.QueueN++
+		}
+		ratios = append(ratios, p.Est/math.Max(p.Truth, 1))
+	}
+	if m.Units > 0 {
+		m.Covered = round3(float64(covered) / float64(m.Units))
+	}
+	if covered > 0 {
+		m.MAPE = round3(sum / float64(covered))
+		sort.Float64s(ratios)
+		m.Ratio = round3(ratios[len(ratios)/2])
+	}
+	if m.QueueN > 0 {
+		m.QueueMAPE = round3(qsum / float64(m.QueueN))
+	}
+	return m
+}

@@ -1,0 +1,410 @@
+package eval
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"citybrain/engine"
+	"citybrain/geo"
+	"citybrain/ingest/sumo"
+)
+
+// corpusVersion changes whenever what a SUMO run produces changes, so cached runs of an older corpus are not
+// read back.
+const corpusVersion = "c2"
+
+// The conditions of issue 12.
+const (
+	ProbeShare     = 0.15 // vehicles carrying a probe
+	ProbeShareLow  = 0.05 // the low-penetration variant: a third of them
+	ProbeIntervalS = 5    // a fix every 5 s, each vehicle with its own phase
+	GPSNoiseM      = 3.0  // Gaussian position noise per axis
+	HeadingNoise   = 5.0  // degrees
+	E1PeriodS      = 30   // loop aggregation
+	RerouteShare   = 0.25 // drivers who reroute around closures (SUMO's rerouting device, every 60 s)
+	SpeedWindowS   = 300  // speed truth and readings per 300 s
+	SquareM        = 150  // speed truth per 150 m square
+	cameraShare    = 0.2  // cameras at a fifth of the signalised junctions
+	cameraRangeM   = 100  // a camera sees vehicles this close to its junction
+	countRangeM    = 30   // and counts those entering this circle, every countEveryS
+	countEveryS    = 10
+	stallS         = 120 // a vehicle standing this long in view raises a stall alarm
+	stallRepeatS   = 60  // and again every minute it still stands
+	standMps       = 0.5 // standing: slower than this
+	camFalsePerH   = 0.3 // planted false alarms per camera-hour
+)
+
+// simStart is the clock time of simulation second 0 (a weekday morning).
+var simStart = time.Date(2026, 11, 27, 7, 30, 0, 0, time.UTC)
+
+func simTime(s float64) time.Time { return simStart.Add(time.Duration(s * float64(time.Second))) }
+
+// Camera is a synthetic video-analytics camera at a signalised junction.
+type Camera struct {
+	ID  string
+	Lat float64
+	Lng float64
+}
+
+// SpeedObs is the vehicle-seconds of one unit (link, 150 m square or engine cell) in one 300-s window, every
+// vehicle (not just probes) at every simulation second: the truth a speed estimate is scored against.
+type SpeedObs struct {
+	Window int32 // index of the window: [Window·300 s, (Window+1)·300 s)
+	// L:<link id>, S:<x>,<y> (150 m squares from the network's south-west corner), C:<h3 cell>; P:<link id>
+	// and Q:<link id> hold only the vehicles of the 15 % and the 5 % probe samples.
+	Unit   string
+	SumKmh float64
+	VehS   float64
+}
+
+// simRun is one SUMO run of a city and seed, turned into the events and truths of every variant.
+type simRun struct {
+	City    string
+	Seed    int64
+	EndS    float64
+	WallS   float64
+	Probes  []engine.Event // ProbeShare of the vehicles, a noisy fix every ProbeIntervalS
+	Low     []bool         // Probes[i] is one of the ProbeShareLow subset
+	Transit []engine.Event // buses (always report, like the probes)
+	Loops   []engine.Event
+	Video   []engine.Event // counts, stall alarms, planted false alarms
+	Cameras []Camera
+	Truths  []Truth
+	Speed   []SpeedObs
+	Origin  geo.LatLng // south-west corner of the square grid
+	Notes   []string
+	Points  int // FCD points read
+}
+
+// runKey names a cached run.
+func runKey(city string, seed int64, endS float64, bs []blockage) string {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s|%s|%d|%g|%g|%g|%d|%+v", corpusVersion, city, seed, endS, ProbeShare, GPSNoiseM, E1PeriodS, bs)
+	return fmt.Sprintf("%s-s%d-%.0fs-%016x.gob", city, seed, endS, h.Sum64())
+}
+
+// simulate returns the run of city cf for seed, from the cache when it holds it.
+func simulate(ctx context.Context, cfg *Config, c *city, cf *cityFiles, seed int64, endS float64) (*simRun, error) {
+	routes, err := cf.demand(ctx, seed, endS)
+	if err != nil {
+		return nil, err
+	}
+	var paths []string
+	for _, r := range routes {
+		paths = append(paths, filepath.Join(cf.Dir, r))
+	}
+	counts, err := routeCounts(paths)
+	if err != nil {
+		return nil, err
+	}
+	nt, err := readSUMONet(filepath.Join(cf.Dir, cf.Net))
+	if err != nil {
+		return nil, err
+	}
+	bs := planBlockages(rand.New(rand.NewPCG(uint64(seed), nameSeed(c.Name))), nt, counts, cf.net, seed, endS)
+	path := filepath.Join(cfg.cacheDir(), "runs", runKey(c.Name, seed, endS, bs))
+	if f, err := os.Open(path); err == nil {
+		defer f.Close()
+		var run simRun
+		if err := gob.NewDecoder(bufio.NewReader(f)).Decode(&run); err != nil {
+			return nil, fmt.Errorf("cannot read the cached run %s (delete it to run SUMO again): %w", path, err)
+		}
+		return &run, nil
+	}
+	fmt.Fprintf(cfg.Log, "eval: %s/seed%d: running SUMO for %.0f simulated s with %d blockages\n", c.Name, seed, endS, len(bs))
+	run, err := runSim(ctx, cfg, c, cf, routes, seed, endS, bs)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(cfg.Log, "eval: %s/seed%d: SUMO took %.0f s; %d FCD points, %d probe fixes, %d truths\n", c.Name, seed, run.WallS, run.Points, len(run.Probes), len(run.Truths))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create the run cache: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(run); err != nil {
+		return nil, fmt.Errorf("cannot encode the run for the cache: %w", err)
+	}
+	if err := os.WriteFile(path+".tmp", buf.Bytes(), 0o644); err != nil {
+		return nil, fmt.Errorf("cannot write the run cache: %w", err)
+	}
+	return run, os.Rename(path+".tmp", path)
+}
+
+// runSim runs SUMO on the city with the blockages, FCD of every vehicle on its standard output read as it is
+// written, and turns it into probes, camera output and the speed truth; then reads the loops and the stops.
+func runSim(ctx context.Context, cfg *Config, c *city, cf *cityFiles, routes []string, seed int64, endS float64, bs []blockage) (*simRun, error) {
+	dir, err := os.MkdirTemp(cfg.TempDir, "citybrain-eval-sumo-")
+	if err != nil {
+		return nil, fmt.Errorf("cannot create the SUMO dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	abs := func(names []string) []string {
+		var out []string
+		for _, n := range names {
+			out = append(out, filepath.Join(cf.Dir, n))
+		}
+		return out
+	}
+	// The detector definitions go into the run's directory: SUMO writes e1.xml next to them.
+	if err := copyFile(filepath.Join(dir, "detectors.add.xml"), filepath.Join(cf.Dir, cf.Detectors), nil); err != nil {
+		return nil, err
+	}
+	if err := writeBlockers(filepath.Join(dir, "blockers.rou.xml"), filepath.Join(dir, "squeeze.add.xml"), bs); err != nil {
+		return nil, err
+	}
+	adds := append(abs(cf.Additionals), filepath.Join(dir, "detectors.add.xml"), filepath.Join(dir, "squeeze.add.xml"))
+	rous := append(abs(routes), filepath.Join(dir, "blockers.rou.xml"))
+	args := []string{"-n", "10", cfg.SUMO, "-n", filepath.Join(cf.Dir, cf.Net), "-a", strings.Join(adds, ","), "-r", strings.Join(rous, ","),
+		"--begin", "0", "--end", strconv.FormatFloat(endS, 'f', 0, 64), "--seed", strconv.FormatInt(seed, 10),
+		"--fcd-output", filepath.Join(dir, "fcd.pipe"), "--fcd-output.geo", "true", "--fcd-output.attributes", "x,y,angle,type,speed,pos,lane",
+		"--stop-output", "stops.xml", "--stop-output.write-unfinished", "true",
+		"--device.rerouting.probability", strconv.FormatFloat(RerouteShare, 'f', -1, 64), "--device.rerouting.period", "60",
+		"--ignore-route-errors", "true", "--log", "sumo.log", "--no-step-log", "true", "--no-warnings", "true",
+		"--duration-log.statistics", "true"}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(sctx, "nice", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "SUMO_HOME="+sumoHome())
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	// FCD through a named pipe, read as SUMO writes it (its standard output carries its own messages).
+	fifo := filepath.Join(dir, "fcd.pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		return nil, fmt.Errorf("cannot create the FCD pipe: %w", err)
+	}
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("cannot run sumo (%s): %w", cfg.SUMO, err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	out, err := openFifo(ctx, fifo, waited)
+	if err != nil {
+		cmd.Process.Kill()
+		return nil, err
+	}
+	defer out.Close()
+	run := &simRun{City: c.Name, Seed: seed, EndS: endS}
+	p := newProcessor(run, cf.net, seed)
+	p.zone = sumo.UTMZoneOf(cf.net.Projection)
+	n, rerr := readFCDFast(out, p.point)
+	if rerr == nil {
+		rerr = p.err
+	}
+	run.Points = n
+	if rerr != nil {
+		io.Copy(io.Discard, out)
+	}
+	werr := <-waited
+	run.WallS = round3(time.Since(t0).Seconds())
+	if werr != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "sumo.log"))
+		return nil, fmt.Errorf("cannot run sumo (%s in %s; stderr %.300q; log %.400q): %w", strings.Join(args, " "), dir, stderr.String(), tail(string(log), 400), werr)
+	}
+	if rerr != nil {
+		return nil, fmt.Errorf("cannot read sumo's FCD: %w", rerr)
+	}
+	p.finish()
+	if log, err := os.ReadFile(filepath.Join(dir, "sumo.log")); err == nil {
+		if i := strings.Index(string(log), "Vehicles:"); i >= 0 {
+			run.Notes = append(run.Notes, "sumo: "+strings.Join(strings.Fields(string(log[i:])), " "))
+		}
+	}
+	// Loops.
+	df, err := os.Open(filepath.Join(dir, "detectors.add.xml"))
+	if err != nil {
+		return nil, fmt.Errorf("cannot open the detectors: %w", err)
+	}
+	defs, err := sumo.ReadDetectors(df)
+	df.Close()
+	if err != nil {
+		return nil, err
+	}
+	sites, err := sumo.PlaceDetectors(defs, cf.net)
+	if err != nil {
+		return nil, err
+	}
+	// SUMO 1.15 sometimes writes an occupancy over 100 % for 30-s intervals (a vehicle counted in two
+	// intervals); a real controller caps it: so does the corpus.
+	e1, err := os.ReadFile(filepath.Join(dir, "e1.xml"))
+	if err != nil {
+		return nil, fmt.Errorf("cannot open e1 output: %w", err)
+	}
+	e1 = occupancyRE.ReplaceAllFunc(e1, func(m []byte) []byte {
+		v, err := strconv.ParseFloat(string(occupancyRE.FindSubmatch(m)[1]), 64)
+		if err != nil || v <= 100 {
+			return m
+		}
+		return []byte(`occupancy="100.00"`)
+	})
+	_, err = sumo.ReadE1(bytes.NewReader(e1), sumo.E1Options{Start: simStart, Sites: sites}, func(e engine.Event) error {
+		run.Loops = append(run.Loops, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	stops, err := readStops(filepath.Join(dir, "stops.xml"))
+	if err != nil {
+		return nil, err
+	}
+	run.Truths = truthsOf(run, bs, stops)
+	run.Video = append(run.Video, plantedFalseAlarms(rand.New(rand.NewPCG(uint64(seed), 17)), run.Cameras, endS)...)
+	return run, nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// truthsOf turns the blockages SUMO really made into truths: a blockage starts when its first lane is blocked
+// and ends when its last blocker leaves; one whose blockers never stopped did not happen; a full closure with
+// a lane that never stopped is a partial one.
+func truthsOf(run *simRun, bs []blockage, stops map[string][2]float64) []Truth {
+	var out []Truth
+	for i, b := range bs {
+		first, last := math.Inf(1), math.Inf(-1)
+		stopped := 0
+		for _, lane := range b.Lanes {
+			s, ok := stops[fmt.Sprintf("%s%d_%s", blockerPrefix, i, lane[strings.LastIndexByte(lane, '_')+1:])]
+			if !ok {
+				continue
+			}
+			stopped++
+			first = math.Min(first, s[0])
+			if !math.IsNaN(s[1]) {
+				last = math.Max(last, s[1])
+			}
+		}
+		if stopped == 0 {
+			run.Notes = append(run.Notes, fmt.Sprintf("%s (%s, %s on %s): no blocker stopped; not a truth", b.ID, b.Class, b.Position, b.Edge))
+			continue
+		}
+		class := b.Class
+		if stopped < len(b.Lanes) {
+			run.Notes = append(run.Notes, fmt.Sprintf("%s (%s on %s): %d of %d blockers stopped; scored as a partial closure", b.ID, b.Class, b.Edge, stopped, len(b.Lanes)))
+			class = ClassPartial
+		}
+		if last < first {
+			last = math.Min(first+b.DurS, run.EndS)
+		}
+		typ := "stalled_vehicle"
+		if class == ClassFull {
+			typ = "crash"
+		}
+		t := Truth{ID: b.ID, Class: class, Position: b.Position, Type: typ, Lat: b.Lat, Lng: b.Lng,
+			Start: simTime(first), End: simTime(last), Lanes: len(b.Lanes) + len(b.Open), LanesBlocked: stopped,
+			Where: fmt.Sprintf("edge %s, %.0f m", b.Edge, b.PosM), Link: b.Edge}
+		if cam, ok := nearestCamera(run.Cameras, geo.LatLng{Lat: b.Lat, Lng: b.Lng}); ok {
+			t.Camera = cam.ID
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// readStops returns [started, ended] (simulated s; ended NaN while unfinished) of every stop by vehicle.
+func readStops(path string) (map[string][2]float64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open stop output (%s): %w", path, err)
+	}
+	out := map[string][2]float64{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.Contains(line, "<stopinfo ") {
+			continue
+		}
+		id, s, e := xmlAttr(line, "id"), xmlAttr(line, "started"), xmlAttr(line, "ended")
+		st, err := strconv.ParseFloat(s, 64)
+		if err != nil || id == "" {
+			continue
+		}
+		en, err := strconv.ParseFloat(e, 64)
+		if err != nil || en < 0 {
+			en = math.NaN()
+		}
+		out[id] = [2]float64{st, en}
+	}
+	return out, nil
+}
+
+func xmlAttr(line, name string) string {
+	i := strings.Index(line, " "+name+"=\"")
+	if i < 0 {
+		return ""
+	}
+	rest := line[i+len(name)+3:]
+	if j := strings.IndexByte(rest, '"'); j >= 0 {
+		return rest[:j]
+	}
+	return ""
+}
+
+// nearestCamera returns the camera closest to p within cameraRangeM.
+func nearestCamera(cams []Camera, p geo.LatLng) (Camera, bool) {
+	best, bd, ok := Camera{}, float64(cameraRangeM), false
+	for _, c := range cams {
+		if d := geo.DistanceM(p, geo.LatLng{Lat: c.Lat, Lng: c.Lng}); d <= bd {
+			best, bd, ok = c, d, true
+		}
+	}
+	return best, ok
+}
+
+// openFifo opens the read end of the FCD pipe; it fails instead of blocking forever when SUMO exits before
+// opening the write end.
+func openFifo(ctx context.Context, path string, waited chan error) (*os.File, error) {
+	type res struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		f, err := os.Open(path)
+		ch <- res{f, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, fmt.Errorf("cannot open the FCD pipe: %w", r.err)
+		}
+		return r.f, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case err := <-waited:
+		waited <- err // for the caller
+		// Unblock the opener with a writer of our own.
+		if w, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+		if r := <-ch; r.f != nil {
+			r.f.Close()
+		}
+		return nil, errors.New("cannot read SUMO's FCD: sumo exited before writing it")
+	}
+}
+
+var occupancyRE = regexp.MustCompile(`occupancy="([^"]*)"`)
+
+// errNoSUMO marks a missing simulator.
+var errNoSUMO = errors.New("sumo is not installed (scripts/install-sumo.sh)")

@@ -1,0 +1,55 @@
+package signals
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// CacheVersion changes whenever a controller or the measurement changes, so cached runs of older code are not
+// reused.
+const CacheVersion = "2026-12-05.7"
+
+// cacheKey names a run by everything that decides its outcome.
+func cacheKey(sc *Scenario, method string, o Options) string {
+	b, _ := json.Marshal(struct {
+		V, Name, Config, Method string
+		End, Begin              int
+		O                       Options
+	}{CacheVersion, sc.Name, sc.Config, method, sc.EndS, sc.BeginS, o})
+	h := sha256.Sum256(b)
+	return fmt.Sprintf("%s-%s-s%d-x%g-%s", sc.Name, method, o.Seed, o.Scale, hex.EncodeToString(h[:6]))
+}
+
+// RunCached returns the cached result of the same run when dir holds one, else runs it and stores the result
+// (dir "" disables the cache).
+func RunCached(ctx context.Context, sc *Scenario, method string, o Options, dir string) (Result, bool, error) {
+	o.fill()
+	if dir == "" {
+		r, err := Run(ctx, sc, method, o)
+		return r, false, err
+	}
+	p := filepath.Join(dir, cacheKey(sc, method, o)+".json")
+	if b, err := os.ReadFile(p); err == nil {
+		var r Result
+		if json.Unmarshal(b, &r) == nil && r.Method == method {
+			return r, true, nil
+		}
+	}
+	r, err := Run(ctx, sc, method, o)
+	if err != nil {
+		return r, false, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return r, false, fmt.Errorf("cannot make cache %s: %w", dir, err)
+	}
+	b, _ := json.MarshalIndent(r, "", "  ")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		return r, false, fmt.Errorf("cannot write cache %s: %w", p, err)
+	}
+	return r, false, nil
+}

@@ -1,0 +1,66 @@
+package signals
+
+import (
+	"reflect"
+	"testing"
+)
+
+func tl(phases ...Phase) *TL {
+	return &TL{ID: "t", Phases: phases, In: map[int]string{0: "a", 1: "b", 2: "c", 3: "d"}}
+}
+
+// run advances a gateway second by second and records the states it shows.
+func shown(g *gateway, from, to float64) []string {
+	var out []string
+	for now := from; now <= to; now++ {
+		if s, ok := g.advance(now); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func TestGatewayTransitions(t *testing.T) {
+	// netconvert-like: G, y, G(left), y, G, y.
+	x := tl(Phase{Dur: 30, State: "GGrr"}, Phase{Dur: 3, State: "yyrr"}, Phase{Dur: 6, State: "GrGr"}, Phase{Dur: 3, State: "yryr"},
+		Phase{Dur: 30, State: "rrGG"}, Phase{Dur: 3, State: "rryy"})
+	g := newGateway(x)
+	if !reflect.DeepEqual(g.mains, []int{0, 2, 4}) {
+		t.Fatalf("mains %v", g.mains)
+	}
+	g.start(0, 0)
+	if got := shown(g, 0, 10); !reflect.DeepEqual(got, []string{"GGrr"}) || g.elapsed(10) != 10 {
+		t.Errorf("start: %v, elapsed %v", got, g.elapsed(10))
+	}
+	// To the next main green: the program's own amber.
+	g.request(1, 10)
+	if got := shown(g, 10, 20); !reflect.DeepEqual(got, []string{"yyrr", "GrGr"}) || g.elapsed(20) != 7 {
+		t.Errorf("to the successor: %v, elapsed %v", got, g.elapsed(20))
+	}
+	// From the left (GrGr) back to the first (GGrr), not its successor: amber only on the link losing green
+	// (c), for the program's amber time; a keeps its green.
+	g.request(0, 20)
+	if got := shown(g, 20, 30); !reflect.DeepEqual(got, []string{"Gryr", "GGrr"}) {
+		t.Errorf("computed amber: %v", got)
+	}
+	if g.switches != 2 {
+		t.Errorf("%d switches", g.switches)
+	}
+	// A request during a transition is ignored.
+	g.request(2, 30)
+	g.request(1, 31)
+	if got := shown(g, 30, 40); !reflect.DeepEqual(got, []string{"yyrr", "rrGG"}) {
+		t.Errorf("transition then ignored request: %v", got)
+	}
+	// Cyclic single main green with an all-red: the whole cycle, back to it.
+	y := tl(Phase{Dur: 30, State: "GGrr", MinDur: 10, MaxDur: 60}, Phase{Dur: 3, State: "yyrr"}, Phase{Dur: 2, State: "rrrr"},
+		Phase{Dur: 20, State: "rrGG"}, Phase{Dur: 3, State: "rryy"})
+	g = newGateway(y)
+	g.cyclic = true
+	g.start(0, 0)
+	shown(g, 0, 5)
+	g.request(0, 5)
+	if got := shown(g, 5, 40); !reflect.DeepEqual(got, []string{"yyrr", "rrrr", "rrGG", "rryy", "GGrr"}) || g.elapsed(40) != 7 {
+		t.Errorf("cyclic single main: %v, elapsed %v", got, g.elapsed(40))
+	}
+}

@@ -1,0 +1,247 @@
+package signals
+
+import "math"
+
+// LaneState is what a controller knows of one incoming lane of a signal at a decision.
+type LaneState struct {
+	Queue    float64 // vehicles standing at or near the stop line
+	Arrivals float64 // vehicles expected at the stop line within the decision horizon
+	SatFlow  float64 // veh/h (0: SatFlowPerLane)
+	// Storage is how many vehicles the lane holds at jam spacing (its length / JamSpacingM; 0: unknown).
+	Storage float64
+	// OutFill is how full (0..1, vehicles over storage) the downstream lanes this lane feeds are, weighted by
+	// where its vehicles go; OutQueue is the vehicles standing there, per downstream lane.
+	OutFill  float64
+	OutQueue float64
+	WaitS    float64 // how long the first vehicle has waited (0 when none waits)
+	// GapS is how long ago a vehicle last crossed the stop line (or the loop just before it); large when none
+	// has. A green whose lanes all show a gap of MaxGapS is not discharging: empty, or blocked downstream.
+	GapS float64
+}
+
+// Control tunes the phase choice.
+type Control struct {
+	MinGreenS float64 // a main green lasts at least this long
+	MaxGreenS float64 // ... and at most this long while another phase has demand
+	// ArrivalWeight counts a vehicle expected within the horizon as this share of a standing one.
+	ArrivalWeight float64
+	// A stage takes over from a current one that is still discharging only when its pressure exceeds
+	// SwitchRatio × the current one's plus SwitchCost (vehicle-equivalents at saturation flow): a change costs
+	// the amber and the start-up loss, so a discharging green is normally served until it gaps out.
+	SwitchRatio float64
+	SwitchCost  float64
+	// SpillFill is the downstream fill from which a lane's pressure is cut (no green into a full link); at
+	// 1.0 it counts nothing.
+	SpillFill float64
+	// MaxWaitS: a lane whose first vehicle has waited this long takes priority (no starvation).
+	MaxWaitS float64
+	// MaxGapS: a green whose lanes have all gone this long without a vehicle crossing has gapped out.
+	MaxGapS float64
+	// Cyclic keeps the program's order of main greens: the choice is only to hold the current one or move on
+	// to the next main green with demand.
+	Cyclic bool
+}
+
+// DefaultControl is the tuning measured in docs/signals.md.
+func DefaultControl() Control {
+	return Control{MinGreenS: 5, MaxGreenS: 60, ArrivalWeight: 0.5, SwitchRatio: 2, SwitchCost: 2, SpillFill: 0.8, MaxWaitS: 120, MaxGapS: 3}
+}
+
+// Decision is the phase choice at one signal.
+type Decision struct {
+	Phase     int       // the main green (index into the phases given) to show now
+	Hold      bool      // Phase is the current one
+	Pressures []float64 // of every main green
+	Reason    string    // min_green, demand, max_green, starvation, spillback, idle
+}
+
+// LanePressure is one lane's weight in max-pressure: its vehicles (standing, plus expected arrivals at
+// ArrivalWeight) less the downstream queue scaled to this lane's storage (capacity-aware: a downstream link
+// as full as this one cancels it), times its saturation flow relative to a standard lane, and cut linearly
+// to zero as the downstream fill goes from SpillFill to 1 (the spill-back guard).
+func (c Control) LanePressure(l LaneState) float64 {
+	up := l.Queue + c.ArrivalWeight*l.Arrivals
+	down := l.OutQueue
+	if l.Storage > 0 {
+		down = l.OutFill * l.Storage
+	}
+	p := up - math.Min(down, up)
+	s := l.SatFlow
+	if s <= 0 {
+		s = SatFlowPerLane
+	}
+	p *= s / SatFlowPerLane
+	if c.SpillFill < 1 && l.OutFill > c.SpillFill {
+		p *= math.Max(0, (1-l.OutFill)/(1-c.SpillFill))
+	}
+	return p
+}
+
+// Stage is one main green of a signal: the lanes (indices into the lanes of a decision) it serves, the lanes
+// the program's transitional phases after it serve before the next main green (Between), and its own minimum
+// and maximum (0: the Control's).
+type Stage struct {
+	Lanes      []int
+	Between    []int
+	MinS, MaxS float64
+}
+
+// Decide chooses the main green to show at a signal; cur is the stage shown now (-1: none yet) and elapsed how
+// long it has been shown.
+//
+// Max-pressure (Varaiya 2013) with capacity-aware lane weights (LanePressure): hold the current green for its
+// minimum; then move to the stage of highest pressure when it beats the current one by SwitchCost, or at once
+// when the current one has no demand left; at the maximum green, move to the best other stage with demand. A
+// lane waiting past MaxWaitS is served first. With Cyclic (programs whose order is fixed), the only move is
+// to the next stage in program order, made when the current stage has nothing left to discharge (its standing
+// vehicles and expected arrivals) or the spill-back guard cuts it, and some lane served until the next stage
+// (transitional phases included) has demand; a single-stage program then decides when to run its cycle.
+func Decide(stages []Stage, lanes []LaneState, cur int, elapsed float64, c Control) Decision {
+	d := Decision{Phase: cur, Hold: true, Pressures: make([]float64, len(stages))}
+	pressure := func(sets ...[]int) float64 {
+		seen := map[int]bool{}
+		p := 0.0
+		for _, ls := range sets {
+			for _, l := range ls {
+				if l >= 0 && l < len(lanes) && !seen[l] {
+					seen[l] = true
+					p += c.LanePressure(lanes[l])
+				}
+			}
+		}
+		return p
+	}
+	for i, st := range stages {
+		d.Pressures[i] = pressure(st.Lanes)
+	}
+	if len(stages) == 0 {
+		d.Reason = "idle"
+		return d
+	}
+	if cur < 0 || cur >= len(stages) {
+		best, _ := argmaxF(d.Pressures, -1)
+		d.Phase, d.Hold, d.Reason = best, false, "demand"
+		return d
+	}
+	st := stages[cur]
+	minS, maxS := c.MinGreenS, c.MaxGreenS
+	if st.MinS > 0 {
+		minS = st.MinS
+	}
+	if st.MaxS > 0 {
+		maxS = st.MaxS
+	}
+	if elapsed < minS {
+		d.Reason = "min_green"
+		return d
+	}
+	inCur := map[int]bool{}
+	for _, l := range st.Lanes {
+		inCur[l] = true
+	}
+	without := func(ls []int) []int {
+		var out []int
+		for _, l := range ls {
+			if !inCur[l] {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	pc := d.Pressures[cur]
+	if c.Cyclic {
+		// Exhaustive service in program order: moving on commits to the rest of the cycle, so the current
+		// stage runs until its lanes have nothing left to discharge (or the guard cuts them all), as a gap-out
+		// does in actuated control.
+		next := (cur + 1) % len(stages)
+		pn := pressure(without(st.Between), without(stages[next].Lanes))
+		if next == cur {
+			pn = pressure(without(st.Between))
+		}
+		switch {
+		case elapsed >= maxS:
+			d.Phase, d.Hold, d.Reason = next, false, "max_green"
+		case pn <= 0:
+			d.Reason = "idle"
+		case gappedOut(lanes, st.Lanes, c):
+			d.Phase, d.Hold, d.Reason = next, false, "gap_out"
+		case pc <= 0:
+			d.Phase, d.Hold, d.Reason = next, false, "spillback"
+		case c.MaxWaitS > 0 && waits(lanes, without(stages[next].Lanes)) > c.MaxWaitS:
+			d.Phase, d.Hold, d.Reason = next, false, "starvation"
+		default:
+			d.Reason = "demand"
+		}
+		return d
+	}
+	// Starvation: the longest-waiting lane past MaxWaitS not served now.
+	if c.MaxWaitS > 0 {
+		worst, wi := 0.0, -1
+		for i, s := range stages {
+			if i == cur {
+				continue
+			}
+			if w := waits(lanes, without(s.Lanes)); w > c.MaxWaitS && w > worst {
+				worst, wi = w, i
+			}
+		}
+		if wi >= 0 {
+			d.Phase, d.Hold, d.Reason = wi, false, "starvation"
+			return d
+		}
+	}
+	best, bp := argmaxF(d.Pressures, cur)
+	switch {
+	case best < 0 || bp <= 0:
+		d.Reason = "idle"
+	case elapsed >= maxS:
+		d.Phase, d.Hold, d.Reason = best, false, "max_green"
+	case pc <= 0:
+		d.Phase, d.Hold, d.Reason = best, false, "demand"
+	case gappedOut(lanes, st.Lanes, c):
+		d.Phase, d.Hold, d.Reason = best, false, "gap_out"
+	case bp > c.SwitchRatio*pc+c.SwitchCost:
+		d.Phase, d.Hold, d.Reason = best, false, "demand"
+	default:
+		d.Reason = "demand"
+	}
+	return d
+}
+
+// gappedOut reports whether a green's lanes have nothing left to discharge: no vehicle standing or expected
+// on any of them, or none crossing for MaxGapS on all of them (empty, or blocked downstream).
+func gappedOut(lanes []LaneState, ls []int, c Control) bool {
+	left, flowing := 0.0, false
+	for _, l := range ls {
+		if l < 0 || l >= len(lanes) {
+			continue
+		}
+		left += lanes[l].Queue + lanes[l].Arrivals
+		if c.MaxGapS <= 0 || lanes[l].GapS < c.MaxGapS {
+			flowing = true
+		}
+	}
+	return left < 0.5 || !flowing
+}
+
+// waits is the longest wait among lanes ls that have vehicles waiting.
+func waits(lanes []LaneState, ls []int) float64 {
+	w := 0.0
+	for _, l := range ls {
+		if l >= 0 && l < len(lanes) && lanes[l].Queue > 0 {
+			w = math.Max(w, lanes[l].WaitS)
+		}
+	}
+	return w
+}
+
+// argmaxF returns the index of the largest value except skip (-1 when none is finite) and the value.
+func argmaxF(x []float64, skip int) (int, float64) {
+	b, bv := -1, math.Inf(-1)
+	for i, v := range x {
+		if i != skip && v > bv {
+			b, bv = i, v
+		}
+	}
+	return b, bv
+}

@@ -1,0 +1,59 @@
+package signals
+
+import (
+	"reflect"
+	"testing"
+)
+
+func phases(durState ...any) []ProgramPhase {
+	var out []ProgramPhase
+	for i := 0; i+1 < len(durState); i += 2 {
+		out = append(out, ProgramPhase{DurS: float64(durState[i].(int)), State: durState[i+1].(string)})
+	}
+	return out
+}
+
+// netconvert's default program (Hangzhou): greens and ambers only, the 6 s protected left a main green.
+func TestProgramDefault(t *testing.T) {
+	p := &Program{Phases: phases(38, "GgrrGG", 3, "ygrryy", 6, "GGrrrr", 3, "yyrrrr", 37, "GrGGGr", 3, "yryyyr"),
+		Lanes: []string{"n_0", "n_1", "e_0", "e_1", "s_0", "s_1"}}
+	if m := p.Mains(); !reflect.DeepEqual(m, []int{0, 2, 4}) {
+		t.Errorf("mains %v", m)
+	}
+	if p.FixedSequence() || p.Adjustable() {
+		t.Error("a default program is neither a fixed sequence nor adjustable")
+	}
+	lanes, st, mains := p.Stages()
+	if !reflect.DeepEqual(lanes, []string{"n_0", "n_1", "s_0", "s_1", "e_0", "e_1"}) || len(st) != 3 || !reflect.DeepEqual(mains, []int{0, 2, 4}) {
+		t.Fatalf("stages: lanes %v, %d stages", lanes, len(st))
+	}
+	// Stage 0 serves n_0, n_1 (g), s_0, s_1; its amber keeps n_1's yielding green ("ygrryy"): a transition lane.
+	if !reflect.DeepEqual(st[0].Lanes, []int{0, 1, 2, 3}) || !reflect.DeepEqual(st[0].Between, []int{1}) {
+		t.Errorf("stage 0 %+v", st[0])
+	}
+}
+
+// A program cut into short pieces (Bologna's 219): a repeated state is one main green, a 3 s green
+// between main greens is a clearance green, so the order is fixed.
+func TestProgramPieces(t *testing.T) {
+	p := &Program{Phases: phases(24, "Grr", 6, "Grr", 3, "yrr", 3, "rGr", 6, "rGG", 6, "rGG", 3, "ryy", 3, "rrr"),
+		Lanes: []string{"a", "b", "c"}}
+	if m := p.Mains(); !reflect.DeepEqual(m, []int{0, 4}) {
+		t.Errorf("mains %v", m)
+	}
+	if !p.FixedSequence() {
+		t.Error("clearance greens and all-red: a fixed sequence")
+	}
+	_, st, _ := p.Stages()
+	// Stage 0 (Grr) is followed by yrr (a), rGr (b) before rGG: both transition lanes.
+	if !reflect.DeepEqual(st[0].Between, []int{0, 1}) {
+		t.Errorf("stage 0 between %v", st[0].Between)
+	}
+	// An adjustable program's main greens are its adjustable phases, with their bounds.
+	q := &Program{Phases: []ProgramPhase{{State: "Gr", DurS: 30, MinS: 10, MaxS: 60}, {State: "yr", DurS: 3, MinS: 3, MaxS: 3}, {State: "rG", DurS: 20, MinS: 20, MaxS: 20}, {State: "ry", DurS: 3, MinS: 3, MaxS: 3}},
+		Lanes: []string{"a", "b"}}
+	_, st, mains := q.Stages()
+	if !q.Adjustable() || !q.FixedSequence() || !reflect.DeepEqual(mains, []int{0}) || st[0].MinS != 10 || st[0].MaxS != 60 {
+		t.Errorf("adjustable: mains %v, stage %+v", mains, st)
+	}
+}
