@@ -18,8 +18,8 @@ import (
 
 	"citybrain/engine"
 	"citybrain/eventlog"
-	"citybrain/ingest"
 	"citybrain/geo"
+	"citybrain/ingest"
 	"citybrain/system/cluster"
 )
 
