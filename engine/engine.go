@@ -42,6 +42,9 @@ type Config struct {
 	// Network, when set, is the road network: probe and transit points are map-matched to its links and
 	// detectors snapped to the nearest one, and speeds also aggregate per link (Engine.Links).
 	Network *geo.Network
+	// MatchWorkers is how many goroutines map-match a batch on a road network, each vehicle always on the same
+	// one (0: GOMAXPROCS).
+	MatchWorkers int
 	// FreeFlow, when set, gives a cell's free-flow speed from a road network; it is called from shard
 	// goroutines and must be safe for concurrent use.
 	FreeFlow func(cell uint64) (kmh float64, ok bool)
@@ -114,6 +117,9 @@ func (c *Config) fill() {
 	}
 	if c.MaxClockJump == 0 {
 		c.MaxClockJump = DefaultMaxClockJump
+	}
+	if c.MatchWorkers <= 0 {
+		c.MatchWorkers = runtime.GOMAXPROCS(0)
 	}
 }
 
@@ -221,8 +227,8 @@ func New(cfg Config) *Engine {
 	e.win = window.New(window.Config{
 		Res: cfg.Res, ShardRes: cfg.ShardRes, Shards: cfg.Shards, Bucket: cfg.Bucket, Retention: cfg.Retention,
 		QueueLen: cfg.QueueLen, DefaultFreeFlowKmh: cfg.DefaultFreeFlowKmh, MinFreeFlowKmh: cfg.MinFreeFlowKmh,
-		MinFreeFlowSamples: cfg.MinFreeFlowSamples, Mem: cfg.Mem, RawMem: cfg.RawMem, Network: cfg.Network, FreeFlow: cfg.FreeFlow,
-		ObserveRows: cfg.ObserveRows,
+		MinFreeFlowSamples: cfg.MinFreeFlowSamples, Mem: cfg.Mem, RawMem: cfg.RawMem, Network: cfg.Network,
+		MatchWorkers: cfg.MatchWorkers, FreeFlow: cfg.FreeFlow, ObserveRows: cfg.ObserveRows,
 	}, topo, e.stopCh)
 	e.dispatched.Store(&mark{now: minTime, wm: minTime})
 	e.status.Store(&Status{Watermark: minTime, Now: minTime})
