@@ -214,17 +214,19 @@ func TestMergedView(t *testing.T) {
 	if cells[c0] || !cells[c2] {
 		t.Errorf("after the new owner: cells %v, want %x gone and %x there", cells, c0, c2)
 	}
-	dl.mu.Lock()
-	removed := false
-	for _, d := range dl.deltas[before:] {
-		for _, c := range d.Removed {
-			removed = removed || c == c0
+	// The delta is emitted just after the partition shows as in sync: wait for it.
+	waitFor(t, "a delta removing the old owner's cell", func() bool {
+		dl.mu.Lock()
+		defer dl.mu.Unlock()
+		for _, d := range dl.deltas[before:] {
+			for _, c := range d.Removed {
+				if c == c0 {
+					return true
+				}
+			}
 		}
-	}
-	dl.mu.Unlock()
-	if !removed {
-		t.Error("no delta removed the old owner's cell")
-	}
+		return false
+	})
 	if err, done := m.ActionResult("act-1"); !done || err != nil {
 		t.Errorf("act-1: %v %v, want done without error", err, done)
 	}
