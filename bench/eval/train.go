@@ -10,6 +10,8 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"citybrain/engine/detect"
@@ -446,9 +448,13 @@ func train(ctx context.Context, cfg *Config, rep *Report) error {
 		return err
 	}
 	m.TrainedOn = all.Cities
-	m.Command = TrainCommand
+	m.Command = fmt.Sprintf("%s --cities %s --seeds %s --minutes %d", TrainCommand, strings.Join(all.Cities, ","), joinSeeds(cfg.Seeds), cfg.Minutes)
+	method := "gradient-boosted trees with Platt scaling"
+	if m.Kind == "logistic" {
+		method = "logistic regression (IRLS, ridge 1, positives weighted to 0.2 of the negatives)"
+	}
 	m.Notes = []string{fmt.Sprintf("seeds %v, %d simulated minutes each, probes at 15 %% and 5 %%", cfg.Seeds, cfg.Minutes),
-		"logistic regression (IRLS, ridge 1, positives weighted to 0.2 of the negatives), operating point: the most closures found with at most 0.5 false alarms per hour through the proxy fusion on the training runs"}
+		method + ", operating point: the most closures found with at most 0.5 false alarms per hour through the proxy fusion on the training runs"}
 	fmt.Fprintf(w, "\nAll cities: %s (thr %.3f, persist %d)\n", proxyAll(runs, m, m.Threshold, m.Persist), m.Threshold, m.Persist)
 	if m.Kind == "logistic" {
 		for i, n := range m.Features {
@@ -464,6 +470,15 @@ func train(ctx context.Context, cfg *Config, rep *Report) error {
 	}
 	rep.ModelNote = "trained: " + cfg.Train
 	return nil
+}
+
+// joinSeeds writes seeds as the --seeds flag takes them.
+func joinSeeds(seeds []int64) string {
+	parts := make([]string, len(seeds))
+	for i, s := range seeds {
+		parts[i] = strconv.FormatInt(s, 10)
+	}
+	return strings.Join(parts, ",")
 }
 
 // calibrate picks the model's operating point on its training runs: the persistence and threshold that find
