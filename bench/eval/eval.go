@@ -52,6 +52,9 @@ type Config struct {
 	// judges), "shipped" (engine/detect/model.json, trained on every city: what the product runs), or the
 	// path of a model file.
 	Model string
+	// Corpus is the cities the leave-one-city-out models are fitted from (each city's model on all of them
+	// but itself; nil: every city of the corpus).
+	Corpus []string
 	// Train, when set, fits the model on every city of the corpus, writes it to this path and prints the
 	// leave-one-city-out proxy table, scoring nothing through the engine.
 	Train string
@@ -284,6 +287,9 @@ func cityModels(ctx context.Context, cfg *Config, rep *Report) (map[string]*dete
 	}
 	all := *cfg
 	all.Cities = CityNames()
+	if len(cfg.Corpus) > 0 {
+		all.Cities = cfg.Corpus
+	}
 	runs, err := loadCorpus(ctx, &all)
 	if err != nil {
 		return nil, err
@@ -302,7 +308,7 @@ func cityModels(ctx context.Context, cfg *Config, rep *Report) (map[string]*dete
 		fmt.Fprintf(cfg.Log, "eval: %s is judged by a model fitted on the other cities (threshold %.3f, persistence %d)\n", c, m.Threshold, m.Persist)
 		out[c] = m
 	}
-	rep.ModelNote = "leave-one-city-out: each city judged by a model fitted and calibrated on the corpus's other cities (same seeds), never on itself"
+	rep.ModelNote = fmt.Sprintf("leave-one-city-out: each city judged by a model fitted and calibrated on the other cities of %s (same seeds), never on itself", strings.Join(all.Cities, ", "))
 	return out, nil
 }
 
