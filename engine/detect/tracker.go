@@ -4,8 +4,9 @@
 // fixes and loop readings per vehicle and per link, strictly in event time: fixes are processed once the
 // watermark has passed their bucket, so its state, its features and its judgement depend only on the log,
 // never on how it was batched or when a tick ran. At every bucket end it measures a feature vector per link
-// with traffic, and a calibrated model (a logistic regression trained offline on the SUMO corpus of
-// bench/eval, see docs/incidents.md) turns it into the probability that the link is blocked.
+// with traffic, and a calibrated model (gradient-boosted trees with Platt scaling, or a logistic regression,
+// trained offline on the SUMO corpus of bench/eval, see docs/incidents.md) turns it into the probability that
+// the link is blocked.
 package detect
 
 import (

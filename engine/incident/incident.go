@@ -306,10 +306,12 @@ func (t *tracker) nearest(ev Evidence) *Incident {
 		if ev.TS > in.LastEvidenceAt+window || ev.TS < in.FirstEvidenceAt-window {
 			continue
 		}
-		if named(ev) && in.DetectedAt > 0 && ev.TS-in.DetectedAt > namedJoinMs && in.types[ev.Type] == 0 {
+		if named(ev) && in.DetectedAt > 0 && ev.TS-in.DetectedAt > namedJoinMs &&
+			(in.types[ev.Type] == 0 || ev.TS-lastNamed(in, ev.Type) > namedJoinMs) {
 			// A camera or a caller naming a cause at a place that has been an incident for a while, of
-			// other causes, is a new event there (a stalled car at a junction whose queue was already an
-			// incident), not more of the old one: joining would hide it under the old detection.
+			// other causes, or of that cause but not named for as long, is a new event there (a stalled car
+			// at a junction whose queue was already an incident, a second closure near an old one whose
+			// calls ended), not more of the old one: joining would hide it under the old detection.
 			continue
 		}
 		if li >= 0 && t.topo != nil && len(in.links) > 0 &&
@@ -321,6 +323,17 @@ func (t *tracker) nearest(ev Evidence) *Incident {
 		}
 	}
 	return best
+}
+
+// lastNamed is the time of the newest evidence kept on in that named cause typ (0: none kept).
+func lastNamed(in *Incident, typ string) int64 {
+	for i := len(in.Evidence) - 1; i >= 0; i-- {
+		e := &in.Evidence[i]
+		if e.Type == typ && (e.Kind == schema.KindVideo.String() || e.Kind == schema.KindReport.String()) {
+			return e.TS
+		}
+	}
+	return 0
 }
 
 // named reports whether ev names a cause of its own (a camera's or a caller's incident type), as opposed to
