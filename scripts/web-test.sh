@@ -10,4 +10,4 @@ fi
 bash scripts/web-build.sh
 ${GO:-go} build -o bin/citybrain ./cmd/citybrain
 cd web
-CITYBRAIN_BIN="$PWD/../bin/citybrain" node --test --test-concurrency=1 --test-timeout=240000 test/*.test.mjs
+CITYBRAIN_BIN="$PWD/../bin/citybrain" node --test --test-concurrency=1 --test-timeout=900000 test/*.test.mjs

@@ -19,7 +19,7 @@ after(async () => {
   await server?.stop();
 });
 
-describe('command center', { timeout: 240_000 }, () => {
+describe('command center', { timeout: 600_000 }, () => {
   let viewer; // one signed-in viewer page reused by several tests (keeps the run lean on 2 cores)
 
   test('login screen rejects a wrong token, then a viewer signs in', async () => {
