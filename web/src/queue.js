@@ -195,9 +195,21 @@ export class Queue extends EventTarget {
   }
 }
 
-// patchNode makes node show what fresh shows: fresh's attributes and children, node itself kept in place.
+// patchNode makes node show what fresh shows, keeping node and, where the structure is the same, its
+// descendants in place (a button under the pointer survives an update of its row's score or age): attributes
+// and text are copied, a child of another tag or a different number of children is replaced.
 function patchNode(node, fresh) {
+  if (node.nodeType === Node.TEXT_NODE) {
+    if (node.nodeValue !== fresh.nodeValue) node.nodeValue = fresh.nodeValue;
+    return;
+  }
   for (const a of [...node.attributes]) if (!fresh.hasAttribute(a.name)) node.removeAttribute(a.name);
   for (const a of fresh.attributes) if (node.getAttribute(a.name) !== a.value) node.setAttribute(a.name, a.value);
-  node.replaceChildren(...fresh.childNodes);
+  const kids = node.childNodes, fkids = [...fresh.childNodes];
+  if (kids.length !== fkids.length) { node.replaceChildren(...fkids); return; }
+  fkids.forEach((f, i) => {
+    const k = kids[i];
+    if (k.nodeType === f.nodeType && k.nodeName === f.nodeName && (k.nodeType === Node.ELEMENT_NODE || k.nodeType === Node.TEXT_NODE)) patchNode(k, f);
+    else k.replaceWith(f);
+  });
 }
