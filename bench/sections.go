@@ -546,6 +546,13 @@ func (r *runner) fanout(ctx context.Context) error {
 		}
 		el := time.Since(start).Seconds()
 		st := FanoutStep{Clients: n, Seconds: el, Delivered: sumMsgs(clients) - msgs0, RSSBytes: t.rss()}
+		var nb, nm uint64
+		for _, c := range clients {
+			nb, nm = nb+c.bytes.Load(), nm+c.msgs.Load()
+		}
+		if nm > 0 {
+			fo.AvgMessageBytes = float64(nb) / float64(nm)
+		}
 		cpu := (t.cpu() - cpu0).Seconds()
 		st.ServerCores = cpu / el
 		if !r.cfg.InProcess {
