@@ -11,7 +11,7 @@ export SUMO_HOME ?= /usr/share/sumo
 # Packages whose code runs goroutines: tested with -race.
 RACE_PKGS := ./engine/... ./api/... ./eventlog/... ./replay/... ./system/... ./cmd/... ./ingest ./ingest/feed/... ./ingest/httpin ./ingest/natsin
 
-.PHONY: all web build run test test-race test-rest test-web fuzz check bench bench-micro eval clean centrifugo
+.PHONY: all web build run test test-race test-rest test-web fuzz fuzz-long check bench bench-micro eval clean centrifugo
 
 all: build
 
@@ -39,9 +39,15 @@ test-rest:
 test-web:
 	bash scripts/web-test.sh
 
-# Every Fuzz target for FUZZTIME (make fuzz FUZZTIME=2m for a longer run).
+# Every Fuzz target for FUZZTIME (make fuzz FUZZTIME=2m for a longer run; FUZZ_ONLY=regexp picks targets).
 fuzz:
 	FUZZTIME=$(FUZZTIME) GO=$(GO) bash scripts/fuzz.sh
+
+# The decoders of every input path (HTTP, Arrow, NATS subjects, the log, every feed) for 10 minutes each,
+# one worker each, niced (docs/security.md): about two hours.
+FUZZ_DECODERS := ^Fuzz(DecodeBatch|ReadIPC|IngestArrow|HTTPEvents|NATSSubjects|LogMessage|FCD|E1|GTFSRT|LoopCSV|DeepStream|Incidents)$$
+fuzz-long:
+	FUZZTIME=10m FUZZPARALLEL=1 FUZZ_ONLY='$(FUZZ_DECODERS)' GO=$(GO) nice bash scripts/fuzz.sh
 
 check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }

@@ -41,6 +41,8 @@ type Server struct {
 	Rejected func() uint64
 	// Ready reports whether the engine has caught up with the log present at start.
 	Ready func() bool
+	// Unreadable counts messages no reader could read, by where they were met (log, nats); nil: none.
+	Unreadable func() map[string]uint64
 	// Queues adds the figures of other bounded queues (ingest workers) to /metrics.
 	Queues func() []queue.Stat
 	// AllowedOrigins lists extra origins allowed to open /ws (the page's own origin always is).
@@ -89,7 +91,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/incidents/{id}", a.Require(s.handleIncidentAction, RoleCommander))
 	mux.HandleFunc("GET /api/v1/audit", a.Require(s.handleAudit, RoleAdmin))
 	if s.Ingest != nil {
-		mux.HandleFunc("POST /api/v1/events", a.Open(httpin.New(s.Ingest).ServeHTTP, RoleFeed))
+		events := httpin.New(s.Ingest)
+		events.Caller = func(r *http.Request) string { p, _ := a.Authenticate(r); return p.Name }
+		mux.HandleFunc("POST /api/v1/events", a.Open(events.ServeHTTP, RoleFeed))
 	} else {
 		mux.HandleFunc("POST /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusServiceUnavailable, "this server takes no events (a replay): send them to the live server")
@@ -118,7 +122,7 @@ func (s *Server) Handler() http.Handler {
 	if s.Web != nil {
 		mux.Handle("GET /", http.FileServerFS(s.Web))
 	}
-	return logPanics(mux)
+	return s.secure(logPanics(mux))
 }
 
 // checkOrigin allows browsers from the page's own origin and the configured ones; non-browser clients send
@@ -188,6 +192,9 @@ func canDo(role string) []string {
 	if role == "" {
 		return can
 	}
+	if role == RoleFeed {
+		return append(can, "ingest") // write-only
+	}
 	can = append(can, "read")
 	switch role {
 	case RoleAdmin:
@@ -198,8 +205,6 @@ func canDo(role string) []string {
 		can = append(can, "signal.plan")
 	case RolePlanner:
 		can = append(can, "replay.control", "export", "zone.edit")
-	case RoleFeed:
-		can = append(can, "ingest")
 	case RolePublic:
 		return []string{"opendata.read"}
 	}
@@ -272,6 +277,8 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	buf = appendTime(buf, st.Now)
 	buf = append(buf, `,"events_too_late":`...)
 	buf = strconv.AppendUint(buf, st.TooLate, 10)
+	buf = append(buf, `,"events_ahead":`...)
+	buf = strconv.AppendUint(buf, st.Ahead, 10)
 	buf = append(buf, `,"events_reflected":`...)
 	buf = strconv.AppendUint(buf, st.Events, 10)
 	buf = append(buf, `,"log_seq":`...)

@@ -31,12 +31,17 @@ const (
 
 	// HeaderRows carries the number of events in a log message.
 	HeaderRows = "Cb-Rows"
+	// HeaderHash carries the hash of the body a batch came in (ingest.BatchID.Hash), to tell a retry from
+	// another batch sent with the same idempotency key.
+	HeaderHash = "Cb-Body-Hash"
 	// HeaderType marks log messages that are not event batches: "action" is an operator action (JSON of
 	// engine.Action), kept in the same ordered log so restarts and replays see it where it happened.
 	HeaderType = "Cb-Type"
 	TypeAction = "action"
 	// TypeZone is a zone action (JSON of zones.Action): zones drawn, changed or deleted by an operator.
 	TypeZone = "zone"
+	// TypeDispatch is a dispatch or signal-plan decision (JSON of dispatch.Action).
+	TypeDispatch = "dispatch"
 )
 
 // Config sets the retention of the log.
@@ -54,6 +59,11 @@ type Config struct {
 	// process's one subject. DistrictRes is the H3 resolution of the districts events are keyed by.
 	Partitions  int
 	DistrictRes int
+	// Layout is what the batches written depend on (their cells' resolution) and the bucket of the engine
+	// that writes them, recorded in the stream's metadata. Opening a log recorded with another resolution or
+	// schema is refused (its cells would mix resolutions); the bucket is recorded (snapshots check theirs).
+	// Zero: not checked (tools).
+	Layout Layout
 }
 
 // DefaultDistrictRes keys events by their cell's parent at H3 resolution 6 (about 36 km²).
@@ -64,6 +74,48 @@ const (
 	metaPartitions  = "citybrain.partitions"
 	metaDistrictRes = "citybrain.district_res"
 )
+
+// Layout is recorded in the event stream's metadata.
+type Layout struct {
+	Res    int
+	Bucket time.Duration
+}
+
+// Metadata keys of the event stream.
+const (
+	MetaRes    = "citybrain.res"
+	MetaBucket = "citybrain.bucket"
+	MetaSchema = "citybrain.schema"
+)
+
+func (l Layout) metadata() map[string]string {
+	return map[string]string{MetaRes: strconv.Itoa(l.Res), MetaBucket: l.Bucket.String(), MetaSchema: engine.SchemaVersion}
+}
+
+// layoutOf reads a stream's recorded layout (ok false for a log from before layouts were recorded).
+func layoutOf(md map[string]string) (l Layout, schema string, ok bool) {
+	res, err := strconv.Atoi(md[MetaRes])
+	if err != nil {
+		return Layout{}, "", false
+	}
+	b, _ := time.ParseDuration(md[MetaBucket])
+	return Layout{Res: res, Bucket: b}, md[MetaSchema], true
+}
+
+// checkLayout refuses a log recorded with another resolution or schema than want.
+func checkLayout(md map[string]string, want Layout) error {
+	got, schema, ok := layoutOf(md)
+	if !ok || want.Res == 0 {
+		return nil
+	}
+	if schema != "" && schema != engine.SchemaVersion {
+		return fmt.Errorf("cannot open the log: it holds batches of schema %s, this program writes %s: use a data directory of this version", schema, engine.SchemaVersion)
+	}
+	if got.Res != want.Res {
+		return fmt.Errorf("cannot open the log: its cells are at H3 resolution %d (--res %d), this run has --res %d: start with --res %d, or give a new --data", got.Res, got.Res, want.Res, got.Res)
+	}
+	return nil
+}
 
 // DefaultConfig keeps a week of events, up to 20 GiB.
 func DefaultConfig() Config {
@@ -81,6 +133,7 @@ type Log struct {
 	maxMsg int
 	// parts and districtRes describe a partitioned log (partition.go); parts is 0 for the single process.
 	parts, districtRes int
+	layout             Layout // as recorded in the stream's metadata
 }
 
 // Open creates or updates the streams of the log on the server behind nc.
@@ -106,9 +159,22 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 		}
 		l := &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: max(int(nc.MaxPayload())-4096, 64<<10)}
 		md := events.CachedInfo().Config.Metadata
+		if err := checkLayout(md, cfg.Layout); err != nil {
+			return nil, err
+		}
+		l.layout, _, _ = layoutOf(md)
 		l.parts, _ = strconv.Atoi(md[metaPartitions])
 		l.districtRes, _ = strconv.Atoi(md[metaDistrictRes])
 		return l, nil
+	}
+	if old, err := js.Stream(ctx, EventsStream); err == nil {
+		md := old.CachedInfo().Config.Metadata
+		if err := checkLayout(md, cfg.Layout); err != nil {
+			return nil, err
+		}
+		if lay, _, ok := layoutOf(md); ok && cfg.Layout.Res == 0 {
+			cfg.Layout = lay // a tool's open keeps what the log recorded
+		}
 	}
 	if cfg.Partitions < 0 || cfg.Partitions > MaxPartitions {
 		return nil, fmt.Errorf("cannot open the log: %d partitions (1..%d, or 0 for one process)", cfg.Partitions, MaxPartitions)
@@ -122,10 +188,16 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 		MaxBytes: orUnlimited(cfg.MaxBytes), Replicas: cfg.Replicas, Duplicates: cfg.Duplicates,
 		Description: "CityBrain accepted events as Arrow IPC record batches (schema " + engine.SchemaVersion + ")",
 	}
+	if cfg.Layout.Res != 0 {
+		scfg.Metadata = cfg.Layout.metadata()
+	}
 	if cfg.Partitions > 0 {
 		scfg.Subjects = []string{PartInPrefix + ".*", BroadcastSubject}
 		scfg.SubjectTransform = PartitionTransform(cfg.Partitions)
-		scfg.Metadata = map[string]string{metaPartitions: strconv.Itoa(cfg.Partitions), metaDistrictRes: strconv.Itoa(cfg.DistrictRes)}
+		if scfg.Metadata == nil {
+			scfg.Metadata = map[string]string{}
+		}
+		scfg.Metadata[metaPartitions], scfg.Metadata[metaDistrictRes] = strconv.Itoa(cfg.Partitions), strconv.Itoa(cfg.DistrictRes)
 	}
 	events, err := js.CreateOrUpdateStream(ctx, scfg)
 	if err != nil {
@@ -134,7 +206,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 	dead, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: DeadStream, Subjects: []string{DeadSubject}, Storage: jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxAge: cfg.MaxAge,
-		MaxBytes: orUnlimited(cfg.MaxBytes / 10), Replicas: cfg.Replicas,
+		MaxBytes: orUnlimited(cfg.MaxBytes / 10), Replicas: cfg.Replicas, Duplicates: cfg.Duplicates,
 		Description: "CityBrain rejected events with their reasons",
 	})
 	if err != nil {
@@ -144,12 +216,15 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 	if maxMsg < 64<<10 {
 		maxMsg = 64 << 10
 	}
-	l := &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: maxMsg}
+	l := &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: maxMsg, layout: cfg.Layout}
 	if cfg.Partitions > 0 {
 		l.parts, l.districtRes = cfg.Partitions, cfg.DistrictRes
 	}
 	return l, nil
 }
+
+// Layout is the layout recorded in the log (zero for a log from before layouts were recorded).
+func (l *Log) Layout() Layout { return l.layout }
 
 // Mem is the allocator the log decodes batches with.
 func (l *Log) Mem() memory.Allocator { return l.mem }
@@ -175,40 +250,25 @@ func EncodeRecord(rec arrow.Record, mem memory.Allocator) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// DecodeRecords reads every record batch of the IPC stream data, checks the schema and passes each to fn,
-// which must Retain a record it keeps after returning.
-func DecodeRecords(data []byte, mem memory.Allocator, fn func(arrow.Record) error) error {
-	r, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(mem))
-	if err != nil {
-		return fmt.Errorf("cannot read Arrow IPC stream: %w", err)
-	}
-	defer r.Release()
-	if err := engine.CheckSchema(r.Schema()); err != nil {
-		return err
-	}
-	for r.Next() {
-		if err := fn(r.Record()); err != nil {
-			return err
-		}
-	}
-	if err := r.Err(); err != nil {
-		return fmt.Errorf("cannot read Arrow IPC stream: %w", err)
-	}
-	return nil
+// DecodeRecords reads every record batch of the IPC stream data (ingest.ReadIPC: lengths checked against
+// the bytes, a capped allocator on the Go heap, structure checked, never a panic), checks the schema and
+// passes each to fn, which must Retain a record it keeps after returning.
+func DecodeRecords(data []byte, fn func(arrow.Record) error) error {
+	return ingest.ReadIPC(data, max(16*int64(len(data)), 1<<20), fn)
 }
 
 // Append writes rec to the log and returns once JetStream has stored it (the acknowledgement). A record too
 // large for one message is split by rows. msgID, when not empty, deduplicates retries within the duplicates
 // window (parts get the suffix "/k"). It returns the sequence of the last message written.
-func (l *Log) Append(ctx context.Context, rec arrow.Record, msgID string) (uint64, error) {
+func (l *Log) Append(ctx context.Context, rec arrow.Record, id ingest.BatchID) (uint64, error) {
 	if l.parts > 0 {
-		return l.appendPartitioned(ctx, rec, msgID)
+		return l.appendPartitioned(ctx, rec, id.ID, id.Hash)
 	}
-	return l.appendTo(ctx, EventsSubject, rec, msgID)
+	return l.appendTo(ctx, EventsSubject, rec, id.ID, id.Hash)
 }
 
 // appendTo stores rec on subject, split by rows when too large for one message.
-func (l *Log) appendTo(ctx context.Context, subject string, rec arrow.Record, msgID string) (uint64, error) {
+func (l *Log) appendTo(ctx context.Context, subject string, rec arrow.Record, msgID, hash string) (uint64, error) {
 	if rec.NumRows() == 0 {
 		return 0, nil
 	}
@@ -225,11 +285,11 @@ func (l *Log) appendTo(ctx context.Context, subject string, rec arrow.Record, ms
 		if msgID != "" {
 			idA, idB = msgID+"/0", msgID+"/1"
 		}
-		_, errA := l.appendTo(ctx, subject, a, idA)
+		_, errA := l.appendTo(ctx, subject, a, idA, hash)
 		if errA != nil && !errors.Is(errA, ingest.ErrDuplicate) {
-			return 0, errA
+			return 0, errA // ErrKeyReused among them
 		}
-		seq, errB := l.appendTo(ctx, subject, b, idB)
+		seq, errB := l.appendTo(ctx, subject, b, idB, hash)
 		if errB != nil && !errors.Is(errB, ingest.ErrDuplicate) {
 			return 0, errB
 		}
@@ -241,6 +301,9 @@ func (l *Log) appendTo(ctx context.Context, subject string, rec arrow.Record, ms
 	msg := newPartMsg(subject)
 	msg.Data = data
 	msg.Header.Set(HeaderRows, strconv.FormatInt(rec.NumRows(), 10))
+	if hash != "" {
+		msg.Header.Set(HeaderHash, hash)
+	}
 	var opts []jetstream.PublishOpt
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
@@ -250,6 +313,15 @@ func (l *Log) appendTo(ctx context.Context, subject string, rec arrow.Record, ms
 		return 0, fmt.Errorf("cannot append %d events to the log: %w", rec.NumRows(), err)
 	}
 	if ack.Duplicate {
+		if hash != "" {
+			stored, err := l.events.GetMsg(ctx, ack.Sequence)
+			if err != nil {
+				return 0, fmt.Errorf("cannot read log message %d to compare a retried batch: %w", ack.Sequence, err)
+			}
+			if h := stored.Header.Get(HeaderHash); h != "" && h != hash {
+				return ack.Sequence, ingest.ErrKeyReused
+			}
+		}
 		return ack.Sequence, ingest.ErrDuplicate
 	}
 	return ack.Sequence, nil
@@ -333,7 +405,7 @@ func (l *Log) dispatch(seq uint64, hdr nats.Header, data []byte, h Handlers) err
 		}
 		return nil
 	}
-	err := DecodeRecords(data, l.mem, func(rec arrow.Record) error {
+	err := DecodeRecords(data, func(rec arrow.Record) error {
 		if err := h.Batch(seq, rec); err != nil {
 			return &fnError{err}
 		}
@@ -349,8 +421,9 @@ func (l *Log) dispatch(seq uint64, hdr nats.Header, data []byte, h Handlers) err
 	return err
 }
 
-// AppendDead stores rejected events on the dead-letter log, one message each, and waits for every ack.
-func (l *Log) AppendDead(ctx context.Context, letters []ingest.DeadLetter) error {
+// AppendDead stores rejected events on the dead-letter log, one message each, and waits for every ack. With
+// id.ID set, a letter stored before for the same batch and line (a retry) is stored once.
+func (l *Log) AppendDead(ctx context.Context, letters []ingest.DeadLetter, id ingest.BatchID) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(letters))
 	for i := range letters {
 		if len(letters[i].Raw) > ingest.MaxDeadRaw {
@@ -360,7 +433,11 @@ func (l *Log) AppendDead(ctx context.Context, letters []ingest.DeadLetter) error
 		if err != nil {
 			return fmt.Errorf("cannot encode dead letter: %w", err)
 		}
-		f, err := l.js.PublishAsync(DeadSubject, data)
+		var opts []jetstream.PublishOpt
+		if id.ID != "" {
+			opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("%s/dead/%d/%d", id.ID, letters[i].Line, i)))
+		}
+		f, err := l.js.PublishAsync(DeadSubject, data, opts...)
 		if err != nil {
 			return fmt.Errorf("cannot append to the dead-letter log: %w", err)
 		}
@@ -376,6 +453,18 @@ func (l *Log) AppendDead(ctx context.Context, letters []ingest.DeadLetter) error
 		}
 	}
 	return nil
+}
+
+// PutAside keeps the log message seq, which its consumer cannot read (it can only come from a foreign
+// publisher or a broken store), on the dead-letter log with the reason, once however often it is read.
+func (l *Log) PutAside(ctx context.Context, seq uint64, reason error) error {
+	raw := ""
+	if m, err := l.events.GetMsg(ctx, seq); err == nil {
+		raw = string(m.Data[:min(len(m.Data), ingest.MaxDeadRaw)])
+	}
+	letter := ingest.DeadLetter{ReceivedAt: time.Now().UTC(), Via: "log", Line: int(seq),
+		Error: fmt.Sprintf("log message %d cannot be read: %v", seq, reason), Raw: raw}
+	return l.AppendDead(ctx, []ingest.DeadLetter{letter}, ingest.BatchID{ID: fmt.Sprintf("log-%d", seq)})
 }
 
 // Dead returns up to limit of the newest dead letters, newest first, and the total stored.

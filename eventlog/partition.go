@@ -79,7 +79,7 @@ func (l *Log) DistrictRes() int { return l.districtRes }
 
 // appendPartitioned splits rec by partition and stores one message per partition, each on the subject of the
 // district of its first row; it returns once every part is stored. The parts' message ids are msgID/p<k>.
-func (l *Log) appendPartitioned(ctx context.Context, rec arrow.Record, msgID string) (uint64, error) {
+func (l *Log) appendPartitioned(ctx context.Context, rec arrow.Record, msgID, hash string) (uint64, error) {
 	cells, ok := rec.Column(engine.ColCell).(*array.Uint64)
 	if !ok {
 		return 0, errors.New("cannot append to a partitioned log: the cell column is not uint64")
@@ -113,12 +113,12 @@ func (l *Log) appendPartitioned(ctx context.Context, rec arrow.Record, msgID str
 		if id != "" && len(order) > 1 {
 			id = msgID + "/p" + strconv.Itoa(k)
 		}
-		seq, err := l.appendTo(ctx, DistrictSubject(toks[k]), part, id)
+		seq, err := l.appendTo(ctx, DistrictSubject(toks[k]), part, id, hash)
 		part.Release()
 		switch {
 		case errors.Is(err, ingest.ErrDuplicate):
 			dups++
-		case err != nil:
+		case err != nil: // ErrKeyReused among them
 			return 0, err
 		}
 		last = max(last, seq)

@@ -55,10 +55,10 @@ func TestPartitionMatchesServer(t *testing.T) {
 	}
 	rec := spread(t, mem, 3000, time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC).UnixMilli())
 	defer rec.Release()
-	if _, err := l.Append(t.Context(), rec, "b1"); err != nil {
+	if _, err := l.Append(t.Context(), rec, ingest.BatchID{ID: "b1"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Append(t.Context(), rec, "b1"); !errors.Is(err, ingest.ErrDuplicate) {
+	if _, err := l.Append(t.Context(), rec, ingest.BatchID{ID: "b1"}); !errors.Is(err, ingest.ErrDuplicate) {
 		t.Errorf("retry of a partitioned batch: %v, want ingest.ErrDuplicate", err)
 	}
 	// Read every stored message with its subject.
@@ -81,7 +81,7 @@ func TestPartitionMatchesServer(t *testing.T) {
 			t.Fatalf("stored subject %q, want %s.<k>.<district>", m.Subject(), eventlog.PartPrefix)
 		}
 		k, _ := strconv.Atoi(tok[3])
-		err = eventlog.DecodeRecords(m.Data(), mem, func(r arrow.Record) error {
+		err = eventlog.DecodeRecords(m.Data(), func(r arrow.Record) error {
 			cells := r.Column(engine.ColCell).(*array.Uint64)
 			for j := 0; j < int(r.NumRows()); j++ {
 				d := eventlog.District(cells.Value(j), dres)

@@ -123,16 +123,17 @@ func StartNode(ctx context.Context, cfg Config) (_ *Node, err error) {
 	// The cluster's servers may still be starting (a machine boot): try for 30 s.
 	n.nc, err = openRetrying(ctx, func() (*nats.Conn, error) {
 		return nats.Connect(cfg.NATSURL, nats.Name("citybrain-"+n.id), nats.MaxReconnects(-1),
-			nats.ReconnectWait(250*time.Millisecond))
+			nats.ReconnectWait(250*time.Millisecond), nats.CustomInboxPrefix(InternalInbox))
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cannot connect to NATS at %s: %w", cfg.NATSURL, err)
+		return nil, fmt.Errorf("cannot connect to NATS at %s: %w", redactURL(cfg.NATSURL), err)
 	}
 	if n.js, err = jetstream.New(n.nc); err != nil {
 		return nil, fmt.Errorf("cannot open JetStream: %w", err)
 	}
 	lcfg := cfg.Log
 	lcfg.Partitions, lcfg.DistrictRes, lcfg.Replicas = cc.Partitions, cc.DistrictRes, max(1, cc.Replicas)
+	lcfg.Layout = logLayout(cfg.Engine)
 	if n.Log, err = openRetrying(ctx, func() (*eventlog.Log, error) { return eventlog.Open(ctx, n.nc, lcfg) }); err != nil {
 		return nil, err
 	}
@@ -153,7 +154,7 @@ func StartNode(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if n.http, n.ln, err = httpServer(cfg.HTTPAddr, h, n.logger); err != nil {
+	if n.http, n.ln, err = httpServer(cfg.HTTPAddr, h, cfg.HTTP, n.logger); err != nil {
 		return nil, err
 	}
 	lctx, cancel := context.WithCancel(context.Background())
@@ -420,9 +421,11 @@ func (n *Node) waiting() string {
 		if n.Merged == nil {
 			return "start"
 		}
+		// A partition whose owner died (stale) keeps serving its last state: the node stays healthy (a load
+		// balancer must not drop every api node during an engine failover); /metrics and /api/v1/cluster show it.
 		var missing []string
 		for _, s := range n.Merged.Sync() {
-			if !s.Synced {
+			if !s.Ready {
 				missing = append(missing, fmt.Sprint(s.Partition))
 			}
 		}
@@ -553,6 +556,10 @@ func (n *Node) metrics(w io.Writer) {
 		metric("citybrain_cluster_partition_synced", "gauge", "1 when this api node holds a partition's current state.")
 		for _, s := range n.Merged.Sync() {
 			fmt.Fprintf(w, "citybrain_cluster_partition_synced{partition=\"%d\"} %d\n", s.Partition, b2i(s.Synced))
+		}
+		metric("citybrain_cluster_partition_stale", "gauge", "1 when a partition sent no frame for 5 s (its owner is gone; its last state is shown).")
+		for _, s := range n.Merged.Sync() {
+			fmt.Fprintf(w, "citybrain_cluster_partition_stale{partition=\"%d\"} %d\n", s.Partition, b2i(s.Stale))
 		}
 	}
 }

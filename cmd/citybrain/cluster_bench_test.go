@@ -22,6 +22,7 @@ import (
 	"citybrain/engine"
 	"citybrain/eventlog"
 	"citybrain/geo"
+	"citybrain/ingest"
 	"citybrain/system/cluster"
 )
 
@@ -240,7 +241,7 @@ func appendProbes(t *testing.T, lg *eventlog.Log, n int) {
 		}
 		rec := bb.NewRecord()
 		bb.Release()
-		if _, err := lg.Append(t.Context(), rec, ""); err != nil {
+		if _, err := lg.Append(t.Context(), rec, ingest.BatchID{}); err != nil {
 			t.Fatal(err)
 		}
 		rec.Release()

@@ -109,6 +109,8 @@ func runMain(args []string) error {
 	networkFile := fs.String("network", "", "road network file: City Brain roadnet .txt, SUMO .net.xml or GeoJSON lines (.geojson/.json)")
 	flowFile := fs.String("flows", "", "City Brain flow file for the demo city's routes on --network (default: flow.txt beside a City Brain roadnet)")
 	snapEvery := fs.Duration("snapshot-every", 5*time.Minute, "how often to snapshot the engine state under --data/snapshots (negative: never)")
+	maxAhead := fs.Duration("max-ahead", 5*time.Minute, "events from HTTP and NATS more than this ahead of the server's clock are rejected (0: no bound; feed recorded data faster than real time with a --start in the past instead)")
+	maxConns := fs.Int("max-conns", system.DefaultHTTPLimits().MaxConns, "HTTP connections open at once (websockets included)")
 	basemapSrc := fs.String("basemap", "", "offline base map: a .pmtiles or .mbtiles file served by this binary, or an http(s) URL it fetches for the browser")
 	osmFile := fs.String("osm", "", "OSM XML extract whose water, parks, roads and places draw the base map")
 	tz := fs.String("tz", "", "the city's IANA time zone for the web app (default: Asia/Shanghai for the demo city, else the browser's)")
@@ -129,8 +131,13 @@ func runMain(args []string) error {
 		HTTPAddr: *httpAddr, DataDir: *dataDir, NATSURL: *natsURL, NATSListen: *natsListen, AuthFile: *authFile,
 		Version: version, Web: web.Files(), Logger: logger, Engine: ecfg, Log: lcfg,
 		SnapshotEvery: *snapEvery, AllowedOrigins: origins, CAPSender: *capSender,
+		HTTP:              system.HTTPLimits{MaxConns: *maxConns},
 		CommandCenter:     system.CommandCenter{Basemap: *basemapSrc, OSM: *osmFile, TimeZone: *tz},
 		OpenDataAnonymous: *openAnon, OpenDataPerMinute: *openRate,
+	}
+	cfg.Ingest.MaxAhead = *maxAhead
+	if *maxAhead == 0 {
+		cfg.Ingest.MaxAhead = -1
 	}
 	if *webhooksFile != "" {
 		data, err := os.ReadFile(*webhooksFile)

@@ -52,6 +52,7 @@ type partState struct {
 	epoch      uint64
 	seq        uint64
 	synced     bool
+	everSynced bool // synced once: from then on a resync pauses the partition, it does not make the node unready
 	requesting bool
 	buffered   []*Frame
 	lastFrame  time.Time
@@ -217,7 +218,7 @@ func (m *Merged) applyFull(f *Frame) {
 	d.Incidents = f.Incidents
 	p.units, p.assets, p.links = f.Units, f.Assets, f.Links
 	p.status, p.events, p.late = f.Status, f.Events, f.Late
-	p.seq, p.synced, p.requesting = f.Seq, true, false
+	p.seq, p.synced, p.requesting, p.everSynced = f.Seq, true, false, true
 	d.Units, d.Assets = m.unitsLocked(), m.assetsLocked()
 	deltas := []*engine.Delta{d}
 	for _, b := range p.buffered {
@@ -350,6 +351,8 @@ type PartitionSync struct {
 	Partition int       `json:"partition"`
 	Owner     string    `json:"owner"`
 	Synced    bool      `json:"synced"`
+	Ready     bool      `json:"ready"` // synced at least once since the node started
+	Stale     bool      `json:"stale"` // no frame for 5 s: the owner is gone (the view pauses on its last state)
 	LastFrame time.Time `json:"last_frame"`
 	Cells     int       `json:"cells"`
 }
@@ -360,7 +363,8 @@ func (m *Merged) Sync() []PartitionSync {
 	defer m.mu.RUnlock()
 	out := make([]PartitionSync, m.n)
 	for k, p := range m.parts {
-		out[k] = PartitionSync{Partition: k, Owner: p.node, Synced: p.synced, LastFrame: p.lastFrame, Cells: len(p.cells)}
+		out[k] = PartitionSync{Partition: k, Owner: p.node, Synced: p.synced, Ready: p.everSynced, LastFrame: p.lastFrame, Cells: len(p.cells),
+			Stale: !p.lastFrame.IsZero() && time.Since(p.lastFrame) > 5*time.Second}
 	}
 	return out
 }

@@ -44,8 +44,7 @@ type Partition struct {
 	targetSeq uint64 // the partition's newest message when taken: caught up once applied
 	applied   atomic.Uint64
 	pending   atomic.Uint64
-	lastSeq   atomic.Uint64 // newest message of the partition seen (applied or in Progress)
-	caughtAt  atomic.Int64  // unix ns when caught up (0: not yet)
+	caughtAt  atomic.Int64 // unix ns when caught up (0: not yet)
 
 	lastSnap    time.Time // consumer goroutine
 	lastSnapSeq uint64    // consumer goroutine
