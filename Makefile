@@ -11,7 +11,7 @@ export SUMO_HOME ?= /usr/share/sumo
 # Packages whose code runs goroutines: tested with -race.
 RACE_PKGS := ./engine/... ./api/... ./eventlog/... ./replay/... ./system/... ./cmd/... ./ingest ./ingest/feed/... ./ingest/httpin ./ingest/natsin
 
-.PHONY: all web build run test test-race test-rest test-web fuzz check bench bench-micro eval clean
+.PHONY: all web build run test test-race test-rest test-web fuzz fuzz-long check bench bench-micro eval clean
 
 all: build
 
@@ -27,7 +27,7 @@ run: build
 
 # The whole suite: vet, race-checked packages, the rest, a short fuzz of every decoder, and the browser
 # tests of the command center (Debian chromium driven by playwright-core).
-test: web test-race test-rest fuzz test-web
+test: web test-race test-rest fuzz test-web cluster-demo-short
 
 test-race:
 	$(GO) vet ./...
@@ -39,9 +39,15 @@ test-rest:
 test-web:
 	bash scripts/web-test.sh
 
-# Every Fuzz target for FUZZTIME (make fuzz FUZZTIME=2m for a longer run).
+# Every Fuzz target for FUZZTIME (make fuzz FUZZTIME=2m for a longer run; FUZZ_ONLY=regexp picks targets).
 fuzz:
 	FUZZTIME=$(FUZZTIME) GO=$(GO) bash scripts/fuzz.sh
+
+# The decoders of every input path (HTTP, Arrow, NATS subjects, the log, every feed) for 10 minutes each,
+# one worker each, niced (docs/security.md): about two hours.
+FUZZ_DECODERS := ^Fuzz(DecodeBatch|ReadIPC|IngestArrow|HTTPEvents|NATSSubjects|LogMessage|FCD|E1|GTFSRT|LoopCSV|DeepStream|Incidents)$$
+fuzz-long:
+	FUZZTIME=10m FUZZPARALLEL=1 FUZZ_ONLY='$(FUZZ_DECODERS)' GO=$(GO) nice bash scripts/fuzz.sh
 
 check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
@@ -80,3 +86,21 @@ signals-sumo: build
 # The short form (also part of make test; skips without sumo).
 signals-sumo-short:
 	$(GO) test -count=1 -run ClosedLoopShort -v ./bench/signals/
+
+# CityBrain on a NATS cluster (docs/scale-out.md): 3 NATS nodes, 2 ingest, 3 engine and 2 api processes on
+# loopback with the demo city; Ctrl-C stops everything. cluster-demo-short is the CI form (kills an engine
+# node under load and checks the counts); cluster-failover runs TestClusterFailover with 10 engine kills;
+# cluster-bench measures 1, 2 and 3 engine processes catching up on the same log.
+.PHONY: cluster-demo cluster-demo-short cluster-failover cluster-bench
+cluster-demo: build
+	BIN=$(BIN) bash scripts/cluster-demo.sh
+
+cluster-demo-short:
+	$(GO) build -o $(BIN) ./cmd/citybrain
+	BIN=$(BIN) bash scripts/cluster-demo.sh --short
+
+cluster-failover:
+	CITYBRAIN_FAILOVER_KILLS=10 $(GO) test -count=1 -timeout 40m -run TestClusterFailover -v ./cmd/citybrain/
+
+cluster-bench:
+	CITYBRAIN_CLUSTER_BENCH=1 $(GO) test -count=1 -timeout 30m -run TestClusterScaling -v ./cmd/citybrain/

@@ -109,14 +109,17 @@ func hashToken(t string) string {
 	return hex.EncodeToString(s[:])
 }
 
-// tokenOf takes the token from "Authorization: Bearer", the access_token query parameter (websockets) or the
-// citybrain_token cookie.
+// tokenOf takes the token from "Authorization: Bearer", the citybrain_token cookie, or, on websocket paths
+// only (a browser cannot set headers there, and a token in any other URL ends up in logs and histories),
+// the access_token query parameter.
 func tokenOf(r *http.Request) string {
 	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
 		return strings.TrimSpace(h[len("Bearer "):])
 	}
-	if t := r.URL.Query().Get("access_token"); t != "" {
-		return t
+	if r.URL.Path == "/ws" || strings.HasSuffix(r.URL.Path, "/ws") {
+		if t := r.URL.Query().Get("access_token"); t != "" {
+			return t
+		}
 	}
 	if c, err := r.Cookie("citybrain_token"); err == nil {
 		return c.Value
@@ -126,7 +129,11 @@ func tokenOf(r *http.Request) string {
 
 // Authenticate returns the caller's principal, or false without a valid token.
 func (a *Auth) Authenticate(r *http.Request) (Principal, bool) {
-	t := tokenOf(r)
+	return a.Lookup(tokenOf(r))
+}
+
+// Lookup returns the principal of a token (the embedded NATS server checks its clients with it too).
+func (a *Auth) Lookup(t string) (Principal, bool) {
 	if t == "" {
 		return Principal{}, false
 	}
@@ -164,13 +171,14 @@ func (a *Auth) Require(next http.HandlerFunc, roles ...string) http.HandlerFunc 
 }
 
 // Open wraps next: without an auth configuration anyone may call it (the server then listens on loopback
-// only); with one, a token of one of roles (any role when none is given) is required.
+// only); with one, a token of one of roles is required; none given means every reading role (feed tokens
+// write and read nothing: a leaked feed credential must not expose the city).
 func (a *Auth) Open(next http.HandlerFunc, roles ...string) http.HandlerFunc {
 	if !a.configured {
 		return next
 	}
 	if len(roles) == 0 {
-		roles = []string{RoleViewer, RolePolice, RoleCommander, RolePlanner, RoleFeed}
+		roles = []string{RoleViewer, RolePolice, RoleCommander, RolePlanner}
 	}
 	return a.Require(next, roles...)
 }

@@ -46,6 +46,8 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Trailer", "Citybrain-Export-Error, Citybrain-Export-Events")
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Hour)
 	defer cancel()
+	// A long export streams for longer than the server's write timeout: its own deadline is ctx's.
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(2 * time.Hour))
 	st, err := replay.Export(ctx, s.Log, w, replay.ExportOptions{From: from, To: to, Format: f})
 	if err != nil {
 		w.Header().Set("Citybrain-Export-Error", err.Error())

@@ -49,7 +49,7 @@ type Hub struct {
 	instance string // a fresh id per hub: a client seeing another one knows seq numbers restarted
 
 	mu      sync.Mutex // guards clients, every client's subscription and queue state, eng and closed
-	eng     *engine.Engine
+	eng     View
 	clients map[*client]struct{}
 	closed  bool
 
@@ -81,7 +81,7 @@ type histEntry struct {
 }
 
 // NewHub returns a hub; feed it with OnDelta.
-func NewHub(cfg HubConfig, eng *engine.Engine) *Hub {
+func NewHub(cfg HubConfig, eng View) *Hub {
 	d := DefaultHubConfig()
 	if cfg.QueueLen <= 0 {
 		cfg.QueueLen = d.QueueLen

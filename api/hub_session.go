@@ -81,6 +81,8 @@ type client struct {
 	done     chan struct{}
 	kickCode int
 	kickMsg  string
+
+	limits *clientLimits // rates of what the client sends (wslimit.go)
 }
 
 // kick closes the client with a code and reason; the writer sends the close frame.
@@ -114,7 +116,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, checkOrigin func(*
 		return // Upgrade has answered
 	}
 	c := &client{h: h, conn: conn, cork: hw.cork, send: queue.New[*frame]("ws-client", h.cfg.QueueLen, queue.Reject),
-		done: make(chan struct{})}
+		done: make(chan struct{}), limits: newClientLimits()}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -132,6 +134,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, checkOrigin func(*
 	c.writeLoop()
 	conn.Close()
 	wg.Wait()
+	c.stopLimits()
 	h.mu.Lock()
 	delete(h.clients, c)
 	h.mu.Unlock()
@@ -153,6 +156,9 @@ func (c *client) readLoop() {
 			return
 		}
 		c.conn.SetReadDeadline(time.Now().Add(3 * h.cfg.PingInterval))
+		if !c.message() {
+			return
+		}
 		var m clientMsg
 		if err := json.Unmarshal(data, &m); err != nil {
 			c.reply(errorMsg("cannot parse message: " + err.Error()))
@@ -165,7 +171,7 @@ func (c *client) readLoop() {
 				c.reply(errorMsg(err.Error()))
 				continue
 			}
-			h.subscribe(c, sub, m.Since)
+			c.subscribeLimited(sub, m.Since)
 		case "ping":
 			c.reply([]byte(`{"type":"pong"}`))
 		default:

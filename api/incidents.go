@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"citybrain/engine"
+	"citybrain/eventlog"
 	"citybrain/geo"
 	"citybrain/ingest"
 )
@@ -184,7 +185,8 @@ func (s *Server) handleIncidentAction(w http.ResponseWriter, r *http.Request) {
 		TS: time.Now().UnixMilli()}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	if _, err := s.Log.AppendAction(ctx, a); err != nil {
+	// On a partitioned log the action goes to the partition owning the incident's cell (docs/scale-out.md).
+	if _, err := s.Log.AppendActionTo(ctx, eventlog.District(cur.Cell, s.Log.DistrictRes()), a); err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}

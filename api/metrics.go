@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 
 	"citybrain/engine"
@@ -105,6 +107,20 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(&b, "citybrain_tick_seconds{part=\"hub\"} %g\n", hs.Lag.Seconds())
 	metric("citybrain_ws_deltas_total", "counter", "Engine deltas fanned out.")
 	fmt.Fprintf(&b, "citybrain_ws_deltas_total %d\n", hs.Deltas)
+	if s.Unreadable != nil {
+		metric("citybrain_unreadable_messages_total", "counter", "Messages no reader could read (counted, kept on the dead-letter log, skipped), by where they were met.")
+		u := s.Unreadable()
+		for _, n := range slices.Sorted(maps.Keys(u)) {
+			fmt.Fprintf(&b, "citybrain_unreadable_messages_total{where=%q} %d\n", n, u[n])
+		}
+	}
+	if s.Ingest != nil {
+		metric("citybrain_ingest_in_flight_bytes", "gauge", "Decoded bytes held by batches being ingested (bounded: batches past the budget get 503).")
+		fmt.Fprintf(&b, "citybrain_ingest_in_flight_bytes %d\n", s.Ingest.InFlight())
+	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	if s.MoreMetrics != nil {
+		s.MoreMetrics(&b)
+	}
 	w.Write(b.Bytes())
 }

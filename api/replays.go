@@ -128,6 +128,7 @@ func (s *Server) replayRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/replays/{id}", a.Open(s.handleReplayGet))
 	mux.HandleFunc("DELETE /api/v1/replays/{id}", a.Require(s.handleReplayDelete, RolePlanner))
 	mux.HandleFunc("POST /api/v1/replays/{id}/{action}", a.Require(s.handleReplayAction, RolePlanner))
+	mux.HandleFunc("GET /api/v1/replays/{id}/decisions", a.Open(s.handleReplayDecisions))
 	mux.HandleFunc("GET /api/v1/replays/{id}/ws", a.Open(s.handleReplayWS))
 	mux.HandleFunc("GET /api/v1/replays/{id}/cells", a.Open(s.handleReplayCells))
 	mux.HandleFunc("GET /api/v1/replays/{id}/status", a.Open(s.handleReplayStatus))
@@ -165,11 +166,17 @@ func (s *Server) handleReplayCreate(w http.ResponseWriter, r *http.Request) {
 		spec.Speed = *req.Speed
 	}
 	if req.WarmupS != nil {
+		if *req.WarmupS < 0 || *req.WarmupS > 7*86400 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("warmup_s %g must be 0 to 604800 (a week)", *req.WarmupS))
+			return
+		}
 		spec.Warmup = time.Duration(*req.WarmupS * float64(time.Second))
 		if spec.Warmup == 0 {
 			spec.Warmup = -1
 		}
 	}
+	p, _ := s.Auth.Authenticate(r)
+	spec.Owner = p.Name
 	sess, _, err := s.Replays.Create(spec)
 	switch {
 	case errors.Is(err, replay.ErrTooMany):
@@ -217,6 +224,18 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) (*replay.Sessio
 func (s *Server) handleReplayGet(w http.ResponseWriter, r *http.Request) {
 	if sess, ok := s.session(w, r); ok {
 		writeJSON(w, replayDoc(sess))
+	}
+}
+
+// handleReplayDecisions serves GET /api/v1/replays/{id}/decisions: the operator decisions (incident
+// actions, dispatches, signal plans, zones) the session has met in the log so far, oldest first.
+func (s *Server) handleReplayDecisions(w http.ResponseWriter, r *http.Request) {
+	if sess, ok := s.session(w, r); ok {
+		list := sess.Decisions()
+		if list == nil {
+			list = []replay.Decision{}
+		}
+		writeJSON(w, list)
 	}
 }
 
@@ -322,7 +341,7 @@ func (s *Server) handleReplayCells(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeCells answers a cells query (spec/api.md "Cells") from eng.
-func writeCells(w http.ResponseWriter, r *http.Request, eng *engine.Engine) {
+func writeCells(w http.ResponseWriter, r *http.Request, eng View) {
 	q, err := parseCellQuery(r.URL.Query().Get, eng.Config().Res)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())

@@ -5,6 +5,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -14,7 +15,6 @@ import (
 	"time"
 
 	"citybrain/api/cap"
-	"citybrain/engine"
 	"citybrain/engine/dispatch"
 	"citybrain/engine/queue"
 	"citybrain/engine/zones"
@@ -27,7 +27,7 @@ import (
 
 // Server is the HTTP side of CityBrain.
 type Server struct {
-	Engine  *engine.Engine
+	Engine  View             // the engine, or a cluster's merged view (api/view.go)
 	Ingest  *ingest.Ingestor // nil: POST /api/v1/events is refused (a replay server)
 	Log     *eventlog.Log
 	Hub     *Hub
@@ -41,6 +41,8 @@ type Server struct {
 	Rejected func() uint64
 	// Ready reports whether the engine has caught up with the log present at start.
 	Ready func() bool
+	// Unreadable counts messages no reader could read, by where they were met (log, nats); nil: none.
+	Unreadable func() map[string]uint64
 	// Queues adds the figures of other bounded queues (ingest workers) to /metrics.
 	Queues func() []queue.Stat
 	// AllowedOrigins lists extra origins allowed to open /ws (the page's own origin always is).
@@ -66,6 +68,12 @@ type Server struct {
 	Basemap *Basemap
 	// TimeZone is the city's IANA time zone (GET /api/v1/status "timezone"): the web app shows times in it.
 	TimeZone string
+
+	// Cluster, when set, serves GET /api/v1/cluster (an api node of a cluster, system/cluster); Waiting says
+	// what the node waits for ("" when nothing), shown by /healthz; MoreMetrics appends to /metrics.
+	Cluster     http.HandlerFunc
+	Waiting     func() string
+	MoreMetrics func(w io.Writer)
 }
 
 // Handler returns the routes.
@@ -73,6 +81,9 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	a := s.Auth
 	mux.HandleFunc("GET /healthz", s.handleHealth)
+	if s.Cluster != nil {
+		mux.HandleFunc("GET /api/v1/cluster", a.Open(s.Cluster))
+	}
 	mux.HandleFunc("GET /metrics", a.Open(s.handleMetrics))
 	mux.HandleFunc("GET /api/v1/status", a.Open(s.handleStatus))
 	mux.HandleFunc("GET /api/v1/cells", a.Open(s.handleCells))
@@ -80,7 +91,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/incidents/{id}", a.Require(s.handleIncidentAction, RoleCommander))
 	mux.HandleFunc("GET /api/v1/audit", a.Require(s.handleAudit, RoleAdmin))
 	if s.Ingest != nil {
-		mux.HandleFunc("POST /api/v1/events", a.Open(httpin.New(s.Ingest).ServeHTTP, RoleFeed))
+		events := httpin.New(s.Ingest)
+		events.Caller = func(r *http.Request) string { p, _ := a.Authenticate(r); return p.Name }
+		mux.HandleFunc("POST /api/v1/events", a.Open(events.ServeHTTP, RoleFeed))
 	} else {
 		mux.HandleFunc("POST /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusServiceUnavailable, "this server takes no events (a replay): send them to the live server")
@@ -109,7 +122,7 @@ func (s *Server) Handler() http.Handler {
 	if s.Web != nil {
 		mux.Handle("GET /", http.FileServerFS(s.Web))
 	}
-	return logPanics(mux)
+	return s.secure(logPanics(mux))
 }
 
 // checkOrigin allows browsers from the page's own origin and the configured ones; non-browser clients send
@@ -147,6 +160,13 @@ func logPanics(h http.Handler) http.Handler {
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
+	if s.Waiting != nil {
+		if why := s.Waiting(); why != "" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			writeJSON(w, map[string]string{"status": "waiting", "waiting": why})
+			return
+		}
+	}
 	if s.Ready != nil && !s.Ready() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		w.Write([]byte(`{"status":"catching_up"}` + "\n"))
@@ -172,6 +192,9 @@ func canDo(role string) []string {
 	if role == "" {
 		return can
 	}
+	if role == RoleFeed {
+		return append(can, "ingest") // write-only
+	}
 	can = append(can, "read")
 	switch role {
 	case RoleAdmin:
@@ -182,8 +205,6 @@ func canDo(role string) []string {
 		can = append(can, "signal.plan")
 	case RolePlanner:
 		can = append(can, "replay.control", "export", "zone.edit")
-	case RoleFeed:
-		can = append(can, "ingest")
 	case RolePublic:
 		return []string{"opendata.read"}
 	}
@@ -256,6 +277,8 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	buf = appendTime(buf, st.Now)
 	buf = append(buf, `,"events_too_late":`...)
 	buf = strconv.AppendUint(buf, st.TooLate, 10)
+	buf = append(buf, `,"events_ahead":`...)
+	buf = strconv.AppendUint(buf, st.Ahead, 10)
 	buf = append(buf, `,"events_reflected":`...)
 	buf = strconv.AppendUint(buf, st.Events, 10)
 	buf = append(buf, `,"log_seq":`...)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
-	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/nats-io/nats.go"
 
 	"citybrain/engine"
@@ -85,7 +84,7 @@ func (r *runner) floors(ctx context.Context) error {
 	f.ArrowDecode, _ = cpuLoop(dur, func(g, i int) int {
 		n := 0
 		var ev engine.Event
-		eventlog.DecodeRecords(ab[(g+i)%len(ab)].Data, memory.DefaultAllocator, func(rec arrow.Record) error {
+		eventlog.DecodeRecords(ab[(g+i)%len(ab)].Data, func(rec arrow.Record) error {
 			for row := 0; row < int(rec.NumRows()); row++ {
 				engine.ReadEvent(rec, row, &ev)
 			}

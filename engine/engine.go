@@ -42,6 +42,9 @@ type Config struct {
 	// Network, when set, is the road network: probe and transit points are map-matched to its links and
 	// detectors snapped to the nearest one, and speeds also aggregate per link (Engine.Links).
 	Network *geo.Network
+	// MatchWorkers is how many goroutines map-match a batch on a road network, each vehicle always on the same
+	// one (0: GOMAXPROCS).
+	MatchWorkers int
 	// FreeFlow, when set, gives a cell's free-flow speed from a road network; it is called from shard
 	// goroutines and must be safe for concurrent use.
 	FreeFlow func(cell uint64) (kmh float64, ok bool)
@@ -53,6 +56,9 @@ type Config struct {
 	// log sequence. Names are plain file names other than the engine's own. Engine.LoadedParts returns them
 	// after LoadSnapshot. (Consumers of the deltas, such as engine/zones, keep their state this way.)
 	SnapshotParts func() (map[string][]byte, error)
+	// MaxClockJump is how far ahead of the event clock an event may be and still move it on its own
+	// (clock.go); negative: no bound. Default DefaultMaxClockJump.
+	MaxClockJump time.Duration
 	// ObserveRows, when set with a Network, is given every applied batch with the link each row was matched
 	// to (-1: none) and its position along it (a fraction of the link's length), on the goroutine that calls
 	// Apply, before the shards see it; it must not keep rec or the slices. (The signal estimator, engine/
@@ -109,6 +115,12 @@ func (c *Config) fill() {
 	if c.Mem == nil {
 		c.Mem = d.Mem
 	}
+	if c.MaxClockJump == 0 {
+		c.MaxClockJump = DefaultMaxClockJump
+	}
+	if c.MatchWorkers <= 0 {
+		c.MatchWorkers = runtime.GOMAXPROCS(0)
+	}
 }
 
 // Delta is what one tick changed: views at the base resolution, cells that left every window, and incidents
@@ -135,6 +147,7 @@ type Status struct {
 	Events     uint64 // events reflected
 	Late       uint64 // events that arrived behind the watermark
 	TooLate    uint64 // late events older than the longest window: counted, kept in the log, not in windows
+	Ahead      uint64 // events too far ahead of the clock on too few sources' word (clock.go): in the log, not in windows
 	Cells      int
 	RawRows    int64         // raw events retained
 	RawBytes   int64         // their memory, dictionaries included
@@ -160,12 +173,14 @@ type Engine struct {
 	// Dispatcher state: owned by the goroutine that calls Apply.
 	now, wm int64
 	lastSeq uint64
+	guard   clockGuard
 
 	// Published by the dispatcher after a batch is handed to every shard.
 	dispatched atomic.Pointer[mark]
 	events     atomic.Uint64
 	late       atomic.Uint64
 	tooLate    atomic.Uint64
+	ahead      atomic.Uint64
 	kindEvents [schema.NumKinds]atomic.Uint64
 	kindLate   [schema.NumKinds]atomic.Uint64
 
@@ -202,6 +217,7 @@ func New(cfg Config) *Engine {
 		now: minTime, wm: minTime,
 		flushCh: make(chan flushReq), stopCh: make(chan struct{}),
 		reg: registry.New(), inc: incident.NewTracker(cfg.Lateness.Milliseconds()),
+		guard: clockGuard{maxJump: cfg.MaxClockJump.Milliseconds(), ahead: map[string]int64{}},
 	}
 	var topo *incident.Topology
 	if cfg.Network != nil {
@@ -211,8 +227,8 @@ func New(cfg Config) *Engine {
 	e.win = window.New(window.Config{
 		Res: cfg.Res, ShardRes: cfg.ShardRes, Shards: cfg.Shards, Bucket: cfg.Bucket, Retention: cfg.Retention,
 		QueueLen: cfg.QueueLen, DefaultFreeFlowKmh: cfg.DefaultFreeFlowKmh, MinFreeFlowKmh: cfg.MinFreeFlowKmh,
-		MinFreeFlowSamples: cfg.MinFreeFlowSamples, Mem: cfg.Mem, RawMem: cfg.RawMem, Network: cfg.Network, FreeFlow: cfg.FreeFlow,
-		ObserveRows: cfg.ObserveRows,
+		MinFreeFlowSamples: cfg.MinFreeFlowSamples, Mem: cfg.Mem, RawMem: cfg.RawMem, Network: cfg.Network,
+		MatchWorkers: cfg.MatchWorkers, FreeFlow: cfg.FreeFlow, ObserveRows: cfg.ObserveRows,
 	}, topo, e.stopCh)
 	e.dispatched.Store(&mark{now: minTime, wm: minTime})
 	e.status.Store(&Status{Watermark: minTime, Now: minTime})
@@ -238,6 +254,11 @@ func (e *Engine) Apply(seq uint64, rec arrow.Record) error {
 	}
 	if err := CheckSchema(rec.Schema()); err != nil {
 		return err
+	}
+	if keep := e.guard.judge(rec, e.now); keep != nil {
+		e.ahead.Add(uint64(int(rec.NumRows()) - len(keep)))
+		rec = e.takeRows(rec, keep)
+		defer rec.Release()
 	}
 	n := int(rec.NumRows())
 	ts := rec.Column(ColTS).(*array.Timestamp)
@@ -389,7 +410,7 @@ func (e *Engine) tick(seq uint64) uint64 {
 	cells, raw, rawBytes := e.win.Stats()
 	e.status.Store(&Status{
 		Watermark: m.wm, Now: m.now, AppliedSeq: m.seq, Events: m.events,
-		Late: e.late.Load(), TooLate: e.tooLate.Load(), Cells: cells, RawRows: raw, RawBytes: rawBytes,
+		Late: e.late.Load(), TooLate: e.tooLate.Load(), Ahead: e.ahead.Load(), Cells: cells, RawRows: raw, RawBytes: rawBytes,
 		Retention: e.win.Retention(), DeltaSeq: seq,
 		TickNanos: time.Since(start).Nanoseconds(),
 	})

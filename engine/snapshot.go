@@ -41,6 +41,8 @@ type snapState struct {
 	Events         uint64                  `json:"events"`
 	Late           uint64                  `json:"late"`
 	TooLate        uint64                  `json:"too_late"`
+	Ahead          uint64                  `json:"ahead,omitempty"`
+	AheadClaims    []aheadClaim            `json:"ahead_claims,omitempty"` // clock.go
 	KindEvents     [schema.NumKinds]uint64 `json:"kind_events"`
 	KindLate       [schema.NumKinds]uint64 `json:"kind_late"`
 	EvalEnd        int64                   `json:"eval_end"`
@@ -62,6 +64,7 @@ func (e *Engine) WriteSnapshot(dir string) (string, error) {
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
 	e.reg.Publish(true) // the tick cannot while we hold the lock
+	claims := e.guard.state()
 	var (
 		dump     *window.Dump
 		st       snapState
@@ -78,7 +81,7 @@ func (e *Engine) WriteSnapshot(dir string) (string, error) {
 		}
 		m := e.dispatched.Load()
 		st = snapState{Seq: m.seq, Now: m.now, Watermark: m.wm, Events: m.events, Late: e.late.Load(),
-			TooLate: e.tooLate.Load(), EvalEnd: dump.EvalEnd, State: e.inc.State()}
+			TooLate: e.tooLate.Load(), Ahead: e.ahead.Load(), AheadClaims: claims, EvalEnd: dump.EvalEnd, State: e.inc.State()}
 		for _, u := range e.Units() {
 			us := unitState{Unit: u}
 			if Has(u.SpeedKmh) {
@@ -110,7 +113,7 @@ func (e *Engine) WriteSnapshot(dir string) (string, error) {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return "", fmt.Errorf("cannot create snapshot dir: %w", err)
 	}
-	manifest := snapMagic + "\nseq " + strconv.FormatUint(st.Seq, 10) + "\n"
+	manifest := snapMagic + "\nseq " + strconv.FormatUint(st.Seq, 10) + "\n" + e.layout().line() + "\n"
 	write := func(name string, data []byte) error {
 		if err := writeSynced(filepath.Join(tmp, name), data); err != nil {
 			return err
@@ -208,45 +211,70 @@ func (e *Engine) LoadSnapshot(dir string, maxSeq uint64, skipped func(path strin
 	return 0, ErrNoSnapshot
 }
 
-// readManifest checks every file against the manifest and returns their contents.
-func readManifest(path string) (map[string][]byte, error) {
+// layout is what a snapshot's numbers depend on besides the log: the cells' resolution, the bucket and the
+// event schema. A snapshot of another layout is skipped (the log is replayed instead: recomputed).
+type layout struct {
+	Res      int
+	BucketMs int64
+	Schema   string
+}
+
+func (e *Engine) layout() layout {
+	return layout{Res: e.cfg.Res, BucketMs: e.bucketMs, Schema: SchemaVersion}
+}
+
+func (l layout) line() string {
+	return fmt.Sprintf("layout res %d bucket_ms %d schema %s", l.Res, l.BucketMs, l.Schema)
+}
+
+// readManifest checks every file against the manifest and returns their contents and the layout line
+// (empty for snapshots written before layouts were recorded, all with the default layout).
+func readManifest(path string) (map[string][]byte, string, error) {
 	m, err := os.ReadFile(filepath.Join(path, "MANIFEST"))
 	if err != nil {
-		return nil, fmt.Errorf("cannot read manifest: %w", err)
+		return nil, "", fmt.Errorf("cannot read manifest: %w", err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(m)), "\n")
 	if len(lines) < 2 || lines[0] != snapMagic {
-		return nil, errors.New("manifest is not a citybrain snapshot manifest")
+		return nil, "", errors.New("manifest is not a citybrain snapshot manifest")
 	}
 	files := map[string][]byte{}
+	lay := ""
 	for _, l := range lines[2:] {
+		if strings.HasPrefix(l, "layout ") {
+			lay = l
+			continue
+		}
 		var name, sum string
 		var size int
 		if _, err := fmt.Sscanf(l, "file %s %d %s", &name, &size, &sum); err != nil {
-			return nil, fmt.Errorf("cannot parse manifest line %q", l)
+			return nil, "", fmt.Errorf("cannot parse manifest line %q", l)
 		}
 		data, err := os.ReadFile(filepath.Join(path, name))
 		if err != nil {
-			return nil, fmt.Errorf("cannot read %s: %w", name, err)
+			return nil, "", fmt.Errorf("cannot read %s: %w", name, err)
 		}
 		got := sha256.Sum256(data)
 		if len(data) != size || hex.EncodeToString(got[:]) != sum {
-			return nil, fmt.Errorf("%s is torn or corrupt (size %d, want %d; checksum mismatch)", name, len(data), size)
+			return nil, "", fmt.Errorf("%s is torn or corrupt (size %d, want %d; checksum mismatch)", name, len(data), size)
 		}
 		files[name] = data
 	}
 	for _, need := range []string{"aggs.arrow", "cells.arrow", "state.json"} {
 		if files[need] == nil {
-			return nil, fmt.Errorf("manifest lists no %s", need)
+			return nil, "", fmt.Errorf("manifest lists no %s", need)
 		}
 	}
-	return files, nil
+	return files, lay, nil
 }
 
 func (e *Engine) loadSnapshot(path string) (uint64, error) {
-	files, err := readManifest(path)
+	files, lay, err := readManifest(path)
 	if err != nil {
 		return 0, err
+	}
+	if lay != "" && lay != e.layout().line() {
+		return 0, fmt.Errorf("written with another layout (%s; this engine has %s): the log is replayed instead", strings.TrimPrefix(lay, "layout "), strings.TrimPrefix(e.layout().line(), "layout "))
 	}
 	e.loadedParts = map[string][]byte{}
 	for name, data := range files {
@@ -266,6 +294,8 @@ func (e *Engine) loadSnapshot(path string) (uint64, error) {
 	e.events.Store(st.Events)
 	e.late.Store(st.Late)
 	e.tooLate.Store(st.TooLate)
+	e.ahead.Store(st.Ahead)
+	e.guard.restore(st.AheadClaims)
 	for k := range st.KindEvents {
 		e.kindEvents[k].Store(st.KindEvents[k])
 		e.kindLate[k].Store(st.KindLate[k])

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"citybrain/geo"
 )
@@ -146,5 +147,38 @@ func TestSnapshotFromBeforeTheSplitLoads(t *testing.T) {
 	}
 	if a, b := live.e.Incidents(), restored.e.Incidents(); !reflect.DeepEqual(a, b) {
 		t.Errorf("after the tail, incidents differ:\n%+v\n%+v", a, b)
+	}
+}
+
+// A snapshot records its layout (resolution, bucket, schema) in its manifest; an engine of another layout
+// skips it (its windows are recomputed from the log), one of the same layout loads it.
+func TestSnapshotOfAnotherLayoutIsSkipped(t *testing.T) {
+	live := newRig(t, nil)
+	live.apply(cityEvents(t0, 100)...)
+	dir := t.TempDir()
+	path, err := live.e.WriteSnapshot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := os.ReadFile(filepath.Join(path, "MANIFEST"))
+	if !strings.Contains(string(m), "layout res 9 bucket_ms 10000 schema "+SchemaVersion) {
+		t.Errorf("manifest without the layout:\n%s", m)
+	}
+	for _, mod := range []func(*Config){
+		func(c *Config) { c.Res = 10 },
+		func(c *Config) { c.Bucket = 5 * time.Second },
+	} {
+		other := newRig(t, mod)
+		var skipped []string
+		if _, err := other.e.LoadSnapshot(dir, 100, func(p string, err error) { skipped = append(skipped, err.Error()) }); err != ErrNoSnapshot {
+			t.Errorf("a snapshot of another layout loaded (err %v)", err)
+		}
+		if len(skipped) != 1 || !strings.Contains(skipped[0], "another layout") {
+			t.Errorf("skipped %q, want the layout named", skipped)
+		}
+	}
+	same := newRig(t, nil)
+	if seq, err := same.e.LoadSnapshot(dir, 100, nil); err != nil || seq != 1 {
+		t.Errorf("same layout: seq %d, %v", seq, err)
 	}
 }

@@ -31,12 +31,17 @@ const (
 
 	// HeaderRows carries the number of events in a log message.
 	HeaderRows = "Cb-Rows"
+	// HeaderHash carries the hash of the body a batch came in (ingest.BatchID.Hash), to tell a retry from
+	// another batch sent with the same idempotency key.
+	HeaderHash = "Cb-Body-Hash"
 	// HeaderType marks log messages that are not event batches: "action" is an operator action (JSON of
 	// engine.Action), kept in the same ordered log so restarts and replays see it where it happened.
 	HeaderType = "Cb-Type"
 	TypeAction = "action"
 	// TypeZone is a zone action (JSON of zones.Action): zones drawn, changed or deleted by an operator.
 	TypeZone = "zone"
+	// TypeDispatch is a dispatch or signal-plan decision (JSON of dispatch.Action).
+	TypeDispatch = "dispatch"
 )
 
 // Config sets the retention of the log.
@@ -50,6 +55,66 @@ type Config struct {
 	// Existing opens streams that must already exist and leaves their settings alone (the export and replay
 	// tools: they must not reset a server's retention to their defaults).
 	Existing bool
+	// Partitions > 0 lays the log out in partitions (eventlog/partition.go, a cluster); 0 is the single
+	// process's one subject. DistrictRes is the H3 resolution of the districts events are keyed by.
+	Partitions  int
+	DistrictRes int
+	// Layout is what the batches written depend on (their cells' resolution) and the bucket of the engine
+	// that writes them, recorded in the stream's metadata. Opening a log recorded with another resolution or
+	// schema is refused (its cells would mix resolutions); the bucket is recorded (snapshots check theirs).
+	// Zero: not checked (tools).
+	Layout Layout
+}
+
+// DefaultDistrictRes keys events by their cell's parent at H3 resolution 6 (about 36 km²).
+const DefaultDistrictRes = 6
+
+// Stream metadata keys recording a partitioned layout, so readers of an existing log find it.
+const (
+	metaPartitions  = "citybrain.partitions"
+	metaDistrictRes = "citybrain.district_res"
+)
+
+// Layout is recorded in the event stream's metadata.
+type Layout struct {
+	Res    int
+	Bucket time.Duration
+}
+
+// Metadata keys of the event stream.
+const (
+	MetaRes    = "citybrain.res"
+	MetaBucket = "citybrain.bucket"
+	MetaSchema = "citybrain.schema"
+)
+
+func (l Layout) metadata() map[string]string {
+	return map[string]string{MetaRes: strconv.Itoa(l.Res), MetaBucket: l.Bucket.String(), MetaSchema: engine.SchemaVersion}
+}
+
+// layoutOf reads a stream's recorded layout (ok false for a log from before layouts were recorded).
+func layoutOf(md map[string]string) (l Layout, schema string, ok bool) {
+	res, err := strconv.Atoi(md[MetaRes])
+	if err != nil {
+		return Layout{}, "", false
+	}
+	b, _ := time.ParseDuration(md[MetaBucket])
+	return Layout{Res: res, Bucket: b}, md[MetaSchema], true
+}
+
+// checkLayout refuses a log recorded with another resolution or schema than want.
+func checkLayout(md map[string]string, want Layout) error {
+	got, schema, ok := layoutOf(md)
+	if !ok || want.Res == 0 {
+		return nil
+	}
+	if schema != "" && schema != engine.SchemaVersion {
+		return fmt.Errorf("cannot open the log: it holds batches of schema %s, this program writes %s: use a data directory of this version", schema, engine.SchemaVersion)
+	}
+	if got.Res != want.Res {
+		return fmt.Errorf("cannot open the log: its cells are at H3 resolution %d (--res %d), this run has --res %d: start with --res %d, or give a new --data", got.Res, got.Res, want.Res, got.Res)
+	}
+	return nil
 }
 
 // DefaultConfig keeps a week of events, up to 20 GiB.
@@ -66,6 +131,9 @@ type Log struct {
 	dead   jetstream.Stream
 	mem    memory.Allocator
 	maxMsg int
+	// parts and districtRes describe a partitioned log (partition.go); parts is 0 for the single process.
+	parts, districtRes int
+	layout             Layout // as recorded in the stream's metadata
 }
 
 // Open creates or updates the streams of the log on the server behind nc.
@@ -89,21 +157,56 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cannot open stream %s: %w", DeadStream, err)
 		}
-		return &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: max(int(nc.MaxPayload())-4096, 64<<10)}, nil
+		l := &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: max(int(nc.MaxPayload())-4096, 64<<10)}
+		md := events.CachedInfo().Config.Metadata
+		if err := checkLayout(md, cfg.Layout); err != nil {
+			return nil, err
+		}
+		l.layout, _, _ = layoutOf(md)
+		l.parts, _ = strconv.Atoi(md[metaPartitions])
+		l.districtRes, _ = strconv.Atoi(md[metaDistrictRes])
+		return l, nil
 	}
-	events, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if old, err := js.Stream(ctx, EventsStream); err == nil {
+		md := old.CachedInfo().Config.Metadata
+		if err := checkLayout(md, cfg.Layout); err != nil {
+			return nil, err
+		}
+		if lay, _, ok := layoutOf(md); ok && cfg.Layout.Res == 0 {
+			cfg.Layout = lay // a tool's open keeps what the log recorded
+		}
+	}
+	if cfg.Partitions < 0 || cfg.Partitions > MaxPartitions {
+		return nil, fmt.Errorf("cannot open the log: %d partitions (1..%d, or 0 for one process)", cfg.Partitions, MaxPartitions)
+	}
+	if cfg.DistrictRes == 0 {
+		cfg.DistrictRes = DefaultDistrictRes
+	}
+	scfg := jetstream.StreamConfig{
 		Name: EventsStream, Subjects: []string{EventsSubject}, Storage: jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxAge: cfg.MaxAge,
 		MaxBytes: orUnlimited(cfg.MaxBytes), Replicas: cfg.Replicas, Duplicates: cfg.Duplicates,
 		Description: "CityBrain accepted events as Arrow IPC record batches (schema " + engine.SchemaVersion + ")",
-	})
+	}
+	if cfg.Layout.Res != 0 {
+		scfg.Metadata = cfg.Layout.metadata()
+	}
+	if cfg.Partitions > 0 {
+		scfg.Subjects = []string{PartInPrefix + ".*", BroadcastSubject}
+		scfg.SubjectTransform = PartitionTransform(cfg.Partitions)
+		if scfg.Metadata == nil {
+			scfg.Metadata = map[string]string{}
+		}
+		scfg.Metadata[metaPartitions], scfg.Metadata[metaDistrictRes] = strconv.Itoa(cfg.Partitions), strconv.Itoa(cfg.DistrictRes)
+	}
+	events, err := js.CreateOrUpdateStream(ctx, scfg)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create stream %s: %w", EventsStream, err)
 	}
 	dead, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: DeadStream, Subjects: []string{DeadSubject}, Storage: jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxAge: cfg.MaxAge,
-		MaxBytes: orUnlimited(cfg.MaxBytes / 10), Replicas: cfg.Replicas,
+		MaxBytes: orUnlimited(cfg.MaxBytes / 10), Replicas: cfg.Replicas, Duplicates: cfg.Duplicates,
 		Description: "CityBrain rejected events with their reasons",
 	})
 	if err != nil {
@@ -113,8 +216,15 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 	if maxMsg < 64<<10 {
 		maxMsg = 64 << 10
 	}
-	return &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: maxMsg}, nil
+	l := &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: maxMsg, layout: cfg.Layout}
+	if cfg.Partitions > 0 {
+		l.parts, l.districtRes = cfg.Partitions, cfg.DistrictRes
+	}
+	return l, nil
 }
+
+// Layout is the layout recorded in the log (zero for a log from before layouts were recorded).
+func (l *Log) Layout() Layout { return l.layout }
 
 // Mem is the allocator the log decodes batches with.
 func (l *Log) Mem() memory.Allocator { return l.mem }
@@ -140,36 +250,25 @@ func EncodeRecord(rec arrow.Record, mem memory.Allocator) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// DecodeRecords reads every record batch of the IPC stream data, checks the schema and passes each to fn,
-// which must Retain a record it keeps after returning.
-func DecodeRecords(data []byte, mem memory.Allocator, fn func(arrow.Record) error) error {
-	r, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(mem))
-	if err != nil {
-		return fmt.Errorf("cannot read Arrow IPC stream: %w", err)
-	}
-	defer r.Release()
-	if err := engine.CheckSchema(r.Schema()); err != nil {
-		return err
-	}
-	for r.Next() {
-		if err := fn(r.Record()); err != nil {
-			return err
-		}
-	}
-	if err := r.Err(); err != nil {
-		return fmt.Errorf("cannot read Arrow IPC stream: %w", err)
-	}
-	return nil
+// DecodeRecords reads every record batch of the IPC stream data (ingest.ReadIPC: lengths checked against
+// the bytes, a capped allocator on the Go heap, structure checked, never a panic), checks the schema and
+// passes each to fn, which must Retain a record it keeps after returning.
+func DecodeRecords(data []byte, fn func(arrow.Record) error) error {
+	return ingest.ReadIPC(data, max(16*int64(len(data)), 1<<20), fn)
 }
 
 // Append writes rec to the log and returns once JetStream has stored it (the acknowledgement). A record too
 // large for one message is split by rows. msgID, when not empty, deduplicates retries within the duplicates
 // window (parts get the suffix "/k"). It returns the sequence of the last message written.
-func (l *Log) Append(ctx context.Context, rec arrow.Record, msgID string) (uint64, error) {
-	return l.append(ctx, rec, msgID)
+func (l *Log) Append(ctx context.Context, rec arrow.Record, id ingest.BatchID) (uint64, error) {
+	if l.parts > 0 {
+		return l.appendPartitioned(ctx, rec, id.ID, id.Hash)
+	}
+	return l.appendTo(ctx, EventsSubject, rec, id.ID, id.Hash)
 }
 
-func (l *Log) append(ctx context.Context, rec arrow.Record, msgID string) (uint64, error) {
+// appendTo stores rec on subject, split by rows when too large for one message.
+func (l *Log) appendTo(ctx context.Context, subject string, rec arrow.Record, msgID, hash string) (uint64, error) {
 	if rec.NumRows() == 0 {
 		return 0, nil
 	}
@@ -186,11 +285,11 @@ func (l *Log) append(ctx context.Context, rec arrow.Record, msgID string) (uint6
 		if msgID != "" {
 			idA, idB = msgID+"/0", msgID+"/1"
 		}
-		_, errA := l.append(ctx, a, idA)
+		_, errA := l.appendTo(ctx, subject, a, idA, hash)
 		if errA != nil && !errors.Is(errA, ingest.ErrDuplicate) {
-			return 0, errA
+			return 0, errA // ErrKeyReused among them
 		}
-		seq, errB := l.append(ctx, b, idB)
+		seq, errB := l.appendTo(ctx, subject, b, idB, hash)
 		if errB != nil && !errors.Is(errB, ingest.ErrDuplicate) {
 			return 0, errB
 		}
@@ -199,9 +298,12 @@ func (l *Log) append(ctx context.Context, rec arrow.Record, msgID string) (uint6
 		}
 		return seq, nil
 	}
-	msg := nats.NewMsg(EventsSubject)
+	msg := newPartMsg(subject)
 	msg.Data = data
 	msg.Header.Set(HeaderRows, strconv.FormatInt(rec.NumRows(), 10))
+	if hash != "" {
+		msg.Header.Set(HeaderHash, hash)
+	}
 	var opts []jetstream.PublishOpt
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
@@ -211,18 +313,35 @@ func (l *Log) append(ctx context.Context, rec arrow.Record, msgID string) (uint6
 		return 0, fmt.Errorf("cannot append %d events to the log: %w", rec.NumRows(), err)
 	}
 	if ack.Duplicate {
+		if hash != "" {
+			stored, err := l.events.GetMsg(ctx, ack.Sequence)
+			if err != nil {
+				return 0, fmt.Errorf("cannot read log message %d to compare a retried batch: %w", ack.Sequence, err)
+			}
+			if h := stored.Header.Get(HeaderHash); h != "" && h != hash {
+				return ack.Sequence, ingest.ErrKeyReused
+			}
+		}
 		return ack.Sequence, ingest.ErrDuplicate
 	}
 	return ack.Sequence, nil
 }
 
 // AppendAction writes an operator action to the log (deduplicated by its id) and returns its sequence.
+// A partitioned log needs the incident's district: AppendActionTo.
 func (l *Log) AppendAction(ctx context.Context, a engine.Action) (uint64, error) {
+	if l.parts > 0 {
+		return 0, fmt.Errorf("cannot append action on %s: a partitioned log needs the incident's district", a.IncidentID)
+	}
+	return l.appendAction(ctx, EventsSubject, a)
+}
+
+func (l *Log) appendAction(ctx context.Context, subject string, a engine.Action) (uint64, error) {
 	data, err := json.Marshal(&a)
 	if err != nil {
 		return 0, fmt.Errorf("cannot encode action: %w", err)
 	}
-	msg := nats.NewMsg(EventsSubject)
+	msg := nats.NewMsg(subject)
 	msg.Data = data
 	msg.Header.Set(HeaderType, TypeAction)
 	ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithMsgID("action-"+a.ID))
@@ -235,7 +354,7 @@ func (l *Log) AppendAction(ctx context.Context, a engine.Action) (uint64, error)
 // AppendTyped writes an operator action of another type than incident actions (TypeZone, ...) to the log,
 // deduplicated by typ and id, and returns its sequence. data is the action's JSON; the log does not read it.
 func (l *Log) AppendTyped(ctx context.Context, typ, id string, data []byte) (uint64, error) {
-	msg := nats.NewMsg(EventsSubject)
+	msg := nats.NewMsg(l.typedSubject())
 	msg.Data = data
 	msg.Header.Set(HeaderType, typ)
 	ack, err := l.js.PublishMsg(ctx, msg, jetstream.WithMsgID(typ+"-"+id))
@@ -254,6 +373,9 @@ type Handlers struct {
 	Action func(seq uint64, a engine.Action) error
 	Typed  func(seq uint64, typ string, data []byte) error
 	Bad    func(seq uint64, err error)
+	// Progress, when set, is told after each message of a live consumer (ConsumeAll, ConsumePartition) how
+	// many messages of its subjects are still pending behind it: 0 when caught up.
+	Progress func(seq, pending uint64)
 }
 
 // dispatch decodes one log message.
@@ -283,7 +405,7 @@ func (l *Log) dispatch(seq uint64, hdr nats.Header, data []byte, h Handlers) err
 		}
 		return nil
 	}
-	err := DecodeRecords(data, l.mem, func(rec arrow.Record) error {
+	err := DecodeRecords(data, func(rec arrow.Record) error {
 		if err := h.Batch(seq, rec); err != nil {
 			return &fnError{err}
 		}
@@ -299,8 +421,9 @@ func (l *Log) dispatch(seq uint64, hdr nats.Header, data []byte, h Handlers) err
 	return err
 }
 
-// AppendDead stores rejected events on the dead-letter log, one message each, and waits for every ack.
-func (l *Log) AppendDead(ctx context.Context, letters []ingest.DeadLetter) error {
+// AppendDead stores rejected events on the dead-letter log, one message each, and waits for every ack. With
+// id.ID set, a letter stored before for the same batch and line (a retry) is stored once.
+func (l *Log) AppendDead(ctx context.Context, letters []ingest.DeadLetter, id ingest.BatchID) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(letters))
 	for i := range letters {
 		if len(letters[i].Raw) > ingest.MaxDeadRaw {
@@ -310,7 +433,11 @@ func (l *Log) AppendDead(ctx context.Context, letters []ingest.DeadLetter) error
 		if err != nil {
 			return fmt.Errorf("cannot encode dead letter: %w", err)
 		}
-		f, err := l.js.PublishAsync(DeadSubject, data)
+		var opts []jetstream.PublishOpt
+		if id.ID != "" {
+			opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("%s/dead/%d/%d", id.ID, letters[i].Line, i)))
+		}
+		f, err := l.js.PublishAsync(DeadSubject, data, opts...)
 		if err != nil {
 			return fmt.Errorf("cannot append to the dead-letter log: %w", err)
 		}
@@ -326,6 +453,18 @@ func (l *Log) AppendDead(ctx context.Context, letters []ingest.DeadLetter) error
 		}
 	}
 	return nil
+}
+
+// PutAside keeps the log message seq, which its consumer cannot read (it can only come from a foreign
+// publisher or a broken store), on the dead-letter log with the reason, once however often it is read.
+func (l *Log) PutAside(ctx context.Context, seq uint64, reason error) error {
+	raw := ""
+	if m, err := l.events.GetMsg(ctx, seq); err == nil {
+		raw = string(m.Data[:min(len(m.Data), ingest.MaxDeadRaw)])
+	}
+	letter := ingest.DeadLetter{ReceivedAt: time.Now().UTC(), Via: "log", Line: int(seq),
+		Error: fmt.Sprintf("log message %d cannot be read: %v", seq, reason), Raw: raw}
+	return l.AppendDead(ctx, []ingest.DeadLetter{letter}, ingest.BatchID{ID: fmt.Sprintf("log-%d", seq)})
 }
 
 // Dead returns up to limit of the newest dead letters, newest first, and the total stored.
@@ -385,7 +524,11 @@ func (l *Log) Consume(ctx context.Context, from uint64, fn func(seq uint64, rec 
 
 // ConsumeAll is Consume with every kind of log message.
 func (l *Log) ConsumeAll(ctx context.Context, from uint64, h Handlers) error {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{EventsSubject}}
+	return l.consume(ctx, l.allFilter(), from, h) // every partition, in log order
+}
+
+func (l *Log) consume(ctx context.Context, filters []string, from uint64, h Handlers, opts ...jetstream.PullMessagesOpt) error {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters}
 	if from > 1 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = from
@@ -394,7 +537,7 @@ func (l *Log) ConsumeAll(ctx context.Context, from uint64, h Handlers) error {
 	if err != nil {
 		return fmt.Errorf("cannot create consumer on %s: %w", EventsStream, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(256))
+	it, err := cons.Messages(append([]jetstream.PullMessagesOpt{jetstream.PullMaxMessages(256)}, opts...)...)
 	if err != nil {
 		return fmt.Errorf("cannot consume %s: %w", EventsStream, err)
 	}
@@ -425,6 +568,9 @@ func (l *Log) ConsumeAll(ctx context.Context, from uint64, h Handlers) error {
 				return fe.err
 			}
 			return err
+		}
+		if h.Progress != nil {
+			h.Progress(md.Sequence.Stream, md.NumPending)
 		}
 	}
 }

@@ -40,11 +40,11 @@ func TestAppendDuplicateMessageID(t *testing.T) {
 	l := logtest.Open(t, mem)
 	rec := probes(t, mem, 20, time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC).UnixMilli())
 	defer rec.Release()
-	seq, err := l.Append(t.Context(), rec, "batch-1")
+	seq, err := l.Append(t.Context(), rec, ingest.BatchID{ID: "batch-1"})
 	if err != nil || seq != 1 {
 		t.Fatalf("first append: seq %d err %v", seq, err)
 	}
-	seq, err = l.Append(t.Context(), rec, "batch-1")
+	seq, err = l.Append(t.Context(), rec, ingest.BatchID{ID: "batch-1"})
 	if !errors.Is(err, ingest.ErrDuplicate) || seq != 1 {
 		t.Errorf("retry: seq %d err %v, want seq 1 and ingest.ErrDuplicate", seq, err)
 	}

@@ -101,7 +101,7 @@ func (l *Log) msgTimes(ctx context.Context, seq, upTo uint64) (at uint64, minTS,
 			continue // not an event batch (an operator action)
 		}
 		minTS, maxTS = int64(1)<<62, -int64(1)<<62
-		err = DecodeRecords(m.Data, l.mem, func(rec arrow.Record) error {
+		err = DecodeRecords(m.Data, func(rec arrow.Record) error {
 			lo, hi := TSExtent(rec)
 			minTS, maxTS = min(minTS, lo), max(maxTS, hi)
 			return nil
@@ -165,7 +165,7 @@ func (l *Log) NewRangeReader(ctx context.Context, first, last uint64) (*RangeRea
 	if r.done {
 		return r, nil
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{EventsSubject}}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: l.allFilter()}
 	if first > 1 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = first

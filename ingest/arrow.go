@@ -1,13 +1,11 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
-	"github.com/apache/arrow/go/v17/arrow/ipc"
 
 	"citybrain/engine"
 )
@@ -25,27 +23,45 @@ func countKinds(rec arrow.Record, st *Stats) {
 	}
 }
 
+// arrowCap is the allocation cap of decoding an Arrow IPC stream of n bytes: what its uncompressed buffers
+// can need, with room for compressed ones, never more than the decoded-body limit.
+func (in *Ingestor) arrowCap(n int) int64 {
+	return min(in.cfg.MaxDecoded, max(16*int64(n), 1<<20))
+}
+
 // IngestArrow is the binary fast path: data is an Arrow IPC stream of record batches in the engine schema
-// (engine.Schema; the cell column may be 0 and is always recomputed). Every row is validated by the same rules
-// as JSON; a batch whose rows are all valid and correctly celled goes to the log as it came, otherwise the
-// valid rows are rebuilt into a new batch and the others dead-lettered. Line numbers count rows from 1 across
-// the stream's batches.
-func (in *Ingestor) IngestArrow(ctx context.Context, data []byte, via, msgID string) (Result, error) {
-	r, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(in.cfg.Mem))
-	if err != nil {
-		return Result{}, fmt.Errorf("cannot read Arrow IPC stream: %w", err)
-	}
-	defer r.Release()
-	if err := engine.CheckSchema(r.Schema()); err != nil {
+// (engine.Schema; the cell column may be 0 and is always recomputed), read by ReadIPC (lengths checked
+// against the bytes received, capped allocator, structure checked). Every row is validated by the same
+// rules as JSON. The whole stream is read and judged before anything is stored, so an unreadable stream
+// stores nothing; then each batch whose rows are all valid and correctly celled goes to the log as it came,
+// otherwise its valid rows are rebuilt into a new batch and the others dead-lettered. Line numbers count
+// rows from 1 across the stream's batches. via and key are as for Ingest.
+func (in *Ingestor) IngestArrow(ctx context.Context, data []byte, via, key string) (Result, error) {
+	in.stats.Bytes.Add(uint64(len(data)))
+	lease := lease{b: in.budget}
+	defer lease.release()
+	if err := lease.grow(2 * int64(len(data))); err != nil {
 		return Result{}, err
 	}
-	in.stats.Bytes.Add(uint64(len(data)))
-	var res Result
+	type part struct {
+		b     *batch
+		clean arrow.Record // the batch as it came, when every row was valid and correctly celled
+	}
+	var parts []part
+	defer func() {
+		for _, p := range parts {
+			p.b.Release()
+			if p.clean != nil {
+				p.clean.Release()
+			}
+		}
+	}()
+	var errs []LineError
 	line := 0
-	for part := 0; r.Next(); part++ {
-		rec := r.Record()
+	err := ReadIPC(data, in.arrowCap(len(data)), func(rec arrow.Record) error {
 		b := in.newBatch(via, engine.KindUnknown)
-		b.res.Errors = res.Errors // the answer lists the first MaxErrors of the whole stream
+		parts = append(parts, part{b: b})
+		b.res.Errors = errs // the answer lists the first MaxErrors of the whole stream
 		clean := true
 		cells := rec.Column(engine.ColCell).(*array.Uint64)
 		var ev engine.Event
@@ -53,33 +69,43 @@ func (in *Ingestor) IngestArrow(ctx context.Context, data []byte, via, msgID str
 			line++
 			engine.ReadEvent(rec, i, &ev)
 			cell, ok := b.add(line, nil, &ev, Validate(&ev))
-			if !ok || cells.Value(i) != cell || cells.IsNull(i) {
+			if !ok || cells.Value(i) != cell {
 				clean = false
 			}
 		}
-		var out arrow.Record
+		errs = b.res.Errors
 		if clean {
-			out = rec // every row valid and correctly celled: it goes to the log as it came
+			rec.Retain()
+			parts[len(parts)-1].clean = rec
 		}
-		id := msgID
-		if id != "" && part > 0 {
-			id = fmt.Sprintf("%s#%d", msgID, part)
-		}
-		pr, err := b.store(ctx, out, id)
-		b.Release()
-		if err != nil {
-			return res, err
-		}
-		res.Errors = pr.Errors
-		res.Accepted += pr.Accepted
-		res.Rejected += pr.Rejected
-		res.Seq = max(res.Seq, pr.Seq)
+		return nil
+	})
+	if err != nil {
+		return Result{}, err
 	}
-	if err := r.Err(); err != nil {
-		return res, fmt.Errorf("cannot read Arrow IPC stream after %d rows: %w", line, err)
+	var res Result
+	for _, p := range parts {
+		res.Accepted += p.b.res.Accepted
+		res.Rejected += p.b.res.Rejected
 	}
 	if res.Accepted == 0 && res.Rejected == 0 {
 		return res, ErrNoEvents
 	}
+	id := batchID(via, key, data)
+	for k, p := range parts {
+		pid := id
+		if k > 0 && pid.ID != "" {
+			pid.ID = fmt.Sprintf("%s#%d", id.ID, k)
+		}
+		pr, err := p.b.store(ctx, p.clean, pid)
+		if err != nil {
+			if k > 0 {
+				return Result{}, fmt.Errorf("%w (batch %d of %d; the ones before it are stored and a retry counts them once)", err, k+1, len(parts))
+			}
+			return Result{}, err
+		}
+		res.Seq = max(res.Seq, pr.Seq)
+	}
+	res.Errors = errs
 	return res, nil
 }

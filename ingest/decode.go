@@ -122,7 +122,7 @@ func DecodeEvent(b []byte) (engine.Event, error) {
 	} else {
 		for {
 			p.ws()
-			key, err := p.str()
+			key, err := p.str(maxKeyBytes)
 			if err != nil {
 				return ev, fmt.Errorf("%w: object key at byte %d: %v", errSyntax, p.i, err)
 			}
@@ -255,7 +255,15 @@ func (p *parser) field(ev *engine.Event, key string, haveTS *bool, kindName *str
 	if p.peek() != '"' {
 		return fieldErr(key, "must be a string")
 	}
-	s, err := p.str()
+	limit := StringLimit(key)
+	if key == "kind" {
+		limit = maxKeyBytes
+	}
+	s, err := p.str(limit)
+	var tl *tooLong
+	if errors.As(err, &tl) {
+		return fieldErr(key, "must be at most %d bytes, got %s", tl.max, tl.got)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: field %s: %v", errSyntax, key, err)
 	}
@@ -287,9 +295,9 @@ func (p *parser) number(key string, dst *float64) (bool, error) {
 func (p *parser) ts(ev *engine.Event, have *bool) error {
 	switch c := p.peek(); {
 	case c == '"':
-		s, err := p.str()
+		s, err := p.str(maxTSBytes)
 		if err != nil {
-			return fmt.Errorf("%w: field ts: %v", errSyntax, err)
+			return fieldErr("ts", "not an RFC 3339 time: %v", err)
 		}
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
@@ -318,7 +326,11 @@ func (p *parser) lane(ev *engine.Event) error {
 		return nil
 	}
 	if p.peek() == '"' {
-		s, err := p.str()
+		s, err := p.str(MaxShortBytes)
+		var tl *tooLong
+		if errors.As(err, &tl) {
+			return fieldErr("lane", "must be at most %d bytes, got %s", tl.max, tl.got)
+		}
 		if err != nil {
 			return fmt.Errorf("%w: field lane: %v", errSyntax, err)
 		}
@@ -328,6 +340,9 @@ func (p *parser) lane(ev *engine.Event) error {
 	start := p.i
 	if !p.scanNumber() {
 		return fieldErr("lane", "must be a string or a number")
+	}
+	if p.i-start > MaxShortBytes {
+		return fieldErr("lane", "must be at most %d bytes, got %d", MaxShortBytes, p.i-start)
 	}
 	ev.Lane = string(p.b[start:p.i])
 	return nil
@@ -411,55 +426,98 @@ func (p *parser) scanNumber() bool {
 	return true
 }
 
-// str decodes a JSON string at the cursor.
-func (p *parser) str() (string, error) {
+// Bounds of the strings the decoder reads that are not fields with a rule.
+const (
+	maxKeyBytes = 64 // object keys (a longer one is no field of the format)
+	maxTSBytes  = 64 // an RFC 3339 time
+)
+
+// tooLong is the error of a string over its limit.
+type tooLong struct {
+	max int
+	got string // "N" or "more than N"
+}
+
+func (e *tooLong) Error() string {
+	return fmt.Sprintf("string is longer than %d bytes (%s)", e.max, e.got)
+}
+
+// scanStr advances over the JSON string at the cursor without decoding it: raw is what is between the
+// quotes (it points into the buffer), escaped whether it holds a backslash.
+func (p *parser) scanStr() (raw []byte, escaped bool, err error) {
 	if p.peek() != '"' {
-		return "", fmt.Errorf("expected a string at byte %d", p.i)
+		return nil, false, fmt.Errorf("expected a string at byte %d", p.i)
 	}
 	p.i++
 	start := p.i
-	// Fast path: no escapes.
 	for p.i < len(p.b) {
-		c := p.b[p.i]
-		if c == '"' {
-			s := p.b[start:p.i]
+		switch c := p.b[p.i]; {
+		case c == '"':
+			raw = p.b[start:p.i]
 			p.i++
-			if !utf8.Valid(s) {
-				return "", errors.New("string is not valid UTF-8")
-			}
-			return string(s), nil
-		}
-		if c == '\\' {
-			break
-		}
-		if c < 0x20 {
-			return "", fmt.Errorf("control character in string at byte %d", p.i)
+			return raw, escaped, nil
+		case c == '\\':
+			escaped = true
+			p.i += 2
+			continue
+		case c < 0x20:
+			return nil, false, fmt.Errorf("control character in string at byte %d", p.i)
 		}
 		p.i++
 	}
-	out := append([]byte(nil), p.b[start:p.i]...)
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		switch {
-		case c == '"':
-			p.i++
-			if !utf8.Valid(out) {
-				return "", errors.New("string is not valid UTF-8")
-			}
-			return string(out), nil
-		case c < 0x20:
-			return "", fmt.Errorf("control character in string at byte %d", p.i)
-		case c != '\\':
+	return nil, false, errors.New("string is not closed")
+}
+
+// str decodes the JSON string at the cursor, which must be at most max bytes once decoded (0: no limit
+// beyond the buffer's): a longer one is a *tooLong error, found before anything is allocated for it when
+// its raw form alone shows it (a decoded byte takes at most 6 raw ones).
+func (p *parser) str(max int) (string, error) {
+	raw, escaped, err := p.scanStr()
+	if err != nil {
+		return "", err
+	}
+	if max > 0 && len(raw) > 6*max {
+		return "", &tooLong{max: max, got: fmt.Sprintf("more than %d", max)}
+	}
+	if !escaped {
+		if max > 0 && len(raw) > max {
+			return "", &tooLong{max: max, got: fmt.Sprint(len(raw))}
+		}
+		if !utf8.Valid(raw) {
+			return "", errors.New("string is not valid UTF-8")
+		}
+		return string(raw), nil
+	}
+	out, err := unescape(raw)
+	if err != nil {
+		return "", err
+	}
+	if max > 0 && len(out) > max {
+		return "", &tooLong{max: max, got: fmt.Sprint(len(out))}
+	}
+	if !utf8.Valid(out) {
+		return "", errors.New("string is not valid UTF-8")
+	}
+	return string(out), nil
+}
+
+// unescape decodes the escapes of a JSON string's raw content.
+func unescape(raw []byte) ([]byte, error) {
+	out := make([]byte, 0, len(raw))
+	q := parser{b: raw}
+	for q.i < len(q.b) {
+		c := q.b[q.i]
+		if c != '\\' {
 			out = append(out, c)
-			p.i++
+			q.i++
 			continue
 		}
-		p.i++
-		if p.i >= len(p.b) {
-			break
+		q.i++
+		if q.i >= len(q.b) {
+			return nil, errors.New("string ends in a backslash")
 		}
-		e := p.b[p.i]
-		p.i++
+		e := q.b[q.i]
+		q.i++
 		switch e {
 		case '"', '\\', '/':
 			out = append(out, e)
@@ -474,16 +532,16 @@ func (p *parser) str() (string, error) {
 		case 't':
 			out = append(out, '\t')
 		case 'u':
-			r, ok := p.hex4()
+			r, ok := q.hex4()
 			if !ok {
-				return "", fmt.Errorf("bad \\u escape at byte %d", p.i)
+				return nil, fmt.Errorf("bad \\u escape at byte %d", q.i)
 			}
 			if utf16.IsSurrogate(r) {
-				if bytes.HasPrefix(p.b[p.i:], []byte(`\u`)) {
-					p.i += 2
-					r2, ok := p.hex4()
+				if bytes.HasPrefix(q.b[q.i:], []byte(`\u`)) {
+					q.i += 2
+					r2, ok := q.hex4()
 					if !ok {
-						return "", fmt.Errorf("bad \\u escape at byte %d", p.i)
+						return nil, fmt.Errorf("bad \\u escape at byte %d", q.i)
 					}
 					r = utf16.DecodeRune(r, r2)
 				} else {
@@ -492,10 +550,10 @@ func (p *parser) str() (string, error) {
 			}
 			out = utf8.AppendRune(out, r)
 		default:
-			return "", fmt.Errorf("bad escape \\%c at byte %d", e, p.i-1)
+			return nil, fmt.Errorf("bad escape \\%c at byte %d", e, q.i-1)
 		}
 	}
-	return "", errors.New("string is not closed")
+	return out, nil
 }
 
 func (p *parser) hex4() (rune, bool) {
@@ -520,7 +578,7 @@ func (p *parser) skipValue(depth int) error {
 	p.ws()
 	switch c := p.peek(); {
 	case c == '"':
-		_, err := p.str()
+		_, _, err := p.scanStr()
 		return err
 	case c == '{' || c == '[':
 		closer := byte('}')
@@ -536,7 +594,7 @@ func (p *parser) skipValue(depth int) error {
 		for {
 			p.ws()
 			if c == '{' {
-				if _, err := p.str(); err != nil {
+				if _, _, err := p.scanStr(); err != nil {
 					return err
 				}
 				p.ws()

@@ -12,8 +12,8 @@ import (
 // nullSink stores nothing: it isolates decode, validation, cell assignment and batch building.
 type nullSink struct{}
 
-func (nullSink) Append(context.Context, arrow.Record, string) (uint64, error) { return 1, nil }
-func (nullSink) AppendDead(context.Context, []DeadLetter) error               { return nil }
+func (nullSink) Append(context.Context, arrow.Record, BatchID) (uint64, error) { return 1, nil }
+func (nullSink) AppendDead(context.Context, []DeadLetter, BatchID) error       { return nil }
 
 func BenchmarkIngestNDJSON(b *testing.B) {
 	var sb strings.Builder

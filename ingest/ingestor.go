@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -26,9 +28,22 @@ type DeadLetter struct {
 // Sink is where accepted batches and rejected events go: the durable log. Append returns only once the
 // batch is stored (the acknowledgement); it must not keep rec after returning.
 type Sink interface {
-	// Append returns ErrDuplicate (with the sequence) when msgID was stored before: a retry.
-	Append(ctx context.Context, rec arrow.Record, msgID string) (uint64, error)
-	AppendDead(ctx context.Context, letters []DeadLetter) error
+	// Append returns ErrDuplicate (with the sequence) when id.ID was stored before with the same id.Hash
+	// (a retry), and ErrKeyReused when it was stored with another hash.
+	Append(ctx context.Context, rec arrow.Record, id BatchID) (uint64, error)
+	// AppendDead stores rejected events; letters carrying the same (id, line) as ones stored before are
+	// stored once.
+	AppendDead(ctx context.Context, letters []DeadLetter, id BatchID) error
+}
+
+// BatchID identifies a batch on the log so that a retry is stored once.
+type BatchID struct {
+	// ID is the log's message id: the caller's idempotency key scoped to the door and caller it came
+	// through, or, without a key, the hash of door, caller and body. Empty: no deduplication (in-process
+	// sources, which do not retry).
+	ID string
+	// Hash is the hash of the batch's body: a key used again for another body is refused (ErrKeyReused).
+	Hash string
 }
 
 // Config configures an Ingestor.
@@ -37,13 +52,21 @@ type Config struct {
 	MaxBody    int64 // bytes of a request body as sent (compressed or not)
 	MaxDecoded int64 // bytes of a body after gzip
 	MaxErrors  int   // line errors listed in an answer (all are counted and dead-lettered)
-	Mem        memory.Allocator
+	// MaxAhead is how far ahead of the wall clock an event time may be when it arrives through a door
+	// (HTTP, NATS); negative: no bound (tests that feed a fixed future).
+	MaxAhead time.Duration
+	// MaxInFlight bounds the decoded bytes held by all batches being ingested at once (bodies buffered,
+	// events built); a batch that would pass it is refused with ErrBusy (retry) instead of allocating.
+	MaxInFlight int64
+	Mem         memory.Allocator
+	// Now is the wall clock (default time.Now).
+	Now func() time.Time
 }
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{Res: geo.DefaultRes, MaxBody: 32 << 20, MaxDecoded: 256 << 20, MaxErrors: 100,
-		Mem: memory.DefaultAllocator}
+		MaxAhead: 5 * time.Minute, MaxInFlight: 512 << 20, Mem: memory.DefaultAllocator, Now: time.Now}
 }
 
 // Result is the answer to one batch (spec/events.md "Bad input").
@@ -66,10 +89,11 @@ type Stats struct {
 // Ingestor turns batches into Arrow records in the engine schema and appends them to the sink. Safe for
 // concurrent use; it keeps no state beyond a batch except counters.
 type Ingestor struct {
-	cfg   Config
-	sink  Sink
-	stats Stats
-	cells *geo.CellCache
+	cfg    Config
+	sink   Sink
+	stats  Stats
+	cells  *geo.CellCache
+	budget *budget
 }
 
 // New returns an Ingestor writing to sink.
@@ -90,7 +114,16 @@ func New(cfg Config, sink Sink) *Ingestor {
 	if cfg.Mem == nil {
 		cfg.Mem = d.Mem
 	}
-	return &Ingestor{cfg: cfg, sink: sink, cells: geo.NewCellCache(cfg.Res)}
+	if cfg.MaxAhead == 0 {
+		cfg.MaxAhead = d.MaxAhead
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = d.MaxInFlight
+	}
+	if cfg.Now == nil {
+		cfg.Now = d.Now
+	}
+	return &Ingestor{cfg: cfg, sink: sink, cells: geo.NewCellCache(cfg.Res), budget: newBudget(cfg.MaxInFlight)}
 }
 
 // Config returns the configuration in use (defaults filled in).
@@ -103,7 +136,8 @@ func (in *Ingestor) RejectMessage(ctx context.Context, via string, data []byte, 
 	if len(data) > MaxDeadRaw {
 		data = data[:MaxDeadRaw]
 	}
-	err := in.sink.AppendDead(ctx, []DeadLetter{{ReceivedAt: time.Now().UTC(), Via: via, Error: reason.Error(), Raw: string(data)}})
+	id := BatchID{ID: bodyID(via, "", data)}
+	err := in.sink.AppendDead(ctx, []DeadLetter{{ReceivedAt: in.cfg.Now().UTC(), Via: via, Error: reason.Error(), Raw: string(data)}}, id)
 	if err != nil {
 		return fmt.Errorf("cannot store rejected message: %w", err)
 	}
@@ -113,52 +147,103 @@ func (in *Ingestor) RejectMessage(ctx context.Context, via string, data []byte, 
 // Stats returns the live counters.
 func (in *Ingestor) Stats() *Stats { return &in.stats }
 
-// ErrNoEvents is returned for a body that holds no event at all.
-var ErrNoEvents = errors.New("the batch holds no events")
+// Errors of Ingest that callers map to answers.
+var (
+	// ErrNoEvents is returned for a body that holds no event at all.
+	ErrNoEvents = errors.New("the batch holds no events")
+	// ErrDuplicate is what a Sink returns when a batch's message id was stored before.
+	ErrDuplicate = errors.New("duplicate message id: the batch was stored before")
+	// ErrKeyReused is returned for an idempotency key already used for another batch (HTTP 409).
+	ErrKeyReused = errors.New("the idempotency key was used for another batch")
+	// ErrStore wraps a failure to store: nothing of the batch was acknowledged and a retry is safe.
+	ErrStore = errors.New("cannot store the batch")
+	// ErrBusy is returned when the batch would take the decoded bytes in flight past Config.MaxInFlight.
+	ErrBusy = errors.New("too many bytes being ingested at once")
+	// ErrTooLarge is returned for a body over Config.MaxBody or, decoded, Config.MaxDecoded.
+	ErrTooLarge = errors.New("the batch is over the size limit")
+)
 
-// Ingest decodes a JSON batch (NDJSON or array), stores the accepted events as one batch on the log and the
-// rejected ones on the dead-letter log, and returns only after both are stored. want, when not
-// KindUnknown, is the only kind accepted (NATS subjects citybrain.in.<kind>). msgID deduplicates retries.
-func (in *Ingestor) Ingest(ctx context.Context, body []byte, via string, want engine.Kind, msgID string) (Result, error) {
+// Ingest decodes a JSON batch (NDJSON or array) that is all in memory (NATS messages, files), stores the
+// rejected events on the dead-letter log and then the accepted ones as one batch on the log, and returns
+// only after both are stored. via names the door and caller ("http:alice", "nats:citybrain.in.probe");
+// want, when not KindUnknown, is the only kind accepted (NATS subjects citybrain.in.<kind>); key is the
+// caller's idempotency key (may be empty): a retry is stored once, and a key reused for another body is
+// ErrKeyReused.
+func (in *Ingestor) Ingest(ctx context.Context, body []byte, via string, want engine.Kind, key string) (Result, error) {
+	in.stats.Bytes.Add(uint64(len(body)))
+	if int64(len(body)) > in.cfg.MaxDecoded {
+		return Result{}, fmt.Errorf("%w: %d bytes, the limit is %d: split the batch", ErrTooLarge, len(body), in.cfg.MaxDecoded)
+	}
+	lease := lease{b: in.budget}
+	defer lease.release()
+	if err := lease.grow(int64(len(body))); err != nil {
+		return Result{}, err
+	}
 	b := in.newBatch(via, want)
 	defer b.Release()
 	err := DecodeLines(body, func(line int, raw []byte, ev engine.Event, err error) {
 		b.add(line, raw, &ev, err)
 	})
-	in.stats.Bytes.Add(uint64(len(body)))
 	if err != nil {
 		return Result{}, err
 	}
 	if b.res.Accepted == 0 && b.res.Rejected == 0 {
 		return b.res, ErrNoEvents
 	}
-	return b.store(ctx, nil, msgID)
+	return b.store(ctx, nil, batchID(via, key, body))
 }
 
-// ErrDuplicate is what a Sink returns when a batch's message id was stored before.
-var ErrDuplicate = errors.New("duplicate message id: the batch was stored before")
+// batchID is the BatchID of a body that came through via with the caller's key (see BatchID).
+func batchID(via, key string, body []byte) BatchID {
+	h := sha256.Sum256(body)
+	return batchIDOfHash(via, key, hex.EncodeToString(h[:16]))
+}
 
-// store appends the accepted record and the dead letters, and counts them.
-func (in *Ingestor) store(ctx context.Context, rec arrow.Record, dead []DeadLetter, msgID string, res *Result) error {
+// batchIDOfHash is batchID for a body whose hash is known.
+func batchIDOfHash(via, key, hash string) BatchID {
+	if key == "" {
+		return BatchID{ID: bodyID(via, hash, nil), Hash: hash}
+	}
+	k := sha256.Sum256([]byte(via + "\x00" + key))
+	return BatchID{ID: "k-" + hex.EncodeToString(k[:20]), Hash: hash}
+}
+
+// bodyID is the message id of a body without a key: the hash of door, caller and body (hash, when
+// known, is the body's).
+func bodyID(via, hash string, body []byte) string {
+	if hash == "" {
+		h := sha256.Sum256(body)
+		hash = hex.EncodeToString(h[:16])
+	}
+	k := sha256.Sum256([]byte(via + "\x00" + hash))
+	return "b-" + hex.EncodeToString(k[:20])
+}
+
+// store appends the dead letters, then the accepted record, and counts them. The order makes the answer
+// exactly true: when storing fails, no event of the batch was accepted (letters already stored are stored
+// once again on the retry, by their ids).
+func (in *Ingestor) store(ctx context.Context, rec arrow.Record, dead []DeadLetter, id BatchID, res *Result) error {
+	if len(dead) > 0 {
+		if err := in.sink.AppendDead(ctx, dead, id); err != nil {
+			in.stats.Failed.Add(1)
+			return fmt.Errorf("%w (rejected events): %v", ErrStore, err)
+		}
+	}
 	if rec.NumRows() > 0 {
-		seq, err := in.sink.Append(ctx, rec, msgID)
-		if errors.Is(err, ErrDuplicate) {
+		seq, err := in.sink.Append(ctx, rec, id)
+		switch {
+		case errors.Is(err, ErrDuplicate):
 			// A retry of a batch already in the log (the client did not get the first answer): it is
 			// answered as accepted again, but counted once, when it was first stored.
 			res.Seq = seq
 			return nil
-		}
-		if err != nil {
+		case errors.Is(err, ErrKeyReused):
+			return err
+		case err != nil:
 			in.stats.Failed.Add(1)
-			return fmt.Errorf("cannot store batch: %w", err)
+			return fmt.Errorf("%w: %v", ErrStore, err)
 		}
 		res.Seq = seq
-	}
-	if len(dead) > 0 {
-		if err := in.sink.AppendDead(ctx, dead); err != nil {
-			in.stats.Failed.Add(1)
-			return fmt.Errorf("cannot store rejected events: %w", err)
-		}
 	}
 	countKinds(rec, &in.stats)
 	in.stats.Rejected.Add(uint64(res.Rejected))
@@ -167,9 +252,12 @@ func (in *Ingestor) store(ctx context.Context, rec arrow.Record, dead []DeadLett
 }
 
 // IngestEvents validates and stores events produced in-process (the demo city, file adapters run inside
-// the server). Invalid events are dead-lettered like any other input; line numbers are indexes from 1.
+// the server). Invalid events are dead-lettered like any other input; line numbers are indexes from 1. The
+// bound on event times ahead of the wall clock does not apply: the demo city runs ahead of it on purpose
+// (--demo-speed), and in-process sources are the program's own.
 func (in *Ingestor) IngestEvents(ctx context.Context, events []engine.Event, via string) (Result, error) {
 	b := in.newBatch(via, engine.KindUnknown)
+	b.trusted = true
 	defer b.Release()
 	for i := range events {
 		b.add(i+1, nil, &events[i], Validate(&events[i]))
@@ -177,5 +265,5 @@ func (in *Ingestor) IngestEvents(ctx context.Context, events []engine.Event, via
 	if b.res.Accepted == 0 && b.res.Rejected == 0 {
 		return b.res, ErrNoEvents
 	}
-	return b.store(ctx, nil, "")
+	return b.store(ctx, nil, BatchID{})
 }

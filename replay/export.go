@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -59,6 +60,26 @@ func Export(ctx context.Context, l *eventlog.Log, w io.Writer, opt ExportOptions
 			return st, err
 		}
 		defer rr.Close()
+		// Operator decisions of the range go with a Parquet export as its metadata (MetaDecisions).
+		dw, keep := bw.(interface{ setDecisions([]byte) })
+		var decisions []Decision
+		if keep {
+			note := func(seq uint64, typ string, data []byte) {
+				if json.Valid(data) {
+					if decisions = append(decisions, Decision{Seq: seq, Type: typ, Data: append(json.RawMessage(nil), data...)}); len(decisions) > MaxDecisions {
+						decisions = decisions[1:]
+					}
+				}
+			}
+			rr.OnAction = func(seq uint64, a engine.Action) error {
+				data, err := json.Marshal(&a)
+				if err == nil {
+					note(seq, eventlog.TypeAction, data)
+				}
+				return nil
+			}
+			rr.OnTyped = func(seq uint64, typ string, data []byte) error { note(seq, typ, data); return nil }
+		}
 		err = CopyBatches(ctx, rr, bw, opt.From, opt.To, opt.Mem, func(rec arrow.Record) {
 			st.Events += uint64(rec.NumRows())
 			st.Batches++
@@ -66,6 +87,14 @@ func Export(ctx context.Context, l *eventlog.Log, w io.Writer, opt ExportOptions
 		if err != nil {
 			bw.Close()
 			return st, err
+		}
+		if keep && decisions != nil {
+			js, err := json.Marshal(decisions)
+			if err != nil {
+				bw.Close()
+				return st, fmt.Errorf("cannot encode the decisions of the range: %w", err)
+			}
+			dw.setDecisions(js)
 		}
 	}
 	if err := bw.Close(); err != nil {

@@ -177,12 +177,20 @@ func (a *arrowWriter) Close() error {
 }
 
 type parquetWriter struct {
-	fw    *pqarrow.FileWriter
-	mem   memory.Allocator
-	rows  int64 // rows in the current buffered row group
-	sizes []byte
-	n     int
+	fw        *pqarrow.FileWriter
+	mem       memory.Allocator
+	rows      int64 // rows in the current buffered row group
+	sizes     []byte
+	n         int
+	decisions []byte // JSON array of the operator decisions in the range (MetaDecisions), nil: none
 }
+
+// MetaDecisions is the Parquet key-value metadata key of an export's operator decisions (a JSON array of
+// Decision, at most MaxDecisions of them, the newest).
+const MetaDecisions = "citybrain.decisions"
+
+// setDecisions keeps the decisions to write at Close.
+func (p *parquetWriter) setDecisions(js []byte) { p.decisions = js }
 
 func (p *parquetWriter) Write(rec arrow.Record) error {
 	if rec.NumRows() == 0 {
@@ -213,6 +221,12 @@ func (p *parquetWriter) Close() error {
 	if err := p.fw.AppendKeyValueMetadata(MetaBatchRows, string(p.sizes)); err != nil {
 		p.fw.Close()
 		return fmt.Errorf("cannot write Parquet metadata: %w", err)
+	}
+	if p.decisions != nil {
+		if err := p.fw.AppendKeyValueMetadata(MetaDecisions, string(p.decisions)); err != nil {
+			p.fw.Close()
+			return fmt.Errorf("cannot write Parquet metadata: %w", err)
+		}
 	}
 	if err := p.fw.Close(); err != nil {
 		return fmt.Errorf("cannot finish Parquet file: %w", err)

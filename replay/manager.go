@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	"crypto/rand"
@@ -24,6 +25,9 @@ type ManagerConfig struct {
 	Engine engine.Config // the live engine's configuration; every session engine uses it (own allocator)
 	// MaxSessions bounds the sessions open at once (default 4): each has its own engine and memory.
 	MaxSessions int
+	// MaxPerOwner bounds the sessions of one owner (Spec.Owner) open at once (default 2), so one planner
+	// cannot take them all.
+	MaxPerOwner int
 	// Idle closes a session nobody has touched (API call) or watched (Spec.Active) for this long (default
 	// 10 min).
 	Idle time.Duration
@@ -37,6 +41,7 @@ type Manager struct {
 	cfg      ManagerConfig
 	mu       sync.Mutex
 	sessions map[string]*Session
+	owners   map[string]int // sessions open (or starting) by owner
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -47,10 +52,13 @@ func NewManager(cfg ManagerConfig) *Manager {
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = 4
 	}
+	if cfg.MaxPerOwner <= 0 {
+		cfg.MaxPerOwner = min(2, cfg.MaxSessions)
+	}
 	if cfg.Idle <= 0 {
 		cfg.Idle = 10 * time.Minute
 	}
-	m := &Manager{cfg: cfg, sessions: map[string]*Session{}, stop: make(chan struct{})}
+	m := &Manager{cfg: cfg, sessions: map[string]*Session{}, owners: map[string]int{}, stop: make(chan struct{})}
 	m.wg.Add(1)
 	go m.janitor()
 	return m
@@ -78,7 +86,7 @@ func (m *Manager) Create(spec Spec) (*Session, error) {
 		}
 		path := filepath.Join(m.cfg.FileDir, name)
 		source = "file:" + name
-		open = FileSource(path, res)
+		open = hidePath(FileSource(path, res), path, name)
 	case m.cfg.Log != nil:
 		open = LogSource(m.cfg.Log, spec)
 	default:
@@ -94,27 +102,62 @@ func (m *Manager) CreateFrom(spec Spec, source string, open Source) (*Session, e
 		m.mu.Unlock()
 		return nil, ErrTooMany
 	}
+	if m.owners[spec.Owner] >= m.cfg.MaxPerOwner {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s has %d open, the most one planner may have (close one)", ErrTooMany, ownerName(spec.Owner), m.owners[spec.Owner])
+	}
 	id := newID()
 	m.sessions[id] = nil // reserve the slot while the session starts
+	m.owners[spec.Owner]++
 	m.mu.Unlock()
 	userClose := spec.OnClose
+	var closeOnce sync.Once
+	release := func() {
+		closeOnce.Do(func() {
+			m.mu.Lock()
+			delete(m.sessions, id)
+			if m.owners[spec.Owner]--; m.owners[spec.Owner] <= 0 {
+				delete(m.owners, spec.Owner)
+			}
+			m.mu.Unlock()
+		})
+	}
 	spec.OnClose = func() {
-		m.mu.Lock()
-		delete(m.sessions, id)
-		m.mu.Unlock()
+		release()
 		if userClose != nil {
 			userClose()
 		}
 	}
 	s, err := NewSession(id, spec, m.cfg.Engine, source, open)
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err != nil {
-		delete(m.sessions, id)
+		release()
 		return nil, err
 	}
-	m.sessions[id] = s
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, open := m.sessions[id]; open { // not closed already
+		m.sessions[id] = s
+	}
 	return s, nil
+}
+
+func ownerName(o string) string {
+	if o == "" {
+		return "an anonymous caller"
+	}
+	return o
+}
+
+// hidePath makes the errors of open name the file as the caller gave it (name), not by its path on the
+// server: API callers learn nothing of the server's directories.
+func hidePath(open Source, path, name string) Source {
+	return func(ctx context.Context) (BatchReader, error) {
+		r, err := open(ctx)
+		if err != nil {
+			return nil, errors.New(strings.ReplaceAll(err.Error(), path, name))
+		}
+		return r, nil
+	}
 }
 
 // FileSource reads an exported file; cells are recomputed at res when the file has another resolution.

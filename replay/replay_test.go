@@ -15,6 +15,7 @@ import (
 	"citybrain/engine"
 	"citybrain/eventlog"
 	"citybrain/eventlog/logtest"
+	"citybrain/ingest"
 )
 
 // openTestLog starts an in-process JetStream server under a temp dir and opens the log on it.
@@ -27,7 +28,7 @@ func openTestLog(t *testing.T, mem memory.Allocator) *eventlog.Log {
 func appendEvents(t *testing.T, l *eventlog.Log, mem memory.Allocator, events []engine.Event, sizes []int) {
 	t.Helper()
 	for _, rec := range buildBatches(t, mem, events, sizes) {
-		if _, err := l.Append(context.Background(), rec, ""); err != nil {
+		if _, err := l.Append(context.Background(), rec, ingest.BatchID{}); err != nil {
 			t.Fatal(err)
 		}
 		rec.Release()

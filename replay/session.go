@@ -5,9 +5,12 @@ package replay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +36,8 @@ type Spec struct {
 	Warmup time.Duration
 	// Paused creates the session paused; otherwise it plays at once.
 	Paused bool
+	// Owner is who created the session (the planner's name): the manager bounds sessions per owner.
+	Owner string
 	// OnDelta receives the session engine's deltas with sequence numbers that stay contiguous across seeks
 	// (a backward seek first sends one delta with Reset set, removing every cell; Session.Engine is then the
 	// new engine). Called from the engine's tick goroutine, and from the session's for the reset.
@@ -121,6 +126,39 @@ type Session struct {
 	err           error
 	deltaBase     uint64
 	lastDelta     atomic.Uint64
+
+	decMu     sync.Mutex
+	decisions []Decision // operator decisions read so far (guarded by decMu), the newest MaxDecisions
+}
+
+// Decision is an operator decision a replay met in the log, where it was made: an incident action, a
+// dispatch or signal-plan decision, a zone change (Type as the log's Cb-Type: action, dispatch, zone).
+type Decision struct {
+	Seq  uint64          `json:"log_seq"`
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"decision"`
+}
+
+// MaxDecisions bounds the decisions a session keeps to show.
+const MaxDecisions = 1000
+
+func (s *Session) noteDecision(seq uint64, typ string, data []byte) {
+	s.decMu.Lock()
+	defer s.decMu.Unlock()
+	if !json.Valid(data) {
+		return
+	}
+	if s.decisions = append(s.decisions, Decision{Seq: seq, Type: typ, Data: append(json.RawMessage(nil), data...)}); len(s.decisions) > MaxDecisions {
+		s.decisions = s.decisions[len(s.decisions)-MaxDecisions:]
+	}
+}
+
+// Decisions returns the operator decisions the session has read from the log up to its position, oldest
+// first (a backward seek starts them again).
+func (s *Session) Decisions() []Decision {
+	s.decMu.Lock()
+	defer s.decMu.Unlock()
+	return append([]Decision(nil), s.decisions...)
 }
 
 const noTime = -1 << 62
@@ -138,8 +176,8 @@ var ErrClosed = errors.New("the replay session is closed")
 // NewSession starts a session reading from open. ecfg is the live engine configuration (its OnDelta and
 // Mem are replaced). The session is paused or playing as spec says.
 func NewSession(id string, spec Spec, ecfg engine.Config, source string, open Source) (*Session, error) {
-	if spec.Speed < 0 {
-		return nil, fmt.Errorf("cannot create replay: speed %g must be 0 (as fast as possible) or more", spec.Speed)
+	if err := checkSpeed(spec.Speed); err != nil {
+		return nil, fmt.Errorf("cannot create replay: %w", err)
 	}
 	if !spec.From.IsZero() && !spec.To.IsZero() && !spec.From.Before(spec.To) {
 		return nil, fmt.Errorf("cannot create replay: from %s is not before to %s", spec.From.Format(time.RFC3339), spec.To.Format(time.RFC3339))
@@ -191,10 +229,20 @@ func (s *Session) Seek(at time.Time) error { return s.send(command{op: "seek", a
 
 // SetSpeed changes the speed (0: as fast as possible).
 func (s *Session) SetSpeed(x float64) error {
-	if x < 0 {
-		return fmt.Errorf("cannot set speed %g: must be 0 (as fast as possible) or more", x)
+	if err := checkSpeed(x); err != nil {
+		return fmt.Errorf("cannot set speed: %w", err)
 	}
 	return s.send(command{op: "speed", speed: x})
+}
+
+// MaxSpeed bounds a replay's speed (a million times real time plays a day in a tenth of a second).
+const MaxSpeed = 1e6
+
+func checkSpeed(x float64) error {
+	if math.IsNaN(x) || x < 0 || x > MaxSpeed {
+		return fmt.Errorf("speed %g must be a number from 0 (as fast as possible) to %g", x, float64(MaxSpeed))
+	}
+	return nil
 }
 
 // Close stops the session and releases everything it holds. Safe to call twice and concurrently.
@@ -434,12 +482,19 @@ func (s *Session) restart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.decMu.Lock()
+	s.decisions = nil
+	s.decMu.Unlock()
 	if rr, ok := r.(*eventlog.RangeReader); ok {
-		rr.OnAction = func(_ uint64, a engine.Action) error {
+		rr.OnAction = func(seq uint64, a engine.Action) error {
 			s.eng.Load().ApplyAction(a)
+			if data, err := json.Marshal(&a); err == nil {
+				s.noteDecision(seq, eventlog.TypeAction, data)
+			}
 			return nil
 		}
-		rr.OnTyped = func(_ uint64, typ string, data []byte) error {
+		rr.OnTyped = func(seq uint64, typ string, data []byte) error {
+			s.noteDecision(seq, typ, data)
 			if s.spec.OnTyped != nil {
 				s.spec.OnTyped(typ, data)
 			}

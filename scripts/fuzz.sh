@@ -10,15 +10,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 FUZZTIME=${FUZZTIME:-5s}
+FUZZ_ONLY=${FUZZ_ONLY:-.}          # a regexp of the targets to run (default: all)
+FUZZPARALLEL=${FUZZPARALLEL:-2}    # fuzzing workers per target
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 n=0
 while IFS= read -r file; do
 	dir=$(dirname "$file")
-	for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)\(f \*testing\.F\)' "$file" | sed -E 's/^func (Fuzz[A-Za-z0-9_]+).*/\1/'); do
+	for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)\(f \*testing\.F\)' "$file" | sed -E 's/^func (Fuzz[A-Za-z0-9_]+).*/\1/' | grep -E "$FUZZ_ONLY" || true); do
 		echo "fuzz: ./$dir $target ($FUZZTIME)"
 		for try in 1 2 3; do
-			if "$GO" test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "./$dir" >"$log" 2>&1; then
+			if "$GO" test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -parallel "$FUZZPARALLEL" "./$dir" >"$log" 2>&1; then
 				tail -1 "$log"
 				break
 			fi

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 
@@ -28,8 +31,16 @@ func OpenLogOffline(ctx context.Context, dataDir, natsURL string, lcfg eventlog.
 	}()
 	var nc *nats.Conn
 	if natsURL != "" {
-		if nc, err = nats.Connect(natsURL, nats.Name("citybrain-tool")); err != nil {
-			return nil, nil, fmt.Errorf("cannot connect to NATS at %s: %w", natsURL, err)
+		opts := []nats.Option{nats.Name("citybrain-tool"), nats.CustomInboxPrefix(InternalInbox)}
+		if !strings.Contains(natsURL, "@") {
+			// Reading the log takes an admin token (docs/security.md): the installation's own, when this
+			// is its data directory and the URL brings none.
+			if tok, err := os.ReadFile(filepath.Join(dataDir, "admin.token")); err == nil {
+				opts = append(opts, nats.Token(strings.TrimSpace(string(tok))))
+			}
+		}
+		if nc, err = nats.Connect(natsURL, opts...); err != nil {
+			return nil, nil, fmt.Errorf("cannot connect to NATS at %s: %w", redactURL(natsURL), err)
 		}
 		stops = append(stops, nc.Close)
 	} else {

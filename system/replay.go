@@ -1,6 +1,7 @@
 package system
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io/fs"
@@ -30,6 +31,7 @@ type ReplayConfig struct {
 
 	// HTTPAddr serves the session's map page and the replay API ("" : no server).
 	HTTPAddr string
+	HTTP     HTTPLimits
 	AuthFile string
 	Version  string
 	Web      fs.FS
@@ -85,6 +87,9 @@ func StartReplay(ctx context.Context, cfg ReplayConfig) (_ *Replay, err error) {
 		if l, r.closeLog, err = OpenLogOffline(ctx, cfg.DataDir, cfg.NATSURL, eventlog.DefaultConfig()); err != nil {
 			return nil, fmt.Errorf("cannot replay: %w", err)
 		}
+		if lay := l.Layout(); lay.Res != 0 && lay.Res != cmp.Or(cfg.Engine.Res, engine.DefaultConfig().Res) {
+			return nil, fmt.Errorf("cannot replay: the log's cells are at --res %d, this replay has --res %d: give --res %d", lay.Res, cfg.Engine.Res, lay.Res)
+		}
 		open = replay.LogSource(l, cfg.Spec)
 	}
 	r.manager = replay.NewManager(replay.ManagerConfig{Log: l, Engine: cfg.Engine, MaxSessions: 4, Idle: 365 * 24 * time.Hour})
@@ -113,7 +118,7 @@ func StartReplay(ctx context.Context, cfg ReplayConfig) (_ *Replay, err error) {
 		Accepted: func() uint64 { return sess.Info().Events }, Rejected: func() uint64 { return 0 },
 		Ready: func() bool { return true },
 	}
-	if r.http, r.ln, err = httpServer(cfg.HTTPAddr, srv.SessionHandler(sess, srv.Handler()), cfg.Logger); err != nil {
+	if r.http, r.ln, err = httpServer(cfg.HTTPAddr, srv.SessionHandler(sess, srv.Handler()), cfg.HTTP, cfg.Logger); err != nil {
 		return nil, err
 	}
 	if !cfg.Spec.Paused {

@@ -4,6 +4,7 @@
 package system
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -65,6 +66,8 @@ type Config struct {
 	// SignalControl tunes the signal controller (zero: signals.DefaultControl).
 	SignalControl signals.Control
 
+	// HTTP bounds the API server's clients (timeouts, connections).
+	HTTP   HTTPLimits
 	Engine engine.Config
 	Log    eventlog.Config
 	Ingest ingest.Config
@@ -75,6 +78,9 @@ type Config struct {
 	SnapshotEvery time.Duration
 	// NATSWorkers process citybrain.in.* messages.
 	NATSWorkers int
+	// Cluster sets the role of a cluster node (system/roles.go, StartNode); the zero value is the single
+	// process Start runs.
+	Cluster ClusterConfig
 	// Feeders run in-process sources (the demo city) after everything else has started; each returns when
 	// ctx ends.
 	Feeders []func(ctx context.Context, in *ingest.Ingestor) error
@@ -103,6 +109,9 @@ type System struct {
 	// citybrain.out.cap.
 	CAP   *cap.Feed
 	hooks *webhook.Sender // nil without webhooks
+	// Dispatch holds dispatches and signal-plan decisions (nil without a road network); every decision is
+	// an action in the log (system/dispatch.go).
+	Dispatch *dispatch.Manager
 	// Replays holds planners' replay sessions (replay/session.go), each with its own engine.
 	Replays *replay.Manager
 	unlock  func() // releases the data directory's lock (lock.go)
@@ -165,11 +174,13 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 
 	// 1. NATS.
-	if err := s.startNATS(); err != nil {
+	if err := s.startNATS(auth); err != nil {
 		return nil, err
 	}
 	// 2. The log.
-	if s.Log, err = eventlog.Open(ctx, s.nc, cfg.Log); err != nil {
+	lcfg := cfg.Log
+	lcfg.Layout = logLayout(cfg.Engine)
+	if s.Log, err = eventlog.Open(ctx, s.nc, lcfg); err != nil {
 		return nil, err
 	}
 	st, err := s.Log.State(ctx)
@@ -224,9 +235,25 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			return nil, err
 		}
 		cs, err := s.CAP.MarshalState()
-		return map[string][]byte{"zones.json": zs, "cap.json": cs}, err
+		if err != nil {
+			return nil, err
+		}
+		parts := map[string][]byte{"zones.json": zs, "cap.json": cs}
+		if s.Dispatch != nil {
+			if parts["dispatch.json"], err = s.Dispatch.MarshalState(); err != nil {
+				return nil, err
+			}
+		}
+		return parts, nil
 	}
 	s.Engine = engine.New(ecfg)
+	// Dispatch before the consumer: the log's dispatch and plan decisions go to it (system/dispatch.go).
+	if cfg.Network != nil {
+		if s.Dispatch, err = dispatch.New(s.Engine, dispatch.Config{Network: cfg.Network, Closed: s.Zones.Closures,
+			Queues: s.Queues, Control: cfg.SignalControl, Journal: s.journalDispatch, Ready: s.Ready}); err != nil {
+			return nil, fmt.Errorf("cannot start dispatch: %w", err)
+		}
+	}
 	from := uint64(1)
 	s.snapDir = filepath.Join(cfg.DataDir, "snapshots")
 	if cfg.SnapshotEvery >= 0 {
@@ -244,6 +271,11 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			if data := s.Engine.LoadedParts()["cap.json"]; data != nil {
 				if err := s.CAP.RestoreState(data); err != nil {
 					return nil, fmt.Errorf("cannot restore the CAP feed from snapshot %d: %w", seq, err)
+				}
+			}
+			if data := s.Engine.LoadedParts()["dispatch.json"]; data != nil && s.Dispatch != nil {
+				if err := s.Dispatch.RestoreState(data); err != nil {
+					return nil, fmt.Errorf("cannot restore dispatches from snapshot %d: %w", seq, err)
 				}
 			}
 			from = seq + 1
@@ -267,8 +299,14 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			Action: func(_ uint64, a engine.Action) error { s.Engine.ApplyAction(a); return nil },
 			Typed:  s.applyTyped,
 			Bad: func(seq uint64, err error) {
+				// No message stops the consumer or a restart: it is counted, kept aside and skipped.
 				s.badMessages.Add(1)
 				s.logger.Printf("skipping log message %d: %v", seq, err)
+				ctx, cancel := context.WithTimeout(cctx, 10*time.Second)
+				defer cancel()
+				if err := s.Log.PutAside(ctx, seq, err); err != nil {
+					s.logger.Printf("cannot keep log message %d aside: %v", seq, err)
+				}
 			},
 		})
 	}()
@@ -292,6 +330,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 			}
 			return q
 		},
+		Unreadable: func() map[string]uint64 {
+			return map[string]uint64{"log": s.badMessages.Load(), "nats": s.natsSrc.Panics.Load()}
+		},
 	}
 	// Replays: sessions run their own engines with the live configuration (replay/manager.go).
 	rcfg := ecfg
@@ -299,12 +340,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	s.Replays = replay.NewManager(replay.ManagerConfig{Log: s.Log, Engine: rcfg, FileDir: filepath.Join(cfg.DataDir, "imports")})
 	srv.Replays = api.NewReplays(s.Replays, cfg.Hub)
 	srv.Replays.NewZones = s.replayZones(zres)
-	if cfg.Network != nil {
-		dm, err := dispatch.New(s.Engine, dispatch.Config{Network: cfg.Network, Closed: s.Zones.Closures, Queues: s.Queues,
-			Control: cfg.SignalControl})
-		if err != nil {
-			return nil, fmt.Errorf("cannot start dispatch: %w", err)
-		}
+	if dm := s.Dispatch; dm != nil {
 		srv.Dispatch = dm
 		s.dispatchStop = make(chan struct{})
 		s.dispatchDone = make(chan struct{})
@@ -313,7 +349,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if err := s.startCommandCenter(srv, rcfg); err != nil {
 		return nil, err
 	}
-	if s.http, s.ln, err = httpServer(cfg.HTTPAddr, srv.Handler(), s.logger); err != nil {
+	if s.http, s.ln, err = httpServer(cfg.HTTPAddr, srv.Handler(), cfg.HTTP, s.logger); err != nil {
 		return nil, err
 	}
 	// 6. In-process feeders.
@@ -331,16 +367,22 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	return s, nil
 }
 
-func (s *System) startNATS() error {
+func (s *System) startNATS(auth *api.Auth) error {
 	if s.cfg.NATSURL != "" {
-		nc, err := nats.Connect(s.cfg.NATSURL, nats.Name("citybrain"), nats.MaxReconnects(-1))
+		// Credentials come in the URL (nats://user:pass@host, nats://token@host); the server's account
+		// layout is the one of docs/security.md.
+		nc, err := nats.Connect(s.cfg.NATSURL, nats.Name("citybrain"), nats.MaxReconnects(-1), nats.CustomInboxPrefix(InternalInbox))
 		if err != nil {
-			return fmt.Errorf("cannot connect to NATS at %s: %w", s.cfg.NATSURL, err)
+			return fmt.Errorf("cannot connect to NATS at %s: %w", redactURL(s.cfg.NATSURL), err)
 		}
 		s.nc = nc
 		return nil
 	}
-	opts := &server.Options{DontListen: s.cfg.NATSListen == ""}
+	na, err := newNATSAuth(auth)
+	if err != nil {
+		return err
+	}
+	opts := &server.Options{DontListen: s.cfg.NATSListen == "", CustomClientAuthentication: na, MaxConn: 4096}
 	if s.cfg.NATSListen != "" {
 		host, port, err := net.SplitHostPort(s.cfg.NATSListen)
 		if err != nil {
@@ -353,6 +395,9 @@ func (s *System) startNATS() error {
 		if p == 0 {
 			p = server.RANDOM_PORT
 		}
+		if !auth.Configured() && !api.IsLoopback(s.cfg.NATSListen) {
+			return fmt.Errorf("cannot listen for NATS on %s without an auth config: anyone on the network could publish; give --auth FILE (feed tokens publish, admin tokens read the log) or listen on 127.0.0.1", s.cfg.NATSListen)
+		}
 		opts.Host, opts.Port = host, p
 	}
 	ns, err := embeddedNATS(s.cfg.DataDir, "citybrain", opts)
@@ -360,12 +405,18 @@ func (s *System) startNATS() error {
 		return err
 	}
 	s.ns = ns
-	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("citybrain"))
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("citybrain"), nats.Token(na.secret), nats.CustomInboxPrefix(InternalInbox))
 	if err != nil {
 		return fmt.Errorf("cannot connect to the embedded NATS server: %w", err)
 	}
 	s.nc = nc
 	return nil
+}
+
+// logLayout is the layout the log records and checks: the engine's resolution and bucket after defaults.
+func logLayout(ecfg engine.Config) eventlog.Layout {
+	d := engine.DefaultConfig()
+	return eventlog.Layout{Res: cmp.Or(ecfg.Res, d.Res), Bucket: cmp.Or(ecfg.Bucket, d.Bucket)}
 }
 
 // apply is the log consumer's callback.

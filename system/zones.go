@@ -28,6 +28,8 @@ func (s *System) applyTyped(seq uint64, typ string, data []byte) error {
 			return nil
 		}
 		s.Zones.ApplyAction(a)
+	case eventlog.TypeDispatch:
+		s.applyDispatch(seq, data)
 	}
 	return nil
 }

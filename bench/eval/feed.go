@@ -56,12 +56,12 @@ func newDirect(net *geo.Network) *direct {
 }
 
 // Append is the ingest sink: the engine applies the batch as the log consumer would.
-func (d *direct) Append(_ context.Context, rec arrow.Record, _ string) (uint64, error) {
+func (d *direct) Append(_ context.Context, rec arrow.Record, _ ingest.BatchID) (uint64, error) {
 	d.seq++
 	return d.seq, d.e.Apply(d.seq, rec)
 }
 
-func (d *direct) AppendDead(context.Context, []ingest.DeadLetter) error { return nil }
+func (d *direct) AppendDead(context.Context, []ingest.DeadLetter, ingest.BatchID) error { return nil }
 
 func (d *direct) send(ctx context.Context, body []byte) (int, int, error) {
 	res, err := d.in.Ingest(ctx, body, "eval", engine.KindUnknown, "")

@@ -36,6 +36,7 @@ commands:
   run       start the whole system (see citybrain run -h)
   feed      send a field format to a running server (see citybrain feed -h)
   sim       run the demo city as a separate feeder (see citybrain sim -h)
+  nats      run one node of a NATS cluster with JetStream for a CityBrain cluster (see citybrain nats -h)
   version   print the version
 `)
 }
@@ -53,6 +54,8 @@ func main() {
 		err = feedMain(os.Args[2:])
 	case "sim":
 		err = simMain(os.Args[2:])
+	case "nats":
+		err = natsMain(os.Args[2:])
 	case "replay":
 		err = replayMain(os.Args[2:])
 	case "export":
@@ -84,7 +87,13 @@ func runMain(args []string) error {
 	httpAddr := fs.String("http", "127.0.0.1:8080", "address of the API and web UI")
 	dataDir := fs.String("data", "data", "directory for the event log (JetStream) and the admin token")
 	demo := fs.Bool("demo", true, "run the built-in live demo city inside the process")
-	natsURL := fs.String("nats", "", "URL of an external NATS server with JetStream (default: start an embedded one)")
+	natsURL := fs.String("nats", "", "URL of an external NATS server with JetStream, or a cluster's as nats://h1:4222,nats://h2:4222,... (default: start an embedded one)")
+	role := fs.String("role", system.RoleAll, "all (the whole system in one process), or a cluster node: ingest, engine or api (docs/scale-out.md)")
+	partitions := fs.Int("partitions", 12, "cluster: partitions of the city (the same on every node)")
+	districtRes := fs.Int("district-res", eventlog.DefaultDistrictRes, "cluster: H3 resolution of the districts events are keyed by (the same on every node)")
+	replicas := fs.Int("replicas", 3, "cluster: JetStream replicas of the log, leases and snapshots (1 on a single NATS server)")
+	nodeID := fs.String("node", "", "cluster: this node's id (default host-role-pid)")
+	leaseTTL := fs.Duration("lease-ttl", 3*time.Second, "cluster: how long a dead engine node keeps its partitions")
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server for outside publishers (empty: in-process only; port 0: random)")
 	authFile := fs.String("auth", "", "auth config file (tokens and roles); without one, an admin token is written under --data and the server must listen on loopback")
 	res := fs.Int("res", ed.Res, "base H3 resolution of cells")
@@ -100,6 +109,8 @@ func runMain(args []string) error {
 	networkFile := fs.String("network", "", "road network file: City Brain roadnet .txt, SUMO .net.xml or GeoJSON lines (.geojson/.json)")
 	flowFile := fs.String("flows", "", "City Brain flow file for the demo city's routes on --network (default: flow.txt beside a City Brain roadnet)")
 	snapEvery := fs.Duration("snapshot-every", 5*time.Minute, "how often to snapshot the engine state under --data/snapshots (negative: never)")
+	maxAhead := fs.Duration("max-ahead", 5*time.Minute, "events from HTTP and NATS more than this ahead of the server's clock are rejected (0: no bound; feed recorded data faster than real time with a --start in the past instead)")
+	maxConns := fs.Int("max-conns", system.DefaultHTTPLimits().MaxConns, "HTTP connections open at once (websockets included)")
 	basemapSrc := fs.String("basemap", "", "offline base map: a .pmtiles or .mbtiles file served by this binary, or an http(s) URL it fetches for the browser")
 	osmFile := fs.String("osm", "", "OSM XML extract whose water, parks, roads and places draw the base map")
 	tz := fs.String("tz", "", "the city's IANA time zone for the web app (default: Asia/Shanghai for the demo city, else the browser's)")
@@ -120,8 +131,13 @@ func runMain(args []string) error {
 		HTTPAddr: *httpAddr, DataDir: *dataDir, NATSURL: *natsURL, NATSListen: *natsListen, AuthFile: *authFile,
 		Version: version, Web: web.Files(), Logger: logger, Engine: ecfg, Log: lcfg,
 		SnapshotEvery: *snapEvery, AllowedOrigins: origins, CAPSender: *capSender,
+		HTTP:              system.HTTPLimits{MaxConns: *maxConns},
 		CommandCenter:     system.CommandCenter{Basemap: *basemapSrc, OSM: *osmFile, TimeZone: *tz},
 		OpenDataAnonymous: *openAnon, OpenDataPerMinute: *openRate,
+	}
+	cfg.Ingest.MaxAhead = *maxAhead
+	if *maxAhead == 0 {
+		cfg.Ingest.MaxAhead = -1
 	}
 	if *webhooksFile != "" {
 		data, err := os.ReadFile(*webhooksFile)
@@ -145,6 +161,8 @@ func runMain(args []string) error {
 			}
 		}
 	}
+	demoSet := false
+	fs.Visit(func(f *flag.Flag) { demoSet = demoSet || f.Name == "demo" })
 	if *demo {
 		if cfg.Network == nil {
 			cfg.Network = geo.GenerateWestLake(*demoSeed)
@@ -153,10 +171,17 @@ func runMain(args []string) error {
 				cfg.CommandCenter.TimeZone = "Asia/Shanghai"
 			}
 		}
-		cfg.Feeders = append(cfg.Feeders, demoFeeder(cfg.Network, *flowFile, *demoSeed, *demoSpeed, logger))
+		// In a cluster every node loads the demo city's roads; only an ingest node given --demo runs the city.
+		if *role == system.RoleAll || (*role == system.RoleIngest && demoSet) {
+			cfg.Feeders = append(cfg.Feeders, demoFeeder(cfg.Network, *flowFile, *demoSeed, *demoSpeed, logger))
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *role != system.RoleAll {
+		return runNode(ctx, cfg, system.ClusterConfig{Role: *role, NodeID: *nodeID, Partitions: *partitions,
+			DistrictRes: *districtRes, Replicas: *replicas, LeaseTTL: *leaseTTL}, logger)
+	}
 	sys, err := system.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -194,3 +219,18 @@ type stringList []string
 
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// runNode runs a cluster node until ctx ends.
+func runNode(ctx context.Context, cfg system.Config, cc system.ClusterConfig, logger *log.Logger) error {
+	cfg.Cluster = cc
+	n, err := system.StartNode(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	logger.Printf("CityBrain %s: %s node %s on http://%s (NATS %s, %d partitions)", version, n.Role(), n.ID(), n.Addr(), cfg.NATSURL, cc.Partitions)
+	<-ctx.Done()
+	logger.Printf("stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return n.Stop(sctx)
+}

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -63,6 +62,12 @@ type Config struct {
 	// Closed, when set, gives the road links recommended closed (zone hazard alerts, engine/zones); routes
 	// avoid them. Called at most once a second, with the manager's lock held: it must not call back.
 	Closed func() map[string]bool
+	// Journal, when set, gets every operator decision (actions.go) before it takes effect: the log, so
+	// that decisions survive a crash and appear in replays. nil: decisions live in memory only (tests).
+	Journal Journal
+	// Ready reports whether the engine has caught up with the log; Tick leaves dispatches alone until it
+	// has (the incidents they serve are not back yet after a restart). nil: always ready.
+	Ready func() bool
 	// Queues, with a network that carries signal programs, is the engine's lane estimator: the manager then
 	// decides signals (DecideSignals, SignalPlan) with Control (default signals.DefaultControl).
 	Queues  *queues.Estimator
@@ -141,6 +146,7 @@ type Manager struct {
 	src    Source
 	router *geo.Router
 
+	decide     sync.Mutex // held from preparing a decision to applying it (actions.go): one at a time
 	mu         sync.Mutex // guards everything below
 	units      *geo.PointIndex
 	unitByID   map[string]engine.Unit
@@ -149,8 +155,7 @@ type Manager struct {
 	busy       map[string]string // unit id → dispatch id
 	audit      []Audit
 	decisions  map[string][]*PlanDecision // node id → decisions, oldest first
-	seq        int
-	speeds     map[int]float64 // link index → live km/h
+	speeds     map[int]float64            // link index → live km/h
 	speedsAt   time.Time
 	sig        *signalControl // nil without programs or estimator
 }
@@ -304,8 +309,10 @@ func (m *Manager) NearestTo(p geo.LatLng, k int) ([]Option, error) {
 	return out, nil
 }
 
-// Assign sends a unit to an incident: routes it, marks it busy and records who decided.
+// Assign sends a unit to an incident: routes it, marks it busy and records who decided (journaled first).
 func (m *Manager) Assign(incidentID, unitID, by, role string) (Dispatch, error) {
+	m.decide.Lock()
+	defer m.decide.Unlock()
 	in, ok := m.incident(incidentID)
 	if !ok {
 		return Dispatch{}, fmt.Errorf("cannot dispatch to incident %s: %w", incidentID, ErrNotFound)
@@ -331,21 +338,17 @@ func (m *Manager) Assign(incidentID, unitID, by, role string) (Dispatch, error) 
 		return Dispatch{}, fmt.Errorf("cannot dispatch unit %s to incident %s: %w", unitID, incidentID, err)
 	}
 	now := m.cfg.Now()
-	m.seq++
-	d := &Dispatch{ID: "d" + strconv.FormatInt(now.UnixMilli(), 36) + "-" + strconv.Itoa(m.seq), IncidentID: incidentID,
+	d := &Dispatch{ID: newDecisionID("d", now), IncidentID: incidentID,
 		UnitID: unitID, UnitType: u.Type, By: by, Role: role, Status: StatusEnRoute, CreatedAt: now,
 		InitialETAS: rt.TravelS, PositionTS: u.TS, Target: target}
 	m.setRouteLocked(d, rt)
 	m.trackLocked(d, now)
-	m.dispatches[d.ID] = d
-	m.order = append(m.order, d.ID)
-	m.busy[unitID] = d.ID
-	m.audit = append(m.audit, Audit{At: now, By: by, Role: role, Action: "dispatch", Subject: d.ID,
-		Note: fmt.Sprintf("unit %s to incident %s, ETA %.0f s", unitID, incidentID, rt.TravelS)})
-	cp := d.copy()
 	m.mu.Unlock()
-	m.notify(cp)
-	return cp, nil
+	if err := m.commit(Action{ID: d.ID, Kind: ActionDispatch, By: by, Role: role, At: now, Dispatch: d, Target: target}); err != nil {
+		return Dispatch{}, err
+	}
+	got, _ := m.Get(d.ID)
+	return got, nil
 }
 
 func (m *Manager) setRouteLocked(d *Dispatch, rt *geo.Route) {
@@ -358,28 +361,33 @@ func (m *Manager) setRouteLocked(d *Dispatch, rt *geo.Route) {
 	}
 }
 
-// Close ends a dispatch (cleared or cancelled) and frees its unit.
+// Close ends a dispatch (cleared or cancelled) and frees its unit (journaled first).
 func (m *Manager) Close(id, status, by, role, note string) (Dispatch, error) {
 	if status != StatusCleared && status != StatusCancelled {
 		return Dispatch{}, fmt.Errorf("cannot close dispatch %s (status %q: cleared or cancelled): %w", id, status, ErrInvalid)
 	}
+	m.decide.Lock()
+	defer m.decide.Unlock()
 	m.mu.Lock()
 	d, ok := m.dispatches[id]
+	var closed bool
+	if ok {
+		closed = d.ClosedAt != nil
+	}
+	m.mu.Unlock()
 	if !ok {
-		m.mu.Unlock()
 		return Dispatch{}, fmt.Errorf("cannot close dispatch %s: %w", id, ErrNotFound)
 	}
-	if d.ClosedAt != nil {
-		m.mu.Unlock()
+	if closed {
 		return Dispatch{}, fmt.Errorf("cannot close dispatch %s (already %s): %w", id, d.Status, ErrConflict)
 	}
 	now := m.cfg.Now()
-	m.closeLocked(d, status, now)
-	m.audit = append(m.audit, Audit{At: now, By: by, Role: role, Action: "close", Subject: id, Note: status + ": " + note})
-	cp := d.copy()
-	m.mu.Unlock()
-	m.notify(cp)
-	return cp, nil
+	a := Action{ID: newDecisionID("c", now), Kind: ActionClose, By: by, Role: role, Note: note, At: now, DispatchID: id, Status: status}
+	if err := m.commit(a); err != nil {
+		return Dispatch{}, err
+	}
+	got, _ := m.Get(id)
+	return got, nil
 }
 
 func (m *Manager) closeLocked(d *Dispatch, status string, now time.Time) {
@@ -395,6 +403,9 @@ func (m *Manager) closeLocked(d *Dispatch, status string, now time.Time) {
 // ETA, green wave, arrival (within ArriveM of the incident, or the unit reports on_scene) and clearing (the
 // incident was cleared or dismissed). Call it periodically (Run) and before reading.
 func (m *Manager) Tick() {
+	if m.cfg.Ready != nil && !m.cfg.Ready() {
+		return
+	}
 	incs := map[string]engine.Incident{}
 	for _, in := range m.src.Incidents() {
 		incs[in.ID] = in
@@ -430,6 +441,16 @@ func (m *Manager) trackLocked(d *Dispatch, now time.Time) bool {
 	u, ok := m.unitByID[d.UnitID]
 	moved := ok && u.TS > d.PositionTS
 	speed := m.speedLocked()
+	if d.Route == nil { // restored from the log or a snapshot: routed again from where the unit is
+		if !ok {
+			return false
+		}
+		rt, err := m.router.Route(geo.LatLng{Lat: u.Lat, Lng: u.Lng}, d.Target, speed)
+		if err != nil {
+			return false
+		}
+		m.setRouteLocked(d, rt)
+	}
 	if moved && d.Status == StatusEnRoute {
 		d.PositionTS = u.TS
 		p := geo.LatLng{Lat: u.Lat, Lng: u.Lng}

@@ -3,7 +3,6 @@ package dispatch
 import (
 	"fmt"
 	"math"
-	"strconv"
 	"time"
 
 	"citybrain/engine"
@@ -277,24 +276,22 @@ func (m *Manager) effectLocked(nd *geo.Node) Effect {
 // Decide records an officer's accept or reject of the current recommendation (method as in Recommend); on
 // accept the approaches' state now is kept as the "before" of the effect.
 func (m *Manager) Decide(nodeID, method string, accept bool, by, role, note string) (PlanDecision, error) {
+	m.decide.Lock()
+	defer m.decide.Unlock()
 	rec, err := m.Recommend(nodeID, method)
 	if err != nil {
 		return PlanDecision{}, err
 	}
 	nd, _ := m.cfg.Network.Node(nodeID)
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	now := m.cfg.Now()
-	m.seq++
-	d := &PlanDecision{ID: "p" + strconv.FormatInt(now.UnixMilli(), 36) + "-" + strconv.Itoa(m.seq), NodeID: nodeID,
-		Accepted: accept, By: by, Role: role, At: now, Note: note, Plan: rec, Before: m.effectLocked(nd)}
-	m.decisions[nodeID] = append(m.decisions[nodeID], d)
-	act := "plan_reject"
-	if accept {
-		act = "plan_accept"
+	safe := PlanDecision{ID: newDecisionID("p", now), NodeID: nodeID,
+		Accepted: accept, By: by, Role: role, At: now, Note: note, Plan: rec, Before: m.effectLocked(nd)}.jsonSafe()
+	d := &safe
+	m.mu.Unlock()
+	if err := m.commit(Action{ID: d.ID, Kind: ActionPlan, By: by, Role: role, Note: note, At: now, Plan: d}); err != nil {
+		return PlanDecision{}, err
 	}
-	m.audit = append(m.audit, Audit{At: now, By: by, Role: role, Action: act, Subject: nodeID,
-		Note: fmt.Sprintf("%s cycle %.0f s, expected delay %+.1f%%; %s", rec.Method, rec.CycleS, rec.DelayChangePct, note)})
 	return *d, nil
 }
 

@@ -13,8 +13,8 @@ import (
 // Assets are the city's fixed and moving sources other than probes and units: transit vehicles, cameras,
 // loop detectors and IoT sensors, each with its latest event (in event time). The map shows them as layers.
 
-// maxAssetsPerKind bounds the registry; past it the asset seen longest ago is forgotten.
-const maxAssetsPerKind = 200_000
+// MaxAssetsPerKind bounds the registry; past it the asset updated longest ago is forgotten (lru.go).
+const MaxAssetsPerKind = 200_000
 
 // assetPublishEvery limits how often the dispatcher rebuilds the published unit and asset lists.
 const assetPublishEvery = time.Second
@@ -49,13 +49,14 @@ func (r *Registry) trackAssets(rec arrow.Record, kinds *array.Uint8) {
 		var ev schema.Event
 		schema.ReadEvent(rec, i, &ev)
 		key.id = ev.ID
-		if _, ok := r.assets[key]; !ok {
-			r.assetCount[k]++
-			if r.assetCount[k] > maxAssetsPerKind {
-				r.forgetOldestAsset(k)
+		order := r.assetOrder[k]
+		if _, ok := r.assets[key]; !ok && order.len() >= r.maxAssets {
+			if old, ok := order.oldest(); ok {
+				delete(r.assets, assetKey{k, old})
 			}
 		}
 		r.assets[key] = ev
+		order.touch(key.id)
 		r.assetsDirty = true
 	}
 }
@@ -89,18 +90,6 @@ func (r *Registry) publishAssets() {
 	})
 	r.assetSnap.Store(&list)
 	r.assetsDirty = false
-}
-
-func (r *Registry) forgetOldestAsset(k schema.Kind) {
-	var oldest assetKey
-	var ts int64 = 1 << 62
-	for key, a := range r.assets {
-		if key.kind == k && a.TS < ts {
-			oldest, ts = key, a.TS
-		}
-	}
-	delete(r.assets, oldest)
-	r.assetCount[k]--
 }
 
 // Assets returns the latest event of every transit vehicle, camera, detector and sensor, by kind then id

@@ -5,6 +5,7 @@
 package registry
 
 import (
+	"sort"
 	"sync/atomic"
 	"time"
 
@@ -16,20 +17,29 @@ import (
 
 // Registry holds units and assets. Fields are owned by the dispatcher except the published lists.
 type Registry struct {
+	maxUnits, maxAssets int // MaxUnits, MaxAssetsPerKind (smaller in tests)
+
 	units      map[string]Unit
+	unitOrder  *lru[string] // units by last update: the least recent goes when the table is full
 	unitsDirty bool
 	unitSnap   atomic.Pointer[[]Unit]
 
 	assets          map[assetKey]schema.Event
-	assetCount      [schema.NumKinds]int
+	assetOrder      [schema.NumKinds]*lru[string] // per kind, by last update
 	assetsDirty     bool
 	assetsPublished time.Time
 	assetSnap       atomic.Pointer[[]schema.Event]
 }
 
 // New returns an empty registry.
-func New() *Registry {
-	r := &Registry{units: map[string]Unit{}, assets: map[assetKey]schema.Event{}}
+func New() *Registry { return newRegistry(MaxUnits, MaxAssetsPerKind) }
+
+func newRegistry(maxUnits, maxAssets int) *Registry {
+	r := &Registry{maxUnits: maxUnits, maxAssets: maxAssets, units: map[string]Unit{}, unitOrder: newLRU[string](),
+		assets: map[assetKey]schema.Event{}}
+	for k := range r.assetOrder {
+		r.assetOrder[k] = newLRU[string]()
+	}
 	r.unitSnap.Store(&[]Unit{})
 	r.assetSnap.Store(&[]schema.Event{})
 	return r
@@ -44,8 +54,11 @@ func (r *Registry) Track(rec arrow.Record) {
 
 // Restore sets the units of a snapshot into a fresh registry and publishes them.
 func (r *Registry) Restore(units []Unit) {
-	for _, u := range units {
+	sorted := append([]Unit(nil), units...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].TS < sorted[j].TS })
+	for _, u := range sorted { // oldest first: the least recently updated are evicted first
 		r.units[u.ID] = u
+		r.unitOrder.touch(u.ID)
 	}
 	list := append([]Unit(nil), units...)
 	r.unitSnap.Store(&list)

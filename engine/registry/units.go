@@ -20,8 +20,8 @@ type Unit struct {
 	Source   string
 }
 
-// maxUnits bounds the unit registry; past it the unit seen longest ago is forgotten.
-const maxUnits = 100_000
+// MaxUnits bounds the unit registry; past it the unit updated longest ago is forgotten (lru.go).
+const MaxUnits = 100_000
 
 // trackUnits records the unit rows of rec (dispatcher goroutine). Positions older than the unit's latest are
 // ignored, so out-of-order events do not move a unit backwards.
@@ -44,10 +44,13 @@ func (r *Registry) trackUnits(rec arrow.Record, kinds *array.Uint8) {
 		u := Unit{ID: schema.CloneStr(id), Type: schema.ReadStr(rec, schema.ColUnitType, i), Status: schema.ReadStr(rec, schema.ColStatus, i),
 			Lat: rec.Column(schema.ColLat).(*array.Float64).Value(i), Lng: rec.Column(schema.ColLng).(*array.Float64).Value(i),
 			SpeedKmh: schema.ReadF32(rec, schema.ColSpeed, i), TS: t, Source: schema.ReadStr(rec, schema.ColSource, i)}
-		if len(r.units) >= maxUnits {
-			r.forgetOldestUnit()
+		if _, known := r.units[u.ID]; !known && len(r.units) >= r.maxUnits {
+			if old, ok := r.unitOrder.oldest(); ok {
+				delete(r.units, old)
+			}
 		}
 		r.units[u.ID] = u
+		r.unitOrder.touch(u.ID)
 		r.unitsDirty = true
 	}
 }
@@ -61,17 +64,6 @@ func (r *Registry) publishUnits() {
 	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
 	r.unitSnap.Store(&list)
 	r.unitsDirty = false
-}
-
-func (r *Registry) forgetOldestUnit() {
-	var oldest string
-	var ts int64 = 1 << 62
-	for id, u := range r.units {
-		if u.TS < ts {
-			oldest, ts = id, u.TS
-		}
-	}
-	delete(r.units, oldest)
 }
 
 // Units returns the latest state of every unit, by id (a shared slice: do not modify).

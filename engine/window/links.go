@@ -159,10 +159,11 @@ func touches(l *geo.Link, b geo.BBox) bool {
 // vehicles through the online map matcher (position, heading, the vehicle's previous match), detectors to
 // the nearest link within 30 m.
 // The position along the link is returned as a fraction of its length.
-func (w *Set) matchRow(k schema.Kind, id string, ts int64, lat, lng, heading float64) (int32, float32) {
+func (mw *matchWorker) matchRow(k schema.Kind, id string, ts int64, lat, lng, heading float64) (int32, float32) {
 	switch k {
 	case schema.KindProbe, schema.KindTransit:
-		m, ok := w.matcher.Match(id, time.UnixMilli(ts), lat, lng, heading)
+		w := mw.set
+		m, ok := mw.m.Match(id, time.UnixMilli(ts), lat, lng, heading)
 		if !ok {
 			return -1, 0
 		}
@@ -170,6 +171,7 @@ func (w *Set) matchRow(k schema.Kind, id string, ts int64, lat, lng, heading flo
 			return li, w.fraction(li, m.OffsetM)
 		}
 	case schema.KindDetector:
+		w := mw.set
 		if c := w.cfg.Network.Nearest(lat, lng, 30, 1); len(c) > 0 {
 			if li, ok := w.linkIdx[c[0].Link.ID]; ok {
 				return li, w.fraction(li, c[0].OffsetM)

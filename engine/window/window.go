@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,9 +36,10 @@ type Config struct {
 	Mem                memory.Allocator
 	// RawMem holds sealed raw chunks (nil: Mem). The product gives an allocator off the Go heap, so retained
 	// events cost their bytes and no collector headroom.
-	RawMem   memory.Allocator
-	Network  *geo.Network
-	FreeFlow func(cell uint64) (kmh float64, ok bool)
+	RawMem       memory.Allocator
+	Network      *geo.Network
+	MatchWorkers int // goroutines map-matching a batch, vehicles split between them by id (0: 1)
+	FreeFlow     func(cell uint64) (kmh float64, ok bool)
 	// ObserveRows, when set, is given every dispatched batch with the link each row was matched to (-1: none)
 	// and its position along it (a fraction of the link), on the dispatcher goroutine; it must not keep rec.
 	ObserveRows func(rec arrow.Record, links []int32, offs []float32)
@@ -59,11 +61,11 @@ type Set struct {
 	rowsBuf  [][]int32
 	linksBuf [][]int32
 	offsBuf  [][]float32
-	rowLinks []int32 // per row, for ObserveRows
-	rowOffs  []float32
-	matcher  *geo.Matcher
+	matchers []*matchWorker // map matching, by vehicle; nil without a road network
 	linkIdx  map[string]int32
 	topo     *incident.Topology // read-only; nil without a road network
+	rowLink  []int32            // per row of the batch being dispatched: matched link (-1 none)
+	rowOff   []float32          // and the position along it
 
 	retentionMs atomic.Int64 // raw retention in force: cfg.Retention, or less when the memory budget needs it
 
@@ -83,10 +85,16 @@ func New(cfg Config, topo *incident.Topology, stop <-chan struct{}) *Set {
 	s.linksBuf = make([][]int32, cfg.Shards)
 	s.offsBuf = make([][]float32, cfg.Shards)
 	if cfg.Network != nil {
-		s.matcher = geo.NewMatcher(cfg.Network, geo.MatcherConfig{})
 		s.linkIdx = make(map[string]int32, len(cfg.Network.Links()))
 		for i, l := range cfg.Network.Links() {
 			s.linkIdx[l.ID] = int32(i)
+		}
+		// A vehicle is always matched by the same worker (its track lives there); together the workers keep
+		// the matcher's default bound on vehicles.
+		workers := max(1, min(cfg.MatchWorkers, 64))
+		mcfg := geo.MatcherConfig{MaxVehicles: 1_000_000 / workers}
+		for i := 0; i < workers; i++ {
+			s.matchers = append(s.matchers, &matchWorker{set: s, m: geo.NewMatcher(cfg.Network, mcfg)})
 		}
 	}
 	exited := make(chan struct{}, cfg.Shards)
@@ -108,55 +116,32 @@ func New(cfg Config, topo *incident.Topology, stop <-chan struct{}) *Set {
 func (s *Set) Config() Config { return s.cfg }
 
 // Dispatch hands the rows of rec (which has the engine schema, cells at the base resolution) to their
-// shards, map-matching probes, transit vehicles and detectors on a road network. Rows older than horizon
-// are too late for any window (they are counted, not matched); now is the engine's newest event time after
-// this batch. It blocks while a shard's queue is full, and returns false if the engine stopped meanwhile.
-// The shards retain rec for as long as they need it.
+// shards, map-matching probes, transit vehicles and detectors on a road network (on the match workers, each
+// vehicle on its own). Rows older than horizon are too late for any window (they are counted, not matched);
+// now is the engine's newest event time after this batch. It blocks while a shard's queue is full, and
+// returns false if the engine stopped meanwhile. The shards retain rec for as long as they need it.
 func (s *Set) Dispatch(rec arrow.Record, horizon, now int64) bool {
 	n := int(rec.NumRows())
-	ts := rec.Column(schema.ColTS).(*array.Timestamp)
-	kind := rec.Column(schema.ColKind).(*array.Uint8)
 	cells := rec.Column(schema.ColCell).(*array.Uint64)
 	for i := range s.rowsBuf {
 		s.rowsBuf[i] = s.rowsBuf[i][:0]
 		s.linksBuf[i] = s.linksBuf[i][:0]
 		s.offsBuf[i] = s.offsBuf[i][:0]
 	}
-	s.rowLinks, s.rowOffs = s.rowLinks[:0], s.rowOffs[:0]
-	var ids *array.String
-	var lat, lng *array.Float64
-	var heading *array.Float32
-	if s.matcher != nil {
-		ids = rec.Column(schema.ColID).(*array.String)
-		lat, lng = rec.Column(schema.ColLat).(*array.Float64), rec.Column(schema.ColLng).(*array.Float64)
-		heading = rec.Column(schema.ColHeading).(*array.Float32)
+	matched := s.matchers != nil
+	if matched {
+		s.match(rec, horizon, now)
 	}
 	for i := 0; i < n; i++ {
 		sh := s.shardOf(cells.Value(i))
 		s.rowsBuf[sh] = append(s.rowsBuf[sh], int32(i))
-		if s.matcher != nil {
-			t := int64(ts.Value(i))
-			k := schema.Kind(kind.Value(i))
-			if k >= schema.NumKinds {
-				k = schema.KindUnknown
-			}
-			li, off := int32(-1), float32(0)
-			if t >= horizon {
-				h := math.NaN()
-				if heading.IsValid(i) {
-					h = float64(heading.Value(i))
-				}
-				li, off = s.matchRow(k, ids.Value(i), t, lat.Value(i), lng.Value(i), h)
-			}
-			s.linksBuf[sh] = append(s.linksBuf[sh], li)
-			s.offsBuf[sh] = append(s.offsBuf[sh], off)
-			if s.cfg.ObserveRows != nil {
-				s.rowLinks, s.rowOffs = append(s.rowLinks, li), append(s.rowOffs, off)
-			}
+		if matched {
+			s.linksBuf[sh] = append(s.linksBuf[sh], s.rowLink[i])
+			s.offsBuf[sh] = append(s.offsBuf[sh], s.rowOff[i])
 		}
 	}
-	if s.cfg.ObserveRows != nil && s.matcher != nil {
-		s.cfg.ObserveRows(rec, s.rowLinks, s.rowOffs)
+	if s.cfg.ObserveRows != nil && matched {
+		s.cfg.ObserveRows(rec, s.rowLink, s.rowOff)
 	}
 	ok := true
 	for i, rows := range s.rowsBuf {
@@ -165,7 +150,7 @@ func (s *Set) Dispatch(rec arrow.Record, horizon, now int64) bool {
 		}
 		rec.Retain()
 		msg := shardMsg{rec: rec, rows: append([]int32(nil), rows...), horizon: horizon, now: now}
-		if s.matcher != nil {
+		if matched {
 			msg.links = append([]int32(nil), s.linksBuf[i]...)
 			msg.offs = append([]float32(nil), s.offsBuf[i]...)
 		}
@@ -174,10 +159,81 @@ func (s *Set) Dispatch(rec arrow.Record, horizon, now int64) bool {
 			ok = false
 		}
 	}
-	if s.matcher != nil {
-		s.matcher.Evict(time.UnixMilli(now))
-	}
 	return ok
+}
+
+// matchWorker map-matches the rows of the vehicles hashed to it. Owned by the dispatcher, which runs the
+// workers of a batch in parallel and waits for them.
+type matchWorker struct {
+	set  *Set
+	m    *geo.Matcher
+	rows []int32
+}
+
+// match fills rowLink and rowOff for every row of rec: probes and transit vehicles through their vehicle's
+// worker's online matcher (position, heading, the vehicle's previous match), detectors to the nearest link
+// within 30 m; rows too late for any window get no link.
+func (s *Set) match(rec arrow.Record, horizon, now int64) {
+	n := int(rec.NumRows())
+	ts := rec.Column(schema.ColTS).(*array.Timestamp)
+	kind := rec.Column(schema.ColKind).(*array.Uint8)
+	ids := rec.Column(schema.ColID).(*array.String)
+	if cap(s.rowLink) < n {
+		s.rowLink, s.rowOff = make([]int32, n), make([]float32, n)
+	}
+	s.rowLink, s.rowOff = s.rowLink[:n], s.rowOff[:n]
+	for _, w := range s.matchers {
+		w.rows = w.rows[:0]
+	}
+	nw := uint64(len(s.matchers))
+	for i := 0; i < n; i++ {
+		s.rowLink[i], s.rowOff[i] = -1, 0
+		switch schema.Kind(kind.Value(i)) {
+		case schema.KindProbe, schema.KindTransit, schema.KindDetector:
+			if int64(ts.Value(i)) < horizon {
+				continue
+			}
+			w := s.matchers[0]
+			if nw > 1 {
+				w = s.matchers[maphash.String(s.seed, ids.Value(i))%nw]
+			}
+			w.rows = append(w.rows, int32(i))
+		}
+	}
+	if nw == 1 {
+		s.matchers[0].run(rec, now)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, w := range s.matchers {
+		if len(w.rows) == 0 {
+			w.m.Evict(time.UnixMilli(now))
+			continue
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); w.run(rec, now) }()
+	}
+	wg.Wait()
+}
+
+// run matches the worker's rows of rec into the set's row arrays (each row is written by one worker).
+func (w *matchWorker) run(rec arrow.Record, now int64) {
+	s := w.set
+	ts := rec.Column(schema.ColTS).(*array.Timestamp)
+	kind := rec.Column(schema.ColKind).(*array.Uint8)
+	ids := rec.Column(schema.ColID).(*array.String)
+	lat, lng := rec.Column(schema.ColLat).(*array.Float64), rec.Column(schema.ColLng).(*array.Float64)
+	heading := rec.Column(schema.ColHeading).(*array.Float32)
+	for _, r32 := range w.rows {
+		i := int(r32)
+		h := math.NaN()
+		if heading.IsValid(i) {
+			h = float64(heading.Value(i))
+		}
+		s.rowLink[i], s.rowOff[i] = w.matchRow(schema.Kind(kind.Value(i)), ids.Value(i), int64(ts.Value(i)),
+			lat.Value(i), lng.Value(i), h)
+	}
+	w.m.Evict(time.UnixMilli(now))
 }
 
 func (s *Set) shardOf(cell uint64) int {

@@ -532,9 +532,6 @@ func hazardMatch(kind, sensorType string) bool {
 	return false
 }
 
-// dropSensor tells whether a sensor type warns by falling (a pipe's pressure drop) rather than rising.
-func dropSensor(t string) bool { return strings.Contains(strings.ToLower(t), "pressure") }
-
 func (m *Manager) judgeAssets(assets []engine.Event) {
 	for i := range assets {
 		ev := &assets[i]
@@ -548,11 +545,7 @@ func (m *Manager) judgeAssets(assets []engine.Event) {
 		m.assets[key] = ev.TS
 		m.within(ev.Lat, ev.Lng, func(z *zoneState) {
 			if ev.Kind == engine.KindSensor && hazardMatch(z.z.Kind, ev.Type) && engine.Has(ev.Threshold) && engine.Has(ev.Value) {
-				over := ev.Value > ev.Threshold
-				if dropSensor(ev.Type) {
-					over = ev.Value < ev.Threshold
-				}
-				m.judgeReading(z, -1, "hazard", ev, over, ev.Threshold, sevOr(0, 4))
+				m.judgeReading(z, -1, "hazard", ev, ev.Value > ev.Threshold, ev.Threshold, sevOr(0, 4))
 			}
 			for ri, r := range z.z.Rules {
 				switch r.Type {
@@ -567,10 +560,7 @@ func (m *Manager) judgeAssets(assets []engine.Event) {
 					case r.Below != nil:
 						thr, over = *r.Below, ev.Value < *r.Below
 					case engine.Has(ev.Threshold):
-						over = ev.Value > ev.Threshold
-						if dropSensor(ev.Type) {
-							over = ev.Value < ev.Threshold
-						}
+						over = ev.Value > ev.Threshold // as the engine's incident evidence judges it
 					default:
 						continue
 					}

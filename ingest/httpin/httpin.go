@@ -20,14 +20,20 @@ import (
 // Handler serves POST /api/v1/events into an Ingestor.
 type Handler struct {
 	in *ingest.Ingestor
+	// Caller names the authenticated caller of a request ("" when none): idempotency keys and the
+	// deduplication of retries are scoped to it.
+	Caller func(*http.Request) string
 }
 
 // New returns the handler of in.
 func New(in *ingest.Ingestor) *Handler { return &Handler{in: in} }
 
 // ServeHTTP implements POST /api/v1/events: NDJSON (application/x-ndjson) or a JSON array
-// (application/json), optionally gzip-encoded, or the Arrow IPC stream of the binary path. The answer comes
-// after the accepted events are stored on the log. An Idempotency-Key header deduplicates a retried request.
+// (application/json), optionally gzip-encoded, or the Arrow IPC stream of the binary path. The body is
+// decoded as it arrives (gzip inflated on the fly, NDJSON line by line) within the ingestor's limits. The
+// answer comes after the accepted events are stored on the log, and it is exactly true: 200/400 with the
+// counts when stored, 503 (retry: nothing of the batch was accepted, and a retry is stored once) when not.
+// An Idempotency-Key header names the batch for retries; the same key with another body is 409.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
@@ -61,38 +67,44 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: use gzip or none", enc))
 		return
 	}
-	data, err := io.ReadAll(io.LimitReader(body, cfg.MaxDecoded+1))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the limit of %d bytes: split the batch", cfg.MaxBody))
-			return
-		}
-		httpError(w, http.StatusBadRequest, "cannot read body: "+err.Error())
-		return
-	}
-	if int64(len(data)) > cfg.MaxDecoded {
-		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("decompressed body is over the limit of %d bytes: split the batch", cfg.MaxDecoded))
-		return
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	key := r.Header.Get("Idempotency-Key")
-	var res ingest.Result
-	if ct == ingest.ContentTypeArrow {
-		res, err = h.in.IngestArrow(ctx, data, "http", key)
-	} else {
-		res, err = h.in.Ingest(ctx, data, "http", engine.KindUnknown, key)
+	via := "http"
+	if h.Caller != nil {
+		if c := h.Caller(r); c != "" {
+			via = "http:" + c
+		}
 	}
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > 256 {
+		httpError(w, http.StatusBadRequest, "Idempotency-Key is longer than 256 bytes")
+		return
+	}
+	res, err := h.in.IngestReader(ctx, body, ct == ingest.ContentTypeArrow, via, engine.KindUnknown, key)
+	var mbe *http.MaxBytesError
 	switch {
+	case err == nil:
+	case errors.As(err, &mbe):
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the limit of %d bytes: split the batch", cfg.MaxBody))
+		return
+	case errors.Is(err, ingest.ErrTooLarge):
+		httpError(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
 	case errors.Is(err, ingest.ErrNoEvents):
 		httpError(w, http.StatusBadRequest, "the batch holds no events")
 		return
-	case err != nil && strings.HasPrefix(err.Error(), "cannot store"):
-		w.Header().Set("Retry-After", "1")
-		httpError(w, http.StatusServiceUnavailable, err.Error()+"; nothing of this batch was accepted, retry it")
+	case errors.Is(err, ingest.ErrKeyReused):
+		httpError(w, http.StatusConflict, "Idempotency-Key "+fmt.Sprintf("%q", key)+" was used for another batch: use a new key for new events")
 		return
-	case err != nil:
+	case errors.Is(err, ingest.ErrStore), errors.Is(err, ingest.ErrBusy):
+		w.Header().Set("Retry-After", "1")
+		httpError(w, http.StatusServiceUnavailable, err.Error()+"; nothing of this batch was accepted, retry it (a retry is stored once)")
+		return
+	case ctx.Err() != nil:
+		w.Header().Set("Retry-After", "1")
+		httpError(w, http.StatusServiceUnavailable, "cannot ingest the batch in time; nothing of it was accepted, retry it")
+		return
+	default:
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}

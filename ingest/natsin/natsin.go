@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,6 +30,9 @@ const (
 // Source consumes the ingest subjects. Messages with a reply subject get the same JSON answer as HTTP
 // (or {"error": ...}) once the batch is stored; a Nats-Msg-Id header deduplicates retries.
 type Source struct {
+	// Panics counts messages that panicked the ingest code (a bug; each was dead-lettered).
+	Panics atomic.Uint64
+
 	in   *ingest.Ingestor
 	subs []*nats.Subscription
 	wg   sync.WaitGroup
@@ -57,7 +61,9 @@ func Serve(in *ingest.Ingestor, nc *nats.Conn, workers int) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot subscribe to %s>: %w", SubjectPrefix, err)
 	}
-	if err := sub.SetPendingLimits(1<<16, 1<<30); err != nil {
+	// What may wait in the client for the workers: beyond it NATS drops messages and reports a slow consumer
+	// (publishers that asked for an answer get none and retry).
+	if err := sub.SetPendingLimits(1<<16, 64<<20); err != nil {
 		sub.Unsubscribe()
 		return nil, fmt.Errorf("cannot set pending limits: %w", err)
 	}
@@ -86,46 +92,73 @@ func (s *Source) QueueDepth() int { return s.work.Len() }
 // Queue returns the figures of the queue between the subscription and the workers.
 func (s *Source) Queue() queue.Stat { return s.work.Stat() }
 
+// handle ingests one message and answers it when it asks for an answer.
 func (s *Source) handle(m *nats.Msg) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	var msgID string
 	if m.Header != nil {
 		msgID = m.Header.Get(nats.MsgIdHdr)
 	}
-	via := "nats:" + m.Subject
+	out := s.process(m.Subject, m.Data, msgID)
+	if m.Reply != "" {
+		m.Respond(out)
+	}
+}
+
+// process ingests the data of one message on subject and returns its answer (spec/events.md "Bad input":
+// the counts, or {"error": ...}). No message stops a worker: one that panics the ingest code is counted,
+// dead-lettered and answered with an error like any other unreadable message.
+func (s *Source) process(subject string, data []byte, msgID string) (out []byte) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	via := "nats:" + subject
+	defer func() {
+		if v := recover(); v != nil {
+			err := fmt.Errorf("BUG: cannot ingest message on %s: %v", subject, v)
+			s.Panics.Add(1)
+			s.in.RejectMessage(ctx, via, data, err)
+			out = append(ingest.AppendQuoted([]byte(`{"error":`), err.Error()), "}\n"...)
+		}
+	}()
+	if len(msgID) > 256 {
+		msgID = msgID[:256]
+	}
 	var res ingest.Result
 	var err error
 	switch {
-	case m.Subject == SubjectArrow:
-		res, err = s.in.IngestArrow(ctx, m.Data, via, msgID)
-	case m.Subject == SubjectBatch:
-		res, err = s.in.Ingest(ctx, m.Data, via, engine.KindUnknown, msgID)
+	case subject == SubjectArrow:
+		res, err = s.in.IngestArrow(ctx, data, via, msgID)
+	case subject == SubjectBatch:
+		res, err = s.in.Ingest(ctx, data, via, engine.KindUnknown, msgID)
 	default:
-		name := strings.TrimPrefix(m.Subject, SubjectPrefix)
+		name := strings.TrimPrefix(subject, SubjectPrefix)
 		k := engine.ParseKind(name)
 		if k == engine.KindUnknown {
-			err = fmt.Errorf("subject %s names no event kind (probe, detector, transit, video, report, unit, sensor, or batch, arrow)", m.Subject)
-			if derr := s.in.RejectMessage(ctx, via, m.Data, err); derr != nil {
-				err = fmt.Errorf("%v; %w", err, derr)
-			}
+			err = fmt.Errorf("subject %s names no event kind (probe, detector, transit, video, report, unit, sensor, or batch, arrow)", subject)
 			break
 		}
-		res, err = s.in.Ingest(ctx, m.Data, via, k, msgID)
+		res, err = s.in.Ingest(ctx, data, via, k, msgID)
 	}
-	if m.Reply == "" {
-		return
-	}
-	var out []byte
-	if err != nil {
-		if errors.Is(err, ingest.ErrNoEvents) {
-			err = ingest.ErrNoEvents
+	if err != nil && unreadable(err) {
+		// Nobody may be waiting for an answer: the message is counted and kept on the dead-letter log.
+		if derr := s.in.RejectMessage(ctx, via, data, err); derr != nil {
+			err = fmt.Errorf("%v; %w", err, derr)
 		}
-		out = append(ingest.AppendQuoted([]byte(`{"error":`), err.Error()), "}\n"...)
-	} else {
-		out = ingest.AppendAnswer(nil, &res)
 	}
-	m.Respond(out)
+	if err != nil {
+		return append(ingest.AppendQuoted([]byte(`{"error":`), err.Error()), "}\n"...)
+	}
+	return ingest.AppendAnswer(nil, &res)
+}
+
+// unreadable reports whether err says the message is not a batch at all (as opposed to one that could not
+// be stored now, was stored before, or reused a key, which the publisher handles by retrying or not).
+func unreadable(err error) bool {
+	for _, e := range []error{ingest.ErrStore, ingest.ErrBusy, ingest.ErrKeyReused, ingest.ErrNoEvents, ingest.ErrDuplicate} {
+		if errors.Is(err, e) {
+			return false
+		}
+	}
+	return true
 }
 
 // Stop unsubscribes, lets the workers finish what they hold, and returns. Safe to call twice.

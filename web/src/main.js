@@ -201,6 +201,7 @@ function startApp() {
   zonesPanel = new ZonesPanel(cityMap);
   $('zones-open').addEventListener('click', () => zonesPanel.toggle());
   live.addEventListener('alerts', (e) => zonesPanel.onAlerts(e.detail.alerts));
+  setInterval(() => zonesPanel.refreshClosures(), 15_000); // hazard closures on the map, panel open or not
 
   $('window').addEventListener('change', (e) => {
     state.window = e.target.value;

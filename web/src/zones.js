@@ -43,9 +43,10 @@ export class ZonesPanel {
 
   async load() {
     try {
-      const [zones, alerts] = await Promise.all([api('/api/v1/zones'), api('/api/v1/alerts?limit=100')]);
+      const [zones, alerts, closures] = await Promise.all([api('/api/v1/zones'), api('/api/v1/alerts?limit=100'), api('/api/v1/closures')]);
       this.zones = zones || [];
       for (const a of (alerts || []).reverse()) this.alerts.set(a.id, a);
+      this.showClosures(closures);
     } catch (e) {
       console.warn('zones:', e.message);
     }
@@ -60,6 +61,7 @@ export class ZonesPanel {
       this.alerts.delete(a.id);
       this.alerts.set(a.id, a);
       if (fresh && a.status !== 'resolved') toast(t('alerts.new', { msg: a.message }), a.severity >= 4 ? 'err' : 'ok');
+      if (a.rule === 'hazard') this.refreshClosures();
     }
     while (this.alerts.size > MAX_ALERTS) this.alerts.delete(this.alerts.keys().next().value);
     if (!this.box.hidden) this.render();
@@ -201,6 +203,22 @@ export class ZonesPanel {
     const features = this.zones.filter((z) => z.polygon?.length >= 3).map((z) => ({ type: 'Feature', properties: { id: z.id, name: z.name },
       geometry: { type: 'Polygon', coordinates: [[...z.polygon, z.polygon[0]]] } }));
     this.source('zones', { type: 'FeatureCollection', features }, '#c77dff', '#c77dff');
+  }
+
+  // Links hazard alerts recommend closing (GET /api/v1/closures), drawn as red dashed lines; unit routing avoids
+  // them. Shown whether or not the panel is open.
+  async refreshClosures() {
+    try { this.showClosures(await api('/api/v1/closures')); } catch (e) { console.warn('closures:', e.message); }
+  }
+
+  showClosures(fc) {
+    const m = this.cm.map;
+    if (!this.cm.loaded || !fc) return;
+    if (!m.getSource('closures')) {
+      m.addSource('closures', { type: 'geojson', data: fc });
+      m.addLayer({ id: 'closures-line', type: 'line', source: 'closures',
+        paint: { 'line-color': '#ff3b3b', 'line-width': 5, 'line-dasharray': [1, 1] } });
+    } else m.getSource('closures').setData(fc);
   }
 
   showDraft() {
