@@ -21,6 +21,7 @@ type Report struct {
 	Ingest         []IngestPath       `json:"ingest"`
 	Freshness      *Freshness         `json:"freshness,omitempty"`
 	Fanout         *Fanout            `json:"fanout,omitempty"`
+	Peer           *PeerFanout        `json:"fanout_peer,omitempty"`
 	Memory         *Memory            `json:"memory,omitempty"`
 	ReplaySession  *Replay            `json:"replay_session,omitempty"`
 	Replay         *Replay            `json:"restart_catch_up,omitempty"`
@@ -127,6 +128,8 @@ type Fanout struct {
 	Steps      []FanoutStep `json:"steps"`
 	MaxClients int          `json:"max_clients_p99_under_200ms"`
 	Lag        string       `json:"lag_definition"`
+	// AvgMessageBytes is the mean size of the messages the clients received (the peer section sends as much).
+	AvgMessageBytes float64 `json:"avg_message_bytes"`
 }
 
 // Memory is what the process holds per retained event and per cell.
@@ -306,7 +309,21 @@ func (rep *Report) Table() string {
 				s.PerClientHz, s.P50LagMs, s.P99LagMs, s.MaxLagMs, s.CPUPerMsgUs, s.ServerCores, s.ClientCores, mib(float64(s.RSSBytes)), s.Coalesced, s.DroppedSlow, s.OK)
 		}
 		w.Flush()
-		fmt.Fprintf(&b, "  max clients with p99 < 200 ms: %d\n", fo.MaxClients)
+		fmt.Fprintf(&b, "  max clients with p99 < 200 ms: %d (mean message %.0f B)\n", fo.MaxClients, fo.AvgMessageBytes)
+	}
+	if pf := rep.Peer; pf != nil {
+		fmt.Fprintf(&b, "\nFAN-OUT, PEER (%s %s, %d channels, %d-byte publications; lag = %s)\n", pf.Server, pf.Version, pf.Channels,
+			pf.PayloadBytes, pf.Lag)
+		if pf.Skipped != "" {
+			fmt.Fprintf(&b, "  skipped: %s\n", pf.Skipped)
+		}
+		fmt.Fprintf(w, "  clients\tconnected\tdelivered\tper client Hz\tp50 ms\tp99 ms\tmax ms\tCPU/msg µs\tserver cores\tRSS\tok\n")
+		for _, s := range pf.Steps {
+			fmt.Fprintf(w, "  %d\t%d\t%d\t%.2f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%s\t%t\n", s.Clients, s.Connected, s.Delivered,
+				s.PerClientHz, s.P50LagMs, s.P99LagMs, s.MaxLagMs, s.CPUPerMsgUs, s.ServerCores, mib(float64(s.RSSBytes)), s.OK)
+		}
+		w.Flush()
+		fmt.Fprintf(&b, "  max clients with p99 < 200 ms: %d\n", pf.MaxClients)
 	}
 	if mm := rep.Memory; mm != nil {
 		fmt.Fprintf(&b, "\nMEMORY (%d events over %.0fs of event time)\n", mm.Events, mm.EventTimeSpanSecs)

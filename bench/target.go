@@ -265,8 +265,11 @@ func (t *target) waitReflected(ctx context.Context, n uint64, timeout time.Durat
 }
 
 // rss returns the resident set size of the target process in bytes.
-func (t *target) rss() uint64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", t.pid))
+func (t *target) rss() uint64 { return procRSS(t.pid) }
+
+// procRSS is the resident set size of process pid (0 when unknown).
+func procRSS(pid int) uint64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}

@@ -151,6 +151,7 @@ type Status struct {
 	Cells      int
 	RawRows    int64         // raw events retained
 	RawBytes   int64         // their memory, dictionaries included
+	RawTables  int64         // the dictionaries' part of RawBytes (the id and cell tables)
 	Retention  time.Duration // raw retention in force (less than Config.Retention when the memory budget needs it)
 	DeltaSeq   uint64
 	TickNanos  int64 // duration of the last tick
@@ -411,6 +412,7 @@ func (e *Engine) tick(seq uint64) uint64 {
 	e.status.Store(&Status{
 		Watermark: m.wm, Now: m.now, AppliedSeq: m.seq, Events: m.events,
 		Late: e.late.Load(), TooLate: e.tooLate.Load(), Ahead: e.ahead.Load(), Cells: cells, RawRows: raw, RawBytes: rawBytes,
+		RawTables: e.win.RawTableBytes(),
 		Retention: e.win.Retention(), DeltaSeq: seq,
 		TickNanos: time.Since(start).Nanoseconds(),
 	})
