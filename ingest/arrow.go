@@ -37,6 +37,9 @@ func (in *Ingestor) arrowCap(n int) int64 {
 // otherwise its valid rows are rebuilt into a new batch and the others dead-lettered. Line numbers count
 // rows from 1 across the stream's batches. via and key are as for Ingest.
 func (in *Ingestor) IngestArrow(ctx context.Context, data []byte, via, key string) (Result, error) {
+	if err := in.admit(); err != nil {
+		return Result{}, err
+	}
 	in.stats.Bytes.Add(uint64(len(data)))
 	lease := lease{b: in.budget}
 	defer lease.release()
