@@ -30,7 +30,7 @@ type Config struct {
 	Clients  int           // most websocket clients of the fan-out section (0: 10,000, short: 100)
 	DataRoot string        // CITYBRAIN_DATA (for the Nanchang road network); "" skips Nanchang
 	TempDir  string        // where data directories go ("" : os.TempDir())
-	Sections []string      // sections to run (nil: all): floors, ingest, freshness, fanout, peer, memory, replay, zones
+	Sections []string      // sections to run (nil: all): floors, ingest, freshness, fanout, peer, memory, overload, replay, zones
 	// Centrifugo is the Centrifugo binary of the peer section ("" : bin/centrifugo, else PATH; none: skipped).
 	Centrifugo string
 	InProcess  bool // run the system inside this process (needed for ProfileDir)
@@ -140,6 +140,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		{"fanout", r.fanout},
 		{"peer", r.peerFanout},
 		{"memory", r.memory},
+		{"overload", r.overload},
 		{"zones", r.zones},
 	}
 	for _, s := range sections {

@@ -185,7 +185,7 @@ func (r *runner) ingest(ctx context.Context) error {
 		target  float64
 	}{
 		{"HTTP NDJSON", false, "", 0},
-		{"NATS JSON", false, natsin.SubjectBatch, 500_000},
+		{"NATS JSON", false, natsin.SubjectBatch, 700_000},
 		{"HTTP Arrow", true, "", 2_000_000},
 		{"NATS Arrow", true, natsin.SubjectArrow, 2_000_000},
 	}

@@ -442,6 +442,13 @@ func (e *Engine) Queues() []queue.Stat { return e.win.Queues() }
 // coarser one), in no particular order. Views are shared and must not be modified.
 func (e *Engine) Cells(res int, bbox geo.BBox) ([]*CellView, error) { return e.win.Cells(res, bbox) }
 
+// SetRetention changes the raw retention in force (at most Config.Retention); the shards release what lies
+// beyond it at their next tick. The memory governor shortens it when the budget needs it.
+func (e *Engine) SetRetention(d time.Duration) { e.win.SetRetention(d) }
+
+// Retention is the raw retention in force now (Status has it as of the last tick).
+func (e *Engine) Retention() time.Duration { return e.win.Retention() }
+
 // All returns every published base view.
 func (e *Engine) All() []*CellView { return e.win.All() }
 
