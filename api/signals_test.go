@@ -111,6 +111,15 @@ func TestSignalsDecide(t *testing.T) {
 	if !strings.Contains(string(b), `"gap_s":-1`) {
 		t.Errorf("a loop that never counted should show gap_s -1: %.300s", b)
 	}
+	// The corridor through 219 (71 → 67, a left turn at its junction) shows the same decision.
+	code, b = do(t, ts, "GET", "/api/v1/corridors/plan?links=71,67", "tv", "")
+	var cor dispatch.Corridor
+	if code != 200 || json.Unmarshal(b, &cor) != nil || len(cor.Nodes) != 1 {
+		t.Fatalf("corridor: %d %.300s", code, b)
+	}
+	if sg := cor.Nodes[0].Signal; sg == nil || sg.ID != "219" || sg.LastDecision == nil || sg.LastDecision.Phase != d.Phase {
+		t.Errorf("corridor node %+v", cor.Nodes[0])
+	}
 	// A signal id that is not an intersection's answers with the signal plan alone.
 	if code, b := do(t, ts, "GET", "/api/v1/intersections/219/plan?method=citybrain_cyclic", "tv", ""); code != 200 || !strings.Contains(string(b), `"cyclic":true`) {
 		t.Errorf("plan by signal id: %d %.200s", code, b)

@@ -192,6 +192,7 @@ func dispatchJSON(d *dispatch.Dispatch, full bool) map[string]any {
 	if full {
 		o["route"] = map[string]any{"type": "Feature", "geometry": lineString(d.Geometry),
 			"properties": map[string]any{"dispatch_id": d.ID, "unit_id": d.UnitID, "eta_s": round1(d.ETAS)}}
+		o["route_links"] = d.RouteLinks
 	}
 	return o
 }

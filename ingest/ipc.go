@@ -20,7 +20,8 @@ import (
 // passes each to fn (which must Retain a record it keeps after returning). It is the one reader of Arrow
 // bytes that came from outside the process or from the log, and it trusts nothing in them:
 //   - before anything is allocated for a message, the lengths its framing and metadata claim (metadata,
-//     body) are checked against the bytes received (CheckIPCFraming);
+//     body, and every vector and string count inside the flatbuffer metadata) are checked against the
+//     bytes received (CheckIPCFraming);
 //   - batches are decoded with an allocator capped at maxAlloc bytes outstanding (a compressed buffer that
 //     claims to inflate to more is refused, not allocated);
 //   - every batch's structure (column lengths, buffer sizes, string offsets, UTF-8) is checked before fn
@@ -149,6 +150,9 @@ func IPCMessages(data []byte) ([]IPCMessage, error) {
 		}
 		bodyLen, at, err := messageBodyLength(data[pos : pos+int(metaLen)])
 		if err != nil {
+			return out, fmt.Errorf("cannot read Arrow IPC stream: message %d: %w", n, err)
+		}
+		if err := checkMessageMeta(data[pos : pos+int(metaLen)]); err != nil {
 			return out, fmt.Errorf("cannot read Arrow IPC stream: message %d: %w", n, err)
 		}
 		m := IPCMessage{Meta: pos, MetaLen: int(metaLen), BodyLenAt: -1}

@@ -114,6 +114,8 @@ type loopCtl struct {
 	client *http.Client
 	rng    *rand.Rand
 	zone   geo.UTMZone
+	net    *geo.Network
+	amb    *ambulance // the emergency vehicle dispatched through CityBrain (+preempt), or nil
 
 	loops   []loopSite
 	prevIDs map[string]map[string]bool // loop → vehicles on it at the last step
@@ -130,7 +132,7 @@ type loopCtl struct {
 	stats   FeedStats
 }
 
-func newLoopCtl(ctx context.Context, c *traci.Client, sc *Scenario, o Options, cyclic bool, loops []loopSite, now float64) (*loopCtl, error) {
+func newLoopCtl(ctx context.Context, c *traci.Client, sc *Scenario, o Options, cyclic, preempt bool, loops []loopSite, now float64) (*loopCtl, error) {
 	net, err := sc.cityNetwork()
 	if err != nil {
 		return nil, err
@@ -164,13 +166,18 @@ func newLoopCtl(ctx context.Context, c *traci.Client, sc *Scenario, o Options, c
 		token: strings.TrimSpace(string(tok)), client: &http.Client{Timeout: time.Minute},
 		rng: rand.New(rand.NewPCG(uint64(o.Seed), 16)), zone: zone, loops: loops, prevIDs: map[string]map[string]bool{},
 		count: map[string]float64{}, occSum: map[string]float64{}, spdSum: map[string]float64{}, spdN: map[string]float64{}, lastSpd: map[string]float64{},
-		probeOf: map[string]int{}, last: now}
+		probeOf: map[string]int{}, last: now, net: net}
 	if cyclic {
 		l.method = dispatch.MethodCyclic
 	}
 	fail := func(err error) (*loopCtl, error) {
 		l.close()
 		return nil, err
+	}
+	if preempt {
+		if l.amb, err = newAmbulance(l, net); err != nil {
+			return fail(err)
+		}
 	}
 	tls := controlled(sc)
 	if l.gws, err = takeOver(c, tls, now, cyclic); err != nil {
@@ -225,6 +232,7 @@ func (l *loopCtl) isProbe(id string) (int, bool) {
 
 func (l *loopCtl) step(now float64, subs []traci.Sub) error {
 	var departed []string
+	evSeen := false
 	l.steps++
 	t := int(now)
 	for _, s := range subs {
@@ -255,6 +263,13 @@ func (l *loopCtl) step(now float64, subs []traci.Sub) error {
 				departed = s.Vals[0].Strings()
 			}
 		case traci.CmdSubVeh + 0x10:
+			if s.ID == "ev" {
+				if l.amb != nil {
+					l.amb.observe(now, s)
+					evSeen = true
+				}
+				continue
+			}
 			phase, ok := l.probeOf[s.ID]
 			if !ok || len(s.Vals) != 3 || (t+phase)%max(1, int(l.o.Feed.ProbeEveryS)) != 0 {
 				continue
@@ -277,8 +292,16 @@ func (l *loopCtl) step(now float64, subs []traci.Sub) error {
 			l.stats.Probes++
 		}
 	}
+	if l.amb != nil && l.amb.seen && !evSeen {
+		l.amb.gone()
+	}
 	for _, id := range departed {
 		if id == "ev" {
+			if l.amb != nil {
+				if _, err := l.c.Subscribe(traci.CmdSubVeh, id, traci.VarPosition, traci.VarSpeed, traci.VarAngle); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		if ph, ok := l.isProbe(id); ok {
@@ -352,6 +375,9 @@ func (l *loopCtl) decide(now float64) error {
 	clear(l.spdSum)
 	clear(l.spdN)
 	l.steps = 0
+	if l.amb != nil {
+		l.amb.beforePost(now)
+	}
 	t0 := time.Now()
 	if err := l.post(); err != nil {
 		return err
@@ -401,6 +427,9 @@ func (l *loopCtl) decide(now float64) error {
 				break
 			}
 		}
+	}
+	if l.amb != nil {
+		return l.amb.step(now)
 	}
 	return nil
 }
@@ -482,7 +511,7 @@ func (l *loopCtl) call(method, path string, in, out any) error {
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("cannot call %s %s (status %d): %.300s", method, path, resp.StatusCode, data)
 	}
 	return json.Unmarshal(data, out)

@@ -87,21 +87,7 @@ func (p *preemptor) step(now float64) error {
 		if g == nil {
 			continue
 		}
-		target := -1
-		for i, m := range g.mains {
-			if s := g.tl.Phases[m].State; li < len(s) && s[li] == 'G' {
-				target = i
-				break
-			}
-		}
-		if target < 0 {
-			for i, m := range g.mains {
-				if s := g.tl.Phases[m].State; li < len(s) && s[li] == 'g' {
-					target = i
-					break
-				}
-			}
-		}
+		target := servingMain(g, li)
 		if target < 0 {
 			continue
 		}

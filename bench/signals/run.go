@@ -116,6 +116,8 @@ type Result struct {
 	Switches         int     `json:"switches"`
 	Preemptions      int     `json:"preemptions"`
 	Signals          int     `json:"signals"`
+	// Mismatches counts green-wave entries the gateways could not apply (engine route vs programs).
+	Mismatches int `json:"greenwave_mismatches,omitempty"`
 	// Unsupported counts signals SUMO's own controller of this type cannot run (they keep their program).
 	Unsupported int        `json:"unsupported,omitempty"`
 	Feed        *FeedStats `json:"feed,omitempty"`
@@ -267,14 +269,15 @@ func drive(ctx context.Context, c *traci.Client, sc *Scenario, base string, pree
 		ctl, gws = p, p.gws
 	case CityBrain, CityBrainCyclic:
 		var l *loopCtl
-		l, err = newLoopCtl(ctx, c, sc, o, base == CityBrainCyclic, loops, now)
+		l, err = newLoopCtl(ctx, c, sc, o, base == CityBrainCyclic, preempt, loops, now)
 		ctl, gws = l, l.gws
 	}
 	if err != nil {
 		return err
 	}
 	var pre *preemptor
-	if preempt {
+	if preempt && ctl == nil || preempt && base == PressureTraCI {
+		// The green wave on TraCI's view (the closed loop runs the engine's own: ambulance.go).
 		pre = newPreemptor(c, sc, gws, o)
 	}
 	defer func() {
@@ -307,6 +310,9 @@ func drive(ctx context.Context, c *traci.Client, sc *Scenario, base string, pree
 		if lc, ok := ctl.(*loopCtl); ok {
 			st := lc.feedStats()
 			res.Feed = &st
+			if lc.amb != nil {
+				res.Preemptions, res.Mismatches = lc.amb.count, lc.amb.mismatch
+			}
 		}
 		ctl = nil
 		if err != nil {

@@ -221,6 +221,32 @@ func (sc *signalControl) decide(s *geo.Signal, r SignalRequest, method string) S
 	return plan
 }
 
+// approachQueue is the most vehicles waiting on a lane of the movement in → out at the signal controlling
+// node (false when no program controls that movement or there is no estimator).
+func (sc *signalControl) approachQueue(node, in, out string) (float64, bool) {
+	if sc == nil {
+		return 0, false
+	}
+	s, ok := sc.net.Signal(node)
+	if !ok {
+		return 0, false
+	}
+	var lanes []string
+	for _, l := range s.Links {
+		if l.Index >= 0 && l.From == in && l.To == out {
+			lanes = append(lanes, l.FromLane)
+		}
+	}
+	if len(lanes) == 0 {
+		return 0, false
+	}
+	q := 0.0
+	for _, v := range sc.est.Lanes(lanes, 0) {
+		q = math.Max(q, v.QueueVeh)
+	}
+	return q, true
+}
+
 // SignalPlan returns the plan of the signal controlling intersection (or signal) id: its last reported
 // state decided again on the latest estimates, as DecideSignals would answer now.
 func (m *Manager) SignalPlan(id, method string) (SignalPlan, error) {

@@ -128,6 +128,8 @@ type Dispatch struct {
 	Route       *geo.Route   `json:"-"`
 	Geometry    []geo.LatLng `json:"-"`
 	GreenWave   []Preempt    `json:"green_wave"`
+	// RouteLinks are the links of the route in order (the crew's navigation; a SUMO vehicle can follow them).
+	RouteLinks []string `json:"route_links"`
 }
 
 // Option is a unit that could respond to an incident.
@@ -351,6 +353,12 @@ func (m *Manager) Assign(incidentID, unitID, by, role string) (Dispatch, error) 
 
 func (m *Manager) setRouteLocked(d *Dispatch, rt *geo.Route) {
 	d.Route, d.Geometry, d.LengthM, d.ProgressM = rt, rt.Geometry(), rt.LengthM, 0
+	d.RouteLinks = d.RouteLinks[:0:0]
+	for _, s := range rt.Steps {
+		if n := len(d.RouteLinks); n == 0 || d.RouteLinks[n-1] != s.Link.ID {
+			d.RouteLinks = append(d.RouteLinks, s.Link.ID)
+		}
+	}
 }
 
 // Close ends a dispatch (cleared or cancelled) and frees its unit (journaled first).

@@ -11,7 +11,9 @@ import (
 
 // greenWaveLocked plans signal priority for the signalised intersections still ahead of a dispatched unit:
 // each turns green for the unit's approach at its live ETA less the lead and the time to discharge the queue
-// in front of it, and holds until HoldS after the ETA. Passed intersections stay in the list, marked passed.
+// in front of it (the signal estimator's waiting vehicles on the lanes of the unit's movement where the
+// network carries signal programs, else the link's loop occupancy or probe speed), and holds until HoldS
+// after the ETA. Passed intersections stay in the list, marked passed.
 func (m *Manager) greenWaveLocked(d *Dispatch, now time.Time, speed geo.SpeedFunc) []Preempt {
 	if d.Route == nil {
 		return nil
@@ -37,6 +39,9 @@ func (m *Manager) greenWaveLocked(d *Dispatch, now time.Time, speed geo.SpeedFun
 			stats = m.linkStatsLocked(d.Route)
 		}
 		p.QueueVeh = queueAt(stats[rn.InLink.ID], m.cfg.Window)
+		if q, ok := m.sig.approachQueue(rn.Node.ID, rn.InLink.ID, rn.OutLink.ID); ok {
+			p.QueueVeh = q // the signal estimator's count of the vehicles waiting on the unit's lanes
+		}
 		p.ArriveS = aheadS(d.Route, d.ProgressM, rn.DistM, speed, m.router)
 		pr := signals.PreemptAt(p.ArriveS, p.QueueVeh, m.cfg.LeadS, m.cfg.HoldS)
 		p.ArriveAt = now.Add(secs(pr.ArriveS))

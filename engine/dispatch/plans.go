@@ -327,6 +327,16 @@ type CorridorNode struct {
 	ArriveS float64 `json:"travel_s"` // from the first intersection at live speeds
 	OffsetS float64 `json:"offset_s"`
 	CycleS  float64 `json:"own_cycle_s"` // its own Webster cycle
+	// Signal is, where the network carries the intersection's program, what the signal controller last told
+	// it (the phase the closed loop runs) and would tell it now.
+	Signal *CorridorSignal `json:"signal,omitempty"`
+}
+
+// CorridorSignal is a corridor intersection's signal-controller state.
+type CorridorSignal struct {
+	ID           string          `json:"id"`
+	LastDecision *SignalDecision `json:"last_decision"`
+	Decision     SignalDecision  `json:"decision"`
 }
 
 // Corridor is a green-wave plan for a chain of links.
@@ -379,7 +389,11 @@ func (m *Manager) CorridorPlan(linkIDs []string) (Corridor, error) {
 				c.BandS = math.Min(c.BandS, rec.Phases[a.Phase].GreenS/rec.CycleS)
 			}
 		}
-		c.Nodes = append(c.Nodes, CorridorNode{NodeID: nd.ID, ArriveS: t, CycleS: rec.CycleS})
+		cn := CorridorNode{NodeID: nd.ID, ArriveS: t, CycleS: rec.CycleS}
+		if sp, err := m.SignalPlan(nd.ID, MethodControl); err == nil {
+			cn.Signal = &CorridorSignal{ID: sp.Signal, LastDecision: sp.LastDecision, Decision: sp.Decision}
+		}
+		c.Nodes = append(c.Nodes, cn)
 		arrive = append(arrive, t)
 	}
 	if len(c.Nodes) == 0 {

@@ -42,6 +42,7 @@ const (
 	VarLength   = 0x44
 	VarSpeed    = 0x40
 	VarRoadID   = 0x50
+	VarRoute    = 0x57
 	VarLanePos  = 0x56
 	VarNextTLS  = 0x70
 	VarSimTime  = 0x66
@@ -169,6 +170,18 @@ func (b *Batch) SetString(cmd, v byte, id, x string) {
 	p := append([]byte{v}, encStr(id)...)
 	p = append(p, typeString)
 	p = append(p, encStr(x)...)
+	b.c.cmd(cmd, p)
+	b.n++
+}
+
+// SetStrings adds a set command with a string list value (e.g. a vehicle's route: CmdSetVeh, VarRoute).
+func (b *Batch) SetStrings(cmd, v byte, id string, xs []string) {
+	p := append([]byte{v}, encStr(id)...)
+	p = append(p, typeStrList)
+	p = binary.BigEndian.AppendUint32(p, uint32(len(xs)))
+	for _, x := range xs {
+		p = append(p, encStr(x)...)
+	}
 	b.c.cmd(cmd, p)
 	b.n++
 }

@@ -1,0 +1,259 @@
+package signals
+
+import (
+	"fmt"
+	"math"
+	"net/url"
+
+	"citybrain/engine"
+	"citybrain/engine/dispatch"
+	"citybrain/geo"
+	"citybrain/ingest/sumo/traci"
+)
+
+// ambulance is the emergency vehicle through CityBrain's own eyes (the closed loop with +preempt): a caller
+// reports a medical emergency at the end of its route before it sets off; it reports its position as an AVL
+// unit; once the engine knows it, a commander dispatches it (POST /api/v1/dispatch), it follows the route the
+// dispatch gives, and every decision the gateways apply the dispatch's green wave (GET /api/v1/dispatches/
+// {id}: each signal ahead green from its live ETA less the lead and the time to discharge the vehicles the
+// estimator counts waiting on its lanes, held past the ETA).
+type ambulance struct {
+	l        *loopCtl
+	unitID   string
+	dest     geo.LatLng
+	called   float64 // when the call was last posted (sim s), -1 never
+	incident string
+	dispatch string
+	routed   bool
+	seen     bool // the vehicle is in the simulation
+	done     bool
+	pos      *engine.Event
+	held     map[string]bool
+	count    int // signals preempted
+	mismatch int // green-wave entries whose movement no program controls
+}
+
+// CallLeadS: the emergency call comes this long before the ambulance sets off (the incident opens once the
+// engine's watermark, 30 s behind, has passed the call).
+const CallLeadS = 120.0
+
+func newAmbulance(l *loopCtl, net *geo.Network) (*ambulance, error) {
+	if len(l.sc.EV) == 0 {
+		return nil, fmt.Errorf("cannot run the ambulance on %s: the demand has no routes", l.sc.Name)
+	}
+	last, ok := net.Link(l.sc.EV[len(l.sc.EV)-1])
+	if !ok {
+		return nil, fmt.Errorf("cannot run the ambulance: its last edge %s is not in the network", l.sc.EV[len(l.sc.EV)-1])
+	}
+	return &ambulance{l: l, unitID: "amb-ev", dest: last.Geometry[len(last.Geometry)-1], called: -1, held: map[string]bool{}}, nil
+}
+
+// observe takes the vehicle's subscribed position, speed and angle.
+func (a *ambulance) observe(now float64, s traci.Sub) {
+	if len(s.Vals) != 3 {
+		return
+	}
+	x, y, ok := s.Vals[0].Pos()
+	if !ok {
+		return
+	}
+	l := a.l
+	x += l.rng.NormFloat64() * l.o.Feed.NoiseM
+	y += l.rng.NormFloat64() * l.o.Feed.NoiseM
+	ll := geo.UTMToLatLng(l.zone, x-l.sc.netOffset[0], y-l.sc.netOffset[1])
+	ev := engine.NewEvent(engine.KindUnit)
+	ev.TS, ev.ID, ev.Lat, ev.Lng, ev.Source = l.ts(now), a.unitID, ll.Lat, ll.Lng, "ambulance-avl"
+	ev.UnitType, ev.Status = "ambulance", "available"
+	if a.dispatch != "" {
+		ev.Status = "en_route"
+	}
+	ev.SpeedKmh = math.Max(0, s.Vals[1].Float()*3.6)
+	a.pos, a.seen = &ev, true
+}
+
+// beforePost adds the call (and repeats it every 3 minutes, as callers do, so the incident stays open) and
+// the unit's latest position to the events about to be posted.
+func (a *ambulance) beforePost(now float64) {
+	l := a.l
+	dep := float64(l.sc.BeginS + l.sc.EVDepS)
+	if !a.done && now >= dep-CallLeadS && (a.called < 0 || now-a.called >= 180) {
+		// Two callers on two lines (one line alone is a candidate until corroborated, engine/incident).
+		for _, src := range []string{"hotline-120", "hotline-110"} {
+			ev := engine.NewEvent(engine.KindReport)
+			ev.TS, ev.ID, ev.Lat, ev.Lng, ev.Source = l.ts(now), fmt.Sprintf("call-%s-%d", src, int(now)), a.dest.Lat, a.dest.Lng, src
+			ev.Type, ev.Severity, ev.Text = "medical", 5, "patient collapsed on the street"
+			l.append(&ev)
+		}
+		a.called = now
+	}
+	if a.pos != nil {
+		l.append(a.pos)
+		a.pos = nil
+	}
+}
+
+// step runs after the loop's decisions: open the dispatch when the incident and the unit are known, follow
+// its route, and apply its green wave to the gateways.
+func (a *ambulance) step(now float64) error {
+	if a.done || !a.seen {
+		return nil
+	}
+	l := a.l
+	if a.incident == "" {
+		var incs []struct {
+			ID   string  `json:"id"`
+			Lat  float64 `json:"lat"`
+			Lng  float64 `json:"lng"`
+			Type string  `json:"type"`
+		}
+		if err := l.call("GET", "/api/v1/incidents?status=active", nil, &incs); err != nil {
+			return err
+		}
+		for _, in := range incs {
+			if geo.DistanceM(geo.LatLng{Lat: in.Lat, Lng: in.Lng}, a.dest) < 300 {
+				a.incident = in.ID
+			}
+		}
+		if a.incident == "" {
+			return nil
+		}
+	}
+	if a.dispatch == "" {
+		var d dispatch.Dispatch
+		err := l.call("POST", "/api/v1/dispatch", map[string]string{"incident_id": a.incident, "unit_id": a.unitID}, &d)
+		if err != nil {
+
+			return nil // the engine does not know the unit yet: next decision
+		}
+		a.dispatch = d.ID
+	}
+	var d dispatch.Dispatch
+	if err := l.call("GET", "/api/v1/dispatches/"+url.PathEscape(a.dispatch), nil, &d); err != nil {
+		return err
+	}
+	if !a.routed {
+		a.routed = true
+		if err := a.follow(d.RouteLinks); err != nil {
+			return err
+		}
+	}
+	// The green wave's entries are timed on the manager's clock; their offsets from its last update are
+	// what counts.
+	active := map[string]int{}
+	for _, p := range d.GreenWave {
+		if p.Passed {
+			continue
+		}
+		startIn := p.GreenAt.Sub(d.UpdatedAt).Seconds()
+		holdIn := p.HoldUntil.Sub(d.UpdatedAt).Seconds()
+		if startIn > l.o.DecideS || holdIn < 0 {
+			continue
+		}
+		sig, ok := l.net.Signal(p.NodeID)
+		if !ok {
+			continue
+		}
+		tl := l.sc.TLs[sig.ID]
+		li := -1
+		if tl != nil {
+			for k, in := range tl.In {
+				if l.sc.Lanes[in].Edge == p.Approach && l.sc.Lanes[tl.Out[k]].Edge == p.Exit {
+					li = k
+					break
+				}
+			}
+		}
+		if li < 0 {
+			a.mismatch++
+			continue
+		}
+		active[sig.ID] = li
+	}
+	for id, li := range active {
+		g := l.gws[id]
+		if g == nil {
+			continue
+		}
+		target := servingMain(g, li)
+		if target < 0 {
+			continue
+		}
+		if !a.held[id] {
+			a.held[id] = true
+			a.count++
+		}
+		g.held = true
+		if g.cur != target && !g.inTransition() {
+			g.request(target, now)
+		}
+	}
+	for id := range a.held {
+		if _, ok := active[id]; !ok {
+			delete(a.held, id)
+			if g := l.gws[id]; g != nil {
+				g.held = false
+			}
+		}
+	}
+	if d.Status != dispatch.StatusEnRoute {
+		a.release()
+	}
+	return nil
+}
+
+// follow makes the vehicle drive the dispatch's route from the edge it is on (kept when that edge is not on
+// the route).
+func (a *ambulance) follow(links []string) error {
+	b := a.l.c.NewBatch()
+	b.Get(traci.CmdGetVeh, traci.VarRoadID, "ev")
+	res, err := b.Do()
+	if err != nil || len(res) == 0 || res[0].Err != nil {
+		return err
+	}
+	cur := res[0].String()
+	for i, id := range links {
+		if id == cur {
+			s := a.l.c.NewBatch()
+			s.SetStrings(traci.CmdSetVeh, traci.VarRoute, "ev", links[i:])
+			r, err := s.Do()
+			if err != nil {
+				return err
+			}
+			if r[0].Err != nil {
+				a.mismatch++
+			}
+			return nil
+		}
+	}
+	a.mismatch++
+	return nil
+}
+
+// gone is called when the vehicle left the simulation.
+func (a *ambulance) gone() {
+	if a.seen {
+		a.release()
+	}
+}
+
+func (a *ambulance) release() {
+	for id := range a.held {
+		if g := a.l.gws[id]; g != nil {
+			g.held = false
+		}
+	}
+	clear(a.held)
+	a.done = true
+}
+
+// servingMain is the main green of a gateway that serves link index li (green with priority first).
+func servingMain(g *gateway, li int) int {
+	for _, want := range []byte{'G', 'g'} {
+		for i, m := range g.mains {
+			if s := g.tl.Phases[m].State; li < len(s) && s[li] == want {
+				return i
+			}
+		}
+	}
+	return -1
+}
