@@ -43,10 +43,16 @@ func (r *runner) findCentrifugo() string {
 			continue
 		}
 		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			if abs, err := filepath.Abs(p); err == nil {
+				return abs // the process runs in a directory of its own
+			}
 			return p
 		}
 	}
 	if p, err := exec.LookPath("centrifugo"); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
+		}
 		return p
 	}
 	return ""
