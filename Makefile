@@ -11,7 +11,7 @@ export SUMO_HOME ?= /usr/share/sumo
 # Packages whose code runs goroutines: tested with -race.
 RACE_PKGS := ./engine/... ./api/... ./eventlog/... ./replay/... ./system/... ./cmd/... ./ingest ./ingest/feed/... ./ingest/httpin ./ingest/natsin
 
-.PHONY: all web build run test test-race test-rest test-web fuzz fuzz-long check bench bench-micro eval clean
+.PHONY: all web build run test test-race test-rest test-web fuzz fuzz-long check bench bench-micro eval clean centrifugo
 
 all: build
 
@@ -57,6 +57,10 @@ check:
 # The load and latency harness (a fresh process, embedded NATS, temp data dir): JSON report and a table.
 bench: build
 	./$(BIN) bench --out bin/bench-report.json
+
+# The Centrifugo server the bench compares fan-out against (bench/peers/README.md), built into bin/.
+centrifugo:
+	GO=$(GO) bash scripts/install-centrifugo.sh
 
 # Micro-benchmarks of the hot paths (decode, cell assignment, window append, aggregation, delta encoding).
 bench-micro:

@@ -62,6 +62,23 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(&b, "citybrain_engine_raw_bytes %d\n", st.RawBytes)
 	metric("citybrain_engine_raw_retention_seconds", "gauge", "Raw retention in force (shorter than configured when the memory budget needs it).")
 	fmt.Fprintf(&b, "citybrain_engine_raw_retention_seconds %g\n", st.Retention.Seconds())
+	if s.Memory != nil {
+		m := s.Memory()
+		metric("citybrain_memory_limit_bytes", "gauge", "The process's memory budget (--memory-limit; 0: none).")
+		fmt.Fprintf(&b, "citybrain_memory_limit_bytes %d\n", m.Limit)
+		metric("citybrain_memory_rss_bytes", "gauge", "Resident set size of the process, as the memory governor last read it.")
+		fmt.Fprintf(&b, "citybrain_memory_rss_bytes %d\n", m.RSS)
+		metric("citybrain_ingest_backlog_messages", "gauge", "Log messages the engine lags behind ingest.")
+		fmt.Fprintf(&b, "citybrain_ingest_backlog_messages %d\n", m.Backlog)
+		slow := 0
+		if m.SlowDown != "" {
+			slow = 1
+		}
+		metric("citybrain_ingest_slow_down", "gauge", "1 while the doors refuse batches (HTTP 429, NATS slow down).")
+		fmt.Fprintf(&b, "citybrain_ingest_slow_down %d\n", slow)
+		metric("citybrain_ingest_refused_batches_total", "counter", "Batches refused by backpressure.")
+		fmt.Fprintf(&b, "citybrain_ingest_refused_batches_total %d\n", m.Refused)
+	}
 	metric("citybrain_engine_tick_seconds", "gauge", "Duration of the last tick.")
 	fmt.Fprintf(&b, "citybrain_engine_tick_seconds %g\n", float64(st.TickNanos)/1e9)
 	metric("citybrain_engine_log_seq", "gauge", "Log sequence reflected in published cells.")

@@ -45,6 +45,9 @@ type Server struct {
 	Unreadable func() map[string]uint64
 	// Queues adds the figures of other bounded queues (ingest workers) to /metrics.
 	Queues func() []queue.Stat
+	// Memory reports the memory budget and backpressure (system's governor) in /api/v1/status and
+	// /metrics; nil: none.
+	Memory func() MemoryStatus
 	// AllowedOrigins lists extra origins allowed to open /ws (the page's own origin always is).
 	AllowedOrigins []string
 
@@ -260,6 +263,15 @@ func (s *Server) appendKPIs(buf []byte) []byte {
 	return append(buf, '}')
 }
 
+// MemoryStatus is the memory budget's state: the budget (0: none), the process's RSS, the log messages the
+// engine lags behind ingest, why the doors refuse batches ("" : they do not), and how many they refused.
+type MemoryStatus struct {
+	Limit, RSS int64
+	Backlog    uint64
+	SlowDown   string
+	Refused    uint64
+}
+
 // handleStatus serves GET /api/v1/status (spec/api.md "Status") with additions.
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	st := s.Engine.Status()
@@ -302,6 +314,24 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	buf = append(buf, `,"shortened":`...)
 	buf = strconv.AppendBool(buf, st.Retention < s.Engine.Config().Retention)
 	buf = append(buf, '}')
+	if s.Memory != nil {
+		m := s.Memory()
+		buf = append(buf, `,"memory":{"limit_bytes":`...)
+		buf = strconv.AppendInt(buf, m.Limit, 10)
+		buf = append(buf, `,"rss_bytes":`...)
+		buf = strconv.AppendInt(buf, m.RSS, 10)
+		buf = append(buf, `,"backlog_messages":`...)
+		buf = strconv.AppendUint(buf, m.Backlog, 10)
+		buf = append(buf, `,"slow_down":`...)
+		buf = strconv.AppendBool(buf, m.SlowDown != "")
+		if m.SlowDown != "" {
+			buf = append(buf, `,"reason":`...)
+			buf = ingest.AppendQuoted(buf, m.SlowDown)
+		}
+		buf = append(buf, `,"batches_refused":`...)
+		buf = strconv.AppendUint(buf, m.Refused, 10)
+		buf = append(buf, '}')
+	}
 	buf = append(buf, `,"features":["cells","incidents","units","transit","sensors","links","history","zones","alerts"]`...)
 	if s.TimeZone != "" {
 		buf = append(buf, `,"timezone":`...)

@@ -24,14 +24,16 @@ import (
 
 // Config sets up a run of the harness.
 type Config struct {
-	Bin       string        // the citybrain binary to start (`run` subcommand)
-	Short     bool          // a few seconds per section: the CI crash check, not a speed judgement
-	Duration  time.Duration // length of one load step (0: 4 s, short: 1 s)
-	Clients   int           // most websocket clients of the fan-out section (0: 10,000, short: 100)
-	DataRoot  string        // CITYBRAIN_DATA (for the Nanchang road network); "" skips Nanchang
-	TempDir   string        // where data directories go ("" : os.TempDir())
-	Sections  []string      // sections to run (nil: all): floors, ingest, freshness, fanout, memory, replay, zones
-	InProcess bool          // run the system inside this process (needed for ProfileDir)
+	Bin      string        // the citybrain binary to start (`run` subcommand)
+	Short    bool          // a few seconds per section: the CI crash check, not a speed judgement
+	Duration time.Duration // length of one load step (0: 4 s, short: 1 s)
+	Clients  int           // most websocket clients of the fan-out section (0: 10,000, short: 100)
+	DataRoot string        // CITYBRAIN_DATA (for the Nanchang road network); "" skips Nanchang
+	TempDir  string        // where data directories go ("" : os.TempDir())
+	Sections []string      // sections to run (nil: all): floors, ingest, freshness, fanout, peer, memory, overload, replay, zones
+	// Centrifugo is the Centrifugo binary of the peer section ("" : bin/centrifugo, else PATH; none: skipped).
+	Centrifugo string
+	InProcess  bool // run the system inside this process (needed for ProfileDir)
 	// ProfileDir, when set, receives a CPU profile (pprof) of every section; it implies InProcess.
 	ProfileDir string
 	Log        io.Writer // progress lines (nil: none)
@@ -136,7 +138,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		{"ingest", r.ingest},
 		{"freshness", r.freshness},
 		{"fanout", r.fanout},
+		{"peer", r.peerFanout},
 		{"memory", r.memory},
+		{"overload", r.overload},
 		{"zones", r.zones},
 	}
 	for _, s := range sections {

@@ -86,6 +86,11 @@ func TestShortHarness(t *testing.T) {
 	if rp := back.ReplaySession; rp == nil || rp.EventsPerSec <= 0 || rp.Events == 0 {
 		t.Errorf("replay session: %+v", rp)
 	}
+	// Under a memory budget, flat out: whatever was acknowledged is reflected (RSS against the budget is a
+	// figure of the report, not judged here on a shared machine).
+	if ov := back.Overload; ov == nil || ov.Accepted == 0 || ov.Lost > 0 || ov.RSSMax == 0 {
+		t.Errorf("overload: %+v", ov)
+	}
 	if !strings.Contains(table, "INGEST") || !strings.Contains(table, "TARGETS") {
 		t.Errorf("table lacks sections:\n%s", table)
 	}

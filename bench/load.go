@@ -11,6 +11,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
@@ -214,16 +217,35 @@ type answer struct {
 	Error    string `json:"error"`
 }
 
-// sender delivers one batch and returns the events accepted.
+// sender delivers one batch and returns the events accepted. Every send carries an idempotency key of its
+// own (Idempotency-Key over HTTP, Nats-Msg-Id over NATS), as a producer that retries would: the harness
+// sends the same few templates again and again, and without a key the log deduplicates by the hash of the
+// body, so two senders stamping the same template in the same millisecond would be one stored batch
+// answered as accepted twice (a retry), and the drain would wait for events that are never reflected.
 type sender interface {
 	send(ctx context.Context, b *batch) (int, error)
 	close()
 }
 
 type httpSender struct {
-	c   *http.Client
-	url string
+	c    *http.Client
+	url  string
+	keys *batchKeys
 }
+
+// batchKeys names every batch a sender sends: a prefix unique to the sender and a counter.
+type batchKeys struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+var senderSeq atomic.Uint64
+
+func newBatchKeys() *batchKeys {
+	return &batchKeys{prefix: fmt.Sprintf("bench-%d-%d-%d-", os.Getpid(), time.Now().UnixNano(), senderSeq.Add(1))}
+}
+
+func (k *batchKeys) next() string { return k.prefix + strconv.FormatUint(k.n.Add(1), 10) }
 
 func newHTTPSender(t *target, conns int) *httpSender {
 	tr := &http.Transport{
@@ -232,7 +254,7 @@ func newHTTPSender(t *target, conns int) *httpSender {
 		MaxIdleConnsPerHost: conns * 2,
 		DisableCompression:  true,
 	}
-	return &httpSender{c: &http.Client{Transport: tr, Timeout: 60 * time.Second}, url: "http://" + t.httpAddr + "/api/v1/events"}
+	return &httpSender{c: &http.Client{Transport: tr, Timeout: 60 * time.Second}, url: "http://" + t.httpAddr + "/api/v1/events", keys: newBatchKeys()}
 }
 
 func (s *httpSender) send(ctx context.Context, b *batch) (int, error) {
@@ -245,6 +267,7 @@ func (s *httpSender) send(ctx context.Context, b *batch) (int, error) {
 	} else {
 		req.Header.Set("Content-Type", "application/x-ndjson")
 	}
+	req.Header.Set("Idempotency-Key", s.keys.next())
 	resp, err := s.c.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("cannot post batch: %w", err)
@@ -266,6 +289,7 @@ func (s *httpSender) close() { s.c.CloseIdleConnections() }
 type natsSender struct {
 	nc      *nats.Conn
 	subject string
+	keys    *batchKeys
 }
 
 func newNATSSender(t *target, subject string) (*natsSender, error) {
@@ -273,13 +297,16 @@ func newNATSSender(t *target, subject string) (*natsSender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot connect to NATS at %s: %w", t.natsURL, err)
 	}
-	return &natsSender{nc: nc, subject: subject}, nil
+	return &natsSender{nc: nc, subject: subject, keys: newBatchKeys()}, nil
 }
 
 func (s *natsSender) send(ctx context.Context, b *batch) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	m, err := s.nc.RequestWithContext(ctx, s.subject, b.Data)
+	msg := nats.NewMsg(s.subject)
+	msg.Data = b.Data
+	msg.Header.Set(nats.MsgIdHdr, s.keys.next())
+	m, err := s.nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {
 		return 0, fmt.Errorf("cannot publish batch on %s: %w", s.subject, err)
 	}

@@ -6,9 +6,11 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,14 +110,22 @@ func (r *runner) floors(ctx context.Context) error {
 }
 
 // natsFloor publishes the batches to a plain subject of the target's NATS server for dur and returns the
-// events/s that reached a subscriber on another connection.
+// events/s that reached a subscriber on another connection. Feeds may only publish to citybrain.in.> and
+// read their answers (docs/security.md), so both connections present the installation's admin token (the
+// one written under --data without an auth config): the same server, the same authenticated connections,
+// with no permission that narrows the subject.
 func natsFloor(ctx context.Context, t *target, bs []*batch, dur time.Duration) (float64, error) {
-	sub, err := nats.Connect(t.natsURL, nats.Name("bench-floor-sub"), nats.MaxReconnects(0))
+	tok, err := os.ReadFile(filepath.Join(t.dataDir, "admin.token"))
+	if err != nil {
+		return 0, fmt.Errorf("cannot read the target's admin token (the NATS floor needs a subject of its own): %w", err)
+	}
+	auth := nats.Token(strings.TrimSpace(string(tok)))
+	sub, err := nats.Connect(t.natsURL, nats.Name("bench-floor-sub"), nats.MaxReconnects(0), auth)
 	if err != nil {
 		return 0, fmt.Errorf("cannot connect to NATS at %s: %w", t.natsURL, err)
 	}
 	defer sub.Close()
-	pub, err := nats.Connect(t.natsURL, nats.Name("bench-floor-pub"), nats.MaxReconnects(0))
+	pub, err := nats.Connect(t.natsURL, nats.Name("bench-floor-pub"), nats.MaxReconnects(0), auth)
 	if err != nil {
 		return 0, fmt.Errorf("cannot connect to NATS at %s: %w", t.natsURL, err)
 	}
@@ -175,7 +185,7 @@ func (r *runner) ingest(ctx context.Context) error {
 		target  float64
 	}{
 		{"HTTP NDJSON", false, "", 0},
-		{"NATS JSON", false, natsin.SubjectBatch, 500_000},
+		{"NATS JSON", false, natsin.SubjectBatch, 700_000},
 		{"HTTP Arrow", true, "", 2_000_000},
 		{"NATS Arrow", true, natsin.SubjectArrow, 2_000_000},
 	}
@@ -545,6 +555,13 @@ func (r *runner) fanout(ctx context.Context) error {
 		}
 		el := time.Since(start).Seconds()
 		st := FanoutStep{Clients: n, Seconds: el, Delivered: sumMsgs(clients) - msgs0, RSSBytes: t.rss()}
+		var nb, nm uint64
+		for _, c := range clients {
+			nb, nm = nb+c.bytes.Load(), nm+c.msgs.Load()
+		}
+		if nm > 0 {
+			fo.AvgMessageBytes = float64(nb) / float64(nm)
+		}
 		cpu := (t.cpu() - cpu0).Seconds()
 		st.ServerCores = cpu / el
 		if !r.cfg.InProcess {

@@ -28,6 +28,8 @@ import (
 type runOpts struct {
 	Tick      time.Duration // 0: the default
 	Retention time.Duration // 0: the default
+	// MemoryLimit is --memory-limit in bytes (0: the default, half the machine).
+	MemoryLimit int64
 }
 
 // target is one running CityBrain: a child process of bin/citybrain (the normal case) or, when profiling,
@@ -101,7 +103,7 @@ func (r *runner) startTarget(ctx context.Context, dataDir string, o runOpts) (*t
 			ecfg.Retention = o.Retention
 		}
 		scfg := system.Config{HTTPAddr: t.httpAddr, DataDir: dataDir, NATSListen: fmt.Sprintf("127.0.0.1:%d", np),
-			Version: "bench", Engine: ecfg, Logger: log.New(io.Discard, "", 0)}
+			Version: "bench", Engine: ecfg, Logger: log.New(io.Discard, "", 0), MemoryLimit: o.MemoryLimit}
 		scfg.Log = eventlog.DefaultConfig()
 		sys, err := system.Start(context.Background(), scfg)
 		if err != nil {
@@ -116,6 +118,9 @@ func (r *runner) startTarget(ctx context.Context, dataDir string, o runOpts) (*t
 		}
 		if o.Retention > 0 {
 			args = append(args, "--retention", o.Retention.String())
+		}
+		if o.MemoryLimit > 0 {
+			args = append(args, "--memory-limit", strconv.FormatInt(o.MemoryLimit, 10))
 		}
 		t.cmd = exec.Command(r.cfg.Bin, args...)
 		t.logBuf = &lockedBuffer{}
@@ -198,6 +203,13 @@ type status struct {
 	Cells           int     `json:"cells"`
 	CaughtUp        bool    `json:"caught_up"`
 	BaseRes         int     `json:"base_res"`
+	Raw             struct {
+		RetentionS           float64 `json:"retention_s"`
+		RetentionConfiguredS float64 `json:"retention_configured_s"`
+	} `json:"raw"`
+	Memory struct {
+		SlowDown bool `json:"slow_down"`
+	} `json:"memory"`
 }
 
 var statusClient = &http.Client{Timeout: 5 * time.Second}
@@ -265,8 +277,11 @@ func (t *target) waitReflected(ctx context.Context, n uint64, timeout time.Durat
 }
 
 // rss returns the resident set size of the target process in bytes.
-func (t *target) rss() uint64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", t.pid))
+func (t *target) rss() uint64 { return procRSS(t.pid) }
+
+// procRSS is the resident set size of process pid (0 when unknown).
+func procRSS(pid int) uint64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}

@@ -151,6 +151,7 @@ type Status struct {
 	Cells      int
 	RawRows    int64         // raw events retained
 	RawBytes   int64         // their memory, dictionaries included
+	RawTables  int64         // the dictionaries' part of RawBytes (the id and cell tables)
 	Retention  time.Duration // raw retention in force (less than Config.Retention when the memory budget needs it)
 	DeltaSeq   uint64
 	TickNanos  int64 // duration of the last tick
@@ -411,6 +412,7 @@ func (e *Engine) tick(seq uint64) uint64 {
 	e.status.Store(&Status{
 		Watermark: m.wm, Now: m.now, AppliedSeq: m.seq, Events: m.events,
 		Late: e.late.Load(), TooLate: e.tooLate.Load(), Ahead: e.ahead.Load(), Cells: cells, RawRows: raw, RawBytes: rawBytes,
+		RawTables: e.win.RawTableBytes(),
 		Retention: e.win.Retention(), DeltaSeq: seq,
 		TickNanos: time.Since(start).Nanoseconds(),
 	})
@@ -439,6 +441,13 @@ func (e *Engine) Queues() []queue.Stat { return e.win.Queues() }
 // Cells returns the published views in bbox (by cell centre) at resolution res (the base resolution or a
 // coarser one), in no particular order. Views are shared and must not be modified.
 func (e *Engine) Cells(res int, bbox geo.BBox) ([]*CellView, error) { return e.win.Cells(res, bbox) }
+
+// SetRetention changes the raw retention in force (at most Config.Retention); the shards release what lies
+// beyond it at their next tick. The memory governor shortens it when the budget needs it.
+func (e *Engine) SetRetention(d time.Duration) { e.win.SetRetention(d) }
+
+// Retention is the raw retention in force now (Status has it as of the last tick).
+func (e *Engine) Retention() time.Duration { return e.win.Retention() }
 
 // All returns every published base view.
 func (e *Engine) All() []*CellView { return e.win.All() }

@@ -37,6 +37,9 @@ func (in *Ingestor) arrowCap(n int) int64 {
 // otherwise its valid rows are rebuilt into a new batch and the others dead-lettered. Line numbers count
 // rows from 1 across the stream's batches. via and key are as for Ingest.
 func (in *Ingestor) IngestArrow(ctx context.Context, data []byte, via, key string) (Result, error) {
+	if err := in.admit(); err != nil {
+		return Result{}, err
+	}
 	in.stats.Bytes.Add(uint64(len(data)))
 	lease := lease{b: in.budget}
 	defer lease.release()
@@ -62,6 +65,14 @@ func (in *Ingestor) IngestArrow(ctx context.Context, data []byte, via, key strin
 		b := in.newBatch(via, engine.KindUnknown)
 		parts = append(parts, part{b: b})
 		b.res.Errors = errs // the answer lists the first MaxErrors of the whole stream
+		if n := int(rec.NumRows()); in.cleanRecord(rec, engine.KindUnknown, b.aheadMs) {
+			// Every row is accepted as it is (columns.go): the batch goes to the log as it came.
+			line += n
+			b.res.Accepted += n
+			rec.Retain()
+			parts[len(parts)-1].clean = rec
+			return nil
+		}
 		clean := true
 		cells := rec.Column(engine.ColCell).(*array.Uint64)
 		var ev engine.Event

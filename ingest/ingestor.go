@@ -61,6 +61,12 @@ type Config struct {
 	Mem         memory.Allocator
 	// Now is the wall clock (default time.Now).
 	Now func() time.Time
+	// Admit, when set, is asked before a batch from a door (Ingest, IngestArrow, IngestReader) is read: an
+	// error (wrapping ErrSlowDown) refuses it before anything is allocated, and the door tells the producer
+	// to retry later (HTTP 429 with Retry-After, a NATS "slow down" answer). The memory governor of
+	// system uses it when the engine lags or the process is over its memory budget. In-process sources
+	// (IngestEvents) are not asked.
+	Admit func() error
 }
 
 // DefaultConfig returns the documented defaults.
@@ -84,6 +90,7 @@ type Stats struct {
 	Batches  atomic.Uint64
 	Failed   atomic.Uint64 // batches that could not be stored (the client was told to retry)
 	Bytes    atomic.Uint64
+	LastSeq  atomic.Uint64 // log sequence of the newest batch stored (the engine's backlog is measured from it)
 }
 
 // Ingestor turns batches into Arrow records in the engine schema and appends them to the sink. Safe for
@@ -161,7 +168,17 @@ var (
 	ErrBusy = errors.New("too many bytes being ingested at once")
 	// ErrTooLarge is returned for a body over Config.MaxBody or, decoded, Config.MaxDecoded.
 	ErrTooLarge = errors.New("the batch is over the size limit")
+	// ErrSlowDown is returned when Config.Admit refuses a batch: nothing of it was read, retry it later.
+	ErrSlowDown = errors.New("slow down")
 )
+
+// admit asks Config.Admit whether a batch may come in now.
+func (in *Ingestor) admit() error {
+	if in.cfg.Admit == nil {
+		return nil
+	}
+	return in.cfg.Admit()
+}
 
 // Ingest decodes a JSON batch (NDJSON or array) that is all in memory (NATS messages, files), stores the
 // rejected events on the dead-letter log and then the accepted ones as one batch on the log, and returns
@@ -170,6 +187,9 @@ var (
 // caller's idempotency key (may be empty): a retry is stored once, and a key reused for another body is
 // ErrKeyReused.
 func (in *Ingestor) Ingest(ctx context.Context, body []byte, via string, want engine.Kind, key string) (Result, error) {
+	if err := in.admit(); err != nil {
+		return Result{}, err
+	}
 	in.stats.Bytes.Add(uint64(len(body)))
 	if int64(len(body)) > in.cfg.MaxDecoded {
 		return Result{}, fmt.Errorf("%w: %d bytes, the limit is %d: split the batch", ErrTooLarge, len(body), in.cfg.MaxDecoded)
@@ -244,6 +264,8 @@ func (in *Ingestor) store(ctx context.Context, rec arrow.Record, dead []DeadLett
 			return fmt.Errorf("%w: %v", ErrStore, err)
 		}
 		res.Seq = seq
+		for cur := in.stats.LastSeq.Load(); seq > cur && !in.stats.LastSeq.CompareAndSwap(cur, seq); cur = in.stats.LastSeq.Load() {
+		}
 	}
 	countKinds(rec, &in.stats)
 	in.stats.Rejected.Add(uint64(res.Rejected))

@@ -23,6 +23,9 @@ const maxLine = 1 << 20
 // gigabytes of blank or broken lines holds one line at a time and ends in ErrTooLarge at MaxDecoded bytes. A
 // JSON array or an Arrow stream is read whole first. Everything held counts against MaxInFlight (ErrBusy).
 func (in *Ingestor) IngestReader(ctx context.Context, r io.Reader, arrow bool, via string, want engine.Kind, key string) (Result, error) {
+	if err := in.admit(); err != nil {
+		return Result{}, err
+	}
 	lease := lease{b: in.budget}
 	defer lease.release()
 	cr := &countingReader{r: r, limit: in.cfg.MaxDecoded, h: sha256.New()}

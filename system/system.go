@@ -66,6 +66,10 @@ type Config struct {
 	// SignalControl tunes the signal controller (zero: signals.DefaultControl).
 	SignalControl signals.Control
 
+	// MemoryLimit is the process's memory budget in bytes (system/memory.go): 0, half the machine's memory;
+	// negative, none.
+	MemoryLimit int64
+
 	// HTTP bounds the API server's clients (timeouts, connections).
 	HTTP   HTTPLimits
 	Engine engine.Config
@@ -121,6 +125,7 @@ type System struct {
 	consumeCancel context.CancelFunc
 	consumeDone   chan error
 	feedCancel    context.CancelFunc
+	mem           *governor // the memory budget (memory.go)
 	feedWG        sync.WaitGroup
 
 	startSeq     uint64 // last log sequence when the process started
@@ -313,7 +318,16 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	// 4. Ingest: HTTP handler and NATS subjects.
 	icfg := cfg.Ingest
 	icfg.Res = s.Engine.Config().Res
+	limit := cfg.MemoryLimit
+	if limit == 0 {
+		limit = DefaultMemoryLimit()
+	}
+	s.mem = newGovernor(max(limit, 0), s.Engine, s.logger.Printf)
+	if icfg.Admit == nil {
+		icfg.Admit = s.mem.admit
+	}
 	s.Ingest = ingest.New(icfg, s.Log)
+	s.mem.start(s.Ingest.Stats().LastSeq.Load)
 	if s.natsSrc, err = natsin.Serve(s.Ingest, s.nc, cfg.NATSWorkers); err != nil {
 		return nil, err
 	}
@@ -323,6 +337,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 		Accepted: s.accepted, Rejected: s.rejected, Ready: s.Ready, Network: cfg.Network, Zones: s.Zones, CAP: s.CAP,
 		OpenData: s.openData(zres), OpenDataAnonymous: cfg.OpenDataAnonymous, OpenDataPerMinute: cfg.OpenDataPerMinute,
 		AllowedOrigins: cfg.AllowedOrigins,
+		Memory:         s.mem.status,
 		Queues: func() []queue.Stat {
 			q := []queue.Stat{s.natsSrc.Queue()}
 			if s.hooks != nil {
@@ -507,6 +522,9 @@ func (s *System) Stop(ctx context.Context) error {
 		}
 		if s.natsSrc != nil {
 			s.natsSrc.Stop()
+		}
+		if s.mem != nil {
+			s.mem.close()
 		}
 		if s.consumeCancel != nil {
 			s.consumeCancel()

@@ -7,10 +7,10 @@ import (
 	"io"
 	"math"
 	"strconv"
-	"strings"
 
 	"citybrain/engine"
 	"citybrain/ingest"
+	"citybrain/ingest/sumo"
 )
 
 // fcdPoint is one vehicle at one simulation step, as SUMO writes it with --fcd-output.geo and the
@@ -117,10 +117,10 @@ func attrFloat(s []byte, name string) (float64, bool) {
 // for the UTM grid convergence, rounding, validation).
 func fixEvent(p *fcdPoint, zone int) (engine.Event, error) {
 	var ev engine.Event
-	mode := transitMode(p.typ)
+	mode := sumo.TransitMode(nil, p.typ)
 	if mode != "" {
 		ev = engine.NewEvent(engine.KindTransit)
-		ev.Mode, ev.Route = mode, stripIndex(p.id)
+		ev.Mode, ev.Route = mode, sumo.StripIndex(p.id)
 	} else {
 		ev = engine.NewEvent(engine.KindProbe)
 	}
@@ -129,49 +129,7 @@ func fixEvent(p *fcdPoint, zone int) (engine.Event, error) {
 	ev.Lat, ev.Lng = p.lat, p.lng
 	ev.SpeedKmh = p.kmh
 	if !math.IsNaN(p.ang) && mode == "" {
-		ev.HeadingDeg = trueHeading(p.ang, p.lat, p.lng, zone)
+		ev.HeadingDeg = sumo.TrueHeading(p.ang, p.lat, p.lng, zone)
 	}
 	return ev, ingest.Validate(&ev)
-}
-
-func transitMode(typ string) string {
-	l := strings.ToLower(typ)
-	switch {
-	case strings.Contains(l, "bus"):
-		return "bus"
-	case strings.Contains(l, "tram"):
-		return "tram"
-	}
-	return ""
-}
-
-func stripIndex(id string) string {
-	i := len(id)
-	for i > 0 && id[i-1] >= '0' && id[i-1] <= '9' {
-		i--
-	}
-	if i < len(id) && i > 1 && (id[i-1] == '_' || id[i-1] == '.') {
-		return id[:i-1]
-	}
-	return id
-}
-
-func trueHeading(angle, lat, lng float64, zone int) float64 {
-	if zone >= 0 {
-		if zone == 0 {
-			zone = int(math.Floor((lng+180)/6)) + 1
-		}
-		lon0 := float64(zone)*6 - 183
-		rad := math.Pi / 180
-		angle += math.Atan(math.Tan((lng-lon0)*rad)*math.Sin(lat*rad)) / rad
-	}
-	angle = math.Mod(angle, 360)
-	if angle < 0 {
-		angle += 360
-	}
-	angle = math.Round(angle*100) / 100
-	if angle >= 360 {
-		angle = 0
-	}
-	return angle
 }

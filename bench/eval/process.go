@@ -10,6 +10,7 @@ import (
 
 	"citybrain/engine"
 	"citybrain/geo"
+	"citybrain/ingest/sumo"
 )
 
 // processor turns SUMO's FCD of every vehicle, second by second, into what the city's sensors would have
@@ -108,7 +109,7 @@ func (p *processor) point(pt *fcdPoint) {
 	if int(math.Round(t))%ProbeIntervalS != phase {
 		return
 	}
-	transit := transitMode(pt.typ) != ""
+	transit := sumo.TransitMode(nil, pt.typ) != ""
 	if !transit && unitHash(pt.id, 1) >= ProbeShare {
 		return
 	}

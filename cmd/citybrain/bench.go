@@ -20,15 +20,16 @@ func benchMain(args []string) error {
 	dur := fs.Duration("duration", 0, "length of one ingest load step (default 4s, 1s with --short)")
 	clients := fs.Int("clients", 0, "most websocket clients in the fan-out section (default 10000, 100 with --short)")
 	bin := fs.String("bin", "", "the citybrain binary to measure (default: this one)")
-	sections := fs.String("sections", "", "comma-separated sections to run: floors, ingest, freshness, fanout, memory, replay, zones (default all)")
+	sections := fs.String("sections", "", "comma-separated sections to run: floors, ingest, freshness, fanout, peer, memory, overload, replay, zones (default all)")
 	profile := fs.String("profile", "", "directory for CPU and heap profiles (pprof) of every section; runs the system inside this process")
 	dataRoot := fs.String("citybrain-data", os.Getenv("CITYBRAIN_DATA"), "data directory with citybrain/nanchang/roadnet.txt (default $CITYBRAIN_DATA, else ../shared/data)")
 	tmpDir := fs.String("tmp", "", "where the temporary data directories go (default the system's temp dir)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	centrifugo := fs.String("centrifugo", "", "the Centrifugo binary of the peer fan-out section (default bin/centrifugo, else PATH; `make centrifugo` installs it)")
 	fs.Parse(args)
 
 	cfg := bench.Config{Bin: *bin, Short: *short, Duration: *dur, Clients: *clients, DataRoot: *dataRoot, TempDir: *tmpDir,
-		ProfileDir: *profile}
+		ProfileDir: *profile, Centrifugo: *centrifugo}
 	if cfg.Bin == "" {
 		exe, err := os.Executable()
 		if err != nil {

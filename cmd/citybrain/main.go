@@ -99,7 +99,8 @@ func runMain(args []string) error {
 	res := fs.Int("res", ed.Res, "base H3 resolution of cells")
 	bucket := fs.Duration("bucket", ed.Bucket, "event-time bucket")
 	lateness := fs.Duration("lateness", ed.Lateness, "allowed lateness: watermark = newest event time − lateness")
-	retention := fs.Duration("retention", ed.Retention, "how long raw events stay in memory")
+	retention := fs.Duration("retention", ed.Retention, "how long raw events stay in memory (shortened while the memory budget needs it)")
+	memLimit := fs.String("memory-limit", "", "memory budget of the process (e.g. 8GiB; default half the machine's memory, \"none\": no budget): raw retention is shortened and ingest answers 429 / slow down to stay within it; sets GOMEMLIMIT unless given")
 	tick := fs.Duration("tick", ed.Tick, "how often changed cells are published")
 	shards := fs.Int("shards", ed.Shards, "engine shard goroutines")
 	maxAge := fs.Duration("log-max-age", ld.MaxAge, "event log retention by age")
@@ -134,6 +135,17 @@ func runMain(args []string) error {
 		HTTP:              system.HTTPLimits{MaxConns: *maxConns},
 		CommandCenter:     system.CommandCenter{Basemap: *basemapSrc, OSM: *osmFile, TimeZone: *tz},
 		OpenDataAnonymous: *openAnon, OpenDataPerMinute: *openRate,
+	}
+	switch *memLimit {
+	case "":
+	case "none", "0":
+		cfg.MemoryLimit = -1
+	default:
+		n, err := system.ParseBytes(*memLimit)
+		if err != nil {
+			return fmt.Errorf("cannot use --memory-limit: %w", err)
+		}
+		cfg.MemoryLimit = n
 	}
 	cfg.Ingest.MaxAhead = *maxAhead
 	if *maxAhead == 0 {

@@ -197,6 +197,29 @@ func (t *internTable[K]) sweep(before int64) {
 	}
 }
 
+// sparse reports whether most of the table's slots are free: a key in a late slot keeps the slots before it
+// (sweep only gives back the free slots at the end), so a table that held a burst's keys would keep their
+// size for as long as one of the last is retained. compact then renumbers it.
+func (t *internTable[K]) sparse() bool { return len(t.keys) > 64 && len(t.ix) < len(t.keys)/4 }
+
+// compact renumbers the keys in use into the first slots and returns the old index → new index map (the
+// chunks' columns are rewritten with it); the slices are reallocated to their size.
+func (t *internTable[K]) compact() []uint32 {
+	var zero K
+	remap := make([]uint32, len(t.keys))
+	keys, last := make([]K, 0, len(t.ix)), make([]int64, 0, len(t.ix))
+	for i, k := range t.keys {
+		if k == zero {
+			continue
+		}
+		remap[i] = uint32(len(keys))
+		t.ix[k] = uint32(len(keys))
+		keys, last = append(keys, k), append(last, t.last[i])
+	}
+	t.keys, t.last, t.free = keys, last, nil
+	return remap
+}
+
 // bytes estimates the table's memory: the keys, the slices and the map.
 func (t *internTable[K]) bytes() int64 {
 	var zero K
@@ -267,6 +290,30 @@ func (s *shard) releaseRaw(before int64) {
 		}
 		s.rawIDs.sweep(oldest)
 		s.rawCells.sweep(oldest)
+		if s.rawIDs.sparse() || s.rawCells.sparse() {
+			s.compactRaw()
+		}
+	}
+}
+
+// compactRaw renumbers the id and cell tables and rewrites the retained chunks' indexes (sealed chunks are
+// views of their buffer, which the shard owns): O(retained events), run only when a table is three quarters
+// free, so at most once per shrink of the retained set by four.
+func (s *shard) compactRaw() {
+	ids, cells := s.rawIDs.compact(), s.rawCells.compact()
+	for _, rb := range s.raw {
+		chunks := rb.sealed
+		if rb.open != nil {
+			chunks = append(chunks[:len(chunks):len(chunks)], rb.open)
+		}
+		for _, c := range chunks {
+			for i, v := range c.id[:c.n] {
+				c.id[i] = ids[v]
+			}
+			for i, v := range c.cell[:c.n] {
+				c.cell[i] = cells[v]
+			}
+		}
 	}
 }
 

@@ -127,6 +127,7 @@ type shard struct {
 	rawRows        atomic.Int64        // gauge: raw events retained
 	rawSealed      atomic.Int64        // bytes of sealed raw chunks
 	rawBytesGauge  atomic.Int64        // gauge: rawBytes as of the last tick
+	rawTableGauge  atomic.Int64        // gauge: the id and cell tables' part of it
 	rawIDs         internTable[string] // ids of retained events
 	rawCells       internTable[uint64] // cells of retained events
 	rawSpare       []rawCols           // slices of sealed chunks, for the next open ones
@@ -386,6 +387,7 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 	}
 	s.releaseRaw(now - s.w.retention().Milliseconds())
 	s.rawBytesGauge.Store(s.rawBytes())
+	s.rawTableGauge.Store(s.rawIDs.bytes() + s.rawCells.bytes())
 
 	var res tickResult
 	nowBucket := floorDiv(now, bucketMs)

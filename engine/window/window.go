@@ -287,6 +287,15 @@ func (s *Set) Stats() (cells int, raw, rawBytes int64) {
 	return cells, raw, rawBytes
 }
 
+// RawTableBytes is the part of the raw retention's bytes (Stats) held by the shards' id and cell tables, as
+// of each shard's last tick.
+func (s *Set) RawTableBytes() (n int64) {
+	for _, sh := range s.shards {
+		n += sh.rawTableGauge.Load()
+	}
+	return n
+}
+
 // Retention is the raw retention in force.
 func (s *Set) Retention() time.Duration {
 	return time.Duration(s.retentionMs.Load()) * time.Millisecond

@@ -96,6 +96,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ingest.ErrKeyReused):
 		httpError(w, http.StatusConflict, "Idempotency-Key "+fmt.Sprintf("%q", key)+" was used for another batch: use a new key for new events")
 		return
+	case errors.Is(err, ingest.ErrSlowDown):
+		w.Header().Set("Retry-After", "1")
+		httpError(w, http.StatusTooManyRequests, err.Error()+"; nothing of this batch was read, retry it in a second")
+		return
 	case errors.Is(err, ingest.ErrStore), errors.Is(err, ingest.ErrBusy):
 		w.Header().Set("Retry-After", "1")
 		httpError(w, http.StatusServiceUnavailable, err.Error()+"; nothing of this batch was accepted, retry it (a retry is stored once)")

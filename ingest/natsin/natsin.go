@@ -153,7 +153,7 @@ func (s *Source) process(subject string, data []byte, msgID string) (out []byte)
 // unreadable reports whether err says the message is not a batch at all (as opposed to one that could not
 // be stored now, was stored before, or reused a key, which the publisher handles by retrying or not).
 func unreadable(err error) bool {
-	for _, e := range []error{ingest.ErrStore, ingest.ErrBusy, ingest.ErrKeyReused, ingest.ErrNoEvents, ingest.ErrDuplicate} {
+	for _, e := range []error{ingest.ErrStore, ingest.ErrBusy, ingest.ErrSlowDown, ingest.ErrKeyReused, ingest.ErrNoEvents, ingest.ErrDuplicate} {
 		if errors.Is(err, e) {
 			return false
 		}

@@ -198,7 +198,7 @@ func fcdVehicle(s *scanner, t *xml.StartElement, opt *FCDOptions, st *FCDStats, 
 			return s.fail(t, "attribute speed=%g: negative speed", speed)
 		}
 	}
-	mode := transitMode(opt.TransitTypes, typ)
+	mode := TransitMode(opt.TransitTypes, typ)
 	if mode == "" && pen < 1 && unit(hash64(id, 0)) >= pen {
 		st.SampledOut++
 		return nil
@@ -248,7 +248,7 @@ func fcdVehicle(s *scanner, t *xml.StartElement, opt *FCDOptions, st *FCDStats, 
 	ev.Source = source
 	ev.SpeedKmh = round(speed*3.6, 1e3)
 	if !math.IsNaN(angle) && mode == "" {
-		ev.HeadingDeg = trueHeading(angle, lat, lng, opt.UTMZone)
+		ev.HeadingDeg = TrueHeading(angle, lat, lng, opt.UTMZone)
 	}
 	if err := ingest.Validate(&ev); err != nil {
 		return s.fail(t, "event is not valid: %w", err)
@@ -267,8 +267,9 @@ func fcdVehicle(s *scanner, t *xml.StartElement, opt *FCDOptions, st *FCDStats, 
 	return nil
 }
 
-// transitMode is the transit mode of vType typ, or "" for an ordinary vehicle.
-func transitMode(types map[string]string, typ string) string {
+// TransitMode is the transit mode of vType typ (types maps vType ids to modes, may be nil; otherwise a
+// type named like a bus or a tram is one), or "" for an ordinary vehicle.
+func TransitMode(types map[string]string, typ string) string {
 	if m, ok := types[typ]; ok {
 		return m
 	}
@@ -287,16 +288,16 @@ func routeOf(lines map[string]string, id string) string {
 	if l := lines[id]; l != "" {
 		return l
 	}
-	base := stripIndex(id)
+	base := StripIndex(id)
 	if l := lines[base]; l != "" {
 		return l
 	}
 	return base
 }
 
-// stripIndex removes a trailing repetition index: "bus_130_0" → "bus_130", "flow4.12" → "flow4". An id that
+// StripIndex removes a trailing repetition index: "bus_130_0" → "bus_130", "flow4.12" → "flow4". An id that
 // is only an index stays as it is.
-func stripIndex(id string) string {
+func StripIndex(id string) string {
 	i := len(id)
 	for i > 0 && id[i-1] >= '0' && id[i-1] <= '9' {
 		i--
@@ -307,9 +308,9 @@ func stripIndex(id string) string {
 	return id
 }
 
-// trueHeading converts SUMO's angle (degrees, 0 = grid north, clockwise) to a bearing from true north in
+// TrueHeading converts SUMO's angle (degrees, 0 = grid north, clockwise) to a bearing from true north in
 // [0, 360): bearing = angle + γ, where γ is the UTM grid convergence at (lat, lng).
-func trueHeading(angle, lat, lng float64, zone int) float64 {
+func TrueHeading(angle, lat, lng float64, zone int) float64 {
 	if zone >= 0 {
 		if zone == 0 {
 			zone = int(math.Floor((lng+180)/6)) + 1

@@ -102,23 +102,23 @@ func TestHeadingConvergence(t *testing.T) {
 	// Bologna lies 2.33° east of UTM zone 32's central meridian (9°E): grid north is 1.63° clockwise of true
 	// north, which matches the 1.61° median measured between SUMO's angle and the bearing of successive
 	// geo positions (docs/sumo.md).
-	got := trueHeading(90, 44.4967, 11.33, 0)
+	got := TrueHeading(90, 44.4967, 11.33, 0)
 	if math.Abs(got-91.634) > 0.01 {
-		t.Errorf("trueHeading(90) in Bologna = %.3f, want 91.634", got)
+		t.Errorf("TrueHeading(90) in Bologna = %.3f, want 91.634", got)
 	}
-	if got := trueHeading(359.5, 44.4967, 11.33, 0); math.Abs(got-1.134) > 0.01 {
-		t.Errorf("trueHeading(359.5) = %.3f, want wrap to 1.134", got)
+	if got := TrueHeading(359.5, 44.4967, 11.33, 0); math.Abs(got-1.134) > 0.01 {
+		t.Errorf("TrueHeading(359.5) = %.3f, want wrap to 1.134", got)
 	}
 	for _, a := range []float64{-0.0001, 359.996, 720} {
-		if got := trueHeading(a, 0, 9, 32); got != 0 {
-			t.Errorf("trueHeading(%v) = %v, want 0", a, got)
+		if got := TrueHeading(a, 0, 9, 32); got != 0 {
+			t.Errorf("TrueHeading(%v) = %v, want 0", a, got)
 		}
 	}
-	if got := trueHeading(12.34567, 0, 9, 32); got != 12.35 {
-		t.Errorf("trueHeading(12.34567) = %v, want 12.35 (2 decimals)", got)
+	if got := TrueHeading(12.34567, 0, 9, 32); got != 12.35 {
+		t.Errorf("TrueHeading(12.34567) = %v, want 12.35 (2 decimals)", got)
 	}
-	if got := trueHeading(370, 44.5, 11.33, -1); got != 10 {
-		t.Errorf("uncorrected trueHeading(370) = %v, want 10", got)
+	if got := TrueHeading(370, 44.5, 11.33, -1); got != 10 {
+		t.Errorf("uncorrected TrueHeading(370) = %v, want 10", got)
 	}
 	if z := UTMZoneOf("+proj=utm +zone=32 +ellps=WGS84 +datum=WGS84 +units=m +no_defs"); z != 32 {
 		t.Errorf("UTMZoneOf = %d, want 32", z)
@@ -325,8 +325,8 @@ func TestHumanReadableTime(t *testing.T) {
 
 func TestStripIndexAndVehicleLines(t *testing.T) {
 	for in, want := range map[string]string{"bus_130_0": "bus_130", "line4.12": "line4", "42": "42", "_7": "_7", "bus": "bus", "a_b": "a_b"} {
-		if got := stripIndex(in); got != want {
-			t.Errorf("stripIndex(%q) = %q, want %q", in, got, want)
+		if got := StripIndex(in); got != want {
+			t.Errorf("StripIndex(%q) = %q, want %q", in, got, want)
 		}
 	}
 	routes := `<routes><vehicle id="b1" line="27A" depart="0"><route edges="a b"/></vehicle>

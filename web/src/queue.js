@@ -101,11 +101,14 @@ export class Queue extends EventTarget {
       const key = JSON.stringify([inc.status, inc.score, inc.severity, inc.type, inc.detected_at, (inc.evidence || []).length,
         inc.id === this.selected, this.isNew(inc.id), can('incident.update'), this.canDispatch?.(inc), Math.floor(now / 30000)]);
       let n = this.nodes.get(inc.id);
-      if (!n || n.key !== key) {
-        const li = this.renderItem(inc, now);
-        if (n) n.el.replaceWith(li);
-        n = { key, el: li };
+      if (!n) {
+        n = { key, el: this.renderItem(inc, now) };
         this.nodes.set(inc.id, n);
+      } else if (n.key !== key) {
+        // The item's node stays (a pointer on it, a click in flight or a test's locator keeps its target);
+        // its attributes and content are those of a fresh rendering.
+        patchNode(n.el, this.renderItem(inc, now));
+        n.key = key;
       }
       keep.add(inc.id);
       if (this.list.children[i] !== n.el) this.list.insertBefore(n.el, this.list.children[i] || null);
@@ -190,4 +193,23 @@ export class Queue extends EventTarget {
       toast(t('queue.act_failed', { type: label('inc', inc.type), status: label('status', action), msg }), 'err');
     }
   }
+}
+
+// patchNode makes node show what fresh shows, keeping node and, where the structure is the same, its
+// descendants in place (a button under the pointer survives an update of its row's score or age): attributes
+// and text are copied, a child of another tag or a different number of children is replaced.
+function patchNode(node, fresh) {
+  if (node.nodeType === Node.TEXT_NODE) {
+    if (node.nodeValue !== fresh.nodeValue) node.nodeValue = fresh.nodeValue;
+    return;
+  }
+  for (const a of [...node.attributes]) if (!fresh.hasAttribute(a.name)) node.removeAttribute(a.name);
+  for (const a of fresh.attributes) if (node.getAttribute(a.name) !== a.value) node.setAttribute(a.name, a.value);
+  const kids = node.childNodes, fkids = [...fresh.childNodes];
+  if (kids.length !== fkids.length) { node.replaceChildren(...fkids); return; }
+  fkids.forEach((f, i) => {
+    const k = kids[i];
+    if (k.nodeType === f.nodeType && k.nodeName === f.nodeName && (k.nodeType === Node.ELEMENT_NODE || k.nodeType === Node.TEXT_NODE)) patchNode(k, f);
+    else k.replaceWith(f);
+  });
 }

@@ -10,7 +10,7 @@ const out = path.resolve(process.argv[2] || '../docs/screenshots');
 fs.mkdirSync(out, { recursive: true });
 const server = await startServer({ demo: true });
 const browser = await launchBrowser();
-const shot = (page, name) => page.screenshot({ path: path.join(out, name) }).then(() => console.log('wrote', path.join(out, name)));
+const shot = (page, name) => page.screenshot({ path: path.join(out, name), timeout: 120_000 }).then(() => console.log('wrote', path.join(out, name)));
 try {
   // Login.
   const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } });

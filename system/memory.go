@@ -1,0 +1,218 @@
+package system
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"citybrain/api"
+	"citybrain/engine"
+	"citybrain/ingest"
+)
+
+// The memory governor keeps the process within its memory budget (Config.MemoryLimit, `--memory-limit`) at
+// any input rate. Every 250 ms it reads the process's RSS and the engine's status and:
+//   - shortens the raw retention when RSS passes 80 % of the budget (to what the raw events may take of the
+//     budget left by everything else, down to MinRawRetention), and lengthens it again, slowly, when RSS is
+//     under 60 % (never past the configured retention); /api/v1/status reports the retention in force;
+//   - refuses new batches at the doors (ingest.ErrSlowDown: HTTP 429 with Retry-After, a NATS "slow down"
+//     answer) while RSS is over 95 % of the budget or the engine lags the log by more than MaxBacklog
+//     messages, until RSS is under 90 % and the backlog under half that: what was acknowledged is in the
+//     log and is applied; what was refused was never read;
+//   - sets the Go runtime's memory limit (GOMEMLIMIT, unless given in the environment) to the budget less
+//     the retained raw events, which live off the Go heap.
+// The 15-minute aggregates do not depend on the raw retention: they stay complete when it is shortened.
+
+// MinRawRetention is the shortest raw retention the governor sets.
+const MinRawRetention = time.Minute
+
+// DefaultMaxBacklog is how many log messages the engine may lag behind what ingest stored before the doors
+// slow producers down (a message holds up to a few thousand events).
+const DefaultMaxBacklog = 4096
+
+// DefaultMemoryLimit is half the memory of the machine (or of the cgroup, when it has a lower limit); 0 when
+// unknown.
+func DefaultMemoryLimit() int64 {
+	total := int64(0)
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		for sc.Scan() {
+			if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "MemTotal:" {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				total = kb << 10
+			}
+		}
+	}
+	if data, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
+		if v, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64); err == nil && v > 0 && (total == 0 || v < total) {
+			total = v
+		}
+	}
+	return total / 2
+}
+
+// ParseBytes reads a size: a number of bytes with an optional unit (k, M, G, T, with or without "i" and
+// "B": powers of 1024), e.g. "12GiB", "512M", "1073741824".
+func ParseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	num := strings.TrimRightFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	unit := strings.ToLower(strings.TrimSpace(t[len(num):]))
+	unit = strings.TrimSuffix(strings.TrimSuffix(unit, "b"), "i")
+	mult := map[string]float64{"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit]
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || mult == 0 || v < 0 {
+		return 0, fmt.Errorf("cannot read size %q: want bytes with an optional unit (512MiB, 12GiB)", s)
+	}
+	return int64(v * mult), nil
+}
+
+// governor is the memory governor of one System (owned by it: started by Start, stopped by Stop).
+type governor struct {
+	limit      int64
+	maxBacklog uint64
+	eng        *engine.Engine
+	lastSeq    func() uint64 // log sequence of the newest batch ingest stored
+	setGoLimit bool
+	configured time.Duration
+	logf       func(string, ...any)
+
+	rss      atomic.Int64
+	backlog  atomic.Uint64
+	slowDown atomic.Pointer[string] // why the doors refuse batches; nil: they do not
+	refused  atomic.Uint64
+
+	lastShrink, lastGrow time.Time
+	stop, done           chan struct{}
+}
+
+func newGovernor(limit int64, eng *engine.Engine, logf func(string, ...any)) *governor {
+	return &governor{limit: limit, maxBacklog: DefaultMaxBacklog, eng: eng,
+		setGoLimit: os.Getenv("GOMEMLIMIT") == "", configured: eng.Config().Retention, logf: logf}
+}
+
+// start takes its first look and starts the governor's goroutine; lastSeq is the ingestor's.
+func (g *governor) start(lastSeq func() uint64) {
+	g.lastSeq = lastSeq
+	g.stop, g.done = make(chan struct{}), make(chan struct{})
+	g.step(time.Now())
+	go g.run()
+}
+
+func (g *governor) run() {
+	defer close(g.done)
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case now := <-t.C:
+			g.step(now)
+		}
+	}
+}
+
+func (g *governor) close() {
+	if g.stop != nil {
+		close(g.stop)
+		<-g.done
+		g.stop = nil
+	}
+}
+
+// step is one look at the process (governor goroutine, or Start before it runs).
+func (g *governor) step(now time.Time) {
+	rss := processRSS()
+	g.rss.Store(rss)
+	st := g.eng.Status()
+	var backlog uint64
+	if last := g.lastSeq(); last > st.AppliedSeq {
+		backlog = last - st.AppliedSeq
+	}
+	g.backlog.Store(backlog)
+	if g.limit <= 0 {
+		return
+	}
+	if g.setGoLimit {
+		debug.SetMemoryLimit(max(g.limit/4, g.limit-st.RawBytes))
+	}
+	// Raw retention.
+	high, low := g.limit*8/10, g.limit*6/10
+	ret := g.eng.Retention()
+	switch {
+	case rss > high && ret > MinRawRetention && now.Sub(g.lastShrink) >= 2*time.Second && st.RawBytes > 0:
+		room := high - (rss - st.RawBytes) // what the raw events may take
+		f := min(max(float64(room)/float64(st.RawBytes), 0.25), 0.9)
+		next := max(MinRawRetention, time.Duration(float64(ret)*f).Round(time.Second))
+		if next < ret {
+			g.eng.SetRetention(next)
+			g.lastShrink = now
+			g.logf("memory: RSS %d MiB over 80%% of the %d MiB budget: raw retention %s → %s", rss>>20, g.limit>>20, ret, next)
+		}
+	case rss < low && ret < g.configured && now.Sub(g.lastShrink) >= 30*time.Second && now.Sub(g.lastGrow) >= 10*time.Second:
+		next := min(g.configured, (ret + max(ret/4, 10*time.Second)).Round(time.Second))
+		g.eng.SetRetention(next)
+		g.lastGrow = now
+		g.logf("memory: RSS %d MiB under 60%% of the %d MiB budget: raw retention %s → %s", rss>>20, g.limit>>20, ret, next)
+	}
+	// Backpressure, with hysteresis.
+	var why string
+	cur := g.slowDown.Load()
+	switch {
+	case rss > g.limit*95/100 || (cur != nil && rss > g.limit*90/100):
+		why = fmt.Sprintf("the process holds %d MiB of its %d MiB memory budget", rss>>20, g.limit>>20)
+	case backlog > g.maxBacklog || (cur != nil && backlog > g.maxBacklog/2):
+		why = fmt.Sprintf("the engine lags the log by %d messages", backlog)
+	}
+	switch {
+	case why != "" && cur == nil:
+		g.logf("memory: slowing producers down: %s", why)
+		g.slowDown.Store(&why)
+	case why != "":
+		g.slowDown.Store(&why)
+	case cur != nil:
+		g.logf("memory: producers may go on (RSS %d MiB, backlog %d messages)", rss>>20, backlog)
+		g.slowDown.Store(nil)
+	}
+}
+
+// admit is ingest.Config.Admit.
+func (g *governor) admit() error {
+	if why := g.slowDown.Load(); why != nil {
+		g.refused.Add(1)
+		return fmt.Errorf("%w: %s", ingest.ErrSlowDown, *why)
+	}
+	return nil
+}
+
+// status is what /api/v1/status reports.
+func (g *governor) status() api.MemoryStatus {
+	m := api.MemoryStatus{Limit: g.limit, RSS: g.rss.Load(), Backlog: g.backlog.Load(), Refused: g.refused.Load()}
+	if why := g.slowDown.Load(); why != nil {
+		m.SlowDown = *why
+	}
+	return m
+}
+
+// processRSS is the resident set size of this process in bytes (Linux /proc; elsewhere what the Go runtime
+// obtained from the system).
+func processRSS() int64 {
+	data, err := os.ReadFile("/proc/self/statm")
+	if err == nil {
+		if f := strings.Fields(string(data)); len(f) >= 2 {
+			if pages, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+				return pages * int64(os.Getpagesize())
+			}
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.Sys - ms.HeapReleased)
+}

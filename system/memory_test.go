@@ -1,0 +1,154 @@
+package system
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+type memoryStatusDoc struct {
+	EventsAccepted uint64 `json:"events_accepted"`
+	Raw            struct {
+		Events      int64   `json:"events"`
+		RetentionS  float64 `json:"retention_s"`
+		ConfiguredS float64 `json:"retention_configured_s"`
+		Shortened   bool    `json:"shortened"`
+	} `json:"raw"`
+	Memory *struct {
+		Limit    int64  `json:"limit_bytes"`
+		RSS      int64  `json:"rss_bytes"`
+		SlowDown bool   `json:"slow_down"`
+		Reason   string `json:"reason"`
+		Refused  uint64 `json:"batches_refused"`
+	} `json:"memory"`
+}
+
+// Over its memory budget the process refuses batches at every door before reading them (HTTP 429 with
+// Retry-After, a NATS "slow down" answer), says why in /api/v1/status and /metrics, and stores nothing.
+func TestMemoryBudgetSlowsProducersDown(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "off") // the 1 MiB budget must not become this test process's Go memory limit
+	cfg := testConfig(t, t.TempDir())
+	cfg.MemoryLimit = 1 << 20 // any process is over it
+	s := start(t, cfg)
+
+	body := []byte(`{"kind":"probe","ts":1795737600000,"id":"m1","lat":30.27,"lng":120.15,"speed_kmh":30}` + "\n")
+	resp, err := http.Post("http://"+s.Addr()+"/api/v1/events", "application/x-ndjson", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(string(data), "slow down") || !strings.Contains(string(data), "memory budget") {
+		t.Errorf("POST over the budget: HTTP %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), data)
+	}
+	nc, err := nats.Connect(s.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	reply, err := nc.Request("citybrain.in.batch", body, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(reply.Data), `"error"`) || !strings.Contains(string(reply.Data), "slow down") {
+		t.Errorf("NATS over the budget: %s", reply.Data)
+	}
+	var st memoryStatusDoc
+	if code := getJSON(t, "http://"+s.Addr()+"/api/v1/status", &st); code != 200 {
+		t.Fatalf("status: HTTP %d", code)
+	}
+	if m := st.Memory; m == nil || m.Limit != 1<<20 || m.RSS <= 1<<20 || !m.SlowDown || m.Reason == "" || m.Refused != 2 {
+		t.Errorf("status memory %+v, want the 1 MiB budget, RSS over it, slowing down, 2 batches refused", m)
+	}
+	if st.EventsAccepted != 0 {
+		t.Errorf("%d events accepted over the budget", st.EventsAccepted)
+	}
+	resp, err = http.Get("http://" + s.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"citybrain_ingest_slow_down 1\n", "citybrain_memory_limit_bytes 1048576\n", "citybrain_ingest_refused_batches_total 2\n"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// When RSS passes 80 % of the budget the raw retention is shortened (and the events beyond it released),
+// GOMEMLIMIT follows the budget less the raw events, and with room again the retention grows back slowly
+// and the doors open.
+func TestMemoryBudgetShortensRetention(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "off")
+	cfg := testConfig(t, t.TempDir())
+	cfg.MemoryLimit = 1 << 40 // no pressure while the events come in
+	s := start(t, cfg)
+	// 600 events over 10 minutes of event time.
+	var b strings.Builder
+	t0 := int64(1795737600000)
+	for i := 0; i < 600; i++ {
+		fmt.Fprintf(&b, `{"kind":"probe","ts":%d,"id":"v%d","lat":%.4f,"lng":120.15,"speed_kmh":30}`+"\n", t0+int64(i)*1000, i%50, 30.20+float64(i%60)*0.002)
+	}
+	if code, out := post(t, s, "application/x-ndjson", []byte(b.String()), nil); code != 200 {
+		t.Fatalf("post: HTTP %d %v", code, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Engine.Status().RawRows < 600 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.Engine.Flush()
+	before := s.Engine.Status()
+	if before.RawRows != 600 || before.Retention != cfg.Engine.Retention {
+		t.Fatalf("before: %d raw events, retention %s", before.RawRows, before.Retention)
+	}
+	// The governor's goroutine stops; its steps are driven here with budgets around the real RSS.
+	g := s.mem
+	g.close()
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	g.setGoLimit = true
+	g.limit = processRSS() // RSS over 80 % (and 95 %) of it
+	now := time.Now()
+	g.step(now)
+	s.Engine.Flush()
+	after := s.Engine.Status()
+	if after.Retention >= before.Retention || after.Retention < MinRawRetention {
+		t.Errorf("retention %s → %s, want shortened, not under %s", before.Retention, after.Retention, MinRawRetention)
+	}
+	if after.RawRows >= before.RawRows {
+		t.Errorf("raw events %d → %d, want those beyond the shortened retention released", before.RawRows, after.RawRows)
+	}
+	if got, want := debug.SetMemoryLimit(-1), max(g.limit/4, g.limit-before.RawBytes); got != want && got != max(g.limit/4, g.limit-after.RawBytes) {
+		t.Errorf("Go memory limit %d, want the budget less the raw events (%d)", got, want)
+	}
+	if err := g.admit(); err == nil {
+		t.Error("over 95 % of the budget the doors are open")
+	}
+	var st memoryStatusDoc
+	getJSON(t, "http://"+s.Addr()+"/api/v1/status", &st)
+	if !st.Raw.Shortened || st.Raw.RetentionS != after.Retention.Seconds() || st.Raw.ConfiguredS != cfg.Engine.Retention.Seconds() {
+		t.Errorf("status raw %+v, want the shortened retention %s reported", st.Raw, after.Retention)
+	}
+	// Room again: no growth within 30 s of the last shortening, then a quarter (at least 10 s) at a time.
+	g.limit = 100 * processRSS()
+	g.step(now.Add(time.Second))
+	if r := s.Engine.Status().Retention; r != after.Retention {
+		t.Errorf("retention grew to %s a second after it was shortened", r)
+	}
+	if err := g.admit(); err != nil {
+		t.Errorf("under 90 %% of the budget the doors are shut: %v", err)
+	}
+	g.step(now.Add(31 * time.Second))
+	s.Engine.Flush()
+	if r, want := s.Engine.Status().Retention, min(cfg.Engine.Retention, (after.Retention+max(after.Retention/4, 10*time.Second)).Round(time.Second)); r != want {
+		t.Errorf("retention %s after room came back, want %s", r, want)
+	}
+}
