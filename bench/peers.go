@@ -43,17 +43,23 @@ func (r *runner) findCentrifugo() string {
 			continue
 		}
 		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			if abs, err := filepath.Abs(p); err == nil {
+				return abs // the process runs in a directory of its own
+			}
 			return p
 		}
 	}
 	if p, err := exec.LookPath("centrifugo"); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
+		}
 		return p
 	}
 	return ""
 }
 
 // peerFanout runs the fan-out section's load shape against Centrifugo: the same client counts, one channel
-// per viewport, one publication per channel per second (the size of CityBrain's average delta in this run).
+// per viewport (vp-<n>), one publication per channel per second (the size of CityBrain's average delta in this run).
 func (r *runner) peerFanout(ctx context.Context) error {
 	pf := &PeerFanout{Server: "centrifugo", Version: centrifugoVersion, Lag: "receipt − the publication's wall-clock stamp"}
 	r.rep.Peer = pf
@@ -248,7 +254,7 @@ func (c *centrifugo) publishLoop(ctx context.Context, n, size int) error {
 			if k > 0 {
 				b.WriteByte(',')
 			}
-			fmt.Fprintf(&b, `{"publish":{"channel":"vp:%d","data":{"now":%d,"pad":%q}}}`, k, now, pad)
+			fmt.Fprintf(&b, `{"publish":{"channel":"vp-%d","data":{"now":%d,"pad":%q}}}`, k, now, pad)
 		}
 		b.WriteString(`]}`)
 		req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+c.addr+"/api/batch", &b)
@@ -301,7 +307,7 @@ func (c *centrifugo) dial(ctx context.Context, first, n, channels, conc int) ([]
 				return
 			}
 			ch := (first + i) % channels
-			cmds := fmt.Sprintf("{\"id\":1,\"connect\":{}}\n{\"id\":2,\"subscribe\":{\"channel\":\"vp:%d\"}}", ch)
+			cmds := fmt.Sprintf("{\"id\":1,\"connect\":{}}\n{\"id\":2,\"subscribe\":{\"channel\":\"vp-%d\"}}", ch)
 			if err := conn.WriteMessage(websocket.TextMessage, []byte(cmds)); err != nil {
 				conn.Close()
 				errs <- fmt.Errorf("cannot subscribe centrifugo websocket %d: %w", first+i, err)
