@@ -249,6 +249,22 @@ func (r *Router) snaps(p LatLng, what string) ([]snap, error) {
 	return out, nil
 }
 
+// alongHeading keeps the snaps whose link runs within 90° of headingDeg at the snapped point (all of them when
+// none does).
+func (r *Router) alongHeading(src []snap, headingDeg float64) []snap {
+	var out []snap
+	for _, s := range src {
+		_, b := r.n.links[s.link].PointAt(s.offM)
+		if d := math.Abs(normDeg(b-headingDeg+180) - 180); d < 90 {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		return src
+	}
+	return out
+}
+
 // speedOf is a link's speed in m/s under sp, floored and capped.
 func (r *Router) speedOf(l *Link, sp SpeedFunc) float64 {
 	v := math.NaN()
@@ -281,18 +297,28 @@ type hitem struct {
 // Route returns the fastest route from one point to another by A*, with link travel times LengthM / speed.
 // Both points are snapped to the nearest link (both directions of a two-way road are tried).
 func (r *Router) Route(from, to LatLng, speed SpeedFunc) (*Route, error) {
-	return r.search(from, to, speed, true)
+	return r.search(from, to, speed, true, math.NaN())
+}
+
+// RouteHeading is Route for a vehicle moving on bearing headingDeg (clockwise from north): it starts on a link
+// running within 90° of its heading, so a moving vehicle is not sent back the way it came on the other
+// carriageway (links of either direction are kept when none runs its way; NaN: Route).
+func (r *Router) RouteHeading(from, to LatLng, headingDeg float64, speed SpeedFunc) (*Route, error) {
+	return r.search(from, to, speed, true, headingDeg)
 }
 
 // Dijkstra is Route without the A* heuristic (for checking and comparison).
 func (r *Router) Dijkstra(from, to LatLng, speed SpeedFunc) (*Route, error) {
-	return r.search(from, to, speed, false)
+	return r.search(from, to, speed, false, math.NaN())
 }
 
-func (r *Router) search(from, to LatLng, speed SpeedFunc, astar bool) (*Route, error) {
+func (r *Router) search(from, to LatLng, speed SpeedFunc, astar bool, headingDeg float64) (*Route, error) {
 	src, err := r.snaps(from, "origin")
 	if err != nil {
 		return nil, err
+	}
+	if !math.IsNaN(headingDeg) {
+		src = r.alongHeading(src, headingDeg)
 	}
 	dst, err := r.snaps(to, "destination")
 	if err != nil {

@@ -290,3 +290,33 @@ func TestRouteAvoidsClosedLink(t *testing.T) {
 		t.Fatalf("route with BC closed: %v, want the detour through D", stepIDs(rt))
 	}
 }
+
+// A moving vehicle is routed from the carriageway it drives on, even when turning back would be faster.
+func TestRouteHeading(t *testing.T) {
+	n := routeNet(t)
+	from, to := LatLng{30, 120.002}, LatLng{30, 120.018}
+	jam := func(l *Link) float64 {
+		if l.ID == "BC" {
+			return 3
+		}
+		return math.NaN()
+	}
+	r := n.Router()
+	for _, c := range []struct {
+		heading float64
+		first   string
+	}{{90, "AB"}, {80, "AB"}, {270, "BA"}, {math.NaN(), "BA"}} {
+		rt, err := r.RouteHeading(from, to, c.heading, jam)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := stepIDs(rt); got[0] != c.first {
+			t.Errorf("heading %v: route %v, want it to start on %s", c.heading, got, c.first)
+		}
+	}
+	// Heading north on an east–west road: no link runs that way, both are kept.
+	rt, err := r.RouteHeading(from, to, 0, jam)
+	if err != nil || stepIDs(rt)[0] != "BA" {
+		t.Errorf("heading across the road: %v %v, want the unconstrained route", rt, err)
+	}
+}

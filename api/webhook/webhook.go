@@ -57,7 +57,7 @@ func (c *Config) Validate() error {
 	for i, t := range c.Targets {
 		u, err := url.Parse(t.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("webhook %d: url %q must be http(s)://host/...", i+1, t.URL)
+			return fmt.Errorf("webhook %d: url %q must be an http or https URL with a host", i+1, t.URL)
 		}
 		if len(t.Secret) < 16 {
 			return fmt.Errorf("webhook %d: secret must be at least 16 bytes", i+1)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"strings"
 
 	"citybrain/engine"
 	"citybrain/engine/dispatch"
@@ -24,18 +25,25 @@ type ambulance struct {
 	called   float64 // when the call was last posted (sim s), -1 never
 	incident string
 	dispatch string
-	routed   bool
-	seen     bool // the vehicle is in the simulation
+	route    string // the dispatch route the vehicle was last given (its links joined)
+	seen     bool   // the vehicle is in the simulation
 	done     bool
 	pos      *engine.Event
 	held     map[string]bool
-	count    int // signals preempted
-	mismatch int // green-wave entries whose movement no program controls
+	since    map[string]float64 // when each held signal's hold began
+	expired  map[string]bool    // signals whose hold ran past MaxHoldS: not held again for this dispatch
+	count    int                // signals preempted
+	mismatch int                // green-wave entries whose movement no program controls
 }
 
 // CallLeadS: the emergency call comes this long before the ambulance sets off (the incident opens once the
 // engine's watermark, 30 s behind, has passed the call).
 const CallLeadS = 120.0
+
+// MaxHoldS bounds how long the green wave holds one signal, as street controllers bound a preemption: an
+// ambulance stuck upstream (its live ETA keeps moving) must not starve the cross streets until they block the
+// junctions it needs. Past it the signal returns to the controller for the rest of the dispatch.
+const MaxHoldS = 60.0
 
 func newAmbulance(l *loopCtl, net *geo.Network) (*ambulance, error) {
 	if len(l.sc.EV) == 0 {
@@ -45,7 +53,8 @@ func newAmbulance(l *loopCtl, net *geo.Network) (*ambulance, error) {
 	if !ok {
 		return nil, fmt.Errorf("cannot run the ambulance: its last edge %s is not in the network", l.sc.EV[len(l.sc.EV)-1])
 	}
-	return &ambulance{l: l, unitID: "amb-ev", dest: last.Geometry[len(last.Geometry)-1], called: -1, held: map[string]bool{}}, nil
+	return &ambulance{l: l, unitID: "amb-ev", dest: last.Geometry[len(last.Geometry)-1], called: -1, held: map[string]bool{},
+		since: map[string]float64{}, expired: map[string]bool{}}, nil
 }
 
 // observe takes the vehicle's subscribed position, speed and angle.
@@ -131,15 +140,15 @@ func (a *ambulance) step(now float64) error {
 	if err := l.call("GET", "/api/v1/dispatches/"+url.PathEscape(a.dispatch), nil, &d); err != nil {
 		return err
 	}
-	if !a.routed {
-		a.routed = true
+	if key := strings.Join(d.RouteLinks, ","); key != a.route {
+		a.route = key // the first route, and every re-route the dispatch makes
 		if err := a.follow(d.RouteLinks); err != nil {
 			return err
 		}
 	}
 	// The green wave's entries are timed on the manager's clock; their offsets from its last update are
 	// what counts.
-	active := map[string]int{}
+	active := map[string][]int{}
 	for _, p := range d.GreenWave {
 		if p.Passed {
 			continue
@@ -153,34 +162,42 @@ func (a *ambulance) step(now float64) error {
 		if !ok {
 			continue
 		}
+		if a.expired[sig.ID] {
+			continue
+		}
+		// Every link of the movement (approach → exit, any lane): the main green serving most of them.
 		tl := l.sc.TLs[sig.ID]
-		li := -1
+		var lis []int
 		if tl != nil {
 			for k, in := range tl.In {
 				if l.sc.Lanes[in].Edge == p.Approach && l.sc.Lanes[tl.Out[k]].Edge == p.Exit {
-					li = k
-					break
+					lis = append(lis, k)
 				}
 			}
 		}
-		if li < 0 {
+		if len(lis) == 0 {
 			a.mismatch++
 			continue
 		}
-		active[sig.ID] = li
+		active[sig.ID] = lis
 	}
-	for id, li := range active {
+	for id, lis := range active {
 		g := l.gws[id]
 		if g == nil {
 			continue
 		}
-		target := servingMain(g, li)
+		target := servingMovement(g, lis)
 		if target < 0 {
 			continue
 		}
 		if !a.held[id] {
 			a.held[id] = true
+			a.since[id] = now
 			a.count++
+		} else if now-a.since[id] > MaxHoldS {
+			a.expired[id] = true
+			delete(active, id)
+			continue
 		}
 		g.held = true
 		if g.cur != target && !g.inTransition() {
@@ -244,6 +261,29 @@ func (a *ambulance) release() {
 	}
 	clear(a.held)
 	a.done = true
+}
+
+// servingMovement is the main green of a gateway serving most of the link indices lis (links with priority
+// counting double), -1 when none does.
+func servingMovement(g *gateway, lis []int) int {
+	best, bs := -1, 0
+	for i, m := range g.mains {
+		st, n := g.tl.Phases[m].State, 0
+		for _, li := range lis {
+			if li < len(st) {
+				switch st[li] {
+				case 'G':
+					n += 2
+				case 'g':
+					n++
+				}
+			}
+		}
+		if n > bs {
+			best, bs = i, n
+		}
+	}
+	return best
 }
 
 // servingMain is the main green of a gateway that serves link index li (green with priority first).

@@ -8,11 +8,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // CacheVersion changes whenever a controller or the measurement changes, so cached runs of older code are not
 // reused.
 const CacheVersion = "2026-12-05.7"
+
+// PreemptVersion changes whenever the emergency vehicle's green wave changes (it keys only +preempt runs).
+const PreemptVersion = "3"
 
 // cacheKey names a run by everything that decides its outcome.
 func cacheKey(sc *Scenario, method string, o Options) string {
@@ -21,6 +25,9 @@ func cacheKey(sc *Scenario, method string, o Options) string {
 		End, Begin              int
 		O                       Options
 	}{CacheVersion, sc.Name, sc.Config, method, sc.EndS, sc.BeginS, o})
+	if strings.HasSuffix(method, PreemptSuffix) {
+		b = append(b, "/preempt-"+PreemptVersion...)
+	}
 	h := sha256.Sum256(b)
 	return fmt.Sprintf("%s-%s-s%d-x%g-%s", sc.Name, method, o.Seed, o.Scale, hex.EncodeToString(h[:6]))
 }

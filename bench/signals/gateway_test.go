@@ -64,3 +64,19 @@ func TestGatewayTransitions(t *testing.T) {
 		t.Errorf("cyclic single main: %v, elapsed %v", got, g.elapsed(40))
 	}
 }
+
+// The green wave serves a movement over all its lanes: the main green giving most of them priority.
+func TestServingMovement(t *testing.T) {
+	// Lane 0 turns left (green with priority only in the protected left phase), lanes 0–1 go straight.
+	x := tl(Phase{Dur: 30, State: "gGrr"}, Phase{Dur: 3, State: "yyrr"}, Phase{Dur: 10, State: "Grrr"}, Phase{Dur: 3, State: "yrrr"},
+		Phase{Dur: 30, State: "rrGG"}, Phase{Dur: 3, State: "rryy"})
+	g := newGateway(x)
+	for _, c := range []struct {
+		lis  []int
+		want int
+	}{{[]int{0, 1}, 0}, {[]int{0}, 1}, {[]int{2, 3}, 2}, {[]int{7}, -1}, {nil, -1}} {
+		if got := servingMovement(g, c.lis); got != c.want {
+			t.Errorf("links %v: main %d, want %d", c.lis, got, c.want)
+		}
+	}
+}

@@ -318,10 +318,10 @@ func (l *loopCtl) step(now float64, subs []traci.Sub) error {
 	}
 	b := l.c.NewBatch()
 	for _, g := range l.order {
-		if !g.held {
-			if st, ok := g.advance(now); ok {
-				b.SetString(traci.CmdSetTL, traci.VarTLState, g.tl.ID, st)
-			}
+		// Held gateways too: the green wave (ambulance.go) only asks for their green; the transition to it
+		// must still run (a held gateway left unadvanced froze in its amber until the hold ended).
+		if st, ok := g.advance(now); ok {
+			b.SetString(traci.CmdSetTL, traci.VarTLState, g.tl.ID, st)
 		}
 	}
 	if b.Len() == 0 {

@@ -192,11 +192,7 @@ func TestClusterFailover(t *testing.T) {
 	}
 	dir := t.TempDir()
 	h := &clusterHarness{t: t, dir: dir, procs: map[string]*proc{}, http: map[string]string{}}
-	h.bin = filepath.Join(dir, "citybrain")
-	build := exec.Command("go", "build", "-o", h.bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	h.bin = citybrainBinary(t)
 	t.Cleanup(func() {
 		h.stopAll()
 		if t.Failed() {

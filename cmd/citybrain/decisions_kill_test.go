@@ -23,10 +23,7 @@ func TestKillNineKeepsDecisions(t *testing.T) {
 		t.Skip("builds and kills the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "citybrain")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := citybrainBinary(t)
 	auth := filepath.Join(dir, "auth.json")
 	os.WriteFile(auth, []byte(`{"tokens":[{"name":"cam","role":"feed","token":"f"},{"name":"kim","role":"commander","token":"c"},
 		{"name":"lee","role":"police","token":"p"}]}`), 0o600)

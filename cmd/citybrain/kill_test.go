@@ -57,10 +57,7 @@ func TestKillNineLosesNothing(t *testing.T) {
 		t.Skip("builds and kills the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "citybrain")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := citybrainBinary(t)
 	data := filepath.Join(dir, "data")
 	addr := freeAddr(t)
 	var logs bytes.Buffer
@@ -91,7 +88,7 @@ func TestKillNineLosesNothing(t *testing.T) {
 	cmd := startProc()
 	waitCaughtUp(time.Now())
 	const perBatch = 20
-	t0 := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC).UnixMilli()
+	t0 := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC).UnixMilli() // events 1 ms apart: all of a run stay in the 15-minute window
 	var acked atomic.Int64
 	var retries atomic.Int64
 	stopLoad := make(chan struct{})
@@ -104,7 +101,7 @@ func TestKillNineLosesNothing(t *testing.T) {
 			for j := 0; j < perBatch; j++ {
 				i := n*perBatch + j
 				fmt.Fprintf(&sb, `{"kind":"probe","ts":%d,"id":"veh-%d","lat":%g,"lng":%g,"speed_kmh":%d}`+"\n",
-					t0+int64(i)*10, i, 30.22+float64(i%13)*0.005, 120.12+float64(i%17)*0.005, 10+i%60)
+					t0+int64(i), i, 30.22+float64(i%13)*0.005, 120.12+float64(i%17)*0.005, 10+i%60)
 			}
 			body := sb.String()
 			for attempt := 0; ; attempt++ {
@@ -159,7 +156,6 @@ func TestKillNineLosesNothing(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(300 * time.Millisecond) // a tick more
 	st, _ = getStatus(addr)
 	if acked.Load() < 10 {
 		t.Fatalf("only %d batches acknowledged", acked.Load())
@@ -171,19 +167,29 @@ func TestKillNineLosesNothing(t *testing.T) {
 	if st.LogSeq != uint64(acked.Load()) {
 		t.Errorf("log holds %d messages for %d acknowledged batches", st.LogSeq, acked.Load())
 	}
-	// Count by cells too: every event is in the 15-minute window of its cell, once.
-	resp, err := http.Get("http://" + addr + "/api/v1/cells?window=900s")
-	if err != nil {
-		t.Fatal(err)
+	// Count by cells too: every event is in the 15-minute window of its cell, once. The cells are published
+	// at the tick after the events were applied: wait for them (a deadline, not a sleep).
+	cellEvents := func() uint64 {
+		resp, err := http.Get("http://" + addr + "/api/v1/cells?window=900s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var cells []struct {
+			Events uint64 `json:"events"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&cells); err != nil {
+			t.Fatalf("GET /api/v1/cells: %v", err)
+		}
+		var sum uint64
+		for _, c := range cells {
+			sum += c.Events
+		}
+		return sum
 	}
-	var cells []struct {
-		Events uint64 `json:"events"`
-	}
-	json.NewDecoder(resp.Body).Decode(&cells)
-	resp.Body.Close()
-	var sum uint64
-	for _, c := range cells {
-		sum += c.Events
+	sum := cellEvents()
+	for deadline := time.Now().Add(10 * time.Second); sum != want && time.Now().Before(deadline); sum = cellEvents() {
+		time.Sleep(100 * time.Millisecond)
 	}
 	if sum != want {
 		t.Errorf("cells count %d events, want %d", sum, want)

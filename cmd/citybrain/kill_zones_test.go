@@ -23,10 +23,7 @@ func TestKillNineKeepsZonesAndAlerts(t *testing.T) {
 		t.Skip("builds and kills the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "citybrain")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := citybrainBinary(t)
 	data := filepath.Join(dir, "data")
 	addr := freeAddr(t)
 	var logs bytes.Buffer

@@ -150,6 +150,7 @@ type Manager struct {
 	mu         sync.Mutex // guards everything below
 	units      *geo.PointIndex
 	unitByID   map[string]engine.Unit
+	heading    map[string]float64 // unit id → bearing of its last move of at least HeadingMinM
 	dispatches map[string]*Dispatch
 	order      []string
 	busy       map[string]string // unit id → dispatch id
@@ -187,8 +188,8 @@ func New(src Source, cfg Config) (*Manager, error) {
 		cfg.HoldS = 6
 	}
 	m := &Manager{cfg: cfg, src: src, router: cfg.Network.Router(), units: geo.NewPointIndex(),
-		unitByID: map[string]engine.Unit{}, dispatches: map[string]*Dispatch{}, busy: map[string]string{},
-		decisions: map[string][]*PlanDecision{}}
+		unitByID: map[string]engine.Unit{}, heading: map[string]float64{}, dispatches: map[string]*Dispatch{},
+		busy: map[string]string{}, decisions: map[string][]*PlanDecision{}}
 	if cfg.Queues != nil && len(cfg.Network.Signals()) > 0 {
 		m.sig = newSignalControl(cfg.Network, cfg.Queues, cfg.Control)
 	}
@@ -224,17 +225,36 @@ func (m *Manager) speedLocked() geo.SpeedFunc {
 }
 
 // syncUnitsLocked brings the unit rtree up to date with the engine's units.
+// HeadingMinM: a unit that moved at least this far between two positions is heading that way; it is routed
+// from a link running its way (geo.Router.RouteHeading), not turned back on the other carriageway.
+const HeadingMinM = 15.0
+
+// headingLocked is the bearing a unit was last seen moving on, NaN when unknown.
+func (m *Manager) headingLocked(id string) float64 {
+	if h, ok := m.heading[id]; ok {
+		return h
+	}
+	return math.NaN()
+}
+
 func (m *Manager) syncUnitsLocked() {
 	list := m.src.Units()
 	seen := make(map[string]bool, len(list))
 	for _, u := range list {
 		seen[u.ID] = true
+		if old, ok := m.unitByID[u.ID]; ok && u.TS > old.TS {
+			a, b := geo.LatLng{Lat: old.Lat, Lng: old.Lng}, geo.LatLng{Lat: u.Lat, Lng: u.Lng}
+			if geo.DistanceM(a, b) >= HeadingMinM {
+				m.heading[u.ID] = geo.BearingDeg(a, b)
+			}
+		}
 		m.unitByID[u.ID] = u
 		m.units.Set(u.ID, geo.LatLng{Lat: u.Lat, Lng: u.Lng})
 	}
 	for id := range m.unitByID {
 		if !seen[id] {
 			delete(m.unitByID, id)
+			delete(m.heading, id)
 			m.units.Remove(id)
 		}
 	}
@@ -332,7 +352,7 @@ func (m *Manager) Assign(incidentID, unitID, by, role string) (Dispatch, error) 
 		return Dispatch{}, fmt.Errorf("cannot dispatch unit %s (status %s, dispatch %s): %w", unitID, u.Status, m.busy[unitID], ErrConflict)
 	}
 	target := geo.LatLng{Lat: in.Lat, Lng: in.Lng}
-	rt, err := m.router.Route(geo.LatLng{Lat: u.Lat, Lng: u.Lng}, target, m.speedLocked())
+	rt, err := m.router.RouteHeading(geo.LatLng{Lat: u.Lat, Lng: u.Lng}, target, m.headingLocked(u.ID), m.speedLocked())
 	if err != nil {
 		m.mu.Unlock()
 		return Dispatch{}, fmt.Errorf("cannot dispatch unit %s to incident %s: %w", unitID, incidentID, err)
@@ -445,7 +465,7 @@ func (m *Manager) trackLocked(d *Dispatch, now time.Time) bool {
 		if !ok {
 			return false
 		}
-		rt, err := m.router.Route(geo.LatLng{Lat: u.Lat, Lng: u.Lng}, d.Target, speed)
+		rt, err := m.router.RouteHeading(geo.LatLng{Lat: u.Lat, Lng: u.Lng}, d.Target, m.headingLocked(u.ID), speed)
 		if err != nil {
 			return false
 		}
@@ -456,7 +476,7 @@ func (m *Manager) trackLocked(d *Dispatch, now time.Time) bool {
 		p := geo.LatLng{Lat: u.Lat, Lng: u.Lng}
 		along, off := d.Route.PositionOf(p)
 		if off > m.cfg.OffRouteM {
-			if rt, err := m.router.Route(p, d.Target, speed); err == nil {
+			if rt, err := m.router.RouteHeading(p, d.Target, m.headingLocked(u.ID), speed); err == nil {
 				m.setRouteLocked(d, rt)
 				d.Reroutes++
 				along, off = 0, rt.SnapFromM

@@ -294,3 +294,42 @@ func TestCorridorPlan(t *testing.T) {
 		t.Errorf("disconnected corridor: %v", err)
 	}
 }
+
+// A unit seen moving along a road is routed on from its own carriageway, whichever way the incident lies: the
+// route starts on the link it drives, not on the twin link back (a moving vehicle cannot turn on the spot).
+func TestDispatchRoutesAMovingUnitItsWay(t *testing.T) {
+	for _, way := range []int{0, 1} {
+		m, src, net := setup(t)
+		var l, twin *geo.Link
+		for _, a := range net.Links() {
+			for _, b := range net.Links() {
+				if a.From == b.To && a.To == b.From && a.GeomLengthM() > 200 {
+					l, twin = a, b
+					break
+				}
+			}
+			if l != nil {
+				break
+			}
+		}
+		if l == nil {
+			t.Fatal("West Lake has no two-way road over 200 m")
+		}
+		if way == 1 {
+			l, twin = twin, l
+		}
+		p1, _ := l.PointAt(0.3 * l.GeomLengthM())
+		p2, _ := l.PointAt(0.6 * l.GeomLengthM())
+		src.move("amb-1", p1, 10)
+		m.Tick()
+		src.move("amb-1", p2, 20)
+		m.Tick()
+		d, err := m.Assign("inc1", "amb-1", "c", "commander")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.RouteLinks) == 0 || d.RouteLinks[0] != l.ID {
+			t.Errorf("unit moving along %s: route %v, want it to start there (not on %s)", l.ID, d.RouteLinks, twin.ID)
+		}
+	}
+}

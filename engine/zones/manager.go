@@ -63,10 +63,6 @@ type cellCong struct {
 	samples    uint32
 }
 
-type sensorSeen struct {
-	ts int64
-}
-
 // Manager holds the zones and their alerts. Safe for concurrent use (one mutex, mu).
 type Manager struct {
 	cfg Config

@@ -60,15 +60,10 @@ func (s *Service) Days(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	defer rr.Close()
-	for {
-		rec, err := rr.Next(ctx)
-		if err != nil {
-			break
-		}
+	if rec, err := rr.Next(ctx); err == nil { // the first batch of the log stands for its start
 		lo, _ := eventlog.TSExtent(rec)
 		rec.Release()
 		first = min(first, lo)
-		break
 	}
 	maxDays := s.MaxDays
 	if maxDays <= 0 {
