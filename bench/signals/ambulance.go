@@ -63,7 +63,7 @@ func (a *ambulance) observe(now float64, s traci.Sub) {
 		return
 	}
 	x, y, ok := s.Vals[0].Pos()
-	if !ok {
+	if !ok || !validPos(x, y) {
 		return
 	}
 	l := a.l

@@ -1,6 +1,7 @@
 package signals
 
 import (
+	"math"
 	"reflect"
 	"testing"
 )
@@ -77,6 +78,17 @@ func TestServingMovement(t *testing.T) {
 	}{{[]int{0, 1}, 0}, {[]int{0}, 1}, {[]int{2, 3}, 2}, {[]int{7}, -1}, {nil, -1}} {
 		if got := servingMovement(g, c.lis); got != c.want {
 			t.Errorf("links %v: main %d, want %d", c.lis, got, c.want)
+		}
+	}
+}
+
+func TestValidPos(t *testing.T) {
+	for _, c := range []struct {
+		x, y float64
+		ok   bool
+	}{{12.5, 300, true}, {-1073741824, -1073741824, false}, {10, -1073741824, false}, {math.NaN(), 0, false}} {
+		if validPos(c.x, c.y) != c.ok {
+			t.Errorf("validPos(%v, %v) = %v", c.x, c.y, !c.ok)
 		}
 	}
 }

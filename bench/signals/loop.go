@@ -275,7 +275,7 @@ func (l *loopCtl) step(now float64, subs []traci.Sub) error {
 				continue
 			}
 			x, y, ok := s.Vals[0].Pos()
-			if !ok {
+			if !ok || !validPos(x, y) {
 				continue
 			}
 			x += l.rng.NormFloat64() * l.o.Feed.NoiseM
@@ -330,6 +330,13 @@ func (l *loopCtl) step(now float64, subs []traci.Sub) error {
 	}
 	_, err := b.Do()
 	return err
+}
+
+// validPos reports whether TraCI gave a real position: a vehicle being teleported is reported at
+// INVALID_DOUBLE_VALUE (-2^30), which became a probe without a coordinate (the engine rejected it; the result
+// is the same, the event is not sent).
+func validPos(x, y float64) bool {
+	return x > -1e9 && y > -1e9 && !math.IsNaN(x) && !math.IsNaN(y)
 }
 
 func (l *loopCtl) ts(now float64) int64 {
