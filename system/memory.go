@@ -23,9 +23,12 @@ import (
 //     budget left by everything else, down to MinRawRetention), and lengthens it again, slowly, when RSS is
 //     under 60 % (never past the configured retention); /api/v1/status reports the retention in force;
 //   - refuses new batches at the doors (ingest.ErrSlowDown: HTTP 429 with Retry-After, a NATS "slow down"
-//     answer) while RSS is over 95 % of the budget or the engine lags the log by more than MaxBacklog
-//     messages, until RSS is under 90 % and the backlog under half that: what was acknowledged is in the
-//     log and is applied; what was refused was never read;
+//     answer) while RSS is over 90 % of the budget or the engine lags the log by more than MaxBacklog
+//     messages, until RSS is under 85 % and the backlog under half that (the batches in flight and the
+//     backlog's apply still add to RSS after the doors shut): what was acknowledged is in the log and is
+//     applied; what was refused was never read;
+//   - after a shortening, once the shards have released, returns the freed heap to the system
+//     (debug.FreeOSMemory), or RSS would stay where it was and keep the doors shut;
 //   - sets the Go runtime's memory limit (GOMEMLIMIT, unless given in the environment) to the budget less
 //     the retained raw events, which live off the Go heap.
 // The 15-minute aggregates do not depend on the raw retention: they stay complete when it is shortened.
@@ -89,6 +92,7 @@ type governor struct {
 	refused  atomic.Uint64
 
 	lastShrink, lastGrow time.Time
+	freeAfter            time.Time // when to give the memory a shortening released back (zero: none due)
 	stop, done           chan struct{}
 }
 
@@ -155,6 +159,7 @@ func (g *governor) step(now time.Time) {
 			g.eng.SetRetention(next)
 			g.lastShrink = now
 			g.logf("memory: RSS %d MiB over 80%% of the %d MiB budget: raw retention %s → %s", rss>>20, g.limit>>20, ret, next)
+			g.freeAfter = now.Add(time.Second) // the shards release at their next tick
 		}
 	case rss < low && ret < g.configured && now.Sub(g.lastShrink) >= 30*time.Second && now.Sub(g.lastGrow) >= 10*time.Second:
 		next := min(g.configured, (ret + max(ret/4, 10*time.Second)).Round(time.Second))
@@ -162,11 +167,17 @@ func (g *governor) step(now time.Time) {
 		g.lastGrow = now
 		g.logf("memory: RSS %d MiB under 60%% of the %d MiB budget: raw retention %s → %s", rss>>20, g.limit>>20, ret, next)
 	}
+	if !g.freeAfter.IsZero() && now.After(g.freeAfter) {
+		// What the shortening released goes back to the system, or RSS would stay where it was and keep
+		// the doors shut: a collection, and the heap's free pages returned (at most once per shortening).
+		g.freeAfter = time.Time{}
+		debug.FreeOSMemory()
+	}
 	// Backpressure, with hysteresis.
 	var why string
 	cur := g.slowDown.Load()
 	switch {
-	case rss > g.limit*95/100 || (cur != nil && rss > g.limit*90/100):
+	case rss > g.limit*90/100 || (cur != nil && rss > g.limit*85/100):
 		why = fmt.Sprintf("the process holds %d MiB of its %d MiB memory budget", rss>>20, g.limit>>20)
 	case backlog > g.maxBacklog || (cur != nil && backlog > g.maxBacklog/2):
 		why = fmt.Sprintf("the engine lags the log by %d messages", backlog)
