@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -180,5 +179,3 @@ func writeConfig(path, net string, routes, adds []string) error {
 	b.WriteString("  </input>\n  <time>\n    <begin value=\"0\"/>\n  </time>\n</configuration>\n")
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }

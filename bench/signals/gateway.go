@@ -2,8 +2,6 @@ package signals
 
 import (
 	"strings"
-
-	"citybrain/ingest/sumo/traci"
 )
 
 // gateway is a signal's local controller as the experiment drives it over TraCI: it shows the main green it
@@ -169,13 +167,4 @@ func (g *gateway) advance(now float64) (string, bool) {
 	}
 	g.shown = want
 	return want, true
-}
-
-// apply sends the gateways' changed states.
-func applyGateways(b *traci.Batch, gws []*gateway, now float64) {
-	for _, g := range gws {
-		if s, ok := g.advance(now); ok {
-			b.SetString(traci.CmdSetTL, traci.VarTLState, g.tl.ID, s)
-		}
-	}
 }

@@ -3,7 +3,6 @@ package signals
 import (
 	"context"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -464,5 +463,3 @@ func takeOver(c *traci.Client, tls []*TL, now float64, cyclic bool) (map[string]
 	}
 	return gws, nil
 }
-
-var errNoEV = errors.New("no emergency vehicle")
