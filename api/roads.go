@@ -46,6 +46,8 @@ func appendLink(buf []byte, ls *engine.LinkStats, w int) []byte {
 	buf = append(buf, engine.Level(tpi)...)
 	buf = append(buf, `","samples":`...)
 	buf = strconv.AppendUint(buf, uint64(st.Samples), 10)
+	buf = append(buf, `,"confidence":`...)
+	buf = trimFloat(buf, engine.Confidence(st), 2)
 	buf = append(buf, `,"flow_vph":`...)
 	buf = trimFloat(buf, st.FlowVph(), 1)
 	buf = append(buf, `,"occupancy":`...)

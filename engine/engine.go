@@ -7,6 +7,7 @@
 package engine
 
 import (
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
+	"citybrain/engine/detect"
 	"citybrain/engine/incident"
 	"citybrain/engine/queue"
 	"citybrain/engine/registry"
@@ -56,6 +58,9 @@ type Config struct {
 	// log sequence. Names are plain file names other than the engine's own. Engine.LoadedParts returns them
 	// after LoadSnapshot. (Consumers of the deltas, such as engine/zones, keep their state this way.)
 	SnapshotParts func() (map[string][]byte, error)
+	// DetectorModel, when set, replaces the blockage detector's model shipped with the engine
+	// (engine/detect/model.json): the evaluation judges each city with a model trained without it.
+	DetectorModel *detect.Model
 	// MaxClockJump is how far ahead of the event clock an event may be and still move it on its own
 	// (clock.go); negative: no bound. Default DefaultMaxClockJump.
 	MaxClockJump time.Duration
@@ -224,7 +229,12 @@ func New(cfg Config) *Engine {
 	if cfg.Network != nil {
 		topo = incident.NewTopology(cfg.Network, cfg.Res)
 	}
-	e.jdg = incident.NewJudge(topo)
+	e.inc.SetTopology(topo)
+	jdg, err := incident.NewJudge(topo, cfg.DetectorModel)
+	if err != nil {
+		panic(fmt.Sprintf("cannot start the engine: %v", err)) // the model shipped with the code: a broken build
+	}
+	e.jdg = jdg
 	e.win = window.New(window.Config{
 		Res: cfg.Res, ShardRes: cfg.ShardRes, Shards: cfg.Shards, Bucket: cfg.Bucket, Retention: cfg.Retention,
 		QueueLen: cfg.QueueLen, DefaultFreeFlowKmh: cfg.DefaultFreeFlowKmh, MinFreeFlowKmh: cfg.MinFreeFlowKmh,
@@ -294,7 +304,7 @@ func (e *Engine) Apply(seq uint64, rec arrow.Record) error {
 	if wm := newest - e.cfg.Lateness.Milliseconds(); wm > e.wm {
 		e.wm = wm
 	}
-	e.win.Dispatch(rec, horizon, e.now)
+	e.win.Dispatch(rec, horizon, e.now, e.wm)
 	e.lastSeq = seq
 	e.late.Add(late)
 	e.tooLate.Add(tooLate)
@@ -364,7 +374,7 @@ func (e *Engine) tick(seq uint64) uint64 {
 	d := &Delta{Watermark: m.wm, Now: m.now, Changed: r.Changed, Removed: r.Removed}
 	evidence := append(e.pendingEvidence, r.Evidence...)
 	e.pendingEvidence = nil
-	evidence = append(evidence, e.jdg.Judge(r.Samples)...)
+	evidence = append(evidence, e.jdg.Judge(r.Samples, r.Features)...)
 	var scores map[uint64]float64
 	d.Incidents, scores = e.inc.Track(m.wm, evidence)
 	if scores != nil {
@@ -388,7 +398,7 @@ func (e *Engine) tick(seq uint64) uint64 {
 		}
 		d.Removed = append(d.Removed, r2.Removed...)
 		e.pendingEvidence = append(e.pendingEvidence, r2.Evidence...)
-		e.pendingEvidence = append(e.pendingEvidence, e.jdg.Judge(r2.Samples)...)
+		e.pendingEvidence = append(e.pendingEvidence, e.jdg.Judge(r2.Samples, r2.Features)...)
 	}
 	// Units and assets changed by the last batches of a burst are published here (TryLock: never wait for
 	// Apply, and never deadlock with WriteSnapshot, which holds the lock while it waits for this goroutine).

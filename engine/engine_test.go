@@ -161,15 +161,31 @@ func TestWatermarkAndLateEvents(t *testing.T) {
 	}
 }
 
-func TestDetectorsAreFlowWeighted(t *testing.T) {
+// A loop reading is a speed of its place (space-mean: flow × effective length / occupancy, at most the spot
+// speed of the vehicles that passed, zero under a standing queue) that weighs a tenth of a probe fix: it
+// speaks where no probe does (issue 12: weighted like the vehicles it counted, loops made link speeds 1.6×
+// worse than probes alone).
+func TestDetectorsAreSpaceMeanAndWeighLittle(t *testing.T) {
 	r := newRig(t, nil)
-	// A probe at 60 and a detector that counted 11 vehicles at 18 km/h: the mean leans to the detector.
+	// A probe at 60 and a loop that counted 11 vehicles at 18 km/h, 31 % occupied (space-mean 23 km/h, so
+	// the spot speed bounds it): the mean stays near the probe.
 	r.apply(probe(t0, lat, lng, 60), detector(t0, lat, lng, 1320, 0.31, 18, 30))
 	v := r.view(lat, lng)
 	sp, ok := v.W[0].Speed()
-	want := (60*1 + 18*11) / 12.0
+	want := (60*1 + 18*0.1) / 1.1
 	if !ok || math.Abs(sp-want) > 1e-6 {
 		t.Errorf("fused speed %g, want %g", sp, want)
+	}
+	// Alone, a loop gives its place a speed: 600 veh/h at 20 % occupancy is 16.5 km/h whatever the spot
+	// speed of the passing vehicles (40), and a loop that nobody passed while covered 90 % of the time
+	// reads a standing queue.
+	lat2 := lat + 0.02
+	r.apply(detector(t0+1000, lat2, lng, 600, 0.2, 40, 30), detector(t0+1000, lat2+0.02, lng, 0, 0.9, math.NaN(), 30))
+	if sp, _ := r.view(lat2, lng).W[0].Speed(); math.Abs(sp-16.5) > 1e-4 {
+		t.Errorf("loop alone reads %g km/h, want 16.5", sp)
+	}
+	if sp, ok := r.view(lat2+0.02, lng).W[0].Speed(); !ok || sp != 0 {
+		t.Errorf("a loop under a standing queue reads %g (%v), want 0", sp, ok)
 	}
 	if f := v.W[0].FlowVph(); f != 1320 {
 		t.Errorf("flow %g, want 1320", f)

@@ -128,43 +128,50 @@ func report(ts int64, id string, lat, lng float64, typ string, sev int8) Event {
 
 func TestVideoAndReportFuse(t *testing.T) {
 	r := newRig(t, nil)
-	// One low-confidence detection stays a candidate.
+	// One frame, and a repeat, stay a candidate: a classifier's mistake can repeat once (issue 12's
+	// planted false alarms do), a stalled vehicle goes on standing.
 	r.apply(video(t0, "cam-1", lat, lng, "stalled_vehicle", 0.4))
-	if got := r.e.Incidents(); len(got) != 0 {
-		t.Fatalf("one 0.4 detection made an incident: %+v", got)
-	}
-	// A repeated detection from the same camera raises it over the detection threshold.
 	r.apply(video(t0+5000, "cam-1", lat, lng, "stalled_vehicle", 0.45))
+	if got := r.e.Incidents(); len(got) != 0 {
+		t.Fatalf("two frames of one camera made an incident: %+v", got)
+	}
+	// The third frame counts in full.
+	r.apply(video(t0+65_000, "cam-1", lat, lng, "stalled_vehicle", 0.5))
 	got := r.e.Incidents()
 	if len(got) != 1 {
 		t.Fatalf("%d incidents, want 1", len(got))
 	}
 	in := got[0]
-	if in.Status != StatusSuspected || in.DetectedAt != t0+5000 || in.FirstEvidenceAt != t0 || in.Score >= ConfirmScore {
-		t.Errorf("incident %+v: want suspected, detected at the repeat, first evidence at t0", in)
+	if in.Status != StatusSuspected || in.DetectedAt != t0+65_000 || in.FirstEvidenceAt != t0 || in.Score >= ConfirmScore {
+		t.Errorf("incident %+v: want suspected, detected at the third frame, first evidence at t0", in)
 	}
 	// A single frame from a second camera nearby raises the score but does not confirm.
 	first := in.Score
-	r.apply(video(t0+9000, "cam-2", lat+0.0005, lng, "crash", 0.7))
-	if in = r.e.Incidents()[0]; in.Status != StatusSuspected || in.DetectedAt != t0+5000 || in.Score <= first {
+	r.apply(video(t0+69_000, "cam-2", lat+0.0005, lng, "crash", 0.7))
+	if in = r.e.Incidents()[0]; in.Status != StatusSuspected || in.DetectedAt != t0+65_000 || in.Score <= first {
 		t.Errorf("after the second camera: %+v", in)
 	}
 	// A hotline call 40 s later, 100 m away, merges and names the type and severity.
-	r.apply(report(t0+40_000, "call-1", lat+0.0009, lng, "crash", 4))
+	r.apply(report(t0+100_000, "call-1", lat+0.0009, lng, "crash", 4))
 	in = r.e.Incidents()[0]
-	if in.Status != StatusConfirmed || in.Type != "crash" || in.Severity != 4 || in.EvidenceCount != 4 {
+	if in.Status != StatusConfirmed || in.Type != "crash" || in.Severity != 4 || in.EvidenceCount != 5 {
 		t.Errorf("after the call: %+v", in)
 	}
 	if len(r.e.Incidents()) != 1 {
 		t.Errorf("the call made a second incident")
 	}
-	// A single sure frame (0.85, camera without a bad record) 2 km away is an incident at once.
-	r.apply(video(t0+45_000, "cam-9", lat-0.02, lng, "crash", 0.85))
-	if got := r.e.Incidents(); len(got) != 2 || got[1].DetectedAt != t0+45_000 {
-		t.Fatalf("a sure frame did not make an incident at once: %+v", got)
+	// A single frame 2 km away, however sure, is a candidate; any other evidence there (a call 80 m off)
+	// makes it an incident at once: faster than either alone.
+	r.apply(video(t0+105_000, "cam-9", lat-0.02, lng, "crash", 0.85))
+	if got := r.e.Incidents(); len(got) != 1 {
+		t.Fatalf("a single frame made an incident: %+v", got)
+	}
+	r.apply(report(t0+110_000, "call-9", lat-0.0207, lng, "hazard", 1))
+	if got := r.e.Incidents(); len(got) != 2 || got[1].DetectedAt != t0+110_000 || got[1].Type != "crash" {
+		t.Fatalf("a frame and a call did not make an incident at the call: %+v", got)
 	}
 	// A call 3 km away is another incident.
-	r.apply(report(t0+50_000, "call-2", lat+0.03, lng, "fire", 5))
+	r.apply(report(t0+120_000, "call-2", lat+0.03, lng, "fire", 5))
 	if n := len(r.e.Incidents()); n != 3 {
 		t.Errorf("%d incidents, want 3", n)
 	}
@@ -219,18 +226,22 @@ func TestSensorOverThreshold(t *testing.T) {
 	}
 }
 
-// TestLinkRuleComparesDownstream drives a long link and the link downstream of it on the West Lake network.
-func TestLinkRuleComparesDownstream(t *testing.T) {
+// TestBlockageDetectorOnTrajectories drives probe vehicles along a long link of the West Lake network and
+// on into the link after it, one every 15 s at 40 km/h, through the whole engine (map matching, the
+// dispatcher's tracker, the shipped model, fusion). From minute 12 a blockage half-way along the first
+// link stops every vehicle that reaches it, each behind the one before: an incident within five minutes,
+// at the queue's head. A red light at the link's end that holds vehicles 45 s of every 90 s is no incident.
+func TestBlockageDetectorOnTrajectories(t *testing.T) {
 	net := geo.GenerateWestLake(1)
 	var up, down *geo.Link
 	for _, l := range net.Links() {
-		if l.GeomLengthM() < 250 {
+		if l.GeomLengthM() < 300 {
 			continue
 		}
 		n, _ := net.Node(l.To)
 		for _, id := range n.Out {
 			d, _ := net.Link(id)
-			if d.To != l.From && d.GeomLengthM() >= 250 {
+			if d.To != l.From && d.GeomLengthM() >= 200 {
 				up, down = l, d
 			}
 		}
@@ -242,66 +253,96 @@ func TestLinkRuleComparesDownstream(t *testing.T) {
 		t.Skip("no pair of long consecutive links in the generated network")
 	}
 	const onset = 12 * 60_000
-	// run drives 2 probes per link every 2.5 s; from onset the upstream link moves at upSp and the
-	// downstream one at downSp (0: no probe reaches it any more, as downstream of a full closure).
-	// Probes on the upstream link stand at 20% and 50% of it (behind a blockage), or at 85% and 97% with
-	// atStopLine (a queue at the junction).
-	run := func(upSp, downSp float64, atStopLine ...bool) []Incident {
-		at := [2]float64{0.2, 0.5}
-		if len(atStopLine) > 0 && atStopLine[0] {
-			at = [2]float64{0.85, 0.97}
-		}
+	const end = 22 * 60_000
+	const v = 40 / 3.6 // m/s
+	L, D := up.GeomLengthM(), down.GeomLengthM()
+	// run drives vehicle k (entering every 15 s) at the position pos(k, ms) gives, a fix every 5 s.
+	run := func(pos func(k int, ms int64) float64) []Incident {
 		r := newRig(t, func(c *Config) { c.Network = net })
-		for b := int64(0); b < 25*6; b++ {
+		for b := int64(0); b < end/10_000; b++ {
 			var evs []Event
-			for k := int64(0); k < 4; k++ {
-				ms := b*10_000 + k*2500
-				for _, l := range []*geo.Link{up, down} {
-					sp := 45.0
-					if ms >= onset {
-						sp = map[bool]float64{true: upSp, false: downSp}[l == up]
-						if sp == 0 && l == down {
-							continue
-						}
+			for ms := b * 10_000; ms < (b+1)*10_000; ms += 5000 {
+				for k := 0; int64(k)*15_000 <= ms; k++ {
+					p := pos(k, ms)
+					sp := math.Max(0, p-pos(k, ms-5000)) / 5 * 3.6
+					var ll geo.LatLng
+					var bearing float64
+					switch {
+					case p < L:
+						ll, bearing = up.PointAt(p)
+					case p < L+D:
+						ll, bearing = down.PointAt(p - L)
+					default:
+						continue // gone
 					}
-					for v := 0; v < 2; v++ {
-						p, bearing := l.PointAt(l.GeomLengthM() * at[v])
-						e := probe(t0+ms, p.Lat, p.Lng, sp)
-						e.ID = fmt.Sprintf("%s-%d-%d", l.ID, v, ms)
-						e.HeadingDeg = bearing
-						evs = append(evs, e)
-					}
+					e := probe(t0+ms, ll.Lat, ll.Lng, sp)
+					e.ID, e.HeadingDeg = fmt.Sprintf("veh-%d", k), bearing
+					evs = append(evs, e)
 				}
 			}
 			r.apply(evs...)
 		}
 		return r.e.Incidents()
 	}
-	got := run(1, 45)
-	if len(got) != 1 || got[0].DetectedAt-(t0+onset) > 180_000 || got[0].Type != "congestion_anomaly" {
-		t.Fatalf("blockage on %s with %s flowing: %+v", up.ID, down.ID, got)
+	free := func(k int, ms int64) float64 { return math.Max(0, v*float64(ms-int64(k)*15_000)/1000) }
+	// Behind a blockage at L/2 vehicle k stops 7 m behind the one before it (k0: the first still short of
+	// the blockage at its onset).
+	k0 := int(math.Ceil((float64(onset)/1000 - L/2/v) / 15))
+	blocked := func(k int, ms int64) float64 {
+		x := free(k, ms)
+		if ms < onset || k < k0 {
+			return x
+		}
+		return math.Min(x, math.Max(L/2-7*float64(k-k0), free(k, onset)))
 	}
-	head, _ := up.PointAt(0.7 * up.GeomLengthM())
-	if d := geo.DistanceM(geo.LatLng{Lat: got[0].Lat, Lng: got[0].Lng}, head); d > 100 {
-		t.Errorf("incident %.0f m from the link's queue head", d)
+	got := run(blocked)
+	head, _ := up.PointAt(L / 2)
+	var hit *Incident
+	for i := range got {
+		if geo.DistanceM(geo.LatLng{Lat: got[i].Lat, Lng: got[i].Lng}, head) < 300 && got[i].DetectedAt >= t0+onset-60_000 {
+			hit = &got[i]
+			break
+		}
 	}
-	if got := run(1, 0); len(got) != 1 || got[0].DetectedAt-(t0+onset) > 180_000 {
-		t.Errorf("full closure on %s, %s empty downstream: %+v", up.ID, down.ID, got)
+	if hit == nil || hit.DetectedAt-(t0+onset) > 5*60_000 {
+		for _, in := range got {
+			t.Logf("incident %s detected %d s after the onset, %.0f m from the blockage", in.ID, (in.DetectedAt-(t0+onset))/1000, geo.DistanceM(geo.LatLng{Lat: in.Lat, Lng: in.Lng}, head))
+		}
+		t.Fatalf("blockage half-way along %s: no incident within 300 m and 5 minutes", up.ID)
 	}
-	if got := run(1, 45, true); len(got) != 0 {
-		t.Errorf("a queue standing at the junction's stop line is not a blockage: %+v", got)
+	t.Logf("blockage detected %d s after it started, %.0f m from it", (hit.DetectedAt-(t0+onset))/1000,
+		geo.DistanceM(geo.LatLng{Lat: hit.Lat, Lng: hit.Lng}, head))
+	// A red light 5 m before the link's end, 45 s of every 90: a vehicle arriving on red waits, 7 m behind
+	// any that arrived before it in the same red, and leaves 2 s after it.
+	line := L - 5
+	red := func(k int, ms int64) float64 {
+		arrive := int64(k)*15_000 + int64(line/v*1000)
+		if arrive%90_000 >= 45_000 { // green
+			return free(k, ms)
+		}
+		j := 0
+		for o := k - 1; o >= 0 && int64(o)*15_000+int64(line/v*1000) >= arrive-arrive%90_000; o-- {
+			j++
+		}
+		green := arrive - arrive%90_000 + 45_000 + int64(2000*j)
+		stop := line - 7*float64(j)
+		switch {
+		case free(k, ms) < stop:
+			return free(k, ms)
+		case ms < green:
+			return stop
+		default:
+			return stop + v*float64(ms-green)/1000
+		}
 	}
-	if got := run(10, 45); len(got) != 0 {
-		t.Errorf("a queue still moving at 10 km/h (a signal queue) is not a blockage: %+v", got)
-	}
-	if got := run(1, 4); len(got) != 0 {
-		t.Errorf("both links slow (congestion, not a blockage): %+v", got)
+	if got := run(red); len(got) != 0 {
+		t.Errorf("a red light made incidents: %+v", got)
 	}
 }
 
-// A camera naming a new cause at a place that has been an incident for a while opens its own incident
-// (instead of hiding under the old detection time); the same cause, or any evidence soon after the
-// detection, joins.
+// A camera or a caller naming a new cause at a place that has been an incident for a while (10 minutes)
+// opens its own incident (instead of hiding under the old detection time); the same cause, or any evidence
+// within 10 minutes of the detection (callers are minutes late: issue 12), joins.
 func TestNewCauseIsNotHiddenInAnOldIncident(t *testing.T) {
 	r := newRig(t, nil)
 	r.apply(report(t0, "call-1", lat, lng, "flood", 3))
@@ -312,18 +353,24 @@ func TestNewCauseIsNotHiddenInAnOldIncident(t *testing.T) {
 	if got := r.e.Incidents(); len(got) != 1 || got[0].EvidenceCount != 2 {
 		t.Fatalf("a frame 30 s after the detection did not join: %+v", got)
 	}
-	r.apply(report(t0+3*60_000, "call-2", lat, lng, "flood", 3))
+	r.apply(report(t0+6*60_000, "call-2", lat, lng, "flood", 3))
 	if got := r.e.Incidents(); len(got) != 1 || got[0].EvidenceCount != 3 {
-		t.Fatalf("a call naming the same cause 3 min later did not join: %+v", got)
+		t.Fatalf("a call naming the same cause 6 min later did not join: %+v", got)
 	}
-	r.apply(video(t0+4*60_000, "cam-1", lat, lng, "crash", 0.85))
+	// A call naming a crash 4 min after the detection joins (callers are minutes late); one 11 min after
+	// it is a new event there.
+	r.apply(report(t0+4*60_000, "call-3", lat, lng, "crash", 3))
+	if got := r.e.Incidents(); len(got) != 1 {
+		t.Fatalf("a crash called in 4 min after the flood was detected opened another incident: %+v", got)
+	}
+	r.apply(report(t0+11*60_000, "call-4", lat, lng, "hazard", 3))
 	got := r.e.Incidents()
 	if len(got) != 2 {
-		t.Fatalf("a crash seen 4 min after the flood incident was detected: %d incidents, want 2: %+v", len(got), got)
+		t.Fatalf("a hazard called in 11 min after the flood incident was detected: %d incidents, want 2: %+v", len(got), got)
 	}
 	for _, in := range got {
-		if in.Type == "crash" && in.DetectedAt != t0+4*60_000 {
-			t.Errorf("the crash is detected at %d, want its frame's time %d", in.DetectedAt, t0+4*60_000)
+		if in.Type == "hazard" && in.DetectedAt != t0+11*60_000 {
+			t.Errorf("the hazard is detected at %d, want its call's time %d", in.DetectedAt, t0+11*60_000)
 		}
 	}
 }

@@ -33,6 +33,9 @@ import (
 
 const snapMagic = "citybrain-snapshot 1"
 
+// detectorFile holds the blockage detector's state in a snapshot.
+const detectorFile = "detect.gob"
+
 // snapState is state.json.
 type snapState struct {
 	Seq            uint64                  `json:"seq"`
@@ -139,8 +142,18 @@ func (e *Engine) WriteSnapshot(dir string) (string, error) {
 	if err := write("state.json", js); err != nil {
 		return "", err
 	}
+	// The blockage detector's vehicles and links (the dispatcher's: Apply is held off by applyMu).
+	det, err := e.win.DetectorState()
+	if err != nil {
+		return "", err
+	}
+	if det != nil {
+		if err := write(detectorFile, det); err != nil {
+			return "", err
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(parts)) {
-		if name != filepath.Base(name) || name == "MANIFEST" || name == "state.json" || strings.HasSuffix(name, ".arrow") || strings.ContainsAny(name, " \n") {
+		if name != filepath.Base(name) || name == "MANIFEST" || name == "state.json" || name == detectorFile || strings.HasSuffix(name, ".arrow") || strings.ContainsAny(name, " \n") {
 			return "", fmt.Errorf("cannot write snapshot part %q: not a plain file name of its own", name)
 		}
 		if err := write(name, parts[name]); err != nil {
@@ -278,7 +291,7 @@ func (e *Engine) loadSnapshot(path string) (uint64, error) {
 	}
 	e.loadedParts = map[string][]byte{}
 	for name, data := range files {
-		if name != "state.json" && !strings.HasSuffix(name, ".arrow") {
+		if name != "state.json" && name != detectorFile && !strings.HasSuffix(name, ".arrow") {
 			e.loadedParts[name] = data
 		}
 	}
@@ -288,6 +301,13 @@ func (e *Engine) loadSnapshot(path string) (uint64, error) {
 	}
 	if err := e.win.Restore(files["aggs.arrow"], files["cells.arrow"], st.EvalEnd); err != nil {
 		return 0, err
+	}
+	if det, ok := files[detectorFile]; ok {
+		// A snapshot from before the detector (or without a network) has none: it starts afresh and
+		// judges links once their baselines are learned again.
+		if err := e.win.RestoreDetector(det); err != nil {
+			return 0, err
+		}
 	}
 	e.applyMu.Lock()
 	e.now, e.wm, e.lastSeq = st.Now, st.Watermark, st.Seq

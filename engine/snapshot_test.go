@@ -112,7 +112,9 @@ func TestSnapshotRestoresStateAndTail(t *testing.T) {
 
 // A snapshot written by the engine before it was split into rooms (testdata/pre-split, written by commit
 // b56bf2c from the same events) loads into today's engine and equals a live run of those events: the split
-// changed no number, and older snapshots keep loading.
+// changed no number, and older snapshots keep loading. Since issue 12 a loop reading weighs a tenth of a
+// probe fix in a cell's speed (engine/window loopSpeed), so the one cell with a loop is compared without its
+// speed sums; every other number must match.
 func TestSnapshotFromBeforeTheSplitLoads(t *testing.T) {
 	net := geo.GenerateWestLake(1)
 	mod := func(c *Config) { c.Network = net }
@@ -129,7 +131,7 @@ func TestSnapshotFromBeforeTheSplitLoads(t *testing.T) {
 		t.Fatalf("load: seq %d err %v", seq, err)
 	}
 	restored.seq = seq
-	if a, b := sortedViews(live.e), sortedViews(restored.e); len(a) == 0 || !reflect.DeepEqual(a, b) {
+	if a, b := withoutLoopSpeeds(sortedViews(live.e)), withoutLoopSpeeds(sortedViews(restored.e)); len(a) == 0 || !reflect.DeepEqual(a, b) {
 		t.Fatalf("restored views differ: %d vs %d cells", len(a), len(b))
 	}
 	if a, b := live.e.Incidents(), restored.e.Incidents(); len(a) != 1 || !reflect.DeepEqual(a, b) {
@@ -142,12 +144,25 @@ func TestSnapshotFromBeforeTheSplitLoads(t *testing.T) {
 	tail = append(tail, report(t0+400_000, "call-2", lat, lng, "crash", 4))
 	live.apply(tail...)
 	restored.apply(tail...)
-	if a, b := sortedViews(live.e), sortedViews(restored.e); !reflect.DeepEqual(a, b) {
+	if a, b := withoutLoopSpeeds(sortedViews(live.e)), withoutLoopSpeeds(sortedViews(restored.e)); !reflect.DeepEqual(a, b) {
 		t.Errorf("after the tail, views differ")
 	}
 	if a, b := live.e.Incidents(), restored.e.Incidents(); !reflect.DeepEqual(a, b) {
 		t.Errorf("after the tail, incidents differ:\n%+v\n%+v", a, b)
 	}
+}
+
+// withoutLoopSpeeds zeroes the speed sums of the cells where a loop reported (their weighting changed in
+// issue 12); the rest of every view is kept.
+func withoutLoopSpeeds(vs []CellView) []CellView {
+	for i := range vs {
+		for w := range vs[i].W {
+			if vs[i].W[w].FlowN > 0 {
+				vs[i].W[w].SpeedSum, vs[i].W[w].SpeedW, vs[i].W[w].Samples = 0, 0, 0
+			}
+		}
+	}
+	return vs
 }
 
 // A snapshot records its layout (resolution, bucket, schema) in its manifest; an engine of another layout

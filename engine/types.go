@@ -117,6 +117,7 @@ var (
 	Rollup             = window.Rollup
 	Congestion         = window.Congestion
 	TPI                = window.TPI
+	Confidence         = window.Confidence
 	Level              = window.Level
 	FreeFlowSourceName = window.FreeFlowSourceName
 )

@@ -625,9 +625,10 @@ func TestIncidentsFromSpecExamplesAndOperatorActions(t *testing.T) {
 		t.Fatalf("%d incidents, want 1: %+v", len(list), list)
 	}
 	in := list[0]
-	// A sure camera frame (0.83 from a camera with no bad record) is an incident at once; the call 36 s
-	// later joins it and names the type.
-	if in.Type != "crash" || in.Status == "" || in.DetectedAt != "2026-11-27T00:00:05.000Z" || in.FirstAt != "2026-11-27T00:00:05.000Z" || in.ClearedAt != nil {
+	// One camera frame is a candidate until it repeats or something else corroborates it (the corpus's
+	// planted classifier mistakes are one or two frames, docs/incidents.md); the call 36 s later, 30 m
+	// away, corroborates it: an incident from then on, first seen at the frame, typed by the call.
+	if in.Type != "crash" || in.Status == "" || in.DetectedAt != "2026-11-27T00:00:41.000Z" || in.FirstAt != "2026-11-27T00:00:05.000Z" || in.ClearedAt != nil {
 		t.Errorf("incident %+v", in)
 	}
 	if in.Cell != cellAt(t, in.Lat, in.Lng) || in.Evidence[0].ID != "cam-0412" || in.Evidence[1].ID != "call-122-88231" || in.Evidence[1].TS != "2026-11-27T00:00:41.000Z" {

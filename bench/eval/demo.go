@@ -41,7 +41,7 @@ func runDemo(ctx context.Context, cfg *Config, seed int64, variant string) (*Sce
 	if err != nil {
 		return nil, fmt.Errorf("cannot build the demo city (seed %d): %w", seed, err)
 	}
-	t, err := newTarget(ctx, cfg, net)
+	t, err := newTarget(ctx, cfg, net, nil)
 	if err != nil {
 		return nil, err
 	}

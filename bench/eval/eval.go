@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"citybrain/engine"
+	"citybrain/engine/detect"
 	"citybrain/geo"
 )
 
@@ -44,7 +45,20 @@ type Config struct {
 	// HTTP feeds every scenario through the whole system (system.Start: NATS, log, engine, API) over HTTP
 	// instead of through the ingest decoder straight into the engine; slower, same results.
 	HTTP bool
-	Log  io.Writer
+	// Prepare builds the cities and runs SUMO into the cache, scoring nothing.
+	Prepare bool
+	// Model is the blockage detector's model each city is judged with: "loco" (the default, and what the
+	// table of issue 12 asks for: fitted and calibrated on the corpus's other cities, never on the city it
+	// judges), "shipped" (engine/detect/model.json, trained on every city: what the product runs), or the
+	// path of a model file.
+	Model string
+	// Corpus is the cities the leave-one-city-out models are fitted from (each city's model on all of them
+	// but itself; nil: every city of the corpus).
+	Corpus []string
+	// Train, when set, fits the model on every city of the corpus, writes it to this path and prints the
+	// leave-one-city-out proxy table, scoring nothing through the engine.
+	Train string
+	Log   io.Writer
 }
 
 // Variants of the evidence fed.
@@ -86,6 +100,7 @@ type Report struct {
 	Seeds     []int64            `json:"seeds"`
 	Rule      string             `json:"match_rule"`
 	Cities    map[string]string  `json:"cities"`
+	ModelNote string             `json:"model"`
 	Scenarios []*Scenario        `json:"scenarios"`
 	Groups    map[string]Metrics `json:"groups"` // source/variant[/class|/position|/camera], summed over seeds
 	// Speed by source/variant/unit kind, summed over seeds.
@@ -143,6 +158,12 @@ func (c *Config) fill() {
 	if c.TempDir == "" {
 		c.TempDir = os.TempDir()
 	}
+	if c.Model == "" {
+		c.Model = "loco"
+		if c.Short {
+			c.Model = "shipped"
+		}
+	}
 	if c.Log == nil {
 		c.Log = io.Discard
 	}
@@ -168,23 +189,30 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.summarise()
 		return rep, err
 	}
+	if cfg.Train != "" {
+		return finish(train(ctx, &cfg, rep))
+	}
 	if !cfg.NoSUMO {
 		if why := sumoMissing(&cfg); why != "" {
 			rep.Skipped = append(rep.Skipped, "SUMO corpus skipped: "+why)
 			fmt.Fprintf(cfg.Log, "eval: SUMO corpus skipped: %s\n", why)
 		} else {
+			models, err := cityModels(ctx, &cfg, rep)
+			if err != nil {
+				return finish(err)
+			}
 			for _, name := range cfg.Cities {
 				c, ok := cityByName(name)
 				if !ok {
 					return finish(fmt.Errorf("cannot evaluate city %q: not in the corpus (%s)", name, strings.Join(CityNames(), ", ")))
 				}
-				if err := runCity(ctx, &cfg, c, rep); err != nil {
+				if err := runCity(ctx, &cfg, c, models[name], rep); err != nil {
 					return finish(err)
 				}
 			}
 		}
 	}
-	if !cfg.NoDemo {
+	if !cfg.NoDemo && !cfg.Prepare {
 		for _, seed := range cfg.Seeds {
 			for _, v := range []string{VarAll, VarTraffic} {
 				if cfg.Short && v == VarTraffic {
@@ -232,8 +260,61 @@ func sumoMissing(cfg *Config) string {
 // bolognaDir is the Bologna scenario under the data root (read-only: it is copied into the cache).
 const bolognaDir = "sumo/bologna-acosta"
 
-// runCity builds a city, runs its seeds in SUMO (or reads them from the cache) and scores every variant.
-func runCity(ctx context.Context, cfg *Config, c *city, rep *Report) error {
+// cityModels returns the detector model each city is judged with (nil: the shipped one). With cfg.Model
+// "loco" every city of the corpus is simulated (or read from the cache) for every seed first, since each
+// city's model is fitted on all the others.
+func cityModels(ctx context.Context, cfg *Config, rep *Report) (map[string]*detect.Model, error) {
+	out := map[string]*detect.Model{}
+	switch cfg.Model {
+	case "shipped":
+		rep.ModelNote = "each city judged by the shipped model (engine/detect/model.json, trained on every city of the corpus)"
+		return out, nil
+	case "loco":
+	default:
+		data, err := os.ReadFile(cfg.Model)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the detector model: %w", err)
+		}
+		m, err := detect.ParseModel(data)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cfg.Cities {
+			out[c] = m
+		}
+		rep.ModelNote = "each city judged by the model " + cfg.Model
+		return out, nil
+	}
+	all := *cfg
+	all.Cities = CityNames()
+	if len(cfg.Corpus) > 0 {
+		all.Cities = cfg.Corpus
+	}
+	runs, err := loadCorpus(ctx, &all)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cfg.Cities {
+		var train []*corpusRun
+		for _, r := range runs {
+			if r.city != c {
+				train = append(train, r)
+			}
+		}
+		m, err := fitModel(train, TrainOptions{})
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(cfg.Log, "eval: %s is judged by a model fitted on the other cities (threshold %.3f, persistence %d)\n", c, m.Threshold, m.Persist)
+		out[c] = m
+	}
+	rep.ModelNote = fmt.Sprintf("leave-one-city-out: each city judged by a model fitted and calibrated on the other cities of %s (same seeds), never on itself", strings.Join(all.Cities, ", "))
+	return out, nil
+}
+
+// runCity builds a city, runs its seeds in SUMO (or reads them from the cache) and scores every variant,
+// judged by model (nil: the shipped one).
+func runCity(ctx context.Context, cfg *Config, c *city, model *detect.Model, rep *Report) error {
 	cf, err := buildCity(ctx, cfg, c)
 	if err != nil {
 		return err
@@ -245,8 +326,11 @@ func runCity(ctx context.Context, cfg *Config, c *city, rep *Report) error {
 		if err != nil {
 			return err
 		}
+		if cfg.Prepare {
+			continue
+		}
 		for _, v := range cfg.Variants {
-			sc, err := feedRun(ctx, cfg, cf.net, run, v)
+			sc, err := feedRun(ctx, cfg, cf.net, run, v, model)
 			if sc != nil {
 				rep.Scenarios = append(rep.Scenarios, sc)
 			}
@@ -259,7 +343,7 @@ func runCity(ctx context.Context, cfg *Config, c *city, rep *Report) error {
 }
 
 // feedRun feeds one variant of a SUMO run through a fresh engine and scores it.
-func feedRun(ctx context.Context, cfg *Config, net *geo.Network, run *simRun, variant string) (*Scenario, error) {
+func feedRun(ctx context.Context, cfg *Config, net *geo.Network, run *simRun, variant string, model *detect.Model) (*Scenario, error) {
 	t0 := time.Now()
 	sc := &Scenario{Name: fmt.Sprintf("%s/%s/seed%d", run.City, variant, run.Seed), Source: run.City, Variant: variant, Seed: run.Seed,
 		Incidents: fmt.Sprintf("%d closures (full and partial, mid-block, before a stop line, past a junction)", len(run.Truths)),
@@ -284,7 +368,7 @@ func feedRun(ctx context.Context, cfg *Config, net *geo.Network, run *simRun, va
 	}
 	sort.SliceStable(events, func(i, j int) bool { return events[i].TS < events[j].TS })
 	fmt.Fprintf(cfg.Log, "eval: %s: feeding %d events\n", sc.Name, len(events))
-	t, err := newTarget(ctx, cfg, net)
+	t, err := newTarget(ctx, cfg, net, model)
 	if err != nil {
 		return nil, err
 	}
@@ -325,11 +409,11 @@ func feedRun(ctx context.Context, cfg *Config, net *geo.Network, run *simRun, va
 	return sc, nil
 }
 
-func newTarget(ctx context.Context, cfg *Config, net *geo.Network) (target, error) {
+func newTarget(ctx context.Context, cfg *Config, net *geo.Network, model *detect.Model) (target, error) {
 	if cfg.HTTP {
-		return startSystem(ctx, net, cfg.TempDir)
+		return startSystem(ctx, net, cfg.TempDir, model)
 	}
-	return newDirect(net), nil
+	return newDirect(net, model), nil
 }
 
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -10,6 +10,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"citybrain/engine"
+	"citybrain/engine/detect"
 	"citybrain/geo"
 	"citybrain/ingest"
 )
@@ -28,9 +29,10 @@ type target interface {
 
 // engineConfig is the engine configuration `citybrain run --network` uses (system.Start): free-flow speeds
 // per cell from the network's links.
-func engineConfig(net *geo.Network) engine.Config {
+func engineConfig(net *geo.Network, model *detect.Model) engine.Config {
 	ecfg := engine.DefaultConfig()
 	ecfg.Tick = Tick
+	ecfg.DetectorModel = model
 	if net != nil {
 		ecfg.Network = net
 		ff := net.CellFreeFlowKmh(ecfg.Res)
@@ -48,8 +50,8 @@ type direct struct {
 	bb  geo.BBox
 }
 
-func newDirect(net *geo.Network) *direct {
-	d := &direct{e: engine.New(engineConfig(net))}
+func newDirect(net *geo.Network, model *detect.Model) *direct {
+	d := &direct{e: engine.New(engineConfig(net, model))}
 	d.in = ingest.New(ingest.DefaultConfig(), d)
 	d.bb = geo.BBox{MinLng: -180, MinLat: -90, MaxLng: 180, MaxLat: 90}
 	return d

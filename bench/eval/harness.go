@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"citybrain/api"
+	"citybrain/engine/detect"
 	"citybrain/eventlog"
 	"citybrain/geo"
 	"citybrain/system"
@@ -35,12 +36,12 @@ type harness struct {
 const Tick = 50 * time.Millisecond
 
 // startSystem starts the whole system with no feed of its own, on net (free-flow speeds from its links).
-func startSystem(ctx context.Context, net *geo.Network, tmp string) (*harness, error) {
+func startSystem(ctx context.Context, net *geo.Network, tmp string, model *detect.Model) (*harness, error) {
 	dir, err := os.MkdirTemp(tmp, "citybrain-eval-")
 	if err != nil {
 		return nil, fmt.Errorf("cannot create data dir (%s): %w", tmp, err)
 	}
-	ecfg := engineConfig(nil) // system.Start adds the network's free-flow speeds itself
+	ecfg := engineConfig(nil, model) // system.Start adds the network's free-flow speeds itself
 	cfg := system.Config{
 		HTTPAddr: "127.0.0.1:0", DataDir: dir, Version: "eval", Network: net,
 		Logger: log.New(io.Discard, "", 0), Engine: ecfg, Log: eventlog.DefaultConfig(), Hub: api.DefaultHubConfig(),

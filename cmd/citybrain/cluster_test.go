@@ -464,7 +464,9 @@ func TestClusterFailover(t *testing.T) {
 	}
 
 	// An operator action on the api node is applied by the partition owning the incident.
-	video := fmt.Sprintf(`{"kind":"video","ts":%d,"id":"cam-7","lat":30.2601,"lng":120.1502,"type":"crash","confidence":0.95}`+"\n", t0+49000)
+	// A camera frame and a call 20 m away that corroborates it: an incident (one frame alone is a candidate).
+	video := fmt.Sprintf(`{"kind":"video","ts":%d,"id":"cam-7","lat":30.2601,"lng":120.1502,"type":"crash","confidence":0.95}`+"\n", t0+49000) +
+		fmt.Sprintf(`{"kind":"report","ts":%d,"id":"call-7","lat":30.2603,"lng":120.1503,"type":"crash","severity":3}`+"\n", t0+49500)
 	resp, err := http.Post("http://"+h.http["ingest1"]+"/api/v1/events", "application/x-ndjson", strings.NewReader(video))
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("posting a camera frame: %v %v", err, resp)
@@ -482,7 +484,7 @@ func TestClusterFailover(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("no incident on the api node 30 s after a sure camera frame")
+			t.Fatal("no incident on the api node 30 s after a camera frame and a call")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -33,11 +33,18 @@ func evalMain(args []string) error {
 	cache := fs.String("cache", "", "where built cities and SUMO runs are kept and reused (default the user cache dir's citybrain-eval)")
 	sumoCache := fs.String("sumo-cache", "", "same as --cache (older name)")
 	viaHTTP := fs.Bool("http", false, "feed every scenario through the whole system over HTTP (slower; same results)")
+	prepare := fs.Bool("prepare", false, "only build the cities and run SUMO into the cache")
+	model := fs.String("model", "", "the blockage detector's model each city is judged with: loco (default: fitted on the other cities), shipped (engine/detect/model.json), or a model file")
+	trainTo := fs.String("train", "", "fit the detector on every city of the corpus and write the model here (the shipped model: engine/detect/model.json); prints the leave-one-city-out proxy table")
+	corpus := fs.String("loco-cities", "", "the cities the leave-one-city-out models are fitted from (default every city of the corpus)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	fs.Parse(args)
 
 	cfg := eval.Config{Short: *short, Minutes: *minutes, DemoMinutes: *demoMinutes, DataRoot: *dataRoot, TempDir: *tmpDir,
-		SUMO: *sumoBin, NoSUMO: *noSUMO, NoDemo: *noDemo, Cache: *cache, HTTP: *viaHTTP}
+		SUMO: *sumoBin, NoSUMO: *noSUMO, NoDemo: *noDemo, Cache: *cache, HTTP: *viaHTTP, Prepare: *prepare, Model: *model, Train: *trainTo}
+	if *corpus != "" {
+		cfg.Corpus = strings.Split(*corpus, ",")
+	}
 	if cfg.Cache == "" {
 		cfg.Cache = *sumoCache
 	}

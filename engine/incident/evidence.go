@@ -23,6 +23,9 @@ type Evidence struct {
 	Cell   uint64
 	Weight float64 // 0..1: how strongly this observation alone says "incident here"
 	Sev    int8    // severity hint 1..5 (reports; 0 unknown)
+	// LinkRef is 1 + the index of the road link a traffic judgement is about (0: none), so that fusion can
+	// follow a queue from link to link.
+	LinkRef int32 `json:",omitempty"`
 }
 
 // incidentVideo are the video types that are incident evidence, with the incident type they suggest.

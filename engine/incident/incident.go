@@ -41,14 +41,17 @@ const (
 	weightFloor   = 0.2          // the least weight a chronically wrong camera keeps
 	singleKindCap = 0.84         // the highest score one kind of evidence alone reaches
 	unrepeatedCap = 0.45         // the most an unrepeated camera frame or traffic hit says
-	videoRepeats  = 2            // detections by one camera before its weight counts in full
-	// videoSureW: a single frame at least this strong (confidence × the camera's record) counts in full at
-	// once: a sure classifier on a camera with a good record is what command centres alert on within
-	// seconds; weaker frames wait for a repeat or corroboration.
-	videoSureW     = 0.75
-	trafficRepeats = 3      // consecutive anomalous bucket ends of one cell, after persistence, likewise
-	namedJoinMs    = 60_000 // evidence naming a new cause joins an incident detected at most this long ago
-	confidenceN    = 20.0   // detections after which a camera's record fully sets its weight
+	// videoRepeats: frames of one camera before its weight counts in full. A stall alarm repeats every
+	// minute the vehicle stands, so three frames are a vehicle standing for two more minutes; a classifier's
+	// mistake rarely repeats twice. One frame with any other evidence nearby (a traffic candidate, a call)
+	// is an incident at once.
+	videoRepeats   = 3
+	trafficRepeats = 3           // consecutive anomalous bucket ends of one cell (the cell rule), after persistence
+	namedJoinMs    = 10 * 60_000 // evidence naming a new cause joins an incident detected at most this long ago
+	confidenceN    = 20.0        // detections after which a camera's record fully sets its weight
+	// queueHops: traffic judgements on links up to this many steps upstream of an incident's links are its
+	// queue spilling back, whatever the distance: they join it and do not move it.
+	queueHops = 3
 )
 
 // EvidenceRef is evidence as listed on an incident.
@@ -96,6 +99,7 @@ type Incident struct {
 	sumLat  float64
 	sumLng  float64
 	sumW    float64
+	links   map[int32]bool // road links whose traffic judgements joined it
 }
 
 type sourceAcc struct {
@@ -127,6 +131,7 @@ type tracker struct {
 	byID       map[string]*Incident
 	order      []*Incident // creation order
 	cams       map[string]*camRecord
+	topo       *Topology // nil without a road network
 }
 
 type camRecord struct {
@@ -230,14 +235,32 @@ func (t *tracker) add(ev Evidence) {
 		in.types[typ] += w
 	}
 	// The position leans to the strongest evidence; reports carry caller position error, so they count less.
+	// A traffic judgement upstream of the incident's links is its queue spilling back: it does not move the
+	// incident; one downstream of them has found the queue's head further on: the incident moves there.
 	pw := w
 	if ev.Kind == schema.KindReport {
 		pw *= 0.3
 	}
-	in.sumLat += pw * ev.Lat
-	in.sumLng += pw * ev.Lng
-	in.sumW += pw
-	in.Lat, in.Lng = in.sumLat/in.sumW, in.sumLng/in.sumW
+	if li := ev.LinkRef - 1; li >= 0 && t.topo != nil && len(in.links) > 0 && !in.links[li] {
+		switch {
+		case t.topo.reaches(li, in.links, queueHops):
+			pw = 0
+		case t.topo.reachedFrom(li, in.links, queueHops):
+			in.sumLat, in.sumLng, in.sumW = 0, 0, 0
+		}
+	}
+	if ev.LinkRef > 0 {
+		if in.links == nil {
+			in.links = map[int32]bool{}
+		}
+		in.links[ev.LinkRef-1] = true
+	}
+	if pw > 0 {
+		in.sumLat += pw * ev.Lat
+		in.sumLng += pw * ev.Lng
+		in.sumW += pw
+		in.Lat, in.Lng = in.sumLat/in.sumW, in.sumLng/in.sumW
+	}
 	if c, err := geo.CellOf(in.Lat, in.Lng, geo.Res(ev.Cell)); err == nil {
 		in.Cell = c
 	}
@@ -261,11 +284,14 @@ func (t *tracker) add(ev Evidence) {
 	t.rescore(in, ev.TS)
 }
 
-// nearest returns the open incident or candidate that ev belongs to, or nil.
+// nearest returns the open incident or candidate that ev belongs to, or nil: for a traffic judgement on a
+// link, one whose links it shares or is connected to within queueHops (the same queue), else the nearest
+// within mergeM.
 func (t *tracker) nearest(ev Evidence) *Incident {
 	var best *Incident
 	bestD := mergeM
 	p := geo.LatLng{Lat: ev.Lat, Lng: ev.Lng}
+	li := ev.LinkRef - 1
 	for i := len(t.order) - 1; i >= 0; i-- {
 		in := t.order[i]
 		if in.Status == StatusCleared || in.Status == StatusDismissed {
@@ -280,17 +306,34 @@ func (t *tracker) nearest(ev Evidence) *Incident {
 		if ev.TS > in.LastEvidenceAt+window || ev.TS < in.FirstEvidenceAt-window {
 			continue
 		}
-		if named(ev) && in.DetectedAt > 0 && ev.TS-in.DetectedAt > namedJoinMs && in.types[ev.Type] == 0 {
+		if named(ev) && in.DetectedAt > 0 && ev.TS-in.DetectedAt > namedJoinMs &&
+			(in.types[ev.Type] == 0 || ev.TS-lastNamed(in, ev.Type) > namedJoinMs) {
 			// A camera or a caller naming a cause at a place that has been an incident for a while, of
-			// other causes, is a new event there (a stalled car at a junction whose queue was already an
-			// incident), not more of the old one: joining would hide it under the old detection.
+			// other causes, or of that cause but not named for as long, is a new event there (a stalled car
+			// at a junction whose queue was already an incident, a second closure near an old one whose
+			// calls ended), not more of the old one: joining would hide it under the old detection.
 			continue
+		}
+		if li >= 0 && t.topo != nil && len(in.links) > 0 &&
+			(in.links[li] || t.topo.reaches(li, in.links, queueHops) || t.topo.reachedFrom(li, in.links, queueHops)) {
+			return in
 		}
 		if d := geo.DistanceM(p, geo.LatLng{Lat: in.Lat, Lng: in.Lng}); d <= bestD {
 			best, bestD = in, d
 		}
 	}
 	return best
+}
+
+// lastNamed is the time of the newest evidence kept on in that named cause typ (0: none kept).
+func lastNamed(in *Incident, typ string) int64 {
+	for i := len(in.Evidence) - 1; i >= 0; i-- {
+		e := &in.Evidence[i]
+		if e.Type == typ && (e.Kind == schema.KindVideo.String() || e.Kind == schema.KindReport.String()) {
+			return e.TS
+		}
+	}
+	return 0
 }
 
 // named reports whether ev names a cause of its own (a camera's or a caller's incident type), as opposed to
@@ -302,7 +345,7 @@ func named(ev Evidence) bool {
 // rescore fuses the sources (noisy-OR over distinct sources; repeated detections by one source raise its
 // weight a little) and moves the incident through suspected and confirmed.
 func (t *tracker) rescore(in *Incident, ts int64) {
-	in.Score = fuse(in.sources)
+	in.Score = fuse(in.sources, blocking(in.types))
 	var bestT string
 	var bestW float64
 	for typ, w := range in.types {
@@ -340,26 +383,41 @@ func (t *tracker) rescore(in *Incident, ts int64) {
 
 // fuse is the incident score of a set of sources: a noisy-OR over distinct sources, where repeated
 // detections by one source raise its weight a little. Independent kinds of evidence (camera and traffic, say)
-// corroborate each other. One source alone however often it repeats, or traffic data alone, stays below
-// automatic confirmation: that takes a second kind, a second camera or caller, or an operator. The result
-// does not depend on the order the evidence came in.
-func fuse(sources map[string]*sourceAcc) float64 {
+// corroborate each other. The blockage detector's judgements of the links of one queue are not independent:
+// the strongest of them counts, with its weight as the detector's model and persistence set it. One source
+// alone however often it repeats, or traffic data alone, stays below automatic confirmation: that takes a
+// second kind, a second camera or caller, or an operator. The result does not depend on the order the
+// evidence came in.
+//
+// A traffic candidate (a link the detector finds suspicious but not yet blocked) corroborates only a named
+// cause that blocks a road (blocked: a crash, a stalled vehicle, debris, a closure or hazard called in): a
+// camera's wrong-way driver next to an ordinary queue is not a blockage.
+func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 	miss := 1.0
 	kinds := map[schema.Kind]bool{}
-	for _, sa := range sources {
+	traffic := 0.0
+	for key, sa := range sources {
+		if linkSource(key) {
+			if sa.Weight >= DetectScore || blocked {
+				traffic = math.Max(traffic, sa.Weight)
+				kinds[sa.Kind] = true
+			}
+			continue
+		}
+		kinds[sa.Kind] = true
 		w := math.Min(maxSourceW, sa.Weight+sourceRepeat*float64(sa.N-1))
 		switch {
 		case sa.Kind == schema.KindTransit:
 			w = math.Min(w, 0.35) // supporting evidence only
-		case sa.Kind == schema.KindVideo && sa.N < videoRepeats && sa.Weight < videoSureW,
+		case sa.Kind == schema.KindVideo && sa.N < videoRepeats,
 			(sa.Kind == schema.KindProbe || sa.Kind == schema.KindDetector) && sa.N < trafficRepeats:
-			// A single frame of a classifier, or a traffic anomaly that has not yet outlasted a signal cycle
-			// or two, is a candidate until it repeats or something else corroborates it.
+			// A classifier's frame until it repeats, or a cell's traffic anomaly that has not yet outlasted
+			// a signal cycle or two, is a candidate until something else corroborates it.
 			w = math.Min(w, unrepeatedCap)
 		}
 		miss *= 1 - w
-		kinds[sa.Kind] = true
 	}
+	miss *= 1 - traffic
 	score := 1 - miss
 	if len(kinds) >= 2 {
 		score = math.Min(1, score+0.05*float64(len(kinds)-1))
@@ -368,6 +426,22 @@ func fuse(sources map[string]*sourceAcc) float64 {
 	}
 	return round3(score)
 }
+
+// blockingTypes are the named causes that block a road.
+var blockingTypes = []string{"crash", "stalled_vehicle", "debris", "road_closure", "hazard"}
+
+// blocking reports whether types hold a cause that blocks a road.
+func blocking(types map[string]float64) bool {
+	for _, t := range blockingTypes {
+		if types[t] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// linkSource reports whether a source key ("kind:source") is the blockage detector's judgement of a link.
+func linkSource(key string) bool { return strings.Contains(key, ":link:") }
 
 // detectionTime is the event time at which the incident's evidence, taken in event-time order, first reached
 // DetectScore: the same whatever order the evidence arrived in.
@@ -380,7 +454,9 @@ func detectionTime(in *Incident, fallback int64) int64 {
 		return ev[i].Kind+ev[i].ID < ev[j].Kind+ev[j].ID
 	})
 	acc := map[string]*sourceAcc{}
+	types := map[string]float64{}
 	for _, e := range ev {
+		types[e.Type]++
 		key := e.Kind + ":" + e.ID
 		sa := acc[key]
 		if sa == nil {
@@ -389,7 +465,7 @@ func detectionTime(in *Incident, fallback int64) int64 {
 		}
 		sa.N++
 		sa.Weight = math.Max(sa.Weight, e.Weight)
-		if fuse(acc) >= DetectScore {
+		if fuse(acc, blocking(types)) >= DetectScore {
 			return e.TS
 		}
 	}
@@ -456,8 +532,10 @@ func (t *tracker) advance(wm int64) (changed bool) {
 			// Traffic evidence keeps coming while the anomaly lasts, cameras and callers while the scene is
 			// there: a quiet incident is over.
 			if wm-in.LastEvidenceAt > QuietMs {
+				// It cleared when its evidence stopped: the queue dissolved, the stalled vehicle left the
+				// camera's view, the calls ended.
 				in.Status = StatusCleared
-				in.ClearedAt = in.LastEvidenceAt + QuietMs
+				in.ClearedAt = in.LastEvidenceAt
 				in.UpdatedAt = in.ClearedAt
 				in.Affected = nil
 				t.judgeCams(in, true, in.ClearedAt)

@@ -2,6 +2,7 @@ package incident
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -28,6 +29,10 @@ func NewTracker(lateness int64) *Tracker {
 	t.published.Store(&[]Incident{})
 	return t
 }
+
+// SetTopology gives the tracker the road network's topology, so that traffic judgements of one queue on
+// several links make one incident (call before the first Track).
+func (tr *Tracker) SetTopology(tp *Topology) { tr.t.topo = tp }
 
 // Track runs the tracker for one tick (evidence at once, time-driven changes up to the watermark wm, queued
 // operator actions) and returns the incidents that changed, and the incident scores by cell when they
@@ -136,6 +141,7 @@ type IncidentState struct {
 	SumLat  float64               `json:"sum_lat"`
 	SumLng  float64               `json:"sum_lng"`
 	SumW    float64               `json:"sum_w"`
+	Links   []int32               `json:"links,omitempty"`
 }
 
 // State returns the tracker's state for a snapshot (tick goroutine; it shares maps with the tracker, so
@@ -144,8 +150,12 @@ func (tr *Tracker) State() State {
 	t := tr.t
 	st := State{Cams: t.cams, AdvancedTo: t.advancedTo}
 	for _, in := range t.order {
-		st.Incidents = append(st.Incidents, IncidentState{Incident: *in, Sources: in.sources, Types: in.types,
-			SumLat: in.sumLat, SumLng: in.sumLng, SumW: in.sumW})
+		is := IncidentState{Incident: *in, Sources: in.sources, Types: in.types, SumLat: in.sumLat, SumLng: in.sumLng, SumW: in.sumW}
+		for li := range in.links {
+			is.Links = append(is.Links, li)
+		}
+		slices.Sort(is.Links)
+		st.Incidents = append(st.Incidents, is)
 	}
 	return st
 }
@@ -166,6 +176,12 @@ func (tr *Tracker) Restore(st State) {
 		}
 		if in.types == nil {
 			in.types = map[string]float64{}
+		}
+		if len(is.Links) > 0 {
+			in.links = map[int32]bool{}
+			for _, li := range is.Links {
+				in.links[li] = true
+			}
 		}
 		t.byID[in.ID] = &in
 		t.order = append(t.order, &in)

@@ -1,12 +1,12 @@
 package incident
 
 import (
-	"fmt"
 	"math"
 	"sort"
 
 	"github.com/uber/h3-go/v4"
 
+	"citybrain/engine/detect"
 	"citybrain/engine/schema"
 	"citybrain/geo"
 )
@@ -76,13 +76,6 @@ func CellSample(cell uint64, t int64, ff, lat, lng float64) TrafficSample {
 	return TrafficSample{cell: cell, link: -1, t: t, ff: ff, lat: lat, lng: lng, stopHead: -1}
 }
 
-// LinkSample starts the sample of road link li at bucket end t, placed where a queue behind a blockage
-// would have its head (70% along the link); the shard adds the link's buckets with AddBucket.
-func (tp *Topology) LinkSample(li int32, t int64) TrafficSample {
-	p := &tp.points[li]
-	return TrafficSample{cell: p.cell, link: li, t: t, ff: p.ff, lat: p.lat, lng: p.lng, stopHead: -1}
-}
-
 // AddBucket adds one bucket ending at end with sums st and queue head stopHead (1 + the most downstream
 // standing probe's position along the link, 0: none) to the windows the rule compares: the last minute
 // before the sample's time (and its last 30 s), and the minutes 5 to 10 before it.
@@ -118,7 +111,10 @@ type linkPoint struct {
 // downstream neighbours) and where each link's anomalies are reported. Read-only after NewTopology.
 type Topology struct {
 	down   [][]int32
+	up     [][]int32
 	points []linkPoint
+	net    *geo.Network
+	res    int
 }
 
 // NewTopology derives the rule's topology from net, with report points in cells of resolution res. Links
@@ -129,12 +125,14 @@ func NewTopology(net *geo.Network, res int) *Topology {
 	for i, l := range links {
 		linkIdx[l.ID] = int32(i)
 	}
-	tp := &Topology{down: make([][]int32, len(links)), points: make([]linkPoint, len(links))}
+	tp := &Topology{down: make([][]int32, len(links)), up: make([][]int32, len(links)), points: make([]linkPoint, len(links)),
+		net: net, res: res}
 	for i, l := range links {
 		if n, ok := net.Node(l.To); ok {
 			for _, id := range n.Out {
 				if j, ok := linkIdx[id]; ok && links[j].To != l.From { // not the U-turn back
 					tp.down[i] = append(tp.down[i], j)
+					tp.up[j] = append(tp.up[j], int32(i))
 				}
 			}
 		}
@@ -149,60 +147,44 @@ func NewTopology(net *geo.Network, res int) *Topology {
 	return tp
 }
 
+// reaches reports whether a link of set can be reached from link li in at most hops steps downstream (li is
+// upstream of set).
+func (tp *Topology) reaches(li int32, set map[int32]bool, hops int) bool {
+	return tp.walk(li, set, hops, tp.down)
+}
+
+// reachedFrom reports whether li can be reached from a link of set in at most hops steps downstream (li is
+// downstream of set).
+func (tp *Topology) reachedFrom(li int32, set map[int32]bool, hops int) bool {
+	return tp.walk(li, set, hops, tp.up)
+}
+
+func (tp *Topology) walk(li int32, set map[int32]bool, hops int, next [][]int32) bool {
+	if li < 0 || int(li) >= len(next) {
+		return false
+	}
+	frontier := []int32{li}
+	seen := map[int32]bool{li: true}
+	for h := 0; h < hops && len(frontier) > 0; h++ {
+		var nf []int32
+		for _, x := range frontier {
+			for _, d := range next[x] {
+				if set[d] {
+					return true
+				}
+				if !seen[d] {
+					seen[d] = true
+					nf = append(nf, d)
+				}
+			}
+		}
+		frontier = nf
+	}
+	return false
+}
+
 // LengthM is the geometry length of link li.
 func (tp *Topology) LengthM(li int32) float64 { return tp.points[li].lengthM }
-
-// judgeLinks is the traffic rule on a road network: a link collapses while at least one of the links
-// leaving its end, with data, still flows (the classic upstream/downstream comparison of loop-detector
-// algorithms; downstream of a blockage traffic is free, in ordinary congestion or spillback it is not). down
-// lists the downstream links of each link. Without data downstream there is nothing to tell a blockage from
-// congestion: no evidence.
-func judgeLinks(samples []TrafficSample, runs map[uint64]int, tp *Topology) []Evidence {
-	down, points := tp.down, tp.points
-	return judge(samples, runs, trafficUnit{
-		key: func(x *TrafficSample) uint64 { return linkRunKey | uint64(uint32(x.link)) },
-		neighbours: func(x *TrafficSample, visit func(key uint64)) {
-			for _, d := range down[x.link] {
-				visit(linkRunKey | uint64(uint32(d)))
-			}
-		},
-		quietDownstream: true,
-		// A link at the edge of the network (nothing downstream to compare with) is judged on its own
-		// history, with the deeper drop cells need without neighbours.
-		lonely: func(x *TrafficSample) float64 {
-			if len(down[x.link]) == 0 {
-				return lonelyRatio
-			}
-			return 0
-		},
-		standstill: true,
-		// A standing queue whose head reaches the end of its link is indistinguishable from a queue at the
-		// junction (a red light, a give-way line, spillback from the next link): its standstill is no
-		// evidence. Behind a blockage the queue's head is the blockage, short of the junction. (Tried on
-		// signalised junctions only: Bologna's give-way approaches then kept 1–2 false alarms per hour.)
-		atStopLine: func(x *TrafficSample) bool {
-			p := &points[x.link]
-			if len(down[x.link]) == 0 || x.stopHead < 0 || p.lengthM <= 0 {
-				return false
-			}
-			return (1-x.stopHead)*p.lengthM < max(stopLineM, stopLineShare*p.lengthM)
-		},
-		persist: standstillBuckets,
-		source:  func(x *TrafficSample) string { return fmt.Sprintf("link:%d", x.link) },
-	})
-}
-
-// standstill reports whether the traffic measured in sample x has stopped, not merely slowed: probes
-// average under StandstillKmh over the last 30 s (standstillWindowMs), or, without probe speeds, loops read
-// high occupancy at a low flow over the last minute. Behind a blocked road vehicles stand; in congestion
-// they move.
-func (x *TrafficSample) standstill() bool {
-	w := &x.now30
-	if sp, ok := w.Speed(); ok && w.Kinds[schema.KindProbe]+w.Kinds[schema.KindTransit] > 0 {
-		return sp < StandstillKmh && w.Samples >= standstillN
-	}
-	return x.now1.FlowN > 0 && x.now1.Occupancy() > standstillOcc && x.now1.FlowVph() < standstillFlowVph
-}
 
 // linkRunKey marks link entries in the persistence counters (cells are H3 indexes, whose top bit is 0).
 const linkRunKey = uint64(1) << 63
@@ -252,19 +234,10 @@ type trafficUnit struct {
 	neighbours func(x *TrafficSample, visit func(key uint64)) // the keys compared against
 	// lonely: without neighbour data, a collapse deeper than this still counts (0: never).
 	lonely func(x *TrafficSample) float64
-	// standstill: only a collapse to a standstill counts (TrafficSample.standstill).
-	standstill bool
-	// atStopLine: the standstill is a queue at the junction's stop line (nil: never).
-	atStopLine func(x *TrafficSample) bool
 	// persist: consecutive bucket ends the anomaly must hold before it is evidence.
 	persist int
 	// speedlessFollow: a collapse seen in occupancy only counts when any neighbour flows.
 	speedlessFollow bool
-	// quietDownstream: a neighbour that had steady traffic 5–10 minutes ago (quietEarlyN speed samples) and
-	// has none in the last minute counts as flowing: downstream of a full closure the road empties (the
-	// occupancy drop of the California algorithm), in congestion it does not. Persistence makes a chance
-	// gap in the probes unlikely to count.
-	quietDownstream bool
 	source          func(x *TrafficSample) string
 }
 
@@ -295,10 +268,6 @@ func judge(samples []TrafficSample, runs map[uint64]int, u trafficUnit) []Eviden
 				if n == nil {
 					return
 				}
-				if u.quietDownstream && n.now1.Events == 0 && n.early.Samples >= quietEarlyN {
-					seen, quiet = true, true
-					return
-				}
 				nsp, nok := n.now1.Speed()
 				if !nok || n.now1.Samples < minAnomalyN {
 					return
@@ -319,9 +288,6 @@ func judge(samples []TrafficSample, runs map[uint64]int, u trafficUnit) []Eviden
 				cond = ratio < u.lonely(x)
 			}
 		}
-		if cond && u.standstill {
-			cond = x.standstill() && (u.atStopLine == nil || !u.atStopLine(x))
-		}
 		if !cond {
 			delete(runs, key)
 			continue
@@ -341,22 +307,40 @@ func judge(samples []TrafficSample, runs map[uint64]int, u trafficUnit) []Eviden
 	return out
 }
 
-// Judge runs the traffic rule over the samples shards measured, bucket end by bucket end, keeping each
-// unit's persistence counter. Owned by the engine's tick goroutine.
+// Judge judges traffic: on a road network, the blockage detector's features link by link (blockage.go);
+// without one, the cell rule on the samples shards measured, bucket end by bucket end, keeping each unit's
+// persistence counter. Owned by the engine's tick goroutine.
 type Judge struct {
 	topo *Topology      // nil: no road network, the rule runs on cells
-	runs map[uint64]int // the rule's persistence counters by cell or link
+	runs map[uint64]int // the cell rule's persistence counters by cell
+	blk  *blockageJudge // road networks
 }
 
-// NewJudge returns a judge on a road network's topology, or on cells when topo is nil.
-func NewJudge(topo *Topology) *Judge {
-	return &Judge{topo: topo, runs: map[uint64]int{}}
+// NewJudge returns a judge on a road network's topology with the detector's model (nil: the model shipped
+// with the engine), or on cells when topo is nil.
+func NewJudge(topo *Topology, model *detect.Model) (*Judge, error) {
+	j := &Judge{topo: topo, runs: map[uint64]int{}}
+	if topo != nil {
+		if model == nil {
+			var err error
+			if model, err = detect.DefaultModel(); err != nil {
+				return nil, err
+			}
+		}
+		j.blk = &blockageJudge{model: model, topo: topo, runs: map[int32]int{}}
+	}
+	return j, nil
 }
 
-// Judge returns the evidence of the anomalies the samples show (their order does not matter).
-func (j *Judge) Judge(samples []TrafficSample) []Evidence {
+// Judge returns the evidence of the anomalies the samples (cells) and features (links) show; their order
+// does not matter.
+func (j *Judge) Judge(samples []TrafficSample, feats []detect.Features) []Evidence {
+	var out []Evidence
+	if j.blk != nil {
+		out = j.blk.judgeFeatures(feats)
+	}
 	if len(samples) == 0 {
-		return nil
+		return out
 	}
 	sort.Slice(samples, func(i, j int) bool {
 		if samples[i].t != samples[j].t {
@@ -381,28 +365,42 @@ func (j *Judge) Judge(samples []TrafficSample) []Evidence {
 		merged = append(merged, x)
 	}
 	samples = merged
-	var out []Evidence
 	for i := 0; i < len(samples); {
 		k := i
 		for k < len(samples) && samples[k].t == samples[i].t {
 			k++
 		}
-		if j.topo != nil {
-			out = append(out, judgeLinks(samples[i:k], j.runs, j.topo)...)
-		} else {
-			out = append(out, judgeTraffic(samples[i:k], j.runs)...)
-		}
+		out = append(out, judgeTraffic(samples[i:k], j.runs)...)
 		i = k
 	}
 	return out
 }
 
-// Runs returns the persistence counters (for snapshots; owned by the judge).
-func (j *Judge) Runs() map[uint64]int { return j.runs }
+// Runs returns the persistence counters (for snapshots; owned by the judge): the cell rule's by cell, the
+// blockage judge's by link with linkRunKey set.
+func (j *Judge) Runs() map[uint64]int {
+	if j.blk == nil {
+		return j.runs
+	}
+	out := make(map[uint64]int, len(j.runs)+len(j.blk.runs))
+	for k, v := range j.runs {
+		out[k] = v
+	}
+	for li, v := range j.blk.runs {
+		out[linkRunKey|uint64(uint32(li))] = v
+	}
+	return out
+}
 
 // SetRuns restores the persistence counters from a snapshot.
 func (j *Judge) SetRuns(runs map[uint64]int) {
-	if runs != nil {
-		j.runs = runs
+	for k, v := range runs {
+		if k&linkRunKey != 0 {
+			if j.blk != nil {
+				j.blk.runs[int32(uint32(k))] = v
+			}
+			continue
+		}
+		j.runs[k] = v
 	}
 }

@@ -44,9 +44,13 @@ type Derived struct {
 	Congestion float64
 	TPI        float64
 	Level      string
-	Confidence float64 // 0..1 from the sample count: 10 or more speed samples is full confidence
+	Confidence float64 // 0..1 from the speed's weight: 10 probe fixes' worth is full confidence (Confidence)
 	LowSamples bool    // fewer than MinSamples speed observations: the level is a weak estimate
 }
+
+// Confidence is how much a window's speed is worth, 0..1: its weight in probe fixes (a loop reading weighs a
+// tenth of one, a bus fix half) over 10, so a speed from one loop or one passing car reads as the guess it is.
+func Confidence(st *schema.WindowStats) float64 { return math.Min(1, st.SpeedW/10) }
 
 // MinSamples is the number of speed observations below which a cell's level is flagged as a weak estimate.
 const MinSamples = 3
@@ -55,7 +59,7 @@ const MinSamples = 3
 func (v *CellView) Derive(w int) Derived {
 	st := &v.W[w]
 	sp, ok := st.Speed()
-	d := Derived{SpeedKmh: sp, Confidence: math.Min(1, float64(st.Samples)/10), LowSamples: st.Samples < MinSamples}
+	d := Derived{SpeedKmh: sp, Confidence: Confidence(st), LowSamples: st.Samples < MinSamples}
 	if ok {
 		d.Congestion = Congestion(sp, v.FreeFlowKmh)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
+	"citybrain/engine/detect"
 	"citybrain/engine/incident"
 	"citybrain/engine/queue"
 	"citybrain/engine/schema"
@@ -66,6 +67,11 @@ type Set struct {
 	topo     *incident.Topology // read-only; nil without a road network
 	rowLink  []int32            // per row of the batch being dispatched: matched link (-1 none)
 	rowOff   []float32          // and the position along it
+	// traj follows every matched vehicle and link in event time for the blockage detector (dispatcher);
+	// the features it measures at each bucket end wait in feats for the next tick.
+	traj   *detect.Tracker
+	featMu sync.Mutex
+	feats  []detect.Features
 
 	retentionMs atomic.Int64 // raw retention in force: cfg.Retention, or less when the memory budget needs it
 
@@ -91,6 +97,7 @@ func New(cfg Config, topo *incident.Topology, stop <-chan struct{}) *Set {
 		}
 		// A vehicle is always matched by the same worker (its track lives there); together the workers keep
 		// the matcher's default bound on vehicles.
+		s.traj = detect.NewTracker(detect.LinksOf(cfg.Network), s.bucketMs)
 		workers := max(1, min(cfg.MatchWorkers, 64))
 		mcfg := geo.MatcherConfig{MaxVehicles: 1_000_000 / workers}
 		for i := 0; i < workers; i++ {
@@ -118,9 +125,10 @@ func (s *Set) Config() Config { return s.cfg }
 // Dispatch hands the rows of rec (which has the engine schema, cells at the base resolution) to their
 // shards, map-matching probes, transit vehicles and detectors on a road network (on the match workers, each
 // vehicle on its own). Rows older than horizon are too late for any window (they are counted, not matched);
-// now is the engine's newest event time after this batch. It blocks while a shard's queue is full, and
-// returns false if the engine stopped meanwhile. The shards retain rec for as long as they need it.
-func (s *Set) Dispatch(rec arrow.Record, horizon, now int64) bool {
+// now is the engine's newest event time after this batch and wm its watermark, up to which the blockage
+// detector measures. It blocks while a shard's queue is full, and returns false if the engine stopped
+// meanwhile. The shards retain rec for as long as they need it.
+func (s *Set) Dispatch(rec arrow.Record, horizon, now, wm int64) bool {
 	n := int(rec.NumRows())
 	cells := rec.Column(schema.ColCell).(*array.Uint64)
 	for i := range s.rowsBuf {
@@ -143,6 +151,9 @@ func (s *Set) Dispatch(rec arrow.Record, horizon, now int64) bool {
 	if s.cfg.ObserveRows != nil && matched {
 		s.cfg.ObserveRows(rec, s.rowLink, s.rowOff)
 	}
+	if matched {
+		s.track(rec, wm)
+	}
 	ok := true
 	for i, rows := range s.rowsBuf {
 		if len(rows) == 0 || !ok {
@@ -160,6 +171,40 @@ func (s *Set) Dispatch(rec arrow.Record, horizon, now int64) bool {
 		}
 	}
 	return ok
+}
+
+// track hands the matched rows of rec to the blockage detector in row order and has it measure every
+// bucket end the watermark wm has passed; the features wait for the next tick.
+func (s *Set) track(rec arrow.Record, wm int64) {
+	ts := rec.Column(schema.ColTS).(*array.Timestamp)
+	kind := rec.Column(schema.ColKind).(*array.Uint8)
+	ids := rec.Column(schema.ColID).(*array.String)
+	speed, flow := rec.Column(schema.ColSpeed).(*array.Float32), rec.Column(schema.ColFlow).(*array.Float32)
+	occ, interval := rec.Column(schema.ColOccupancy).(*array.Float32), rec.Column(schema.ColInterval).(*array.Float32)
+	for i, li := range s.rowLink {
+		if li < 0 {
+			continue
+		}
+		switch schema.Kind(kind.Value(i)) {
+		case schema.KindProbe, schema.KindTransit:
+			s.traj.AddFix(ids.Value(i), int64(ts.Value(i)), li, s.rowOff[i], f32(speed, i))
+		case schema.KindDetector:
+			s.traj.AddLoop(int64(ts.Value(i)), li, f32(flow, i), f32(occ, i), f32(speed, i), f32(interval, i))
+		}
+	}
+	s.traj.Advance(wm, func(_ int64, f []detect.Features) {
+		s.featMu.Lock()
+		s.feats = append(s.feats, f...)
+		s.featMu.Unlock()
+	})
+}
+
+// f32 is row i of a float32 column, NaN when null.
+func f32(c *array.Float32, i int) float64 {
+	if c.IsNull(i) {
+		return math.NaN()
+	}
+	return float64(c.Value(i))
 }
 
 // matchWorker map-matches the rows of the vehicles hashed to it. Owned by the dispatcher, which runs the
@@ -250,6 +295,8 @@ type TickResult struct {
 	Removed  []uint64
 	Evidence []incident.Evidence
 	Samples  []incident.TrafficSample
+	// Features the blockage detector measured since the last tick (road networks only).
+	Features []detect.Features
 }
 
 // Tick has every shard seal and release raw buckets, drop old aggregates and publish the views that changed,
@@ -263,6 +310,9 @@ func (s *Set) Tick(now, wm int64, scores map[uint64]float64) (TickResult, bool) 
 		}
 	}
 	var res TickResult
+	s.featMu.Lock()
+	res.Features, s.feats = s.feats, nil
+	s.featMu.Unlock()
 	for range s.shards {
 		select {
 		case r := <-reply:
@@ -356,4 +406,21 @@ func (s *Set) Close() {
 		sh.in.Close()
 	}
 	<-s.done
+}
+
+// DetectorState encodes the blockage detector's state for a snapshot (nil without a road network).
+// Dispatcher goroutine, between batches.
+func (s *Set) DetectorState() ([]byte, error) {
+	if s.traj == nil {
+		return nil, nil
+	}
+	return s.traj.MarshalState()
+}
+
+// RestoreDetector loads the detector's state from a snapshot, before any Dispatch.
+func (s *Set) RestoreDetector(data []byte) error {
+	if s.traj == nil {
+		return nil
+	}
+	return s.traj.RestoreState(data)
 }

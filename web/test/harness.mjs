@@ -136,6 +136,7 @@ export async function makeIncident(srv, n = 0) {
   const ev = [
     { kind: 'video', ts: now - 20_000, id: cam, lat, lng, type: 'crash', confidence: 0.97, source: 'video-analytics' },
     { kind: 'video', ts: now - 15_000, id: cam, lat, lng, type: 'stalled_vehicle', confidence: 0.95, source: 'video-analytics' },
+    { kind: 'video', ts: now - 10_000, id: cam, lat, lng, type: 'stalled_vehicle', confidence: 0.95, source: 'video-analytics' },
   ];
   for (let i = 0; i < 12; i++) ev.push({ kind: 'probe', ts: now - 30_000 + i * 2500, id: `veh-${n}-${i % 4}`, lat: lat + (i % 3) * 1e-4, lng, speed_kmh: 0.5 });
   const posted = await apiCall(srv, '/api/v1/events', { token: TOKENS.feed, method: 'POST', contentType: 'application/x-ndjson',

@@ -1,0 +1,173 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"citybrain/engine"
+	"citybrain/engine/detect"
+	"citybrain/geo"
+)
+
+// Row is one link at one bucket end, with the detector's features and what was true there: the training and
+// analysis data of the traffic detector.
+type Row struct {
+	City  string
+	Seed  int64
+	Low   bool // 5 % probes
+	Link  int32
+	T     int64
+	X     [detect.NumFeatures]float64
+	HeadM float64
+	// Label: 1 the link is blocked (from 30 s after the blockage started to its end), 0 nothing is wrong
+	// within MatchRadiusM, -1 near a blockage (its queue, its detour: neither a hit nor a false alarm).
+	Label int8
+	Truth string // the blockage, for positives and near rows
+	Class string
+}
+
+// rowLabel labels link li at t against the truths.
+func rowLabel(links []*geo.Link, li int32, t int64, truths []Truth, near func(li int32, tr *Truth) bool) (int8, string, string) {
+	label, id, class := int8(0), "", ""
+	for i := range truths {
+		tr := &truths[i]
+		s, e := tr.Start.UnixMilli(), tr.End.UnixMilli()
+		if links[li].ID == tr.Link && t >= s+30_000 && t <= e {
+			return 1, tr.ID, tr.Class
+		}
+		if t >= s-MatchBefore.Milliseconds() && t <= e+MatchAfter.Milliseconds() && near(li, tr) {
+			label, id, class = -1, tr.ID, tr.Class
+		}
+	}
+	return label, id, class
+}
+
+// extractRows runs the detector's tracker over a run's traffic data as the engine does (map matching in
+// feed order, fixes processed bucket by bucket behind the watermark) and labels every row.
+func extractRows(run *simRun, net *geo.Network, low bool) []Row {
+	var events []engine.Event
+	for i := range run.Probes {
+		if !low || run.Low[i] {
+			events = append(events, run.Probes[i])
+		}
+	}
+	events = append(events, run.Transit...)
+	events = append(events, run.Loops...)
+	sort.SliceStable(events, func(i, j int) bool { return events[i].TS < events[j].TS })
+	links := net.Links()
+	idx := make(map[string]int32, len(links))
+	for i, l := range links {
+		idx[l.ID] = int32(i)
+	}
+	mid := make([]geo.LatLng, len(links))
+	for i, l := range links {
+		mid[i], _ = l.PointAt(l.GeomLengthM() / 2)
+	}
+	topo := detect.LinksOf(net)
+	// The links from which a blocked link can be reached in three steps hold its queue when it spills back:
+	// neither hits nor false alarms.
+	upstream := map[string]map[int32]bool{}
+	for _, tr := range run.Truths {
+		li, ok := idx[tr.Link]
+		if !ok {
+			continue
+		}
+		set := map[int32]bool{li: true}
+		frontier := []int32{li}
+		for hop := 0; hop < 3; hop++ {
+			var next []int32
+			for _, l := range frontier {
+				for _, u := range topo[l].Up {
+					if !set[u] {
+						set[u] = true
+						next = append(next, u)
+					}
+				}
+			}
+			frontier = next
+		}
+		upstream[tr.ID] = set
+	}
+	near := func(li int32, tr *Truth) bool {
+		return upstream[tr.ID][li] || geo.DistanceM(mid[li], geo.LatLng{Lat: tr.Lat, Lng: tr.Lng}) <= MatchRadiusM
+	}
+	tk := detect.NewTracker(topo, BatchSpan.Milliseconds())
+	m := geo.NewMatcher(net, geo.MatcherConfig{})
+	var rows []Row
+	at := func(end int64, feats []detect.Features) {
+		for _, f := range feats {
+			label, id, class := rowLabel(links, f.Link, end, run.Truths, near)
+			rows = append(rows, Row{City: run.City, Seed: run.Seed, Low: low, Link: f.Link, T: end, X: f.X, HeadM: f.HeadM,
+				Label: label, Truth: id, Class: class})
+		}
+	}
+	lateness := engine.DefaultConfig().Lateness.Milliseconds()
+	batch := BatchSpan.Milliseconds()
+	var newest int64
+	end := int64(math.MinInt64)
+	for i := range events {
+		e := &events[i]
+		if e.TS >= end {
+			if newest > 0 {
+				tk.Advance(newest-lateness, at)
+			}
+			end = (e.TS/batch + 1) * batch
+		}
+		newest = max(newest, e.TS)
+		switch e.Kind {
+		case engine.KindProbe, engine.KindTransit:
+			mt, ok := m.Match(e.ID, time.UnixMilli(e.TS), e.Lat, e.Lng, e.HeadingDeg)
+			if !ok {
+				continue
+			}
+			if li, ok := idx[mt.LinkID]; ok {
+				tk.AddFix(e.ID, e.TS, li, detect.Fraction(topo[li].LengthM, mt.OffsetM), speed32(e.SpeedKmh))
+			}
+		case engine.KindDetector:
+			if c := net.Nearest(e.Lat, e.Lng, 30, 1); len(c) > 0 {
+				if li, ok := idx[c[0].Link.ID]; ok {
+					tk.AddLoop(e.TS, li, speed32(e.FlowVph), speed32(e.Occupancy), speed32(e.SpeedKmh), speed32(e.IntervalS))
+				}
+			}
+		}
+	}
+	tk.Advance(newest-lateness, at)
+	return rows
+}
+
+// speed32 is x as the engine's Arrow columns hold it (float32).
+func speed32(x float64) float64 { return float64(float32(x)) }
+
+// FeatureRows builds (or reads from the cache) every run of the configured cities and seeds and returns
+// the detector's rows, at 15 % and at 5 % probes.
+func FeatureRows(ctx context.Context, cfg Config) ([]Row, error) {
+	cfg.fill()
+	if why := sumoMissing(&cfg); why != "" {
+		return nil, fmt.Errorf("cannot build the corpus: %s", why)
+	}
+	var rows []Row
+	for _, name := range cfg.Cities {
+		c, ok := cityByName(name)
+		if !ok {
+			return nil, fmt.Errorf("cannot extract features of city %q: not in the corpus", name)
+		}
+		cf, err := buildCity(ctx, &cfg, c)
+		if err != nil {
+			return nil, err
+		}
+		for _, seed := range cfg.Seeds {
+			run, err := simulate(ctx, &cfg, c, cf, seed, float64(cfg.Minutes)*60)
+			if err != nil {
+				return nil, err
+			}
+			for _, low := range []bool{false, true} {
+				rows = append(rows, extractRows(run, cf.net, low)...)
+			}
+			fmt.Fprintf(cfg.Log, "eval: %s/seed%d: %d rows so far\n", name, seed, len(rows))
+		}
+	}
+	return rows, nil
+}

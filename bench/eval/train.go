@@ -1,0 +1,532 @@
+package eval
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"citybrain/engine/detect"
+	"citybrain/geo"
+)
+
+// corpusRun is one run's detector rows with what scoring them needs.
+type corpusRun struct {
+	city   string
+	seed   int64
+	low    bool
+	rows   []Row
+	truths []Truth
+	net    *geo.Network
+	topo   []detect.Link
+	endS   float64
+}
+
+// fitLR fits a logistic regression to the rows (label 1 against 0; near rows are left out) by iteratively
+// reweighted least squares with an L2 penalty, positives weighted so they count posShare as much as the
+// negatives in all.
+func fitLR(runs []*corpusRun, posShare, l2 float64) (*detect.Model, error) {
+	const d = detect.NumFeatures
+	var n, npos float64
+	var mean [d]float64
+	for _, r := range runs {
+		for i := range r.rows {
+			row := &r.rows[i]
+			if row.Label < 0 || !gate(&row.X) {
+				continue
+			}
+			n++
+			if row.Label == 1 {
+				npos++
+			}
+			for j := 0; j < d; j++ {
+				mean[j] += row.X[j]
+			}
+		}
+	}
+	if npos == 0 || n == npos {
+		return nil, errors.New("cannot train the detector: the rows hold no positives or no negatives")
+	}
+	var scale [d]float64
+	for j := range mean {
+		mean[j] /= n
+	}
+	for _, r := range runs {
+		for i := range r.rows {
+			row := &r.rows[i]
+			if row.Label < 0 || !gate(&row.X) {
+				continue
+			}
+			for j := 0; j < d; j++ {
+				dx := row.X[j] - mean[j]
+				scale[j] += dx * dx
+			}
+		}
+	}
+	for j := range scale {
+		scale[j] = math.Sqrt(scale[j] / n)
+		if scale[j] < 1e-6 {
+			scale[j] = 1
+		}
+	}
+	wPos := posShare * (n - npos) / npos
+	beta := make([]float64, d+1) // bias last
+	z := make([]float64, d+1)
+	for iter := 0; iter < 30; iter++ {
+		var g [d + 1]float64
+		var h [d + 1][d + 1]float64
+		for _, r := range runs {
+			for i := range r.rows {
+				row := &r.rows[i]
+				if row.Label < 0 || !gate(&row.X) {
+					continue
+				}
+				for j := 0; j < d; j++ {
+					z[j] = (row.X[j] - mean[j]) / scale[j]
+				}
+				z[d] = 1
+				var s float64
+				for j := range z {
+					s += beta[j] * z[j]
+				}
+				p := 1 / (1 + math.Exp(-s))
+				w, y := 1.0, 0.0
+				if row.Label == 1 {
+					w, y = wPos, 1
+				}
+				for j := range z {
+					g[j] += w * (y - p) * z[j]
+					for k := 0; k <= j; k++ {
+						h[j][k] += w * p * (1 - p) * z[j] * z[k]
+					}
+				}
+			}
+		}
+		for j := 0; j <= d; j++ {
+			for k := 0; k < j; k++ {
+				h[k][j] = h[j][k]
+			}
+			if j < d {
+				g[j] -= l2 * beta[j]
+				h[j][j] += l2
+			}
+		}
+		step, err := solve(h, g)
+		if err != nil {
+			return nil, fmt.Errorf("cannot train the detector: %w", err)
+		}
+		var norm float64
+		for j := range beta {
+			beta[j] += step[j]
+			norm += step[j] * step[j]
+		}
+		if math.Sqrt(norm) < 1e-6 {
+			break
+		}
+	}
+	m := &detect.Model{Version: 1, Kind: "logistic", Bias: beta[d], Threshold: 0.5, Persist: 3}
+	for j := 0; j < d; j++ {
+		m.Features = append(m.Features, detect.FeatureNames[j])
+		m.Mean = append(m.Mean, round6(mean[j]))
+		m.Scale = append(m.Scale, round6(scale[j]))
+		m.Weights = append(m.Weights, round6(beta[j]))
+	}
+	m.Bias = round6(m.Bias)
+	return m, nil
+}
+
+func round6(x float64) float64 { return math.Round(x*1e6) / 1e6 }
+
+// solve solves h·x = g by Gaussian elimination with partial pivoting.
+func solve(h [detect.NumFeatures + 1][detect.NumFeatures + 1]float64, g [detect.NumFeatures + 1]float64) ([]float64, error) {
+	n := len(g)
+	a := make([][]float64, n)
+	for i := range a {
+		a[i] = make([]float64, n+1)
+		copy(a[i], h[i][:])
+		a[i][n] = g[i]
+	}
+	for c := 0; c < n; c++ {
+		p := c
+		for r := c + 1; r < n; r++ {
+			if math.Abs(a[r][c]) > math.Abs(a[p][c]) {
+				p = r
+			}
+		}
+		if math.Abs(a[p][c]) < 1e-12 {
+			return nil, errors.New("singular system")
+		}
+		a[c], a[p] = a[p], a[c]
+		for r := c + 1; r < n; r++ {
+			f := a[r][c] / a[c][c]
+			for k := c; k <= n; k++ {
+				a[r][k] -= f * a[c][k]
+			}
+		}
+	}
+	x := make([]float64, n)
+	for r := n - 1; r >= 0; r-- {
+		s := a[r][n]
+		for k := r + 1; k < n; k++ {
+			s -= a[r][k] * x[k]
+		}
+		x[r] = s / a[r][r]
+	}
+	return x, nil
+}
+
+// gate is the detector's cheap first look: a link where nothing stands and little crawls is not judged.
+func gate(x *[detect.NumFeatures]float64) bool {
+	return detect.Gate(x)
+}
+
+// proxyResult sums proxy metrics over runs, by class.
+type proxyResult struct {
+	full, part, fullFast, partFast, fa int
+	hours                              float64
+}
+
+func proxyAll(runs []*corpusRun, m *detect.Model, thr float64, persist int) proxyResult {
+	var out proxyResult
+	for _, r := range runs {
+		dets := proxyDetections(r, m, thr, persist)
+		res, _, met := score(append([]Truth(nil), r.truths...), dets, simTime(r.endS), r.endS/3600)
+		out.fa += met.FalseAlarms
+		out.hours += met.Hours
+		for _, tr := range res {
+			if !tr.Scored {
+				continue
+			}
+			if tr.Class == ClassFull {
+				out.full++
+				if tr.Detected && *tr.TTDS <= FastS {
+					out.fullFast++
+				}
+			} else {
+				out.part++
+				if tr.Detected && *tr.TTDS <= SlowS {
+					out.partFast++
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (p proxyResult) String() string {
+	return fmt.Sprintf("full ≤180 s %s, partial ≤300 s %s, false %.2f/h", frac(p.fullFast, p.full), frac(p.partFast, p.part), float64(p.fa)/math.Max(p.hours, 1e-9))
+}
+
+// proxyDetections replays the detector's judgement and a simple fusion on a run's rows: a link is an alarm
+// once its probability has stayed at or above the threshold for persist bucket ends; alarms within 350 m and
+// 8 minutes of an incident join it. A quick stand-in for feeding the engine, to choose an operating point.
+func proxyDetections(r *corpusRun, m *detect.Model, thr float64, persist int) []Detection {
+	type inc struct {
+		p          geo.LatLng
+		first, end int64
+		links      map[int32]bool
+	}
+	var incs []*inc
+	links := r.net.Links()
+	if r.topo == nil {
+		r.topo = detect.LinksOf(r.net)
+	}
+	run := map[int32]int{}
+	last := map[int32]int64{}
+	for i := range r.rows {
+		row := &r.rows[i]
+		if !(gate(&row.X) && m.Prob(&row.X) >= thr) {
+			delete(run, row.Link)
+			continue
+		}
+		if last[row.Link] != row.T-BatchSpan.Milliseconds() {
+			run[row.Link] = 0
+		}
+		last[row.Link] = row.T
+		run[row.Link]++
+		if run[row.Link] < persist {
+			continue
+		}
+		l := links[row.Link]
+		off := 0.7 * l.GeomLengthM()
+		if row.HeadM >= 0 {
+			off = row.HeadM
+		}
+		p, _ := l.PointAt(off)
+		// An alarm joins an open incident that holds it or a link up to three steps downstream of it (its
+		// queue spilling back), or one within 350 m; the incident sits at its most downstream link.
+		var hit *inc
+		downstream := false
+		for _, in := range incs {
+			if row.T-in.end > 8*60_000 {
+				continue
+			}
+			if in.links[row.Link] || reachesAny(r.topo, row.Link, in.links, 3) {
+				hit = in
+				break
+			}
+			if geo.DistanceM(in.p, p) <= 350 {
+				hit = in
+			}
+		}
+		if hit != nil {
+			for l := range hit.links {
+				if reachesAny(r.topo, l, map[int32]bool{row.Link: true}, 3) {
+					downstream = true
+				}
+			}
+		}
+		if hit == nil {
+			incs = append(incs, &inc{p: p, first: row.T, end: row.T, links: map[int32]bool{row.Link: true}})
+		} else {
+			hit.end = row.T
+			hit.links[row.Link] = true
+			if downstream {
+				hit.p = p
+			}
+		}
+	}
+	var dets []Detection
+	for k, in := range incs {
+		dets = append(dets, Detection{ID: fmt.Sprint(k), Lat: in.p.Lat, Lng: in.p.Lng, DetectedAt: time.UnixMilli(in.first).UTC(), Kinds: []string{"probe"}})
+	}
+	sort.Slice(dets, func(i, j int) bool { return dets[i].DetectedAt.Before(dets[j].DetectedAt) })
+	return dets
+}
+
+// reachesAny reports whether a link of set can be reached from l in at most hops steps downstream.
+func reachesAny(topo []detect.Link, l int32, set map[int32]bool, hops int) bool {
+	frontier := []int32{l}
+	seen := map[int32]bool{l: true}
+	for h := 0; h < hops; h++ {
+		var next []int32
+		for _, x := range frontier {
+			for _, d := range topo[x].Down {
+				if set[d] {
+					return true
+				}
+				if !seen[d] {
+					seen[d] = true
+					next = append(next, d)
+				}
+			}
+		}
+		frontier = next
+	}
+	return false
+}
+
+// loadCorpus builds or reads every run of the configured cities and seeds and extracts its rows at 15 % and 5 %.
+func loadCorpus(ctx context.Context, cfg *Config) ([]*corpusRun, error) {
+	if why := sumoMissing(cfg); why != "" {
+		return nil, fmt.Errorf("cannot build the corpus: %s", why)
+	}
+	var out []*corpusRun
+	for _, name := range cfg.Cities {
+		c, ok := cityByName(name)
+		if !ok {
+			return nil, fmt.Errorf("cannot load city %q: not in the corpus", name)
+		}
+		cf, err := buildCity(ctx, cfg, c)
+		if err != nil {
+			return nil, err
+		}
+		topo := detect.LinksOf(cf.net)
+		for _, seed := range cfg.Seeds {
+			run, err := simulate(ctx, cfg, c, cf, seed, float64(cfg.Minutes)*60)
+			if err != nil {
+				return nil, err
+			}
+			for _, low := range []bool{false, true} {
+				out = append(out, &corpusRun{city: name, seed: seed, low: low, rows: gated(extractRows(run, cf.net, low)),
+					truths: run.Truths, net: cf.net, topo: topo, endS: run.EndS})
+			}
+			fmt.Fprintf(cfg.Log, "eval: %s/seed%d: features extracted\n", name, seed)
+		}
+	}
+	return out, nil
+}
+
+// gated keeps the rows past the gate.
+func gated(rows []Row) []Row {
+	kept := rows[:0]
+	for _, r := range rows {
+		if gate(&r.X) {
+			kept = append(kept, r)
+		}
+	}
+	return slices.Clip(kept)
+}
+
+// TrainOptions set up the detector's training.
+type TrainOptions struct {
+	Kind     string  // "trees" (default) or "logistic"
+	PosShare float64 // positives' total weight relative to the negatives' (default 0.2)
+	L2       float64 // ridge penalty (default 1)
+	// MaxFalsePerH is the operating point: the most false alarms per hour the proxy may raise on the
+	// training cities (default 0.5, half the bar, for the margin a city never seen needs).
+	MaxFalsePerH float64
+}
+
+// fitModel fits the detector on runs and calibrates its operating point on them.
+func fitModel(runs []*corpusRun, opt TrainOptions) (*detect.Model, error) {
+	if opt.PosShare == 0 {
+		opt.PosShare = 0.2
+	}
+	if opt.L2 == 0 {
+		opt.L2 = 1
+	}
+	if opt.MaxFalsePerH == 0 {
+		opt.MaxFalsePerH = 0.5
+	}
+	var m *detect.Model
+	var err error
+	if opt.Kind == "logistic" {
+		m, err = fitLR(runs, opt.PosShare, opt.L2)
+	} else {
+		m, err = fitTrees(runs)
+	}
+	if err != nil {
+		return nil, err
+	}
+	calibrate(m, runs, opt.MaxFalsePerH)
+	return m, nil
+}
+
+// TrainCommand is the command that writes the shipped model.
+const TrainCommand = "bin/citybrain eval --train engine/detect/model.json"
+
+// train fits the detector on the cities of cfg (every city of the corpus by default; cfg.Seeds) and writes it to cfg.Train, after the
+// leave-one-city-out proxy table (each city judged by a model fitted on the others, through the proxy
+// fusion of proxyDetections), printed to cfg.Log.
+func train(ctx context.Context, cfg *Config, rep *Report) error {
+	all := *cfg
+	runs, err := loadCorpus(ctx, &all)
+	if err != nil {
+		return err
+	}
+	w := cfg.Log
+	describe(runs, w)
+	fmt.Fprintf(w, "\nLeave-one-city-out through the proxy fusion (operating point chosen on the other cities)\n\n| city | probes | held out |\n|---|---|---|\n")
+	for _, c := range all.Cities {
+		var tr, test []*corpusRun
+		for _, r := range runs {
+			if r.city == c {
+				test = append(test, r)
+			} else {
+				tr = append(tr, r)
+			}
+		}
+		if len(tr) == 0 {
+			continue // a single city: nothing to hold it out against
+		}
+		m, err := fitModel(tr, TrainOptions{})
+		if err != nil {
+			return err
+		}
+		for _, low := range []bool{false, true} {
+			var t []*corpusRun
+			for _, r := range test {
+				if r.low == low {
+					t = append(t, r)
+				}
+			}
+			p := map[bool]string{false: "15 %", true: "5 %"}[low]
+			fmt.Fprintf(w, "| %s | %s | %s (thr %.3f, persist %d) |\n", c, p, proxyAll(t, m, m.Threshold, m.Persist), m.Threshold, m.Persist)
+		}
+	}
+	m, err := fitModel(runs, TrainOptions{})
+	if err != nil {
+		return err
+	}
+	m.TrainedOn = all.Cities
+	m.Command = fmt.Sprintf("%s --cities %s --seeds %s --minutes %d", TrainCommand, strings.Join(all.Cities, ","), joinSeeds(cfg.Seeds), cfg.Minutes)
+	method := "gradient-boosted trees with Platt scaling"
+	if m.Kind == "logistic" {
+		method = "logistic regression (IRLS, ridge 1, positives weighted to 0.2 of the negatives)"
+	}
+	m.Notes = []string{fmt.Sprintf("seeds %v, %d simulated minutes each, probes at 15 %% and 5 %%", cfg.Seeds, cfg.Minutes),
+		method + ", operating point: the most closures found with at most 0.5 false alarms per hour through the proxy fusion on the training runs"}
+	fmt.Fprintf(w, "\nAll cities: %s (thr %.3f, persist %d)\n", proxyAll(runs, m, m.Threshold, m.Persist), m.Threshold, m.Persist)
+	if m.Kind == "logistic" {
+		for i, n := range m.Features {
+			fmt.Fprintf(w, "  %-16s %+.3f\n", n, m.Weights[i])
+		}
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("cannot encode the model: %w", err)
+	}
+	if err := os.WriteFile(cfg.Train, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("cannot write the model (%s): %w", cfg.Train, err)
+	}
+	rep.ModelNote = "trained: " + cfg.Train
+	return nil
+}
+
+// joinSeeds writes seeds as the --seeds flag takes them.
+func joinSeeds(seeds []int64) string {
+	parts := make([]string, len(seeds))
+	for i, s := range seeds {
+		parts[i] = strconv.FormatInt(s, 10)
+	}
+	return strings.Join(parts, ",")
+}
+
+// calibrate picks the model's operating point on its training runs: the persistence and threshold that find
+// the most closures (full within 180 s and partial within 300 s, counted alike) with at most maxFA false
+// alarms per hour over them.
+func calibrate(m *detect.Model, runs []*corpusRun, maxFA float64) {
+	bestScore, bestThr, bestK := -1.0, 0.99, 6
+	for _, k := range []int{2, 3, 4, 6} {
+		for _, thr := range []float64{0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995} {
+			p := proxyAll(runs, m, thr, k)
+			fa := float64(p.fa) / math.Max(p.hours, 1e-9)
+			if fa > maxFA {
+				continue
+			}
+			s := float64(p.fullFast+p.partFast) / math.Max(1, float64(p.full+p.part))
+			if s > bestScore {
+				bestScore, bestThr, bestK = s, thr, k
+			}
+		}
+	}
+	m.Threshold, m.Persist = bestThr, bestK
+}
+
+// describe prints the rows' counts and, per feature, its mean on blocked links and elsewhere.
+func describe(runs []*corpusRun, w io.Writer) {
+	var pos, neg, near int
+	var mp, mn [detect.NumFeatures]float64
+	for _, r := range runs {
+		for i := range r.rows {
+			row := &r.rows[i]
+			switch row.Label {
+			case 1:
+				pos++
+				for j := range mp {
+					mp[j] += row.X[j]
+				}
+			case 0:
+				neg++
+				for j := range mn {
+					mn[j] += row.X[j]
+				}
+			default:
+				near++
+			}
+		}
+	}
+	fmt.Fprintf(w, "rows past the gate: %d blocked, %d elsewhere, %d near a blockage (left out)\n\n| feature | blocked | elsewhere |\n|---|---|---|\n", pos, neg, near)
+	for j := range mp {
+		fmt.Fprintf(w, "| %s | %.3f | %.3f |\n", detect.FeatureNames[j], mp[j]/math.Max(1, float64(pos)), mn[j]/math.Max(1, float64(neg)))
+	}
+}

@@ -1,0 +1,327 @@
+package detect
+
+import (
+	"math"
+	"sort"
+)
+
+// Features are what the model judges a link on at one bucket end. Every feature is a ratio or a count
+// relative to the link's own history, cycle or neighbours, so that what it means does not depend on the
+// city: no absolute speeds, no city-specific thresholds.
+type Features struct {
+	Link int32
+	T    int64 // bucket end, ms
+	X    [NumFeatures]float64
+	// For placing evidence: the position (m from the link's start) of the standing queue's head, or -1.
+	HeadM float64
+}
+
+// Feature indexes.
+const (
+	FStandRatio    = iota // longest ongoing stop on the link / the link's stop reference (p90 of its stops)
+	FStandLog             // log2 of 1 + the longest ongoing stop in units of a minute
+	FStanding60           // probes standing on it for over a minute (log2 1+n)
+	FHeadGap              // the standing queue's head: share of the link still ahead of it (0 at the stop line)
+	FHeadGapM             // and in metres (capped at 200, /200)
+	FExitDeficit          // surprise of so few exits in 2 minutes given the link's exit rate (−log10 Poisson CDF, capped)
+	FNoExit               // no probe left the link in 2 minutes while it held standing probes
+	FEntryDeficit         // surprise of so few entries in 2 minutes given its entry rate (a closure at its start)
+	FStandShare           // share of its fixes in 2 minutes that stood
+	FCrawlShare           // share that moved slower than 25 km/h without standing
+	FSpeedRatio           // its mean fix speed in 2 minutes / its learned speed
+	FSpeedFF              // the same / its free-flow speed
+	FDownFlow             // the best downstream link's speed / its free flow (1: flowing freely; 0: standing or no data)
+	FDownQuiet            // downstream links went quiet (no fixes in 2 min after traffic earlier)
+	FUpStand              // the longest stop on an upstream link / the stop reference: the queue spills back
+	FLoopOcc              // loop occupancy on the link in 2 minutes (0..1; 0 without loops)
+	FLoopFlowRatio        // loop flow / its learned flow (1 without loops)
+	FSignal               // the link ends at a signal
+	FFixes                // log2(1 + fixes in 2 minutes): how much the features are worth
+	FFixRatio             // fixes in 2 minutes / its learned rate (the link going quiet)
+	FPassing              // vehicles moving past the queue's head in 2 minutes (log2 1+n; 0 without a head): a signal queue discharges, a blockage does not
+	FStopLine             // share of its fixes in 2 minutes standing at its end (the last max(30 m, 15 %)): a queue that starts at the stop line
+	FMainDown             // the speed of the link most of its traffic goes to / that link's free flow (1 without data)
+	FStandBefore          // the longest hold 5 to 10 minutes earlier / the stop reference: a queue that was already there
+	FSpeedBefore          // its speed 5 to 10 minutes earlier / its learned speed (1 without data)
+	NumFeatures
+)
+
+// FeatureNames name the features (model files list them, so a model and the code must agree).
+var FeatureNames = [NumFeatures]string{
+	"stand_ratio", "stand_log", "standing60", "head_gap", "head_gap_m", "exit_deficit", "no_exit", "entry_deficit",
+	"stand_share", "crawl_share", "speed_ratio", "speed_ff", "down_flow", "down_quiet", "up_stand", "loop_occ",
+	"loop_flow_ratio", "signal", "fixes", "fix_ratio", "passing", "stop_line", "main_down", "stand_before", "speed_before",
+}
+
+const windowMs = 120_000 // the recent window the features look at
+
+// warmBuckets: a link is judged once its baselines have learned from this many buckets with traffic (five
+// minutes of a busy link), so a restart or the start of a replay does not judge links against nothing.
+const warmBuckets = 30
+
+// sums of a link's buckets over (from, to].
+type sums struct {
+	fixes, standing, crawling float64
+	speedSum                  float64
+	loops                     float64
+	flowSum, occSum           float64
+}
+
+func (t *Tracker) sums(ls *linkState, from, to int64) sums {
+	var s sums
+	lo, hi := floorDiv(from, t.bucketMs), floorDiv(to, t.bucketMs)
+	for i := range ls.b {
+		b := &ls.b[i]
+		if b.idx >= lo && b.idx < hi {
+			s.fixes += float64(b.fixes)
+			s.standing += float64(b.standing)
+			s.crawling += float64(b.crawling)
+			s.speedSum += float64(b.speedSum)
+			s.loops += float64(b.loops)
+			s.flowSum += float64(b.flowSum)
+			s.occSum += float64(b.occSum)
+		}
+	}
+	return s
+}
+
+// countSince counts the times in [from, to): the fixes of a bucket are those before its end.
+func countSince(ts []int64, from, to int64) int {
+	n := 0
+	for _, x := range ts {
+		if x >= from && x < to {
+			n++
+		}
+	}
+	return n
+}
+
+// stopRef is the stop duration (s) a link's stops normally stay under: the p90 of its own completed stops
+// once it has enough, else the network's, within [minStopPrior, maxStopRef].
+func (t *Tracker) stopRef(ls *linkState) float64 {
+	ref := t.prior.est
+	if ls.stopQ.n >= 20 {
+		ref = ls.stopQ.est
+	}
+	return math.Min(maxStopRef, math.Max(minStopPrior, ref))
+}
+
+// longestStand is the longest hold ongoing at t on a link (s: from its first to its last fix), the number
+// of vehicles holding for a minute or more, and the most downstream position of a vehicle holding for 30 s
+// or more (-1: none). A vehicle not heard of for staleMs no longer counts; holds shorter than holdMinS are
+// vehicles passing.
+func longestStand(ls *linkState, t int64) (longest float64, n60 int, headM float64) {
+	headM = -1
+	for _, a := range ls.active {
+		if a.since > t || t-a.last > staleMs {
+			continue
+		}
+		d := float64(min(a.last, t)-a.since) / 1000
+		if d < holdMinS {
+			continue
+		}
+		longest = math.Max(longest, d)
+		if d >= 60 {
+			n60++
+		}
+		if d >= 30 {
+			headM = math.Max(headM, float64(a.offM))
+		}
+	}
+	return longest, n60, headM
+}
+
+// measure computes the features of every link with traffic in the last 10 minutes at bucket end b, and
+// updates the baselines with the bucket that just ended.
+func (t *Tracker) measure(b int64) []Features {
+	ids := make([]int32, 0, len(t.active))
+	for li := range t.active {
+		// A link is judged once it has a baseline: warmBuckets buckets with traffic.
+		if b-t.st[li].lastTS <= 10*60_000 && t.st[li].fixRate.n >= warmBuckets {
+			ids = append(ids, li)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	out := make([]Features, 0, len(ids))
+	held := map[int32]bool{} // links where a vehicle has held for a minute: their baselines wait
+	from := b - windowMs
+	for _, li := range ids {
+		ls := &t.st[li]
+		L := &t.links[li]
+		s := t.sums(ls, from, b)
+		var f Features
+		f.Link, f.T = li, b
+		x := &f.X
+		ref := t.stopRef(ls)
+		longest, n60, head := longestStand(ls, b)
+		f.HeadM = head
+		if n60 > 0 {
+			held[li] = true
+		}
+		x[FStandRatio] = math.Min(10, longest/ref)
+		x[FStandLog] = math.Log2(1 + longest/60)
+		x[FStanding60] = math.Log2(1 + float64(n60))
+		length := math.Max(L.LengthM, 1)
+		if head >= 0 {
+			gap := math.Max(0, length-head)
+			x[FHeadGap] = math.Min(1, gap/length)
+			x[FHeadGapM] = math.Min(200, gap) / 200
+		}
+		exits := countSince(ls.exits, from, b)
+		rate, ok := ls.exitRate.value()
+		if ok && rate > 0 {
+			lambda := rate * windowMs / 1000
+			x[FExitDeficit] = math.Min(6, -math.Log10(poissonCDF(exits, lambda)))
+		}
+		if exits == 0 && n60 > 0 {
+			x[FNoExit] = 1
+		}
+		entries := countSince(ls.entries, from, b)
+		if er, ok := ls.entryRate.value(); ok && er > 0 {
+			x[FEntryDeficit] = math.Min(6, -math.Log10(poissonCDF(entries, er*windowMs/1000)))
+		}
+		sp := math.NaN()
+		if s.fixes > 0 {
+			x[FStandShare] = s.standing / s.fixes
+			x[FCrawlShare] = s.crawling / s.fixes
+			sp = s.speedSum / s.fixes
+		}
+		x[FSpeedRatio], x[FSpeedFF] = 1, 1
+		if !math.IsNaN(sp) {
+			if base, ok := ls.speed.value(); ok && base > 1 {
+				x[FSpeedRatio] = math.Min(2, sp/base)
+			}
+			if L.FreeKmh > 0 {
+				x[FSpeedFF] = math.Min(2, sp/L.FreeKmh)
+			}
+		}
+		// Downstream: the best flowing link leaving this one, and whether they all went quiet.
+		best, quiet, any := 0.0, true, false
+		for _, d := range L.Down {
+			ds := &t.st[d]
+			dsum := t.sums(ds, from, b)
+			if dsum.fixes > 0 {
+				any = true
+				quiet = false
+				if ff := t.links[d].FreeKmh; ff > 0 {
+					best = math.Max(best, math.Min(1.5, dsum.speedSum/dsum.fixes/ff))
+				}
+			} else if t.sums(ds, b-10*60_000, from).fixes >= 3 {
+				any = true
+			}
+		}
+		x[FDownFlow] = best
+		if any && quiet {
+			x[FDownQuiet] = 1
+		}
+		up := 0.0
+		for _, u := range L.Up {
+			l, _, _ := longestStand(&t.st[u], b)
+			up = math.Max(up, l)
+		}
+		x[FUpStand] = math.Min(10, up/ref)
+		x[FLoopFlowRatio] = 1
+		if s.loops > 0 {
+			x[FLoopOcc] = s.occSum / s.loops
+			if base, ok := ls.loopFlow.value(); ok && base > 1 {
+				x[FLoopFlowRatio] = math.Min(3, s.flowSum/s.loops/base)
+			}
+		}
+		if L.Signal {
+			x[FSignal] = 1
+		}
+		var passing, atEnd float64
+		endZone := math.Max(30, 0.15*length)
+		for _, r := range ls.recent {
+			if r.ts < from || r.ts >= b {
+				continue
+			}
+			if head >= 0 && r.kmh >= crawlKmh/2 && float64(r.offM) > head+15 {
+				passing++
+			}
+			if r.kmh < standKmh && length-float64(r.offM) < endZone {
+				atEnd++
+			}
+		}
+		x[FPassing] = math.Log2(1 + passing)
+		if s.fixes > 0 {
+			x[FStopLine] = atEnd / s.fixes
+		}
+		x[FMainDown] = 1
+		if main := mainDown(L, ls); main >= 0 {
+			if dsum := t.sums(&t.st[main], from, b); dsum.fixes > 0 && t.links[main].FreeKmh > 0 {
+				x[FMainDown] = math.Min(1.5, dsum.speedSum/dsum.fixes/t.links[main].FreeKmh)
+			}
+		}
+		var before float32
+		lo, hi := floorDiv(b-10*60_000, t.bucketMs), floorDiv(b-5*60_000, t.bucketMs)
+		for i := range ls.b {
+			if bk := &ls.b[i]; bk.idx >= lo && bk.idx < hi {
+				before = max(before, bk.holdMax)
+			}
+		}
+		x[FStandBefore] = math.Min(10, float64(before)/ref)
+		x[FSpeedBefore] = 1
+		if sb := t.sums(ls, b-10*60_000, b-5*60_000); sb.fixes > 0 {
+			if base, ok := ls.speed.value(); ok && base > 1 {
+				x[FSpeedBefore] = math.Min(2, sb.speedSum/sb.fixes/base)
+			}
+		}
+		t.bucketOf(ls, b-1).holdMax = float32(longest)
+		x[FFixes] = math.Log2(1 + s.fixes)
+		x[FFixRatio] = 1
+		if fr, ok := ls.fixRate.value(); ok && fr > 0 {
+			x[FFixRatio] = math.Min(3, s.fixes/(fr*windowMs/float64(t.bucketMs)))
+		}
+		out = append(out, f)
+	}
+	// Baselines learn from the bucket that just ended, after the features used them: a link's exit rate
+	// per second, its speed, its loops' flow and occupancy; not while a vehicle has held on it for a
+	// minute (a queue that does not move is what the baselines are there to tell from normal).
+	for li := range t.active {
+		ls := &t.st[li]
+		if held[li] {
+			continue
+		}
+		s := t.sums(ls, b-t.bucketMs, b)
+		if s.fixes == 0 && s.loops == 0 && countSince(ls.exits, b-t.bucketMs, b) == 0 {
+			continue
+		}
+		ls.exitRate.add(float64(countSince(ls.exits, b-t.bucketMs, b)) / (float64(t.bucketMs) / 1000))
+		ls.entryRate.add(float64(countSince(ls.entries, b-t.bucketMs, b)) / (float64(t.bucketMs) / 1000))
+		ls.fixRate.add(s.fixes)
+		if s.fixes > 0 {
+			ls.speed.add(s.speedSum / s.fixes)
+		}
+		if s.loops > 0 {
+			ls.loopFlow.add(s.flowSum / s.loops)
+			ls.loopOcc.add(s.occSum / s.loops)
+		}
+	}
+	return out
+}
+
+// mainDown is the downstream link most of a link's exits went to (-1: none yet).
+func mainDown(l *Link, ls *linkState) int32 {
+	best, bn := int32(-1), uint32(0)
+	for i, n := range ls.exitTo {
+		if n > bn {
+			best, bn = l.Down[i], n
+		}
+	}
+	return best
+}
+
+// poissonCDF is P(X ≤ k) for X ~ Poisson(lambda).
+func poissonCDF(k int, lambda float64) float64 {
+	if lambda <= 0 {
+		return 1
+	}
+	term := math.Exp(-lambda)
+	sum := term
+	for i := 1; i <= k; i++ {
+		term *= lambda / float64(i)
+		sum += term
+	}
+	return math.Min(1, math.Max(sum, 1e-300))
+}

@@ -1,0 +1,194 @@
+package detect
+
+import (
+	"bytes"
+	"encoding/gob"
+	"fmt"
+	"sort"
+)
+
+// The tracker's state for engine snapshots: a restart from a snapshot and the log after it judges links with
+// the baselines, stops and queues the live run had (vehicles included: a queue that stood for three minutes
+// before the snapshot has still stood for three minutes after it).
+
+type stateV1 struct {
+	DoneTo   int64
+	Prior    quantileState
+	Vehicles []vehicleState
+	Links    []linkStateV1
+	Pending  []fixState
+	Loops    []loopState
+}
+
+type quantileState struct{ Q, Est, N float64 }
+
+type ewmaState struct{ Tau, Mean, N float64 }
+
+type vehicleState struct {
+	ID                        string
+	Link, HoldLink, CandLink  int32
+	Off, HoldOff              float32
+	LastTS, HoldSince, CandTS int64
+}
+
+type holdState struct {
+	Vehicle     string
+	Since, Last int64
+	Off         float32
+}
+
+type stopState struct {
+	End      int64
+	Dur, Off float32
+}
+
+type bucketState struct {
+	Idx                              int64
+	Fixes, Standing, Crawling, Loops uint16
+	SpeedSum, FlowSum, OccSum        float32
+	HoldMax                          float32
+}
+
+type linkStateV1 struct {
+	Link                                                   int32
+	Active                                                 []holdState
+	Stops                                                  []stopState
+	Exits, Entries                                         []int64
+	Buckets                                                []bucketState
+	LastTS                                                 int64
+	ExitRate, EntryRate, FixRate, Speed, LoopFlow, LoopOcc ewmaState
+	StopQ                                                  quantileState
+	Recent                                                 []posFixState
+	ExitTo                                                 []uint32
+}
+
+type posFixState struct {
+	TS       int64
+	Off, Kmh float32
+}
+
+type fixState struct {
+	Vehicle string
+	TS      int64
+	Link    int32
+	OffM    float32
+	Kmh     float32
+}
+
+type loopState struct {
+	TS             int64
+	Link           int32
+	Flow, Occ, Kmh float32
+	IntervalMs     int64
+}
+
+func (q quantile) state() quantileState    { return quantileState{q.q, q.est, q.n} }
+func (s quantileState) quantile() quantile { return quantile{q: s.Q, est: s.Est, n: s.N} }
+func (e ewma) state() ewmaState            { return ewmaState{e.tau, e.mean, e.n} }
+func (s ewmaState) ewma() ewma             { return ewma{tau: s.Tau, mean: s.Mean, n: s.N} }
+
+// MarshalState encodes the tracker's state (dispatcher goroutine, between batches).
+func (t *Tracker) MarshalState() ([]byte, error) {
+	st := stateV1{DoneTo: t.doneTo, Prior: t.prior.state()}
+	ids := make([]string, 0, len(t.veh))
+	for id := range t.veh {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		v := t.veh[id]
+		st.Vehicles = append(st.Vehicles, vehicleState{ID: id, Link: v.link, HoldLink: v.holdLink, CandLink: v.candLink,
+			Off: v.offM, HoldOff: v.holdOff, LastTS: v.lastTS, HoldSince: v.holdSince, CandTS: v.candTS})
+	}
+	links := make([]int32, 0, len(t.active))
+	for li := range t.active {
+		links = append(links, li)
+	}
+	sort.Slice(links, func(i, j int) bool { return links[i] < links[j] })
+	for _, li := range links {
+		ls := &t.st[li]
+		x := linkStateV1{Link: li, Exits: ls.exits, Entries: ls.entries, LastTS: ls.lastTS,
+			ExitRate: ls.exitRate.state(), EntryRate: ls.entryRate.state(), FixRate: ls.fixRate.state(),
+			Speed: ls.speed.state(), LoopFlow: ls.loopFlow.state(), LoopOcc: ls.loopOcc.state(), StopQ: ls.stopQ.state()}
+		for _, a := range ls.active {
+			x.Active = append(x.Active, holdState{Vehicle: a.vehicle, Since: a.since, Last: a.last, Off: a.offM})
+		}
+		for _, r := range ls.recent {
+			x.Recent = append(x.Recent, posFixState{TS: r.ts, Off: r.offM, Kmh: r.kmh})
+		}
+		x.ExitTo = ls.exitTo
+		for _, s := range ls.stops {
+			x.Stops = append(x.Stops, stopState{End: s.end, Dur: s.dur, Off: s.offM})
+		}
+		for _, b := range ls.b {
+			if b.fixes > 0 || b.loops > 0 || b.holdMax > 0 {
+				x.Buckets = append(x.Buckets, bucketState{Idx: b.idx, Fixes: b.fixes, Standing: b.standing, Crawling: b.crawling,
+					Loops: b.loops, SpeedSum: b.speedSum, FlowSum: b.flowSum, OccSum: b.occSum, HoldMax: b.holdMax})
+			}
+		}
+		st.Links = append(st.Links, x)
+	}
+	for _, f := range t.pending {
+		st.Pending = append(st.Pending, fixState{Vehicle: f.vehicle, TS: f.ts, Link: f.link, OffM: f.offM, Kmh: f.kmh})
+	}
+	for _, r := range t.loops {
+		st.Loops = append(st.Loops, loopState{TS: r.ts, Link: r.link, Flow: r.flow, Occ: r.occ, Kmh: r.kmh, IntervalMs: r.intervalMs})
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(&st); err != nil {
+		return nil, fmt.Errorf("cannot encode the detector's state: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// RestoreState loads a state MarshalState wrote into a fresh tracker for the same network.
+func (t *Tracker) RestoreState(data []byte) error {
+	var st stateV1
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&st); err != nil {
+		return fmt.Errorf("cannot decode the detector's state: %w", err)
+	}
+	for _, l := range st.Links {
+		if l.Link < 0 || int(l.Link) >= len(t.links) {
+			return fmt.Errorf("cannot restore the detector's state: link %d is not in this network of %d links", l.Link, len(t.links))
+		}
+	}
+	t.doneTo, t.prior = st.DoneTo, st.Prior.quantile()
+	for _, v := range st.Vehicles {
+		t.veh[v.ID] = &vehicle{link: v.Link, holdLink: v.HoldLink, candLink: v.CandLink, offM: v.Off, holdOff: v.HoldOff,
+			lastTS: v.LastTS, holdSince: v.HoldSince, candTS: v.CandTS}
+	}
+	for _, x := range st.Links {
+		ls := &t.st[x.Link]
+		t.active[x.Link] = struct{}{}
+		ls.exits, ls.entries, ls.lastTS = x.Exits, x.Entries, x.LastTS
+		ls.exitRate, ls.entryRate, ls.fixRate = x.ExitRate.ewma(), x.EntryRate.ewma(), x.FixRate.ewma()
+		ls.speed, ls.loopFlow, ls.loopOcc, ls.stopQ = x.Speed.ewma(), x.LoopFlow.ewma(), x.LoopOcc.ewma(), x.StopQ.quantile()
+		for _, a := range x.Active {
+			ls.active = append(ls.active, hold{vehicle: a.Vehicle, since: a.Since, last: a.Last, offM: a.Off})
+		}
+		for _, r := range x.Recent {
+			ls.recent = append(ls.recent, posFix{ts: r.TS, offM: r.Off, kmh: r.Kmh})
+		}
+		if len(x.ExitTo) == len(t.links[x.Link].Down) {
+			ls.exitTo = x.ExitTo
+		}
+		for _, s := range x.Stops {
+			ls.stops = append(ls.stops, stop{end: s.End, dur: s.Dur, offM: s.Off})
+		}
+		for _, b := range x.Buckets {
+			*t.bucketOf(ls, b.Idx*t.bucketMs) = bucket{idx: b.Idx, fixes: b.Fixes, standing: b.Standing, crawling: b.Crawling,
+				loops: b.Loops, speedSum: b.SpeedSum, flowSum: b.FlowSum, occSum: b.OccSum, holdMax: b.HoldMax}
+		}
+	}
+	for _, f := range st.Pending {
+		if f.Link >= 0 && int(f.Link) < len(t.links) {
+			t.pending = append(t.pending, fix{vehicle: f.Vehicle, ts: f.TS, link: f.Link, offM: f.OffM, kmh: f.Kmh})
+		}
+	}
+	for _, r := range st.Loops {
+		if r.Link >= 0 && int(r.Link) < len(t.links) {
+			t.loops = append(t.loops, loopReading{ts: r.TS, link: r.Link, flow: r.Flow, occ: r.Occ, kmh: r.Kmh, intervalMs: r.IntervalMs})
+		}
+	}
+	return nil
+}

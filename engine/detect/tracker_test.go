@@ -1,0 +1,217 @@
+package detect
+
+import (
+	"fmt"
+	"testing"
+)
+
+// Two links in a row, 300 m each: 0 → 1.
+func twoLinks() []Link {
+	return []Link{
+		{LengthM: 300, FreeKmh: 50, Lanes: 1, Signal: true, Down: []int32{1}},
+		{LengthM: 300, FreeKmh: 50, Lanes: 1, Up: []int32{0}},
+	}
+}
+
+const t0 = int64(1_795_737_600_000)
+
+// drive adds the fixes of a vehicle every 5 s from ts along link 0 then link 1 at kmh, standing still at
+// link 0's standAt metres from stand to standEnd (ms; standEnd 0: never leaves).
+type trip struct {
+	id                 string
+	start              int64
+	kmh                float64
+	standAt            float64
+	standFrom, standTo int64
+}
+
+func (tr trip) fixes(until int64, add func(id string, ts int64, link int32, off float32, kmh float64)) {
+	pos := 0.0
+	for ts := tr.start; ts < until; ts += 5000 {
+		kmh := tr.kmh
+		if tr.standFrom > 0 && ts >= tr.standFrom && (tr.standTo == 0 || ts < tr.standTo) && pos >= tr.standAt-1 {
+			kmh = 0
+			pos = tr.standAt
+		}
+		link, off := int32(0), pos
+		if pos >= 300 {
+			link, off = 1, pos-300
+		}
+		if link == 1 && off >= 300 {
+			return
+		}
+		add(tr.id, ts, link, Fraction(300, off), kmh)
+		pos += kmh / 3.6 * 5
+		if tr.standFrom > 0 && (tr.standTo == 0 || ts < tr.standTo) && ts >= tr.standFrom-10_000 && pos > tr.standAt {
+			pos = tr.standAt // it reaches the queue
+		}
+	}
+}
+
+// run feeds trips in batches of 10 s and returns the features of link 0 by bucket end.
+func run(trips []trip, until int64) map[int64]Features {
+	tk := NewTracker(twoLinks(), 10_000)
+	type f struct {
+		id   string
+		ts   int64
+		link int32
+		off  float32
+		kmh  float64
+	}
+	var all []f
+	for _, tr := range trips {
+		tr.fixes(until, func(id string, ts int64, link int32, off float32, kmh float64) {
+			all = append(all, f{id, ts, link, off, kmh})
+		})
+	}
+	out := map[int64]Features{}
+	for b := t0; b < until; b += 10_000 {
+		for _, x := range all {
+			if x.ts >= b && x.ts < b+10_000 {
+				tk.AddFix(x.id, x.ts, x.link, x.off, x.kmh)
+			}
+		}
+		tk.Advance(b+10_000-30_000, func(_ int64, feats []Features) {
+			for _, ft := range feats {
+				if ft.Link == 0 {
+					out[ft.T] = ft
+				}
+			}
+		})
+	}
+	return out
+}
+
+// A vehicle every 20 s at 36 km/h for 20 minutes; from minute 10 a blockage 150 m into link 0: the vehicles
+// reaching it stand and nobody leaves the link.
+func TestBlockageFeatures(t *testing.T) {
+	onset := t0 + 10*60_000
+	until := t0 + 20*60_000
+	var flowing, blocked []trip
+	for k := int64(0); k < 60; k++ {
+		tr := trip{id: fmt.Sprintf("v%d", k), start: t0 + k*20_000, kmh: 36}
+		flowing = append(flowing, tr)
+		tr.standAt, tr.standFrom = 150, onset
+		blocked = append(blocked, tr)
+	}
+	free := run(flowing, until)
+	blk := run(blocked, until)
+	at := onset + 4*60_000
+	f, ok := blk[at]
+	if !ok {
+		t.Fatalf("no features of the blocked link at onset + 4 min: %d rows", len(blk))
+	}
+	x := f.X
+	if x[FStandLog] < 1.5 || x[FStanding60] < 1 || x[FNoExit] != 1 || x[FExitDeficit] < 2 {
+		t.Errorf("4 min into a blockage: longest stand %.2f (log2 min+1), standing60 %.2f, no exit %v, exit deficit %.2f",
+			x[FStandLog], x[FStanding60], x[FNoExit], x[FExitDeficit])
+	}
+	// The queue's head is at the blockage, half-way along the link, not at the stop line.
+	if f.HeadM < 140 || f.HeadM > 151 || x[FHeadGap] < 0.45 || x[FHeadGap] > 0.55 {
+		t.Errorf("queue head at %.0f m (gap %.2f), want 150 m (0.5)", f.HeadM, x[FHeadGap])
+	}
+	if x[FDownQuiet] != 1 {
+		t.Errorf("the link downstream emptied but reads down_quiet %v", x[FDownQuiet])
+	}
+	g := free[at]
+	if g.X[FStandLog] != 0 || g.X[FNoExit] != 0 || g.X[FExitDeficit] > 1 || g.HeadM >= 0 {
+		t.Errorf("flowing link: stand %.2f, no exit %v, exit deficit %.2f, head %.0f", g.X[FStandLog], g.X[FNoExit], g.X[FExitDeficit], g.HeadM)
+	}
+	// Before the onset both runs read the same.
+	if a, b := free[onset-60_000], blk[onset-60_000]; a.X != b.X {
+		t.Errorf("before the blockage the features differ:\n%v\n%v", a.X, b.X)
+	}
+}
+
+// A vehicle standing at a red light for 40 s every 90 s is a completed stop of the link: the link learns
+// its stops, and no stop outlasts the reference.
+func TestSignalStopsAreLearned(t *testing.T) {
+	until := t0 + 20*60_000
+	var trips []trip
+	for k := int64(0); k < 60; k++ {
+		st := t0 + k*20_000
+		// Arrives at the stop line (290 m) at st + 29 s; the light turns green on the next multiple of 90 s.
+		arrive := st + 29_000
+		green := ((arrive-t0)/90_000 + 1) * 90_000
+		trips = append(trips, trip{id: fmt.Sprintf("v%d", k), start: st, kmh: 36, standAt: 290, standFrom: arrive, standTo: t0 + green})
+	}
+	feats := run(trips, until)
+	last := feats[until-60_000]
+	if last.X[FStandRatio] > 1.2 {
+		t.Errorf("a red-light queue reads stand ratio %.2f, want at most about 1", last.X[FStandRatio])
+	}
+	for ts, f := range feats {
+		if f.X[FNoExit] == 1 && ts > t0+5*60_000 {
+			t.Errorf("no exit at %d s although the light turns green every 90 s", (ts-t0)/1000)
+			break
+		}
+	}
+}
+
+// The state survives a snapshot: a tracker restored from another's state measures what it measures.
+func TestStateRoundTrip(t *testing.T) {
+	onset := t0 + 8*60_000
+	var trips []trip
+	for k := int64(0); k < 50; k++ {
+		trips = append(trips, trip{id: fmt.Sprintf("v%d", k), start: t0 + k*20_000, kmh: 36, standAt: 150, standFrom: onset})
+	}
+	a := NewTracker(twoLinks(), 10_000)
+	type fx struct {
+		id   string
+		ts   int64
+		link int32
+		off  float32
+		kmh  float64
+	}
+	var all []fx
+	for _, tr := range trips {
+		tr.fixes(t0+16*60_000, func(id string, ts int64, link int32, off float32, kmh float64) {
+			all = append(all, fx{id, ts, link, off, kmh})
+		})
+	}
+	feed := func(tk *Tracker, from, to int64, out *[]Features) {
+		for b := from; b < to; b += 10_000 {
+			for _, x := range all {
+				if x.ts >= b && x.ts < b+10_000 {
+					tk.AddFix(x.id, x.ts, x.link, x.off, x.kmh)
+				}
+			}
+			tk.Advance(b+10_000-30_000, func(_ int64, f []Features) { *out = append(*out, f...) })
+		}
+	}
+	var fa, fb []Features
+	feed(a, t0, t0+10*60_000, &fa)
+	data, err := a.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewTracker(twoLinks(), 10_000)
+	if err := b.RestoreState(data); err != nil {
+		t.Fatal(err)
+	}
+	fa = nil
+	feed(a, t0+10*60_000, t0+16*60_000, &fa)
+	feed(b, t0+10*60_000, t0+16*60_000, &fb)
+	if len(fa) == 0 || len(fa) != len(fb) {
+		t.Fatalf("after the restore: %d rows live, %d restored", len(fa), len(fb))
+	}
+	for i := range fa {
+		if fa[i] != fb[i] {
+			t.Fatalf("row %d differs:\n%+v\n%+v", i, fa[i], fb[i])
+		}
+	}
+	if err := NewTracker(twoLinks()[:1], 10_000).RestoreState(data); err == nil {
+		t.Errorf("a state for two links restored into a network of one")
+	}
+}
+
+// The model shipped with the engine matches the features this code computes.
+func TestDefaultModelLoads(t *testing.T) {
+	m, err := DefaultModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Threshold <= 0 || m.Persist < 1 || len(m.TrainedOn) < 5 {
+		t.Errorf("model of kind %s, threshold %g, persistence %d, trained on %v: want a threshold, a persistence and at least five cities", m.Kind, m.Threshold, m.Persist, m.TrainedOn)
+	}
+}

@@ -1,0 +1,104 @@
+package incident
+
+import (
+	"fmt"
+	"math"
+	"sort"
+
+	"citybrain/engine/detect"
+	"citybrain/engine/schema"
+	"citybrain/geo"
+)
+
+// The blockage judge: on a road network, every link with traffic is judged at every bucket end by the
+// detector's calibrated model (engine/detect) on the features the window room measured. A link whose
+// probability has stayed at or above the model's threshold for its persistence is an alarm: evidence strong
+// enough to make an incident on its own. A link whose probability is above candidateShare of the threshold
+// is a candidate: evidence too weak alone, which a camera frame or a call nearby confirms at once (fusion is
+// faster than either alone).
+const (
+	candidateShare = 0.5
+	candidateW     = 0.4  // the weight of a candidate (alone it stays under DetectScore)
+	alarmMinW      = 0.6  // an alarm's weight at the threshold, rising to alarmMaxW at certainty
+	alarmMaxW      = 0.84 // below automatic confirmation: that takes a second kind of evidence
+	trafficType    = "speed_collapse"
+)
+
+// blockageJudge holds the per-link persistence of the model's judgement. Tick goroutine.
+type blockageJudge struct {
+	model *detect.Model
+	topo  *Topology
+	runs  map[int32]int // consecutive bucket ends at or above the threshold, by link
+}
+
+// judgeFeatures judges the features of some bucket ends (their order does not matter).
+func (b *blockageJudge) judgeFeatures(feats []detect.Features) []Evidence {
+	if len(feats) == 0 {
+		return nil
+	}
+	sort.Slice(feats, func(i, j int) bool {
+		if feats[i].T != feats[j].T {
+			return feats[i].T < feats[j].T
+		}
+		return feats[i].Link < feats[j].Link
+	})
+	var out []Evidence
+	for i := 0; i < len(feats); {
+		k := i
+		for k < len(feats) && feats[k].T == feats[i].T {
+			k++
+		}
+		seen := map[int32]bool{}
+		for j := i; j < k; j++ {
+			f := &feats[j]
+			seen[f.Link] = true
+			p := 0.0
+			if detect.Gate(&f.X) {
+				p = b.model.Prob(&f.X)
+			}
+			thr := b.model.Threshold
+			if p < thr {
+				delete(b.runs, f.Link)
+			} else {
+				b.runs[f.Link]++
+			}
+			var w float64
+			switch {
+			case b.runs[f.Link] >= b.model.Persist:
+				w = alarmMinW + (alarmMaxW-alarmMinW)*math.Min(1, (p-thr)/math.Max(1e-9, 1-thr))
+			case p >= candidateShare*thr:
+				w = candidateW
+			default:
+				continue
+			}
+			out = append(out, b.evidence(f, w))
+		}
+		// A link with no features at this bucket end (no recent traffic) breaks its run.
+		for li := range b.runs {
+			if !seen[li] {
+				delete(b.runs, li)
+			}
+		}
+		i = k
+	}
+	return out
+}
+
+// evidence places a judgement on its link: at the head of the standing queue when there is one (the
+// blockage is just ahead of it), else near the link's start when nothing gets onto it while its upstream
+// stands (a closure just past the junction), else where a queue behind a blockage would have its head.
+func (b *blockageJudge) evidence(f *detect.Features, w float64) Evidence {
+	l := b.topo.net.Links()[f.Link]
+	length := l.GeomLengthM()
+	off := 0.7 * length
+	switch {
+	case f.HeadM >= 0:
+		off = math.Min(length, f.HeadM+10)
+	case f.X[detect.FUpStand] >= 1 && f.X[detect.FFixRatio] < 0.5:
+		off = math.Min(length, 20)
+	}
+	p, _ := l.PointAt(off)
+	cell, _ := geo.CellOf(p.Lat, p.Lng, b.topo.res)
+	return Evidence{Kind: schema.KindProbe, Source: fmt.Sprintf("link:%d", f.Link), Type: trafficType, TS: f.T,
+		Lat: p.Lat, Lng: p.Lng, Cell: cell, Weight: round3(w), LinkRef: f.Link + 1}
+}
