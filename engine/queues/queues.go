@@ -104,8 +104,6 @@ type link struct {
 	freeMS   float64
 	storage  float64 // vehicles it holds at jam spacing
 	lastSeen int64
-	probeQ   float64 // queue bound from probes (vehicles), and when
-	probeAt  int64
 }
 
 // arrival is a group of vehicles expected at a link's queue (or, on a link without a signal, at its end).
