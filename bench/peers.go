@@ -69,18 +69,7 @@ func (r *runner) peerFanout(ctx context.Context) error {
 		r.logf("peer fan-out: skipped: %s", pf.Skipped)
 		return nil
 	}
-	counts := []int{1000, 2500, 5000, 10000}
-	dur, warm, nch := 15*time.Second, 2*time.Second, 1000
-	if r.cfg.Short {
-		counts, dur, warm, nch = nil, 3*time.Second, time.Second, 50
-	}
-	var cs []int
-	for _, c := range counts {
-		if c < r.cfg.Clients {
-			cs = append(cs, c)
-		}
-	}
-	cs = append(cs, r.cfg.Clients)
+	cs, dur, warm, nch := r.fanoutSteps()
 	pf.Channels = nch
 	pf.PayloadBytes = 600
 	if fo := r.rep.Fanout; fo != nil && fo.AvgMessageBytes > 0 {
@@ -287,52 +276,25 @@ type peerClient struct {
 	lags     []float64
 }
 
-// dial opens n clients numbered from first, client k on channel vp:(k mod channels), conc at a time.
+// dial opens n clients numbered from first, client k on channel vp-(k mod channels), conc at a time.
 func (c *centrifugo) dial(ctx context.Context, first, n, channels, conc int) ([]*peerClient, error) {
-	out := make([]*peerClient, n)
-	errs := make(chan error, n)
-	sem := make(chan struct{}, conc)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			defer cancel()
-			conn, _, err := wsDialer.DialContext(dctx, "ws://"+c.addr+"/connection/websocket", nil)
-			if err != nil {
-				errs <- fmt.Errorf("cannot open centrifugo websocket %d: %w", first+i, err)
-				return
-			}
-			ch := (first + i) % channels
-			cmds := fmt.Sprintf("{\"id\":1,\"connect\":{}}\n{\"id\":2,\"subscribe\":{\"channel\":\"vp-%d\"}}", ch)
-			if err := conn.WriteMessage(websocket.TextMessage, []byte(cmds)); err != nil {
-				conn.Close()
-				errs <- fmt.Errorf("cannot subscribe centrifugo websocket %d: %w", first+i, err)
-				return
-			}
-			pc := &peerClient{conn: conn}
-			out[i] = pc
-			go pc.read()
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	var clients []*peerClient
-	for _, pc := range out {
-		if pc != nil {
-			clients = append(clients, pc)
+	return dialAll(n, conc, func(i int) (*peerClient, error) {
+		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		conn, _, err := wsDialer.DialContext(dctx, "ws://"+c.addr+"/connection/websocket", nil)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open centrifugo websocket %d: %w", first+i, err)
 		}
-	}
-	if err := <-errs; err != nil {
-		for _, pc := range clients {
-			pc.close()
+		ch := (first + i) % channels
+		cmds := fmt.Sprintf("{\"id\":1,\"connect\":{}}\n{\"id\":2,\"subscribe\":{\"channel\":\"vp-%d\"}}", ch)
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(cmds)); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("cannot subscribe centrifugo websocket %d: %w", first+i, err)
 		}
-		return nil, err
-	}
-	return clients, nil
+		pc := &peerClient{conn: conn}
+		go pc.read()
+		return pc, nil
+	}, (*peerClient).close)
 }
 
 var keyPubNow = []byte(`"now":`)

@@ -492,20 +492,26 @@ func trickle(ctx context.Context, snd sender, tmpl []*batch, interval time.Durat
 	}
 }
 
-// fanout measures how many clients get one delta per second with p99 lag under 200 ms.
-func (r *runner) fanout(ctx context.Context) error {
-	counts := []int{1000, 2500, 5000, 10000}
-	dur, warm, nvp := 15*time.Second, 2*time.Second, 1000
+// fanoutSteps is the fan-out load, for CityBrain and for the peer alike: the client counts up to --clients,
+// how long each is measured after its warm-up, and the number of viewports (channels) the clients share.
+// A short run measures --clients alone, briefly, on 50 viewports.
+func (r *runner) fanoutSteps() (counts []int, dur, warm time.Duration, viewports int) {
+	dur, warm, viewports = 15*time.Second, 2*time.Second, 1000
 	if r.cfg.Short {
-		counts, dur, warm, nvp = nil, 3*time.Second, time.Second, 50
-	}
-	var cs []int
-	for _, c := range counts {
-		if c < r.cfg.Clients {
-			cs = append(cs, c)
+		dur, warm, viewports = 3*time.Second, time.Second, 50
+	} else {
+		for _, c := range []int{1000, 2500, 5000, 10000} {
+			if c < r.cfg.Clients {
+				counts = append(counts, c)
+			}
 		}
 	}
-	cs = append(cs, r.cfg.Clients)
+	return append(counts, r.cfg.Clients), dur, warm, viewports
+}
+
+// fanout measures how many clients get one delta per second with p99 lag under 200 ms.
+func (r *runner) fanout(ctx context.Context) error {
+	cs, dur, warm, nvp := r.fanoutSteps()
 	tick := time.Second
 	t, err := r.newTarget(ctx, "fanout", runOpts{Tick: tick})
 	if err != nil {

@@ -65,7 +65,30 @@ var wsDialer = &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferS
 
 // dialClients opens n clients with the given viewports (cycled), parallelism conc, and starts their readers.
 func dialClients(ctx context.Context, t *target, vps []viewport, n, conc int, onCell func(cell string, updatedAt int64, recv time.Time)) ([]*wsClient, error) {
-	out := make([]*wsClient, n)
+	return dialAll(n, conc, func(i int) (*wsClient, error) {
+		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		conn, _, err := wsDialer.DialContext(dctx, "ws://"+t.httpAddr+"/ws", http.Header{})
+		if err != nil {
+			return nil, fmt.Errorf("cannot open websocket %d: %w", i, err)
+		}
+		vp := vps[i%len(vps)]
+		sub := map[string]any{"op": "subscribe", "bbox": vp.BBox, "res": vp.Res, "window": "60s", "layers": []string{"cells"}}
+		if err := conn.WriteJSON(sub); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("cannot subscribe websocket %d: %w", i, err)
+		}
+		c := &wsClient{conn: conn}
+		go c.read(onCell)
+		return c, nil
+	}, func(c *wsClient) { closeClients([]*wsClient{c}) })
+}
+
+// dialAll opens n clients with open, conc at a time. On an error it closes the clients it opened (shut) and
+// returns the first error.
+func dialAll[C any](n, conc int, open func(i int) (C, error), shut func(C)) ([]C, error) {
+	out := make([]C, n)
+	opened := make([]bool, n)
 	errs := make(chan error, n)
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
@@ -75,35 +98,26 @@ func dialClients(ctx context.Context, t *target, vps []viewport, n, conc int, on
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			defer cancel()
-			conn, _, err := wsDialer.DialContext(dctx, "ws://"+t.httpAddr+"/ws", http.Header{})
+			c, err := open(i)
 			if err != nil {
-				errs <- fmt.Errorf("cannot open websocket %d: %w", i, err)
+				errs <- err
 				return
 			}
-			vp := vps[i%len(vps)]
-			sub := map[string]any{"op": "subscribe", "bbox": vp.BBox, "res": vp.Res, "window": "60s", "layers": []string{"cells"}}
-			if err := conn.WriteJSON(sub); err != nil {
-				conn.Close()
-				errs <- fmt.Errorf("cannot subscribe websocket %d: %w", i, err)
-				return
-			}
-			c := &wsClient{conn: conn}
-			out[i] = c
-			go c.read(onCell)
+			out[i], opened[i] = c, true
 		}()
 	}
 	wg.Wait()
 	close(errs)
-	var clients []*wsClient
-	for _, c := range out {
-		if c != nil {
+	var clients []C
+	for i, c := range out {
+		if opened[i] {
 			clients = append(clients, c)
 		}
 	}
 	if err := <-errs; err != nil {
-		closeClients(clients)
+		for _, c := range clients {
+			shut(c)
+		}
 		return nil, err
 	}
 	return clients, nil
