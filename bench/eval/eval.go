@@ -351,14 +351,7 @@ func feedRun(ctx context.Context, cfg *Config, net *geo.Network, run *simRun, va
 	truths := append([]Truth(nil), run.Truths...)
 	low := variant == VarTraffic5 || variant == VarAll5
 	withVideo := variant == VarAll || variant == VarAll5
-	var events []engine.Event
-	for i := range run.Probes {
-		if !low || run.Low[i] {
-			events = append(events, run.Probes[i])
-		}
-	}
-	events = append(events, run.Transit...)
-	events = append(events, run.Loops...)
+	events := run.trafficEvents(low)
 	if withVideo {
 		events = append(events, run.Video...)
 		events = append(events, hotlineCalls(rand.New(rand.NewPCG(uint64(run.Seed), 13)), truths, run.EndS)...)

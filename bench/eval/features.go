@@ -45,9 +45,9 @@ func rowLabel(links []*geo.Link, li int32, t int64, truths []Truth, near func(li
 	return label, id, class
 }
 
-// extractRows runs the detector's tracker over a run's traffic data as the engine does (map matching in
-// feed order, fixes processed bucket by bucket behind the watermark) and labels every row.
-func extractRows(run *simRun, net *geo.Network, low bool) []Row {
+// trafficEvents are a run's probes (only those of the 5 % penetration when low), transit vehicles and loop
+// readings, in a new slice.
+func (run *simRun) trafficEvents(low bool) []engine.Event {
 	var events []engine.Event
 	for i := range run.Probes {
 		if !low || run.Low[i] {
@@ -55,7 +55,13 @@ func extractRows(run *simRun, net *geo.Network, low bool) []Row {
 		}
 	}
 	events = append(events, run.Transit...)
-	events = append(events, run.Loops...)
+	return append(events, run.Loops...)
+}
+
+// extractRows runs the detector's tracker over a run's traffic data as the engine does (map matching in
+// feed order, fixes processed bucket by bucket behind the watermark) and labels every row.
+func extractRows(run *simRun, net *geo.Network, low bool) []Row {
+	events := run.trafficEvents(low)
 	sort.SliceStable(events, func(i, j int) bool { return events[i].TS < events[j].TS })
 	links := net.Links()
 	idx := make(map[string]int32, len(links))
