@@ -111,18 +111,7 @@ func (r *runner) peerFanout(ctx context.Context) error {
 			return m
 		}
 		cpu0, msgs0 := procCPU(srv.cmd.Process.Pid), msgs()
-		for _, c := range clients {
-			c.takeLags()
-			c.record.Store(true)
-		}
-		start := time.Now()
-		time.Sleep(dur)
-		var lags []float64
-		for _, c := range clients {
-			c.record.Store(false)
-			lags = append(lags, c.takeLags()...)
-		}
-		el := time.Since(start).Seconds()
+		lags, el := recordLags(clients, dur)
 		st := FanoutStep{Clients: n, Seconds: el, Delivered: msgs() - msgs0, RSSBytes: procRSS(srv.cmd.Process.Pid)}
 		cpu := (procCPU(srv.cmd.Process.Pid) - cpu0).Seconds()
 		st.ServerCores = cpu / el

@@ -548,18 +548,7 @@ func (r *runner) fanout(ctx context.Context) error {
 		co0, _ := t.metric(ctx, "citybrain_ws_coalesced_total")
 		dr0, _ := t.metric(ctx, "citybrain_ws_disconnected_slow_total")
 		cpu0, msgs0, self0 := t.cpu(), sumMsgs(clients), procCPU(os.Getpid())
-		for _, c := range clients {
-			c.takeLags()
-			c.record.Store(true)
-		}
-		start := time.Now()
-		time.Sleep(dur)
-		var lags []float64
-		for _, c := range clients {
-			c.record.Store(false)
-			lags = append(lags, c.takeLags()...)
-		}
-		el := time.Since(start).Seconds()
+		lags, el := recordLags(clients, dur)
 		st := FanoutStep{Clients: n, Seconds: el, Delivered: sumMsgs(clients) - msgs0, RSSBytes: t.rss()}
 		var nb, nm uint64
 		for _, c := range clients {

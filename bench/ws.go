@@ -84,6 +84,32 @@ func dialClients(ctx context.Context, t *target, vps []viewport, n, conc int, on
 	}, func(c *wsClient) { closeClients([]*wsClient{c}) })
 }
 
+// lagClient is a fan-out client (CityBrain's or the peer's) that keeps the lags of what it receives while
+// recording.
+type lagClient interface {
+	takeLags() []float64
+	recording() *atomic.Bool
+}
+
+func (c *wsClient) recording() *atomic.Bool    { return &c.record }
+func (pc *peerClient) recording() *atomic.Bool { return &pc.record }
+
+// recordLags drops what the clients kept so far, records their lags for dur and returns them with the
+// seconds actually measured.
+func recordLags[C lagClient](clients []C, dur time.Duration) (lags []float64, seconds float64) {
+	for _, c := range clients {
+		c.takeLags()
+		c.recording().Store(true)
+	}
+	start := time.Now()
+	time.Sleep(dur)
+	for _, c := range clients {
+		c.recording().Store(false)
+		lags = append(lags, c.takeLags()...)
+	}
+	return lags, time.Since(start).Seconds()
+}
+
 // dialAll opens n clients with open, conc at a time. On an error it closes the clients it opened (shut) and
 // returns the first error.
 func dialAll[C any](n, conc int, open func(i int) (C, error), shut func(C)) ([]C, error) {
