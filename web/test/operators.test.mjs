@@ -205,7 +205,12 @@ describe('operators', { timeout: 900_000 }, () => {
       const inQueue = () => p.evaluate((iid) => [...window.citybrain.queue.items.values()].some((x) => Math.abs(x.lat - iid.lat) < 0.003 && Math.abs(x.lng - iid.lng) < 0.003),
         { lat: inc.lat, lng: inc.lng });
       const seen = await waitFor(inQueue, { timeout: 20_000, what: 'the incident in the replayed queue' }).catch(() => false);
-      // Seek back before it was detected: it must be gone.
+      // Seek back before it was detected: it must be gone. Paused first, so that the position stays before the
+      // incident while it is checked (at 60× a playing session passes the 90 s margin in 1.5 s).
+      if ((await info()).state === 'playing') {
+        await p.click('#tb-play');
+        await waitFor(async () => (await info()).state !== 'playing', { what: 'paused before the backward seek' });
+      }
       await p.evaluate(() => { const s = document.getElementById('tb-seek'); s.value = '0'; s.dispatchEvent(new Event('change')); });
       await waitFor(async () => Date.parse((await info()).position) < detected - 60_000, { what: 'position before the incident' });
       await waitFor(async () => !(await inQueue()), { timeout: 10_000, what: 'the incident removed by the backward seek' });
