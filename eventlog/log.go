@@ -537,7 +537,9 @@ func (l *Log) consume(ctx context.Context, filters []string, from uint64, h Hand
 	if err != nil {
 		return fmt.Errorf("cannot create consumer on %s: %w", EventsStream, err)
 	}
-	it, err := cons.Messages(append([]jetstream.PullMessagesOpt{jetstream.PullMaxMessages(256)}, opts...)...)
+	// Read ahead by bytes, not messages: 256 batches of Arrow (up to 8 MiB each) pass the client's 64 MiB of
+	// pending bytes, the client drops messages and the ordered consumer starts over again and again.
+	it, err := cons.Messages(append([]jetstream.PullMessagesOpt{jetstream.PullMaxBytes(readAhead)}, opts...)...)
 	if err != nil {
 		return fmt.Errorf("cannot consume %s: %w", EventsStream, err)
 	}

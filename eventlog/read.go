@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"citybrain/engine"
@@ -126,19 +127,18 @@ func TSExtent(rec arrow.Record) (lo, hi int64) {
 }
 
 // RangeReader reads the log messages with sequences [first, last] in order through an ordered consumer
-// (one round trip per 256 messages), for exports and replay sessions. It is a BatchReader; Seq is the log
+// (reading ahead up to readAhead bytes), for exports and replay sessions. It is a BatchReader; Seq is the log
 // sequence of the batch Next returned last. Owned by one goroutine.
 type RangeReader struct {
 	l          *Log
 	first      uint64
 	last       uint64
 	cons       jetstream.Consumer
-	batch      jetstream.MessageBatch
+	it         jetstream.MessagesContext
 	pending    []arrow.Record
 	pendingSeq uint64
 	seq        uint64
 	done       bool
-	fetched    bool // the current fetch delivered a message
 
 	// OnAction, when set, gets the operator actions of the range in log order, each after every batch
 	// before it was returned by Next (actions are skipped otherwise).
@@ -197,35 +197,35 @@ func (r *RangeReader) Next(ctx context.Context) (arrow.Record, error) {
 	return rec, nil
 }
 
+// readAhead bounds the bytes of log messages the reader has asked for and not yet taken: enough to keep the
+// server sending while the caller applies (one fetch of 256 messages at a time left the reader idle most of
+// the time), and under the client's pending-bytes limit of a subscription (64 MiB), past which messages are
+// dropped and the ordered consumer starts over.
+const readAhead = 32 << 20
+
 // fill decodes the next message into pending (or marks the end).
 func (r *RangeReader) fill(ctx context.Context) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if r.batch == nil {
-			b, err := r.cons.Fetch(int(min(256, r.last-r.first+1)), jetstream.FetchMaxWait(2*time.Second))
+		if r.it == nil {
+			it, err := r.cons.Messages(jetstream.PullMaxBytes(readAhead))
 			if err != nil {
 				return fmt.Errorf("cannot read %s: %w", EventsStream, err)
 			}
-			r.batch = b
+			r.it = it
 		}
-		m, ok := <-r.batch.Messages()
-		if !ok {
-			err := r.batch.Error()
-			r.batch = nil
-			if err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
-				return fmt.Errorf("cannot read %s: %w", EventsStream, err)
-			}
-			if !r.fetched {
-				// An empty fetch: every message up to last is stored already, so none remain.
-				r.done = true
-				return nil
-			}
-			r.fetched = false
-			continue
+		m, err := r.it.Next(jetstream.NextMaxWait(2 * time.Second))
+		if errors.Is(err, nats.ErrTimeout) {
+			// Nothing for 2 s: every message up to last was stored before the reader was made, so none remain.
+			r.done = true
+			r.drain()
+			return nil
 		}
-		r.fetched = true
+		if err != nil {
+			return fmt.Errorf("cannot read %s: %w", EventsStream, err)
+		}
 		md, err := m.Metadata()
 		if err != nil {
 			return fmt.Errorf("cannot read message metadata: %w", err)
@@ -267,12 +267,11 @@ func (r *RangeReader) fill(ctx context.Context) error {
 }
 
 func (r *RangeReader) drain() {
-	if r.batch == nil {
+	if r.it == nil {
 		return
 	}
-	for range r.batch.Messages() {
-	}
-	r.batch = nil
+	r.it.Stop()
+	r.it = nil
 }
 
 // Close releases the batches still held. Safe to call twice.

@@ -8,6 +8,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"citybrain/engine"
+	"citybrain/engine/schema"
 )
 
 // Bounds of what one batch keeps of its rejected events: every one is counted and named in the dead-letter
@@ -31,9 +32,12 @@ type batch struct {
 	bb      *engine.BatchBuilder
 	res     Result
 	dead    []DeadLetter
-	deadRaw int // raw bytes kept in dead
-	more    int // rejected events beyond maxDeadLetters
-	moreAt  int // the line of the first of them
+	deadRaw int            // raw bytes kept in dead
+	more    int            // rejected events beyond maxDeadLetters
+	view    schema.RowView // the columnar JSON decoder's row (decodecols.go)
+	// columnar counts the events decoded straight into columns (the rest went through the row path).
+	columnar int
+	moreAt   int // the line of the first of them
 }
 
 func (in *Ingestor) newBatch(via string, want engine.Kind) *batch {

@@ -45,6 +45,15 @@ func DecodeBatch(body []byte, accept func(engine.Event), reject func(LineError))
 // DecodeLines is DecodeBatch with one callback that also gets the line number and raw bytes of valid
 // events. raw points into body: fn must not keep it.
 func DecodeLines(body []byte, fn func(line int, raw []byte, ev engine.Event, err error)) error {
+	return eachObject(body, func(line int, raw []byte) {
+		ev, err := DecodeEvent(raw)
+		fn(line, raw, ev, err)
+	})
+}
+
+// eachObject splits an NDJSON batch or a JSON array into its elements, with their line numbers (NDJSON: the
+// physical line, from 1, blank lines skipped; JSON array: the element, from 1). raw points into body.
+func eachObject(body []byte, fn func(line int, raw []byte)) error {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) > 0 && trimmed[0] == '[' {
 		return decodeArray(trimmed, fn)
@@ -62,13 +71,12 @@ func DecodeLines(body []byte, fn func(line int, raw []byte, ev engine.Event, err
 		if len(bytes.TrimSpace(raw)) == 0 {
 			continue
 		}
-		ev, err := DecodeEvent(raw)
-		fn(line, raw, ev, err)
+		fn(line, raw)
 	}
 	return nil
 }
 
-func decodeArray(body []byte, fn func(line int, raw []byte, ev engine.Event, err error)) error {
+func decodeArray(body []byte, fn func(line int, raw []byte)) error {
 	p := parser{b: body}
 	p.i++ // '['
 	p.ws()
@@ -85,9 +93,7 @@ func decodeArray(body []byte, fn func(line int, raw []byte, ev engine.Event, err
 		if err := p.skipValue(0); err != nil {
 			return fmt.Errorf("cannot decode JSON array: element %d: %w", n, err)
 		}
-		raw := p.b[start:p.i]
-		ev, err := DecodeEvent(raw)
-		fn(n, raw, ev, err)
+		fn(n, p.b[start:p.i])
 		p.ws()
 		switch p.peek() {
 		case ',':

@@ -201,9 +201,7 @@ func (in *Ingestor) Ingest(ctx context.Context, body []byte, via string, want en
 	}
 	b := in.newBatch(via, want)
 	defer b.Release()
-	err := DecodeLines(body, func(line int, raw []byte, ev engine.Event, err error) {
-		b.add(line, raw, &ev, err)
-	})
+	err := eachObject(body, func(line int, raw []byte) { b.addRaw(line, raw) })
 	if err != nil {
 		return Result{}, err
 	}

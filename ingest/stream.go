@@ -113,8 +113,7 @@ func (in *Ingestor) ingestLines(ctx context.Context, br *bufio.Reader, cr *count
 				b.reject(line, nil, nil, fmt.Errorf("%w: line is longer than %d bytes", errSyntax, maxLine))
 			case len(bytes.TrimSpace(raw)) == 0:
 			default:
-				ev, derr := DecodeEvent(raw)
-				if _, ok := b.add(line, raw, &ev, derr); ok {
+				if b.addRaw(line, raw) {
 					held += int64(len(raw))
 					if lerr := lease.grow(held); lerr != nil {
 						return Result{}, lerr

@@ -8,6 +8,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -40,8 +41,20 @@ func replayMain(args []string) error {
 	lateness := fs.Duration("lateness", ed.Lateness, "allowed lateness (as the live run)")
 	shards := fs.Int("shards", ed.Shards, "engine shard goroutines")
 	networkFile := fs.String("network", "", "road network file of the live run (free-flow speeds from speed limits)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole replay to this file")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("cannot parse replay flags: %w", err)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cannot create CPU profile (%s): %w", *cpuProfile, err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cannot start CPU profile (%s): %w", *cpuProfile, err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	from, err := replay.ParseTime(*fromS)
 	if err != nil {

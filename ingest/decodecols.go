@@ -1,0 +1,310 @@
+package ingest
+
+import (
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"citybrain/engine"
+	"citybrain/engine/schema"
+)
+
+// The columnar JSON decoder: one event object decoded straight into the batch's Arrow builders, through one
+// reused schema.RowView of byte views (no engine.Event, no Go string per field), and judged by the rules of
+// rules.go on the decoded float64 values, as Validate judges them. It only answers "is this row accepted as it
+// is?": for any row it does not take (a broken or invalid row, and shapes it does not handle: a key written
+// with escapes, a field given twice), the batch decodes the row again on the row path (DecodeEvent,
+// Validate, batch.add), which accepts it or names what is wrong. So it is an under-approximation of the row
+// path: a row it takes, the row path accepts, into the same Arrow row (TestColumnarJSONAgreesWithRows,
+// FuzzDecodeColumns).
+
+// viewField is what the decoder does with the value of one known key.
+type viewField struct {
+	col  int  // column of engine.Schema
+	kind byte // 'n' number, 's' string, and the fields with rules of their own: 'k' kind, 't' ts, 'l' lane, 'v' severity
+	max  int  // string limit in bytes
+}
+
+// viewFieldOf maps the wire names of version 1 to their columns.
+func viewFieldOf(key []byte) (viewField, bool) {
+	switch string(key) { // no allocation: the compiler switches on the bytes
+	case "kind":
+		return viewField{col: engine.ColKind, kind: 'k', max: maxKeyBytes}, true
+	case "ts":
+		return viewField{col: engine.ColTS, kind: 't'}, true
+	case "id":
+		return viewField{col: engine.ColID, kind: 's', max: MaxIDBytes}, true
+	case "lat":
+		return viewField{col: engine.ColLat, kind: 'n'}, true
+	case "lng":
+		return viewField{col: engine.ColLng, kind: 'n'}, true
+	case "lane":
+		return viewField{col: engine.ColLane, kind: 'l', max: MaxShortBytes}, true
+	case "severity":
+		return viewField{col: engine.ColSeverity, kind: 'v'}, true
+	}
+	if r := stringRuleOf[string(key)]; r != nil {
+		return viewField{col: r.Col, kind: 's', max: r.Max}, true
+	}
+	if r := numberRuleOf[string(key)]; r != nil {
+		return viewField{col: r.Col, kind: 'n'}, true
+	}
+	return viewField{}, false
+}
+
+// decodeView decodes the event object b into v; false when the row path must judge it.
+func decodeView(b []byte, v *schema.RowView) bool {
+	v.Set, v.Severity = 0, 0
+	p := parser{b: b}
+	p.ws()
+	if p.peek() != '{' {
+		return false
+	}
+	p.i++
+	p.ws()
+	if p.peek() == '}' {
+		p.i++
+	} else {
+		for {
+			p.ws()
+			key, escaped, err := p.scanStr()
+			if err != nil || escaped || len(key) > maxKeyBytes || !utf8.Valid(key) {
+				return false
+			}
+			p.ws()
+			if p.peek() != ':' {
+				return false
+			}
+			p.i++
+			p.ws()
+			f, known := viewFieldOf(key)
+			if !known {
+				if p.skipValue(0) != nil {
+					return false
+				}
+			} else {
+				if v.Has(f.col) {
+					return false // given twice: the row path keeps the last
+				}
+				v.Set |= 1 << f.col
+				if !p.viewValue(f, v) {
+					return false
+				}
+			}
+			p.ws()
+			c := p.peek()
+			p.i++
+			if c == '}' {
+				break
+			}
+			if c != ',' {
+				return false
+			}
+		}
+	}
+	if p.ws(); p.i != len(p.b) {
+		return false
+	}
+	return validView(v)
+}
+
+// viewValue decodes the value of field f at the cursor into v.
+func (p *parser) viewValue(f viewField, v *schema.RowView) bool {
+	switch f.kind {
+	case 'n':
+		x, ok := p.viewNumber()
+		v.Num[f.col] = x
+		return ok
+	case 's':
+		s, ok := p.viewStr(f.max)
+		v.Str[f.col] = s
+		return ok
+	case 'k':
+		s, ok := p.viewStr(f.max)
+		if !ok {
+			return false
+		}
+		v.Kind = kindOf(s)
+		return v.Kind != engine.KindUnknown
+	case 't':
+		return p.viewTS(v)
+	case 'l':
+		if p.null() {
+			v.Str[f.col] = nil
+			return true
+		}
+		if p.peek() == '"' {
+			s, ok := p.viewStr(f.max)
+			v.Str[f.col] = s
+			return ok
+		}
+		start := p.i
+		if !p.scanNumber() || p.i-start > f.max {
+			return false
+		}
+		v.Str[f.col] = p.b[start:p.i]
+		return true
+	case 'v':
+		x, ok := p.viewNumber()
+		if !ok {
+			return false
+		}
+		if math.IsNaN(x) { // null
+			return true
+		}
+		if x != math.Trunc(x) || x < 1 || x > 5 {
+			return false
+		}
+		v.Severity = int8(x)
+		return true
+	}
+	return false
+}
+
+// viewNumber reads a JSON number, or null as NaN (absent); false for anything else or out of range.
+func (p *parser) viewNumber() (float64, bool) {
+	if p.null() {
+		return math.NaN(), true
+	}
+	start := p.i
+	if !p.scanNumber() {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(p.b[start:p.i]), 64) // string(…) does not escape: no allocation
+	return f, err == nil
+}
+
+// viewStr reads a JSON string of at most max bytes once decoded, or null as no bytes, as parser.str judges
+// it. An unescaped string is a view into the input; an escaped one is decoded into new bytes.
+func (p *parser) viewStr(max int) ([]byte, bool) {
+	if p.null() {
+		return nil, true
+	}
+	raw, escaped, err := p.scanStr()
+	if err != nil || len(raw) > 6*max {
+		return nil, false
+	}
+	if escaped {
+		if raw, err = unescape(raw); err != nil {
+			return nil, false
+		}
+	}
+	return raw, len(raw) <= max && utf8.Valid(raw)
+}
+
+// viewTS reads ts as parser.ts does.
+func (p *parser) viewTS(v *schema.RowView) bool {
+	switch c := p.peek(); {
+	case c == '"':
+		raw, escaped, err := p.scanStr()
+		if err != nil || escaped || len(raw) > maxTSBytes || !utf8.Valid(raw) {
+			return false
+		}
+		t, err := time.Parse(time.RFC3339Nano, string(raw))
+		if err != nil {
+			return false
+		}
+		v.TS = t.UnixMilli()
+		return true
+	case c == '-' || (c >= '0' && c <= '9'):
+		f, ok := p.viewNumber()
+		if !ok || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+			return false
+		}
+		v.TS = int64(f)
+		return true
+	}
+	return false
+}
+
+// kindOf is engine.ParseKind on bytes.
+func kindOf(s []byte) engine.Kind {
+	for _, k := range engine.Kinds {
+		if string(s) == k.String() {
+			return k
+		}
+	}
+	return engine.KindUnknown
+}
+
+// validView is Validate (and DecodeEvent's checks of what is required) on a RowView, as a yes or no.
+func validView(v *schema.RowView) bool {
+	for _, c := range [...]int{engine.ColKind, engine.ColTS, engine.ColID, engine.ColLat, engine.ColLng} {
+		if !v.Has(c) {
+			return false
+		}
+	}
+	if v.TS < MinTS || v.TS > MaxTS || len(v.Str[engine.ColID]) == 0 {
+		return false
+	}
+	lat, lng := v.Num[engine.ColLat], v.Num[engine.ColLng]
+	if !(lat >= -90 && lat <= 90 && lng >= -180 && lng <= 180) || (lat == 0 && lng == 0) {
+		return false // NaN (null) fails the ranges
+	}
+	for i := range NumberRules {
+		r := &NumberRules[i]
+		if x := v.NumOf(r.Col); !math.IsNaN(x) && !(x >= r.Min && x <= r.Max) {
+			return false
+		}
+	}
+	for _, f := range Required[v.Kind] {
+		if !viewPresent(v, f) {
+			return false
+		}
+	}
+	for _, es := range enumsOf[v.Kind] {
+		if !es.values[string(v.StrOf(es.rule.Col))] {
+			return false
+		}
+	}
+	switch v.Kind {
+	case engine.KindDetector:
+		if iv := v.NumOf(engine.ColInterval); iv == 0 {
+			return false
+		}
+		if fl := v.NumOf(engine.ColFlow); fl > 0 && math.IsNaN(v.NumOf(engine.ColSpeed)) {
+			return false
+		}
+	case engine.KindVideo:
+		switch string(v.StrOf(engine.ColType)) {
+		case "vehicle_count":
+			return !math.IsNaN(v.NumOf(engine.ColCount))
+		case "queue":
+			return !math.IsNaN(v.NumOf(engine.ColQueue))
+		default:
+			return !math.IsNaN(v.NumOf(engine.ColConfidence))
+		}
+	}
+	return true
+}
+
+// viewPresent is present on a RowView.
+func viewPresent(v *schema.RowView, f string) bool {
+	if r := numberRuleOf[f]; r != nil {
+		return !math.IsNaN(v.NumOf(r.Col))
+	}
+	if r := stringRuleOf[f]; r != nil {
+		return len(v.StrOf(r.Col)) > 0
+	}
+	return f == "severity" && v.Severity != 0
+}
+
+// addRaw takes one event object as received: decoded straight into the batch's columns when the columnar
+// decoder takes it as it is and it is of the wanted kind, not too far ahead and has a cell; otherwise
+// decoded and judged on the row path (add), which accepts it or rejects it naming what is wrong. It returns
+// whether the event was accepted.
+func (b *batch) addRaw(line int, raw []byte) bool {
+	v := &b.view
+	if decodeView(raw, v) && (b.want == engine.KindUnknown || v.Kind == b.want) && (b.trusted || v.TS <= b.aheadMs) {
+		if cell, err := b.in.cells.Cell(v.Num[engine.ColLat], v.Num[engine.ColLng]); err == nil {
+			b.bb.AppendView(v, cell)
+			b.res.Accepted++
+			b.columnar++
+			return true
+		}
+	}
+	ev, err := DecodeEvent(raw)
+	_, ok := b.add(line, raw, &ev, err)
+	return ok
+}

@@ -1,0 +1,266 @@
+package ingest
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"citybrain/engine"
+)
+
+// bothPaths ingests body into two batches, one through the row path only (DecodeLines, add) and one as
+// Ingest does (eachObject, addRaw: columns first, rows for what the columns do not take), and fails t unless
+// they hold the same Arrow record, the same answer and the same dead letters. It returns how many events the
+// columnar decoder took and how many were accepted.
+func bothPaths(t testing.TB, in *Ingestor, body []byte, want engine.Kind) (columnar, accepted int) {
+	t.Helper()
+	rows, cols := in.newBatch("test", want), in.newBatch("test", want)
+	defer rows.Release()
+	defer cols.Release()
+	errRows := DecodeLines(body, func(line int, raw []byte, ev engine.Event, err error) { rows.add(line, raw, &ev, err) })
+	errCols := eachObject(body, func(line int, raw []byte) { cols.addRaw(line, raw) })
+	if (errRows == nil) != (errCols == nil) {
+		t.Fatalf("%q: batch error %v on the row path, %v with columns", body, errRows, errCols)
+	}
+	recRows, recCols := rows.bb.NewRecord(), cols.bb.NewRecord()
+	defer recRows.Release()
+	defer recCols.Release()
+	if !array.RecordEqual(recRows, recCols) {
+		t.Fatalf("%q: the columnar decoder built another record than the row path:\nrows    %v\ncolumns %v", body, recRows, recCols)
+	}
+	if rows.res.Accepted != cols.res.Accepted || rows.res.Rejected != cols.res.Rejected ||
+		fmt.Sprint(rows.res.Errors) != fmt.Sprint(cols.res.Errors) || fmt.Sprint(rows.dead) != fmt.Sprint(cols.dead) {
+		t.Fatalf("%q: answers differ:\nrows    %+v %v\ncolumns %+v %v", body, rows.res, rows.dead, cols.res, cols.dead)
+	}
+	return cols.columnar, cols.res.Accepted
+}
+
+// jsonMutations rewrite one encoded event line into shapes the decoders must judge alike: nulls, duplicates,
+// escapes, wrong types, numbers on the rules' edges, numbers as text, whitespace, nested unknown fields.
+var jsonMutations = []func(rng *rand.Rand, line string) string{
+	func(_ *rand.Rand, l string) string { return l },
+	func(_ *rand.Rand, l string) string { return " \t" + strings.ReplaceAll(l, ",", " ,\n ") + " " },
+	func(rng *rand.Rand, l string) string { return withField(rng, l, "null") },
+	func(rng *rand.Rand, l string) string { return withField(rng, l, `"12"`) },
+	func(rng *rand.Rand, l string) string { return withField(rng, l, `""`) },
+	func(rng *rand.Rand, l string) string { return withField(rng, l, "true") },
+	func(rng *rand.Rand, l string) string {
+		nums := []string{"0", "-0", "1", "1.0", "2.5", "5", "6", "1e400", "-1e400", "1e-400", "600.0000001", "1.00000001",
+			"360", "86400.0001", "3.4028235e38", "3.5e38", "01", "1.", ".5", "1e", "-", "9007199254740993", "1795737600000.5"}
+		return withField(rng, l, nums[rng.IntN(len(nums))])
+	},
+	func(rng *rand.Rand, l string) string {
+		strs := []string{`"a\"b"`, `"\u0041"`, `"\ud83d\ude97"`, `"\ud83d"`, `"\x"`, "\"\xff\"", `"tab\t"`, `"bus"`, `"crash"`,
+			`"queue"`, `"2026-11-27T08:00:00Z"`, `"2026-11-27T08:00:00"`, `"\u0032\u0030\u0032\u0036-11-27T08:00:00Z"`,
+			`"` + strings.Repeat("a", MaxShortBytes) + `"`, `"` + strings.Repeat(`\u0061`, MaxShortBytes+1) + `"`}
+		return withField(rng, l, strs[rng.IntN(len(strs))])
+	},
+	func(rng *rand.Rand, l string) string { return withField(rng, l, `{"a":[1,{"b":null}]}`) },
+	// A key written with an escape, a key given twice, an unknown key.
+	func(_ *rand.Rand, l string) string { return strings.Replace(l, `"kind"`, `"\u006bind"`, 1) },
+	func(_ *rand.Rand, l string) string { return strings.Replace(l, `{`, `{"speed_kmh":700,`, 1) },
+	func(_ *rand.Rand, l string) string { return strings.Replace(l, `{`, `{"lat":1,`, 1) },
+	func(_ *rand.Rand, l string) string { return strings.Replace(l, `{`, `{"extra":[1,2,3],`, 1) },
+	func(_ *rand.Rand, l string) string { return strings.TrimSuffix(l, "}") },
+	func(_ *rand.Rand, l string) string { return l + " x" },
+}
+
+var mutatedKeys = []string{"kind", "ts", "id", "lat", "lng", "source", "speed_kmh", "heading_deg", "flow_vph", "occupancy",
+	"interval_s", "lane", "route", "delay_s", "mode", "load", "type", "confidence", "count", "queue_m", "severity", "text",
+	"unit_type", "status", "value", "unit", "threshold", "other"}
+
+// withField sets a random key of line to value (as the last field: the first one given stays too when the key
+// was there, which makes a duplicate, or is replaced by removing it first).
+func withField(rng *rand.Rand, line, value string) string {
+	key := mutatedKeys[rng.IntN(len(mutatedKeys))]
+	if rng.IntN(2) == 0 {
+		if i := strings.Index(line, `"`+key+`":`); i > 0 {
+			// Remove the field: up to the next top-level comma or the closing brace.
+			j := i + len(key) + 3
+			depth, inStr := 0, false
+			for ; j < len(line); j++ {
+				c := line[j]
+				if inStr {
+					if c == '\\' {
+						j++
+					} else if c == '"' {
+						inStr = false
+					}
+					continue
+				}
+				if c == '"' {
+					inStr = true
+				} else if c == '{' || c == '[' {
+					depth++
+				} else if c == ']' || (c == '}' && depth > 0) {
+					depth--
+				} else if depth == 0 && (c == ',' || c == '}') {
+					break
+				}
+			}
+			if j < len(line) && line[j] == ',' {
+				j++
+			}
+			line = line[:i] + line[j:]
+			line = strings.Replace(line, ",}", "}", 1)
+		}
+	}
+	if strings.HasSuffix(line, "}") {
+		sep := ","
+		if strings.HasSuffix(line, "{}") {
+			sep = ""
+		}
+		line = line[:len(line)-1] + sep + `"` + key + `":` + value + "}"
+	}
+	return line
+}
+
+// The columnar JSON decoder is an under-approximation of the row path: for thousands of event lines with
+// fields on and across the rules' edges, in JSON shapes of every kind, Ingest's batch holds the same record,
+// answer and dead letters as the row path's; and every valid line of every kind is taken by the columns.
+func TestColumnarJSONAgreesWithRows(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	in := New(Config{Mem: mem, Now: func() time.Time { return now }}, nil)
+	var valid []string
+	for _, ev := range columnBases() {
+		valid = append(valid, string(AppendJSON(nil, &ev)))
+	}
+	valid = append(valid, specExamples...)
+	for _, l := range valid {
+		if n, _ := bothPaths(t, in, []byte(l), engine.KindUnknown); n != 1 {
+			t.Errorf("a valid event went the row path: %s", l)
+		}
+	}
+	if n, _ := bothPaths(t, in, []byte(strings.Join(valid, "\n")), engine.KindUnknown); n != len(valid) {
+		t.Errorf("%d of %d valid events decoded into columns", n, len(valid))
+	}
+	if n, _ := bothPaths(t, in, []byte("["+strings.Join(valid, ",")+"]"), engine.KindUnknown); n != len(valid) {
+		t.Errorf("JSON array: %d of %d valid events decoded into columns", n, len(valid))
+	}
+	// Kinds a subject does not take, times too far ahead: the row path names them.
+	bothPaths(t, in, []byte(strings.Join(valid, "\n")), engine.KindProbe)
+	future := engine.NewEvent(engine.KindProbe)
+	future.TS, future.ID, future.Lat, future.Lng, future.SpeedKmh = now.Add(time.Hour).UnixMilli(), "f", 30.2, 120.1, 3
+	if n, _ := bothPaths(t, in, AppendJSON(nil, &future), engine.KindUnknown); n != 0 {
+		t.Errorf("an event an hour ahead was taken by the columns")
+	}
+
+	rng := rand.New(rand.NewPCG(13, 2))
+	bases := columnBases()
+	var lines []string
+	taken, accepted := 0, 0
+	for i := 0; i < 6000; i++ {
+		ev := bases[rng.IntN(len(bases))]
+		if rng.IntN(3) == 0 {
+			mutate(rng, &ev)
+		}
+		l := string(AppendJSON(nil, &ev))
+		for k := 0; k <= rng.IntN(2); k++ {
+			l = jsonMutations[rng.IntN(len(jsonMutations))](rng, l)
+		}
+		c, a := bothPaths(t, in, []byte(l), engine.KindUnknown)
+		taken, accepted = taken+c, accepted+a
+		if a == 1 && c == 0 && plainKeys([]byte(l)) {
+			t.Errorf("an accepted line without escaped or repeated keys went the row path: %s", l)
+		}
+		lines = append(lines, l)
+	}
+	// The same lines as batches: NDJSON (with a blank line and CRLF) and a JSON array.
+	body := strings.Join(lines[:3000], "\r\n") + "\n\n"
+	bothPaths(t, in, []byte(body), engine.KindUnknown)
+	bothPaths(t, in, []byte("["+strings.Join(valid, ",")+","+strings.Join(lines[3000:3100], ",")+"]"), engine.KindUnknown)
+	t.Logf("6000 mutated lines: %d accepted, %d of them decoded into columns, the rest judged on the row path", accepted, taken)
+	if taken < accepted/2 {
+		t.Errorf("only %d of %d accepted lines decoded into columns: the fast path is hardly taken", taken, accepted)
+	}
+}
+
+// plainKeys reports whether the object's keys are written without escapes and none is given twice (the
+// shapes the columnar decoder leaves to the row path); true for what is no object.
+func plainKeys(line []byte) bool {
+	p := parser{b: line}
+	p.ws()
+	if p.peek() != '{' {
+		return true
+	}
+	p.i++
+	seen := map[string]bool{}
+	for {
+		p.ws()
+		k, escaped, err := p.scanStr()
+		if err != nil {
+			return true
+		}
+		if escaped || seen[string(k)] {
+			return false
+		}
+		seen[string(k)] = true
+		p.ws()
+		p.i++ // ':'
+		if p.skipValue(0) != nil {
+			return true
+		}
+		if p.ws(); p.peek() != ',' {
+			return true
+		}
+		p.i++
+	}
+}
+
+// FuzzDecodeColumns: whatever the body, Ingest's batch (columns first) and the row path's hold the same
+// record, answer and dead letters. Seeds: the spec's examples and real records of the shared data.
+func FuzzDecodeColumns(f *testing.F) {
+	realSeeds(f)
+	for _, ev := range columnBases() {
+		f.Add(AppendJSON(nil, &ev))
+	}
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		defer mem.AssertSize(t, 0)
+		in := New(Config{Mem: mem, Now: func() time.Time { return now }}, nil)
+		bothPaths(t, in, body, engine.KindUnknown)
+		if bytes.Contains(body, []byte(`"probe"`)) {
+			bothPaths(t, in, body, engine.KindProbe)
+		}
+	})
+}
+
+// BenchmarkDecodeColumns: the same 1,000 NDJSON probe lines decoded into a batch on the row path
+// (DecodeEvent, Validate, Append of an Event) and by the columnar decoder (straight into the builders).
+func BenchmarkDecodeColumns(b *testing.B) {
+	var body []byte
+	for i := 0; i < 1000; i++ {
+		body = fmt.Appendf(body, `{"kind":"probe","ts":%d,"id":"veh-%d","lat":%.5f,"lng":%.5f,"speed_kmh":%d,"heading_deg":%d,"source":"fleet-a"}`+"\n",
+			1795737600000+int64(i)*10, i%300, 30.2+float64(i%97)*0.001, 120.1+float64(i%89)*0.001, i%70, i%360)
+	}
+	in := New(Config{MaxAhead: -1}, nil)
+	for _, path := range []string{"rows", "columns"} {
+		b.Run(path, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				bt := in.newBatch("bench", engine.KindUnknown)
+				if path == "rows" {
+					DecodeLines(body, func(line int, raw []byte, ev engine.Event, err error) { bt.add(line, raw, &ev, err) })
+				} else {
+					eachObject(body, func(line int, raw []byte) { bt.addRaw(line, raw) })
+				}
+				if bt.res.Accepted != 1000 {
+					b.Fatalf("accepted %d of 1000", bt.res.Accepted)
+				}
+				bt.bb.NewRecord().Release()
+				bt.Release()
+			}
+			b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
