@@ -192,7 +192,13 @@ type Engine struct {
 
 	status atomic.Pointer[Status]
 	// Owned by the tick goroutine.
-	pendingEvidence []incident.Evidence // from the second round of a tick, for the next
+	// What batches after the tick's mark made known (dispatched while the tick ran): evidence, and
+	// measurements at bucket ends their watermark passed. It waits for the tick whose mark covers its
+	// batch, so that every bucket end is judged once with all its measurements and evidence is fused in log
+	// order, whichever wall-clock tick collects it.
+	pendingEvidence []incident.Evidence
+	pendingSamples  []incident.TrafficSample
+	pendingFeatures []detect.Features
 	lastUnits       *[]Unit
 	lastAssets      *[]Event
 
@@ -304,7 +310,7 @@ func (e *Engine) Apply(seq uint64, rec arrow.Record) error {
 	if wm := newest - e.cfg.Lateness.Milliseconds(); wm > e.wm {
 		e.wm = wm
 	}
-	e.win.Dispatch(rec, horizon, e.now, e.wm)
+	e.win.Dispatch(rec, seq, horizon, e.now, wmBefore, e.wm)
 	e.lastSeq = seq
 	e.late.Add(late)
 	e.tooLate.Add(tooLate)
@@ -372,9 +378,12 @@ func (e *Engine) tick(seq uint64) uint64 {
 		return seq
 	}
 	d := &Delta{Watermark: m.wm, Now: m.now, Changed: r.Changed, Removed: r.Removed}
-	evidence := append(e.pendingEvidence, r.Evidence...)
-	e.pendingEvidence = nil
-	evidence = append(evidence, e.jdg.Judge(r.Samples, r.Features)...)
+	// What the batches up to the mark made known is judged and fused now, in log order; what later batches
+	// (dispatched while the tick ran) made known waits for the next tick.
+	e.pendingEvidence = append(e.pendingEvidence, r.Evidence...)
+	e.pendingSamples = append(e.pendingSamples, r.Samples...)
+	e.pendingFeatures = append(e.pendingFeatures, r.Features...)
+	evidence := e.readyUpTo(m.seq)
 	var scores map[uint64]float64
 	d.Incidents, scores = e.inc.Track(m.wm, evidence)
 	if scores != nil {
@@ -398,7 +407,8 @@ func (e *Engine) tick(seq uint64) uint64 {
 		}
 		d.Removed = append(d.Removed, r2.Removed...)
 		e.pendingEvidence = append(e.pendingEvidence, r2.Evidence...)
-		e.pendingEvidence = append(e.pendingEvidence, e.jdg.Judge(r2.Samples, r2.Features)...)
+		e.pendingSamples = append(e.pendingSamples, r2.Samples...)
+		e.pendingFeatures = append(e.pendingFeatures, r2.Features...)
 	}
 	// Units and assets changed by the last batches of a burst are published here (TryLock: never wait for
 	// Apply, and never deadlock with WriteSnapshot, which holds the lock while it waits for this goroutine).
@@ -430,6 +440,32 @@ func (e *Engine) tick(seq uint64) uint64 {
 		e.cfg.OnDelta(d)
 	}
 	return seq
+}
+
+// readyUpTo returns the evidence of batches up to seq with the traffic judge's judgements of the bucket ends
+// those batches passed, and keeps the rest pending.
+func (e *Engine) readyUpTo(seq uint64) []incident.Evidence {
+	var samples []incident.TrafficSample
+	samples, e.pendingSamples = splitBySeq(e.pendingSamples, seq, func(x *incident.TrafficSample) uint64 { return x.Seq() })
+	var feats []detect.Features
+	feats, e.pendingFeatures = splitBySeq(e.pendingFeatures, seq, func(f *detect.Features) uint64 { return f.Seq })
+	var evidence []incident.Evidence
+	evidence, e.pendingEvidence = splitBySeq(e.pendingEvidence, seq, func(ev *incident.Evidence) uint64 { return ev.Seq })
+	return append(evidence, e.jdg.Judge(samples, feats)...)
+}
+
+// splitBySeq returns the items of batches up to seq (a new slice) and the rest (in place of items).
+func splitBySeq[T any](items []T, seq uint64, seqOf func(*T) uint64) (ready, rest []T) {
+	rest = items[:0]
+	for i := range items {
+		if seqOf(&items[i]) <= seq {
+			ready = append(ready, items[i])
+		} else {
+			rest = append(rest, items[i])
+		}
+	}
+	clear(items[len(rest):])
+	return ready, rest
 }
 
 // Status returns the progress as of the last tick.

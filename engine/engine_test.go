@@ -61,21 +61,7 @@ func detector(ts int64, lat, lng, flow, occ, speed, interval float64) Event {
 // apply builds one batch from events and applies it, then flushes a tick.
 func (r *rig) apply(events ...Event) {
 	r.t.Helper()
-	bb := NewBatchBuilder(r.mem)
-	defer bb.Release()
-	for i := range events {
-		c, err := geo.CellOf(events[i].Lat, events[i].Lng, r.e.Config().Res)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		bb.Append(&events[i], c)
-	}
-	rec := bb.NewRecord()
-	defer rec.Release()
-	r.seq++
-	if err := r.e.Apply(r.seq, rec); err != nil {
-		r.t.Fatal(err)
-	}
+	r.applyOnly(events...)
 	r.e.Flush()
 }
 

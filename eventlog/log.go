@@ -250,11 +250,12 @@ func EncodeRecord(rec arrow.Record, mem memory.Allocator) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// DecodeRecords reads every record batch of the IPC stream data (ingest.ReadIPC: lengths checked against
-// the bytes, a capped allocator on the Go heap, structure checked, never a panic), checks the schema and
-// passes each to fn, which must Retain a record it keeps after returning.
+// DecodeRecords reads every record batch of the IPC stream data (ingest.ReadIPCInPlace: lengths checked
+// against the bytes, structure checked, never a panic; the columns are views into data, which must not change
+// while a record lives), checks the schema and passes each to fn, which must Retain a record it keeps after
+// returning.
 func DecodeRecords(data []byte, fn func(arrow.Record) error) error {
-	return ingest.ReadIPC(data, max(16*int64(len(data)), 1<<20), fn)
+	return ingest.ReadIPCInPlace(data, max(16*int64(len(data)), 1<<20), fn)
 }
 
 // Append writes rec to the log and returns once JetStream has stored it (the acknowledgement). A record too

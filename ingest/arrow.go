@@ -30,8 +30,9 @@ func (in *Ingestor) arrowCap(n int) int64 {
 }
 
 // IngestArrow is the binary fast path: data is an Arrow IPC stream of record batches in the engine schema
-// (engine.Schema; the cell column may be 0 and is always recomputed), read by ReadIPC (lengths checked
-// against the bytes received, capped allocator, structure checked). Every row is validated by the same
+// (engine.Schema; the cell column may be 0 and is always recomputed), read by ReadIPCInPlace (lengths checked
+// against the bytes received, structure checked; the columns are views into data, which the caller must not
+// change until IngestArrow returns). Every row is validated by the same
 // rules as JSON. The whole stream is read and judged before anything is stored, so an unreadable stream
 // stores nothing; then each batch whose rows are all valid and correctly celled goes to the log as it came,
 // otherwise its valid rows are rebuilt into a new batch and the others dead-lettered. Line numbers count
@@ -61,7 +62,7 @@ func (in *Ingestor) IngestArrow(ctx context.Context, data []byte, via, key strin
 	}()
 	var errs []LineError
 	line := 0
-	err := ReadIPC(data, in.arrowCap(len(data)), func(rec arrow.Record) error {
+	err := ReadIPCInPlace(data, in.arrowCap(len(data)), func(rec arrow.Record) error {
 		b := in.newBatch(via, engine.KindUnknown)
 		parts = append(parts, part{b: b})
 		b.res.Errors = errs // the answer lists the first MaxErrors of the whole stream

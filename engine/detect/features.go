@@ -14,6 +14,10 @@ type Features struct {
 	X    [NumFeatures]float64
 	// For placing evidence: the position (m from the link's start) of the standing queue's head, or -1.
 	HeadM float64
+	// Set by the engine's window room: the log batch whose watermark passed T, and the watermark before it
+	// (the incident tracker takes evidence in log order).
+	Seq      uint64
+	WmBefore int64
 }
 
 // Feature indexes.

@@ -100,7 +100,7 @@ func (b *blockageJudge) evidence(f *detect.Features, w float64) Evidence {
 	p, _ := l.PointAt(off)
 	cell, _ := geo.CellOf(p.Lat, p.Lng, b.topo.res)
 	return Evidence{Kind: schema.KindProbe, Source: fmt.Sprintf("link:%d", f.Link), Type: trafficType, TS: f.T,
-		Lat: p.Lat, Lng: p.Lng, Cell: cell, Weight: round3(w), LinkRef: f.Link + 1}
+		Lat: p.Lat, Lng: p.Lng, Cell: cell, Weight: round3(w), LinkRef: f.Link + 1, Seq: f.Seq, WmBefore: f.WmBefore}
 }
 
 // weakTraffic reports whether ev is a candidate of the blockage judge: a link it finds suspicious but has

@@ -26,6 +26,11 @@ type Evidence struct {
 	// LinkRef is 1 + the index of the road link a traffic judgement is about (0: none), so that fusion can
 	// follow a queue from link to link.
 	LinkRef int32 `json:",omitempty"`
+	// Seq is the log sequence of the batch that made this evidence known (for a traffic judgement, the batch
+	// whose watermark passed its bucket end), and WmBefore the watermark before that batch. The tracker takes
+	// evidence in log order, so that its judgement does not depend on how wall-clock ticks group batches.
+	Seq      uint64 `json:"-"`
+	WmBefore int64  `json:"-"`
 }
 
 // incidentVideo are the video types that are incident evidence, with the incident type they suggest.
@@ -99,10 +104,14 @@ func containsAny(s string, subs ...string) bool {
 	return false
 }
 
-// sortEvidence orders evidence by event time, then place and source, so fusion is deterministic.
+// sortEvidence orders evidence by the log batch that made it known, then event time, place and source, so
+// fusion is deterministic.
 func sortEvidence(ev []Evidence) {
 	sort.SliceStable(ev, func(i, j int) bool {
 		a, b := &ev[i], &ev[j]
+		if a.Seq != b.Seq {
+			return a.Seq < b.Seq
+		}
 		if a.TS != b.TS {
 			return a.TS < b.TS
 		}

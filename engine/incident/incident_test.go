@@ -27,14 +27,14 @@ func TestChronicFalseAlarmCameraLosesWeight(t *testing.T) {
 		t.Errorf("an unknown camera has weight %g", w)
 	}
 	// Unconfirmed candidates count against their camera: a weak frame (a candidate that never reaches
-	// detection) at t0, then the watermark passes its time to live.
+	// detection) at t0, then the watermark less the allowed lateness passes its time to live.
 	cell, err := geo.CellOf(lat, lng, 9)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tr.Track(t0-30_000, []Evidence{{Kind: schema.KindVideo, Source: "cam-x", Type: "debris", TS: t0, Lat: lat, Lng: lng,
 		Cell: cell, Weight: 0.3}})
-	tr.Track(t0+CandidateTTL+30_000, nil)
+	tr.Track(t0+CandidateTTL+30_000+1_000, nil)
 	if c := cams["cam-x"]; c != nil {
 		c.settle(t0 + CandidateTTL + 60_000)
 	}

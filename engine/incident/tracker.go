@@ -34,8 +34,8 @@ func NewTracker(lateness int64) *Tracker {
 // several links make one incident (call before the first Track).
 func (tr *Tracker) SetTopology(tp *Topology) { tr.t.topo = tp }
 
-// Track runs the tracker for one tick (evidence at once, time-driven changes up to the watermark wm, queued
-// operator actions) and returns the incidents that changed, and the incident scores by cell when they
+// Track runs the tracker for one tick (evidence at once, time-driven changes up to the watermark wm less the
+// allowed lateness, queued operator actions) and returns the incidents that changed, and the incident scores by cell when they
 // changed since the last call (nil otherwise).
 func (tr *Tracker) Track(wm int64, evidence []Evidence) (changed []Incident, scores map[uint64]float64) {
 	t := tr.t
@@ -54,10 +54,12 @@ func (tr *Tracker) Track(wm int64, evidence []Evidence) (changed []Incident, sco
 	var changedArea bool
 	late := t.lateness
 	for _, ev := range evidence {
-		// Time-driven changes up to the evidence's own time less the allowed lateness come first: by then no
-		// on-time evidence can change them, so the outcome is the same however evidence is grouped in ticks.
-		if t.advancedTo < ev.TS-late {
-			changedArea = t.advance(ev.TS-late) || changedArea
+		// Evidence comes in log order (the batch that made it known), as if each batch had its own tick:
+		// first the time-driven changes up to the watermark before that batch less the allowed lateness,
+		// then up to the evidence's own time less the lateness (by then no on-time evidence can change
+		// them). So the outcome is the same however wall-clock ticks group batches.
+		if to := max(ev.WmBefore, ev.TS) - late; t.advancedTo < to {
+			changedArea = t.advance(to) || changedArea
 		}
 		t.add(ev)
 	}
@@ -68,8 +70,13 @@ func (tr *Tracker) Track(wm int64, evidence []Evidence) (changed []Incident, sco
 		}
 		tr.actResult.Store(a.ID, err)
 	}
-	if t.advancedTo < wm {
-		changedArea = t.advance(wm) || changedArea
+	// Then up to the watermark less the allowed lateness: evidence still to come is on time (its time is at
+	// least wm, a traffic judgement's bucket end is past wm), so none of it would have come before these
+	// changes had it been in this tick. Advancing to wm itself would let the wall-clock grouping of
+	// evidence in ticks decide, for evidence between wm−lateness and wm, whether a candidate expired or an
+	// incident went quiet before it came: a replay would not show what the live run showed.
+	if t.advancedTo < wm-late {
+		changedArea = t.advance(wm-late) || changedArea
 	}
 	if sc := t.scores(); !mapsEqual(sc, tr.lastScores) {
 		scores, tr.lastScores = sc, sc

@@ -68,7 +68,16 @@ type TrafficSample struct {
 	// stopHead: the most downstream position (fraction of the link) of a probe standing in the last
 	// minute, -1: none (links only).
 	stopHead float64
+	// The batch whose watermark passed t, and the watermark before it (Evidence.Seq, Evidence.WmBefore).
+	seq      uint64
+	wmBefore int64
 }
+
+// SetOrder records the log batch whose watermark passed the sample's bucket end, and the watermark before it.
+func (x *TrafficSample) SetOrder(seq uint64, wmBefore int64) { x.seq, x.wmBefore = seq, wmBefore }
+
+// Seq is the log batch whose watermark passed the sample's bucket end.
+func (x *TrafficSample) Seq() uint64 { return x.seq }
 
 // CellSample starts the sample of a cell (its centre and free-flow speed) at bucket end t; the shard adds
 // the cell's buckets with AddBucket.
@@ -302,7 +311,7 @@ func judge(samples []TrafficSample, runs map[uint64]int, u trafficUnit) []Eviden
 			k = schema.KindDetector
 		}
 		out = append(out, Evidence{Kind: k, Source: u.source(x), Type: "speed_collapse",
-			TS: x.t, Lat: x.lat, Lng: x.lng, Cell: x.cell, Weight: math.Min(0.85, w)})
+			TS: x.t, Lat: x.lat, Lng: x.lng, Cell: x.cell, Weight: math.Min(0.85, w), Seq: x.seq, WmBefore: x.wmBefore})
 	}
 	return out
 }

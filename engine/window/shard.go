@@ -84,10 +84,17 @@ type shardMsg struct {
 	offs    []float32 // position along the matched link per row, fraction of its length
 	horizon int64     // events older than this are too late for any window
 	now     int64     // the engine's newest event time after this batch
-	tick    *tickReq
-	dump    *dumpReq
-	restore *restoreReq
-	rawReq  *rawReq
+	// sampleTo, when set, is the watermark after this batch, which passed a bucket end: the shard measures
+	// its cells at every bucket end up to it once the rows (if any) are applied. The dispatcher sends it to
+	// every shard, so that each bucket end is measured on exactly the batches up to the one that passed
+	// it, however the tick goroutine's wall-clock ticks fall (a replay judges as the live run did).
+	sampleTo int64
+	seq      uint64 // the batch's log sequence
+	wmBefore int64  // the watermark before the batch
+	tick     *tickReq
+	dump     *dumpReq
+	restore  *restoreReq
+	rawReq   *rawReq
 }
 
 type tickReq struct {
@@ -121,6 +128,7 @@ type shard struct {
 	lastTickBucket int64
 	lastEvalEnd    int64 // bucket end up to which traffic anomalies were evaluated
 	evidence       []incident.Evidence
+	samples        []incident.TrafficSample // measured at bucket ends since the last tick
 	buses          map[string]busState
 	scored         map[uint64]bool // cells with a nonzero incident score
 	snap           atomic.Pointer[map[uint64]*CellView]
@@ -173,7 +181,20 @@ func (s *shard) run() {
 			m.rawReq.reply <- s.raws(m.rawReq)
 			continue
 		}
-		s.apply(m)
+		if m.rec != nil {
+			n := len(s.evidence)
+			s.apply(m)
+			for i := n; i < len(s.evidence); i++ {
+				s.evidence[i].Seq, s.evidence[i].WmBefore = m.seq, m.wmBefore
+			}
+		}
+		if m.sampleTo != 0 {
+			n := len(s.samples)
+			s.samples = append(s.samples, s.sampleBuckets(m.sampleTo)...)
+			for i := n; i < len(s.samples); i++ {
+				s.samples[i].SetOrder(m.seq, m.wmBefore)
+			}
+		}
 	}
 	s.releaseRaw(1 << 62)
 }
@@ -289,7 +310,8 @@ func (s *shard) transitDelay(rec arrow.Record, r int, t int64, cell uint64, cs *
 }
 
 // sampleBuckets measures every cell with recent data at each bucket end up to wm that was not measured yet,
-// for the traffic rule.
+// for the traffic rule. It runs when the dispatcher says a batch moved the watermark past a bucket end
+// (shardMsg.sampleTo), never on a tick.
 func (s *shard) sampleBuckets(wm int64) []incident.TrafficSample {
 	bucketMs := s.w.bucketMs
 	end := floorDiv(wm, bucketMs) * bucketMs
@@ -352,7 +374,8 @@ func (cs *cellState) learn(v float64) {
 // longest window, and publishes the views that changed.
 func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 	bucketMs := s.w.bucketMs
-	samples := s.sampleBuckets(wm)
+	samples := s.samples
+	s.samples = nil
 	if scores != nil {
 		for cell := range s.scored {
 			if _, ok := scores[cell]; !ok {

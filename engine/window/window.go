@@ -67,6 +67,8 @@ type Set struct {
 	topo     *incident.Topology // read-only; nil without a road network
 	rowLink  []int32            // per row of the batch being dispatched: matched link (-1 none)
 	rowOff   []float32          // and the position along it
+	// sampledEnd is the newest bucket end the shards were told to measure (no road network).
+	sampledEnd int64
 	// traj follows every matched vehicle and link in event time for the blockage detector (dispatcher);
 	// the features it measures at each bucket end wait in feats for the next tick.
 	traj   *detect.Tracker
@@ -125,10 +127,11 @@ func (s *Set) Config() Config { return s.cfg }
 // Dispatch hands the rows of rec (which has the engine schema, cells at the base resolution) to their
 // shards, map-matching probes, transit vehicles and detectors on a road network (on the match workers, each
 // vehicle on its own). Rows older than horizon are too late for any window (they are counted, not matched);
-// now is the engine's newest event time after this batch and wm its watermark, up to which the blockage
-// detector measures. It blocks while a shard's queue is full, and returns false if the engine stopped
+// seq is the batch's log sequence, now the engine's newest event time after this batch, wmBefore and wm its
+// watermark before and after it (the blockage detector and the shards measure bucket ends up to wm; what the
+// batch makes known is tagged with seq and wmBefore, so the incident room can take it in log order). It blocks while a shard's queue is full, and returns false if the engine stopped
 // meanwhile. The shards retain rec for as long as they need it.
-func (s *Set) Dispatch(rec arrow.Record, horizon, now, wm int64) bool {
+func (s *Set) Dispatch(rec arrow.Record, seq uint64, horizon, now, wmBefore, wm int64) bool {
 	n := int(rec.NumRows())
 	cells := rec.Column(schema.ColCell).(*array.Uint64)
 	for i := range s.rowsBuf {
@@ -152,15 +155,27 @@ func (s *Set) Dispatch(rec arrow.Record, horizon, now, wm int64) bool {
 		s.cfg.ObserveRows(rec, s.rowLink, s.rowOff)
 	}
 	if matched {
-		s.track(rec, wm)
+		s.track(rec, seq, wmBefore, wm)
+	}
+	// Without a road network the shards measure their cells for the traffic rule at each bucket end the
+	// watermark passes: every shard hears of it right after this batch (a shard with no rows in it too).
+	var sampleTo int64
+	if s.cfg.Network == nil {
+		if end := floorDiv(wm, s.bucketMs) * s.bucketMs; end > s.sampledEnd {
+			s.sampledEnd, sampleTo = end, wm
+		}
 	}
 	ok := true
 	for i, rows := range s.rowsBuf {
 		if len(rows) == 0 || !ok {
+			if ok && sampleTo != 0 && !s.shards[i].in.Push(shardMsg{sampleTo: sampleTo, seq: seq, wmBefore: wmBefore}, s.stop) {
+				ok = false
+			}
 			continue
 		}
 		rec.Retain()
-		msg := shardMsg{rec: rec, rows: append([]int32(nil), rows...), horizon: horizon, now: now}
+		msg := shardMsg{rec: rec, rows: append([]int32(nil), rows...), horizon: horizon, now: now, sampleTo: sampleTo,
+			seq: seq, wmBefore: wmBefore}
 		if matched {
 			msg.links = append([]int32(nil), s.linksBuf[i]...)
 			msg.offs = append([]float32(nil), s.offsBuf[i]...)
@@ -175,7 +190,7 @@ func (s *Set) Dispatch(rec arrow.Record, horizon, now, wm int64) bool {
 
 // track hands the matched rows of rec to the blockage detector in row order and has it measure every
 // bucket end the watermark wm has passed; the features wait for the next tick.
-func (s *Set) track(rec arrow.Record, wm int64) {
+func (s *Set) track(rec arrow.Record, seq uint64, wmBefore, wm int64) {
 	ts := rec.Column(schema.ColTS).(*array.Timestamp)
 	kind := rec.Column(schema.ColKind).(*array.Uint8)
 	ids := rec.Column(schema.ColID).(*array.String)
@@ -193,6 +208,9 @@ func (s *Set) track(rec arrow.Record, wm int64) {
 		}
 	}
 	s.traj.Advance(wm, func(_ int64, f []detect.Features) {
+		for i := range f {
+			f[i].Seq, f[i].WmBefore = seq, wmBefore
+		}
 		s.featMu.Lock()
 		s.feats = append(s.feats, f...)
 		s.featMu.Unlock()

@@ -80,7 +80,7 @@ func BenchmarkDispatch(b *testing.B) {
 				from := t0 + int64(i)*1000
 				rec := restamp(recs[i%len(recs)], from)
 				now = from + 999
-				s.Dispatch(rec, now-16*time.Minute.Milliseconds(), now, now-30_000)
+				s.Dispatch(rec, uint64(i+1), now-16*time.Minute.Milliseconds(), now, now-30_000, now-30_000)
 				rec.Release()
 				if i%25 == 24 { // a tick per 100,000 events, as at 200,000 events/s with 500-ms ticks
 					s.Tick(now, now-30_000, nil)
@@ -105,7 +105,7 @@ func BenchmarkTick(b *testing.B) {
 	for i := 0; i < 90; i++ { // 15 minutes of 10-s buckets
 		rec := probeBatch(b, nil, n, t0+int64(i)*10_000)
 		now = t0 + int64(i)*10_000 + n
-		s.Dispatch(rec, t0-time.Hour.Milliseconds(), now, now-30_000)
+		s.Dispatch(rec, uint64(i+1), t0-time.Hour.Milliseconds(), now, now-30_000, now-30_000)
 		rec.Release()
 	}
 	s.Tick(now, now-30_000, nil)

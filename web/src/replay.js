@@ -65,7 +65,8 @@ export class Replay extends EventTarget {
   async create() {
     const from = fromInput($('replay-from').value), to = fromInput($('replay-to').value);
     if (!(to > from)) { toast(t('replay.order'), 'err'); return; }
-    const speed = Number($('replay-speed').value) || 10;
+    const sv = Number($('replay-speed').value);
+    const speed = Number.isFinite(sv) && sv >= 0 ? sv : 10; // 0: as fast as the machine goes ("max")
     $('replay-start').disabled = true;
     try {
       const s = await api('/api/v1/replays', { method: 'POST', body: { from: from.toISOString(), to: to.toISOString(), speed, paused: false } });
