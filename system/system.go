@@ -65,6 +65,10 @@ type Config struct {
 	Network *geo.Network
 	// SignalControl tunes the signal controller (zero: signals.DefaultControl).
 	SignalControl signals.Control
+	// EventClock runs the dispatcher (ETAs, green waves, re-routes) on the newest event time the engine has
+	// applied instead of the wall clock: for feeds replayed or simulated faster than real time, so that the
+	// same feeds give the same dispatches however fast they come (the SUMO closed loop, bench/signals).
+	EventClock bool
 
 	// MemoryLimit is the process's memory budget in bytes (system/memory.go): 0, half the machine's memory;
 	// negative, none.
@@ -255,7 +259,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	// Dispatch before the consumer: the log's dispatch and plan decisions go to it (system/dispatch.go).
 	if cfg.Network != nil {
 		if s.Dispatch, err = dispatch.New(s.Engine, dispatch.Config{Network: cfg.Network, Closed: s.Zones.Closures,
-			Queues: s.Queues, Control: cfg.SignalControl, Journal: s.journalDispatch, Ready: s.Ready}); err != nil {
+			Queues: s.Queues, Control: cfg.SignalControl, Journal: s.journalDispatch, Ready: s.Ready, Now: s.dispatchClock(cfg.EventClock)}); err != nil {
 			return nil, fmt.Errorf("cannot start dispatch: %w", err)
 		}
 	}
@@ -322,12 +326,18 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if limit == 0 {
 		limit = DefaultMemoryLimit()
 	}
-	s.mem = newGovernor(max(limit, 0), s.Engine, s.logger.Printf)
+	s.mem = newGovernor(max(limit, 0), s.Engine.Config().Retention, func() []*engine.Engine { return []*engine.Engine{s.Engine} }, s.logger.Printf)
 	if icfg.Admit == nil {
 		icfg.Admit = s.mem.admit
 	}
 	s.Ingest = ingest.New(icfg, s.Log)
-	s.mem.start(s.Ingest.Stats().LastSeq.Load)
+	s.mem.start(func() uint64 {
+		last, applied := s.Ingest.Stats().LastSeq.Load(), s.Engine.Status().AppliedSeq
+		if last > applied {
+			return last - applied
+		}
+		return 0
+	})
 	if s.natsSrc, err = natsin.Serve(s.Ingest, s.nc, cfg.NATSWorkers); err != nil {
 		return nil, err
 	}
@@ -564,4 +574,18 @@ func (s *System) Stop(ctx context.Context) error {
 		s.stopErr = errors.Join(errs...)
 	})
 	return s.stopErr
+}
+
+// dispatchClock is the dispatcher's clock: the wall clock, or with event the newest event time applied (the
+// wall clock until the first event).
+func (s *System) dispatchClock(event bool) func() time.Time {
+	if !event {
+		return time.Now
+	}
+	return func() time.Time {
+		if now := s.Engine.Status().Now; now > 0 {
+			return time.UnixMilli(now).UTC()
+		}
+		return time.Now()
+	}
 }

@@ -13,10 +13,15 @@ import (
 
 // CacheVersion changes whenever a controller or the measurement changes, so cached runs of older code are not
 // reused.
-const CacheVersion = "2026-12-05.7"
+const CacheVersion = "2026-12-06.1"
 
 // PreemptVersion changes whenever the emergency vehicle's green wave changes (it keys only +preempt runs).
 const PreemptVersion = "3"
+
+// BaselineVersion changes whenever the runs of SUMO's own programs (fixed, actuated, delay_based) or their
+// measurement change. Those runs do not depend on CityBrain's controller, feeds or decision period, so a change
+// there (CacheVersion) does not rerun them.
+const BaselineVersion = "2026-12-05.7"
 
 // cacheKey names a run by everything that decides its outcome.
 func cacheKey(sc *Scenario, method string, o Options) string {
@@ -25,6 +30,15 @@ func cacheKey(sc *Scenario, method string, o Options) string {
 		End, Begin              int
 		O                       Options
 	}{CacheVersion, sc.Name, sc.Config, method, sc.EndS, sc.BeginS, o})
+	if isSUMOControlled(method) {
+		b, _ = json.Marshal(struct {
+			V, Name, Config, Method string
+			End, Begin, Seed        int
+			Scale                   float64
+			SumoBinary              string
+			NoEV                    bool
+		}{BaselineVersion, sc.Name, sc.Config, method, sc.EndS, sc.BeginS, o.Seed, o.Scale, o.SumoBinary, o.NoEV})
+	}
 	if strings.HasSuffix(method, PreemptSuffix) {
 		b = append(b, "/preempt-"+PreemptVersion...)
 	}

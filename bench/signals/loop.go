@@ -151,7 +151,7 @@ func newLoopCtl(ctx context.Context, c *traci.Client, sc *Scenario, o Options, c
 	defer cancel()
 	sys, err := system.Start(sctx, system.Config{HTTPAddr: "127.0.0.1:0", DataDir: dir, Version: "signals", Network: net,
 		Logger: log.New(io.Discard, "", 0), Engine: ecfg, Log: eventlog.DefaultConfig(), Hub: api.DefaultHubConfig(),
-		SnapshotEvery: -1, SignalControl: o.Control})
+		SnapshotEvery: -1, SignalControl: o.Control, EventClock: true})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("cannot start CityBrain for the closed loop: %w", err)

@@ -66,6 +66,7 @@ type Estimator struct {
 	changed chan struct{}
 	lanes   map[string]*lane // approach lanes of signals, by lane id
 	ls      map[int32]*link  // links that hold or lead to approaches (and the outgoing links of signals)
+	order   []int32          // the keys of ls, ascending: arrivals move in the same order every run
 	sigs    map[string]*sigState
 	probes  map[string]probeTrack
 	turns   map[[2]int32]float64 // probe moves link → next link
@@ -89,9 +90,13 @@ type lane struct {
 	count    float64 // vehicles counted in the last interval
 	share    float64 // this lane's share of its link's counts (EWMA)
 	green    bool
-	since    int64 // when green last changed (or was first reported)
-	known    bool  // its signal has reported a state
-	signal   string
+	// partial: some of the lane's movements are green and others red. A vehicle waiting at the head for a red
+	// movement holds up the lane, so a loop that counts nothing then does not mean the lane is empty.
+	partial bool
+	greenTo []bool // per movement (outs): green now
+	since   int64  // when green last changed (or was first reported)
+	known   bool   // its signal has reported a state
+	signal  string
 }
 
 // link is a road link on the way to signals: the arrivals scheduled on it and what was learned of it.
@@ -209,6 +214,10 @@ func (e *Estimator) link(li int32) *link {
 	lanes := max(1, l.Lanes)
 	lk := &link{idx: li, freeMS: math.Max(3, ff/3.6), storage: math.Max(1, l.LengthM*float64(lanes)/signals.JamSpacingM)}
 	e.ls[li] = lk
+	k := sort.Search(len(e.order), func(i int) bool { return e.order[i] >= li })
+	e.order = append(e.order, 0)
+	copy(e.order[k+1:], e.order[k:])
+	e.order[k] = li
 	return lk
 }
 
@@ -350,9 +359,19 @@ func (e *Estimator) reading(ln *lane, t int64, count, occ, intvS float64) {
 	}
 	out := 0.0
 	if ln.green {
-		discharge := math.Min(ln.stored, e.cfg.SatFlowVph/3600*intvS)
+		// On a partial green only the vehicles bound for the green movements go; the others stop between
+		// the loop and the stop line.
+		goes := e.greenShare(ln)
+		discharge := 0.0
+		if !ln.partial || count > 0 { // on a partial green a loop that counts nothing: the head is held up
+			discharge = math.Min(ln.stored, goes*e.cfg.SatFlowVph/3600*intvS)
+		}
 		ln.stored -= discharge
-		out = discharge + count
+		out = discharge + count*goes
+		if stay := count * (1 - goes); stay > 0 {
+			room := math.Max(0, capStore-ln.stored)
+			ln.stored += math.Min(stay, room)
+		}
 	} else {
 		room := math.Max(0, capStore-ln.stored)
 		ln.stored += math.Min(count, room)
@@ -367,7 +386,7 @@ func (e *Estimator) reading(ln *lane, t int64, count, occ, intvS float64) {
 		lk.unpred += e.decay(int64(intvS*1000)) * (0 - lk.unpred)
 	}
 	switch {
-	case ln.green && count == 0 && occ < 0.1 && float64(t-ln.lastPass)/1000 >= e.cfg.GapS && float64(t-ln.since)/1000 >= e.cfg.GapS:
+	case ln.green && !ln.partial && count == 0 && occ < 0.1 && float64(t-ln.lastPass)/1000 >= e.cfg.GapS && float64(t-ln.since)/1000 >= e.cfg.GapS:
 		ln.up, ln.stored = 0, 0 // nothing comes through a green: the lane is empty
 	case !ln.green && occ >= 0.5:
 		ln.stored = capStore
@@ -386,10 +405,39 @@ func (e *Estimator) linkCount(lk *link) float64 {
 	return t
 }
 
-// send moves n vehicles that crossed lane ln's stop line at t into the links its movements lead to.
+// greenShare is the share of lane ln's vehicles bound for its movements that are green now (1 when all are).
+func (e *Estimator) greenShare(ln *lane) float64 {
+	if !ln.partial || len(ln.greenTo) != len(ln.outs) {
+		return 1
+	}
+	g := 0.0
+	for i, r := range e.ratios(ln.link, ln.outs) {
+		if ln.greenTo[i] {
+			g += r
+		}
+	}
+	return g
+}
+
+// send moves n vehicles that crossed lane ln's stop line at t into the links its movements lead to (on a
+// partial green, only the green ones).
 func (e *Estimator) send(ln *lane, t int64, n float64) {
 	from := ln.link
 	ratios := e.ratios(from, ln.outs)
+	if ln.partial && len(ln.greenTo) == len(ln.outs) {
+		sum := 0.0
+		for i := range ratios {
+			if !ln.greenTo[i] {
+				ratios[i] = 0
+			}
+			sum += ratios[i]
+		}
+		for i := range ratios {
+			if sum > 0 {
+				ratios[i] /= sum
+			}
+		}
+	}
 	cross := e.cfg.CrossS
 	if !math.IsNaN(ln.loopM) {
 		cross += ln.loopM / e.ls[from].freeMS
@@ -449,7 +497,8 @@ func (e *Estimator) advance(t int64) {
 	e.upTo = t
 	for moved := true; moved; {
 		moved = false
-		for _, lk := range e.ls {
+		for _, li := range append([]int32(nil), e.order...) { // enter may add links
+			lk := e.ls[li]
 			k := 0
 			for k < len(lk.pending) && lk.pending[k].at <= t {
 				k++
@@ -617,15 +666,36 @@ func (e *Estimator) Report(signalID, state string, t int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.sigs[s.ID] = &sigState{state: state, at: t}
-	green := map[string]bool{}
+	green, moves := map[string]int{}, map[string]int{}
 	for _, sl := range s.Links {
-		if sl.Index >= 0 && sl.Index < len(state) && geo.Green(state[sl.Index]) {
-			green[sl.FromLane] = true
+		if sl.Index >= 0 {
+			moves[sl.FromLane]++
+			if sl.Index < len(state) && geo.Green(state[sl.Index]) {
+				green[sl.FromLane]++
+			}
+		}
+	}
+	for _, sl := range s.Links {
+		ln := e.lanes[sl.FromLane]
+		if ln == nil || sl.Index < 0 {
+			continue
+		}
+		if len(ln.greenTo) != len(ln.outs) {
+			ln.greenTo = make([]bool, len(ln.outs))
+		}
+		if to, ok := e.byID[sl.To]; ok {
+			for k, o := range ln.outs {
+				if o == to {
+					ln.greenTo[k] = sl.Index < len(state) && geo.Green(state[sl.Index])
+				}
+			}
 		}
 	}
 	for _, sl := range s.Links {
 		if ln := e.lanes[sl.FromLane]; ln != nil && sl.Index >= 0 {
-			if g := green[sl.FromLane]; g != ln.green || !ln.known {
+			g := green[sl.FromLane] > 0
+			ln.partial = g && green[sl.FromLane] < moves[sl.FromLane]
+			if g != ln.green || !ln.known {
 				ln.green, ln.since, ln.known = g, t, true
 			}
 		}
@@ -680,8 +750,12 @@ func (e *Estimator) Lanes(ids []string, horizonS float64) []LaneView {
 		if ln.lastPass > 0 {
 			v.GapS = float64(now-ln.lastPass) / 1000
 		}
-		if ln.known && !ln.green && v.QueueVeh >= 0.5 {
+		switch {
+		case ln.known && !ln.green && v.QueueVeh >= 0.5:
 			v.WaitS = float64(now-ln.since) / 1000
+		case ln.known && ln.partial && v.QueueVeh >= 0.5 && v.GapS >= e.cfg.GapS:
+			// Green for some movements, yet nothing crosses: the head vehicle waits for a red one.
+			v.WaitS = float64(now-max(ln.since, ln.lastPass)) / 1000
 		}
 		if len(ln.outs) > 0 {
 			r := e.ratios(ln.link, ln.outs)

@@ -236,3 +236,34 @@ func TestWaitFor(t *testing.T) {
 		t.Errorf("no network: %+v", v)
 	}
 }
+
+// A partial green (some of a lane's movements green, others red): only the vehicles bound for the green ones
+// go on, the others stop before the stop line, and a loop that then counts nothing does not mean an empty
+// lane (the head vehicle waits for its red movement) but a wait.
+func TestPartialGreen(t *testing.T) {
+	f := newFeeder(t)
+	f.est.Report("S1", "GrG", t0) // a: straight green, right red
+	f.feed(det("a_0", 0, 0, 2, 0))
+	f.feed(det("a_0", 2, 4, 2, 0.3)) // no probe yet: half straight, half right
+	for s := 4.0; s <= 14; s += 2 {
+		f.feed(det("a_0", s, 0, 2, 0))
+	}
+	v := f.lane("a_0")
+	if math.Abs(v.QueueVeh-2) > 1e-9 || !v.Green {
+		t.Fatalf("a after 12 s of a partial green with nothing crossing: %+v, want the 2 bound right still waiting", v)
+	}
+	if v.WaitS < 8 {
+		t.Errorf("a's head waits %.0f s, want counted since the last crossing", v.WaitS)
+	}
+	if b, b2 := f.est.fill(f.est.byID["b"]), f.est.fill(f.est.byID["b2"]); b <= 0 || b2 != 0 {
+		t.Errorf("fills b %.3f, b2 %.3f: only the straight movement was green", b, b2)
+	}
+	// The whole lane green: they go, and a loop that then counts nothing for the gap means an empty lane.
+	f.est.Report("S1", "GGr", t0+14_000)
+	for s := 16.0; s <= 26; s += 2 {
+		f.feed(det("a_0", s, 0, 2, 0))
+	}
+	if v := f.lane("a_0"); v.QueueVeh != 0 {
+		t.Errorf("a after a full green gapped out: %+v, want empty", v)
+	}
+}

@@ -37,6 +37,10 @@ type Control struct {
 	MaxWaitS float64
 	// MaxGapS: a green whose lanes have all gone this long without a vehicle crossing has gapped out.
 	MaxGapS float64
+	// MinDemand is the least pressure (vehicle-equivalents) a stage needs to be worth a change: an estimate
+	// spreads a vehicle over lanes and turns and keeps learned inflow rates, so a stage nobody waits for still
+	// shows hundredths of a vehicle; a change for that costs the amber and all-red for nothing.
+	MinDemand float64
 	// Cyclic keeps the program's order of main greens: the choice is only to hold the current one or move on
 	// to the next main green with demand.
 	Cyclic bool
@@ -44,7 +48,7 @@ type Control struct {
 
 // DefaultControl is the tuning measured in docs/signals.md.
 func DefaultControl() Control {
-	return Control{MinGreenS: 5, MaxGreenS: 60, ArrivalWeight: 0.5, SwitchRatio: 2, SwitchCost: 2, SpillFill: 0.8, MaxWaitS: 120, MaxGapS: 3}
+	return Control{MinGreenS: 5, MaxGreenS: 60, ArrivalWeight: 0.5, SwitchRatio: 2, SwitchCost: 2, SpillFill: 0.8, MaxWaitS: 120, MaxGapS: 3, MinDemand: 0.5}
 }
 
 // Decision is the phase choice at one signal.
@@ -161,7 +165,7 @@ func Decide(stages []Stage, lanes []LaneState, cur int, elapsed float64, c Contr
 		switch {
 		case elapsed >= maxS:
 			d.Phase, d.Hold, d.Reason = next, false, "max_green"
-		case pn <= 0:
+		case pn <= 0 || pn < c.MinDemand:
 			d.Reason = "idle"
 		case gappedOut(lanes, st.Lanes, c):
 			d.Phase, d.Hold, d.Reason = next, false, "gap_out"
@@ -192,7 +196,7 @@ func Decide(stages []Stage, lanes []LaneState, cur int, elapsed float64, c Contr
 	}
 	best, bp := argmaxF(d.Pressures, cur)
 	switch {
-	case best < 0 || bp <= 0:
+	case best < 0 || bp <= 0 || bp < c.MinDemand:
 		d.Reason = "idle"
 	case elapsed >= maxS:
 		d.Phase, d.Hold, d.Reason = best, false, "max_green"

@@ -47,6 +47,10 @@ func TestDecideAcyclic(t *testing.T) {
 	if d := Decide(twoStages, lanes(0, 0, 1, 0), 0, 6, c); d.Hold || d.Phase != 1 {
 		t.Errorf("empty green: %+v", d)
 	}
+	// ... but not for less than MinDemand: an estimate's hundredths of a vehicle are not worth an amber.
+	if d := Decide(twoStages, lanes(0, 0, 0.2, 0.1), 0, 6, c); !d.Hold || d.Reason != "idle" {
+		t.Errorf("empty green, a trace of demand elsewhere: %+v", d)
+	}
 	// Still discharging, the other side not SwitchRatio stronger: hold.
 	if d := Decide(twoStages, lanes(3, 2, 6, 2), 0, 12, c); !d.Hold || !reflect.DeepEqual(d.Pressures, []float64{5, 8}) {
 		t.Errorf("discharging: %+v", d)
