@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -12,6 +13,27 @@ import (
 	"citybrain/engine"
 	"citybrain/ingest"
 )
+
+// WriteMemoryMetrics writes the memory budget's gauges (Prometheus text); cluster nodes use it too.
+func WriteMemoryMetrics(w io.Writer, m MemoryStatus) {
+	metric := func(name, typ, help string) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	}
+	metric("citybrain_memory_limit_bytes", "gauge", "The process's memory budget (--memory-limit; 0: none).")
+	fmt.Fprintf(w, "citybrain_memory_limit_bytes %d\n", m.Limit)
+	metric("citybrain_memory_rss_bytes", "gauge", "Resident set size of the process, as the memory governor last read it.")
+	fmt.Fprintf(w, "citybrain_memory_rss_bytes %d\n", m.RSS)
+	metric("citybrain_ingest_backlog_messages", "gauge", "Log messages the engines lag behind ingest.")
+	fmt.Fprintf(w, "citybrain_ingest_backlog_messages %d\n", m.Backlog)
+	slow := 0
+	if m.SlowDown != "" {
+		slow = 1
+	}
+	metric("citybrain_ingest_slow_down", "gauge", "1 while the doors refuse batches (HTTP 429, NATS slow down).")
+	fmt.Fprintf(w, "citybrain_ingest_slow_down %d\n", slow)
+	metric("citybrain_ingest_refused_batches_total", "counter", "Batches refused by backpressure.")
+	fmt.Fprintf(w, "citybrain_ingest_refused_batches_total %d\n", m.Refused)
+}
 
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -63,21 +85,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	metric("citybrain_engine_raw_retention_seconds", "gauge", "Raw retention in force (shorter than configured when the memory budget needs it).")
 	fmt.Fprintf(&b, "citybrain_engine_raw_retention_seconds %g\n", st.Retention.Seconds())
 	if s.Memory != nil {
-		m := s.Memory()
-		metric("citybrain_memory_limit_bytes", "gauge", "The process's memory budget (--memory-limit; 0: none).")
-		fmt.Fprintf(&b, "citybrain_memory_limit_bytes %d\n", m.Limit)
-		metric("citybrain_memory_rss_bytes", "gauge", "Resident set size of the process, as the memory governor last read it.")
-		fmt.Fprintf(&b, "citybrain_memory_rss_bytes %d\n", m.RSS)
-		metric("citybrain_ingest_backlog_messages", "gauge", "Log messages the engine lags behind ingest.")
-		fmt.Fprintf(&b, "citybrain_ingest_backlog_messages %d\n", m.Backlog)
-		slow := 0
-		if m.SlowDown != "" {
-			slow = 1
-		}
-		metric("citybrain_ingest_slow_down", "gauge", "1 while the doors refuse batches (HTTP 429, NATS slow down).")
-		fmt.Fprintf(&b, "citybrain_ingest_slow_down %d\n", slow)
-		metric("citybrain_ingest_refused_batches_total", "counter", "Batches refused by backpressure.")
-		fmt.Fprintf(&b, "citybrain_ingest_refused_batches_total %d\n", m.Refused)
+		WriteMemoryMetrics(&b, s.Memory())
 	}
 	metric("citybrain_engine_tick_seconds", "gauge", "Duration of the last tick.")
 	fmt.Fprintf(&b, "citybrain_engine_tick_seconds %g\n", float64(st.TickNanos)/1e9)

@@ -76,14 +76,17 @@ func ParseBytes(s string) (int64, error) {
 	return int64(v * mult), nil
 }
 
-// governor is the memory governor of one System (owned by it: started by Start, stopped by Stop).
+// governor is the memory governor of one process: a single-process System, or a cluster node (owned by it:
+// started by Start or StartNode, stopped by Stop). On an ingest node it governs no engine (its doors and the
+// engines' lag); on an engine node it governs every partition engine the node owns, and has no doors.
 type governor struct {
 	limit      int64
 	maxBacklog uint64
-	eng        *engine.Engine
-	lastSeq    func() uint64 // log sequence of the newest batch ingest stored
+	engines    func() []*engine.Engine // the engines whose raw retention it governs, now
+	lag        func() uint64           // log messages the engines lag behind what was stored
 	setGoLimit bool
 	configured time.Duration
+	retention  time.Duration // the raw retention it set (governor goroutine): every engine is given it
 	logf       func(string, ...any)
 
 	rss      atomic.Int64
@@ -96,14 +99,17 @@ type governor struct {
 	stop, done           chan struct{}
 }
 
-func newGovernor(limit int64, eng *engine.Engine, logf func(string, ...any)) *governor {
-	return &governor{limit: limit, maxBacklog: DefaultMaxBacklog, eng: eng,
-		setGoLimit: os.Getenv("GOMEMLIMIT") == "", configured: eng.Config().Retention, logf: logf}
+// newGovernor returns the governor of a process with memory budget limit (0: none) whose engines (a
+// function: a cluster node's change) have the raw retention configured.
+func newGovernor(limit int64, configured time.Duration, engines func() []*engine.Engine, logf func(string, ...any)) *governor {
+	return &governor{limit: limit, maxBacklog: DefaultMaxBacklog, engines: engines,
+		setGoLimit: os.Getenv("GOMEMLIMIT") == "", configured: configured, retention: configured, logf: logf}
 }
 
-// start takes its first look and starts the governor's goroutine; lastSeq is the ingestor's.
-func (g *governor) start(lastSeq func() uint64) {
-	g.lastSeq = lastSeq
+// start takes its first look and starts the governor's goroutine; backlog says how many log messages the
+// engines lag behind what ingest stored (0 where the node has no doors).
+func (g *governor) start(lag func() uint64) {
+	g.lag = lag
 	g.stop, g.done = make(chan struct{}), make(chan struct{})
 	g.step(time.Now())
 	go g.run()
@@ -135,35 +141,45 @@ func (g *governor) close() {
 func (g *governor) step(now time.Time) {
 	rss := processRSS()
 	g.rss.Store(rss)
-	st := g.eng.Status()
-	var backlog uint64
-	if last := g.lastSeq(); last > st.AppliedSeq {
-		backlog = last - st.AppliedSeq
+	engines := g.engines()
+	var rawBytes int64
+	for _, e := range engines {
+		rawBytes += e.Status().RawBytes
 	}
+	backlog := g.lag()
 	g.backlog.Store(backlog)
 	if g.limit <= 0 {
 		return
 	}
 	if g.setGoLimit {
-		debug.SetMemoryLimit(max(g.limit/4, g.limit-st.RawBytes))
+		debug.SetMemoryLimit(max(g.limit/4, g.limit-rawBytes))
 	}
-	// Raw retention.
+	// Raw retention, the same for every engine (a partition taken since the last step gets it now).
 	high, low := g.limit*8/10, g.limit*6/10
-	ret := g.eng.Retention()
+	ret := g.retention
+	setAll := func(r time.Duration) {
+		g.retention = r
+		for _, e := range engines {
+			if e.Retention() != r {
+				e.SetRetention(r)
+			}
+		}
+	}
+	setAll(ret)
 	switch {
-	case rss > high && ret > MinRawRetention && now.Sub(g.lastShrink) >= 2*time.Second && st.RawBytes > 0:
-		room := high - (rss - st.RawBytes) // what the raw events may take
-		f := min(max(float64(room)/float64(st.RawBytes), 0.25), 0.9)
+	case rss > high && ret > MinRawRetention && now.Sub(g.lastShrink) >= 2*time.Second && rawBytes > 0:
+		room := high - (rss - rawBytes) // what the raw events may take
+		f := min(max(float64(room)/float64(rawBytes), 0.25), 0.9)
 		next := max(MinRawRetention, time.Duration(float64(ret)*f).Round(time.Second))
 		if next < ret {
-			g.eng.SetRetention(next)
+			setAll(next)
 			g.lastShrink = now
 			g.logf("memory: RSS %d MiB over 80%% of the %d MiB budget: raw retention %s → %s", rss>>20, g.limit>>20, ret, next)
 			g.freeAfter = now.Add(time.Second) // the shards release at their next tick
 		}
 	case rss < low && ret < g.configured && now.Sub(g.lastShrink) >= 30*time.Second && now.Sub(g.lastGrow) >= 10*time.Second:
 		next := min(g.configured, (ret + max(ret/4, 10*time.Second)).Round(time.Second))
-		g.eng.SetRetention(next)
+		setAll(next)
 		g.lastGrow = now
 		g.logf("memory: RSS %d MiB under 60%% of the %d MiB budget: raw retention %s → %s", rss>>20, g.limit>>20, ret, next)
 	}

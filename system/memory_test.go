@@ -9,7 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/nats-io/nats.go"
+
+	"citybrain/engine"
+	"citybrain/geo"
 )
 
 type memoryStatusDoc struct {
@@ -150,5 +154,93 @@ func TestMemoryBudgetShortensRetention(t *testing.T) {
 	s.Engine.Flush()
 	if r, want := s.Engine.Status().Retention, min(cfg.Engine.Retention, (after.Retention+max(after.Retention/4, 10*time.Second)).Round(time.Second)); r != want {
 		t.Errorf("retention %s after room came back, want %s", r, want)
+	}
+}
+
+// A cluster node's governor: on an engine node it gives every partition engine the node owns the same raw
+// retention, shortening it on all of them over the budget, and a partition taken later gets the retention
+// in force; on an ingest node it shuts the doors while an owned partition lags too far behind.
+func TestGovernorOfClusterNodes(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "off")
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	t.Cleanup(func() { mem.AssertSize(t, 0) }) // after every engine's Stop (cleanups run last first)
+	newEngine := func() *engine.Engine {
+		cfg := engine.DefaultConfig()
+		cfg.Mem, cfg.Tick, cfg.Shards = mem, time.Hour, 1
+		e := engine.New(cfg)
+		t.Cleanup(e.Stop)
+		bb := engine.NewBatchBuilder(mem)
+		defer bb.Release()
+		t0 := int64(1795737600000)
+		for i := 0; i < 300; i++ {
+			ev := engine.NewEvent(engine.KindProbe)
+			ev.TS, ev.ID, ev.Lat, ev.Lng, ev.SpeedKmh = t0+int64(i)*2000, fmt.Sprint("v", i%20), 30.25, 120.15+float64(i%30)*0.001, 30
+			c, err := geo.CellOf(ev.Lat, ev.Lng, cfg.Res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bb.Append(&ev, c)
+		}
+		rec := bb.NewRecord()
+		defer rec.Release()
+		if err := e.Apply(1, rec); err != nil {
+			t.Fatal(err)
+		}
+		e.Flush()
+		if e.Status().RawBytes == 0 {
+			t.Fatal("no raw events retained")
+		}
+		return e
+	}
+	configured := engine.DefaultConfig().Retention
+	owned := []*engine.Engine{newEngine(), newEngine()}
+	var logged []string
+	g := newGovernor(1<<40, configured, func() []*engine.Engine { return owned }, func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) })
+	g.lag = func() uint64 { return 0 }
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	now := time.Now()
+	g.step(now)
+	for i, e := range owned {
+		if r := e.Retention(); r != configured {
+			t.Fatalf("partition engine %d: retention %s within the budget, want %s", i, r, configured)
+		}
+	}
+	g.limit = processRSS() // over 80 % of it
+	g.step(now.Add(time.Second))
+	short := owned[0].Retention()
+	if short >= configured || short < MinRawRetention || owned[1].Retention() != short {
+		t.Errorf("over the budget: retentions %s and %s, want both shortened alike (from %s)", short, owned[1].Retention(), configured)
+	}
+	if len(logged) == 0 || !strings.Contains(logged[0], "raw retention") {
+		t.Errorf("the shortening was not logged: %q", logged)
+	}
+	// A partition taken now gets the retention in force at the next step (not its configured one).
+	owned = append(owned, newEngine())
+	g.step(now.Add(1500 * time.Millisecond))
+	if r := owned[2].Retention(); r != owned[0].Retention() {
+		t.Errorf("a partition taken later has retention %s, the others %s", r, owned[0].Retention())
+	}
+
+	// An ingest node: no engines; the doors shut while an owned partition lags more than MaxBacklog messages.
+	var lag uint64
+	in := newGovernor(1<<40, 0, func() []*engine.Engine { return nil }, func(string, ...any) {})
+	in.lag = func() uint64 { return lag }
+	in.step(now)
+	if err := in.admit(); err != nil {
+		t.Fatalf("no lag, yet the doors are shut: %v", err)
+	}
+	lag = DefaultMaxBacklog + 1
+	in.step(now.Add(time.Second))
+	if err := in.admit(); err == nil || !strings.Contains(err.Error(), "lags the log") {
+		t.Errorf("an engine %d messages behind: admit says %v, want slow down naming the lag", lag, err)
+	}
+	if m := in.status(); m.Backlog != lag || m.SlowDown == "" || m.Refused != 1 {
+		t.Errorf("ingest node memory status %+v", m)
+	}
+	lag = DefaultMaxBacklog / 4
+	in.step(now.Add(2 * time.Second))
+	if err := in.admit(); err != nil {
+		t.Errorf("the engines caught up, yet the doors are shut: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -74,6 +75,11 @@ type Node struct {
 	Merged  *cluster.Merged
 	Hub     *api.Hub
 	Replays *replay.Manager
+
+	// ingest and engine nodes: the memory budget (memory.go); clusterLag is what ingest nodes give it: the
+	// most log messages an owned partition lags behind, as its engine last wrote it in the KV bucket.
+	mem        *governor
+	clusterLag atomic.Uint64
 
 	http       *http.Server
 	ln         net.Listener
@@ -198,7 +204,12 @@ func (n *Node) startIngest(auth *api.Auth) (http.Handler, error) {
 	if icfg.Res == 0 {
 		icfg.Res = n.engineConfig().Res
 	}
+	n.mem = newGovernor(n.memoryLimit(), 0, func() []*engine.Engine { return nil }, n.logger.Printf)
+	if icfg.Admit == nil {
+		icfg.Admit = n.mem.admit
+	}
 	n.Ingest = ingest.New(icfg, n.Log)
+	n.mem.start(n.clusterLag.Load)
 	var err error
 	if n.natsSrc, err = natsin.Serve(n.Ingest, n.nc, n.cfg.NATSWorkers); err != nil {
 		return nil, err
@@ -242,6 +253,12 @@ func (n *Node) startEngine(ctx context.Context, auth *api.Auth) (http.Handler, e
 		return nil, err
 	}
 	n.leases = cluster.NewLeases(n.kv, n.id, n.cfg.Cluster.Partitions)
+	retention := n.partitionEngineConfig().Retention
+	if retention <= 0 {
+		retention = engine.DefaultConfig().Retention
+	}
+	n.mem = newGovernor(n.memoryLimit(), retention, n.engines, n.logger.Printf)
+	n.mem.start(func() uint64 { return 0 }) // an engine node has no doors: it reads the log at its pace
 	mux := http.NewServeMux()
 	n.commonRoutes(mux, auth)
 	return mux, nil
@@ -267,6 +284,28 @@ func (n *Node) startAPI(auth *api.Auth) (http.Handler, error) {
 	}
 	srv.Replays = api.NewReplays(n.Replays, n.cfg.Hub)
 	return srv.Handler(), nil
+}
+
+// memoryLimit is the node's memory budget (Config.MemoryLimit: 0, half the machine; negative, none).
+func (n *Node) memoryLimit() int64 {
+	limit := n.cfg.MemoryLimit
+	if limit == 0 {
+		limit = DefaultMemoryLimit()
+	}
+	return max(limit, 0)
+}
+
+// engines are the engines of the partitions this node owns now.
+func (n *Node) engines() []*engine.Engine {
+	n.pmu.Lock()
+	defer n.pmu.Unlock()
+	out := make([]*engine.Engine, 0, len(n.parts))
+	for _, p := range n.parts {
+		if e := p.Engine(); e != nil {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // commonRoutes are the status routes of ingest and engine nodes (api nodes have them through api.Server).
@@ -316,6 +355,19 @@ func (n *Node) round(ctx context.Context) {
 	}
 	if err := cluster.PutNode(rctx, n.kv, ni); err != nil && ctx.Err() == nil {
 		n.logger.Printf("%v", err)
+	}
+	if n.role == RoleIngest {
+		// The engines' lag, for the memory governor's doors (a partition without an owner has no engine to
+		// fall behind: what it is sent waits in the log).
+		if v, err := cluster.Read(rctx, n.kv); err == nil {
+			var lag uint64
+			for k, st := range v.Partitions {
+				if owner := v.Owners[k]; owner != "" && st.Owner == owner {
+					lag = max(lag, st.Lag)
+				}
+			}
+			n.clusterLag.Store(lag)
+		}
 	}
 	if n.leases == nil {
 		return
@@ -508,6 +560,9 @@ func (n *Node) metrics(w io.Writer) {
 	fmt.Fprintf(w, "citybrain_node_info{role=%q,node=%q} 1\n", n.role, n.id)
 	metric("citybrain_node_ready", "gauge", "1 when the node waits for nothing (see /healthz).")
 	fmt.Fprintf(w, "citybrain_node_ready %d\n", b2i(n.waiting() == ""))
+	if n.mem != nil {
+		api.WriteMemoryMetrics(w, n.mem.status())
+	}
 	switch n.role {
 	case RoleIngest:
 		st := n.Ingest.Stats()
@@ -582,6 +637,9 @@ func (n *Node) Stop(ctx context.Context) error {
 		if n.loopCancel != nil {
 			n.loopCancel()
 			<-n.loopDone
+		}
+		if n.mem != nil {
+			n.mem.close()
 		}
 		if n.http != nil {
 			if err := n.http.Shutdown(ctx); err != nil {

@@ -326,12 +326,18 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if limit == 0 {
 		limit = DefaultMemoryLimit()
 	}
-	s.mem = newGovernor(max(limit, 0), s.Engine, s.logger.Printf)
+	s.mem = newGovernor(max(limit, 0), s.Engine.Config().Retention, func() []*engine.Engine { return []*engine.Engine{s.Engine} }, s.logger.Printf)
 	if icfg.Admit == nil {
 		icfg.Admit = s.mem.admit
 	}
 	s.Ingest = ingest.New(icfg, s.Log)
-	s.mem.start(s.Ingest.Stats().LastSeq.Load)
+	s.mem.start(func() uint64 {
+		last, applied := s.Ingest.Stats().LastSeq.Load(), s.Engine.Status().AppliedSeq
+		if last > applied {
+			return last - applied
+		}
+		return 0
+	})
 	if s.natsSrc, err = natsin.Serve(s.Ingest, s.nc, cfg.NATSWorkers); err != nil {
 		return nil, err
 	}

@@ -102,3 +102,7 @@ func (b *blockageJudge) evidence(f *detect.Features, w float64) Evidence {
 	return Evidence{Kind: schema.KindProbe, Source: fmt.Sprintf("link:%d", f.Link), Type: trafficType, TS: f.T,
 		Lat: p.Lat, Lng: p.Lng, Cell: cell, Weight: round3(w), LinkRef: f.Link + 1, Seq: f.Seq, WmBefore: f.WmBefore}
 }
+
+// weakTraffic reports whether ev is a candidate of the blockage judge: a link it finds suspicious but has
+// not judged blocked (an alarm weighs at least alarmMinW).
+func weakTraffic(ev Evidence) bool { return ev.LinkRef > 0 && ev.Weight < alarmMinW }

@@ -221,6 +221,12 @@ func (t *tracker) add(ev Evidence) {
 		t.order = append(t.order, best)
 	}
 	in := best
+	// A candidate link (traffic the detector finds suspicious, not blocked) that is not yet one of the
+	// links of an incident already detected counts as corroboration only: it neither adds its link to the
+	// incident, nor moves it, nor keeps it open. Otherwise the candidates of a congested area carry an
+	// incident along the queue's links, link by link, away from the blockage, keep it open for the rest of
+	// the hour and make it swallow the calls and camera frames of the next event nearby (issue 12).
+	weak := in.Active() && weakTraffic(ev) && !in.links[ev.LinkRef-1]
 	key := ev.Kind.String() + ":" + ev.Source
 	sa := in.sources[key]
 	if sa == nil {
@@ -241,7 +247,9 @@ func (t *tracker) add(ev Evidence) {
 	if ev.Kind == schema.KindReport {
 		pw *= 0.3
 	}
-	if li := ev.LinkRef - 1; li >= 0 && t.topo != nil && len(in.links) > 0 && !in.links[li] {
+	if weak {
+		pw = 0
+	} else if li := ev.LinkRef - 1; li >= 0 && t.topo != nil && len(in.links) > 0 && !in.links[li] {
 		switch {
 		case t.topo.reaches(li, in.links, queueHops):
 			pw = 0
@@ -249,7 +257,7 @@ func (t *tracker) add(ev Evidence) {
 			in.sumLat, in.sumLng, in.sumW = 0, 0, 0
 		}
 	}
-	if ev.LinkRef > 0 {
+	if ev.LinkRef > 0 && !weak {
 		if in.links == nil {
 			in.links = map[int32]bool{}
 		}
@@ -269,7 +277,7 @@ func (t *tracker) add(ev Evidence) {
 	if len(in.Evidence) > maxEvidence {
 		in.Evidence = append(in.Evidence[:0], in.Evidence[len(in.Evidence)-maxEvidence:]...)
 	}
-	if ev.TS > in.LastEvidenceAt {
+	if ev.TS > in.LastEvidenceAt && !weak {
 		in.LastEvidenceAt = ev.TS
 	}
 	if ev.TS > in.UpdatedAt {
