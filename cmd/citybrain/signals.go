@@ -29,6 +29,7 @@ func signalsMain(args []string) error {
 	data := fs.String("data-dir", os.Getenv("CITYBRAIN_DATA"), "shared data directory (default $CITYBRAIN_DATA, else ../shared/data)")
 	jsonOut := fs.String("json", "", "write every run and the summaries as JSON to this file")
 	decide := fs.Float64("decide", 0, "decision period of the TraCI-driven controllers, s (default 2)")
+	gate := fs.Float64("gate", -1, "perimeter gate: the fill of the area's inner links (0..1) above which its entries are held back (0: off; default the controller's)")
 	fs.Parse(args)
 	if *data == "" {
 		*data = filepath.Join("..", "shared", "data")
@@ -81,6 +82,9 @@ func signalsMain(args []string) error {
 					o.Seed, o.Scale = seed, x
 					if *decide > 0 {
 						o.DecideS = *decide
+					}
+					if *gate >= 0 {
+						o.Control.GateFill = *gate
 					}
 					r, hit, err := signals.RunCached(ctx, sc, m, o, *cache)
 					if err != nil {

@@ -180,12 +180,19 @@ func (sc *signalControl) decide(s *geo.Signal, r SignalRequest, method string) S
 	ctl := sc.ctl
 	ctl.Cyclic = method == MethodCyclic || c.fixed
 	views := sc.est.Lanes(lanes, HorizonS)
+	gate := 0.0
+	if ctl.GateFill > 0 {
+		gate = ctl.Gate(sc.est.AreaFill())
+	}
 	ls := make([]signals.LaneState, len(views))
 	for i, v := range views {
 		ls[i] = signals.LaneState{Queue: v.QueueVeh, Arrivals: v.ArriveVeh, Storage: v.Storage, OutFill: v.OutFill,
 			WaitS: v.WaitS, GapS: v.GapS}
 		if !v.HasLoop {
 			ls[i].GapS = 0 // no loop: never judged gapped out by it
+		}
+		if v.Entry {
+			ls[i].Gated = gate
 		}
 	}
 	cur := -1

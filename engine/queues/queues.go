@@ -109,6 +109,9 @@ type link struct {
 	freeMS   float64
 	storage  float64 // vehicles it holds at jam spacing
 	lastSeen int64
+	// entry: vehicles reach this link from the edge of the network without passing another signal (the
+	// perimeter of the controlled area); the others are its inner links.
+	entry bool
 }
 
 // arrival is a group of vehicles expected at a link's queue (or, on a link without a signal, at its end).
@@ -186,7 +189,16 @@ func New(net *geo.Network, cfg Config) *Estimator {
 			}
 		}
 	}
+	sigNodes := map[string]bool{}
+	for _, s := range net.Signals() {
+		for _, n := range s.Nodes {
+			sigNodes[n] = true
+		}
+	}
 	for _, lk := range e.ls {
+		if len(lk.lanes) > 0 {
+			lk.entry = e.entry(lk.idx, sigNodes)
+		}
 		sort.Slice(lk.lanes, func(i, j int) bool { return lk.lanes[i].id < lk.lanes[j].id })
 		for _, ln := range lk.lanes {
 			ln.share = 1 / float64(len(lk.lanes))
@@ -202,6 +214,70 @@ func containsI(s []int32, x int32) bool {
 		}
 	}
 	return false
+}
+
+// entryHops bounds the walk upstream from an approach in search of the network's edge.
+const entryHops = 4
+
+// entry reports whether vehicles can reach link li from the edge of the network (a node that only the
+// reverse of the link leaving it enters) within entryHops links without passing a signal (a link leaving a
+// signalised node is inner).
+func (e *Estimator) entry(li int32, sigNodes map[string]bool) bool {
+	type at struct{ node, from string } // a node reached, and the node of the link we walked up from
+	front := []at{{e.links[li].From, e.links[li].To}}
+	seen := map[string]bool{}
+	for hop := 0; hop < entryHops && len(front) > 0; hop++ {
+		var next []at
+		for _, a := range front {
+			if seen[a.node] || sigNodes[a.node] {
+				continue
+			}
+			seen[a.node] = true
+			nd, ok := e.net.Node(a.node)
+			if !ok {
+				continue
+			}
+			ins := 0
+			for _, id := range nd.In {
+				l, ok := e.net.Link(id)
+				if !ok || l.From == a.from { // the reverse of the way down
+					continue
+				}
+				ins++
+				next = append(next, at{l.From, a.node})
+			}
+			if ins == 0 {
+				return true
+			}
+		}
+		front = next
+	}
+	return false
+}
+
+// AreaFill is how full the inner links of the controlled area are (vehicles on them over their storage at
+// jam spacing; 0 when it has none): what a perimeter gate watches.
+func (e *Estimator) AreaFill() float64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n, cap := 0.0, 0.0
+	for _, li := range e.order {
+		lk := e.ls[li]
+		if len(lk.lanes) == 0 || lk.entry {
+			continue
+		}
+		for _, a := range lk.pending {
+			n += a.veh
+		}
+		for _, ln := range lk.lanes {
+			n += ln.up + ln.stored
+		}
+		cap += lk.storage
+	}
+	if cap == 0 {
+		return 0
+	}
+	return math.Min(1, n/cap)
 }
 
 // link returns the state of link li, creating it.
@@ -716,6 +792,7 @@ type LaneView struct {
 	LoopM      float64            `json:"loop_m"` // the loop's distance before the stop line (-1 unknown)
 	TurnShares map[string]float64 `json:"turns,omitempty"`
 	HasLoop    bool               `json:"has_loop"`
+	Entry      bool               `json:"entry"` // on the perimeter of the controlled area (reached from its edge)
 }
 
 // Lanes returns the state of lanes (ids) for a decision now, looking horizonS ahead for arrivals.
@@ -733,7 +810,7 @@ func (e *Estimator) Lanes(ids []string, horizonS float64) []LaneView {
 		}
 		lk := e.ls[ln.link]
 		l := e.links[ln.link]
-		v.Link, v.Green, v.HasLoop = l.ID, ln.green, ln.lastRead > 0
+		v.Link, v.Green, v.HasLoop, v.Entry = l.ID, ln.green, ln.lastRead > 0, lk.entry
 		v.QueueVeh = ln.up + ln.stored
 		v.Storage = math.Max(1, ln.lengthM/signals.JamSpacingM)
 		if !math.IsNaN(ln.loopM) {

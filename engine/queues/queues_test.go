@@ -267,3 +267,27 @@ func TestPartialGreen(t *testing.T) {
 		t.Errorf("a after a full green gapped out: %+v, want empty", v)
 	}
 }
+
+// The perimeter: a and x come from the edge of the network (entries); b runs from S1 to S2 (inner). The
+// area's fill counts the inner links only.
+func TestPerimeter(t *testing.T) {
+	f := newFeeder(t)
+	if f.est.AreaFill() != 0 {
+		t.Fatalf("empty area fill %.3f", f.est.AreaFill())
+	}
+	for _, tt := range []struct {
+		lane  string
+		entry bool
+	}{{"a_0", true}, {"x_0", true}, {"y_0", true}, {"b_0", false}} {
+		if v := f.lane(tt.lane); v.Entry != tt.entry {
+			t.Errorf("%s entry %v, want %v", tt.lane, v.Entry, tt.entry)
+		}
+	}
+	f.est.Report("S1", "GGr", t0)
+	f.est.Report("S2", "rG", t0)
+	f.feed(det("a_0", 0, 0, 2, 0), det("b_0", 0, 0, 2, 0))
+	f.feed(det("a_0", 2, 8, 2, 0.5)) // 8 through S1: 4 straight into b (200 m: 26.7 vehicles' storage)
+	if got, want := f.est.AreaFill(), 4/(200/7.5); math.Abs(got-want) > 0.01 {
+		t.Errorf("area fill %.3f, want %.3f (4 vehicles on b)", got, want)
+	}
+}

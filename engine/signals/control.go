@@ -17,6 +17,9 @@ type LaneState struct {
 	// GapS is how long ago a vehicle last crossed the stop line (or the loop just before it); large when none
 	// has. A green whose lanes all show a gap of MaxGapS is not discharging: empty, or blocked downstream.
 	GapS float64
+	// Gated is the share (0..1) of this lane's pressure the perimeter gate holds back: an entry to an area
+	// whose inner links are filling (Control.Gate).
+	Gated float64
 }
 
 // Control tunes the phase choice.
@@ -41,6 +44,11 @@ type Control struct {
 	// spreads a vehicle over lanes and turns and keeps learned inflow rates, so a stage nobody waits for still
 	// shows hundredths of a vehicle; a change for that costs the amber and all-red for nothing.
 	MinDemand float64
+	// GateFill and GateSpan: perimeter control. When the inner links of the controlled area are fuller than
+	// GateFill (vehicles over storage), the entries' pressure is held back in proportion, fully (bar
+	// GateMin) at GateFill + GateSpan, so that the area stays below the fill where it stops flowing and the
+	// queue waits at its edge. GateFill 0: no gate.
+	GateFill, GateSpan, GateMin float64
 	// Cyclic keeps the program's order of main greens: the choice is only to hold the current one or move on
 	// to the next main green with demand.
 	Cyclic bool
@@ -48,7 +56,8 @@ type Control struct {
 
 // DefaultControl is the tuning measured in docs/signals.md.
 func DefaultControl() Control {
-	return Control{MinGreenS: 5, MaxGreenS: 60, ArrivalWeight: 0.5, SwitchRatio: 2, SwitchCost: 2, SpillFill: 0.8, MaxWaitS: 120, MaxGapS: 3, MinDemand: 0.5}
+	return Control{MinGreenS: 5, MaxGreenS: 60, ArrivalWeight: 0.5, SwitchRatio: 2, SwitchCost: 2, SpillFill: 0.8, MaxWaitS: 120, MaxGapS: 3, MinDemand: 0.5,
+		GateFill: 0.3, GateSpan: 0.3, GateMin: 0.2}
 }
 
 // Decision is the phase choice at one signal.
@@ -75,10 +84,22 @@ func (c Control) LanePressure(l LaneState) float64 {
 		s = SatFlowPerLane
 	}
 	p *= s / SatFlowPerLane
+	if l.Gated > 0 {
+		p *= 1 - math.Min(1, l.Gated)
+	}
 	if c.SpillFill < 1 && l.OutFill > c.SpillFill {
 		p *= math.Max(0, (1-l.OutFill)/(1-c.SpillFill))
 	}
 	return p
+}
+
+// Gate is the share of an entry lane's pressure held back when the area's inner links are areaFill full.
+func (c Control) Gate(areaFill float64) float64 {
+	if c.GateFill <= 0 || areaFill <= c.GateFill {
+		return 0
+	}
+	span := math.Max(c.GateSpan, 1e-3)
+	return math.Min(1-c.GateMin, (areaFill-c.GateFill)/span)
 }
 
 // Stage is one main green of a signal: the lanes (indices into the lanes of a decision) it serves, the lanes
@@ -134,6 +155,24 @@ func Decide(stages []Stage, lanes []LaneState, cur int, elapsed float64, c Contr
 	}
 	if st.MaxS > 0 {
 		maxS = st.MaxS
+	}
+	// The perimeter gate shortens a green in the share its pressure comes from held-back entries.
+	{
+		raw, held := 0.0, 0.0
+		for _, l := range st.Lanes {
+			if l >= 0 && l < len(lanes) && lanes[l].Gated > 0 {
+				ung := lanes[l]
+				ung.Gated = 0
+				p := c.LanePressure(ung)
+				raw += p
+				held += p * math.Min(1, lanes[l].Gated)
+			} else if l >= 0 && l < len(lanes) {
+				raw += c.LanePressure(lanes[l])
+			}
+		}
+		if raw > 0 && held > 0 {
+			maxS = math.Max(minS, maxS*(1-held/raw))
+		}
 	}
 	if elapsed < minS {
 		d.Reason = "min_green"

@@ -117,3 +117,31 @@ func TestDecideCyclic(t *testing.T) {
 		t.Errorf("single stage: %+v", d)
 	}
 }
+
+// The perimeter gate: nothing below GateFill; above it the share of the entries' pressure held back grows to
+// 1 - GateMin at GateFill + GateSpan, and a green serving them is shortened in that share.
+func TestGate(t *testing.T) {
+	c := DefaultControl()
+	c.GateFill, c.GateSpan, c.GateMin = 0.3, 0.3, 0.2
+	for _, tt := range []struct{ fill, want float64 }{{0.2, 0}, {0.3, 0}, {0.45, 0.5}, {0.6, 0.8}, {0.9, 0.8}} {
+		if got := c.Gate(tt.fill); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("gate at fill %.2f: %.3f, want %.3f", tt.fill, got, tt.want)
+		}
+	}
+	if p := c.LanePressure(LaneState{Queue: 10, Gated: 0.5}); math.Abs(p-5) > 1e-9 {
+		t.Errorf("an entry held back by half: pressure %.2f, want 5", p)
+	}
+	// A stage of entries only, held back by half: its 60-s maximum becomes 30 s.
+	ls := lanes(8, 8, 2, 0)
+	ls[0].Gated, ls[1].Gated = 0.5, 0.5
+	if d := Decide(twoStages, ls, 0, 29, c); !d.Hold {
+		t.Errorf("gated green at 29 s: %+v, want held", d)
+	}
+	if d := Decide(twoStages, ls, 0, 31, c); d.Hold || d.Reason != "max_green" {
+		t.Errorf("gated green at 31 s: %+v, want ended at its gated maximum", d)
+	}
+	ls[0].Gated, ls[1].Gated = 0, 0
+	if d := Decide(twoStages, ls, 0, 31, c); !d.Hold {
+		t.Errorf("ungated green at 31 s: %+v, want held", d)
+	}
+}
