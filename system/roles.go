@@ -357,15 +357,8 @@ func (n *Node) round(ctx context.Context) {
 		n.logger.Printf("%v", err)
 	}
 	if n.role == RoleIngest {
-		// The engines' lag, for the memory governor's doors (a partition without an owner has no engine to
-		// fall behind: what it is sent waits in the log).
-		if v, err := cluster.Read(rctx, n.kv); err == nil {
-			var lag uint64
-			for k, st := range v.Partitions {
-				if owner := v.Owners[k]; owner != "" && st.Owner == owner {
-					lag = max(lag, st.Lag)
-				}
-			}
+		// The engines' lag, for the memory governor's doors.
+		if lag, err := cluster.MaxLag(rctx, n.kv, n.cfg.Cluster.Partitions); err == nil {
 			n.clusterLag.Store(lag)
 		}
 	}

@@ -275,6 +275,28 @@ func PutStatus(ctx context.Context, kv *KV, st PartitionStatus) error {
 	return nil
 }
 
+// MaxLag is the most log messages a partition with a live owner lags behind, from the partitions' status
+// records (one direct get each: no consumer is created, so it costs JetStream little even while it elects
+// leaders). A record not renewed for twice the lease TTL is of an owner that is gone: its partition has no
+// engine to fall behind, and is not counted.
+func MaxLag(ctx context.Context, kv *KV, partitions int) (uint64, error) {
+	var lag uint64
+	for k := 0; k < partitions; k++ {
+		e, err := kv.Cluster.Get(ctx, "lag."+strconv.Itoa(k))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return lag, fmt.Errorf("cannot read status of partition %d: %w", k, err)
+		}
+		var st PartitionStatus
+		if json.Unmarshal(e.Value(), &st) == nil && time.Since(e.Created()) <= 2*kv.TTL {
+			lag = max(lag, st.Lag)
+		}
+	}
+	return lag, nil
+}
+
 // View is the cluster as the KV buckets show it.
 type View struct {
 	Nodes      []NodeInfo
