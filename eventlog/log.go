@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/textproto"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -309,6 +311,7 @@ func (l *Log) appendTo(ctx context.Context, subject string, rec arrow.Record, ms
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
+	alignBody(msg, msgID)
 	ack, err := l.js.PublishMsg(ctx, msg, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("cannot append %d events to the log: %w", rec.NumRows(), err)
@@ -326,6 +329,30 @@ func (l *Log) appendTo(ctx context.Context, subject string, rec arrow.Record, ms
 		return ack.Sequence, ingest.ErrDuplicate
 	}
 	return ack.Sequence, nil
+}
+
+// HeaderPad pads the headers of a batch to a multiple of 8 bytes (alignBody).
+const HeaderPad = "Cb-Pad"
+
+// alignBody pads msg's headers (with the one msgID will add) to a multiple of 8 bytes. A reader's copy of a
+// message starts on a word (the NATS client copies each message into its own allocation), so its body does
+// too, and the Arrow buffers in it are read in place (ingest.ReadIPCInPlace) instead of being copied once to
+// align them. The size counted is the NATS client's: "NATS/1.0\r\n", "Key: Value\r\n" per value, "\r\n".
+func alignBody(msg *nats.Msg, msgID string) {
+	n := len("NATS/1.0\r\n") + 2
+	for k, vs := range msg.Header {
+		for _, v := range vs {
+			n += len(k) + len(textproto.TrimString(v)) + 4
+		}
+	}
+	if msgID != "" {
+		n += len(jetstream.MsgIDHeader) + len(msgID) + 4
+	}
+	pad := (8 - (n+len(HeaderPad)+4)%8) % 8
+	if pad == 0 {
+		pad = 8 // a header value is never empty
+	}
+	msg.Header.Set(HeaderPad, strings.Repeat("x", pad))
 }
 
 // AppendAction writes an operator action to the log (deduplicated by its id) and returns its sequence.

@@ -2,13 +2,16 @@ package eventlog_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"citybrain/engine"
+	"citybrain/eventlog"
 	"citybrain/eventlog/logtest"
 	"citybrain/geo"
 	"citybrain/ingest"
@@ -50,5 +53,41 @@ func TestAppendDuplicateMessageID(t *testing.T) {
 	}
 	if st, _ := l.State(t.Context()); st.Msgs != 1 {
 		t.Errorf("the log holds %d messages, want 1", st.Msgs)
+	}
+}
+
+// A batch's headers are padded to a multiple of 8 bytes, so a reader's copy of the message has its Arrow
+// body on a word and reads it in place: whatever the lengths of the message id and the body hash.
+func TestAppendAlignsBody(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	_, nc := logtest.Server(t)
+	cfg := eventlog.DefaultConfig()
+	cfg.Mem = mem
+	l, err := eventlog.Open(t.Context(), nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := nc.SubscribeSync("citybrain.log.>") // the events subject and its partitions
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := probes(t, mem, 20, time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC).UnixMilli())
+	defer rec.Release()
+	for i := 0; i < 12; i++ {
+		id := ingest.BatchID{ID: strings.Repeat("k", i), Hash: strings.Repeat("h", i*3)}
+		if _, err := l.Append(t.Context(), rec, id); err != nil {
+			t.Fatal(err)
+		}
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Header.Get(eventlog.HeaderRows) == "" {
+			t.Fatalf("a message on %s without %s", m.Subject, eventlog.HeaderRows)
+		}
+		if p := uintptr(unsafe.Pointer(&m.Data[0])); p%8 != 0 {
+			t.Errorf("id %q hash %q: the body starts %d bytes past a word (headers %v)", id.ID, id.Hash, p%8, m.Header)
+		}
 	}
 }

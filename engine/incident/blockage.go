@@ -22,6 +22,10 @@ const (
 	alarmMinW      = 0.6  // an alarm's weight at the threshold, rising to alarmMaxW at certainty
 	alarmMaxW      = 0.84 // below automatic confirmation: that takes a second kind of evidence
 	trafficType    = "speed_collapse"
+	// flowingType marks a note (weight 0, no incident evidence) that the judge found a link flowing at a
+	// bucket end, with at least flowingFixesLog (log2 1+fixes: 5 fixes) in its last two minutes.
+	flowingType     = "flowing"
+	flowingFixesLog = 2.585
 )
 
 // blockageJudge holds the per-link persistence of the model's judgement. Tick goroutine.
@@ -69,6 +73,11 @@ func (b *blockageJudge) judgeFeatures(feats []detect.Features) []Evidence {
 			case p >= candidateShare*thr:
 				w = candidateW
 			default:
+				if f.X[detect.FFixes] >= flowingFixesLog {
+					// Judged flowing on enough probe fixes: the tracker doubts a stall alarm here.
+					out = append(out, Evidence{Kind: schema.KindProbe, Type: flowingType, TS: f.T, LinkRef: f.Link + 1,
+						Seq: f.Seq, WmBefore: f.WmBefore})
+				}
 				continue
 			}
 			out = append(out, b.evidence(f, w))
@@ -106,3 +115,64 @@ func (b *blockageJudge) evidence(f *detect.Features, w float64) Evidence {
 // weakTraffic reports whether ev is a candidate of the blockage judge: a link it finds suspicious but has
 // not judged blocked (an alarm weighs at least alarmMinW).
 func weakTraffic(ev Evidence) bool { return ev.LinkRef > 0 && ev.Weight < alarmMinW }
+
+// Stall alarms against the judge. A camera's stall alarm (a vehicle standing in view for a minute) is most
+// often a vehicle waiting in an ordinary queue: in the corpus of issue 12, 15 of 27 false alarms with all
+// evidence were one camera's stall alarms alone. When the judge, on enough probe fixes, found the link under
+// the frame flowing at a bucket end at most flowRecentMs before the frame (and not suspicious since), the
+// frame is doubted: however often the camera repeats it, it stays a candidate until something else (a
+// second camera, a call, the judge turning) corroborates it. Crash, fire and wrong-way frames are not doubted.
+const (
+	flowRecentMs = 2 * 60_000
+	flowNearM    = 20.0 // a frame is on the links within this distance
+)
+
+// queueConfusable are the video types a standing queue can pass for.
+var queueConfusable = map[string]bool{"stalled_vehicle": true}
+
+// linkFlow is what the judge last said of a link, in log order: the newest bucket end it found the link
+// flowing (on enough fixes) and the newest it found it suspicious or blocked.
+type linkFlow struct {
+	Flowing int64 `json:"flowing,omitempty"`
+	Suspect int64 `json:"suspect,omitempty"`
+}
+
+// noteLink records a traffic judgement of a link (a flowing note or a candidate or alarm).
+func (t *tracker) noteLink(ev Evidence) {
+	if t.flow == nil {
+		t.flow = map[int32]*linkFlow{}
+	}
+	lf := t.flow[ev.LinkRef-1]
+	if lf == nil {
+		lf = &linkFlow{}
+		t.flow[ev.LinkRef-1] = lf
+	}
+	if ev.Type == flowingType {
+		lf.Flowing = max(lf.Flowing, ev.TS)
+	} else {
+		lf.Suspect = max(lf.Suspect, ev.TS)
+	}
+}
+
+// doubted reports whether a camera frame is a stall alarm on links the judge last found flowing: at least
+// one link under it was found flowing at most flowRecentMs before it, and none suspicious since then.
+func (t *tracker) doubted(ev Evidence) bool {
+	if ev.Kind != schema.KindVideo || !queueConfusable[ev.Type] || t.topo == nil || len(t.flow) == 0 {
+		return false
+	}
+	flowing := false
+	for _, c := range t.topo.net.Nearest(ev.Lat, ev.Lng, flowNearM, 4) {
+		li, ok := t.topo.index[c.Link]
+		lf := t.flow[li]
+		if !ok || lf == nil {
+			continue
+		}
+		if lf.Suspect >= ev.TS-flowRecentMs && lf.Suspect >= lf.Flowing {
+			return false
+		}
+		if lf.Flowing >= ev.TS-flowRecentMs {
+			flowing = true
+		}
+	}
+	return flowing
+}

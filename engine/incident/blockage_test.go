@@ -98,3 +98,88 @@ func TestCandidatesDoNotCarryAnIncidentAway(t *testing.T) {
 		t.Errorf("a call 1.2 km away joined the open incident: %d incidents, want 2", len(inc))
 	}
 }
+
+// A camera's stall alarm on a link the blockage judge found flowing on enough probe fixes stays a
+// candidate however often it repeats, until a call corroborates it; the judge's note older than two
+// minutes, or a crash frame, is not doubted. The outcome does not depend on how ticks group the log.
+func TestStallAlarmOnFlowingLinkNeedsCorroboration(t *testing.T) {
+	net := chain(t, 4)
+	at := func(li int, m float64) (float64, float64, uint64) {
+		p, _ := net.Links()[li].PointAt(m)
+		cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
+		return p.Lat, p.Lng, cell
+	}
+	flowing := func(li int, ts int64, seq uint64) Evidence {
+		return Evidence{Kind: schema.KindProbe, Type: flowingType, TS: ts, LinkRef: int32(li) + 1, Seq: seq, WmBefore: ts - 30_000}
+	}
+	frame := func(typ string, li int, ts int64, seq uint64) Evidence {
+		la, ln, c := at(li, 150)
+		return Evidence{Kind: schema.KindVideo, Source: "cam-" + typ, Type: typ, TS: ts, Lat: la, Lng: ln, Cell: c, Weight: 0.8,
+			Seq: seq, WmBefore: ts - 30_000}
+	}
+	// The log: the judge finds link 1 flowing every 30 s; a stall alarm on it every minute for five minutes.
+	var log []Evidence
+	seq := uint64(0)
+	for k := int64(0); k <= 10; k++ {
+		seq++
+		log = append(log, flowing(1, t0+k*30_000, seq))
+		if k%2 == 1 {
+			seq++
+			log = append(log, frame("stalled_vehicle", 1, t0+k*30_000+5_000, seq))
+		}
+	}
+	run := func(group int) []Incident {
+		tr := NewTracker(30_000)
+		tr.SetTopology(NewTopology(net, 9))
+		for i := 0; i < len(log); i += group {
+			b := append([]Evidence(nil), log[i:min(len(log), i+group)]...)
+			tr.Track(b[len(b)-1].TS, b)
+		}
+		return tr.Incidents()
+	}
+	for _, g := range []int{1, 3, len(log)} {
+		if inc := run(g); len(inc) != 0 {
+			t.Fatalf("ticks of %d batches: five stall alarms on a flowing link made %+v, want a candidate only", g, inc)
+		}
+	}
+
+	// The same frames with the judge's last note over two minutes old are an incident on their own.
+	tr := NewTracker(30_000)
+	tr.SetTopology(NewTopology(net, 9))
+	tr.Track(t0, []Evidence{flowing(1, t0, 1)})
+	for k := int64(0); k < 4; k++ {
+		ts := t0 + 150_000 + k*60_000
+		tr.Track(ts, []Evidence{frame("stalled_vehicle", 1, ts, uint64(2+k))})
+	}
+	if inc := tr.Incidents(); len(inc) != 1 {
+		t.Errorf("stall alarms 2.5 min after the judge's last note: %d incidents, want 1", len(inc))
+	}
+
+	// A crash frame on the flowing link is as strong as before; a stall alarm with a call is an incident.
+	for _, c := range []struct {
+		name  string
+		extra Evidence
+	}{
+		{"crash frames", frame("crash", 1, t0+200_000, 100)},
+		{"a call", func() Evidence {
+			la, ln, cell := at(1, 120)
+			return Evidence{Kind: schema.KindReport, Source: "call-1", Type: "hazard", TS: t0 + 200_000, Lat: la, Lng: ln,
+				Cell: cell, Weight: 0.61, Sev: 2, Seq: 100, WmBefore: t0 + 170_000}
+		}()},
+	} {
+		tr := NewTracker(30_000)
+		tr.SetTopology(NewTopology(net, 9))
+		ev := append([]Evidence(nil), log...)
+		ev = append(ev, c.extra)
+		if c.extra.Type == "crash" {
+			for k := int64(1); k <= 2; k++ {
+				x := frame("crash", 1, t0+200_000+k*60_000, 100+uint64(k))
+				ev = append(ev, x)
+			}
+		}
+		tr.Track(t0+600_000, ev)
+		if inc := tr.Incidents(); len(inc) != 1 || !inc[0].Active() && inc[0].Status != StatusCleared {
+			t.Errorf("%s on the flowing link: %+v, want one incident", c.name, inc)
+		}
+	}
+}

@@ -62,6 +62,7 @@ type EvidenceRef struct {
 	TS     int64   `json:"ts"`
 	Weight float64 `json:"weight"`
 	Cell   uint64  `json:"cell"`
+	doubt  bool    // a stall alarm on links the judge found flowing (tracker internal; not in the API)
 }
 
 // AuditEntry is one operator action on an incident.
@@ -106,6 +107,9 @@ type sourceAcc struct {
 	Kind   schema.Kind `json:"kind"`
 	Weight float64     `json:"weight"` // best single weight
 	N      int         `json:"n"`
+	// Doubt: every frame of this camera on the incident was a stall alarm on links the judge found flowing;
+	// it stays under unrepeatedCap however often it repeats.
+	Doubt bool `json:"doubt,omitempty"`
 }
 
 // Active reports whether the incident is suspected or confirmed.
@@ -131,7 +135,8 @@ type tracker struct {
 	byID       map[string]*Incident
 	order      []*Incident // creation order
 	cams       map[string]*camRecord
-	topo       *Topology // nil without a road network
+	topo       *Topology           // nil without a road network
+	flow       map[int32]*linkFlow // the judge's last word on each link, in log order
 }
 
 type camRecord struct {
@@ -189,7 +194,14 @@ func (t *tracker) camWeight(id string, ts int64) float64 {
 
 // add fuses one piece of evidence.
 func (t *tracker) add(ev Evidence) {
+	if ev.LinkRef > 0 {
+		t.noteLink(ev)
+		if ev.Type == flowingType {
+			return // a note, not evidence
+		}
+	}
 	w := ev.Weight
+	doubt := t.doubted(ev)
 	if ev.Kind == schema.KindVideo {
 		w *= t.camWeight(ev.Source, ev.TS-t.lateness)
 		c := t.cams[ev.Source]
@@ -230,9 +242,10 @@ func (t *tracker) add(ev Evidence) {
 	key := ev.Kind.String() + ":" + ev.Source
 	sa := in.sources[key]
 	if sa == nil {
-		sa = &sourceAcc{Kind: ev.Kind}
+		sa = &sourceAcc{Kind: ev.Kind, Doubt: doubt}
 		in.sources[key] = sa
 	}
+	sa.Doubt = sa.Doubt && doubt
 	sa.N++
 	sa.Weight = math.Max(sa.Weight, w)
 	if ev.Kind == schema.KindReport {
@@ -273,7 +286,7 @@ func (t *tracker) add(ev Evidence) {
 		in.Cell = c
 	}
 	in.EvidenceCount++
-	in.Evidence = append(in.Evidence, EvidenceRef{Kind: ev.Kind.String(), ID: ev.Source, Type: ev.Type, TS: ev.TS, Weight: round3(w), Cell: ev.Cell})
+	in.Evidence = append(in.Evidence, EvidenceRef{Kind: ev.Kind.String(), ID: ev.Source, Type: ev.Type, TS: ev.TS, Weight: round3(w), Cell: ev.Cell, doubt: doubt})
 	if len(in.Evidence) > maxEvidence {
 		in.Evidence = append(in.Evidence[:0], in.Evidence[len(in.Evidence)-maxEvidence:]...)
 	}
@@ -417,7 +430,7 @@ func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 		switch {
 		case sa.Kind == schema.KindTransit:
 			w = math.Min(w, 0.35) // supporting evidence only
-		case sa.Kind == schema.KindVideo && sa.N < videoRepeats,
+		case sa.Kind == schema.KindVideo && (sa.N < videoRepeats || sa.Doubt),
 			(sa.Kind == schema.KindProbe || sa.Kind == schema.KindDetector) && sa.N < trafficRepeats:
 			// A classifier's frame until it repeats, or a cell's traffic anomaly that has not yet outlasted
 			// a signal cycle or two, is a candidate until something else corroborates it.
@@ -468,9 +481,10 @@ func detectionTime(in *Incident, fallback int64) int64 {
 		key := e.Kind + ":" + e.ID
 		sa := acc[key]
 		if sa == nil {
-			sa = &sourceAcc{Kind: schema.ParseKind(e.Kind)}
+			sa = &sourceAcc{Kind: schema.ParseKind(e.Kind), Doubt: e.doubt}
 			acc[key] = sa
 		}
+		sa.Doubt = sa.Doubt && e.doubt
 		sa.N++
 		sa.Weight = math.Max(sa.Weight, e.Weight)
 		if fuse(acc, blocking(types)) >= DetectScore {

@@ -138,6 +138,7 @@ type State struct {
 	Incidents  []IncidentState       `json:"incidents"`
 	Cams       map[string]*camRecord `json:"cams"`
 	AdvancedTo int64                 `json:"advanced_to"`
+	Flow       map[int32]*linkFlow   `json:"flow,omitempty"` // the judge's last word on each link
 }
 
 // IncidentState is an Incident with the tracker's internals, for snapshots.
@@ -155,7 +156,7 @@ type IncidentState struct {
 // encode it before the next Track).
 func (tr *Tracker) State() State {
 	t := tr.t
-	st := State{Cams: t.cams, AdvancedTo: t.advancedTo}
+	st := State{Cams: t.cams, AdvancedTo: t.advancedTo, Flow: t.flow}
 	for _, in := range t.order {
 		is := IncidentState{Incident: *in, Sources: in.sources, Types: in.types, SumLat: in.sumLat, SumLng: in.sumLng, SumW: in.sumW}
 		for li := range in.links {
@@ -174,6 +175,7 @@ func (tr *Tracker) Restore(st State) {
 	if st.Cams != nil {
 		t.cams = st.Cams
 	}
+	t.flow = st.Flow
 	for i := range st.Incidents {
 		is := &st.Incidents[i]
 		in := is.Incident

@@ -124,6 +124,7 @@ type Topology struct {
 	points []linkPoint
 	net    *geo.Network
 	res    int
+	index  map[*geo.Link]int32 // a link's index in net.Links()
 }
 
 // NewTopology derives the rule's topology from net, with report points in cells of resolution res. Links
@@ -135,8 +136,9 @@ func NewTopology(net *geo.Network, res int) *Topology {
 		linkIdx[l.ID] = int32(i)
 	}
 	tp := &Topology{down: make([][]int32, len(links)), up: make([][]int32, len(links)), points: make([]linkPoint, len(links)),
-		net: net, res: res}
+		net: net, res: res, index: make(map[*geo.Link]int32, len(links))}
 	for i, l := range links {
+		tp.index[l] = int32(i)
 		if n, ok := net.Node(l.To); ok {
 			for _, id := range n.Out {
 				if j, ok := linkIdx[id]; ok && links[j].To != l.From { // not the U-turn back
