@@ -139,6 +139,7 @@ type RangeReader struct {
 	pendingSeq uint64
 	seq        uint64
 	done       bool
+	idle       time.Duration // waited since the last message
 
 	// OnAction, when set, gets the operator actions of the range in log order, each after every batch
 	// before it was returned by Next (actions are skipped otherwise).
@@ -218,11 +219,26 @@ func (r *RangeReader) fill(ctx context.Context) error {
 		}
 		m, err := r.it.Next(jetstream.NextMaxWait(2 * time.Second))
 		if errors.Is(err, nats.ErrTimeout) {
-			// Nothing for 2 s: every message up to last was stored before the reader was made, so none remain.
-			r.done = true
-			r.drain()
-			return nil
+			// Nothing for 2 s. The range has ended only if the log holds no message at or after r.first (the
+			// consumer takes every subject of the stream, so such a message would come, be it past last); on a
+			// loaded machine the server may just be slow: wait on, and after a minute say so rather than end a
+			// replay early without a word.
+			st, serr := r.l.State(ctx)
+			if serr == nil && st.LastSeq < r.first {
+				r.done = true
+				r.drain()
+				return nil
+			}
+			if r.idle += 2 * time.Second; r.idle >= time.Minute {
+				if serr != nil {
+					return fmt.Errorf("cannot read %s: no message for %s (%w)", EventsStream, r.idle, serr)
+				}
+				return fmt.Errorf("cannot read %s: no message for %s, though the log holds messages %d to %d and the range ends at %d",
+					EventsStream, r.idle, max(st.FirstSeq, r.first), st.LastSeq, r.last)
+			}
+			continue
 		}
+		r.idle = 0
 		if err != nil {
 			return fmt.Errorf("cannot read %s: %w", EventsStream, err)
 		}
