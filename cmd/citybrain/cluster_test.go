@@ -46,6 +46,8 @@ type clusterHarness struct {
 	procs   map[string]*proc
 	natsURL string
 	http    map[string]string // node name → host:port
+	// why the last settled check said no (for the failure message)
+	unsettled string
 }
 
 func freePort(t *testing.T) int {
@@ -135,6 +137,7 @@ func (h *clusterHarness) getJSON(node, path string, v any) error {
 func (h *clusterHarness) settled(not string, engines int) bool {
 	var cs system.ClusterStatus
 	if err := h.getJSON("api1", "/api/v1/cluster", &cs); err != nil {
+		h.unsettled = fmt.Sprintf("GET /api/v1/cluster on api1: %v", err)
 		return false
 	}
 	alive := map[string]bool{}
@@ -144,10 +147,12 @@ func (h *clusterHarness) settled(not string, engines int) bool {
 		}
 	}
 	if engines > 0 && len(alive) != engines {
+		h.unsettled = fmt.Sprintf("%d engine nodes alive, want %d: %+v", len(alive), engines, cs.Nodes)
 		return false
 	}
 	for _, r := range cs.Parts {
 		if r.Owner == "" || r.Owner == not || !alive[r.Owner] || !r.CaughtUp || r.Lag != 0 {
+			h.unsettled = fmt.Sprintf("partition %+v (engines alive %v)", r, alive)
 			return false
 		}
 	}
@@ -250,7 +255,7 @@ func TestClusterFailover(t *testing.T) {
 	h.start("ingest1", nodeArgs("ingest1", "ingest")...)
 	h.start("api1", nodeArgs("api1", "api")...)
 	if _, ok := h.waitSettled("", 3, 90*time.Second); !ok {
-		t.Fatal("the cluster did not come up: partitions not all owned and caught up within 90 s")
+		t.Fatalf("the cluster did not come up: partitions not all owned and caught up within 90 s (last check: %s)", h.unsettled)
 	}
 
 	// A viewer on the api node.
@@ -341,7 +346,7 @@ func TestClusterFailover(t *testing.T) {
 		h.kill(victim)
 		d, ok := h.waitSettled(victim, 2, 60*time.Second)
 		if !ok {
-			t.Fatalf("kill %d (%s): partitions not owned again and caught up within 60 s", i+1, victim)
+			t.Fatalf("kill %d (%s): partitions not owned again and caught up within 60 s (last check: %s)", i+1, victim, h.unsettled)
 		}
 		failovers = append(failovers, d)
 		t.Logf("kill %d: SIGKILL %s → every partition owned again and caught up after %s (%d events acknowledged so far)",
@@ -349,7 +354,7 @@ func TestClusterFailover(t *testing.T) {
 		waitBatches(10)
 		h.start(victim, nodeArgs(victim, "engine")...)
 		if _, ok := h.waitSettled("", 3, 60*time.Second); !ok {
-			t.Fatalf("kill %d: %s did not rejoin within 60 s", i+1, victim)
+			t.Fatalf("kill %d: %s did not rejoin within 60 s (last check: %s)", i+1, victim, h.unsettled)
 		}
 		waitBatches(10)
 	}
@@ -358,8 +363,11 @@ func TestClusterFailover(t *testing.T) {
 	tk := time.Now()
 	waitBatches(20)
 	tb := time.Since(tk)
-	if _, ok := h.waitSettled("", 3, 60*time.Second); !ok {
-		t.Fatal("after SIGKILL of a NATS node: partitions not all owned and caught up within 60 s")
+	// Two minutes: after a NATS server's death one partition's ordered consumer can sit for ~30 s (applied
+	// sequence stuck, lag 1) before it recovers (11–35 s here at load 1–10; over 60 s at load 20); the time
+	// is measured and logged below, the 10-s bar is for engine kills.
+	if _, ok := h.waitSettled("", 3, 120*time.Second); !ok {
+		t.Fatalf("after SIGKILL of a NATS node: partitions not all owned and caught up within 120 s (last check: %s)", h.unsettled)
 	}
 	t.Logf("SIGKILL nats2: 20 more batches acknowledged within %s; every partition owned and caught up %s after the kill",
 		tb.Round(time.Millisecond), time.Since(tk).Round(time.Millisecond))
