@@ -259,12 +259,17 @@ func (t *Tracker) bucketOf(ls *linkState, ts int64) *bucket {
 	return b
 }
 
+// touch marks link active with an observation at ts and returns its state and the bucket of ts.
+func (t *Tracker) touch(link int32, ts int64) (*linkState, *bucket) {
+	ls := &t.st[link]
+	t.active[link] = struct{}{}
+	ls.lastTS = max(ls.lastTS, ts)
+	return ls, t.bucketOf(ls, ts)
+}
+
 // fix processes one fix in event-time order.
 func (t *Tracker) fix(f *fix) {
-	ls := &t.st[f.link]
-	t.active[f.link] = struct{}{}
-	ls.lastTS = max(ls.lastTS, f.ts)
-	b := t.bucketOf(ls, f.ts)
+	ls, b := t.touch(f.link, f.ts)
 	b.fixes++
 	b.speedSum += f.kmh
 	ls.recent = append(ls.recent, posFix{ts: f.ts, offM: f.offM, kmh: f.kmh})
@@ -379,10 +384,7 @@ func (t *Tracker) endHold(v *vehicle, ts int64, id string) {
 }
 
 func (t *Tracker) loop(r *loopReading) {
-	ls := &t.st[r.link]
-	t.active[r.link] = struct{}{}
-	ls.lastTS = max(ls.lastTS, r.ts)
-	b := t.bucketOf(ls, r.ts)
+	_, b := t.touch(r.link, r.ts)
 	b.loops++
 	b.flowSum += r.flow
 	b.occSum += r.occ
