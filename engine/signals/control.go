@@ -25,7 +25,12 @@ type LaneState struct {
 // Control tunes the phase choice.
 type Control struct {
 	MinGreenS float64 // a main green lasts at least this long
-	MaxGreenS float64 // ... and at most this long while another phase has demand
+	// MinGreenPerLost scales the minimum green to what ending it costs: at least this many times the
+	// program's transitional phases after it (Stage.LostS), so that a signal with long ambers is not changed
+	// so often that they eat the cycle (Webster: the lost time per change sets the cycle), but never longer
+	// than the program's own green for the stage (a 6 s protected left stays short). 0: MinGreenS alone.
+	MinGreenPerLost float64
+	MaxGreenS       float64 // ... and at most this long while another phase has demand
 	// ArrivalWeight counts a vehicle expected within the horizon as this share of a standing one.
 	ArrivalWeight float64
 	// A stage takes over from a current one that is still discharging only when its pressure exceeds
@@ -56,7 +61,7 @@ type Control struct {
 
 // DefaultControl is the tuning measured in docs/signals.md.
 func DefaultControl() Control {
-	return Control{MinGreenS: 5, MaxGreenS: 60, ArrivalWeight: 0.5, SwitchRatio: 2, SwitchCost: 2, SpillFill: 0.8, MaxWaitS: 120, MaxGapS: 3, MinDemand: 0.5,
+	return Control{MinGreenS: 5, MinGreenPerLost: 3, MaxGreenS: 60, ArrivalWeight: 0.5, SwitchRatio: 2, SwitchCost: 2, SpillFill: 0.8, MaxWaitS: 120, MaxGapS: 3, MinDemand: 0.5,
 		GateFill: 0.3, GateSpan: 0.3, GateMin: 0.2}
 }
 
@@ -112,7 +117,12 @@ func (c Control) Gate(areaFill float64) float64 {
 // (which would make it beat every stage that serves the lane fully by the other lanes it serves). GreenTo
 // (parallel to Lanes) names the links the stage's green movements of each lane lead to, for a caller that
 // knows the lane's turning ratios to set Share from them.
+//
+// LostS is how long the program's transitional phases after the stage last (ambers, all-reds, clearance
+// greens): what ending it costs; GreenS is the program's own green for it (0 unknown).
 type Stage struct {
+	LostS      float64
+	GreenS     float64
 	Lanes      []int
 	Share      []float64
 	GreenTo    [][]string
@@ -175,7 +185,11 @@ func Decide(stages []Stage, lanes []LaneState, cur int, elapsed float64, c Contr
 		return d
 	}
 	st := stages[cur]
-	minS, maxS := c.MinGreenS, c.MaxGreenS
+	scaled := c.MinGreenPerLost * st.LostS
+	if st.GreenS > 0 {
+		scaled = math.Min(scaled, st.GreenS)
+	}
+	minS, maxS := math.Max(c.MinGreenS, scaled), c.MaxGreenS
 	if st.MinS > 0 {
 		minS = st.MinS
 	}

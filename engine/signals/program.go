@@ -149,6 +149,9 @@ func (p *Program) Stages() (lanes []string, stages []Stage, mains []int) {
 	}
 	for k, m := range mains {
 		st := Stage{Lanes: index(p.GreenLanes(m))}
+		for j := m; j < n && p.Phases[j].State == p.Phases[m].State; j++ {
+			st.GreenS += p.Phases[j].DurS
+		}
 		green := map[string]int{}
 		to := map[string][]string{}
 		for li, c := range p.Phases[m].State {
@@ -166,6 +169,7 @@ func (p *Program) Stages() (lanes []string, stages []Stage, mains []int) {
 		next := mains[(k+1)%len(mains)]
 		for j := (m + 1) % n; j != next; j = (j + 1) % n {
 			st.Between = append(st.Between, index(p.GreenLanes(j))...)
+			st.LostS += p.Phases[j].DurS
 		}
 		if adj {
 			st.MinS, st.MaxS = p.Phases[m].MinS, p.Phases[m].MaxS

@@ -82,6 +82,22 @@ func TestProgramSharedLane(t *testing.T) {
 	if d.Phase != 0 || d.Pressures[0] <= d.Pressures[1] {
 		t.Errorf("shared lane: chose %d, pressures %v", d.Phase, d.Pressures)
 	}
+	// Ending a stage costs its 6 s amber: the minimum green is 3 × 6 s, within the program's 39 s green.
+	if st[0].LostS != 6 || st[0].GreenS != 39 {
+		t.Errorf("stage 0 lost %v s, green %v s", st[0].LostS, st[0].GreenS)
+	}
+	ls[1].Queue = 30
+	if d := Decide(st, ls, 0, 10, c); !d.Hold || d.Reason != "min_green" {
+		t.Errorf("10 s into a green whose amber is 6 s: %+v", d)
+	}
+	if d := Decide(st, ls, 0, 18, c); d.Hold {
+		t.Errorf("18 s into it, with 30 waiting on b: %+v", d)
+	}
+	st[0].GreenS = 8 // never longer than the program's own green
+	if d := Decide(st, ls, 0, 8, c); d.Hold {
+		t.Errorf("the program's 8 s green: %+v", d)
+	}
+	ls[1].Queue = 1
 	// The straight vehicles on a waiting while the second stage runs still count for starvation.
 	ls[0].WaitS = 130
 	if d := Decide(st, ls, 1, 30, c); d.Phase != 0 || d.Reason != "starvation" {
