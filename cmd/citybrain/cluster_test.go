@@ -88,6 +88,18 @@ func (h *clusterHarness) kill(name string) {
 	p.cmd.Wait()
 }
 
+// waitOrKill waits for the process to end, and SIGKILLs it after d.
+func (p *proc) waitOrKill(d time.Duration) {
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+	}
+}
+
 // stopAll stops the CityBrain nodes (SIGTERM: engines store their snapshots), then the NATS nodes.
 func (h *clusterHarness) stopAll() {
 	h.mu.Lock()
@@ -106,14 +118,7 @@ func (h *clusterHarness) stopAll() {
 			p.cmd.Process.Signal(syscall.SIGTERM)
 		}
 		for _, p := range group {
-			done := make(chan struct{})
-			go func() { p.cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(15 * time.Second):
-				p.cmd.Process.Signal(syscall.SIGKILL)
-				<-done
-			}
+			p.waitOrKill(15 * time.Second)
 		}
 	}
 }
@@ -184,14 +189,7 @@ func (h *clusterHarness) dumpStacks() {
 	h.mu.Unlock()
 	for _, p := range app {
 		p.cmd.Process.Signal(syscall.SIGQUIT)
-		done := make(chan struct{})
-		go func() { p.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			p.cmd.Process.Signal(syscall.SIGKILL)
-			<-done
-		}
+		p.waitOrKill(10 * time.Second)
 		data, _ := os.ReadFile(p.log)
 		text := string(data)
 		if i := strings.Index(text, "SIGQUIT"); i >= 0 {
