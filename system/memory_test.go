@@ -197,8 +197,8 @@ func TestGovernorCollectsWhileDoorsShut(t *testing.T) {
 	for i := 0; i < 64; i++ {
 		sink = append(sink, make([]byte, 1<<20))
 	}
+	runtime.KeepAlive(sink)
 	sink = nil
-	_ = sink
 	now := time.Now()
 	g.limit = processRSS() // over 90 %: the doors shut
 	g.step(now)
