@@ -136,6 +136,7 @@ type Log struct {
 	// parts and districtRes describe a partitioned log (partition.go); parts is 0 for the single process.
 	parts, districtRes int
 	layout             Layout // as recorded in the stream's metadata
+	offlineStore       string // the store directory read directly by range readers (fileread.go); "" : none
 }
 
 // Open creates or updates the streams of the log on the server behind nc.
