@@ -59,9 +59,12 @@ var FeatureNames = [NumFeatures]string{
 
 const windowMs = 120_000 // the recent window the features look at
 
-// warmBuckets: a link is judged once its baselines have learned from this many buckets with traffic (five
-// minutes of a busy link), so a restart or the start of a replay does not judge links against nothing.
-const warmBuckets = 30
+// warmMs: a link is judged once the tracker has watched it this long (event time since its first fix or loop
+// reading), so a restart or the start of a replay does not judge links against nothing. It is time, not an
+// amount of traffic: a quiet link, or one where a queue always stands (its baselines do not learn while a
+// vehicle holds on it), is judged as soon as a busy one; its young baselines fall back to the network's (the
+// stop reference) or to neutral ratios, and the model sees how many fixes the features rest on.
+const warmMs = 5 * 60_000
 
 // sums of a link's buckets over (from, to].
 type sums struct {
@@ -140,8 +143,8 @@ func longestStand(ls *linkState, t int64) (longest float64, n60 int, headM float
 func (t *Tracker) measure(b int64) []Features {
 	ids := make([]int32, 0, len(t.active))
 	for li := range t.active {
-		// A link is judged once it has a baseline: warmBuckets buckets with traffic.
-		if b-t.st[li].lastTS <= 10*60_000 && t.st[li].fixRate.n >= warmBuckets {
+		// A link is judged once it has been watched for warmMs.
+		if b-t.st[li].lastTS <= 10*60_000 && b-t.st[li].firstTS >= warmMs {
 			ids = append(ids, li)
 		}
 	}
