@@ -101,6 +101,9 @@ func TestBlockageFeatures(t *testing.T) {
 	if !ok {
 		t.Fatalf("no features of the blocked link at onset + 4 min: %d rows", len(blk))
 	}
+	if f.Young {
+		t.Errorf("a link with a vehicle every 20 s for 14 minutes is still young")
+	}
 	x := f.X
 	if x[FStandLog] < 1.5 || x[FStanding60] < 1 || x[FNoExit] != 1 || x[FExitDeficit] < 2 {
 		t.Errorf("4 min into a blockage: longest stand %.2f (log2 min+1), standing60 %.2f, no exit %v, exit deficit %.2f",
@@ -239,5 +242,7 @@ func TestQuietLinkIsJudgedAfterFiveMinutes(t *testing.T) {
 		t.Errorf("a quiet link is judged at %d s, before it was watched for 5 minutes", (first-t0)/1000)
 	case first > t0+6*60_000:
 		t.Errorf("a quiet link is first judged at %d s, want by 360 s", (first-t0)/1000)
+	case !feats[first].Young:
+		t.Errorf("a quiet link (a few buckets with traffic) is not young at %d s", (first-t0)/1000)
 	}
 }
