@@ -270,6 +270,10 @@ type MemoryStatus struct {
 	Backlog    uint64
 	SlowDown   string
 	Refused    uint64
+	// Where the Go runtime's memory is (the rest of RSS is C memory: retained raw events, h3, the C
+	// allocator): the heap live at the last collection, the heap's objects now (garbage included), heap held
+	// free and not returned, and the runtime's other memory (stacks, metadata).
+	GoHeapLive, GoHeapObjects, GoHeapFree, GoOther int64
 }
 
 // handleStatus serves GET /api/v1/status (spec/api.md "Status") with additions.
@@ -330,6 +334,14 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		}
 		buf = append(buf, `,"batches_refused":`...)
 		buf = strconv.AppendUint(buf, m.Refused, 10)
+		buf = append(buf, `,"go_heap_live_bytes":`...)
+		buf = strconv.AppendInt(buf, m.GoHeapLive, 10)
+		buf = append(buf, `,"go_heap_objects_bytes":`...)
+		buf = strconv.AppendInt(buf, m.GoHeapObjects, 10)
+		buf = append(buf, `,"go_heap_free_bytes":`...)
+		buf = strconv.AppendInt(buf, m.GoHeapFree, 10)
+		buf = append(buf, `,"go_other_bytes":`...)
+		buf = strconv.AppendInt(buf, m.GoOther, 10)
 		buf = append(buf, '}')
 	}
 	buf = append(buf, `,"features":["cells","incidents","units","transit","sensors","links","history","zones","alerts"]`...)

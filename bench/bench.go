@@ -36,7 +36,10 @@ type Config struct {
 	InProcess  bool // run the system inside this process (needed for ProfileDir)
 	// ProfileDir, when set, receives a CPU profile (pprof) of every section; it implies InProcess.
 	ProfileDir string
-	Log        io.Writer // progress lines (nil: none)
+	// KeepLog, when set, receives a copy of the memory section's data directory (3 M events in its log) before
+	// it is removed: the log `citybrain replay --data KEEPLOG --cpuprofile F` profiles.
+	KeepLog string
+	Log     io.Writer // progress lines (nil: none)
 }
 
 // runner holds the state of one harness run.

@@ -33,6 +33,24 @@ type Overload struct {
 	RetentionConfS   float64 `json:"retention_configured_s"`
 	FirstOther       string  `json:"first_other_error,omitempty"`
 	OK               bool    `json:"ok"`
+	// Trace is the memory over the run, a point a second: what made the peak.
+	Trace []OverloadPoint `json:"trace,omitempty"`
+}
+
+// OverloadPoint is one look at the process under overload (MiB; raw: retained raw events and their bytes).
+type OverloadPoint struct {
+	At          float64 `json:"t_s"`
+	RSS         float64 `json:"rss_mib"`
+	GoLive      float64 `json:"go_heap_live_mib"`
+	GoObjects   float64 `json:"go_heap_objects_mib"`
+	GoFree      float64 `json:"go_heap_free_mib"`
+	GoOther     float64 `json:"go_other_mib"`
+	RawEvents   int64   `json:"raw_events"`
+	RawMiB      float64 `json:"raw_mib"`
+	RetentionS  float64 `json:"retention_s"`
+	SlowDown    bool    `json:"slow_down"`
+	Backlog     uint64  `json:"backlog_messages"`
+	AcceptedSum uint64  `json:"accepted_events"`
 }
 
 // overload runs the process under a memory budget of its idle RSS + 256 MiB (short: + 96 MiB) with HTTP
@@ -78,6 +96,7 @@ func (r *runner) overload(ctx context.Context) error {
 	}
 	var samples []sample
 	var smu sync.Mutex
+	var accepted, offered, refused, other atomic.Uint64
 	start := time.Now()
 	sctx, stopSampler := context.WithCancel(ctx)
 	samplerDone := make(chan struct{})
@@ -89,13 +108,24 @@ func (r *runner) overload(ctx context.Context) error {
 				return
 			case <-time.After(250 * time.Millisecond):
 			}
+			at, rss := time.Since(start), t.rss()
 			smu.Lock()
-			samples = append(samples, sample{time.Since(start), t.rss()})
+			samples = append(samples, sample{at, rss})
 			smu.Unlock()
+			if i%4 == 3 { // a point of the trace a second
+				if st, err := t.status(sctx); err == nil {
+					const mib = 1 << 20
+					m := st.Memory
+					ov.Trace = append(ov.Trace, OverloadPoint{At: at.Seconds(), RSS: float64(rss) / mib,
+						GoLive: float64(m.GoHeapLive) / mib, GoObjects: float64(m.GoHeapObjects) / mib,
+						GoFree: float64(m.GoHeapFree) / mib, GoOther: float64(m.GoOther) / mib,
+						RawEvents: st.Raw.Events, RawMiB: float64(st.Raw.Bytes) / mib, RetentionS: st.Raw.RetentionS,
+						SlowDown: m.SlowDown, Backlog: m.Backlog, AcceptedSum: accepted.Load()})
+				}
+			}
 		}
 	}()
 	t0 := start.Add(-span).UnixMilli()
-	var accepted, offered, refused, other atomic.Uint64
 	var firstOther atomic.Pointer[string]
 	deadline := start.Add(dur)
 	var wg sync.WaitGroup
@@ -127,6 +157,7 @@ func (r *runner) overload(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	r.heapProfile("overload-loaded")
 	ov.Seconds = time.Since(start).Seconds()
 	stopSampler()
 	<-samplerDone

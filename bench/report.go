@@ -340,6 +340,21 @@ func (rep *Report) Table() string {
 			mib(float64(ov.RSSMax)), mib(float64(ov.RSSLastQuarterLo)), mib(float64(ov.RSSLastQuarterHi)), mib(float64(ov.RSSEnd)),
 			ov.RetentionS, ov.RetentionConfS)
 		fmt.Fprintf(&b, "  acknowledged and not reflected: %d; ok %t\n", ov.Lost, ov.OK)
+		if len(ov.Trace) > 0 {
+			fmt.Fprintf(w, "  t s\tRSS MiB\tGo live\tGo objects\tGo free\tGo other\traw MiB\traw events\tretention s\tdoors\taccepted\n")
+			for i, p := range ov.Trace {
+				if i%5 != 4 && i != len(ov.Trace)-1 && !(i+1 < len(ov.Trace) && ov.Trace[i+1].SlowDown != p.SlowDown) {
+					continue // every 5th second, the last, and where the doors open or shut
+				}
+				doors := "open"
+				if p.SlowDown {
+					doors = "shut"
+				}
+				fmt.Fprintf(w, "  %.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%d\t%.0f\t%s\t%d\n", p.At, p.RSS, p.GoLive, p.GoObjects,
+					p.GoFree, p.GoOther, p.RawMiB, p.RawEvents, p.RetentionS, doors, p.AcceptedSum)
+			}
+			w.Flush()
+		}
 	}
 	if mm := rep.Memory; mm != nil {
 		fmt.Fprintf(&b, "\nMEMORY (%d events over %.0fs of event time)\n", mm.Events, mm.EventTimeSpanSecs)

@@ -645,10 +645,22 @@ func (r *runner) memory(ctx context.Context) error {
 	mm.MeasuredNote = "RSS of the whole process (Go heap with GC headroom, JetStream caches) after the events were reflected"
 	accepted := sta.EventsReflected
 	// Replay: the engine's catch-up on restart over the same data directory.
-	if r.want("replay") {
+	if r.want("replay") || r.cfg.KeepLog != "" {
 		if err := ta.stop(); err != nil {
 			r.rep.Errors = append(r.rep.Errors, err.Error())
 		}
+		ta.sys, ta.cmd = nil, nil
+		if r.cfg.KeepLog != "" {
+			if err := os.RemoveAll(r.cfg.KeepLog); err != nil {
+				return fmt.Errorf("cannot keep the log (%s): %w", r.cfg.KeepLog, err)
+			}
+			if err := os.CopyFS(r.cfg.KeepLog, os.DirFS(ta.dataDir)); err != nil {
+				return fmt.Errorf("cannot keep the log (%s): %w", r.cfg.KeepLog, err)
+			}
+			r.logf("memory: the data directory of %d events is kept in %s", accepted, r.cfg.KeepLog)
+		}
+	}
+	if r.want("replay") {
 		if r.cfg.Bin != "" {
 			if err := r.replaySession(ctx, ta.dataDir, accepted, span); err != nil {
 				r.rep.Errors = append(r.rep.Errors, "replay session: "+err.Error())
@@ -657,7 +669,6 @@ func (r *runner) memory(ctx context.Context) error {
 		if err := r.replay(ctx, ta.dataDir, accepted, span); err != nil {
 			r.rep.Errors = append(r.rep.Errors, "restart catch-up: "+err.Error())
 		}
-		ta.sys, ta.cmd = nil, nil
 	}
 	r.dispose(ta)
 	if !r.want("memory") {

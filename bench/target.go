@@ -204,11 +204,18 @@ type status struct {
 	CaughtUp        bool    `json:"caught_up"`
 	BaseRes         int     `json:"base_res"`
 	Raw             struct {
+		Events               int64   `json:"events"`
+		Bytes                int64   `json:"bytes"`
 		RetentionS           float64 `json:"retention_s"`
 		RetentionConfiguredS float64 `json:"retention_configured_s"`
 	} `json:"raw"`
 	Memory struct {
-		SlowDown bool `json:"slow_down"`
+		SlowDown      bool   `json:"slow_down"`
+		Backlog       uint64 `json:"backlog_messages"`
+		GoHeapLive    int64  `json:"go_heap_live_bytes"`
+		GoHeapObjects int64  `json:"go_heap_objects_bytes"`
+		GoHeapFree    int64  `json:"go_heap_free_bytes"`
+		GoOther       int64  `json:"go_other_bytes"`
 	} `json:"memory"`
 }
 

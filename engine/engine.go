@@ -385,7 +385,7 @@ func (e *Engine) tick(seq uint64) uint64 {
 	e.pendingFeatures = append(e.pendingFeatures, r.Features...)
 	evidence := e.readyUpTo(m.seq)
 	var scores map[uint64]float64
-	d.Incidents, scores = e.inc.Track(m.wm, evidence)
+	d.Incidents, scores = e.inc.Track(m.wm, m.seq, evidence)
 	if scores != nil {
 		// The incident scores changed: a second round gives them to the cells now, so the views published by
 		// this tick (and a Flush) already carry them. Evidence from batches that slipped in between waits for
@@ -516,9 +516,25 @@ func (e *Engine) Assets() []Event { return e.reg.Assets() }
 // Incidents returns the visible incidents as of the last tick (copies, oldest first).
 func (e *Engine) Incidents() []Incident { return e.inc.Incidents() }
 
-// ApplyAction queues an operator action read from the log; the next tick carries it out. Called by the
-// log consumer in log order with Apply.
-func (e *Engine) ApplyAction(a Action) { e.inc.Queue(a) }
+// ApplyAction hands the incident room an operator action read from the log at sequence seq. Called by the
+// log consumer in log order with Apply. The action is carried out at its place in the log: after the
+// evidence of the batches before it and the time-driven changes up to the watermark they set, before the
+// evidence of later batches, however wall-clock ticks group them (a replay decides what the live run did).
+func (e *Engine) ApplyAction(seq uint64, a Action) {
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
+	if e.closed {
+		return
+	}
+	e.inc.Queue(seq, e.wm, a)
+	if seq > e.lastSeq {
+		// The next tick's mark covers the action even when no batch follows it.
+		e.lastSeq = seq
+		m := *e.dispatched.Load()
+		m.seq = seq
+		e.dispatched.Store(&m)
+	}
+}
 
 // ActionResult returns the outcome of the action with id, and false while it has not been carried out.
 func (e *Engine) ActionResult(id string) (error, bool) { return e.inc.Result(id) }

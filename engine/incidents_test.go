@@ -186,8 +186,8 @@ func TestOperatorActionsAndClearance(t *testing.T) {
 	r := newRig(t, nil)
 	r.apply(report(t0, "call-1", lat, lng, "hazard", 3))
 	in := r.e.Incidents()[0]
-	r.e.ApplyAction(Action{ID: "a1", IncidentID: in.ID, Status: StatusDismissed, By: "kim", Role: "commander", Note: "prank", TS: 1})
-	r.e.ApplyAction(Action{ID: "a2", IncidentID: "nope", Status: StatusConfirmed})
+	r.action(Action{ID: "a1", IncidentID: in.ID, Status: StatusDismissed, By: "kim", Role: "commander", Note: "prank", TS: 1})
+	r.action(Action{ID: "a2", IncidentID: "nope", Status: StatusConfirmed})
 	r.e.Flush()
 	if err, ok := r.e.ActionResult("a1"); !ok || err != nil {
 		t.Errorf("a1: %v %v", err, ok)

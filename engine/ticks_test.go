@@ -98,3 +98,65 @@ func (r *rig) applyOnly(events ...Event) {
 		r.t.Fatal(err)
 	}
 }
+
+// action queues an operator action as the next log message.
+func (r *rig) action(a Action) {
+	r.seq++
+	r.e.ApplyAction(r.seq, a)
+}
+
+// TestOperatorActionsTakePlaceAtTheirLogPosition: an operator's dismissal read from the log between two
+// batches is carried out between them, whether the tick comes right after it or only after many later
+// batches. Before, it was carried out after all the evidence of the tick that found it: a call that came
+// after the dismissal joined the dismissed incident in one run and opened a new one in another.
+func TestOperatorActionsTakePlaceAtTheirLogPosition(t *testing.T) {
+	call := func(ms int64, id string) Event {
+		return report(t0+ms, id, lat, lng, "hazard", 3)
+	}
+	run := func(tickEveryBatch bool) (out []string, results []string) {
+		r := newRig(t, nil)
+		step := func(evs ...Event) {
+			r.applyOnly(evs...)
+			if tickEveryBatch {
+				r.e.Flush()
+			}
+		}
+		step(call(0, "call-1"))
+		step(probe(t0+10_000, 31, 121, 40))
+		// The operator saw the incident the first call opened (its id does not depend on the ticks).
+		r.e.Flush()
+		in := r.e.Incidents()
+		if len(in) != 1 {
+			t.Fatalf("%d incidents after the first call, want 1", len(in))
+		}
+		r.action(Action{ID: "a1", IncidentID: in[0].ID, Status: StatusDismissed, By: "kim", Role: "commander", TS: 1})
+		if tickEveryBatch {
+			r.e.Flush()
+		}
+		step(call(20_000, "call-2"))
+		step(probe(t0+30_000, 31, 121, 40))
+		r.action(Action{ID: "a2", IncidentID: "nope", Status: StatusConfirmed})
+		step(call(40_000, "call-3"))
+		r.e.Flush()
+		for _, in := range r.e.Incidents() {
+			out = append(out, fmt.Sprintf("%s %s evidence %d detected %d cleared %d audit %d", in.ID, in.Status,
+				in.EvidenceCount, in.DetectedAt, in.ClearedAt, len(in.Audit)))
+		}
+		for _, id := range []string{"a1", "a2"} {
+			err, ok := r.e.ActionResult(id)
+			results = append(results, fmt.Sprintf("%s %v %v", id, ok, err))
+		}
+		return out, results
+	}
+	want, wantRes := run(true)
+	if len(want) != 2 {
+		t.Fatalf("a tick after every message: incidents %q, want the dismissed one and a new one of the later calls", want)
+	}
+	got, gotRes := run(false)
+	if !slices.Equal(got, want) {
+		t.Errorf("one tick for the later messages: incidents\n%q\nwant (a tick after every message)\n%q", got, want)
+	}
+	if !slices.Equal(gotRes, wantRes) {
+		t.Errorf("action results %q, want %q", gotRes, wantRes)
+	}
+}

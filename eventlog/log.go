@@ -136,6 +136,7 @@ type Log struct {
 	// parts and districtRes describe a partitioned log (partition.go); parts is 0 for the single process.
 	parts, districtRes int
 	layout             Layout // as recorded in the stream's metadata
+	offlineStore       string // the store directory read directly by range readers (fileread.go); "" : none
 }
 
 // Open creates or updates the streams of the log on the server behind nc.
@@ -552,11 +553,14 @@ func (l *Log) Consume(ctx context.Context, from uint64, fn func(seq uint64, rec 
 
 // ConsumeAll is Consume with every kind of log message.
 func (l *Log) ConsumeAll(ctx context.Context, from uint64, h Handlers) error {
-	return l.consume(ctx, l.allFilter(), from, h) // every partition, in log order
+	return l.consume(ctx, l.allFilter(), from, h, 0) // every partition, in log order
 }
 
-func (l *Log) consume(ctx context.Context, filters []string, from uint64, h Handlers, opts ...jetstream.PullMessagesOpt) error {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters}
+// consume reads the messages of filters from sequence from in log order. maxResets bounds how often in a row
+// the ordered consumer tries to recreate itself on the server after losing it (0: forever); past it, consume
+// returns the error.
+func (l *Log) consume(ctx context.Context, filters []string, from uint64, h Handlers, maxResets int, opts ...jetstream.PullMessagesOpt) error {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters, MaxResetAttempts: maxResets}
 	if from > 1 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = from

@@ -180,14 +180,21 @@ func (l *Log) typedSubject() string {
 	return BroadcastSubject
 }
 
+// partitionResets is how often in a row a partition's log consumer tries to recreate itself on the servers
+// before it gives up (1, 2 s apart; each try waits up to 10 s for an answer).
+const partitionResets = 3
+
 // ConsumePartition is ConsumeAll over the messages of partition k and the broadcast subject.
 func (l *Log) ConsumePartition(ctx context.Context, k int, from uint64, h Handlers) error {
 	if l.parts == 0 {
 		return errors.New("cannot consume a partition: the log is not partitioned")
 	}
 	// On a cluster the consumer's server can die: short pulls and heartbeats let the ordered consumer notice
-	// within ~2 s and recreate itself on another server (the default notices after 30 s).
-	return l.consume(ctx, []string{PartitionFilter(k), BroadcastSubject}, from, h,
+	// within ~2 s and recreate itself on another server (the default notices after 30 s). It tries that a few
+	// times, then gives up and says why: the partition's owner then gives the partition back and it starts
+	// afresh (snapshot and log) here or elsewhere. Left to retry forever, one partition's consumer failed to
+	// come back for minutes after a NATS node's death while every other partition's did (TestClusterFailover).
+	return l.consume(ctx, []string{PartitionFilter(k), BroadcastSubject}, from, h, partitionResets,
 		jetstream.PullExpiry(4*time.Second), jetstream.PullHeartbeat(time.Second))
 }
 

@@ -135,6 +135,7 @@ type RangeReader struct {
 	last       uint64
 	cons       jetstream.Consumer
 	it         jetstream.MessagesContext
+	file       *fileSource // the message blocks read directly (nil: through the server)
 	pending    []arrow.Record
 	pendingSeq uint64
 	seq        uint64
@@ -166,18 +167,37 @@ func (l *Log) NewRangeReader(ctx context.Context, first, last uint64) (*RangeRea
 	if r.done {
 		return r, nil
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: l.allFilter()}
-	if first > 1 {
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = first
+	if l.offlineStore != "" && l.parts == 0 {
+		// Straight from the message blocks when the stream has no gaps (fileread.go).
+		if st, err := l.State(ctx); err == nil && st.Msgs > 0 && st.Msgs == st.LastSeq-st.FirstSeq+1 && first >= st.FirstSeq {
+			r.file = openFileSource(l.offlineStore, first)
+		}
 	}
-	cons, err := l.js.OrderedConsumer(ctx, EventsStream, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("cannot create consumer on %s: %w", EventsStream, err)
+	if r.file == nil {
+		if err := r.consume(ctx); err != nil {
+			return nil, err
+		}
 	}
-	r.cons = cons
 	return r, nil
 }
+
+// consume creates the ordered consumer from r.first.
+func (r *RangeReader) consume(ctx context.Context) error {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: r.l.allFilter()}
+	if r.first > 1 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = r.first
+	}
+	cons, err := r.l.js.OrderedConsumer(ctx, EventsStream, cfg)
+	if err != nil {
+		return fmt.Errorf("cannot create consumer on %s: %w", EventsStream, err)
+	}
+	r.cons = cons
+	return nil
+}
+
+// FromFiles says whether the reader is reading the message blocks directly (fileread.go).
+func (r *RangeReader) FromFiles() bool { return r.file != nil }
 
 // Seq is the log sequence of the last batch returned.
 func (r *RangeReader) Seq() uint64 { return r.seq }
@@ -207,53 +227,17 @@ const readAhead = 32 << 20
 // fill decodes the next message into pending (or marks the end).
 func (r *RangeReader) fill(ctx context.Context) error {
 	for {
-		if err := ctx.Err(); err != nil {
-			return err
+		seq, hdr, data, ok, err := r.nextMsg(ctx)
+		if err != nil || !ok {
+			return err // !ok: r.done
 		}
-		if r.it == nil {
-			it, err := r.cons.Messages(jetstream.PullMaxBytes(readAhead))
-			if err != nil {
-				return fmt.Errorf("cannot read %s: %w", EventsStream, err)
-			}
-			r.it = it
-		}
-		m, err := r.it.Next(jetstream.NextMaxWait(2 * time.Second))
-		if errors.Is(err, nats.ErrTimeout) {
-			// Nothing for 2 s. The range has ended only if the log holds no message at or after r.first (the
-			// consumer takes every subject of the stream, so such a message would come, be it past last); on a
-			// loaded machine the server may just be slow: wait on, and after a minute say so rather than end a
-			// replay early without a word.
-			st, serr := r.l.State(ctx)
-			if serr == nil && st.LastSeq < r.first {
-				r.done = true
-				r.drain()
-				return nil
-			}
-			if r.idle += 2 * time.Second; r.idle >= time.Minute {
-				if serr != nil {
-					return fmt.Errorf("cannot read %s: no message for %s (%w)", EventsStream, r.idle, serr)
-				}
-				return fmt.Errorf("cannot read %s: no message for %s, though the log holds messages %d to %d and the range ends at %d",
-					EventsStream, r.idle, max(st.FirstSeq, r.first), st.LastSeq, r.last)
-			}
-			continue
-		}
-		r.idle = 0
-		if err != nil {
-			return fmt.Errorf("cannot read %s: %w", EventsStream, err)
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			return fmt.Errorf("cannot read message metadata: %w", err)
-		}
-		seq := md.Sequence.Stream
 		if seq > r.last {
 			r.done = true
 			r.drain()
 			return nil
 		}
 		r.first = seq + 1
-		err = r.l.dispatch(seq, m.Headers(), m.Data(), Handlers{
+		err = r.l.dispatch(seq, hdr, data, Handlers{
 			Batch: func(_ uint64, rec arrow.Record) error {
 				rec.Retain()
 				r.pending = append(r.pending, rec)
@@ -279,6 +263,66 @@ func (r *RangeReader) fill(ctx context.Context) error {
 		if len(r.pending) > 0 || r.done {
 			return nil
 		}
+	}
+}
+
+// nextMsg returns the next message of the log at or after r.first, from the message blocks or through the
+// server; ok false (and r.done) when the range has ended.
+func (r *RangeReader) nextMsg(ctx context.Context) (seq uint64, hdr nats.Header, data []byte, ok bool, err error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, nil, nil, false, err
+		}
+		if r.file != nil {
+			m, more, ferr := r.file.read()
+			if ferr == nil && more {
+				return m.seq, m.hdr, m.data, true, nil
+			}
+			// The blocks ended, or surprised the reader: on through the server from r.first (which ends the
+			// range itself when the log holds nothing more).
+			r.file = nil
+			if err := r.consume(ctx); err != nil {
+				return 0, nil, nil, false, err
+			}
+			continue
+		}
+		if r.it == nil {
+			it, err := r.cons.Messages(jetstream.PullMaxBytes(readAhead))
+			if err != nil {
+				return 0, nil, nil, false, fmt.Errorf("cannot read %s: %w", EventsStream, err)
+			}
+			r.it = it
+		}
+		m, err := r.it.Next(jetstream.NextMaxWait(2 * time.Second))
+		if errors.Is(err, nats.ErrTimeout) {
+			// Nothing for 2 s. The range has ended only if the log holds no message at or after r.first (the
+			// consumer takes every subject of the stream, so such a message would come, be it past last); on a
+			// loaded machine the server may just be slow: wait on, and after a minute say so rather than end a
+			// replay early without a word.
+			st, serr := r.l.State(ctx)
+			if serr == nil && st.LastSeq < r.first {
+				r.done = true
+				r.drain()
+				return 0, nil, nil, false, nil
+			}
+			if r.idle += 2 * time.Second; r.idle >= time.Minute {
+				if serr != nil {
+					return 0, nil, nil, false, fmt.Errorf("cannot read %s: no message for %s (%w)", EventsStream, r.idle, serr)
+				}
+				return 0, nil, nil, false, fmt.Errorf("cannot read %s: no message for %s, though the log holds messages %d to %d and the range ends at %d",
+					EventsStream, r.idle, max(st.FirstSeq, r.first), st.LastSeq, r.last)
+			}
+			continue
+		}
+		r.idle = 0
+		if err != nil {
+			return 0, nil, nil, false, fmt.Errorf("cannot read %s: %w", EventsStream, err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return 0, nil, nil, false, fmt.Errorf("cannot read message metadata: %w", err)
+		}
+		return md.Sequence.Stream, m.Headers(), m.Data(), true, nil
 	}
 }
 

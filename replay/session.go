@@ -487,7 +487,7 @@ func (s *Session) restart(ctx context.Context) error {
 	s.decMu.Unlock()
 	if rr, ok := r.(*eventlog.RangeReader); ok {
 		rr.OnAction = func(seq uint64, a engine.Action) error {
-			s.eng.Load().ApplyAction(a)
+			s.eng.Load().ApplyAction(seq, a)
 			if data, err := json.Marshal(&a); err == nil {
 				s.noteDecision(seq, eventlog.TypeAction, data)
 			}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -90,12 +91,14 @@ type governor struct {
 	logf       func(string, ...any)
 
 	rss      atomic.Int64
+	goMem    atomic.Pointer[goMemory] // the Go runtime's split of its memory at the last step
 	backlog  atomic.Uint64
 	slowDown atomic.Pointer[string] // why the doors refuse batches; nil: they do not
 	refused  atomic.Uint64
 
 	lastShrink, lastGrow time.Time
 	freeAfter            time.Time // when to give the memory a shortening released back (zero: none due)
+	lastFree             time.Time // when memory was last given back
 	stop, done           chan struct{}
 }
 
@@ -141,6 +144,8 @@ func (g *governor) close() {
 func (g *governor) step(now time.Time) {
 	rss := processRSS()
 	g.rss.Store(rss)
+	gm := readGoMemory()
+	g.goMem.Store(&gm)
 	engines := g.engines()
 	var rawBytes int64
 	for _, e := range engines {
@@ -151,8 +156,11 @@ func (g *governor) step(now time.Time) {
 	if g.limit <= 0 {
 		return
 	}
+	// The Go heap's soft limit: what is left of 90 % of the budget (where the doors shut) once the memory
+	// outside the Go runtime is counted (the raw events, C allocations, the binary's resident text), so the
+	// collector, not the next step of the governor, keeps a fast producer's garbage from passing the budget.
 	if g.setGoLimit {
-		debug.SetMemoryLimit(max(g.limit/4, g.limit-rawBytes))
+		debug.SetMemoryLimit(goLimit(g.limit, rawBytes, rss, gm.held))
 	}
 	// Raw retention, the same for every engine (a partition taken since the last step gets it now).
 	high, low := g.limit*8/10, g.limit*6/10
@@ -183,11 +191,19 @@ func (g *governor) step(now time.Time) {
 		g.lastGrow = now
 		g.logf("memory: RSS %d MiB under 60%% of the %d MiB budget: raw retention %s → %s", rss>>20, g.limit>>20, ret, next)
 	}
-	if !g.freeAfter.IsZero() && now.After(g.freeAfter) {
+	if cur := g.slowDown.Load(); cur != nil && rss > g.limit*85/100 && g.freeAfter.IsZero() && now.Sub(g.lastFree) >= 2*time.Second &&
+		gm.objects-gm.live+gm.free > g.limit/20 {
+		// The doors are shut for memory and nothing is coming in, so nothing makes the collector run: the
+		// garbage of the last batches and the heap it freed would hold RSS (and the doors) where they are.
+		g.freeAfter = now
+	}
+	if !g.freeAfter.IsZero() && !now.Before(g.freeAfter) {
 		// What the shortening released goes back to the system, or RSS would stay where it was and keep
 		// the doors shut: a collection, and the heap's free pages returned (at most once per shortening).
-		g.freeAfter = time.Time{}
+		g.freeAfter, g.lastFree = time.Time{}, now
 		debug.FreeOSMemory()
+		rss = processRSS()
+		g.rss.Store(rss)
 	}
 	// Backpressure, with hysteresis.
 	var why string
@@ -210,6 +226,15 @@ func (g *governor) step(now time.Time) {
 	}
 }
 
+// goLimit is the Go runtime's soft memory limit for a process with memory budget limit that holds rss, of
+// which the Go runtime holds held and the retained raw events rawBytes (off the Go heap): 90 % of the budget
+// (where the doors shut) less the memory outside the Go runtime (at least the raw events), never under a
+// quarter of the budget.
+func goLimit(limit, rawBytes, rss, held int64) int64 {
+	outside := max(rawBytes, rss-held)
+	return max(limit/4, limit*9/10-outside)
+}
+
 // admit is ingest.Config.Admit.
 func (g *governor) admit() error {
 	if why := g.slowDown.Load(); why != nil {
@@ -222,6 +247,9 @@ func (g *governor) admit() error {
 // status is what /api/v1/status reports.
 func (g *governor) status() api.MemoryStatus {
 	m := api.MemoryStatus{Limit: g.limit, RSS: g.rss.Load(), Backlog: g.backlog.Load(), Refused: g.refused.Load()}
+	if gm := g.goMem.Load(); gm != nil {
+		m.GoHeapLive, m.GoHeapObjects, m.GoHeapFree, m.GoOther = gm.live, gm.objects, gm.free, gm.other
+	}
 	if why := g.slowDown.Load(); why != nil {
 		m.SlowDown = *why
 	}
@@ -242,4 +270,37 @@ func processRSS() int64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return int64(ms.Sys - ms.HeapReleased)
+}
+
+// goMemory is where the Go runtime's memory is (runtime/metrics, read without stopping the world): what the
+// process holds beyond it (RSS less these) is C memory: the retained raw events, h3, the C allocator's free lists.
+type goMemory struct {
+	live    int64 // heap reachable at the last collection
+	objects int64 // heap objects now, the garbage since the last collection included
+	free    int64 // heap the runtime holds free and has not returned to the system
+	other   int64 // stacks, runtime metadata, profiling and other runtime memory
+	held    int64 // all the runtime holds from the system (the sum of the above and what it has not used yet)
+}
+
+var goMemoryNames = []string{
+	"/gc/heap/live:bytes", "/memory/classes/heap/objects:bytes", "/memory/classes/heap/free:bytes",
+	"/memory/classes/heap/unused:bytes", "/memory/classes/total:bytes", "/memory/classes/heap/released:bytes",
+}
+
+func readGoMemory() goMemory {
+	s := make([]metrics.Sample, len(goMemoryNames))
+	for i, n := range goMemoryNames {
+		s[i].Name = n
+	}
+	metrics.Read(s)
+	v := func(i int) int64 {
+		if s[i].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return int64(s[i].Value.Uint64())
+	}
+	m := goMemory{live: v(0), objects: v(1), free: v(2) + v(3)}
+	m.held = v(4) - v(5)
+	m.other = max(0, m.held-m.objects-m.free)
+	return m
 }

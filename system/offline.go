@@ -66,5 +66,9 @@ func OpenLogOffline(ctx context.Context, dataDir, natsURL string, lcfg eventlog.
 	if l, err = eventlog.Open(ctx, nc, lcfg); err != nil {
 		return nil, nil, err
 	}
+	if natsURL == "" {
+		// This process owns the directory and its server: range readers read the message blocks directly.
+		l.SetOfflineStore(filepath.Join(dataDir, "nats"))
+	}
 	return l, closeAll, nil
 }

@@ -2,9 +2,11 @@ package system
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"citybrain/replay"
 )
 
 func adminToken(t *testing.T, s *System) string {
@@ -222,5 +226,34 @@ func TestReplayEqualsLive(t *testing.T) {
 	// The live system kept its own state.
 	if got := cellsJSON(t, base+"/api/v1/cells?window=900s"); !reflect.DeepEqual(got, live[2]) {
 		t.Error("the live cells changed while replays ran")
+	}
+
+	// Offline, as `citybrain replay --data DIR` does: the log's message blocks are read directly (not through
+	// the server), and the replay gives the same cells.
+	if err := s.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, dir)
+	r, err := StartReplay(t.Context(), ReplayConfig{DataDir: dir, Spec: replay.Spec{Speed: 0, Warmup: -1}, Engine: cfg.Engine,
+		HTTPAddr: "127.0.0.1:0", Version: "test", Logger: log.New(io.Discard, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop(context.Background())
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	fin, err := r.Session.WaitFinished(ctx)
+	if err != nil || int(fin.Events) != total {
+		t.Fatalf("offline replay: %d events (%v), want %d", fin.Events, err, total)
+	}
+	for i, w := range []string{"60s", "300s", "900s"} {
+		code, body := call(t, "GET", "http://"+r.Addr()+"/api/v1/replays/"+r.Session.ID()+"/cells?window="+w, tok, nil)
+		var got []map[string]any
+		if err := json.Unmarshal(body, &got); code != 200 || err != nil {
+			t.Fatalf("offline replay cells: %d %s", code, body)
+		}
+		if !reflect.DeepEqual(got, live[i]) {
+			t.Errorf("offline replay window %s: %d cells differ from the live run's %d", w, len(got), len(live[i]))
+		}
 	}
 }

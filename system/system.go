@@ -305,7 +305,7 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	go func() {
 		s.consumeDone <- s.Log.ConsumeAll(cctx, from, eventlog.Handlers{
 			Batch:  s.apply,
-			Action: func(_ uint64, a engine.Action) error { s.Engine.ApplyAction(a); return nil },
+			Action: func(seq uint64, a engine.Action) error { s.Engine.ApplyAction(seq, a); return nil },
 			Typed:  s.applyTyped,
 			Bad: func(seq uint64, err error) {
 				// No message stops the consumer or a restart: it is counted, kept aside and skipped.

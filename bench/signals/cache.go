@@ -13,7 +13,7 @@ import (
 
 // CacheVersion changes whenever a controller or the measurement changes, so cached runs of older code are not
 // reused.
-const CacheVersion = "2026-12-06.2"
+const CacheVersion = "2026-12-07.1"
 
 // PreemptVersion changes whenever the emergency vehicle's green wave changes (it keys only +preempt runs).
 const PreemptVersion = "3"
@@ -23,13 +23,33 @@ const PreemptVersion = "3"
 // there (CacheVersion) does not rerun them.
 const BaselineVersion = "2026-12-05.7"
 
-// cacheKey names a run by everything that decides its outcome.
+// cacheKey names a run by everything that decides its outcome. A built-in scenario's configuration is written
+// under the working directory, so it is named relative to it: the same run under another --work (two
+// concurrent experiments each need their own) finds the same cached result.
 func cacheKey(sc *Scenario, method string, o Options) string {
+	return cacheKeyFor(sc, portableConfig(sc), method, o)
+}
+
+// legacyCacheKey is the key of caches written before 7 Dec 2026 (the configuration's absolute path).
+func legacyCacheKey(sc *Scenario, method string, o Options) string {
+	return cacheKeyFor(sc, sc.Config, method, o)
+}
+
+// portableConfig is the scenario's configuration path, relative to the working directory when it lies there.
+func portableConfig(sc *Scenario) string {
+	root := filepath.Dir(sc.Work)
+	if rel, err := filepath.Rel(root, sc.Config); err == nil && !strings.HasPrefix(rel, "..") && sc.Work != "" {
+		return "WORK/" + filepath.ToSlash(rel)
+	}
+	return sc.Config
+}
+
+func cacheKeyFor(sc *Scenario, config, method string, o Options) string {
 	b, _ := json.Marshal(struct {
 		V, Name, Config, Method string
 		End, Begin              int
 		O                       Options
-	}{CacheVersion, sc.Name, sc.Config, method, sc.EndS, sc.BeginS, o})
+	}{CacheVersion, sc.Name, config, method, sc.EndS, sc.BeginS, o})
 	if isSUMOControlled(method) {
 		b, _ = json.Marshal(struct {
 			V, Name, Config, Method string
@@ -37,7 +57,7 @@ func cacheKey(sc *Scenario, method string, o Options) string {
 			Scale                   float64
 			SumoBinary              string
 			NoEV                    bool
-		}{BaselineVersion, sc.Name, sc.Config, method, sc.EndS, sc.BeginS, o.Seed, o.Scale, o.SumoBinary, o.NoEV})
+		}{BaselineVersion, sc.Name, config, method, sc.EndS, sc.BeginS, o.Seed, o.Scale, o.SumoBinary, o.NoEV})
 	}
 	if strings.HasSuffix(method, PreemptSuffix) {
 		b = append(b, "/preempt-"+PreemptVersion...)
@@ -55,9 +75,16 @@ func RunCached(ctx context.Context, sc *Scenario, method string, o Options, dir 
 		return r, false, err
 	}
 	p := filepath.Join(dir, cacheKey(sc, method, o)+".json")
-	if b, err := os.ReadFile(p); err == nil {
+	for _, q := range []string{p, filepath.Join(dir, legacyCacheKey(sc, method, o)+".json")} {
+		b, err := os.ReadFile(q)
+		if err != nil {
+			continue
+		}
 		var r Result
 		if json.Unmarshal(b, &r) == nil && r.Method == method {
+			if q != p {
+				_ = os.WriteFile(p, b, 0o644) // carried over to the portable key
+			}
 			return r, true, nil
 		}
 	}

@@ -8,11 +8,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"citybrain/bench/signals"
+	sig "citybrain/engine/signals"
 )
 
 // signalsMain runs the closed-loop signal-control experiment in SUMO (bench/signals, docs/signals.md).
@@ -30,6 +32,7 @@ func signalsMain(args []string) error {
 	jsonOut := fs.String("json", "", "write every run and the summaries as JSON to this file")
 	decide := fs.Float64("decide", 0, "decision period of the TraCI-driven controllers, s (default 2)")
 	gate := fs.Float64("gate", -1, "perimeter gate: the fill of the area's inner links (0..1) above which its entries are held back (0: off; default the controller's)")
+	control := fs.String("control", "", "controller tuning over the defaults, comma-separated Name=value of engine/signals.Control fields (e.g. GateFill=0.4,GateSpan=0.2)")
 	fs.Parse(args)
 	if *data == "" {
 		*data = filepath.Join("..", "shared", "data")
@@ -41,6 +44,10 @@ func signalsMain(args []string) error {
 		*cache = filepath.Join(*work, "cache")
 	} else if *cache == "off" {
 		*cache = ""
+	}
+	ctl, err := parseControl(*control)
+	if err != nil {
+		return err
 	}
 	ms := splitList(*methods)
 	for _, m := range ms {
@@ -80,6 +87,7 @@ func signalsMain(args []string) error {
 				for seed := 1; seed <= *seeds; seed++ {
 					o := signals.Defaults()
 					o.Seed, o.Scale = seed, x
+					o.Control = ctl
 					if *decide > 0 {
 						o.DecideS = *decide
 					}
@@ -113,4 +121,48 @@ func signalsMain(args []string) error {
 		}
 	}
 	return nil
+}
+
+// parseControl applies "Name=value,..." (fields of engine/signals.Control) over the default tuning.
+func parseControl(spec string) (sig.Control, error) {
+	c := sig.DefaultControl()
+	if strings.TrimSpace(spec) == "" {
+		return c, nil
+	}
+	b, _ := json.Marshal(c)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	for _, kv := range splitList(spec) {
+		k, v, ok := strings.Cut(kv, "=")
+		k = strings.TrimSpace(k)
+		if _, known := m[k]; !ok || !known {
+			return c, fmt.Errorf("cannot run signals: bad --control %q (Name=value, names: %s)", kv, strings.Join(controlNames(m), ", "))
+		}
+		switch strings.TrimSpace(v) {
+		case "true":
+			m[k] = true
+		case "false":
+			m[k] = false
+		default:
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return c, fmt.Errorf("cannot run signals: bad --control value %q: %w", kv, err)
+			}
+			m[k] = f
+		}
+	}
+	b, _ = json.Marshal(m)
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("cannot run signals: bad --control %q: %w", spec, err)
+	}
+	return c, nil
+}
+
+func controlNames(m map[string]any) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -46,13 +46,16 @@ type SignalDecision struct {
 
 // SignalStage is one main green of a signal plan.
 type SignalStage struct {
-	Phase    int      `json:"phase"`
-	State    string   `json:"state"`
-	Lanes    []string `json:"lanes"`
-	Between  []string `json:"transition_lanes,omitempty"`
-	MinS     float64  `json:"min_s,omitempty"`
-	MaxS     float64  `json:"max_s,omitempty"`
-	Pressure float64  `json:"pressure"`
+	Phase int      `json:"phase"`
+	State string   `json:"state"`
+	Lanes []string `json:"lanes"`
+	// Shares (parallel to Lanes): the part of each lane's vehicles this stage lets go (below 1 on a shared
+	// lane whose other movements wait for another stage); its pressure counts in that part.
+	Shares   []float64 `json:"lane_shares,omitempty"`
+	Between  []string  `json:"transition_lanes,omitempty"`
+	MinS     float64   `json:"min_s,omitempty"`
+	MaxS     float64   `json:"max_s,omitempty"`
+	Pressure float64   `json:"pressure"`
 }
 
 // SignalPlan is what the controller would do at a signal now, and why: its program's stages, the engine's
@@ -105,13 +108,13 @@ func newSignalControl(net *geo.Network, est *queues.Estimator, ctl signals.Contr
 
 // program is a signal's program in the controller's terms.
 func program(s *geo.Signal) *signals.Program {
-	p := &signals.Program{Lanes: make([]string, len(s.Links))}
+	p := &signals.Program{Lanes: make([]string, len(s.Links)), To: make([]string, len(s.Links))}
 	for _, ph := range s.Phases {
 		p.Phases = append(p.Phases, signals.ProgramPhase{State: ph.State, DurS: ph.DurS, MinS: ph.MinS, MaxS: ph.MaxS})
 	}
 	for i, l := range s.Links {
 		if l.Index >= 0 {
-			p.Lanes[i] = l.FromLane
+			p.Lanes[i], p.To[i] = l.FromLane, l.To
 		}
 	}
 	return p
@@ -195,6 +198,7 @@ func (sc *signalControl) decide(s *geo.Signal, r SignalRequest, method string) S
 			ls[i].Gated = gate
 		}
 	}
+	stages = servedShares(stages, views)
 	cur := -1
 	for k, m := range mains {
 		if m == r.Phase {
@@ -216,7 +220,8 @@ func (sc *signalControl) decide(s *geo.Signal, r SignalRequest, method string) S
 	}
 	plan.Decision = dec
 	for k, st := range stages {
-		ss := SignalStage{Phase: mains[k], State: s.Phases[mains[k]].State, MinS: st.MinS, MaxS: st.MaxS, Pressure: d.Pressures[k]}
+		ss := SignalStage{Phase: mains[k], State: s.Phases[mains[k]].State, MinS: st.MinS, MaxS: st.MaxS, Pressure: d.Pressures[k],
+			Shares: st.Share}
 		for _, l := range st.Lanes {
 			ss.Lanes = append(ss.Lanes, lanes[l])
 		}
@@ -226,6 +231,41 @@ func (sc *signalControl) decide(s *geo.Signal, r SignalRequest, method string) S
 		plan.Stages = append(plan.Stages, ss)
 	}
 	return plan
+}
+
+// servedShares sets, for each stage, the share of each lane's vehicles it lets go from the lane's turning
+// ratios (the estimator's, learned from probes and counts): a shared lane whose straight movement is green
+// and left red counts in that stage by its straight-and-right share. Lanes with no learned ratios keep the
+// program's share (green movements over movements).
+func servedShares(stages []signals.Stage, views []queues.LaneView) []signals.Stage {
+	out := make([]signals.Stage, len(stages))
+	for i, st := range stages {
+		out[i] = st
+		if len(st.GreenTo) != len(st.Lanes) {
+			continue
+		}
+		out[i].Share = append([]float64(nil), st.Share...)
+		for k, l := range st.Lanes {
+			if l < 0 || l >= len(views) || k >= len(out[i].Share) || out[i].Share[k] >= 0.999 {
+				continue
+			}
+			tot, g := 0.0, 0.0
+			for _, r := range views[l].TurnShares {
+				tot += r
+			}
+			seen := map[string]bool{}
+			for _, to := range st.GreenTo[k] {
+				if !seen[to] {
+					seen[to] = true
+					g += views[l].TurnShares[to]
+				}
+			}
+			if tot > 0 {
+				out[i].Share[k] = g / tot
+			}
+		}
+	}
+	return out
 }
 
 // approachQueue is the most vehicles waiting on a lane of the movement in → out at the signal controlling

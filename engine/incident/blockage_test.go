@@ -50,7 +50,7 @@ func TestCandidatesDoNotCarryAnIncidentAway(t *testing.T) {
 	tr := NewTracker(30_000)
 	tr.SetTopology(NewTopology(net, 9))
 	alarm := linkEvidence(t, net, 0, t0, 0.7)
-	tr.Track(t0, []Evidence{alarm})
+	tr.Track(t0, everySeq, []Evidence{alarm})
 	inc := tr.Incidents()
 	if len(inc) != 1 || inc[0].Status != StatusSuspected {
 		t.Fatalf("an alarm made %+v, want one suspected incident", inc)
@@ -61,7 +61,7 @@ func TestCandidatesDoNotCarryAnIncidentAway(t *testing.T) {
 	for k := 1; k <= 120; k++ {
 		ts := t0 + int64(k)*10_000
 		li := min(7, 1+(k-1)/12)
-		tr.Track(ts-30_000, []Evidence{linkEvidence(t, net, li, ts, 0.4)})
+		tr.Track(ts-30_000, everySeq, []Evidence{linkEvidence(t, net, li, ts, 0.4)})
 		inc = tr.Incidents()
 		if len(inc) != 1 {
 			t.Fatalf("at %d s: %d incidents, want the one (candidates make none of their own next to it)", k*10, len(inc))
@@ -81,10 +81,10 @@ func TestCandidatesDoNotCarryAnIncidentAway(t *testing.T) {
 	// Candidates on the incident's own link keep it open.
 	tr2 := NewTracker(30_000)
 	tr2.SetTopology(NewTopology(net, 9))
-	tr2.Track(t0, []Evidence{linkEvidence(t, net, 3, t0, 0.7)})
+	tr2.Track(t0, everySeq, []Evidence{linkEvidence(t, net, 3, t0, 0.7)})
 	for k := 1; k <= 120; k++ {
 		ts := t0 + int64(k)*10_000
-		tr2.Track(ts-30_000, []Evidence{linkEvidence(t, net, 3, ts, 0.4)})
+		tr2.Track(ts-30_000, everySeq, []Evidence{linkEvidence(t, net, 3, ts, 0.4)})
 	}
 	if inc := tr2.Incidents(); len(inc) != 1 || !inc[0].Active() || inc[0].LastEvidenceAt != t0+1_200_000 {
 		t.Errorf("candidates on its own link: %+v, want one incident still open with its last evidence at 20 min", inc)
@@ -93,7 +93,7 @@ func TestCandidatesDoNotCarryAnIncidentAway(t *testing.T) {
 	p, _ := net.Links()[7].PointAt(150)
 	cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
 	ts := t0 + 1_210_000
-	tr2.Track(ts-30_000, []Evidence{{Kind: schema.KindReport, Source: "hotline", Type: "crash", TS: ts, Lat: p.Lat, Lng: p.Lng,
+	tr2.Track(ts-30_000, everySeq, []Evidence{{Kind: schema.KindReport, Source: "hotline", Type: "crash", TS: ts, Lat: p.Lat, Lng: p.Lng,
 		Cell: cell, Weight: 0.69, Sev: 3}})
 	if inc := tr2.Incidents(); len(inc) != 2 {
 		t.Errorf("a call 1.2 km away joined the open incident: %d incidents, want 2", len(inc))
@@ -134,7 +134,7 @@ func TestStallAlarmOnFlowingLinkNeedsCorroboration(t *testing.T) {
 		tr.SetTopology(NewTopology(net, 9))
 		for i := 0; i < len(log); i += group {
 			b := append([]Evidence(nil), log[i:min(len(log), i+group)]...)
-			tr.Track(b[len(b)-1].TS, b)
+			tr.Track(b[len(b)-1].TS, everySeq, b)
 		}
 		return tr.Incidents()
 	}
@@ -147,10 +147,10 @@ func TestStallAlarmOnFlowingLinkNeedsCorroboration(t *testing.T) {
 	// The same frames with the judge's last note over two minutes old are an incident on their own.
 	tr := NewTracker(30_000)
 	tr.SetTopology(NewTopology(net, 9))
-	tr.Track(t0, []Evidence{flowing(1, t0, 1)})
+	tr.Track(t0, everySeq, []Evidence{flowing(1, t0, 1)})
 	for k := int64(0); k < 4; k++ {
 		ts := t0 + 150_000 + k*60_000
-		tr.Track(ts, []Evidence{frame("stalled_vehicle", 1, ts, uint64(2+k))})
+		tr.Track(ts, everySeq, []Evidence{frame("stalled_vehicle", 1, ts, uint64(2+k))})
 	}
 	if inc := tr.Incidents(); len(inc) != 1 {
 		t.Errorf("stall alarms 2.5 min after the judge's last note: %d incidents, want 1", len(inc))
@@ -178,7 +178,7 @@ func TestStallAlarmOnFlowingLinkNeedsCorroboration(t *testing.T) {
 				ev = append(ev, x)
 			}
 		}
-		tr.Track(t0+600_000, ev)
+		tr.Track(t0+600_000, everySeq, ev)
 		if inc := tr.Incidents(); len(inc) != 1 || !inc[0].Active() && inc[0].Status != StatusCleared {
 			t.Errorf("%s on the flowing link: %+v, want one incident", c.name, inc)
 		}

@@ -7,6 +7,9 @@ import (
 	"citybrain/geo"
 )
 
+// everySeq marks a tick that covers every log message (these tests queue no operator actions).
+const everySeq = ^uint64(0)
+
 // t0 is 2026-11-27T00:00:00Z, a bucket boundary.
 const t0 = int64(1795737600000)
 
@@ -32,9 +35,9 @@ func TestChronicFalseAlarmCameraLosesWeight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr.Track(t0-30_000, []Evidence{{Kind: schema.KindVideo, Source: "cam-x", Type: "debris", TS: t0, Lat: lat, Lng: lng,
+	tr.Track(t0-30_000, everySeq, []Evidence{{Kind: schema.KindVideo, Source: "cam-x", Type: "debris", TS: t0, Lat: lat, Lng: lng,
 		Cell: cell, Weight: 0.3}})
-	tr.Track(t0+CandidateTTL+30_000+1_000, nil)
+	tr.Track(t0+CandidateTTL+30_000+1_000, everySeq, nil)
 	if c := cams["cam-x"]; c != nil {
 		c.settle(t0 + CandidateTTL + 60_000)
 	}

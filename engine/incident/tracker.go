@@ -1,6 +1,7 @@
 package incident
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"sync"
@@ -17,7 +18,7 @@ type Tracker struct {
 	published atomic.Pointer[[]Incident]
 
 	actMu     sync.Mutex
-	actions   []Action // operator actions from the log, waiting for the next tick (actMu)
+	actions   []queued // operator actions from the log, waiting for a tick whose mark covers them (actMu)
 	actResult sync.Map // action id → error (nil error stored as errOK)
 }
 
@@ -34,10 +35,11 @@ func NewTracker(lateness int64) *Tracker {
 // several links make one incident (call before the first Track).
 func (tr *Tracker) SetTopology(tp *Topology) { tr.t.topo = tp }
 
-// Track runs the tracker for one tick (evidence at once, time-driven changes up to the watermark wm less the
-// allowed lateness, queued operator actions) and returns the incidents that changed, and the incident scores by cell when they
-// changed since the last call (nil otherwise).
-func (tr *Tracker) Track(wm int64, evidence []Evidence) (changed []Incident, scores map[uint64]float64) {
+// Track runs the tracker for one tick whose mark is the log sequence upTo (evidence at once, operator actions
+// queued up to upTo at their places among it, time-driven changes up to the watermark wm less the allowed
+// lateness) and returns the incidents that changed, and the incident scores by cell when they changed since
+// the last call (nil otherwise).
+func (tr *Tracker) Track(wm int64, upTo uint64, evidence []Evidence) (changed []Incident, scores map[uint64]float64) {
 	t := tr.t
 	before := map[string]Incident{}
 	for _, in := range t.order {
@@ -46,14 +48,40 @@ func (tr *Tracker) Track(wm int64, evidence []Evidence) (changed []Incident, sco
 				Severity: in.Severity, Type: in.Type, Lat: in.Lat, Lng: in.Lng}
 		}
 	}
+	var actions []queued
 	tr.actMu.Lock()
-	actions := tr.actions
-	tr.actions = nil
+	rest := tr.actions[:0]
+	for _, q := range tr.actions {
+		if q.seq <= upTo {
+			actions = append(actions, q)
+		} else {
+			rest = append(rest, q)
+		}
+	}
+	clear(tr.actions[len(rest):])
+	tr.actions = rest
 	tr.actMu.Unlock()
+	slices.SortStableFunc(actions, func(a, b queued) int { return cmp.Compare(a.seq, b.seq) })
 	sortEvidence(evidence)
 	var changedArea bool
 	late := t.lateness
+	// An action is carried out as a tick right after its log message would: time-driven changes up to the
+	// watermark the batches before it set, less the allowed lateness, then the action.
+	act := func(q queued) {
+		if to := q.wm - late; t.advancedTo < to {
+			changedArea = t.advance(to) || changedArea
+		}
+		err := t.apply(q.a)
+		if err == nil {
+			err = errOK
+		}
+		tr.actResult.Store(q.a.ID, err)
+	}
+	next := 0
 	for _, ev := range evidence {
+		for ; next < len(actions) && actions[next].seq < ev.Seq; next++ {
+			act(actions[next])
+		}
 		// Evidence comes in log order (the batch that made it known), as if each batch had its own tick:
 		// first the time-driven changes up to the watermark before that batch less the allowed lateness,
 		// then up to the evidence's own time less the lateness (by then no on-time evidence can change
@@ -63,12 +91,8 @@ func (tr *Tracker) Track(wm int64, evidence []Evidence) (changed []Incident, sco
 		}
 		t.add(ev)
 	}
-	for _, a := range actions {
-		err := t.apply(a)
-		if err == nil {
-			err = errOK
-		}
-		tr.actResult.Store(a.ID, err)
+	for ; next < len(actions); next++ {
+		act(actions[next])
 	}
 	// Then up to the watermark less the allowed lateness: evidence still to come is on time (its time is at
 	// least wm, a traffic judgement's bucket end is past wm), so none of it would have come before these
@@ -113,10 +137,18 @@ func (tr *Tracker) Incidents() []Incident { return *tr.published.Load() }
 // errOK marks an action that succeeded in actResult.
 var errOK = errors.New("ok")
 
-// Queue queues an operator action read from the log; the next Track carries it out.
-func (tr *Tracker) Queue(a Action) {
+// queued is an operator action with its place in the log: its sequence and the watermark before it.
+type queued struct {
+	a   Action
+	seq uint64
+	wm  int64
+}
+
+// Queue queues an operator action read from the log at sequence seq, where the watermark was wm; the first
+// Track whose mark covers seq carries it out in log order with the evidence.
+func (tr *Tracker) Queue(seq uint64, wm int64, a Action) {
 	tr.actMu.Lock()
-	tr.actions = append(tr.actions, a)
+	tr.actions = append(tr.actions, queued{a: a, seq: seq, wm: wm})
 	tr.actMu.Unlock()
 }
 

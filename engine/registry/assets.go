@@ -29,10 +29,16 @@ type assetKey struct {
 }
 
 // trackAssets records the asset rows of rec (dispatcher goroutine); an event older than the asset's latest is
-// ignored.
+// ignored. A batch often holds several events of one asset (a camera, a bus): only the one it keeps is read
+// into an Event (the newest; of equal times the last, as row by row), so a batch costs one read per asset.
 func (r *Registry) trackAssets(rec arrow.Record, kinds *array.Uint8) {
 	var ids *array.String
 	var ts *array.Timestamp
+	if r.assetLatest == nil {
+		r.assetLatest = map[assetKey]int{}
+	}
+	latest := r.assetLatest
+	defer clear(latest) // its keys are views into rec
 	for i := 0; i < kinds.Len(); i++ {
 		k := schema.Kind(kinds.Value(i))
 		if !isAsset(k) {
@@ -43,6 +49,22 @@ func (r *Registry) trackAssets(rec arrow.Record, kinds *array.Uint8) {
 			ts = rec.Column(schema.ColTS).(*array.Timestamp)
 		}
 		key := assetKey{k, ids.Value(i)}
+		if j, ok := latest[key]; !ok || ts.Value(i) >= ts.Value(j) {
+			latest[key] = i
+		}
+	}
+	if ids == nil {
+		return
+	}
+	for i := 0; i < kinds.Len(); i++ { // in row order, so the LRU order is the row order of the rows kept
+		k := schema.Kind(kinds.Value(i))
+		if !isAsset(k) {
+			continue
+		}
+		key := assetKey{k, ids.Value(i)}
+		if latest[key] != i {
+			continue
+		}
 		if a, ok := r.assets[key]; ok && a.TS > int64(ts.Value(i)) {
 			continue
 		}

@@ -25,6 +25,7 @@ type Registry struct {
 	unitSnap   atomic.Pointer[[]Unit]
 
 	assets          map[assetKey]schema.Event
+	assetLatest     map[assetKey]int              // trackAssets' scratch: per asset of a batch, the row it keeps
 	assetOrder      [schema.NumKinds]*lru[string] // per kind, by last update
 	assetsDirty     bool
 	assetsPublished time.Time

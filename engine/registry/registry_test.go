@@ -110,3 +110,54 @@ func BenchmarkEvictingInserts(b *testing.B) {
 		})
 	}
 }
+
+// Several events of one asset in a batch: the asset keeps the newest (of equal times the last in the batch,
+// as applying them one by one would), and none of them when it already holds a newer one.
+func TestAssetKeepsNewestOfABatch(t *testing.T) {
+	r := newRegistry(1000, 1000)
+	bb := schema.NewBatchBuilder(memory.DefaultAllocator)
+	defer bb.Release()
+	for i, c := range []struct {
+		id    string
+		ts    int64
+		value float64
+	}{{"s1", 10, 1}, {"s2", 5, 2}, {"s1", 30, 3}, {"s1", 20, 4}, {"s2", 5, 5}, {"s1", 30, 6}, {"s3", 50, 7}, {"s1", 25, 8}} {
+		e := schema.NewEvent(schema.KindSensor)
+		e.TS, e.ID, e.Lat, e.Lng = c.ts, c.id, 30.25, 120.15+float64(i)*0.001
+		e.Type, e.Value, e.Unit = "water_level", c.value, "m"
+		bb.Append(&e, 0)
+	}
+	track(t, r, batch(t, schema.KindSensor, []string{"s3"}, 60)) // s3 already holds a newer event
+	track(t, r, bb.NewRecord())
+	for id, want := range map[string]float64{"s1": 6, "s2": 5, "s3": 1} {
+		a, ok := r.assets[assetKey{schema.KindSensor, id}]
+		if !ok || a.Value != want {
+			t.Errorf("%s holds value %v (%t), want %v", id, a.Value, ok, want)
+		}
+	}
+}
+
+// BenchmarkTrackAssets: a batch of 5,000 sensor and camera events from 200 assets (25 events each), as the
+// log's batches of a busy minute hold them (go test -run '^$' -bench TrackAssets ./engine/registry/).
+func BenchmarkTrackAssets(b *testing.B) {
+	bb := schema.NewBatchBuilder(memory.DefaultAllocator)
+	defer bb.Release()
+	for i := 0; i < 5000; i++ {
+		k := schema.KindSensor
+		if i%2 == 1 {
+			k = schema.KindVideo
+		}
+		e := schema.NewEvent(k)
+		e.TS, e.ID, e.Lat, e.Lng = int64(1000+i), fmt.Sprintf("a%d", i%200), 30.25, 120.15
+		e.Type, e.Value, e.Unit = "water_level", float64(i), "m"
+		bb.Append(&e, 0)
+	}
+	rec := bb.NewRecord()
+	defer rec.Release()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		newRegistry(1000, 1000).Track(rec) // every event newer than what the registry holds, as live
+	}
+	b.ReportMetric(float64(b.N)*5000/b.Elapsed().Seconds(), "events/s")
+}

@@ -25,7 +25,12 @@ type LaneState struct {
 // Control tunes the phase choice.
 type Control struct {
 	MinGreenS float64 // a main green lasts at least this long
-	MaxGreenS float64 // ... and at most this long while another phase has demand
+	// MinGreenPerLost scales the minimum green to what ending it costs: at least this many times the
+	// program's transitional phases after it (Stage.LostS), so that a signal with long ambers is not changed
+	// so often that they eat the cycle (Webster: the lost time per change sets the cycle), but never longer
+	// than the program's own green for the stage (a 6 s protected left stays short). 0: MinGreenS alone.
+	MinGreenPerLost float64
+	MaxGreenS       float64 // ... and at most this long while another phase has demand
 	// ArrivalWeight counts a vehicle expected within the horizon as this share of a standing one.
 	ArrivalWeight float64
 	// A stage takes over from a current one that is still discharging only when its pressure exceeds
@@ -56,7 +61,7 @@ type Control struct {
 
 // DefaultControl is the tuning measured in docs/signals.md.
 func DefaultControl() Control {
-	return Control{MinGreenS: 5, MaxGreenS: 60, ArrivalWeight: 0.5, SwitchRatio: 2, SwitchCost: 2, SpillFill: 0.8, MaxWaitS: 120, MaxGapS: 3, MinDemand: 0.5,
+	return Control{MinGreenS: 5, MinGreenPerLost: 3, MaxGreenS: 60, ArrivalWeight: 0.5, SwitchRatio: 2, SwitchCost: 2, SpillFill: 0.8, MaxWaitS: 120, MaxGapS: 3, MinDemand: 0.5,
 		GateFill: 0.3, GateSpan: 0.3, GateMin: 0.2}
 }
 
@@ -105,11 +110,36 @@ func (c Control) Gate(areaFill float64) float64 {
 // Stage is one main green of a signal: the lanes (indices into the lanes of a decision) it serves, the lanes
 // the program's transitional phases after it serve before the next main green (Between), and its own minimum
 // and maximum (0: the Control's).
+//
+// Share (parallel to Lanes; nil: all 1) is the part of each lane's vehicles the stage lets go: on a shared
+// lane whose left turn is red in this stage, only those going straight or right. A lane's pressure counts in
+// a stage in that share, so a stage that serves one movement of a lane is not credited with the whole lane
+// (which would make it beat every stage that serves the lane fully by the other lanes it serves). GreenTo
+// (parallel to Lanes) names the links the stage's green movements of each lane lead to, for a caller that
+// knows the lane's turning ratios to set Share from them.
+//
+// LostS is how long the program's transitional phases after the stage last (ambers, all-reds, clearance
+// greens): what ending it costs; GreenS is the program's own green for it (0 unknown).
 type Stage struct {
+	LostS      float64
+	GreenS     float64
 	Lanes      []int
+	Share      []float64
+	GreenTo    [][]string
 	Between    []int
 	MinS, MaxS float64
 }
+
+// share is the part of lane k (of st.Lanes) the stage serves.
+func (st Stage) share(k int) float64 {
+	if k < len(st.Share) {
+		return st.Share[k]
+	}
+	return 1
+}
+
+// full reports whether the stage serves all of lane k's movements.
+func (st Stage) full(k int) bool { return st.share(k) >= 0.999 }
 
 // Decide chooses the main green to show at a signal; cur is the stage shown now (-1: none yet) and elapsed how
 // long it has been shown.
@@ -137,7 +167,13 @@ func Decide(stages []Stage, lanes []LaneState, cur int, elapsed float64, c Contr
 		return p
 	}
 	for i, st := range stages {
-		d.Pressures[i] = pressure(st.Lanes)
+		seen := map[int]bool{}
+		for k, l := range st.Lanes {
+			if l >= 0 && l < len(lanes) && !seen[l] {
+				seen[l] = true
+				d.Pressures[i] += st.share(k) * c.LanePressure(lanes[l])
+			}
+		}
 	}
 	if len(stages) == 0 {
 		d.Reason = "idle"
@@ -149,7 +185,11 @@ func Decide(stages []Stage, lanes []LaneState, cur int, elapsed float64, c Contr
 		return d
 	}
 	st := stages[cur]
-	minS, maxS := c.MinGreenS, c.MaxGreenS
+	scaled := c.MinGreenPerLost * st.LostS
+	if st.GreenS > 0 {
+		scaled = math.Min(scaled, st.GreenS)
+	}
+	minS, maxS := math.Max(c.MinGreenS, scaled), c.MaxGreenS
 	if st.MinS > 0 {
 		minS = st.MinS
 	}
@@ -178,9 +218,13 @@ func Decide(stages []Stage, lanes []LaneState, cur int, elapsed float64, c Contr
 		d.Reason = "min_green"
 		return d
 	}
+	// Lanes the current stage serves in full; one served only in part (its left turn waiting) still counts
+	// for the stages that serve the rest of it.
 	inCur := map[int]bool{}
-	for _, l := range st.Lanes {
-		inCur[l] = true
+	for k, l := range st.Lanes {
+		if st.full(k) {
+			inCur[l] = true
+		}
 	}
 	without := func(ls []int) []int {
 		var out []int
@@ -206,7 +250,7 @@ func Decide(stages []Stage, lanes []LaneState, cur int, elapsed float64, c Contr
 			d.Phase, d.Hold, d.Reason = next, false, "max_green"
 		case pn <= 0 || pn < c.MinDemand:
 			d.Reason = "idle"
-		case gappedOut(lanes, st.Lanes, c):
+		case gappedOut(lanes, st, c):
 			d.Phase, d.Hold, d.Reason = next, false, "gap_out"
 		case pc <= 0:
 			d.Phase, d.Hold, d.Reason = next, false, "spillback"
@@ -241,7 +285,7 @@ func Decide(stages []Stage, lanes []LaneState, cur int, elapsed float64, c Contr
 		d.Phase, d.Hold, d.Reason = best, false, "max_green"
 	case pc <= 0:
 		d.Phase, d.Hold, d.Reason = best, false, "demand"
-	case gappedOut(lanes, st.Lanes, c):
+	case gappedOut(lanes, st, c):
 		d.Phase, d.Hold, d.Reason = best, false, "gap_out"
 	case bp > c.SwitchRatio*pc+c.SwitchCost:
 		d.Phase, d.Hold, d.Reason = best, false, "demand"
@@ -252,14 +296,15 @@ func Decide(stages []Stage, lanes []LaneState, cur int, elapsed float64, c Contr
 }
 
 // gappedOut reports whether a green's lanes have nothing left to discharge: no vehicle standing or expected
-// on any of them, or none crossing for MaxGapS on all of them (empty, or blocked downstream).
-func gappedOut(lanes []LaneState, ls []int, c Control) bool {
+// on any of them (in the share of each lane the stage serves), or none crossing for MaxGapS on all of them
+// (empty, or blocked downstream).
+func gappedOut(lanes []LaneState, st Stage, c Control) bool {
 	left, flowing := 0.0, false
-	for _, l := range ls {
+	for k, l := range st.Lanes {
 		if l < 0 || l >= len(lanes) {
 			continue
 		}
-		left += lanes[l].Queue + lanes[l].Arrivals
+		left += st.share(k) * (lanes[l].Queue + lanes[l].Arrivals)
 		if c.MaxGapS <= 0 || lanes[l].GapS < c.MaxGapS {
 			flowing = true
 		}

@@ -14,10 +14,12 @@ func (p ProgramPhase) green() bool { return strings.ContainsAny(p.State, "Gg") }
 
 func (p ProgramPhase) amber() bool { return strings.ContainsAny(p.State, "yYu") }
 
-// Program is a signal's program with the incoming lane each link index controls ("" none).
+// Program is a signal's program with the incoming lane each link index controls ("" none) and, when known,
+// the link it leads to (To, parallel to Lanes; nil or "" unknown).
 type Program struct {
 	Phases []ProgramPhase
 	Lanes  []string
+	To     []string
 }
 
 // Adjustable reports whether the program gives some green adjustable durations (minDur < maxDur): an
@@ -117,8 +119,10 @@ func (p *Program) FixedSequence() bool {
 }
 
 // Stages lists the program's main greens as decision stages over lanes (the incoming lanes, indexed by the
-// stages): each main green's lanes, the lanes the transitional phases after it serve before the next main
-// green, and, in an adjustable program, its minimum and maximum.
+// stages): each main green's lanes, with the share of each lane's movements it lets go and the links they
+// lead to (a shared lane whose left turn waits for another stage is served only in part), the lanes the
+// transitional phases after it serve before the next main green, and, in an adjustable program, its minimum
+// and maximum.
 func (p *Program) Stages() (lanes []string, stages []Stage, mains []int) {
 	idx := map[string]int{}
 	index := func(ls []string) []int {
@@ -137,11 +141,35 @@ func (p *Program) Stages() (lanes []string, stages []Stage, mains []int) {
 	mains = p.Mains()
 	n := len(p.Phases)
 	adj := p.Adjustable()
+	moves := map[string]int{} // links per incoming lane
+	for _, l := range p.Lanes {
+		if l != "" {
+			moves[l]++
+		}
+	}
 	for k, m := range mains {
 		st := Stage{Lanes: index(p.GreenLanes(m))}
+		for j := m; j < n && p.Phases[j].State == p.Phases[m].State; j++ {
+			st.GreenS += p.Phases[j].DurS
+		}
+		green := map[string]int{}
+		to := map[string][]string{}
+		for li, c := range p.Phases[m].State {
+			if li < len(p.Lanes) && p.Lanes[li] != "" && (c == 'G' || c == 'g') {
+				green[p.Lanes[li]]++
+				if li < len(p.To) && p.To[li] != "" {
+					to[p.Lanes[li]] = append(to[p.Lanes[li]], p.To[li])
+				}
+			}
+		}
+		for _, l := range st.Lanes {
+			st.Share = append(st.Share, float64(green[lanes[l]])/float64(max(1, moves[lanes[l]])))
+			st.GreenTo = append(st.GreenTo, to[lanes[l]])
+		}
 		next := mains[(k+1)%len(mains)]
 		for j := (m + 1) % n; j != next; j = (j + 1) % n {
 			st.Between = append(st.Between, index(p.GreenLanes(j))...)
+			st.LostS += p.Phases[j].DurS
 		}
 		if adj {
 			st.MinS, st.MaxS = p.Phases[m].MinS, p.Phases[m].MaxS

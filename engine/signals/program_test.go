@@ -57,3 +57,50 @@ func TestProgramPieces(t *testing.T) {
 		t.Errorf("adjustable: mains %v, stage %+v", mains, st)
 	}
 }
+
+// A shared lane green in both stages for one movement only (Monaco's 15335: lane a turns right in both
+// stages and goes straight only in the first): the second stage serves a in part, by its green movements.
+func TestProgramSharedLane(t *testing.T) {
+	p := &Program{Phases: phases(39, "GGrr", 6, "yyrr", 39, "GrGg", 6, "yryy"),
+		Lanes: []string{"a", "a", "b", "b"}, To: []string{"right", "straight", "x", "y"}}
+	lanes, st, _ := p.Stages()
+	if !reflect.DeepEqual(lanes, []string{"a", "b"}) || len(st) != 2 {
+		t.Fatalf("lanes %v, stages %+v", lanes, st)
+	}
+	if !reflect.DeepEqual(st[0].Share, []float64{1}) || !reflect.DeepEqual(st[1].Share, []float64{0.5, 1}) {
+		t.Errorf("shares %v, %v", st[0].Share, st[1].Share)
+	}
+	if !reflect.DeepEqual(st[1].GreenTo, [][]string{{"right"}, {"x", "y"}}) {
+		t.Errorf("green movements %v", st[1].GreenTo)
+	}
+	// With the whole of a in both stages, the second stage's pressure was a's plus b's: it beat the first
+	// whatever a's queue. Weighted, a queue of 10 on a (2 of them turning right) against 1 on b favours the first.
+	ls := []LaneState{{Queue: 10, GapS: 1}, {Queue: 1, GapS: 1}}
+	st[1].Share[0] = 0.2
+	c := DefaultControl()
+	d := Decide(st, ls, -1, 0, c)
+	if d.Phase != 0 || d.Pressures[0] <= d.Pressures[1] {
+		t.Errorf("shared lane: chose %d, pressures %v", d.Phase, d.Pressures)
+	}
+	// Ending a stage costs its 6 s amber: the minimum green is 3 × 6 s, within the program's 39 s green.
+	if st[0].LostS != 6 || st[0].GreenS != 39 {
+		t.Errorf("stage 0 lost %v s, green %v s", st[0].LostS, st[0].GreenS)
+	}
+	ls[1].Queue = 30
+	if d := Decide(st, ls, 0, 10, c); !d.Hold || d.Reason != "min_green" {
+		t.Errorf("10 s into a green whose amber is 6 s: %+v", d)
+	}
+	if d := Decide(st, ls, 0, 18, c); d.Hold {
+		t.Errorf("18 s into it, with 30 waiting on b: %+v", d)
+	}
+	st[0].GreenS = 8 // never longer than the program's own green
+	if d := Decide(st, ls, 0, 8, c); d.Hold {
+		t.Errorf("the program's 8 s green: %+v", d)
+	}
+	ls[1].Queue = 1
+	// The straight vehicles on a waiting while the second stage runs still count for starvation.
+	ls[0].WaitS = 130
+	if d := Decide(st, ls, 1, 30, c); d.Phase != 0 || d.Reason != "starvation" {
+		t.Errorf("partly served lane starving: %+v", d)
+	}
+}

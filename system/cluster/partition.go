@@ -149,7 +149,7 @@ func (p *Partition) apply(seq uint64, rec arrow.Record) error {
 }
 
 func (p *Partition) action(seq uint64, a engine.Action) error {
-	p.eng.Load().ApplyAction(a)
+	p.eng.Load().ApplyAction(seq, a)
 	p.actMu.Lock()
 	p.actions = append(p.actions, a.ID)
 	p.actMu.Unlock()

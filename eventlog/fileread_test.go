@@ -1,0 +1,195 @@
+package eventlog_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"citybrain/engine"
+	"citybrain/eventlog"
+	"citybrain/ingest"
+)
+
+// storeServer starts an in-process JetStream server on storeDir (an offline tool's server on a data
+// directory) and returns a connection; both stop at the end of the test or when stop is called.
+func storeServer(t *testing.T, storeDir string) (nc *nats.Conn, stop func()) {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: storeDir, DontListen: true,
+		NoSigs: true, NoLog: true, MaxPayload: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	if nc, err = nats.Connect("", nats.InProcessServer(ns)); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			nc.Close()
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		}
+	}
+	t.Cleanup(stop)
+	return nc, stop
+}
+
+// read is what a range reader returns: batches with their sequences, actions and typed actions in order.
+type readOut struct {
+	seqs    []uint64
+	recs    []arrow.Record
+	actions []string
+	bad     uint64
+	files   bool
+}
+
+func readRange(t *testing.T, l *eventlog.Log, first, last uint64) readOut {
+	t.Helper()
+	rr, err := l.NewRangeReader(t.Context(), first, last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Close()
+	var out readOut
+	out.files = rr.FromFiles()
+	rr.OnAction = func(seq uint64, a engine.Action) error {
+		out.actions = append(out.actions, fmt.Sprintf("%d action %s", seq, a.ID))
+		return nil
+	}
+	rr.OnTyped = func(seq uint64, typ string, data []byte) error {
+		out.actions = append(out.actions, fmt.Sprintf("%d %s %s", seq, typ, data))
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	for {
+		rec, err := rr.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.seqs = append(out.seqs, rr.Seq())
+		out.recs = append(out.recs, rec)
+	}
+	out.bad = rr.Bad
+	t.Cleanup(func() {
+		for _, r := range out.recs {
+			r.Release()
+		}
+	})
+	return out
+}
+
+func sameRead(t *testing.T, what string, got, want readOut) {
+	t.Helper()
+	if fmt.Sprint(got.seqs) != fmt.Sprint(want.seqs) || fmt.Sprint(got.actions) != fmt.Sprint(want.actions) || got.bad != want.bad {
+		t.Fatalf("%s: seqs %v actions %v bad %d, want %v %v %d", what, got.seqs, got.actions, got.bad, want.seqs, want.actions, want.bad)
+	}
+	for i := range got.recs {
+		if !array.RecordEqual(got.recs[i], want.recs[i]) {
+			t.Fatalf("%s: batch %d (seq %d) differs", what, i, got.seqs[i])
+		}
+	}
+}
+
+// A range reader of a log opened offline reads the message blocks directly, and returns exactly what the
+// reader through the server returns: every batch (with its sequence), action, typed action and bad message,
+// for the whole log and for a range inside it; with a gap in the stream it reads through the server.
+func TestFileReaderAgrees(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	dir := t.TempDir()
+	nc, stop := storeServer(t, dir)
+	cfg := eventlog.DefaultConfig()
+	cfg.Mem = mem
+	l, err := eventlog.Open(t.Context(), nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC).UnixMilli()
+	for i := 0; i < 120; i++ {
+		rec := probes(t, mem, 1+(i*397)%3000, t0+int64(i)*60_000)
+		_, err := l.Append(t.Context(), rec, ingest.BatchID{ID: fmt.Sprintf("b%d", i)})
+		rec.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch i % 17 {
+		case 3:
+			if _, err := l.AppendAction(t.Context(), engine.Action{ID: fmt.Sprintf("a%d", i), IncidentID: "inc-1", Status: "confirmed"}); err != nil {
+				t.Fatal(err)
+			}
+		case 7:
+			if _, err := l.AppendTyped(t.Context(), eventlog.TypeZone, fmt.Sprintf("z%d", i), []byte(`{"zone":"z"}`)); err != nil {
+				t.Fatal(err)
+			}
+		case 11:
+			if err := nc.Publish(eventlog.EventsSubject, []byte("not arrow")); err != nil { // a foreign publisher
+				t.Fatal(err)
+			}
+			nc.Flush()
+		}
+	}
+	stop()
+
+	// Offline: a new server on the same store, as `citybrain replay --data` starts.
+	nc, stop = storeServer(t, dir)
+	cfg.Existing = true
+	l, err = eventlog.Open(t.Context(), nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := l.State(t.Context())
+	if err != nil || st.Msgs < 120 {
+		t.Fatalf("state %+v, %v", st, err)
+	}
+	server := readRange(t, l, 1, 0)
+	l.SetOfflineStore(dir)
+	files := readRange(t, l, 1, 0)
+	if server.files || !files.files {
+		t.Fatalf("from files: %t without an offline store, %t with one", server.files, files.files)
+	}
+	if len(server.recs) != 120 || len(server.actions) == 0 || server.bad == 0 {
+		t.Fatalf("through the server: %d batches, %d actions, %d bad", len(server.recs), len(server.actions), server.bad)
+	}
+	sameRead(t, "whole log", files, server)
+	mid, end := st.FirstSeq+st.Msgs/3, st.FirstSeq+st.Msgs*2/3
+	l.SetOfflineStore("")
+	serverMid := readRange(t, l, mid, end)
+	l.SetOfflineStore(dir)
+	sameRead(t, "a range inside", readRange(t, l, mid, end), serverMid)
+
+	// A gap: the stream no longer holds every sequence, so the reader goes through the server.
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteMsg(eventlog.EventsStream, mid); err != nil {
+		t.Fatal(err)
+	}
+	l.SetOfflineStore("")
+	serverGap := readRange(t, l, 1, 0)
+	l.SetOfflineStore(dir)
+	gap := readRange(t, l, 1, 0)
+	if gap.files {
+		t.Error("read from the files with a gap in the stream")
+	}
+	sameRead(t, "with a gap", gap, serverGap)
+	stop()
+}
