@@ -171,7 +171,7 @@ func (t *Tracker) measure(b int64) []Features {
 		ref := t.stopRef(ls)
 		longest, n60, head := longestStand(ls, b)
 		f.HeadM = head
-		if n60 > 0 {
+		if n60 > 0 && !f.Young {
 			held[li] = true
 		}
 		x[FStandRatio] = math.Min(10, longest/ref)
@@ -292,8 +292,10 @@ func (t *Tracker) measure(b int64) []Features {
 		out = append(out, f)
 	}
 	// Baselines learn from the bucket that just ended, after the features used them: a link's exit rate
-	// per second, its speed, its loops' flow and occupancy; not while a vehicle has held on it for a
-	// minute (a queue that does not move is what the baselines are there to tell from normal).
+	// per second, its speed, its loops' flow and occupancy; once learned, not while a vehicle has held on it
+	// for a minute (a queue that does not move is what the baselines are there to tell from normal). A
+	// young link learns from whatever it does: one where a queue always stands learns the queue as its
+	// normal instead of staying young for good.
 	for li := range t.active {
 		ls := &t.st[li]
 		if held[li] {
