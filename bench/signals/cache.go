@@ -30,7 +30,8 @@ func cacheKey(sc *Scenario, method string, o Options) string {
 	return cacheKeyFor(sc, portableConfig(sc), method, o)
 }
 
-// legacyCacheKey is the key of caches written before 7 Dec 2026 (the configuration's absolute path).
+// legacyCacheKey is the key of caches written before CacheVersion 2026-12-07.1 (the configuration's absolute
+// path).
 func legacyCacheKey(sc *Scenario, method string, o Options) string {
 	return cacheKeyFor(sc, sc.Config, method, o)
 }
