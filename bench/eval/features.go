@@ -22,6 +22,7 @@ type Row struct {
 	T     int64
 	X     [detect.NumFeatures]float64
 	HeadM float64
+	Young bool // the link's baselines have not learned yet: judged, never an alarm alone, not trained on
 	// Label: 1 the link is blocked (from 30 s after the blockage started to its end), 0 nothing is wrong
 	// within MatchRadiusM, -1 near a blockage (its queue, its detour: neither a hit nor a false alarm).
 	Label int8
@@ -106,7 +107,7 @@ func extractRows(run *simRun, net *geo.Network, low bool) []Row {
 	at := func(end int64, feats []detect.Features) {
 		for _, f := range feats {
 			label, id, class := rowLabel(links, f.Link, end, run.Truths, near)
-			rows = append(rows, Row{City: run.City, Seed: run.Seed, Low: low, Link: f.Link, T: end, X: f.X, HeadM: f.HeadM,
+			rows = append(rows, Row{City: run.City, Seed: run.Seed, Low: low, Link: f.Link, T: end, X: f.X, HeadM: f.HeadM, Young: f.Young,
 				Label: label, Truth: id, Class: class})
 		}
 	}

@@ -14,6 +14,10 @@ type Features struct {
 	X    [NumFeatures]float64
 	// For placing evidence: the position (m from the link's start) of the standing queue's head, or -1.
 	HeadM float64
+	// Young: the link's baselines have not yet learned from learnedBuckets buckets of traffic (a quiet link,
+	// or one where a queue always stands). The model is trained and calibrated on learned links only: a
+	// young link's judgement may say it flows or is suspicious, never on its own that it is blocked.
+	Young bool
 	// Set by the engine's window room: the log batch whose watermark passed T, and the watermark before it
 	// (the incident tracker takes evidence in log order).
 	Seq      uint64
@@ -59,9 +63,16 @@ var FeatureNames = [NumFeatures]string{
 
 const windowMs = 120_000 // the recent window the features look at
 
-// warmBuckets: a link is judged once its baselines have learned from this many buckets with traffic (five
-// minutes of a busy link), so a restart or the start of a replay does not judge links against nothing.
-const warmBuckets = 30
+// warmMs: a link is judged once the tracker has watched it this long (event time since its first fix or loop
+// reading), so a restart or the start of a replay does not judge links against nothing. It is time, not an
+// amount of traffic: a quiet link, or one where a queue always stands (its baselines do not learn while a
+// vehicle holds on it), is judged as soon as a busy one; its young baselines fall back to the network's (the
+// stop reference) or to neutral ratios, and the model sees how many fixes the features rest on.
+const warmMs = 5 * 60_000
+
+// learnedBuckets: a link's baselines have learned once this many buckets with traffic (outside holds) went
+// into them (five minutes of a busy link).
+const learnedBuckets = 30
 
 // sums of a link's buckets over (from, to].
 type sums struct {
@@ -140,8 +151,8 @@ func longestStand(ls *linkState, t int64) (longest float64, n60 int, headM float
 func (t *Tracker) measure(b int64) []Features {
 	ids := make([]int32, 0, len(t.active))
 	for li := range t.active {
-		// A link is judged once it has a baseline: warmBuckets buckets with traffic.
-		if b-t.st[li].lastTS <= 10*60_000 && t.st[li].fixRate.n >= warmBuckets {
+		// A link is judged once it has been watched for warmMs (or its baselines have learned).
+		if ls := &t.st[li]; b-ls.lastTS <= 10*60_000 && (b-ls.firstTS >= warmMs || ls.fixRate.n >= learnedBuckets) {
 			ids = append(ids, li)
 		}
 	}
@@ -155,11 +166,12 @@ func (t *Tracker) measure(b int64) []Features {
 		s := t.sums(ls, from, b)
 		var f Features
 		f.Link, f.T = li, b
+		f.Young = ls.fixRate.n < learnedBuckets
 		x := &f.X
 		ref := t.stopRef(ls)
 		longest, n60, head := longestStand(ls, b)
 		f.HeadM = head
-		if n60 > 0 {
+		if n60 > 0 && !f.Young {
 			held[li] = true
 		}
 		x[FStandRatio] = math.Min(10, longest/ref)
@@ -280,8 +292,10 @@ func (t *Tracker) measure(b int64) []Features {
 		out = append(out, f)
 	}
 	// Baselines learn from the bucket that just ended, after the features used them: a link's exit rate
-	// per second, its speed, its loops' flow and occupancy; not while a vehicle has held on it for a
-	// minute (a queue that does not move is what the baselines are there to tell from normal).
+	// per second, its speed, its loops' flow and occupancy; once learned, not while a vehicle has held on it
+	// for a minute (a queue that does not move is what the baselines are there to tell from normal). A
+	// young link learns from whatever it does: one where a queue always stands learns the queue as its
+	// normal instead of staying young for good.
 	for li := range t.active {
 		ls := &t.st[li]
 		if held[li] {

@@ -55,7 +55,7 @@ type linkStateV1 struct {
 	Stops                                                  []stopState
 	Exits, Entries                                         []int64
 	Buckets                                                []bucketState
-	LastTS                                                 int64
+	LastTS, FirstTS                                        int64
 	ExitRate, EntryRate, FixRate, Speed, LoopFlow, LoopOcc ewmaState
 	StopQ                                                  quantileState
 	Recent                                                 []posFixState
@@ -107,7 +107,7 @@ func (t *Tracker) MarshalState() ([]byte, error) {
 	sort.Slice(links, func(i, j int) bool { return links[i] < links[j] })
 	for _, li := range links {
 		ls := &t.st[li]
-		x := linkStateV1{Link: li, Exits: ls.exits, Entries: ls.entries, LastTS: ls.lastTS,
+		x := linkStateV1{Link: li, Exits: ls.exits, Entries: ls.entries, LastTS: ls.lastTS, FirstTS: ls.firstTS,
 			ExitRate: ls.exitRate.state(), EntryRate: ls.entryRate.state(), FixRate: ls.fixRate.state(),
 			Speed: ls.speed.state(), LoopFlow: ls.loopFlow.state(), LoopOcc: ls.loopOcc.state(), StopQ: ls.stopQ.state()}
 		for _, a := range ls.active {
@@ -160,7 +160,7 @@ func (t *Tracker) RestoreState(data []byte) error {
 	for _, x := range st.Links {
 		ls := &t.st[x.Link]
 		t.active[x.Link] = struct{}{}
-		ls.exits, ls.entries, ls.lastTS = x.Exits, x.Entries, x.LastTS
+		ls.exits, ls.entries, ls.lastTS, ls.firstTS = x.Exits, x.Entries, x.LastTS, x.FirstTS
 		ls.exitRate, ls.entryRate, ls.fixRate = x.ExitRate.ewma(), x.EntryRate.ewma(), x.FixRate.ewma()
 		ls.speed, ls.loopFlow, ls.loopOcc, ls.stopQ = x.Speed.ewma(), x.LoopFlow.ewma(), x.LoopOcc.ewma(), x.StopQ.quantile()
 		for _, a := range x.Active {

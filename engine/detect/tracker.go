@@ -113,6 +113,7 @@ type linkState struct {
 	entries []int64 // times vehicles entered it from an upstream link
 	b       [bucketsKept]bucket
 	lastTS  int64
+	firstTS int64 // the first observation (0: none yet, or restored from a snapshot without it)
 	// Learned online (event time), so a replay warms them the same way: exits per second and speed
 	// (exponentially weighted over baselineTau of buckets with traffic), and the stop durations' p90.
 	exitRate  ewma
@@ -263,6 +264,9 @@ func (t *Tracker) bucketOf(ls *linkState, ts int64) *bucket {
 func (t *Tracker) touch(link int32, ts int64) (*linkState, *bucket) {
 	ls := &t.st[link]
 	t.active[link] = struct{}{}
+	if ls.firstTS == 0 && ls.lastTS == 0 {
+		ls.firstTS = ts
+	}
 	ls.lastTS = max(ls.lastTS, ts)
 	return ls, t.bucketOf(ls, ts)
 }

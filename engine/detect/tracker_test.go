@@ -101,6 +101,9 @@ func TestBlockageFeatures(t *testing.T) {
 	if !ok {
 		t.Fatalf("no features of the blocked link at onset + 4 min: %d rows", len(blk))
 	}
+	if f.Young {
+		t.Errorf("a link with a vehicle every 20 s for 14 minutes is still young")
+	}
 	x := f.X
 	if x[FStandLog] < 1.5 || x[FStanding60] < 1 || x[FNoExit] != 1 || x[FExitDeficit] < 2 {
 		t.Errorf("4 min into a blockage: longest stand %.2f (log2 min+1), standing60 %.2f, no exit %v, exit deficit %.2f",
@@ -213,5 +216,33 @@ func TestDefaultModelLoads(t *testing.T) {
 	}
 	if m.Threshold <= 0 || m.Persist < 1 || len(m.TrainedOn) < 5 {
 		t.Errorf("model of kind %s, threshold %g, persistence %d, trained on %v: want a threshold, a persistence and at least five cities", m.Kind, m.Threshold, m.Persist, m.TrainedOn)
+	}
+}
+
+// A link is judged once it has been watched for five minutes, however little traffic it has: a quiet link (a
+// vehicle every 3 minutes, three buckets with fixes each time) is judged from minute 5 on, as a busy one is, not
+// after 30 buckets with traffic (which it would reach after half an hour; at 15 % probes most links of a city
+// are that quiet). Before minute 5 it is not judged.
+func TestQuietLinkIsJudgedAfterFiveMinutes(t *testing.T) {
+	var quiet []trip
+	for k := int64(0); k < 4; k++ {
+		quiet = append(quiet, trip{id: fmt.Sprintf("q%d", k), start: t0 + k*180_000, kmh: 36})
+	}
+	feats := run(quiet, t0+12*60_000)
+	first := int64(0)
+	for ts := range feats {
+		if first == 0 || ts < first {
+			first = ts
+		}
+	}
+	switch {
+	case first == 0:
+		t.Errorf("a quiet link is never judged in 12 minutes")
+	case first < t0+5*60_000:
+		t.Errorf("a quiet link is judged at %d s, before it was watched for 5 minutes", (first-t0)/1000)
+	case first > t0+6*60_000:
+		t.Errorf("a quiet link is first judged at %d s, want by 360 s", (first-t0)/1000)
+	case !feats[first].Young:
+		t.Errorf("a quiet link (a few buckets with traffic) is not young at %d s", (first-t0)/1000)
 	}
 }

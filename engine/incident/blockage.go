@@ -61,6 +61,12 @@ func (b *blockageJudge) judgeFeatures(feats []detect.Features) []Evidence {
 				p = b.model.Prob(&f.X)
 			}
 			thr := b.model.Threshold
+			if f.Young {
+				// A link whose baselines have not learned yet (the model was not trained on such links)
+				// may be a candidate or flowing, never an alarm on its own.
+				delete(b.runs, f.Link)
+				p = math.Min(p, math.Nextafter(thr, 0))
+			}
 			if p < thr {
 				delete(b.runs, f.Link)
 			} else {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"citybrain/engine/detect"
 	"citybrain/engine/schema"
 	"citybrain/geo"
 )
@@ -180,6 +181,39 @@ func TestStallAlarmOnFlowingLinkNeedsCorroboration(t *testing.T) {
 		tr.Track(t0+600_000, everySeq, ev)
 		if inc := tr.Incidents(); len(inc) != 1 || !inc[0].Active() && inc[0].Status != StatusCleared {
 			t.Errorf("%s on the flowing link: %+v, want one incident", c.name, inc)
+		}
+	}
+}
+
+// A link whose baselines have not learned yet (a quiet link judged from its fifth minute) is judged like any
+// other, but alone it is at most a candidate: a model sure that it is blocked, over more bucket ends than its
+// persistence, makes an alarm on a learned link and only a candidate on a young one.
+func TestYoungLinkIsNeverAnAlarmAlone(t *testing.T) {
+	net := chain(t, 2)
+	sure := &detect.Model{Kind: "logistic", Features: detect.FeatureNames[:], Mean: make([]float64, detect.NumFeatures),
+		Scale: make([]float64, detect.NumFeatures), Weights: make([]float64, detect.NumFeatures), Bias: 10, Threshold: 0.7, Persist: 2}
+	for i := range sure.Scale {
+		sure.Scale[i] = 1
+	}
+	for _, young := range []bool{false, true} {
+		j := &blockageJudge{model: sure, topo: NewTopology(net, 9), runs: map[int32]int{}}
+		var feats []detect.Features
+		for k := int64(1); k <= 4; k++ {
+			f := detect.Features{Link: 0, T: t0 + k*10_000, HeadM: 150, Young: young}
+			f.X[detect.FStandLog] = 2
+			f.X[detect.FFixes] = 4
+			feats = append(feats, f)
+		}
+		ev := j.judgeFeatures(feats)
+		if len(ev) != 4 {
+			t.Fatalf("young %v: %d judgements of 4 bucket ends", young, len(ev))
+		}
+		last := ev[3].Weight
+		switch {
+		case young && (last != candidateW || !weakTraffic(ev[3])):
+			t.Errorf("a young link the model is sure of weighs %.2f after 4 bucket ends, want a candidate (%.2f)", last, candidateW)
+		case !young && last < alarmMinW:
+			t.Errorf("a learned link the model is sure of weighs %.2f after 4 bucket ends, want an alarm (≥ %.2f)", last, alarmMinW)
 		}
 	}
 }
