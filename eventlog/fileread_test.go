@@ -11,42 +11,12 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 
 	"citybrain/engine"
 	"citybrain/eventlog"
+	"citybrain/eventlog/logtest"
 	"citybrain/ingest"
 )
-
-// storeServer starts an in-process JetStream server on storeDir (an offline tool's server on a data
-// directory) and returns a connection; both stop at the end of the test or when stop is called.
-func storeServer(t *testing.T, storeDir string) (nc *nats.Conn, stop func()) {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: storeDir, DontListen: true,
-		NoSigs: true, NoLog: true, MaxPayload: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	if nc, err = nats.Connect("", nats.InProcessServer(ns)); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			nc.Close()
-			ns.Shutdown()
-			ns.WaitForShutdown()
-		}
-	}
-	t.Cleanup(stop)
-	return nc, stop
-}
 
 // read is what a range reader returns: batches with their sequences, actions and typed actions in order.
 type readOut struct {
@@ -115,7 +85,7 @@ func TestFileReaderAgrees(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	dir := t.TempDir()
-	nc, stop := storeServer(t, dir)
+	_, nc, stop := logtest.ServerAt(t, dir)
 	cfg := eventlog.DefaultConfig()
 	cfg.Mem = mem
 	l, err := eventlog.Open(t.Context(), nc, cfg)
@@ -149,7 +119,7 @@ func TestFileReaderAgrees(t *testing.T) {
 	stop()
 
 	// Offline: a new server on the same store, as `citybrain replay --data` starts.
-	nc, stop = storeServer(t, dir)
+	_, nc, stop = logtest.ServerAt(t, dir)
 	cfg.Existing = true
 	l, err = eventlog.Open(t.Context(), nc, cfg)
 	if err != nil {

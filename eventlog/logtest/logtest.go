@@ -18,7 +18,15 @@ import (
 // connection to it; both stop when the test ends.
 func Server(t testing.TB) (*server.Server, *nats.Conn) {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), DontListen: true,
+	ns, nc, _ := ServerAt(t, t.TempDir())
+	return ns, nc
+}
+
+// ServerAt is Server on storeDir (an offline tool's server on a data directory), with a stop for a test that
+// restarts it on the same directory; stop may be called more than once, and runs when the test ends.
+func ServerAt(t testing.TB, storeDir string) (*server.Server, *nats.Conn, func()) {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: storeDir, DontListen: true,
 		NoSigs: true, NoLog: true, MaxPayload: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -31,8 +39,17 @@ func Server(t testing.TB) (*server.Server, *nats.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { nc.Close(); ns.Shutdown(); ns.WaitForShutdown() })
-	return ns, nc
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			nc.Close()
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		}
+	}
+	t.Cleanup(stop)
+	return ns, nc, stop
 }
 
 // Open starts a server (Server) and opens the log on it with the default configuration and mem.
