@@ -431,7 +431,8 @@ func TestClusterFailover(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("api node reflects %d events, %d were acknowledged (err %v)", st.Events, want, err)
+			h.dumpStacks()
+			t.Fatalf("api node reflects %d events, %d were acknowledged (err %v; settled: %s)", st.Events, want, err, h.unsettled)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
