@@ -16,31 +16,29 @@ import (
 
 // WriteMemoryMetrics writes the memory budget's gauges (Prometheus text); cluster nodes use it too.
 func WriteMemoryMetrics(w io.Writer, m MemoryStatus) {
-	metric := func(name, typ, help string) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	one := func(name, typ, help string, v int64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", name, help, name, typ, name, v)
 	}
-	metric("citybrain_memory_limit_bytes", "gauge", "The process's memory budget (--memory-limit; 0: none).")
-	fmt.Fprintf(w, "citybrain_memory_limit_bytes %d\n", m.Limit)
-	metric("citybrain_memory_rss_bytes", "gauge", "Resident set size of the process, as the memory governor last read it.")
-	fmt.Fprintf(w, "citybrain_memory_rss_bytes %d\n", m.RSS)
-	metric("citybrain_memory_go_heap_live_bytes", "gauge", "Go heap reachable at the last collection.")
-	fmt.Fprintf(w, "citybrain_memory_go_heap_live_bytes %d\n", m.GoHeapLive)
-	metric("citybrain_memory_go_heap_objects_bytes", "gauge", "Go heap objects now, garbage since the last collection included.")
-	fmt.Fprintf(w, "citybrain_memory_go_heap_objects_bytes %d\n", m.GoHeapObjects)
-	metric("citybrain_memory_go_heap_free_bytes", "gauge", "Go heap held free and not returned to the system.")
-	fmt.Fprintf(w, "citybrain_memory_go_heap_free_bytes %d\n", m.GoHeapFree)
-	metric("citybrain_memory_go_other_bytes", "gauge", "The Go runtime's other memory (stacks, metadata).")
-	fmt.Fprintf(w, "citybrain_memory_go_other_bytes %d\n", m.GoOther)
-	metric("citybrain_ingest_backlog_messages", "gauge", "Log messages the engines lag behind ingest.")
-	fmt.Fprintf(w, "citybrain_ingest_backlog_messages %d\n", m.Backlog)
-	slow := 0
+	slow := int64(0)
 	if m.SlowDown != "" {
 		slow = 1
 	}
-	metric("citybrain_ingest_slow_down", "gauge", "1 while the doors refuse batches (HTTP 429, NATS slow down).")
-	fmt.Fprintf(w, "citybrain_ingest_slow_down %d\n", slow)
-	metric("citybrain_ingest_refused_batches_total", "counter", "Batches refused by backpressure.")
-	fmt.Fprintf(w, "citybrain_ingest_refused_batches_total %d\n", m.Refused)
+	for _, g := range []struct {
+		name, help string
+		v          int64
+	}{
+		{"citybrain_memory_limit_bytes", "The process's memory budget (--memory-limit; 0: none).", m.Limit},
+		{"citybrain_memory_rss_bytes", "Resident set size of the process, as the memory governor last read it.", m.RSS},
+		{"citybrain_memory_go_heap_live_bytes", "Go heap reachable at the last collection.", m.GoHeapLive},
+		{"citybrain_memory_go_heap_objects_bytes", "Go heap objects now, garbage since the last collection included.", m.GoHeapObjects},
+		{"citybrain_memory_go_heap_free_bytes", "Go heap held free and not returned to the system.", m.GoHeapFree},
+		{"citybrain_memory_go_other_bytes", "The Go runtime's other memory (stacks, metadata).", m.GoOther},
+		{"citybrain_ingest_backlog_messages", "Log messages the engines lag behind ingest.", int64(m.Backlog)},
+		{"citybrain_ingest_slow_down", "1 while the doors refuse batches (HTTP 429, NATS slow down).", slow},
+	} {
+		one(g.name, "gauge", g.help, g.v)
+	}
+	one("citybrain_ingest_refused_batches_total", "counter", "Batches refused by backpressure.", int64(m.Refused))
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
