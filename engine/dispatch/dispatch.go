@@ -483,7 +483,7 @@ func (m *Manager) trackLocked(d *Dispatch, now time.Time) bool {
 			}
 		}
 		d.ProgressM, d.OffRouteM = math.Max(d.ProgressM, along), off
-		if d.LengthM-d.ProgressM <= m.cfg.ArriveM || u.Status == "on_scene" {
+		if d.LengthM-d.ProgressM <= m.cfg.ArriveM && !m.signalAheadLocked(d) || u.Status == "on_scene" {
 			d.Status = StatusArrived
 			t := now
 			d.ArrivedAt = &t
@@ -499,6 +499,23 @@ func (m *Manager) trackLocked(d *Dispatch, now time.Time) bool {
 	d.GreenWave = m.greenWaveLocked(d, now, speed)
 	d.UpdatedAt = now
 	return moved
+}
+
+// signalAheadLocked reports whether a signalised intersection the unit has not passed (PassedM) lies on
+// the rest of its route: a unit near the incident with a signal still to cross has not arrived, and its
+// green wave must hold that signal (at Hangzhou the last signal lay 47 m before the incident: the wave was
+// released at "arrived" and the ambulance waited 50 s at its red). A signal within PassedM of the route's
+// end cannot be told passed and does not count.
+func (m *Manager) signalAheadLocked(d *Dispatch) bool {
+	if d.Route == nil {
+		return false
+	}
+	for _, rn := range d.Route.Nodes(m.cfg.Network) {
+		if rn.Node.Signalised && rn.DistM+PassedM > d.ProgressM && rn.DistM+PassedM <= d.LengthM {
+			return true
+		}
+	}
+	return false
 }
 
 // remainingS is the travel time of a route from alongM to its end with live speeds.

@@ -30,7 +30,7 @@ func (m *Manager) greenWaveLocked(d *Dispatch, now time.Time, speed geo.SpeedFun
 		if rn.Approach >= 0 {
 			p.Side = rn.Node.Approaches[rn.Approach].Side.String()
 		}
-		if rn.DistM <= d.ProgressM || d.Status != StatusEnRoute {
+		if rn.DistM+PassedM <= d.ProgressM || d.Status != StatusEnRoute {
 			p.Passed, p.DistM = true, 0
 			out = append(out, p)
 			continue
@@ -53,6 +53,12 @@ func (m *Manager) greenWaveLocked(d *Dispatch, now time.Time, speed geo.SpeedFun
 	}
 	return out
 }
+
+// PassedM: a signal counts as passed once the unit is this far beyond its stop line along the route. A
+// unit waiting at the line reports positions a few metres either side of it (GPS noise; progress keeps the
+// farthest), and one of them past the line released its hold while it still waited there (Bologna's 219:
+// 30 s at a red the wave had asked to be green).
+const PassedM = 15.0
 
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
