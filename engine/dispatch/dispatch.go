@@ -501,17 +501,17 @@ func (m *Manager) trackLocked(d *Dispatch, now time.Time) bool {
 	return moved
 }
 
-// signalAheadLocked reports whether a signalised intersection the unit has not passed (PassedM) lies on
-// the rest of its route: a unit near the incident with a signal still to cross has not arrived, and its
-// green wave must hold that signal (at Hangzhou the last signal lay 47 m before the incident: the wave was
-// released at "arrived" and the ambulance waited 50 s at its red). A signal within PassedM of the route's
-// end cannot be told passed and does not count.
+// signalAheadLocked reports whether a signalised intersection the unit has not passed (passedSignal) lies
+// on the rest of its route: a unit near the incident with a signal still to cross has not arrived, and its
+// green wave must keep that signal (at Hangzhou ×5 the last signal lay 47 m before the end of the route:
+// the wave was released at "arrived" and the ambulance waited 50 s at its red). With the incident just past
+// a signal, the unit arrives at the route's end.
 func (m *Manager) signalAheadLocked(d *Dispatch) bool {
 	if d.Route == nil {
 		return false
 	}
 	for _, rn := range d.Route.Nodes(m.cfg.Network) {
-		if rn.Node.Signalised && rn.DistM+PassedM > d.ProgressM && rn.DistM+PassedM <= d.LengthM {
+		if rn.Node.Signalised && !passedSignal(rn.DistM, d.ProgressM, d.LengthM) {
 			return true
 		}
 	}

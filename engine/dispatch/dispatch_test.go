@@ -399,3 +399,22 @@ func TestSignalAheadHoldsTheWave(t *testing.T) {
 		t.Errorf("past the last signal within the arrival radius: status %s, want arrived", status())
 	}
 }
+
+func TestPassedSignal(t *testing.T) {
+	for _, c := range []struct {
+		dist, progress, length float64
+		want                   bool
+	}{
+		{100, 95, 500, false},           // before the stop line
+		{100, 103, 500, false},          // at it, GPS a few metres past
+		{100, 100 + PassedM, 500, true}, // into the junction
+		{100, 104, 105, false},          // the incident 5 m past the signal: not yet at it
+		{100, 105, 105, true},           // at the route's end
+		{100, 100 + PassedM, 108, true}, // beyond
+		{100, 99, 100 + PassedM, false}, // before the line, route ending PassedM past it
+	} {
+		if got := passedSignal(c.dist, c.progress, c.length); got != c.want {
+			t.Errorf("signal at %.0f m, unit at %.0f of %.0f m: passed %v, want %v", c.dist, c.progress, c.length, got, c.want)
+		}
+	}
+}
