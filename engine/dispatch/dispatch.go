@@ -483,7 +483,7 @@ func (m *Manager) trackLocked(d *Dispatch, now time.Time) bool {
 			}
 		}
 		d.ProgressM, d.OffRouteM = math.Max(d.ProgressM, along), off
-		if d.LengthM-d.ProgressM <= m.cfg.ArriveM && !m.signalAheadLocked(d) || u.Status == "on_scene" {
+		if d.LengthM-d.ProgressM <= m.cfg.ArriveM || u.Status == "on_scene" {
 			d.Status = StatusArrived
 			t := now
 			d.ArrivedAt = &t
@@ -499,23 +499,6 @@ func (m *Manager) trackLocked(d *Dispatch, now time.Time) bool {
 	d.GreenWave = m.greenWaveLocked(d, now, speed)
 	d.UpdatedAt = now
 	return moved
-}
-
-// signalAheadLocked reports whether a signalised intersection the unit has not passed (passedSignal) lies
-// on the rest of its route: a unit near the incident with a signal still to cross has not arrived, and its
-// green wave must keep that signal (at Hangzhou ×5 the last signal lay 47 m before the end of the route:
-// the wave was released at "arrived" and the ambulance waited 50 s at its red). With the incident just past
-// a signal, the unit arrives at the route's end.
-func (m *Manager) signalAheadLocked(d *Dispatch) bool {
-	if d.Route == nil {
-		return false
-	}
-	for _, rn := range d.Route.Nodes(m.cfg.Network) {
-		if rn.Node.Signalised && !passedSignal(rn.DistM, d.ProgressM, d.LengthM) {
-			return true
-		}
-	}
-	return false
 }
 
 // remainingS is the travel time of a route from alongM to its end with live speeds.
