@@ -13,7 +13,7 @@ import (
 
 // CacheVersion changes whenever a controller or the measurement changes, so cached runs of older code are not
 // reused.
-const CacheVersion = "2026-12-07.1"
+const CacheVersion = "2026-12-08.1"
 
 // PreemptVersion changes whenever the emergency vehicle's green wave changes (it keys only +preempt runs).
 const PreemptVersion = "7"

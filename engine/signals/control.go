@@ -69,7 +69,7 @@ type Control struct {
 // DefaultControl is the tuning measured in docs/signals.md.
 func DefaultControl() Control {
 	return Control{MinGreenS: 5, MinGreenPerLost: 3, MaxGreenS: 60, ArrivalWeight: 0.5, SwitchRatio: 2, SwitchCost: 2, SpillFill: 0.8, MaxWaitS: 120, MaxGapS: 3, MinDemand: 0.5,
-		GateFill: 0.3, GateSpan: 0.3, GateMin: 0.2}
+		GateFill: 0.3, GateSpan: 0.3, GateMin: 0.2, SatMaxPerGreen: 1}
 }
 
 // Decision is the phase choice at one signal.
