@@ -97,6 +97,9 @@ func (sc *Scenario) writeLoops(path string, gapS float64) ([]loopSite, error) {
 	return out, os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
+// LoopLogBytes bounds the closed loop's event log (its dead letters get a tenth of it).
+const LoopLogBytes = 2 << 30
+
 // simStart is the wall-clock time of simulated second 0 in the events the loop sends.
 var simStart = time.Date(2026, 11, 27, 8, 0, 0, 0, time.FixedZone("CST", 8*3600))
 
@@ -152,10 +155,14 @@ func newLoopCtl(ctx context.Context, c *traci.Client, sc *Scenario, o Options, c
 	}
 	ecfg := engine.DefaultConfig()
 	ecfg.Retention = 0
+	// A run's log holds a few hundred MB at most (Hangzhou ×5, 2,400 s); the default 20 GiB limit is reserved
+	// on the disk by JetStream and fails once the machine has less than ~30 GB free.
+	lcfg := eventlog.DefaultConfig()
+	lcfg.MaxBytes = LoopLogBytes
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	sys, err := system.Start(sctx, system.Config{HTTPAddr: "127.0.0.1:0", DataDir: dir, Version: "signals", Network: net,
-		Logger: log.New(io.Discard, "", 0), Engine: ecfg, Log: eventlog.DefaultConfig(), Hub: api.DefaultHubConfig(),
+		Logger: log.New(io.Discard, "", 0), Engine: ecfg, Log: lcfg, Hub: api.DefaultHubConfig(),
 		SnapshotEvery: -1, SignalControl: o.Control, EventClock: true})
 	if err != nil {
 		os.RemoveAll(dir)
@@ -303,6 +310,7 @@ func (l *loopCtl) step(now float64, subs []traci.Sub) error {
 	for _, id := range departed {
 		if id == "ev" {
 			if l.amb != nil {
+				l.amb.departAt = now
 				if _, err := l.c.Subscribe(traci.CmdSubVeh, id, traci.VarPosition, traci.VarSpeed, traci.VarAngle); err != nil {
 					return err
 				}
