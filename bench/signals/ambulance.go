@@ -35,20 +35,16 @@ type ambulance struct {
 	expired  map[string]bool    // signals whose hold ran past MaxHoldS: not held again for this dispatch
 	count    int                // signals preempted
 	departAt float64            // when the vehicle departed (sim s), -1 not yet
-	scene    [2]float64         // the end of the vehicle's own route (SUMO coordinates): where the callers are
-	hasScene bool
-	prev     [2]float64 // the vehicle's last true position
-	hasPrev  bool
-	sceneAt  float64 // when its true position first came within SceneM of the scene, -1 not yet
-	mismatch int     // green-wave entries whose movement no program controls
+	sceneAt  float64            // when its true position first came within SceneM of the scene, -1 not yet
+	mismatch int                // green-wave entries whose movement no program controls
 }
 
 // CallLeadS: the emergency call comes this long before the ambulance sets off (the incident opens once the
 // engine's watermark, 30 s behind, has passed the call).
 const CallLeadS = 120.0
 
-// SceneM: the vehicle has reached the scene when its true path (SUMO's positions, not the noisy AVL reports)
-// comes this close to the end of its own route, where the callers are and where its reference trip ends.
+// SceneM: the vehicle has reached the scene when its true position (SUMO's, not the noisy AVL report) comes
+// this close to the callers' position.
 const SceneM = 15.0
 
 // MaxHoldS bounds how long the green wave holds one signal, as street controllers bound a preemption: an
@@ -64,12 +60,8 @@ func newAmbulance(l *loopCtl, net *geo.Network) (*ambulance, error) {
 	if !ok {
 		return nil, fmt.Errorf("cannot run the ambulance: its last edge %s is not in the network", l.sc.EV[len(l.sc.EV)-1])
 	}
-	a := &ambulance{l: l, unitID: "amb-ev", dest: last.Geometry[len(last.Geometry)-1], called: -1, held: map[string]bool{},
-		since: map[string]float64{}, expired: map[string]bool{}, departAt: -1, sceneAt: -1}
-	if sh := l.sc.shapes[l.sc.EV[len(l.sc.EV)-1]+"_0"]; len(sh) > 0 {
-		a.scene, a.hasScene = sh[len(sh)-1], true // where its own trip (the 1× reference) ends
-	}
-	return a, nil
+	return &ambulance{l: l, unitID: "amb-ev", dest: last.Geometry[len(last.Geometry)-1], called: -1, held: map[string]bool{},
+		since: map[string]float64{}, expired: map[string]bool{}, departAt: -1, sceneAt: -1}, nil
 }
 
 // observe takes the vehicle's subscribed position, speed and angle.
@@ -82,21 +74,9 @@ func (a *ambulance) observe(now float64, s traci.Sub) {
 		return
 	}
 	l := a.l
-	if a.sceneAt < 0 && a.hasScene {
-		// The path since the last step, not the point: at 15 m/s a step is 15 m, and a junction without
-		// internal lanes is crossed in one.
-		px, py := x, y
-		if a.hasPrev {
-			px, py = a.prev[0], a.prev[1]
-		}
-		if segDist(a.scene[0], a.scene[1], px, py, x, y) <= SceneM {
-			a.sceneAt = now
-		}
+	if a.sceneAt < 0 && geo.DistanceM(geo.UTMToLatLng(l.zone, x-l.sc.netOffset[0], y-l.sc.netOffset[1]), a.dest) <= SceneM {
+		a.sceneAt = now
 	}
-	if a.sceneAt < 0 && !a.hasScene && geo.DistanceM(geo.UTMToLatLng(l.zone, x-l.sc.netOffset[0], y-l.sc.netOffset[1]), a.dest) <= SceneM {
-		a.sceneAt = now // no lane shape for its last edge: the network's end of it
-	}
-	a.prev, a.hasPrev = [2]float64{x, y}, true
 	x += l.rng.NormFloat64() * l.o.Feed.NoiseM
 	y += l.rng.NormFloat64() * l.o.Feed.NoiseM
 	ll := geo.UTMToLatLng(l.zone, x-l.sc.netOffset[0], y-l.sc.netOffset[1])
@@ -351,14 +331,4 @@ func servingMain(g *gateway, li int) int {
 		}
 	}
 	return -1
-}
-
-// segDist is the distance from point (x, y) to the segment (ax, ay)–(bx, by).
-func segDist(x, y, ax, ay, bx, by float64) float64 {
-	dx, dy := bx-ax, by-ay
-	t := 0.0
-	if l2 := dx*dx + dy*dy; l2 > 0 {
-		t = math.Max(0, math.Min(1, ((x-ax)*dx+(y-ay)*dy)/l2))
-	}
-	return math.Hypot(x-(ax+t*dx), y-(ay+t*dy))
 }

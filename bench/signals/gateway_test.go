@@ -109,15 +109,3 @@ func TestValidPos(t *testing.T) {
 		}
 	}
 }
-
-func TestSegDist(t *testing.T) {
-	for _, c := range []struct{ x, y, ax, ay, bx, by, want float64 }{
-		{0, 5, -10, 0, 10, 0, 5},   // beside the middle
-		{20, 0, -10, 0, 10, 0, 10}, // beyond the end
-		{3, 4, 0, 0, 0, 0, 5},      // a point segment
-	} {
-		if got := segDist(c.x, c.y, c.ax, c.ay, c.bx, c.by); math.Abs(got-c.want) > 1e-9 {
-			t.Errorf("segDist(%v): %v, want %v", c, got, c.want)
-		}
-	}
-}
