@@ -34,18 +34,12 @@ type ambulance struct {
 	since    map[string]float64 // when each held signal's hold began
 	expired  map[string]bool    // signals whose hold ran past MaxHoldS: not held again for this dispatch
 	count    int                // signals preempted
-	departAt float64            // when the vehicle departed (sim s), -1 not yet
-	sceneAt  float64            // when its true position first came within SceneM of the scene, -1 not yet
 	mismatch int                // green-wave entries whose movement no program controls
 }
 
 // CallLeadS: the emergency call comes this long before the ambulance sets off (the incident opens once the
 // engine's watermark, 30 s behind, has passed the call).
 const CallLeadS = 120.0
-
-// SceneM: the vehicle has reached the scene when its true position (SUMO's, not the noisy AVL report) comes
-// this close to the callers' position.
-const SceneM = 15.0
 
 // MaxHoldS bounds how long the green wave holds one signal, as street controllers bound a preemption: an
 // ambulance stuck upstream (its live ETA keeps moving) must not starve the cross streets until they block the
@@ -61,7 +55,7 @@ func newAmbulance(l *loopCtl, net *geo.Network) (*ambulance, error) {
 		return nil, fmt.Errorf("cannot run the ambulance: its last edge %s is not in the network", l.sc.EV[len(l.sc.EV)-1])
 	}
 	return &ambulance{l: l, unitID: "amb-ev", dest: last.Geometry[len(last.Geometry)-1], called: -1, held: map[string]bool{},
-		since: map[string]float64{}, expired: map[string]bool{}, departAt: -1, sceneAt: -1}, nil
+		since: map[string]float64{}, expired: map[string]bool{}}, nil
 }
 
 // observe takes the vehicle's subscribed position, speed and angle.
@@ -74,9 +68,6 @@ func (a *ambulance) observe(now float64, s traci.Sub) {
 		return
 	}
 	l := a.l
-	if a.sceneAt < 0 && geo.DistanceM(geo.UTMToLatLng(l.zone, x-l.sc.netOffset[0], y-l.sc.netOffset[1]), a.dest) <= SceneM {
-		a.sceneAt = now
-	}
 	x += l.rng.NormFloat64() * l.o.Feed.NoiseM
 	y += l.rng.NormFloat64() * l.o.Feed.NoiseM
 	ll := geo.UTMToLatLng(l.zone, x-l.sc.netOffset[0], y-l.sc.netOffset[1])

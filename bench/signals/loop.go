@@ -310,7 +310,6 @@ func (l *loopCtl) step(now float64, subs []traci.Sub) error {
 	for _, id := range departed {
 		if id == "ev" {
 			if l.amb != nil {
-				l.amb.departAt = now
 				if _, err := l.c.Subscribe(traci.CmdSubVeh, id, traci.VarPosition, traci.VarSpeed, traci.VarAngle); err != nil {
 					return err
 				}

@@ -112,13 +112,9 @@ type Result struct {
 	MeanDepartDelayS float64 `json:"mean_depart_delay_s"`
 	EVTravelS        float64 `json:"ev_travel_s"` // -1 when it did not arrive
 	EVTimeLossS      float64 `json:"ev_time_loss_s"`
-	// EVSceneS (+preempt through CityBrain): from the vehicle's departure until its true position first came
-	// within SceneM of the scene (the callers' position), -1 never. Its SUMO trip can go on past the scene:
-	// it drives the dispatch's links to the end of the last one, which may lead away from the scene.
-	EVSceneS    float64 `json:"ev_scene_s,omitempty"`
-	Switches    int     `json:"switches"`
-	Preemptions int     `json:"preemptions"`
-	Signals     int     `json:"signals"`
+	Switches         int     `json:"switches"`
+	Preemptions      int     `json:"preemptions"`
+	Signals          int     `json:"signals"`
 	// Mismatches counts green-wave entries the gateways could not apply (engine route vs programs).
 	Mismatches int `json:"greenwave_mismatches,omitempty"`
 	// Unsupported counts signals SUMO's own controller of this type cannot run (they keep their program).
@@ -317,10 +313,6 @@ func drive(ctx context.Context, c *traci.Client, sc *Scenario, base string, pree
 			res.Feed = &st
 			if lc.amb != nil {
 				res.Preemptions, res.Mismatches = lc.amb.count, lc.amb.mismatch
-				res.EVSceneS = -1
-				if lc.amb.sceneAt >= 0 && lc.amb.departAt >= 0 {
-					res.EVSceneS = lc.amb.sceneAt - lc.amb.departAt
-				}
 			}
 		}
 		ctl = nil

@@ -102,12 +102,8 @@ func signalsMain(args []string) error {
 					if hit {
 						src = "cached"
 					}
-					scene := ""
-					if r.EVSceneS != 0 {
-						scene = fmt.Sprintf(", at the scene after %.0f s", r.EVSceneS)
-					}
-					fmt.Fprintf(os.Stderr, "signals: %s ×%g %s seed %d: time loss %.1f s, travel %.1f s, arrived %d, teleports %d, EV %.0f s%s (%s)\n",
-						r.Scenario, x, m, seed, r.MeanTimeLossS, r.MeanTravelS, r.Arrived, r.Teleports, r.EVTravelS, scene, src)
+					fmt.Fprintf(os.Stderr, "signals: %s ×%g %s seed %d: time loss %.1f s, travel %.1f s, arrived %d, teleports %d, EV %.0f s (%s)\n",
+						r.Scenario, x, m, seed, r.MeanTimeLossS, r.MeanTravelS, r.Arrived, r.Teleports, r.EVTravelS, src)
 					all = append(all, r)
 				}
 			}
