@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -193,6 +194,9 @@ func (r *runner) ingest(ctx context.Context) error {
 	for _, p := range paths {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if len(r.cfg.IngestPaths) > 0 && !slices.ContainsFunc(r.cfg.IngestPaths, func(n string) bool { return strings.EqualFold(strings.TrimSpace(n), p.name) }) {
+			continue
 		}
 		res, err := r.ingestPath(ctx, p.name, p.arrow, p.subject, steps, jb, ab)
 		if err != nil {
