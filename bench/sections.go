@@ -702,6 +702,8 @@ func (r *runner) memory(ctx context.Context) error {
 	return nil
 }
 
+var replayReads = regexp.MustCompile(`replay reads ([^\n]*)`)
+
 var replayFinished = regexp.MustCompile(`replay finished: (\d+) events in \d+ batches.*; ([0-9.]+) events/s, ([0-9.]+)× real time over ([0-9.]+)s`)
 
 // replaySession runs `citybrain replay --data dir --speed 0 --warmup 0` (a replay session over the whole
@@ -724,7 +726,11 @@ func (r *runner) replaySession(ctx context.Context, dir string, n uint64, span t
 	eps, _ := strconv.ParseFloat(string(m[2]), 64)
 	rt, _ := strconv.ParseFloat(string(m[3]), 64)
 	played, _ := strconv.ParseFloat(string(m[4]), 64)
-	r.rep.ReplaySession = &Replay{Kind: "replay session over the log (citybrain replay --speed 0 --warmup 0)", Events: ev,
+	kind := "offline replay session (citybrain replay --data DIR --speed 0 --warmup 0)"
+	if m := replayReads.FindSubmatch(out); m != nil {
+		kind += ", reads " + string(m[1])
+	}
+	r.rep.ReplaySession = &Replay{Kind: kind, Events: ev,
 		EventTimeSpan: span.Seconds(), StartupSeconds: wall.Seconds() - played, CatchUpSeconds: played, EventsPerSec: eps,
 		RealTimeFactor: rt, WallEventsPerSec: float64(ev) / wall.Seconds()}
 	if ev != n {
@@ -761,5 +767,10 @@ func (r *runner) replay(ctx context.Context, dir string, n uint64, span time.Dur
 	rp.RealTimeFactor = span.Seconds() / rp.CatchUpSeconds
 	rp.RSSAfterCatchUp = t.rss()
 	r.rep.Replay = rp
+	// The replay session a planner starts in the command center: through the running server's API, its
+	// reader on the log through the server.
+	if err := r.replayOverServer(ctx, t, n, span); err != nil {
+		r.rep.Errors = append(r.rep.Errors, "replay session over the server: "+err.Error())
+	}
 	return nil
 }

@@ -242,6 +242,8 @@ func orUnlimited(n int64) int64 {
 // EncodeRecord writes rec as an Arrow IPC stream (schema and one batch).
 func EncodeRecord(rec arrow.Record, mem memory.Allocator) ([]byte, error) {
 	var buf bytes.Buffer
+	// Room for the whole stream at once: growing it step by step cleared and copied it again each time.
+	buf.Grow(ipcSize(rec))
 	w := ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()), ipc.WithAllocator(mem))
 	if err := w.Write(rec); err != nil {
 		w.Close()
@@ -251,6 +253,41 @@ func EncodeRecord(rec arrow.Record, mem memory.Allocator) ([]byte, error) {
 		return nil, fmt.Errorf("cannot close IPC stream: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// ipcSize estimates the bytes of rec as an IPC stream: its buffers (each padded to 8 bytes) and room for the
+// schema and batch metadata.
+func ipcSize(rec arrow.Record) int {
+	n := 0
+	for _, col := range rec.Columns() {
+		n += dataSize(col.Data())
+	}
+	// A slice of a record (a half of one too large for a message) shares its buffers: count its share.
+	if rec.NumCols() > 0 {
+		if b := rec.Column(0).Data().Buffers(); len(b) > 1 && b[1] != nil {
+			if w, ok := rec.Column(0).DataType().(arrow.FixedWidthDataType); ok {
+				if bw := w.BitWidth() / 8; bw > 0 {
+					if rows := b[1].Len() / bw; rows > int(rec.NumRows()) {
+						n = int(float64(n) * float64(rec.NumRows()) / float64(rows))
+					}
+				}
+			}
+		}
+	}
+	return min(n+16<<10, 256<<20)
+}
+
+func dataSize(d arrow.ArrayData) int {
+	n := 0
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += (b.Len() + 7) &^ 7
+		}
+	}
+	for _, c := range d.Children() {
+		n += dataSize(c)
+	}
+	return n
 }
 
 // DecodeRecords reads every record batch of the IPC stream data (ingest.ReadIPCInPlace: lengths checked
