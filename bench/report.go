@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"citybrain/system"
 )
 
 // Report is the machine-readable result of a run.
@@ -136,22 +138,29 @@ type Fanout struct {
 
 // Memory is what the process holds per retained event and per cell.
 type Memory struct {
-	Events             uint64  `json:"events"`
-	BaselineRSS        uint64  `json:"baseline_rss_bytes"`
-	FewCellsRSS        uint64  `json:"few_cells_rss_bytes"`
-	FewCells           int     `json:"few_cells"`
-	ManyCellsRSS       uint64  `json:"many_cells_rss_bytes"`
-	ManyCells          int     `json:"many_cells"`
-	RawRetained        float64 `json:"raw_events_retained"`
-	BytesPerRawEvent   float64 `json:"bytes_per_raw_event"`
-	BytesPerCell       float64 `json:"bytes_per_cell"`
-	SustainedRef       float64 `json:"sustained_reference_per_s"`
-	Projected15MinRSS  float64 `json:"projected_rss_15min_bytes"`
-	ProjectionFormula  string  `json:"projection"`
-	EventTimeSpanSecs  float64 `json:"event_time_span_s"`
-	IngestPerSec       float64 `json:"ingest_per_s"`
-	MeasuredNote       string  `json:"note"`
-	ManyCellsIngestErr string  `json:"many_cells_error,omitempty"`
+	Events           uint64  `json:"events"`
+	BaselineRSS      uint64  `json:"baseline_rss_bytes"`
+	FewCellsRSS      uint64  `json:"few_cells_rss_bytes"`
+	FewCells         int     `json:"few_cells"`
+	ManyCellsRSS     uint64  `json:"many_cells_rss_bytes"`
+	ManyCells        int     `json:"many_cells"`
+	RawRetained      float64 `json:"raw_events_retained"`
+	BytesPerRawEvent float64 `json:"bytes_per_raw_event"`
+	// Settled says the RSS figures above were read once the governor gave the fill's transient memory back
+	// (input quiet for system.QuietSettle); the *Burst figures are RSS 2 s after the fill was reflected, with
+	// the log's block caches and the fill's garbage still held.
+	Settled               bool    `json:"settled"`
+	FewCellsBurstRSS      uint64  `json:"few_cells_burst_rss_bytes,omitempty"`
+	ManyCellsBurstRSS     uint64  `json:"many_cells_burst_rss_bytes,omitempty"`
+	BytesPerRawEventBurst float64 `json:"bytes_per_raw_event_burst,omitempty"`
+	BytesPerCell          float64 `json:"bytes_per_cell"`
+	SustainedRef          float64 `json:"sustained_reference_per_s"`
+	Projected15MinRSS     float64 `json:"projected_rss_15min_bytes"`
+	ProjectionFormula     string  `json:"projection"`
+	EventTimeSpanSecs     float64 `json:"event_time_span_s"`
+	IngestPerSec          float64 `json:"ingest_per_s"`
+	MeasuredNote          string  `json:"note"`
+	ManyCellsIngestErr    string  `json:"many_cells_error,omitempty"`
 }
 
 // Replay is how fast recorded events go through the engine again.
@@ -367,6 +376,10 @@ func (rep *Report) Table() string {
 			mib(float64(mm.FewCellsRSS)), mm.ManyCells, mib(float64(mm.ManyCellsRSS)))
 		fmt.Fprintf(w, "  bytes/raw event\t%.1f\tbytes/cell\t%.0f\tprojected RSS, 15 min at %s/s\t%s\n", mm.BytesPerRawEvent, mm.BytesPerCell,
 			si(mm.SustainedRef), mib(mm.Projected15MinRSS))
+		if mm.Settled {
+			fmt.Fprintf(w, "  (settled: input quiet %s)\tright after the fill\tfew cells\t%s\tmany cells\t%s\tbytes/raw event\t%.1f\n",
+				system.QuietSettle, mib(float64(mm.FewCellsBurstRSS)), mib(float64(mm.ManyCellsBurstRSS)), mm.BytesPerRawEventBurst)
+		}
 		w.Flush()
 	}
 	if z := rep.Zones; z != nil {

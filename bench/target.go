@@ -216,6 +216,7 @@ type status struct {
 		GoHeapObjects int64  `json:"go_heap_objects_bytes"`
 		GoHeapFree    int64  `json:"go_heap_free_bytes"`
 		GoOther       int64  `json:"go_other_bytes"`
+		Settles       uint64 `json:"settles"`
 	} `json:"memory"`
 }
 

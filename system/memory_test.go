@@ -304,3 +304,53 @@ func TestGovernorOfClusterNodes(t *testing.T) {
 		t.Errorf("the engines caught up, yet the doors are shut: %v", err)
 	}
 }
+
+// After a burst nothing allocates and nothing makes the collector run: once no input has come for
+// QuietSettle the governor collects and returns the heap itself, once per quiet spell; new input starts a
+// new spell.
+func TestGovernorGivesBackABurstOnceQuiet(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "off")
+	cfg := testConfig(t, t.TempDir())
+	cfg.MemoryLimit = 1 << 40
+	s := start(t, cfg)
+	g := s.mem
+	g.close()
+	old := debug.SetGCPercent(-1)
+	t.Cleanup(func() { debug.SetGCPercent(old) })
+	burst := func() {
+		var sink [][]byte
+		for i := 0; i < 96; i++ {
+			sink = append(sink, make([]byte, 1<<20))
+		}
+		runtime.KeepAlive(sink)
+	}
+	burst()
+	now := time.Now()
+	g.step(now)
+	held := readGoMemory().held
+	g.step(now.Add(QuietSettle - time.Second))
+	if g.settles.Load() != 0 {
+		t.Fatal("gave the memory back before the input was quiet for QuietSettle")
+	}
+	g.step(now.Add(QuietSettle + time.Second))
+	if g.settles.Load() != 1 {
+		t.Fatalf("input quiet for %s with %d MiB of garbage: nothing given back", QuietSettle, 96)
+	}
+	if after := readGoMemory().held; held-after < 64<<20 {
+		t.Errorf("the runtime holds %d MiB after giving back, %d MiB before: the garbage was not returned", after>>20, held>>20)
+	}
+	burst()
+	g.step(now.Add(2 * QuietSettle))
+	if g.settles.Load() != 1 {
+		t.Error("gave back twice in one quiet spell")
+	}
+	g.admit() // a batch at the doors: a new spell
+	g.step(now.Add(2*QuietSettle + time.Second))
+	g.step(now.Add(3*QuietSettle + 2*time.Second))
+	if g.settles.Load() != 2 {
+		t.Errorf("a batch admitted, then quiet for %s with garbage: %d spells given back, want 2", QuietSettle, g.settles.Load())
+	}
+	if st := g.status(); st.Settles != 2 {
+		t.Errorf("status says %d settles, want 2", st.Settles)
+	}
+}
