@@ -752,7 +752,7 @@ func (r *runner) replaySession(ctx context.Context, dir string, n uint64, span t
 	eps, _ := strconv.ParseFloat(string(m[2]), 64)
 	rt, _ := strconv.ParseFloat(string(m[3]), 64)
 	played, _ := strconv.ParseFloat(string(m[4]), 64)
-	kind := "offline replay session (citybrain replay --data DIR --speed 0 --warmup 0)"
+	kind := "offline replay session (citybrain replay --data)"
 	if m := replayReads.FindSubmatch(out); m != nil {
 		kind += ", reads " + string(m[1])
 	}

@@ -43,8 +43,8 @@ type Replay struct {
 	Session *replay.Session
 	Source  string // "log" or "file:<name>"
 	// Reads says how the log or file is read: "the file", "the log through NATS", or "the log's message
-	// blocks directly" (an offline replay of a data directory; where the stream has gaps, through the
-	// embedded server).
+	// blocks directly" (an offline replay of a data directory; where the stream has gaps it goes on through
+	// the embedded server).
 	Reads string
 
 	manager  *replay.Manager
@@ -96,7 +96,7 @@ func StartReplay(ctx context.Context, cfg ReplayConfig) (_ *Replay, err error) {
 			return nil, fmt.Errorf("cannot replay: the log's cells are at --res %d, this replay has --res %d: give --res %d", lay.Res, cfg.Engine.Res, lay.Res)
 		}
 		open = replay.LogSource(l, cfg.Spec)
-		r.Reads = "the log's message blocks directly (through the embedded server where the stream has gaps)"
+		r.Reads = "the log's message blocks directly"
 		if cfg.NATSURL != "" {
 			r.Reads = "the log through NATS"
 		}
