@@ -100,6 +100,8 @@ type governor struct {
 	freeAfter            time.Time // when to give the memory a shortening released back (zero: none due)
 	lastFree             time.Time // when memory was last given back
 
+	// input, when set, counts what else came in (an api node: the events its merged view reflected).
+	input func() uint64
 	// Settling after a burst (settle): the input seen at the last step (events the engines reflected and
 	// batches the doors admitted), when it last changed, whether this quiet spell was settled.
 	admitted   atomic.Uint64
@@ -163,6 +165,9 @@ func (g *governor) step(now time.Time) {
 	engines := g.engines()
 	var rawBytes int64
 	input := g.admitted.Load()
+	if g.input != nil {
+		input += g.input()
+	}
 	for _, e := range engines {
 		st := e.Status()
 		rawBytes += st.RawBytes
