@@ -177,22 +177,13 @@ func TestGoLimitLeavesRoomOutsideGo(t *testing.T) {
 // With the doors shut for memory nothing comes in and nothing makes the collector run: the governor collects
 // and returns the heap itself (at most every 2 s), so RSS can fall under the mark where the doors open.
 func TestGovernorCollectsWhileDoorsShut(t *testing.T) {
-	t.Setenv("GOMEMLIMIT", "off")
-	cfg := testConfig(t, t.TempDir())
-	cfg.MemoryLimit = 1 << 40
-	s := start(t, cfg)
-	g := s.mem
-	g.close()
-	prev := debug.SetMemoryLimit(-1)
-	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	g := governorByHand(t)
 	gcs := func() uint32 {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		return ms.NumGC
 	}
 	// Garbage: 64 MiB allocated and dropped, with the collector held off.
-	old := debug.SetGCPercent(-1)
-	t.Cleanup(func() { debug.SetGCPercent(old) })
 	var sink [][]byte
 	for i := 0; i < 64; i++ {
 		sink = append(sink, make([]byte, 1<<20))
@@ -309,14 +300,7 @@ func TestGovernorOfClusterNodes(t *testing.T) {
 // QuietSettle the governor collects and returns the heap itself, once per quiet spell; new input starts a
 // new spell.
 func TestGovernorGivesBackABurstOnceQuiet(t *testing.T) {
-	t.Setenv("GOMEMLIMIT", "off")
-	cfg := testConfig(t, t.TempDir())
-	cfg.MemoryLimit = 1 << 40
-	s := start(t, cfg)
-	g := s.mem
-	g.close()
-	old := debug.SetGCPercent(-1)
-	t.Cleanup(func() { debug.SetGCPercent(old) })
+	g := governorByHand(t)
 	burst := func() {
 		var sink [][]byte
 		for i := 0; i < 96; i++ {
@@ -353,4 +337,20 @@ func TestGovernorGivesBackABurstOnceQuiet(t *testing.T) {
 	if st := g.status(); st.Settles != 2 {
 		t.Errorf("status says %d settles, want 2", st.Settles)
 	}
+}
+
+// governorByHand is the governor of a running system whose goroutine is stopped, for a test to drive its
+// steps, with no Go memory limit and the collector held off (both restored after the test).
+func governorByHand(t *testing.T) *governor {
+	t.Setenv("GOMEMLIMIT", "off")
+	cfg := testConfig(t, t.TempDir())
+	cfg.MemoryLimit = 1 << 40
+	s := start(t, cfg)
+	g := s.mem
+	g.close()
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	old := debug.SetGCPercent(-1)
+	t.Cleanup(func() { debug.SetGCPercent(old) })
+	return g
 }
