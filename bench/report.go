@@ -92,6 +92,17 @@ type FreshLevel struct {
 	P99BeyondTick  float64 `json:"p99_beyond_tick_ms"`
 	ServerCores    float64 `json:"server_cpu_cores"`
 	ClientMsgs     uint64  `json:"client_messages"`
+	// Trace: /metrics and the status sampled every 100 ms during the level (what a marker waits on beyond
+	// the tick): the engine's tick, the hub's part of it, the engine's backlog of log messages.
+	Trace *FreshTrace `json:"trace,omitempty"`
+}
+
+// FreshTrace summarises the samples of a freshness level: p50, p90 and max of each.
+type FreshTrace struct {
+	Samples         int        `json:"samples"`
+	EngineTickMs    [3]float64 `json:"engine_tick_ms_p50_p90_max"`
+	HubMs           [3]float64 `json:"hub_ms_p50_p90_max"`
+	BacklogMessages [3]float64 `json:"backlog_messages_p50_p90_max"`
 }
 
 // Freshness is event time → the websocket delta that shows it.
@@ -324,6 +335,15 @@ func (rep *Report) Table() string {
 		}
 		w.Flush()
 		fmt.Fprintf(&b, "  disconnects %d, seq gaps %d\n", fr.Disconnects, fr.SeqGaps)
+		fmt.Fprintf(w, "  load	samples	engine tick ms p50/p90/max	hub ms p50/p90/max	engine backlog (log messages) p50/p90/max\n")
+		for _, l := range fr.Levels {
+			if tr := l.Trace; tr != nil {
+				fmt.Fprintf(w, "  %d%%	%d	%.0f/%.0f/%.0f	%.0f/%.0f/%.0f	%.0f/%.0f/%.0f\n", l.Percent, tr.Samples,
+					tr.EngineTickMs[0], tr.EngineTickMs[1], tr.EngineTickMs[2], tr.HubMs[0], tr.HubMs[1], tr.HubMs[2],
+					tr.BacklogMessages[0], tr.BacklogMessages[1], tr.BacklogMessages[2])
+			}
+		}
+		w.Flush()
 	}
 	if fo := rep.Fanout; fo != nil {
 		fmt.Fprintf(&b, "\nFAN-OUT (tick %.0f ms, %d distinct viewports; lag = %s)\n", fo.TickMs, fo.Viewports, fo.Lag)

@@ -427,14 +427,17 @@ func (r *runner) freshness(ctx context.Context) error {
 		cpu0, msgs0 := t.cpu(), sumMsgs(all)
 		start := time.Now()
 		r.logf("freshness: %d%% of %.0f/s (%d-event batches) for %s with %d clients", pct, ref, size, dur, nClients)
+		tdone := make(chan *FreshTrace, 1)
+		go func() { tdone <- traceTicks(mctx, t) }()
 		offered, acc, behind, perr := paced(ctx, load, tmpl, rate, dur, 8)
 		stopMarkers()
 		<-mdone
+		trace := <-tdone
 		el := time.Since(start).Seconds()
 		time.Sleep(tick + time.Second) // the last markers' deltas
 		lvl := FreshLevel{Percent: pct, RatePerSec: float64(offered) / el, AcceptedPerSec: float64(acc) / el,
 			BehindPerSec: float64(behind) / el, Markers: len(markers), ServerCores: (t.cpu() - cpu0).Seconds() / el,
-			ClientMsgs: sumMsgs(all) - msgs0}
+			ClientMsgs: sumMsgs(all) - msgs0, Trace: trace}
 		var lat []float64
 		seenMu.Lock()
 		for _, m := range markers {
@@ -449,6 +452,11 @@ func (r *runner) freshness(ctx context.Context) error {
 		fr.Levels = append(fr.Levels, lvl)
 		r.logf("freshness: %d%%: accepted %.0f/s, markers %d/%d, p50 %.0f p99 %.0f max %.0f ms", pct, lvl.AcceptedPerSec,
 			lvl.Seen, lvl.Markers, lvl.P50Ms, lvl.P99Ms, lvl.MaxMs)
+		if tr := lvl.Trace; tr != nil {
+			r.logf("freshness: %d%%: engine tick p50/p90/max %.0f/%.0f/%.0f ms, hub %.0f/%.0f/%.0f ms, backlog %.0f/%.0f/%.0f messages (%d samples)",
+				pct, tr.EngineTickMs[0], tr.EngineTickMs[1], tr.EngineTickMs[2], tr.HubMs[0], tr.HubMs[1], tr.HubMs[2],
+				tr.BacklogMessages[0], tr.BacklogMessages[1], tr.BacklogMessages[2], tr.Samples)
+		}
 		if perr != nil {
 			r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("freshness %d%%: load error: %v", pct, perr))
 		}
@@ -799,4 +807,35 @@ func (r *runner) replay(ctx context.Context, dir string, n uint64, span time.Dur
 		r.rep.Errors = append(r.rep.Errors, "replay session over the server: "+err.Error())
 	}
 	return nil
+}
+
+// traceTicks samples the target's last tick (engine and hub parts) and the engine's backlog every 100 ms
+// until ctx ends, and summarises them (nil without a sample).
+func traceTicks(ctx context.Context, t *target) *FreshTrace {
+	const engineTick, hub = "citybrain_engine_tick_seconds", `citybrain_tick_seconds{part="hub"}`
+	var eng, hubs, backlog []float64
+	tk := time.NewTicker(100 * time.Millisecond)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if len(eng) == 0 {
+				return nil
+			}
+			sum := func(x []float64) [3]float64 {
+				return [3]float64{percentile(x, 0.5), percentile(x, 0.9), percentile(x, 1)}
+			}
+			return &FreshTrace{Samples: len(eng), EngineTickMs: sum(eng), HubMs: sum(hubs), BacklogMessages: sum(backlog)}
+		case <-tk.C:
+		}
+		m, err := t.metrics(ctx, engineTick, hub)
+		if err != nil {
+			continue
+		}
+		st, err := t.status(ctx)
+		if err != nil {
+			continue
+		}
+		eng, hubs, backlog = append(eng, 1000*m[engineTick]), append(hubs, 1000*m[hub]), append(backlog, float64(st.Memory.Backlog))
+	}
 }
