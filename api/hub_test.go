@@ -96,3 +96,45 @@ func TestCorkedWritesGoOutTogether(t *testing.T) {
 		t.Errorf("5 corked frames took %d writes, want 1", n)
 	}
 }
+
+// A frame the hub prepared goes to a client's connection as it was prepared: writing a fresh message costs
+// no second framing of it (gorilla frames a prepared message once per connection setting; a connection at
+// its default compression level framed every distinct message again on first write).
+func TestPreparedFramesAreWrittenAsPrepared(t *testing.T) {
+	msg := []byte(strings.Repeat(`{"type":"delta","cells":[]}`, 10))
+	var framing, writing float64
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(done)
+		conn, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		matchPreparedFrames(conn)
+		framing = testing.AllocsPerRun(50, func() { newFrame(msg, 0) })
+		writing = testing.AllocsPerRun(50, func() {
+			if err := conn.WritePreparedMessage(newFrame(msg, 0).pm); err != nil {
+				t.Error(err)
+			}
+		})
+	}))
+	defer srv.Close()
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() {
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	<-done
+	if framing == 0 || writing > framing+1 {
+		t.Errorf("preparing a frame takes %.0f allocations, preparing and writing it %.0f: the write framed it again", framing, writing)
+	}
+}

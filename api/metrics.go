@@ -39,6 +39,7 @@ func WriteMemoryMetrics(w io.Writer, m MemoryStatus) {
 		one(g.name, "gauge", g.help, g.v)
 	}
 	one("citybrain_ingest_refused_batches_total", "counter", "Batches refused by backpressure.", int64(m.Refused))
+	one("citybrain_memory_settles_total", "counter", "Quiet spells after which the memory governor gave a burst's memory back.", int64(m.Settles))
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -274,6 +274,8 @@ type MemoryStatus struct {
 	// allocator): the heap live at the last collection, the heap's objects now (garbage included), heap held
 	// free and not returned, and the runtime's other memory (stacks, metadata).
 	GoHeapLive, GoHeapObjects, GoHeapFree, GoOther int64
+	// Settles counts the quiet spells after which the governor gave a burst's memory back to the system.
+	Settles uint64
 }
 
 // handleStatus serves GET /api/v1/status (spec/api.md "Status") with additions.
@@ -342,6 +344,8 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		buf = strconv.AppendInt(buf, m.GoHeapFree, 10)
 		buf = append(buf, `,"go_other_bytes":`...)
 		buf = strconv.AppendInt(buf, m.GoOther, 10)
+		buf = append(buf, `,"settles":`...)
+		buf = strconv.AppendUint(buf, m.Settles, 10)
 		buf = append(buf, '}')
 	}
 	buf = append(buf, `,"features":["cells","incidents","units","transit","sensors","links","history","zones","alerts"]`...)

@@ -39,7 +39,10 @@ type Config struct {
 	// KeepLog, when set, receives a copy of the memory section's data directory (3 M events in its log) before
 	// it is removed: the log `citybrain replay --data KEEPLOG --cpuprofile F` profiles.
 	KeepLog string
-	Log     io.Writer // progress lines (nil: none)
+	// IngestPaths, when set, are the only ingest paths measured (names as in the report, any case:
+	// "NATS JSON"), e.g. to profile one path.
+	IngestPaths []string
+	Log         io.Writer // progress lines (nil: none)
 }
 
 // runner holds the state of one harness run.

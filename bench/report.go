@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"citybrain/system"
 )
 
 // Report is the machine-readable result of a run.
@@ -24,6 +26,7 @@ type Report struct {
 	Peer           *PeerFanout        `json:"fanout_peer,omitempty"`
 	Memory         *Memory            `json:"memory,omitempty"`
 	ReplaySession  *Replay            `json:"replay_session,omitempty"`
+	ReplayServer   *Replay            `json:"replay_session_server,omitempty"`
 	Replay         *Replay            `json:"restart_catch_up,omitempty"`
 	Overload       *Overload          `json:"overload,omitempty"`
 	Zones          *ZonesBench        `json:"zones,omitempty"`
@@ -89,6 +92,17 @@ type FreshLevel struct {
 	P99BeyondTick  float64 `json:"p99_beyond_tick_ms"`
 	ServerCores    float64 `json:"server_cpu_cores"`
 	ClientMsgs     uint64  `json:"client_messages"`
+	// Trace: /metrics and the status sampled every 100 ms during the level (what a marker waits on beyond
+	// the tick): the engine's tick, the hub's part of it, the engine's backlog of log messages.
+	Trace *FreshTrace `json:"trace,omitempty"`
+}
+
+// FreshTrace summarises the samples of a freshness level: p50, p90 and max of each.
+type FreshTrace struct {
+	Samples         int        `json:"samples"`
+	EngineTickMs    [3]float64 `json:"engine_tick_ms_p50_p90_max"`
+	HubMs           [3]float64 `json:"hub_ms_p50_p90_max"`
+	BacklogMessages [3]float64 `json:"backlog_messages_p50_p90_max"`
 }
 
 // Freshness is event time → the websocket delta that shows it.
@@ -135,22 +149,29 @@ type Fanout struct {
 
 // Memory is what the process holds per retained event and per cell.
 type Memory struct {
-	Events             uint64  `json:"events"`
-	BaselineRSS        uint64  `json:"baseline_rss_bytes"`
-	FewCellsRSS        uint64  `json:"few_cells_rss_bytes"`
-	FewCells           int     `json:"few_cells"`
-	ManyCellsRSS       uint64  `json:"many_cells_rss_bytes"`
-	ManyCells          int     `json:"many_cells"`
-	RawRetained        float64 `json:"raw_events_retained"`
-	BytesPerRawEvent   float64 `json:"bytes_per_raw_event"`
-	BytesPerCell       float64 `json:"bytes_per_cell"`
-	SustainedRef       float64 `json:"sustained_reference_per_s"`
-	Projected15MinRSS  float64 `json:"projected_rss_15min_bytes"`
-	ProjectionFormula  string  `json:"projection"`
-	EventTimeSpanSecs  float64 `json:"event_time_span_s"`
-	IngestPerSec       float64 `json:"ingest_per_s"`
-	MeasuredNote       string  `json:"note"`
-	ManyCellsIngestErr string  `json:"many_cells_error,omitempty"`
+	Events           uint64  `json:"events"`
+	BaselineRSS      uint64  `json:"baseline_rss_bytes"`
+	FewCellsRSS      uint64  `json:"few_cells_rss_bytes"`
+	FewCells         int     `json:"few_cells"`
+	ManyCellsRSS     uint64  `json:"many_cells_rss_bytes"`
+	ManyCells        int     `json:"many_cells"`
+	RawRetained      float64 `json:"raw_events_retained"`
+	BytesPerRawEvent float64 `json:"bytes_per_raw_event"`
+	// Settled says the RSS figures above were read once the governor gave the fill's transient memory back
+	// (input quiet for system.QuietSettle); the *Burst figures are RSS 2 s after the fill was reflected, with
+	// the log's block caches and the fill's garbage still held.
+	Settled               bool    `json:"settled"`
+	FewCellsBurstRSS      uint64  `json:"few_cells_burst_rss_bytes,omitempty"`
+	ManyCellsBurstRSS     uint64  `json:"many_cells_burst_rss_bytes,omitempty"`
+	BytesPerRawEventBurst float64 `json:"bytes_per_raw_event_burst,omitempty"`
+	BytesPerCell          float64 `json:"bytes_per_cell"`
+	SustainedRef          float64 `json:"sustained_reference_per_s"`
+	Projected15MinRSS     float64 `json:"projected_rss_15min_bytes"`
+	ProjectionFormula     string  `json:"projection"`
+	EventTimeSpanSecs     float64 `json:"event_time_span_s"`
+	IngestPerSec          float64 `json:"ingest_per_s"`
+	MeasuredNote          string  `json:"note"`
+	ManyCellsIngestErr    string  `json:"many_cells_error,omitempty"`
 }
 
 // Replay is how fast recorded events go through the engine again.
@@ -243,6 +264,10 @@ func (rep *Report) computeRatios() {
 		rep.Targets = append(rep.Targets, Target{What: "replay session", Target: ">= 5000000",
 			Measured: rp.EventsPerSec, Unit: "events/s", Met: rp.EventsPerSec >= 5e6})
 	}
+	if rp := rep.ReplayServer; rp != nil {
+		rep.Targets = append(rep.Targets, Target{What: "replay session on the running server (API)", Target: ">= 5000000",
+			Measured: rp.EventsPerSec, Unit: "events/s", Met: rp.EventsPerSec >= 5e6})
+	}
 	if rp := rep.Replay; rp != nil {
 		rep.Targets = append(rep.Targets, Target{What: "restart until caught up (snapshot restore, not a replay)", Target: ">= 5000000",
 			Measured: rp.EventsPerSec, Unit: "events/s", Met: rp.EventsPerSec >= 5e6})
@@ -306,6 +331,15 @@ func (rep *Report) Table() string {
 		}
 		w.Flush()
 		fmt.Fprintf(&b, "  disconnects %d, seq gaps %d\n", fr.Disconnects, fr.SeqGaps)
+		fmt.Fprintf(w, "  load	samples	engine tick ms p50/p90/max	hub ms p50/p90/max	engine backlog (log messages) p50/p90/max\n")
+		for _, l := range fr.Levels {
+			if tr := l.Trace; tr != nil {
+				fmt.Fprintf(w, "  %d%%	%d	%.0f/%.0f/%.0f	%.0f/%.0f/%.0f	%.0f/%.0f/%.0f\n", l.Percent, tr.Samples,
+					tr.EngineTickMs[0], tr.EngineTickMs[1], tr.EngineTickMs[2], tr.HubMs[0], tr.HubMs[1], tr.HubMs[2],
+					tr.BacklogMessages[0], tr.BacklogMessages[1], tr.BacklogMessages[2])
+			}
+		}
+		w.Flush()
 	}
 	if fo := rep.Fanout; fo != nil {
 		fmt.Fprintf(&b, "\nFAN-OUT (tick %.0f ms, %d distinct viewports; lag = %s)\n", fo.TickMs, fo.Viewports, fo.Lag)
@@ -362,6 +396,10 @@ func (rep *Report) Table() string {
 			mib(float64(mm.FewCellsRSS)), mm.ManyCells, mib(float64(mm.ManyCellsRSS)))
 		fmt.Fprintf(w, "  bytes/raw event\t%.1f\tbytes/cell\t%.0f\tprojected RSS, 15 min at %s/s\t%s\n", mm.BytesPerRawEvent, mm.BytesPerCell,
 			si(mm.SustainedRef), mib(mm.Projected15MinRSS))
+		if mm.Settled {
+			fmt.Fprintf(w, "  (settled: input quiet %s)\tright after the fill\tfew cells\t%s\tmany cells\t%s\tbytes/raw event\t%.1f\n",
+				system.QuietSettle, mib(float64(mm.FewCellsBurstRSS)), mib(float64(mm.ManyCellsBurstRSS)), mm.BytesPerRawEventBurst)
+		}
 		w.Flush()
 	}
 	if z := rep.Zones; z != nil {
@@ -373,7 +411,7 @@ func (rep *Report) Table() string {
 	if rep.ReplaySession != nil || rep.Replay != nil {
 		fmt.Fprintf(&b, "\nREPLAY\n")
 		fmt.Fprintf(w, "  kind\tevents\tevent time s\tstartup s\tplay s\tevents/s\t× real time\n")
-		for _, rp := range []*Replay{rep.ReplaySession, rep.Replay} {
+		for _, rp := range []*Replay{rep.ReplaySession, rep.ReplayServer, rep.Replay} {
 			if rp != nil {
 				fmt.Fprintf(w, "  %s\t%d\t%.0f\t%.2f\t%.2f\t%s\t%.0f\n", rp.Kind, rp.Events, rp.EventTimeSpan, rp.StartupSeconds,
 					rp.CatchUpSeconds, si(rp.EventsPerSec), rp.RealTimeFactor)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"citybrain/geo"
 	"citybrain/ingest"
 	"citybrain/ingest/natsin"
+	"citybrain/system"
 )
 
 const (
@@ -193,6 +195,9 @@ func (r *runner) ingest(ctx context.Context) error {
 	for _, p := range paths {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if len(r.cfg.IngestPaths) > 0 && !slices.ContainsFunc(r.cfg.IngestPaths, func(n string) bool { return strings.EqualFold(strings.TrimSpace(n), p.name) }) {
+			continue
 		}
 		res, err := r.ingestPath(ctx, p.name, p.arrow, p.subject, steps, jb, ab)
 		if err != nil {
@@ -422,14 +427,17 @@ func (r *runner) freshness(ctx context.Context) error {
 		cpu0, msgs0 := t.cpu(), sumMsgs(all)
 		start := time.Now()
 		r.logf("freshness: %d%% of %.0f/s (%d-event batches) for %s with %d clients", pct, ref, size, dur, nClients)
+		tdone := make(chan *FreshTrace, 1)
+		go func() { tdone <- traceTicks(mctx, t) }()
 		offered, acc, behind, perr := paced(ctx, load, tmpl, rate, dur, 8)
 		stopMarkers()
 		<-mdone
+		trace := <-tdone
 		el := time.Since(start).Seconds()
 		time.Sleep(tick + time.Second) // the last markers' deltas
 		lvl := FreshLevel{Percent: pct, RatePerSec: float64(offered) / el, AcceptedPerSec: float64(acc) / el,
 			BehindPerSec: float64(behind) / el, Markers: len(markers), ServerCores: (t.cpu() - cpu0).Seconds() / el,
-			ClientMsgs: sumMsgs(all) - msgs0}
+			ClientMsgs: sumMsgs(all) - msgs0, Trace: trace}
 		var lat []float64
 		seenMu.Lock()
 		for _, m := range markers {
@@ -444,6 +452,11 @@ func (r *runner) freshness(ctx context.Context) error {
 		fr.Levels = append(fr.Levels, lvl)
 		r.logf("freshness: %d%%: accepted %.0f/s, markers %d/%d, p50 %.0f p99 %.0f max %.0f ms", pct, lvl.AcceptedPerSec,
 			lvl.Seen, lvl.Markers, lvl.P50Ms, lvl.P99Ms, lvl.MaxMs)
+		if tr := lvl.Trace; tr != nil {
+			r.logf("freshness: %d%%: engine tick p50/p90/max %.0f/%.0f/%.0f ms, hub %.0f/%.0f/%.0f ms, backlog %.0f/%.0f/%.0f messages (%d samples)",
+				pct, tr.EngineTickMs[0], tr.EngineTickMs[1], tr.EngineTickMs[2], tr.HubMs[0], tr.HubMs[1], tr.HubMs[2],
+				tr.BacklogMessages[0], tr.BacklogMessages[1], tr.BacklogMessages[2], tr.Samples)
+		}
 		if perr != nil {
 			r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("freshness %d%%: load error: %v", pct, perr))
 		}
@@ -607,6 +620,10 @@ func (r *runner) memory(ctx context.Context) error {
 	nb := n / arrowBatchEvents
 	t0 := time.Now().Add(-span).UnixMilli()
 	tsFn := func(k int64) int64 { return t0 + k*span.Milliseconds()/nb }
+	// fill sends n events to a new target and returns its RSS 2 s after they were reflected (burst) and, when
+	// the Go runtime then holds enough beyond its live heap for the governor to give it back once the input
+	// is quiet (system.QuietSettle), RSS after that (settled; else burst again).
+	var burst uint64
 	fill := func(name string, bs []*batch) (*target, status, error) {
 		t, err := r.newTarget(ctx, name, runOpts{})
 		if err != nil {
@@ -625,8 +642,24 @@ func (r *runner) memory(ctx context.Context) error {
 		}
 		mm.IngestPerSec = d.PipelinePerSec
 		time.Sleep(2 * time.Second)
+		burst = t.rss()
 		st, err := t.status(ctx)
-		return t, st, err
+		if err != nil {
+			return t, st, err
+		}
+		m := st.Memory
+		if m.GoHeapObjects+m.GoHeapFree+m.GoOther-m.GoHeapLive < 32<<20 {
+			return t, st, nil // nothing worth giving back
+		}
+		r.heapProfile(name + "-burst")
+		for deadline := time.Now().Add(system.QuietSettle + 10*time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+			if st2, err := t.status(ctx); err == nil && st2.Memory.Settles > m.Settles {
+				mm.Settled = true
+				return t, st2, nil
+			}
+		}
+		r.logf("memory: %s: the governor did not give the fill's memory back within %s", name, system.QuietSettle+10*time.Second)
+		return t, st, nil
 	}
 	ta, sta, err := fill("memory-few-cells", fb)
 	if ta == nil {
@@ -636,13 +669,17 @@ func (r *runner) memory(ctx context.Context) error {
 		r.dispose(ta)
 		return err
 	}
-	mm.FewCellsRSS, mm.FewCells = ta.rss(), sta.Cells
+	mm.FewCellsRSS, mm.FewCells, mm.FewCellsBurstRSS = ta.rss(), sta.Cells, burst
 	r.heapProfile("memory-filled")
 	mm.RawRetained, _ = ta.metric(ctx, "citybrain_engine_raw_events")
 	if mm.RawRetained > 0 {
 		mm.BytesPerRawEvent = float64(int64(mm.FewCellsRSS)-int64(mm.BaselineRSS)) / mm.RawRetained
+		mm.BytesPerRawEventBurst = float64(int64(burst)-int64(mm.BaselineRSS)) / mm.RawRetained
 	}
-	mm.MeasuredNote = "RSS of the whole process (Go heap with GC headroom, JetStream caches) after the events were reflected"
+	mm.MeasuredNote = "RSS of the whole process less its baseline, per raw event retained, once the governor gave the fill's transient memory back (settled: the log's expired block caches, the fill's garbage); *_burst: 2 s after the events were reflected, the transient still held"
+	if !mm.Settled {
+		mm.MeasuredNote = "RSS of the whole process (Go heap with GC headroom, JetStream caches) 2 s after the events were reflected (not settled)"
+	}
 	accepted := sta.EventsReflected
 	// Replay: the engine's catch-up on restart over the same data directory.
 	if r.want("replay") || r.cfg.KeepLog != "" {
@@ -683,7 +720,7 @@ func (r *runner) memory(ctx context.Context) error {
 	}
 	tb, stb, err := fill("memory-many-cells", mb)
 	if tb != nil {
-		mm.ManyCellsRSS, mm.ManyCells = tb.rss(), stb.Cells
+		mm.ManyCellsRSS, mm.ManyCells, mm.ManyCellsBurstRSS = tb.rss(), stb.Cells, burst
 		r.dispose(tb)
 	}
 	if err != nil {
@@ -693,10 +730,13 @@ func (r *runner) memory(ctx context.Context) error {
 	if mm.ManyCells-mm.FewCells > 1000 {
 		mm.BytesPerCell = float64(int64(mm.ManyCellsRSS)-int64(mm.FewCellsRSS)) / float64(mm.ManyCells-mm.FewCells)
 	}
-	mm.Projected15MinRSS = float64(mm.BaselineRSS) + mm.BytesPerRawEvent*mm.SustainedRef*900 + mm.BytesPerCell*float64(mm.ManyCells)
-	mm.ProjectionFormula = "baseline + bytes/raw event × sustained NATS JSON rate × 900 s + bytes/cell × cells of the city (not run for 15 minutes: a projection)"
+	transient := max(0, float64(mm.FewCellsBurstRSS)-float64(mm.FewCellsRSS))
+	mm.Projected15MinRSS = float64(mm.BaselineRSS) + transient + mm.BytesPerRawEvent*mm.SustainedRef*900 + mm.BytesPerCell*float64(mm.ManyCells)
+	mm.ProjectionFormula = "baseline + the fill's transient memory (right after the fill less settled) + bytes/raw event × sustained NATS JSON rate × 900 s + bytes/cell × cells of the city (not run for 15 minutes: a projection)"
 	return nil
 }
+
+var replayReads = regexp.MustCompile(`replay reads ([^\n]*)`)
 
 var replayFinished = regexp.MustCompile(`replay finished: (\d+) events in \d+ batches.*; ([0-9.]+) events/s, ([0-9.]+)× real time over ([0-9.]+)s`)
 
@@ -720,7 +760,11 @@ func (r *runner) replaySession(ctx context.Context, dir string, n uint64, span t
 	eps, _ := strconv.ParseFloat(string(m[2]), 64)
 	rt, _ := strconv.ParseFloat(string(m[3]), 64)
 	played, _ := strconv.ParseFloat(string(m[4]), 64)
-	r.rep.ReplaySession = &Replay{Kind: "replay session over the log (citybrain replay --speed 0 --warmup 0)", Events: ev,
+	kind := "offline replay session (citybrain replay --data)"
+	if m := replayReads.FindSubmatch(out); m != nil {
+		kind += ", reads " + string(m[1])
+	}
+	r.rep.ReplaySession = &Replay{Kind: kind, Events: ev,
 		EventTimeSpan: span.Seconds(), StartupSeconds: wall.Seconds() - played, CatchUpSeconds: played, EventsPerSec: eps,
 		RealTimeFactor: rt, WallEventsPerSec: float64(ev) / wall.Seconds()}
 	if ev != n {
@@ -757,5 +801,41 @@ func (r *runner) replay(ctx context.Context, dir string, n uint64, span time.Dur
 	rp.RealTimeFactor = span.Seconds() / rp.CatchUpSeconds
 	rp.RSSAfterCatchUp = t.rss()
 	r.rep.Replay = rp
+	// The replay session a planner starts in the command center: through the running server's API, its
+	// reader on the log through the server.
+	if err := r.replayOverServer(ctx, t, n, span); err != nil {
+		r.rep.Errors = append(r.rep.Errors, "replay session over the server: "+err.Error())
+	}
 	return nil
+}
+
+// traceTicks samples the target's last tick (engine and hub parts) and the engine's backlog every 100 ms
+// until ctx ends, and summarises them (nil without a sample).
+func traceTicks(ctx context.Context, t *target) *FreshTrace {
+	const engineTick, hub = "citybrain_engine_tick_seconds", `citybrain_tick_seconds{part="hub"}`
+	var eng, hubs, backlog []float64
+	tk := time.NewTicker(100 * time.Millisecond)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if len(eng) == 0 {
+				return nil
+			}
+			sum := func(x []float64) [3]float64 {
+				return [3]float64{percentile(x, 0.5), percentile(x, 0.9), percentile(x, 1)}
+			}
+			return &FreshTrace{Samples: len(eng), EngineTickMs: sum(eng), HubMs: sum(hubs), BacklogMessages: sum(backlog)}
+		case <-tk.C:
+		}
+		m, err := t.metrics(ctx, engineTick, hub)
+		if err != nil {
+			continue
+		}
+		st, err := t.status(ctx)
+		if err != nil {
+			continue
+		}
+		eng, hubs, backlog = append(eng, 1000*m[engineTick]), append(hubs, 1000*m[hub]), append(backlog, float64(st.Memory.Backlog))
+	}
 }

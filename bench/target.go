@@ -216,6 +216,7 @@ type status struct {
 		GoHeapObjects int64  `json:"go_heap_objects_bytes"`
 		GoHeapFree    int64  `json:"go_heap_free_bytes"`
 		GoOther       int64  `json:"go_other_bytes"`
+		Settles       uint64 `json:"settles"`
 	} `json:"memory"`
 }
 
@@ -261,6 +262,34 @@ func (t *target) metric(ctx context.Context, name string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("cannot find metric %s at %s", name, t.httpAddr)
+}
+
+// metrics reads several samples from /metrics at once, each named as its line starts (labels included:
+// `citybrain_tick_seconds{part="hub"}`); a name not found is left out.
+func (t *target) metrics(ctx context.Context, names ...string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+t.httpAddr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := statusClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read metrics (%s): %w", t.httpAddr, err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		for _, name := range names {
+			if strings.HasPrefix(line, name+" ") {
+				if v, err := strconv.ParseFloat(strings.TrimSpace(line[len(name)+1:]), 64); err == nil {
+					out[name] = v
+				}
+			}
+		}
+	}
+	return out, sc.Err()
 }
 
 // waitReflected polls the status until events_reflected reaches n, and returns when it did; it gives up

@@ -1,10 +1,12 @@
 package eventlog
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -43,12 +45,16 @@ var errFileStore = errors.New("file store read stops")
 // read the events stream's message blocks directly when they can.
 func (l *Log) SetOfflineStore(storeDir string) { l.offlineStore = storeDir }
 
-// fileSource yields the events stream's messages from its message blocks, in sequence order from next.
+// fileSource yields the events stream's messages from its message blocks, in sequence order from next. Each
+// message's body is read into a buffer of its own, which Go allocates on a word boundary, so the Arrow
+// batches in it are read in place without the aligning copy a view into the block would need (records
+// in a block start anywhere).
 type fileSource struct {
 	blocks []string // block files in index order
 	bi     int      // next block to read
-	buf    []byte   // the block being read (fresh for every block: records decoded in place keep it)
-	off    int
+	f      *os.File // the block being read (nil: none open)
+	br     *bufio.Reader
+	hdr    []byte // scratch for a record's header, subject and NATS headers
 	next   uint64 // the sequence wanted next
 }
 
@@ -103,64 +109,108 @@ type fileMsg struct {
 	data []byte
 }
 
+// fileReadBuf is the read buffer of a block: records smaller than it are copied out of it, larger bodies
+// are read straight into their own buffer.
+const fileReadBuf = 64 << 10
+
 // read returns the message with sequence fs.next; errFileStore (wrapped) when it cannot; ok false past the
 // last block.
 func (fs *fileSource) read() (m fileMsg, ok bool, err error) {
 	le := binary.LittleEndian
 	for {
-		if fs.off >= len(fs.buf) {
+		if fs.f == nil {
 			if fs.bi >= len(fs.blocks) {
 				return m, false, nil
 			}
-			buf, err := os.ReadFile(fs.blocks[fs.bi])
+			f, err := os.Open(fs.blocks[fs.bi])
 			if err != nil {
 				return m, false, fmt.Errorf("%w: %v", errFileStore, err)
 			}
 			fs.bi++
-			fs.buf, fs.off = buf, 0
-			continue
+			fs.f = f
+			if fs.br == nil {
+				fs.br = bufio.NewReaderSize(f, fileReadBuf)
+			} else {
+				fs.br.Reset(f)
+			}
 		}
-		b := fs.buf[fs.off:]
-		if len(b) < fsHdrSize+fsHashSize {
-			return m, false, fmt.Errorf("%w: a short record in %s", errFileStore, fs.blocks[fs.bi-1])
+		name := fs.blocks[fs.bi-1]
+		var rh [fsHdrSize]byte
+		if n, err := io.ReadFull(fs.br, rh[:]); err != nil {
+			if n == 0 && err == io.EOF {
+				fs.closeBlock()
+				continue
+			}
+			return m, false, fmt.Errorf("%w: a short record in %s", errFileStore, name)
 		}
-		rl := le.Uint32(b)
+		rl := le.Uint32(rh[:])
 		hasHdr := rl&fsHasHdrBit != 0
 		rl &^= fsHasHdrBit
-		seq := le.Uint64(b[4:])
-		slen := int(le.Uint16(b[20:]))
+		seq := le.Uint64(rh[4:])
+		slen := int(le.Uint16(rh[20:]))
 		dlen := int(rl) - fsHdrSize
 		shlen := slen
 		if hasHdr {
 			shlen += 4
 		}
-		if rl > fsMaxRecord || int(rl) > len(b) || dlen < fsHashSize || shlen > dlen-fsHashSize {
-			return m, false, fmt.Errorf("%w: a record it cannot read in %s", errFileStore, fs.blocks[fs.bi-1])
+		if rl > fsMaxRecord || dlen < fsHashSize || shlen > dlen-fsHashSize {
+			return m, false, fmt.Errorf("%w: a record it cannot read in %s", errFileStore, name)
 		}
-		fs.off += int(rl)
 		if seq&(fsTombBit|fsErasedBit) != 0 || seq < fs.next {
-			continue // a tombstone, an erased message, or one before the range (or written again)
+			// A tombstone, an erased message, or one before the range (or written again).
+			if _, err := fs.br.Discard(dlen); err != nil {
+				return m, false, fmt.Errorf("%w: a short record in %s", errFileStore, name)
+			}
+			continue
 		}
 		if seq > fs.next {
 			return m, false, fmt.Errorf("%w: message %d missing from the blocks", errFileStore, fs.next)
 		}
-		data := b[fsHdrSize : fsHdrSize+dlen-fsHashSize]
-		if string(data[:slen]) != EventsSubject {
-			return m, false, fmt.Errorf("%w: message %d is on %q", errFileStore, seq, data[:slen])
+		// Subject and the length of the headers.
+		fs.hdr = append(fs.hdr[:0], make([]byte, shlen)...)
+		if _, err := io.ReadFull(fs.br, fs.hdr); err != nil {
+			return m, false, fmt.Errorf("%w: a short record in %s", errFileStore, name)
 		}
-		body := data[slen:]
+		if string(fs.hdr[:slen]) != EventsSubject {
+			return m, false, fmt.Errorf("%w: message %d is on %q", errFileStore, seq, fs.hdr[:slen])
+		}
+		rest := dlen - fsHashSize - shlen // headers and body
 		if hasHdr {
-			hl := int(le.Uint32(body))
-			if hl > len(body)-4 {
+			hl := int(le.Uint32(fs.hdr[slen:]))
+			if hl > rest {
 				return m, false, fmt.Errorf("%w: message %d has headers past its end", errFileStore, seq)
 			}
-			if m.hdr, err = nats.DecodeHeadersMsg(body[4 : 4+hl]); err != nil {
+			fs.hdr = append(fs.hdr[:0], make([]byte, hl)...)
+			if _, err := io.ReadFull(fs.br, fs.hdr); err != nil {
+				return m, false, fmt.Errorf("%w: a short record in %s", errFileStore, name)
+			}
+			if m.hdr, err = nats.DecodeHeadersMsg(fs.hdr); err != nil {
 				return m, false, fmt.Errorf("%w: message %d: %v", errFileStore, seq, err)
 			}
-			body = body[4+hl:]
+			rest -= hl
+		}
+		// A buffer of its own (the batches read in place keep it), on a word boundary (Go's allocations of
+		// 16 bytes and more are; smaller ones may not be).
+		body := make([]byte, rest, max(rest, 16))
+		if _, err := io.ReadFull(fs.br, body); err != nil {
+			return m, false, fmt.Errorf("%w: a short record in %s", errFileStore, name)
+		}
+		if _, err := fs.br.Discard(fsHashSize); err != nil {
+			return m, false, fmt.Errorf("%w: a short record in %s", errFileStore, name)
 		}
 		m.seq, m.data = seq, body
 		fs.next = seq + 1
 		return m, true, nil
 	}
 }
+
+// closeBlock closes the block being read.
+func (fs *fileSource) closeBlock() {
+	if fs.f != nil {
+		fs.f.Close()
+		fs.f = nil
+	}
+}
+
+// close closes what the source holds open. Safe to call twice.
+func (fs *fileSource) close() { fs.closeBlock() }

@@ -29,6 +29,12 @@ type readOut struct {
 
 func readRange(t *testing.T, l *eventlog.Log, first, last uint64) readOut {
 	t.Helper()
+	return readRangeAhead(t, l, first, last, 0)
+}
+
+// readRangeAhead is readRange with ahead items read ahead (RangeReader.ReadAhead).
+func readRangeAhead(t *testing.T, l *eventlog.Log, first, last uint64, ahead int) readOut {
+	t.Helper()
 	rr, err := l.NewRangeReader(t.Context(), first, last)
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +50,7 @@ func readRange(t *testing.T, l *eventlog.Log, first, last uint64) readOut {
 		out.actions = append(out.actions, fmt.Sprintf("%d %s %s", seq, typ, data))
 		return nil
 	}
+	rr.ReadAhead(ahead)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	for {
@@ -139,11 +146,38 @@ func TestFileReaderAgrees(t *testing.T) {
 		t.Fatalf("through the server: %d batches, %d actions, %d bad", len(server.recs), len(server.actions), server.bad)
 	}
 	sameRead(t, "whole log", files, server)
+	// Every body read from the blocks is on a word boundary, so its batches are read without a copy.
+	if n, unaligned, err := eventlog.FileBodies(dir); err != nil || n < 120 || unaligned != 0 {
+		t.Errorf("message bodies from the blocks: %d read, %d off a word boundary, %v", n, unaligned, err)
+	}
+	// Read ahead on the reader's goroutine: the same, from the files and through the server.
+	sameRead(t, "whole log read ahead", readRangeAhead(t, l, 1, 0, 3), server)
+	l.SetOfflineStore("")
+	sameRead(t, "whole log read ahead through the server", readRangeAhead(t, l, 1, 0, 3), server)
+	l.SetOfflineStore(dir)
+	// Closed before the end: what was read ahead is released (the checked allocator says so).
+	rr, err := l.NewRangeReader(t.Context(), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr.ReadAhead(4)
+	for i := 0; i < 5; i++ {
+		rec, err := rr.Next(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+	}
+	rr.Close()
+	if _, err := rr.Next(t.Context()); !errors.Is(err, io.EOF) {
+		t.Errorf("Next after Close: %v, want io.EOF", err)
+	}
 	mid, end := st.FirstSeq+st.Msgs/3, st.FirstSeq+st.Msgs*2/3
 	l.SetOfflineStore("")
 	serverMid := readRange(t, l, mid, end)
 	l.SetOfflineStore(dir)
 	sameRead(t, "a range inside", readRange(t, l, mid, end), serverMid)
+	sameRead(t, "a range inside read ahead", readRangeAhead(t, l, mid, end, 2), serverMid)
 
 	// A gap: the stream no longer holds every sequence, so the reader goes through the server.
 	js, err := nc.JetStream()
@@ -161,5 +195,6 @@ func TestFileReaderAgrees(t *testing.T) {
 		t.Error("read from the files with a gap in the stream")
 	}
 	sameRead(t, "with a gap", gap, serverGap)
+	sameRead(t, "with a gap read ahead", readRangeAhead(t, l, 1, 0, 2), serverGap)
 	stop()
 }

@@ -137,6 +137,7 @@ type Log struct {
 	parts, districtRes int
 	layout             Layout // as recorded in the stream's metadata
 	offlineStore       string // the store directory read directly by range readers (fileread.go); "" : none
+	maxBytes           int64  // the events stream's size limit as the server holds it (-1: none)
 }
 
 // Open creates or updates the streams of the log on the server behind nc.
@@ -202,16 +203,20 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 		}
 		scfg.Metadata[metaPartitions], scfg.Metadata[metaDistrictRes] = strconv.Itoa(cfg.Partitions), strconv.Itoa(cfg.DistrictRes)
 	}
-	events, err := js.CreateOrUpdateStream(ctx, scfg)
+	// The server reserves each stream's size limit on its disk: where the disk cannot hold the configured
+	// limit (JetStream takes at most 3/4 of the disk free when it starts), the log gets what fits, halving
+	// down to minLogBytes, rather than not starting at all (Log.MaxBytes says what it got).
+	events, err := createFitting(ctx, js, scfg, true)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create stream %s: %w", EventsStream, err)
 	}
-	dead, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	maxBytes := events.CachedInfo().Config.MaxBytes
+	dead, err := createFitting(ctx, js, jetstream.StreamConfig{
 		Name: DeadStream, Subjects: []string{DeadSubject}, Storage: jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxAge: cfg.MaxAge,
-		MaxBytes: orUnlimited(cfg.MaxBytes / 10), Replicas: cfg.Replicas, Duplicates: cfg.Duplicates,
+		MaxBytes: orUnlimited(maxBytes / 10), Replicas: cfg.Replicas, Duplicates: cfg.Duplicates,
 		Description: "CityBrain rejected events with their reasons",
-	})
+	}, false)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create stream %s: %w", DeadStream, err)
 	}
@@ -219,12 +224,40 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 	if maxMsg < 64<<10 {
 		maxMsg = 64 << 10
 	}
-	l := &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: maxMsg, layout: cfg.Layout}
+	l := &Log{nc: nc, js: js, events: events, dead: dead, mem: cfg.Mem, maxMsg: maxMsg, layout: cfg.Layout, maxBytes: maxBytes}
 	if cfg.Partitions > 0 {
 		l.parts, l.districtRes = cfg.Partitions, cfg.DistrictRes
 	}
 	return l, nil
 }
+
+// minLogBytes is the least size limit createFitting gives a stream before it gives up.
+const minLogBytes = 64 << 20
+
+// createFitting creates or updates the stream of cfg; when the server cannot reserve its size limit on its
+// disk (JetStream error 10047), it tries again with half the limit, and again, down to minLogBytes. When it
+// had to shrink and room is wanted for another stream, it takes one more half, so the next one fits too.
+func createFitting(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, leaveRoom bool) (jetstream.Stream, error) {
+	shrunk := false
+	for {
+		st, err := js.CreateOrUpdateStream(ctx, cfg)
+		var apiErr *jetstream.APIError
+		if err == nil && shrunk && leaveRoom && cfg.MaxBytes/2 >= minLogBytes {
+			leaveRoom = false
+			cfg.MaxBytes /= 2
+			continue
+		}
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != 10047 || cfg.MaxBytes <= 0 || cfg.MaxBytes/2 < minLogBytes {
+			return st, err
+		}
+		cfg.MaxBytes /= 2
+		shrunk = true
+	}
+}
+
+// MaxBytes is the events stream's size limit as the server holds it (-1: none): less than Config.MaxBytes
+// when the disk could not hold that much.
+func (l *Log) MaxBytes() int64 { return l.maxBytes }
 
 // Layout is the layout recorded in the log (zero for a log from before layouts were recorded).
 func (l *Log) Layout() Layout { return l.layout }
@@ -242,6 +275,8 @@ func orUnlimited(n int64) int64 {
 // EncodeRecord writes rec as an Arrow IPC stream (schema and one batch).
 func EncodeRecord(rec arrow.Record, mem memory.Allocator) ([]byte, error) {
 	var buf bytes.Buffer
+	// Room for the whole stream at once: growing it step by step cleared and copied it again each time.
+	buf.Grow(ipcSize(rec))
 	w := ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()), ipc.WithAllocator(mem))
 	if err := w.Write(rec); err != nil {
 		w.Close()
@@ -251,6 +286,41 @@ func EncodeRecord(rec arrow.Record, mem memory.Allocator) ([]byte, error) {
 		return nil, fmt.Errorf("cannot close IPC stream: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// ipcSize estimates the bytes of rec as an IPC stream: its buffers (each padded to 8 bytes) and room for the
+// schema and batch metadata.
+func ipcSize(rec arrow.Record) int {
+	n := 0
+	for _, col := range rec.Columns() {
+		n += dataSize(col.Data())
+	}
+	// A slice of a record (a half of one too large for a message) shares its buffers: count its share.
+	if rec.NumCols() > 0 {
+		if b := rec.Column(0).Data().Buffers(); len(b) > 1 && b[1] != nil {
+			if w, ok := rec.Column(0).DataType().(arrow.FixedWidthDataType); ok {
+				if bw := w.BitWidth() / 8; bw > 0 {
+					if rows := b[1].Len() / bw; rows > int(rec.NumRows()) {
+						n = int(float64(n) * float64(rec.NumRows()) / float64(rows))
+					}
+				}
+			}
+		}
+	}
+	return min(n+16<<10, 256<<20)
+}
+
+func dataSize(d arrow.ArrayData) int {
+	n := 0
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += (b.Len() + 7) &^ 7
+		}
+	}
+	for _, c := range d.Children() {
+		n += dataSize(c)
+	}
+	return n
 }
 
 // DecodeRecords reads every record batch of the IPC stream data (ingest.ReadIPCInPlace: lengths checked

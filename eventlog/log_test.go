@@ -9,6 +9,8 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"citybrain/engine"
 	"citybrain/eventlog"
@@ -89,5 +91,52 @@ func TestAppendAlignsBody(t *testing.T) {
 		if p := uintptr(unsafe.Pointer(&m.Data[0])); p%8 != 0 {
 			t.Errorf("id %q hash %q: the body starts %d bytes past a word (headers %v)", id.ID, id.Hash, p%8, m.Header)
 		}
+	}
+}
+
+// Where the server's disk cannot hold the configured size limit (JetStream reserves each stream's limit and
+// takes at most 3/4 of the disk free), the log opens with what fits instead of not at all, and says so.
+func TestOpenFitsTheDisk(t *testing.T) {
+	for _, c := range []struct {
+		store int64 // the server's JetStream store limit
+		ok    bool
+	}{{1 << 30, true}, {300 << 20, true}, {64 << 20, false}} {
+		ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), DontListen: true,
+			NoSigs: true, NoLog: true, JetStreamMaxStore: c.store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ns.Start()
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatal("nats not ready")
+		}
+		nc, err := nats.Connect("", nats.InProcessServer(ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := eventlog.DefaultConfig() // 20 GiB
+		l, err := eventlog.Open(t.Context(), nc, cfg)
+		switch {
+		case !c.ok && err == nil:
+			t.Errorf("store %d MiB: the log opened with %d MiB", c.store>>20, l.MaxBytes()>>20)
+		case c.ok && err != nil:
+			t.Errorf("store %d MiB: %v", c.store>>20, err)
+		case c.ok && (l.MaxBytes() > c.store || l.MaxBytes() < 64<<20):
+			t.Errorf("store %d MiB: the log got %d MiB", c.store>>20, l.MaxBytes()>>20)
+		}
+		if c.ok && err == nil {
+			// It stores and reads like any log.
+			rec := probes(t, memory.NewGoAllocator(), 10, time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC).UnixMilli())
+			if _, err := l.Append(t.Context(), rec, ingest.BatchID{}); err != nil {
+				t.Errorf("store %d MiB: %v", c.store>>20, err)
+			}
+			rec.Release()
+			if err := l.AppendDead(t.Context(), []ingest.DeadLetter{{Via: "test", Error: "bad", Raw: "{}"}}, ingest.BatchID{}); err != nil {
+				t.Errorf("store %d MiB: dead letter: %v", c.store>>20, err)
+			}
+		}
+		nc.Close()
+		ns.Shutdown()
+		ns.WaitForShutdown()
 	}
 }

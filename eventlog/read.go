@@ -141,6 +141,7 @@ type RangeReader struct {
 	seq        uint64
 	done       bool
 	idle       time.Duration // waited since the last message
+	ahead      *aheadState   // the read-ahead goroutine's side (nil: none, readahead.go)
 
 	// OnAction, when set, gets the operator actions of the range in log order, each after every batch
 	// before it was returned by Next (actions are skipped otherwise).
@@ -204,6 +205,9 @@ func (r *RangeReader) Seq() uint64 { return r.seq }
 
 // Next returns the next batch (the caller releases it), or io.EOF after message last.
 func (r *RangeReader) Next(ctx context.Context) (arrow.Record, error) {
+	if r.ahead != nil {
+		return r.nextAhead(ctx)
+	}
 	for len(r.pending) == 0 {
 		if r.done {
 			return nil, io.EOF
@@ -280,6 +284,7 @@ func (r *RangeReader) nextMsg(ctx context.Context) (seq uint64, hdr nats.Header,
 			}
 			// The blocks ended, or surprised the reader: on through the server from r.first (which ends the
 			// range itself when the log holds nothing more).
+			r.file.close()
 			r.file = nil
 			if err := r.consume(ctx); err != nil {
 				return 0, nil, nil, false, err
@@ -336,6 +341,12 @@ func (r *RangeReader) drain() {
 
 // Close releases the batches still held. Safe to call twice.
 func (r *RangeReader) Close() error {
+	if r.ahead != nil {
+		r.closeAhead()
+	}
+	if r.file != nil {
+		r.file.close()
+	}
 	for _, rec := range r.pending {
 		rec.Release()
 	}

@@ -35,6 +35,7 @@ type batch struct {
 	deadRaw int            // raw bytes kept in dead
 	more    int            // rejected events beyond maxDeadLetters
 	view    schema.RowView // the columnar JSON decoder's row (decodecols.go)
+	keys    keyCache       // its key lookups by position
 	// columnar counts the events decoded straight into columns (the rest went through the row path).
 	columnar int
 	moreAt   int // the line of the first of them

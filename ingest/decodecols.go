@@ -53,8 +53,33 @@ func viewFieldOf(key []byte) (viewField, bool) {
 	return viewField{}, false
 }
 
-// decodeView decodes the event object b into v; false when the row path must judge it.
-func decodeView(b []byte, v *schema.RowView) bool {
+// keyCache remembers, for the first keys of an object by position, the last key seen there and its field: the
+// rows of a batch mostly give their keys in the same order, so a key is compared once instead of looked up
+// in the tables. The key is copied (a streamed body's line buffer is reused).
+type keyCache [12]struct {
+	n   int // bytes of key; 0: empty
+	key [24]byte
+	f   viewField
+	ok  bool
+}
+
+// field is viewFieldOf(key) for the key at position pos of an object.
+func (kc *keyCache) field(pos int, key []byte) (viewField, bool) {
+	if kc == nil || pos >= len(kc) || len(key) > len(kc[pos].key) || len(key) == 0 {
+		return viewFieldOf(key)
+	}
+	e := &kc[pos]
+	if e.n == len(key) && string(e.key[:e.n]) == string(key) {
+		return e.f, e.ok
+	}
+	f, ok := viewFieldOf(key)
+	e.n, e.f, e.ok = copy(e.key[:], key), f, ok
+	return f, ok
+}
+
+// decodeView decodes the event object b into v; false when the row path must judge it. kc, when not nil,
+// caches the key lookups of the rows of one batch.
+func decodeView(b []byte, v *schema.RowView, kc *keyCache) bool {
 	v.Set, v.Severity = 0, 0
 	p := parser{b: b}
 	p.ws()
@@ -66,7 +91,7 @@ func decodeView(b []byte, v *schema.RowView) bool {
 	if p.peek() == '}' {
 		p.i++
 	} else {
-		for {
+		for pos := 0; ; pos++ {
 			p.ws()
 			key, escaped, err := p.scanStr()
 			if err != nil || escaped || len(key) > maxKeyBytes || !utf8.Valid(key) {
@@ -78,7 +103,7 @@ func decodeView(b []byte, v *schema.RowView) bool {
 			}
 			p.i++
 			p.ws()
-			f, known := viewFieldOf(key)
+			f, known := kc.field(pos, key)
 			if !known {
 				if p.skipValue(0) != nil {
 					return false
@@ -171,8 +196,52 @@ func (p *parser) viewNumber() (float64, bool) {
 	if !p.scanNumber() {
 		return 0, false
 	}
+	if f, ok := plainNumber(p.b[start:p.i]); ok {
+		return f, true
+	}
 	f, err := strconv.ParseFloat(string(p.b[start:p.i]), 64) // string(…) does not escape: no allocation
 	return f, err == nil
+}
+
+// exactPow10 are the powers of ten a float64 holds exactly.
+var exactPow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// plainNumber converts a JSON number (as scanNumber accepted it) of at most 15 digits and no exponent, the
+// usual integer or short decimal, without strconv's general scan: its digits are an integer below 2^53 and
+// the divisor a power of ten a float64 holds exactly, so the one division is correctly rounded and the result
+// is ParseFloat's to the bit (strconv's own exact fast path; TestPlainNumberAgrees). false: use ParseFloat.
+func plainNumber(s []byte) (float64, bool) {
+	neg := len(s) > 0 && s[0] == '-'
+	if neg {
+		s = s[1:]
+	}
+	if len(s) == 0 || len(s) > 16 {
+		return 0, false
+	}
+	var m uint64
+	digits, frac := 0, -1
+	for i, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			m = m*10 + uint64(c-'0')
+			digits++
+		case c == '.' && frac < 0:
+			frac = len(s) - 1 - i
+		default:
+			return 0, false
+		}
+	}
+	if digits > 15 || (neg && m == 0) { // -0 keeps its sign in ParseFloat
+		return 0, false
+	}
+	f := float64(m)
+	if frac > 0 {
+		f /= exactPow10[frac]
+	}
+	if neg {
+		f = -f
+	}
+	return f, true
 }
 
 // viewStr reads a JSON string of at most max bytes once decoded, or null as no bytes, as parser.str judges
@@ -296,7 +365,7 @@ func viewPresent(v *schema.RowView, f string) bool {
 // whether the event was accepted.
 func (b *batch) addRaw(line int, raw []byte) bool {
 	v := &b.view
-	if decodeView(raw, v) && (b.want == engine.KindUnknown || v.Kind == b.want) && (b.trusted || v.TS <= b.aheadMs) {
+	if decodeView(raw, v, &b.keys) && (b.want == engine.KindUnknown || v.Kind == b.want) && (b.trusted || v.TS <= b.aheadMs) {
 		if cell, err := b.in.cells.Cell(v.Num[engine.ColLat], v.Num[engine.ColLng]); err == nil {
 			b.bb.AppendView(v, cell)
 			b.res.Accepted++

@@ -3,7 +3,9 @@ package ingest
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -262,5 +264,62 @@ func BenchmarkDecodeColumns(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "events/s")
 		})
+	}
+}
+
+// plainNumber gives ParseFloat's float64 to the bit for every number it takes, and takes the usual ones
+// (integers, short decimals); it leaves exponents, long mantissas and -0 to ParseFloat.
+func TestPlainNumberAgrees(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	digits := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte('0' + rng.IntN(10))
+		}
+		if n > 1 && b[0] == '0' {
+			b[0] = byte('1' + rng.IntN(9))
+		}
+		return string(b)
+	}
+	cases := []string{"0", "-0", "0.0", "-0.0", "1", "-1", "0.1", "0.3", "123456789012345", "1234567890123456",
+		"999999999999999", "0.000000000000001", "9007199254740993", "1e5", "1.5E-3", "30.26367122147619", "91",
+		"1796536932000", "-122.4194", "0.1000000000000000055511151231257827"}
+	for i := 0; i < 200000; i++ {
+		n := 1 + rng.IntN(18)
+		s := digits(n)
+		if f := rng.IntN(n + 1); f > 0 && f < n {
+			s = s[:f] + "." + s[f:]
+		} else if f == n {
+			s = "0." + s
+		}
+		if rng.IntN(3) == 0 {
+			s = "-" + s
+		}
+		cases = append(cases, s)
+	}
+	took := 0
+	for _, s := range cases {
+		want, err := strconv.ParseFloat(s, 64)
+		got, ok := plainNumber([]byte(s))
+		if !ok {
+			continue
+		}
+		took++
+		if err != nil || math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("plainNumber(%q) = %v (%x), ParseFloat %v (%x, %v)", s, got, math.Float64bits(got), want, math.Float64bits(want), err)
+		}
+	}
+	for _, s := range []string{"1", "0.1", "91", "1796536932000", "-122.4194", "30.2636712"} {
+		if _, ok := plainNumber([]byte(s)); !ok {
+			t.Errorf("plainNumber does not take %q", s)
+		}
+	}
+	for _, s := range []string{"-0", "1e5", "30.26367122147619", "1234567890123456"} {
+		if _, ok := plainNumber([]byte(s)); ok {
+			t.Errorf("plainNumber takes %q", s)
+		}
+	}
+	if took < len(cases)/3 {
+		t.Errorf("plainNumber took %d of %d numbers", took, len(cases))
 	}
 }

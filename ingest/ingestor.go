@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -201,6 +202,7 @@ func (in *Ingestor) Ingest(ctx context.Context, body []byte, via string, want en
 	}
 	b := in.newBatch(via, want)
 	defer b.Release()
+	b.bb.Reserve(rowsIn(body))
 	err := eachObject(body, func(line int, raw []byte) { b.addRaw(line, raw) })
 	if err != nil {
 		return Result{}, err
@@ -209,6 +211,12 @@ func (in *Ingestor) Ingest(ctx context.Context, body []byte, via string, want en
 		return b.res, ErrNoEvents
 	}
 	return b.store(ctx, nil, batchID(via, key, body))
+}
+
+// rowsIn estimates the events of a JSON body to reserve the batch's columns for: its lines (NDJSON), at most
+// one per 48 bytes (a smaller object is not a valid event) and 65,536.
+func rowsIn(body []byte) int {
+	return min(bytes.Count(body, []byte{'\n'})+1, len(body)/48+1, 1<<16)
 }
 
 // batchID is the BatchID of a body that came through via with the caller's key (see BatchID).

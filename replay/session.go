@@ -500,6 +500,8 @@ func (s *Session) restart(ctx context.Context) error {
 			}
 			return nil
 		}
+		// Read and decode the log on the reader's goroutine while this one applies.
+		rr.ReadAhead(readAheadBatches)
 	}
 	s.reader = r
 	if !s.spec.From.IsZero() {
@@ -507,6 +509,10 @@ func (s *Session) restart(ctx context.Context) error {
 	}
 	return nil
 }
+
+// readAheadBatches is how many batches a session's log reader decodes ahead of the apply (each up to a log
+// message, 8 MiB at most).
+const readAheadBatches = 4
 
 func (s *Session) stopEngine() {
 	if e := s.eng.Load(); e != nil {

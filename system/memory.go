@@ -99,8 +99,24 @@ type governor struct {
 	lastShrink, lastGrow time.Time
 	freeAfter            time.Time // when to give the memory a shortening released back (zero: none due)
 	lastFree             time.Time // when memory was last given back
-	stop, done           chan struct{}
+
+	// input, when set, counts what else came in (an api node: the events its merged view reflected).
+	input func() uint64
+	// Settling after a burst (settle): the input seen at the last step (events the engines reflected and
+	// batches the doors admitted), when it last changed, whether this quiet spell was settled.
+	admitted   atomic.Uint64
+	lastInput  uint64
+	lastActive time.Time
+	settledNow bool
+	settles    atomic.Uint64
+
+	stop, done chan struct{}
 }
+
+// QuietSettle is how long nothing may have come in before the governor gives a burst's memory back: longer
+// than the log's message-block caches live (JetStream drops a block's cache 10 s after its last use and
+// recycles its buffer through a pool that only a collection empties).
+const QuietSettle = 12 * time.Second
 
 // newGovernor returns the governor of a process with memory budget limit (0: none) whose engines (a
 // function: a cluster node's change) have the raw retention configured.
@@ -148,11 +164,21 @@ func (g *governor) step(now time.Time) {
 	g.goMem.Store(&gm)
 	engines := g.engines()
 	var rawBytes int64
+	input := g.admitted.Load()
+	if g.input != nil {
+		input += g.input()
+	}
 	for _, e := range engines {
-		rawBytes += e.Status().RawBytes
+		st := e.Status()
+		rawBytes += st.RawBytes
+		input += st.Events
 	}
 	backlog := g.lag()
 	g.backlog.Store(backlog)
+	if g.settle(now, input, gm) {
+		rss = processRSS()
+		g.rss.Store(rss)
+	}
 	if g.limit <= 0 {
 		return
 	}
@@ -226,6 +252,36 @@ func (g *governor) step(now time.Time) {
 	}
 }
 
+// settle gives the memory of a burst back to the system once the input has gone quiet (QuietSettle with
+// nothing reflected or admitted), once per quiet spell, when the Go runtime holds more than the heap's
+// live part and settleSlack beyond it. Under a steady input the collector runs often and the heap stays near
+// its goal; after a burst (a backfill, a replay's import, a load test) nothing allocates, so nothing makes it
+// run: the garbage, the log's expired block caches parked in their pool and the heap's free pages would keep
+// RSS where the burst left it (1 GB after 3 M events, of which the events retained take 80 MB) until the
+// runtime's two-minute forced collection and its slow scavenger. Two collections empty the pool (its
+// victim cache survives one), FreeOSMemory returns the pages. Reports whether it did.
+func (g *governor) settle(now time.Time, input uint64, gm goMemory) bool {
+	if input != g.lastInput || g.lastActive.IsZero() {
+		g.lastInput, g.lastActive, g.settledNow = input, now, false
+		return false
+	}
+	if g.settledNow || now.Sub(g.lastActive) < QuietSettle || gm.held-gm.live < settleSlack {
+		return false
+	}
+	g.settledNow = true
+	before := processRSS()
+	runtime.GC()
+	runtime.GC()
+	debug.FreeOSMemory()
+	g.settles.Add(1)
+	g.logf("memory: input quiet for %s: the burst's memory given back, RSS %d → %d MiB", now.Sub(g.lastActive).Round(time.Second), before>>20, processRSS()>>20)
+	return true
+}
+
+// settleSlack is how much the Go runtime may hold beyond the live heap before a quiet spell is worth a
+// collection.
+const settleSlack = 32 << 20
+
 // goLimit is the Go runtime's soft memory limit for a process with memory budget limit that holds rss, of
 // which the Go runtime holds held and the retained raw events rawBytes (off the Go heap): 90 % of the budget
 // (where the doors shut) less the memory outside the Go runtime (at least the raw events), never under a
@@ -237,6 +293,7 @@ func goLimit(limit, rawBytes, rss, held int64) int64 {
 
 // admit is ingest.Config.Admit.
 func (g *governor) admit() error {
+	g.admitted.Add(1)
 	if why := g.slowDown.Load(); why != nil {
 		g.refused.Add(1)
 		return fmt.Errorf("%w: %s", ingest.ErrSlowDown, *why)
@@ -246,7 +303,7 @@ func (g *governor) admit() error {
 
 // status is what /api/v1/status reports.
 func (g *governor) status() api.MemoryStatus {
-	m := api.MemoryStatus{Limit: g.limit, RSS: g.rss.Load(), Backlog: g.backlog.Load(), Refused: g.refused.Load()}
+	m := api.MemoryStatus{Limit: g.limit, RSS: g.rss.Load(), Backlog: g.backlog.Load(), Refused: g.refused.Load(), Settles: g.settles.Load()}
 	if gm := g.goMem.Load(); gm != nil {
 		m.GoHeapLive, m.GoHeapObjects, m.GoHeapFree, m.GoOther = gm.live, gm.objects, gm.free, gm.other
 	}

@@ -177,22 +177,13 @@ func TestGoLimitLeavesRoomOutsideGo(t *testing.T) {
 // With the doors shut for memory nothing comes in and nothing makes the collector run: the governor collects
 // and returns the heap itself (at most every 2 s), so RSS can fall under the mark where the doors open.
 func TestGovernorCollectsWhileDoorsShut(t *testing.T) {
-	t.Setenv("GOMEMLIMIT", "off")
-	cfg := testConfig(t, t.TempDir())
-	cfg.MemoryLimit = 1 << 40
-	s := start(t, cfg)
-	g := s.mem
-	g.close()
-	prev := debug.SetMemoryLimit(-1)
-	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	g := governorByHand(t)
 	gcs := func() uint32 {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		return ms.NumGC
 	}
 	// Garbage: 64 MiB allocated and dropped, with the collector held off.
-	old := debug.SetGCPercent(-1)
-	t.Cleanup(func() { debug.SetGCPercent(old) })
 	var sink [][]byte
 	for i := 0; i < 64; i++ {
 		sink = append(sink, make([]byte, 1<<20))
@@ -303,4 +294,63 @@ func TestGovernorOfClusterNodes(t *testing.T) {
 	if err := in.admit(); err != nil {
 		t.Errorf("the engines caught up, yet the doors are shut: %v", err)
 	}
+}
+
+// After a burst nothing allocates and nothing makes the collector run: once no input has come for
+// QuietSettle the governor collects and returns the heap itself, once per quiet spell; new input starts a
+// new spell.
+func TestGovernorGivesBackABurstOnceQuiet(t *testing.T) {
+	g := governorByHand(t)
+	burst := func() {
+		var sink [][]byte
+		for i := 0; i < 96; i++ {
+			sink = append(sink, make([]byte, 1<<20))
+		}
+		runtime.KeepAlive(sink)
+	}
+	burst()
+	now := time.Now()
+	g.step(now)
+	held := readGoMemory().held
+	g.step(now.Add(QuietSettle - time.Second))
+	if g.settles.Load() != 0 {
+		t.Fatal("gave the memory back before the input was quiet for QuietSettle")
+	}
+	g.step(now.Add(QuietSettle + time.Second))
+	if g.settles.Load() != 1 {
+		t.Fatalf("input quiet for %s with %d MiB of garbage: nothing given back", QuietSettle, 96)
+	}
+	if after := readGoMemory().held; held-after < 64<<20 {
+		t.Errorf("the runtime holds %d MiB after giving back, %d MiB before: the garbage was not returned", after>>20, held>>20)
+	}
+	burst()
+	g.step(now.Add(2 * QuietSettle))
+	if g.settles.Load() != 1 {
+		t.Error("gave back twice in one quiet spell")
+	}
+	g.admit() // a batch at the doors: a new spell
+	g.step(now.Add(2*QuietSettle + time.Second))
+	g.step(now.Add(3*QuietSettle + 2*time.Second))
+	if g.settles.Load() != 2 {
+		t.Errorf("a batch admitted, then quiet for %s with garbage: %d spells given back, want 2", QuietSettle, g.settles.Load())
+	}
+	if st := g.status(); st.Settles != 2 {
+		t.Errorf("status says %d settles, want 2", st.Settles)
+	}
+}
+
+// governorByHand is the governor of a running system whose goroutine is stopped, for a test to drive its
+// steps, with no Go memory limit and the collector held off (both restored after the test).
+func governorByHand(t *testing.T) *governor {
+	t.Setenv("GOMEMLIMIT", "off")
+	cfg := testConfig(t, t.TempDir())
+	cfg.MemoryLimit = 1 << 40
+	s := start(t, cfg)
+	g := s.mem
+	g.close()
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	old := debug.SetGCPercent(-1)
+	t.Cleanup(func() { debug.SetGCPercent(old) })
+	return g
 }

@@ -42,6 +42,10 @@ type ReplayConfig struct {
 type Replay struct {
 	Session *replay.Session
 	Source  string // "log" or "file:<name>"
+	// Reads says how the log or file is read: "the file", "the log through NATS", or "the log's message
+	// blocks directly" (an offline replay of a data directory; where the stream has gaps it goes on through
+	// the embedded server).
+	Reads string
 
 	manager  *replay.Manager
 	closeLog func()
@@ -83,6 +87,7 @@ func StartReplay(ctx context.Context, cfg ReplayConfig) (_ *Replay, err error) {
 			return nil, fmt.Errorf("cannot replay: %w", err)
 		}
 		open, r.Source = replay.FileSource(cfg.File, cfg.Engine.Res), "file:"+filepath.Base(cfg.File)
+		r.Reads = "the file"
 	} else {
 		if l, r.closeLog, err = OpenLogOffline(ctx, cfg.DataDir, cfg.NATSURL, eventlog.DefaultConfig()); err != nil {
 			return nil, fmt.Errorf("cannot replay: %w", err)
@@ -91,6 +96,10 @@ func StartReplay(ctx context.Context, cfg ReplayConfig) (_ *Replay, err error) {
 			return nil, fmt.Errorf("cannot replay: the log's cells are at --res %d, this replay has --res %d: give --res %d", lay.Res, cfg.Engine.Res, lay.Res)
 		}
 		open = replay.LogSource(l, cfg.Spec)
+		r.Reads = "the log's message blocks directly"
+		if cfg.NATSURL != "" {
+			r.Reads = "the log through NATS"
+		}
 	}
 	r.manager = replay.NewManager(replay.ManagerConfig{Log: l, Engine: cfg.Engine, MaxSessions: 4, Idle: 365 * 24 * time.Hour})
 	if cfg.HTTPAddr == "" {

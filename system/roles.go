@@ -272,6 +272,11 @@ func (n *Node) startAPI(auth *api.Auth) (http.Handler, error) {
 	}
 	n.Hub = api.NewHub(n.cfg.Hub, n.Merged)
 	n.Merged.SetOnDelta(n.Hub.OnDelta)
+	// An api node retains no raw events and has no doors: its governor sets GOMEMLIMIT from the budget,
+	// gives a burst's memory back once the frames stop, and reports the node's memory.
+	n.mem = newGovernor(n.memoryLimit(), 0, func() []*engine.Engine { return nil }, n.logger.Printf)
+	n.mem.input = func() uint64 { return n.Merged.Status().Events }
+	n.mem.start(func() uint64 { return 0 })
 	rcfg := ecfg
 	rcfg.OnDelta, rcfg.Mem = nil, nil
 	n.Replays = replay.NewManager(replay.ManagerConfig{Log: n.Log, Engine: rcfg, FileDir: filepath.Join(n.cfg.DataDir, "imports")})
@@ -280,7 +285,7 @@ func (n *Node) startAPI(auth *api.Auth) (http.Handler, error) {
 		Network: n.cfg.Network, AllowedOrigins: n.cfg.AllowedOrigins,
 		Accepted: func() uint64 { return n.Merged.Status().Events },
 		Rejected: func() uint64 { c, _ := n.Log.DeadCount(context.Background()); return c },
-		Cluster:  n.serveCluster, Waiting: n.waiting, MoreMetrics: n.metrics,
+		Cluster:  n.serveCluster, Waiting: n.waiting, MoreMetrics: n.metrics, Memory: n.mem.status,
 	}
 	srv.Replays = api.NewReplays(n.Replays, n.cfg.Hub)
 	return srv.Handler(), nil
@@ -553,7 +558,7 @@ func (n *Node) metrics(w io.Writer) {
 	fmt.Fprintf(w, "citybrain_node_info{role=%q,node=%q} 1\n", n.role, n.id)
 	metric("citybrain_node_ready", "gauge", "1 when the node waits for nothing (see /healthz).")
 	fmt.Fprintf(w, "citybrain_node_ready %d\n", b2i(n.waiting() == ""))
-	if n.mem != nil {
+	if n.mem != nil && n.role != RoleAPI { // an api node's Server writes them (api.Server.Memory)
 		api.WriteMemoryMetrics(w, n.mem.status())
 	}
 	switch n.role {

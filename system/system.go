@@ -192,6 +192,10 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if s.Log, err = eventlog.Open(ctx, s.nc, lcfg); err != nil {
 		return nil, err
 	}
+	if got := s.Log.MaxBytes(); got > 0 && lcfg.MaxBytes > got {
+		s.logger.Printf("the log is limited to %d MiB: the %d MiB configured do not fit the disk (JetStream reserves at most 3/4 of its free space)",
+			got>>20, lcfg.MaxBytes>>20)
+	}
 	st, err := s.Log.State(ctx)
 	if err != nil {
 		return nil, err

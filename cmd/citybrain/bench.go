@@ -25,12 +25,16 @@ func benchMain(args []string) error {
 	dataRoot := fs.String("citybrain-data", os.Getenv("CITYBRAIN_DATA"), "data directory with citybrain/nanchang/roadnet.txt (default $CITYBRAIN_DATA, else ../shared/data)")
 	tmpDir := fs.String("tmp", "", "where the temporary data directories go (default the system's temp dir)")
 	keepLog := fs.String("keep-log", "", "copy the memory section's data directory (3 M events in its log) here, to profile a replay on it")
+	ingestPaths := fs.String("ingest-paths", "", "comma-separated ingest paths to measure (HTTP NDJSON, NATS JSON, HTTP Arrow, NATS Arrow; default all)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	centrifugo := fs.String("centrifugo", "", "the Centrifugo binary of the peer fan-out section (default bin/centrifugo, else PATH; `make centrifugo` installs it)")
 	fs.Parse(args)
 
 	cfg := bench.Config{Bin: *bin, Short: *short, Duration: *dur, Clients: *clients, DataRoot: *dataRoot, TempDir: *tmpDir,
 		ProfileDir: *profile, Centrifugo: *centrifugo, KeepLog: *keepLog}
+	if *ingestPaths != "" {
+		cfg.IngestPaths = strings.Split(*ingestPaths, ",")
+	}
 	if cfg.Bin == "" {
 		exe, err := os.Executable()
 		if err != nil {

@@ -422,6 +422,10 @@ func TestClusterFailover(t *testing.T) {
 	// Every acknowledged event reflected once on the api node.
 	var st struct {
 		Events uint64 `json:"events_reflected"`
+		Memory struct {
+			Limit int64 `json:"limit_bytes"`
+			RSS   int64 `json:"rss_bytes"`
+		} `json:"memory"`
 	}
 	want := acked.Load()
 	deadline := time.Now().Add(60 * time.Second)
@@ -435,6 +439,9 @@ func TestClusterFailover(t *testing.T) {
 			t.Fatalf("api node reflects %d events, %d were acknowledged (err %v; settled: %s)", st.Events, want, err, h.unsettled)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	if st.Memory.Limit <= 0 || st.Memory.RSS <= 0 {
+		t.Errorf("the api node's status reports no memory governor: %+v", st.Memory)
 	}
 
 	// The same log through one engine: the single-process result.

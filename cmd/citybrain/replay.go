@@ -94,6 +94,7 @@ func replayMain(args []string) error {
 		r.Stop(sctx)
 	}()
 	sess := r.Session
+	logger.Printf("replay reads %s", r.Reads)
 	if *httpAddr == "" {
 		return followReplay(ctx, sess, logger)
 	}

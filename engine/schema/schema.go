@@ -138,6 +138,16 @@ func NewBatchBuilder(mem memory.Allocator) *BatchBuilder {
 	return bb
 }
 
+// Reserve makes room for n more rows in every column (and n short ids), so that appending them does not
+// grow the buffers step by step (each growth a reallocation and a copy).
+func (bb *BatchBuilder) Reserve(n int) {
+	if n <= 0 {
+		return
+	}
+	bb.b.Reserve(n)
+	bb.id.ReserveData(16 * n)
+}
+
 // Len is the number of rows appended since the last NewRecord.
 func (bb *BatchBuilder) Len() int { return bb.rows }
 

@@ -24,6 +24,7 @@ describe('command center', { timeout: 600_000 }, () => {
 
   test('login screen rejects a wrong token, then a viewer signs in', async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    context.setDefaultTimeout(90_000); // as openApp: actions on a loaded machine
     const page = await context.newPage();
     await page.goto(server.url + '/');
     await page.waitForSelector('#login-token', { state: 'visible' });

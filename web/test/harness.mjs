@@ -86,6 +86,9 @@ export function launchBrowser() {
 // collects console errors, page errors and requests to any other host.
 export async function openApp(browser, server, role, { viewport = { width: 1280, height: 800 } } = {}) {
   const context = await browser.newContext({ viewport });
+  // Actions (click, fill) wait up to 90 s, not playwright's 30: on a loaded 2-core machine the map's
+  // re-renders can keep a target detaching for longer; every wait that judges the app names its own limit.
+  context.setDefaultTimeout(90_000);
   const page = await context.newPage();
   const problems = { console: [], page: [], external: [] };
   page.on('console', (m) => { if (m.type() === 'error') problems.console.push(m.text()); });
