@@ -11,7 +11,7 @@ export SUMO_HOME ?= /usr/share/sumo
 # Packages whose code runs goroutines: tested with -race.
 RACE_PKGS := ./engine/... ./api/... ./eventlog/... ./replay/... ./system/... ./cmd/... ./ingest ./ingest/feed/... ./ingest/httpin ./ingest/natsin
 
-.PHONY: all web build run test test-race test-rest test-web fuzz fuzz-long check bench bench-micro eval clean centrifugo
+.PHONY: all web build run test test-race test-rest test-web fuzz fuzz-long check bench bench-sustained bench-micro eval clean centrifugo
 
 all: build
 
@@ -57,6 +57,10 @@ check:
 # The load and latency harness (a fresh process, embedded NATS, temp data dir): JSON report and a table.
 bench: build
 	./$(BIN) bench --out bin/bench-report.json
+
+# The sustained run: the overload section for 15 minutes of wall time under the memory budget.
+bench-sustained: build
+	./$(BIN) bench --sections overload --overload-for 15m --out bin/bench-sustained.json
 
 # The Centrifugo server the bench compares fan-out against (bench/peers/README.md), built into bin/.
 centrifugo:

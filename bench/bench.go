@@ -42,6 +42,9 @@ type Config struct {
 	// IngestPaths, when set, are the only ingest paths measured (names as in the report, any case:
 	// "NATS JSON"), e.g. to profile one path.
 	IngestPaths []string
+	// OverloadFor is how long the overload section drives the process (0: 60 s, short: 6 s); event time
+	// advances over max(15 minutes, this).
+	OverloadFor time.Duration
 	Log         io.Writer // progress lines (nil: none)
 }
 

@@ -54,14 +54,18 @@ type OverloadPoint struct {
 }
 
 // overload runs the process under a memory budget of its idle RSS + 256 MiB (short: + 96 MiB) with HTTP
-// Arrow at 8 batches in flight for 60 s (short: 6 s), event time advancing 15 minutes over the run. OK when
+// Arrow at 8 batches in flight for 60 s (short: 6 s; Config.OverloadFor), event time advancing 15 minutes
+// (or the run's length when longer) over the run. OK when
 // RSS stayed under the budget (+5 %), and every acknowledged event was reflected.
 func (r *runner) overload(ctx context.Context) error {
 	dur, head, conc := 60*time.Second, int64(256<<20), 8
 	if r.cfg.Short {
 		dur, head, conc = 6*time.Second, int64(96<<20), 4
 	}
-	span := 15 * time.Minute
+	if r.cfg.OverloadFor > 0 {
+		dur = r.cfg.OverloadFor
+	}
+	span := max(15*time.Minute, dur)
 	ab, err := arrowBatches(r.city, 8, arrowBatchEvents, r.baseRes, 1000, 70)
 	if err != nil {
 		return err

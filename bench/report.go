@@ -252,7 +252,11 @@ func (rep *Report) computeRatios() {
 			Measured: float64(fo.MaxClients), Unit: "clients", Met: fo.MaxClients >= 10000})
 	}
 	if ov := rep.Overload; ov != nil {
-		rep.Targets = append(rep.Targets, Target{What: "overload: RSS max under --memory-limit (+5 %), nothing acknowledged lost",
+		what := "overload: RSS max under --memory-limit (+5 %), nothing acknowledged lost"
+		if ov.Seconds >= 15*60 {
+			what = "15-minute run flat out: RSS max under --memory-limit (+5 %), nothing acknowledged lost"
+		}
+		rep.Targets = append(rep.Targets, Target{What: what,
 			Target: fmt.Sprintf("<= %.0f", 1.05*float64(ov.LimitBytes)/(1<<20)), Measured: float64(ov.RSSMax) / (1 << 20), Unit: "MiB",
 			Met: ov.OK})
 	}
@@ -377,8 +381,9 @@ func (rep *Report) Table() string {
 		if len(ov.Trace) > 0 {
 			fmt.Fprintf(w, "  t s\tRSS MiB\tGo live\tGo objects\tGo free\tGo other\traw MiB\traw events\tretention s\tdoors\taccepted\n")
 			for i, p := range ov.Trace {
-				if i%5 != 4 && i != len(ov.Trace)-1 && !(i+1 < len(ov.Trace) && ov.Trace[i+1].SlowDown != p.SlowDown) {
-					continue // every 5th second, the last, and where the doors open or shut
+				every := max(5, len(ov.Trace)/60)
+				if i%every != every-1 && i != len(ov.Trace)-1 && !(i+1 < len(ov.Trace) && ov.Trace[i+1].SlowDown != p.SlowDown) {
+					continue // every 5th second (of a long run, 60 rows), the last, and where the doors open or shut
 				}
 				doors := "open"
 				if p.SlowDown {

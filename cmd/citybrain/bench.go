@@ -27,11 +27,12 @@ func benchMain(args []string) error {
 	keepLog := fs.String("keep-log", "", "copy the memory section's data directory (3 M events in its log) here, to profile a replay on it")
 	ingestPaths := fs.String("ingest-paths", "", "comma-separated ingest paths to measure (HTTP NDJSON, NATS JSON, HTTP Arrow, NATS Arrow; default all)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	overloadFor := fs.Duration("overload-for", 0, "how long the overload section drives the process (default 60s, 6s with --short; 15m: the sustained run of docs/performance.md)")
 	centrifugo := fs.String("centrifugo", "", "the Centrifugo binary of the peer fan-out section (default bin/centrifugo, else PATH; `make centrifugo` installs it)")
 	fs.Parse(args)
 
 	cfg := bench.Config{Bin: *bin, Short: *short, Duration: *dur, Clients: *clients, DataRoot: *dataRoot, TempDir: *tmpDir,
-		ProfileDir: *profile, Centrifugo: *centrifugo, KeepLog: *keepLog}
+		ProfileDir: *profile, Centrifugo: *centrifugo, KeepLog: *keepLog, OverloadFor: *overloadFor}
 	if *ingestPaths != "" {
 		cfg.IngestPaths = strings.Split(*ingestPaths, ",")
 	}
