@@ -14,6 +14,10 @@ type Features struct {
 	X    [NumFeatures]float64
 	// For placing evidence: the position (m from the link's start) of the standing queue's head, or -1.
 	HeadM float64
+	// Discharging: in the last two minutes probes left the link, no fewer than its usual exit rate makes
+	// likely (the chance of so few is at least 10 %): whatever stands on it moves on each cycle, as a signal's
+	// queue does and a blockage's does not.
+	Discharging bool
 	// Young: the link's baselines have not yet learned from learnedBuckets buckets of traffic (a quiet link,
 	// or one where a queue always stands). The model is trained and calibrated on learned links only: a
 	// young link's judgement may say it flows or is suspicious, never on its own that it is blocked.
@@ -192,6 +196,7 @@ func (t *Tracker) measure(b int64) []Features {
 		if exits == 0 && n60 > 0 {
 			x[FNoExit] = 1
 		}
+		f.Discharging = exits > 0 && x[FExitDeficit] < 1
 		entries := countSince(ls.entries, from, b)
 		if er, ok := ls.entryRate.value(); ok && er > 0 {
 			x[FEntryDeficit] = math.Min(6, -math.Log10(poissonCDF(entries, er*windowMs/1000)))

@@ -23,7 +23,8 @@ const (
 	alarmMaxW      = 0.84 // below automatic confirmation: that takes a second kind of evidence
 	trafficType    = "speed_collapse"
 	// flowingType marks a note (weight 0, no incident evidence) that the judge found a link flowing at a
-	// bucket end, with at least flowingFixesLog (log2 1+fixes: 5 fixes) in its last two minutes.
+	// bucket end, with at least flowingFixesLog (log2 1+fixes: 5 fixes) in its last two minutes, or
+	// discharging (detect.Features.Discharging: probes keep leaving it at its usual rate) however few.
 	flowingType     = "flowing"
 	flowingFixesLog = 2.585
 )
@@ -76,10 +77,12 @@ func (b *blockageJudge) judgeFeatures(feats []detect.Features) []Evidence {
 			switch {
 			case b.runs[f.Link] >= b.model.Persist:
 				w = alarmMinW + (alarmMaxW-alarmMinW)*math.Min(1, (p-thr)/math.Max(1e-9, 1-thr))
-			case p >= candidateShare*thr:
+			case p >= candidateShare*thr && !f.Discharging:
 				w = candidateW
 			default:
-				if f.X[detect.FFixes] >= flowingFixesLog {
+				// Below suspicion, or suspicious but discharging (probes keep leaving it at its usual rate:
+				// a signal's queue moving on each cycle, issue 12 fifth pass).
+				if f.X[detect.FFixes] >= flowingFixesLog || f.Discharging {
 					// Judged flowing on enough probe fixes: the tracker doubts a stall alarm here.
 					out = append(out, Evidence{Kind: schema.KindProbe, Type: flowingType, TS: f.T, LinkRef: f.Link + 1,
 						Seq: f.Seq, WmBefore: f.WmBefore})

@@ -217,3 +217,113 @@ func TestYoungLinkIsNeverAnAlarmAlone(t *testing.T) {
 		}
 	}
 }
+
+// Each source places an incident once: a camera repeating its stall alarm every few seconds from the far end
+// of a queue, or a link judged every bucket, does not pull the incident towards itself by repeating; the
+// call and the alarm about the blockage keep their say however long the camera goes on.
+func TestARepeatingSourceDoesNotCarryThePosition(t *testing.T) {
+	net := chain(t, 4)
+	tr := NewTracker(30_000)
+	tr.SetTopology(NewTopology(net, 9))
+	alarm := linkEvidence(t, net, 2, t0, 0.7) // the blockage: link 2, 250 m along
+	p, _ := net.Links()[2].PointAt(200)       // a caller 50 m from it
+	callCell, _ := geo.CellOf(p.Lat, p.Lng, 9)
+	call := Evidence{Kind: schema.KindReport, Source: "call-1", Type: "crash", TS: t0 + 5_000, Lat: p.Lat, Lng: p.Lng, Cell: callCell,
+		Weight: 0.69, Sev: 3}
+	q, _ := net.Links()[1].PointAt(250) // a camera seeing the queue 300 m upstream
+	camCell, _ := geo.CellOf(q.Lat, q.Lng, 9)
+	frame := func(k int64) Evidence {
+		return Evidence{Kind: schema.KindVideo, Source: "cam-1", Type: "stalled_vehicle", TS: t0 + 10_000 + k*2_000, Lat: q.Lat, Lng: q.Lng,
+			Cell: camCell, Weight: 0.8}
+	}
+	tr.Track(t0, everySeq, []Evidence{alarm, call, frame(0)})
+	inc := tr.Incidents()
+	if len(inc) != 1 {
+		t.Fatalf("an alarm, a call and a frame made %+v, want one incident", inc)
+	}
+	at := geo.LatLng{Lat: inc[0].Lat, Lng: inc[0].Lng}
+	var more []Evidence
+	for k := int64(1); k <= 60; k++ {
+		more = append(more, frame(k))
+		if k%5 == 0 {
+			more = append(more, linkEvidence(t, net, 2, t0+k*2_000, 0.7))
+		}
+	}
+	tr.Track(t0+120_000, everySeq, more)
+	inc = tr.Incidents()
+	if len(inc) != 1 || inc[0].EvidenceCount != 3+len(more) {
+		t.Fatalf("after the repeats: %+v, want the one incident with all its evidence", inc)
+	}
+	if d := geo.DistanceM(at, geo.LatLng{Lat: inc[0].Lat, Lng: inc[0].Lng}); d > 1 {
+		t.Errorf("sixty more frames of the camera and twelve of the alarm moved the incident %.0f m, want it where its sources put it", d)
+	}
+	blk := geo.LatLng{Lat: alarm.Lat, Lng: alarm.Lng}
+	if d := geo.DistanceM(blk, geo.LatLng{Lat: inc[0].Lat, Lng: inc[0].Lng}); d > 150 {
+		t.Errorf("the incident is %.0f m from the blockage its alarm and call are about, want it nearer to them than to the camera 300 m off", d)
+	}
+}
+
+// A candidate (suspicion never detected) does not follow the queue: an alarm on a link two steps upstream of a
+// candidate's link, 600 m from it, makes its own incident where it is, instead of joining the candidate and
+// being placed between the two (or, upstream, not at all).
+func TestAnAlarmDoesNotJoinACandidateFarDownstream(t *testing.T) {
+	net := chain(t, 4)
+	tr := NewTracker(30_000)
+	tr.SetTopology(NewTopology(net, 9))
+	var log []Evidence
+	for k := int64(0); k < 12; k++ {
+		log = append(log, linkEvidence(t, net, 3, t0+k*10_000, candidateW))
+	}
+	for k := int64(12); k < 18; k++ {
+		log = append(log, linkEvidence(t, net, 1, t0+k*10_000, 0.7), linkEvidence(t, net, 3, t0+k*10_000, candidateW))
+	}
+	tr.Track(t0+180_000, everySeq, log)
+	inc := tr.Incidents()
+	if len(inc) != 1 {
+		t.Fatalf("candidates on link 3 and an alarm on link 1 made %+v, want one incident (the alarm's)", inc)
+	}
+	blk := linkEvidence(t, net, 1, 0, 0)
+	if d := geo.DistanceM(geo.LatLng{Lat: blk.Lat, Lng: blk.Lng}, geo.LatLng{Lat: inc[0].Lat, Lng: inc[0].Lng}); d > 1 {
+		t.Errorf("the alarm's incident is %.0f m from the alarm, want at it", d)
+	}
+}
+
+// A link the model finds suspicious whose probes keep leaving it at its usual rate (a signal's queue that
+// discharges each cycle) is judged flowing, not a candidate: a stall alarm there stays a candidate however
+// often the camera repeats it, and no candidate corroborates it. A link as suspicious that nobody leaves is a
+// candidate.
+func TestADischargingQueueIsNotACandidate(t *testing.T) {
+	net := chain(t, 2)
+	unsure := &detect.Model{Kind: "logistic", Features: detect.FeatureNames[:], Mean: make([]float64, detect.NumFeatures),
+		Scale: make([]float64, detect.NumFeatures), Weights: make([]float64, detect.NumFeatures), Bias: 0, Threshold: 0.7, Persist: 2}
+	for i := range unsure.Scale {
+		unsure.Scale[i] = 1
+	}
+	p, _ := net.Links()[0].PointAt(150)
+	cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
+	for _, discharging := range []bool{false, true} {
+		j := &blockageJudge{model: unsure, topo: NewTopology(net, 9), runs: map[int32]int{}}
+		tr := NewTracker(30_000)
+		tr.SetTopology(j.topo)
+		var log []Evidence
+		for k := int64(1); k <= 18; k++ {
+			ts := t0 + k*10_000
+			f := detect.Features{Link: 0, T: ts, HeadM: 150, Discharging: discharging}
+			f.X[detect.FStandLog] = 2
+			f.X[detect.FFixes] = 2 // fewer fixes than a flowing note needs on its own
+			log = append(log, j.judgeFeatures([]detect.Features{f})...)
+			if k%6 == 0 {
+				log = append(log, Evidence{Kind: schema.KindVideo, Source: "cam-1", Type: "stalled_vehicle", TS: ts + 1_000, Lat: p.Lat,
+					Lng: p.Lng, Cell: cell, Weight: 0.8})
+			}
+		}
+		tr.Track(t0+200_000, everySeq, log)
+		inc := tr.Incidents()
+		switch {
+		case discharging && len(inc) != 0:
+			t.Errorf("stall alarms on a suspicious link whose queue discharges made %+v, want a candidate only", inc)
+		case !discharging && len(inc) != 1:
+			t.Errorf("stall alarms on a suspicious link nobody leaves made %d incidents, want one", len(inc))
+		}
+	}
+}

@@ -97,9 +97,6 @@ type Incident struct {
 
 	sources map[string]*sourceAcc
 	types   map[string]float64
-	sumLat  float64
-	sumLng  float64
-	sumW    float64
 	links   map[int32]bool // road links whose traffic judgements joined it
 }
 
@@ -110,6 +107,13 @@ type sourceAcc struct {
 	// Doubt: every frame of this camera on the incident was a stall alarm on links the judge found flowing;
 	// it stays under unrepeatedCap however often it repeats.
 	Doubt bool `json:"doubt,omitempty"`
+	// Where this source places the incident: the mean of its evidence's positions weighted by their position
+	// weights (SumLat/SumLng over SumW), counting in the incident's position once with its best position
+	// weight PosW, however often the source repeats.
+	SumLat float64 `json:"sum_lat,omitempty"`
+	SumLng float64 `json:"sum_lng,omitempty"`
+	SumW   float64 `json:"sum_w,omitempty"`
+	PosW   float64 `json:"pos_w,omitempty"`
 }
 
 // Active reports whether the incident is suspected or confirmed.
@@ -254,20 +258,28 @@ func (t *tracker) add(ev Evidence) {
 		in.types[typ] += w
 	}
 	// The position leans to the strongest evidence; reports carry caller position error, so they count less.
-	// A traffic judgement upstream of the incident's links is its queue spilling back: it does not move the
-	// incident; one downstream of them has found the queue's head further on: the incident moves there.
+	// Each source (a camera, a caller, a link) places the incident once, at the mean of its own evidence,
+	// with its best weight: a camera repeating a stall alarm every second, or a queue's link judged every
+	// bucket, does not outweigh one call or one alarm by repeating (issue 12, fifth pass: a camera's frames of
+	// a queue 250-450 m long, or a candidate link judged for ten minutes, carried incidents 330-550 m from the
+	// blockage the call and the alarm were about).
+	// A traffic judgement upstream of a detected incident's links is its queue spilling back: it does not
+	// move the incident; one downstream of them has found the queue's head further on: the incident moves
+	// there. A candidate (never detected) is not followed along the queue: its evidence is averaged.
 	pw := w
 	if ev.Kind == schema.KindReport {
 		pw *= 0.3
 	}
 	if weak {
 		pw = 0
-	} else if li := ev.LinkRef - 1; li >= 0 && t.topo != nil && len(in.links) > 0 && !in.links[li] {
+	} else if li := ev.LinkRef - 1; li >= 0 && t.topo != nil && in.Status != "" && len(in.links) > 0 && !in.links[li] {
 		switch {
 		case t.topo.reaches(li, in.links, queueHops):
 			pw = 0
 		case t.topo.reachedFrom(li, in.links, queueHops):
-			in.sumLat, in.sumLng, in.sumW = 0, 0, 0
+			for _, o := range in.sources {
+				o.SumLat, o.SumLng, o.SumW, o.PosW = 0, 0, 0, 0
+			}
 		}
 	}
 	if ev.LinkRef > 0 && !weak {
@@ -277,10 +289,11 @@ func (t *tracker) add(ev Evidence) {
 		in.links[ev.LinkRef-1] = true
 	}
 	if pw > 0 {
-		in.sumLat += pw * ev.Lat
-		in.sumLng += pw * ev.Lng
-		in.sumW += pw
-		in.Lat, in.Lng = in.sumLat/in.sumW, in.sumLng/in.sumW
+		sa.SumLat += pw * ev.Lat
+		sa.SumLng += pw * ev.Lng
+		sa.SumW += pw
+		sa.PosW = math.Max(sa.PosW, pw)
+		in.Lat, in.Lng = position(in.sources)
 	}
 	if c, err := geo.CellOf(in.Lat, in.Lng, geo.Res(ev.Cell)); err == nil {
 		in.Cell = c
@@ -303,6 +316,26 @@ func (t *tracker) add(ev Evidence) {
 		in.ReportSeverity = int(ev.Sev)
 	}
 	t.rescore(in, ev.TS)
+}
+
+// position is the mean of the sources' places weighted by their position weights, summed in the order of the
+// sources' keys (deterministic whatever order the map iterates in). Callers ensure one source has a weight.
+func position(sources map[string]*sourceAcc) (lat, lng float64) {
+	keys := make([]string, 0, len(sources))
+	for k, sa := range sources {
+		if sa.SumW > 0 {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var sw float64
+	for _, k := range keys {
+		sa := sources[k]
+		lat += sa.PosW * sa.SumLat / sa.SumW
+		lng += sa.PosW * sa.SumLng / sa.SumW
+		sw += sa.PosW
+	}
+	return lat / sw, lng / sw
 }
 
 // nearest returns the open incident or candidate that ev belongs to, or nil: for a traffic judgement on a
@@ -335,8 +368,10 @@ func (t *tracker) nearest(ev Evidence) *Incident {
 			// calls ended), not more of the old one: joining would hide it under the old detection.
 			continue
 		}
-		if li >= 0 && t.topo != nil && len(in.links) > 0 &&
-			(in.links[li] || t.topo.reaches(li, in.links, queueHops) || t.topo.reachedFrom(li, in.links, queueHops)) {
+		// A candidate (never detected) is a suspicion, not a queue to follow: a judgement joins it by its link
+		// only on a link of its own, else by distance like any evidence.
+		if li >= 0 && t.topo != nil && len(in.links) > 0 && (in.links[li] ||
+			in.Status != "" && (t.topo.reaches(li, in.links, queueHops) || t.topo.reachedFrom(li, in.links, queueHops))) {
 			return in
 		}
 		if d := geo.DistanceM(p, geo.LatLng{Lat: in.Lat, Lng: in.Lng}); d <= bestD {

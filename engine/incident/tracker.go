@@ -178,9 +178,6 @@ type IncidentState struct {
 	Incident
 	Sources map[string]*sourceAcc `json:"sources"`
 	Types   map[string]float64    `json:"types"`
-	SumLat  float64               `json:"sum_lat"`
-	SumLng  float64               `json:"sum_lng"`
-	SumW    float64               `json:"sum_w"`
 	Links   []int32               `json:"links,omitempty"`
 }
 
@@ -190,7 +187,7 @@ func (tr *Tracker) State() State {
 	t := tr.t
 	st := State{Cams: t.cams, AdvancedTo: t.advancedTo, Flow: t.flow}
 	for _, in := range t.order {
-		is := IncidentState{Incident: *in, Sources: in.sources, Types: in.types, SumLat: in.sumLat, SumLng: in.sumLng, SumW: in.sumW}
+		is := IncidentState{Incident: *in, Sources: in.sources, Types: in.types}
 		for li := range in.links {
 			is.Links = append(is.Links, li)
 		}
@@ -211,7 +208,7 @@ func (tr *Tracker) Restore(st State) {
 	for i := range st.Incidents {
 		is := &st.Incidents[i]
 		in := is.Incident
-		in.sources, in.types, in.sumLat, in.sumLng, in.sumW = is.Sources, is.Types, is.SumLat, is.SumLng, is.SumW
+		in.sources, in.types = is.Sources, is.Types
 		if in.sources == nil {
 			in.sources = map[string]*sourceAcc{}
 		}
