@@ -65,9 +65,10 @@ type Config struct {
 	Network *geo.Network
 	// SignalControl tunes the signal controller (zero: signals.DefaultControl).
 	SignalControl signals.Control
-	// EventClock runs the dispatcher (ETAs, green waves, re-routes) on the newest event time the engine has
-	// applied instead of the wall clock: for feeds replayed or simulated faster than real time, so that the
-	// same feeds give the same dispatches however fast they come (the SUMO closed loop, bench/signals).
+	// EventClock runs the engine and the dispatcher (ETAs, green waves, re-routes) on the feeds' event time
+	// instead of the wall clock, for feeds simulated faster than real time (the SUMO closed loop,
+	// bench/signals): neither ticks on a wall-clock timer; the feeder calls Step after each simulated step,
+	// so the same feeds give the same incidents and dispatches however fast they come (step.go).
 	EventClock bool
 
 	// MemoryLimit is the process's memory budget in bytes (system/memory.go): 0, half the machine's memory;
@@ -146,6 +147,7 @@ type System struct {
 	stopErr      error
 	hubReady     atomic.Pointer[api.Hub]
 	badMessages  atomic.Uint64
+	consumed     progress // the last log message the consumer has handled (step.go)
 	cc           ccState
 }
 
@@ -206,6 +208,9 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	}
 	// 3. The engine and its consumer of the log.
 	ecfg := cfg.Engine
+	if cfg.EventClock {
+		ecfg.Tick = eventClockTick // the feeder ticks it (Step)
+	}
 	if ecfg.RawMem == nil && ecfg.Mem == nil {
 		// Retained raw events live off the Go heap: they cost their bytes, not twice that in collector headroom.
 		ecfg.RawMem = mallocator.NewMallocator()
@@ -306,11 +311,15 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	cctx, cancel := context.WithCancel(context.Background())
 	s.consumeCancel = cancel
 	s.consumeDone = make(chan error, 1)
+	s.consumed.advance(from - 1) // what a snapshot already holds counts as handled
 	go func() {
 		s.consumeDone <- s.Log.ConsumeAll(cctx, from, eventlog.Handlers{
 			Batch:  s.apply,
 			Action: func(seq uint64, a engine.Action) error { s.Engine.ApplyAction(seq, a); return nil },
 			Typed:  s.applyTyped,
+			Progress: func(seq, _ uint64) {
+				s.consumed.advance(seq)
+			},
 			Bad: func(seq uint64, err error) {
 				// No message stops the consumer or a restart: it is counted, kept aside and skipped.
 				s.badMessages.Add(1)
@@ -369,8 +378,10 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	s.Replays = replay.NewManager(replay.ManagerConfig{Log: s.Log, Engine: rcfg, FileDir: filepath.Join(cfg.DataDir, "imports")})
 	srv.Replays = api.NewReplays(s.Replays, cfg.Hub)
 	srv.Replays.NewZones = s.replayZones(zres)
-	if dm := s.Dispatch; dm != nil {
-		srv.Dispatch = dm
+	if s.Dispatch != nil {
+		srv.Dispatch = s.Dispatch
+	}
+	if dm := s.Dispatch; dm != nil && !cfg.EventClock { // on event time the feeder ticks it (Step)
 		s.dispatchStop = make(chan struct{})
 		s.dispatchDone = make(chan struct{})
 		go func() { defer close(s.dispatchDone); dm.Run(s.dispatchStop, 2*time.Second) }()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"os"
 	"strings"
 
 	"citybrain/engine"
@@ -142,8 +143,16 @@ func (a *ambulance) step(now float64) error {
 	}
 	if key := strings.Join(d.RouteLinks, ","); key != a.route {
 		a.route = key // the first route, and every re-route the dispatch makes
+		fmt.Fprintf(l.digest, "route %.0f %s;", now, key)
 		if err := a.follow(d.RouteLinks); err != nil {
 			return err
+		}
+	}
+	// CITYBRAIN_EV_TRACE=1: every decision, the dispatch's progress and green wave on stderr (docs/signals.md).
+	if os.Getenv("CITYBRAIN_EV_TRACE") != "" {
+		fmt.Fprintf(os.Stderr, "EVTRACE t=%.0f st=%s eta=%.0f prog=%.0f/%.0f upd=%s reroutes=%d route=%d links\n", now, d.Status, d.ETAS, d.ProgressM, d.LengthM, d.UpdatedAt.Format("15:04:05"), d.Reroutes, len(d.RouteLinks))
+		for _, p := range d.GreenWave {
+			fmt.Fprintf(os.Stderr, "   %s %s->%s passed=%t green_in=%.0f hold_in=%.0f q=%.1f\n", p.NodeID, p.Approach, p.Exit, p.Passed, p.GreenAt.Sub(d.UpdatedAt).Seconds(), p.HoldUntil.Sub(d.UpdatedAt).Seconds(), p.QueueVeh)
 		}
 	}
 	// The green wave's entries are timed on the manager's clock; their offsets from its last update are
@@ -179,9 +188,14 @@ func (a *ambulance) step(now float64) error {
 			a.mismatch++
 			continue
 		}
-		active[sig.ID] = lis
+		if _, ok := active[sig.ID]; !ok {
+			// A joined junction's signal can lie under several intersections of the route: the nearest
+			// one's movement first (the list runs in route order); the next takes over once it is passed.
+			active[sig.ID] = lis
+		}
 	}
-	for id, lis := range active {
+	for _, id := range sortedIDs(active) {
+		lis := active[id]
 		g := l.gws[id]
 		if g == nil {
 			continue
@@ -200,6 +214,10 @@ func (a *ambulance) step(now float64) error {
 			continue
 		}
 		g.held = true
+		if os.Getenv("CITYBRAIN_EV_TRACE") != "" {
+			fmt.Fprintf(os.Stderr, "  HOLD %s lis=%v target=%d cur=%d trans=%t shown=%s since=%.0f\n", id, lis, target, g.cur, g.inTransition(), g.shown, a.since[id])
+		}
+		fmt.Fprintf(l.digest, "hold %.0f %s %d;", now, id, target)
 		if g.cur != target && !g.inTransition() {
 			g.request(target, now)
 		}
@@ -264,11 +282,12 @@ func (a *ambulance) release() {
 }
 
 // servingMovement is the main green of a gateway serving most of the link indices lis (links with priority
-// counting double), -1 when none does.
+// counting double), -1 when none does. The main green shown (or being moved to) wins a tie: a signal already
+// green for the unit stays so (Bologna's 219 serves the unit's lanes in two of its stages; choosing the first
+// sent a cyclic program round its whole cycle, red for the unit, while it was already green).
 func servingMovement(g *gateway, lis []int) int {
-	best, bs := -1, 0
-	for i, m := range g.mains {
-		st, n := g.tl.Phases[m].State, 0
+	score := func(i int) int {
+		st, n := g.tl.Phases[g.mains[i]].State, 0
 		for _, li := range lis {
 			if li < len(st) {
 				switch st[li] {
@@ -279,9 +298,16 @@ func servingMovement(g *gateway, lis []int) int {
 				}
 			}
 		}
-		if n > bs {
+		return n
+	}
+	best, bs := -1, 0
+	for i := range g.mains {
+		if n := score(i); n > bs {
 			best, bs = i, n
 		}
+	}
+	if g.cur >= 0 && g.cur < len(g.mains) && bs > 0 && score(g.cur) == bs {
+		return g.cur
 	}
 	return best
 }

@@ -13,10 +13,10 @@ import (
 
 // CacheVersion changes whenever a controller or the measurement changes, so cached runs of older code are not
 // reused.
-const CacheVersion = "2026-12-07.1"
+const CacheVersion = "2026-12-08.1"
 
 // PreemptVersion changes whenever the emergency vehicle's green wave changes (it keys only +preempt runs).
-const PreemptVersion = "3"
+const PreemptVersion = "8"
 
 // BaselineVersion changes whenever the runs of SUMO's own programs (fixed, actuated, delay_based) or their
 // measurement change. Those runs do not depend on CityBrain's controller, feeds or decision period, so a change

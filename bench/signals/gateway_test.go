@@ -82,6 +82,23 @@ func TestServingMovement(t *testing.T) {
 	}
 }
 
+// A signal already green for the unit stays on its main green when another serves the movement as well.
+func TestServingMovementKeepsCurrent(t *testing.T) {
+	x := tl(Phase{Dur: 24, State: "GrGG"}, Phase{Dur: 3, State: "yrGy"}, Phase{Dur: 9, State: "rGGr"}, Phase{Dur: 3, State: "ryyr"},
+		Phase{Dur: 6, State: "GGrr"}, Phase{Dur: 3, State: "yyrr"})
+	g := newGateway(x)
+	if got := servingMovement(g, []int{2}); got != 0 {
+		t.Fatalf("not started: main %d, want 0 (the first serving lane 2)", got)
+	}
+	g.start(2, 0)
+	if got := servingMovement(g, []int{2}); got != 1 {
+		t.Errorf("showing main 1, which serves lane 2: main %d, want 1", got)
+	}
+	if got := servingMovement(g, []int{2, 3}); got != 0 {
+		t.Errorf("showing main 1, lanes 2-3 (main 0 serves both): main %d, want 0", got)
+	}
+}
+
 func TestValidPos(t *testing.T) {
 	for _, c := range []struct {
 		x, y float64

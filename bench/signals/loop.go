@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"hash/fnv"
 	"io"
 	"log"
@@ -53,6 +54,9 @@ type FeedStats struct {
 	// told with what the loop ran; PlanMismatches counts the differences.
 	PlanChecks     int `json:"plan_checks"`
 	PlanMismatches int `json:"plan_mismatches"`
+	// Digest is a hash of every decision the loop was given and every green-wave hold and route it applied,
+	// with their simulated times: two runs of the same seed must give the same (TestPreemptRepeats).
+	Digest string `json:"decision_digest,omitempty"`
 }
 
 // CheckEveryS is how often the closed loop checks the plan API against what it ran.
@@ -93,6 +97,9 @@ func (sc *Scenario) writeLoops(path string, gapS float64) ([]loopSite, error) {
 	return out, os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
+// LoopLogBytes bounds the closed loop's event log (its dead letters get a tenth of it).
+const LoopLogBytes = 2 << 30
+
 // simStart is the wall-clock time of simulated second 0 in the events the loop sends.
 var simStart = time.Date(2026, 11, 27, 8, 0, 0, 0, time.FixedZone("CST", 8*3600))
 
@@ -130,6 +137,7 @@ type loopCtl struct {
 	last    float64
 	checked float64
 	stats   FeedStats
+	digest  hash.Hash64 // FeedStats.Digest
 }
 
 func newLoopCtl(ctx context.Context, c *traci.Client, sc *Scenario, o Options, cyclic, preempt bool, loops []loopSite, now float64) (*loopCtl, error) {
@@ -147,10 +155,14 @@ func newLoopCtl(ctx context.Context, c *traci.Client, sc *Scenario, o Options, c
 	}
 	ecfg := engine.DefaultConfig()
 	ecfg.Retention = 0
+	// A run's log holds a few hundred MB at most (Hangzhou ×5, 2,400 s); the default 20 GiB limit is reserved
+	// on the disk by JetStream and fails once the machine has less than ~30 GB free.
+	lcfg := eventlog.DefaultConfig()
+	lcfg.MaxBytes = LoopLogBytes
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	sys, err := system.Start(sctx, system.Config{HTTPAddr: "127.0.0.1:0", DataDir: dir, Version: "signals", Network: net,
-		Logger: log.New(io.Discard, "", 0), Engine: ecfg, Log: eventlog.DefaultConfig(), Hub: api.DefaultHubConfig(),
+		Logger: log.New(io.Discard, "", 0), Engine: ecfg, Log: lcfg, Hub: api.DefaultHubConfig(),
 		SnapshotEvery: -1, SignalControl: o.Control, EventClock: true})
 	if err != nil {
 		os.RemoveAll(dir)
@@ -166,7 +178,7 @@ func newLoopCtl(ctx context.Context, c *traci.Client, sc *Scenario, o Options, c
 		token: strings.TrimSpace(string(tok)), client: &http.Client{Timeout: time.Minute},
 		rng: rand.New(rand.NewPCG(uint64(o.Seed), 16)), zone: zone, loops: loops, prevIDs: map[string]map[string]bool{},
 		count: map[string]float64{}, occSum: map[string]float64{}, spdSum: map[string]float64{}, spdN: map[string]float64{}, lastSpd: map[string]float64{},
-		probeOf: map[string]int{}, last: now, net: net}
+		probeOf: map[string]int{}, last: now, net: net, digest: fnv.New64a()}
 	if cyclic {
 		l.method = dispatch.MethodCyclic
 	}
@@ -389,6 +401,14 @@ func (l *loopCtl) decide(now float64) error {
 	if err := l.post(); err != nil {
 		return err
 	}
+	// The loop is the clock: the engine and the dispatcher tick now, on what this step's feeds made known
+	// (system.Config.EventClock), never on a wall-clock timer that falls anywhere in simulated time.
+	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	err := l.sys.Step(sctx)
+	cancel()
+	if err != nil {
+		return err
+	}
 	t1 := time.Now()
 	l.stats.PostS += t1.Sub(t0).Seconds()
 	type req struct {
@@ -423,6 +443,7 @@ func (l *loopCtl) decide(now float64) error {
 	}
 	for i, d := range ans.Decisions {
 		l.stats.Decisions++
+		fmt.Fprintf(l.digest, "%.0f %s %d %t;", now, d.ID, d.Phase, d.Hold)
 		g := l.order[i]
 		if d.Hold || d.Err != "" || g.held || g.inTransition() {
 			continue
@@ -524,7 +545,11 @@ func (l *loopCtl) call(method, path string, in, out any) error {
 	return json.Unmarshal(data, out)
 }
 
-func (l *loopCtl) feedStats() FeedStats { return l.stats }
+func (l *loopCtl) feedStats() FeedStats {
+	st := l.stats
+	st.Digest = fmt.Sprintf("%016x", l.digest.Sum64())
+	return st
+}
 
 // close stops CityBrain and removes its data directory.
 func (l *loopCtl) close() error {

@@ -269,7 +269,9 @@ func drive(ctx context.Context, c *traci.Client, sc *Scenario, base string, pree
 	case CityBrain, CityBrainCyclic:
 		var l *loopCtl
 		l, err = newLoopCtl(ctx, c, sc, o, base == CityBrainCyclic, preempt, loops, now)
-		ctl, gws = l, l.gws
+		if err == nil {
+			ctl, gws = l, l.gws
+		}
 	}
 	if err != nil {
 		return err

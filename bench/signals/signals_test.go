@@ -91,3 +91,46 @@ func TestProgramsFile(t *testing.T) {
 		t.Errorf("a skipped signal was written:\n%s", b)
 	}
 }
+
+// TestPreemptRepeats runs the ambulance's closed loop (CityBrain's controller, its dispatch and green wave)
+// twice on the same seed: the loop steps the engine and the dispatcher at each simulated step
+// (system.Config.EventClock, System.Step), so every signal decision, every hold of the wave and every route the
+// dispatch gives must come out the same, and so must the vehicles' times. Before, the dispatcher and the
+// engine ticked on the wall clock and the same seed gave 446 s and 319 s (Hangzhou ×5).
+func TestPreemptRepeats(t *testing.T) {
+	if _, err := exec.LookPath("sumo"); err != nil {
+		t.Skip("skipping: sumo is not installed (apt-get install sumo sumo-tools); the closed-loop experiment needs it")
+	}
+	if _, err := os.Stat(filepath.Join(dataDir(), "sumo", "bologna-acosta", "run.sumocfg")); err != nil {
+		t.Skipf("skipping: Bologna scenario missing (%v); set CITYBRAIN_DATA", err)
+	}
+	var rs []Result
+	for i := 0; i < 2; i++ {
+		sc, err := Builtin("bologna", dataDir(), t.TempDir(), 300)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.EVDepS = 60
+		r, err := Run(context.Background(), sc, CityBrain+PreemptSuffix, Defaults())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Feed == nil || r.Feed.Decisions == 0 || r.Feed.Rejected > 0 {
+			t.Fatalf("run %d: closed loop feed %+v", i+1, r.Feed)
+		}
+		if r.Preemptions == 0 {
+			t.Fatalf("run %d: the dispatch's green wave held no signal (EV travel %.0f s)", i+1, r.EVTravelS)
+		}
+		t.Logf("run %d: digest %s, %d decisions, %d preemptions, EV travel %.0f s, time loss %.2f s", i+1, r.Feed.Digest,
+			r.Feed.Decisions, r.Preemptions, r.EVTravelS, r.MeanTimeLossS)
+		rs = append(rs, r)
+	}
+	a, b := rs[0], rs[1]
+	if a.Feed.Digest != b.Feed.Digest || a.Feed.Decisions != b.Feed.Decisions {
+		t.Errorf("the same seed gave different decisions: digest %s (%d) then %s (%d)", a.Feed.Digest, a.Feed.Decisions, b.Feed.Digest, b.Feed.Decisions)
+	}
+	if a.EVTravelS != b.EVTravelS || a.MeanTimeLossS != b.MeanTimeLossS || a.Preemptions != b.Preemptions || a.Arrived != b.Arrived {
+		t.Errorf("the same seed gave different runs: EV %.0f / %.0f s, time loss %.3f / %.3f s, preemptions %d / %d, arrived %d / %d",
+			a.EVTravelS, b.EVTravelS, a.MeanTimeLossS, b.MeanTimeLossS, a.Preemptions, b.Preemptions, a.Arrived, b.Arrived)
+	}
+}

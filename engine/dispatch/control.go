@@ -186,6 +186,7 @@ func (sc *signalControl) decide(s *geo.Signal, r SignalRequest, method string) S
 	gate := 0.0
 	if ctl.GateFill > 0 {
 		gate = ctl.Gate(sc.est.AreaFill())
+		ctl.Saturated = gate > 0
 	}
 	ls := make([]signals.LaneState, len(views))
 	for i, v := range views {

@@ -333,3 +333,80 @@ func TestDispatchRoutesAMovingUnitItsWay(t *testing.T) {
 		}
 	}
 }
+
+// A unit at a signal's stop line has not passed it (GPS puts it a few metres either side): the green wave
+// keeps holding that signal until the unit is PassedM beyond it.
+func TestSignalHeldUntilPassed(t *testing.T) {
+	m, src, net := setup(t)
+	opts, err := m.Nearest("inc1", 1)
+	if err != nil || len(opts) == 0 {
+		t.Fatalf("nearest: %v %v", opts, err)
+	}
+	unit := opts[0].Unit.ID
+	d, err := m.Assign("inc1", unit, "cmd", "commander")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sig *geo.RouteNode
+	nodes := d.Route.Nodes(net)
+	for i := range nodes {
+		if rn := &nodes[i]; rn.Node.Signalised && rn.OutLink.LengthM > 2*PassedM && rn.InLink.LengthM > 10 &&
+			rn.DistM+2*PassedM < d.LengthM-m.cfg.ArriveM {
+			sig = rn
+			break
+		}
+	}
+	if sig == nil {
+		t.Skip("the route crosses no signal with links long enough to test")
+	}
+	passed := func() bool {
+		cur, _ := m.Get(d.ID)
+		for _, p := range cur.GreenWave {
+			if p.NodeID == sig.Node.ID && p.Approach == sig.InLink.ID {
+				return p.Passed
+			}
+		}
+		t.Fatalf("signal %s not in the green wave", sig.Node.ID)
+		return false
+	}
+	ts := int64(10)
+	move := func(p geo.LatLng) {
+		ts++
+		src.move(unit, p, ts)
+		m.Tick()
+	}
+	before, _ := sig.InLink.PointAt(sig.InLink.LengthM - 5)
+	move(before)
+	if passed() {
+		t.Fatal("5 m before the stop line: passed")
+	}
+	just, _ := sig.OutLink.PointAt(3)
+	move(just)
+	if passed() {
+		t.Error("3 m past the stop line (GPS noise): passed, want held")
+	}
+	beyond, _ := sig.OutLink.PointAt(2 * PassedM)
+	move(beyond)
+	if !passed() {
+		t.Errorf("%.0f m past the stop line: not passed", 2*PassedM)
+	}
+}
+
+func TestPassedSignal(t *testing.T) {
+	for _, c := range []struct {
+		dist, progress, length float64
+		want                   bool
+	}{
+		{100, 95, 500, false},           // before the stop line
+		{100, 103, 500, false},          // at it, GPS a few metres past
+		{100, 100 + PassedM, 500, true}, // into the junction
+		{100, 104, 105, false},          // the incident 5 m past the signal: not yet at it
+		{100, 105, 105, true},           // at the route's end
+		{100, 100 + PassedM, 108, true}, // beyond
+		{100, 99, 100 + PassedM, false}, // before the line, route ending PassedM past it
+	} {
+		if got := passedSignal(c.dist, c.progress, c.length); got != c.want {
+			t.Errorf("signal at %.0f m, unit at %.0f of %.0f m: passed %v, want %v", c.dist, c.progress, c.length, got, c.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"citybrain/engine"
@@ -30,7 +31,7 @@ func (m *Manager) greenWaveLocked(d *Dispatch, now time.Time, speed geo.SpeedFun
 		if rn.Approach >= 0 {
 			p.Side = rn.Node.Approaches[rn.Approach].Side.String()
 		}
-		if rn.DistM <= d.ProgressM || d.Status != StatusEnRoute {
+		if passedSignal(rn.DistM, d.ProgressM, d.LengthM) || d.Status != StatusEnRoute {
 			p.Passed, p.DistM = true, 0
 			out = append(out, p)
 			continue
@@ -52,6 +53,18 @@ func (m *Manager) greenWaveLocked(d *Dispatch, now time.Time, speed geo.SpeedFun
 		out = append(out, p)
 	}
 	return out
+}
+
+// PassedM: a signal counts as passed once the unit is this far beyond its stop line along the route. A
+// unit waiting at the line reports positions a few metres either side of it (GPS noise; progress keeps the
+// farthest), and one of them past the line released its hold while it still waited there (Bologna's 219:
+// 30 s at a red the wave had asked to be green).
+const PassedM = 15.0
+
+// passedSignal reports whether a unit progressM along a route of lengthM has passed a signal at distM: PassedM
+// beyond it, or at the route's end when that comes sooner (the incident just past the signal).
+func passedSignal(distM, progressM, lengthM float64) bool {
+	return progressM >= math.Min(distM+PassedM, lengthM)
 }
 
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

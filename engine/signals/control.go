@@ -54,6 +54,13 @@ type Control struct {
 	// GateMin) at GateFill + GateSpan, so that the area stays below the fill where it stops flowing and the
 	// queue waits at its edge. GateFill 0: no gate.
 	GateFill, GateSpan, GateMin float64
+	// SatMaxPerGreen: while the area is saturated (the gate engaged), a green lasts at most this many times
+	// the program's own green for the stage (Stage.GreenS; 0: no such cap). A saturated network's queues
+	// reach back into the junctions upstream, and a green extended past the plan's split lengthens every
+	// cross street's red until they block them; Bologna's programs are tuned plans.
+	SatMaxPerGreen float64
+	// Saturated is set per decision by the caller (with Cyclic): the gate is engaged now.
+	Saturated bool
 	// Cyclic keeps the program's order of main greens: the choice is only to hold the current one or move on
 	// to the next main green with demand.
 	Cyclic bool
@@ -62,7 +69,7 @@ type Control struct {
 // DefaultControl is the tuning measured in docs/signals.md.
 func DefaultControl() Control {
 	return Control{MinGreenS: 5, MinGreenPerLost: 3, MaxGreenS: 60, ArrivalWeight: 0.5, SwitchRatio: 2, SwitchCost: 2, SpillFill: 0.8, MaxWaitS: 120, MaxGapS: 3, MinDemand: 0.5,
-		GateFill: 0.3, GateSpan: 0.3, GateMin: 0.2}
+		GateFill: 0.3, GateSpan: 0.3, GateMin: 0.2, SatMaxPerGreen: 1}
 }
 
 // Decision is the phase choice at one signal.
@@ -195,6 +202,9 @@ func Decide(stages []Stage, lanes []LaneState, cur int, elapsed float64, c Contr
 	}
 	if st.MaxS > 0 {
 		maxS = st.MaxS
+	}
+	if c.Saturated && c.SatMaxPerGreen > 0 && st.GreenS > 0 {
+		maxS = math.Min(maxS, math.Max(minS, c.SatMaxPerGreen*st.GreenS))
 	}
 	// The perimeter gate shortens a green in the share its pressure comes from held-back entries.
 	{

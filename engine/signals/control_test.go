@@ -145,3 +145,25 @@ func TestGate(t *testing.T) {
 		t.Errorf("ungated green at 31 s: %+v, want held", d)
 	}
 }
+
+// Under saturation a green runs at most SatMaxPerGreen × the program's own green; otherwise to MaxGreenS.
+func TestSatMaxPerGreen(t *testing.T) {
+	c := DefaultControl()
+	c.SatMaxPerGreen = 1
+	st := []Stage{{Lanes: []int{0, 1}, GreenS: 24}, {Lanes: []int{2, 3}, GreenS: 30}}
+	ls := lanes(8, 8, 2, 0)
+	if d := Decide(st, ls, 0, 25, c); !d.Hold {
+		t.Errorf("not saturated, 25 s of a 24-s green: %+v, want held", d)
+	}
+	c.Saturated = true
+	if d := Decide(st, ls, 0, 23, c); !d.Hold {
+		t.Errorf("saturated, 23 s of a 24-s green: %+v, want held", d)
+	}
+	if d := Decide(st, ls, 0, 25, c); d.Hold || d.Reason != "max_green" {
+		t.Errorf("saturated, 25 s of a 24-s green: %+v, want ended at the plan's green", d)
+	}
+	c.SatMaxPerGreen = 0
+	if d := Decide(st, ls, 0, 25, c); !d.Hold {
+		t.Errorf("saturated without the cap: %+v, want held", d)
+	}
+}
