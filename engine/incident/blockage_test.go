@@ -327,3 +327,26 @@ func TestADischargingQueueIsNotACandidate(t *testing.T) {
 		}
 	}
 }
+
+// A camera streaming stall alarms from a queue the judge finds flowing stays doubted while most of its frames
+// are: one frame that lands on a moment the judge found the link suspicious (an hour of gridlock has such
+// moments) no longer clears it for good.
+func TestOneUndoubtedFrameDoesNotClearACamera(t *testing.T) {
+	net := chain(t, 4)
+	p, _ := net.Links()[1].PointAt(150)
+	cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
+	tr := NewTracker(30_000)
+	tr.SetTopology(NewTopology(net, 9))
+	for k := int64(0); k < 8; k++ {
+		ts := t0 + k*30_000
+		tr.Track(ts, everySeq, []Evidence{{Kind: schema.KindProbe, Type: flowingType, TS: ts, LinkRef: 2}})
+		if k == 4 {
+			tr.t.flow[1].Suspect = ts + 1 // the judge found the link suspicious just before this frame
+		}
+		tr.Track(ts+2_000, everySeq, []Evidence{{Kind: schema.KindVideo, Source: "cam-1", Type: "stalled_vehicle", TS: ts + 2_000,
+			Lat: p.Lat, Lng: p.Lng, Cell: cell, Weight: 0.8}})
+	}
+	if inc := tr.Incidents(); len(inc) != 0 {
+		t.Errorf("eight stall alarms on a flowing link, one of them just after a suspicious moment, made %+v, want a candidate only", inc)
+	}
+}

@@ -104,9 +104,10 @@ type sourceAcc struct {
 	Kind   schema.Kind `json:"kind"`
 	Weight float64     `json:"weight"` // best single weight
 	N      int         `json:"n"`
-	// Doubt: every frame of this camera on the incident was a stall alarm on links the judge found flowing;
-	// it stays under unrepeatedCap however often it repeats.
-	Doubt bool `json:"doubt,omitempty"`
+	// Doubt: most frames of this camera on the incident (Doubted of N) were stall alarms on links the judge
+	// found flowing; it stays under unrepeatedCap however often it repeats.
+	Doubt   bool `json:"doubt,omitempty"`
+	Doubted int  `json:"doubted,omitempty"`
 	// Where this source places the incident: the mean of its evidence's positions weighted by their position
 	// weights (SumLat/SumLng over SumW), counting in the incident's position once with its best position
 	// weight PosW, however often the source repeats.
@@ -114,6 +115,16 @@ type sourceAcc struct {
 	SumLng float64 `json:"sum_lng,omitempty"`
 	SumW   float64 `json:"sum_w,omitempty"`
 	PosW   float64 `json:"pos_w,omitempty"`
+}
+
+// doubt counts one more detection (N already counts it), doubted or not: the source is doubted while most of
+// its detections are. One frame the judge happened to find on a suspicious link no longer clears a camera that
+// streams stall alarms from a queue for good (an hour of gridlock has such moments).
+func (sa *sourceAcc) doubt(d bool) {
+	if d {
+		sa.Doubted++
+	}
+	sa.Doubt = 2*sa.Doubted > sa.N
 }
 
 // Active reports whether the incident is suspected or confirmed.
@@ -246,11 +257,11 @@ func (t *tracker) add(ev Evidence) {
 	key := ev.Kind.String() + ":" + ev.Source
 	sa := in.sources[key]
 	if sa == nil {
-		sa = &sourceAcc{Kind: ev.Kind, Doubt: doubt}
+		sa = &sourceAcc{Kind: ev.Kind}
 		in.sources[key] = sa
 	}
-	sa.Doubt = sa.Doubt && doubt
 	sa.N++
+	sa.doubt(doubt)
 	sa.Weight = math.Max(sa.Weight, w)
 	if ev.Kind == schema.KindReport {
 		in.types[typ] += 1.5 * w // a person names the cause better than a classifier
@@ -516,11 +527,11 @@ func detectionTime(in *Incident, fallback int64) int64 {
 		key := e.Kind + ":" + e.ID
 		sa := acc[key]
 		if sa == nil {
-			sa = &sourceAcc{Kind: schema.ParseKind(e.Kind), Doubt: e.doubt}
+			sa = &sourceAcc{Kind: schema.ParseKind(e.Kind)}
 			acc[key] = sa
 		}
-		sa.Doubt = sa.Doubt && e.doubt
 		sa.N++
+		sa.doubt(e.doubt)
 		sa.Weight = math.Max(sa.Weight, e.Weight)
 		if fuse(acc, blocking(types)) >= DetectScore {
 			return e.TS
