@@ -10,7 +10,6 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 
 	"citybrain/engine"
 	"citybrain/eventlog"
@@ -101,19 +100,7 @@ func TestOpenFitsTheDisk(t *testing.T) {
 		store int64 // the server's JetStream store limit
 		ok    bool
 	}{{1 << 30, true}, {300 << 20, true}, {64 << 20, false}} {
-		ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), DontListen: true,
-			NoSigs: true, NoLog: true, JetStreamMaxStore: c.store})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go ns.Start()
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatal("nats not ready")
-		}
-		nc, err := nats.Connect("", nats.InProcessServer(ns))
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, nc, stop := logtest.ServerWith(t, server.Options{JetStreamMaxStore: c.store})
 		cfg := eventlog.DefaultConfig() // 20 GiB
 		l, err := eventlog.Open(t.Context(), nc, cfg)
 		switch {
@@ -135,8 +122,6 @@ func TestOpenFitsTheDisk(t *testing.T) {
 				t.Errorf("store %d MiB: dead letter: %v", c.store>>20, err)
 			}
 		}
-		nc.Close()
-		ns.Shutdown()
-		ns.WaitForShutdown()
+		stop()
 	}
 }

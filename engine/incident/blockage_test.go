@@ -190,11 +190,7 @@ func TestStallAlarmOnFlowingLinkNeedsCorroboration(t *testing.T) {
 // persistence, makes an alarm on a learned link and only a candidate on a young one.
 func TestYoungLinkIsNeverAnAlarmAlone(t *testing.T) {
 	net := chain(t, 2)
-	sure := &detect.Model{Kind: "logistic", Features: detect.FeatureNames[:], Mean: make([]float64, detect.NumFeatures),
-		Scale: make([]float64, detect.NumFeatures), Weights: make([]float64, detect.NumFeatures), Bias: 10, Threshold: 0.7, Persist: 2}
-	for i := range sure.Scale {
-		sure.Scale[i] = 1
-	}
+	sure := constantModel(10)
 	for _, young := range []bool{false, true} {
 		j := &blockageJudge{model: sure, topo: NewTopology(net, 9), runs: map[int32]int{}}
 		var feats []detect.Features
@@ -294,11 +290,7 @@ func TestAnAlarmDoesNotJoinACandidateFarDownstream(t *testing.T) {
 // candidate.
 func TestADischargingQueueIsNotACandidate(t *testing.T) {
 	net := chain(t, 2)
-	unsure := &detect.Model{Kind: "logistic", Features: detect.FeatureNames[:], Mean: make([]float64, detect.NumFeatures),
-		Scale: make([]float64, detect.NumFeatures), Weights: make([]float64, detect.NumFeatures), Bias: 0, Threshold: 0.7, Persist: 2}
-	for i := range unsure.Scale {
-		unsure.Scale[i] = 1
-	}
+	unsure := constantModel(0)
 	p, _ := net.Links()[0].PointAt(150)
 	cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
 	for _, discharging := range []bool{false, true} {
@@ -349,4 +341,15 @@ func TestOneUndoubtedFrameDoesNotClearACamera(t *testing.T) {
 	if inc := tr.Incidents(); len(inc) != 0 {
 		t.Errorf("eight stall alarms on a flowing link, one of them just after a suspicious moment, made %+v, want a candidate only", inc)
 	}
+}
+
+// constantModel is a logistic model that ignores the features: every link's probability is that of bias
+// (10: sure it is blocked; 0: a probability of one half, under the 0.7 threshold), persistence 2.
+func constantModel(bias float64) *detect.Model {
+	m := &detect.Model{Kind: "logistic", Features: detect.FeatureNames[:], Mean: make([]float64, detect.NumFeatures),
+		Scale: make([]float64, detect.NumFeatures), Weights: make([]float64, detect.NumFeatures), Bias: bias, Threshold: 0.7, Persist: 2}
+	for i := range m.Scale {
+		m.Scale[i] = 1
+	}
+	return m
 }

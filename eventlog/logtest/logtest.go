@@ -26,8 +26,21 @@ func Server(t testing.TB) (*server.Server, *nats.Conn) {
 // restarts it on the same directory; stop may be called more than once, and runs when the test ends.
 func ServerAt(t testing.TB, storeDir string) (*server.Server, *nats.Conn, func()) {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: storeDir, DontListen: true,
-		NoSigs: true, NoLog: true, MaxPayload: 8 << 20})
+	return ServerWith(t, server.Options{StoreDir: storeDir})
+}
+
+// ServerWith is ServerAt with more of the server's options (a store limit, say): JetStream on, no listener,
+// no signals, no log, an 8 MiB payload limit and a temporary store directory unless opts say otherwise.
+func ServerWith(t testing.TB, opts server.Options) (*server.Server, *nats.Conn, func()) {
+	t.Helper()
+	opts.JetStream, opts.DontListen, opts.NoSigs, opts.NoLog = true, true, true, true
+	if opts.MaxPayload == 0 {
+		opts.MaxPayload = 8 << 20
+	}
+	if opts.StoreDir == "" {
+		opts.StoreDir = t.TempDir()
+	}
+	ns, err := server.NewServer(&opts)
 	if err != nil {
 		t.Fatal(err)
 	}
