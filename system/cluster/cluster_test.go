@@ -273,3 +273,28 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// A partition applied to its last message is caught up with no lag, whatever the consumer's last pending
+// count said; one message behind its last, it lags.
+func TestStatusTrustsWhatWasApplied(t *testing.T) {
+	eng := engine.New(engine.Config{Tick: time.Hour})
+	defer eng.Stop()
+	p := &Partition{cfg: PartitionConfig{K: 5}, targetSeq: 1583, started: time.Now()}
+	p.eng.Store(eng)
+	p.applied.Store(1600)
+	p.pending.Store(7)
+	if st := p.Status(1607); st.CaughtUp || st.Lag != 7 {
+		t.Errorf("applied 1600 of 1607: caught up %v, lag %d; want not caught up, the consumer's 7", st.CaughtUp, st.Lag)
+	}
+	p.applied.Store(1607)
+	p.pending.Store(1) // the server's count, stale
+	if st := p.Status(1607); !st.CaughtUp || st.Lag != 0 {
+		t.Errorf("applied 1607 of 1607 with 1 pending reported: caught up %v, lag %d; want caught up, lag 0", st.CaughtUp, st.Lag)
+	}
+	if !p.CaughtUp() {
+		t.Error("the partition does not say it caught up")
+	}
+	if st := p.Status(1610); st.Lag == 0 {
+		t.Errorf("applied 1607, newest 1610: lag %d, want more than 0", st.Lag)
+	}
+}
