@@ -649,7 +649,10 @@ func (l *Log) consume(ctx context.Context, filters []string, from uint64, h Hand
 	defer stop()
 	defer it.Stop()
 	for {
-		m, err := it.Next()
+		// Next watches ctx itself: it.Stop (above) can land while the ordered consumer recreates itself after
+		// losing its server, stop the subscription being replaced, and leave Next waiting on the new one for
+		// good (a cluster engine node's loop hung in Partition.Stop for minutes after a NATS node's restart).
+		m, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
