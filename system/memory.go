@@ -175,8 +175,8 @@ func (g *governor) step(now time.Time) {
 	}
 	backlog := g.lag()
 	g.backlog.Store(backlog)
-	if g.settle(now, input, gm) {
-		rss = processRSS()
+	if after, ok := g.settle(now, input, gm, rss); ok {
+		rss = after
 		g.rss.Store(rss)
 	}
 	if g.limit <= 0 {
@@ -254,33 +254,34 @@ func (g *governor) step(now time.Time) {
 
 // settle gives the memory of a burst back to the system once the input has gone quiet (QuietSettle with
 // nothing reflected or admitted), once per quiet spell, when the Go runtime holds more than the heap's
-// live part and settleSlack beyond it. Under a steady input the collector runs often and the heap stays near
+// live part and SettleSlack beyond it. Under a steady input the collector runs often and the heap stays near
 // its goal; after a burst (a backfill, a replay's import, a load test) nothing allocates, so nothing makes it
 // run: the garbage, the log's expired block caches parked in their pool and the heap's free pages would keep
 // RSS where the burst left it (1 GB after 3 M events, of which the events retained take 80 MB) until the
 // runtime's two-minute forced collection and its slow scavenger. Two collections empty the pool (its
-// victim cache survives one), FreeOSMemory returns the pages. Reports whether it did.
-func (g *governor) settle(now time.Time, input uint64, gm goMemory) bool {
+// victim cache survives one), FreeOSMemory returns the pages. rss is the process's RSS before; it returns the
+// RSS after and whether it gave memory back.
+func (g *governor) settle(now time.Time, input uint64, gm goMemory, rss int64) (int64, bool) {
 	if input != g.lastInput || g.lastActive.IsZero() {
 		g.lastInput, g.lastActive, g.settledNow = input, now, false
-		return false
+		return rss, false
 	}
-	if g.settledNow || now.Sub(g.lastActive) < QuietSettle || gm.held-gm.live < settleSlack {
-		return false
+	if g.settledNow || now.Sub(g.lastActive) < QuietSettle || gm.held-gm.live < SettleSlack {
+		return rss, false
 	}
 	g.settledNow = true
-	before := processRSS()
 	runtime.GC()
 	runtime.GC()
 	debug.FreeOSMemory()
 	g.settles.Add(1)
-	g.logf("memory: input quiet for %s: the burst's memory given back, RSS %d → %d MiB", now.Sub(g.lastActive).Round(time.Second), before>>20, processRSS()>>20)
-	return true
+	after := processRSS()
+	g.logf("memory: input quiet for %s: the burst's memory given back, RSS %d → %d MiB", now.Sub(g.lastActive).Round(time.Second), rss>>20, after>>20)
+	return after, true
 }
 
-// settleSlack is how much the Go runtime may hold beyond the live heap before a quiet spell is worth a
+// SettleSlack is how much the Go runtime may hold beyond the live heap before a quiet spell is worth a
 // collection.
-const settleSlack = 32 << 20
+const SettleSlack = 32 << 20
 
 // goLimit is the Go runtime's soft memory limit for a process with memory budget limit that holds rss, of
 // which the Go runtime holds held and the retained raw events rawBytes (off the Go heap): 90 % of the budget
