@@ -620,14 +620,14 @@ func (r *runner) memory(ctx context.Context) error {
 	nb := n / arrowBatchEvents
 	t0 := time.Now().Add(-span).UnixMilli()
 	tsFn := func(k int64) int64 { return t0 + k*span.Milliseconds()/nb }
-	// fill sends n events to a new target and returns its RSS 2 s after they were reflected (burst) and, when
-	// the Go runtime then holds enough beyond its live heap for the governor to give it back once the input
-	// is quiet (system.QuietSettle), RSS after that (settled; else burst again).
-	var burst uint64
-	fill := func(name string, bs []*batch) (*target, status, error) {
+	// fill sends n events to a new target and returns it, its status and its RSS 2 s after they were
+	// reflected (burst); when the Go runtime then holds enough beyond its live heap for the governor to give
+	// it back once the input is quiet (system.QuietSettle), it returns once the governor did (the target's
+	// RSS is then the settled one).
+	fill := func(name string, bs []*batch) (*target, status, uint64, error) {
 		t, err := r.newTarget(ctx, name, runOpts{})
 		if err != nil {
-			return nil, status{}, err
+			return nil, status{}, 0, err
 		}
 		time.Sleep(time.Second)
 		if mm.BaselineRSS == 0 {
@@ -638,30 +638,30 @@ func (r *runner) memory(ctx context.Context) error {
 		r.logf("memory: %s: %d events over %s of event time", name, n, span)
 		d := r.drive(ctx, t, snd, bs, 4, 5*time.Minute, nb, tsFn)
 		if d.Errors > 0 {
-			return t, status{}, fmt.Errorf("cannot fill %s: %s", name, d.FirstError)
+			return t, status{}, 0, fmt.Errorf("cannot fill %s: %s", name, d.FirstError)
 		}
 		mm.IngestPerSec = d.PipelinePerSec
 		time.Sleep(2 * time.Second)
-		burst = t.rss()
+		burst := t.rss()
 		st, err := t.status(ctx)
 		if err != nil {
-			return t, st, err
+			return t, st, burst, err
 		}
-		m := st.Memory
-		if m.GoHeapObjects+m.GoHeapFree+m.GoOther-m.GoHeapLive < 32<<20 {
-			return t, st, nil // nothing worth giving back
+		m := st.Memory // what the runtime holds (objects, free, other) beyond its live heap: the governor's test
+		if m.GoHeapObjects+m.GoHeapFree+m.GoOther-m.GoHeapLive < system.SettleSlack {
+			return t, st, burst, nil // nothing worth giving back
 		}
 		r.heapProfile(name + "-burst")
 		for deadline := time.Now().Add(system.QuietSettle + 10*time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 			if st2, err := t.status(ctx); err == nil && st2.Memory.Settles > m.Settles {
 				mm.Settled = true
-				return t, st2, nil
+				return t, st2, burst, nil
 			}
 		}
 		r.logf("memory: %s: the governor did not give the fill's memory back within %s", name, system.QuietSettle+10*time.Second)
-		return t, st, nil
+		return t, st, burst, nil
 	}
-	ta, sta, err := fill("memory-few-cells", fb)
+	ta, sta, burst, err := fill("memory-few-cells", fb)
 	if ta == nil {
 		return err
 	}
@@ -718,7 +718,7 @@ func (r *runner) memory(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tb, stb, err := fill("memory-many-cells", mb)
+	tb, stb, burst, err := fill("memory-many-cells", mb)
 	if tb != nil {
 		mm.ManyCellsRSS, mm.ManyCells, mm.ManyCellsBurstRSS = tb.rss(), stb.Cells, burst
 		r.dispose(tb)

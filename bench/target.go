@@ -244,28 +244,19 @@ func (t *target) status(ctx context.Context) (status, error) {
 
 // metric reads one unlabelled gauge or counter from /metrics.
 func (t *target) metric(ctx context.Context, name string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+t.httpAddr+"/metrics", nil)
+	m, err := t.metrics(ctx, name)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := statusClient.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("cannot read metrics (%s): %w", t.httpAddr, err)
+	v, ok := m[name]
+	if !ok {
+		return 0, fmt.Errorf("cannot find metric %s at %s", name, t.httpAddr)
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, name+" ") {
-			return strconv.ParseFloat(strings.TrimSpace(line[len(name)+1:]), 64)
-		}
-	}
-	return 0, fmt.Errorf("cannot find metric %s at %s", name, t.httpAddr)
+	return v, nil
 }
 
 // metrics reads several samples from /metrics at once, each named as its line starts (labels included:
-// `citybrain_tick_seconds{part="hub"}`); a name not found is left out.
+// `citybrain_tick_seconds{part="hub"}`); the first sample of each name counts, a name not found is left out.
 func (t *target) metrics(ctx context.Context, names ...string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+t.httpAddr+"/metrics", nil)
 	if err != nil {
@@ -282,7 +273,7 @@ func (t *target) metrics(ctx context.Context, names ...string) (map[string]float
 	for sc.Scan() {
 		line := sc.Text()
 		for _, name := range names {
-			if strings.HasPrefix(line, name+" ") {
+			if _, seen := out[name]; !seen && strings.HasPrefix(line, name+" ") {
 				if v, err := strconv.ParseFloat(strings.TrimSpace(line[len(name)+1:]), 64); err == nil {
 					out[name] = v
 				}
