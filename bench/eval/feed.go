@@ -98,8 +98,8 @@ func (d *direct) detections(context.Context) ([]Detection, error) {
 func (d *direct) speeds(context.Context) (map[string]float64, map[uint64]float64, error) {
 	links := map[string]float64{}
 	for _, ls := range d.e.Links(d.bb) {
-		if sp, ok := ls.W[1].Speed(); ok {
-			links[ls.Link.ID] = sp
+		if est := ls.Estimate(1); !math.IsNaN(est.Kmh) {
+			links[ls.Link.ID] = est.Kmh
 		}
 	}
 	cells := map[uint64]float64{}
@@ -108,7 +108,7 @@ func (d *direct) speeds(context.Context) (map[string]float64, map[uint64]float64
 		return nil, nil, err
 	}
 	for _, v := range views {
-		if sp, ok := v.W[1].Speed(); ok {
+		if sp := v.Derive(1).SpeedKmh; !math.IsNaN(sp) {
 			cells[v.Cell] = sp
 		}
 	}
