@@ -23,7 +23,7 @@ type target interface {
 	send(ctx context.Context, body []byte) (accepted, rejected int, err error)
 	detections(ctx context.Context) ([]Detection, error)
 	// speeds reads the 5-minute window of every link and every cell with a speed.
-	speeds(ctx context.Context) (links map[string]float64, cells map[uint64]float64, err error)
+	speeds(ctx context.Context) (links map[string]linkReading, cells map[uint64]float64, err error)
 	stop() error
 }
 
@@ -95,11 +95,17 @@ func (d *direct) detections(context.Context) ([]Detection, error) {
 	return out, nil
 }
 
-func (d *direct) speeds(context.Context) (map[string]float64, map[uint64]float64, error) {
-	links := map[string]float64{}
+// linkReading is a link's published 5-minute speed and the number of observations behind it.
+type linkReading struct {
+	Kmh     float64
+	Samples float64
+}
+
+func (d *direct) speeds(context.Context) (map[string]linkReading, map[uint64]float64, error) {
+	links := map[string]linkReading{}
 	for _, ls := range d.e.Links(d.bb) {
-		if sp, ok := ls.W[1].Speed(); ok {
-			links[ls.Link.ID] = sp
+		if est := ls.Estimate(1); !math.IsNaN(est.Kmh) {
+			links[ls.Link.ID] = linkReading{Kmh: est.Kmh, Samples: float64(ls.W[1].Samples)}
 		}
 	}
 	cells := map[uint64]float64{}
@@ -108,7 +114,7 @@ func (d *direct) speeds(context.Context) (map[string]float64, map[uint64]float64
 		return nil, nil, err
 	}
 	for _, v := range views {
-		if sp, ok := v.W[1].Speed(); ok {
+		if sp := v.Derive(1).SpeedKmh; !math.IsNaN(sp) {
 			cells[v.Cell] = sp
 		}
 	}
@@ -185,20 +191,80 @@ type speedScore struct {
 	origin geo.LatLng
 	res    int
 	start  int64
-	pairs  map[string][]speedPair // by unit kind: link, cell, square; link-sample: the probes' own truth
+	pairs  map[string][]speedPair // by unit kind: link, cell, square; link-sample: the probes' own truth; square-cell: a square read from the cell holding its centre
 	low    bool                   // the 5 % probe variant
+	// squares: the links crossing each square and their share of length in it (nil without a network)
+	squares map[string][]squareShare
 }
 
 type speedPair struct {
 	Truth, Est, VehS float64
 }
 
-func newSpeedScore(run *simRun, start time.Time, res int, low bool) *speedScore {
+func newSpeedScore(run *simRun, net *geo.Network, start time.Time, res int, low bool) *speedScore {
 	s := &speedScore{truth: map[obsKey]SpeedObs{}, origin: run.Origin, res: res, start: start.UnixMilli(), pairs: map[string][]speedPair{}, low: low}
 	for _, o := range run.Speed {
 		s.truth[obsKey{o.Window, o.Unit}] = o
 	}
+	if net != nil {
+		s.squares = squareLinks(net, run.Origin)
+	}
 	return s
+}
+
+// squareShare is the share of a link's length that lies in a square.
+type squareShare struct {
+	link  string
+	share float64
+}
+
+// squareLinks lists, for every square "x,y" of the grid at origin, the links crossing it and the share of
+// each one's length inside it (the geometry walked in 5-m steps).
+func squareLinks(net *geo.Network, origin geo.LatLng) map[string][]squareShare {
+	const stepM = 5
+	cosLat := math.Cos(origin.Lat * math.Pi / 180)
+	out := map[string][]squareShare{}
+	for _, l := range net.Links() {
+		length := l.GeomLengthM()
+		n := max(1, int(length/stepM))
+		count := map[[2]int]int{}
+		var order [][2]int
+		for i := 0; i < n; i++ {
+			p, _ := l.PointAt((float64(i) + 0.5) * length / float64(n))
+			x := (p.Lng - origin.Lng) * 111_320 * cosLat
+			y := (p.Lat - origin.Lat) * 110_574
+			k := [2]int{int(math.Floor(x / SquareM)), int(math.Floor(y / SquareM))}
+			if count[k] == 0 {
+				order = append(order, k)
+			}
+			count[k]++
+		}
+		for _, k := range order {
+			sq := fmt.Sprintf("%d,%d", k[0], k[1])
+			out[sq] = append(out[sq], squareShare{link: l.ID, share: float64(count[k]) / float64(n)})
+		}
+	}
+	return out
+}
+
+// squareFromLinks reads a square from the published speeds of the links crossing it: their mean, each
+// weighted by its observations times the share of its length inside the square (observations per metre
+// stand for vehicle-seconds per metre: the probes are a sample of the vehicles). False when no link
+// crossing the square has a reading.
+func (s *speedScore) squareFromLinks(sq string, links map[string]linkReading) (float64, bool) {
+	var sum, w float64
+	for _, ls := range s.squares[sq] {
+		r, ok := links[ls.link]
+		if !ok || r.Samples <= 0 {
+			continue
+		}
+		sum += r.Kmh * r.Samples * ls.share
+		w += r.Samples * ls.share
+	}
+	if w <= 0 {
+		return math.NaN(), false
+	}
+	return sum / w, true
 }
 
 // minVehS: a unit's window is scored when vehicles spent at least this long in it (half a vehicle present
@@ -227,7 +293,9 @@ func (s *speedScore) at(ctx context.Context, t target, at int64) error {
 		switch o.Unit[0] {
 		case 'L':
 			kind = "link"
-			est, ok = links[o.Unit[2:]]
+			var r linkReading
+			r, ok = links[o.Unit[2:]]
+			est = r.Kmh
 			// The probe sample's own vehicle-seconds: what sampling alone allows.
 			sample := "P:"
 			if s.low {
@@ -256,7 +324,16 @@ func (s *speedScore) at(ctx context.Context, t target, at int64) error {
 			if err != nil {
 				continue
 			}
-			est, ok = cells[c]
+			cellEst, cellOK := cells[c]
+			if cellOK {
+				s.pairs["square-cell"] = append(s.pairs["square-cell"], speedPair{Truth: tr, Est: cellEst, VehS: o.VehS})
+			} else {
+				s.pairs["square-cell"] = append(s.pairs["square-cell"], speedPair{Truth: tr, Est: math.NaN(), VehS: o.VehS})
+			}
+			est, ok = s.squareFromLinks(o.Unit[2:], links)
+			if !ok {
+				est, ok = cellEst, cellOK
+			}
 		}
 		if !ok {
 			est = math.NaN()

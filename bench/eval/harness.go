@@ -134,18 +134,19 @@ func (h *harness) detections(ctx context.Context) ([]Detection, error) {
 	return dets, nil
 }
 
-func (h *harness) speeds(ctx context.Context) (map[string]float64, map[uint64]float64, error) {
+func (h *harness) speeds(ctx context.Context) (map[string]linkReading, map[uint64]float64, error) {
 	var ls []struct {
-		Link  string   `json:"link"`
-		Speed *float64 `json:"speed_kmh"`
+		Link    string   `json:"link"`
+		Speed   *float64 `json:"speed_kmh"`
+		Samples float64  `json:"samples"`
 	}
 	if err := h.getJSON(ctx, "/api/v1/links?window=5m", &ls); err != nil {
 		return nil, nil, err
 	}
-	links := map[string]float64{}
+	links := map[string]linkReading{}
 	for _, l := range ls {
 		if l.Speed != nil {
-			links[l.Link] = *l.Speed
+			links[l.Link] = linkReading{Kmh: *l.Speed, Samples: l.Samples}
 		}
 	}
 	var cs []struct {
