@@ -70,17 +70,26 @@ func (b *blend) add(kmh, w float64) {
 	b.w += w
 }
 
+// probeFixes is the probe evidence of st in fixes: probe fixes, and transit fixes at half weight. Priors are
+// weighed by it alone: a detector's readings of the same place before say nothing new about the vehicles
+// it did not see, and smoothing them only delays what the detector reports (a place seen by detectors
+// alone reads its sample).
+func probeFixes(st *schema.WindowStats) float64 {
+	return float64(st.Kinds[schema.KindProbe]) + 0.5*float64(st.Kinds[schema.KindTransit])
+}
+
 // history is the part of window i of ws before window i: window i+1 less window i (windows end together),
-// or nothing for the longest window.
+// with its probe evidence in vehicle-minutes, or nothing for the longest window.
 func history(ws *[len(schema.Windows)]schema.WindowStats, i int) (kmh, vehMin float64) {
 	if i+1 >= len(ws) {
 		return math.NaN(), 0
 	}
 	sw := ws[i+1].SpeedW - ws[i].SpeedW
-	if sw <= 1e-9 {
+	probes := probeFixes(&ws[i+1]) - probeFixes(&ws[i])
+	if sw <= 1e-9 || probes <= 0 {
 		return math.NaN(), 0
 	}
-	return (ws[i+1].SpeedSum - ws[i].SpeedSum) / sw, sw / evidenceFixes
+	return (ws[i+1].SpeedSum - ws[i].SpeedSum) / sw, probes / evidenceFixes
 }
 
 // estimate blends window i of ws with its history (weight k·h/(h+sat)) and the given prior.
@@ -89,17 +98,27 @@ func estimate(ws *[len(schema.Windows)]schema.WindowStats, i int, histK, histSat
 	if !ok {
 		return Estimate{Kmh: math.NaN()}
 	}
-	var b blend
 	n := ws[i].SpeedW / evidenceFixes
+	var b, lin blend
 	b.add(own, n)
+	lin.sum, lin.w = own*n, n
 	if h, hw := history(ws, i); hw > 0 {
-		b.add(h, histK*hw/(hw+histSat))
+		w := histK * hw / (hw + histSat)
+		b.add(h, w)
+		lin.sum, lin.w = lin.sum+h*w, lin.w+w
 	}
-	b.add(prior, priorW)
-	if b.w <= 0 {
-		return Estimate{Kmh: own}
+	if priorW > 0 && !math.IsNaN(prior) {
+		b.add(prior, priorW)
+		lin.sum, lin.w = lin.sum+prior*priorW, lin.w+priorW
 	}
-	return Estimate{Kmh: math.Exp(b.sum / b.w), Evidence: b.w, Own: n}
+	if b.w <= n {
+		return Estimate{Kmh: own, Evidence: n, Own: n} // no prior: the sample itself
+	}
+	kmh := math.Exp(b.sum / b.w)
+	if kmh <= logFloorKmh {
+		kmh = lin.sum / lin.w // standing: the logarithms' floor would read 1 km/h
+	}
+	return Estimate{Kmh: kmh, Evidence: b.w, Own: n}
 }
 
 // Estimate is window i's speed estimate of the cell: its sample blended with its own ten minutes before.
@@ -114,7 +133,7 @@ func (ls *LinkStats) Estimate(i int) Estimate {
 	cw := 0.0
 	ck, ok := cell.Speed()
 	if ok {
-		cw = linkCellK * math.Min(1, cell.SpeedW/evidenceFixes/linkCellFull)
+		cw = linkCellK * math.Min(1, probeFixes(cell)/evidenceFixes/linkCellFull)
 	}
 	return estimate(&ls.W, i, linkHistK, linkHistSat, ck, cw)
 }

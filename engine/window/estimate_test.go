@@ -18,6 +18,7 @@ func windows(now, five, before [][2]float64) [len(schema.Windows)]schema.WindowS
 				ws[i].SpeedW += f[1]
 				ws[i].Samples += uint32(f[1])
 				ws[i].Events += uint32(f[1])
+				ws[i].Kinds[schema.KindProbe] += uint32(f[1])
 			}
 		}
 	}
@@ -102,5 +103,34 @@ func TestConfidenceGrowsWithEvidence(t *testing.T) {
 	with := (&LinkStats{W: windows(nil, [][2]float64{{30, 12}}, [][2]float64{{30, 120}})}).Estimate(1).Confidence()
 	if with <= 0.5 {
 		t.Errorf("with ten minutes of history: confidence %g, want more than without (0.5)", with)
+	}
+}
+
+func TestAPlaceSeenByDetectorsAloneReadsItsSample(t *testing.T) {
+	// A freeway sensor every 5 min (weight 1 each): 30 km/h now, 100 km/h in the ten minutes before. Its
+	// old readings say nothing about vehicles it did not see: the reading is the sensor's, not a blend.
+	var ws [len(schema.Windows)]schema.WindowStats
+	reading := func(from int, kmh float64) {
+		for i := from; i < len(ws); i++ {
+			ws[i].SpeedSum += kmh
+			ws[i].SpeedW++
+			ws[i].Samples++
+			ws[i].Events++
+			ws[i].Kinds[schema.KindDetector]++
+		}
+	}
+	reading(0, 30)
+	reading(2, 100)
+	reading(2, 100)
+	v := &CellView{W: ws}
+	for i := 0; i < 2; i++ {
+		if est := v.Estimate(i); math.Abs(est.Kmh-30) > 1e-9 {
+			t.Errorf("window %d reads %g km/h, want the sensor's 30", i, est.Kmh)
+		}
+	}
+	// A standing queue's probes read 0, not the logarithms' floor.
+	q := &CellView{W: windows(nil, [][2]float64{{0, 12}}, [][2]float64{{0, 120}})}
+	if est := q.Estimate(1); est.Kmh != 0 {
+		t.Errorf("a standing queue reads %g km/h, want 0", est.Kmh)
 	}
 }
