@@ -127,6 +127,8 @@ func appendCell(buf []byte, v *engine.CellView, w int, geometry bool) []byte {
 	buf = trimFloat(buf, v.Lng, 6)
 	buf = append(buf, `,"speed_kmh":`...)
 	buf = trimFloat(buf, d.SpeedKmh, 2)
+	buf = append(buf, `,"sample_kmh":`...)
+	buf = trimFloat(buf, d.SampleKmh, 2)
 	buf = append(buf, `,"free_flow_kmh":`...)
 	buf = trimFloat(buf, v.FreeFlowKmh, 2)
 	buf = append(buf, `,"free_flow_source":"`...)

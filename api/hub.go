@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,11 +39,13 @@ const (
 
 // Hub fans out engine deltas to websocket clients by viewport, off the engine's tick: OnDelta leaves a delta in
 // a mailbox (a delta not yet taken is merged with the next: latest state wins), and the hub's goroutine applies
-// it to the cell state, encodes each distinct subscription's frame once (in parallel, as a prepared websocket
-// message) and queues it to every client of that subscription. The hub holds the latest published state of
-// every cell, a bounded history of deltas for resuming clients, and the clients.
+// it to the cell state, encodes each distinct subscription's frame once (in parallel, each cell's JSON once
+// for all of them) and, as soon as it is encoded, writes it to every client of that subscription whose
+// socket takes it at once, or queues it for the client's writer (hub_write.go). The hub holds the latest
+// published state of every cell, a bounded history of deltas for resuming clients, and the clients.
 //
-// Locks: mu (the clients and their subscriptions) is taken before smu (the cell state), never after.
+// Locks: mu (the clients and their subscriptions) is taken before smu (the cell state), never after; a
+// client's outbox lock (its queue and delivery state) after both, never before.
 type Hub struct {
 	cfg      HubConfig
 	baseRes  int
@@ -66,6 +69,7 @@ type Hub struct {
 
 	clientsGauge atomic.Int64
 	sent         atomic.Uint64
+	direct       atomic.Uint64 // messages the hub wrote straight to a client's socket (no writer goroutine)
 	batched      atomic.Uint64 // messages written to a client together with the one before (it was behind)
 	dropped      atomic.Uint64 // clients cut off as too slow
 	coalesced    atomic.Uint64
@@ -188,33 +192,37 @@ func (h *Hub) fanOut(d *engine.Delta) {
 	}
 
 	h.smu.RLock()
-	ix := h.newDeltaIndex(e.changed, e.removed)
+	defer h.smu.RUnlock()
+	resolutions := make([]int, 0, 4)
+	for i := range groups {
+		if r := groups[i].sub.Res; r < h.baseRes && !slices.Contains(resolutions, r) {
+			resolutions = append(resolutions, r)
+		}
+	}
+	ix := h.newDeltaIndex(e.changed, e.removed, resolutions)
+	// Each subscription's frame goes to its clients as soon as it is encoded: a client's wait is its own
+	// group's, not every group's.
 	encodeGroups(groups, func(g *fanGroup) {
 		msg := h.encodeDeltaIx(g.sub, ix, d.Incidents, d.Units, e.seq)
 		if d.Assets != nil && (g.sub.Layers["transit"] || g.sub.Layers["sensors"]) {
 			msg = appendAssets(msg[:len(msg)-1], g.sub, d.Assets)
 		}
+		var f *frame
 		if d.Reset {
-			msg = append([]byte(`{"reset":true,`), msg[1:]...)
+			f = newFrame(append([]byte(`{"reset":true,`), msg[frameReserve+1:]...), e.seq)
+		} else {
+			f = frameOf(msg, e.seq)
 		}
-		g.frame = newFrame(msg, e.seq)
+		for _, c := range g.clients {
+			h.enqueue(c, f)
+		}
 	})
-	h.smu.RUnlock()
-
-	h.mu.Lock()
-	for i := range groups {
-		for _, c := range groups[i].clients {
-			h.enqueue(c, groups[i].frame)
-		}
-	}
-	h.mu.Unlock()
 }
 
 // fanGroup is the clients of one distinct subscription and the frame they all get.
 type fanGroup struct {
 	sub     *subscription
 	clients []*client
-	frame   *frame
 }
 
 // encodeGroups runs encode on every group, on up to GOMAXPROCS goroutines.

@@ -11,9 +11,11 @@ import (
 // The hub's encoding: a delta or a snapshot for one subscription, written once and shared by every client
 // of that subscription.
 
+// encodeDeltaIx encodes sub's delta message from the delta's index, its cells' JSON shared with every other
+// subscription of the delta (the message starts after frameReserve free bytes: see frameOf).
 func (h *Hub) encodeDeltaIx(sub *subscription, ix *deltaIndex, incidents []engine.Incident, units []engine.Unit, seq uint64) []byte {
-	views, gone := h.viewsForIx(sub, ix.cellsFor(sub, h.baseRes), false, ix)
-	msg := h.encode("delta", sub, views, gone, incidents, seq)
+	cells, gone := ix.deltaViews(sub)
+	msg := h.encodeCells("delta", sub, nil, cells, gone, incidents, seq)
 	if units != nil && sub.Layers["units"] {
 		msg = appendUnits(msg[:len(msg)-1], sub, units)
 	}
@@ -75,8 +77,19 @@ func incidentsFor(sub *subscription, list []engine.Incident, activeOnly bool) []
 	return out
 }
 
+// encode encodes a message of sub's viewport with views and gone cells; the message starts after frameReserve
+// free bytes (frameOf frames it in place).
 func (h *Hub) encode(typ string, sub *subscription, views []*engine.CellView, gone []uint64, incidents []engine.Incident, seq uint64) []byte {
-	buf := make([]byte, 0, 128+len(views)*420)
+	return h.encodeCells(typ, sub, views, nil, gone, incidents, seq)
+}
+
+// encodeCells is encode with the cells given as views, or as their JSON already encoded (frags).
+func (h *Hub) encodeCells(typ string, sub *subscription, views []*engine.CellView, frags [][]byte, gone []uint64, incidents []engine.Incident, seq uint64) []byte {
+	size := 256 + 24*len(gone) + 420*len(views)
+	for _, f := range frags {
+		size += len(f) + 1
+	}
+	buf := make([]byte, frameReserve, frameReserve+size)
 	buf = append(buf, `{"type":"`...)
 	buf = append(buf, typ...)
 	buf = append(buf, `","seq":`...)
@@ -95,6 +108,12 @@ func (h *Hub) encode(typ string, sub *subscription, views []*engine.CellView, go
 			buf = append(buf, ',')
 		}
 		buf = appendCell(buf, v, sub.Window, sub.Geometry)
+	}
+	for i, f := range frags {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, f...)
 	}
 	buf = append(buf, `],"removed":[`...)
 	for i, c := range gone {

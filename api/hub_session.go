@@ -1,10 +1,8 @@
 package api
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -18,32 +16,24 @@ import (
 // The hub's sessions: websocket clients, their subscriptions, and backpressure (a bounded queue per client;
 // a full queue coalesces the client to a fresh snapshot, and a client that keeps needing that is cut off).
 
-// frame is one message for clients: a websocket frame prepared once and written to every client it goes to.
-// seq is the hub delta it carries (0: none, such as alerts and answers).
-type frame struct {
-	pm  *websocket.PreparedMessage
-	seq uint64
-}
-
-// newFrame prepares msg as a text frame.
-func newFrame(msg []byte, seq uint64) *frame {
-	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, msg)
-	if err != nil {
-		panic("BUG: cannot prepare a websocket text frame: " + err.Error()) // only fails for control types
-	}
-	return &frame{pm: pm, seq: seq}
-}
-
-// enqueue queues f for c without blocking; a full queue coalesces the client to a fresh snapshot, and a
-// client that keeps needing that is cut off (h.mu held).
+// enqueue writes f to c's socket or queues it, without blocking; a full queue coalesces the client to a
+// fresh snapshot, and a client that keeps needing that is cut off. Called with h.mu or smu held (the hub's
+// encoders deliver each subscription's frame as soon as it is encoded); takes the client's outbox lock.
 func (h *Hub) enqueue(c *client, f *frame) {
+	o := c.out
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	if c.stale {
 		return // a snapshot is coming; it carries this delta's effect
 	}
 	if f.seq != 0 && f.seq <= c.lastSeq {
 		return // the client's snapshot (or catch-up) already holds this delta
 	}
-	if c.send.TryPush(f) {
+	if ok, direct := o.offer(f, c.cork); ok {
+		if direct {
+			h.sent.Add(1)
+			h.direct.Add(1)
+		}
 		return
 	}
 	h.coalesced.Add(1)
@@ -58,18 +48,19 @@ func (h *Hub) enqueue(c *client, f *frame) {
 		return
 	}
 	// Drop what is queued: a snapshot of the latest state replaces it.
-	c.send.Drain()
+	o.drain()
 	c.stale = true
-	c.send.TryPush(nil) // nil asks the writer for a snapshot
+	o.queue(nil) // nil asks the writer for a snapshot
 }
 
-// client is one websocket connection. sub, lastSeq and the coalescing fields are guarded by Hub.mu; conn
-// writes belong to the writer goroutine.
+// client is one websocket connection. sub is guarded by Hub.mu; lastSeq, stale and the coalescing fields by
+// the outbox's lock (taken after Hub.mu and smu, never before). Writes to conn belong to the writer goroutine,
+// and to the hub's encoders while the outbox is idle (hub_write.go).
 type client struct {
 	h    *Hub
 	conn *websocket.Conn
-	cork *corkConn            // the connection under conn: batches the writes of a client that is behind
-	send *queue.Queue[*frame] // hub → writer; full: the client is coalesced (Reject); nil asks for a snapshot
+	cork *corkConn // the connection under conn: batches the writes of a client that is behind
+	out  *outbox   // hub → socket, or → writer when the socket does not take a frame at once; full: coalesced
 	sub  *subscription
 
 	lastSeq       uint64 // the hub delta the client's last snapshot or catch-up holds
@@ -115,8 +106,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, checkOrigin func(*
 	if err != nil {
 		return // Upgrade has answered
 	}
-	matchPreparedFrames(conn)
-	c := &client{h: h, conn: conn, cork: hw.cork, send: queue.New[*frame]("ws-client", h.cfg.QueueLen, queue.Reject),
+	c := &client{h: h, conn: conn, cork: hw.cork, out: newOutbox(h.cfg.QueueLen),
 		done: make(chan struct{}), limits: newClientLimits()}
 	h.mu.Lock()
 	if h.closed {
@@ -191,7 +181,7 @@ func (c *client) reply(msg []byte) {
 	f := newFrame(msg, 0)
 	c.h.mu.Lock()
 	defer c.h.mu.Unlock()
-	if !c.send.TryPush(f) {
+	if !c.out.push(f) {
 		c.kick(CloseTooSlow, "too slow: queue full")
 	}
 }
@@ -242,7 +232,6 @@ func (h *Hub) subscribe(c *client, sub *subscription, since *uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	c.sub = sub
-	c.stale = false
 	h.smu.Lock()
 	h.ensureIndex(sub.Res)
 	h.smu.Unlock()
@@ -270,15 +259,19 @@ func (h *Hub) subscribe(c *client, sub *subscription, since *uint64) {
 	} else {
 		msg = h.snapshot(sub)
 	}
-	c.lastSeq = h.seq
+	seq := h.seq
 	h.smu.RUnlock()
-	if !c.send.TryPush(newFrame(msg, 0)) {
+	o := c.out
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c.stale, c.lastSeq = false, seq
+	if !o.queue(frameOf(msg, 0)) {
 		c.stale = true
-		c.send.TryPush(nil)
+		o.queue(nil)
 	}
 }
 
-// snapshot encodes a snapshot of sub's viewport (h.mu and smu for reading held).
+// snapshot encodes a snapshot of sub's viewport after frameReserve free bytes (h.mu and smu for reading held).
 func (h *Hub) snapshot(sub *subscription) []byte {
 	views, _ := h.viewsFor(sub, nil, true)
 	msg := h.encode("snapshot", sub, views, nil, nil, h.seq)
@@ -295,14 +288,19 @@ func (h *Hub) snapshot(sub *subscription) []byte {
 func (h *Hub) snapshotFor(c *client) *frame {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	c.stale = false
 	if c.sub == nil {
+		c.out.mu.Lock()
+		c.stale = false
+		c.out.mu.Unlock()
 		return nil
 	}
 	h.smu.RLock()
 	defer h.smu.RUnlock()
-	c.lastSeq = h.seq
-	return newFrame(h.snapshot(c.sub), 0)
+	f := frameOf(h.snapshot(c.sub), 0)
+	c.out.mu.Lock()
+	c.stale, c.lastSeq = false, h.seq
+	c.out.mu.Unlock()
+	return f
 }
 
 func (c *client) writeLoop() {
@@ -315,6 +313,7 @@ func (c *client) writeLoop() {
 	if err := c.conn.WriteMessage(websocket.TextMessage, []byte(hello)); err != nil {
 		return
 	}
+	c.out.opened()
 	for {
 		select {
 		case <-c.done:
@@ -323,8 +322,8 @@ func (c *client) writeLoop() {
 				c.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(c.kickCode, c.kickMsg))
 			}
 			return
-		case f := <-c.send.C():
-			if err := c.writeQueued(f); err != nil {
+		case <-c.out.wake:
+			if err := c.writeQueued(); err != nil {
 				h.dropped.Add(1)
 				c.kick(CloseTooSlow, "too slow: write timed out")
 				return
@@ -341,42 +340,51 @@ func (c *client) writeLoop() {
 // maxBatch bounds the messages written together to a client that is behind.
 const maxBatch = 16
 
-// writeQueued writes f and, when the client is behind, the messages queued after it, in one write to the
-// socket (the frames are corked, then flushed together).
-func (c *client) writeQueued(f *frame) error {
+// writeQueued writes what the client's outbox holds (up to maxBatch frames, corked into one write to the
+// socket when there are several) and the rest of a frame the socket took only part of.
+func (c *client) writeQueued() error {
 	h := c.h
-	behind := c.send.Len() > 0 && c.cork != nil
-	if behind {
-		c.cork.corkOn()
+	batch := c.out.take(maxBatch)
+	defer c.out.done()
+	deadline := time.Now().Add(h.cfg.WriteTimeout)
+	if c.cork == nil {
+		c.conn.SetWriteDeadline(deadline)
+	} else {
+		c.cork.SetWriteDeadline(deadline)
+		if len(batch) > 1 {
+			c.cork.corkOn()
+		}
 	}
-	c.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
 	n := 0
-	for {
+	for _, f := range batch {
 		if f == nil {
 			f = h.snapshotFor(c) // a coalesced client: the latest state replaces what it missed
 		}
 		if f != nil {
-			if err := c.conn.WritePreparedMessage(f.pm); err != nil {
+			if err := c.writeFrame(f); err != nil {
 				return err
 			}
 			n++
 		}
-		if !behind || n >= maxBatch {
-			break
-		}
-		select {
-		case f = <-c.send.C():
-			continue
-		default:
-		}
-		break
 	}
 	h.sent.Add(uint64(n))
-	if behind {
-		h.batched.Add(uint64(max(n-1, 0)))
-		return c.cork.flush()
+	if c.cork == nil {
+		return nil
 	}
-	return nil
+	if len(batch) > 1 {
+		h.batched.Add(uint64(max(n-1, 0)))
+	}
+	return c.cork.flush()
+}
+
+// writeFrame writes f as it was built, straight to the connection under the websocket (every write to it is
+// a whole frame, so gorilla's control frames from the reading goroutine never split one).
+func (c *client) writeFrame(f *frame) error {
+	if c.cork == nil {
+		return c.conn.WriteMessage(websocket.TextMessage, f.message())
+	}
+	_, err := c.cork.Write(f.data)
+	return err
 }
 
 func (h *Hub) currentSeq() uint64 {
@@ -402,6 +410,7 @@ func (h *Hub) Close() {
 type HubStats struct {
 	Clients                                   int64
 	Sent, Batched, Dropped, Coalesced, Deltas uint64
+	Direct                                    uint64        // messages the hub wrote straight to the socket (of Sent)
 	Fanout                                    time.Duration // the hub's time on the last delta
 	Lag                                       time.Duration // from the engine's tick to the last delta queued to its clients
 }
@@ -409,7 +418,7 @@ type HubStats struct {
 // Stats returns the hub's counters.
 func (h *Hub) Stats() HubStats {
 	return HubStats{Clients: h.clientsGauge.Load(), Sent: h.sent.Load(), Batched: h.batched.Load(),
-		Dropped: h.dropped.Load(), Coalesced: h.coalesced.Load(), Deltas: h.deltas.Load(),
+		Direct: h.direct.Load(), Dropped: h.dropped.Load(), Coalesced: h.coalesced.Load(), Deltas: h.deltas.Load(),
 		Fanout: time.Duration(h.fanoutNanos.Load()), Lag: time.Duration(h.lagNanos.Load())}
 }
 
@@ -419,81 +428,7 @@ func (h *Hub) Queues() []queue.Stat {
 	defer h.mu.Unlock()
 	st := queue.Stat{Name: "ws-client", Policy: queue.Reject}
 	for c := range h.clients {
-		st.Sum(c.send.Stat())
+		st.Sum(c.out.stat())
 	}
 	return []queue.Stat{h.mailbox.Stat(), st}
-}
-
-// matchPreparedFrames makes conn write the frame every prepared message already holds. gorilla keys a
-// prepared message's frames by the connection's compression level too, and NewPreparedMessage builds the
-// frame of level 0, while a connection starts at level 1: every distinct message was framed a second time on
-// its first write (a throw-away connection, a 4 KB buffer and a copy; 8 % of the hub's CPU at 5,000 clients
-// over 1,000 viewports). Compression is never negotiated here (upgrader), so the level changes nothing on the
-// wire.
-func matchPreparedFrames(conn *websocket.Conn) {
-	if err := conn.SetCompressionLevel(0); err != nil {
-		panic("BUG: compression level 0: " + err.Error())
-	}
-}
-
-// hijackCork hands the websocket upgrade a connection wrapped in a corkConn.
-type hijackCork struct {
-	http.ResponseWriter
-	cork *corkConn
-}
-
-func (w *hijackCork) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	w.cork = &corkConn{Conn: conn}
-	return w.cork, brw, nil
-}
-
-// Unwrap lets http.ResponseController reach the server's writer.
-func (w *hijackCork) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// corkConn is a connection whose writes can be held back and sent together: the writer corks it before it
-// writes several queued frames and flushes once, so a client that is behind costs one system call per batch
-// instead of one per message. The reading goroutine may write too (gorilla answers pings and closes), hence
-// the mutex.
-type corkConn struct {
-	net.Conn
-	mu     sync.Mutex
-	corked bool
-	buf    []byte
-}
-
-func (c *corkConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.corked {
-		c.buf = append(c.buf, p...)
-		return len(p), nil
-	}
-	return c.Conn.Write(p)
-}
-
-func (c *corkConn) corkOn() {
-	c.mu.Lock()
-	c.corked = true
-	c.mu.Unlock()
-}
-
-// flush uncorks and writes what was held back (under the write deadline gorilla set for the last frame).
-func (c *corkConn) flush() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.corked = false
-	if len(c.buf) == 0 {
-		return nil
-	}
-	_, err := c.Conn.Write(c.buf)
-	if cap(c.buf) > 1<<20 {
-		c.buf = nil // do not keep a burst's buffer
-	} else {
-		c.buf = c.buf[:0]
-	}
-	return err
 }

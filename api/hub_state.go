@@ -2,7 +2,8 @@ package api
 
 import (
 	"math"
-	"sync"
+	"sort"
+	"sync/atomic"
 
 	"citybrain/engine"
 	"citybrain/geo"
@@ -51,11 +52,6 @@ func (h *Hub) ensureIndex(res int) {
 // viewsFor returns the current views of sub's viewport for the given base cells (nil: every cell), and the
 // cells of the viewport that no longer exist (smu held for reading).
 func (h *Hub) viewsFor(sub *subscription, cells []uint64, all bool) (views []*engine.CellView, gone []uint64) {
-	return h.viewsForIx(sub, cells, all, nil)
-}
-
-// viewsForIx is viewsFor with the rollups of one delta shared between subscriptions (ix may be nil).
-func (h *Hub) viewsForIx(sub *subscription, cells []uint64, all bool, ix *deltaIndex) (views []*engine.CellView, gone []uint64) {
 	if sub.Res >= h.baseRes {
 		add := func(c uint64) {
 			v := h.state[c]
@@ -99,20 +95,7 @@ func (h *Hub) viewsForIx(sub *subscription, cells []uint64, all bool, ix *deltaI
 			}
 			continue
 		}
-		var v *engine.CellView
-		if ix != nil {
-			v = ix.rollup(sub.Res, p)
-		}
-		if v == nil {
-			var base []*engine.CellView
-			for c := range kids {
-				base = append(base, h.state[c])
-			}
-			v = engine.Rollup(base, sub.Res)[0]
-			if ix != nil {
-				ix.setRollup(sub.Res, p, v)
-			}
-		}
+		v := h.rollupOf(kids, sub.Res)
 		if sub.BBox.Contains(v.Lat, v.Lng) && hasData(v, sub.Window) {
 			views = append(views, v)
 		}
@@ -120,27 +103,40 @@ func (h *Hub) viewsForIx(sub *subscription, cells []uint64, all bool, ix *deltaI
 	return views, gone
 }
 
-// deltaIndex spreads one delta's changed and removed cells over lat/lng tiles, so that each subscription
-// visits only the tiles its viewport overlaps, and shares rollups between subscriptions.
+// deltaIndex spreads one delta's cells over lat/lng tiles, so that each subscription visits only the tiles
+// its viewport overlaps, and holds what subscriptions have in common: at every rolled-up resolution in use,
+// the delta's parent cells rolled up once; and each cell's JSON, encoded on first use (a cell in 13
+// viewports is encoded once, not 13 times). Built under smu for reading; read by the encoders in parallel.
 type deltaIndex struct {
-	tiles   map[[2]int32][]uint64
-	mu      sync.Mutex // rollups: subscriptions are encoded in parallel
-	rollups map[int]map[uint64]*engine.CellView
+	tiles map[int]map[[2]int32][]ixCell // by resolution: the base's changed and removed cells, coarser ones' parents
+	json  []atomic.Pointer[[]byte]      // cell id × window × geometry: the cell's JSON once encoded
 }
 
-func (ix *deltaIndex) rollup(res int, p uint64) *engine.CellView {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	return ix.rollups[res][p]
+// ixCell is a cell of the delta at one resolution: its view after the delta (nil: gone) and the position a
+// viewport tests (the view's, else the cell's centre).
+type ixCell struct {
+	cell     uint64
+	v        *engine.CellView
+	lat, lng float64
+	id       int32 // index of its encodings in deltaIndex.json
 }
 
-func (ix *deltaIndex) setRollup(res int, p uint64, v *engine.CellView) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if ix.rollups[res] == nil {
-		ix.rollups[res] = map[uint64]*engine.CellView{}
+const jsonVariants = 2 * len(engine.Windows)
+
+// cellJSON returns e's cell object for window w (appendCell's bytes), encoding it on first use.
+func (ix *deltaIndex) cellJSON(e *ixCell, w int, geometry bool) []byte {
+	k := int(e.id)*jsonVariants + 2*w
+	if geometry {
+		k++
 	}
-	ix.rollups[res][p] = v
+	if b := ix.json[k].Load(); b != nil {
+		return *b
+	}
+	var scratch [512]byte
+	enc := appendCell(scratch[:0], e.v, w, geometry)
+	b := append(make([]byte, 0, len(enc)), enc...)
+	ix.json[k].Store(&b) // two encoders may both encode it: equal bytes
+	return b
 }
 
 const tileDeg = 0.02
@@ -149,53 +145,102 @@ func tileOf(lat, lng float64) [2]int32 {
 	return [2]int32{int32(math.Floor(lat / tileDeg)), int32(math.Floor(lng / tileDeg))}
 }
 
-// edgeKm is the mean H3 edge length by resolution.
-var edgeKm = [16]float64{1281.256, 483.057, 182.513, 68.979, 26.072, 9.854, 3.725, 1.406, 0.531, 0.201, 0.076, 0.029, 0.011, 0.004, 0.002, 0.001}
-
-func (h *Hub) newDeltaIndex(changed, removed []uint64) *deltaIndex {
-	ix := &deltaIndex{tiles: map[[2]int32][]uint64{}, rollups: map[int]map[uint64]*engine.CellView{}}
-	add := func(c uint64) {
-		var lat, lng float64
-		if v := h.state[c]; v != nil {
-			lat, lng = v.Lat, v.Lng
+// newDeltaIndex indexes a delta's cells after it was applied, at the base resolution and at every coarser
+// one in resolutions (smu held for reading).
+func (h *Hub) newDeltaIndex(changed, removed []uint64, resolutions []int) *deltaIndex {
+	ix := &deltaIndex{tiles: map[int]map[[2]int32][]ixCell{}}
+	n := int32(0)
+	add := func(res int, e ixCell) {
+		if e.v != nil {
+			e.lat, e.lng = e.v.Lat, e.v.Lng
 		} else {
-			lat, lng = geo.Center(c)
+			e.lat, e.lng = geo.Center(e.cell)
 		}
-		k := tileOf(lat, lng)
-		ix.tiles[k] = append(ix.tiles[k], c)
+		e.id = n
+		n++
+		m := ix.tiles[res]
+		if m == nil {
+			m = map[[2]int32][]ixCell{}
+			ix.tiles[res] = m
+		}
+		k := tileOf(e.lat, e.lng)
+		m[k] = append(m[k], e)
 	}
-	for _, c := range changed {
-		add(c)
+	for _, list := range [][]uint64{changed, removed} {
+		for _, c := range list {
+			add(h.baseRes, ixCell{cell: c, v: h.state[c]})
+		}
 	}
-	for _, c := range removed {
-		add(c)
+	for _, res := range resolutions {
+		kidsOf := h.parents[res]
+		if res >= h.baseRes || kidsOf == nil || ix.tiles[res] != nil {
+			continue
+		}
+		ix.tiles[res] = map[[2]int32][]ixCell{}
+		seen := map[uint64]bool{}
+		for _, list := range [][]uint64{changed, removed} {
+			for _, c := range list {
+				p := geo.ParentFast(c, res)
+				if seen[p] {
+					continue
+				}
+				seen[p] = true
+				e := ixCell{cell: p}
+				if kids := kidsOf[p]; len(kids) > 0 {
+					e.v = h.rollupOf(kids, res)
+				}
+				add(res, e)
+			}
+		}
 	}
+	ix.json = make([]atomic.Pointer[[]byte], int(n)*jsonVariants)
 	return ix
 }
 
-// cellsFor returns the delta's cells whose tiles overlap sub's viewport, grown at coarse resolutions by two
-// parent edges (a child can lie that far from its parent's centre).
-func (ix *deltaIndex) cellsFor(sub *subscription, baseRes int) []uint64 {
-	bb := sub.BBox
-	var mLat, mLng float64
-	if sub.Res < baseRes && sub.Res >= 0 && sub.Res < 16 {
-		mLat = 2 * edgeKm[sub.Res] / 111
-		mLng = mLat / math.Max(math.Cos((bb.MinLat+bb.MaxLat)/2*math.Pi/180), 0.1)
+// rollupOf rolls the views of a parent's base cells up (in cell order: the same state gives the same bytes;
+// smu held for reading).
+func (h *Hub) rollupOf(kids map[uint64]struct{}, res int) *engine.CellView {
+	base := make([]*engine.CellView, 0, len(kids))
+	for c := range kids {
+		base = append(base, h.state[c])
 	}
-	lo, hi := tileOf(bb.MinLat-mLat, bb.MinLng-mLng), tileOf(bb.MaxLat+mLat, bb.MaxLng+mLng)
-	var out []uint64
-	if n := (int64(hi[0]) - int64(lo[0]) + 1) * (int64(hi[1]) - int64(lo[1]) + 1); n > int64(len(ix.tiles)) {
-		for k, cs := range ix.tiles {
-			if k[0] >= lo[0] && k[0] <= hi[0] && k[1] >= lo[1] && k[1] <= hi[1] {
-				out = append(out, cs...)
+	sort.Slice(base, func(i, j int) bool { return base[i].Cell < base[j].Cell })
+	return engine.Rollup(base, res)[0]
+}
+
+// deltaViews returns what of the delta sub's viewport shows: the JSON of each cell to send and the cells
+// gone from it (viewsFor over the delta's cells, encoded).
+func (ix *deltaIndex) deltaViews(sub *subscription) (cells [][]byte, gone []uint64) {
+	m := ix.tiles[sub.Res]
+	bb := sub.BBox
+	visit := func(es []ixCell) {
+		for i := range es {
+			e := &es[i]
+			if !bb.Contains(e.lat, e.lng) {
+				continue
+			}
+			if e.v == nil {
+				gone = append(gone, e.cell)
+			} else if hasData(e.v, sub.Window) {
+				cells = append(cells, ix.cellJSON(e, sub.Window, sub.Geometry))
 			}
 		}
-		return out
+	}
+	lo, hi := tileOf(bb.MinLat, bb.MinLng), tileOf(bb.MaxLat, bb.MaxLng)
+	if n := (int64(hi[0]) - int64(lo[0]) + 1) * (int64(hi[1]) - int64(lo[1]) + 1); n > int64(len(m)) {
+		for k, es := range m {
+			if k[0] >= lo[0] && k[0] <= hi[0] && k[1] >= lo[1] && k[1] <= hi[1] {
+				visit(es)
+			}
+		}
+		return cells, gone
 	}
 	for a := lo[0]; a <= hi[0]; a++ {
 		for b := lo[1]; b <= hi[1]; b++ {
-			out = append(out, ix.tiles[[2]int32{a, b}]...)
+			if es := m[[2]int32{a, b}]; len(es) > 0 {
+				visit(es)
+			}
 		}
 	}
-	return out
+	return cells, gone
 }

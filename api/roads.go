@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
@@ -14,7 +15,9 @@ import (
 // appendLink appends one link's live state for window w.
 func appendLink(buf []byte, ls *engine.LinkStats, w int) []byte {
 	st := &ls.W[w]
-	sp, ok := st.Speed()
+	sample, _ := st.Speed()
+	est := ls.Estimate(w)
+	sp, ok := est.Kmh, !math.IsNaN(est.Kmh)
 	ff := ls.Link.SpeedLimitKmh
 	if ff <= 0 {
 		ff = ls.Link.Class.DefaultKmh()
@@ -36,6 +39,8 @@ func appendLink(buf []byte, ls *engine.LinkStats, w int) []byte {
 	}
 	buf = append(buf, `,"speed_kmh":`...)
 	buf = trimFloat(buf, sp, 2)
+	buf = append(buf, `,"sample_kmh":`...)
+	buf = trimFloat(buf, sample, 2)
 	buf = append(buf, `,"free_flow_kmh":`...)
 	buf = trimFloat(buf, ff, 2)
 	buf = append(buf, `,"congestion":`...)
@@ -47,7 +52,7 @@ func appendLink(buf []byte, ls *engine.LinkStats, w int) []byte {
 	buf = append(buf, `","samples":`...)
 	buf = strconv.AppendUint(buf, uint64(st.Samples), 10)
 	buf = append(buf, `,"confidence":`...)
-	buf = trimFloat(buf, engine.Confidence(st), 2)
+	buf = trimFloat(buf, est.Confidence(), 2)
 	buf = append(buf, `,"flow_vph":`...)
 	buf = trimFloat(buf, st.FlowVph(), 1)
 	buf = append(buf, `,"occupancy":`...)

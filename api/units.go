@@ -193,6 +193,7 @@ func dispatchJSON(d *dispatch.Dispatch, full bool) map[string]any {
 		o["route"] = map[string]any{"type": "Feature", "geometry": lineString(d.Geometry),
 			"properties": map[string]any{"dispatch_id": d.ID, "unit_id": d.UnitID, "eta_s": round1(d.ETAS)}}
 		o["route_links"] = d.RouteLinks
+		o["route_end_m"] = round1(d.RouteEndM)
 	}
 	return o
 }

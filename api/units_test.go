@@ -113,13 +113,29 @@ func TestEmergencyAPI(t *testing.T) {
 	code, body = do(t, ts, "GET", "/api/v1/dispatches/"+id, "tv", "")
 	var d struct {
 		Route struct {
-			Geometry struct{ Type string } `json:"geometry"`
+			Geometry struct {
+				Type        string
+				Coordinates [][2]float64
+			} `json:"geometry"`
 		} `json:"route"`
-		GreenWave []map[string]any `json:"green_wave"`
-		ETAS      float64          `json:"eta_s"`
+		GreenWave  []map[string]any `json:"green_wave"`
+		ETAS       float64          `json:"eta_s"`
+		RouteLinks []string         `json:"route_links"`
+		RouteEndM  *float64         `json:"route_end_m"`
 	}
-	if code != 200 || json.Unmarshal(body, &d) != nil || d.Route.Geometry.Type != "LineString" || len(d.GreenWave) == 0 || d.ETAS <= 0 {
+	if code != 200 || json.Unmarshal(body, &d) != nil || d.Route.Geometry.Type != "LineString" || len(d.GreenWave) == 0 || d.ETAS <= 0 ||
+		len(d.RouteLinks) == 0 || d.RouteEndM == nil {
 		t.Fatalf("dispatch: %d %s", code, body)
+	}
+	// route_end_m places the route's end on its last link: a crew (or a simulated vehicle) stops there.
+	last, ok := net.Link(d.RouteLinks[len(d.RouteLinks)-1])
+	cs := d.Route.Geometry.Coordinates
+	if !ok || len(cs) == 0 {
+		t.Fatalf("dispatch: last link %v known %t, route geometry %d points", d.RouteLinks, ok, len(cs))
+	}
+	if at, _ := last.PointAt(*d.RouteEndM); geo.DistanceM(at, geo.LatLng{Lat: cs[len(cs)-1][1], Lng: cs[len(cs)-1][0]}) > 1 {
+		t.Errorf("route_end_m %.1f on %s is %.1f m from the route's end", *d.RouteEndM, last.ID,
+			geo.DistanceM(at, geo.LatLng{Lat: cs[len(cs)-1][1], Lng: cs[len(cs)-1][0]}))
 	}
 	if code, _ := do(t, ts, "GET", "/api/v1/dispatches/nope", "tv", ""); code != 404 {
 		t.Errorf("unknown dispatch: %d", code)

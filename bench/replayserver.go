@@ -68,7 +68,7 @@ func (r *runner) replayOverServer(ctx context.Context, t *target, n uint64, span
 		}
 	}
 	wall := time.Since(start)
-	r.rep.ReplayServer = &Replay{Kind: "replay session on the running server (POST /api/v1/replays), reads the log through NATS",
+	r.rep.ReplayServer = &Replay{Kind: "replay session on the running server (POST /api/v1/replays), reads the log's message blocks directly",
 		Events: in.Events, EventTimeSpan: span.Seconds(), StartupSeconds: max(wall.Seconds()-in.Played, 0), CatchUpSeconds: in.Played,
 		EventsPerSec: in.EventsPerSecond, RealTimeFactor: in.RealTime, WallEventsPerSec: float64(in.Events) / wall.Seconds()}
 	if in.Events != n {

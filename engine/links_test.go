@@ -43,6 +43,23 @@ func TestProbesAggregatePerMatchedLink(t *testing.T) {
 	if !ok || math.Abs(sp-30) > 1e-6 || got.W[0].Samples < 27 {
 		t.Errorf("link speed %g from %d samples, want 30 from ~30", sp, got.W[0].Samples)
 	}
+	// The link carries the windows of the cell its estimate leans on: the cell of its midpoint.
+	cell := LinkCell(link, r.e.Config().Res)
+	var view *CellView
+	for _, v := range r.e.All() {
+		if v.Cell == cell {
+			view = v
+		}
+	}
+	if view == nil {
+		t.Fatalf("no view of the link's midpoint cell %x", cell)
+	}
+	if got.Cell != view.W {
+		t.Errorf("link's cell windows %+v, want its midpoint cell's %+v", got.Cell[1], view.W[1])
+	}
+	if est := got.Estimate(1); math.Abs(est.Kmh-30) > 1e-6 || est.Confidence() <= 0 {
+		t.Errorf("link estimate %g km/h at confidence %g, want 30 (every fix in the cell is at 30)", est.Kmh, est.Confidence())
+	}
 	// Only a few fixes may land on other links (the ends of the link touch intersections).
 	other := uint32(0)
 	for _, s := range stats {

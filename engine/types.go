@@ -117,9 +117,10 @@ var (
 	Rollup             = window.Rollup
 	Congestion         = window.Congestion
 	TPI                = window.TPI
-	Confidence         = window.Confidence
 	Level              = window.Level
 	FreeFlowSourceName = window.FreeFlowSourceName
+	LinkCell           = window.LinkCell
+	AttachCells        = window.AttachCells
 )
 
 // Incidents (engine/incident).

@@ -16,14 +16,19 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// The offline fast path of a RangeReader: when the log was opened on a data directory this process owns (the
-// directory locked, its embedded server started by this process: `citybrain replay --data`, `citybrain export`),
-// the messages are read straight from the JetStream file store's message blocks instead of through the
-// embedded server, a consumer and the client (which copy every message twice and take ~45 % of a replay's
-// CPU). It is only an accelerator: it is used when the stream has no gaps (every sequence from its first to its
-// last is held), blocks are neither encrypted nor compressed, and every record reads cleanly in sequence; at the
-// first thing it does not expect (a gap, a record it cannot read, another subject) the reader goes on through
-// the server from that sequence, so what a reader returns is the same either way (TestFileReaderAgrees).
+// The block fast path of a RangeReader: when the log's server is the embedded one of this process, on a data
+// directory this process owns (the directory locked: `citybrain replay --data`, `citybrain export`, and a
+// running `citybrain run` whose planners replay and export), the messages are read straight from the
+// JetStream file store's message blocks instead of through the server, a consumer and the client (which copy
+// every message twice and take ~45 % of a replay's CPU). It is only an accelerator: it is used when the
+// stream has no gaps (every sequence from its first to its last is held), blocks are neither encrypted nor
+// compressed, and every record reads cleanly in sequence; at the first thing it does not expect (a gap, a
+// record it cannot read or only part of, another subject, the end of what is on disk) the reader goes on
+// through the server from that sequence, so what a reader returns is the same either way
+// (TestFileReaderAgrees). A running server appends to its last block and starts new ones while a reader reads:
+// the reader reads the blocks it listed when it started, up to the last whole record on disk (the server
+// writes records in order, so the bytes below the file's size are written), then goes through the server
+// (TestFileReaderAgreesWhileTheServerWrites).
 
 // JetStream file store record layout (nats-server filestore.go): rl uint32 (bit 31: has headers), seq uint64
 // (bit 63: erased, bit 62: tombstone), ts int64, subject length uint16, subject, [headers length uint32,
@@ -40,9 +45,9 @@ const (
 // errFileStore is a surprise of the file path: the reader goes on through the server.
 var errFileStore = errors.New("file store read stops")
 
-// SetOfflineStore tells the log that storeDir is the JetStream store directory of the server behind it, that
-// this process owns it and nothing else writes to it while the log is open (offline tools). Range readers then
-// read the events stream's message blocks directly when they can.
+// SetOfflineStore tells the log that storeDir is the JetStream store directory of the server behind it, the
+// embedded server of this process, which owns the directory (no other process writes to it; the server may,
+// by appending). Range readers then read the events stream's message blocks directly when they can.
 func (l *Log) SetOfflineStore(storeDir string) { l.offlineStore = storeDir }
 
 // fileSource yields the events stream's messages from its message blocks, in sequence order from next. Each

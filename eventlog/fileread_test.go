@@ -198,3 +198,66 @@ func TestFileReaderAgrees(t *testing.T) {
 	sameRead(t, "with a gap read ahead", readRangeAhead(t, l, 1, 0, 2), serverGap)
 	stop()
 }
+
+// On a running installation the embedded server appends to the blocks while a range reader reads them (a
+// planner's replay, an export): the reader reads what the blocks hold, then goes on through the server, and
+// returns exactly what the server returns, whether it ends inside the written blocks or past them.
+func TestFileReaderAgreesWhileTheServerWrites(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	dir := t.TempDir()
+	_, nc, stop := logtest.ServerAt(t, dir)
+	defer stop()
+	cfg := eventlog.DefaultConfig()
+	cfg.Mem = mem
+	l, err := eventlog.Open(t.Context(), nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC).UnixMilli()
+	appendSome := func(from, to int) {
+		for i := from; i < to; i++ {
+			rec := probes(t, mem, 1+(i*397)%3000, t0+int64(i)*60_000)
+			_, err := l.Append(context.Background(), rec, ingest.BatchID{ID: fmt.Sprintf("b%d", i)})
+			rec.Release()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if i%13 == 5 {
+				if _, err := l.AppendAction(context.Background(), engine.Action{ID: fmt.Sprintf("a%d", i), IncidentID: "inc-1", Status: "confirmed"}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}
+	appendSome(0, 80)
+	st, err := l.State(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetOfflineStore(dir)
+	writing := make(chan struct{})
+	go func() { defer close(writing); appendSome(80, 200) }()
+	whole := readRange(t, l, 1, st.LastSeq)         // inside what was written when it started
+	mid := readRangeAhead(t, l, st.LastSeq/2, 0, 3) // up to the last message when it started, while more come
+	if !whole.files {
+		t.Error("a range reader of the running server's log did not read the blocks")
+	}
+	<-writing
+	l.SetOfflineStore("")
+	sameRead(t, "written before", whole, readRange(t, l, 1, st.LastSeq))
+	if len(mid.seqs) == 0 {
+		t.Fatal("the range read while the server wrote is empty")
+	}
+	sameRead(t, "while written", mid, readRange(t, l, st.LastSeq/2, mid.seqs[len(mid.seqs)-1]))
+	l.SetOfflineStore(dir)
+	st2, err := l.State(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := readRangeAhead(t, l, 1, 0, 3)
+	l.SetOfflineStore("")
+	sameRead(t, "everything written", all, readRange(t, l, 1, st2.LastSeq))
+}

@@ -21,8 +21,10 @@ const maxLine = 1 << 20
 // the answers and guarantees of Ingest (JSON) or IngestArrow (arrow true). NDJSON is decoded line by line, so
 // what a body holds in memory follows the events it has accepted, not its size: a body that inflates to
 // gigabytes of blank or broken lines holds one line at a time and ends in ErrTooLarge at MaxDecoded bytes. A
-// JSON array or an Arrow stream is read whole first. Everything held counts against MaxInFlight (ErrBusy).
-func (in *Ingestor) IngestReader(ctx context.Context, r io.Reader, arrow bool, via string, want engine.Kind, key string) (Result, error) {
+// JSON array or an Arrow stream is read whole first, into a buffer of size bytes when the caller knows the
+// body's length (an HTTP Content-Length without Content-Encoding; -1 when unknown), so a body is not copied
+// and cleared again at every doubling. Everything held counts against MaxInFlight (ErrBusy).
+func (in *Ingestor) IngestReader(ctx context.Context, r io.Reader, size int64, arrow bool, via string, want engine.Kind, key string) (Result, error) {
 	if err := in.admit(); err != nil {
 		return Result{}, err
 	}
@@ -40,12 +42,23 @@ func (in *Ingestor) IngestReader(ctx context.Context, r io.Reader, arrow bool, v
 		}
 	}
 	var buf bytes.Buffer
-	for {
-		if err := lease.grow(int64(buf.Len()) + 64<<10); err != nil {
+	if size > 0 && size < in.cfg.MaxDecoded {
+		// One more byte than the body, so the read that meets its end does not grow the buffer; at most
+		// presizeMax up front, so a Content-Length that lies holds no more than that before its bytes come.
+		n := min(size+1, presizeMax)
+		if err := lease.grow(n); err != nil {
 			return Result{}, err
 		}
-		buf.Grow(64 << 10)
-		n, err := br.Read(buf.AvailableBuffer()[:64<<10])
+		buf.Grow(int(n))
+	}
+	for {
+		if buf.Available() == 0 {
+			if err := lease.grow(int64(buf.Len()) + 64<<10); err != nil {
+				return Result{}, err
+			}
+			buf.Grow(64 << 10)
+		}
+		n, err := br.Read(buf.AvailableBuffer()[:buf.Available()])
 		buf.Write(buf.AvailableBuffer()[:n])
 		if errors.Is(err, io.EOF) {
 			break
@@ -59,6 +72,9 @@ func (in *Ingestor) IngestReader(ctx context.Context, r io.Reader, arrow bool, v
 	}
 	return in.Ingest(ctx, buf.Bytes(), via, want, key)
 }
+
+// presizeMax bounds how much IngestReader allocates for a body before its bytes arrive.
+const presizeMax = 4 << 20
 
 // firstByte peeks the first byte that is not white space (0 at the end).
 func firstByte(br *bufio.Reader) (byte, error) {

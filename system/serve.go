@@ -116,6 +116,10 @@ type limitConn struct {
 	release func()
 }
 
+// PlainConn is the connection limitConn counts (api.PlainConn: it writes every byte as it is, so the hub may
+// write websocket frames to the socket under it directly).
+func (c *limitConn) PlainConn() net.Conn { return c.Conn }
+
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)

@@ -194,6 +194,11 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if s.Log, err = eventlog.Open(ctx, s.nc, lcfg); err != nil {
 		return nil, err
 	}
+	if cfg.NATSURL == "" {
+		// The embedded server's store is this process's (the data directory is locked): planners' replays and
+		// exports read its message blocks directly, through the server past what is on disk.
+		s.Log.SetOfflineStore(filepath.Join(cfg.DataDir, "nats"))
+	}
 	if got := s.Log.MaxBytes(); got > 0 && lcfg.MaxBytes > got {
 		s.logger.Printf("the log is limited to %d MiB: the %d MiB configured do not fit the disk (JetStream reserves at most 3/4 of its free space)",
 			got>>20, lcfg.MaxBytes>>20)

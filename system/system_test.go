@@ -702,7 +702,7 @@ func TestRoadNetworkLinksAndIntersections(t *testing.T) {
 	found := false
 	for _, l := range links {
 		if l["link"] == link.ID {
-			found = l["speed_kmh"] == 25.0 && l["samples"].(float64) >= 6
+			found = l["speed_kmh"] == 25.0 && l["sample_kmh"] == 25.0 && l["samples"].(float64) >= 6 && l["confidence"].(float64) > 0
 		}
 	}
 	if !found {

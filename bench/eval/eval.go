@@ -375,7 +375,7 @@ func feedRun(ctx context.Context, cfg *Config, net *geo.Network, run *simRun, va
 	f := newFeeder(t, simStart)
 	var ss *speedScore
 	if !withVideo {
-		ss = newSpeedScore(run, simStart, engine.DefaultConfig().Res, low)
+		ss = newSpeedScore(run, net, simStart, engine.DefaultConfig().Res, low)
 		f.atWindow = func(ctx context.Context, at int64) error { return ss.at(ctx, t, at) }
 	}
 	for i := range events {

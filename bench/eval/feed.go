@@ -23,7 +23,7 @@ type target interface {
 	send(ctx context.Context, body []byte) (accepted, rejected int, err error)
 	detections(ctx context.Context) ([]Detection, error)
 	// speeds reads the 5-minute window of every link and every cell with a speed.
-	speeds(ctx context.Context) (links map[string]float64, cells map[uint64]float64, err error)
+	speeds(ctx context.Context) (links map[string]linkReading, cells map[uint64]reading, err error)
 	stop() error
 }
 
@@ -95,21 +95,32 @@ func (d *direct) detections(context.Context) ([]Detection, error) {
 	return out, nil
 }
 
-func (d *direct) speeds(context.Context) (map[string]float64, map[uint64]float64, error) {
-	links := map[string]float64{}
+// reading is a published 5-minute speed and its confidence.
+type reading struct {
+	Kmh, Conf float64
+}
+
+// linkReading is a link's reading and the number of observations behind it.
+type linkReading struct {
+	reading
+	Samples float64
+}
+
+func (d *direct) speeds(context.Context) (map[string]linkReading, map[uint64]reading, error) {
+	links := map[string]linkReading{}
 	for _, ls := range d.e.Links(d.bb) {
-		if sp, ok := ls.W[1].Speed(); ok {
-			links[ls.Link.ID] = sp
+		if est := ls.Estimate(1); !math.IsNaN(est.Kmh) {
+			links[ls.Link.ID] = linkReading{reading: reading{Kmh: est.Kmh, Conf: est.Confidence()}, Samples: float64(ls.W[1].Samples)}
 		}
 	}
-	cells := map[uint64]float64{}
+	cells := map[uint64]reading{}
 	views, err := d.e.Cells(d.e.Config().Res, d.bb)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, v := range views {
-		if sp, ok := v.W[1].Speed(); ok {
-			cells[v.Cell] = sp
+		if d := v.Derive(1); !math.IsNaN(d.SpeedKmh) {
+			cells[v.Cell] = reading{Kmh: d.SpeedKmh, Conf: d.Confidence}
 		}
 	}
 	return links, cells, nil
@@ -185,20 +196,81 @@ type speedScore struct {
 	origin geo.LatLng
 	res    int
 	start  int64
-	pairs  map[string][]speedPair // by unit kind: link, cell, square; link-sample: the probes' own truth
+	pairs  map[string][]speedPair // by unit kind: link, cell, square; link-sample: the probes' own truth; square-cell: a square read from the cell holding its centre
 	low    bool                   // the 5 % probe variant
+	// squares: the links crossing each square and their share of length in it (nil without a network)
+	squares map[string][]squareShare
 }
 
 type speedPair struct {
 	Truth, Est, VehS float64
+	Conf             float64 // the reading's confidence (NaN: none)
 }
 
-func newSpeedScore(run *simRun, start time.Time, res int, low bool) *speedScore {
+func newSpeedScore(run *simRun, net *geo.Network, start time.Time, res int, low bool) *speedScore {
 	s := &speedScore{truth: map[obsKey]SpeedObs{}, origin: run.Origin, res: res, start: start.UnixMilli(), pairs: map[string][]speedPair{}, low: low}
 	for _, o := range run.Speed {
 		s.truth[obsKey{o.Window, o.Unit}] = o
 	}
+	if net != nil {
+		s.squares = squareLinks(net, run.Origin)
+	}
 	return s
+}
+
+// squareShare is the share of a link's length that lies in a square.
+type squareShare struct {
+	link  string
+	share float64
+}
+
+// squareLinks lists, for every square "x,y" of the grid at origin, the links crossing it and the share of
+// each one's length inside it (the geometry walked in 5-m steps).
+func squareLinks(net *geo.Network, origin geo.LatLng) map[string][]squareShare {
+	const stepM = 5
+	cosLat := math.Cos(origin.Lat * math.Pi / 180)
+	out := map[string][]squareShare{}
+	for _, l := range net.Links() {
+		length := l.GeomLengthM()
+		n := max(1, int(length/stepM))
+		count := map[[2]int]int{}
+		var order [][2]int
+		for i := 0; i < n; i++ {
+			p, _ := l.PointAt((float64(i) + 0.5) * length / float64(n))
+			x := (p.Lng - origin.Lng) * 111_320 * cosLat
+			y := (p.Lat - origin.Lat) * 110_574
+			k := [2]int{int(math.Floor(x / SquareM)), int(math.Floor(y / SquareM))}
+			if count[k] == 0 {
+				order = append(order, k)
+			}
+			count[k]++
+		}
+		for _, k := range order {
+			sq := fmt.Sprintf("%d,%d", k[0], k[1])
+			out[sq] = append(out[sq], squareShare{link: l.ID, share: float64(count[k]) / float64(n)})
+		}
+	}
+	return out
+}
+
+// squareFromLinks reads a square from the published speeds of the links crossing it: their mean, each
+// weighted by its observations times the share of its length inside the square (observations per metre
+// stand for vehicle-seconds per metre: the probes are a sample of the vehicles). False when no link
+// crossing the square has a reading.
+func (s *speedScore) squareFromLinks(sq string, links map[string]linkReading) (float64, bool) {
+	var sum, w float64
+	for _, ls := range s.squares[sq] {
+		r, ok := links[ls.link]
+		if !ok || r.Samples <= 0 {
+			continue
+		}
+		sum += r.Kmh * r.Samples * ls.share
+		w += r.Samples * ls.share
+	}
+	if w <= 0 {
+		return math.NaN(), false
+	}
+	return sum / w, true
 }
 
 // minVehS: a unit's window is scored when vehicles spent at least this long in it (half a vehicle present
@@ -222,21 +294,24 @@ func (s *speedScore) at(ctx context.Context, t target, at int64) error {
 		}
 		tr := o.SumKmh / o.VehS
 		var est float64
+		conf := math.NaN()
 		var ok bool
 		var kind string
 		switch o.Unit[0] {
 		case 'L':
 			kind = "link"
-			est, ok = links[o.Unit[2:]]
+			var r linkReading
+			r, ok = links[o.Unit[2:]]
+			est, conf = r.Kmh, r.Conf
 			// The probe sample's own vehicle-seconds: what sampling alone allows.
 			sample := "P:"
 			if s.low {
 				sample = "Q:"
 			}
 			if p, ok := s.truth[obsKey{w, sample + o.Unit[2:]}]; ok && p.VehS > 0 {
-				s.pairs["link-sample"] = append(s.pairs["link-sample"], speedPair{Truth: tr, Est: p.SumKmh / p.VehS, VehS: o.VehS})
+				s.pairs["link-sample"] = append(s.pairs["link-sample"], speedPair{Truth: tr, Est: p.SumKmh / p.VehS, VehS: o.VehS, Conf: math.NaN()})
 			} else {
-				s.pairs["link-sample"] = append(s.pairs["link-sample"], speedPair{Truth: tr, Est: math.NaN(), VehS: o.VehS})
+				s.pairs["link-sample"] = append(s.pairs["link-sample"], speedPair{Truth: tr, Est: math.NaN(), VehS: o.VehS, Conf: math.NaN()})
 			}
 		case 'C':
 			kind = "cell"
@@ -244,7 +319,9 @@ func (s *speedScore) at(ctx context.Context, t target, at int64) error {
 			if err != nil {
 				continue
 			}
-			est, ok = cells[c]
+			var r reading
+			r, ok = cells[c]
+			est, conf = r.Kmh, r.Conf
 		case 'S':
 			kind = "square"
 			var x, y int
@@ -256,12 +333,21 @@ func (s *speedScore) at(ctx context.Context, t target, at int64) error {
 			if err != nil {
 				continue
 			}
-			est, ok = cells[c]
+			cr, cellOK := cells[c]
+			cellEst := cr.Kmh
+			if !cellOK {
+				cellEst = math.NaN()
+			}
+			s.pairs["square-cell"] = append(s.pairs["square-cell"], speedPair{Truth: tr, Est: cellEst, VehS: o.VehS, Conf: math.NaN()})
+			est, ok = s.squareFromLinks(o.Unit[2:], links)
+			if !ok {
+				est, ok = cellEst, cellOK
+			}
 		}
 		if !ok {
 			est = math.NaN()
 		}
-		s.pairs[kind] = append(s.pairs[kind], speedPair{Truth: tr, Est: est, VehS: o.VehS})
+		s.pairs[kind] = append(s.pairs[kind], speedPair{Truth: tr, Est: est, VehS: o.VehS, Conf: conf})
 	}
 	return nil
 }
@@ -274,13 +360,29 @@ type SpeedMetrics struct {
 	QueueMAPE float64 `json:"queue_mape"` // the same where the truth is under 15 km/h
 	QueueN    int     `json:"queue_n"`
 	Ratio     float64 `json:"median_ratio"` // median est / truth (> 1: reads too fast)
+	// ByConfidence is the MAPE of the readings in each band of the confidence the engine published with
+	// them: a confidence worth the name has the error fall as it rises.
+	ByConfidence []ConfidenceBand `json:"by_confidence,omitempty"`
 }
+
+// ConfidenceBand is the error of the readings whose confidence lies in [From, To).
+type ConfidenceBand struct {
+	From float64 `json:"from"`
+	To   float64 `json:"to"`
+	N    int     `json:"n"`
+	MAPE float64 `json:"mape"`
+}
+
+// confidenceBands are the bands SpeedMetrics.ByConfidence reports.
+var confidenceBands = [][2]float64{{0, 0.5}, {0.5, 0.8}, {0.8, 1.01}}
 
 func speedMetrics(ps []speedPair) SpeedMetrics {
 	var m SpeedMetrics
 	var sum, qsum float64
 	var ratios []float64
 	covered := 0
+	bandSum := make([]float64, len(confidenceBands))
+	bandN := make([]int, len(confidenceBands))
 	for _, p := range ps {
 		m.Units++
 		if math.IsNaN(p.Est) {
@@ -289,6 +391,12 @@ func speedMetrics(ps []speedPair) SpeedMetrics {
 		covered++
 		e := math.Abs(p.Est-p.Truth) / math.Max(p.Truth, speedFloorKmh)
 		sum += e
+		for i, b := range confidenceBands {
+			if p.Conf >= b[0] && p.Conf < b[1] {
+				bandSum[i] += e
+				bandN[i]++
+			}
+		}
 		if p.Truth < 15 {
 			qsum += e
 			m.QueueN++
@@ -305,6 +413,11 @@ func speedMetrics(ps []speedPair) SpeedMetrics {
 	}
 	if m.QueueN > 0 {
 		m.QueueMAPE = round3(qsum / float64(m.QueueN))
+	}
+	for i, b := range confidenceBands {
+		if bandN[i] > 0 {
+			m.ByConfidence = append(m.ByConfidence, ConfidenceBand{From: b[0], To: math.Min(1, b[1]), N: bandN[i], MAPE: round3(bandSum[i] / float64(bandN[i]))})
+		}
 	}
 	return m
 }

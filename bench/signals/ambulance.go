@@ -35,6 +35,13 @@ type ambulance struct {
 	expired  map[string]bool    // signals whose hold ran past MaxHoldS: not held again for this dispatch
 	count    int                // signals preempted
 	mismatch int                // green-wave entries whose movement no program controls
+	// Where the dispatch's route ends (the scene): its last link and the offset on it (route_end_m). The vehicle
+	// stops there: SUMO would otherwise drive it on to the end of that link, which can lie far past the scene
+	// (a route ending just past a junction).
+	endLink  string
+	endM     float64
+	atScene  float64 // sim s when the vehicle reached the route's end, -1 not yet
+	toRemove bool    // reached the scene this step: the loop takes it out of the simulation
 }
 
 // CallLeadS: the emergency call comes this long before the ambulance sets off (the incident opens once the
@@ -54,14 +61,22 @@ func newAmbulance(l *loopCtl, net *geo.Network) (*ambulance, error) {
 	if !ok {
 		return nil, fmt.Errorf("cannot run the ambulance: its last edge %s is not in the network", l.sc.EV[len(l.sc.EV)-1])
 	}
-	return &ambulance{l: l, unitID: "amb-ev", dest: last.Geometry[len(last.Geometry)-1], called: -1, held: map[string]bool{},
+	return &ambulance{l: l, unitID: "amb-ev", dest: last.Geometry[len(last.Geometry)-1], called: -1, atScene: -1, held: map[string]bool{},
 		since: map[string]float64{}, expired: map[string]bool{}}, nil
 }
 
-// observe takes the vehicle's subscribed position, speed and angle.
+// evVars are the emergency vehicle's subscribed variables: what its AVL reports, and its lane and position on
+// it (to stop it at the scene).
+var evVars = []byte{traci.VarPosition, traci.VarSpeed, traci.VarAngle, traci.VarLaneID, traci.VarLanePos}
+
+// observe takes the vehicle's subscribed variables (evVars).
 func (a *ambulance) observe(now float64, s traci.Sub) {
-	if len(s.Vals) != 3 {
+	if len(s.Vals) != len(evVars) {
 		return
+	}
+	if a.atScene < 0 && a.reached(s.Vals[3].String(), s.Vals[4].Float()) {
+		a.atScene, a.toRemove = now, true
+		fmt.Fprintf(a.l.digest, "scene %.0f;", now)
 	}
 	x, y, ok := s.Vals[0].Pos()
 	if !ok || !validPos(x, y) {
@@ -120,6 +135,9 @@ func (a *ambulance) step(now float64) error {
 			return err
 		}
 		for _, in := range incs {
+			if os.Getenv("CITYBRAIN_EV_TRACE") != "" {
+				fmt.Fprintf(os.Stderr, "EVTRACE incident %s at %.6f,%.6f, %.0f m from the callers\n", in.ID, in.Lat, in.Lng, geo.DistanceM(geo.LatLng{Lat: in.Lat, Lng: in.Lng}, a.dest))
+			}
 			if geo.DistanceM(geo.LatLng{Lat: in.Lat, Lng: in.Lng}, a.dest) < 300 {
 				a.incident = in.ID
 			}
@@ -143,6 +161,9 @@ func (a *ambulance) step(now float64) error {
 	}
 	if key := strings.Join(d.RouteLinks, ","); key != a.route {
 		a.route = key // the first route, and every re-route the dispatch makes
+		if n := len(d.RouteLinks); n > 0 {
+			a.endLink, a.endM = d.RouteLinks[n-1], d.RouteEndM
+		}
 		fmt.Fprintf(l.digest, "route %.0f %s;", now, key)
 		if err := a.follow(d.RouteLinks); err != nil {
 			return err
@@ -150,7 +171,7 @@ func (a *ambulance) step(now float64) error {
 	}
 	// CITYBRAIN_EV_TRACE=1: every decision, the dispatch's progress and green wave on stderr (docs/signals.md).
 	if os.Getenv("CITYBRAIN_EV_TRACE") != "" {
-		fmt.Fprintf(os.Stderr, "EVTRACE t=%.0f st=%s eta=%.0f prog=%.0f/%.0f upd=%s reroutes=%d route=%d links\n", now, d.Status, d.ETAS, d.ProgressM, d.LengthM, d.UpdatedAt.Format("15:04:05"), d.Reroutes, len(d.RouteLinks))
+		fmt.Fprintf(os.Stderr, "EVTRACE t=%.0f st=%s eta=%.0f prog=%.0f/%.0f upd=%s reroutes=%d route=%d links, ends %.0f m into %s (own route's last edge %s)\n", now, d.Status, d.ETAS, d.ProgressM, d.LengthM, d.UpdatedAt.Format("15:04:05"), d.Reroutes, len(d.RouteLinks), d.RouteEndM, a.endLink, l.sc.EV[len(l.sc.EV)-1])
 		for _, p := range d.GreenWave {
 			fmt.Fprintf(os.Stderr, "   %s %s->%s passed=%t green_in=%.0f hold_in=%.0f q=%.1f\n", p.NodeID, p.Approach, p.Exit, p.Passed, p.GreenAt.Sub(d.UpdatedAt).Seconds(), p.HoldUntil.Sub(d.UpdatedAt).Seconds(), p.QueueVeh)
 		}
@@ -234,6 +255,24 @@ func (a *ambulance) step(now float64) error {
 		a.release()
 	}
 	return nil
+}
+
+// reached reports whether a vehicle on lane at pos (metres from the lane's start) has reached the end of the
+// dispatch's route: on its last link, at least as far along as the route's end (as a share of the link, since
+// SUMO's lane lengths and the network's geometry differ slightly).
+func (a *ambulance) reached(lane string, pos float64) bool {
+	if a.endLink == "" {
+		return false
+	}
+	li, ok := a.l.sc.Lanes[lane]
+	if !ok || li.Edge != a.endLink || li.LengthM <= 0 {
+		return false
+	}
+	link, ok := a.l.net.Link(a.endLink)
+	if !ok || link.GeomLengthM() <= 0 {
+		return false
+	}
+	return pos/li.LengthM >= math.Min(1, a.endM/link.GeomLengthM())
 }
 
 // follow makes the vehicle drive the dispatch's route from the edge it is on (kept when that edge is not on

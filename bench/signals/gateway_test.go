@@ -4,6 +4,8 @@ import (
 	"math"
 	"reflect"
 	"testing"
+
+	"citybrain/geo"
 )
 
 func tl(phases ...Phase) *TL {
@@ -106,6 +108,44 @@ func TestValidPos(t *testing.T) {
 	}{{12.5, 300, true}, {-1073741824, -1073741824, false}, {10, -1073741824, false}, {math.NaN(), 0, false}} {
 		if validPos(c.x, c.y) != c.ok {
 			t.Errorf("validPos(%v, %v) = %v", c.x, c.y, !c.ok)
+		}
+	}
+}
+
+// The emergency vehicle stops where the dispatch's route ends (route_end_m on its last link), not at the end of
+// that link: a route ending just past a junction would otherwise send it hundreds of metres beyond the scene.
+func TestAmbulanceStopsAtTheRouteEnd(t *testing.T) {
+	net := geo.GenerateWestLake(1)
+	var link *geo.Link
+	for _, l := range net.Links() {
+		if l.GeomLengthM() > 200 {
+			link = l
+			break
+		}
+	}
+	if link == nil {
+		t.Fatal("West Lake has no link over 200 m")
+	}
+	// SUMO's lane is a little shorter than the network's geometry: positions compare as shares of the link.
+	laneLen := 0.97 * link.GeomLengthM()
+	sc := &Scenario{Lanes: map[string]LaneInfo{link.ID + "_0": {LengthM: laneLen, Edge: link.ID}, "other_0": {LengthM: 500, Edge: "other"}}}
+	a := &ambulance{l: &loopCtl{sc: sc, net: net}, atScene: -1}
+	if a.reached(link.ID+"_0", laneLen) {
+		t.Fatal("reached with no route given")
+	}
+	a.endLink, a.endM = link.ID, 0.4*link.GeomLengthM()
+	for _, c := range []struct {
+		lane string
+		pos  float64
+		want bool
+	}{
+		{link.ID + "_0", 0.3 * laneLen, false},
+		{link.ID + "_0", 0.41 * laneLen, true},
+		{"other_0", 450, false}, // another link, however far along
+		{"unknown_0", 1e9, false},
+	} {
+		if got := a.reached(c.lane, c.pos); got != c.want {
+			t.Errorf("on %s at %.0f m (route ends %.0f m into %s): reached %t, want %t", c.lane, c.pos, a.endM, link.ID, got, c.want)
 		}
 	}
 }

@@ -307,10 +307,19 @@ func (l *loopCtl) step(now float64, subs []traci.Sub) error {
 	if l.amb != nil && l.amb.seen && !evSeen {
 		l.amb.gone()
 	}
+	if l.amb != nil && l.amb.toRemove {
+		// At the scene: the crew stops there; SUMO ends the trip where the vehicle stands.
+		l.amb.toRemove = false
+		b := l.c.NewBatch()
+		b.SetByte(traci.CmdSetVeh, traci.VarRemove, "ev", traci.RemoveArrived)
+		if _, err := b.Do(); err != nil {
+			return err
+		}
+	}
 	for _, id := range departed {
 		if id == "ev" {
 			if l.amb != nil {
-				if _, err := l.c.Subscribe(traci.CmdSubVeh, id, traci.VarPosition, traci.VarSpeed, traci.VarAngle); err != nil {
+				if _, err := l.c.Subscribe(traci.CmdSubVeh, id, evVars...); err != nil {
 					return err
 				}
 			}

@@ -130,6 +130,9 @@ type Dispatch struct {
 	GreenWave   []Preempt    `json:"green_wave"`
 	// RouteLinks are the links of the route in order (the crew's navigation; a SUMO vehicle can follow them).
 	RouteLinks []string `json:"route_links"`
+	// RouteEndM is where on the last of RouteLinks the route ends: metres of that link's geometry from its start
+	// (the incident's position on it; a crew, or a simulated vehicle, stops there rather than at the link's end).
+	RouteEndM float64 `json:"route_end_m"`
 }
 
 // Option is a unit that could respond to an incident.
@@ -378,6 +381,10 @@ func (m *Manager) setRouteLocked(d *Dispatch, rt *geo.Route) {
 		if n := len(d.RouteLinks); n == 0 || d.RouteLinks[n-1] != s.Link.ID {
 			d.RouteLinks = append(d.RouteLinks, s.Link.ID)
 		}
+	}
+	d.RouteEndM = 0
+	if n := len(rt.Steps); n > 0 {
+		d.RouteEndM = rt.Steps[n-1].ToM
 	}
 }
 

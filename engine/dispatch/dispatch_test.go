@@ -410,3 +410,37 @@ func TestPassedSignal(t *testing.T) {
 		}
 	}
 }
+
+// A dispatch's route ends where the incident is on its last link (route_end_m), so a crew or a simulated vehicle
+// stops at the scene instead of driving that link to its end.
+func TestRouteEndsAtTheIncident(t *testing.T) {
+	m, src, net := setup(t)
+	var link *geo.Link
+	for _, l := range net.Links() {
+		if l.GeomLengthM() > 200 {
+			link = l
+			break
+		}
+	}
+	if link == nil {
+		t.Fatal("West Lake has no link over 200 m")
+	}
+	at, _ := link.PointAt(0.4 * link.GeomLengthM())
+	src.mu.Lock()
+	src.incs[0].Lat, src.incs[0].Lng = at.Lat, at.Lng
+	src.mu.Unlock()
+	d, err := m.Assign("inc1", "amb-1", "c", "commander")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, ok := net.Link(d.RouteLinks[len(d.RouteLinks)-1])
+	if !ok {
+		t.Fatalf("route ends on unknown link %v", d.RouteLinks)
+	}
+	if !(d.RouteEndM > 0 && d.RouteEndM < last.GeomLengthM()) {
+		t.Fatalf("route ends %.1f m into %s (%.0f m long), want inside it (the incident is mid-link)", d.RouteEndM, last.ID, last.GeomLengthM())
+	}
+	if end, _ := last.PointAt(d.RouteEndM); geo.DistanceM(end, at) > 5 {
+		t.Errorf("route ends %.1f m from the incident", geo.DistanceM(end, at))
+	}
+}

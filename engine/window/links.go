@@ -110,6 +110,9 @@ type LinkStats struct {
 	Link      *geo.Link
 	UpdatedAt int64
 	W         [len(schema.Windows)]schema.WindowStats
+	// Cell is the windows of the base cell the link's speed estimate leans on (LinkCell; zero when that
+	// cell has no view): see Estimate.
+	Cell [len(schema.Windows)]schema.WindowStats
 }
 
 // Links returns the state of every link with data whose geometry touches bbox.
@@ -143,7 +146,32 @@ func (w *Set) Links(bbox geo.BBox) []LinkStats {
 	for _, li := range order {
 		out = append(out, *byLink[li])
 	}
+	cells := w.linkCells()
+	snaps := make([]map[uint64]*CellView, len(w.shards))
+	for i, s := range w.shards {
+		snaps[i] = *s.snap.Load()
+	}
+	AttachCells(out, func(i int) uint64 { return cells[order[i]] }, func(c uint64) *CellView {
+		for _, m := range snaps {
+			if v := m[c]; v != nil {
+				return v
+			}
+		}
+		return nil
+	})
 	return out
+}
+
+// linkCells is LinkCell of every link of the network, by index, computed on first use.
+func (w *Set) linkCells() []uint64 {
+	w.linkCellOnce.Do(func() {
+		links := w.cfg.Network.Links()
+		w.linkCell = make([]uint64, len(links))
+		for i, l := range links {
+			w.linkCell[i] = LinkCell(l, w.cfg.Res)
+		}
+	})
+	return w.linkCell
 }
 
 func touches(l *geo.Link, b geo.BBox) bool {

@@ -40,17 +40,14 @@ type CellView struct {
 
 // Derived are the values the API shows for one window of a view.
 type Derived struct {
-	SpeedKmh   float64 // NaN when no speed observation
+	SpeedKmh   float64 // the estimate (Estimate): NaN when the window holds no speed observation
+	SampleKmh  float64 // the window's own observations alone (NaN: none)
 	Congestion float64
 	TPI        float64
 	Level      string
-	Confidence float64 // 0..1 from the speed's weight: 10 probe fixes' worth is full confidence (Confidence)
+	Confidence float64 // 0..1: Estimate.Confidence
 	LowSamples bool    // fewer than MinSamples speed observations: the level is a weak estimate
 }
-
-// Confidence is how much a window's speed is worth, 0..1: its weight in probe fixes (a loop reading weighs a
-// tenth of one, a bus fix half) over 10, so a speed from one loop or one passing car reads as the guess it is.
-func Confidence(st *schema.WindowStats) float64 { return math.Min(1, st.SpeedW/10) }
 
 // MinSamples is the number of speed observations below which a cell's level is flagged as a weak estimate.
 const MinSamples = 3
@@ -58,10 +55,11 @@ const MinSamples = 3
 // Derive computes the API values of window w of v.
 func (v *CellView) Derive(w int) Derived {
 	st := &v.W[w]
-	sp, ok := st.Speed()
-	d := Derived{SpeedKmh: sp, Confidence: Confidence(st), LowSamples: st.Samples < MinSamples}
-	if ok {
-		d.Congestion = Congestion(sp, v.FreeFlowKmh)
+	sample, _ := st.Speed()
+	est := v.Estimate(w)
+	d := Derived{SpeedKmh: est.Kmh, SampleKmh: sample, Confidence: est.Confidence(), LowSamples: st.Samples < MinSamples}
+	if !math.IsNaN(est.Kmh) {
+		d.Congestion = Congestion(est.Kmh, v.FreeFlowKmh)
 	}
 	d.TPI = TPI(d.Congestion)
 	d.Level = Level(d.TPI)

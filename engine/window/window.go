@@ -75,6 +75,9 @@ type Set struct {
 	featMu sync.Mutex
 	feats  []detect.Features
 
+	linkCellOnce sync.Once
+	linkCell     []uint64 // LinkCell by link index (linkCells), read-only once computed
+
 	retentionMs atomic.Int64 // raw retention in force: cfg.Retention, or less when the memory budget needs it
 
 	done chan struct{} // closed when every shard goroutine has returned

@@ -53,8 +53,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	cfg := h.in.Config()
 	var body io.Reader = http.MaxBytesReader(w, r.Body, cfg.MaxBody)
+	size := int64(-1) // the decoded body's length, when the request says it
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
+		if r.ContentLength <= cfg.MaxBody {
+			size = r.ContentLength
+		}
 	case "gzip", "x-gzip":
 		zr, err := gzip.NewReader(body)
 		if err != nil {
@@ -80,7 +84,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "Idempotency-Key is longer than 256 bytes")
 		return
 	}
-	res, err := h.in.IngestReader(ctx, body, ct == ingest.ContentTypeArrow, via, engine.KindUnknown, key)
+	res, err := h.in.IngestReader(ctx, body, size, ct == ingest.ContentTypeArrow, via, engine.KindUnknown, key)
 	var mbe *http.MaxBytesError
 	switch {
 	case err == nil:

@@ -120,7 +120,11 @@ func TestMergedView(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	c0, c1 := cellAt(t, 30.25, 120.15), cellAt(t, 30.27, 120.13)
+	// c0 is the cell of the link's midpoint, which its speed estimate leans on.
+	c0, c1 := engine.LinkCell(link, 9), cellAt(t, 30.27, 120.13)
+	if c0 == c1 {
+		t.Fatalf("the link's cell is c1")
+	}
 	view := func(c uint64, samples uint32) *engine.CellView {
 		v := &engine.CellView{Cell: c, Res: 9, Lat: 30.25, Lng: 120.15}
 		v.W[0].Samples, v.W[0].Events = samples, samples
@@ -183,6 +187,9 @@ func TestMergedView(t *testing.T) {
 	ls := m.Links(geo.BBox{MinLng: -180, MinLat: -90, MaxLng: 180, MaxLat: 90})
 	if len(ls) != 1 || ls[0].W[0].Samples != 7 {
 		t.Errorf("links %+v, want one link with 2+5 samples", ls)
+	}
+	if len(ls) == 1 && ls[0].Cell[0].Samples != 3 {
+		t.Errorf("the link's cell windows %+v, want its midpoint cell's (3 samples, partition 0)", ls[0].Cell[0])
 	}
 	if in := m.Incidents(); len(in) != 1 || in[0].ID != "inc-1" {
 		t.Errorf("incidents %+v", in)

@@ -38,6 +38,9 @@ type Merged struct {
 	onDelta  func(*engine.Delta)
 	deltaSeq atomic.Uint64
 
+	linkCellMu sync.Mutex
+	linkCells  map[string]uint64 // engine.LinkCell by link id, filled on first use
+
 	resMu   sync.Mutex
 	results map[string]string
 	resFIFO []string
@@ -483,7 +486,30 @@ func (m *Merged) Links(bbox geo.BBox) []engine.LinkStats {
 	for _, id := range order {
 		out = append(out, *by[id])
 	}
+	engine.AttachCells(out, func(i int) uint64 { return m.linkCell(out[i].Link) }, func(c uint64) *engine.CellView {
+		for _, p := range m.parts {
+			if v := p.cells[c]; v != nil {
+				return v
+			}
+		}
+		return nil
+	})
 	return out
+}
+
+// linkCell is engine.LinkCell of l, remembered (read under m.mu's read lock: its own lock).
+func (m *Merged) linkCell(l *geo.Link) uint64 {
+	m.linkCellMu.Lock()
+	defer m.linkCellMu.Unlock()
+	if c, ok := m.linkCells[l.ID]; ok {
+		return c
+	}
+	if m.linkCells == nil {
+		m.linkCells = map[string]uint64{}
+	}
+	c := engine.LinkCell(l, m.cfg.Res)
+	m.linkCells[l.ID] = c
+	return c
 }
 
 func touches(l *geo.Link, b geo.BBox) bool {

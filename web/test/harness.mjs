@@ -15,6 +15,24 @@ export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const TOKENS = { admin: 'test-admin-token', commander: 'test-commander-token', police: 'test-police-token',
   viewer: 'test-viewer-token', planner: 'test-planner-token', feed: 'test-feed-token' };
 
+// tempDir makes a directory under the system's temporary directory for this test file. They are all removed
+// when the file's process exits cleanly; a failed run keeps them (server logs, data) and says where, as does
+// CITYBRAIN_KEEP_TEST_DIRS=1.
+const tempDirs = [];
+export function tempDir(prefix) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+process.on('exit', (code) => {
+  if (tempDirs.length === 0) return;
+  if (code !== 0 || process.exitCode || process.env.CITYBRAIN_KEEP_TEST_DIRS) {
+    console.error(`test directories kept: ${tempDirs.join(' ')}`);
+    return;
+  }
+  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
 export function freePort() {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
@@ -28,7 +46,7 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // startServer runs `citybrain run` on a free loopback port (or the given one) and waits until /healthz is ok.
 export async function startServer({ demo = true, port, dir, extra = [] } = {}) {
   if (!fs.existsSync(BIN)) throw new Error(`${BIN} missing: go build -o bin/citybrain ./cmd/citybrain`);
-  dir ||= fs.mkdtempSync(path.join(os.tmpdir(), 'citybrain-web-'));
+  dir ||= tempDir('citybrain-web-');
   const data = path.join(dir, 'data');
   fs.mkdirSync(data, { recursive: true });
   const auth = path.join(dir, 'auth.json');

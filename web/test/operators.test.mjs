@@ -6,10 +6,9 @@
 // OSM extract's roads (Monaco).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { TOKENS, apiCall, launchBrowser, makeIncident, openApp, renderedCells, sleep, startServer, waitFor } from './harness.mjs';
+import { TOKENS, apiCall, launchBrowser, makeIncident, openApp, renderedCells, sleep, startServer, tempDir, waitFor } from './harness.mjs';
 import { png, rasterPMTiles } from './pmtiles.mjs';
 
 let server, browser, serverStarted;
@@ -235,7 +234,7 @@ describe('operators', { timeout: 900_000 }, () => {
 describe('offline base maps', { timeout: 300_000 }, () => {
   test('a PMTiles file given with --basemap is served by the binary and drawn; an OSM extract draws its roads', async (t) => {
     const osm = path.join(process.env.CITYBRAIN_DATA || path.resolve('../../shared/data'), 'sumo/monaco/network.osm');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'citybrain-basemap-'));
+    const dir = tempDir('citybrain-basemap-');
     const pm = path.join(dir, 'world.pmtiles');
     fs.writeFileSync(pm, rasterPMTiles(png([30, 60, 90])));
     const extra = ['--basemap', pm];

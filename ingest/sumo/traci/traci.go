@@ -48,6 +48,7 @@ const (
 	VarSimTime  = 0x66
 	VarMinExp   = 0x7d
 	VarArrived  = 0x79
+	VarRemove   = 0x81 // set on a vehicle: take it out of the simulation (a byte reason: RemoveArrived, ...)
 
 	typeInt      = 0x09
 	typeDouble   = 0x0B
@@ -155,6 +156,18 @@ func (b *Batch) SetInt(cmd, v byte, id string, x int32) {
 	b.c.cmd(cmd, p)
 	b.n++
 }
+
+// SetByte adds a set command with a byte value (e.g. CmdSetVeh, VarRemove, RemoveArrived).
+func (b *Batch) SetByte(cmd, v byte, id string, x byte) {
+	p := append([]byte{v}, encStr(id)...)
+	p = append(p, typeByte, x)
+	b.c.cmd(cmd, p)
+	b.n++
+}
+
+// RemoveArrived is VarRemove's reason for a vehicle that reached its destination where it stands: SUMO ends its
+// trip there (tripinfo arrival now) rather than recording it as vaporized.
+const RemoveArrived = 2
 
 // SetDouble adds a set command with a double value.
 func (b *Batch) SetDouble(cmd, v byte, id string, x float64) {
