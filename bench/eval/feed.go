@@ -23,7 +23,7 @@ type target interface {
 	send(ctx context.Context, body []byte) (accepted, rejected int, err error)
 	detections(ctx context.Context) ([]Detection, error)
 	// speeds reads the 5-minute window of every link and every cell with a speed.
-	speeds(ctx context.Context) (links map[string]linkReading, cells map[uint64]float64, err error)
+	speeds(ctx context.Context) (links map[string]linkReading, cells map[uint64]reading, err error)
 	stop() error
 }
 
@@ -95,27 +95,32 @@ func (d *direct) detections(context.Context) ([]Detection, error) {
 	return out, nil
 }
 
-// linkReading is a link's published 5-minute speed and the number of observations behind it.
+// reading is a published 5-minute speed and its confidence.
+type reading struct {
+	Kmh, Conf float64
+}
+
+// linkReading is a link's reading and the number of observations behind it.
 type linkReading struct {
-	Kmh     float64
+	reading
 	Samples float64
 }
 
-func (d *direct) speeds(context.Context) (map[string]linkReading, map[uint64]float64, error) {
+func (d *direct) speeds(context.Context) (map[string]linkReading, map[uint64]reading, error) {
 	links := map[string]linkReading{}
 	for _, ls := range d.e.Links(d.bb) {
 		if est := ls.Estimate(1); !math.IsNaN(est.Kmh) {
-			links[ls.Link.ID] = linkReading{Kmh: est.Kmh, Samples: float64(ls.W[1].Samples)}
+			links[ls.Link.ID] = linkReading{reading: reading{Kmh: est.Kmh, Conf: est.Confidence()}, Samples: float64(ls.W[1].Samples)}
 		}
 	}
-	cells := map[uint64]float64{}
+	cells := map[uint64]reading{}
 	views, err := d.e.Cells(d.e.Config().Res, d.bb)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, v := range views {
-		if sp := v.Derive(1).SpeedKmh; !math.IsNaN(sp) {
-			cells[v.Cell] = sp
+		if d := v.Derive(1); !math.IsNaN(d.SpeedKmh) {
+			cells[v.Cell] = reading{Kmh: d.SpeedKmh, Conf: d.Confidence}
 		}
 	}
 	return links, cells, nil
@@ -199,6 +204,7 @@ type speedScore struct {
 
 type speedPair struct {
 	Truth, Est, VehS float64
+	Conf             float64 // the reading's confidence (NaN: none)
 }
 
 func newSpeedScore(run *simRun, net *geo.Network, start time.Time, res int, low bool) *speedScore {
@@ -288,6 +294,7 @@ func (s *speedScore) at(ctx context.Context, t target, at int64) error {
 		}
 		tr := o.SumKmh / o.VehS
 		var est float64
+		conf := math.NaN()
 		var ok bool
 		var kind string
 		switch o.Unit[0] {
@@ -295,16 +302,16 @@ func (s *speedScore) at(ctx context.Context, t target, at int64) error {
 			kind = "link"
 			var r linkReading
 			r, ok = links[o.Unit[2:]]
-			est = r.Kmh
+			est, conf = r.Kmh, r.Conf
 			// The probe sample's own vehicle-seconds: what sampling alone allows.
 			sample := "P:"
 			if s.low {
 				sample = "Q:"
 			}
 			if p, ok := s.truth[obsKey{w, sample + o.Unit[2:]}]; ok && p.VehS > 0 {
-				s.pairs["link-sample"] = append(s.pairs["link-sample"], speedPair{Truth: tr, Est: p.SumKmh / p.VehS, VehS: o.VehS})
+				s.pairs["link-sample"] = append(s.pairs["link-sample"], speedPair{Truth: tr, Est: p.SumKmh / p.VehS, VehS: o.VehS, Conf: math.NaN()})
 			} else {
-				s.pairs["link-sample"] = append(s.pairs["link-sample"], speedPair{Truth: tr, Est: math.NaN(), VehS: o.VehS})
+				s.pairs["link-sample"] = append(s.pairs["link-sample"], speedPair{Truth: tr, Est: math.NaN(), VehS: o.VehS, Conf: math.NaN()})
 			}
 		case 'C':
 			kind = "cell"
@@ -312,7 +319,9 @@ func (s *speedScore) at(ctx context.Context, t target, at int64) error {
 			if err != nil {
 				continue
 			}
-			est, ok = cells[c]
+			var r reading
+			r, ok = cells[c]
+			est, conf = r.Kmh, r.Conf
 		case 'S':
 			kind = "square"
 			var x, y int
@@ -324,12 +333,12 @@ func (s *speedScore) at(ctx context.Context, t target, at int64) error {
 			if err != nil {
 				continue
 			}
-			cellEst, cellOK := cells[c]
-			if cellOK {
-				s.pairs["square-cell"] = append(s.pairs["square-cell"], speedPair{Truth: tr, Est: cellEst, VehS: o.VehS})
-			} else {
-				s.pairs["square-cell"] = append(s.pairs["square-cell"], speedPair{Truth: tr, Est: math.NaN(), VehS: o.VehS})
+			cr, cellOK := cells[c]
+			cellEst := cr.Kmh
+			if !cellOK {
+				cellEst = math.NaN()
 			}
+			s.pairs["square-cell"] = append(s.pairs["square-cell"], speedPair{Truth: tr, Est: cellEst, VehS: o.VehS, Conf: math.NaN()})
 			est, ok = s.squareFromLinks(o.Unit[2:], links)
 			if !ok {
 				est, ok = cellEst, cellOK
@@ -338,7 +347,7 @@ func (s *speedScore) at(ctx context.Context, t target, at int64) error {
 		if !ok {
 			est = math.NaN()
 		}
-		s.pairs[kind] = append(s.pairs[kind], speedPair{Truth: tr, Est: est, VehS: o.VehS})
+		s.pairs[kind] = append(s.pairs[kind], speedPair{Truth: tr, Est: est, VehS: o.VehS, Conf: conf})
 	}
 	return nil
 }
@@ -351,13 +360,29 @@ type SpeedMetrics struct {
 	QueueMAPE float64 `json:"queue_mape"` // the same where the truth is under 15 km/h
 	QueueN    int     `json:"queue_n"`
 	Ratio     float64 `json:"median_ratio"` // median est / truth (> 1: reads too fast)
+	// ByConfidence is the MAPE of the readings in each band of the confidence the engine published with
+	// them: a confidence worth the name has the error fall as it rises.
+	ByConfidence []ConfidenceBand `json:"by_confidence,omitempty"`
 }
+
+// ConfidenceBand is the error of the readings whose confidence lies in [From, To).
+type ConfidenceBand struct {
+	From float64 `json:"from"`
+	To   float64 `json:"to"`
+	N    int     `json:"n"`
+	MAPE float64 `json:"mape"`
+}
+
+// confidenceBands are the bands SpeedMetrics.ByConfidence reports.
+var confidenceBands = [][2]float64{{0, 0.5}, {0.5, 0.8}, {0.8, 1.01}}
 
 func speedMetrics(ps []speedPair) SpeedMetrics {
 	var m SpeedMetrics
 	var sum, qsum float64
 	var ratios []float64
 	covered := 0
+	bandSum := make([]float64, len(confidenceBands))
+	bandN := make([]int, len(confidenceBands))
 	for _, p := range ps {
 		m.Units++
 		if math.IsNaN(p.Est) {
@@ -366,6 +391,12 @@ func speedMetrics(ps []speedPair) SpeedMetrics {
 		covered++
 		e := math.Abs(p.Est-p.Truth) / math.Max(p.Truth, speedFloorKmh)
 		sum += e
+		for i, b := range confidenceBands {
+			if p.Conf >= b[0] && p.Conf < b[1] {
+				bandSum[i] += e
+				bandN[i]++
+			}
+		}
 		if p.Truth < 15 {
 			qsum += e
 			m.QueueN++
@@ -382,6 +413,11 @@ func speedMetrics(ps []speedPair) SpeedMetrics {
 	}
 	if m.QueueN > 0 {
 		m.QueueMAPE = round3(qsum / float64(m.QueueN))
+	}
+	for i, b := range confidenceBands {
+		if bandN[i] > 0 {
+			m.ByConfidence = append(m.ByConfidence, ConfidenceBand{From: b[0], To: math.Min(1, b[1]), N: bandN[i], MAPE: round3(bandSum[i] / float64(bandN[i]))})
+		}
 	}
 	return m
 }

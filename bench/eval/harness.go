@@ -134,11 +134,12 @@ func (h *harness) detections(ctx context.Context) ([]Detection, error) {
 	return dets, nil
 }
 
-func (h *harness) speeds(ctx context.Context) (map[string]linkReading, map[uint64]float64, error) {
+func (h *harness) speeds(ctx context.Context) (map[string]linkReading, map[uint64]reading, error) {
 	var ls []struct {
-		Link    string   `json:"link"`
-		Speed   *float64 `json:"speed_kmh"`
-		Samples float64  `json:"samples"`
+		Link       string   `json:"link"`
+		Speed      *float64 `json:"speed_kmh"`
+		Samples    float64  `json:"samples"`
+		Confidence float64  `json:"confidence"`
 	}
 	if err := h.getJSON(ctx, "/api/v1/links?window=5m", &ls); err != nil {
 		return nil, nil, err
@@ -146,20 +147,21 @@ func (h *harness) speeds(ctx context.Context) (map[string]linkReading, map[uint6
 	links := map[string]linkReading{}
 	for _, l := range ls {
 		if l.Speed != nil {
-			links[l.Link] = linkReading{Kmh: *l.Speed, Samples: l.Samples}
+			links[l.Link] = linkReading{reading: reading{Kmh: *l.Speed, Conf: l.Confidence}, Samples: l.Samples}
 		}
 	}
 	var cs []struct {
-		Cell  string   `json:"cell"`
-		Speed *float64 `json:"speed_kmh"`
+		Cell       string   `json:"cell"`
+		Speed      *float64 `json:"speed_kmh"`
+		Confidence float64  `json:"confidence"`
 	}
 	if err := h.getJSON(ctx, "/api/v1/cells?window=5m", &cs); err != nil {
 		return nil, nil, err
 	}
-	cells := map[uint64]float64{}
+	cells := map[uint64]reading{}
 	for _, c := range cs {
 		if id, err := geo.ParseCell(c.Cell); err == nil && c.Speed != nil {
-			cells[id] = *c.Speed
+			cells[id] = reading{Kmh: *c.Speed, Conf: c.Confidence}
 		}
 	}
 	return links, cells, nil
