@@ -262,7 +262,9 @@ const bolognaDir = "sumo/bologna-acosta"
 
 // cityModels returns the detector model each city is judged with (nil: the shipped one). With cfg.Model
 // "loco" every city of the corpus is simulated (or read from the cache) for every seed first, since each
-// city's model is fitted on all the others.
+// city's model is fitted on all the others. A model fitted before on the same rows with the same options
+// and fitting code is read back from the cache's models directory (fitCached), so a change to fusion reuses
+// the models and a change to the detector's features refits them.
 func cityModels(ctx context.Context, cfg *Config, rep *Report) (map[string]*detect.Model, error) {
 	out := map[string]*detect.Model{}
 	switch cfg.Model {
@@ -301,11 +303,15 @@ func cityModels(ctx context.Context, cfg *Config, rep *Report) (map[string]*dete
 				train = append(train, r)
 			}
 		}
-		m, err := fitModel(train, TrainOptions{})
+		m, reused, err := fitCached(filepath.Join(cfg.cacheDir(), "models"), train, TrainOptions{})
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(cfg.Log, "eval: %s is judged by a model fitted on the other cities (threshold %.3f, persistence %d)\n", c, m.Threshold, m.Persist)
+		how := "fitted"
+		if reused {
+			how = "fitted before on the same rows (cached)"
+		}
+		fmt.Fprintf(cfg.Log, "eval: %s is judged by a model %s on the other cities (threshold %.3f, persistence %d)\n", c, how, m.Threshold, m.Persist)
 		out[c] = m
 	}
 	rep.ModelNote = fmt.Sprintf("leave-one-city-out: each city judged by a model fitted and calibrated on the other cities of %s (same seeds), never on itself", strings.Join(all.Cities, ", "))

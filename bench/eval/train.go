@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -429,7 +430,7 @@ func train(ctx context.Context, cfg *Config, rep *Report) error {
 		if len(tr) == 0 {
 			continue // a single city: nothing to hold it out against
 		}
-		m, err := fitModel(tr, TrainOptions{})
+		m, _, err := fitCached(filepath.Join(cfg.cacheDir(), "models"), tr, TrainOptions{})
 		if err != nil {
 			return err
 		}
@@ -444,7 +445,7 @@ func train(ctx context.Context, cfg *Config, rep *Report) error {
 			fmt.Fprintf(w, "| %s | %s | %s (thr %.3f, persist %d) |\n", c, p, proxyAll(t, m, m.Threshold, m.Persist), m.Threshold, m.Persist)
 		}
 	}
-	m, err := fitModel(runs, TrainOptions{})
+	m, _, err := fitCached(filepath.Join(cfg.cacheDir(), "models"), runs, TrainOptions{})
 	if err != nil {
 		return err
 	}

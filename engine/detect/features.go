@@ -55,6 +55,7 @@ const (
 	FMainDown             // the speed of the link most of its traffic goes to / that link's free flow (1 without data)
 	FStandBefore          // the longest hold 5 to 10 minutes earlier / the stop reference: a queue that was already there
 	FSpeedBefore          // its speed 5 to 10 minutes earlier / its learned speed (1 without data)
+	FFeedHeld             // the longest hold at the end of a link feeding it (its last max(30 m, 15 %)) / that link's own stop reference: traffic waiting to get onto it
 	NumFeatures
 )
 
@@ -63,6 +64,7 @@ var FeatureNames = [NumFeatures]string{
 	"stand_ratio", "stand_log", "standing60", "head_gap", "head_gap_m", "exit_deficit", "no_exit", "entry_deficit",
 	"stand_share", "crawl_share", "speed_ratio", "speed_ff", "down_flow", "down_quiet", "up_stand", "loop_occ",
 	"loop_flow_ratio", "signal", "fixes", "fix_ratio", "passing", "stop_line", "main_down", "stand_before", "speed_before",
+	"feed_held",
 }
 
 const windowMs = 120_000 // the recent window the features look at
@@ -148,6 +150,22 @@ func longestStand(ls *linkState, t int64) (longest float64, n60 int, headM float
 		}
 	}
 	return longest, n60, headM
+}
+
+// heldAtEnd is the longest hold ongoing at t (s) among vehicles standing at the end of a link of lengthM
+// (its last max(30 m, 15 %)), 0 without one.
+func heldAtEnd(ls *linkState, lengthM float64, t int64) float64 {
+	zone := math.Max(30, 0.15*lengthM)
+	var longest float64
+	for _, a := range ls.active {
+		if a.since > t || t-a.last > staleMs || lengthM-float64(a.offM) >= zone {
+			continue
+		}
+		if d := float64(min(a.last, t)-a.since) / 1000; d >= holdMinS {
+			longest = math.Max(longest, d)
+		}
+	}
+	return longest
 }
 
 // measure computes the features of every link with traffic in the last 10 minutes at bucket end b, and
@@ -241,6 +259,16 @@ func (t *Tracker) measure(b int64) []Features {
 			up = math.Max(up, l)
 		}
 		x[FUpStand] = math.Min(10, up/ref)
+		// Traffic waiting at the end of a feeder to get onto this link, against how long that feeder's
+		// own stops normally last (its signal's red): a closure near this link's start holds it there.
+		feed := 0.0
+		for _, u := range L.Up {
+			us := &t.st[u]
+			if h := heldAtEnd(us, t.links[u].LengthM, b); h > 0 {
+				feed = math.Max(feed, h/t.stopRef(us))
+			}
+		}
+		x[FFeedHeld] = math.Min(10, feed)
 		x[FLoopFlowRatio] = 1
 		if s.loops > 0 {
 			x[FLoopOcc] = s.occSum / s.loops

@@ -49,7 +49,10 @@ func (tr trip) fixes(until int64, add func(id string, ts int64, link int32, off 
 }
 
 // run feeds trips in batches of 10 s and returns the features of link 0 by bucket end.
-func run(trips []trip, until int64) map[int64]Features {
+func run(trips []trip, until int64) map[int64]Features { return runLink(trips, until, 0) }
+
+// runLink feeds trips in batches of 10 s and returns the features of link li by bucket end.
+func runLink(trips []trip, until int64, li int32) map[int64]Features {
 	tk := NewTracker(twoLinks(), 10_000)
 	type f struct {
 		id   string
@@ -73,7 +76,7 @@ func run(trips []trip, until int64) map[int64]Features {
 		}
 		tk.Advance(b+10_000-30_000, func(_ int64, feats []Features) {
 			for _, ft := range feats {
-				if ft.Link == 0 {
+				if ft.Link == li {
 					out[ft.T] = ft
 				}
 			}
@@ -244,5 +247,46 @@ func TestQuietLinkIsJudgedAfterFiveMinutes(t *testing.T) {
 		t.Errorf("a quiet link is first judged at %d s, want by 360 s", (first-t0)/1000)
 	case !feats[first].Young:
 		t.Errorf("a quiet link (a few buckets with traffic) is not young at %d s", (first-t0)/1000)
+	}
+}
+
+// A closure just past the junction: from minute 10 the vehicles stand at the end of link 0, waiting to get
+// onto link 1, which empties. No probe stands on link 1, yet it is judged (the gate lets it through) and
+// its features say who waits to get onto it; the same link with traffic flowing is not judged.
+func TestALinkEmptiedBehindAStandingFeederIsJudged(t *testing.T) {
+	onset := t0 + 10*60_000
+	until := t0 + 20*60_000
+	var flowing, blocked []trip
+	for k := int64(0); k < 60; k++ {
+		tr := trip{id: fmt.Sprintf("v%d", k), start: t0 + k*20_000, kmh: 36}
+		flowing = append(flowing, tr)
+		if tr.start > onset-29_000 { // not past the junction yet at the onset
+			tr.standAt, tr.standFrom = 295, onset
+		}
+		blocked = append(blocked, tr)
+	}
+	free := runLink(flowing, until, 1)
+	blk := runLink(blocked, until, 1)
+	at := onset + 3*60_000
+	f, ok := blk[at]
+	if !ok {
+		t.Fatalf("no features of the emptied link at onset + 3 min: %d rows", len(blk))
+	}
+	x := f.X
+	if x[FStandLog] != 0 || x[FFixRatio] >= 0.5 {
+		t.Fatalf("emptied link: stand %.2f, fix ratio %.2f; want nobody standing on it and under half its fixes", x[FStandLog], x[FFixRatio])
+	}
+	if x[FFeedHeld] < 1 || x[FUpStand] < 1 {
+		t.Errorf("feed held %.2f, upstream stand %.2f: the vehicles waiting at the end of link 0 for 3 min are not seen", x[FFeedHeld], x[FUpStand])
+	}
+	if !Gate(&x) {
+		t.Errorf("the emptied link behind a standing feeder is not judged (gate closed): %v", x)
+	}
+	g, ok := free[at]
+	if !ok {
+		t.Fatalf("no features of the flowing link at onset + 3 min")
+	}
+	if Gate(&g.X) || g.X[FFeedHeld] != 0 {
+		t.Errorf("flowing link: gate %v, feed held %.2f; want not judged, nothing held", Gate(&g.X), g.X[FFeedHeld])
 	}
 }

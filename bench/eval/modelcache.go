@@ -1,0 +1,141 @@
+package eval
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"math"
+	"os"
+	"path/filepath"
+
+	"citybrain/engine/detect"
+)
+
+// fitVersion names the fitting code (fitTrees, fitLR, calibrate, proxyDetections and their constants): bump
+// it with any change to what they return for the same rows, so the models cached under the old code are
+// fitted again. The rows themselves (the detector's features and the labels) are in the key, so a change to
+// the detector refits on its own.
+const fitVersion = 1
+
+// filled is opt with its defaults, as fitModel uses it.
+func (opt TrainOptions) filled() TrainOptions {
+	if opt.PosShare == 0 {
+		opt.PosShare = 0.2
+	}
+	if opt.L2 == 0 {
+		opt.L2 = 1
+	}
+	if opt.MaxFalsePerH == 0 {
+		opt.MaxFalsePerH = 0.5
+	}
+	return opt
+}
+
+// trainingKey is a hash of everything a model fitted and calibrated on runs depends on: the fitting code's
+// version, the options, and per run its city, seed, density, length, road network, truths and rows (the
+// features, labels and what the proxy fusion reads).
+func trainingKey(runs []*corpusRun, opt TrainOptions) string {
+	h := sha256.New()
+	opt = opt.filled()
+	fmt.Fprintf(h, "citybrain loco model v%d %d %q %g %g %g\n", fitVersion, detect.NumFeatures, opt.Kind, opt.PosShare, opt.L2, opt.MaxFalsePerH)
+	var buf []byte
+	f64 := func(x float64) { buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(x)) }
+	i64 := func(x int64) { buf = binary.LittleEndian.AppendUint64(buf, uint64(x)) }
+	str := func(s string) { i64(int64(len(s))); buf = append(buf, s...) }
+	flush := func(h hash.Hash) { h.Write(buf); buf = buf[:0] }
+	for _, r := range runs {
+		str(r.city)
+		i64(r.seed)
+		buf = append(buf, boolByte(r.low))
+		f64(r.endS)
+		links := r.net.Links()
+		i64(int64(len(links)))
+		for _, l := range links {
+			str(l.ID)
+			str(l.From)
+			str(l.To)
+			f64(l.GeomLengthM())
+		}
+		flush(h)
+		i64(int64(len(r.truths)))
+		for _, t := range r.truths {
+			str(t.ID)
+			str(t.Link)
+			str(t.Class)
+			i64(t.Start.UnixMilli())
+			i64(t.End.UnixMilli())
+			f64(t.Lat)
+			f64(t.Lng)
+		}
+		i64(int64(len(r.rows)))
+		for i := range r.rows {
+			row := &r.rows[i]
+			i64(int64(row.Link))
+			i64(row.T)
+			for _, x := range row.X {
+				f64(x)
+			}
+			f64(row.HeadM)
+			buf = append(buf, byte(row.Label), boolByte(row.Young))
+			str(row.Class)
+			if len(buf) > 1<<16 {
+				flush(h)
+			}
+		}
+		flush(h)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// fitCached returns the model fitModel fits on runs with opt, read from dir when a model was fitted there on
+// the same rows with the same options and code before (reused true), else fitted and written there. An
+// unreadable or damaged cached model is fitted again; dir "" caches nothing.
+func fitCached(dir string, runs []*corpusRun, opt TrainOptions) (m *detect.Model, reused bool, err error) {
+	var path string
+	if dir != "" {
+		path = filepath.Join(dir, "loco-"+trainingKey(runs, opt)[:32]+".json")
+		if data, err := os.ReadFile(path); err == nil {
+			if m, err := detect.ParseModel(data); err == nil {
+				return m, true, nil
+			}
+		}
+	}
+	m, err = fitModel(runs, opt)
+	if err != nil || path == "" {
+		return m, false, err
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return nil, false, fmt.Errorf("cannot encode the model: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, false, fmt.Errorf("cannot cache the model (%s): %w", dir, err)
+	}
+	tmp, err := os.CreateTemp(dir, ".loco-*")
+	if err != nil {
+		return nil, false, fmt.Errorf("cannot cache the model (%s): %w", dir, err)
+	}
+	_, werr := tmp.Write(data)
+	cerr := tmp.Close()
+	if werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), path)
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+		return nil, false, fmt.Errorf("cannot cache the model (%s): %w", path, werr)
+	}
+	return m, false, nil
+}

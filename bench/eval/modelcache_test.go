@@ -1,0 +1,133 @@
+package eval
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"citybrain/engine/detect"
+	"citybrain/geo"
+)
+
+// cacheCorpus is two runs on a straight road of six 300 m links, a link blocked for ten minutes in each:
+// rows every 10 s on every link, the blocked link's standing and not discharging, the others noisy.
+func cacheCorpus(t *testing.T) []*corpusRun {
+	t.Helper()
+	const lat, lng = 30.25, 120.15
+	mLng := 1 / (111320.0 * math.Cos(lat*math.Pi/180))
+	pt := func(x float64) geo.LatLng { return geo.LatLng{Lat: lat, Lng: lng + x*mLng} }
+	var nodes []geo.Node
+	var links []geo.Link
+	for i := 0; i <= 6; i++ {
+		nodes = append(nodes, geo.Node{ID: fmt.Sprint("N", i), LatLng: pt(300 * float64(i)), Signalised: true})
+	}
+	for i := 0; i < 6; i++ {
+		links = append(links, geo.Link{ID: fmt.Sprint("L", i), From: fmt.Sprint("N", i), To: fmt.Sprint("N", i+1), Lanes: 1,
+			SpeedLimitKmh: 50, Geometry: []geo.LatLng{pt(300 * float64(i)), pt(300 * float64(i+1))}})
+	}
+	net, err := geo.NewNetwork("cache-test", nodes, links)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs []*corpusRun
+	for seed := int64(1); seed <= 2; seed++ {
+		rng := rand.New(rand.NewPCG(uint64(seed), 7))
+		blocked := int32(1 + seed)
+		p := pt(300*float64(blocked) + 150)
+		tr := Truth{ID: "blk", Class: ClassFull, Link: fmt.Sprint("L", blocked), Lat: p.Lat, Lng: p.Lng,
+			Start: simStart.Add(10 * time.Minute), End: simStart.Add(20 * time.Minute)}
+		r := &corpusRun{city: "line", seed: seed, truths: []Truth{tr}, net: net, endS: 1800}
+		for ts := int64(10_000); ts <= 1800_000; ts += 10_000 {
+			at := simStart.UnixMilli() + ts
+			for li := int32(0); li < 6; li++ {
+				row := Row{City: "line", Seed: seed, Link: li, T: at, HeadM: 150}
+				for j := range row.X {
+					row.X[j] = rng.Float64()
+				}
+				row.X[detect.FStandLog] = 0.1 + rng.Float64()
+				if li == blocked && at >= tr.Start.UnixMilli()+30_000 && at <= tr.End.UnixMilli() {
+					row.Label, row.Class, row.Truth = 1, ClassFull, tr.ID
+					row.X[detect.FStandLog] += 2
+					row.X[detect.FExitDeficit] += 3
+				}
+				r.rows = append(r.rows, row)
+			}
+		}
+		runs = append(runs, r)
+	}
+	return runs
+}
+
+// A second fit on the same rows with the same options reads the model back from the cache; a changed row, a
+// changed label or other options fit again.
+func TestLocoModelsAreCachedByTheirRows(t *testing.T) {
+	dir := t.TempDir()
+	runs := cacheCorpus(t)
+	files := func() []string {
+		es, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	m1, reused, err := fitCached(dir, runs, TrainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reused || len(files()) != 1 {
+		t.Fatalf("first fit: reused %v, cache holds %v; want fitted and one model written", reused, files())
+	}
+	// Mark the cached model, so a reuse is told from a refit that happens to give the same model.
+	path := filepath.Join(dir, files()[0])
+	marked := *m1
+	marked.Notes = []string{"read from the cache"}
+	data, err := json.Marshal(&marked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m2, reused, err := fitCached(dir, runs, TrainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reused || !slices.Equal(m2.Notes, marked.Notes) || m2.Threshold != m1.Threshold || m2.Persist != m1.Persist || len(m2.Trees) != len(m1.Trees) {
+		t.Fatalf("second fit on the same rows: reused %v, notes %v; want the cached model", reused, m2.Notes)
+	}
+
+	runs[1].rows[100].X[detect.FExitDeficit] += 0.5
+	if _, reused, err = fitCached(dir, runs, TrainOptions{}); err != nil || reused {
+		t.Fatalf("a changed feature: reused %v (err %v), want a refit", reused, err)
+	}
+	runs[0].rows[7].Label = -1
+	if _, reused, err = fitCached(dir, runs, TrainOptions{}); err != nil || reused {
+		t.Fatalf("a changed label: reused %v (err %v), want a refit", reused, err)
+	}
+	if _, reused, err = fitCached(dir, runs, TrainOptions{MaxFalsePerH: 1}); err != nil || reused {
+		t.Fatalf("other options: reused %v (err %v), want a refit", reused, err)
+	}
+	if n := len(files()); n != 4 {
+		t.Errorf("the cache holds %d models (%v), want 4: one per distinct training set and options", n, files())
+	}
+	// A damaged cached model is fitted again, not an error.
+	if err := os.WriteFile(path, []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runs[1].rows[100].X[detect.FExitDeficit] -= 0.5
+	runs[0].rows[7].Label = 0
+	m3, reused, err := fitCached(dir, runs, TrainOptions{})
+	if err != nil || reused || m3.Threshold != m1.Threshold || len(m3.Trees) != len(m1.Trees) {
+		t.Fatalf("over a damaged cache file: reused %v (err %v), threshold %v; want a refit equal to the first", reused, err, m3.Threshold)
+	}
+}
