@@ -401,13 +401,22 @@ func pushTS(s *[]int64, ts int64) {
 	}
 }
 
-// evict forgets vehicles idle for vehicleIdle and links without traffic for 15 minutes.
+// evict forgets vehicles idle for vehicleIdle and links without traffic for 15 minutes. The idle vehicles'
+// holds end in the order of their ids: a completed stop feeds its link's and the network's stop quantiles,
+// whose estimates depend on the order of what they learn, so map order would make two runs of the same log
+// differ (and the eval's training rows with them).
 func (t *Tracker) evict(now int64) {
+	var idle []string
 	for id, v := range t.veh {
 		if now-v.lastTS > vehicleIdle {
-			t.endHold(v, v.lastTS, id)
-			delete(t.veh, id)
+			idle = append(idle, id)
 		}
+	}
+	sort.Strings(idle)
+	for _, id := range idle {
+		v := t.veh[id]
+		t.endHold(v, v.lastTS, id)
+		delete(t.veh, id)
 	}
 	for li := range t.active {
 		if now-t.st[li].lastTS > 15*60_000 {

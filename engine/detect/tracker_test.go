@@ -290,3 +290,30 @@ func TestALinkEmptiedBehindAStandingFeederIsJudged(t *testing.T) {
 		t.Errorf("flowing link: gate %v, feed held %.2f; want not judged, nothing held", Gate(&g.X), g.X[FFeedHeld])
 	}
 }
+
+// Vehicles that fall silent together end their holds when they are forgotten; the stops feed quantiles whose
+// estimates depend on the order they learn in. Two trackers fed the same log end in the same state.
+func TestForgettingVehiclesIsDeterministic(t *testing.T) {
+	state := func() []byte {
+		tk := NewTracker(twoLinks(), 10_000)
+		for k := 0; k < 40; k++ {
+			id := fmt.Sprintf("v%02d", k)
+			// Each stands at its own place for 20 + 5k s, then is heard of no more.
+			for ts := t0; ts <= t0+int64(20+5*k)*1000; ts += 5000 {
+				tk.AddFix(id, ts, 0, Fraction(300, float64(5+7*k%280)), 0)
+			}
+		}
+		tk.Advance(t0+20*60_000, nil)
+		data, err := tk.MarshalState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	want := state()
+	for i := 0; i < 10; i++ {
+		if got := state(); string(got) != string(want) {
+			t.Fatalf("run %d: the tracker's state differs from the first run's after the same log", i+2)
+		}
+	}
+}
