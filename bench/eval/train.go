@@ -380,15 +380,7 @@ type TrainOptions struct {
 
 // fitModel fits the detector on runs and calibrates its operating point on them.
 func fitModel(runs []*corpusRun, opt TrainOptions) (*detect.Model, error) {
-	if opt.PosShare == 0 {
-		opt.PosShare = 0.2
-	}
-	if opt.L2 == 0 {
-		opt.L2 = 1
-	}
-	if opt.MaxFalsePerH == 0 {
-		opt.MaxFalsePerH = 0.5
-	}
+	opt = opt.filled()
 	var m *detect.Model
 	var err error
 	if opt.Kind == "logistic" {
