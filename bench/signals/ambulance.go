@@ -39,8 +39,7 @@ type ambulance struct {
 	// stops there: SUMO would otherwise drive it on to the end of that link, which can lie far past the scene
 	// (a route ending just past a junction).
 	endLink  string
-	endM     float64
-	atScene  float64 // sim s when the vehicle reached the route's end, -1 not yet
+	endFrac  float64 // the route's end as a share of endLink's length (SUMO's lane lengths and the network's geometry differ slightly)
 	toRemove bool    // reached the scene this step: the loop takes it out of the simulation
 }
 
@@ -61,7 +60,7 @@ func newAmbulance(l *loopCtl, net *geo.Network) (*ambulance, error) {
 	if !ok {
 		return nil, fmt.Errorf("cannot run the ambulance: its last edge %s is not in the network", l.sc.EV[len(l.sc.EV)-1])
 	}
-	return &ambulance{l: l, unitID: "amb-ev", dest: last.Geometry[len(last.Geometry)-1], called: -1, atScene: -1, held: map[string]bool{},
+	return &ambulance{l: l, unitID: "amb-ev", dest: last.Geometry[len(last.Geometry)-1], called: -1, held: map[string]bool{},
 		since: map[string]float64{}, expired: map[string]bool{}}, nil
 }
 
@@ -74,8 +73,8 @@ func (a *ambulance) observe(now float64, s traci.Sub) {
 	if len(s.Vals) != len(evVars) {
 		return
 	}
-	if a.atScene < 0 && a.reached(s.Vals[3].String(), s.Vals[4].Float()) {
-		a.atScene, a.toRemove = now, true
+	if !a.toRemove && a.reached(s.Vals[3].String(), s.Vals[4].Float()) {
+		a.toRemove = true
 		fmt.Fprintf(a.l.digest, "scene %.0f;", now)
 	}
 	x, y, ok := s.Vals[0].Pos()
@@ -135,10 +134,11 @@ func (a *ambulance) step(now float64) error {
 			return err
 		}
 		for _, in := range incs {
+			dist := geo.DistanceM(geo.LatLng{Lat: in.Lat, Lng: in.Lng}, a.dest)
 			if os.Getenv("CITYBRAIN_EV_TRACE") != "" {
-				fmt.Fprintf(os.Stderr, "EVTRACE incident %s at %.6f,%.6f, %.0f m from the callers\n", in.ID, in.Lat, in.Lng, geo.DistanceM(geo.LatLng{Lat: in.Lat, Lng: in.Lng}, a.dest))
+				fmt.Fprintf(os.Stderr, "EVTRACE incident %s at %.6f,%.6f, %.0f m from the callers\n", in.ID, in.Lat, in.Lng, dist)
 			}
-			if geo.DistanceM(geo.LatLng{Lat: in.Lat, Lng: in.Lng}, a.dest) < 300 {
+			if dist < 300 {
 				a.incident = in.ID
 			}
 		}
@@ -161,9 +161,7 @@ func (a *ambulance) step(now float64) error {
 	}
 	if key := strings.Join(d.RouteLinks, ","); key != a.route {
 		a.route = key // the first route, and every re-route the dispatch makes
-		if n := len(d.RouteLinks); n > 0 {
-			a.endLink, a.endM = d.RouteLinks[n-1], d.RouteEndM
-		}
+		a.routeEnds(d.RouteLinks, d.RouteEndM)
 		fmt.Fprintf(l.digest, "route %.0f %s;", now, key)
 		if err := a.follow(d.RouteLinks); err != nil {
 			return err
@@ -171,7 +169,7 @@ func (a *ambulance) step(now float64) error {
 	}
 	// CITYBRAIN_EV_TRACE=1: every decision, the dispatch's progress and green wave on stderr (docs/signals.md).
 	if os.Getenv("CITYBRAIN_EV_TRACE") != "" {
-		fmt.Fprintf(os.Stderr, "EVTRACE t=%.0f st=%s eta=%.0f prog=%.0f/%.0f upd=%s reroutes=%d route=%d links, ends %.0f m into %s (own route's last edge %s)\n", now, d.Status, d.ETAS, d.ProgressM, d.LengthM, d.UpdatedAt.Format("15:04:05"), d.Reroutes, len(d.RouteLinks), d.RouteEndM, a.endLink, l.sc.EV[len(l.sc.EV)-1])
+		fmt.Fprintf(os.Stderr, "EVTRACE t=%.0f st=%s eta=%.0f prog=%.0f/%.0f upd=%s reroutes=%d route=%d links, ends %.0f m into %s (own route's last edge %s)\n", now, d.Status, d.ETAS, d.ProgressM, d.LengthM, d.UpdatedAt.Format("15:04:05"), d.Reroutes, len(d.RouteLinks), d.RouteEndM, d.RouteLinks[len(d.RouteLinks)-1], l.sc.EV[len(l.sc.EV)-1])
 		for _, p := range d.GreenWave {
 			fmt.Fprintf(os.Stderr, "   %s %s->%s passed=%t green_in=%.0f hold_in=%.0f q=%.1f\n", p.NodeID, p.Approach, p.Exit, p.Passed, p.GreenAt.Sub(d.UpdatedAt).Seconds(), p.HoldUntil.Sub(d.UpdatedAt).Seconds(), p.QueueVeh)
 		}
@@ -257,22 +255,25 @@ func (a *ambulance) step(now float64) error {
 	return nil
 }
 
+// routeEnds notes where a route of links ends: endM metres of its last link's geometry (route_end_m).
+func (a *ambulance) routeEnds(links []string, endM float64) {
+	a.endLink, a.endFrac = "", 0
+	if len(links) == 0 {
+		return
+	}
+	if link, ok := a.l.net.Link(links[len(links)-1]); ok && link.GeomLengthM() > 0 {
+		a.endLink, a.endFrac = link.ID, math.Min(1, endM/link.GeomLengthM())
+	}
+}
+
 // reached reports whether a vehicle on lane at pos (metres from the lane's start) has reached the end of the
-// dispatch's route: on its last link, at least as far along as the route's end (as a share of the link, since
-// SUMO's lane lengths and the network's geometry differ slightly).
+// dispatch's route: on its last link, at least as far along as the route's end (endFrac).
 func (a *ambulance) reached(lane string, pos float64) bool {
 	if a.endLink == "" {
 		return false
 	}
 	li, ok := a.l.sc.Lanes[lane]
-	if !ok || li.Edge != a.endLink || li.LengthM <= 0 {
-		return false
-	}
-	link, ok := a.l.net.Link(a.endLink)
-	if !ok || link.GeomLengthM() <= 0 {
-		return false
-	}
-	return pos/li.LengthM >= math.Min(1, a.endM/link.GeomLengthM())
+	return ok && li.Edge == a.endLink && li.LengthM > 0 && pos/li.LengthM >= a.endFrac
 }
 
 // follow makes the vehicle drive the dispatch's route from the edge it is on (kept when that edge is not on

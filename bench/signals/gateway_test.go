@@ -129,11 +129,12 @@ func TestAmbulanceStopsAtTheRouteEnd(t *testing.T) {
 	// SUMO's lane is a little shorter than the network's geometry: positions compare as shares of the link.
 	laneLen := 0.97 * link.GeomLengthM()
 	sc := &Scenario{Lanes: map[string]LaneInfo{link.ID + "_0": {LengthM: laneLen, Edge: link.ID}, "other_0": {LengthM: 500, Edge: "other"}}}
-	a := &ambulance{l: &loopCtl{sc: sc, net: net}, atScene: -1}
+	a := &ambulance{l: &loopCtl{sc: sc, net: net}}
 	if a.reached(link.ID+"_0", laneLen) {
 		t.Fatal("reached with no route given")
 	}
-	a.endLink, a.endM = link.ID, 0.4*link.GeomLengthM()
+	endM := 0.4 * link.GeomLengthM()
+	a.routeEnds([]string{"other", link.ID}, endM)
 	for _, c := range []struct {
 		lane string
 		pos  float64
@@ -145,7 +146,7 @@ func TestAmbulanceStopsAtTheRouteEnd(t *testing.T) {
 		{"unknown_0", 1e9, false},
 	} {
 		if got := a.reached(c.lane, c.pos); got != c.want {
-			t.Errorf("on %s at %.0f m (route ends %.0f m into %s): reached %t, want %t", c.lane, c.pos, a.endM, link.ID, got, c.want)
+			t.Errorf("on %s at %.0f m (route ends %.0f m into %s): reached %t, want %t", c.lane, c.pos, endM, link.ID, got, c.want)
 		}
 	}
 }

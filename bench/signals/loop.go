@@ -312,8 +312,12 @@ func (l *loopCtl) step(now float64, subs []traci.Sub) error {
 		l.amb.toRemove = false
 		b := l.c.NewBatch()
 		b.SetByte(traci.CmdSetVeh, traci.VarRemove, "ev", traci.RemoveArrived)
-		if _, err := b.Do(); err != nil {
+		r, err := b.Do()
+		if err != nil {
 			return err
+		}
+		if r[0].Err != nil {
+			return fmt.Errorf("cannot stop the emergency vehicle at the scene: %w", r[0].Err)
 		}
 	}
 	for _, id := range departed {
