@@ -59,15 +59,25 @@ func (e Estimate) Confidence() float64 {
 	return e.Evidence / (e.Evidence + 1)
 }
 
-// blend is the weighted mean of logarithms of the parts with a positive weight and a speed.
-type blend struct{ sum, w float64 }
+// blend is the weighted mean of logarithms of the parts with a positive weight and a speed, and their plain
+// weighted mean (what a standing queue reads: the logarithms' floor would read logFloorKmh).
+type blend struct{ logSum, sum, w float64 }
 
 func (b *blend) add(kmh, w float64) {
 	if w <= 0 || math.IsNaN(kmh) {
 		return
 	}
-	b.sum += w * math.Log(math.Max(kmh, logFloorKmh))
+	b.logSum += w * math.Log(math.Max(kmh, logFloorKmh))
+	b.sum += w * kmh
 	b.w += w
+}
+
+// kmh is the blend's speed: the geometric mean, or the plain one at or under the logarithms' floor.
+func (b *blend) kmh() float64 {
+	if k := math.Exp(b.logSum / b.w); k > logFloorKmh {
+		return k
+	}
+	return b.sum / b.w
 }
 
 // probeFixes is the probe evidence of st in fixes: probe fixes, and transit fixes at half weight. Priors are
@@ -99,26 +109,16 @@ func estimate(ws *[len(schema.Windows)]schema.WindowStats, i int, histK, histSat
 		return Estimate{Kmh: math.NaN()}
 	}
 	n := ws[i].SpeedW / evidenceFixes
-	var b, lin blend
+	var b blend
 	b.add(own, n)
-	lin.sum, lin.w = own*n, n
 	if h, hw := history(ws, i); hw > 0 {
-		w := histK * hw / (hw + histSat)
-		b.add(h, w)
-		lin.sum, lin.w = lin.sum+h*w, lin.w+w
+		b.add(h, histK*hw/(hw+histSat))
 	}
-	if priorW > 0 && !math.IsNaN(prior) {
-		b.add(prior, priorW)
-		lin.sum, lin.w = lin.sum+prior*priorW, lin.w+priorW
-	}
+	b.add(prior, priorW)
 	if b.w <= n {
 		return Estimate{Kmh: own, Evidence: n, Own: n} // no prior: the sample itself
 	}
-	kmh := math.Exp(b.sum / b.w)
-	if kmh <= logFloorKmh {
-		kmh = lin.sum / lin.w // standing: the logarithms' floor would read 1 km/h
-	}
-	return Estimate{Kmh: kmh, Evidence: b.w, Own: n}
+	return Estimate{Kmh: b.kmh(), Evidence: b.w, Own: n}
 }
 
 // Estimate is window i's speed estimate of the cell: its sample blended with its own ten minutes before.
