@@ -93,6 +93,7 @@ type (
 	Derived   = window.Derived
 	LinkView  = window.LinkView
 	LinkStats = window.LinkStats
+	LinkCells = window.LinkCells
 )
 
 // Free-flow sources of a cell view (engine/window).

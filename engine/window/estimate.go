@@ -2,6 +2,7 @@ package window
 
 import (
 	"math"
+	"sync"
 
 	"citybrain/engine/schema"
 	"citybrain/geo"
@@ -146,6 +147,25 @@ func LinkCell(l *geo.Link, res int) uint64 {
 		return 0
 	}
 	return c
+}
+
+// LinkCells is LinkCell of every link of a network, by link index, computed on first use (a zero LinkCells is
+// ready; it serves one network and resolution).
+type LinkCells struct {
+	once  sync.Once
+	cells []uint64
+}
+
+// Of returns LinkCell of every link of net at res, by link index (read-only).
+func (t *LinkCells) Of(net *geo.Network, res int) []uint64 {
+	t.once.Do(func() {
+		links := net.Links()
+		t.cells = make([]uint64, len(links))
+		for i, l := range links {
+			t.cells[i] = LinkCell(l, res)
+		}
+	})
+	return t.cells
 }
 
 // AttachCells sets each link's Cell to the windows of its LinkCell's view (cellOf gives the cell of

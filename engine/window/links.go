@@ -146,7 +146,7 @@ func (w *Set) Links(bbox geo.BBox) []LinkStats {
 	for _, li := range order {
 		out = append(out, *byLink[li])
 	}
-	cells := w.linkCells()
+	cells := w.linkCells.Of(w.cfg.Network, w.cfg.Res)
 	snaps := make([]map[uint64]*CellView, len(w.shards))
 	for i, s := range w.shards {
 		snaps[i] = *s.snap.Load()
@@ -160,18 +160,6 @@ func (w *Set) Links(bbox geo.BBox) []LinkStats {
 		return nil
 	})
 	return out
-}
-
-// linkCells is LinkCell of every link of the network, by index, computed on first use.
-func (w *Set) linkCells() []uint64 {
-	w.linkCellOnce.Do(func() {
-		links := w.cfg.Network.Links()
-		w.linkCell = make([]uint64, len(links))
-		for i, l := range links {
-			w.linkCell[i] = LinkCell(l, w.cfg.Res)
-		}
-	})
-	return w.linkCell
 }
 
 func touches(l *geo.Link, b geo.BBox) bool {

@@ -75,8 +75,7 @@ type Set struct {
 	featMu sync.Mutex
 	feats  []detect.Features
 
-	linkCellOnce sync.Once
-	linkCell     []uint64 // LinkCell by link index (linkCells), read-only once computed
+	linkCells LinkCells
 
 	retentionMs atomic.Int64 // raw retention in force: cfg.Retention, or less when the memory budget needs it
 

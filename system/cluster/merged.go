@@ -38,8 +38,7 @@ type Merged struct {
 	onDelta  func(*engine.Delta)
 	deltaSeq atomic.Uint64
 
-	linkCellMu sync.Mutex
-	linkCells  map[string]uint64 // engine.LinkCell by link id, filled on first use
+	linkCells engine.LinkCells
 
 	resMu   sync.Mutex
 	results map[string]string
@@ -486,7 +485,8 @@ func (m *Merged) Links(bbox geo.BBox) []engine.LinkStats {
 	for _, id := range order {
 		out = append(out, *by[id])
 	}
-	engine.AttachCells(out, func(i int) uint64 { return m.linkCell(out[i].Link) }, func(c uint64) *engine.CellView {
+	cells := m.linkCells.Of(m.cfg.Network, m.cfg.Res)
+	engine.AttachCells(out, func(i int) uint64 { return cells[out[i].Link.Index()] }, func(c uint64) *engine.CellView {
 		for _, p := range m.parts {
 			if v := p.cells[c]; v != nil {
 				return v
@@ -495,21 +495,6 @@ func (m *Merged) Links(bbox geo.BBox) []engine.LinkStats {
 		return nil
 	})
 	return out
-}
-
-// linkCell is engine.LinkCell of l, remembered (read under m.mu's read lock: its own lock).
-func (m *Merged) linkCell(l *geo.Link) uint64 {
-	m.linkCellMu.Lock()
-	defer m.linkCellMu.Unlock()
-	if c, ok := m.linkCells[l.ID]; ok {
-		return c
-	}
-	if m.linkCells == nil {
-		m.linkCells = map[string]uint64{}
-	}
-	c := engine.LinkCell(l, m.cfg.Res)
-	m.linkCells[l.ID] = c
-	return c
 }
 
 func touches(l *geo.Link, b geo.BBox) bool {
