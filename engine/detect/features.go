@@ -133,12 +133,10 @@ func (t *Tracker) stopRef(ls *linkState) float64 {
 // vehicles passing.
 func longestStand(ls *linkState, t int64) (longest float64, n60 int, headM float64) {
 	headM = -1
-	for _, a := range ls.active {
-		if a.since > t || t-a.last > staleMs {
-			continue
-		}
-		d := float64(min(a.last, t)-a.since) / 1000
-		if d < holdMinS {
+	for i := range ls.active {
+		a := &ls.active[i]
+		d, ok := a.heldAt(t)
+		if !ok {
 			continue
 		}
 		longest = math.Max(longest, d)
@@ -157,15 +155,23 @@ func longestStand(ls *linkState, t int64) (longest float64, n60 int, headM float
 func heldAtEnd(ls *linkState, lengthM float64, t int64) float64 {
 	zone := math.Max(30, 0.15*lengthM)
 	var longest float64
-	for _, a := range ls.active {
-		if a.since > t || t-a.last > staleMs || lengthM-float64(a.offM) >= zone {
-			continue
-		}
-		if d := float64(min(a.last, t)-a.since) / 1000; d >= holdMinS {
+	for i := range ls.active {
+		a := &ls.active[i]
+		if d, ok := a.heldAt(t); ok && lengthM-float64(a.offM) < zone {
 			longest = math.Max(longest, d)
 		}
 	}
 	return longest
+}
+
+// heldAt is how long (s) the hold has lasted at t, from its first fix to its last; ok when it is a hold
+// ongoing at t: begun by t, heard of within staleMs, and at least holdMinS (shorter ones are vehicles passing).
+func (a *hold) heldAt(t int64) (float64, bool) {
+	if a.since > t || t-a.last > staleMs {
+		return 0, false
+	}
+	d := float64(min(a.last, t)-a.since) / 1000
+	return d, d >= holdMinS
 }
 
 // measure computes the features of every link with traffic in the last 10 minutes at bucket end b, and
