@@ -62,6 +62,9 @@ type client struct {
 	cork *corkConn // the connection under conn: batches the writes of a client that is behind
 	out  *outbox   // hub → socket, or → writer when the socket does not take a frame at once; full: coalesced
 	sub  *subscription
+	// group is the hub's group of the clients with c's subscription, gi c's index in it (Hub.mu).
+	group *subGroup
+	gi    int
 
 	lastSeq       uint64 // the hub delta the client's last snapshot or catch-up holds
 	stale         bool
@@ -127,6 +130,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, checkOrigin func(*
 	wg.Wait()
 	c.stopLimits()
 	h.mu.Lock()
+	h.leave(c)
 	delete(h.clients, c)
 	h.mu.Unlock()
 	h.clientsGauge.Add(-1)
@@ -231,7 +235,7 @@ func (h *Hub) parseSub(m *clientMsg) (*subscription, error) {
 func (h *Hub) subscribe(c *client, sub *subscription, since *uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	c.sub = sub
+	h.join(c, sub)
 	h.smu.Lock()
 	h.ensureIndex(sub.Res)
 	h.smu.Unlock()

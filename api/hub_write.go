@@ -233,6 +233,13 @@ type corkConn struct {
 	buf      []byte
 	rest     []byte    // the part of a frame the socket did not take at once
 	deadline time.Time // the write deadline last set
+
+	// tryWrite's call on the socket, made once (a closure per write would be allocated per write): what
+	// it sends and what came of it (mu held).
+	send    func(fd uintptr) bool
+	sending []byte
+	sent    int
+	sendErr error
 }
 
 // tryWrite results.
@@ -257,12 +264,16 @@ func (c *corkConn) tryWrite(p []byte) int {
 			return wroteNothing
 		}
 	}
-	var n int
-	var werr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), p)
-		return true // never wait: the writer goroutine does
-	})
+	if c.send == nil {
+		c.send = func(fd uintptr) bool {
+			c.sent, c.sendErr = sendNow(fd, c.sending)
+			return true // never wait: the writer goroutine does
+		}
+	}
+	c.sending = p
+	err := c.raw.Write(c.send)
+	n, werr := c.sent, c.sendErr
+	c.sending, c.sendErr = nil, nil
 	switch {
 	case err != nil || werr != nil || n <= 0:
 		return wroteNothing // EAGAIN, or an error the writer meets again and reports
