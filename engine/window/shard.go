@@ -404,6 +404,9 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 	s.rawTableGauge.Store(s.rawIDs.bytes() + s.rawCells.bytes())
 
 	var res tickResult
+	// Views whose own windows changed, and the parents whose children's sibling pools are due.
+	ownChanged := map[uint64]*CellView{}
+	parents := map[uint64]struct{}{}
 	nowBucket := floorDiv(now, bucketMs)
 	keepFrom := now - schema.Windows[len(schema.Windows)-1].Milliseconds() - bucketMs
 	visit := func(cell uint64, cs *cellState) {
@@ -418,13 +421,24 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 			delete(s.cells, cell)
 			if cs.view != nil {
 				res.removed = append(res.removed, cell)
+				if s.w.cfg.Res > 0 {
+					parents[geo.ParentFast(cell, s.w.cfg.Res-1)] = struct{}{}
+				}
 			}
 			return
 		}
 		v := s.view(cell, cs, now)
+		if cs.view != nil {
+			v.Siblings = cs.view.Siblings // recomputed below when a sibling changed
+		}
 		if cs.view == nil || *cs.view != *v {
-			cs.view = v
-			res.changed = append(res.changed, v)
+			if s.w.cfg.Res == 0 {
+				cs.view = v
+				res.changed = append(res.changed, v)
+				return
+			}
+			ownChanged[cell] = v
+			parents[geo.ParentFast(cell, s.w.cfg.Res-1)] = struct{}{}
 		}
 	}
 	allLinks := nowBucket != s.lastTickBucket
@@ -442,6 +456,9 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 		}
 	}
 	clear(s.dirty)
+	for p := range parents {
+		s.poolSiblings(p, ownChanged, &res)
+	}
 	res.evidence, s.evidence = s.evidence, nil
 	res.samples = samples
 	if len(res.changed) > 0 || len(res.removed) > 0 {
@@ -459,6 +476,52 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 		s.snap.Store(&next)
 	}
 	return res
+}
+
+// poolSiblings publishes the views of parent's children in the shard with their sibling pools (Siblings)
+// recomputed from the children's own windows: ownChanged holds the new views (own windows; Siblings not yet
+// set) of the children whose own windows changed at this tick. A view is published when it differs from the
+// last one. Children are pooled in cell order, so a pool's sums do not depend on the order of ticks or maps:
+// every view after a tick is a function of the shard's state alone (replays equal the live run).
+func (s *shard) poolSiblings(parent uint64, ownChanged map[uint64]*CellView, res *tickResult) {
+	var kids [7]uint64
+	n := 0
+	for _, c := range geo.ChildrenFast(parent, s.w.cfg.Res, kids[:0]) {
+		if cs := s.cells[c]; cs != nil && (cs.view != nil || ownChanged[c] != nil) {
+			kids[n] = c
+			n++
+		}
+	}
+	own := func(c uint64) *[len(schema.Windows)]schema.WindowStats {
+		if v := ownChanged[c]; v != nil {
+			return &v.W
+		}
+		return &s.cells[c].view.W
+	}
+	next := make([]*CellView, n)
+	for i, c := range kids[:n] {
+		v := ownChanged[c]
+		if v == nil {
+			cp := *s.cells[c].view
+			v = &cp
+		}
+		v.Siblings = [len(schema.Windows)]Pool{}
+		for _, o := range kids[:n] {
+			if o != c {
+				for w, st := range own(o) {
+					v.Siblings[w].add(&st)
+				}
+			}
+		}
+		next[i] = v
+	}
+	for i, c := range kids[:n] {
+		cs := s.cells[c]
+		if v := next[i]; cs.view == nil || *cs.view != *v {
+			cs.view = v
+			res.changed = append(res.changed, v)
+		}
+	}
 }
 
 func (s *shard) view(cell uint64, cs *cellState, now int64) *CellView {
