@@ -139,6 +139,12 @@ func (p *Pool) add(st *schema.WindowStats) {
 	p.Probes += probeFixes(st)
 }
 
+func (p *Pool) addPool(o *Pool) {
+	p.SpeedSum += o.SpeedSum
+	p.SpeedW += o.SpeedW
+	p.Probes += o.Probes
+}
+
 // Speed is the pool's weighted mean speed (NaN: no speed observation).
 func (p *Pool) Speed() float64 {
 	if p.SpeedW <= 1e-9 {

@@ -42,7 +42,10 @@ type cellState struct {
 	lastTS   int64
 	lat, lng float64
 	view     *CellView // last published view, nil before the first
-	incident float64   // incident score set by the tracker
+	// closed is the view's windows without the open bucket as of the last visit (constant within a bucket
+	// but for late events): what the cell adds to its siblings' pools.
+	closed   [len(schema.Windows)]Pool
+	incident float64 // incident score set by the tracker
 }
 
 func (cs *cellState) bucket(start int64) *agg {
@@ -404,8 +407,8 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 	s.rawTableGauge.Store(s.rawIDs.bytes() + s.rawCells.bytes())
 
 	var res tickResult
-	// Views whose own windows changed, and the parents whose children's sibling pools are due.
-	ownChanged := map[uint64]*CellView{}
+	// pending: the views to publish at this tick; parents: those whose children's sibling pools are due.
+	pending := map[uint64]*CellView{}
 	parents := map[uint64]struct{}{}
 	nowBucket := floorDiv(now, bucketMs)
 	keepFrom := now - schema.Windows[len(schema.Windows)-1].Milliseconds() - bucketMs
@@ -427,18 +430,16 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 			}
 			return
 		}
-		v := s.view(cell, cs, now)
+		v, closed := s.view(cell, cs, now)
 		if cs.view != nil {
-			v.Siblings = cs.view.Siblings // recomputed below when a sibling changed
+			v.Siblings = cs.view.Siblings // recomputed below when a sibling's closed windows changed
 		}
-		if cs.view == nil || *cs.view != *v {
-			if s.w.cfg.Res == 0 {
-				cs.view = v
-				res.changed = append(res.changed, v)
-				return
-			}
-			ownChanged[cell] = v
+		if (cs.view == nil || closed != cs.closed) && s.w.cfg.Res > 0 {
 			parents[geo.ParentFast(cell, s.w.cfg.Res-1)] = struct{}{}
+		}
+		cs.closed = closed
+		if cs.view == nil || *cs.view != *v {
+			pending[cell] = v
 		}
 	}
 	allLinks := nowBucket != s.lastTickBucket
@@ -457,7 +458,11 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 	}
 	clear(s.dirty)
 	for p := range parents {
-		s.poolSiblings(p, ownChanged, &res)
+		s.poolSiblings(p, pending)
+	}
+	for cell, v := range pending {
+		s.cells[cell].view = v
+		res.changed = append(res.changed, v)
 	}
 	res.evidence, s.evidence = s.evidence, nil
 	res.samples = samples
@@ -478,66 +483,69 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 	return res
 }
 
-// poolSiblings publishes the views of parent's children in the shard with their sibling pools (Siblings)
-// recomputed from the children's own windows: ownChanged holds the new views (own windows; Siblings not yet
-// set) of the children whose own windows changed at this tick. A view is published when it differs from the
-// last one. Children are pooled in cell order, so a pool's sums do not depend on the order of ticks or maps:
-// every view after a tick is a function of the shard's state alone (replays equal the live run).
-func (s *shard) poolSiblings(parent uint64, ownChanged map[uint64]*CellView, res *tickResult) {
+// poolSiblings sets the sibling pools (CellView.Siblings) of parent's children in the shard: each child's
+// pool is the sum of the other children's closed windows (cellState.closed), added in cell order so that the
+// sums do not depend on the order of maps or ticks. pending holds the views to publish at this tick (a
+// child's own windows changed); a child whose pool changed joins it. Pools leave out the open bucket, so a
+// tick inside a bucket republishes no sibling (only a late event into a closed bucket does): every view after
+// a tick is a function of the shard's state and the clock's bucket alone (replays equal the live run).
+func (s *shard) poolSiblings(parent uint64, pending map[uint64]*CellView) {
 	var kids [7]uint64
 	n := 0
 	for _, c := range geo.ChildrenFast(parent, s.w.cfg.Res, kids[:0]) {
-		if cs := s.cells[c]; cs != nil && (cs.view != nil || ownChanged[c] != nil) {
+		if s.cells[c] != nil {
 			kids[n] = c
 			n++
 		}
 	}
-	own := func(c uint64) *[len(schema.Windows)]schema.WindowStats {
-		if v := ownChanged[c]; v != nil {
-			return &v.W
-		}
-		return &s.cells[c].view.W
-	}
-	next := make([]*CellView, n)
-	for i, c := range kids[:n] {
-		v := ownChanged[c]
-		if v == nil {
-			cp := *s.cells[c].view
-			v = &cp
-		}
-		v.Siblings = [len(schema.Windows)]Pool{}
+	for _, c := range kids[:n] {
+		cs := s.cells[c]
+		var pool [len(schema.Windows)]Pool
 		for _, o := range kids[:n] {
 			if o != c {
-				for w, st := range own(o) {
-					v.Siblings[w].add(&st)
+				for w := range pool {
+					pool[w].addPool(&s.cells[o].closed[w])
 				}
 			}
 		}
-		next[i] = v
-	}
-	for i, c := range kids[:n] {
-		cs := s.cells[c]
-		if v := next[i]; cs.view == nil || *cs.view != *v {
-			cs.view = v
-			res.changed = append(res.changed, v)
+		v := pending[c]
+		if v == nil {
+			if cs.view == nil || cs.view.Siblings == pool {
+				continue
+			}
+			cp := *cs.view
+			v = &cp
+		}
+		v.Siblings = pool
+		if cs.view == nil || *cs.view != *v {
+			pending[c] = v
+		} else {
+			delete(pending, c)
 		}
 	}
 }
 
-func (s *shard) view(cell uint64, cs *cellState, now int64) *CellView {
+// view computes the cell's view at now (Siblings left zero) and its closed windows: the windows' speed sums
+// without the open bucket (the one holding now), what its siblings' pools add.
+func (s *shard) view(cell uint64, cs *cellState, now int64) (*CellView, [len(schema.Windows)]Pool) {
 	v := &CellView{Cell: cell, Res: s.w.cfg.Res, Lat: cs.lat, Lng: cs.lng, UpdatedAt: cs.lastTS, IncidentScore: cs.incident}
+	var closed [len(schema.Windows)]Pool
 	bucketMs := s.w.bucketMs
+	open := floorDiv(now, bucketMs) * bucketMs
 	for i, w := range schema.Windows {
 		from := now - w.Milliseconds()
 		for j := range cs.aggs {
 			a := &cs.aggs[j]
 			if a.start+bucketMs > from {
 				v.W[i].Add(&a.WindowStats)
+				if a.start < open {
+					closed[i].add(&a.WindowStats)
+				}
 			}
 		}
 	}
 	v.FreeFlowKmh, v.FreeFlowSource = s.freeFlowSource(cell, cs)
-	return v
+	return v, closed
 }
 
 func floorDiv(a, b int64) int64 {
