@@ -116,3 +116,26 @@ func TestSiblingPoolsDoNotDependOnTicks(t *testing.T) {
 		}
 	}
 }
+
+// TestASiblingsEventInTheOpenBucketRepublishesNothing: a sibling's pool leaves out the open bucket, so an
+// event that lands in it does not republish the other cells of the parent (a websocket delta would carry
+// them all); the next bucket brings it into their pools.
+func TestASiblingsEventInTheOpenBucketRepublishesNothing(t *testing.T) {
+	r := newRig(t, nil)
+	a, b := siblingCells(t, r.e.Config().Res)
+	start := t0 - t0%10_000 // a bucket's start
+	pa, pb := probe(start+1000, a.Lat, a.Lng, 30), probe(start+1000, b.Lat, b.Lng, 10)
+	pa.ID, pb.ID = "a", "b"
+	r.apply(pa, pb)
+	before := r.view(a.Lat, a.Lng)
+	pb.TS = start + 2000
+	r.apply(pb)
+	if got := r.view(a.Lat, a.Lng); got != before {
+		t.Errorf("a sibling's event in the open bucket republished cell a (pool %v, was %v)", got.Siblings[1], before.Siblings[1])
+	}
+	pb.TS = start + 12_000 // the next bucket: the first two fixes of b are closed
+	r.apply(pb)
+	if got := r.view(a.Lat, a.Lng); got.Siblings[1].Probes != 2 {
+		t.Errorf("in the next bucket cell a's pool holds %g probe fixes of its sibling, want 2", got.Siblings[1].Probes)
+	}
+}
