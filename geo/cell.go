@@ -85,3 +85,17 @@ func ParentFast(cell uint64, res int) uint64 {
 	}
 	return h
 }
+
+// ChildrenFast appends to out the children at res of cell (a cell of resolution res-1) by bit arithmetic on
+// the H3 index layout (no cgo call): its seven digit values at res, in increasing index order. A pentagon's
+// deleted child (digit 1) is among them: callers look children up, they do not enumerate the grid.
+func ChildrenFast(cell uint64, res int, out []uint64) []uint64 {
+	const resShift, resMask = 52, uint64(0xF) << 52
+	shift := uint((15 - res) * 3)
+	h := cell&^resMask | uint64(res)<<resShift
+	h &^= 7 << shift
+	for d := uint64(0); d < 7; d++ {
+		out = append(out, h|d<<shift)
+	}
+	return out
+}

@@ -3,6 +3,8 @@ package geo
 import (
 	"math/rand"
 	"testing"
+
+	"github.com/uber/h3-go/v4"
 )
 
 func TestCellCacheAgreesWithH3(t *testing.T) {
@@ -67,5 +69,34 @@ func BenchmarkCellOf(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		p := pts[i%len(pts)]
 		CellOf(p[0], p[1], 9)
+	}
+}
+
+func TestChildrenFastAgreesWithH3(t *testing.T) {
+	for i, p := range roadPoints() {
+		if i%20 != 0 {
+			continue
+		}
+		for res := 1; res <= 15; res++ {
+			c, err := CellOf(p[0], p[1], res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parent := ParentFast(c, res-1)
+			want := map[uint64]bool{}
+			for _, k := range h3.Cell(parent).Children(res) {
+				want[uint64(k)] = true
+			}
+			got := ChildrenFast(parent, res, nil)
+			n := 0
+			for _, k := range got {
+				if want[k] {
+					n++
+				}
+			}
+			if n != len(want) || !want[c] {
+				t.Fatalf("res %d: ChildrenFast(%x) = %x holds %d of h3's %d children (cell %x among them: %v)", res, parent, got, n, len(want), c, want[c])
+			}
+		}
 	}
 }

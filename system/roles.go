@@ -71,6 +71,10 @@ type Node struct {
 	leases *cluster.Leases
 	pmu    sync.Mutex
 	parts  map[int]*cluster.Partition
+	// starting holds the partitions being restored (a snapshot read can take as long as its store's
+	// timeouts): they start on goroutines of their own, so the node loop keeps renewing its other leases.
+	starting map[int]*partStart
+	startWG  sync.WaitGroup
 	// api
 	Merged  *cluster.Merged
 	Hub     *api.Hub
@@ -91,7 +95,8 @@ type Node struct {
 // StartNode starts a node of cfg.Cluster.Role on the NATS cluster at cfg.NATSURL (comma-separated URLs).
 func StartNode(ctx context.Context, cfg Config) (_ *Node, err error) {
 	cc := cfg.Cluster
-	n := &Node{cfg: cfg, role: cc.Role, logger: cfg.Logger, start: time.Now(), parts: map[int]*cluster.Partition{}}
+	n := &Node{cfg: cfg, role: cc.Role, logger: cfg.Logger, start: time.Now(), parts: map[int]*cluster.Partition{},
+		starting: map[int]*partStart{}}
 	if n.logger == nil {
 		n.logger = log.New(os.Stderr, "citybrain: ", log.LstdFlags)
 	}
@@ -374,11 +379,17 @@ func (n *Node) round(ctx context.Context) {
 	if err != nil && ctx.Err() == nil {
 		n.logger.Printf("lease round: %v", err)
 	}
+	n.takeStarted(rctx)
 	for _, c := range lost {
 		n.pmu.Lock()
 		p := n.parts[c.Partition]
 		delete(n.parts, c.Partition)
+		s := n.starting[c.Partition]
+		delete(n.starting, c.Partition)
 		n.pmu.Unlock()
+		if s != nil {
+			s.abandon()
+		}
 		if p != nil {
 			if err := p.Stop(c.Release); err != nil {
 				n.logger.Printf("partition %d: %v", c.Partition, err)
@@ -394,20 +405,7 @@ func (n *Node) round(ctx context.Context) {
 		}
 	}
 	for _, c := range gained {
-		t0 := time.Now()
-		p, err := cluster.StartPartition(ctx, cluster.PartitionConfig{K: c.Partition, Node: n.id, Epoch: c.Epoch,
-			Log: n.Log, NC: n.nc, Snaps: n.snaps, Engine: n.partitionEngineConfig(), SnapshotEvery: n.cfg.SnapshotEvery,
-			Logger: n.logger})
-		if err != nil {
-			n.logger.Printf("cannot start partition %d: %v", c.Partition, err)
-			n.leases.Release(rctx, c.Partition)
-			continue
-		}
-		n.pmu.Lock()
-		n.parts[c.Partition] = p
-		n.pmu.Unlock()
-		st := p.Status(0)
-		n.logger.Printf("partition %d taken (epoch %d): restored snapshot at %d in %s", c.Partition, c.Epoch, st.Restored, time.Since(t0).Round(time.Millisecond))
+		n.startPartition(ctx, c)
 	}
 	n.pmu.Lock()
 	owned := make([]*cluster.Partition, 0, len(n.parts))
@@ -436,6 +434,85 @@ func (n *Node) round(ctx context.Context) {
 	}
 }
 
+// partStart is a partition being started on a goroutine of its own.
+type partStart struct {
+	c      cluster.Change
+	t0     time.Time
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	done   bool // StartPartition returned: p and err are set
+	gone   bool // the lease was lost meanwhile: the goroutine stops p itself
+	p      *cluster.Partition
+	err    error
+}
+
+// abandon gives up a start whose lease was lost: a partition already started is stopped at once (another
+// node may own it), one still starting is stopped by its goroutine when it returns.
+func (s *partStart) abandon() {
+	s.cancel()
+	s.mu.Lock()
+	s.gone = true
+	p := s.p
+	s.p = nil
+	s.mu.Unlock()
+	if p != nil {
+		p.Stop(false)
+	}
+}
+
+// startPartition restores and starts a gained partition on its own goroutine (loop goroutine).
+func (n *Node) startPartition(ctx context.Context, c cluster.Change) {
+	sctx, cancel := context.WithCancel(ctx)
+	s := &partStart{c: c, t0: time.Now(), cancel: cancel}
+	n.pmu.Lock()
+	n.starting[c.Partition] = s
+	n.pmu.Unlock()
+	n.startWG.Add(1)
+	go func() {
+		defer n.startWG.Done()
+		p, err := cluster.StartPartition(sctx, cluster.PartitionConfig{K: c.Partition, Node: n.id, Epoch: c.Epoch,
+			Log: n.Log, NC: n.nc, Snaps: n.snaps, Engine: n.partitionEngineConfig(), SnapshotEvery: n.cfg.SnapshotEvery,
+			Logger: n.logger})
+		s.mu.Lock()
+		gone := s.gone
+		if !gone {
+			s.done, s.p, s.err = true, p, err
+		}
+		s.mu.Unlock()
+		if gone && p != nil {
+			p.Stop(false)
+		}
+	}()
+}
+
+// takeStarted moves the partitions whose start finished into the owned ones, and gives back those that could
+// not start (loop goroutine: the leases are the loop's).
+func (n *Node) takeStarted(ctx context.Context) {
+	n.pmu.Lock()
+	var failed []*partStart
+	for k, s := range n.starting {
+		s.mu.Lock()
+		done, p, err := s.done, s.p, s.err
+		s.mu.Unlock()
+		if !done {
+			continue
+		}
+		delete(n.starting, k)
+		s.cancel()
+		if err != nil {
+			failed = append(failed, s)
+			continue
+		}
+		n.parts[k] = p
+		n.logger.Printf("partition %d taken (epoch %d): restored snapshot at %d in %s", k, s.c.Epoch, p.Status(0).Restored, time.Since(s.t0).Round(time.Millisecond))
+	}
+	n.pmu.Unlock()
+	for _, s := range failed {
+		n.logger.Printf("cannot start partition %d: %v", s.c.Partition, s.err)
+		n.leases.Release(ctx, s.c.Partition)
+	}
+}
+
 // partitionEngineConfig is the engine of one partition: one shard each (a node runs several).
 func (n *Node) partitionEngineConfig() engine.Config {
 	ecfg := n.engineConfig()
@@ -459,6 +536,9 @@ func (n *Node) waiting() string {
 			if !p.CaughtUp() {
 				behind = append(behind, fmt.Sprint(k))
 			}
+		}
+		for k := range n.starting {
+			behind = append(behind, fmt.Sprint(k))
 		}
 		if len(behind) > 0 {
 			sort.Strings(behind)
@@ -659,7 +739,13 @@ func (n *Node) Stop(ctx context.Context) error {
 		n.pmu.Lock()
 		parts := n.parts
 		n.parts = map[int]*cluster.Partition{}
+		starting := n.starting
+		n.starting = map[int]*partStart{}
 		n.pmu.Unlock()
+		for _, s := range starting {
+			s.abandon()
+		}
+		n.startWG.Wait()
 		for k, p := range parts {
 			if err := p.Stop(true); err != nil {
 				errs = append(errs, fmt.Errorf("partition %d: %w", k, err))

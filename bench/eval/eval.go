@@ -106,7 +106,10 @@ type Report struct {
 	// Speed by source/variant/unit kind, summed over seeds.
 	Speed   map[string]SpeedMetrics `json:"speed"`
 	Targets []Target                `json:"targets"`
-	Skipped []string                `json:"skipped,omitempty"`
+	// Observable: when each full closure of the scored cities shows in the traffic data at all (the oracle
+	// bound; measured on the corpus's rows, so with --model loco only).
+	Observable []Observable `json:"observable,omitempty"`
+	Skipped    []string     `json:"skipped,omitempty"`
 }
 
 // Target is one of issue 12's bars for one city, measured.
@@ -301,6 +304,8 @@ func cityModels(ctx context.Context, cfg *Config, rep *Report) (map[string]*dete
 		for _, r := range runs {
 			if r.city != c {
 				train = append(train, r)
+			} else {
+				rep.Observable = append(rep.Observable, r.observable...)
 			}
 		}
 		m, reused, err := fitCached(filepath.Join(cfg.cacheDir(), "models"), train, TrainOptions{})

@@ -154,6 +154,7 @@ func (r *Report) Table() string {
 			}
 			b.WriteString("\n")
 		}
+		b.WriteString(observableTable(r.Observable, cities))
 		if len(r.Targets) > 0 {
 			met := 0
 			var missed []string

@@ -29,6 +29,8 @@ type corpusRun struct {
 	net    *geo.Network
 	topo   []detect.Link
 	endS   float64
+	// observable: when its full closures show in the traffic data at all (the oracle bound, oracle.go).
+	observable []Observable
 }
 
 // fitLR fits a logistic regression to the rows (label 1 against 0; near rows are left out) by iteratively
@@ -347,8 +349,10 @@ func loadCorpus(ctx context.Context, cfg *Config) ([]*corpusRun, error) {
 				return nil, err
 			}
 			for _, low := range []bool{false, true} {
-				out = append(out, &corpusRun{city: name, seed: seed, low: low, rows: gated(extractRows(run, cf.net, low)),
-					truths: run.Truths, net: cf.net, topo: topo, endS: run.EndS})
+				rows := extractRows(run, cf.net, low)
+				obs := observables(run, cf.net, topo, rows, low)
+				out = append(out, &corpusRun{city: name, seed: seed, low: low, rows: gated(rows),
+					truths: run.Truths, net: cf.net, topo: topo, endS: run.EndS, observable: obs})
 			}
 			fmt.Fprintf(cfg.Log, "eval: %s/seed%d: features extracted\n", name, seed)
 		}

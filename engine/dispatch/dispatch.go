@@ -200,13 +200,18 @@ func New(src Source, cfg Config) (*Manager, error) {
 }
 
 // speedLocked returns the live speed function, refreshing the link speeds from the engine at most once a second.
+// A link's speed is the engine's published estimate (what the map shows, window Config.Window), not the raw
+// sample: one probe that crossed on green is not the queue the ambulance will meet.
 func (m *Manager) speedLocked() geo.SpeedFunc {
 	now := m.cfg.Now()
 	if m.speeds == nil || now.Sub(m.speedsAt) > time.Second {
 		sp := map[int]float64{}
 		for _, ls := range m.src.Links(m.cfg.Network.BBox()) {
-			if v, ok := ls.W[m.cfg.Window].Speed(); ok && ls.W[m.cfg.Window].Samples > 0 {
-				sp[ls.Link.Index()] = v
+			if ls.W[m.cfg.Window].Samples == 0 {
+				continue
+			}
+			if est := ls.Estimate(m.cfg.Window); !math.IsNaN(est.Kmh) {
+				sp[ls.Link.Index()] = est.Kmh
 			}
 		}
 		if m.cfg.Closed != nil {
@@ -590,8 +595,8 @@ func (m *Manager) Run(stop <-chan struct{}, interval time.Duration) {
 	}
 }
 
-// queueAt estimates the queue on an approach link from its live state (occupancy from loops, else speed and
-// flow), in vehicles per lane.
+// queueAt estimates the queue on an approach link from its live state (occupancy from loops, else the speed
+// estimate and flow), in vehicles per lane.
 func queueAt(ls *engine.LinkStats, w int) float64 {
 	if ls == nil {
 		return 0
@@ -601,7 +606,7 @@ func queueAt(ls *engine.LinkStats, w int) float64 {
 	if st.FlowN > 0 {
 		return signals.QueueFromOccupancy(st.Occupancy(), l.LengthM, 1)
 	}
-	if v, ok := st.Speed(); ok && v < 15 {
+	if v := ls.Estimate(w).Kmh; v < 15 { // false for NaN: no speed observation
 		return signals.QueueFromSpeed(signals.SatFlowPerLane*0.5, v, l.LengthM, 1)
 	}
 	return 0

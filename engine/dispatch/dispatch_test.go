@@ -444,3 +444,39 @@ func TestRouteEndsAtTheIncident(t *testing.T) {
 		t.Errorf("route ends %.1f m from the incident", geo.DistanceM(end, at))
 	}
 }
+
+// Routes and queues read a link's published estimate, as the map does, not its raw sample: one car's fix at
+// 60 km/h after eight minutes of a queue at 4 km/h is the queue.
+func TestRoutingReadsTheEstimate(t *testing.T) {
+	m, src, net := setup(t)
+	l := net.Links()[0]
+	ls := engine.LinkStats{Link: l}
+	fixes := func(st *engine.WindowStats, kmh float64, n uint32) {
+		st.SpeedSum += kmh * float64(n)
+		st.SpeedW += float64(n)
+		st.Samples += n
+		st.Events += n
+		st.Kinds[engine.KindProbe] += n
+	}
+	w := m.cfg.Window
+	for i := w; i < len(ls.W); i++ {
+		fixes(&ls.W[i], 60, 1)
+		if i > w {
+			fixes(&ls.W[i], 4, 96)
+		}
+	}
+	src.links = []engine.LinkStats{ls}
+	est := ls.Estimate(w)
+	if sample, _ := ls.W[w].Speed(); sample != 60 || !(est.Kmh < 20) {
+		t.Fatalf("sample %g, estimate %g: the scenario needs a fast sample and a slow estimate", sample, est.Kmh)
+	}
+	m.mu.Lock()
+	got := m.speedLocked()(l)
+	m.mu.Unlock()
+	if got != est.Kmh {
+		t.Errorf("routing reads %g km/h on the link, want the published estimate %g (sample 60)", got, est.Kmh)
+	}
+	if q := queueAt(&ls, w); q <= 0 {
+		t.Errorf("queue %g vehicles per lane on a link whose estimate is %g km/h, want a queue", q, est.Kmh)
+	}
+}

@@ -32,7 +32,8 @@ type ApproachState struct {
 	FlowVph     float64 `json:"flow_vph"`
 	FlowSource  string  `json:"flow_source"` // detector, speed_model (Greenshields from probe speed), none
 	SatFlowVph  float64 `json:"sat_flow_vph"`
-	SpeedKmh    float64 `json:"speed_kmh"`
+	SpeedKmh    float64 `json:"speed_kmh"`  // the engine's estimate (as on the map); NaN: no observation
+	Confidence  float64 `json:"confidence"` // of SpeedKmh, 0..1 (engine.Estimate.Confidence)
 	FreeFlowKmh float64 `json:"free_flow_kmh"`
 	Occupancy   float64 `json:"occupancy"`
 	QueueVeh    float64 `json:"queue_veh"`
@@ -145,9 +146,8 @@ func (m *Manager) approachesLocked(nd *geo.Node, stats map[string]*engine.LinkSt
 		if ls := stats[l.ID]; ls != nil {
 			ws := &ls.W[w]
 			st.Samples = ws.Samples
-			if v, ok := ws.Speed(); ok {
-				st.SpeedKmh = v
-			}
+			est := ls.Estimate(w)
+			st.SpeedKmh, st.Confidence = est.Kmh, est.Confidence()
 			switch {
 			case ws.FlowN > 0:
 				st.FlowVph, st.Occupancy, st.FlowSource = ws.FlowVph(), ws.Occupancy(), "detector"

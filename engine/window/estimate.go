@@ -36,6 +36,11 @@ const (
 	// history stays informative longer than a link's.
 	cellHistK   = 5.0
 	cellHistSat = 5.0
+	// A cell's siblings (the other cells of its parent, pooled) count as cellSibK vehicle-minutes once
+	// they hold cellSibFull vehicle-minutes of probes: the neighbourhood's speed in the same window, what a
+	// cell seen by one or two probes leans on.
+	cellSibK    = 0.25
+	cellSibFull = 1.0
 	// logFloorKmh bounds the logarithm of a standing queue's speed.
 	logFloorKmh = 1.0
 )
@@ -122,9 +127,37 @@ func estimate(ws *[len(schema.Windows)]schema.WindowStats, i int, histK, histSat
 	return Estimate{Kmh: b.kmh(), Evidence: b.w, Own: n}
 }
 
-// Estimate is window i's speed estimate of the cell: its sample blended with its own ten minutes before.
+// Pool is the speed sums of a group of places over one window, and their probe evidence in fixes.
+type Pool struct {
+	SpeedSum, SpeedW float64
+	Probes           float64 // probeFixes
+}
+
+func (p *Pool) add(st *schema.WindowStats) {
+	p.SpeedSum += st.SpeedSum
+	p.SpeedW += st.SpeedW
+	p.Probes += probeFixes(st)
+}
+
+func (p *Pool) addPool(o *Pool) {
+	p.SpeedSum += o.SpeedSum
+	p.SpeedW += o.SpeedW
+	p.Probes += o.Probes
+}
+
+// Speed is the pool's weighted mean speed (NaN: no speed observation).
+func (p *Pool) Speed() float64 {
+	if p.SpeedW <= 1e-9 {
+		return math.NaN()
+	}
+	return p.SpeedSum / p.SpeedW
+}
+
+// Estimate is window i's speed estimate of the cell: its sample blended with its own ten minutes before and
+// its siblings' speed over the same window (cellSibK once they hold cellSibFull vehicle-minutes of probes).
 func (v *CellView) Estimate(i int) Estimate {
-	return estimate(&v.W, i, cellHistK, cellHistSat, math.NaN(), 0)
+	sib := &v.Siblings[i]
+	return estimate(&v.W, i, cellHistK, cellHistSat, sib.Speed(), cellSibK*math.Min(1, sib.Probes/evidenceFixes/cellSibFull))
 }
 
 // Estimate is window i's speed estimate of the link: its sample blended with its ten minutes before and its

@@ -42,7 +42,10 @@ type cellState struct {
 	lastTS   int64
 	lat, lng float64
 	view     *CellView // last published view, nil before the first
-	incident float64   // incident score set by the tracker
+	// closed is the view's windows without the open bucket as of the last visit (constant within a bucket
+	// but for late events): what the cell adds to its siblings' pools.
+	closed   [len(schema.Windows)]Pool
+	incident float64 // incident score set by the tracker
 }
 
 func (cs *cellState) bucket(start int64) *agg {
@@ -404,6 +407,9 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 	s.rawTableGauge.Store(s.rawIDs.bytes() + s.rawCells.bytes())
 
 	var res tickResult
+	// pending: the views to publish at this tick; parents: those whose children's sibling pools are due.
+	pending := map[uint64]*CellView{}
+	parents := map[uint64]struct{}{}
 	nowBucket := floorDiv(now, bucketMs)
 	keepFrom := now - schema.Windows[len(schema.Windows)-1].Milliseconds() - bucketMs
 	visit := func(cell uint64, cs *cellState) {
@@ -418,13 +424,22 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 			delete(s.cells, cell)
 			if cs.view != nil {
 				res.removed = append(res.removed, cell)
+				if s.w.cfg.Res > 0 {
+					parents[geo.ParentFast(cell, s.w.cfg.Res-1)] = struct{}{}
+				}
 			}
 			return
 		}
-		v := s.view(cell, cs, now)
+		v, closed := s.view(cell, cs, now)
+		if cs.view != nil {
+			v.Siblings = cs.view.Siblings // recomputed below when a sibling's closed windows changed
+		}
+		if (cs.view == nil || closed != cs.closed) && s.w.cfg.Res > 0 {
+			parents[geo.ParentFast(cell, s.w.cfg.Res-1)] = struct{}{}
+		}
+		cs.closed = closed
 		if cs.view == nil || *cs.view != *v {
-			cs.view = v
-			res.changed = append(res.changed, v)
+			pending[cell] = v
 		}
 	}
 	allLinks := nowBucket != s.lastTickBucket
@@ -442,6 +457,13 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 		}
 	}
 	clear(s.dirty)
+	for p := range parents {
+		s.poolSiblings(p, pending)
+	}
+	for cell, v := range pending {
+		s.cells[cell].view = v
+		res.changed = append(res.changed, v)
+	}
 	res.evidence, s.evidence = s.evidence, nil
 	res.samples = samples
 	if len(res.changed) > 0 || len(res.removed) > 0 {
@@ -461,20 +483,69 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 	return res
 }
 
-func (s *shard) view(cell uint64, cs *cellState, now int64) *CellView {
+// poolSiblings sets the sibling pools (CellView.Siblings) of parent's children in the shard: each child's
+// pool is the sum of the other children's closed windows (cellState.closed), added in cell order so that the
+// sums do not depend on the order of maps or ticks. pending holds the views to publish at this tick (a
+// child's own windows changed); a child whose pool changed joins it. Pools leave out the open bucket, so a
+// tick inside a bucket republishes no sibling (only a late event into a closed bucket does): every view after
+// a tick is a function of the shard's state and the clock's bucket alone (replays equal the live run).
+func (s *shard) poolSiblings(parent uint64, pending map[uint64]*CellView) {
+	var kids [7]uint64
+	n := 0
+	for _, c := range geo.ChildrenFast(parent, s.w.cfg.Res, kids[:0]) {
+		if s.cells[c] != nil {
+			kids[n] = c
+			n++
+		}
+	}
+	for _, c := range kids[:n] {
+		cs := s.cells[c]
+		var pool [len(schema.Windows)]Pool
+		for _, o := range kids[:n] {
+			if o != c {
+				for w := range pool {
+					pool[w].addPool(&s.cells[o].closed[w])
+				}
+			}
+		}
+		v := pending[c]
+		if v == nil {
+			if cs.view == nil || cs.view.Siblings == pool {
+				continue
+			}
+			cp := *cs.view
+			v = &cp
+		}
+		v.Siblings = pool
+		if cs.view == nil || *cs.view != *v {
+			pending[c] = v
+		} else {
+			delete(pending, c)
+		}
+	}
+}
+
+// view computes the cell's view at now (Siblings left zero) and its closed windows: the windows' speed sums
+// without the open bucket (the one holding now), what its siblings' pools add.
+func (s *shard) view(cell uint64, cs *cellState, now int64) (*CellView, [len(schema.Windows)]Pool) {
 	v := &CellView{Cell: cell, Res: s.w.cfg.Res, Lat: cs.lat, Lng: cs.lng, UpdatedAt: cs.lastTS, IncidentScore: cs.incident}
+	var closed [len(schema.Windows)]Pool
 	bucketMs := s.w.bucketMs
+	open := floorDiv(now, bucketMs) * bucketMs
 	for i, w := range schema.Windows {
 		from := now - w.Milliseconds()
 		for j := range cs.aggs {
 			a := &cs.aggs[j]
 			if a.start+bucketMs > from {
 				v.W[i].Add(&a.WindowStats)
+				if a.start < open {
+					closed[i].add(&a.WindowStats)
+				}
 			}
 		}
 	}
 	v.FreeFlowKmh, v.FreeFlowSource = s.freeFlowSource(cell, cs)
-	return v
+	return v, closed
 }
 
 func floorDiv(a, b int64) int64 {

@@ -36,6 +36,10 @@ type CellView struct {
 	IncidentScore  float64
 	UpdatedAt      int64 // event time (ms) of the newest event in the cell
 	W              [len(schema.Windows)]schema.WindowStats
+	// Siblings pools the windows of the other cells of the same parent (one resolution up) in the shard,
+	// without the open bucket: the estimate's prior from the neighbourhood (see Estimate). Zero in a
+	// rolled-up view.
+	Siblings [len(schema.Windows)]Pool
 }
 
 // Derived are the values the API shows for one window of a view.

@@ -317,10 +317,9 @@ func (m *Manager) cells(d *engine.Delta) {
 		if len(zs) == 0 {
 			continue
 		}
-		st := &v.W[0]
-		cc := cellCong{samples: st.Samples}
-		if sp, ok := st.Speed(); ok {
-			cc.congestion = engine.Congestion(sp, v.FreeFlowKmh)
+		cc := cellCong{samples: v.W[0].Samples}
+		if d := v.Derive(0); !math.IsNaN(d.SpeedKmh) {
+			cc.congestion = d.Congestion // of the published estimate, as the map shows it
 		} else {
 			cc.samples = 0
 		}

@@ -3,6 +3,7 @@ package zones
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 
@@ -188,8 +189,8 @@ func (m *Manager) RestoreState(data []byte, cells []*engine.CellView, incidents 
 	m.now = st.Now
 	for _, v := range cells {
 		for _, z := range m.cellZones[v.Cell] {
-			if sp, ok := v.W[0].Speed(); ok && v.W[0].Samples > 0 {
-				z.cong[v.Cell] = cellCong{congestion: engine.Congestion(sp, v.FreeFlowKmh), samples: v.W[0].Samples}
+			if d := v.Derive(0); !math.IsNaN(d.SpeedKmh) && v.W[0].Samples > 0 {
+				z.cong[v.Cell] = cellCong{congestion: d.Congestion, samples: v.W[0].Samples}
 			}
 		}
 	}

@@ -243,3 +243,36 @@ func testNetwork(t *testing.T) *geo.Network {
 }
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+// A zone's congestion is the published estimate's, the one the map shows: three fixes of a car passing at
+// 45 km/h after four minutes of a queue at 5 km/h read as the queue, not as free flow.
+func TestZoneCongestionReadsTheEstimate(t *testing.T) {
+	var got []Alert
+	m := New(Config{Res: 9, OnAlert: func(a []Alert) { got = append(got, a...) }})
+	create(t, m, Zone{ID: "school", Name: "School", Kind: KindSchool, Polygon: square, Rules: []Rule{{Type: RuleCongestion, Level: "moderate", ForS: 60}}})
+	c, _ := geo.CellOf(30.255, 120.165, 9)
+	v := &engine.CellView{Cell: c, Res: 9, FreeFlowKmh: 50}
+	fixes := func(st *engine.WindowStats, kmh float64, n uint32) {
+		st.SpeedSum += kmh * float64(n)
+		st.SpeedW += float64(n)
+		st.Samples += n
+		st.Events += n
+		st.Kinds[engine.KindProbe] += n
+	}
+	fixes(&v.W[0], 45, 3)
+	for w := 1; w < len(v.W); w++ {
+		fixes(&v.W[w], 45, 3)
+		fixes(&v.W[w], 5, 48)
+	}
+	if s, _ := v.W[0].Speed(); s != 45 {
+		t.Fatalf("sample %g, want 45", s)
+	}
+	if d := v.Derive(0); !(d.SpeedKmh < 15) {
+		t.Fatalf("the estimate reads %g km/h: the scenario needs it in the queue", d.SpeedKmh)
+	}
+	m.OnDelta(&engine.Delta{Now: 1, Changed: []*engine.CellView{v}})
+	m.OnDelta(&engine.Delta{Now: 61_001})
+	if len(got) != 1 || got[0].Rule != RuleCongestion {
+		t.Fatalf("alerts %+v: want the congestion rule fired on the estimate (the raw sample reads free flow)", got)
+	}
+}

@@ -48,17 +48,20 @@ type NodeInfo struct {
 
 // PartitionStatus is the progress of a partition, written by its owner.
 type PartitionStatus struct {
-	Partition  int       `json:"partition"`
-	Owner      string    `json:"owner"`
-	Epoch      uint64    `json:"epoch"`
-	AppliedSeq uint64    `json:"applied_seq"` // log sequence of the last message applied
-	LastSeq    uint64    `json:"last_seq"`    // log sequence of the partition's newest message
-	Lag        uint64    `json:"lag"`         // messages of the partition not yet applied
-	Events     uint64    `json:"events"`
-	CaughtUp   bool      `json:"caught_up"`
-	Restored   uint64    `json:"restored_seq"` // sequence of the snapshot the owner started from (0: none)
-	TookMs     int64     `json:"took_ms"`      // from taking the lease to caught up
-	At         time.Time `json:"at"`
+	Partition  int    `json:"partition"`
+	Owner      string `json:"owner"`
+	Epoch      uint64 `json:"epoch"`
+	AppliedSeq uint64 `json:"applied_seq"` // log sequence of the last message applied
+	LastSeq    uint64 `json:"last_seq"`    // log sequence of the partition's newest message
+	Lag        uint64 `json:"lag"`         // messages of the partition not yet applied
+	Events     uint64 `json:"events"`
+	CaughtUp   bool   `json:"caught_up"`
+	Restored   uint64 `json:"restored_seq"` // sequence of the snapshot the owner started from (0: none)
+	// SnapshotError says why the partition's snapshot could not be read, when its owner replayed the whole
+	// partition from the log instead.
+	SnapshotError string    `json:"snapshot_error,omitempty"`
+	TookMs        int64     `json:"took_ms"` // from taking the lease to caught up
+	At            time.Time `json:"at"`
 }
 
 // KV is the cluster's two buckets.

@@ -40,11 +40,12 @@ type Partition struct {
 	eng     atomic.Pointer[engine.Engine]
 	started time.Time
 
-	restored  uint64 // snapshot sequence started from
-	targetSeq uint64 // the partition's newest message when taken: caught up once applied
-	applied   atomic.Uint64
-	pending   atomic.Uint64
-	caughtAt  atomic.Int64 // unix ns when caught up (0: not yet)
+	restored   uint64 // snapshot sequence started from
+	unreadable string // why the snapshot could not be read, when the partition was replayed from the log instead
+	targetSeq  uint64 // the partition's newest message when taken: caught up once applied
+	applied    atomic.Uint64
+	pending    atomic.Uint64
+	caughtAt   atomic.Int64 // unix ns when caught up (0: not yet)
 
 	lastSnap    time.Time // consumer goroutine
 	lastSnapSeq uint64    // consumer goroutine
@@ -95,9 +96,20 @@ func StartPartition(ctx context.Context, cfg PartitionConfig) (*Partition, error
 		from, p.restored, p.lastSnapSeq = seq+1, seq, seq
 		p.applied.Store(seq)
 	case errors.Is(err, engine.ErrNoSnapshot):
-	default:
+	case ctx.Err() != nil:
 		eng.Stop()
 		return nil, err
+	default:
+		// The snapshot is a shortcut, the log is the record. A snapshot that cannot be read (a damaged archive,
+		// chunks its object store lost with a NATS node) must not keep the partition from starting anywhere:
+		// every node that took it failed the same way and gave it back. Replay the partition from the log into
+		// a fresh engine instead; its next snapshot replaces the unreadable one.
+		eng.Stop()
+		if cfg.Logger != nil {
+			cfg.Logger.Printf("partition %d: %v; replaying it from the log instead", cfg.K, err)
+		}
+		eng = engine.New(ecfg)
+		p.unreadable = err.Error()
 	}
 	p.eng.Store(eng)
 	p.lastSnap = time.Now()
@@ -186,7 +198,7 @@ func (p *Partition) Status(last uint64) PartitionStatus {
 	eng := p.eng.Load()
 	st := PartitionStatus{Partition: p.cfg.K, Owner: p.cfg.Node, Epoch: p.cfg.Epoch, AppliedSeq: p.applied.Load(),
 		LastSeq: max(last, p.applied.Load()), Lag: p.pending.Load(), Events: eng.Status().Events,
-		Restored: p.restored, At: time.Now()}
+		Restored: p.restored, SnapshotError: p.unreadable, At: time.Now()}
 	if last > 0 && st.AppliedSeq >= max(last, p.targetSeq) && st.Lag > 0 {
 		// Everything of the partition is applied, yet the consumer's last pending count says more is to come:
 		// the server's count for a consumer of two subjects can stay above what is left after the consumer

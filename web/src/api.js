@@ -3,7 +3,7 @@
 // authenticated by the same token.
 const KEY = 'citybrain_token';
 
-export const session = { token: localStorage.getItem(KEY) || '', who: null };
+export const session = { token: localStorage.getItem(KEY) || '', who: null, leaving: false };
 
 export function setToken(t) {
   session.token = t;
@@ -19,11 +19,21 @@ export function clearToken() {
   document.cookie = 'citybrain_token=; Path=/; Max-Age=0; SameSite=Strict';
 }
 
+// signOut forgets the token and reloads the page to the sign-in screen. Until the old page is gone its timers
+// keep firing; their requests are held (never sent) rather than sent without a token, which the server rightly
+// refuses with a 401 each.
+export function signOut() {
+  session.leaving = true;
+  clearToken();
+  location.reload();
+}
+
 export class HTTPError extends Error {
   constructor(status, msg) { super(msg); this.status = status; }
 }
 
 export async function api(path, { method = 'GET', body, signal, token = session.token } = {}) {
+  if (session.leaving) return new Promise(() => {}); // signing out: the page is going away
   const headers = { Accept: 'application/json' };
   if (token) headers.Authorization = 'Bearer ' + token;
   if (body !== undefined) headers['Content-Type'] = 'application/json';

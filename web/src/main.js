@@ -1,7 +1,7 @@
 // CityBrain command center: login, then the live map (cells, roads, incidents, units, sensors, transit), the
 // incident queue, the detail panel, city KPIs, the connection indicator and, when the server runs a replay
 // session, the time bar. See docs/command-center.md.
-import { api, can, clearToken, session, setToken, whoami } from './api.js';
+import { api, can, clearToken, session, setToken, signOut, whoami } from './api.js';
 import { Detail, History } from './detail.js';
 import { DispatchPanel } from './dispatch.js';
 import { Replay } from './replay.js';
@@ -127,7 +127,7 @@ $('login-guest').addEventListener('click', async () => {
   $('login').hidden = true;
   if (!live) startApp();
 });
-$('logout').addEventListener('click', () => { clearToken(); location.reload(); });
+$('logout').addEventListener('click', () => { live?.stop(); signOut(); });
 $('signin').addEventListener('click', () => showLogin('', { auth_configured: false }));
 
 function showUser() {

@@ -109,7 +109,12 @@ export async function openApp(browser, server, role, { viewport = { width: 1280,
   context.setDefaultTimeout(90_000);
   const page = await context.newPage();
   const problems = { console: [], page: [], external: [] };
-  page.on('console', (m) => { if (m.type() === 'error') problems.console.push(m.text()); });
+  // A failed resource's message does not name it: its location does, so a failure says which request it was.
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    const at = m.location()?.url;
+    problems.console.push(at && /^Failed to load resource/.test(m.text()) ? `${m.text()} [${at}]` : m.text());
+  });
   page.on('pageerror', (e) => problems.page.push(e.message));
   page.on('request', (r) => {
     const u = r.url();

@@ -108,6 +108,23 @@ describe('operators', { timeout: 900_000 }, () => {
     } finally { await context.close(); }
   });
 
+  test('signing out sends nothing without a token while the page reloads', async () => {
+    const { context, page, problems } = await openApp(browser, server, 'commander');
+    try {
+      await waitFor(async () => /\d/.test(await page.textContent('#evtime')), { what: 'event time' });
+      const refused = [];
+      page.on('response', (r) => { if (r.status() === 401) refused.push(r.url()); });
+      // Hold the reload's page for 7 s, so every poll of the old page (3-5 s timers) falls due meanwhile: before
+      // the fix they went out without the token just cleared, and the server answered each with a 401.
+      await page.route((u) => u.pathname === '/', async (route) => { await sleep(7000); await route.continue(); });
+      await page.click('#logout');
+      await page.waitForSelector('#login-token', { state: 'visible' });
+      assert.deepEqual(refused, [], 'requests refused for want of a token');
+      assert.deepEqual(problems.page, [], 'page errors');
+      assert.deepEqual(problems.console, [], 'console errors');
+    } finally { await context.close(); }
+  });
+
   test('the history panel draws the 24-hour TPI chart from the server, for the city, a district and a drawn area', async () => {
     const { context, page, problems } = await openApp(browser, server, 'viewer');
     try {

@@ -1,0 +1,61 @@
+package eval
+
+import (
+	"strings"
+	"testing"
+
+	"citybrain/engine/detect"
+)
+
+// The oracle bound reads each observation at the first bucket end that shows it: a probe standing a minute
+// on the blocked link, its exits stopping, a feeder holding past its stop reference, or, while the blocked
+// link has no row at all, a feeder's own queue head held at its end.
+func TestObserveFindsTheFirstSignOfAClosure(t *testing.T) {
+	topo := []detect.Link{{LengthM: 200, Up: []int32{1}}, {LengthM: 100, Down: []int32{0}}}
+	start := int64(1_000_000_005_000) // 5 s past a bucket end
+	const bucket = 10_000
+	first := floorDiv(start, bucket)*bucket + bucket // the first bucket end after the start (+5 s)
+	row := func(li int32, t int64, set func(x *[detect.NumFeatures]float64), headM float64) *Row {
+		r := &Row{Link: li, T: t, HeadM: headM}
+		set(&r.X)
+		return r
+	}
+	by := map[[2]int64]*Row{}
+	// The blocked link has no row for its first 40 s; its feeder's queue head stands at its end past its
+	// stop reference from +25 s.
+	by[[2]int64{1, first + 20_000}] = row(1, first+20_000, func(x *[detect.NumFeatures]float64) { x[detect.FStandRatio] = 1.2 }, 95)
+	// A feeder queue not at its end does not count.
+	by[[2]int64{1, first + 10_000}] = row(1, first+10_000, func(x *[detect.NumFeatures]float64) { x[detect.FStandRatio] = 3 }, 20)
+	for k := int64(4); k < 30; k++ {
+		tt := first + k*bucket
+		by[[2]int64{0, tt}] = row(0, tt, func(x *[detect.NumFeatures]float64) {
+			if k >= 9 {
+				x[detect.FStanding60] = 1
+				x[detect.FStandLog] = 1
+			}
+			if k >= 12 {
+				x[detect.FExitDeficit] = 2.5
+			}
+		}, -1)
+	}
+	o := observe(by, topo, 0, start, start+20*60_000, bucket)
+	want := Observable{FirstS: 25, StandS: 95, ExitsS: 125, FeederS: 25}
+	if o != want {
+		t.Errorf("observed %+v, want %+v", o, want)
+	}
+	// Nothing shows: never.
+	if o := observe(map[[2]int64]*Row{}, topo, 0, start, start+20*60_000, bucket); o.FirstS != -1 || o.StandS != -1 {
+		t.Errorf("no rows observed %+v, want -1 throughout", o)
+	}
+	// A sign after the closure's end does not count.
+	if o := observe(by, topo, 0, start, start+60_000, bucket); o.StandS != -1 || o.FirstS != 25 {
+		t.Errorf("a closure of a minute observed %+v, want only its feeder at 25 s", o)
+	}
+	tab := observableTable([]Observable{want, {City: "x", FirstS: 200, StandS: -1, ExitsS: -1, FeederS: 200}}, []string{"x"})
+	for _, line := range []string{"| x | 15 % | 0/1 (0 %) | 0/1 (0 %) | 1/1 (100 %) | 0 / 0 / 0 |",
+		"| corpus | 15 % | 1/2 (50 %) | 1/2 (50 %) | 2/2 (100 %) | 1 / 1 / 1 |"} {
+		if !strings.Contains(tab, line) {
+			t.Errorf("the table lacks %q:\n%s", line, tab)
+		}
+	}
+}
