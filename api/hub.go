@@ -72,6 +72,7 @@ type Hub struct {
 	clientsGauge atomic.Int64
 	sent         atomic.Uint64
 	direct       atomic.Uint64 // messages the hub wrote straight to a client's socket (no writer goroutine)
+	pingsAlone   atomic.Uint64 // pings written on their own (not in front of a frame)
 	batched      atomic.Uint64 // messages written to a client together with the one before (it was behind)
 	dropped      atomic.Uint64 // clients cut off as too slow
 	coalesced    atomic.Uint64
