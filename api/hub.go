@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,7 @@ type Hub struct {
 	mu      sync.Mutex // guards clients, every client's subscription and queue state, eng and closed
 	eng     View
 	clients map[*client]struct{}
+	groups  map[string]*subGroup // the subscribed clients by subscription key, kept as they (un)subscribe
 	closed  bool
 
 	smu       sync.RWMutex // guards the cell state below: written by the hub goroutine, read by encoders
@@ -70,6 +72,7 @@ type Hub struct {
 	clientsGauge atomic.Int64
 	sent         atomic.Uint64
 	direct       atomic.Uint64 // messages the hub wrote straight to a client's socket (no writer goroutine)
+	pingsAlone   atomic.Uint64 // pings written on their own (not in front of a frame)
 	batched      atomic.Uint64 // messages written to a client together with the one before (it was behind)
 	dropped      atomic.Uint64 // clients cut off as too slow
 	coalesced    atomic.Uint64
@@ -106,7 +109,8 @@ func NewHub(cfg HubConfig, eng View) *Hub {
 		cfg.History = d.History
 	}
 	h := &Hub{cfg: cfg, baseRes: eng.Config().Res, eng: eng, instance: newID()[:12], state: map[uint64]*engine.CellView{},
-		parents: map[int]map[uint64]map[uint64]struct{}{}, clients: map[*client]struct{}{}, done: make(chan struct{})}
+		parents: map[int]map[uint64]map[uint64]struct{}{}, clients: map[*client]struct{}{}, groups: map[string]*subGroup{},
+		done: make(chan struct{})}
 	h.mailbox = queue.NewMailbox("hub-mailbox", mergeDeltas)
 	// Start from what the engine already published (a hub created after a restart's catch-up).
 	for _, v := range eng.All() {
@@ -132,7 +136,53 @@ func (s *subscription) key() string {
 }
 
 func (s *subscription) makeKey() string {
-	return fmt.Sprintf("%g,%g,%g,%g/%d/%d/%t", s.BBox.MinLng, s.BBox.MinLat, s.BBox.MaxLng, s.BBox.MaxLat, s.Res, s.Window, s.Geometry)
+	layers := make([]string, 0, len(s.Layers))
+	for l, on := range s.Layers {
+		if on {
+			layers = append(layers, l)
+		}
+	}
+	slices.Sort(layers)
+	return fmt.Sprintf("%g,%g,%g,%g/%d/%d/%t/%s", s.BBox.MinLng, s.BBox.MinLat, s.BBox.MaxLng, s.BBox.MaxLat, s.Res,
+		s.Window, s.Geometry, strings.Join(layers, ","))
+}
+
+// subGroup is the clients of one distinct subscription (Hub.mu): a client joins when it subscribes and
+// leaves when it subscribes again or goes, so a delta's fan-out reads the groups instead of grouping every
+// client again.
+type subGroup struct {
+	sub     *subscription
+	clients []*client // in no order; client.gi is each one's index
+}
+
+// join sets c's subscription and moves c to sub's group (mu held).
+func (h *Hub) join(c *client, sub *subscription) {
+	h.leave(c)
+	c.sub = sub
+	g := h.groups[sub.key()]
+	if g == nil {
+		g = &subGroup{sub: sub}
+		h.groups[sub.key()] = g
+	}
+	c.group, c.gi = g, len(g.clients)
+	g.clients = append(g.clients, c)
+}
+
+// leave takes c out of its group, if any (mu held).
+func (h *Hub) leave(c *client) {
+	g := c.group
+	if g == nil {
+		return
+	}
+	last := len(g.clients) - 1
+	g.clients[c.gi] = g.clients[last]
+	g.clients[c.gi].gi = c.gi
+	g.clients[last] = nil
+	g.clients = g.clients[:last]
+	if last == 0 {
+		delete(h.groups, g.sub.key())
+	}
+	c.group, c.gi = nil, 0
 }
 
 // OnDelta hands an engine delta to the hub's goroutine and returns at once. Called from the engine's tick
@@ -171,20 +221,12 @@ func (h *Hub) fanOut(d *engine.Delta) {
 	// The groups are taken under mu with the state already applied: a client that subscribes from now on gets
 	// a snapshot that holds this delta (and skips it, see client.lastSeq); one that subscribed before is in a
 	// group.
-	byKey := map[string]int{}
-	var groups []fanGroup
-	for c := range h.clients {
-		if c.sub == nil {
-			continue
-		}
-		k := c.sub.key()
-		i, ok := byKey[k]
-		if !ok {
-			i = len(groups)
-			byKey[k] = i
-			groups = append(groups, fanGroup{sub: c.sub})
-		}
-		groups[i].clients = append(groups[i].clients, c)
+	groups := make([]fanGroup, 0, len(h.groups))
+	all := make([]*client, 0, len(h.clients))
+	for _, g := range h.groups {
+		n := len(all)
+		all = append(all, g.clients...)
+		groups = append(groups, fanGroup{sub: g.sub, clients: all[n:len(all):len(all)]})
 	}
 	h.mu.Unlock()
 	if len(groups) == 0 {

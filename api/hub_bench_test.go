@@ -74,8 +74,9 @@ func BenchmarkFanOut(b *testing.B) {
 		lng, lat := 120.10+float64(k%40)*0.002, 30.20+float64(k/40)*0.002
 		sub := &subscription{CellQuery: CellQuery{BBox: geo.BBox{MinLng: lng, MinLat: lat, MaxLng: lng + 0.02, MaxLat: lat + 0.015}, Res: 9},
 			Layers: map[string]bool{"cells": true}}
-		c := &client{h: h, sub: sub, out: newOutbox(4), done: make(chan struct{})}
+		c := &client{h: h, out: newOutbox(4), done: make(chan struct{})}
 		h.clients[c] = struct{}{}
+		h.join(c, sub)
 		all = append(all, c)
 	}
 	b.ReportAllocs()
@@ -153,8 +154,9 @@ func BenchmarkFanOutCity(b *testing.B) {
 		h.ensureIndex(res)
 		h.smu.Unlock()
 		h.mu.Unlock()
-		c := &client{h: h, sub: sub, out: newOutbox(4), done: make(chan struct{})}
+		c := &client{h: h, out: newOutbox(4), done: make(chan struct{})}
 		h.clients[c] = struct{}{}
+		h.join(c, sub)
 		all = append(all, c)
 	}
 	deltas := make([][]*engine.CellView, 4)

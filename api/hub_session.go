@@ -62,6 +62,9 @@ type client struct {
 	cork *corkConn // the connection under conn: batches the writes of a client that is behind
 	out  *outbox   // hub → socket, or → writer when the socket does not take a frame at once; full: coalesced
 	sub  *subscription
+	// group is the hub's group of the clients with c's subscription, gi c's index in it (Hub.mu).
+	group *subGroup
+	gi    int
 
 	lastSeq       uint64 // the hub delta the client's last snapshot or catch-up holds
 	stale         bool
@@ -127,6 +130,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, checkOrigin func(*
 	wg.Wait()
 	c.stopLimits()
 	h.mu.Lock()
+	h.leave(c)
 	delete(h.clients, c)
 	h.mu.Unlock()
 	h.clientsGauge.Add(-1)
@@ -231,7 +235,7 @@ func (h *Hub) parseSub(m *clientMsg) (*subscription, error) {
 func (h *Hub) subscribe(c *client, sub *subscription, since *uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	c.sub = sub
+	h.join(c, sub)
 	h.smu.Lock()
 	h.ensureIndex(sub.Res)
 	h.smu.Unlock()
@@ -307,6 +311,15 @@ func (c *client) writeLoop() {
 	h := c.h
 	ping := time.NewTicker(h.cfg.PingInterval)
 	defer ping.Stop()
+	// A ping rides in front of the next frame the hub writes straight to the socket (no system call, no
+	// wake-up of its own); when none has carried it within pingGrace, the writer sends it alone.
+	unsent := time.NewTimer(time.Hour)
+	unsent.Stop()
+	defer unsent.Stop()
+	pingNow := func() error {
+		h.pingsAlone.Add(1)
+		return c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.cfg.WriteTimeout))
+	}
 	hello := fmt.Sprintf(`{"type":"hello","instance":%q,"base_res":%d,"windows":["60s","300s","900s"],"layers":["cells","incidents","units","transit","sensors","alerts"],"seq":%d}`,
 		h.instance, h.baseRes, h.currentSeq())
 	c.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
@@ -329,13 +342,28 @@ func (c *client) writeLoop() {
 				return
 			}
 		case <-ping.C:
-			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.cfg.WriteTimeout)); err != nil {
+			if c.cork != nil && c.cork.askPing() {
+				unsent.Reset(min(pingGrace, h.cfg.PingInterval/2))
+				continue
+			}
+			if err := pingNow(); err != nil {
+				c.kick(websocket.CloseNormalClosure, "")
+				return
+			}
+		case <-unsent.C:
+			if !c.cork.takePing() {
+				continue
+			}
+			if err := pingNow(); err != nil {
 				c.kick(websocket.CloseNormalClosure, "")
 				return
 			}
 		}
 	}
 }
+
+// pingGrace is how long a ping waits for a frame to carry it before the writer sends it alone.
+const pingGrace = 2 * time.Second
 
 // maxBatch bounds the messages written together to a client that is behind.
 const maxBatch = 16
@@ -411,6 +439,7 @@ type HubStats struct {
 	Clients                                   int64
 	Sent, Batched, Dropped, Coalesced, Deltas uint64
 	Direct                                    uint64        // messages the hub wrote straight to the socket (of Sent)
+	PingsAlone                                uint64        // pings the writers sent on their own (the rest went in front of a frame)
 	Fanout                                    time.Duration // the hub's time on the last delta
 	Lag                                       time.Duration // from the engine's tick to the last delta queued to its clients
 }
@@ -418,7 +447,7 @@ type HubStats struct {
 // Stats returns the hub's counters.
 func (h *Hub) Stats() HubStats {
 	return HubStats{Clients: h.clientsGauge.Load(), Sent: h.sent.Load(), Batched: h.batched.Load(),
-		Direct: h.direct.Load(), Dropped: h.dropped.Load(), Coalesced: h.coalesced.Load(), Deltas: h.deltas.Load(),
+		Direct: h.direct.Load(), PingsAlone: h.pingsAlone.Load(), Dropped: h.dropped.Load(), Coalesced: h.coalesced.Load(), Deltas: h.deltas.Load(),
 		Fanout: time.Duration(h.fanoutNanos.Load()), Lag: time.Duration(h.lagNanos.Load())}
 }
 

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"citybrain/engine"
+	"citybrain/geo"
 )
 
 // A delta the hub has not taken yet is merged with the next: cells and incidents by the newer, removals
@@ -149,5 +151,127 @@ func TestHubFramesAreReadAsSent(t *testing.T) {
 		if _, msg, err := c.ReadMessage(); err != nil || string(msg) != "between" {
 			t.Fatalf("after the %d-byte frame: %q %v", n, msg, err)
 		}
+	}
+}
+
+// Clients are grouped by their whole subscription, layers included: two clients of one viewport, one of
+// them with the incidents layer, get different frames; a client that subscribes again moves to its new
+// viewport's group, and a client that goes leaves none behind.
+func TestHubGroupsFollowSubscriptions(t *testing.T) {
+	e := engine.New(engine.Config{Tick: time.Hour})
+	defer e.Stop()
+	h := NewHub(HubConfig{}, e)
+	defer h.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeWS(w, r, func(*http.Request) bool { return true })
+	}))
+	defer srv.Close()
+	type msg struct {
+		Type      string            `json:"type"`
+		Cells     []json.RawMessage `json:"cells"`
+		Incidents *[]struct {
+			ID string `json:"id"`
+		} `json:"incidents"`
+	}
+	dial := func(sub map[string]any) (*websocket.Conn, func() msg) {
+		t.Helper()
+		conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		next := func() msg {
+			t.Helper()
+			for {
+				_, b, err := conn.ReadMessage()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var m msg
+				if err := json.Unmarshal(b, &m); err != nil {
+					t.Fatalf("not JSON: %v", err)
+				}
+				if m.Type == "delta" || m.Type == "snapshot" {
+					return m
+				}
+			}
+		}
+		if err := conn.WriteJSON(sub); err != nil {
+			t.Fatal(err)
+		}
+		if m := next(); m.Type != "snapshot" {
+			t.Fatalf("first frame %q, want a snapshot", m.Type)
+		}
+		return conn, next
+	}
+	west := []float64{120.0, 30.0, 120.2, 30.4}
+	east := []float64{120.3, 30.0, 120.5, 30.4}
+	plain, nextPlain := dial(map[string]any{"op": "subscribe", "bbox": west, "layers": []string{"cells"}})
+	defer plain.Close()
+	withInc, nextInc := dial(map[string]any{"op": "subscribe", "bbox": west, "layers": []string{"cells", "incidents"}})
+	defer withInc.Close()
+	groups := func() int {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		n := 0
+		for _, g := range h.groups {
+			n += len(g.clients)
+			for i, c := range g.clients {
+				if c.group != g || c.gi != i || c.sub.key() != g.sub.key() {
+					t.Errorf("client %d of group %q is not where the group says", i, g.sub.key())
+				}
+			}
+		}
+		if n != len(h.clients) {
+			t.Errorf("%d clients in groups, %d connected", n, len(h.clients))
+		}
+		return len(h.groups)
+	}
+	if n := groups(); n != 2 {
+		t.Fatalf("%d groups for two subscriptions that differ only by layers, want 2", n)
+	}
+	cell := func(lat, lng float64) *engine.CellView {
+		c, _ := geo.CellOf(lat, lng, 9)
+		v := &engine.CellView{Cell: c, Res: 9, Lat: lat, Lng: lng, UpdatedAt: 1795737600000}
+		v.W[0].Events = 1
+		return v
+	}
+	h.OnDelta(&engine.Delta{Seq: 1, Now: 1795737600000, Changed: []*engine.CellView{cell(30.2, 120.1), cell(30.2, 120.4)},
+		Incidents: []engine.Incident{{ID: "inc-1", Lat: 30.2, Lng: 120.1}}})
+	if m := nextPlain(); m.Type != "delta" || len(m.Cells) != 1 || m.Incidents != nil {
+		t.Errorf("cells-only client: %q with %d cells, incidents %v; want 1 cell and no incidents", m.Type, len(m.Cells), m.Incidents)
+	}
+	if m := nextInc(); m.Type != "delta" || len(m.Cells) != 1 || m.Incidents == nil || len(*m.Incidents) != 1 {
+		t.Errorf("client with incidents: %q with %d cells, incidents %v; want 1 cell and inc-1", m.Type, len(m.Cells), m.Incidents)
+	}
+	// The cells-only client moves east: it gets the east cell, the other still the west one.
+	if err := plain.WriteJSON(map[string]any{"op": "subscribe", "bbox": east, "layers": []string{"cells"}}); err != nil {
+		t.Fatal(err)
+	}
+	if m := nextPlain(); m.Type != "snapshot" {
+		t.Fatalf("after subscribing again: %q, want a snapshot", m.Type)
+	}
+	if n := groups(); n != 2 {
+		t.Fatalf("%d groups after moving, want 2", n)
+	}
+	h.OnDelta(&engine.Delta{Seq: 2, Now: 1795737601000, Changed: []*engine.CellView{cell(30.21, 120.41)}})
+	if m := nextPlain(); m.Type != "delta" || len(m.Cells) != 1 {
+		t.Errorf("moved client: %q with %d cells, want the east cell", m.Type, len(m.Cells))
+	}
+	if m := nextInc(); m.Type != "delta" || len(m.Cells) != 0 {
+		t.Errorf("west client: %q with %d cells, want a delta without the east cell", m.Type, len(m.Cells))
+	}
+	h.OnDelta(&engine.Delta{Seq: 3, Now: 1795737602000, Changed: []*engine.CellView{cell(30.21, 120.11)}})
+	if m := nextInc(); m.Type != "delta" || len(m.Cells) != 1 {
+		t.Errorf("west client: %q with %d cells, want the west cell", m.Type, len(m.Cells))
+	}
+	plain.Close()
+	withInc.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for groups() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d groups left after every client went", groups())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -233,6 +233,48 @@ type corkConn struct {
 	buf      []byte
 	rest     []byte    // the part of a frame the socket did not take at once
 	deadline time.Time // the write deadline last set
+
+	// tryWrite's call on the socket, made once (a closure per write would be allocated per write): what
+	// it sends and what came of it (mu held).
+	send    func(fd uintptr) bool
+	sending []byte
+	sent    int
+	sendErr error
+
+	pingDue  bool   // a ping goes out in front of the next frame tryWrite writes
+	withPing []byte // the ping and that frame, sent together
+	pings    uint64 // pings that went out in front of a frame
+}
+
+// pingFrame is an empty websocket ping from the server (unmasked).
+var pingFrame = []byte{0x80 | websocket.PingMessage, 0}
+
+// askPing asks tryWrite to send a ping in front of the next frame; false: the connection has no direct
+// writes (the writer pings).
+func (c *corkConn) askPing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.raw == nil {
+		return false
+	}
+	c.pingDue = true
+	return true
+}
+
+// takePing returns whether a ping asked for is still due (no frame carried it) and clears it.
+func (c *corkConn) takePing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	due := c.pingDue
+	c.pingDue = false
+	return due
+}
+
+// pingsCarried is the number of pings that went out in front of a frame.
+func (c *corkConn) pingsCarried() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pings
 }
 
 // tryWrite results.
@@ -257,12 +299,26 @@ func (c *corkConn) tryWrite(p []byte) int {
 			return wroteNothing
 		}
 	}
-	var n int
-	var werr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), p)
-		return true // never wait: the writer goroutine does
-	})
+	if c.send == nil {
+		c.send = func(fd uintptr) bool {
+			c.sent, c.sendErr = sendNow(fd, c.sending)
+			return true // never wait: the writer goroutine does
+		}
+	}
+	if c.pingDue { // the ping rides in the same system call
+		c.withPing = append(append(c.withPing[:0], pingFrame...), p...)
+		p = c.withPing
+	}
+	c.sending = p
+	err := c.raw.Write(c.send)
+	n, werr := c.sent, c.sendErr
+	c.sending, c.sendErr = nil, nil
+	if n > 0 && c.pingDue {
+		// (withPing is not touched again before rest is written: the next ping is an interval away, and
+		// tryWrite writes nothing while rest is held)
+		c.pingDue = false
+		c.pings++
+	}
 	switch {
 	case err != nil || werr != nil || n <= 0:
 		return wroteNothing // EAGAIN, or an error the writer meets again and reports

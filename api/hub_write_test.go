@@ -3,11 +3,13 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -170,5 +172,90 @@ func TestHubWritesStraightWhileTheClientKeepsUp(t *testing.T) {
 	}
 	if st := h.Stats(); st.Direct <= direct1 {
 		t.Fatalf("after catching up the hub wrote no frame straight to the socket: %+v", st)
+	}
+}
+
+// Pings go out in front of the frames the hub writes straight to the socket, in the same write; when no
+// frame carries one (nothing to send), the writer sends it alone. The client sees every ping and every
+// frame whole.
+func TestPingsRideOnFrames(t *testing.T) {
+	e := engine.New(engine.Config{Tick: time.Hour})
+	defer e.Stop()
+	h := NewHub(HubConfig{PingInterval: 40 * time.Millisecond}, e)
+	defer h.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeWS(w, r, func(*http.Request) bool { return true })
+	}))
+	defer srv.Close()
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var pings, deltas atomic.Int64
+	conn.SetPingHandler(func(data string) error {
+		pings.Add(1)
+		return conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	if err := conn.WriteJSON(map[string]any{"op": "subscribe", "layers": []string{"cells"}}); err != nil {
+		t.Fatal(err)
+	}
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			_, b, err := conn.ReadMessage()
+			if err != nil {
+				readErr <- err
+				return
+			}
+			var m struct {
+				Type string `json:"type"`
+			}
+			if err := json.Unmarshal(b, &m); err != nil {
+				readErr <- fmt.Errorf("a message that is not whole JSON (%d bytes): %w", len(b), err)
+				return
+			}
+			if m.Type == "delta" {
+				deltas.Add(1)
+			}
+		}
+	}()
+	carried := func() uint64 {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		var n uint64
+		for c := range h.clients {
+			n += c.cork.pingsCarried()
+		}
+		return n
+	}
+	lat, lng := 30.2, 120.1
+	cell, _ := geo.CellOf(lat, lng, 9)
+	deadline := time.Now().Add(30 * time.Second)
+	// Deltas every 5 ms: the pings ride on them.
+	for i := 1; carried() < 3; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pings carried by a frame, %d alone, %d seen by the client, %d deltas", carried(), h.Stats().PingsAlone, pings.Load(), deltas.Load())
+		}
+		v := &engine.CellView{Cell: cell, Res: 9, Lat: lat, Lng: lng, UpdatedAt: 1795737600000 + int64(i)}
+		v.W[0].Events = uint32(i)
+		h.OnDelta(&engine.Delta{Seq: uint64(i), Now: v.UpdatedAt, Changed: []*engine.CellView{v}})
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Nothing to send: the writer pings alone.
+	alone0, seen0 := h.Stats().PingsAlone, pings.Load()
+	for h.Stats().PingsAlone < alone0+2 || pings.Load() < seen0+2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle client: %d pings alone, %d seen by the client", h.Stats().PingsAlone-alone0, pings.Load()-seen0)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case err := <-readErr:
+		t.Fatalf("client: %v", err)
+	default:
+	}
+	if pings.Load() < 5 || deltas.Load() == 0 {
+		t.Fatalf("the client saw %d pings and %d deltas", pings.Load(), deltas.Load())
 	}
 }

@@ -128,6 +128,8 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(&b, "citybrain_ws_messages_total %d\n", hs.Sent)
 	metric("citybrain_ws_direct_total", "counter", "Websocket messages the hub wrote straight to the client's socket (of citybrain_ws_messages_total; the rest went through the client's writer).")
 	fmt.Fprintf(&b, "citybrain_ws_direct_total %d\n", hs.Direct)
+	metric("citybrain_ws_pings_alone_total", "counter", "Websocket pings written on their own; the others went out in front of a message, in the same write.")
+	fmt.Fprintf(&b, "citybrain_ws_pings_alone_total %d\n", hs.PingsAlone)
 	metric("citybrain_ws_coalesced_total", "counter", "Times a slow client's queue was replaced by a fresh snapshot.")
 	fmt.Fprintf(&b, "citybrain_ws_coalesced_total %d\n", hs.Coalesced)
 	metric("citybrain_ws_disconnected_slow_total", "counter", "Clients cut off as too slow.")

@@ -633,6 +633,9 @@ func (r *runner) memory(ctx context.Context) error {
 		if mm.BaselineRSS == 0 {
 			mm.BaselineRSS = t.rss()
 		}
+		if st, err := t.status(ctx); err == nil {
+			r.logf("memory: %s: empty: %s", name, memoryParts(t.rss(), st))
+		}
 		snd := newHTTPSender(t, 4)
 		defer snd.close()
 		r.logf("memory: %s: %d events over %s of event time", name, n, span)
@@ -670,6 +673,7 @@ func (r *runner) memory(ctx context.Context) error {
 		return err
 	}
 	mm.FewCellsRSS, mm.FewCells, mm.FewCellsBurstRSS = ta.rss(), sta.Cells, burst
+	r.logf("memory: memory-few-cells: filled (settled %v): %s", mm.Settled, memoryParts(mm.FewCellsRSS, sta))
 	r.heapProfile("memory-filled")
 	mm.RawRetained, _ = ta.metric(ctx, "citybrain_engine_raw_events")
 	if mm.RawRetained > 0 {
@@ -734,6 +738,15 @@ func (r *runner) memory(ctx context.Context) error {
 	mm.Projected15MinRSS = float64(mm.BaselineRSS) + transient + mm.BytesPerRawEvent*mm.SustainedRef*900 + mm.BytesPerCell*float64(mm.ManyCells)
 	mm.ProjectionFormula = "baseline + the fill's transient memory (right after the fill less settled) + bytes/raw event × sustained NATS JSON rate × 900 s + bytes/cell × cells of the city (not run for 15 minutes: a projection)"
 	return nil
+}
+
+// memoryParts says what a target's RSS is made of, as its status splits it (MiB).
+func memoryParts(rss uint64, st status) string {
+	const mib = 1 << 20
+	m := st.Memory
+	return fmt.Sprintf("RSS %.1f MiB: Go live %.1f, objects %.1f, free %.1f, other %.1f; raw %d events in %.1f MiB",
+		float64(rss)/mib, float64(m.GoHeapLive)/mib, float64(m.GoHeapObjects)/mib, float64(m.GoHeapFree)/mib,
+		float64(m.GoOther)/mib, st.Raw.Events, float64(st.Raw.Bytes)/mib)
 }
 
 var replayReads = regexp.MustCompile(`replay reads ([^\n]*)`)
