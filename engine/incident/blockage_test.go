@@ -100,9 +100,10 @@ func TestCandidatesDoNotCarryAnIncidentAway(t *testing.T) {
 	}
 }
 
-// A camera's stall alarm on a link the blockage judge found flowing on enough probe fixes stays a
-// candidate however often it repeats, until a call corroborates it; the judge's note older than two
-// minutes, or a crash frame, is not doubted. The outcome does not depend on how ticks group the log.
+// A camera's stall alarms from a queue (vehicles standing at spots a vehicle's length apart, in turn) on a
+// link the blockage judge found flowing on enough probe fixes stay a candidate however often they repeat,
+// until a call corroborates them; the judge's note older than two minutes, or a crash frame, is not doubted.
+// The outcome does not depend on how ticks group the log.
 func TestStallAlarmOnFlowingLinkNeedsCorroboration(t *testing.T) {
 	net := chain(t, 4)
 	at := func(li int, m float64) (float64, float64, uint64) {
@@ -113,12 +114,14 @@ func TestStallAlarmOnFlowingLinkNeedsCorroboration(t *testing.T) {
 	flowing := func(li int, ts int64, seq uint64) Evidence {
 		return Evidence{Kind: schema.KindProbe, Type: flowingType, TS: ts, LinkRef: int32(li) + 1, Seq: seq, WmBefore: ts - 30_000}
 	}
-	frame := func(typ string, li int, ts int64, seq uint64) Evidence {
-		la, ln, c := at(li, 150)
+	frameAt := func(typ string, li int, m float64, ts int64, seq uint64) Evidence {
+		la, ln, c := at(li, m)
 		return Evidence{Kind: schema.KindVideo, Source: "cam-" + typ, Type: typ, TS: ts, Lat: la, Lng: ln, Cell: c, Weight: 0.8,
 			Seq: seq, WmBefore: ts - 30_000}
 	}
-	// The log: the judge finds link 1 flowing every 30 s; a stall alarm on it every minute for five minutes.
+	frame := func(typ string, li int, ts int64, seq uint64) Evidence { return frameAt(typ, li, 150, ts, seq) }
+	// The log: the judge finds link 1 flowing every 30 s; a stall alarm on it every minute for five minutes,
+	// from the queue's vehicles in turn (12 m apart).
 	var log []Evidence
 	seq := uint64(0)
 	for k := int64(0); k <= 10; k++ {
@@ -126,7 +129,7 @@ func TestStallAlarmOnFlowingLinkNeedsCorroboration(t *testing.T) {
 		log = append(log, flowing(1, t0+k*30_000, seq))
 		if k%2 == 1 {
 			seq++
-			log = append(log, frame("stalled_vehicle", 1, t0+k*30_000+5_000, seq))
+			log = append(log, frameAt("stalled_vehicle", 1, 150-12*float64((k/2)%3), t0+k*30_000+5_000, seq))
 		}
 	}
 	run := func(group int) []Incident {
@@ -291,8 +294,6 @@ func TestAnAlarmDoesNotJoinACandidateFarDownstream(t *testing.T) {
 func TestADischargingQueueIsNotACandidate(t *testing.T) {
 	net := chain(t, 2)
 	unsure := constantModel(0)
-	p, _ := net.Links()[0].PointAt(150)
-	cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
 	for _, discharging := range []bool{false, true} {
 		j := &blockageJudge{model: unsure, topo: NewTopology(net, 9), runs: map[int32]int{}}
 		tr := NewTracker(30_000)
@@ -305,6 +306,8 @@ func TestADischargingQueueIsNotACandidate(t *testing.T) {
 			f.X[detect.FFixes] = 2 // fewer fixes than a flowing note needs on its own
 			log = append(log, j.judgeFeatures([]detect.Features{f})...)
 			if k%6 == 0 {
+				p, _ := net.Links()[0].PointAt(150 - 2*float64(k)) // the queue's vehicles in turn, 12 m apart
+				cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
 				log = append(log, Evidence{Kind: schema.KindVideo, Source: "cam-1", Type: "stalled_vehicle", TS: ts + 1_000, Lat: p.Lat,
 					Lng: p.Lng, Cell: cell, Weight: 0.8})
 			}
@@ -320,13 +323,11 @@ func TestADischargingQueueIsNotACandidate(t *testing.T) {
 	}
 }
 
-// A camera streaming stall alarms from a queue the judge finds flowing stays doubted while most of its frames
+// A camera streaming stall alarms from a queue (its vehicles in turn) the judge finds flowing stays doubted while most of its frames
 // are: one frame that lands on a moment the judge found the link suspicious (an hour of gridlock has such
 // moments) no longer clears it for good.
 func TestOneUndoubtedFrameDoesNotClearACamera(t *testing.T) {
 	net := chain(t, 4)
-	p, _ := net.Links()[1].PointAt(150)
-	cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
 	tr := NewTracker(30_000)
 	tr.SetTopology(NewTopology(net, 9))
 	for k := int64(0); k < 8; k++ {
@@ -335,6 +336,8 @@ func TestOneUndoubtedFrameDoesNotClearACamera(t *testing.T) {
 		if k == 4 {
 			tr.t.flow[1].Suspect = ts + 1 // the judge found the link suspicious just before this frame
 		}
+		p, _ := net.Links()[1].PointAt(150 - 12*float64(k%3)) // the queue's vehicles in turn
+		cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
 		tr.Track(ts+2_000, everySeq, []Evidence{{Kind: schema.KindVideo, Source: "cam-1", Type: "stalled_vehicle", TS: ts + 2_000,
 			Lat: p.Lat, Lng: p.Lng, Cell: cell, Weight: 0.8}})
 	}
@@ -352,4 +355,48 @@ func constantModel(bias float64) *detect.Model {
 		m.Scale[i] = 1
 	}
 	return m
+}
+
+// One vehicle standing alone at one spot, its camera's stall alarm every minute (± 2 m), on a link the judge
+// finds flowing every 30 s, is a stalled vehicle that traffic passes (a lane blocked), not a queue: an
+// incident at the third frame, where the vehicle stands, however ticks group the log. Its frames are the
+// same as a queue's in TestStallAlarmOnFlowingLinkNeedsCorroboration but for the spot: there they churn.
+func TestALoneStandingVehicleOnAFlowingLinkIsAnIncident(t *testing.T) {
+	net := chain(t, 4)
+	var log []Evidence
+	seq := uint64(0)
+	jitter := []float64{0, 1.5, -2, 2.5, -1, 0.5}
+	for k := int64(0); k <= 10; k++ {
+		seq++
+		log = append(log, Evidence{Kind: schema.KindProbe, Type: flowingType, TS: t0 + k*30_000, LinkRef: 2, Seq: seq,
+			WmBefore: t0 + k*30_000 - 30_000})
+		if k%2 == 1 {
+			seq++
+			ts := t0 + k*30_000 + 5_000
+			p, _ := net.Links()[1].PointAt(150 + jitter[k/2])
+			cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
+			log = append(log, Evidence{Kind: schema.KindVideo, Source: "cam-9", Type: "stalled_vehicle", TS: ts, Lat: p.Lat,
+				Lng: p.Lng, Cell: cell, Weight: 0.8, Seq: seq, WmBefore: ts - 30_000})
+		}
+	}
+	third := t0 + 5*30_000 + 5_000
+	spot, _ := net.Links()[1].PointAt(150)
+	for _, g := range []int{1, 3, len(log)} {
+		tr := NewTracker(30_000)
+		tr.SetTopology(NewTopology(net, 9))
+		for i := 0; i < len(log); i += g {
+			b := append([]Evidence(nil), log[i:min(len(log), i+g)]...)
+			tr.Track(b[len(b)-1].TS, everySeq, b)
+		}
+		inc := tr.Incidents()
+		if len(inc) != 1 || !inc[0].Active() {
+			t.Fatalf("ticks of %d: a vehicle standing alone five minutes on a flowing link made %+v, want one incident", g, inc)
+		}
+		if inc[0].DetectedAt != third {
+			t.Errorf("ticks of %d: detected at %+d ms from the third frame, want at it", g, inc[0].DetectedAt-third)
+		}
+		if d := geo.DistanceM(spot, geo.LatLng{Lat: inc[0].Lat, Lng: inc[0].Lng}); d > 5 {
+			t.Errorf("ticks of %d: the incident is %.0f m from the vehicle", g, d)
+		}
+	}
 }

@@ -115,6 +115,42 @@ type sourceAcc struct {
 	SumLng float64 `json:"sum_lng,omitempty"`
 	SumW   float64 `json:"sum_w,omitempty"`
 	PosW   float64 `json:"pos_w,omitempty"`
+	// The spot of a camera's stall alarms: where its latest run of stall frames stands (the run's first
+	// frame, at SpotAt; its latest at SpotLast), how many frames the run holds (SpotN) and how many of them
+	// were doubted.
+	SpotLat     float64 `json:"spot_lat,omitempty"`
+	SpotLng     float64 `json:"spot_lng,omitempty"`
+	SpotAt      int64   `json:"spot_at,omitempty"`
+	SpotLast    int64   `json:"spot_last,omitempty"`
+	SpotN       int     `json:"spot_n,omitempty"`
+	SpotDoubted int     `json:"spot_doubted,omitempty"`
+}
+
+// Stall alarms from one spot. A camera raises a stall alarm for each vehicle standing in its view, and again
+// every minute it still stands. A queue (what the doubt of a stall alarm is about) stands several vehicles in
+// view: its camera's alarms churn among spots a vehicle's length or more apart, and each vehicle moves on
+// when the queue does. One vehicle standing alone at one spot, its alarm once a minute and nothing else
+// alarming from the camera in between, through videoRepeats alarms, is not a queue: when the judge finds its
+// link flowing, traffic is passing a stalled vehicle (a lane blocked, issue 12, eighth pass), and the judge's
+// note no longer doubts it. A frame at the spot sooner than a minute after the last (a second vehicle there,
+// or a classifier's double frame) or much later (the vehicle left, another came) starts a new run.
+const (
+	spotM       = 8.0    // a stall frame this close to the run's first is the same vehicle (± a camera's 2-3 m)
+	stallRepeat = 60_000 // ms: a standing vehicle's alarm repeats this often
+	repeatSlack = 20_000 // ms: ± this
+)
+
+// stand adds a stall frame to the camera's run of frames from one spot and reports whether the run is one
+// vehicle standing alone.
+func (sa *sourceAcc) stand(ev Evidence) bool {
+	gap := ev.TS - sa.SpotLast
+	if sa.SpotN == 0 || gap < stallRepeat-repeatSlack || gap > stallRepeat+repeatSlack ||
+		geo.DistanceM(geo.LatLng{Lat: sa.SpotLat, Lng: sa.SpotLng}, geo.LatLng{Lat: ev.Lat, Lng: ev.Lng}) > spotM {
+		sa.SpotLat, sa.SpotLng, sa.SpotAt, sa.SpotN, sa.SpotDoubted = ev.Lat, ev.Lng, ev.TS, 0, 0
+	}
+	sa.SpotN++
+	sa.SpotLast = ev.TS
+	return sa.SpotN >= videoRepeats
 }
 
 // doubt counts one more detection (N already counts it), doubted or not: the source is doubted while most of
@@ -261,6 +297,23 @@ func (t *tracker) add(ev Evidence) {
 		in.sources[key] = sa
 	}
 	sa.N++
+	if ev.Kind == schema.KindVideo && queueConfusable[ev.Type] {
+		if sa.stand(ev) {
+			// One vehicle standing alone: neither this frame nor the run's earlier ones are a queue's.
+			if sa.SpotDoubted > 0 {
+				sa.Doubted -= sa.SpotDoubted
+				sa.SpotDoubted = 0
+				for i := range in.Evidence {
+					if e := &in.Evidence[i]; e.doubt && e.ID == ev.Source && e.Kind == ev.Kind.String() && e.TS >= sa.SpotAt {
+						e.doubt = false
+					}
+				}
+			}
+			doubt = false
+		} else if doubt {
+			sa.SpotDoubted++
+		}
+	}
 	sa.doubt(doubt)
 	sa.Weight = math.Max(sa.Weight, w)
 	if ev.Kind == schema.KindReport {
