@@ -63,6 +63,15 @@ type cellCong struct {
 	samples    uint32
 }
 
+// congOf is a cell's congestion in the zones' window, of the published speed estimate as the map shows it;
+// samples is 0 when the window holds no speed observation (the cell then counts for no zone).
+func congOf(v *engine.CellView) cellCong {
+	if d := v.Derive(0); !math.IsNaN(d.SpeedKmh) {
+		return cellCong{congestion: d.Congestion, samples: v.W[0].Samples}
+	}
+	return cellCong{}
+}
+
 // Manager holds the zones and their alerts. Safe for concurrent use (one mutex, mu).
 type Manager struct {
 	cfg Config
@@ -317,12 +326,7 @@ func (m *Manager) cells(d *engine.Delta) {
 		if len(zs) == 0 {
 			continue
 		}
-		cc := cellCong{samples: v.W[0].Samples}
-		if d := v.Derive(0); !math.IsNaN(d.SpeedKmh) {
-			cc.congestion = d.Congestion // of the published estimate, as the map shows it
-		} else {
-			cc.samples = 0
-		}
+		cc := congOf(v)
 		for _, z := range zs {
 			if cc.samples == 0 {
 				delete(z.cong, v.Cell)

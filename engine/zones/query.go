@@ -3,7 +3,6 @@ package zones
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"slices"
 	"sort"
 
@@ -189,8 +188,8 @@ func (m *Manager) RestoreState(data []byte, cells []*engine.CellView, incidents 
 	m.now = st.Now
 	for _, v := range cells {
 		for _, z := range m.cellZones[v.Cell] {
-			if d := v.Derive(0); !math.IsNaN(d.SpeedKmh) && v.W[0].Samples > 0 {
-				z.cong[v.Cell] = cellCong{congestion: d.Congestion, samples: v.W[0].Samples}
+			if cc := congOf(v); cc.samples > 0 {
+				z.cong[v.Cell] = cc
 			}
 		}
 	}
