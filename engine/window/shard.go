@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 
+	"citybrain/engine/evtime"
 	"citybrain/engine/incident"
 	"citybrain/engine/queue"
 	"citybrain/engine/schema"
@@ -244,7 +245,7 @@ func (s *shard) apply(m shardMsg) {
 			cs.dirtyGen = s.dirtyGen + 1
 			s.dirty[cell] = struct{}{}
 		}
-		start := floorDiv(t, bucketMs) * bucketMs
+		start := evtime.Floor(t, bucketMs)
 		a := cs.bucket(start)
 		if t > cs.lastTS {
 			cs.lastTS = t
@@ -327,7 +328,7 @@ func (s *shard) transitDelay(rec arrow.Record, r int, t int64, cell uint64, cs *
 // (shardMsg.sampleTo), never on a tick.
 func (s *shard) sampleBuckets(wm int64) []incident.TrafficSample {
 	bucketMs := s.w.bucketMs
-	end := floorDiv(wm, bucketMs) * bucketMs
+	end := evtime.Floor(wm, bucketMs)
 	if s.lastEvalEnd == 0 || end-s.lastEvalEnd > 30*bucketMs {
 		s.lastEvalEnd = end - bucketMs // first tick, or a jump in time: the newest bucket end only
 	}
@@ -420,7 +421,7 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 	// pending: the views to publish at this tick; parents: those whose children's sibling pools are due.
 	pending := map[uint64]*CellView{}
 	parents := map[uint64]struct{}{}
-	nowBucket := floorDiv(now, bucketMs)
+	nowBucket := evtime.Index(now, bucketMs)
 	keepFrom := now - schema.Windows[len(schema.Windows)-1].Milliseconds() - bucketMs
 	visit := func(cell uint64, cs *cellState) {
 		drop := 0
@@ -542,7 +543,7 @@ func (s *shard) view(cell uint64, cs *cellState, now int64) (*CellView, [len(sch
 	v := &CellView{Cell: cell, Res: s.w.cfg.Res, Lat: cs.lat, Lng: cs.lng, UpdatedAt: cs.lastTS, IncidentScore: cs.incident}
 	var closed [len(schema.Windows)]Pool
 	bucketMs := s.w.bucketMs
-	open := floorDiv(now, bucketMs) * bucketMs
+	open := evtime.Floor(now, bucketMs)
 	for i, w := range schema.Windows {
 		from := now - w.Milliseconds()
 		for j := range cs.aggs {
@@ -557,14 +558,6 @@ func (s *shard) view(cell uint64, cs *cellState, now int64) (*CellView, [len(sch
 	}
 	v.FreeFlowKmh, v.FreeFlowSource = s.freeFlowSource(cell, cs)
 	return v, closed
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
-	}
-	return q
 }
 
 // freeFlowSource is the cell's free-flow speed: the road network's, else learned, else the default.
