@@ -47,6 +47,10 @@ type cellState struct {
 	// but for late events): what the cell adds to its siblings' pools.
 	closed   [len(schema.Windows)]Pool
 	incident float64 // incident score set by the tracker
+	// rawCell is the cell's index in the shard's raw cell table while rawGen is the table's generation + 1
+	// (internTable.internKept); dirtyGen is the shard's dirtyGen + 1 while the cell is in s.dirty.
+	rawCell, rawGen uint32
+	dirtyGen        uint64
 }
 
 func (cs *cellState) bucket(start int64) *agg {
@@ -143,6 +147,9 @@ type shard struct {
 	rawIDs         internTable[string] // ids of retained events
 	rawCells       internTable[uint64] // cells of retained events
 	rawSpare       []rawCols           // slices of sealed chunks, for the next open ones
+	lastRaw        *rawBucket          // the raw bucket rawAdd used last (nil: none), starting at lastRawStart
+	lastRawStart   int64
+	dirtyGen       uint64 // changes whenever s.dirty is cleared (cellState.dirtyGen)
 
 	links      map[int32]*linkState
 	dirtyLinks map[int32]struct{}
@@ -234,7 +241,10 @@ func (s *shard) apply(m shardMsg) {
 			cs.lat, cs.lng = geo.Center(cell)
 			s.cells[cell] = cs
 		}
-		s.dirty[cell] = struct{}{}
+		if cs.dirtyGen != s.dirtyGen+1 {
+			cs.dirtyGen = s.dirtyGen + 1
+			s.dirty[cell] = struct{}{}
+		}
 		start := evtime.Floor(t, bucketMs)
 		a := cs.bucket(start)
 		if t > cs.lastTS {
@@ -284,7 +294,7 @@ func (s *shard) apply(m shardMsg) {
 			if speed.IsValid(r) {
 				sp = speed.Value(r)
 			}
-			s.rawAdd(start, t, cell, uint8(k), sp, ids.Value(r), li, off)
+			s.rawAdd(start, t, cell, cs, uint8(k), sp, ids.Value(r), li, off)
 		}
 	}
 }
@@ -458,6 +468,7 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 		}
 	}
 	clear(s.dirty)
+	s.dirtyGen++
 	for p := range parents {
 		s.poolSiblings(p, pending)
 	}
