@@ -522,3 +522,37 @@ func TestRawTablesCompactKeepsEvents(t *testing.T) {
 		t.Errorf("%d retained events read back, want %d", got, len(want))
 	}
 }
+
+// A cell keeps its index in the raw cell table between events; once the table freed that index (the cell's
+// retained events released) and gave it to another cell, the cell's next event must not take the other's.
+func TestRawCellIndexFollowsTheTable(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.Retention = 2 * time.Minute; c.Shards = 1 })
+	x, y, z := [2]float64{30.20, 120.10}, [2]float64{30.23, 120.13}, [2]float64{30.26, 120.16}
+	r.apply(probe(t0, x[0], x[1], 10))         // x takes the first slot
+	r.apply(probe(t0+150_000, z[0], z[1], 10)) // z the second
+	r.apply(probe(t0+200_000, z[0], z[1], 10)) // x's bucket falls out of the retention: its slot is free
+	r.apply(probe(t0+201_000, y[0], y[1], 10)) // y takes it
+	r.apply(probe(t0+202_000, x[0], x[1], 10)) // x again: a slot of its own
+	r.apply(probe(t0+260_000, z[0], z[1], 10)) // the buckets of y and x sealed
+	want := map[int64][2]float64{t0 + 201_000: y, t0 + 202_000: x}
+	got := 0
+	for _, rec := range r.e.RawRecords(t0+150_000, t0+250_000) {
+		ts := rec.Column(0).(*array.Timestamp) // RawSchema
+		cells := rec.Column(2).(*array.Uint64)
+		for i := 0; i < int(rec.NumRows()); i++ {
+			p, ok := want[int64(ts.Value(i))]
+			if !ok {
+				continue // z
+			}
+			c, _ := geo.CellOf(p[0], p[1], geo.DefaultRes)
+			if cells.Value(i) != c {
+				t.Errorf("event at %d: cell %x, want %x", int64(ts.Value(i))-t0, cells.Value(i), c)
+			}
+			got++
+		}
+		rec.Release()
+	}
+	if got != 2 {
+		t.Errorf("%d events read back, want 2", got)
+	}
+}

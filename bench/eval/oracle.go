@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"citybrain/engine/detect"
+	"citybrain/engine/evtime"
 	"citybrain/geo"
 )
 
@@ -82,7 +83,7 @@ func observe(by map[[2]int64]*Row, topo []detect.Link, li int32, start, end, buc
 			*s = float64(t-start) / 1000
 		}
 	}
-	for t := floorDiv(start, bucketMs)*bucketMs + bucketMs; t <= end && t <= start+observeMaxMs; t += bucketMs {
+	for t := evtime.Floor(start, bucketMs) + bucketMs; t <= end && t <= start+observeMaxMs; t += bucketMs {
 		if r := by[[2]int64{int64(li), t}]; r != nil {
 			x := &r.X
 			if x[detect.FStanding60] > 0 {
@@ -109,14 +110,6 @@ func observe(by map[[2]int64]*Row, topo []detect.Link, li int32, start, end, buc
 		}
 	}
 	return o
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }
 
 // observableTable prints, per city and probe share, how many full closures the traffic data shows by 180 s,

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"citybrain/engine/detect"
+	"citybrain/engine/evtime"
 )
 
 // The oracle bound reads each observation at the first bucket end that shows it: a probe standing a minute
@@ -14,7 +15,7 @@ func TestObserveFindsTheFirstSignOfAClosure(t *testing.T) {
 	topo := []detect.Link{{LengthM: 200, Up: []int32{1}}, {LengthM: 100, Down: []int32{0}}}
 	start := int64(1_000_000_005_000) // 5 s past a bucket end
 	const bucket = 10_000
-	first := floorDiv(start, bucket)*bucket + bucket // the first bucket end after the start (+5 s)
+	first := evtime.Floor(start, bucket) + bucket // the first bucket end after the start (+5 s)
 	row := func(li int32, t int64, set func(x *[detect.NumFeatures]float64), headM float64) *Row {
 		r := &Row{Link: li, T: t, HeadM: headM}
 		set(&r.X)

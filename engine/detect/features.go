@@ -3,6 +3,8 @@ package detect
 import (
 	"math"
 	"sort"
+
+	"citybrain/engine/evtime"
 )
 
 // Features are what the model judges a link on at one bucket end. Every feature is a ratio or a count
@@ -90,7 +92,7 @@ type sums struct {
 
 func (t *Tracker) sums(ls *linkState, from, to int64) sums {
 	var s sums
-	lo, hi := floorDiv(from, t.bucketMs), floorDiv(to, t.bucketMs)
+	lo, hi := evtime.Index(from, t.bucketMs), evtime.Index(to, t.bucketMs)
 	for i := range ls.b {
 		b := &ls.b[i]
 		if b.idx >= lo && b.idx < hi {
@@ -309,7 +311,7 @@ func (t *Tracker) measure(b int64) []Features {
 			}
 		}
 		var before float32
-		lo, hi := floorDiv(b-10*60_000, t.bucketMs), floorDiv(b-5*60_000, t.bucketMs)
+		lo, hi := evtime.Index(b-10*60_000, t.bucketMs), evtime.Index(b-5*60_000, t.bucketMs)
 		for i := range ls.b {
 			if bk := &ls.b[i]; bk.idx >= lo && bk.idx < hi {
 				before = max(before, bk.holdMax)

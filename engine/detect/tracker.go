@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 
+	"citybrain/engine/evtime"
 	"citybrain/geo"
 )
 
@@ -208,12 +209,12 @@ func (t *Tracker) AddLoop(ts int64, link int32, flowVph, occ, kmh, intervalS flo
 // Advance processes every queued fix and reading of the buckets that end at or before wm, bucket by bucket,
 // and calls at with each bucket end and the features of every link with recent traffic.
 func (t *Tracker) Advance(wm int64, at func(end int64, feats []Features)) {
-	end := floorDiv(wm, t.bucketMs) * t.bucketMs
+	end := evtime.Floor(wm, t.bucketMs)
 	if t.doneTo == 0 {
 		// The first bucket end: start with the bucket before the oldest queued data.
 		first := end
 		for _, f := range t.pending {
-			first = min(first, floorDiv(f.ts, t.bucketMs)*t.bucketMs)
+			first = min(first, evtime.Floor(f.ts, t.bucketMs))
 		}
 		t.doneTo = first
 	}
@@ -252,7 +253,7 @@ func (t *Tracker) Advance(wm int64, at func(end int64, feats []Features)) {
 }
 
 func (t *Tracker) bucketOf(ls *linkState, ts int64) *bucket {
-	idx := floorDiv(ts, t.bucketMs)
+	idx := evtime.Index(ts, t.bucketMs)
 	b := &ls.b[int(((idx%bucketsKept)+bucketsKept)%bucketsKept)]
 	if b.idx != idx {
 		*b = bucket{idx: idx}
@@ -423,14 +424,6 @@ func (t *Tracker) evict(now int64) {
 			delete(t.active, li)
 		}
 	}
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
-	}
-	return q
 }
 
 // ewma is an exponentially weighted mean over updates.

@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"container/list"
+	"slices"
 	"sort"
 	"time"
 
@@ -28,9 +30,16 @@ type assetKey struct {
 	id   string
 }
 
+// assetEntry is an asset's latest event and its place in its kind's LRU order.
+type assetEntry struct {
+	ev schema.Event
+	el *list.Element
+}
+
 // trackAssets records the asset rows of rec (dispatcher goroutine); an event older than the asset's latest is
 // ignored. A batch often holds several events of one asset (a camera, a bus): only the one it keeps is read
-// into an Event (the newest; of equal times the last, as row by row), so a batch costs one read per asset.
+// into an Event (the newest; of equal times the last, as row by row), so a batch costs one read per asset,
+// and the rows kept are taken in row order, so the LRU order is the row order of the rows kept.
 func (r *Registry) trackAssets(rec arrow.Record, kinds *array.Uint8) {
 	var ids *array.String
 	var ts *array.Timestamp
@@ -56,29 +65,36 @@ func (r *Registry) trackAssets(rec arrow.Record, kinds *array.Uint8) {
 	if ids == nil {
 		return
 	}
-	for i := 0; i < kinds.Len(); i++ { // in row order, so the LRU order is the row order of the rows kept
+	keep := r.assetRows[:0]
+	for _, i := range latest {
+		keep = append(keep, i)
+	}
+	slices.Sort(keep)
+	r.assetRows = keep
+	rd := schema.NewEventReader(rec)
+	for _, i := range keep {
 		k := schema.Kind(kinds.Value(i))
-		if !isAsset(k) {
-			continue
-		}
 		key := assetKey{k, ids.Value(i)}
-		if latest[key] != i {
-			continue
-		}
-		if a, ok := r.assets[key]; ok && a.TS > int64(ts.Value(i)) {
-			continue
-		}
-		var ev schema.Event
-		schema.ReadEvent(rec, i, &ev)
-		key.id = ev.ID
 		order := r.assetOrder[k]
-		if _, ok := r.assets[key]; !ok && order.len() >= r.maxAssets {
-			if old, ok := order.oldest(); ok {
-				delete(r.assets, assetKey{k, old})
+		a, ok := r.assets[key]
+		if ok {
+			if a.ev.TS > int64(ts.Value(i)) {
+				continue
 			}
+			rd.Read(i, &a.ev) // its id stays the map key's
+			order.order.MoveToFront(a.el)
+		} else {
+			if order.len() >= r.maxAssets {
+				if old, ok := order.oldest(); ok {
+					delete(r.assets, assetKey{k, old})
+				}
+			}
+			a = &assetEntry{}
+			rd.Read(i, &a.ev)
+			r.assets[assetKey{k, a.ev.ID}] = a
+			order.touch(a.ev.ID)
+			a.el = order.at[a.ev.ID]
 		}
-		r.assets[key] = ev
-		order.touch(key.id)
 		r.assetsDirty = true
 	}
 }
@@ -102,7 +118,7 @@ func (r *Registry) Publish(force bool) {
 func (r *Registry) publishAssets() {
 	list := make([]schema.Event, 0, len(r.assets))
 	for _, a := range r.assets {
-		list = append(list, a)
+		list = append(list, a.ev)
 	}
 	sort.Slice(list, func(i, j int) bool {
 		if list[i].Kind != list[j].Kind {

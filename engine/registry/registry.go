@@ -24,8 +24,9 @@ type Registry struct {
 	unitsDirty bool
 	unitSnap   atomic.Pointer[[]Unit]
 
-	assets          map[assetKey]schema.Event
+	assets          map[assetKey]*assetEntry
 	assetLatest     map[assetKey]int              // trackAssets' scratch: per asset of a batch, the row it keeps
+	assetRows       []int                         // trackAssets' scratch: the rows kept, in row order
 	assetOrder      [schema.NumKinds]*lru[string] // per kind, by last update
 	assetsDirty     bool
 	assetsPublished time.Time
@@ -37,7 +38,7 @@ func New() *Registry { return newRegistry(MaxUnits, MaxAssetsPerKind) }
 
 func newRegistry(maxUnits, maxAssets int) *Registry {
 	r := &Registry{maxUnits: maxUnits, maxAssets: maxAssets, units: map[string]Unit{}, unitOrder: newLRU[string](),
-		assets: map[assetKey]schema.Event{}}
+		assets: map[assetKey]*assetEntry{}}
 	for k := range r.assetOrder {
 		r.assetOrder[k] = newLRU[string]()
 	}

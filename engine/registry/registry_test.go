@@ -131,8 +131,8 @@ func TestAssetKeepsNewestOfABatch(t *testing.T) {
 	track(t, r, bb.NewRecord())
 	for id, want := range map[string]float64{"s1": 6, "s2": 5, "s3": 1} {
 		a, ok := r.assets[assetKey{schema.KindSensor, id}]
-		if !ok || a.Value != want {
-			t.Errorf("%s holds value %v (%t), want %v", id, a.Value, ok, want)
+		if !ok || a.ev.Value != want {
+			t.Errorf("%s holds %+v (%t), want value %v", id, a, ok, want)
 		}
 	}
 }

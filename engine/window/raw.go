@@ -139,6 +139,20 @@ type internTable[K comparable] struct {
 	last []int64 // start of the newest bucket the key was retained in
 	free []uint32
 	size func(K) int // bytes a key holds beyond its slot (strings), nil: none
+	// gen changes whenever a slot may be freed or renumbered (sweep, compact): an index a caller kept from
+	// intern (a cell's, in its cellState) holds while gen is what it was.
+	gen uint32
+}
+
+// internKept is intern for a key whose index ix the caller kept from an intern under generation gen: when
+// the table has not been swept or compacted since, the index holds and no lookup is needed. It returns the
+// index and the generation to keep.
+func (t *internTable[K]) internKept(k K, bucket int64, ix, gen uint32) (uint32, uint32) {
+	if gen == t.gen+1 {
+		t.last[ix] = max(t.last[ix], bucket)
+		return ix, gen
+	}
+	return t.intern(k, bucket, nil), t.gen + 1
 }
 
 func (t *internTable[K]) intern(k K, bucket int64, clone func(K) K) uint32 {
@@ -169,6 +183,7 @@ func (t *internTable[K]) intern(k K, bucket int64, clone func(K) K) uint32 {
 // sweep frees the keys whose newest bucket starts before before, and gives back the free slots at the end
 // of the table.
 func (t *internTable[K]) sweep(before int64) {
+	t.gen++
 	var zero K
 	for i, k := range t.keys {
 		if k != zero && t.last[i] < before {
@@ -205,6 +220,7 @@ func (t *internTable[K]) sparse() bool { return len(t.keys) > 64 && len(t.ix) < 
 // compact renumbers the keys in use into the first slots and returns the old index → new index map (the
 // chunks' columns are rewritten with it); the slices are reallocated to their size.
 func (t *internTable[K]) compact() []uint32 {
+	t.gen++
 	var zero K
 	remap := make([]uint32, len(t.keys))
 	keys, last := make([]K, 0, len(t.ix)), make([]int64, 0, len(t.ix))
@@ -237,12 +253,17 @@ func (t *internTable[K]) bytes() int64 {
 
 func cloneString(s string) string { return string([]byte(s)) } // s points into an Arrow buffer
 
-// rawAdd retains one event of the bucket starting at start (shard goroutine).
-func (s *shard) rawAdd(start, t int64, cell uint64, k uint8, speed float32, id string, link int32, off float32) {
-	rb := s.raw[start]
-	if rb == nil {
-		rb = &rawBucket{}
-		s.raw[start] = rb
+// rawAdd retains one event of the bucket starting at start (shard goroutine). cs is the event's cell, which
+// keeps the cell's index in the cell table.
+func (s *shard) rawAdd(start, t int64, cell uint64, cs *cellState, k uint8, speed float32, id string, link int32, off float32) {
+	rb := s.lastRaw
+	if rb == nil || s.lastRawStart != start {
+		rb = s.raw[start]
+		if rb == nil {
+			rb = &rawBucket{}
+			s.raw[start] = rb
+		}
+		s.lastRaw, s.lastRawStart = rb, start
 	}
 	if rb.open == nil {
 		rb.open = &rawChunk{}
@@ -250,7 +271,8 @@ func (s *shard) rawAdd(start, t int64, cell uint64, k uint8, speed float32, id s
 			rb.open.rawCols, s.rawSpare = s.rawSpare[n-1], s.rawSpare[:n-1]
 		}
 	}
-	rb.open.add(uint32(t-start), s.rawCells.intern(cell, start, nil), k, speed, s.rawIDs.intern(id, start, cloneString), link, off)
+	cs.rawCell, cs.rawGen = s.rawCells.internKept(cell, start, cs.rawCell, cs.rawGen)
+	rb.open.add(uint32(t-start), cs.rawCell, k, speed, s.rawIDs.intern(id, start, cloneString), link, off)
 	s.rawRows.Add(1)
 }
 
@@ -281,6 +303,9 @@ func (s *shard) releaseRaw(before int64) {
 		rows, _ := rb.release()
 		s.rawRows.Add(-rows)
 		delete(s.raw, start)
+		if rb == s.lastRaw {
+			s.lastRaw = nil
+		}
 		released = true
 	}
 	if released {

@@ -18,10 +18,11 @@ func BenchmarkRetain(b *testing.B) {
 	for i := range ids {
 		ids[i] = fmt.Sprintf("veh-%05d", i)
 	}
+	css := make([]cellState, 3000)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		start := int64(i/4096) * 10_000
-		s.rawAdd(start, start+int64(i%4096), uint64(0x89283082803ffff+(i%3000)<<12), 1, float32(i%80), ids[i%len(ids)], int32(i%6000), 0.5)
+		s.rawAdd(start, start+int64(i%4096), uint64(0x89283082803ffff+(i%3000)<<12), &css[i%3000], 1, float32(i%80), ids[i%len(ids)], int32(i%6000), 0.5)
 		if i%4096 == 4095 {
 			s.seal(s.raw[start])
 		}

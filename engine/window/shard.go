@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 
+	"citybrain/engine/evtime"
 	"citybrain/engine/incident"
 	"citybrain/engine/queue"
 	"citybrain/engine/schema"
@@ -46,6 +47,10 @@ type cellState struct {
 	// but for late events): what the cell adds to its siblings' pools.
 	closed   [len(schema.Windows)]Pool
 	incident float64 // incident score set by the tracker
+	// rawCell is the cell's index in the shard's raw cell table while rawGen is the table's generation + 1
+	// (internTable.internKept); dirtyGen is the shard's dirtyGen + 1 while the cell is in s.dirty.
+	rawCell, rawGen uint32
+	dirtyGen        uint64
 }
 
 func (cs *cellState) bucket(start int64) *agg {
@@ -142,6 +147,9 @@ type shard struct {
 	rawIDs         internTable[string] // ids of retained events
 	rawCells       internTable[uint64] // cells of retained events
 	rawSpare       []rawCols           // slices of sealed chunks, for the next open ones
+	lastRaw        *rawBucket          // the raw bucket rawAdd used last (nil: none), starting at lastRawStart
+	lastRawStart   int64
+	dirtyGen       uint64 // changes whenever s.dirty is cleared (cellState.dirtyGen)
 
 	links      map[int32]*linkState
 	dirtyLinks map[int32]struct{}
@@ -233,8 +241,11 @@ func (s *shard) apply(m shardMsg) {
 			cs.lat, cs.lng = geo.Center(cell)
 			s.cells[cell] = cs
 		}
-		s.dirty[cell] = struct{}{}
-		start := floorDiv(t, bucketMs) * bucketMs
+		if cs.dirtyGen != s.dirtyGen+1 {
+			cs.dirtyGen = s.dirtyGen + 1
+			s.dirty[cell] = struct{}{}
+		}
+		start := evtime.Floor(t, bucketMs)
 		a := cs.bucket(start)
 		if t > cs.lastTS {
 			cs.lastTS = t
@@ -283,7 +294,7 @@ func (s *shard) apply(m shardMsg) {
 			if speed.IsValid(r) {
 				sp = speed.Value(r)
 			}
-			s.rawAdd(start, t, cell, uint8(k), sp, ids.Value(r), li, off)
+			s.rawAdd(start, t, cell, cs, uint8(k), sp, ids.Value(r), li, off)
 		}
 	}
 }
@@ -317,7 +328,7 @@ func (s *shard) transitDelay(rec arrow.Record, r int, t int64, cell uint64, cs *
 // (shardMsg.sampleTo), never on a tick.
 func (s *shard) sampleBuckets(wm int64) []incident.TrafficSample {
 	bucketMs := s.w.bucketMs
-	end := floorDiv(wm, bucketMs) * bucketMs
+	end := evtime.Floor(wm, bucketMs)
 	if s.lastEvalEnd == 0 || end-s.lastEvalEnd > 30*bucketMs {
 		s.lastEvalEnd = end - bucketMs // first tick, or a jump in time: the newest bucket end only
 	}
@@ -410,7 +421,7 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 	// pending: the views to publish at this tick; parents: those whose children's sibling pools are due.
 	pending := map[uint64]*CellView{}
 	parents := map[uint64]struct{}{}
-	nowBucket := floorDiv(now, bucketMs)
+	nowBucket := evtime.Index(now, bucketMs)
 	keepFrom := now - schema.Windows[len(schema.Windows)-1].Milliseconds() - bucketMs
 	visit := func(cell uint64, cs *cellState) {
 		drop := 0
@@ -457,6 +468,7 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 		}
 	}
 	clear(s.dirty)
+	s.dirtyGen++
 	for p := range parents {
 		s.poolSiblings(p, pending)
 	}
@@ -531,7 +543,7 @@ func (s *shard) view(cell uint64, cs *cellState, now int64) (*CellView, [len(sch
 	v := &CellView{Cell: cell, Res: s.w.cfg.Res, Lat: cs.lat, Lng: cs.lng, UpdatedAt: cs.lastTS, IncidentScore: cs.incident}
 	var closed [len(schema.Windows)]Pool
 	bucketMs := s.w.bucketMs
-	open := floorDiv(now, bucketMs) * bucketMs
+	open := evtime.Floor(now, bucketMs)
 	for i, w := range schema.Windows {
 		from := now - w.Milliseconds()
 		for j := range cs.aggs {
@@ -546,14 +558,6 @@ func (s *shard) view(cell uint64, cs *cellState, now int64) (*CellView, [len(sch
 	}
 	v.FreeFlowKmh, v.FreeFlowSource = s.freeFlowSource(cell, cs)
 	return v, closed
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
-	}
-	return q
 }
 
 // freeFlowSource is the cell's free-flow speed: the road network's, else learned, else the default.

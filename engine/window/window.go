@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"citybrain/engine/detect"
+	"citybrain/engine/evtime"
 	"citybrain/engine/incident"
 	"citybrain/engine/queue"
 	"citybrain/engine/schema"
@@ -163,7 +164,7 @@ func (s *Set) Dispatch(rec arrow.Record, seq uint64, horizon, now, wmBefore, wm 
 	// watermark passes: every shard hears of it right after this batch (a shard with no rows in it too).
 	var sampleTo int64
 	if s.cfg.Network == nil {
-		if end := floorDiv(wm, s.bucketMs) * s.bucketMs; end > s.sampledEnd {
+		if end := evtime.Floor(wm, s.bucketMs); end > s.sampledEnd {
 			s.sampledEnd, sampleTo = end, wm
 		}
 	}

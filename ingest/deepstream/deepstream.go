@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"citybrain/engine"
+	"citybrain/engine/evtime"
 	"citybrain/ingest"
 	"citybrain/ingest/internal/lines"
 	"citybrain/ingest/skipped"
@@ -394,7 +395,7 @@ func (d *Decoder) newEvent(cam string, pos LatLng, ts int64) engine.Event {
 // count adds object id (none when empty) to the camera's window at ts.
 func (d *Decoder) count(cam string, pos LatLng, ts int64, id, where string, emit func(engine.Event) error) error {
 	iv := d.opts.Interval.Milliseconds()
-	start := floorDiv(ts, iv) * iv
+	start := evtime.Floor(ts, iv)
 	w := d.windows[cam]
 	switch {
 	case w == nil:
@@ -434,7 +435,7 @@ func (d *Decoder) watermark(ts int64, emit func(engine.Event) error) error {
 		d.maxTS = ts
 	}
 	iv := d.opts.Interval.Milliseconds()
-	idx := floorDiv(d.maxTS, iv)
+	idx := evtime.Index(d.maxTS, iv)
 	if idx == d.lastWM {
 		return nil
 	}
@@ -472,14 +473,6 @@ func (d *Decoder) Flush(emit func(engine.Event) error) error {
 		}
 	}
 	return nil
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }
 
 func trunc(s string) string {

@@ -1,7 +1,7 @@
 // The detail panel: a cell, a road, a unit or a sensor, with the recent speed and flow as small charts.
 // History is what this page has received since it opened (every delta of the cell), until the server offers
 // a history endpoint.
-import { $, el, num, clock, label, LEVEL_COLOR, LEVEL_LABEL } from './util.js';
+import { $, el, num, clock, confidenceText, label, LEVEL_COLOR, LEVEL_LABEL } from './util.js';
 import { t } from './i18n.js';
 
 const HIST_MAX = 180;
@@ -88,7 +88,8 @@ export class Detail extends EventTarget {
         metric(t('f.speed'), t('unit.kmh_v', { v: num(c.speed_kmh, 1) })), metric(t('f.freeflow'), t('unit.kmh_v', { v: num(c.free_flow_kmh, 0) })),
         metric(t('kpi.tpi'), num(c.tpi, 1)), metric(t('f.congestion'), c.congestion == null ? '—' : `${num(c.congestion * 100)} %`),
         metric(t('f.flow'), c.flow_vph == null ? '—' : t('unit.vph_v', { v: num(c.flow_vph, 0) })), metric(t('f.occupancy'), c.occupancy == null ? '—' : `${num(c.occupancy * 100)} %`),
-        metric(t('f.samples'), `${c.samples == null ? '—' : num(c.samples)}${c.low_samples ? t('f.samples.low') : ''}`), metric(t('f.incident_score'), num(c.incident_score, 2))),
+        metric(t('f.samples'), `${c.samples == null ? '—' : num(c.samples)}${c.low_samples ? t('f.samples.low') : ''}`), metric(t('f.confidence'), confidenceText(c.confidence)),
+        metric(t('f.incident_score'), num(c.incident_score, 2))),
       sparkline(h, 'speed', { color: '#3ea6ff', ref: c.free_flow_kmh, unit: t('unit.kmh') }),
       sparkline(h, 'flow', { color: '#a78bfa', unit: t('unit.vph') }),
       el('div', { class: 'sub', text: t('detail.cell_sub', { cell: c.cell, t: clock(c.updated_at), src: c.free_flow_source ? label('ffsrc', c.free_flow_source) : '—' }) }),
@@ -112,7 +113,8 @@ export class Detail extends EventTarget {
       link ? el('div', { class: 'metrics' },
         metric(t('f.link_speed'), t('unit.kmh_v', { v: num(link.speed_kmh, 1) })), metric(t('f.freeflow'), t('unit.kmh_v', { v: num(link.free_flow_kmh, 0) })),
         metric(t('f.link_tpi'), num(link.tpi, 1)), metric(t('f.link_flow'), link.flow_vph == null ? '—' : t('unit.vph_v', { v: num(link.flow_vph, 0) })),
-        metric(t('f.samples'), link.samples == null ? '—' : num(link.samples)), metric(t('f.updated'), clock(link.updated_at))) : null,
+        metric(t('f.samples'), link.samples == null ? '—' : num(link.samples)), metric(t('f.confidence'), confidenceText(link.confidence)),
+        metric(t('f.updated'), clock(link.updated_at))) : null,
       el('div', { class: 'sub', text: t('detail.road_cell') }),
       ...this.cellBody(c));
     this.box.hidden = false;

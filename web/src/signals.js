@@ -4,7 +4,7 @@
 // (POST …/plan {"decision": "accept"|"reject", "method", "note"}, police and admin), with the decisions so far
 // (GET …/plans).
 import { api, can, session } from './api.js';
-import { $, clock, el, label, LEVEL_COLOR, LEVEL_LABEL, num, titleCase, toast } from './util.js';
+import { $, clock, confidenceText, el, label, LEVEL_COLOR, LEVEL_LABEL, LOW_CONFIDENCE, num, titleCase, toast } from './util.js';
 import { t } from './i18n.js';
 
 const METHODS = ['webster', 'max_pressure'];
@@ -64,7 +64,8 @@ export class IntersectionView {
       const lvl = s?.level;
       return el('tr', {},
         el('td', {}, el('i', { class: 'dot', style: `background:${lvl ? LEVEL_COLOR[lvl] : '#475569'}`, title: lvl ? LEVEL_LABEL[lvl] : t('common.nodata') }), side(a.side)),
-        el('td', { class: 'num', text: s?.speed_kmh != null ? num(s.speed_kmh, 0) : '—' }),
+        el('td', { class: 'num spd' + (s?.confidence < LOW_CONFIDENCE ? ' lowconf' : ''), title: s?.confidence != null ? `${t('f.confidence')} ${confidenceText(s.confidence)}` : '',
+          text: s?.speed_kmh != null ? num(s.speed_kmh, 0) + (s.confidence < LOW_CONFIDENCE ? '?' : '') : '—' }),
         el('td', { class: 'num', title: r.flow_source ? t('node.flow_from', { src: label('flowsrc', r.flow_source) }) : '', text: r.flow_vph ? num(r.flow_vph, 0) + (r.flow_source === 'speed_model' ? '*' : '') : '—' }),
         el('td', { class: 'num', text: r.queue_veh != null ? num(r.queue_veh, 1) : '—' }),
         el('td', { class: 'num' + (r.degree_of_saturation > 0.9 ? ' hot' : ''), text: r.degree_of_saturation != null ? num(r.degree_of_saturation, 2) : '—' }));

@@ -1,5 +1,5 @@
 // Small helpers shared by the modules.
-import { t, tOr } from './i18n.js';
+import { num, t, tOr } from './i18n.js';
 
 export const $ = (id) => document.getElementById(id);
 
@@ -49,4 +49,13 @@ export function toast(msg, kind = '') {
   const t = el('div', { class: 'toast ' + kind, role: kind === 'err' ? 'alert' : 'status', text: msg });
   toastBox.append(t);
   setTimeout(() => t.remove(), kind === 'err' ? 7000 : 4000);
+}
+
+// confidenceText shows how much evidence a speed rests on (docs/congestion.md: evidence / (evidence + 1),
+// evidence in vehicle-minutes of probes): a reading under LOW_CONFIDENCE (one vehicle-minute) is marked, so an
+// officer does not act on one probe's minute as on a queue that many vehicles measured.
+export const LOW_CONFIDENCE = 0.5;
+export function confidenceText(c) {
+  if (c == null) return '—';
+  return `${num(c * 100)} %${c < LOW_CONFIDENCE ? t('f.confidence.low') : ''}`;
 }

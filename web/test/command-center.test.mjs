@@ -79,6 +79,11 @@ describe('command center', { timeout: 600_000 }, () => {
     await page.mouse.click(pt.x, pt.y);
     await page.waitForSelector('#detail:not([hidden])');
     assert.match(await page.textContent('#detail h2'), /^Cell /);
+    // How much evidence the speed rests on is shown beside it (the published confidence, in per cent).
+    const conf = await page.$$eval('#detail .metrics > div', (ds) => ds.map((d) => [d.querySelector('label')?.textContent, d.querySelector('b')?.textContent]));
+    const shown = conf.find(([l]) => l === 'Confidence');
+    assert.ok(shown, `a Confidence metric among ${JSON.stringify(conf)}`);
+    assert.match(shown[1], /^(\d+ %( \(low: few probes\))?|—)$/);
     await waitFor(() => page.$('#detail svg'), { timeout: 30_000, what: 'speed chart' });
     await page.keyboard.press('Escape');
     assert.equal(await page.isVisible('#detail'), false);
@@ -239,6 +244,17 @@ describe('command center', { timeout: 600_000 }, () => {
       await p.waitForSelector('#detail:not([hidden]) #plan', { timeout: 30_000 });
       assert.match(await p.textContent('#detail h2'), new RegExp(node.id));
       assert.equal(await p.$$eval('#detail table.appr tbody tr', (r) => r.length), node.approaches.length, 'one row per approach');
+      // Each approach's speed carries its confidence; a speed resting on under one vehicle-minute is marked.
+      let speeds = 0;
+      for (const [text, title, low] of await p.$$eval('#detail table.appr td.spd', (tds) => tds.map((d) => [d.textContent, d.title, d.classList.contains('lowconf')]))) {
+        if (text === '—') continue;
+        speeds++;
+        const m = title.match(/^Confidence (\d+) %/);
+        assert.ok(m, `the speed ${text} has its confidence: ${JSON.stringify(title)}`);
+        assert.equal(low, Number(m[1]) < 50, `${text} at ${m[1]} % marked low iff under 50 %`);
+        assert.equal(text.endsWith('?'), low, `${text}: a low-confidence speed ends with ?`);
+      }
+      assert.ok(speeds > 0, 'an approach with a live speed');
       assert.match(await p.textContent('#plan'), /Cycle\s*\d+ s/);
       assert.equal(await p.isDisabled('#plan-accept'), false, 'police may accept');
       await p.fill('#plan-note', 'web test');
