@@ -100,17 +100,25 @@ type reading struct {
 	Kmh, Conf float64
 }
 
-// linkReading is a link's reading and the number of observations behind it.
+// linkReading is a link's reading and the number of observations behind it, with the readings a router could
+// read instead (scored as forecasts of the next window: speedScore.at's link-next kinds).
 type linkReading struct {
 	reading
 	Samples float64
+	Sample  float64 // the 5-minute window's raw probe sample (NaN: none)
+	Est1    float64 // the 1-minute window's estimate (NaN: none, or not read)
 }
 
 func (d *direct) speeds(context.Context) (map[string]linkReading, map[uint64]reading, error) {
 	links := map[string]linkReading{}
 	for _, ls := range d.e.Links(d.bb) {
 		if est := ls.Estimate(1); !math.IsNaN(est.Kmh) {
-			links[ls.Link.ID] = linkReading{reading: reading{Kmh: est.Kmh, Conf: est.Confidence()}, Samples: float64(ls.W[1].Samples)}
+			sample, ok := ls.W[1].Speed()
+			if !ok {
+				sample = math.NaN()
+			}
+			links[ls.Link.ID] = linkReading{reading: reading{Kmh: est.Kmh, Conf: est.Confidence()}, Samples: float64(ls.W[1].Samples),
+				Sample: sample, Est1: ls.Estimate(0).Kmh}
 		}
 	}
 	cells := map[uint64]reading{}
@@ -288,6 +296,7 @@ func (s *speedScore) at(ctx context.Context, t target, at int64) error {
 	}
 	w := int32((at-s.start)/1000/SpeedWindowS) - 1
 	cellCache := geo.NewCellCache(s.res)
+	s.forecasts(w, links)
 	for k, o := range s.truth {
 		if k.w != w || o.VehS < minVehS || o.Unit[0] == 'P' || o.Unit[0] == 'Q' {
 			continue
@@ -350,6 +359,31 @@ func (s *speedScore) at(ctx context.Context, t target, at int64) error {
 		s.pairs[kind] = append(s.pairs[kind], speedPair{Truth: tr, Est: est, VehS: o.VehS, Conf: conf})
 	}
 	return nil
+}
+
+// forecasts scores the link readings published at the end of window w against the truth of window w+1: what a
+// router reads now is the speed its vehicle will meet over the next minutes. Kinds: link-next (the published
+// 5-minute estimate, what dispatch routes on), link-next-sample (the 5-minute raw probe sample), link-next-1m
+// (the 1-minute window's estimate, else the 5-minute one). Only links whose 5-minute estimate exists are scored, so the three kinds
+// cover the same link-windows where each has a reading.
+func (s *speedScore) forecasts(w int32, links map[string]linkReading) {
+	for k, o := range s.truth {
+		if k.w != w+1 || o.VehS < minVehS || o.Unit[0] != 'L' {
+			continue
+		}
+		r, ok := links[o.Unit[2:]]
+		if !ok {
+			continue
+		}
+		tr := o.SumKmh / o.VehS
+		s.pairs["link-next"] = append(s.pairs["link-next"], speedPair{Truth: tr, Est: r.Kmh, VehS: o.VehS, Conf: r.Conf})
+		s.pairs["link-next-sample"] = append(s.pairs["link-next-sample"], speedPair{Truth: tr, Est: r.Sample, VehS: o.VehS, Conf: math.NaN()})
+		e1 := r.Est1
+		if math.IsNaN(e1) {
+			e1 = r.Kmh // no probe in the last minute: the 5-minute estimate
+		}
+		s.pairs["link-next-1m"] = append(s.pairs["link-next-1m"], speedPair{Truth: tr, Est: e1, VehS: o.VehS, Conf: math.NaN()})
+	}
 }
 
 // SpeedMetrics sums a set of speed comparisons.

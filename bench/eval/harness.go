@@ -138,6 +138,7 @@ func (h *harness) speeds(ctx context.Context) (map[string]linkReading, map[uint6
 	var ls []struct {
 		Link       string   `json:"link"`
 		Speed      *float64 `json:"speed_kmh"`
+		Sample     *float64 `json:"sample_kmh"`
 		Samples    float64  `json:"samples"`
 		Confidence float64  `json:"confidence"`
 	}
@@ -147,7 +148,11 @@ func (h *harness) speeds(ctx context.Context) (map[string]linkReading, map[uint6
 	links := map[string]linkReading{}
 	for _, l := range ls {
 		if l.Speed != nil {
-			links[l.Link] = linkReading{reading: reading{Kmh: *l.Speed, Conf: l.Confidence}, Samples: l.Samples}
+			r := linkReading{reading: reading{Kmh: *l.Speed, Conf: l.Confidence}, Samples: l.Samples, Sample: math.NaN(), Est1: math.NaN()}
+			if l.Sample != nil {
+				r.Sample = *l.Sample
+			}
+			links[l.Link] = r
 		}
 	}
 	var cs []struct {
