@@ -3,6 +3,7 @@ package geo
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/uber/h3-go/v4"
 )
@@ -12,19 +13,26 @@ import (
 // square met, the cell that contains all of it: a square whose four corners lie in the same cell lies wholly
 // inside it, because cells are convex (their edges are great-circle arcs, straight lines in H3's gnomonic
 // face projection, and a square a few tens of metres wide bends from a straight line by micrometres). Points
-// in squares that straddle a cell edge are assigned by the library as before, so every answer equals
-// CellOf's. Safe for concurrent use; memory is bounded (each of 64 shards forgets everything when full).
+// in squares that straddle a cell edge are looked up the same way in squares a quarter as wide (subSquares), so
+// only the points of small squares across an edge go to the library, and every answer equals CellOf's. Safe
+// for concurrent use; memory is bounded (each of 64 shards forgets everything when full).
 type CellCache struct {
 	res    int
 	step   float64 // square size in degrees
 	shards [64]cacheShard
+	calls  atomic.Uint64 // calls into the H3 library
 }
 
 type cacheShard struct {
-	mu sync.Mutex
-	m  map[uint64]uint64 // square key → cell, or straddle
-	_  [40]byte          // keep shards on separate cache lines
+	mu  sync.Mutex
+	m   map[uint64]uint64 // square key → cell, or straddle
+	sub map[uint64]uint64 // small square key → cell, or straddle (within straddling squares)
+	_   [32]byte          // keep shards on separate cache lines
 }
+
+// subSquares is how many small squares a straddling square's side is cut into: a point near a cell edge goes
+// to the library only when its small square straddles the edge too, 1/subSquares of the time.
+const subSquares = 4
 
 const (
 	straddle      = ^uint64(0)
@@ -37,8 +45,51 @@ func NewCellCache(res int) *CellCache {
 	c := &CellCache{res: res, step: edge / 16 / 111_320}
 	for i := range c.shards {
 		c.shards[i].m = make(map[uint64]uint64)
+		c.shards[i].sub = make(map[uint64]uint64)
 	}
 	return c
+}
+
+// LibraryCalls is how many times the cache called the H3 library (each call ~1 µs).
+func (c *CellCache) LibraryCalls() uint64 { return c.calls.Load() }
+
+// libCell is h3.LatLngToCell, counted.
+func (c *CellCache) libCell(lat, lng float64) uint64 {
+	c.calls.Add(1)
+	return uint64(h3.LatLngToCell(h3.LatLng{Lat: lat, Lng: lng}, c.res))
+}
+
+// square returns the cell that holds the whole square of side step whose corner is (qa, qo)·step, or
+// straddle when its corners lie in different cells.
+func (c *CellCache) square(qa, qo, step float64) uint64 {
+	lat0, lng0 := qa*step, qo*step
+	first := c.libCell(lat0, lng0)
+	for _, d := range [3][2]float64{{step, 0}, {0, step}, {step, step}} {
+		if c.libCell(lat0+d[0], lng0+d[1]) != first {
+			return straddle
+		}
+	}
+	return first
+}
+
+// lookup returns the cell of the square (qa, qo) of side step from m (under sh's lock), deciding and
+// remembering it when new.
+func (c *CellCache) lookup(sh *cacheShard, m map[uint64]uint64, qa, qo, step float64) uint64 {
+	key := uint64(int64(qa))<<32 | uint64(uint32(int32(qo)))
+	sh.mu.Lock()
+	cell, ok := m[key]
+	sh.mu.Unlock()
+	if ok {
+		return cell
+	}
+	cell = c.square(qa, qo, step)
+	sh.mu.Lock()
+	if len(m) >= cacheShardCap {
+		clear(m)
+	}
+	m[key] = cell
+	sh.mu.Unlock()
+	return cell
 }
 
 // Cell returns the cell of (lat, lng), exactly as CellOf(lat, lng, res) would.
@@ -49,33 +100,16 @@ func (c *CellCache) Cell(lat, lng float64) (uint64, error) {
 	qa, qo := math.Floor(lat/c.step), math.Floor(lng/c.step)
 	key := uint64(int64(qa))<<32 | uint64(uint32(int32(qo)))
 	sh := &c.shards[(key*0x9E3779B97F4A7C15)>>58]
-	sh.mu.Lock()
-	cell, ok := sh.m[key]
-	sh.mu.Unlock()
-	if ok {
-		if cell != straddle {
-			return cell, nil
-		}
-		return CellOf(lat, lng, c.res)
-	}
-	// A new square: its corners decide.
-	lat0, lng0 := qa*c.step, qo*c.step
-	first := uint64(h3.LatLngToCell(h3.LatLng{Lat: lat0, Lng: lng0}, c.res))
-	cell = first
-	for _, d := range [3][2]float64{{c.step, 0}, {0, c.step}, {c.step, c.step}} {
-		if uint64(h3.LatLngToCell(h3.LatLng{Lat: lat0 + d[0], Lng: lng0 + d[1]}, c.res)) != first {
-			cell = straddle
-			break
-		}
-	}
-	sh.mu.Lock()
-	if len(sh.m) >= cacheShardCap {
-		clear(sh.m)
-	}
-	sh.m[key] = cell
-	sh.mu.Unlock()
-	if cell != straddle {
+	if cell := c.lookup(sh, sh.m, qa, qo, c.step); cell != straddle {
 		return cell, nil
 	}
+	// A square across a cell edge: its small squares decide, each on its own corners (when their keys fit
+	// in 32 bits a coordinate, up to resolution 14).
+	if step := c.step / subSquares; 180/step < math.MaxInt32 {
+		if cell := c.lookup(sh, sh.sub, math.Floor(lat/step), math.Floor(lng/step), step); cell != straddle {
+			return cell, nil
+		}
+	}
+	c.calls.Add(1)
 	return CellOf(lat, lng, c.res)
 }

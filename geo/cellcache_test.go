@@ -100,3 +100,25 @@ func TestChildrenFastAgreesWithH3(t *testing.T) {
 		}
 	}
 }
+
+// A point near a cell edge goes to the library only when the small square around it straddles the edge too:
+// positions along roads, asked again (as the same fleet's next fixes), need the library for few of them.
+func TestCellCacheAsksTheLibraryRarelyNearEdges(t *testing.T) {
+	pts := roadPoints()
+	c := NewCellCache(9)
+	for _, p := range pts {
+		c.Cell(p[0], p[1])
+	}
+	before := c.LibraryCalls()
+	for _, p := range pts {
+		got, _ := c.Cell(p[0], p[1])
+		if want, _ := CellOf(p[0], p[1], 9); got != want {
+			t.Fatalf("(%v, %v): cache %x, h3 %x", p[0], p[1], got, want)
+		}
+	}
+	again := c.LibraryCalls() - before
+	t.Logf("%d points asked again: %d library calls", len(pts), again)
+	if again*20 > uint64(len(pts)) {
+		t.Errorf("%d library calls for %d points asked again, want under 5 %%", again, len(pts))
+	}
+}

@@ -38,6 +38,12 @@ func (in *Ingestor) arrowCap(n int) int64 {
 // otherwise its valid rows are rebuilt into a new batch and the others dead-lettered. Line numbers count
 // rows from 1 across the stream's batches. via and key are as for Ingest.
 func (in *Ingestor) IngestArrow(ctx context.Context, data []byte, via, key string) (Result, error) {
+	return in.ingestArrow(ctx, data, via, key, "")
+}
+
+// ingestArrow is IngestArrow of a body whose hash (as batchID takes it) the caller computed while reading it
+// (empty: not known).
+func (in *Ingestor) ingestArrow(ctx context.Context, data []byte, via, key, hash string) (Result, error) {
 	if err := in.admit(); err != nil {
 		return Result{}, err
 	}
@@ -103,7 +109,7 @@ func (in *Ingestor) IngestArrow(ctx context.Context, data []byte, via, key strin
 	if res.Accepted == 0 && res.Rejected == 0 {
 		return res, ErrNoEvents
 	}
-	id := batchID(via, key, data)
+	id := batchIDOf(via, key, hash, data)
 	for k, p := range parts {
 		pid := id
 		if k > 0 && pid.ID != "" {

@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"bytes"
+	"context"
 	"math/rand"
 	"strings"
 	"testing"
@@ -115,6 +117,46 @@ func TestStringsValidAgreesWithEveryString(t *testing.T) {
 		}
 		if got := stringsValid(memory.NewBufferBytes(b), offs); got != want {
 			t.Fatalf("stringsValid(%q, %v) = %v, want %v", b, offs, got, want)
+		}
+	}
+}
+
+// idSink records the BatchID of every batch appended.
+type idSink struct{ ids []BatchID }
+
+func (s *idSink) Append(_ context.Context, _ arrow.Record, id BatchID) (uint64, error) {
+	s.ids = append(s.ids, id)
+	return uint64(len(s.ids)), nil
+}
+func (s *idSink) AppendDead(context.Context, []DeadLetter, BatchID) error { return nil }
+
+// A body read from a reader (HTTP) is stored under the id a body given whole (NATS) gets: the hash taken
+// while reading is the body's, with a key and without, Arrow and a JSON array.
+func TestReadBodiesKeepTheirIDs(t *testing.T) {
+	arrowData := arrowBody(t, 50, false)
+	jsonData := []byte(`[{"kind":"probe","ts":1795737600000,"id":"v1","lat":30.2,"lng":120.1,"speed_kmh":20}]`)
+	for _, c := range []struct {
+		name  string
+		body  []byte
+		arrow bool
+	}{{"arrow", arrowData, true}, {"json", jsonData, false}} {
+		for _, key := range []string{"", "k1"} {
+			whole, read := &idSink{}, &idSink{}
+			var err error
+			if c.arrow {
+				_, err = New(Config{MaxAhead: -1}, whole).IngestArrow(context.Background(), c.body, "http:a", key)
+			} else {
+				_, err = New(Config{MaxAhead: -1}, whole).Ingest(context.Background(), c.body, "http:a", engine.KindUnknown, key)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := New(Config{MaxAhead: -1}, read).IngestReader(context.Background(), bytes.NewReader(c.body), -1, c.arrow, "http:a", engine.KindUnknown, key); err != nil {
+				t.Fatal(err)
+			}
+			if len(whole.ids) != 1 || len(read.ids) != 1 || whole.ids[0] != read.ids[0] || whole.ids[0].Hash == "" {
+				t.Errorf("%s, key %q: read %+v, whole %+v", c.name, key, read.ids, whole.ids)
+			}
 		}
 	}
 }

@@ -156,53 +156,89 @@ func (in *Ingestor) cleanRecord(rec arrow.Record, want engine.Kind, aheadMs int6
 			return false
 		}
 	}
-	present := func(f string, i int) bool {
+	// Per kind: required fields, enumerated values, the cross-field rules of Validate, with the fields
+	// looked up once for the batch (a field name to its column), not once a row.
+	type field struct {
+		num *numCol
+		str *strCol
+		sev bool
+	}
+	resolve := func(f string) field {
 		if c, ok := nums[f]; ok {
-			_, p := c.get(i)
-			return p
+			return field{num: &c}
 		}
 		if c, ok := strs[f]; ok {
-			return c.len(i) > 0
+			return field{str: &c}
 		}
-		if f == "severity" {
+		return field{sev: f == "severity"}
+	}
+	present := func(f field, i int) bool {
+		switch {
+		case f.num != nil:
+			_, p := f.num.get(i)
+			return p
+		case f.str != nil:
+			return f.str.len(i) > 0
+		case f.sev:
 			return sevA.IsValid(i) && sevs[i] != 0
 		}
 		return false
 	}
-	// Per kind: required fields, enumerated values, the cross-field rules of Validate.
+	type enumCol struct {
+		col    strCol
+		values map[string]bool
+	}
+	type kindRules struct {
+		resolved bool
+		required []field
+		enums    []enumCol
+	}
+	var rules [len(enumsOf)]kindRules
+	interval, flow, typ := nums["interval_s"], nums["flow_vph"], strs["type"]
+	speed, count, queue, conf := resolve("speed_kmh"), resolve("count"), resolve("queue_m"), resolve("confidence")
 	for i := 0; i < n; i++ {
 		k := engine.Kind(kinds[i])
-		for _, f := range Required[k] {
+		kr := &rules[k]
+		if !kr.resolved {
+			kr.resolved = true
+			for _, f := range Required[k] {
+				kr.required = append(kr.required, resolve(f))
+			}
+			for _, es := range enumsOf[k] {
+				kr.enums = append(kr.enums, enumCol{strs[es.rule.Field], es.values})
+			}
+		}
+		for _, f := range kr.required {
 			if !present(f, i) {
 				return false
 			}
 		}
-		for _, es := range enumsOf[k] {
-			if !es.values[strs[es.rule.Field].value(i)] {
+		for _, e := range kr.enums {
+			if !e.values[e.col.value(i)] {
 				return false
 			}
 		}
 		switch k {
 		case engine.KindDetector:
-			iv, _ := nums["interval_s"].get(i)
+			iv, _ := interval.get(i)
 			if iv == 0 {
 				return false
 			}
-			if fl, ok := nums["flow_vph"].get(i); ok && fl > 0 && !present("speed_kmh", i) {
+			if fl, ok := flow.get(i); ok && fl > 0 && !present(speed, i) {
 				return false
 			}
 		case engine.KindVideo:
-			switch strs["type"].value(i) {
+			switch typ.value(i) {
 			case "vehicle_count":
-				if !present("count", i) {
+				if !present(count, i) {
 					return false
 				}
 			case "queue":
-				if !present("queue_m", i) {
+				if !present(queue, i) {
 					return false
 				}
 			default:
-				if !present("confidence", i) {
+				if !present(conf, i) {
 					return false
 				}
 			}

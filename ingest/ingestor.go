@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"sync/atomic"
 	"time"
 
@@ -188,6 +189,12 @@ func (in *Ingestor) admit() error {
 // caller's idempotency key (may be empty): a retry is stored once, and a key reused for another body is
 // ErrKeyReused.
 func (in *Ingestor) Ingest(ctx context.Context, body []byte, via string, want engine.Kind, key string) (Result, error) {
+	return in.ingest(ctx, body, via, want, key, "")
+}
+
+// ingest is Ingest of a body whose hash (as batchID takes it) the caller computed while reading it (empty:
+// not known).
+func (in *Ingestor) ingest(ctx context.Context, body []byte, via string, want engine.Kind, key, hash string) (Result, error) {
 	if err := in.admit(); err != nil {
 		return Result{}, err
 	}
@@ -210,7 +217,7 @@ func (in *Ingestor) Ingest(ctx context.Context, body []byte, via string, want en
 	if b.res.Accepted == 0 && b.res.Rejected == 0 {
 		return b.res, ErrNoEvents
 	}
-	return b.store(ctx, nil, batchID(via, key, body))
+	return b.store(ctx, nil, batchIDOf(via, key, hash, body))
 }
 
 // rowsIn estimates the events of a JSON body to reserve the batch's columns for: its lines (NDJSON), at most
@@ -224,6 +231,17 @@ func batchID(via, key string, body []byte) BatchID {
 	h := sha256.Sum256(body)
 	return batchIDOfHash(via, key, hex.EncodeToString(h[:16]))
 }
+
+// batchIDOf is batchID of body, or batchIDOfHash when its hash is known (not empty).
+func batchIDOf(via, key, hash string, body []byte) BatchID {
+	if hash == "" {
+		return batchID(via, key, body)
+	}
+	return batchIDOfHash(via, key, hash)
+}
+
+// bodyHash is the hash batchID takes of a body, from a hash.Hash (sha256) that read all of it.
+func bodyHash(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)[:16]) }
 
 // batchIDOfHash is batchID for a body whose hash is known.
 func batchIDOfHash(via, key, hash string) BatchID {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -67,10 +66,11 @@ func (in *Ingestor) IngestReader(ctx context.Context, r io.Reader, size int64, a
 			return Result{}, err
 		}
 	}
+	// Every byte cr read is in buf now (EOF): its hash is the body's, which the ingest would compute again.
 	if arrow {
-		return in.IngestArrow(ctx, buf.Bytes(), via, key)
+		return in.ingestArrow(ctx, buf.Bytes(), via, key, bodyHash(cr.h))
 	}
-	return in.Ingest(ctx, buf.Bytes(), via, want, key)
+	return in.ingest(ctx, buf.Bytes(), via, want, key, bodyHash(cr.h))
 }
 
 // presizeMax bounds how much IngestReader allocates for a body before its bytes arrive.
@@ -145,8 +145,7 @@ func (in *Ingestor) ingestLines(ctx context.Context, br *bufio.Reader, cr *count
 	if b.res.Accepted == 0 && b.res.Rejected == 0 {
 		return b.res, ErrNoEvents
 	}
-	hash := hex.EncodeToString(cr.h.Sum(nil)[:16])
-	return b.store(ctx, nil, batchIDOfHash(via, key, hash))
+	return b.store(ctx, nil, batchIDOfHash(via, key, bodyHash(cr.h)))
 }
 
 // countingReader counts and hashes what it reads and fails with ErrTooLarge past limit.
