@@ -307,8 +307,17 @@ func validView(v *schema.RowView) bool {
 			return false
 		}
 	}
-	for _, f := range Required[v.Kind] {
-		if !viewPresent(v, f) {
+	for _, r := range viewRequired[v.Kind] {
+		switch {
+		case r.severity:
+			if v.Severity == 0 {
+				return false
+			}
+		case r.number:
+			if math.IsNaN(v.NumOf(r.col)) {
+				return false
+			}
+		case len(v.StrOf(r.col)) == 0:
 			return false
 		}
 	}
@@ -338,16 +347,38 @@ func validView(v *schema.RowView) bool {
 	return true
 }
 
-// viewPresent is present on a RowView.
-func viewPresent(v *schema.RowView, f string) bool {
-	if r := numberRuleOf[f]; r != nil {
-		return !math.IsNaN(v.NumOf(r.Col))
-	}
-	if r := stringRuleOf[f]; r != nil {
-		return len(v.StrOf(r.Col)) > 0
-	}
-	return f == "severity" && v.Severity != 0
+// viewReq is a field a kind requires (Required), resolved to its column once.
+type viewReq struct {
+	col              int
+	number, severity bool // a number column; severity (its own column); otherwise a string column
 }
+
+// viewRequired is Required by kind, resolved to columns (no name lookups a row).
+var viewRequired = func() (t [8][]viewReq) {
+	for k, fields := range Required {
+	field:
+		for _, f := range fields {
+			if f == "severity" {
+				t[k] = append(t[k], viewReq{col: engine.ColSeverity, severity: true})
+				continue
+			}
+			for i := range NumberRules {
+				if NumberRules[i].Field == f {
+					t[k] = append(t[k], viewReq{col: NumberRules[i].Col, number: true})
+					continue field
+				}
+			}
+			for i := range StringRules {
+				if StringRules[i].Field == f {
+					t[k] = append(t[k], viewReq{col: StringRules[i].Col})
+					continue field
+				}
+			}
+			panic("ingest: required field " + f + " has no rule")
+		}
+	}
+	return t
+}()
 
 // addRaw takes one event object as received: decoded straight into the batch's columns when the columnar
 // decoder takes it as it is and it is of the wanted kind, not too far ahead and has a cell; otherwise
