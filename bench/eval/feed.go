@@ -204,7 +204,7 @@ type speedScore struct {
 	origin geo.LatLng
 	res    int
 	start  int64
-	pairs  map[string][]speedPair // by unit kind: link, cell, square; link-sample: the probes' own truth; square-cell: a square read from the cell holding its centre
+	pairs  map[string][]speedPair // by unit kind: link, cell, square; link-sample: the probes' own truth; link-prior-oracle: the link reading with its true speed over the window before as a prior (priorOracle); square-cell: a square read from the cell holding its centre
 	low    bool                   // the 5 % probe variant
 	// squares: the links crossing each square and their share of length in it (nil without a network)
 	squares map[string][]squareShare
@@ -322,6 +322,15 @@ func (s *speedScore) at(ctx context.Context, t target, at int64) error {
 			} else {
 				s.pairs["link-sample"] = append(s.pairs["link-sample"], speedPair{Truth: tr, Est: math.NaN(), VehS: o.VehS, Conf: math.NaN()})
 			}
+			// The oracle prior: the reading blended with the link's true speed over the window before.
+			po := math.NaN()
+			if ok {
+				po = r.Kmh
+				if p, pok := s.truth[obsKey{w - 1, o.Unit}]; pok && p.VehS > 0 {
+					po = priorOracle(r.Kmh, r.Conf, p.SumKmh/p.VehS)
+				}
+			}
+			s.pairs["link-prior-oracle"] = append(s.pairs["link-prior-oracle"], speedPair{Truth: tr, Est: po, VehS: o.VehS, Conf: math.NaN()})
 		case 'C':
 			kind = "cell"
 			c, err := geo.ParseCell(o.Unit[2:])
@@ -359,6 +368,32 @@ func (s *speedScore) at(ctx context.Context, t target, at int64) error {
 		s.pairs[kind] = append(s.pairs[kind], speedPair{Truth: tr, Est: est, VehS: o.VehS, Conf: conf})
 	}
 	return nil
+}
+
+// oraclePriorVehMin is the weight, in vehicle-minutes of probe evidence, priorOracle gives the true speed of
+// the window before: the best single weight for every city left out (offline, 2026-12-06, docs/incidents.md
+// "Speeds, eighth pass"; the engine's own history prior weighs at most as much).
+const oraclePriorVehMin = 1
+
+// priorOracle is a link reading (kmh, published with confidence conf = evidence/(evidence+1)) blended, as the
+// engine blends its priors (a weighted mean of logarithms, engine/window/estimate.go), with prev, the link's
+// TRUE vehicle-seconds speed over the window before, weighted oraclePriorVehMin. No estimator can know prev:
+// the pair "link-prior-oracle" says how far a perfect memory of the link's last five minutes would take the
+// published speed, so how much of the link error a better prior could ever remove.
+func priorOracle(kmh, conf, prev float64) float64 {
+	if math.IsNaN(kmh) || math.IsNaN(prev) {
+		return kmh
+	}
+	ev := 0.0
+	if conf > 0 && conf < 1 {
+		ev = conf / (1 - conf)
+	}
+	const floor = 1.0 // km/h: the logarithm of a standing queue, as the engine bounds it
+	lg := (ev*math.Log(math.Max(kmh, floor)) + oraclePriorVehMin*math.Log(math.Max(prev, floor))) / (ev + oraclePriorVehMin)
+	if k := math.Exp(lg); k > floor {
+		return k
+	}
+	return (ev*kmh + oraclePriorVehMin*prev) / (ev + oraclePriorVehMin)
 }
 
 // forecasts scores the link readings published at the end of window w against the truth of window w+1: what a

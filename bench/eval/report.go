@@ -144,13 +144,13 @@ func (r *Report) Table() string {
 				continue
 			}
 			fmt.Fprintf(&b, "Probes on %s of vehicles (each city scored on its own; nothing is fitted per city)\n\n", pctS)
-			b.WriteString("| city | traffic: full ≤ 180 s | traffic: partial ≤ 300 s | traffic: false/h | all: found | all: mean TTD | all: false/h | all: dup | cell MAPE | link MAPE (probe-sample floor) | square MAPE from links (from the centre's cell) |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+			b.WriteString("| city | traffic: full ≤ 180 s | traffic: partial ≤ 300 s | traffic: false/h | all: found | all: mean TTD | all: false/h | all: dup | cell MAPE | link MAPE (probe-sample floor; with an oracle prior) | square MAPE from links (from the centre's cell) |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 			for _, c := range rows {
 				full, part, tr := r.Groups[c+"/"+tv+"/class:"+ClassFull], r.Groups[c+"/"+tv+"/class:"+ClassPartial], r.Groups[c+"/"+tv]
 				al := r.Groups[c+"/"+av]
 				fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %s | %s | %.2f | %d | %s | %s | %s |\n", c, frac(full.Within180, full.Truths), frac(part.Within300, part.Truths),
 					tr.FalseAlarmsPH, frac(al.Detected, al.Truths), ttdMean(al), al.FalseAlarmsPH, al.Duplicates,
-					mape(r.Speed[c+"/"+tv+"/cell"]), mape(r.Speed[c+"/"+tv+"/link"])+" ("+mape(r.Speed[c+"/"+tv+"/link-sample"])+")", mape(r.Speed[c+"/"+tv+"/square"])+" ("+mape(r.Speed[c+"/"+tv+"/square-cell"])+")")
+					mape(r.Speed[c+"/"+tv+"/cell"]), mape(r.Speed[c+"/"+tv+"/link"])+" ("+mape(r.Speed[c+"/"+tv+"/link-sample"])+"; "+mape(r.Speed[c+"/"+tv+"/link-prior-oracle"])+")", mape(r.Speed[c+"/"+tv+"/square"])+" ("+mape(r.Speed[c+"/"+tv+"/square-cell"])+")")
 			}
 			b.WriteString("\n")
 		}
