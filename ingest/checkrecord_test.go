@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"math"
 	"math/rand"
 	"strings"
 	"testing"
@@ -158,5 +159,43 @@ func TestReadBodiesKeepTheirIDs(t *testing.T) {
 				t.Errorf("%s, key %q: read %+v, whole %+v", c.name, key, read.ids, whole.ids)
 			}
 		}
+	}
+}
+
+// inRange answers as get row by row: float32 and float64 columns, with nulls and without, NaN (absent),
+// ±Inf and values either side of the bounds.
+func TestNumberRangeAgreesWithRows(t *testing.T) {
+	rng := rand.New(rand.NewSource(5))
+	vals := []float64{0, 5, 10, 10.5, -1, math.NaN(), math.Inf(1), math.Inf(-1)}
+	mem := memory.NewGoAllocator()
+	for round := 0; round < 2000; round++ {
+		n := 1 + rng.Intn(6)
+		nulls := rng.Intn(2) == 0
+		b32, b64 := array.NewFloat32Builder(mem), array.NewFloat64Builder(mem)
+		for i := 0; i < n; i++ {
+			if nulls && rng.Intn(3) == 0 {
+				b32.AppendNull()
+				b64.AppendNull()
+				continue
+			}
+			v := vals[rng.Intn(len(vals))]
+			b32.Append(float32(v))
+			b64.Append(v)
+		}
+		for _, a := range []arrow.Array{b32.NewArray(), b64.NewArray()} {
+			c := newNumCol(a)
+			want := true
+			for i := 0; i < n; i++ {
+				if v, ok := c.get(i); ok && !(v >= 0 && v <= 10) {
+					want = false
+				}
+			}
+			if got := c.inRange(n, 0, 10); got != want {
+				t.Fatalf("%s with %d nulls: inRange %v, rows %v", a, a.NullN(), got, want)
+			}
+			a.Release()
+		}
+		b32.Release()
+		b64.Release()
 	}
 }

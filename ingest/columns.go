@@ -53,6 +53,27 @@ func (c numCol) get(i int) (float64, bool) {
 	return v, !math.IsNaN(v)
 }
 
+// inRange reports whether every present value of the column's n rows is in [lo, hi] (±Inf is not), as
+// get row by row would: straight over the values, the validity of a row read only when its value is out
+// (a null row's slot holds anything, usually 0; a NaN is absent, as in get).
+func (c numCol) inRange(n int, lo, hi float64) bool {
+	switch {
+	case c.f32 != nil:
+		for i, x := range c.f32[:n] {
+			if v := float64(x); !(v >= lo && v <= hi) && !math.IsNaN(v) && c.arr.IsValid(i) {
+				return false
+			}
+		}
+	case c.f64 != nil:
+		for i, v := range c.f64[:n] {
+			if !(v >= lo && v <= hi) && !math.IsNaN(v) && c.arr.IsValid(i) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // strCol reads one string column's lengths and values (null reads as "", as ReadStr does).
 type strCol struct {
 	a   *array.String
@@ -144,10 +165,8 @@ func (in *Ingestor) cleanRecord(rec arrow.Record, want engine.Kind, aheadMs int6
 			return false
 		}
 		nums[r.Field] = c
-		for i := 0; i < n; i++ {
-			if v, ok := c.get(i); ok && !(v >= r.Min && v <= r.Max) { // ±Inf fails the range
-				return false
-			}
+		if !c.inRange(n, r.Min, r.Max) {
+			return false
 		}
 	}
 	sevs := sevA.Int8Values()
