@@ -93,8 +93,8 @@ func decodeView(b []byte, v *schema.RowView, kc *keyCache) bool {
 	} else {
 		for pos := 0; ; pos++ {
 			p.ws()
-			key, escaped, err := p.scanStr()
-			if err != nil || escaped || len(key) > maxKeyBytes || !utf8.Valid(key) {
+			key, escaped, ascii, ok := p.viewScan()
+			if !ok || escaped || len(key) > maxKeyBytes || (!ascii && !utf8.Valid(key)) {
 				return false
 			}
 			p.ws()
@@ -203,71 +203,61 @@ func (p *parser) viewNumber() (float64, bool) {
 	return f, err == nil
 }
 
-// exactPow10 are the powers of ten a float64 holds exactly.
-var exactPow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
-
-// plainNumber converts a JSON number (as scanNumber accepted it) of at most 15 digits and no exponent, the
-// usual integer or short decimal, without strconv's general scan: its digits are an integer below 2^53 and
-// the divisor a power of ten a float64 holds exactly, so the one division is correctly rounded and the result
-// is ParseFloat's to the bit (strconv's own exact fast path; TestPlainNumberAgrees). false: use ParseFloat.
-func plainNumber(s []byte) (float64, bool) {
-	neg := len(s) > 0 && s[0] == '-'
-	if neg {
-		s = s[1:]
-	}
-	if len(s) == 0 || len(s) > 16 {
-		return 0, false
-	}
-	var m uint64
-	digits, frac := 0, -1
-	for i, c := range s {
-		switch {
-		case c >= '0' && c <= '9':
-			m = m*10 + uint64(c-'0')
-			digits++
-		case c == '.' && frac < 0:
-			frac = len(s) - 1 - i
-		default:
-			return 0, false
-		}
-	}
-	if digits > 15 || (neg && m == 0) { // -0 keeps its sign in ParseFloat
-		return 0, false
-	}
-	f := float64(m)
-	if frac > 0 {
-		f /= exactPow10[frac]
-	}
-	if neg {
-		f = -f
-	}
-	return f, true
-}
-
 // viewStr reads a JSON string of at most max bytes once decoded, or null as no bytes, as parser.str judges
 // it. An unescaped string is a view into the input; an escaped one is decoded into new bytes.
 func (p *parser) viewStr(max int) ([]byte, bool) {
 	if p.null() {
 		return nil, true
 	}
-	raw, escaped, err := p.scanStr()
-	if err != nil || len(raw) > 6*max {
+	raw, escaped, ascii, ok := p.viewScan()
+	if !ok || len(raw) > 6*max {
 		return nil, false
 	}
 	if escaped {
+		var err error
 		if raw, err = unescape(raw); err != nil {
 			return nil, false
 		}
+		ascii = false
 	}
-	return raw, len(raw) <= max && utf8.Valid(raw)
+	return raw, len(raw) <= max && (ascii || utf8.Valid(raw))
+}
+
+// viewScan is scanStr for the columnar decoder, as a yes or no, which also tells whether the string's bytes
+// (escapes aside) are all ASCII: then they are valid UTF-8 without utf8.Valid's second pass over them.
+func (p *parser) viewScan() (raw []byte, escaped, ascii, ok bool) {
+	if p.peek() != '"' {
+		return nil, false, false, false
+	}
+	p.i++
+	start := p.i
+	var or byte // every byte but escapes, or'ed: under 0x80 when all are ASCII
+	for p.i < len(p.b) {
+		switch c := p.b[p.i]; {
+		case c == '"':
+			raw = p.b[start:p.i]
+			p.i++
+			return raw, escaped, or < utf8.RuneSelf, true
+		case c == '\\':
+			escaped = true
+			p.i += 2
+			continue
+		case c < 0x20:
+			return nil, false, false, false
+		default:
+			or |= c
+		}
+		p.i++
+	}
+	return nil, false, false, false
 }
 
 // viewTS reads ts as parser.ts does.
 func (p *parser) viewTS(v *schema.RowView) bool {
 	switch c := p.peek(); {
 	case c == '"':
-		raw, escaped, err := p.scanStr()
-		if err != nil || escaped || len(raw) > maxTSBytes || !utf8.Valid(raw) {
+		raw, escaped, ascii, ok := p.viewScan()
+		if !ok || escaped || len(raw) > maxTSBytes || (!ascii && !utf8.Valid(raw)) {
 			return false
 		}
 		t, err := time.Parse(time.RFC3339Nano, string(raw))
@@ -317,8 +307,17 @@ func validView(v *schema.RowView) bool {
 			return false
 		}
 	}
-	for _, f := range Required[v.Kind] {
-		if !viewPresent(v, f) {
+	for _, r := range viewRequired[v.Kind] {
+		switch {
+		case r.severity:
+			if v.Severity == 0 {
+				return false
+			}
+		case r.number:
+			if math.IsNaN(v.NumOf(r.col)) {
+				return false
+			}
+		case len(v.StrOf(r.col)) == 0:
 			return false
 		}
 	}
@@ -348,16 +347,38 @@ func validView(v *schema.RowView) bool {
 	return true
 }
 
-// viewPresent is present on a RowView.
-func viewPresent(v *schema.RowView, f string) bool {
-	if r := numberRuleOf[f]; r != nil {
-		return !math.IsNaN(v.NumOf(r.Col))
-	}
-	if r := stringRuleOf[f]; r != nil {
-		return len(v.StrOf(r.Col)) > 0
-	}
-	return f == "severity" && v.Severity != 0
+// viewReq is a field a kind requires (Required), resolved to its column once.
+type viewReq struct {
+	col              int
+	number, severity bool // a number column; severity (its own column); otherwise a string column
 }
+
+// viewRequired is Required by kind, resolved to columns (no name lookups a row).
+var viewRequired = func() (t [8][]viewReq) {
+	for k, fields := range Required {
+	field:
+		for _, f := range fields {
+			if f == "severity" {
+				t[k] = append(t[k], viewReq{col: engine.ColSeverity, severity: true})
+				continue
+			}
+			for i := range NumberRules {
+				if NumberRules[i].Field == f {
+					t[k] = append(t[k], viewReq{col: NumberRules[i].Col, number: true})
+					continue field
+				}
+			}
+			for i := range StringRules {
+				if StringRules[i].Field == f {
+					t[k] = append(t[k], viewReq{col: StringRules[i].Col})
+					continue field
+				}
+			}
+			panic("ingest: required field " + f + " has no rule")
+		}
+	}
+	return t
+}()
 
 // addRaw takes one event object as received: decoded straight into the batch's columns when the columnar
 // decoder takes it as it is and it is of the wanted kind, not too far ahead and has a cell; otherwise

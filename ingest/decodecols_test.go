@@ -267,8 +267,9 @@ func BenchmarkDecodeColumns(b *testing.B) {
 	}
 }
 
-// plainNumber gives ParseFloat's float64 to the bit for every number it takes, and takes the usual ones
-// (integers, short decimals); it leaves exponents, long mantissas and -0 to ParseFloat.
+// plainNumber gives ParseFloat's float64 to the bit for every number it takes, and takes the usual ones:
+// short decimals, and coordinates at full float64 precision (16–17 digits, as AppendJSON writes them),
+// which before went to ParseFloat.
 func TestPlainNumberAgrees(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	digits := func(n int) string {
@@ -283,16 +284,32 @@ func TestPlainNumberAgrees(t *testing.T) {
 	}
 	cases := []string{"0", "-0", "0.0", "-0.0", "1", "-1", "0.1", "0.3", "123456789012345", "1234567890123456",
 		"999999999999999", "0.000000000000001", "9007199254740993", "1e5", "1.5E-3", "30.26367122147619", "91",
-		"1796536932000", "-122.4194", "0.1000000000000000055511151231257827"}
-	for i := 0; i < 200000; i++ {
-		n := 1 + rng.IntN(18)
-		s := digits(n)
-		if f := rng.IntN(n + 1); f > 0 && f < n {
-			s = s[:f] + "." + s[f:]
-		} else if f == n {
-			s = "0." + s
+		"1796536932000", "-122.4194", "0.1000000000000000055511151231257827", "1e22", "1e23", "9e-64", "1e65",
+		"1e-400", "1e400", "4503599627370496", "4503599627370497.5", "9007199254740992.5", "18446744073709551615",
+		"9999999999999999999", "10000000000000000000", "0.00000000000000000000000001", "2.2250738585072011e-308",
+		"1.7976931348623157e308", "5e-324", "123.456e-7", "123.456E+7", "0e10", "-0e-5", "7.0e0"}
+	for i := 0; i < 400000; i++ {
+		var s string
+		switch rng.IntN(4) {
+		case 0: // the producers' coordinates and readings, as AppendJSON writes a float64
+			x := []float64{28.6 + rng.Float64()*0.1, 115.8 + rng.Float64()*0.1, rng.Float64() * 120, rng.NormFloat64() * 1e6,
+				rng.ExpFloat64() * 1e-9, float64(rng.Int64N(1 << 60))}[rng.IntN(6)]
+			s = string(AppendJSON(nil, &engine.Event{Kind: engine.KindSensor, Value: x}))
+			s = s[strings.Index(s, `"value":`)+len(`"value":`):]
+			s = s[:strings.IndexAny(s, ",}")]
+		default:
+			n := 1 + rng.IntN(22)
+			s = digits(n)
+			if f := rng.IntN(n + 1); f > 0 && f < n {
+				s = s[:f] + "." + s[f:]
+			} else if f == n {
+				s = "0." + strings.Repeat("0", rng.IntN(5)) + s
+			}
+			if rng.IntN(4) == 0 {
+				s += []string{"e", "E", "e-", "e+", "E-"}[rng.IntN(5)] + strconv.Itoa(rng.IntN(90))
+			}
 		}
-		if rng.IntN(3) == 0 {
+		if rng.IntN(3) == 0 && s[0] != '-' {
 			s = "-" + s
 		}
 		cases = append(cases, s)
@@ -309,17 +326,55 @@ func TestPlainNumberAgrees(t *testing.T) {
 			t.Fatalf("plainNumber(%q) = %v (%x), ParseFloat %v (%x, %v)", s, got, math.Float64bits(got), want, math.Float64bits(want), err)
 		}
 	}
-	for _, s := range []string{"1", "0.1", "91", "1796536932000", "-122.4194", "30.2636712"} {
+	for _, s := range []string{"1", "0.1", "91", "1796536932000", "-122.4194", "30.2636712", "1e5", "30.26367122147619",
+		"115.85283400972811", "1234567890123456", "-0.000012345678901234567", "1.5E-3"} {
 		if _, ok := plainNumber([]byte(s)); !ok {
 			t.Errorf("plainNumber does not take %q", s)
 		}
 	}
-	for _, s := range []string{"-0", "1e5", "30.26367122147619", "1234567890123456"} {
+	for _, s := range []string{"-0", "-0.0", "1e400", "1e-400", "9007199254740993", "12345678901234567890", "0.1000000000000000055511151231257827"} {
 		if _, ok := plainNumber([]byte(s)); ok {
 			t.Errorf("plainNumber takes %q", s)
 		}
 	}
-	if took < len(cases)/3 {
+	if took < len(cases)*3/4 {
 		t.Errorf("plainNumber took %d of %d numbers", took, len(cases))
+	}
+}
+
+// viewScan reads a string as scanStr does (the same bytes, escapes and failures), and calls it ASCII exactly
+// when none of its bytes outside escapes is 0x80 or above, so decodeView's UTF-8 check may skip only those.
+func TestViewScanAgreesWithScanStr(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 9))
+	alphabet := []string{"a", "Z", "0", " ", `\"`, `\\`, `\n`, `\u00e9`, "é", "\x80", "\xff", "\x01", `\`, "汉", "\xe6\xb1"}
+	cases := []string{`""`, `"a"`, `"abc`, `x"`, `"\"`, `"é"`, "\"\xff\"", "\"a\x1f\"", `"\\"`}
+	for i := 0; i < 20000; i++ {
+		var b strings.Builder
+		b.WriteByte('"')
+		for n := rng.IntN(12); n > 0; n-- {
+			b.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		if rng.IntN(8) > 0 {
+			b.WriteByte('"')
+		}
+		cases = append(cases, b.String()+[]string{"", ",", `:"x"`}[rng.IntN(3)])
+	}
+	for _, s := range cases {
+		p, q := parser{b: []byte(s)}, parser{b: []byte(s)}
+		raw, esc, err := p.scanStr()
+		vraw, vesc, ascii, ok := q.viewScan()
+		if ok != (err == nil) || string(raw) != string(vraw) || esc != vesc || (ok && p.i != q.i) {
+			t.Fatalf("%q: viewScan %q %v ok %v at %d, scanStr %q %v %v at %d", s, vraw, vesc, ok, q.i, raw, esc, err, p.i)
+		}
+		if !ok || esc {
+			continue
+		}
+		want := true
+		for _, c := range []byte(raw) {
+			want = want && c < 0x80
+		}
+		if ascii != want {
+			t.Fatalf("%q: ascii %v, want %v", s, ascii, want)
+		}
 	}
 }
