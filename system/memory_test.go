@@ -354,3 +354,15 @@ func governorByHand(t *testing.T) *governor {
 	t.Cleanup(func() { debug.SetGCPercent(old) })
 	return g
 }
+
+// The retained raw events live where the engine's allocators say: Start no longer puts them in C memory when
+// the engine's Mem is nil (which the product's engine.DefaultConfig never left, so the product kept them on
+// the Go heap anyway; measured, C memory was no better: docs/performance.md "Session 8").
+func TestRawEventsLiveWhereTheEngineSays(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Engine.Mem = nil
+	s := start(t, cfg)
+	if m := s.Engine.Config().RawMem; m != nil {
+		t.Errorf("raw events retained by %T, want the engine's Mem", m)
+	}
+}

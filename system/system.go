@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
-	"github.com/apache/arrow/go/v17/arrow/memory/mallocator"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
@@ -216,10 +215,11 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 	if cfg.EventClock {
 		ecfg.Tick = eventClockTick // the feeder ticks it (Step)
 	}
-	if ecfg.RawMem == nil && ecfg.Mem == nil {
-		// Retained raw events live off the Go heap: they cost their bytes, not twice that in collector headroom.
-		ecfg.RawMem = mallocator.NewMallocator()
-	}
+	// Retained raw events live where the engine's RawMem (else Mem) puts them: on the Go heap in the product
+	// (engine.DefaultConfig's Mem). The C allocator was meant to hold them but was never installed, as
+	// engine.DefaultConfig sets Mem; installed, it measured no better: settled RSS of 3 M raw events over 47
+	// cells 138.7–143.0 MiB against 130.4–149.3 on the Go heap, over many cells 486–527 against 444–478 MiB
+	// (glibc keeps freed chunks), bench --sections memory, docs/performance.md "Session 8".
 	if cfg.Network != nil {
 		res := ecfg.Res
 		if res == 0 {

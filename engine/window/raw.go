@@ -22,8 +22,9 @@ import (
 // 23 bytes an event, plus the shard's tables of the cells and ids seen within the retention.
 // Everything else about an event stays in the log, where replays and exports read it. While the watermark
 // has not passed a bucket its chunk grows in ordinary slices; when it has, the chunk is sealed: its columns
-// are copied into one exact-size buffer of the raw allocator (Config.RawMem, off the Go heap in the
-// product), so a retained event costs its bytes and no garbage-collector headroom.
+// are copied into one exact-size buffer of the raw allocator (Config.RawMem, else Mem: the Go heap in the
+// product), so a retained event costs its bytes (and, on the Go heap, the collector's headroom for them) and
+// no growing slices' spare room.
 
 // RawBytesPerEvent is what one retained event costs in a sealed chunk, dictionaries aside.
 const RawBytesPerEvent = 4 + 4 + 1 + 4 + 4 + 4 + 2

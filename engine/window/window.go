@@ -36,8 +36,8 @@ type Config struct {
 	MinFreeFlowKmh     float64
 	MinFreeFlowSamples uint32
 	Mem                memory.Allocator
-	// RawMem holds sealed raw chunks (nil: Mem). The product gives an allocator off the Go heap, so retained
-	// events cost their bytes and no collector headroom.
+	// RawMem holds sealed raw chunks (nil: Mem). The product leaves it nil: its raw events live on the Go
+	// heap (system.Start says why).
 	RawMem       memory.Allocator
 	Network      *geo.Network
 	MatchWorkers int // goroutines map-matching a batch, vehicles split between them by id (0: 1)
