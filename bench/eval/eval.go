@@ -368,6 +368,7 @@ func feedRun(ctx context.Context, cfg *Config, net *geo.Network, run *simRun, va
 		events = append(events, hotlineCalls(rand.New(rand.NewPCG(uint64(run.Seed), 13)), truths, run.EndS)...)
 		for i := range truths {
 			truths[i].VideoEvidence = sawVideo(run.Video, &truths[i])
+			truths[i].FirstVideoS = firstVideo(run.Video, &truths[i])
 		}
 	}
 	sort.SliceStable(events, func(i, j int) bool { return events[i].TS < events[j].TS })
@@ -452,6 +453,27 @@ func scoreScenario(ctx context.Context, t target, sc *Scenario, truths []Truth) 
 			func(*Scenario) bool { return false })
 	}
 	return nil
+}
+
+// firstVideo is when the first incident-type video detection within videoRangeM of t during [start, end]
+// came, in seconds after t's start (nil: none).
+func firstVideo(videos []engine.Event, t *Truth) *float64 {
+	p := geo.LatLng{Lat: t.Lat, Lng: t.Lng}
+	var first *float64
+	for i := range videos {
+		v := &videos[i]
+		if v.Type == "vehicle_count" {
+			continue
+		}
+		ts := time.UnixMilli(v.TS)
+		if ts.Before(t.Start) || ts.After(t.End) || geo.DistanceM(p, geo.LatLng{Lat: v.Lat, Lng: v.Lng}) > videoRangeM {
+			continue
+		}
+		if s := ts.Sub(t.Start).Seconds(); first == nil || s < *first {
+			first = &s
+		}
+	}
+	return first
 }
 
 // sawVideo reports whether an incident-type video detection lies within videoRangeM of t during [start, end].

@@ -32,6 +32,7 @@ type Observable struct {
 	Seed     int64   `json:"seed"`
 	Low      bool    `json:"low,omitempty"` // 5 % probes
 	Truth    string  `json:"truth"`
+	Class    string  `json:"class,omitempty"` // full_closure (the table's), or partial_closure (the evidence bound's)
 	Position string  `json:"position"`
 	FirstS   float64 `json:"first_s"`
 	StandS   float64 `json:"stand_s"`
@@ -39,8 +40,9 @@ type Observable struct {
 	FeederS  float64 `json:"feeder_s"`
 }
 
-// observables measures every full closure of a run on its rows (all of them: before the gate and young
-// links included).
+// observables measures every closure of a run on its rows (all of them: before the gate and young links
+// included). The observable table counts the full closures; the evidence bound (evidenceBoundTable) reads
+// the partial ones too, by the same three signs.
 func observables(run *simRun, net *geo.Network, topo []detect.Link, rows []Row, low bool) []Observable {
 	idx := map[string]int32{}
 	for i, l := range net.Links() {
@@ -48,7 +50,7 @@ func observables(run *simRun, net *geo.Network, topo []detect.Link, rows []Row, 
 	}
 	want := map[int32]bool{}
 	for _, tr := range run.Truths {
-		if li, ok := idx[tr.Link]; ok && tr.Class == ClassFull {
+		if li, ok := idx[tr.Link]; ok {
 			want[li] = true
 			for _, u := range topo[li].Up {
 				want[u] = true
@@ -65,11 +67,11 @@ func observables(run *simRun, net *geo.Network, topo []detect.Link, rows []Row, 
 	for i := range run.Truths {
 		tr := &run.Truths[i]
 		li, ok := idx[tr.Link]
-		if !ok || tr.Class != ClassFull {
+		if !ok {
 			continue
 		}
 		o := observe(by, topo, li, tr.Start.UnixMilli(), tr.End.UnixMilli(), BatchSpan.Milliseconds())
-		o.City, o.Seed, o.Low, o.Truth, o.Position = run.City, run.Seed, low, tr.ID, tr.Position
+		o.City, o.Seed, o.Low, o.Truth, o.Class, o.Position = run.City, run.Seed, low, tr.ID, tr.Class, tr.Position
 		out = append(out, o)
 	}
 	return out
@@ -125,7 +127,7 @@ func observableTable(obs []Observable, cities []string) string {
 		for _, c := range append(append([]string(nil), cities...), corpusKey) {
 			var n, f180, f120, any, st, ex, fe int
 			for _, o := range obs {
-				if o.Low != low || (c != corpusKey && o.City != c) {
+				if o.Low != low || (c != corpusKey && o.City != c) || (o.Class != "" && o.Class != ClassFull) {
 					continue
 				}
 				n++
@@ -154,6 +156,104 @@ func observableTable(obs []Observable, cities []string) string {
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d / %d / %d |\n", c, map[bool]string{false: "15 %", true: "5 %"}[low],
 				frac(f180, n), frac(f120, n), frac(any, n), st, ex, fe)
+		}
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// evidenceBoundTable prints, per city and probe share, the bound on the all-evidence mean time to detect
+// (issue 12, ninth pass): per blockage of the all-evidence variants, the earliest evidence any source fed or
+// the traffic data shows (the first incident-type video detection of it, the first hotline call, the
+// oracle's first sign on its rows), and the mean of those earliest times over the blockages with any. No
+// fusion can report a blockage before its first evidence, so no mean time to detect can be below it (over
+// the same blockages). Generous like the oracle: a red queue standing when a closure begins counts as its
+// sign at the first bucket end.
+func evidenceBoundTable(scs []*Scenario, obs []Observable, cities []string) string {
+	first := map[string]float64{}
+	for _, o := range obs {
+		if o.FirstS >= 0 {
+			first[fmt.Sprintf("%s/%d/%v/%s", o.City, o.Seed, o.Low, o.Truth)] = o.FirstS
+		}
+	}
+	type acc struct {
+		n, any, video, call, traffic, camCall int
+		sum, sumCamCall, sumTTD               float64
+		ttdN                                  int
+	}
+	by := map[string]*acc{}
+	for _, sc := range scs {
+		if sc.Source == "demo" || (sc.Variant != VarAll && sc.Variant != VarAll5) {
+			continue
+		}
+		low := sc.Variant == VarAll5
+		for _, tr := range sc.Truths {
+			if !tr.Scored {
+				continue
+			}
+			best, src := math.Inf(1), ""
+			if tr.FirstVideoS != nil && *tr.FirstVideoS < best {
+				best, src = *tr.FirstVideoS, "video"
+			}
+			if tr.FirstCallS != nil && *tr.FirstCallS < best {
+				best, src = *tr.FirstCallS, "call"
+			}
+			camCall := best
+			if s, ok := first[fmt.Sprintf("%s/%d/%v/%s", sc.Source, sc.Seed, low, tr.ID)]; ok && s < best {
+				best, src = s, "traffic"
+			}
+			for _, k := range []string{sc.Source, corpusKey} {
+				key := fmt.Sprintf("%s/%v", k, low)
+				a := by[key]
+				if a == nil {
+					a = &acc{}
+					by[key] = a
+				}
+				a.n++
+				if tr.Detected && tr.TTDS != nil {
+					a.ttdN++
+					a.sumTTD += *tr.TTDS
+				}
+				if src == "" {
+					continue
+				}
+				a.any++
+				a.sum += best
+				if !math.IsInf(camCall, 1) {
+					a.camCall++
+					a.sumCamCall += camCall
+				}
+				switch src {
+				case "video":
+					a.video++
+				case "call":
+					a.call++
+				default:
+					a.traffic++
+				}
+			}
+		}
+	}
+	if len(by) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("The bound on the all-evidence mean time to detect (bar 90 s): per blockage, the earliest evidence of any source (a stall alarm, a call, the traffic oracle's first sign), averaged\n\n")
+	b.WriteString("| city | probes | blockages with evidence | mean earliest evidence | earliest from video / call / traffic | cameras and calls only: with evidence, mean | detector's mean TTD (found) |\n|---|---|---|---|---|---|---|\n")
+	mean := func(s float64, n int) string {
+		if n == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.0f s", s/float64(n))
+	}
+	for _, low := range []bool{false, true} {
+		for _, c := range append(append([]string(nil), cities...), corpusKey) {
+			a := by[fmt.Sprintf("%s/%v", c, low)]
+			if a == nil {
+				continue
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %d / %d / %d | %d, %s | %s |\n", c, map[bool]string{false: "15 %", true: "5 %"}[low],
+				frac(a.any, a.n), mean(a.sum, a.any), a.video, a.call, a.traffic, a.camCall, mean(a.sumCamCall, a.camCall), mean(a.sumTTD, a.ttdN))
 		}
 	}
 	b.WriteString("\n")

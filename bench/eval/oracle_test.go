@@ -60,3 +60,43 @@ func TestObserveFindsTheFirstSignOfAClosure(t *testing.T) {
 		}
 	}
 }
+
+// The evidence bound takes, per scored blockage of the all-evidence variants, the earliest of its first
+// stall alarm, its first call and the traffic oracle's first sign at the same probe share, and averages them
+// over the blockages with any; the observable table counts full closures only.
+func TestTheEvidenceBoundTakesEachBlockagesEarliestSource(t *testing.T) {
+	f := func(x float64) *float64 { return &x }
+	tr := func(id, class string, video, call *float64, ttd *float64) TruthResult {
+		return TruthResult{Truth: Truth{ID: id, Class: class, FirstVideoS: video, FirstCallS: call}, Scored: true,
+			Detected: ttd != nil, TTDS: ttd}
+	}
+	scs := []*Scenario{
+		{Source: "x", Variant: VarAll, Seed: 1, Truths: []TruthResult{
+			tr("a", ClassFull, f(150), f(200), f(160)), // traffic at 40 s is first
+			tr("b", ClassPartial, nil, f(130), f(140)), // the call (its traffic sign is at 5 % only)
+			tr("c", ClassFull, f(300), nil, nil),       // the camera
+			tr("d", ClassFull, nil, nil, nil),          // nothing at all: not in the mean
+			{Truth: Truth{ID: "e", FirstCallS: f(1)}},  // not scored
+		}},
+		{Source: "x", Variant: VarTraffic, Seed: 1, Truths: []TruthResult{tr("a", ClassFull, nil, nil, f(1))}},
+	}
+	obs := []Observable{
+		{City: "x", Seed: 1, Truth: "a", Class: ClassFull, FirstS: 40},
+		{City: "x", Seed: 1, Low: true, Truth: "b", Class: ClassPartial, FirstS: 10},
+		{City: "x", Seed: 1, Truth: "c", Class: ClassFull, FirstS: -1},
+	}
+	tab := evidenceBoundTable(scs, obs, []string{"x"})
+	// (40 + 130 + 300) / 3 = 157; cameras and calls: (150 + 130 + 300) / 3 = 193; detector (160 + 140) / 2 = 150.
+	for _, line := range []string{"| x | 15 % | 3/4 (75 %) | 157 s | 1 / 1 / 1 | 3, 193 s | 150 s |",
+		"| corpus | 15 % | 3/4 (75 %) | 157 s | 1 / 1 / 1 | 3, 193 s | 150 s |"} {
+		if !strings.Contains(tab, line) {
+			t.Errorf("the bound table lacks %q:\n%s", line, tab)
+		}
+	}
+	if strings.Contains(tab, "| 5 % |") {
+		t.Errorf("the bound table has a 5 %% row without an all5 scenario:\n%s", tab)
+	}
+	if got := observableTable(obs, []string{"x"}); !strings.Contains(got, "| x | 15 % | 1/2 (50 %)") {
+		t.Errorf("the observable table counts a partial closure or misses a full one:\n%s", got)
+	}
+}

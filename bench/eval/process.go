@@ -347,6 +347,9 @@ func hotlineCalls(rng *rand.Rand, truths []Truth, endS float64) []engine.Event {
 			}
 			out = append(out, e)
 			t.Reports++
+			if s := ts.Sub(t.Start).Seconds(); t.FirstCallS == nil || s < *t.FirstCallS {
+				t.FirstCallS = &s
+			}
 		}
 	}
 	return out

@@ -155,6 +155,7 @@ func (r *Report) Table() string {
 			b.WriteString("\n")
 		}
 		b.WriteString(observableTable(r.Observable, cities))
+		b.WriteString(evidenceBoundTable(r.Scenarios, r.Observable, cities))
 		if len(r.Targets) > 0 {
 			met := 0
 			var missed []string

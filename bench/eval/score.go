@@ -43,6 +43,10 @@ type Truth struct {
 	// [start, end]); false in a variant without video.
 	VideoEvidence bool `json:"video_evidence"`
 	Reports       int  `json:"reports"` // hotline reports fed about it
+	// The earliest evidence each source fed about it, in seconds after its start (nil: none): the first
+	// incident-type video detection of it (sawVideo's rule) and the first hotline call.
+	FirstVideoS *float64 `json:"first_video_s,omitempty"`
+	FirstCallS  *float64 `json:"first_call_s,omitempty"`
 }
 
 // Detection is an incident the system reported.

@@ -55,11 +55,7 @@ func (bb *BatchBuilder) AppendView(r *RowView, cell uint64) {
 		case bb.f64[c] != nil:
 			bb.appendF64(c, r.NumOf(c))
 		case bb.str[c] != nil:
-			if s := r.StrOf(c); len(s) == 0 {
-				bb.str[c].AppendNull()
-			} else {
-				bb.str[c].BinaryBuilder.Append(s)
-			}
+			appendStr(bb.str[c], r.StrOf(c))
 		case c == ColSeverity:
 			if r.Severity == 0 {
 				bb.severity.AppendNull()
