@@ -227,7 +227,7 @@ func (bb *BatchBuilder) appendF64(col int, x float64) {
 	}
 }
 
-func (bb *BatchBuilder) appendStr(col int, s string) { appendStr(bb.str[col], s) }
+func (bb *BatchBuilder) appendStr(col int, s string) { bb.str[col].appendString(s) }
 
 // NewRecord returns the rows appended so far as a record (the caller owns it and must Release it) and resets
 // the builder.

@@ -19,12 +19,13 @@ type strCol struct {
 	bits                 []byte         // valid's bytes up to its capacity
 	offs                 []int32        // offsets' values up to its capacity
 	bytes                []byte         // data's bytes up to its capacity
-	rows, nulls, n       int            // n: bytes of data used
+	rows, values, n      int            // rows, rows not null, bytes of data used
+	capRows              int            // rows the validity and offsets buffers hold
 }
 
 // reserve makes room for rows more rows (their offsets and validity bits) without growing.
 func (c *strCol) reserve(rows int) {
-	if c.valid != nil && c.rows+rows < len(c.offs) && c.rows+rows <= 8*len(c.bits) {
+	if c.valid != nil && c.rows+rows <= c.capRows {
 		return
 	}
 	want := c.rows + rows
@@ -40,35 +41,57 @@ func (c *strCol) reserve(rows int) {
 	c.offsets.Reserve(arrow.Int32Traits.BytesRequired(want + 1))
 	c.offs = arrow.Int32Traits.CastFromBytes(c.offsets.Buf())
 	c.offs[0] = 0
+	c.capRows = min(len(c.offs)-1, 8*len(c.bits))
 }
 
 // appendNull adds a null row.
 func (c *strCol) appendNull() {
-	if c.valid == nil || c.rows+1 >= len(c.offs) || c.rows >= 8*len(c.bits) {
+	if c.rows >= c.capRows {
 		c.reserve(1)
 	}
 	c.rows++
-	c.nulls++
 	c.offs[c.rows] = int32(c.n)
 }
 
-// appendStr adds s, or a null row when s is empty (the schema's absent string).
-func appendStr[S string | []byte](c *strCol, s S) {
+// appendBytes adds s, or a null row when s is empty (the schema's absent string).
+func (c *strCol) appendBytes(s []byte) {
 	if len(s) == 0 {
 		c.appendNull()
 		return
 	}
-	if c.valid == nil || c.rows+1 >= len(c.offs) || c.rows >= 8*len(c.bits) {
+	c.room(len(s))
+	copy(c.bytes[c.n:], s)
+	c.valued(len(s))
+}
+
+// appendString is appendBytes of a string.
+func (c *strCol) appendString(s string) {
+	if len(s) == 0 {
+		c.appendNull()
+		return
+	}
+	c.room(len(s))
+	copy(c.bytes[c.n:], s)
+	c.valued(len(s))
+}
+
+// room makes room for one more row holding n bytes.
+func (c *strCol) room(n int) {
+	if c.rows >= c.capRows {
 		c.reserve(1)
 	}
-	if c.n+len(s) > len(c.bytes) {
-		c.data.Reserve(max(c.n+len(s), 2*len(c.bytes), 256))
+	if c.n+n > len(c.bytes) {
+		c.data.Reserve(max(c.n+n, 2*len(c.bytes), 256))
 		c.bytes = c.data.Buf()
 	}
-	copy(c.bytes[c.n:], s)
-	c.n += len(s)
+}
+
+// valued ends a row whose n bytes were copied in.
+func (c *strCol) valued(n int) {
+	c.n += n
 	c.bits[c.rows>>3] |= 1 << (c.rows & 7)
 	c.rows++
+	c.values++
 	c.offs[c.rows] = int32(c.n)
 }
 
@@ -81,7 +104,7 @@ func (c *strCol) newArray() arrow.Array {
 	c.valid.ResizeNoShrink(int(bitutil.BytesForBits(int64(c.rows))))
 	c.offsets.ResizeNoShrink(arrow.Int32Traits.BytesRequired(c.rows + 1))
 	c.data.ResizeNoShrink(c.n)
-	d := array.NewData(arrow.BinaryTypes.String, c.rows, []*memory.Buffer{c.valid, c.offsets, c.data}, nil, c.nulls, 0)
+	d := array.NewData(arrow.BinaryTypes.String, c.rows, []*memory.Buffer{c.valid, c.offsets, c.data}, nil, c.rows-c.values, 0)
 	a := array.NewStringData(d)
 	d.Release()
 	c.release()

@@ -34,9 +34,9 @@ func TestStrColAgreesWithStringBuilder(t *testing.T) {
 				}
 			}
 			if rng.IntN(2) == 0 {
-				appendStr(c, s)
+				c.appendString(s)
 			} else {
-				appendStr(c, []byte(s))
+				c.appendBytes([]byte(s))
 			}
 			if s == "" {
 				sb.AppendNull()

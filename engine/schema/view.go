@@ -55,7 +55,11 @@ func (bb *BatchBuilder) AppendView(r *RowView, cell uint64) {
 		case bb.f64[c] != nil:
 			bb.appendF64(c, r.NumOf(c))
 		case bb.str[c] != nil:
-			appendStr(bb.str[c], r.StrOf(c))
+			if s := r.StrOf(c); len(s) == 0 {
+				bb.str[c].appendNull()
+			} else {
+				bb.str[c].appendBytes(s)
+			}
 		case c == ColSeverity:
 			if r.Severity == 0 {
 				bb.severity.AppendNull()
