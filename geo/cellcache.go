@@ -24,10 +24,11 @@ type CellCache struct {
 }
 
 type cacheShard struct {
-	mu  sync.Mutex
-	m   map[uint64]uint64 // square key → cell, or straddle
-	sub map[uint64]uint64 // small square key → cell, or straddle (within straddling squares)
-	_   [32]byte          // keep shards on separate cache lines
+	mu    sync.Mutex
+	m     map[uint64]uint64 // square key → cell, or straddle
+	sub   map[uint64]uint64 // small square key → cell, or straddle (within straddling squares)
+	discs map[uint64]disc   // cell → its inner disc (Holds)
+	_     [24]byte          // keep shards on separate cache lines
 }
 
 // subSquares is how many small squares a straddling square's side is cut into: a point near a cell edge goes
@@ -46,6 +47,7 @@ func NewCellCache(res int) *CellCache {
 	for i := range c.shards {
 		c.shards[i].m = make(map[uint64]uint64)
 		c.shards[i].sub = make(map[uint64]uint64)
+		c.shards[i].discs = make(map[uint64]disc)
 	}
 	return c
 }
@@ -112,4 +114,79 @@ func (c *CellCache) Cell(lat, lng float64) (uint64, error) {
 	}
 	c.calls.Add(1)
 	return CellOf(lat, lng, c.res)
+}
+
+// disc is the circle around a cell's centre that the cell holds, in a plane tangent at the centre (metres
+// east and north): every point in it is in the cell. A few thousand cells cover a city, so their discs stay
+// in the processor's caches, where the squares of a city (hundreds of thousands) do not.
+type disc struct {
+	lat, lng float64 // centre
+	kx, ky   float64 // metres per degree of longitude and of latitude at the centre
+	r2       float64 // radius², m²; 0: no disc (not a hexagon of the cache's resolution, or near the antimeridian)
+}
+
+// discMargin shrinks a disc below the distance to the nearest edge: the plane bends a cell's edges (arcs of
+// great circles, straight in H3's gnomonic face projection) by under a millimetre for cells of resolution 6 and
+// finer (edges of a few kilometres and less), against a margin of 2 % of the radius (over 1.5 m at resolution 9).
+const discMargin = 0.98
+
+// discOf returns cell's disc, 0 radius when it has none.
+func (c *CellCache) discOf(cell uint64) disc {
+	h := h3.Cell(cell)
+	if c.res < 6 || !h.IsValid() || h.Resolution() != c.res || h.IsPentagon() {
+		return disc{}
+	}
+	c.calls.Add(2)
+	ctr := h.LatLng()
+	b := h.Boundary()
+	if len(b) != 6 || math.Abs(ctr.Lat) > 85 {
+		return disc{} // a cell across an icosahedron face's edge has more vertices
+	}
+	d := disc{lat: ctr.Lat, lng: ctr.Lng, kx: 111_320 * math.Cos(ctr.Lat*math.Pi/180), ky: 110_574}
+	r := math.Inf(1)
+	for i := range b {
+		v, w := b[i], b[(i+1)%len(b)]
+		if math.Abs(v.Lng-ctr.Lng) > 1 || math.Abs(w.Lng-ctr.Lng) > 1 {
+			return disc{} // across the antimeridian
+		}
+		x1, y1 := (v.Lng-ctr.Lng)*d.kx, (v.Lat-ctr.Lat)*d.ky
+		x2, y2 := (w.Lng-ctr.Lng)*d.kx, (w.Lat-ctr.Lat)*d.ky
+		ex, ey := x2-x1, y2-y1
+		l := math.Hypot(ex, ey)
+		if l == 0 {
+			return disc{}
+		}
+		r = min(r, math.Abs(x1*ey-y1*ex)/l) // the centre's distance to the edge's line
+	}
+	r *= discMargin
+	d.r2 = r * r
+	return d
+}
+
+// Holds reports whether (lat, lng) is in cell, exactly as CellOf(lat, lng, res) == cell would: a point within
+// the cell's inner disc is, without a square's lookup; any other goes through Cell.
+func (c *CellCache) Holds(cell uint64, lat, lng float64) bool {
+	if lat >= -85 && lat <= 85 && lng >= -179.9 && lng <= 179.9 {
+		sh := &c.shards[(cell*0x9E3779B97F4A7C15)>>58]
+		sh.mu.Lock()
+		d, ok := sh.discs[cell]
+		sh.mu.Unlock()
+		if !ok {
+			d = c.discOf(cell)
+			sh.mu.Lock()
+			if len(sh.discs) >= cacheShardCap {
+				clear(sh.discs)
+			}
+			sh.discs[cell] = d
+			sh.mu.Unlock()
+		}
+		if d.r2 > 0 {
+			dx, dy := (lng-d.lng)*d.kx, (lat-d.lat)*d.ky
+			if dx*dx+dy*dy < d.r2 {
+				return true
+			}
+		}
+	}
+	got, err := c.Cell(lat, lng)
+	return err == nil && got == cell
 }

@@ -122,3 +122,103 @@ func TestCellCacheAsksTheLibraryRarelyNearEdges(t *testing.T) {
 		t.Errorf("%d library calls for %d points asked again, want under 5 %%", again, len(pts))
 	}
 }
+
+// Holds answers as CellOf(lat, lng) == cell: points near centres, near edges and vertices and anywhere,
+// asked of their own cell, of a neighbour and of cells of other resolutions or none, at resolutions 6 to 12,
+// in Hangzhou, Bologna, near the equator, far south and north, and near the antimeridian.
+func TestHoldsAgreesWithH3(t *testing.T) {
+	rng := rand.New(rand.NewSource(9))
+	centres := [][2]float64{{30.25, 120.16}, {44.49, 11.34}, {0.001, -0.001}, {-33.9, 151.2}, {64.1, -21.9}, {10, 179.85}}
+	for _, res := range []int{6, 9, 12} {
+		c := NewCellCache(res)
+		edge := h3.HexagonEdgeLengthAvgM(res) / 111_320
+		for i := 0; i < 30000; i++ {
+			ctr := centres[i%len(centres)]
+			lat := ctr[0] + rng.NormFloat64()*edge*8
+			lng := ctr[1] + rng.NormFloat64()*edge*8
+			own, err := CellOf(lat, lng, res)
+			if err != nil {
+				continue // past the antimeridian
+			}
+			if i%3 == 0 { // near a vertex of its cell
+				b := h3.Cell(own).Boundary()
+				v := b[rng.Intn(len(b))]
+				lat, lng = v.Lat+rng.NormFloat64()*edge*0.02, v.Lng+rng.NormFloat64()*edge*0.02
+				if own, err = CellOf(lat, lng, res); err != nil {
+					continue
+				}
+			}
+			claims := []uint64{own, uint64(h3.Cell(own).Parent(res - 1)), 0, 12345}
+			if ring := h3.Cell(own).GridDisk(1); len(ring) > 0 {
+				claims = append(claims, uint64(ring[rng.Intn(len(ring))]))
+			}
+			for _, cell := range claims {
+				want := own == cell
+				if got := c.Holds(cell, lat, lng); got != want {
+					t.Fatalf("res %d (%v, %v) in %x: Holds(%x) = %v", res, lat, lng, own, cell, got)
+				}
+			}
+		}
+	}
+}
+
+// Points near their cells' centres are judged on the cells' discs: a cold cache asks the library about
+// their cells only, not about the squares around each point (four corners each).
+func TestHoldsJudgesInnerPointsOnDiscs(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	c := NewCellCache(9)
+	var cells []uint64
+	for i := 0; i < 20; i++ {
+		cell, _ := CellOf(30.25+float64(i)*0.01, 120.16, 9)
+		cells = append(cells, cell)
+	}
+	for i := 0; i < 4000; i++ {
+		cell := cells[i%len(cells)]
+		lat, lng := Center(cell)
+		lat += rng.NormFloat64() * 10 / 111_320 // within ~30 m of the centre
+		lng += rng.NormFloat64() * 10 / 111_320
+		if !c.Holds(cell, lat, lng) {
+			t.Fatalf("(%v, %v) is not in %x", lat, lng, cell)
+		}
+	}
+	if n := c.LibraryCalls(); n > uint64(2*len(cells)) {
+		t.Errorf("%d library calls for 4,000 points in %d cells, want at most 2 a cell", n, len(cells))
+	}
+}
+
+// BenchmarkCellCheck: is a point in the cell it claims? 200,000 points at random over a 10 km city (the
+// bench's load: random points of a city's links), each asked many times, through Cell (the squares) and
+// through Holds (the cells' discs first).
+func BenchmarkCellCheck(b *testing.B) {
+	rng := rand.New(rand.NewSource(4))
+	type pt struct {
+		lat, lng float64
+		cell     uint64
+	}
+	pts := make([]pt, 200_000)
+	for i := range pts {
+		lat, lng := 28.60+rng.Float64()*0.09, 115.80+rng.Float64()*0.10
+		cell, _ := CellOf(lat, lng, 9)
+		pts[i] = pt{lat, lng, cell}
+	}
+	for _, how := range []string{"cell", "holds"} {
+		b.Run(how, func(b *testing.B) {
+			c := NewCellCache(9)
+			for _, p := range pts { // warm: every square and disc met once
+				c.Cell(p.lat, p.lng)
+				c.Holds(p.cell, p.lat, p.lng)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				p := pts[(i*7919)%len(pts)]
+				if how == "cell" {
+					if got, _ := c.Cell(p.lat, p.lng); got != p.cell {
+						b.Fatal("wrong cell")
+					}
+				} else if !c.Holds(p.cell, p.lat, p.lng) {
+					b.Fatal("wrong cell")
+				}
+			}
+		})
+	}
+}

@@ -266,8 +266,7 @@ func (in *Ingestor) cleanRecord(rec arrow.Record, want engine.Kind, aheadMs int6
 	// The cells, through the cache.
 	cells := cellA.Uint64Values()
 	for i := 0; i < n; i++ {
-		c, err := in.cells.Cell(lats[i], lngs[i])
-		if err != nil || c != cells[i] {
+		if !in.cells.Holds(cells[i], lats[i], lngs[i]) {
 			return false
 		}
 	}

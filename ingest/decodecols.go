@@ -53,22 +53,25 @@ func viewFieldOf(key []byte) (viewField, bool) {
 	return viewField{}, false
 }
 
-// keyCache remembers, for the first keys of an object by position, the last key seen there and its field: the
-// rows of a batch mostly give their keys in the same order, so a key is compared once instead of looked up
-// in the tables. The key is copied (a streamed body's line buffer is reused).
-type keyCache [12]struct {
+// keyCache remembers, for the first keys of an object by position and by the kind its row has given so
+// far, the last key seen there and its field: the rows of a batch mostly give "kind" first and then their
+// kind's keys in the same order, so a key is compared once instead of looked up in the tables, also when the
+// kinds of a mixed batch alternate (a cache by position alone missed on every change of kind). The key is
+// copied (a streamed body's line buffer is reused).
+type keyCache [8][12]struct {
 	n   int // bytes of key; 0: empty
 	key [24]byte
 	f   viewField
 	ok  bool
 }
 
-// field is viewFieldOf(key) for the key at position pos of an object.
-func (kc *keyCache) field(pos int, key []byte) (viewField, bool) {
-	if kc == nil || pos >= len(kc) || len(key) > len(kc[pos].key) || len(key) == 0 {
+// field is viewFieldOf(key) for the key at position pos of an object whose row has given kind so far
+// (KindUnknown: none yet, or none valid).
+func (kc *keyCache) field(kind engine.Kind, pos int, key []byte) (viewField, bool) {
+	if kc == nil || int(kind) >= len(kc) || pos >= len(kc[kind]) || len(key) > len(kc[kind][pos].key) || len(key) == 0 {
 		return viewFieldOf(key)
 	}
-	e := &kc[pos]
+	e := &kc[kind][pos]
 	if e.n == len(key) && string(e.key[:e.n]) == string(key) {
 		return e.f, e.ok
 	}
@@ -80,7 +83,7 @@ func (kc *keyCache) field(pos int, key []byte) (viewField, bool) {
 // decodeView decodes the event object b into v; false when the row path must judge it. kc, when not nil,
 // caches the key lookups of the rows of one batch.
 func decodeView(b []byte, v *schema.RowView, kc *keyCache) bool {
-	v.Set, v.Severity = 0, 0
+	v.Set, v.Severity, v.Kind = 0, 0, engine.KindUnknown
 	p := parser{b: b}
 	p.ws()
 	if p.peek() != '{' {
@@ -103,7 +106,7 @@ func decodeView(b []byte, v *schema.RowView, kc *keyCache) bool {
 			}
 			p.i++
 			p.ws()
-			f, known := kc.field(pos, key)
+			f, known := kc.field(v.Kind, pos, key)
 			if !known {
 				if p.skipValue(0) != nil {
 					return false

@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"citybrain/engine"
+	"citybrain/engine/schema"
 )
 
 // bothPaths ingests body into two batches, one through the row path only (DecodeLines, add) and one as
@@ -376,5 +377,33 @@ func TestViewScanAgreesWithScanStr(t *testing.T) {
 		if ascii != want {
 			t.Fatalf("%q: ascii %v, want %v", s, ascii, want)
 		}
+	}
+}
+
+// The key cache keeps each kind's keys apart: in a batch whose kinds alternate, a probe row's keys after
+// "kind" are still cached for the next probe row when a detector row came between (a cache by position alone
+// held the detector's keys then and missed on every change of kind).
+func TestKeyCacheByKind(t *testing.T) {
+	probe := []byte(`{"kind":"probe","ts":1795737600000,"id":"v","lat":30.2,"lng":120.1,"speed_kmh":12,"heading_deg":90}`)
+	det := []byte(`{"kind":"detector","ts":1795737600000,"id":"d","lat":30.2,"lng":120.1,"flow_vph":300,"occupancy":0.2,"interval_s":60,"speed_kmh":40}`)
+	var kc keyCache
+	var v schema.RowView
+	for _, row := range [][]byte{probe, det, probe, det} {
+		if !decodeView(row, &v, &kc) {
+			t.Fatalf("not taken: %s", row)
+		}
+	}
+	for kind, keys := range map[engine.Kind][]string{
+		engine.KindProbe:    {"ts", "id", "lat", "lng", "speed_kmh", "heading_deg"},
+		engine.KindDetector: {"ts", "id", "lat", "lng", "flow_vph", "occupancy", "interval_s", "speed_kmh"},
+	} {
+		for i, k := range keys {
+			if e := kc[kind][i+1]; string(e.key[:e.n]) != k || !e.ok {
+				t.Errorf("%s: key %d cached as %q (known %v), want %q", kind, i+1, e.key[:e.n], e.ok, k)
+			}
+		}
+	}
+	if e := kc[engine.KindUnknown][0]; string(e.key[:e.n]) != "kind" {
+		t.Errorf("first key cached as %q, want kind", e.key[:e.n])
 	}
 }

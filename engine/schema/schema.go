@@ -110,7 +110,7 @@ type BatchBuilder struct {
 	cell     *array.Uint64Builder
 	f32      [NumCols]*array.Float32Builder
 	f64      [NumCols]*array.Float64Builder
-	str      [NumCols]*array.StringBuilder
+	str      [NumCols]*strCol // the optional string columns (strcol.go); their builders in b stay empty
 	severity *array.Int8Builder
 }
 
@@ -132,7 +132,7 @@ func NewBatchBuilder(mem memory.Allocator) *BatchBuilder {
 		case *array.Float64Builder:
 			bb.f64[i] = fb
 		case *array.StringBuilder:
-			bb.str[i] = fb
+			bb.str[i] = &strCol{mem: mem}
 		}
 	}
 	return bb
@@ -144,7 +144,13 @@ func (bb *BatchBuilder) Reserve(n int) {
 	if n <= 0 {
 		return
 	}
-	bb.b.Reserve(n)
+	for i, f := range bb.b.Fields() {
+		if bb.str[i] != nil {
+			bb.str[i].reserve(n)
+		} else {
+			f.Reserve(n)
+		}
+	}
 	bb.id.ReserveData(16 * n)
 }
 
@@ -152,7 +158,14 @@ func (bb *BatchBuilder) Reserve(n int) {
 func (bb *BatchBuilder) Len() int { return bb.rows }
 
 // Release frees the builder.
-func (bb *BatchBuilder) Release() { bb.b.Release() }
+func (bb *BatchBuilder) Release() {
+	bb.b.Release()
+	for _, c := range bb.str {
+		if c != nil {
+			c.release()
+		}
+	}
+}
 
 // Append adds e with its base-resolution cell.
 func (bb *BatchBuilder) Append(e *Event, cell uint64) {
@@ -214,19 +227,29 @@ func (bb *BatchBuilder) appendF64(col int, x float64) {
 	}
 }
 
-func (bb *BatchBuilder) appendStr(col int, s string) {
-	if s == "" {
-		bb.str[col].AppendNull()
-	} else {
-		bb.str[col].Append(s)
-	}
-}
+func (bb *BatchBuilder) appendStr(col int, s string) { bb.str[col].appendString(s) }
 
 // NewRecord returns the rows appended so far as a record (the caller owns it and must Release it) and resets
 // the builder.
 func (bb *BatchBuilder) NewRecord() arrow.Record {
+	rows := bb.rows
 	bb.rows = 0
-	return bb.b.NewRecord()
+	var cols [NumCols]arrow.Array
+	for i, f := range bb.b.Fields() {
+		if bb.str[i] != nil {
+			cols[i] = bb.str[i].newArray()
+		} else {
+			cols[i] = f.NewArray()
+		}
+		if cols[i].Len() != rows {
+			panic(fmt.Sprintf("schema: column %d has %d rows, the batch %d", i, cols[i].Len(), rows))
+		}
+	}
+	rec := array.NewRecord(Schema, cols[:], int64(rows))
+	for _, c := range cols {
+		c.Release()
+	}
+	return rec
 }
 
 // ReadEvent decodes row i of rec (which has Schema) into e. Strings are copied out of the record's buffers,

@@ -56,9 +56,9 @@ func (bb *BatchBuilder) AppendView(r *RowView, cell uint64) {
 			bb.appendF64(c, r.NumOf(c))
 		case bb.str[c] != nil:
 			if s := r.StrOf(c); len(s) == 0 {
-				bb.str[c].AppendNull()
+				bb.str[c].appendNull()
 			} else {
-				bb.str[c].BinaryBuilder.Append(s)
+				bb.str[c].appendBytes(s)
 			}
 		case c == ColSeverity:
 			if r.Severity == 0 {
