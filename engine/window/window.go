@@ -57,7 +57,12 @@ type Set struct {
 	bucketMs int64
 	shards   []*shard
 	seed     maphash.Seed
-	stop     <-chan struct{} // the engine's: closed when it stops, ends every wait on a shard
+	// shardMemo remembers the shards of the cells Dispatch met lately (dispatchShard).
+	shardMemo [1 << shardMemoBits]struct {
+		cell  uint64
+		shard int32
+	}
+	stop <-chan struct{} // the engine's: closed when it stops, ends every wait on a shard
 
 	// Dispatcher state: owned by the goroutine that calls Dispatch.
 	rowsBuf  [][]int32
@@ -147,7 +152,7 @@ func (s *Set) Dispatch(rec arrow.Record, seq uint64, horizon, now, wmBefore, wm 
 		s.match(rec, horizon, now)
 	}
 	for i := 0; i < n; i++ {
-		sh := s.shardOf(cells.Value(i))
+		sh := s.dispatchShard(cells.Value(i))
 		s.rowsBuf[sh] = append(s.rowsBuf[sh], int32(i))
 		if matched {
 			s.linksBuf[sh] = append(s.linksBuf[sh], s.rowLink[i])
@@ -301,6 +306,19 @@ func (w *matchWorker) run(rec arrow.Record, now int64) {
 	}
 	w.m.Evict(time.UnixMilli(now))
 }
+
+// dispatchShard is shardOf through a small memo of the cells dispatched lately (a batch's rows fall in a few
+// hundred or thousand cells, and a cell's shard never changes): Dispatch's goroutine only.
+func (s *Set) dispatchShard(cell uint64) int {
+	m := &s.shardMemo[(cell*0x9E3779B97F4A7C15)>>(64-shardMemoBits)]
+	if m.cell != cell || m.cell == 0 {
+		m.cell, m.shard = cell, int32(s.shardOf(cell))
+	}
+	return int(m.shard)
+}
+
+// shardMemoBits sizes Set.shardMemo (2^bits entries, 16 bytes each).
+const shardMemoBits = 12
 
 func (s *Set) shardOf(cell uint64) int {
 	if len(s.shards) == 1 {
