@@ -556,3 +556,21 @@ func TestRawCellIndexFollowsTheTable(t *testing.T) {
 		t.Errorf("%d events read back, want 2", got)
 	}
 }
+
+// A cell whose windows emptied is forgotten; its next event makes it anew (the shard's memo of cells it met
+// lately must not hand the forgotten state back).
+func TestACellForgottenComesBack(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.Shards = 1 })
+	x, y := [2]float64{30.20, 120.10}, [2]float64{30.26, 120.16}
+	r.apply(probe(t0, x[0], x[1], 10))
+	for k := int64(1); k <= 20; k++ { // the clock moves on a minute at a time: x's buckets leave every window
+		r.apply(probe(t0+k*60_000, y[0], y[1], 10))
+	}
+	if v := r.view(x[0], x[1]); v != nil {
+		t.Fatalf("x still has a view after its windows emptied: %+v", v)
+	}
+	r.apply(probe(t0+20*60_000+1000, x[0], x[1], 30))
+	if v := r.view(x[0], x[1]); v == nil {
+		t.Fatal("x's new event made no view")
+	}
+}

@@ -347,12 +347,12 @@ func TestPlainNumberAgrees(t *testing.T) {
 // when none of its bytes outside escapes is 0x80 or above, so decodeView's UTF-8 check may skip only those.
 func TestViewScanAgreesWithScanStr(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 9))
-	alphabet := []string{"a", "Z", "0", " ", `\"`, `\\`, `\n`, `\u00e9`, "é", "\x80", "\xff", "\x01", `\`, "汉", "\xe6\xb1"}
+	alphabet := []string{"a", "Z", "0", " ", "abcdefgh", "~\x7f", `\"`, `\\`, `\n`, `\u00e9`, "é", "\x80", "\xff", "\x01", `\`, "汉", "\xe6\xb1"}
 	cases := []string{`""`, `"a"`, `"abc`, `x"`, `"\"`, `"é"`, "\"\xff\"", "\"a\x1f\"", `"\\"`}
 	for i := 0; i < 20000; i++ {
 		var b strings.Builder
 		b.WriteByte('"')
-		for n := rng.IntN(12); n > 0; n-- {
+		for n := rng.IntN(30); n > 0; n-- {
 			b.WriteString(alphabet[rng.IntN(len(alphabet))])
 		}
 		if rng.IntN(8) > 0 {

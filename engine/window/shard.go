@@ -53,6 +53,15 @@ type cellState struct {
 	dirtyGen        uint64
 }
 
+// cellMemo is one slot of shard.cellMemo.
+type cellMemo struct {
+	cell uint64
+	cs   *cellState
+}
+
+// cellMemoBits sizes shard.cellMemo (2^bits slots of 16 bytes).
+const cellMemoBits = 10
+
 func (cs *cellState) bucket(start int64) *agg {
 	n := len(cs.aggs)
 	if n > 0 && cs.aggs[n-1].start == start {
@@ -148,8 +157,11 @@ type shard struct {
 	rawCells       internTable[uint64] // cells of retained events
 	rawSpare       []rawCols           // slices of sealed chunks, for the next open ones
 	lastRaw        *rawBucket          // the raw bucket rawAdd used last (nil: none), starting at lastRawStart
-	lastRawStart   int64
-	dirtyGen       uint64 // changes whenever s.dirty is cleared (cellState.dirtyGen)
+	// cellMemo holds the states of the cells apply met lately, so that most rows find theirs without a map
+	// lookup; a cell deleted from s.cells leaves it, a restore empties it.
+	cellMemo     [1 << cellMemoBits]cellMemo
+	lastRawStart int64
+	dirtyGen     uint64 // changes whenever s.dirty is cleared (cellState.dirtyGen)
 
 	links      map[int32]*linkState
 	dirtyLinks map[int32]struct{}
@@ -235,11 +247,15 @@ func (s *shard) apply(m shardMsg) {
 			continue
 		}
 		cell := cellCol.Value(r)
-		cs := s.cells[cell]
-		if cs == nil {
-			cs = &cellState{}
-			cs.lat, cs.lng = geo.Center(cell)
-			s.cells[cell] = cs
+		memo := &s.cellMemo[(cell*0x9E3779B97F4A7C15)>>(64-cellMemoBits)]
+		cs := memo.cs
+		if memo.cell != cell || cs == nil {
+			if cs = s.cells[cell]; cs == nil {
+				cs = &cellState{}
+				cs.lat, cs.lng = geo.Center(cell)
+				s.cells[cell] = cs
+			}
+			memo.cell, memo.cs = cell, cs
 		}
 		if cs.dirtyGen != s.dirtyGen+1 {
 			cs.dirtyGen = s.dirtyGen + 1
@@ -433,6 +449,9 @@ func (s *shard) tick(now, wm int64, scores map[uint64]float64) tickResult {
 		}
 		if len(cs.aggs) == 0 {
 			delete(s.cells, cell)
+			if memo := &s.cellMemo[(cell*0x9E3779B97F4A7C15)>>(64-cellMemoBits)]; memo.cell == cell {
+				*memo = cellMemo{}
+			}
 			if cs.view != nil {
 				res.removed = append(res.removed, cell)
 				if s.w.cfg.Res > 0 {

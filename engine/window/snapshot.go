@@ -114,6 +114,7 @@ func (s *shard) dump() shardDump {
 }
 
 func (s *shard) restore(r *restoreReq) {
+	clear(s.cellMemo[:])
 	for c, cs := range r.cells {
 		s.cells[c] = cs
 		s.dirty[c] = struct{}{}
