@@ -180,6 +180,15 @@ func evidenceBoundTable(scs []*Scenario, obs []Observable, cities []string) stri
 		n, any, video, call, traffic, camCall int
 		sum, sumCamCall, sumTTD               float64
 		ttdN                                  int
+		// The detection's lag behind the earliest evidence, of the found blockages, by that evidence's
+		// source (video, call, traffic).
+		lagSum [3]float64
+		lagN   [3]int
+		// The earliest evidence counting the detector's own detection as one more source (the oracle's signs
+		// are not all a detector can read: crawling past a partial closure, a queue farther up): its sum and
+		// count, and how often the detection came before every other source.
+		sumDet        float64
+		nDet, detWins int
 	}
 	by := map[string]*acc{}
 	for _, sc := range scs {
@@ -210,9 +219,18 @@ func evidenceBoundTable(scs []*Scenario, obs []Observable, cities []string) stri
 					by[key] = a
 				}
 				a.n++
+				withDet := best
 				if tr.Detected && tr.TTDS != nil {
 					a.ttdN++
 					a.sumTTD += *tr.TTDS
+					if *tr.TTDS < withDet {
+						withDet = *tr.TTDS
+						a.detWins++
+					}
+				}
+				if !math.IsInf(withDet, 1) {
+					a.nDet++
+					a.sumDet += withDet
 				}
 				if src == "" {
 					continue
@@ -223,13 +241,20 @@ func evidenceBoundTable(scs []*Scenario, obs []Observable, cities []string) stri
 					a.camCall++
 					a.sumCamCall += camCall
 				}
+				si := 2
 				switch src {
 				case "video":
 					a.video++
+					si = 0
 				case "call":
 					a.call++
+					si = 1
 				default:
 					a.traffic++
+				}
+				if tr.Detected && tr.TTDS != nil {
+					a.lagSum[si] += *tr.TTDS - best
+					a.lagN[si]++
 				}
 			}
 		}
@@ -239,12 +264,12 @@ func evidenceBoundTable(scs []*Scenario, obs []Observable, cities []string) stri
 	}
 	var b strings.Builder
 	b.WriteString("The bound on the all-evidence mean time to detect (bar 90 s): per blockage, the earliest evidence of any source (a stall alarm, a call, the traffic oracle's first sign), averaged\n\n")
-	b.WriteString("| city | probes | blockages with evidence | mean earliest evidence | earliest from video / call / traffic | cameras and calls only: with evidence, mean | detector's mean TTD (found) |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("| city | probes | blockages with evidence | mean earliest evidence | earliest from video / call / traffic | cameras and calls only: with evidence, mean | detector's mean TTD (found) | its mean lag behind the earliest evidence: video / call / traffic first | counting the detection as evidence too: mean earliest (detection first) |\n|---|---|---|---|---|---|---|---|---|\n")
 	mean := func(s float64, n int) string {
 		if n == 0 {
 			return "–"
 		}
-		return fmt.Sprintf("%.0f s", s/float64(n))
+		return fmt.Sprintf("%.0f s", math.Round(s/float64(n))+0) // +0: no "-0 s"
 	}
 	for _, low := range []bool{false, true} {
 		for _, c := range append(append([]string(nil), cities...), corpusKey) {
@@ -252,8 +277,9 @@ func evidenceBoundTable(scs []*Scenario, obs []Observable, cities []string) stri
 			if a == nil {
 				continue
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %d / %d / %d | %d, %s | %s |\n", c, map[bool]string{false: "15 %", true: "5 %"}[low],
-				frac(a.any, a.n), mean(a.sum, a.any), a.video, a.call, a.traffic, a.camCall, mean(a.sumCamCall, a.camCall), mean(a.sumTTD, a.ttdN))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %d / %d / %d | %d, %s | %s | %s / %s / %s | %s (%d) |\n", c, map[bool]string{false: "15 %", true: "5 %"}[low],
+				frac(a.any, a.n), mean(a.sum, a.any), a.video, a.call, a.traffic, a.camCall, mean(a.sumCamCall, a.camCall), mean(a.sumTTD, a.ttdN),
+				mean(a.lagSum[0], a.lagN[0]), mean(a.lagSum[1], a.lagN[1]), mean(a.lagSum[2], a.lagN[2]), mean(a.sumDet, a.nDet), a.detWins)
 		}
 	}
 	b.WriteString("\n")
