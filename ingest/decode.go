@@ -379,7 +379,7 @@ func (p *parser) ws() {
 }
 
 func (p *parser) null() bool {
-	if bytes.HasPrefix(p.b[p.i:], []byte("null")) {
+	if p.i < len(p.b) && p.b[p.i] == 'n' && bytes.HasPrefix(p.b[p.i:], []byte("null")) {
 		p.i += 4
 		return true
 	}
