@@ -60,6 +60,9 @@ type linkStateV1 struct {
 	StopQ                                                  quantileState
 	Recent                                                 []posFixState
 	ExitTo                                                 []uint32
+	// Idle: the link is not among the active ones (no traffic for 15 minutes) but keeps what it learned, as
+	// the live tracker keeps it; zero (older snapshots, which saved active links only) means active.
+	Idle bool
 }
 
 type posFixState struct {
@@ -100,14 +103,18 @@ func (t *Tracker) MarshalState() ([]byte, error) {
 		st.Vehicles = append(st.Vehicles, vehicleState{ID: id, Link: v.link, HoldLink: v.holdLink, CandLink: v.candLink,
 			Off: v.offM, HoldOff: v.holdOff, LastTS: v.lastTS, HoldSince: v.holdSince, CandTS: v.candTS})
 	}
-	links := make([]int32, 0, len(t.active))
-	for li := range t.active {
-		links = append(links, li)
+	// Every link that ever saw traffic: an idle one (evicted from t.active) keeps its learned state in the live
+	// tracker and uses it when traffic comes back, so a restored tracker must have it too.
+	var links []int32
+	for li := range t.st {
+		if _, ok := t.active[int32(li)]; ok || t.st[li].seen() {
+			links = append(links, int32(li))
+		}
 	}
-	sort.Slice(links, func(i, j int) bool { return links[i] < links[j] })
 	for _, li := range links {
 		ls := &t.st[li]
-		x := linkStateV1{Link: li, Exits: ls.exits, Entries: ls.entries, LastTS: ls.lastTS, FirstTS: ls.firstTS,
+		_, active := t.active[li]
+		x := linkStateV1{Link: li, Idle: !active, Exits: ls.exits, Entries: ls.entries, LastTS: ls.lastTS, FirstTS: ls.firstTS,
 			ExitRate: ls.exitRate.state(), EntryRate: ls.entryRate.state(), FixRate: ls.fixRate.state(),
 			Speed: ls.speed.state(), LoopFlow: ls.loopFlow.state(), LoopOcc: ls.loopOcc.state(), StopQ: ls.stopQ.state()}
 		for _, a := range ls.active {
@@ -141,6 +148,13 @@ func (t *Tracker) MarshalState() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// seen reports whether the link holds anything learned or observed (a link never seen is all zero).
+func (ls *linkState) seen() bool {
+	return ls.lastTS != 0 || ls.firstTS != 0 || len(ls.active) > 0 || len(ls.stops) > 0 || len(ls.exits) > 0 ||
+		len(ls.entries) > 0 || len(ls.recent) > 0 || len(ls.exitTo) > 0 || ls.exitRate.n > 0 || ls.entryRate.n > 0 ||
+		ls.fixRate.n > 0 || ls.speed.n > 0 || ls.loopFlow.n > 0 || ls.loopOcc.n > 0 || ls.stopQ.n > 0
+}
+
 // RestoreState loads a state MarshalState wrote into a fresh tracker for the same network.
 func (t *Tracker) RestoreState(data []byte) error {
 	var st stateV1
@@ -159,7 +173,9 @@ func (t *Tracker) RestoreState(data []byte) error {
 	}
 	for _, x := range st.Links {
 		ls := &t.st[x.Link]
-		t.active[x.Link] = struct{}{}
+		if !x.Idle {
+			t.active[x.Link] = struct{}{}
+		}
 		ls.exits, ls.entries, ls.lastTS, ls.firstTS = x.Exits, x.Entries, x.LastTS, x.FirstTS
 		ls.exitRate, ls.entryRate, ls.fixRate = x.ExitRate.ewma(), x.EntryRate.ewma(), x.FixRate.ewma()
 		ls.speed, ls.loopFlow, ls.loopOcc, ls.stopQ = x.Speed.ewma(), x.LoopFlow.ewma(), x.LoopOcc.ewma(), x.StopQ.quantile()

@@ -211,6 +211,76 @@ func TestStateRoundTrip(t *testing.T) {
 	}
 }
 
+// A link that went quiet for 15 minutes leaves the active links but keeps what it learned (its baselines,
+// its stops' quantile, where its traffic goes), and uses it when traffic comes back: a tracker restored from a
+// snapshot taken while the link was quiet judges it as the live one does.
+func TestStateKeepsAQuietLinksLearning(t *testing.T) {
+	onset := t0 + 31*60_000 // a vehicle stands on link 0 once traffic is back
+	var trips []trip
+	for k := int64(0); k < 110; k++ {
+		trips = append(trips, trip{id: fmt.Sprintf("v%d", k), start: t0 + k*20_000, kmh: 36, standAt: 150, standFrom: onset})
+	}
+	type fx struct {
+		id   string
+		ts   int64
+		link int32
+		off  float32
+		kmh  float64
+	}
+	var all []fx
+	for _, tr := range trips {
+		tr.fixes(t0+36*60_000, func(id string, ts int64, link int32, off float32, kmh float64) {
+			all = append(all, fx{id, ts, link, off, kmh})
+		})
+	}
+	// From 10 to 28 minutes link 0 sends nothing (its probes are gone): only link 1 sees traffic.
+	quiet := func(x fx) bool { return x.link == 0 && x.ts >= t0+10*60_000 && x.ts < t0+28*60_000 }
+	feed := func(tk *Tracker, from, to int64, out *[]Features) {
+		for b := from; b < to; b += 10_000 {
+			for _, x := range all {
+				if x.ts >= b && x.ts < b+10_000 && !quiet(x) {
+					tk.AddFix(x.id, x.ts, x.link, x.off, x.kmh)
+				}
+			}
+			tk.Advance(b+10_000-30_000, func(_ int64, f []Features) { *out = append(*out, f...) })
+		}
+	}
+	a := NewTracker(twoLinks(), 10_000)
+	var fa, fb []Features
+	feed(a, t0, t0+28*60_000, &fa)
+	if _, ok := a.active[0]; ok {
+		t.Fatal("link 0 is still active after 15 quiet minutes: the test does not test an idle link")
+	}
+	data, err := a.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewTracker(twoLinks(), 10_000)
+	if err := b.RestoreState(data); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.active[0]; ok {
+		t.Error("the idle link came back active from the snapshot")
+	}
+	fa = nil
+	feed(a, t0+28*60_000, t0+36*60_000, &fa)
+	feed(b, t0+28*60_000, t0+36*60_000, &fb)
+	n0 := 0
+	for _, f := range fa {
+		if f.Link == 0 {
+			n0++
+		}
+	}
+	if n0 == 0 || len(fa) != len(fb) {
+		t.Fatalf("after the restore: %d rows live (%d of link 0), %d restored", len(fa), n0, len(fb))
+	}
+	for i := range fa {
+		if fa[i] != fb[i] {
+			t.Fatalf("row %d differs:\n%+v\n%+v", i, fa[i], fb[i])
+		}
+	}
+}
+
 // The model shipped with the engine matches the features this code computes.
 func TestDefaultModelLoads(t *testing.T) {
 	m, err := DefaultModel()
