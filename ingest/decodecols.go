@@ -197,14 +197,82 @@ func (p *parser) viewNumber() (float64, bool) {
 	if p.null() {
 		return math.NaN(), true
 	}
-	start := p.i
-	if !p.scanNumber() {
+	// One pass: the grammar of scanNumber, the digits gathered as plainNumber gathers them.
+	start, i, b := p.i, p.i, p.b
+	neg := i < len(b) && b[i] == '-'
+	if neg {
+		i++
+	}
+	if i >= len(b) {
 		return 0, false
 	}
-	if f, ok := plainNumber(p.b[start:p.i]); ok {
-		return f, true
+	var m uint64
+	nd, exp := 0, 0
+	exact := true // every digit is in m and the exponent is small: plainNumber's case
+	switch c := b[i]; {
+	case c == '0':
+		i++
+	case c >= '1' && c <= '9':
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			if nd < 19 {
+				m = m*10 + uint64(b[i]-'0')
+				nd++
+			} else {
+				exact = false
+			}
+		}
+	default:
+		return 0, false
 	}
-	f, err := strconv.ParseFloat(string(p.b[start:p.i]), 64) // string(…) does not escape: no allocation
+	if i < len(b) && b[i] == '.' {
+		i++
+		d := i
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			switch {
+			case m == 0 && b[i] == '0':
+				exp--
+			case nd < 19:
+				m = m*10 + uint64(b[i]-'0')
+				nd++
+				exp--
+			default:
+				exact = false
+			}
+		}
+		if i == d {
+			return 0, false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		eneg := i < len(b) && b[i] == '-'
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		d, x := i, 0
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			if x <= 1000 {
+				x = x*10 + int(b[i]-'0')
+			}
+		}
+		if i == d {
+			return 0, false
+		}
+		if x > 1000 {
+			exact = false
+		}
+		if eneg {
+			x = -x
+		}
+		exp += x
+	}
+	p.i = i
+	if exact {
+		if f, ok := fromDecimal(m, exp, neg); ok {
+			return f, true
+		}
+	}
+	f, err := strconv.ParseFloat(string(b[start:i]), 64) // string(…) does not escape: no allocation
 	return f, err == nil
 }
 

@@ -407,3 +407,37 @@ func TestKeyCacheByKind(t *testing.T) {
 		t.Errorf("first key cached as %q, want kind", e.key[:e.n])
 	}
 }
+
+// viewNumber scans and converts in one pass: it stops where scanNumber stops, fails where it fails, and gives
+// ParseFloat's float64 of the scanned text to the bit (or fails where ParseFloat does: out of range).
+func TestViewNumberAgreesWithScanAndParse(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 5))
+	parts := []string{"-", "0", "1", "9", "00", "123456789", "4503599627370497", ".", ".5", "e", "E", "+", "-", "e-7",
+		"E+22", "e400", "e-400", "1234567890123456789012", "x", ",", "}", " ", "null", "n"}
+	cases := []string{"", "-", "0", "-0", "01", "1.", ".5", "1e", "1e+", "1e5", "30.26367122147619", "115.85283400972811,",
+		"1796536932000}", "9007199254740993", "1e400", "-1e-400", "123456789012345678901234567890", "0.000000000000000000001234"}
+	for i := 0; i < 300000; i++ {
+		var sb strings.Builder
+		for n := 1 + rng.IntN(6); n > 0; n-- {
+			sb.WriteString(parts[rng.IntN(len(parts))])
+		}
+		cases = append(cases, sb.String())
+	}
+	for _, s := range cases {
+		p, q := parser{b: []byte(s)}, parser{b: []byte(s)}
+		got, ok := p.viewNumber()
+		if q.null() {
+			if !ok || !math.IsNaN(got) || p.i != q.i {
+				t.Fatalf("%q: viewNumber %v %v at %d, want null at %d", s, got, ok, p.i, q.i)
+			}
+			continue
+		}
+		scanned := q.scanNumber()
+		want, err := strconv.ParseFloat(s[:q.i], 64)
+		wantOK := scanned && err == nil
+		if ok != wantOK || (ok && (p.i != q.i || math.Float64bits(got) != math.Float64bits(want))) {
+			t.Fatalf("%q: viewNumber %v (%x) ok %v at %d; scanNumber %v at %d, ParseFloat %v (%x) %v", s, got,
+				math.Float64bits(got), ok, p.i, scanned, q.i, want, math.Float64bits(want), err)
+		}
+	}
+}

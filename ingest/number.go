@@ -107,6 +107,11 @@ func plainNumber(s []byte) (float64, bool) {
 	if i != len(s) || len(s) == 0 {
 		return 0, false
 	}
+	return fromDecimal(m, exp, neg)
+}
+
+// fromDecimal is plainNumber's answer for the number (-1 if neg) m·10^exp, m holding every digit.
+func fromDecimal(m uint64, exp int, neg bool) (float64, bool) {
 	if m == 0 {
 		return 0, !neg // -0 keeps its sign in ParseFloat: left to it
 	}
