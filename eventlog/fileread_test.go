@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,6 +177,11 @@ func TestFileReaderAgrees(t *testing.T) {
 	rr.Close()
 	if _, err := rr.Next(t.Context()); !errors.Is(err, io.EOF) {
 		t.Errorf("Next after Close: %v, want io.EOF", err)
+	}
+	// Close stopped both goroutines of the read-ahead (the log read and the decoding).
+	buf := make([]byte, 1<<20)
+	if st := string(buf[:runtime.Stack(buf, true)]); strings.Contains(st, "readMsgs") || strings.Contains(st, "readAheadLoop") {
+		t.Errorf("a read-ahead goroutine outlived Close:\n%s", st)
 	}
 	mid, end := st.FirstSeq+st.Msgs/3, st.FirstSeq+st.Msgs*2/3
 	l.SetOfflineStore("")

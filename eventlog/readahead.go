@@ -7,13 +7,14 @@ import (
 	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/nats-io/nats.go"
 
 	"citybrain/engine"
 )
 
-// Read-ahead of a RangeReader: reading the log (the message blocks or the server) and decoding its batches
-// (the Arrow read in place and CheckRecord of every batch) on a goroutine of the reader, a few messages ahead of
-// Next, so that a replay's session goroutine only applies (a replay spent half its CPU on its one goroutine
+// Read-ahead of a RangeReader: reading the log (the message blocks or the server) on one goroutine of the
+// reader and decoding its batches (the Arrow read in place and CheckRecord of every batch) on another, a few
+// messages ahead of Next, so that a replay's session goroutine only applies (a replay spent half its CPU on its one goroutine
 // reading and decoding). What Next returns, and when the callbacks run, is unchanged: they run in Next, on the
 // caller's goroutine, in log order, each after every batch before it was returned.
 
@@ -57,8 +58,24 @@ func (r *RangeReader) ReadAhead(depth int) {
 	}()
 }
 
-// readAheadLoop reads messages until the range ends, an error, or ctx ends; it owns the reader's fields of the
-// log side (file, consumer, iterator, first) while it runs.
+// rawMsg is one message as the log side read it, for the decoding goroutine: a message, the end of the
+// range (end), or an error. last marks the range's last message.
+type rawMsg struct {
+	seq  uint64
+	hdr  nats.Header
+	data []byte
+	last bool
+	end  bool
+	err  error
+}
+
+// readAheadMsgs is how many messages the log side reads ahead of the decoding.
+const readAheadMsgs = 2
+
+// readAheadLoop decodes messages into items until the range ends, an error, or ctx ends. The messages come
+// from a goroutine of its own (readMsgs), so that reading the next message (a block file's read system
+// call, the server) goes on while this one decodes (the Arrow read in place and CheckRecord): a replay's
+// reader was the stage its apply waited on. Both goroutines are in ra.wg; both stop when ctx ends.
 func (r *RangeReader) readAheadLoop(ctx context.Context, ra *aheadState, wantActions, wantTyped bool) {
 	send := func(it readAheadItem) bool {
 		select {
@@ -71,7 +88,13 @@ func (r *RangeReader) readAheadLoop(ctx context.Context, ra *aheadState, wantAct
 			return false
 		}
 	}
-	defer r.drain()
+	msgs := make(chan rawMsg, readAheadMsgs)
+	ra.wg.Add(1)
+	go func() {
+		defer ra.wg.Done()
+		defer close(msgs)
+		r.readMsgs(ctx, msgs)
+	}()
 	var items []readAheadItem
 	h := Handlers{
 		Batch: func(seq uint64, rec arrow.Record) error {
@@ -93,20 +116,18 @@ func (r *RangeReader) readAheadLoop(ctx context.Context, ra *aheadState, wantAct
 			return nil
 		}
 	}
-	for {
-		seq, hdr, data, ok, err := r.nextMsg(ctx)
-		if err != nil {
-			send(readAheadItem{err: err})
+	for m := range msgs {
+		switch {
+		case m.err != nil:
+			send(readAheadItem{err: m.err})
 			return
-		}
-		if !ok || seq > r.last {
+		case m.end:
 			send(readAheadItem{err: io.EOF})
 			return
 		}
-		r.first = seq + 1
 		items = items[:0]
 		// The handlers above return no error, so neither does dispatch.
-		_ = r.l.dispatch(seq, hdr, data, h)
+		_ = r.l.dispatch(m.seq, m.hdr, m.data, h)
 		for i, it := range items {
 			if !send(it) {
 				for _, rest := range items[i+1:] {
@@ -117,8 +138,38 @@ func (r *RangeReader) readAheadLoop(ctx context.Context, ra *aheadState, wantAct
 				return
 			}
 		}
-		if seq == r.last {
+		if m.last {
 			send(readAheadItem{err: io.EOF})
+			return
+		}
+	}
+	// msgs closed without an end: ctx ended.
+}
+
+// readMsgs reads the range's messages into msgs until its end, an error, or ctx ends; it owns the reader's
+// fields of the log side (file, consumer, iterator, first) while it runs.
+func (r *RangeReader) readMsgs(ctx context.Context, msgs chan<- rawMsg) {
+	defer r.drain()
+	put := func(m rawMsg) bool {
+		select {
+		case msgs <- m:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		seq, hdr, data, ok, err := r.nextMsg(ctx)
+		if err != nil {
+			put(rawMsg{err: err})
+			return
+		}
+		if !ok || seq > r.last {
+			put(rawMsg{end: true})
+			return
+		}
+		r.first = seq + 1
+		if !put(rawMsg{seq: seq, hdr: hdr, data: data, last: seq == r.last}) || seq == r.last {
 			return
 		}
 	}
