@@ -108,7 +108,7 @@ type BatchBuilder struct {
 	id       *array.StringBuilder
 	lat, lng *array.Float64Builder
 	cell     *array.Uint64Builder
-	f32      [NumCols]*array.Float32Builder
+	f32      [NumCols]*f32Col // the measurement columns (f32col.go); their builders in b stay empty
 	f64      [NumCols]*array.Float64Builder
 	str      [NumCols]*strCol // the optional string columns (strcol.go); their builders in b stay empty
 	severity *array.Int8Builder
@@ -128,7 +128,7 @@ func NewBatchBuilder(mem memory.Allocator) *BatchBuilder {
 	for i := ColSource; i < NumCols; i++ {
 		switch fb := rb.Field(i).(type) {
 		case *array.Float32Builder:
-			bb.f32[i] = fb
+			bb.f32[i] = &f32Col{mem: mem}
 		case *array.Float64Builder:
 			bb.f64[i] = fb
 		case *array.StringBuilder:
@@ -147,6 +147,8 @@ func (bb *BatchBuilder) Reserve(n int) {
 	for i, f := range bb.b.Fields() {
 		if bb.str[i] != nil {
 			bb.str[i].reserve(n)
+		} else if bb.f32[i] != nil {
+			bb.f32[i].reserve(n)
 		} else {
 			f.Reserve(n)
 		}
@@ -160,9 +162,12 @@ func (bb *BatchBuilder) Len() int { return bb.rows }
 // Release frees the builder.
 func (bb *BatchBuilder) Release() {
 	bb.b.Release()
-	for _, c := range bb.str {
-		if c != nil {
-			c.release()
+	for i := range bb.str {
+		if bb.str[i] != nil {
+			bb.str[i].release()
+		}
+		if bb.f32[i] != nil {
+			bb.f32[i].release()
 		}
 	}
 }
@@ -213,9 +218,9 @@ func (bb *BatchBuilder) AppendRow(rec arrow.Record, i int) {
 
 func (bb *BatchBuilder) appendF32(col int, x float64) {
 	if math.IsNaN(x) {
-		bb.f32[col].AppendNull()
+		bb.f32[col].appendNull()
 	} else {
-		bb.f32[col].Append(float32(x))
+		bb.f32[col].appendValue(float32(x))
 	}
 }
 
@@ -238,6 +243,8 @@ func (bb *BatchBuilder) NewRecord() arrow.Record {
 	for i, f := range bb.b.Fields() {
 		if bb.str[i] != nil {
 			cols[i] = bb.str[i].newArray()
+		} else if bb.f32[i] != nil {
+			cols[i] = bb.f32[i].newArray()
 		} else {
 			cols[i] = f.NewArray()
 		}
