@@ -12,6 +12,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -275,18 +276,36 @@ func orUnlimited(n int64) int64 {
 // EncodeRecord writes rec as an Arrow IPC stream (schema and one batch).
 func EncodeRecord(rec arrow.Record, mem memory.Allocator) ([]byte, error) {
 	var buf bytes.Buffer
-	// Room for the whole stream at once: growing it step by step cleared and copied it again each time.
-	buf.Grow(ipcSize(rec))
-	w := ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()), ipc.WithAllocator(mem))
-	if err := w.Write(rec); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("cannot encode record batch (%d rows): %w", rec.NumRows(), err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("cannot close IPC stream: %w", err)
+	if err := encodeRecordTo(&buf, rec, mem); err != nil {
+		return nil, err
 	}
 	return buf.Bytes(), nil
 }
+
+// encodeRecordTo is EncodeRecord into buf (emptied first).
+func encodeRecordTo(buf *bytes.Buffer, rec arrow.Record, mem memory.Allocator) error {
+	buf.Reset()
+	// Room for the whole stream at once: growing it step by step cleared and copied it again each time.
+	buf.Grow(ipcSize(rec))
+	w := ipc.NewWriter(buf, ipc.WithSchema(rec.Schema()), ipc.WithAllocator(mem))
+	if err := w.Write(rec); err != nil {
+		w.Close()
+		return fmt.Errorf("cannot encode record batch (%d rows): %w", rec.NumRows(), err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("cannot close IPC stream: %w", err)
+	}
+	return nil
+}
+
+// encodeBufs keeps appendTo's encoding buffers between batches: a batch's IPC stream is hundreds of KB, and a
+// fresh buffer each time was allocated and cleared (bytes.Buffer.Grow: 0.34 s of 25.6 s in the NATS JSON
+// ingest profile). The NATS client copies a message's data into its own write buffer before PublishMsg
+// waits for the answer, so a buffer is free again when PublishMsg returns.
+var encodeBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuf bounds the buffers kept: a rare huge batch's buffer is left to the collector.
+const maxPooledBuf = 8 << 20
 
 // ipcSize estimates the bytes of rec as an IPC stream: its buffers (each padded to 8 bytes) and room for the
 // schema and batch metadata.
@@ -346,10 +365,16 @@ func (l *Log) appendTo(ctx context.Context, subject string, rec arrow.Record, ms
 	if rec.NumRows() == 0 {
 		return 0, nil
 	}
-	data, err := EncodeRecord(rec, l.mem)
-	if err != nil {
+	buf := encodeBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledBuf {
+			encodeBufs.Put(buf)
+		}
+	}()
+	if err := encodeRecordTo(buf, rec, l.mem); err != nil {
 		return 0, err
 	}
+	data := buf.Bytes()
 	if len(data) > l.maxMsg && rec.NumRows() > 1 {
 		half := rec.NumRows() / 2
 		a, b := rec.NewSlice(0, half), rec.NewSlice(half, rec.NumRows())

@@ -19,7 +19,7 @@ import (
 )
 
 // probes returns a batch of n probes from t0, one every 100 ms.
-func probes(t *testing.T, mem memory.Allocator, n int, t0 int64) arrow.Record {
+func probes(t testing.TB, mem memory.Allocator, n int, t0 int64) arrow.Record {
 	t.Helper()
 	bb := engine.NewBatchBuilder(mem)
 	defer bb.Release()
