@@ -154,37 +154,46 @@ func TestSignalStopsAreLearned(t *testing.T) {
 	}
 }
 
-// The state survives a snapshot: a tracker restored from another's state measures what it measures.
-func TestStateRoundTrip(t *testing.T) {
-	onset := t0 + 8*60_000
-	var trips []trip
-	for k := int64(0); k < 50; k++ {
-		trips = append(trips, trip{id: fmt.Sprintf("v%d", k), start: t0 + k*20_000, kmh: 36, standAt: 150, standFrom: onset})
-	}
-	a := NewTracker(twoLinks(), 10_000)
-	type fx struct {
-		id   string
-		ts   int64
-		link int32
-		off  float32
-		kmh  float64
-	}
-	var all []fx
-	for _, tr := range trips {
-		tr.fixes(t0+16*60_000, func(id string, ts int64, link int32, off float32, kmh float64) {
-			all = append(all, fx{id, ts, link, off, kmh})
+// stateFix is one probe fix of a test's trips, kept to feed several trackers the same fixes.
+type stateFix struct {
+	id   string
+	ts   int64
+	link int32
+	off  float32
+	kmh  float64
+}
+
+// fixesOf lists the fixes of n vehicles 20 s apart from t0 at 36 km/h, each standing at 150 m on link 0 from
+// onset, until until.
+func fixesOf(n int64, onset, until int64) []stateFix {
+	var all []stateFix
+	for k := int64(0); k < n; k++ {
+		tr := trip{id: fmt.Sprintf("v%d", k), start: t0 + k*20_000, kmh: 36, standAt: 150, standFrom: onset}
+		tr.fixes(until, func(id string, ts int64, link int32, off float32, kmh float64) {
+			all = append(all, stateFix{id, ts, link, off, kmh})
 		})
 	}
-	feed := func(tk *Tracker, from, to int64, out *[]Features) {
-		for b := from; b < to; b += 10_000 {
-			for _, x := range all {
-				if x.ts >= b && x.ts < b+10_000 {
-					tk.AddFix(x.id, x.ts, x.link, x.off, x.kmh)
-				}
+	return all
+}
+
+// feedFixes feeds tk the fixes of all in [from, to) but those skip drops, in batches of 10 s with the
+// watermark 30 s behind, and appends the rows it measures to out.
+func feedFixes(tk *Tracker, all []stateFix, skip func(stateFix) bool, from, to int64, out *[]Features) {
+	for b := from; b < to; b += 10_000 {
+		for _, x := range all {
+			if x.ts >= b && x.ts < b+10_000 && (skip == nil || !skip(x)) {
+				tk.AddFix(x.id, x.ts, x.link, x.off, x.kmh)
 			}
-			tk.Advance(b+10_000-30_000, func(_ int64, f []Features) { *out = append(*out, f...) })
 		}
+		tk.Advance(b+10_000-30_000, func(_ int64, f []Features) { *out = append(*out, f...) })
 	}
+}
+
+// The state survives a snapshot: a tracker restored from another's state measures what it measures.
+func TestStateRoundTrip(t *testing.T) {
+	all := fixesOf(50, t0+8*60_000, t0+16*60_000)
+	a := NewTracker(twoLinks(), 10_000)
+	feed := func(tk *Tracker, from, to int64, out *[]Features) { feedFixes(tk, all, nil, from, to, out) }
 	var fa, fb []Features
 	feed(a, t0, t0+10*60_000, &fa)
 	data, err := a.MarshalState()
@@ -215,36 +224,10 @@ func TestStateRoundTrip(t *testing.T) {
 // its stops' quantile, where its traffic goes), and uses it when traffic comes back: a tracker restored from a
 // snapshot taken while the link was quiet judges it as the live one does.
 func TestStateKeepsAQuietLinksLearning(t *testing.T) {
-	onset := t0 + 31*60_000 // a vehicle stands on link 0 once traffic is back
-	var trips []trip
-	for k := int64(0); k < 110; k++ {
-		trips = append(trips, trip{id: fmt.Sprintf("v%d", k), start: t0 + k*20_000, kmh: 36, standAt: 150, standFrom: onset})
-	}
-	type fx struct {
-		id   string
-		ts   int64
-		link int32
-		off  float32
-		kmh  float64
-	}
-	var all []fx
-	for _, tr := range trips {
-		tr.fixes(t0+36*60_000, func(id string, ts int64, link int32, off float32, kmh float64) {
-			all = append(all, fx{id, ts, link, off, kmh})
-		})
-	}
+	all := fixesOf(110, t0+31*60_000, t0+36*60_000) // a vehicle stands on link 0 once traffic is back
 	// From 10 to 28 minutes link 0 sends nothing (its probes are gone): only link 1 sees traffic.
-	quiet := func(x fx) bool { return x.link == 0 && x.ts >= t0+10*60_000 && x.ts < t0+28*60_000 }
-	feed := func(tk *Tracker, from, to int64, out *[]Features) {
-		for b := from; b < to; b += 10_000 {
-			for _, x := range all {
-				if x.ts >= b && x.ts < b+10_000 && !quiet(x) {
-					tk.AddFix(x.id, x.ts, x.link, x.off, x.kmh)
-				}
-			}
-			tk.Advance(b+10_000-30_000, func(_ int64, f []Features) { *out = append(*out, f...) })
-		}
-	}
+	quiet := func(x stateFix) bool { return x.link == 0 && x.ts >= t0+10*60_000 && x.ts < t0+28*60_000 }
+	feed := func(tk *Tracker, from, to int64, out *[]Features) { feedFixes(tk, all, quiet, from, to, out) }
 	a := NewTracker(twoLinks(), 10_000)
 	var fa, fb []Features
 	feed(a, t0, t0+28*60_000, &fa)
