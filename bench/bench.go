@@ -45,7 +45,10 @@ type Config struct {
 	// OverloadFor is how long the overload section drives the process (0: 60 s, short: 6 s); event time
 	// advances over max(15 minutes, this).
 	OverloadFor time.Duration
-	Log         io.Writer // progress lines (nil: none)
+	// ReplayRuns is how many times each replay measure runs (0: 3, short: 1); the report keeps the median
+	// run and lists every run's rate (one run swings up to threefold on this machine).
+	ReplayRuns int
+	Log        io.Writer // progress lines (nil: none)
 }
 
 // runner holds the state of one harness run.

@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -186,6 +188,26 @@ type Replay struct {
 	RSSAfterCatchUp uint64  `json:"rss_bytes,omitempty"`
 	// WallEventsPerSec counts the whole command (process start, opening the log) for a replay session.
 	WallEventsPerSec float64 `json:"wall_events_per_s,omitempty"`
+	// Runs are the events/s of every run of this measure in the order run; the fields above are the median
+	// run's (by events/s).
+	Runs []float64 `json:"runs_events_per_s,omitempty"`
+}
+
+// medianRun returns the run of median events/s (the lower middle of an even count) with every run's rate
+// in its Runs, in the order they ran; nil without a run.
+func medianRun(runs []*Replay) *Replay {
+	if len(runs) == 0 {
+		return nil
+	}
+	rates := make([]float64, len(runs))
+	for i, rp := range runs {
+		rates[i] = rp.EventsPerSec
+	}
+	sorted := slices.Clone(runs)
+	slices.SortStableFunc(sorted, func(a, b *Replay) int { return cmp.Compare(a.EventsPerSec, b.EventsPerSec) })
+	m := *sorted[(len(sorted)-1)/2]
+	m.Runs = rates
+	return &m
 }
 
 // Target is a target figure of the issue and whether the run met it.
@@ -415,11 +437,15 @@ func (rep *Report) Table() string {
 	}
 	if rep.ReplaySession != nil || rep.Replay != nil {
 		fmt.Fprintf(&b, "\nREPLAY\n")
-		fmt.Fprintf(w, "  kind\tevents\tevent time s\tstartup s\tplay s\tevents/s\t× real time\n")
+		fmt.Fprintf(w, "  kind (the median of its runs)\tevents\tevent time s\tstartup s\tplay s\tevents/s\t× real time\tevery run, events/s\n")
 		for _, rp := range []*Replay{rep.ReplaySession, rep.ReplayServer, rep.Replay} {
 			if rp != nil {
-				fmt.Fprintf(w, "  %s\t%d\t%.0f\t%.2f\t%.2f\t%s\t%.0f\n", rp.Kind, rp.Events, rp.EventTimeSpan, rp.StartupSeconds,
-					rp.CatchUpSeconds, si(rp.EventsPerSec), rp.RealTimeFactor)
+				runs := make([]string, len(rp.Runs))
+				for i, x := range rp.Runs {
+					runs[i] = si(x)
+				}
+				fmt.Fprintf(w, "  %s\t%d\t%.0f\t%.2f\t%.2f\t%s\t%.0f\t%s\n", rp.Kind, rp.Events, rp.EventTimeSpan, rp.StartupSeconds,
+					rp.CatchUpSeconds, si(rp.EventsPerSec), rp.RealTimeFactor, strings.Join(runs, " "))
 			}
 		}
 		w.Flush()

@@ -702,14 +702,28 @@ func (r *runner) memory(ctx context.Context) error {
 		}
 	}
 	if r.want("replay") {
-		if r.cfg.Bin != "" {
-			if err := r.replaySession(ctx, ta.dataDir, accepted, span); err != nil {
-				r.rep.Errors = append(r.rep.Errors, "replay session: "+err.Error())
+		var sessions, restarts, servers []*Replay
+		for i := range r.replayRuns() {
+			if r.cfg.Bin != "" {
+				rp, err := r.replaySession(ctx, ta.dataDir, accepted, span)
+				if err != nil {
+					r.rep.Errors = append(r.rep.Errors, "replay session: "+err.Error())
+				} else {
+					sessions = append(sessions, rp)
+				}
 			}
+			rp, srv, err := r.replay(ctx, ta.dataDir, accepted, span)
+			if err != nil {
+				r.rep.Errors = append(r.rep.Errors, "restart catch-up: "+err.Error())
+				continue
+			}
+			restarts = append(restarts, rp)
+			if srv != nil {
+				servers = append(servers, srv)
+			}
+			r.logf("replay: run %d of %d", i+1, r.replayRuns())
 		}
-		if err := r.replay(ctx, ta.dataDir, accepted, span); err != nil {
-			r.rep.Errors = append(r.rep.Errors, "restart catch-up: "+err.Error())
-		}
+		r.rep.ReplaySession, r.rep.Replay, r.rep.ReplayServer = medianRun(sessions), medianRun(restarts), medianRun(servers)
 	}
 	r.dispose(ta)
 	if !r.want("memory") {
@@ -753,9 +767,20 @@ var replayReads = regexp.MustCompile(`replay reads ([^\n]*)`)
 
 var replayFinished = regexp.MustCompile(`replay finished: (\d+) events in \d+ batches.*; ([0-9.]+) events/s, ([0-9.]+)× real time over ([0-9.]+)s`)
 
+// replayRuns is how many times each replay measure runs.
+func (r *runner) replayRuns() int {
+	switch {
+	case r.cfg.ReplayRuns > 0:
+		return r.cfg.ReplayRuns
+	case r.cfg.Short:
+		return 1
+	}
+	return 3
+}
+
 // replaySession runs `citybrain replay --data dir --speed 0 --warmup 0` (a replay session over the whole
 // recorded log, as fast as it goes, printing its own measured speed) and times it from outside too.
-func (r *runner) replaySession(ctx context.Context, dir string, n uint64, span time.Duration) error {
+func (r *runner) replaySession(ctx context.Context, dir string, n uint64, span time.Duration) (*Replay, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -763,11 +788,11 @@ func (r *runner) replaySession(ctx context.Context, dir string, n uint64, span t
 	out, err := cmd.CombinedOutput()
 	wall := time.Since(start)
 	if err != nil {
-		return fmt.Errorf("cannot run %s replay (%v): %s", r.cfg.Bin, err, tail(string(out)))
+		return nil, fmt.Errorf("cannot run %s replay (%v): %s", r.cfg.Bin, err, tail(string(out)))
 	}
 	m := replayFinished.FindSubmatch(out)
 	if m == nil {
-		return fmt.Errorf("cannot find the replay's summary in its output: %s", tail(string(out)))
+		return nil, fmt.Errorf("cannot find the replay's summary in its output: %s", tail(string(out)))
 	}
 	ev, _ := strconv.ParseUint(string(m[1]), 10, 64)
 	eps, _ := strconv.ParseFloat(string(m[2]), 64)
@@ -777,22 +802,23 @@ func (r *runner) replaySession(ctx context.Context, dir string, n uint64, span t
 	if m := replayReads.FindSubmatch(out); m != nil {
 		kind += ", reads " + string(m[1])
 	}
-	r.rep.ReplaySession = &Replay{Kind: kind, Events: ev,
+	rp := &Replay{Kind: kind, Events: ev,
 		EventTimeSpan: span.Seconds(), StartupSeconds: wall.Seconds() - played, CatchUpSeconds: played, EventsPerSec: eps,
 		RealTimeFactor: rt, WallEventsPerSec: float64(ev) / wall.Seconds()}
 	if ev != n {
 		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("replay session played %d events, the log holds %d", ev, n))
 	}
-	return nil
+	return rp, nil
 }
 
-// replay restarts a process on dir and times its catch-up to n events.
-func (r *runner) replay(ctx context.Context, dir string, n uint64, span time.Duration) error {
-	rp := &Replay{Kind: "restart of citybrain run until caught up (snapshot + log tail)", Events: n, EventTimeSpan: span.Seconds()}
+// replay restarts a process on dir and times its catch-up to n events, then a replay session on it through
+// its API (srv: nil when that failed, its error in the report).
+func (r *runner) replay(ctx context.Context, dir string, n uint64, span time.Duration) (rp, srv *Replay, err error) {
+	rp = &Replay{Kind: "restart of citybrain run until caught up (snapshot + log tail)", Events: n, EventTimeSpan: span.Seconds()}
 	start := time.Now()
 	t, err := r.startTarget(ctx, dir, runOpts{})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	defer t.stop()
 	up := time.Now()
@@ -804,7 +830,7 @@ func (r *runner) replay(ctx context.Context, dir string, n uint64, span time.Dur
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("cannot see the restart catch up within 5 minutes (reflected %d of %d)", st.EventsReflected, n)
+			return nil, nil, fmt.Errorf("cannot see the restart catch up within 5 minutes (reflected %d of %d)", st.EventsReflected, n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -813,13 +839,13 @@ func (r *runner) replay(ctx context.Context, dir string, n uint64, span time.Dur
 	rp.EventsPerSec = float64(n) / rp.CatchUpSeconds
 	rp.RealTimeFactor = span.Seconds() / rp.CatchUpSeconds
 	rp.RSSAfterCatchUp = t.rss()
-	r.rep.Replay = rp
 	// The replay session a planner starts in the command center: through the running server's API, its
 	// reader on the log through the server.
-	if err := r.replayOverServer(ctx, t, n, span); err != nil {
+	srv, err = r.replayOverServer(ctx, t, n, span)
+	if err != nil {
 		r.rep.Errors = append(r.rep.Errors, "replay session over the server: "+err.Error())
 	}
-	return nil
+	return rp, srv, nil
 }
 
 // traceTicks samples the target's last tick (engine and hub parts) and the engine's backlog every 100 ms

@@ -156,6 +156,7 @@ func (r *Report) Table() string {
 		}
 		b.WriteString(observableTable(r.Observable, cities))
 		b.WriteString(evidenceBoundTable(r.Scenarios, r.Observable, cities))
+		b.WriteString(clearanceTable(r.Scenarios, cities))
 		if len(r.Targets) > 0 {
 			met := 0
 			var missed []string

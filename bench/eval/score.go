@@ -78,6 +78,11 @@ type TruthResult struct {
 	DetKinds   []string `json:"detection_evidence_kinds,omitempty"`
 	DetScore   float64  `json:"detection_score,omitempty"`
 	Detections int      `json:"matching_detections"`
+	// ClearLagS: when the last of its matching incidents was cleared, less its end (s; negative: shown
+	// cleared while the road was still blocked); nil while one of them is still open at the end of the data,
+	// and then OpenAfterS says how long after its end the data ran (clearance.go).
+	ClearLagS  *float64 `json:"clear_lag_s,omitempty"`
+	OpenAfterS *float64 `json:"open_after_end_s,omitempty"`
 }
 
 // Metrics are the scores of a set of truths and detections.
@@ -147,6 +152,7 @@ func score(truths []Truth, dets []Detection, dataEnd time.Time, hours float64) (
 			d.Verdict = "duplicate"
 		}
 	}
+	setClearance(res, dets, dataEnd)
 	m := metrics(res, dets, hours)
 	return res, dets, m
 }

@@ -28,11 +28,13 @@ func benchMain(args []string) error {
 	ingestPaths := fs.String("ingest-paths", "", "comma-separated ingest paths to measure (HTTP NDJSON, NATS JSON, HTTP Arrow, NATS Arrow; default all)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	overloadFor := fs.Duration("overload-for", 0, "how long the overload section drives the process (default 60s, 6s with --short; 15m: the sustained run of docs/performance.md)")
+	replayRuns := fs.Int("replay-runs", 0, "how many times each replay measure runs; the report keeps the median run (default 3, 1 with --short)")
 	centrifugo := fs.String("centrifugo", "", "the Centrifugo binary of the peer fan-out section (default bin/centrifugo, else PATH; `make centrifugo` installs it)")
 	fs.Parse(args)
 
 	cfg := bench.Config{Bin: *bin, Short: *short, Duration: *dur, Clients: *clients, DataRoot: *dataRoot, TempDir: *tmpDir,
-		ProfileDir: *profile, Centrifugo: *centrifugo, KeepLog: *keepLog, OverloadFor: *overloadFor}
+		ProfileDir: *profile, Centrifugo: *centrifugo, KeepLog: *keepLog, OverloadFor: *overloadFor,
+		ReplayRuns: *replayRuns}
 	if *ingestPaths != "" {
 		cfg.IngestPaths = strings.Split(*ingestPaths, ",")
 	}
