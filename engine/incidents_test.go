@@ -374,3 +374,46 @@ func TestNewCauseIsNotHiddenInAnOldIncident(t *testing.T) {
 		}
 	}
 }
+
+// A stall alarm is a vehicle standing two minutes in a camera's view. While the camera counts vehicles into its
+// junction at its usual rate, the junction discharges and the vehicle stands in a moving queue: the camera's
+// stall alarms stay a candidate however often they repeat (issue 12, tenth pass). At a camera whose counts
+// fell through those two minutes (a blockage holding traffic back) the same frames are an incident at the
+// third, and at the counting camera a call nearby makes one at once.
+func TestAStallAlarmAtACameraCountingAsUsualNeedsCorroboration(t *testing.T) {
+	r := newRig(t, nil)
+	far := lat - 0.02 // the second camera, 2.2 km south
+	count := func(ts int64, id string, la float64, n float64) Event {
+		e := video(ts, id, la, lng, "vehicle_count", 0.9)
+		e.Count, e.IntervalS = n, 10
+		return e
+	}
+	// Twelve minutes of counts at both cameras, 6 vehicles every 10 s; the second's stop after ten minutes.
+	for k := int64(1); k <= 72; k++ {
+		ts := t0 + k*10_000
+		n := 6.0
+		if k > 60 {
+			n = 0
+		}
+		r.apply(count(ts, "cam-1", lat, 6), count(ts, "cam-2", far, n))
+	}
+	// Then each camera's stall alarms, vehicles standing at spots 10-30 m apart, while the counts go on.
+	for k := int64(0); k < 5; k++ {
+		ts := t0 + 725_000 + k*25_000
+		off := float64(k%3) * 0.0001
+		r.apply(video(ts, "cam-1", lat+off, lng, "stalled_vehicle", 0.8), video(ts, "cam-2", far+off, lng, "stalled_vehicle", 0.8),
+			count(ts+5_000, "cam-1", lat, 6), count(ts+5_000, "cam-2", far, 0))
+	}
+	got := r.e.Incidents()
+	if len(got) != 1 || math.Abs(got[0].Lat-far) > 0.001 {
+		t.Fatalf("incidents %+v: want one, at the camera whose counts fell", got)
+	}
+	if want := t0 + 725_000 + 2*25_000; got[0].DetectedAt != want {
+		t.Errorf("the incident at the camera whose counts fell was detected at %d, want at its third frame (%d)", got[0].DetectedAt, want)
+	}
+	ts := t0 + 860_000
+	r.apply(report(ts, "call-1", lat+0.0008, lng, "crash", 3))
+	if got = r.e.Incidents(); len(got) != 2 || got[1].DetectedAt != ts || got[1].EvidenceCount != 6 {
+		t.Errorf("after a call at the counting camera: %+v, want a second incident at the call holding its five frames", got)
+	}
+}

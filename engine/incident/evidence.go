@@ -31,6 +31,8 @@ type Evidence struct {
 	// evidence in log order, so that its judgement does not depend on how wall-clock ticks group batches.
 	Seq      uint64 `json:"-"`
 	WmBefore int64  `json:"-"`
+	// Count: a camera's vehicle count for the interval ending at TS (a note of Type countType, weight 0).
+	Count float64 `json:",omitempty"`
 }
 
 // incidentVideo are the video types that are incident evidence, with the incident type they suggest.
@@ -48,6 +50,14 @@ func PointEvidence(rec arrow.Record, r int, cell uint64, lat, lng float64, k sch
 	case schema.KindVideo:
 		if typ.IsNull(r) {
 			return ev, false
+		}
+		if typ.Value(r) == countType {
+			n := rec.Column(schema.ColCount).(*array.Float32)
+			if n.IsNull(r) {
+				return ev, false
+			}
+			ev.Type, ev.Count, ev.Source = countType, float64(n.Value(r)), schema.CloneStr(id.Value(r))
+			return ev, true
 		}
 		t, ok := incidentVideo[typ.Value(r)]
 		if !ok {

@@ -230,6 +230,7 @@ type tracker struct {
 	cams       map[string]*camRecord
 	topo       *Topology           // nil without a road network
 	flow       map[int32]*linkFlow // the judge's last word on each link, in log order
+	counts     map[string]*camCounts
 }
 
 type camRecord struct {
@@ -293,8 +294,12 @@ func (t *tracker) add(ev Evidence) {
 			return // a note, not evidence
 		}
 	}
+	if ev.Kind == schema.KindVideo && ev.Type == countType {
+		t.noteCount(ev)
+		return
+	}
 	w := ev.Weight
-	doubt := t.doubted(ev)
+	doubt := t.doubted(ev) || t.countsFlow(ev)
 	if ev.Kind == schema.KindVideo {
 		w *= t.camWeight(ev.Source, ev.TS-t.lateness)
 		c := t.cams[ev.Source]

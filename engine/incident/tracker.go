@@ -170,7 +170,8 @@ type State struct {
 	Incidents  []IncidentState       `json:"incidents"`
 	Cams       map[string]*camRecord `json:"cams"`
 	AdvancedTo int64                 `json:"advanced_to"`
-	Flow       map[int32]*linkFlow   `json:"flow,omitempty"` // the judge's last word on each link
+	Flow       map[int32]*linkFlow   `json:"flow,omitempty"`   // the judge's last word on each link
+	Counts     map[string]*camCounts `json:"counts,omitempty"` // the cameras' recent vehicle counts
 }
 
 // IncidentState is an Incident with the tracker's internals, for snapshots.
@@ -185,7 +186,7 @@ type IncidentState struct {
 // encode it before the next Track).
 func (tr *Tracker) State() State {
 	t := tr.t
-	st := State{Cams: t.cams, AdvancedTo: t.advancedTo, Flow: t.flow}
+	st := State{Cams: t.cams, AdvancedTo: t.advancedTo, Flow: t.flow, Counts: t.counts}
 	for _, in := range t.order {
 		is := IncidentState{Incident: *in, Sources: in.sources, Types: in.types}
 		for li := range in.links {
@@ -205,6 +206,7 @@ func (tr *Tracker) Restore(st State) {
 		t.cams = st.Cams
 	}
 	t.flow = st.Flow
+	t.counts = st.Counts
 	for i := range st.Incidents {
 		is := &st.Incidents[i]
 		in := is.Incident
