@@ -124,6 +124,48 @@ type sourceAcc struct {
 	SpotLast    int64   `json:"spot_last,omitempty"`
 	SpotN       int     `json:"spot_n,omitempty"`
 	SpotDoubted int     `json:"spot_doubted,omitempty"`
+	// Scenes: a camera's detections by the scene they name (sceneOf), so that only frames of one scene repeat
+	// each other; nil in snapshots from before it (then N counts).
+	Scenes map[string]int `json:"scenes,omitempty"`
+	// Late: a camera that joined the incident after it was detected. Its stall alarms from a queue do not
+	// move it (tracker.add).
+	Late bool `json:"late,omitempty"`
+}
+
+// A camera's frames repeat each other only when they name one scene. A classifier's mistakes are one frame,
+// sometimes two, of whatever type (issue 12, tenth pass: three planted frames of one camera, a pedestrian and
+// two of debris, made a false alarm in grid at both probe shares); a scene that is really there is seen as
+// the same thing again. Crash, stalled vehicle and debris are one scene (something standing in the road: a
+// classifier may name one scene by each of them in turn); a wrong-way driver, a pedestrian and smoke are each
+// their own.
+func sceneOf(typ string) string {
+	switch typ {
+	case "crash", "stalled_vehicle", "debris":
+		return "obstacle"
+	}
+	return typ
+}
+
+// seen counts a detection of typ (N already counts it) by the scene it names. A source restored from a
+// snapshot from before scenes were counted takes its earlier detections as of this frame's scene, as they
+// counted then.
+func (sa *sourceAcc) seen(typ string) {
+	if sa.Scenes == nil {
+		sa.Scenes = map[string]int{sceneOf(typ): sa.N - 1}
+	}
+	sa.Scenes[sceneOf(typ)]++
+}
+
+// repeats is how often the source saw its most repeated scene (N for a source restored from an older snapshot).
+func (sa *sourceAcc) repeats() int {
+	if sa.Scenes == nil {
+		return sa.N
+	}
+	n := 0
+	for _, c := range sa.Scenes {
+		n = max(n, c)
+	}
+	return n
 }
 
 // Stall alarms from one spot. A camera raises a stall alarm for each vehicle standing in its view, and again
@@ -293,12 +335,16 @@ func (t *tracker) add(ev Evidence) {
 	key := ev.Kind.String() + ":" + ev.Source
 	sa := in.sources[key]
 	if sa == nil {
-		sa = &sourceAcc{Kind: ev.Kind}
+		sa = &sourceAcc{Kind: ev.Kind, Late: in.Status != "" && ev.Kind == schema.KindVideo}
 		in.sources[key] = sa
 	}
 	sa.N++
+	if ev.Kind == schema.KindVideo {
+		sa.seen(ev.Type)
+	}
+	alone := false
 	if ev.Kind == schema.KindVideo && queueConfusable[ev.Type] {
-		if sa.stand(ev) {
+		if alone = sa.stand(ev); alone {
 			// One vehicle standing alone: neither this frame nor the run's earlier ones are a queue's.
 			if sa.SpotDoubted > 0 {
 				sa.Doubted -= sa.SpotDoubted
@@ -334,7 +380,12 @@ func (t *tracker) add(ev Evidence) {
 	if ev.Kind == schema.KindReport {
 		pw *= 0.3
 	}
-	if weak {
+	if weak || sa.Late && queueConfusable[ev.Type] && !alone {
+		// A camera that joined after the detection, alarming from a queue: its frames are the queue's
+		// vehicles standing anywhere in its view (up to 100 m from its junction, wherever the queue has
+		// grown to), not the blockage the incident was placed at (issue 12, tenth pass: in spider a
+		// camera's hundreds of frames of the queue carried two incidents, each placed by a call 70-145 m
+		// from its closure, 304 and 354 m away). One vehicle standing alone in its view still places it.
 		pw = 0
 	} else if li := ev.LinkRef - 1; li >= 0 && t.topo != nil && in.Status != "" && len(in.links) > 0 && !in.links[li] {
 		switch {
@@ -431,6 +482,12 @@ func (t *tracker) nearest(ev Evidence) *Incident {
 			// at a junction whose queue was already an incident, a second closure near an old one whose
 			// calls ended), not more of the old one: joining would hide it under the old detection.
 			continue
+		}
+		// A camera already feeding a detected incident keeps feeding it: its frames are of one scene in its
+		// view, and since a late camera's queue frames no longer move the incident (tracker.add), they may
+		// lie farther than mergeM from where it stays.
+		if ev.Kind == schema.KindVideo && in.Status != "" && in.sources[ev.Kind.String()+":"+ev.Source] != nil {
+			return in
 		}
 		// A candidate (never detected) is a suspicion, not a queue to follow: a judgement joins it by its link
 		// only on a link of its own, else by distance like any evidence.
@@ -529,7 +586,7 @@ func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 		switch {
 		case sa.Kind == schema.KindTransit:
 			w = math.Min(w, 0.35) // supporting evidence only
-		case sa.Kind == schema.KindVideo && (sa.N < videoRepeats || sa.Doubt),
+		case sa.Kind == schema.KindVideo && (sa.repeats() < videoRepeats || sa.Doubt),
 			(sa.Kind == schema.KindProbe || sa.Kind == schema.KindDetector) && sa.N < trafficRepeats:
 			// A classifier's frame until it repeats, or a cell's traffic anomaly that has not yet outlasted
 			// a signal cycle or two, is a candidate until something else corroborates it.
@@ -584,6 +641,9 @@ func detectionTime(in *Incident, fallback int64) int64 {
 			acc[key] = sa
 		}
 		sa.N++
+		if sa.Kind == schema.KindVideo {
+			sa.seen(e.Type)
+		}
 		sa.doubt(e.doubt)
 		sa.Weight = math.Max(sa.Weight, e.Weight)
 		if fuse(acc, blocking(types)) >= DetectScore {
