@@ -144,6 +144,9 @@ var queueConfusable = map[string]bool{"stalled_vehicle": true}
 type linkFlow struct {
 	Flowing int64 `json:"flowing,omitempty"`
 	Suspect int64 `json:"suspect,omitempty"`
+	// Since: the first flowing note of the link's current run of them (no suspicion since): when its traffic
+	// recovered, for an incident's clearance.
+	Since int64 `json:"since,omitempty"`
 }
 
 // noteLink records a traffic judgement of a link (a flowing note or a candidate or alarm).
@@ -157,6 +160,9 @@ func (t *tracker) noteLink(ev Evidence) {
 		t.flow[ev.LinkRef-1] = lf
 	}
 	if ev.Type == flowingType {
+		if lf.Since == 0 || lf.Suspect >= lf.Since {
+			lf.Since = ev.TS
+		}
 		lf.Flowing = max(lf.Flowing, ev.TS)
 	} else {
 		lf.Suspect = max(lf.Suspect, ev.TS)
@@ -184,4 +190,18 @@ func (t *tracker) doubted(ev Evidence) bool {
 		}
 	}
 	return flowing
+}
+
+// recoveredAt is when an incident's road recovered after its last evidence: when the last of its links
+// whose latest word is flowing began to flow after that evidence (0: none seen, or no links of its own).
+func (t *tracker) recoveredAt(in *Incident) int64 {
+	var last int64
+	for li := range in.links {
+		lf := t.flow[li]
+		if lf == nil || lf.Flowing <= in.LastEvidenceAt || lf.Suspect >= lf.Flowing {
+			continue
+		}
+		last = max(last, lf.Since, in.LastEvidenceAt)
+	}
+	return last
 }
