@@ -237,3 +237,41 @@ func TestCameraCountsSurviveASnapshot(t *testing.T) {
 		t.Errorf("restored from a snapshot after the counts: %d incidents, live none", len(restored))
 	}
 }
+
+// Two cameras 150 m apart, each counting vehicles through its junction as usual while it raises stall alarms
+// from a queue, are both doubted; they are explained by the same ordinary congestion, so together they stay a
+// candidate (in the corpus such pairs made false alarms in Hangzhou and random). A call there makes it an
+// incident at once.
+func TestDoubtedCamerasDoNotCorroborateEachOther(t *testing.T) {
+	net := chain(t, 2)
+	var log []Evidence
+	seq := uint64(0)
+	count := func(cam string, x float64, ts int64) Evidence {
+		seq++
+		p, cell := on(t, net, x)
+		return Evidence{Kind: schema.KindVideo, Source: cam, Type: countType, TS: ts, Lat: p.Lat, Lng: p.Lng, Cell: cell,
+			Count: 6, Seq: seq, WmBefore: ts - 30_000}
+	}
+	for k := int64(1); k <= 72; k++ {
+		log = append(log, count("cam-1", 300, t0+k*10_000), count("cam-2", 450, t0+k*10_000))
+	}
+	for k := int64(0); k < 5; k++ {
+		ts := t0 + 725_000 + k*25_000
+		seq++
+		log = append(log, camFrame(t, net, "cam-1", "stalled_vehicle", 290+float64(k%3)*12, ts, seq))
+		seq++
+		log = append(log, camFrame(t, net, "cam-2", "stalled_vehicle", 440+float64(k%3)*12, ts+1_000, seq),
+			count("cam-1", 300, ts+5_000), count("cam-2", 450, ts+5_000))
+	}
+	tr := NewTracker(30_000)
+	tr.SetTopology(NewTopology(net, 9))
+	tr.Track(t0+860_000, everySeq, log)
+	if got := tr.Incidents(); len(got) != 0 {
+		t.Fatalf("two cameras counting as usual, alarming from a queue, made %d incidents (score %.2f), want a candidate", len(got), got[0].Score)
+	}
+	seq++
+	tr.Track(t0+900_000, everySeq, []Evidence{callAt(t, net, 380, t0+870_000, seq)})
+	if got := tr.Incidents(); len(got) != 1 || got[0].DetectedAt != t0+870_000 {
+		t.Errorf("after a call between the cameras: %+v, want one incident detected at the call", got)
+	}
+}
