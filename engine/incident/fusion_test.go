@@ -275,3 +275,51 @@ func TestDoubtedCamerasDoNotCorroborateEachOther(t *testing.T) {
 		t.Errorf("after a call between the cameras: %+v, want one incident detected at the call", got)
 	}
 }
+
+// The judge's candidate (a link it finds suspicious, short of an alarm) corroborates a camera's stall alarm at
+// once, unless the camera is doubted for a moving queue: a camera counting vehicles through as usual and a
+// suspicious queue on the link beside it are the same ordinary congestion. A call still makes it an incident.
+func TestACandidateDoesNotCorroborateADoubtedCamera(t *testing.T) {
+	net := chain(t, 2)
+	for _, usual := range []bool{true, false} {
+		var log []Evidence
+		seq := uint64(0)
+		count := func(ts int64, n float64) Evidence {
+			seq++
+			p, cell := on(t, net, 300)
+			return Evidence{Kind: schema.KindVideo, Source: "cam-1", Type: countType, TS: ts, Lat: p.Lat, Lng: p.Lng, Cell: cell,
+				Count: n, Seq: seq, WmBefore: ts - 30_000}
+		}
+		for k := int64(1); k <= 72; k++ {
+			n := 6.0
+			if !usual && k > 60 {
+				n = 1
+			}
+			log = append(log, count(t0+k*10_000, n))
+		}
+		for k := int64(0); k < 2; k++ {
+			ts := t0 + 725_000 + k*25_000
+			seq++
+			cand := linkEvidence(t, net, 0, ts-2_000, candidateW)
+			cand.Seq, cand.WmBefore = seq, ts-32_000
+			seq++
+			log = append(log, cand, camFrame(t, net, "cam-1", "stalled_vehicle", 290+float64(k)*12, ts, seq))
+		}
+		tr := NewTracker(30_000)
+		tr.SetTopology(NewTopology(net, 9))
+		tr.Track(t0+780_000, everySeq, log)
+		got := tr.Incidents()
+		if usual && len(got) != 0 {
+			t.Errorf("a camera counting as usual and a candidate beside it made %d incidents, want a candidate", len(got))
+		}
+		if !usual && (len(got) != 1 || got[0].DetectedAt != t0+725_000) {
+			t.Errorf("a camera whose counts fell and a candidate beside it: %+v, want an incident at the first frame", got)
+		}
+		if usual {
+			tr.Track(t0+800_000, everySeq, []Evidence{callAt(t, net, 320, t0+790_000, seq+1)})
+			if got := tr.Incidents(); len(got) != 1 || got[0].DetectedAt != t0+790_000 {
+				t.Errorf("after a call: %+v, want one incident detected at the call", got)
+			}
+		}
+	}
+}

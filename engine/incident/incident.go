@@ -575,14 +575,20 @@ func (t *tracker) rescore(in *Incident, ts int64) {
 //
 // A traffic candidate (a link the detector finds suspicious but not yet blocked) corroborates only a named
 // cause that blocks a road (blocked: a crash, a stalled vehicle, debris, a closure or hazard called in): a
-// camera's wrong-way driver next to an ordinary queue is not a blockage.
+// camera's wrong-way driver next to an ordinary queue is not a blockage; and only when some evidence other
+// than cameras doubted for a moving queue is there: such a camera and a suspicious queue beside it are the
+// same ordinary congestion (issue 12, tenth pass).
 func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 	miss := 1.0
 	kinds := map[schema.Kind]bool{}
 	traffic, doubted := 0.0, 0.0
+	undoubted := false
+	for key, sa := range sources {
+		undoubted = undoubted || !linkSource(key) && !(sa.Kind == schema.KindVideo && sa.Doubt)
+	}
 	for key, sa := range sources {
 		if linkSource(key) {
-			if sa.Weight >= DetectScore || blocked {
+			if sa.Weight >= DetectScore || blocked && undoubted {
 				traffic = math.Max(traffic, sa.Weight)
 				kinds[sa.Kind] = true
 			}
