@@ -2,7 +2,6 @@ package incident
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -155,17 +154,7 @@ func TestScenesAndLateCamerasSurviveASnapshot(t *testing.T) {
 	first := NewTracker(30_000)
 	first.SetTopology(NewTopology(net, 9))
 	first.Track(mark.TS, mark.Seq, append([]Evidence(nil), log[:split]...))
-	data, err := json.Marshal(first.State())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st State
-	if err := json.Unmarshal(data, &st); err != nil {
-		t.Fatal(err)
-	}
-	restored := NewTracker(30_000)
-	restored.SetTopology(NewTopology(net, 9))
-	restored.Restore(st)
+	restored := restarted(t, first, net)
 	restored.Track(end, everySeq, append([]Evidence(nil), log[split:]...))
 
 	a, b := live.Incidents(), restored.Incidents()
@@ -214,17 +203,7 @@ func TestCameraCountsSurviveASnapshot(t *testing.T) {
 		tr.SetTopology(NewTopology(net, 9))
 		tr.Track(mark.TS, mark.Seq, append([]Evidence(nil), before...))
 		if restart {
-			data, err := json.Marshal(tr.State())
-			if err != nil {
-				t.Fatal(err)
-			}
-			var st State
-			if err := json.Unmarshal(data, &st); err != nil {
-				t.Fatal(err)
-			}
-			tr = NewTracker(30_000)
-			tr.SetTopology(NewTopology(net, 9))
-			tr.Restore(st)
+			tr = restarted(t, tr, net)
 		}
 		tr.Track(t0+900_000, everySeq, append([]Evidence(nil), after...))
 		return tr.Incidents()
