@@ -119,6 +119,9 @@ type Report struct {
 	Against       string       `json:"against,omitempty"`
 	AgainstTruths []SweepTruth `json:"-"`
 	Skipped       []string     `json:"skipped,omitempty"`
+	// Health: does each SUMO run hold the issue's traffic condition (near capacity, not gridlock)? Per city
+	// and seed, by 300-s window (health.go).
+	Health []HealthRun `json:"corpus_health,omitempty"`
 }
 
 // Target is one of issue 12's bars for one city, measured.
@@ -350,6 +353,7 @@ func runCity(ctx context.Context, cfg *Config, c *city, model *detect.Model, rep
 		if err != nil {
 			return err
 		}
+		rep.Health = append(rep.Health, corpusHealth(run))
 		if cfg.Prepare {
 			continue
 		}

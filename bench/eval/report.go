@@ -204,6 +204,7 @@ func (r *Report) Table() string {
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString(healthTable(r.Health))
 	head := "| %s | truths | detected | ≤ 180 s | false alarms (per h) | duplicates | TTD mean / median / worst (s) | location error mean / worst (m) |\n|---|---|---|---|---|---|---|---|\n"
 	fmt.Fprintf(&b, head, "source/variant (summed over seeds)")
 	var keys []string

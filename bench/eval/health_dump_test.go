@@ -1,0 +1,86 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestHealthDump is not a test but the harness of docs/incidents.md "The corpus against the issue's conditions
+// (session 9)": with CITYBRAIN_HEALTH=1 it reads every run of the corpus (CITYBRAIN_HEALTH_CITIES, default all;
+// seeds CITYBRAIN_HEALTH_SEEDS, default 1,2; the cache CITYBRAIN_HEALTH_CACHE, default the eval's; a run not
+// cached is simulated) and prints each run's health per 300-s window, then the report's health table.
+// CITYBRAIN_HEALTH_NOBLOCK=1 runs SUMO again without the blockages (not cached: the background demand alone);
+// CITYBRAIN_HEALTH_PERIOD=S replaces the randomTrips period of generated demand (use it with a private cache
+// whose cities hold no demand files: the demand's file name does not carry its period).
+func TestHealthDump(t *testing.T) {
+	if os.Getenv("CITYBRAIN_HEALTH") == "" {
+		t.Skip("the corpus health harness: set CITYBRAIN_HEALTH=1 to run it")
+	}
+	ctx := context.Background()
+	cfg := Config{Cache: os.Getenv("CITYBRAIN_HEALTH_CACHE"), DataRoot: os.Getenv("CITYBRAIN_DATA"), Seeds: []int64{1, 2}, Log: os.Stderr, NoDemo: true}
+	if c := os.Getenv("CITYBRAIN_HEALTH_CITIES"); c != "" {
+		cfg.Cities = strings.Split(c, ",")
+	}
+	if s := os.Getenv("CITYBRAIN_HEALTH_SEEDS"); s != "" {
+		cfg.Seeds = nil
+		for _, f := range strings.Split(s, ",") {
+			var v int64
+			if _, err := fmt.Sscan(f, &v); err != nil {
+				t.Fatal(err)
+			}
+			cfg.Seeds = append(cfg.Seeds, v)
+		}
+	}
+	cfg.fill()
+	if why := sumoMissing(&cfg); why != "" {
+		t.Fatal(why)
+	}
+	var hs []HealthRun
+	for _, name := range cfg.Cities {
+		cc, ok := cityByName(name)
+		if !ok {
+			t.Fatalf("no city %q in the corpus", name)
+		}
+		c := *cc
+		if p := os.Getenv("CITYBRAIN_HEALTH_PERIOD"); p != "" && c.Period > 0 {
+			if _, err := fmt.Sscan(p, &c.Period); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cf, err := buildCity(ctx, &cfg, &c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, seed := range cfg.Seeds {
+			endS := float64(cfg.Minutes) * 60
+			var run *simRun
+			if os.Getenv("CITYBRAIN_HEALTH_NOBLOCK") != "" {
+				routes, err := cf.demand(ctx, seed, endS)
+				if err != nil {
+					t.Fatal(err)
+				}
+				run, err = runSim(ctx, &cfg, &c, cf, routes, seed, endS, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				var err error
+				run, err = simulate(ctx, &cfg, &c, cf, seed, endS)
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			h := corpusHealth(run)
+			hs = append(hs, h)
+			fmt.Printf("%s/seed%d (first blockage %.0f s; end: running %d, waiting %d, loaded %d, inserted %d, teleports %d)\n", h.City, h.Seed, h.FirstBlockS, h.Running, h.Waiting, h.Loaded, h.Inserted, h.Teleports)
+			fmt.Println("  min   veh   km/h  slow%  links  blocked started  away_kmh away%")
+			for _, w := range h.Windows {
+				fmt.Printf("  %3d %5.0f %6.1f %5.1f %6d %4d %4d %8.1f %5.1f\n", w.Window*SpeedWindowS/60, w.Vehicles, w.Kmh, 100*w.SlowLinks, w.Links, w.Blocked, w.Started, w.AwayKmh, 100*w.AwayShare)
+			}
+		}
+	}
+	fmt.Print(healthTable(hs))
+}
