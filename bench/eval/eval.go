@@ -109,7 +109,16 @@ type Report struct {
 	// Observable: when each full closure of the scored cities shows in the traffic data at all (the oracle
 	// bound; measured on the corpus's rows, so with --model loco only).
 	Observable []Observable `json:"observable,omitempty"`
-	Skipped    []string     `json:"skipped,omitempty"`
+	// Sweep: each held-out model's detection against false alarms over its own city's rows (sweep.go; with
+	// --model loco only).
+	Sweep []SweepPoint `json:"sweep,omitempty"`
+	// SweepTruths: per closure of the held-out cities, the fewest false alarms per hour at which the sweep
+	// finds it within its bar.
+	SweepTruths []SweepTruth `json:"sweep_truths,omitempty"`
+	// Against names the report the sweep's closures are paired with in the table (AgainstTruths: its closures).
+	Against       string       `json:"against,omitempty"`
+	AgainstTruths []SweepTruth `json:"-"`
+	Skipped       []string     `json:"skipped,omitempty"`
 }
 
 // Target is one of issue 12's bars for one city, measured.
@@ -300,11 +309,12 @@ func cityModels(ctx context.Context, cfg *Config, rep *Report) (map[string]*dete
 		return nil, err
 	}
 	for _, c := range cfg.Cities {
-		var train []*corpusRun
+		var train, test []*corpusRun
 		for _, r := range runs {
 			if r.city != c {
 				train = append(train, r)
 			} else {
+				test = append(test, r)
 				rep.Observable = append(rep.Observable, r.observable...)
 			}
 		}
@@ -317,6 +327,9 @@ func cityModels(ctx context.Context, cfg *Config, rep *Report) (map[string]*dete
 			how = "fitted before on the same rows (cached)"
 		}
 		fmt.Fprintf(cfg.Log, "eval: %s is judged by a model %s on the other cities (threshold %.3f, persistence %d)\n", c, how, m.Threshold, m.Persist)
+		pts, sts := sweepCity(c, test, m)
+		rep.Sweep = append(rep.Sweep, pts...)
+		rep.SweepTruths = append(rep.SweepTruths, sts...)
 		out[c] = m
 	}
 	rep.ModelNote = fmt.Sprintf("leave-one-city-out: each city judged by a model fitted and calibrated on the other cities of %s (same seeds), never on itself", strings.Join(all.Cities, ", "))

@@ -198,15 +198,40 @@ type proxyResult struct {
 }
 
 func proxyAll(runs []*corpusRun, m *detect.Model, thr float64, persist int) proxyResult {
+	return proxyAllP(runs, probsAll(runs, m), thr, persist, nil)
+}
+
+// probsAll is the model's probability on every row of every run (-1 where the gate does not pass), computed
+// once for the many operating points calibrate and the sweep try.
+func probsAll(runs []*corpusRun, m *detect.Model) [][]float64 {
+	out := make([][]float64, len(runs))
+	for i, r := range runs {
+		out[i] = make([]float64, len(r.rows))
+		for j := range r.rows {
+			out[i][j] = -1
+			if gate(&r.rows[j].X) {
+				out[i][j] = m.Prob(&r.rows[j].X)
+			}
+		}
+	}
+	return out
+}
+
+// proxyAllP is proxyAll on probabilities computed before (probsAll); each (when not nil) is called with every
+// scored truth of every run.
+func proxyAllP(runs []*corpusRun, probs [][]float64, thr float64, persist int, each func(r *corpusRun, tr *TruthResult)) proxyResult {
 	var out proxyResult
-	for _, r := range runs {
-		dets := proxyDetections(r, m, thr, persist)
+	for i, r := range runs {
+		dets := proxyDetections(r, probs[i], thr, persist)
 		res, _, met := score(append([]Truth(nil), r.truths...), dets, simTime(r.endS), r.endS/3600)
 		out.fa += met.FalseAlarms
 		out.hours += met.Hours
 		for _, tr := range res {
 			if !tr.Scored {
 				continue
+			}
+			if each != nil {
+				each(r, &tr)
 			}
 			if tr.Class == ClassFull {
 				out.full++
@@ -229,9 +254,10 @@ func (p proxyResult) String() string {
 }
 
 // proxyDetections replays the detector's judgement and a simple fusion on a run's rows: a link is an alarm
-// once its probability has stayed at or above the threshold for persist bucket ends; alarms within 350 m and
-// 8 minutes of an incident join it. A quick stand-in for feeding the engine, to choose an operating point.
-func proxyDetections(r *corpusRun, m *detect.Model, thr float64, persist int) []Detection {
+// once its probability (probs, per row: probsAll; below 0 not past the gate) has stayed at or above the
+// threshold for persist bucket ends; alarms within 350 m and 8 minutes of an incident join it. A quick
+// stand-in for feeding the engine, to choose an operating point.
+func proxyDetections(r *corpusRun, probs []float64, thr float64, persist int) []Detection {
 	type inc struct {
 		p          geo.LatLng
 		first, end int64
@@ -246,7 +272,7 @@ func proxyDetections(r *corpusRun, m *detect.Model, thr float64, persist int) []
 	last := map[int32]int64{}
 	for i := range r.rows {
 		row := &r.rows[i]
-		if !(gate(&row.X) && m.Prob(&row.X) >= thr) {
+		if !(probs[i] >= 0 && probs[i] >= thr) {
 			delete(run, row.Link)
 			continue
 		}
@@ -484,9 +510,10 @@ func joinSeeds(seeds []int64) string {
 // alarms per hour over them.
 func calibrate(m *detect.Model, runs []*corpusRun, maxFA float64) {
 	bestScore, bestThr, bestK := -1.0, 0.99, 6
+	probs := probsAll(runs, m)
 	for _, k := range []int{2, 3, 4, 6} {
 		for _, thr := range []float64{0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995} {
-			p := proxyAll(runs, m, thr, k)
+			p := proxyAllP(runs, probs, thr, k, nil)
 			fa := float64(p.fa) / math.Max(p.hours, 1e-9)
 			if fa > maxFA {
 				continue

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -38,6 +39,7 @@ func evalMain(args []string) error {
 	trainTo := fs.String("train", "", "fit the detector on every city of the corpus and write the model here (the shipped model: engine/detect/model.json); prints the leave-one-city-out proxy table")
 	corpus := fs.String("loco-cities", "", "the cities the leave-one-city-out models are fitted from (default every city of the corpus)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	against := fs.String("against", "", "an earlier report (--out) whose sweep the table pairs this one's with, closure by closure (detector A/Bs)")
 	fs.Parse(args)
 
 	cfg := eval.Config{Short: *short, Minutes: *minutes, DemoMinutes: *demoMinutes, DataRoot: *dataRoot, TempDir: *tmpDir,
@@ -75,9 +77,23 @@ func evalMain(args []string) error {
 	}
 	ctx, cancel := boundedRun(limit)
 	defer cancel()
+	var base *eval.Report
+	if *against != "" {
+		data, err := os.ReadFile(*against)
+		if err != nil {
+			return fmt.Errorf("cannot read the report to pair with: %w", err)
+		}
+		base = new(eval.Report)
+		if err := json.Unmarshal(data, base); err != nil {
+			return fmt.Errorf("cannot read the report to pair with (%s): %w", *against, err)
+		}
+	}
 	rep, err := eval.Run(ctx, cfg)
 	if rep == nil {
 		return err
+	}
+	if base != nil {
+		rep.Against, rep.AgainstTruths = *against, base.SweepTruths
 	}
 	rep.Version = version
 	if werr := printReport(rep, *out); werr != nil {

@@ -1,7 +1,6 @@
 package incident
 
 import (
-	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -52,18 +51,7 @@ func TestAQuietIncidentClearsWhenItsRoadRecovers(t *testing.T) {
 		tr.SetTopology(NewTopology(net, 9))
 		for _, ev := range log {
 			if snapAt > 0 && ev.TS >= snapAt {
-				data, err := json.Marshal(tr.State())
-				if err != nil {
-					t.Fatal(err)
-				}
-				var st State
-				if err := json.Unmarshal(data, &st); err != nil {
-					t.Fatal(err)
-				}
-				tr = NewTracker(30_000)
-				tr.SetTopology(NewTopology(net, 9))
-				tr.Restore(st)
-				snapAt = 0
+				tr, snapAt = restarted(t, tr, net), 0
 			}
 			tr.Track(ev.TS-30_000, everySeq, []Evidence{ev})
 		}

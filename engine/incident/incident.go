@@ -566,21 +566,29 @@ func (t *tracker) rescore(in *Incident, ts int64) {
 // fuse is the incident score of a set of sources: a noisy-OR over distinct sources, where repeated
 // detections by one source raise its weight a little. Independent kinds of evidence (camera and traffic, say)
 // corroborate each other. The blockage detector's judgements of the links of one queue are not independent:
-// the strongest of them counts, with its weight as the detector's model and persistence set it. One source
+// the strongest of them counts, with its weight as the detector's model and persistence set it. Nor are
+// cameras doubted for a moving queue (their road judged flowing, or their counts as usual): the strongest of
+// them counts. One source
 // alone however often it repeats, or traffic data alone, stays below automatic confirmation: that takes a
 // second kind, a second camera or caller, or an operator. The result does not depend on the order the
 // evidence came in.
 //
 // A traffic candidate (a link the detector finds suspicious but not yet blocked) corroborates only a named
 // cause that blocks a road (blocked: a crash, a stalled vehicle, debris, a closure or hazard called in): a
-// camera's wrong-way driver next to an ordinary queue is not a blockage.
+// camera's wrong-way driver next to an ordinary queue is not a blockage; and only when some evidence other
+// than cameras doubted for a moving queue is there: such a camera and a suspicious queue beside it are the
+// same ordinary congestion (issue 12, tenth pass).
 func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 	miss := 1.0
 	kinds := map[schema.Kind]bool{}
-	traffic := 0.0
+	traffic, doubted := 0.0, 0.0
+	undoubted := false
+	for key, sa := range sources {
+		undoubted = undoubted || !linkSource(key) && !(sa.Kind == schema.KindVideo && sa.Doubt)
+	}
 	for key, sa := range sources {
 		if linkSource(key) {
-			if sa.Weight >= DetectScore || blocked {
+			if sa.Weight >= DetectScore || blocked && undoubted {
 				traffic = math.Max(traffic, sa.Weight)
 				kinds[sa.Kind] = true
 			}
@@ -596,10 +604,17 @@ func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 			// A classifier's frame until it repeats, or a cell's traffic anomaly that has not yet outlasted
 			// a signal cycle or two, is a candidate until something else corroborates it.
 			w = math.Min(w, unrepeatedCap)
+			if sa.Kind == schema.KindVideo && sa.Doubt {
+				// Cameras doubted for a moving queue (the judge finds their road flowing, or they count
+				// vehicles through as usual) are explained by the same ordinary congestion, not
+				// independent: together they say no more than the strongest of them.
+				doubted = math.Max(doubted, w)
+				continue
+			}
 		}
 		miss *= 1 - w
 	}
-	miss *= 1 - traffic
+	miss *= (1 - traffic) * (1 - doubted)
 	score := 1 - miss
 	if len(kinds) >= 2 {
 		score = math.Min(1, score+0.05*float64(len(kinds)-1))

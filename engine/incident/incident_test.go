@@ -1,6 +1,7 @@
 package incident
 
 import (
+	"encoding/json"
 	"testing"
 
 	"citybrain/engine/schema"
@@ -44,4 +45,22 @@ func TestChronicFalseAlarmCameraLosesWeight(t *testing.T) {
 	if c := cams["cam-x"]; c == nil || c.Dismissed != 1 {
 		t.Errorf("cam-x record %+v, want one uncorroborated detection", c)
 	}
+}
+
+// restarted is what a restart from a snapshot of tr makes: its state encoded as state.json is, decoded, and
+// restored into a fresh tracker on net.
+func restarted(t *testing.T, tr *Tracker, net *geo.Network) *Tracker {
+	t.Helper()
+	data, err := json.Marshal(tr.State())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil {
+		t.Fatal(err)
+	}
+	back := NewTracker(30_000)
+	back.SetTopology(NewTopology(net, 9))
+	back.Restore(st)
+	return back
 }
