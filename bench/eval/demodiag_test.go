@@ -68,7 +68,7 @@ func TestDemoDiag(t *testing.T) {
 			if detect.Gate(&f.X) {
 				p = model.Prob(&f.X)
 			}
-			if p < model.Threshold || f.Young {
+			if p < model.Threshold || f.Young || f.FullFlow { // as the judge
 				runs[f.Link] = 0
 				continue
 			}

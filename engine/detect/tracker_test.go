@@ -376,8 +376,8 @@ func TestForgettingVehiclesIsDeterministic(t *testing.T) {
 	}
 }
 
-// FullFlow: a link whose probes leave it at its usual rate, many of them, passes more than a blockage that
-// halved its capacity would let through; at half its usual rate, or with too few probes to tell, it does not.
+// FullFlow: a link whose probes leave it at its usual rate, many of them, passes more than a blockage would
+// let through; at a quarter of its usual rate, or with too few probes to tell, it does not.
 func TestFullFlowOnlyWhereTheLinkPassesItsUsualFlow(t *testing.T) {
 	onset := t0 + 10*60_000
 	until := t0 + 14*60_000
@@ -400,7 +400,7 @@ func TestFullFlowOnlyWhereTheLinkPassesItsUsualFlow(t *testing.T) {
 		want              bool
 	}{
 		{"a vehicle every 5 s throughout", 5_000, 5_000, true},
-		{"a vehicle every 5 s, every 10 s after minute 10", 5_000, 10_000, false},
+		{"a vehicle every 5 s, every 20 s after minute 10", 5_000, 20_000, false},
 		{"a vehicle a minute throughout", 60_000, 60_000, false},
 	} {
 		f, ok := run(trips(c.every, c.everyAfter), until)[at]
