@@ -375,3 +375,40 @@ func TestForgettingVehiclesIsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// FullFlow: a link whose probes leave it at its usual rate, many of them, passes more than a blockage would
+// let through; at a quarter of its usual rate, or with too few probes to tell, it does not.
+func TestFullFlowOnlyWhereTheLinkPassesItsUsualFlow(t *testing.T) {
+	onset := t0 + 10*60_000
+	until := t0 + 14*60_000
+	trips := func(every, everyAfter int64) []trip {
+		var out []trip
+		for st, k := t0, 0; st < until; k++ {
+			out = append(out, trip{id: fmt.Sprintf("v%d", k), start: st, kmh: 36})
+			if st < onset {
+				st += every
+			} else {
+				st += everyAfter
+			}
+		}
+		return out
+	}
+	at := onset + 3*60_000
+	for _, c := range []struct {
+		name              string
+		every, everyAfter int64
+		want              bool
+	}{
+		{"a vehicle every 5 s throughout", 5_000, 5_000, true},
+		{"a vehicle every 5 s, every 20 s after minute 10", 5_000, 20_000, false},
+		{"a vehicle a minute throughout", 60_000, 60_000, false},
+	} {
+		f, ok := run(trips(c.every, c.everyAfter), until)[at]
+		if !ok {
+			t.Fatalf("%s: no features at minute 13", c.name)
+		}
+		if f.FullFlow != c.want {
+			t.Errorf("%s: full flow %v at minute 13 (exit deficit %.2f), want %v", c.name, f.FullFlow, f.X[FExitDeficit], c.want)
+		}
+	}
+}

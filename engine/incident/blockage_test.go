@@ -401,3 +401,30 @@ func TestALoneStandingVehicleOnAFlowingLinkIsAnIncident(t *testing.T) {
 		}
 	}
 }
+
+// A link the model is sure of is an alarm, unless it passes its usual flow (detect.Features.FullFlow): a
+// blockage queues traffic by passing fewer vehicles than come, so a link that passes as many is slow for
+// another reason (the demo city's dense queues moving up to their signals, issue 12's demo pass).
+func TestALinkPassingItsUsualFlowIsNoAlarm(t *testing.T) {
+	sure := constantModel(10)
+	for _, full := range []bool{false, true} {
+		j := &blockageJudge{model: sure, topo: NewTopology(chain(t, 2), 9), runs: map[int32]int{}}
+		alarms := 0
+		for k := int64(1); k <= 6; k++ {
+			f := detect.Features{Link: 0, T: t0 + k*10_000, HeadM: -1, FullFlow: full, Discharging: full}
+			f.X[detect.FCrawlShare] = 0.5
+			f.X[detect.FFixes] = 8
+			for _, ev := range j.judgeFeatures([]detect.Features{f}) {
+				if ev.Weight >= alarmMinW {
+					alarms++
+				}
+			}
+		}
+		switch {
+		case full && alarms != 0:
+			t.Errorf("a sure link passing its usual flow gave %d alarms, want none", alarms)
+		case !full && alarms != 5:
+			t.Errorf("a sure link gave %d alarms in 6 bucket ends, want 5 (persistence 2)", alarms)
+		}
+	}
+}
