@@ -4,15 +4,55 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"testing"
 )
+
+// printStandingLinks prints the ten links with the most vehicle-seconds in windows slower than slowKmh, with
+// how many of the run's windows they stood in and the first of them (CITYBRAIN_HEALTH_LINKS=1).
+func printStandingLinks(run *simRun) {
+	type st struct {
+		link       string
+		vehS       float64
+		n, first   int
+		allWindows int
+	}
+	by := map[string]*st{}
+	for _, o := range run.Speed {
+		if !strings.HasPrefix(o.Unit, "L:") || o.VehS == 0 {
+			continue
+		}
+		s := by[o.Unit[2:]]
+		if s == nil {
+			s = &st{link: o.Unit[2:], first: -1}
+			by[o.Unit[2:]] = s
+		}
+		s.allWindows++
+		if o.SumKmh/o.VehS < slowKmh {
+			s.vehS += o.VehS
+			s.n++
+			if s.first < 0 || int(o.Window) < s.first {
+				s.first = int(o.Window)
+			}
+		}
+	}
+	var all []*st
+	for _, s := range by {
+		all = append(all, s)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].vehS > all[j].vehS })
+	fmt.Printf("  links standing most (vehicle-seconds under %d km/h; windows standing of windows with traffic; first standing window's minute):\n", slowKmh)
+	for i := 0; i < len(all) && i < 10; i++ {
+		fmt.Printf("    %-24s %8.0f  %2d of %2d  from min %d\n", all[i].link, all[i].vehS, all[i].n, all[i].allWindows, all[i].first*SpeedWindowS/60)
+	}
+}
 
 // TestHealthDump is not a test but the harness of docs/incidents.md "The corpus against the issue's conditions
 // (session 9)": with CITYBRAIN_HEALTH=1 it reads every run of the corpus (CITYBRAIN_HEALTH_CITIES, default all;
 // seeds CITYBRAIN_HEALTH_SEEDS, default 1,2; the cache CITYBRAIN_HEALTH_CACHE, default the eval's; a run not
 // cached is simulated) and prints each run's health per 300-s window, then the report's health table.
-// CITYBRAIN_HEALTH_NOBLOCK=1 runs SUMO again without the blockages (not cached: the background demand alone);
+// CITYBRAIN_HEALTH_LINKS=1 also lists each run's links that stood most. CITYBRAIN_HEALTH_NOBLOCK=1 runs SUMO again without the blockages (not cached: the background demand alone);
 // CITYBRAIN_HEALTH_PERIOD=S replaces the randomTrips period of generated demand (use it with a private cache
 // whose cities hold no demand files: the demand's file name does not carry its period).
 func TestHealthDump(t *testing.T) {
@@ -79,6 +119,9 @@ func TestHealthDump(t *testing.T) {
 			fmt.Println("  min   veh   km/h  slow%  links  blocked started  away_kmh away%")
 			for _, w := range h.Windows {
 				fmt.Printf("  %3d %5.0f %6.1f %5.1f %6d %4d %4d %8.1f %5.1f\n", w.Window*SpeedWindowS/60, w.Vehicles, w.Kmh, 100*w.SlowLinks, w.Links, w.Blocked, w.Started, w.AwayKmh, 100*w.AwayShare)
+			}
+			if os.Getenv("CITYBRAIN_HEALTH_LINKS") != "" {
+				printStandingLinks(run)
 			}
 		}
 	}
