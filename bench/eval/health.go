@@ -84,6 +84,9 @@ func corpusHealth(run *simRun) HealthRun {
 			}
 		}
 	}
+	if h.Loaded < 0 && h.Inserted >= 0 {
+		h.Loaded = h.Inserted + max(h.Waiting, 0) // SUMO prints "(Loaded: n)" only when it differs from Inserted
+	}
 	type span struct {
 		s, e float64
 		at   geo.LatLng
