@@ -29,7 +29,10 @@ type city struct {
 	What string
 	// Period is randomTrips.py's period (s between departures) for generated demand, chosen so the network
 	// runs near capacity: standing queues at red lights and spillback, without gridlock (measured on 25-min
-	// runs: running vehicles level off instead of growing). 0: the scenario's own demand.
+	// runs: running vehicles level off instead of growing). 0: the scenario's own demand. Over the corpus's
+	// 60-min runs only grid's holds: without blockages monaco, nanchang, random and hangzhou keep degrading
+	// and spider gridlocks (docs/incidents.md "The corpus against the conditions (session 9)", which
+	// proposes the periods; the report's corpus health table measures it).
 	Period float64
 	build  func(ctx context.Context, b *builder) error
 }
