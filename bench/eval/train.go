@@ -403,8 +403,8 @@ type TrainOptions struct {
 	Kind     string  // "trees" (default) or "logistic"
 	PosShare float64 // positives' total weight relative to the negatives' (default 0.2)
 	L2       float64 // ridge penalty (default 1)
-	// MaxFalsePerH is the operating point: the most false alarms per hour the proxy may raise on the
-	// training cities (default 0.5, half the bar, for the margin a city never seen needs).
+	// MaxFalsePerH is the operating point: the most false alarms per hour the proxy may raise on any one
+	// training city (default 0.5, half the bar, for the margin a city never seen needs).
 	MaxFalsePerH float64
 }
 
@@ -478,7 +478,7 @@ func train(ctx context.Context, cfg *Config, rep *Report) error {
 		method = "logistic regression (IRLS, ridge 1, positives weighted to 0.2 of the negatives)"
 	}
 	m.Notes = []string{fmt.Sprintf("seeds %v, %d simulated minutes each, probes at 15 %% and 5 %%", cfg.Seeds, cfg.Minutes),
-		method + ", operating point: the most closures found with at most 0.5 false alarms per hour through the proxy fusion on the training runs"}
+		method + ", operating point: the most closures found with at most 0.5 false alarms per hour on every training city through the proxy fusion"}
 	fmt.Fprintf(w, "\nAll cities: %s (thr %.3f, persist %d)\n", proxyAll(runs, m, m.Threshold, m.Persist), m.Threshold, m.Persist)
 	if m.Kind == "logistic" {
 		for i, n := range m.Features {
@@ -507,17 +507,43 @@ func joinSeeds(seeds []int64) string {
 
 // calibrate picks the model's operating point on its training runs: the persistence and threshold that find
 // the most closures (full within 180 s and partial within 300 s, counted alike) with at most maxFA false
-// alarms per hour over them.
+// alarms per hour on every training city, each city's runs counted on their own. A limit on the runs pooled
+// let one city's false alarms hide behind the others' quiet hours, and the city left out is judged on its own
+// (issue 12, tenth pass: pooled, the held-out false alarms were 0.79/h with two seeds and 1.50/h on the same
+// scenarios once a third seed joined the training runs).
 func calibrate(m *detect.Model, runs []*corpusRun, maxFA float64) {
 	bestScore, bestThr, bestK := -1.0, 0.99, 6
 	probs := probsAll(runs, m)
+	var cities []string
+	byCity := map[string][]int{}
+	for i, r := range runs {
+		if byCity[r.city] == nil {
+			cities = append(cities, r.city)
+		}
+		byCity[r.city] = append(byCity[r.city], i)
+	}
+	cityFA := func(c string, thr float64, k int) float64 {
+		var cr []*corpusRun
+		var cp [][]float64
+		for _, i := range byCity[c] {
+			cr, cp = append(cr, runs[i]), append(cp, probs[i])
+		}
+		q := proxyAllP(cr, cp, thr, k, nil)
+		return float64(q.fa) / math.Max(q.hours, 1e-9)
+	}
 	for _, k := range []int{2, 3, 4, 6} {
 		for _, thr := range []float64{0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995} {
-			p := proxyAllP(runs, probs, thr, k, nil)
-			fa := float64(p.fa) / math.Max(p.hours, 1e-9)
-			if fa > maxFA {
+			over := false
+			for _, c := range cities {
+				if cityFA(c, thr, k) > maxFA {
+					over = true
+					break
+				}
+			}
+			if over {
 				continue
 			}
+			p := proxyAllP(runs, probs, thr, k, nil)
 			s := float64(p.fullFast+p.partFast) / math.Max(1, float64(p.full+p.part))
 			if s > bestScore {
 				bestScore, bestThr, bestK = s, thr, k
