@@ -32,7 +32,8 @@ type city struct {
 	// runs: running vehicles level off instead of growing). 0: the scenario's own demand. Over the corpus's
 	// 60-min runs only grid's holds: without blockages monaco, nanchang, random and hangzhou keep degrading
 	// and spider gridlocks (docs/incidents.md "The corpus against the conditions (session 9)", which
-	// proposes the periods; the report's corpus health table measures it).
+	// proposes the periods, and for hangzhou joined signals instead; the report's corpus health table
+	// measures it).
 	Period float64
 	build  func(ctx context.Context, b *builder) error
 }
