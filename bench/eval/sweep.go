@@ -173,6 +173,17 @@ func sweepBest(pts []SweepPoint, city string, low bool, budget float64) (best Sw
 	return best, ok
 }
 
+// ownPoint is city's calibrated point (the held-out model's own operating point) at the probe share low, if
+// the sweep has it (the last one listed).
+func ownPoint(pts []SweepPoint, city string, low bool) (own SweepPoint, found bool) {
+	for _, p := range pts {
+		if p.City == city && p.Low == low && p.Own {
+			own, found = p, true
+		}
+	}
+	return own, found
+}
+
 // sweepCorpus sums the curve over cities two ways: each city at its own best point within the budget
 // (perCity), and one point of the grid shared by every held-out model, the best whose false alarms summed
 // over the corpus stay within the budget (shared). A city without a point within the budget counts its
@@ -180,13 +191,7 @@ func sweepBest(pts []SweepPoint, city string, low bool, budget float64) (best Sw
 func sweepCorpus(pts []SweepPoint, cities []string, low bool, budget float64) (perCity, shared SweepPoint, sharedOK bool) {
 	perCity = SweepPoint{City: corpusKey, Low: low}
 	for _, c := range cities {
-		var own SweepPoint
-		found := false
-		for _, p := range pts {
-			if p.City == c && p.Low == low && p.Own {
-				own, found = p, true
-			}
-		}
+		own, found := ownPoint(pts, c, low)
 		if !found {
 			continue
 		}
@@ -262,13 +267,7 @@ func sweepTable(pts []SweepPoint, cities []string) string {
 		var ownSum SweepPoint
 		any := false
 		for _, c := range cities {
-			var own SweepPoint
-			found := false
-			for _, p := range pts {
-				if p.City == c && p.Low == low && p.Own {
-					own, found = p, true
-				}
-			}
+			own, found := ownPoint(pts, c, low)
 			if !found {
 				continue
 			}
