@@ -305,6 +305,14 @@ func sweepTable(pts []SweepPoint, cities []string) string {
 	return b.String()
 }
 
+// truthKey names one blockage of one scenario: its city, seed, probe share and truth.
+type truthKey struct {
+	city  string
+	seed  int64
+	low   bool
+	truth string
+}
+
 // pairedTable compares two reports' closures under the sweep, paired closure by closure (cur against base,
 // both leave-one-city-out): per city and probe share, how many a grid point finds within its bar with at most
 // 1 and 2 false alarms per hour in each, and how many closures the change made easier (found at a lower false-
@@ -314,15 +322,9 @@ func pairedTable(base, cur []SweepTruth, cities []string, against string) string
 	if len(base) == 0 || len(cur) == 0 {
 		return ""
 	}
-	type key struct {
-		city  string
-		seed  int64
-		low   bool
-		truth string
-	}
-	was := map[key]float64{}
+	was := map[truthKey]float64{}
 	for _, t := range base {
-		was[key{t.City, t.Seed, t.Low, t.Truth}] = t.FAPH
+		was[truthKey{t.City, t.Seed, t.Low, t.Truth}] = t.FAPH
 	}
 	within := func(f, bu float64) bool { return f >= 0 && f <= bu+1e-9 }
 	var b strings.Builder
@@ -339,7 +341,7 @@ func pairedTable(base, cur []SweepTruth, cities []string, against string) string
 				if c == corpusKey && !slices.Contains(cities, t.City) {
 					continue
 				}
-				old, ok := was[key{t.City, t.Seed, t.Low, t.Truth}]
+				old, ok := was[truthKey{t.City, t.Seed, t.Low, t.Truth}]
 				if !ok {
 					continue
 				}
@@ -384,16 +386,10 @@ func lossTable(sts []SweepTruth, obs []Observable, cities []string) string {
 	if len(sts) == 0 {
 		return ""
 	}
-	type key struct {
-		city  string
-		seed  int64
-		low   bool
-		truth string
-	}
-	oracle := map[key]bool{}
+	oracle := map[truthKey]bool{}
 	for _, o := range obs {
 		if o.Class == "" || o.Class == ClassFull {
-			oracle[key{o.City, o.Seed, o.Low, o.Truth}] = o.FirstS >= 0 && o.FirstS <= FastS
+			oracle[truthKey{o.City, o.Seed, o.Low, o.Truth}] = o.FirstS >= 0 && o.FirstS <= FastS
 		}
 	}
 	var b strings.Builder
@@ -407,7 +403,7 @@ func lossTable(sts []SweepTruth, obs []Observable, cities []string) string {
 					continue
 				}
 				n++
-				if oracle[key{t.City, t.Seed, t.Low, t.Truth}] {
+				if oracle[truthKey{t.City, t.Seed, t.Low, t.Truth}] {
 					ob++
 				}
 				if t.RowS >= 0 {
