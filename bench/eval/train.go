@@ -463,7 +463,7 @@ func train(ctx context.Context, cfg *Config, rep *Report) error {
 					t = append(t, r)
 				}
 			}
-			p := map[bool]string{false: "15 %", true: "5 %"}[low]
+			p := probeShareName(low)
 			fmt.Fprintf(w, "| %s | %s | %s (thr %.3f, persist %d) |\n", c, p, proxyAll(t, m, m.Threshold, m.Persist), m.Threshold, m.Persist)
 		}
 	}
@@ -513,37 +513,35 @@ func joinSeeds(seeds []int64) string {
 // scenarios once a third seed joined the training runs).
 func calibrate(m *detect.Model, runs []*corpusRun, maxFA float64) {
 	bestScore, bestThr, bestK := -1.0, 0.99, 6
-	probs := probsAll(runs, m)
-	var cities []string
-	byCity := map[string][]int{}
-	for i, r := range runs {
-		if byCity[r.city] == nil {
-			cities = append(cities, r.city)
-		}
-		byCity[r.city] = append(byCity[r.city], i)
+	// Each training city's runs and their probabilities, in the order the cities first come: every operating
+	// point is run through the proxy once per city, and the pooled score is the sum of the cities'.
+	type cityRuns struct {
+		runs  []*corpusRun
+		probs [][]float64
 	}
-	cityFA := func(c string, thr float64, k int) float64 {
-		var cr []*corpusRun
-		var cp [][]float64
-		for _, i := range byCity[c] {
-			cr, cp = append(cr, runs[i]), append(cp, probs[i])
+	probs := probsAll(runs, m)
+	var cities []*cityRuns
+	byCity := map[string]*cityRuns{}
+	for i, r := range runs {
+		c := byCity[r.city]
+		if c == nil {
+			c = &cityRuns{}
+			byCity[r.city] = c
+			cities = append(cities, c)
 		}
-		q := proxyAllP(cr, cp, thr, k, nil)
-		return float64(q.fa) / math.Max(q.hours, 1e-9)
+		c.runs, c.probs = append(c.runs, r), append(c.probs, probs[i])
 	}
 	for _, k := range []int{2, 3, 4, 6} {
+	points:
 		for _, thr := range []float64{0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995} {
-			over := false
+			var p proxyResult
 			for _, c := range cities {
-				if cityFA(c, thr, k) > maxFA {
-					over = true
-					break
+				q := proxyAllP(c.runs, c.probs, thr, k, nil)
+				if float64(q.fa)/math.Max(q.hours, 1e-9) > maxFA {
+					continue points
 				}
+				p.fullFast, p.partFast, p.full, p.part = p.fullFast+q.fullFast, p.partFast+q.partFast, p.full+q.full, p.part+q.part
 			}
-			if over {
-				continue
-			}
-			p := proxyAllP(runs, probs, thr, k, nil)
 			s := float64(p.fullFast+p.partFast) / math.Max(1, float64(p.full+p.part))
 			if s > bestScore {
 				bestScore, bestThr, bestK = s, thr, k
