@@ -2,7 +2,6 @@ package eval
 
 import (
 	"fmt"
-	"math"
 	"regexp"
 	"sort"
 	"strconv"
@@ -112,7 +111,6 @@ func corpusHealth(run *simRun) HealthRun {
 		}
 		return a
 	}
-	cosLat := math.Cos(run.Origin.Lat * math.Pi / 180)
 	for _, o := range run.Speed {
 		switch {
 		case strings.HasPrefix(o.Unit, "L:"):
@@ -133,7 +131,7 @@ func corpusHealth(run *simRun) HealthRun {
 			if !ok || err1 != nil || err2 != nil {
 				continue
 			}
-			c := geo.LatLng{Lat: run.Origin.Lat + (float64(yi)+0.5)*SquareM/110_574, Lng: run.Origin.Lng + (float64(xi)+0.5)*SquareM/(111_320*cosLat)}
+			c := squareCentre(run.Origin, xi, yi)
 			end := float64(o.Window+1) * SpeedWindowS
 			away := true
 			for _, b := range blocks {

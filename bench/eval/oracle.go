@@ -154,7 +154,7 @@ func observableTable(obs []Observable, cities []string) string {
 			if n == 0 {
 				continue
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d / %d / %d |\n", c, map[bool]string{false: "15 %", true: "5 %"}[low],
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d / %d / %d |\n", c, probeShareName(low),
 				frac(f180, n), frac(f120, n), frac(any, n), st, ex, fe)
 		}
 	}
@@ -277,7 +277,7 @@ func evidenceBoundTable(scs []*Scenario, obs []Observable, cities []string) stri
 			if a == nil {
 				continue
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %d / %d / %d | %d, %s | %s | %s / %s / %s | %s (%d) |\n", c, map[bool]string{false: "15 %", true: "5 %"}[low],
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %d / %d / %d | %d, %s | %s | %s / %s / %s | %s (%d) |\n", c, probeShareName(low),
 				frac(a.any, a.n), mean(a.sum, a.any), a.video, a.call, a.traffic, a.camCall, mean(a.sumCamCall, a.camCall), mean(a.sumTTD, a.ttdN),
 				mean(a.lagSum[0], a.lagN[0]), mean(a.lagSum[1], a.lagN[1]), mean(a.lagSum[2], a.lagN[2]), mean(a.sumDet, a.nDet), a.detWins)
 		}

@@ -48,6 +48,24 @@ type SweepPoint struct {
 
 func (p SweepPoint) faPH() float64 { return float64(p.FalseAlarms) / math.Max(p.Hours, 1e-9) }
 
+// add sums q's closures, false alarms and hours into p.
+func (p *SweepPoint) add(q SweepPoint) {
+	p.Full += q.Full
+	p.FullFast += q.FullFast
+	p.Part += q.Part
+	p.PartFast += q.PartFast
+	p.FalseAlarms += q.FalseAlarms
+	p.Hours += q.Hours
+}
+
+// probeShareName names a probe share in the tables: 15 %, or 5 % when low.
+func probeShareName(low bool) string {
+	if low {
+		return "5 %"
+	}
+	return "15 %"
+}
+
 // SweepTruth is one closure of a held-out city under the sweep: the fewest false alarms per hour of a grid
 // point that finds it within its bar (full closures within 180 s, partial within 300 s), -1 when no point
 // does. Two reports' closures, paired, tell a change of the detector from a refit (pairedTable).
@@ -221,12 +239,7 @@ func sweepCorpus(pts []SweepPoint, cities []string, low bool, budget float64) (p
 			sum[k] = s
 			keys = append(keys, k)
 		}
-		s.Full += p.Full
-		s.FullFast += p.FullFast
-		s.Part += p.Part
-		s.PartFast += p.PartFast
-		s.FalseAlarms += p.FalseAlarms
-		s.Hours += p.Hours
+		s.add(p)
 	}
 	for _, k := range keys {
 		s := *sum[k]
@@ -263,7 +276,7 @@ func sweepTable(pts []SweepPoint, cities []string) string {
 		return fmt.Sprintf("%d/%d / %d/%d", p.FullFast, p.Full, p.PartFast, p.Part)
 	}
 	for _, low := range []bool{false, true} {
-		share := map[bool]string{false: "15 %", true: "5 %"}[low]
+		share := probeShareName(low)
 		var ownSum SweepPoint
 		any := false
 		for _, c := range cities {
@@ -272,12 +285,7 @@ func sweepTable(pts []SweepPoint, cities []string) string {
 				continue
 			}
 			any = true
-			ownSum.Full += own.Full
-			ownSum.FullFast += own.FullFast
-			ownSum.Part += own.Part
-			ownSum.PartFast += own.PartFast
-			ownSum.FalseAlarms += own.FalseAlarms
-			ownSum.Hours += own.Hours
+			ownSum.add(own)
 			fmt.Fprintf(&b, "| %s | %s | %s, %.2f (%.3g, %d) |", c, share, cell(own, true), own.faPH(), own.Threshold, own.Persist)
 			for _, bu := range SweepBudgets {
 				p, ok := sweepBest(pts, c, low, bu)
@@ -369,7 +377,7 @@ func pairedTable(base, cur []SweepTruth, cities []string, against string) string
 				continue
 			}
 			ba := func(cl, bi int) string { return fmt.Sprintf("%d → %d", cnt[cl][bi][0], cnt[cl][bi][1]) }
-			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %d / %d |\n", c, map[bool]string{false: "15 %", true: "5 %"}[low], n,
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %d / %d |\n", c, probeShareName(low), n,
 				ba(1, 0), ba(0, 0), ba(1, 1), ba(0, 1), easier, harder)
 		}
 	}
@@ -422,7 +430,7 @@ func lossTable(sts []SweepTruth, obs []Observable, cities []string) string {
 			if n == 0 {
 				continue
 			}
-			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %d |\n", c, map[bool]string{false: "15 %", true: "5 %"}[low], n, ob, row, any, two, one)
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %d |\n", c, probeShareName(low), n, ob, row, any, two, one)
 		}
 	}
 	b.WriteString("\n")
