@@ -337,7 +337,7 @@ func (t *tracker) add(ev Evidence) {
 	// incident along the queue's links, link by link, away from the blockage, keep it open for the rest of
 	// the hour and make it swallow the calls and camera frames of the next event nearby (issue 12).
 	weak := in.Active() && weakTraffic(ev) && !in.links[ev.LinkRef-1]
-	key := ev.Kind.String() + ":" + ev.Source
+	key := sourceKey(ev.Kind.String(), ev.Source)
 	sa := in.sources[key]
 	if sa == nil {
 		sa = &sourceAcc{Kind: ev.Kind, Late: in.Status != "" && ev.Kind == schema.KindVideo}
@@ -491,7 +491,7 @@ func (t *tracker) nearest(ev Evidence) *Incident {
 		// A camera already feeding a detected incident keeps feeding it: its frames are of one scene in its
 		// view, and since a late camera's queue frames no longer move the incident (tracker.add), they may
 		// lie farther than mergeM from where it stays.
-		if ev.Kind == schema.KindVideo && in.Status != "" && in.sources[ev.Kind.String()+":"+ev.Source] != nil {
+		if ev.Kind == schema.KindVideo && in.Status != "" && in.sources[sourceKey(ev.Kind.String(), ev.Source)] != nil {
 			return in
 		}
 		// A candidate (never detected) is a suspicion, not a queue to follow: a judgement joins it by its link
@@ -637,6 +637,10 @@ func blocking(types map[string]float64) bool {
 	return false
 }
 
+// sourceKey is the key of an incident's source: its kind of evidence and its id (a camera, a caller,
+// "link:N" for the blockage judge's link N).
+func sourceKey(kind, id string) string { return kind + ":" + id }
+
 // linkSource reports whether a source key ("kind:source") is the blockage detector's judgement of a link.
 func linkSource(key string) bool { return strings.Contains(key, ":link:") }
 
@@ -654,7 +658,7 @@ func detectionTime(in *Incident, fallback int64) int64 {
 	types := map[string]float64{}
 	for _, e := range ev {
 		types[e.Type]++
-		key := e.Kind + ":" + e.ID
+		key := sourceKey(e.Kind, e.ID)
 		sa := acc[key]
 		if sa == nil {
 			sa = &sourceAcc{Kind: schema.ParseKind(e.Kind)}
