@@ -18,7 +18,7 @@ import (
 // it with any change to what they return for the same rows, so the models cached under the old code are
 // fitted again. The rows themselves (the detector's features and the labels) are in the key, so a change to
 // the detector refits on its own.
-const fitVersion = 2
+const fitVersion = 3
 
 // filled is opt with its defaults, as fitModel uses it.
 func (opt TrainOptions) filled() TrainOptions {
