@@ -3,7 +3,6 @@ package eval
 import (
 	"fmt"
 	"math"
-	"sort"
 	"strings"
 	"time"
 )
@@ -90,9 +89,8 @@ func (c *clearanceCounts) add(tr *TruthResult) {
 func (c *clearanceCounts) row(name string) string {
 	med := "–"
 	if len(c.lags) > 0 {
-		s := append([]float64(nil), c.lags...)
-		sort.Float64s(s)
-		med = fmt.Sprintf("%.0f s", s[len(s)/2])
+		_, m, _ := stats(c.lags)
+		med = fmt.Sprintf("%.0f s", m)
 	}
 	return fmt.Sprintf("| %s | %d | %s | %s | %s | %d | %s |\n", name, c.detected, frac(c.early, c.detected), frac(c.onTime, c.detected),
 		frac(c.late, c.detected), c.undecided, med)

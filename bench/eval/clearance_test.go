@@ -54,3 +54,11 @@ func TestClearanceIsTheLastMatchingIncidentsAgainstTheEnd(t *testing.T) {
 		t.Errorf("table:\n%s", tab)
 	}
 }
+
+// The median lag of an even count is the mean of the two middle lags, as everywhere else in the tables.
+func TestClearanceRowMedianOfAnEvenCount(t *testing.T) {
+	c := clearanceCounts{detected: 4, lags: []float64{40, 10, 30, 20}}
+	if row := c.row("x"); !strings.HasSuffix(row, "| 25 s |\n") {
+		t.Errorf("row %q: want the median lag 25 s", row)
+	}
+}

@@ -26,8 +26,9 @@ import (
 )
 
 // corpusVersion changes whenever what a SUMO run produces changes, so cached runs of an older corpus are not
-// read back.
-const corpusVersion = "c2"
+// read back (it names the built cities' stamp and keys every run). c3 (session 10): the periods that keep
+// each network near capacity over the hour and the City Brain imports' split crossings joined.
+const corpusVersion = "c3"
 
 // The conditions of issue 12.
 const (

@@ -54,18 +54,13 @@ func (c *strCol) appendNull() {
 }
 
 // appendBytes adds s, or a null row when s is empty (the schema's absent string).
-func (c *strCol) appendBytes(s []byte) {
-	if len(s) == 0 {
-		c.appendNull()
-		return
-	}
-	c.room(len(s))
-	copy(c.bytes[c.n:], s)
-	c.valued(len(s))
-}
+func (c *strCol) appendBytes(s []byte) { appendStr(c, s) }
 
 // appendString is appendBytes of a string.
-func (c *strCol) appendString(s string) {
+func (c *strCol) appendString(s string) { appendStr(c, s) }
+
+// appendStr is appendBytes and appendString: one instantiation each, so neither converts its argument.
+func appendStr[T string | []byte](c *strCol, s T) {
 	if len(s) == 0 {
 		c.appendNull()
 		return

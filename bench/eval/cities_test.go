@@ -1,0 +1,162 @@
+package eval
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+)
+
+// A program whose cycle is longer than the limit is named by the junctions its connections enter; the
+// others are not.
+func TestLongSignalClustersNamesTheJunctionsOfLongPrograms(t *testing.T) {
+	net := `<net>
+    <edge id=":a_0" function="internal"><lane id=":a_0_0" length="5"/></edge>
+    <edge id="in" from="x" to="a"><lane id="in_0" length="100"/></edge>
+    <edge id="ab" from="a" to="b"><lane id="ab_0" length="12"/></edge>
+    <edge id="ba" from="b" to="a"><lane id="ba_0" length="12"/></edge>
+    <edge id="out" from="b" to="y"><lane id="out_0" length="100"/></edge>
+    <edge id="cin" from="y" to="c"><lane id="cin_0" length="100"/></edge>
+    <tlLogic id="joinedS_a_b" type="static" programID="0" offset="0">
+        <phase duration="31" state="Gr"/><phase duration="3" state="yr"/>
+        <phase duration="31" state="rG"/><phase duration="3" state="ry"/>
+        <phase duration="31" state="Gr"/><phase duration="3" state="yr"/>
+    </tlLogic>
+    <tlLogic id="c" type="static" programID="0" offset="0">
+        <phase duration="42" state="G"/><phase duration="3" state="y"/><phase duration="45" state="r"/>
+    </tlLogic>
+    <connection from="in" to="ab" fromLane="0" toLane="0" tl="joinedS_a_b" linkIndex="0" dir="s" state="o"/>
+    <connection from="ab" to="out" fromLane="0" toLane="0" tl="joinedS_a_b" linkIndex="1" dir="s" state="o"/>
+    <connection from="ba" to="in" fromLane="0" toLane="0" dir="s" state="M"/>
+    <connection from="cin" to="out" fromLane="0" toLane="0" tl="c" linkIndex="0" dir="s" state="o"/>
+    <connection from=":a_0" to="ab" fromLane="0" toLane="0" dir="s" state="M"/>
+</net>`
+	path := filepath.Join(t.TempDir(), "n.net.xml")
+	if err := os.WriteFile(path, []byte(net), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := longSignalClusters(path, 90)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || len(got[0]) != 2 || got[0][0] != "a" || got[0][1] != "b" {
+		t.Fatalf("long programs' junctions = %v, want [[a b]] (joinedS_a_b runs 102 s, c 90 s)", got)
+	}
+	if got, err := longSignalClusters(path, 110); err != nil || len(got) != 0 {
+		t.Fatalf("with a 110-s limit: %v, %v; want none", got, err)
+	}
+}
+
+var headerRE = regexp.MustCompile(`(?s)^.*?</configuration>`)
+
+// The City Brain import of Hangzhou splits crossings into signalised nodes a few metres apart, each with
+// its own program (166 edges under 20 m between two programs). Built for the corpus, no short edge joins
+// two programs, every program runs the 90-s cycle (no 272–280-s joined programs), and the build is
+// deterministic.
+func TestCityBrainImportJoinsSplitCrossings(t *testing.T) {
+	cfg := Config{DataRoot: os.Getenv("CITYBRAIN_DATA")}
+	if cfg.DataRoot == "" {
+		cfg.DataRoot, _ = filepath.Abs(filepath.Join("..", "..", "..", "shared", "data"))
+	}
+	if why := sumoMissing(&cfg); why != "" {
+		t.Skip(why)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataRoot, "citybrain", "hangzhou", "roadnet.txt")); err != nil {
+		t.Skipf("no Hangzhou roadnet: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var nets [2][]byte
+	for i := range nets {
+		b := &builder{cfg: &cfg, dir: t.TempDir()}
+		if err := buildCityBrain("hangzhou")(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(b.dir, b.net)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nets[i] = headerRE.ReplaceAll(data, nil)
+		if i > 0 {
+			break
+		}
+		long, err := longSignalClusters(path, signalCycleS)
+		if err != nil || len(long) != 0 {
+			t.Fatalf("programs longer than %d s: %v (%v)", signalCycleS, long, err)
+		}
+		net := readTestNet(t, path)
+		short := 0
+		for _, e := range net.edges {
+			from, to := net.programs[e.from], net.programs[e.to]
+			if e.length < 20 && from != "" && to != "" && from != to {
+				short++
+			}
+		}
+		if short != 0 {
+			t.Errorf("%d edges under 20 m between junctions of two signal programs; want 0", short)
+		}
+		if len(net.programs) == 0 || len(net.edges) < 800 {
+			t.Fatalf("the built net has %d edges and %d signalised junctions", len(net.edges), len(net.programs))
+		}
+	}
+	if !bytes.Equal(nets[0], nets[1]) {
+		t.Errorf("two builds of the Hangzhou net differ")
+	}
+}
+
+type testNet struct {
+	edges []struct {
+		from, to string
+		length   float64
+	}
+	programs map[string]string // junction → the signal program controlling its connections
+}
+
+func readTestNet(t *testing.T, path string) testNet {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var x struct {
+		Edges []struct {
+			ID       string `xml:"id,attr"`
+			From     string `xml:"from,attr"`
+			To       string `xml:"to,attr"`
+			Function string `xml:"function,attr"`
+			Lanes    []struct {
+				Length float64 `xml:"length,attr"`
+			} `xml:"lane"`
+		} `xml:"edge"`
+		Connections []struct {
+			From string `xml:"from,attr"`
+			TL   string `xml:"tl,attr"`
+		} `xml:"connection"`
+	}
+	if err := xml.Unmarshal(data, &x); err != nil {
+		t.Fatal(err)
+	}
+	n := testNet{programs: map[string]string{}}
+	to := map[string]string{}
+	for _, e := range x.Edges {
+		if e.Function == "internal" || len(e.Lanes) == 0 {
+			continue
+		}
+		to[e.ID] = e.To
+		n.edges = append(n.edges, struct {
+			from, to string
+			length   float64
+		}{e.From, e.To, e.Lanes[0].Length})
+	}
+	for _, c := range x.Connections {
+		if c.TL != "" && to[c.From] != "" {
+			n.programs[to[c.From]] = c.TL
+		}
+	}
+	return n
+}
