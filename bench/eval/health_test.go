@@ -2,9 +2,13 @@ package eval
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
+	"time"
+
+	"citybrain/geo"
 )
 
 // A synthetic hour that drifts into gridlock: vehicles in the network double and the speed falls from the
@@ -77,5 +81,57 @@ func TestCorpusHealthMeasuresEachWindowOfARun(t *testing.T) {
 	}
 	if !strings.Contains(rep.Table(), "synth/seed3") {
 		t.Errorf("the report's table lacks the health table")
+	}
+}
+
+// A full closure of L1 from 900 to 1500 s (windows 3 and 4): its link stands in both, the link feeding it (L0)
+// stands in window 4 only and in neither window before (1, 2), so it spills back; its reverse (R1, ending where
+// it begins) does not count as a feeder, although it stands throughout.
+func TestSpillbackReadsTheBlockedLinkAndItsFeeders(t *testing.T) {
+	const lat, lng = 30.25, 120.15
+	mLng := 1 / (111320.0 * math.Cos(lat*math.Pi/180))
+	pt := func(x float64) geo.LatLng { return geo.LatLng{Lat: lat, Lng: lng + x*mLng} }
+	var nodes []geo.Node
+	for i := 0; i <= 3; i++ {
+		nodes = append(nodes, geo.Node{ID: fmt.Sprint("N", i), LatLng: pt(300 * float64(i)), Signalised: true})
+	}
+	link := func(id string, from, to int) geo.Link {
+		return geo.Link{ID: id, From: fmt.Sprint("N", from), To: fmt.Sprint("N", to), Lanes: 1, SpeedLimitKmh: 50,
+			Geometry: []geo.LatLng{pt(300 * float64(from)), pt(300 * float64(to))}}
+	}
+	net, err := geo.NewNetwork("spill-test", nodes, []geo.Link{link("L0", 0, 1), link("L1", 1, 2), link("L2", 2, 3), link("R1", 2, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := &simRun{EndS: 1800, Truths: []Truth{{ID: "blk", Class: ClassFull, Link: "L1",
+		Start: simStart.Add(900 * time.Second), End: simStart.Add(1500 * time.Second)}}}
+	obs := func(unit string, w int32, kmh float64) {
+		run.Speed = append(run.Speed, SpeedObs{Window: w, Unit: "L:" + unit, SumKmh: kmh * 100, VehS: 100})
+	}
+	for w := int32(0); w < 6; w++ {
+		l1, l0 := 30.0, 30.0
+		if w == 3 || w == 4 {
+			l1 = 2
+		}
+		if w == 4 {
+			l0 = 3
+		}
+		obs("L1", w, l1)
+		obs("L0", w, l0)
+		obs("R1", w, 1)
+	}
+	got, missing := spillbackOf(run, net)
+	if len(missing) != 0 || len(got) != 1 {
+		t.Fatalf("spillbackOf: %+v, missing %v; want one blockage", got, missing)
+	}
+	b := got[0]
+	if b.LinkDuring != 2 || b.LinkDuringOf != 2 || b.LinkBefore != 0 || b.LinkBeforeOf != 2 {
+		t.Errorf("blocked link standing %d of %d during, %d of %d before; want 2 of 2, 0 of 2", b.LinkDuring, b.LinkDuringOf, b.LinkBefore, b.LinkBeforeOf)
+	}
+	if len(b.Feeders) != 1 || b.Feeders[0] != "L0" {
+		t.Errorf("feeders %v; want [L0] (R1 is the reverse)", b.Feeders)
+	}
+	if b.FeedDuring != 1 || b.FeedDuringOf != 2 || b.FeedBefore != 0 || b.FeedBeforeOf != 2 || !b.spillback() {
+		t.Errorf("feeders standing %d of %d during, %d of %d before, spillback %v; want 1 of 2, 0 of 2, true", b.FeedDuring, b.FeedDuringOf, b.FeedBefore, b.FeedBeforeOf, b.spillback())
 	}
 }

@@ -428,3 +428,38 @@ func TestALinkPassingItsUsualFlowIsNoAlarm(t *testing.T) {
 		}
 	}
 }
+
+// A young link (its baselines not yet learned) has no usual exit rate for its exits to match: probes leaving
+// it say nothing of whether its queue discharges as usual (a full closure lets the vehicles past it leave in its
+// first minutes), so the judge makes no flowing note of it on that alone, and a camera's stall alarms there are
+// not doubted: three of them are an incident. On a learned link that discharges they stay doubted.
+func TestAYoungLinksExitsDoNotDoubtAStallAlarm(t *testing.T) {
+	net := chain(t, 2)
+	calm := constantModel(-10) // far under the candidate share
+	for _, young := range []bool{false, true} {
+		j := &blockageJudge{model: calm, topo: NewTopology(net, 9), runs: map[int32]int{}}
+		tr := NewTracker(30_000)
+		tr.SetTopology(j.topo)
+		var log []Evidence
+		for k := int64(1); k <= 18; k++ {
+			ts := t0 + k*10_000
+			f := detect.Features{Link: 0, T: ts, HeadM: -1, Young: young, Discharging: true}
+			f.X[detect.FFixes] = 2 // fewer fixes than a flowing note needs on its own
+			log = append(log, j.judgeFeatures([]detect.Features{f})...)
+			if k%6 == 0 {
+				p, _ := net.Links()[0].PointAt(150 - 2*float64(k)) // the queue's vehicles in turn, 12 m apart
+				cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
+				log = append(log, Evidence{Kind: schema.KindVideo, Source: "cam-1", Type: "stalled_vehicle", TS: ts + 1_000, Lat: p.Lat,
+					Lng: p.Lng, Cell: cell, Weight: 0.8})
+			}
+		}
+		tr.Track(t0+200_000, everySeq, log)
+		inc := tr.Incidents()
+		switch {
+		case young && len(inc) != 1:
+			t.Errorf("three stall alarms on a young link with exits made %d incidents, want one (its exits doubt nothing)", len(inc))
+		case !young && len(inc) != 0:
+			t.Errorf("three stall alarms on a learned link discharging as usual made %+v, want a candidate only", inc)
+		}
+	}
+}
