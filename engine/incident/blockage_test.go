@@ -463,3 +463,52 @@ func TestAYoungLinksExitsDoNotDoubtAStallAlarm(t *testing.T) {
 		}
 	}
 }
+
+// An incident a caller placed stays where the call put it: the judge's alarms downstream of its links after
+// the detection join it but do not carry it to their queue's head (issue 12, eleventh pass: calls placed
+// incidents 7-145 m from their closures, queues joining minutes later carried them 444-675 m away, and the
+// closures counted as not found). An incident of traffic alone still moves to the queue's head downstream.
+func TestACallersIncidentStaysWhereTheCallPlacedIt(t *testing.T) {
+	net := chain(t, 4)
+	run := func(call bool) Incident {
+		tr := NewTracker(30_000)
+		tr.SetTopology(NewTopology(net, 9))
+		first := linkEvidence(t, net, 0, t0, 0.4) // a candidate on link 0, 250 m along it
+		if !call {
+			first.Weight = 0.7 // an alarm: traffic alone detects
+		}
+		tr.Track(t0, everySeq, []Evidence{first})
+		if call {
+			p, _ := net.Links()[0].PointAt(150)
+			cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
+			tr.Track(t0+30_000, everySeq, []Evidence{{Kind: schema.KindReport, Source: "call-1", Type: "crash",
+				TS: t0 + 60_000, Lat: p.Lat, Lng: p.Lng, Cell: cell, Weight: 0.69, Sev: 3}})
+		}
+		if inc := tr.Incidents(); len(inc) != 1 || !inc[0].Active() {
+			t.Fatalf("call %v: %+v, want one detected incident", call, inc)
+		}
+		// Five minutes of alarms on link 1, one step downstream of link 0.
+		for k := int64(1); k <= 30; k++ {
+			ts := t0 + 60_000 + k*10_000
+			tr.Track(ts-30_000, everySeq, []Evidence{linkEvidence(t, net, 1, ts, 0.75)})
+		}
+		inc := tr.Incidents()
+		if len(inc) != 1 {
+			t.Fatalf("call %v: %d incidents, want the one (the alarms downstream join it)", call, len(inc))
+		}
+		return inc[0]
+	}
+	link1, _ := net.Links()[1].PointAt(250)
+	called, _ := net.Links()[0].PointAt(150)
+	in := run(true)
+	if d := geo.DistanceM(called, geo.LatLng{Lat: in.Lat, Lng: in.Lng}); d > 120 {
+		t.Errorf("the called-in incident is %.0f m from the call, want it to stay within 120 m (between the call and its candidate)", d)
+	}
+	if in.EvidenceCount < 30 {
+		t.Errorf("evidence count %d: the alarms downstream did not join the called-in incident", in.EvidenceCount)
+	}
+	in = run(false)
+	if d := geo.DistanceM(link1, geo.LatLng{Lat: in.Lat, Lng: in.Lng}); d > 1 {
+		t.Errorf("an incident of traffic alone is %.0f m from the alarms downstream, want it moved to them", d)
+	}
+}
