@@ -17,7 +17,8 @@ import (
 // fitVersion names the fitting code (fitTrees, fitLR, calibrate, proxyDetections and their constants): bump
 // it with any change to what they return for the same rows, so the models cached under the old code are
 // fitted again. The rows themselves (the detector's features and the labels) are in the key, so a change to
-// the detector refits on its own.
+// the detector refits on its own; so is whether the detector's gate (detect.Gate) lets each row through, so
+// a change to the gate alone refits too.
 const fitVersion = 3
 
 // filled is opt with its defaults, as fitModel uses it.
@@ -36,7 +37,7 @@ func (opt TrainOptions) filled() TrainOptions {
 
 // trainingKey is a hash of everything a model fitted and calibrated on runs depends on: the fitting code's
 // version, the options, and per run its city, seed, density, length, road network, truths and rows (the
-// features, labels and what the proxy fusion reads).
+// features, labels, whether the gate passes each, and what the proxy fusion reads).
 func trainingKey(runs []*corpusRun, opt TrainOptions) string {
 	h := sha256.New()
 	opt = opt.filled()
@@ -79,7 +80,7 @@ func trainingKey(runs []*corpusRun, opt TrainOptions) string {
 				f64(x)
 			}
 			f64(row.HeadM)
-			buf = append(buf, byte(row.Label), boolByte(row.Young))
+			buf = append(buf, byte(row.Label), boolByte(row.Young), boolByte(gate(&row.X)))
 			str(row.Class)
 			if len(buf) > 1<<16 {
 				flush(h)

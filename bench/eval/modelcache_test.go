@@ -117,8 +117,19 @@ func TestLocoModelsAreCachedByTheirRows(t *testing.T) {
 	if _, reused, err = fitCached(dir, runs, TrainOptions{MaxFalsePerH: 1}); err != nil || reused {
 		t.Fatalf("other options: reused %v (err %v), want a refit", reused, err)
 	}
-	if n := len(files()); n != 4 {
-		t.Errorf("the cache holds %d models (%v), want 4: one per distinct training set and options", n, files())
+	// The same rows through another gate (one that shuts a row the detector's lets through) fit again.
+	shut := &runs[1].rows[3].X
+	if !detect.Gate(shut) {
+		t.Fatal("the corpus's row 3 does not pass the gate: no row to shut it for")
+	}
+	gate = func(x *[detect.NumFeatures]float64) bool { return x != shut && detect.Gate(x) }
+	_, reused, err = fitCached(dir, runs, TrainOptions{MaxFalsePerH: 1})
+	gate = detect.Gate
+	if err != nil || reused {
+		t.Fatalf("another gate: reused %v (err %v), want a refit", reused, err)
+	}
+	if n := len(files()); n != 5 {
+		t.Errorf("the cache holds %d models (%v), want 5: one per distinct training set, gate and options", n, files())
 	}
 	// A damaged cached model is fitted again, not an error.
 	if err := os.WriteFile(path, []byte("{"), 0o644); err != nil {

@@ -189,6 +189,10 @@ func evidenceBoundTable(scs []*Scenario, obs []Observable, cities []string) stri
 		// count, and how often the detection came before every other source.
 		sumDet        float64
 		nDet, detWins int
+		// Found blockages with a call: detected at its first call (within a second: the call made or joined
+		// the incident that matched) and their TTD's sum, and detected before it.
+		atCall, beforeCall int
+		sumAtCall          float64
 	}
 	by := map[string]*acc{}
 	for _, sc := range scs {
@@ -232,6 +236,15 @@ func evidenceBoundTable(scs []*Scenario, obs []Observable, cities []string) stri
 					a.nDet++
 					a.sumDet += withDet
 				}
+				if tr.Detected && tr.TTDS != nil && tr.FirstCallS != nil {
+					switch d := *tr.TTDS - *tr.FirstCallS; {
+					case math.Abs(d) <= 1:
+						a.atCall++
+						a.sumAtCall += *tr.TTDS
+					case d < 0:
+						a.beforeCall++
+					}
+				}
 				if src == "" {
 					continue
 				}
@@ -264,7 +277,7 @@ func evidenceBoundTable(scs []*Scenario, obs []Observable, cities []string) stri
 	}
 	var b strings.Builder
 	b.WriteString("The bound on the all-evidence mean time to detect (bar 90 s): per blockage, the earliest evidence of any source (a stall alarm, a call, the traffic oracle's first sign), averaged\n\n")
-	b.WriteString("| city | probes | blockages with evidence | mean earliest evidence | earliest from video / call / traffic | cameras and calls only: with evidence, mean | detector's mean TTD (found) | its mean lag behind the earliest evidence: video / call / traffic first | counting the detection as evidence too: mean earliest (detection first) |\n|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| city | probes | blockages with evidence | mean earliest evidence | earliest from video / call / traffic | cameras and calls only: with evidence, mean | detector's mean TTD (found) | its mean lag behind the earliest evidence: video / call / traffic first | counting the detection as evidence too: mean earliest (detection first) | found at its first call / before it (of those with a call): n / n, mean TTD of those at the call |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	mean := func(s float64, n int) string {
 		if n == 0 {
 			return "–"
@@ -277,9 +290,10 @@ func evidenceBoundTable(scs []*Scenario, obs []Observable, cities []string) stri
 			if a == nil {
 				continue
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %d / %d / %d | %d, %s | %s | %s / %s / %s | %s (%d) |\n", c, probeShareName(low),
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %d / %d / %d | %d, %s | %s | %s / %s / %s | %s (%d) | %d / %d, %s |\n", c, probeShareName(low),
 				frac(a.any, a.n), mean(a.sum, a.any), a.video, a.call, a.traffic, a.camCall, mean(a.sumCamCall, a.camCall), mean(a.sumTTD, a.ttdN),
-				mean(a.lagSum[0], a.lagN[0]), mean(a.lagSum[1], a.lagN[1]), mean(a.lagSum[2], a.lagN[2]), mean(a.sumDet, a.nDet), a.detWins)
+				mean(a.lagSum[0], a.lagN[0]), mean(a.lagSum[1], a.lagN[1]), mean(a.lagSum[2], a.lagN[2]), mean(a.sumDet, a.nDet), a.detWins,
+				a.atCall, a.beforeCall, mean(a.sumAtCall, a.atCall))
 		}
 	}
 	b.WriteString("\n")

@@ -72,12 +72,13 @@ func TestTheEvidenceBoundTakesEachBlockagesEarliestSource(t *testing.T) {
 	}
 	scs := []*Scenario{
 		{Source: "x", Variant: VarAll, Seed: 1, Truths: []TruthResult{
-			tr("a", ClassFull, f(150), f(200), f(160)), // traffic at 40 s is first
-			tr("b", ClassPartial, nil, f(130), f(140)), // the call (its traffic sign is at 5 % only)
-			tr("f", ClassPartial, nil, f(200), f(50)),  // detected before the call: the detection counts in the last column
-			tr("c", ClassFull, f(300), nil, nil),       // the camera
-			tr("d", ClassFull, nil, nil, nil),          // nothing at all: not in the mean
-			{Truth: Truth{ID: "e", FirstCallS: f(1)}},  // not scored
+			tr("a", ClassFull, f(150), f(200), f(160)),   // traffic at 40 s is first
+			tr("b", ClassPartial, nil, f(130), f(140)),   // the call (its traffic sign is at 5 % only)
+			tr("f", ClassPartial, nil, f(200), f(50)),    // detected before the call: the detection counts in the last column
+			tr("g", ClassPartial, nil, f(220), f(220.5)), // detected at its call
+			tr("c", ClassFull, f(300), nil, nil),         // the camera
+			tr("d", ClassFull, nil, nil, nil),            // nothing at all: not in the mean
+			{Truth: Truth{ID: "e", FirstCallS: f(1)}},    // not scored
 		}},
 		{Source: "x", Variant: VarTraffic, Seed: 1, Truths: []TruthResult{tr("a", ClassFull, nil, nil, f(1))}},
 	}
@@ -87,11 +88,12 @@ func TestTheEvidenceBoundTakesEachBlockagesEarliestSource(t *testing.T) {
 		{City: "x", Seed: 1, Truth: "c", Class: ClassFull, FirstS: -1},
 	}
 	tab := evidenceBoundTable(scs, obs, []string{"x"})
-	// (40 + 130 + 300 + 200) / 4 = 168; cameras and calls: (150 + 130 + 300 + 200) / 4 = 195; detector
-	// (160 + 140 + 50) / 3 = 117; its lag: none found video-first, (10 − 150) / 2 = −70 s call-first, 160 − 40 =
-	// 120 s traffic-first; with the detection: (40 + 130 + 300 + 50) / 4 = 130, f's detection first.
-	for _, line := range []string{"| x | 15 % | 4/5 (80 %) | 168 s | 1 / 2 / 1 | 4, 195 s | 117 s | – / -70 s / 120 s | 130 s (1) |",
-		"| corpus | 15 % | 4/5 (80 %) | 168 s | 1 / 2 / 1 | 4, 195 s | 117 s | – / -70 s / 120 s | 130 s (1) |"} {
+	// (40 + 130 + 300 + 200 + 220) / 5 = 178; cameras and calls: (150 + 130 + 300 + 200 + 220) / 5 = 200;
+	// detector (160 + 140 + 50 + 220.5) / 4 = 143; its lag: none found video-first, (10 − 150 + 0.5) / 3 = −47 s
+	// call-first, 160 − 40 = 120 s traffic-first; with the detection: (40 + 130 + 300 + 50 + 220) / 5 = 148, f's
+	// detection first; found at the call: g (220.5 s), before it: a and f (b came 10 s after its call).
+	for _, line := range []string{"| x | 15 % | 5/6 (83 %) | 178 s | 1 / 3 / 1 | 5, 200 s | 143 s | – / -47 s / 120 s | 148 s (1) | 1 / 2, 221 s |",
+		"| corpus | 15 % | 5/6 (83 %) | 178 s | 1 / 3 / 1 | 5, 200 s | 143 s | – / -47 s / 120 s | 148 s (1) | 1 / 2, 221 s |"} {
 		if !strings.Contains(tab, line) {
 			t.Errorf("the bound table lacks %q:\n%s", line, tab)
 		}

@@ -12,12 +12,15 @@ import (
 // before the snapshot has still stood for three minutes after it).
 
 type stateV1 struct {
-	DoneTo   int64
-	Prior    quantileState
-	Vehicles []vehicleState
-	Links    []linkStateV1
-	Pending  []fixState
-	Loops    []loopState
+	DoneTo int64
+	// LearnedTo: the bucket end up to which the baselines learned (0 in snapshots from before it: those
+	// learned each bucket at its end, so up to DoneTo).
+	LearnedTo int64
+	Prior     quantileState
+	Vehicles  []vehicleState
+	Links     []linkStateV1
+	Pending   []fixState
+	Loops     []loopState
 }
 
 type quantileState struct{ Q, Est, N float64 }
@@ -47,6 +50,7 @@ type bucketState struct {
 	Fixes, Standing, Crawling, Loops uint16
 	SpeedSum, FlowSum, OccSum        float32
 	HoldMax                          float32
+	Held                             bool
 }
 
 type linkStateV1 struct {
@@ -92,7 +96,7 @@ func (s ewmaState) ewma() ewma             { return ewma{tau: s.Tau, mean: s.Mea
 
 // MarshalState encodes the tracker's state (dispatcher goroutine, between batches).
 func (t *Tracker) MarshalState() ([]byte, error) {
-	st := stateV1{DoneTo: t.doneTo, Prior: t.prior.state()}
+	st := stateV1{DoneTo: t.doneTo, LearnedTo: t.learnedTo, Prior: t.prior.state()}
 	ids := make([]string, 0, len(t.veh))
 	for id := range t.veh {
 		ids = append(ids, id)
@@ -128,9 +132,9 @@ func (t *Tracker) MarshalState() ([]byte, error) {
 			x.Stops = append(x.Stops, stopState{End: s.end, Dur: s.dur, Off: s.offM})
 		}
 		for _, b := range ls.b {
-			if b.fixes > 0 || b.loops > 0 || b.holdMax > 0 {
+			if b.fixes > 0 || b.loops > 0 || b.holdMax > 0 || b.held {
 				x.Buckets = append(x.Buckets, bucketState{Idx: b.idx, Fixes: b.fixes, Standing: b.standing, Crawling: b.crawling,
-					Loops: b.loops, SpeedSum: b.speedSum, FlowSum: b.flowSum, OccSum: b.occSum, HoldMax: b.holdMax})
+					Loops: b.loops, SpeedSum: b.speedSum, FlowSum: b.flowSum, OccSum: b.occSum, HoldMax: b.holdMax, Held: b.held})
 			}
 		}
 		st.Links = append(st.Links, x)
@@ -166,7 +170,10 @@ func (t *Tracker) RestoreState(data []byte) error {
 			return fmt.Errorf("cannot restore the detector's state: link %d is not in this network of %d links", l.Link, len(t.links))
 		}
 	}
-	t.doneTo, t.prior = st.DoneTo, st.Prior.quantile()
+	t.doneTo, t.learnedTo, t.prior = st.DoneTo, st.LearnedTo, st.Prior.quantile()
+	if st.LearnedTo == 0 {
+		t.learnedTo = st.DoneTo
+	}
 	for _, v := range st.Vehicles {
 		t.veh[v.ID] = &vehicle{link: v.Link, holdLink: v.HoldLink, candLink: v.CandLink, offM: v.Off, holdOff: v.HoldOff,
 			lastTS: v.LastTS, holdSince: v.HoldSince, candTS: v.CandTS}
@@ -193,7 +200,7 @@ func (t *Tracker) RestoreState(data []byte) error {
 		}
 		for _, b := range x.Buckets {
 			*t.bucketOf(ls, b.Idx*t.bucketMs) = bucket{idx: b.Idx, fixes: b.Fixes, standing: b.Standing, crawling: b.Crawling,
-				loops: b.Loops, speedSum: b.SpeedSum, flowSum: b.FlowSum, occSum: b.OccSum, holdMax: b.HoldMax}
+				loops: b.Loops, speedSum: b.SpeedSum, flowSum: b.FlowSum, occSum: b.OccSum, holdMax: b.HoldMax, held: b.Held}
 		}
 	}
 	for _, f := range st.Pending {

@@ -105,6 +105,9 @@ type bucket struct {
 	occSum  float32
 	// holdMax: the longest hold on the link at this bucket's end (s), recorded by measure.
 	holdMax float32
+	// held: at this bucket's end a vehicle had held on the (learned) link for a minute, so its baselines do
+	// not learn from it (recorded by measure, read when the bucket is learned, learnLagMs later).
+	held bool
 }
 
 type linkState struct {
@@ -139,15 +142,17 @@ type posFix struct {
 
 // Tracker follows vehicles and links in event time.
 type Tracker struct {
-	links    []Link
-	st       []linkState
-	veh      map[string]*vehicle
-	pending  []fix
-	loops    []loopReading
-	doneTo   int64 // bucket end up to which fixes are processed
-	bucketMs int64
-	prior    quantile // stop durations of the whole network
-	active   map[int32]struct{}
+	links   []Link
+	st      []linkState
+	veh     map[string]*vehicle
+	pending []fix
+	loops   []loopReading
+	doneTo  int64 // bucket end up to which fixes are processed
+	// learnedTo: the bucket end up to which the baselines have learned (learnLag behind doneTo).
+	learnedTo int64
+	bucketMs  int64
+	prior     quantile // stop durations of the whole network
+	active    map[int32]struct{}
 }
 
 type loopReading struct {

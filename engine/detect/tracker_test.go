@@ -1,7 +1,10 @@
 package detect
 
 import (
+	"bytes"
+	"encoding/gob"
 	"fmt"
+	"math"
 	"testing"
 )
 
@@ -410,5 +413,66 @@ func TestFullFlowOnlyWhereTheLinkPassesItsUsualFlow(t *testing.T) {
 		if f.FullFlow != c.want {
 			t.Errorf("%s: full flow %v at minute 13 (exit deficit %.2f), want %v", c.name, f.FullFlow, f.X[FExitDeficit], c.want)
 		}
+	}
+}
+
+// A steady stream of probes leaving link 0 at a known rate, each with its own fix phase, teaches link 0 that
+// exit rate and link 1 that entry rate. An exit is recorded at the vehicle's second fix on the next link with
+// the first fix's time, so a bucket learned at its own end missed the exits of its last fix interval: at a
+// fix every 5 s and buckets of 10 s it learned about half the rate.
+func TestASteadyStreamLearnsItsExitRate(t *testing.T) {
+	until := t0 + 40*60_000
+	for _, every := range []int64{5_000, 8_000, 20_000} {
+		var trips []trip
+		for k := int64(0); t0+k*every < until; k++ {
+			trips = append(trips, trip{id: fmt.Sprintf("v%d", k), start: t0 + k*every + (k*1_777)%10_000, kmh: 36})
+		}
+		var all []stateFix
+		for _, tr := range trips {
+			tr.fixes(until, func(id string, ts int64, link int32, off float32, kmh float64) {
+				all = append(all, stateFix{id, ts, link, off, kmh})
+			})
+		}
+		tk := NewTracker(twoLinks(), 10_000)
+		feedFixes(tk, all, nil, t0, until, new([]Features))
+		want := 1000 / float64(every)
+		exit, _ := tk.st[0].exitRate.value()
+		entry, _ := tk.st[1].entryRate.value()
+		if math.Abs(exit/want-1) > 0.1 || math.Abs(entry/want-1) > 0.1 {
+			t.Errorf("a vehicle every %d s: learned exit rate %.3f/s, entry rate %.3f/s, want %.3f/s", every/1000, exit, entry, want)
+		}
+	}
+}
+
+// A snapshot from before the baselines learned late (no LearnedTo, no held buckets) still loads: its
+// baselines had learned every bucket up to DoneTo, so none of those is learned again.
+func TestAnOlderSnapshotLoads(t *testing.T) {
+	all := fixesOf(50, t0+8*60_000, t0+16*60_000)
+	a := NewTracker(twoLinks(), 10_000)
+	feedFixes(a, all, nil, t0, t0+10*60_000, new([]Features))
+	data, err := a.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st stateV1
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	st.LearnedTo = 0
+	for i := range st.Links {
+		for j := range st.Links[i].Buckets {
+			st.Links[i].Buckets[j].Held = false
+		}
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(&st); err != nil {
+		t.Fatal(err)
+	}
+	b := NewTracker(twoLinks(), 10_000)
+	if err := b.RestoreState(buf.Bytes()); err != nil {
+		t.Fatalf("an older snapshot does not load: %v", err)
+	}
+	if b.learnedTo != st.DoneTo || b.doneTo != a.doneTo {
+		t.Errorf("restored from an older snapshot: learned to %d, done to %d; want both %d", b.learnedTo, b.doneTo, a.doneTo)
 	}
 }

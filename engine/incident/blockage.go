@@ -25,7 +25,8 @@ const (
 	trafficType    = "speed_collapse"
 	// flowingType marks a note (weight 0, no incident evidence) that the judge found a link flowing at a
 	// bucket end, with at least flowingFixesLog (log2 1+fixes: 5 fixes) in its last two minutes, or
-	// discharging (detect.Features.Discharging: probes keep leaving it at its usual rate) however few.
+	// discharging (detect.Features.Discharging: probes keep leaving it at its usual rate) however few, once
+	// the link has learned its usual rate (not young).
 	flowingType     = "flowing"
 	flowingFixesLog = 2.585
 )
@@ -91,8 +92,10 @@ func (b *blockageJudge) judgeFeatures(feats []detect.Features) []Evidence {
 				w = candidateW
 			default:
 				// Below suspicion, or suspicious but discharging (probes keep leaving it at its usual rate:
-				// a signal's queue moving on each cycle, issue 12 fifth pass).
-				if f.X[detect.FFixes] >= flowingFixesLog || f.Discharging {
+				// a signal's queue moving on each cycle, issue 12 fifth pass). A young link has no usual
+				// rate yet: its exits alone make no flowing note (in a full closure's first minutes the
+				// vehicles past it still leave; issue 12, eleventh pass).
+				if f.X[detect.FFixes] >= flowingFixesLog || f.Discharging && !f.Young {
 					// Judged flowing on enough probe fixes: the tracker doubts a stall alarm here.
 					out = append(out, Evidence{Kind: schema.KindProbe, Type: flowingType, TS: f.T, LinkRef: f.Link + 1,
 						Seq: f.Seq, WmBefore: f.WmBefore})

@@ -473,3 +473,87 @@ func TestASustainedModerateProbabilityAlarmsAtTheSecondPoint(t *testing.T) {
 		}
 	}
 }
+
+// A young link (its baselines not yet learned) has no usual exit rate for its exits to match: probes leaving
+// it say nothing of whether its queue discharges as usual (a full closure lets the vehicles past it leave in its
+// first minutes), so the judge makes no flowing note of it on that alone, and a camera's stall alarms there are
+// not doubted: three of them are an incident. On a learned link that discharges they stay doubted.
+func TestAYoungLinksExitsDoNotDoubtAStallAlarm(t *testing.T) {
+	net := chain(t, 2)
+	calm := constantModel(-10) // far under the candidate share
+	for _, young := range []bool{false, true} {
+		j := &blockageJudge{model: calm, topo: NewTopology(net, 9), runs: map[int32]detect.Run{}}
+		tr := NewTracker(30_000)
+		tr.SetTopology(j.topo)
+		var log []Evidence
+		for k := int64(1); k <= 18; k++ {
+			ts := t0 + k*10_000
+			f := detect.Features{Link: 0, T: ts, HeadM: -1, Young: young, Discharging: true}
+			f.X[detect.FFixes] = 2 // fewer fixes than a flowing note needs on its own
+			log = append(log, j.judgeFeatures([]detect.Features{f})...)
+			if k%6 == 0 {
+				p, _ := net.Links()[0].PointAt(150 - 2*float64(k)) // the queue's vehicles in turn, 12 m apart
+				cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
+				log = append(log, Evidence{Kind: schema.KindVideo, Source: "cam-1", Type: "stalled_vehicle", TS: ts + 1_000, Lat: p.Lat,
+					Lng: p.Lng, Cell: cell, Weight: 0.8})
+			}
+		}
+		tr.Track(t0+200_000, everySeq, log)
+		inc := tr.Incidents()
+		switch {
+		case young && len(inc) != 1:
+			t.Errorf("three stall alarms on a young link with exits made %d incidents, want one (its exits doubt nothing)", len(inc))
+		case !young && len(inc) != 0:
+			t.Errorf("three stall alarms on a learned link discharging as usual made %+v, want a candidate only", inc)
+		}
+	}
+}
+
+// An incident a caller placed stays where the call put it: the judge's alarms downstream of its links after
+// the detection join it but do not carry it to their queue's head (issue 12, eleventh pass: calls placed
+// incidents 7-145 m from their closures, queues joining minutes later carried them 444-675 m away, and the
+// closures counted as not found). An incident of traffic alone still moves to the queue's head downstream.
+func TestACallersIncidentStaysWhereTheCallPlacedIt(t *testing.T) {
+	net := chain(t, 4)
+	run := func(call bool) Incident {
+		tr := NewTracker(30_000)
+		tr.SetTopology(NewTopology(net, 9))
+		first := linkEvidence(t, net, 0, t0, 0.4) // a candidate on link 0, 250 m along it
+		if !call {
+			first.Weight = 0.7 // an alarm: traffic alone detects
+		}
+		tr.Track(t0, everySeq, []Evidence{first})
+		if call {
+			p, _ := net.Links()[0].PointAt(150)
+			cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
+			tr.Track(t0+30_000, everySeq, []Evidence{{Kind: schema.KindReport, Source: "call-1", Type: "crash",
+				TS: t0 + 60_000, Lat: p.Lat, Lng: p.Lng, Cell: cell, Weight: 0.69, Sev: 3}})
+		}
+		if inc := tr.Incidents(); len(inc) != 1 || !inc[0].Active() {
+			t.Fatalf("call %v: %+v, want one detected incident", call, inc)
+		}
+		// Five minutes of alarms on link 1, one step downstream of link 0.
+		for k := int64(1); k <= 30; k++ {
+			ts := t0 + 60_000 + k*10_000
+			tr.Track(ts-30_000, everySeq, []Evidence{linkEvidence(t, net, 1, ts, 0.75)})
+		}
+		inc := tr.Incidents()
+		if len(inc) != 1 {
+			t.Fatalf("call %v: %d incidents, want the one (the alarms downstream join it)", call, len(inc))
+		}
+		return inc[0]
+	}
+	link1, _ := net.Links()[1].PointAt(250)
+	called, _ := net.Links()[0].PointAt(150)
+	in := run(true)
+	if d := geo.DistanceM(called, geo.LatLng{Lat: in.Lat, Lng: in.Lng}); d > 120 {
+		t.Errorf("the called-in incident is %.0f m from the call, want it to stay within 120 m (between the call and its candidate)", d)
+	}
+	if in.EvidenceCount < 30 {
+		t.Errorf("evidence count %d: the alarms downstream did not join the called-in incident", in.EvidenceCount)
+	}
+	in = run(false)
+	if d := geo.DistanceM(link1, geo.LatLng{Lat: in.Lat, Lng: in.Lng}); d > 1 {
+		t.Errorf("an incident of traffic alone is %.0f m from the alarms downstream, want it moved to them", d)
+	}
+}

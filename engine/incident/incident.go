@@ -392,6 +392,13 @@ func (t *tracker) add(ev Evidence) {
 		// camera's hundreds of frames of the queue carried two incidents, each placed by a call 70-145 m
 		// from its closure, 304 and 354 m away). One vehicle standing alone in its view still places it.
 		pw = 0
+	} else if in.Status != "" && trafficKind(ev) && placedByNamed(in) {
+		// A detected incident that a caller or a camera placed stays where they saw the event: traffic
+		// judgements after the detection join it (its score, its links, its affected area) but do not carry
+		// it along the queue, nor to the head of another queue downstream (issue 12, eleventh pass: incidents
+		// placed by their calls 7-145 m from their closures were carried 444-675 m away by queues that
+		// joined them minutes later, so the closure they were detected for counted as not found).
+		pw = 0
 	} else if li := ev.LinkRef - 1; li >= 0 && t.topo != nil && in.Status != "" && len(in.links) > 0 && !in.links[li] {
 		switch {
 		case t.topo.reaches(li, in.links, queueHops):
@@ -436,6 +443,23 @@ func (t *tracker) add(ev Evidence) {
 		in.ReportSeverity = int(ev.Sev)
 	}
 	t.rescore(in, ev.TS)
+}
+
+// trafficKind reports whether ev is a traffic symptom (the blockage judge's link judgements, probe or loop
+// anomalies), as opposed to something a person or a camera saw at a place.
+func trafficKind(ev Evidence) bool {
+	return ev.LinkRef > 0 || ev.Kind == schema.KindProbe || ev.Kind == schema.KindDetector
+}
+
+// placedByNamed reports whether a caller or a camera places the incident (a source of theirs with a position
+// weight).
+func placedByNamed(in *Incident) bool {
+	for _, sa := range in.sources {
+		if (sa.Kind == schema.KindReport || sa.Kind == schema.KindVideo) && sa.SumW > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // position is the mean of the sources' places weighted by their position weights, summed in the order of the
