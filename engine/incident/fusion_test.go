@@ -302,3 +302,64 @@ func TestACandidateDoesNotCorroborateADoubtedCamera(t *testing.T) {
 		}
 	}
 }
+
+// Frames of two cameras that have not repeated corroborate each other only when they name one scene: a
+// wrong-way driver at one camera and a stalled vehicle at the next, or debris then a wrong-way driver, are two
+// classifier claims, not two sightings of one event (issue 12, eleventh pass: Hangzhou's all-evidence false
+// alarms). A wrong-way driver seen by both cameras is an incident.
+func TestFramesOfDifferentScenesAtTwoCamerasDoNotCorroborate(t *testing.T) {
+	net := chain(t, 2)
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"wrong_way", "stalled_vehicle", 0},
+		{"debris", "wrong_way", 0},
+		{"pedestrian", "crash", 0},
+		{"wrong_way", "wrong_way", 1},
+		{"debris", "stalled_vehicle", 1},
+	} {
+		tr := NewTracker(30_000)
+		tr.SetTopology(NewTopology(net, 9))
+		log := []Evidence{camFrame(t, net, "cam-1", tc.a, 290, t0, 1), camFrame(t, net, "cam-2", tc.b, 350, t0+40_000, 2)}
+		tr.Track(t0+100_000, everySeq, log)
+		if got := len(tr.Incidents()); got != tc.want {
+			t.Errorf("a %s frame of one camera and a %s frame of another made %d incidents, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+// A frame naming no obstacle (a pedestrian) does not make the judge's candidate corroborate a camera doubted
+// for a moving queue: the candidate corroborates a blocking cause only when something other than that camera
+// says there is one (issue 12, eleventh pass: a doubted camera's stall frames, the judge's candidate and
+// another camera's pedestrian frame made a Hangzhou false alarm).
+func TestAFrameOfAnotherSceneDoesNotUnlockACandidate(t *testing.T) {
+	net := chain(t, 2)
+	var log []Evidence
+	seq := uint64(0)
+	count := func(ts int64) Evidence {
+		seq++
+		p, cell := on(t, net, 300)
+		return Evidence{Kind: schema.KindVideo, Source: "cam-1", Type: countType, TS: ts, Lat: p.Lat, Lng: p.Lng, Cell: cell,
+			Count: 6, Seq: seq, WmBefore: ts - 30_000}
+	}
+	for k := int64(1); k <= 72; k++ {
+		log = append(log, count(t0+k*10_000))
+	}
+	for k := int64(0); k < 2; k++ {
+		ts := t0 + 725_000 + k*25_000
+		seq++
+		cand := linkEvidence(t, net, 0, ts-2_000, candidateW)
+		cand.Seq, cand.WmBefore = seq, ts-32_000
+		seq++
+		log = append(log, cand, camFrame(t, net, "cam-1", "stalled_vehicle", 290+float64(k)*12, ts, seq))
+	}
+	seq++
+	log = append(log, camFrame(t, net, "cam-2", "pedestrian", 330, t0+770_000, seq))
+	tr := NewTracker(30_000)
+	tr.SetTopology(NewTopology(net, 9))
+	tr.Track(t0+780_000, everySeq, log)
+	if got := tr.Incidents(); len(got) != 0 {
+		t.Errorf("a doubted camera, a candidate and another camera's pedestrian frame made %d incidents (score %.2f), want a candidate", len(got), got[0].Score)
+	}
+}

@@ -141,7 +141,7 @@ type sourceAcc struct {
 func sceneOf(typ string) string {
 	switch typ {
 	case "crash", "stalled_vehicle", "debris":
-		return "obstacle"
+		return obstacle
 	}
 	return typ
 }
@@ -155,6 +155,24 @@ func (sa *sourceAcc) seen(typ string) {
 	}
 	sa.Scenes[sceneOf(typ)]++
 }
+
+// obstacle is the scene of something standing in the road (sceneOf).
+const obstacle = "obstacle"
+
+// scene is the scene the source named most often (the first in order on a tie; "" for a source restored from
+// a snapshot from before scenes were counted, which then counts as one scene with any other such source).
+func (sa *sourceAcc) scene() string {
+	best, n := "", 0
+	for sc, c := range sa.Scenes {
+		if c > n || c == n && sc < best {
+			best, n = sc, c
+		}
+	}
+	return best
+}
+
+// sees reports whether the source named the scene sc (a source from before scenes were counted may have).
+func (sa *sourceAcc) sees(sc string) bool { return sa.Scenes == nil || sa.Scenes[sc] > 0 }
 
 // repeats is how often the source saw its most repeated scene (N for a source restored from an older snapshot).
 func (sa *sourceAcc) repeats() int {
@@ -601,14 +619,18 @@ func (t *tracker) rescore(in *Incident, ts int64) {
 // cause that blocks a road (blocked: a crash, a stalled vehicle, debris, a closure or hazard called in): a
 // camera's wrong-way driver next to an ordinary queue is not a blockage; and only when some evidence other
 // than cameras doubted for a moving queue is there: such a camera and a suspicious queue beside it are the
-// same ordinary congestion (issue 12, tenth pass).
+// same ordinary congestion (issue 12, tenth pass); a camera's frame that names no obstacle (a pedestrian, a
+// wrong-way driver) is no such other evidence: it says nothing of a blockage (issue 12, eleventh pass).
 func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 	miss := 1.0
 	kinds := map[schema.Kind]bool{}
-	traffic, doubted := 0.0, 0.0
+	traffic := 0.0
+	// Cameras short of counting in full (unrepeated, or doubted for a moving queue), by the scene they name:
+	// the chance each scene is not there (frameMiss) and the strongest doubted camera of it (doubted).
+	frameMiss, doubted := map[string]float64{}, map[string]float64{}
 	undoubted := false
 	for key, sa := range sources {
-		undoubted = undoubted || !linkSource(key) && !(sa.Kind == schema.KindVideo && sa.Doubt)
+		undoubted = undoubted || !linkSource(key) && !(sa.Kind == schema.KindVideo && (sa.Doubt || !sa.sees(obstacle)))
 	}
 	for key, sa := range sources {
 		if linkSource(key) {
@@ -628,17 +650,39 @@ func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 			// A classifier's frame until it repeats, or a cell's traffic anomaly that has not yet outlasted
 			// a signal cycle or two, is a candidate until something else corroborates it.
 			w = math.Min(w, unrepeatedCap)
-			if sa.Kind == schema.KindVideo && sa.Doubt {
-				// Cameras doubted for a moving queue (the judge finds their road flowing, or they count
-				// vehicles through as usual) are explained by the same ordinary congestion, not
-				// independent: together they say no more than the strongest of them.
-				doubted = math.Max(doubted, w)
+			if sa.Kind == schema.KindVideo {
+				sc := sa.scene()
+				if sa.Doubt {
+					// Cameras doubted for a moving queue (the judge finds their road flowing, or they count
+					// vehicles through as usual) are explained by the same ordinary congestion, not
+					// independent: together they say no more than the strongest of them.
+					doubted[sc] = math.Max(doubted[sc], w)
+				} else if _, ok := frameMiss[sc]; ok {
+					frameMiss[sc] *= 1 - w
+				} else {
+					frameMiss[sc] = 1 - w
+				}
 				continue
 			}
 		}
 		miss *= 1 - w
 	}
-	miss *= (1 - traffic) * (1 - doubted)
+	// Frames that have not repeated corroborate each other only when they name one scene: a wrong-way
+	// driver at one camera and debris or a pedestrian at the next are two different claims, each one frame
+	// of a classifier that makes such mistakes, not two sightings of one event (issue 12, eleventh pass:
+	// three of Hangzhou's five all-evidence false alarms were such frames of two cameras 50-150 m apart, at
+	// junctions a few dozen metres from each other). The best-supported scene counts.
+	scenes := 0.0
+	for sc, d := range doubted {
+		if _, ok := frameMiss[sc]; !ok {
+			frameMiss[sc] = 1
+		}
+		frameMiss[sc] *= 1 - d
+	}
+	for _, m := range frameMiss {
+		scenes = math.Max(scenes, 1-m)
+	}
+	miss *= (1 - traffic) * (1 - scenes)
 	score := 1 - miss
 	if len(kinds) >= 2 {
 		score = math.Min(1, score+0.05*float64(len(kinds)-1))
