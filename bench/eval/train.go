@@ -221,7 +221,7 @@ func probsAll(runs []*corpusRun, m *detect.Model) [][]float64 {
 func proxyAllP(runs []*corpusRun, probs [][]float64, op detect.Operating, each func(r *corpusRun, tr *TruthResult)) proxyResult {
 	var out proxyResult
 	for i, r := range runs {
-		out.add(proxyScore(r, proxyIncidents(r, proxyAlarms(r, probs[i], op)), each))
+		out.add(proxyScore(r, proxyDetections(r, probs[i], op), each))
 	}
 	return out
 }
