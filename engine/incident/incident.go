@@ -670,8 +670,8 @@ func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 	// Frames that have not repeated corroborate each other only when they name one scene: a wrong-way
 	// driver at one camera and debris or a pedestrian at the next are two different claims, each one frame
 	// of a classifier that makes such mistakes, not two sightings of one event (issue 12, eleventh pass:
-	// three of Hangzhou's five all-evidence false alarms were such frames of two cameras 50-150 m apart, at
-	// junctions a few dozen metres from each other). The best-supported scene counts.
+	// three of Hangzhou's five all-evidence false alarms were such frames of two cameras 93-249 m apart, where
+	// cameras stand at junctions close together). The best-supported scene counts.
 	scenes := 0.0
 	for sc, d := range doubted {
 		if _, ok := frameMiss[sc]; !ok {
