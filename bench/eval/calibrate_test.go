@@ -190,3 +190,18 @@ func TestTheProxyAlarmsWhereTheEngineDoes(t *testing.T) {
 		}
 	}
 }
+
+// calibrate scores a pair by the union of its points' alarmed rows: that is the rows the two-point rule
+// alarms (proxyAlarms, detect.Operating.Step), on every run.
+func TestAPairAlarmsTheUnionOfItsPoints(t *testing.T) {
+	runs, m := twoPointCorpusC(t, true)
+	pair := detect.Operating{Threshold: 0.8, Persist: 2, Threshold2: 0.4, Persist2: 9}
+	for i, probs := range probsAll(runs, m) {
+		r := runs[i]
+		a := proxyAlarms(r, probs, detect.Operating{Threshold: pair.Threshold, Persist: pair.Persist})
+		b := proxyAlarms(r, probs, detect.Operating{Threshold: pair.Threshold2, Persist: pair.Persist2})
+		if got, want := mergeRows(nil, a, b), proxyAlarms(r, probs, pair); len(a) == 0 || len(b) == 0 || !slices.Equal(got, want) {
+			t.Errorf("run %s/%d: union of %d and %d rows is %d rows, the pair alarms %d", r.city, r.seed, len(a), len(b), len(got), len(want))
+		}
+	}
+}
