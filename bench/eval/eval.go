@@ -329,7 +329,7 @@ func cityModels(ctx context.Context, cfg *Config, rep *Report) (map[string]*dete
 		if reused {
 			how = "fitted before on the same rows (cached)"
 		}
-		fmt.Fprintf(cfg.Log, "eval: %s is judged by a model %s on the other cities (threshold %.3f, persistence %d)\n", c, how, m.Threshold, m.Persist)
+		fmt.Fprintf(cfg.Log, "eval: %s is judged by a model %s on the other cities (%s)\n", c, how, opString(m.Operating))
 		pts, sts := sweepCity(c, test, m)
 		rep.Sweep = append(rep.Sweep, pts...)
 		rep.SweepTruths = append(rep.SweepTruths, sts...)

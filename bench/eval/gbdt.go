@@ -100,7 +100,7 @@ func fitTrees(runs []*corpusRun) (*detect.Model, error) {
 			sn += d.w[i]
 		}
 	}
-	m := &detect.Model{Version: 2, Kind: "trees", Bias: math.Log(sp / sn), Threshold: 0.5, Persist: 3}
+	m := &detect.Model{Version: 2, Kind: "trees", Bias: math.Log(sp / sn), Operating: detect.Operating{Threshold: 0.5, Persist: 3}}
 	for f := 0; f < detect.NumFeatures; f++ {
 		m.Features = append(m.Features, detect.FeatureNames[f])
 	}

@@ -35,6 +35,9 @@ type SweepPoint struct {
 	Low       bool    `json:"low,omitempty"` // 5 % probes
 	Threshold float64 `json:"threshold"`
 	Persist   int     `json:"persist"`
+	// The second point of an own rule that has one (detect.Operating).
+	Threshold2 float64 `json:"threshold2,omitempty"`
+	Persist2   int     `json:"persist2,omitempty"`
 	// Own marks the model's own operating point (calibrated on the other cities): the shipped table's, through
 	// the proxy.
 	Own         bool    `json:"own,omitempty"`
@@ -47,6 +50,15 @@ type SweepPoint struct {
 }
 
 func (p SweepPoint) faPH() float64 { return float64(p.FalseAlarms) / math.Max(p.Hours, 1e-9) }
+
+// pointString writes p's operating point as the tables print it: (threshold, persistence), and the second
+// point after a bar.
+func (p SweepPoint) pointString() string {
+	if p.Persist2 > 0 {
+		return fmt.Sprintf("(%.3g, %d | %.3g, %d)", p.Threshold, p.Persist, p.Threshold2, p.Persist2)
+	}
+	return fmt.Sprintf("(%.3g, %d)", p.Threshold, p.Persist)
+}
 
 // add sums q's closures, false alarms and hours into p.
 func (p *SweepPoint) add(q SweepPoint) {
@@ -100,7 +112,7 @@ func sweepCity(city string, test []*corpusRun, m *detect.Model) ([]SweepPoint, [
 		}
 		probs := probsAll(runs, m)
 		idx := map[[2]string]int{} // seed, truth → index in truths
-		at := func(thr float64, k int, own bool) {
+		at := func(op detect.Operating, own bool) {
 			var found [][2]string
 			each := func(r *corpusRun, tr *TruthResult) {
 				key := [2]string{fmt.Sprint(r.seed), tr.ID}
@@ -113,8 +125,9 @@ func sweepCity(city string, test []*corpusRun, m *detect.Model) ([]SweepPoint, [
 					found = append(found, key)
 				}
 			}
-			p := proxyAllP(runs, probs, thr, k, each)
-			pt := SweepPoint{City: city, Low: low, Threshold: thr, Persist: k, Own: own, Full: p.full, FullFast: p.fullFast,
+			p := proxyAllP(runs, probs, op, each)
+			pt := SweepPoint{City: city, Low: low, Threshold: op.Threshold, Persist: op.Persist, Threshold2: op.Threshold2,
+				Persist2: op.Persist2, Own: own, Full: p.full, FullFast: p.fullFast,
 				Part: p.part, PartFast: p.partFast, FalseAlarms: p.fa, Hours: p.hours}
 			out = append(out, pt)
 			for _, key := range found {
@@ -123,7 +136,7 @@ func sweepCity(city string, test []*corpusRun, m *detect.Model) ([]SweepPoint, [
 				}
 			}
 		}
-		at(m.Threshold, m.Persist, true)
+		at(m.Operating, true)
 		for ri, r := range runs {
 			for i := range r.rows {
 				row := &r.rows[i]
@@ -153,7 +166,7 @@ func sweepCity(city string, test []*corpusRun, m *detect.Model) ([]SweepPoint, [
 		}
 		for _, k := range sweepPersist {
 			for _, thr := range sweepThresholds {
-				at(thr, k, false)
+				at(detect.Operating{Threshold: thr, Persist: k}, false)
 			}
 		}
 	}
@@ -286,7 +299,7 @@ func sweepTable(pts []SweepPoint, cities []string) string {
 			}
 			any = true
 			ownSum.add(own)
-			fmt.Fprintf(&b, "| %s | %s | %s, %.2f (%.3g, %d) |", c, share, cell(own, true), own.faPH(), own.Threshold, own.Persist)
+			fmt.Fprintf(&b, "| %s | %s | %s, %.2f %s |", c, share, cell(own, true), own.faPH(), own.pointString())
 			for _, bu := range SweepBudgets {
 				p, ok := sweepBest(pts, c, low, bu)
 				b.WriteString(" " + cell(p, ok) + " |")
@@ -302,7 +315,7 @@ func sweepTable(pts []SweepPoint, cities []string) string {
 			pc, sh, ok := sweepCorpus(pts, cities, low, bu)
 			b.WriteString(" " + cell(pc, true) + " |")
 			if ok {
-				shared = append(shared, fmt.Sprintf(" %s (%.3g, %d) |", cell(sh, true), sh.Threshold, sh.Persist))
+				shared = append(shared, fmt.Sprintf(" %s %s |", cell(sh, true), sh.pointString()))
 			} else {
 				shared = append(shared, " – |")
 			}

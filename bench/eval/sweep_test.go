@@ -3,6 +3,8 @@ package eval
 import (
 	"strings"
 	"testing"
+
+	"citybrain/engine/detect"
 )
 
 // sweepReport is a synthetic sweep of two held-out cities whose curve is known: city a, two hours, and city b,
@@ -108,11 +110,11 @@ func TestTheSweepScoresTheHeldOutCityThroughTheProxy(t *testing.T) {
 		if p.Low {
 			t.Fatal("a 5 % point from 15 % runs")
 		}
-		want := proxyAll(runs, m, p.Threshold, p.Persist)
+		want := proxyAll(runs, m, detect.Operating{Threshold: p.Threshold, Persist: p.Persist, Threshold2: p.Threshold2, Persist2: p.Persist2})
 		if p.FullFast != want.fullFast || p.Full != want.full || p.FalseAlarms != want.fa || p.Hours != want.hours {
 			t.Errorf("point (%g, %d): %+v, proxy %+v", p.Threshold, p.Persist, p, want)
 		}
-		if p.Own != (p == pts[0]) || (p.Own && (p.Threshold != m.Threshold || p.Persist != m.Persist)) {
+		if p.Own != (p == pts[0]) || (p.Own && (p.Threshold != m.Threshold || p.Persist != m.Persist || p.Threshold2 != m.Threshold2 || p.Persist2 != m.Persist2)) {
 			t.Errorf("own point wrong: %+v (model %g, %d)", p, m.Threshold, m.Persist)
 		}
 	}

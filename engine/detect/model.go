@@ -9,21 +9,19 @@ import (
 
 // Model turns a link's features into the probability that it is blocked: a logistic regression over
 // standardised features (Weights), or gradient-boosted trees (Trees, whose summed score Platt scaling turns
-// into a probability), with the operating point it was calibrated for: a link is judged blocked once its
-// probability has stayed at or above Threshold for Persist bucket ends in a row.
+// into a probability), with the operating point it was calibrated for (Operating).
 type Model struct {
-	Version   int       `json:"version"`
-	Kind      string    `json:"kind"` // "logistic" or "trees"
-	Features  []string  `json:"features"`
-	Mean      []float64 `json:"mean,omitempty"`
-	Scale     []float64 `json:"scale,omitempty"`
-	Weights   []float64 `json:"weights,omitempty"`
-	Bias      float64   `json:"bias"`
-	Trees     []Tree    `json:"trees,omitempty"`
-	PlattA    float64   `json:"platt_a,omitempty"` // probability = 1 / (1 + exp(-(PlattA·score + PlattB)))
-	PlattB    float64   `json:"platt_b,omitempty"`
-	Threshold float64   `json:"threshold"`
-	Persist   int       `json:"persist"`
+	Version  int       `json:"version"`
+	Kind     string    `json:"kind"` // "logistic" or "trees"
+	Features []string  `json:"features"`
+	Mean     []float64 `json:"mean,omitempty"`
+	Scale    []float64 `json:"scale,omitempty"`
+	Weights  []float64 `json:"weights,omitempty"`
+	Bias     float64   `json:"bias"`
+	Trees    []Tree    `json:"trees,omitempty"`
+	PlattA   float64   `json:"platt_a,omitempty"` // probability = 1 / (1 + exp(-(PlattA·score + PlattB)))
+	PlattB   float64   `json:"platt_b,omitempty"`
+	Operating
 	// Provenance: what it was trained on and how (bench/eval, `citybrain eval train`).
 	TrainedOn []string `json:"trained_on,omitempty"`
 	Command   string   `json:"command,omitempty"`
@@ -98,7 +96,46 @@ func (m *Model) check() error {
 	if !(m.Threshold > 0 && m.Threshold < 1) || m.Persist < 1 {
 		return fmt.Errorf("cannot use the detector model: threshold %g, persist %d", m.Threshold, m.Persist)
 	}
+	if (m.Threshold2 != 0 || m.Persist2 != 0) && (!(m.Threshold2 > 0 && m.Threshold2 < 1) || m.Persist2 < 1) {
+		return fmt.Errorf("cannot use the detector model: second threshold %g, persist %d", m.Threshold2, m.Persist2)
+	}
 	return nil
+}
+
+// Operating is the rule that turns a link's probabilities at successive bucket ends into an alarm: the link is
+// alarmed once its probability has stayed at or above Threshold for Persist bucket ends in a row, or, when
+// the model has a second point (Persist2 > 0), at or above Threshold2 for Persist2 bucket ends in a row. A
+// full closure shows as a sharp, high probability and a partial one (traffic squeezing past) as a sustained,
+// moderate one: one point cannot serve both (issue 12, eleventh pass), so the calibration picks a high
+// threshold held briefly and a lower one held longer, jointly. A model file with one point reads as before.
+// The engine (engine/incident) and the evaluation's proxy fusion (bench/eval) both judge through Step.
+type Operating struct {
+	Threshold  float64 `json:"threshold"`
+	Persist    int     `json:"persist"`
+	Threshold2 float64 `json:"threshold2,omitempty"`
+	Persist2   int     `json:"persist2,omitempty"`
+}
+
+// Run is a link's count of consecutive bucket ends at or above each point's threshold.
+type Run struct{ N, N2 int }
+
+// Step advances run by one bucket end at which the link's probability is p (below 0: not judged) and
+// reports whether the link is alarmed there, and the threshold of the point that alarms it (the first
+// point's when both do).
+func (o Operating) Step(run *Run, p float64) (alarm bool, thr float64) {
+	run.N = stepRun(run.N, p, o.Threshold)
+	if o.Persist2 > 0 {
+		run.N2 = stepRun(run.N2, p, o.Threshold2)
+	} else {
+		run.N2 = 0
+	}
+	switch {
+	case run.N >= o.Persist:
+		return true, o.Threshold
+	case o.Persist2 > 0 && run.N2 >= o.Persist2:
+		return true, o.Threshold2
+	}
+	return false, o.Threshold
 }
 
 const retrain = "bin/citybrain eval --train engine/detect/model.json"
@@ -161,4 +198,12 @@ func Gate(x *[NumFeatures]float64) bool {
 // longer than the link's stop reference.
 func emptiedBehindQueue(x *[NumFeatures]float64) bool {
 	return x[FUpStand] >= 1 && x[FFixRatio] < 0.5
+}
+
+// stepRun is a count of consecutive bucket ends at or above thr after one at probability p.
+func stepRun(n int, p, thr float64) int {
+	if p >= 0 && p >= thr {
+		return n + 1
+	}
+	return 0
 }

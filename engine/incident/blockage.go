@@ -12,7 +12,8 @@ import (
 
 // The blockage judge: on a road network, every link with traffic is judged at every bucket end by the
 // detector's calibrated model (engine/detect) on the features the window room measured. A link whose
-// probability has stayed at or above the model's threshold for its persistence is an alarm: evidence strong
+// probability has stayed at or above the model's threshold for its persistence (either of its operating
+// points: detect.Operating) is an alarm: evidence strong
 // enough to make an incident on its own. A link whose probability is above candidateShare of the threshold
 // is a candidate: evidence too weak alone, which a camera frame or a call nearby confirms at once (fusion is
 // faster than either alone).
@@ -34,7 +35,7 @@ const (
 type blockageJudge struct {
 	model *detect.Model
 	topo  *Topology
-	runs  map[int32]int // consecutive bucket ends at or above the threshold, by link
+	runs  map[int32]detect.Run // consecutive bucket ends at or above each point's threshold, by link
 }
 
 // judgeFeatures judges the features of some bucket ends (their order does not matter).
@@ -63,6 +64,7 @@ func (b *blockageJudge) judgeFeatures(feats []detect.Features) []Evidence {
 				p = b.model.Prob(&f.X)
 			}
 			thr := b.model.Threshold
+			alarm := false
 			if f.Young || f.FullFlow {
 				// A link whose baselines have not learned yet (the model was not trained on such links)
 				// may be a candidate or flowing, never an alarm on its own. Nor may a link that passes
@@ -70,17 +72,23 @@ func (b *blockageJudge) judgeFeatures(feats []detect.Features) []Evidence {
 				// (the demo city's dense queues creeping up to their signals, issue 12's demo pass).
 				delete(b.runs, f.Link)
 				p = math.Min(p, math.Nextafter(thr, 0))
-			}
-			if p < thr {
-				delete(b.runs, f.Link)
 			} else {
-				b.runs[f.Link]++
+				run := b.runs[f.Link]
+				var at float64
+				if alarm, at = b.model.Step(&run, p); alarm {
+					thr = at
+				}
+				if run == (detect.Run{}) {
+					delete(b.runs, f.Link)
+				} else {
+					b.runs[f.Link] = run
+				}
 			}
 			var w float64
 			switch {
-			case b.runs[f.Link] >= b.model.Persist:
+			case alarm:
 				w = alarmMinW + (alarmMaxW-alarmMinW)*math.Min(1, (p-thr)/math.Max(1e-9, 1-thr))
-			case p >= candidateShare*thr && !f.Discharging:
+			case p >= candidateShare*b.model.Threshold && !f.Discharging:
 				w = candidateW
 			default:
 				// Below suspicion, or suspicious but discharging (probes keep leaving it at its usual rate:

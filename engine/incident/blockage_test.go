@@ -196,7 +196,7 @@ func TestYoungLinkIsNeverAnAlarmAlone(t *testing.T) {
 	net := chain(t, 2)
 	sure := constantModel(10)
 	for _, young := range []bool{false, true} {
-		j := &blockageJudge{model: sure, topo: NewTopology(net, 9), runs: map[int32]int{}}
+		j := &blockageJudge{model: sure, topo: NewTopology(net, 9), runs: map[int32]detect.Run{}}
 		var feats []detect.Features
 		for k := int64(1); k <= 4; k++ {
 			f := detect.Features{Link: 0, T: t0 + k*10_000, HeadM: 150, Young: young}
@@ -296,7 +296,7 @@ func TestADischargingQueueIsNotACandidate(t *testing.T) {
 	net := chain(t, 2)
 	unsure := constantModel(0)
 	for _, discharging := range []bool{false, true} {
-		j := &blockageJudge{model: unsure, topo: NewTopology(net, 9), runs: map[int32]int{}}
+		j := &blockageJudge{model: unsure, topo: NewTopology(net, 9), runs: map[int32]detect.Run{}}
 		tr := NewTracker(30_000)
 		tr.SetTopology(j.topo)
 		var log []Evidence
@@ -351,7 +351,7 @@ func TestOneUndoubtedFrameDoesNotClearACamera(t *testing.T) {
 // (10: sure it is blocked; 0: a probability of one half, under the 0.7 threshold), persistence 2.
 func constantModel(bias float64) *detect.Model {
 	m := &detect.Model{Kind: "logistic", Features: detect.FeatureNames[:], Mean: make([]float64, detect.NumFeatures),
-		Scale: make([]float64, detect.NumFeatures), Weights: make([]float64, detect.NumFeatures), Bias: bias, Threshold: 0.7, Persist: 2}
+		Scale: make([]float64, detect.NumFeatures), Weights: make([]float64, detect.NumFeatures), Bias: bias, Operating: detect.Operating{Threshold: 0.7, Persist: 2}}
 	for i := range m.Scale {
 		m.Scale[i] = 1
 	}
@@ -408,7 +408,7 @@ func TestALoneStandingVehicleOnAFlowingLinkIsAnIncident(t *testing.T) {
 func TestALinkPassingItsUsualFlowIsNoAlarm(t *testing.T) {
 	sure := constantModel(10)
 	for _, full := range []bool{false, true} {
-		j := &blockageJudge{model: sure, topo: NewTopology(chain(t, 2), 9), runs: map[int32]int{}}
+		j := &blockageJudge{model: sure, topo: NewTopology(chain(t, 2), 9), runs: map[int32]detect.Run{}}
 		alarms := 0
 		for k := int64(1); k <= 6; k++ {
 			f := detect.Features{Link: 0, T: t0 + k*10_000, HeadM: -1, FullFlow: full, Discharging: full}
@@ -429,6 +429,51 @@ func TestALinkPassingItsUsualFlowIsNoAlarm(t *testing.T) {
 	}
 }
 
+// A partial closure shows as a sustained moderate probability: with the model's second operating point (a
+// lower threshold held longer, detect.Operating) the link is alarmed once the probability has held over it
+// for the second persistence, and a snapshot taken on the way (Judge.Runs, SetRuns) carries both counts, so
+// a restarted judge alarms at the same bucket end. A model with one point never alarms on it.
+func TestASustainedModerateProbabilityAlarmsAtTheSecondPoint(t *testing.T) {
+	moderate := constantModel(0) // probability 0.5, under the first point's 0.7
+	two := *moderate
+	two.Threshold2, two.Persist2 = 0.45, 6
+	topo := NewTopology(chain(t, 2), 9)
+	feat := func(k int64) []detect.Features {
+		f := detect.Features{Link: 0, T: t0 + k*10_000, HeadM: -1}
+		f.X[detect.FCrawlShare] = 0.5 // past the gate
+		return []detect.Features{f}
+	}
+	alarmAt := func(m *detect.Model, restartAt int64) int64 {
+		j, err := NewJudge(topo, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := int64(1); k <= 10; k++ {
+			if k == restartAt {
+				runs := j.Runs()
+				if j, err = NewJudge(topo, m); err != nil {
+					t.Fatal(err)
+				}
+				j.SetRuns(runs)
+			}
+			for _, ev := range j.Judge(nil, feat(k)) {
+				if ev.Weight >= alarmMinW {
+					return k
+				}
+			}
+		}
+		return -1
+	}
+	if k := alarmAt(moderate, 0); k != -1 {
+		t.Errorf("one point (0.7, 2): a probability of 0.5 alarmed at bucket end %d", k)
+	}
+	for _, restart := range []int64{0, 4, 6} {
+		if k := alarmAt(&two, restart); k != 6 {
+			t.Errorf("second point (0.45, 6), restarted before bucket end %d: alarmed at %d, want 6", restart, k)
+		}
+	}
+}
+
 // A young link (its baselines not yet learned) has no usual exit rate for its exits to match: probes leaving
 // it say nothing of whether its queue discharges as usual (a full closure lets the vehicles past it leave in its
 // first minutes), so the judge makes no flowing note of it on that alone, and a camera's stall alarms there are
@@ -437,7 +482,7 @@ func TestAYoungLinksExitsDoNotDoubtAStallAlarm(t *testing.T) {
 	net := chain(t, 2)
 	calm := constantModel(-10) // far under the candidate share
 	for _, young := range []bool{false, true} {
-		j := &blockageJudge{model: calm, topo: NewTopology(net, 9), runs: map[int32]int{}}
+		j := &blockageJudge{model: calm, topo: NewTopology(net, 9), runs: map[int32]detect.Run{}}
 		tr := NewTracker(30_000)
 		tr.SetTopology(j.topo)
 		var log []Evidence

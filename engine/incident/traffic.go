@@ -200,6 +200,9 @@ func (tp *Topology) LengthM(li int32) float64 { return tp.points[li].lengthM }
 // linkRunKey marks link entries in the persistence counters (cells are H3 indexes, whose top bit is 0).
 const linkRunKey = uint64(1) << 63
 
+// runN2Shift places a link's second-point count above its first in a snapshot's persistence counter.
+const runN2Shift = 24
+
 // collapse reports whether sample x shows a collapse (condition 1), and how deep (speed ratio to the
 // reference, lower is deeper).
 func (x *TrafficSample) collapse() (bool, float64) {
@@ -338,7 +341,7 @@ func NewJudge(topo *Topology, model *detect.Model) (*Judge, error) {
 				return nil, err
 			}
 		}
-		j.blk = &blockageJudge{model: model, topo: topo, runs: map[int32]int{}}
+		j.blk = &blockageJudge{model: model, topo: topo, runs: map[int32]detect.Run{}}
 	}
 	return j, nil
 }
@@ -388,7 +391,8 @@ func (j *Judge) Judge(samples []TrafficSample, feats []detect.Features) []Eviden
 }
 
 // Runs returns the persistence counters (for snapshots; owned by the judge): the cell rule's by cell, the
-// blockage judge's by link with linkRunKey set.
+// blockage judge's by link with linkRunKey set, the second operating point's count (detect.Run.N2) in the
+// bits from runN2Shift (a snapshot of a model with one point reads as before).
 func (j *Judge) Runs() map[uint64]int {
 	if j.blk == nil {
 		return j.runs
@@ -398,7 +402,8 @@ func (j *Judge) Runs() map[uint64]int {
 		out[k] = v
 	}
 	for li, v := range j.blk.runs {
-		out[linkRunKey|uint64(uint32(li))] = v
+		const most = 1<<runN2Shift - 1 // a count past any persistence alarms alike
+		out[linkRunKey|uint64(uint32(li))] = min(v.N, most) | min(v.N2, most)<<runN2Shift
 	}
 	return out
 }
@@ -408,7 +413,7 @@ func (j *Judge) SetRuns(runs map[uint64]int) {
 	for k, v := range runs {
 		if k&linkRunKey != 0 {
 			if j.blk != nil {
-				j.blk.runs[int32(uint32(k))] = v
+				j.blk.runs[int32(uint32(k))] = detect.Run{N: v & (1<<runN2Shift - 1), N2: v >> runN2Shift}
 			}
 			continue
 		}
