@@ -23,6 +23,15 @@ func on(t *testing.T, net *geo.Network, x float64) (geo.LatLng, uint64) {
 	return p, cell
 }
 
+// camCount is camera cam's vehicle count n at x metres along net at ts, the next evidence of *seq.
+func camCount(t *testing.T, net *geo.Network, cam string, x float64, ts int64, n float64, seq *uint64) Evidence {
+	t.Helper()
+	*seq++
+	p, cell := on(t, net, x)
+	return Evidence{Kind: schema.KindVideo, Source: cam, Type: countType, TS: ts, Lat: p.Lat, Lng: p.Lng, Cell: cell,
+		Count: n, Seq: *seq, WmBefore: ts - 30_000}
+}
+
 func camFrame(t *testing.T, net *geo.Network, cam, typ string, x float64, ts int64, seq uint64) Evidence {
 	p, cell := on(t, net, x)
 	return Evidence{Kind: schema.KindVideo, Source: cam, Type: typ, TS: ts, Lat: p.Lat, Lng: p.Lng, Cell: cell, Weight: 0.8,
@@ -183,12 +192,7 @@ func TestCameraCountsSurviveASnapshot(t *testing.T) {
 	net := chain(t, 2)
 	var before, after []Evidence
 	seq := uint64(0)
-	count := func(ts int64) Evidence {
-		seq++
-		p, cell := on(t, net, 300)
-		return Evidence{Kind: schema.KindVideo, Source: "cam-1", Type: countType, TS: ts, Lat: p.Lat, Lng: p.Lng, Cell: cell,
-			Count: 6, Seq: seq, WmBefore: ts - 30_000}
-	}
+	count := func(ts int64) Evidence { return camCount(t, net, "cam-1", 300, ts, 6, &seq) }
 	for k := int64(1); k <= 72; k++ {
 		before = append(before, count(t0+k*10_000))
 	}
@@ -225,12 +229,7 @@ func TestDoubtedCamerasDoNotCorroborateEachOther(t *testing.T) {
 	net := chain(t, 2)
 	var log []Evidence
 	seq := uint64(0)
-	count := func(cam string, x float64, ts int64) Evidence {
-		seq++
-		p, cell := on(t, net, x)
-		return Evidence{Kind: schema.KindVideo, Source: cam, Type: countType, TS: ts, Lat: p.Lat, Lng: p.Lng, Cell: cell,
-			Count: 6, Seq: seq, WmBefore: ts - 30_000}
-	}
+	count := func(cam string, x float64, ts int64) Evidence { return camCount(t, net, cam, x, ts, 6, &seq) }
 	for k := int64(1); k <= 72; k++ {
 		log = append(log, count("cam-1", 300, t0+k*10_000), count("cam-2", 450, t0+k*10_000))
 	}
@@ -263,12 +262,7 @@ func TestACandidateDoesNotCorroborateADoubtedCamera(t *testing.T) {
 	for _, usual := range []bool{true, false} {
 		var log []Evidence
 		seq := uint64(0)
-		count := func(ts int64, n float64) Evidence {
-			seq++
-			p, cell := on(t, net, 300)
-			return Evidence{Kind: schema.KindVideo, Source: "cam-1", Type: countType, TS: ts, Lat: p.Lat, Lng: p.Lng, Cell: cell,
-				Count: n, Seq: seq, WmBefore: ts - 30_000}
-		}
+		count := func(ts int64, n float64) Evidence { return camCount(t, net, "cam-1", 300, ts, n, &seq) }
 		for k := int64(1); k <= 72; k++ {
 			n := 6.0
 			if !usual && k > 60 {
@@ -337,12 +331,7 @@ func TestAFrameOfAnotherSceneDoesNotUnlockACandidate(t *testing.T) {
 	net := chain(t, 2)
 	var log []Evidence
 	seq := uint64(0)
-	count := func(ts int64) Evidence {
-		seq++
-		p, cell := on(t, net, 300)
-		return Evidence{Kind: schema.KindVideo, Source: "cam-1", Type: countType, TS: ts, Lat: p.Lat, Lng: p.Lng, Cell: cell,
-			Count: 6, Seq: seq, WmBefore: ts - 30_000}
-	}
+	count := func(ts int64) Evidence { return camCount(t, net, "cam-1", 300, ts, 6, &seq) }
 	for k := int64(1); k <= 72; k++ {
 		log = append(log, count(t0+k*10_000))
 	}
