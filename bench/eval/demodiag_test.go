@@ -50,7 +50,6 @@ func TestDemoDiag(t *testing.T) {
 	}
 	topo := detect.LinksOf(net)
 	tk := detect.NewTracker(topo, BatchSpan.Milliseconds())
-	m := geo.NewMatcher(net, geo.MatcherConfig{})
 	type mfix struct {
 		id  string
 		ts  int64
@@ -91,38 +90,9 @@ func TestDemoDiag(t *testing.T) {
 			}
 		}
 	}
-	batch := BatchSpan.Milliseconds()
-	lateness := engine.DefaultConfig().Lateness.Milliseconds()
-	var newest int64
-	end := int64(math.MinInt64)
-	for i := range events {
-		e := &events[i]
-		if e.TS >= end {
-			if newest > 0 {
-				tk.Advance(newest-lateness, at)
-			}
-			end = (e.TS/batch + 1) * batch
-		}
-		newest = max(newest, e.TS)
-		switch e.Kind {
-		case engine.KindProbe, engine.KindTransit:
-			mt, ok := m.Match(e.ID, time.UnixMilli(e.TS), e.Lat, e.Lng, e.HeadingDeg)
-			if !ok {
-				continue
-			}
-			if li, ok := idx[mt.LinkID]; ok {
-				tk.AddFix(e.ID, e.TS, li, detect.Fraction(topo[li].LengthM, mt.OffsetM), speed32(e.SpeedKmh))
-				byLink[li] = append(byLink[li], mfix{e.ID, e.TS, mt.OffsetM, e.SpeedKmh, e.Lat, e.Lng})
-			}
-		case engine.KindDetector:
-			if c := net.Nearest(e.Lat, e.Lng, 30, 1); len(c) > 0 {
-				if li, ok := idx[c[0].Link.ID]; ok {
-					tk.AddLoop(e.TS, li, speed32(e.FlowVph), speed32(e.Occupancy), speed32(e.SpeedKmh), speed32(e.IntervalS))
-				}
-			}
-		}
-	}
-	tk.Advance(newest-lateness, at)
+	feedTracker(tk, net, idx, topo, events, at, func(li int32, e *engine.Event, offsetM float64) {
+		byLink[li] = append(byLink[li], mfix{e.ID, e.TS, offsetM, e.SpeedKmh, e.Lat, e.Lng})
+	})
 	for _, g := range city.GroundTruth() {
 		fmt.Printf("TRUTH %s %s link=%s off=%.0f %.4f,%.4f %.1f-%.1fmin lanes %d/%d\n", g.ID, g.Type, g.LinkID, g.OffsetM, g.Lat, g.Lng,
 			g.Start.Sub(demoStart).Minutes(), g.End.Sub(demoStart).Minutes(), g.LanesBlocked, g.Lanes)

@@ -102,7 +102,6 @@ func extractRows(run *simRun, net *geo.Network, low bool) []Row {
 		return upstream[tr.ID][li] || geo.DistanceM(mid[li], geo.LatLng{Lat: tr.Lat, Lng: tr.Lng}) <= MatchRadiusM
 	}
 	tk := detect.NewTracker(topo, BatchSpan.Milliseconds())
-	m := geo.NewMatcher(net, geo.MatcherConfig{})
 	var rows []Row
 	at := func(end int64, feats []detect.Features) {
 		for _, f := range feats {
@@ -111,6 +110,18 @@ func extractRows(run *simRun, net *geo.Network, low bool) []Row {
 				Label: label, Truth: id, Class: class})
 		}
 	}
+	feedTracker(tk, net, idx, topo, events, at, nil)
+	return rows
+}
+
+// feedTracker feeds events (sorted by time) to tk as the engine does: probe and transit fixes map-matched onto
+// net's links (idx: link ID to index, topo: detect.LinksOf(net)), loop readings to the nearest link, and the
+// tracker advanced to the watermark (the newest event less the engine's lateness) at each batch's end and
+// after the last event; at receives the features of every bucket end. onFix, when not nil, sees each fix
+// matched to a link with its offset along it (a diagnosis harness's hook).
+func feedTracker(tk *detect.Tracker, net *geo.Network, idx map[string]int32, topo []detect.Link, events []engine.Event,
+	at func(end int64, feats []detect.Features), onFix func(li int32, e *engine.Event, offsetM float64)) {
+	m := geo.NewMatcher(net, geo.MatcherConfig{})
 	lateness := engine.DefaultConfig().Lateness.Milliseconds()
 	batch := BatchSpan.Milliseconds()
 	var newest int64
@@ -132,6 +143,9 @@ func extractRows(run *simRun, net *geo.Network, low bool) []Row {
 			}
 			if li, ok := idx[mt.LinkID]; ok {
 				tk.AddFix(e.ID, e.TS, li, detect.Fraction(topo[li].LengthM, mt.OffsetM), speed32(e.SpeedKmh))
+				if onFix != nil {
+					onFix(li, e, mt.OffsetM)
+				}
 			}
 		case engine.KindDetector:
 			if c := net.Nearest(e.Lat, e.Lng, 30, 1); len(c) > 0 {
@@ -142,7 +156,6 @@ func extractRows(run *simRun, net *geo.Network, low bool) []Row {
 		}
 	}
 	tk.Advance(newest-lateness, at)
-	return rows
 }
 
 // speed32 is x as the engine's Arrow columns hold it (float32).
