@@ -93,7 +93,30 @@ type cityFiles struct {
 	Detectors   string
 	Routes      []string
 	Period      float64
-	net         *geo.Network
+	// Load is the demand's period factor of a training-only run at a heavier load (heavier): 0 for the
+	// corpus's own runs. randomTrips demand runs at Period × Load; a scenario's own demand is scaled by
+	// SUMO's --scale 1/Load.
+	Load float64
+	net  *geo.Network
+}
+
+// heavier is the city at a heavier load: its demand's period times load (< 1: more vehicles), for the runs the
+// detector is trained on and never scored on (Config.Heavy).
+func (cf *cityFiles) heavier(load float64) *cityFiles {
+	h := *cf
+	h.Load = load
+	if h.Period > 0 {
+		h.Period *= load
+	}
+	return &h
+}
+
+// loadTag names a heavier run's load in its demand's file name and its run key ("" for the corpus's own).
+func (cf *cityFiles) loadTag() string {
+	if cf.Load == 0 {
+		return ""
+	}
+	return "x" + strconv.FormatFloat(cf.Load, 'f', -1, 64)
 }
 
 // buildCity builds c into cache/cities/NAME (once: a city whose files exist is not built again) and loads
@@ -486,15 +509,15 @@ func nameSeed(s string) uint64 {
 // per seed and kept in the city's directory).
 func (cf *cityFiles) demand(ctx context.Context, seed int64, endS float64) ([]string, error) {
 	if cf.Period == 0 {
-		return cf.Routes, nil
+		return cf.Routes, nil // a heavier load scales them in the run (runSim)
 	}
-	name := fmt.Sprintf("demand-s%d-%.0f.rou.xml", seed, endS)
+	name := fmt.Sprintf("demand-s%d-%.0f%s.rou.xml", seed, endS, cf.loadTag())
 	if _, err := os.Stat(filepath.Join(cf.Dir, name)); err == nil {
 		return []string{name}, nil
 	}
-	tmp := fmt.Sprintf("tmp-s%d.rou.xml", seed)
+	tmp := fmt.Sprintf("tmp-s%d%s.rou.xml", seed, cf.loadTag())
 	err := tool(ctx, cf.Dir, "python3", filepath.Join(sumoHome(), "tools", "randomTrips.py"), "-n", cf.Net, "-r", tmp,
-		"-o", fmt.Sprintf("trips-s%d.xml", seed), "--period", strconv.FormatFloat(cf.Period, 'f', -1, 64),
+		"-o", fmt.Sprintf("trips-s%d%s.xml", seed, cf.loadTag()), "--period", strconv.FormatFloat(cf.Period, 'f', -1, 64),
 		"--fringe-factor", "5", "--min-distance", "300", "--seed", strconv.FormatInt(seed, 10), "--validate",
 		"-b", "0", "-e", strconv.FormatFloat(endS, 'f', 0, 64), "--vclass", "passenger",
 		"--trip-attributes", `departLane="best" departSpeed="max"`)

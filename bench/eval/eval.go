@@ -58,7 +58,14 @@ type Config struct {
 	// Train, when set, fits the model on every city of the corpus, writes it to this path and prints the
 	// leave-one-city-out proxy table, scoring nothing through the engine.
 	Train string
-	Log   io.Writer
+	// Heavy, when above 0, adds to every model's training rows a run of each training city and seed at a
+	// heavier load (its demand's period × Heavy; a scenario's own demand scaled by 1/Heavy in SUMO), with its
+	// own blockages: congested links without a blockage among the negatives. Those runs are cached like the
+	// corpus's (keyed by the load), never scored, and never in the model of the city they come from.
+	Heavy float64
+	// HeavyCalibrate chooses the operating point on the heavier runs too (default: on the corpus's own).
+	HeavyCalibrate bool
+	Log            io.Writer
 }
 
 // Variants of the evidence fed.
@@ -312,16 +319,11 @@ func cityModels(ctx context.Context, cfg *Config, rep *Report) (map[string]*dete
 		return nil, err
 	}
 	for _, c := range cfg.Cities {
-		var train, test []*corpusRun
-		for _, r := range runs {
-			if r.city != c {
-				train = append(train, r)
-			} else {
-				test = append(test, r)
-				rep.Observable = append(rep.Observable, r.observable...)
-			}
+		train, test := locoSplit(runs, c)
+		for _, r := range test {
+			rep.Observable = append(rep.Observable, r.observable...)
 		}
-		m, reused, err := fitCached(filepath.Join(cfg.cacheDir(), "models"), train, TrainOptions{})
+		m, reused, err := fitCached(filepath.Join(cfg.cacheDir(), "models"), train, cfg.trainOptions())
 		if err != nil {
 			return nil, err
 		}
@@ -335,7 +337,7 @@ func cityModels(ctx context.Context, cfg *Config, rep *Report) (map[string]*dete
 		rep.SweepTruths = append(rep.SweepTruths, sts...)
 		out[c] = m
 	}
-	rep.ModelNote = fmt.Sprintf("leave-one-city-out: each city judged by a model fitted and calibrated on the other cities of %s (same seeds), never on itself", strings.Join(all.Cities, ", "))
+	rep.ModelNote = fmt.Sprintf("leave-one-city-out: each city judged by a model fitted and calibrated on the other cities of %s (same seeds), never on itself", strings.Join(all.Cities, ", ")) + heavyNote(cfg)
 	return out, nil
 }
 

@@ -42,6 +42,9 @@ func trainingKey(runs []*corpusRun, opt TrainOptions) string {
 	h := sha256.New()
 	opt = opt.filled()
 	fmt.Fprintf(h, "citybrain loco model v%d %d %q %g %g %g\n", fitVersion, detect.NumFeatures, opt.Kind, opt.PosShare, opt.L2, opt.MaxFalsePerH)
+	if opt.CalibrateHeavy {
+		fmt.Fprintf(h, "calibrated on the heavier runs too\n")
+	}
 	var buf []byte
 	f64 := func(x float64) { buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(x)) }
 	i64 := func(x int64) { buf = binary.LittleEndian.AppendUint64(buf, uint64(x)) }
@@ -52,6 +55,10 @@ func trainingKey(runs []*corpusRun, opt TrainOptions) string {
 		i64(r.seed)
 		buf = append(buf, boolByte(r.low))
 		f64(r.endS)
+		if r.load != 0 { // a heavier training-only run (the corpus's own runs keep their keys)
+			str("load")
+			f64(r.load)
+		}
 		links := r.net.Links()
 		i64(int64(len(links)))
 		for _, l := range links {

@@ -119,7 +119,9 @@ func simulate(ctx context.Context, cfg *Config, c *city, cf *cityFiles, seed int
 		return nil, err
 	}
 	bs := planBlockages(rand.New(rand.NewPCG(uint64(seed), nameSeed(c.Name))), nt, counts, cf.net, seed, endS)
-	path := filepath.Join(cfg.cacheDir(), "runs", runKey(c.Name, seed, endS, bs))
+	// A heavier run is keyed by its load too (its name, e.g. monacox0.75, goes into the key; the corpus's own
+	// runs keep their keys).
+	path := filepath.Join(cfg.cacheDir(), "runs", runKey(c.Name+cf.loadTag(), seed, endS, bs))
 	if f, err := os.Open(path); err == nil {
 		defer f.Close()
 		var run simRun
@@ -128,12 +130,12 @@ func simulate(ctx context.Context, cfg *Config, c *city, cf *cityFiles, seed int
 		}
 		return &run, nil
 	}
-	fmt.Fprintf(cfg.Log, "eval: %s/seed%d: running SUMO for %.0f simulated s with %d blockages\n", c.Name, seed, endS, len(bs))
+	fmt.Fprintf(cfg.Log, "eval: %s%s/seed%d: running SUMO for %.0f simulated s with %d blockages\n", c.Name, cf.loadTag(), seed, endS, len(bs))
 	run, err := runSim(ctx, cfg, c, cf, routes, seed, endS, bs)
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(cfg.Log, "eval: %s/seed%d: SUMO took %.0f s; %d FCD points, %d probe fixes, %d truths\n", c.Name, seed, run.WallS, run.Points, len(run.Probes), len(run.Truths))
+	fmt.Fprintf(cfg.Log, "eval: %s%s/seed%d: SUMO took %.0f s; %d FCD points, %d probe fixes, %d truths\n", c.Name, cf.loadTag(), seed, run.WallS, run.Points, len(run.Probes), len(run.Truths))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create the run cache: %w", err)
 	}
@@ -178,6 +180,11 @@ func runSim(ctx context.Context, cfg *Config, c *city, cf *cityFiles, routes []s
 		"--device.rerouting.probability", strconv.FormatFloat(RerouteShare, 'f', -1, 64), "--device.rerouting.period", "60",
 		"--ignore-route-errors", "true", "--log", "sumo.log", "--no-step-log", "true", "--no-warnings", "true",
 		"--duration-log.statistics", "true"}
+	if cf.Load > 0 && cf.Period == 0 {
+		// A scenario's own demand at a heavier load: every vehicle 1/Load times (randomTrips demand is made
+		// at the shorter period instead, cityFiles.demand).
+		args = append(args, "--scale", strconv.FormatFloat(1/cf.Load, 'f', 4, 64))
+	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(sctx, "nice", args...)

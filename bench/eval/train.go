@@ -29,6 +29,9 @@ type corpusRun struct {
 	net    *geo.Network
 	topo   []detect.Link
 	endS   float64
+	// load: 0 for a run of the corpus; for a training-only run at a heavier load (Config.Heavy), its period
+	// factor. Such runs are fitted on, never scored, and calibrated on only with TrainOptions.CalibrateHeavy.
+	load float64
 	// observable: when its full closures show in the traffic data at all (the oracle bound, oracle.go).
 	observable []Observable
 }
@@ -407,8 +410,36 @@ func loadCorpus(ctx context.Context, cfg *Config) ([]*corpusRun, error) {
 			}
 			fmt.Fprintf(cfg.Log, "eval: %s/seed%d: features extracted\n", name, seed)
 		}
+		if cfg.Heavy <= 0 {
+			continue
+		}
+		hf := cf.heavier(cfg.Heavy)
+		for _, seed := range cfg.Seeds {
+			run, err := simulate(ctx, cfg, c, hf, seed, float64(cfg.Minutes)*60)
+			if err != nil {
+				return nil, err
+			}
+			for _, low := range []bool{false, true} {
+				rows := extractRows(run, cf.net, low)
+				out = append(out, &corpusRun{city: name, seed: seed, low: low, rows: gated(rows),
+					truths: run.Truths, net: cf.net, topo: topo, endS: run.EndS, load: cfg.Heavy})
+			}
+			fmt.Fprintf(cfg.Log, "eval: %s%s/seed%d: features extracted (training only)\n%s", name, hf.loadTag(), seed, healthTable([]HealthRun{corpusHealth(run)}))
+		}
 	}
 	return out, nil
+}
+
+// scored is the runs of the corpus itself: those a model is judged or calibrated on (not the heavier
+// training-only runs).
+func scored(runs []*corpusRun) []*corpusRun {
+	var out []*corpusRun
+	for _, r := range runs {
+		if r.load == 0 {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // gated keeps the rows past the gate on links whose baselines have learned (the engine never raises an
@@ -431,6 +462,9 @@ type TrainOptions struct {
 	// MaxFalsePerH is the operating point: the most false alarms per hour the proxy may raise on any one
 	// training city (default 0.5, half the bar, for the margin a city never seen needs).
 	MaxFalsePerH float64
+	// CalibrateHeavy: the operating point is chosen on the heavier training-only runs too (default: on the
+	// corpus's own runs of the training cities alone, the load the model is judged at).
+	CalibrateHeavy bool
 }
 
 // fitModel fits the detector on runs and calibrates its operating point on them.
@@ -446,8 +480,31 @@ func fitModel(runs []*corpusRun, opt TrainOptions) (*detect.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	calibrate(m, runs, opt.MaxFalsePerH)
+	calibrate(m, calibrationRuns(runs, opt), opt.MaxFalsePerH)
 	return m, nil
+}
+
+// calibrationRuns is the runs the operating point is chosen on: the corpus's own runs of the training
+// cities, at the load the model is judged at; with opt.CalibrateHeavy the heavier ones too.
+func calibrationRuns(runs []*corpusRun, opt TrainOptions) []*corpusRun {
+	if opt.CalibrateHeavy {
+		return runs
+	}
+	return scored(runs)
+}
+
+// locoSplit is the runs city's leave-one-city-out model is fitted on (every run of the other cities, the
+// heavier ones too) and those it is judged on (the city's own runs of the corpus; its heavier runs are in
+// neither).
+func locoSplit(runs []*corpusRun, city string) (train, test []*corpusRun) {
+	for _, r := range runs {
+		if r.city != city {
+			train = append(train, r)
+		} else if r.load == 0 {
+			test = append(test, r)
+		}
+	}
+	return train, test
 }
 
 // TrainCommand is the command that writes the shipped model.
@@ -466,18 +523,11 @@ func train(ctx context.Context, cfg *Config, rep *Report) error {
 	describe(runs, w)
 	fmt.Fprintf(w, "\nLeave-one-city-out through the proxy fusion (operating point chosen on the other cities)\n\n| city | probes | held out |\n|---|---|---|\n")
 	for _, c := range all.Cities {
-		var tr, test []*corpusRun
-		for _, r := range runs {
-			if r.city == c {
-				test = append(test, r)
-			} else {
-				tr = append(tr, r)
-			}
-		}
+		tr, test := locoSplit(runs, c)
 		if len(tr) == 0 {
 			continue // a single city: nothing to hold it out against
 		}
-		m, _, err := fitCached(filepath.Join(cfg.cacheDir(), "models"), tr, TrainOptions{})
+		m, _, err := fitCached(filepath.Join(cfg.cacheDir(), "models"), tr, cfg.trainOptions())
 		if err != nil {
 			return err
 		}
@@ -492,19 +542,22 @@ func train(ctx context.Context, cfg *Config, rep *Report) error {
 			fmt.Fprintf(w, "| %s | %s | %s (%s) |\n", c, p, proxyAll(t, m, m.Operating), opString(m.Operating))
 		}
 	}
-	m, _, err := fitCached(filepath.Join(cfg.cacheDir(), "models"), runs, TrainOptions{})
+	m, _, err := fitCached(filepath.Join(cfg.cacheDir(), "models"), runs, cfg.trainOptions())
 	if err != nil {
 		return err
 	}
 	m.TrainedOn = all.Cities
-	m.Command = fmt.Sprintf("%s --cities %s --seeds %s --minutes %d", TrainCommand, strings.Join(all.Cities, ","), joinSeeds(cfg.Seeds), cfg.Minutes)
+	m.Command = fmt.Sprintf("%s --cities %s --seeds %s --minutes %d --heavy %g", TrainCommand, strings.Join(all.Cities, ","), joinSeeds(cfg.Seeds), cfg.Minutes, cfg.Heavy)
+	if cfg.HeavyCalibrate {
+		m.Command += " --heavy-calibrate"
+	}
 	method := "gradient-boosted trees with Platt scaling"
 	if m.Kind == "logistic" {
 		method = "logistic regression (IRLS, ridge 1, positives weighted to 0.2 of the negatives)"
 	}
-	m.Notes = []string{fmt.Sprintf("seeds %v, %d simulated minutes each, probes at 15 %% and 5 %%", cfg.Seeds, cfg.Minutes),
+	m.Notes = []string{fmt.Sprintf("seeds %v, %d simulated minutes each, probes at 15 %% and 5 %%", cfg.Seeds, cfg.Minutes) + heavyNote(cfg),
 		method + fmt.Sprintf(", operating point (%s): the most closures found with at most %g false alarms per hour on every training city through the proxy fusion", opString(m.Operating), TrainOptions{}.filled().MaxFalsePerH)}
-	fmt.Fprintf(w, "\nAll cities: %s (%s)\n", proxyAll(runs, m, m.Operating), opString(m.Operating))
+	fmt.Fprintf(w, "\nAll cities: %s (%s)\n", proxyAll(scored(runs), m, m.Operating), opString(m.Operating))
 	if m.Kind == "logistic" {
 		for i, n := range m.Features {
 			fmt.Fprintf(w, "  %-16s %+.3f\n", n, m.Weights[i])
@@ -712,4 +765,21 @@ func describe(runs []*corpusRun, w io.Writer) {
 	for j := range mp {
 		fmt.Fprintf(w, "| %s | %.3f | %.3f |\n", detect.FeatureNames[j], mp[j]/math.Max(1, float64(pos)), mn[j]/math.Max(1, float64(neg)))
 	}
+}
+
+// trainOptions is the detector's training as the configuration sets it up.
+func (c *Config) trainOptions() TrainOptions {
+	return TrainOptions{CalibrateHeavy: c.HeavyCalibrate}
+}
+
+// heavyNote says in a model's notes which heavier runs it was fitted on.
+func heavyNote(c *Config) string {
+	if c.Heavy <= 0 {
+		return ""
+	}
+	how := "the corpus's own runs"
+	if c.HeavyCalibrate {
+		how = "both"
+	}
+	return fmt.Sprintf("; fitted also on a run of each city and seed at a heavier load (demand period × %g), operating point chosen on %s", c.Heavy, how)
 }

@@ -37,13 +37,16 @@ func evalMain(args []string) error {
 	prepare := fs.Bool("prepare", false, "only build the cities and run SUMO into the cache")
 	model := fs.String("model", "", "the blockage detector's model each city is judged with: loco (default: fitted on the other cities), shipped (engine/detect/model.json), or a model file")
 	trainTo := fs.String("train", "", "fit the detector on every city of the corpus and write the model here (the shipped model: engine/detect/model.json); prints the leave-one-city-out proxy table")
+	heavy := fs.Float64("heavy", 0, "also fit every detector model on a run of each of its training cities and seeds at a heavier load: the demand's period times this factor (0: none); those runs are cached, never scored, never in the held-out city's model")
+	heavyCal := fs.Bool("heavy-calibrate", false, "choose the operating point on the heavier runs too (default: on the corpus's own runs)")
 	corpus := fs.String("loco-cities", "", "the cities the leave-one-city-out models are fitted from (default every city of the corpus)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	against := fs.String("against", "", "an earlier report (--out) whose sweep the table pairs this one's with, closure by closure (detector A/Bs)")
 	fs.Parse(args)
 
 	cfg := eval.Config{Short: *short, Minutes: *minutes, DemoMinutes: *demoMinutes, DataRoot: *dataRoot, TempDir: *tmpDir,
-		SUMO: *sumoBin, NoSUMO: *noSUMO, NoDemo: *noDemo, Cache: *cache, HTTP: *viaHTTP, Prepare: *prepare, Model: *model, Train: *trainTo}
+		SUMO: *sumoBin, NoSUMO: *noSUMO, NoDemo: *noDemo, Cache: *cache, HTTP: *viaHTTP, Prepare: *prepare, Model: *model, Train: *trainTo,
+		Heavy: *heavy, HeavyCalibrate: *heavyCal}
 	if *corpus != "" {
 		cfg.Corpus = strings.Split(*corpus, ",")
 	}
