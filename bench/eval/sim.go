@@ -267,7 +267,7 @@ func runSim(ctx context.Context, cfg *Config, c *city, cf *cityFiles, routes []s
 		return nil, err
 	}
 	run.Truths = truthsOf(run, bs, stops)
-	run.Video = append(run.Video, plantedFalseAlarms(rand.New(rand.NewPCG(uint64(seed), 17)), run.Cameras, endS)...)
+	run.Video = append(run.Video, plantedFalseAlarms(c.Name, seed, run.Cameras, endS)...)
 	return run, nil
 }
 
