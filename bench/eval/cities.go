@@ -229,11 +229,21 @@ func buildBologna(_ context.Context, b *builder) error {
 // hills behind, is five times larger and mostly empty road).
 const monacoBox = "7.405,43.727,7.440,43.752"
 
+// osmTypeFiles are the road types of an OSM city: netconvert's defaults, whose speeds are the rural limits
+// (tertiary 80 km/h, secondary and primary 100 km/h), overridden by the built-up area's limit (50 km/h on every
+// road from primary down; motorways keep theirs) that SUMO ships as osmNetconvertUrbanDe.typ.xml. A way's own
+// maxspeed tag still wins. Every road of a city is inside a built-up area; Monaco's OSM ways carry no maxspeed
+// at all, and with the rural limits a one-lane street yielding to an 80-km/h road (-3552#0) made the city
+// degrade over its hour without blockages (docs/incidents.md, "The corpus, version c4").
+func osmTypeFiles() string {
+	dir := filepath.Join(sumoHome(), "data", "typemap")
+	return filepath.Join(dir, "osmNetconvert.typ.xml") + "," + filepath.Join(dir, "osmNetconvertUrbanDe.typ.xml")
+}
+
 func buildMonaco(ctx context.Context, b *builder) error {
 	src := filepath.Join(b.cfg.DataRoot, "sumo", "monaco", "network.osm")
 	b.net = "monaco.net.xml"
-	return tool(ctx, b.dir, "netconvert", "--osm-files", src,
-		"--type-files", filepath.Join(sumoHome(), "data", "typemap", "osmNetconvert.typ.xml"),
+	return tool(ctx, b.dir, "netconvert", "--osm-files", src, "--type-files", osmTypeFiles(),
 		"--geometry.remove", "--roundabouts.guess", "--ramps.guess", "--junctions.join", "--tls.guess-signals", "--tls.join",
 		"--keep-edges.in-geo-boundary", monacoBox, "--keep-edges.by-vclass", "passenger", "--remove-edges.isolated",
 		"--no-warnings", "-o", b.net)
