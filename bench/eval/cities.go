@@ -32,14 +32,16 @@ type city struct {
 	What string
 	// Period is randomTrips.py's period (s between departures) for generated demand, chosen so the network
 	// runs near capacity over the corpus's 60-min runs: without blockages the vehicles in it and their mean
-	// speed level off (from 25–30 to 55–60 min at most ×1.1 vehicles and ×0.9 speed, seeds 1 and 2), with
-	// blockages queues stand at red lights and spill back. 0: the scenario's own demand. Measured with the
-	// corpus health harness, one period at a time (docs/incidents.md "The corpus against the issue's
-	// conditions (session 9)" and "The corpus, version c3 (session 10)"): the c2 periods let spider gridlock
-	// and monaco, random and nanchang degrade; hangzhou's stood from its split crossings, not its demand
-	// (joinSplitCrossings). Monaco runs light at 1.2 (43–48 km/h) because at 1.0–1.1 one one-lane
-	// residential approach (-3552#0) that yields at an unsignalised junction to an 80-km/h road runs out of
-	// gaps and its queue spreads from minute 35–40: a cliff, not a period to sit on.
+	// speed level off (from 25–30 to 55–60 min at most ×1.1 vehicles and ×0.9 speed, seeds 1 and 2; since c4
+	// seed 3 too), with blockages queues stand at red lights and spill back. 0: the scenario's own demand.
+	// Measured with the corpus health harness, one period at a time (docs/incidents.md "The corpus against the
+	// issue's conditions (session 9)", "The corpus, version c3 (session 10)" and "… c4 (session 11)"): the c2
+	// periods let spider gridlock and monaco, random and nanchang degrade; hangzhou's stood from its split
+	// crossings, not its demand (joinSplitCrossings), and once joined ran below capacity at 1.1 (its closures
+	// spilled onto a feeder in 1 of 12): 0.9 degrades on seed 3, 1.0 levels on all three. Monaco runs light at
+	// 1.2 because at 1.0–1.1 one one-lane residential approach (-3552#0) that yields at an unsignalised
+	// junction to a main road runs out of gaps and its queue spreads from minute 20–25: a cliff, not a
+	// period to sit on.
 	Period float64
 	build  func(ctx context.Context, b *builder) error
 }
@@ -48,7 +50,7 @@ type city struct {
 var cities = []city{
 	{Name: "bologna", What: "Bologna Andrea Costa (OSM, DLR): the scenario's own demand from real counts, buses, signal programs and its 58 real loop sites", build: buildBologna},
 	{Name: "monaco", What: "Monaco centre (OSM MoST extract, netconvert with the OSM signals), randomTrips demand", Period: 1.2, build: buildMonaco},
-	{Name: "hangzhou", What: "Hangzhou east of West Lake (City Brain roadnet via SUMO's citybrain_road.py, its split crossings joined: 174 signals), randomTrips demand", Period: 1.1, build: buildCityBrain("hangzhou")},
+	{Name: "hangzhou", What: "Hangzhou east of West Lake (City Brain roadnet via SUMO's citybrain_road.py, its split crossings joined: 174 signals), randomTrips demand", Period: 1.0, build: buildCityBrain("hangzhou")},
 	{Name: "nanchang", What: "Nanchang piece, 36 intersections (City Brain warm-up roadnet via citybrain_road.py), randomTrips demand", Period: 0.75, build: buildCityBrain("nanchang-small")},
 	{Name: "grid", What: "netgenerate grid 7×7, 200 m blocks, 2 lanes, every junction signalised", Period: 0.3, build: buildNetgen("grid")},
 	{Name: "spider", What: "netgenerate spider, 8 arms × 5 rings, 150 m, 2 lanes, signalised", Period: 0.5, build: buildNetgen("spider")},
@@ -252,11 +254,21 @@ func buildBologna(_ context.Context, b *builder) error {
 // hills behind, is five times larger and mostly empty road).
 const monacoBox = "7.405,43.727,7.440,43.752"
 
+// osmTypeFiles are the road types of an OSM city: netconvert's defaults, whose speeds are the rural limits
+// (tertiary 80 km/h, secondary and primary 100 km/h), overridden by the built-up area's limit (50 km/h on every
+// road from primary down; motorways keep theirs) that SUMO ships as osmNetconvertUrbanDe.typ.xml. A way's own
+// maxspeed tag still wins. Every road of a city is inside a built-up area; Monaco's OSM ways carry no maxspeed
+// at all, and with the rural limits a one-lane street yielding to an 80-km/h road (-3552#0) made the city
+// degrade over its hour without blockages (docs/incidents.md, "The corpus, version c4").
+func osmTypeFiles() string {
+	dir := filepath.Join(sumoHome(), "data", "typemap")
+	return filepath.Join(dir, "osmNetconvert.typ.xml") + "," + filepath.Join(dir, "osmNetconvertUrbanDe.typ.xml")
+}
+
 func buildMonaco(ctx context.Context, b *builder) error {
 	src := filepath.Join(b.cfg.DataRoot, "sumo", "monaco", "network.osm")
 	b.net = "monaco.net.xml"
-	return tool(ctx, b.dir, "netconvert", "--osm-files", src,
-		"--type-files", filepath.Join(sumoHome(), "data", "typemap", "osmNetconvert.typ.xml"),
+	return tool(ctx, b.dir, "netconvert", "--osm-files", src, "--type-files", osmTypeFiles(),
 		"--geometry.remove", "--roundabouts.guess", "--ramps.guess", "--junctions.join", "--tls.guess-signals", "--tls.join",
 		"--keep-edges.in-geo-boundary", monacoBox, "--keep-edges.by-vclass", "passenger", "--remove-edges.isolated",
 		"--no-warnings", "-o", b.net)

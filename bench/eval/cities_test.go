@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -159,4 +160,66 @@ func readTestNet(t *testing.T, path string) testNet {
 		}
 	}
 	return n
+}
+
+// Monaco's OSM ways carry no maxspeed tag, so netconvert's default types gave its roads the rural limits
+// (tertiary 80 km/h, secondary and primary 100 km/h): a one-lane residential street, -3552#0, yielded at an
+// unsignalised junction to an 80-km/h road and its queue grew without bound once that road was busy. Built
+// for the corpus, every road below a motorway runs at the built-up area's 50 km/h, the junction included.
+func TestMonacoRoadsRunAtTheUrbanLimit(t *testing.T) {
+	cfg := Config{DataRoot: os.Getenv("CITYBRAIN_DATA")}
+	if cfg.DataRoot == "" {
+		cfg.DataRoot, _ = filepath.Abs(filepath.Join("..", "..", "..", "shared", "data"))
+	}
+	if why := sumoMissing(&cfg); why != "" {
+		t.Skip(why)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataRoot, "sumo", "monaco", "network.osm")); err != nil {
+		t.Skipf("no Monaco OSM extract: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	b := &builder{cfg: &cfg, dir: t.TempDir()}
+	if err := buildMonaco(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(b.dir, b.net))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var x struct {
+		Edges []struct {
+			ID       string `xml:"id,attr"`
+			To       string `xml:"to,attr"`
+			Type     string `xml:"type,attr"`
+			Function string `xml:"function,attr"`
+			Lanes    []struct {
+				Speed float64 `xml:"speed,attr"`
+			} `xml:"lane"`
+		} `xml:"edge"`
+	}
+	if err := xml.Unmarshal(data, &x); err != nil {
+		t.Fatal(err)
+	}
+	const urban = 13.89 // m/s, 50 km/h
+	roads, fast, into := 0, 0, map[string][]float64{}
+	for _, e := range x.Edges {
+		if e.Function == "internal" || len(e.Lanes) == 0 || strings.HasPrefix(e.Type, "highway.motorway") {
+			continue
+		}
+		roads++
+		for _, l := range e.Lanes {
+			if l.Speed > urban+0.01 {
+				fast++
+				break
+			}
+		}
+		into[e.To] = append(into[e.To], e.Lanes[0].Speed)
+	}
+	if roads < 1000 || fast != 0 {
+		t.Errorf("%d of %d roads run faster than 50 km/h; want none", fast, roads)
+	}
+	if v := into["19265"]; len(v) != 3 || v[0] > urban+0.01 || v[1] > urban+0.01 || v[2] > urban+0.01 {
+		t.Errorf("the roads into junction 19265 (-3552#0 and the road it yields to) run at %v m/s; want 3 at %.2f", v, urban)
+	}
 }

@@ -59,20 +59,12 @@ func TestDemoDiag(t *testing.T) {
 		lng float64
 	}
 	byLink := map[int32][]mfix{}
-	runs := map[int32]int{}
+	on := newOnsets(model.Operating)
 	t0 := demoStart.UnixMilli()
 	at := func(end int64, feats []detect.Features) {
 		for _, f := range feats {
-			p := 0.0
-			if detect.Gate(&f.X) {
-				p = model.Prob(&f.X)
-			}
-			if p < model.Threshold || f.Young || f.FullFlow { // as the judge
-				runs[f.Link] = 0
-				continue
-			}
-			runs[f.Link]++
-			if runs[f.Link] != model.Persist {
+			p := judged(model, &f.X, f.Young || f.FullFlow) // as the judge
+			if !on.step(f.Link, false, p) {
 				continue
 			}
 			l := links[f.Link]
@@ -146,25 +138,17 @@ func summarize(name string, run *simRun, net *geo.Network) {
 			alarmy++
 		}
 	}
-	// Alarm onsets on label-0 rows (the model's threshold held for its persistence), per hour and per 100
+	// Alarm onsets on label-0 rows (the engine's rule over the model's operating point), per hour and per 100
 	// link-hours of judged links.
-	type lk struct {
-		link int32
-		low  bool
-	}
-	run1 := map[lk]int{}
+	on := newOnsets(model.Operating)
 	onsets := 0
 	links := map[int32]bool{}
 	var t0, t1 int64 = math.MaxInt64, 0
 	for _, r := range rows {
 		t0, t1 = min(t0, r.T), max(t1, r.T)
 		links[r.Link] = true
-		k := lk{r.Link, r.Low}
-		if r.Young || r.Label != 0 || !detect.Gate(&r.X) || model.Prob(&r.X) < model.Threshold {
-			run1[k] = 0
-			continue
-		}
-		if run1[k]++; run1[k] == model.Persist {
+		p := judged(model, &r.X, r.Young || r.Label != 0)
+		if on.step(r.Link, r.Low, p) {
 			onsets++
 		}
 	}
@@ -182,7 +166,8 @@ func summarize(name string, run *simRun, net *geo.Network) {
 		name, n, float64(crawly)/float64(n), float64(alarmy)/float64(n), float64(sp[0])/tot, float64(sp[1])/tot, float64(sp[2])/tot, float64(sp[3])/tot, float64(sp[4])/tot, float64(sp[5])/tot, float64(sp[6])/tot)
 }
 
-// TestDemoVsCorpus (DEMOCMP=1): the demo's rows and fixes against the corpus's.
+// TestDemoVsCorpus (DEMOCMP=1, DEMOCMP_CACHE=the eval cache; DEMOCMP=demo for the demo alone): the demo's rows
+// and fixes against the corpus's (seed 1, or DEMOCMP_SEEDS).
 func TestDemoVsCorpus(t *testing.T) {
 	if os.Getenv("DEMOCMP") == "" {
 		t.Skip("set DEMOCMP=1")
@@ -194,43 +179,23 @@ func TestDemoVsCorpus(t *testing.T) {
 	if os.Getenv("DEMOCMP") == "demo" {
 		return
 	}
-	ctx := context.Background()
-	cfg := Config{Cache: "/work/team/cache", DataRoot: os.Getenv("CITYBRAIN_DATA"), Seeds: []int64{1}, Log: os.Stderr, NoDemo: true}
-	cfg.fill()
-	for _, name := range cfg.Cities {
-		c, _ := cityByName(name)
-		cf, err := buildCity(ctx, &cfg, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		run, err := simulate(ctx, &cfg, c, cf, 1, float64(cfg.Minutes)*60)
-		if err != nil {
-			t.Fatal(err)
-		}
+	eachRun(t, harnessConfig(t, "DEMOCMP", 1), nil, func(name string, cf *cityFiles, _ int64, run *simRun) {
 		summarize(name, run, cf.net)
-	}
+	})
 }
 
-// TestDemoOnsets (DEMOONSETS=1): the features at alarm onsets, demo false alarms against the corpus's hits.
+// TestDemoOnsets (DEMOONSETS=1, DEMOONSETS_CACHE=the eval cache): the features at alarm onsets, demo false alarms
+// against the corpus's hits.
 func TestDemoOnsets(t *testing.T) {
 	if os.Getenv("DEMOONSETS") == "" {
 		t.Skip("set DEMOONSETS=1")
 	}
 	model, _ := detect.DefaultModel()
-	onsets := func(rows []Row, label int8) [][detect.NumFeatures]float64 {
-		type lk struct {
-			link int32
-			low  bool
-		}
-		run := map[lk]int{}
+	began := func(rows []Row, label int8) [][detect.NumFeatures]float64 {
+		on := newOnsets(model.Operating)
 		var out [][detect.NumFeatures]float64
 		for _, r := range rows {
-			k := lk{r.Link, r.Low}
-			if r.Young || !detect.Gate(&r.X) || model.Prob(&r.X) < model.Threshold {
-				run[k] = 0
-				continue
-			}
-			if run[k]++; run[k] == model.Persist && r.Label == label {
+			if on.step(r.Link, r.Low, judged(model, &r.X, r.Young)) && r.Label == label {
 				out = append(out, r.X)
 			}
 		}
@@ -259,48 +224,31 @@ func TestDemoOnsets(t *testing.T) {
 	}
 	for _, seed := range []int64{1, 2} {
 		run, net := demoRun(t, seed)
-		show(fmt.Sprintf("demo s%d FA", seed), onsets(extractRows(run, net, false), 0))
+		show(fmt.Sprintf("demo s%d FA", seed), began(extractRows(run, net, false), 0))
 	}
-	ctx := context.Background()
-	cfg := Config{Cache: "/work/team/cache", DataRoot: os.Getenv("CITYBRAIN_DATA"), Seeds: []int64{1, 2}, Log: os.Stderr, NoDemo: true}
-	cfg.fill()
+	cfg := harnessConfig(t, "DEMOONSETS", 1, 2)
 	var full, part, fa [][detect.NumFeatures]float64
-	for _, name := range cfg.Cities {
-		c, _ := cityByName(name)
-		cf, err := buildCity(ctx, &cfg, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, seed := range cfg.Seeds {
-			run, err := simulate(ctx, &cfg, c, cf, seed, float64(cfg.Minutes)*60)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rows := extractRows(run, cf.net, false)
-			fa = append(fa, onsets(rows, 0)...)
-			// The hits, by class.
-			runs := map[int32]int{}
-			for _, r := range rows {
-				if r.Young || !detect.Gate(&r.X) || model.Prob(&r.X) < model.Threshold {
-					runs[r.Link] = 0
-					continue
-				}
-				if runs[r.Link]++; runs[r.Link] == model.Persist && r.Label == 1 {
-					if r.Class == "partial_closure" {
-						part = append(part, r.X)
-					} else {
-						full = append(full, r.X)
-					}
+	eachRun(t, cfg, nil, func(_ string, cf *cityFiles, _ int64, run *simRun) {
+		rows := extractRows(run, cf.net, false)
+		fa = append(fa, began(rows, 0)...)
+		// The hits, by class.
+		on := newOnsets(model.Operating)
+		for _, r := range rows {
+			if on.step(r.Link, r.Low, judged(model, &r.X, r.Young)) && r.Label == 1 {
+				if r.Class == "partial_closure" {
+					part = append(part, r.X)
+				} else {
+					full = append(full, r.X)
 				}
 			}
 		}
-	}
+	})
 	show("corpus FA", fa)
 	show("corpus full hits", full)
 	show("corpus partial hits", part)
 }
 
-// TestDemoRuns (DEMORUNS=1): how long the model's suspicion lasts at a link once over the threshold, demo
+// TestDemoRuns (DEMORUNS=1, DEMORUNS_CACHE=the eval cache): how long the model's suspicion lasts at a link once over the threshold, demo
 // false alarms against the corpus's hits, and whether the link was discharging at onset.
 func TestDemoRuns(t *testing.T) {
 	if os.Getenv("DEMORUNS") == "" {
@@ -373,31 +321,17 @@ func TestDemoRuns(t *testing.T) {
 		l, d := runs(extractRows(run, net, false), 0, "")
 		show(fmt.Sprintf("demo s%d FA", seed), l, d)
 	}
-	ctx := context.Background()
-	cfg := Config{Cache: "/work/team/cache", DataRoot: os.Getenv("CITYBRAIN_DATA"), Seeds: []int64{1, 2}, Log: os.Stderr, NoDemo: true}
-	cfg.fill()
 	var fa, full, part []int
 	var dfa, dfull, dpart []bool
-	for _, name := range cfg.Cities {
-		c, _ := cityByName(name)
-		cf, err := buildCity(ctx, &cfg, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, seed := range cfg.Seeds {
-			run, err := simulate(ctx, &cfg, c, cf, seed, float64(cfg.Minutes)*60)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rows := extractRows(run, cf.net, false)
-			l, d := runs(rows, 0, "")
-			fa, dfa = append(fa, l...), append(dfa, d...)
-			l, d = runs(rows, 1, "full_closure")
-			full, dfull = append(full, l...), append(dfull, d...)
-			l, d = runs(rows, 1, "partial_closure")
-			part, dpart = append(part, l...), append(dpart, d...)
-		}
-	}
+	eachRun(t, harnessConfig(t, "DEMORUNS", 1, 2), nil, func(_ string, cf *cityFiles, _ int64, run *simRun) {
+		rows := extractRows(run, cf.net, false)
+		l, d := runs(rows, 0, "")
+		fa, dfa = append(fa, l...), append(dfa, d...)
+		l, d = runs(rows, 1, "full_closure")
+		full, dfull = append(full, l...), append(dfull, d...)
+		l, d = runs(rows, 1, "partial_closure")
+		part, dpart = append(part, l...), append(dpart, d...)
+	})
 	show("corpus FA", fa, dfa)
 	show("corpus full hits", full, dfull)
 	show("corpus partial hits", part, dpart)

@@ -37,20 +37,7 @@ func TestSpeedDump(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	cfg := Config{Cache: os.Getenv("CITYBRAIN_SPEED_DUMP_CACHE"), DataRoot: os.Getenv("CITYBRAIN_DATA"), Seeds: []int64{1, 2}, Log: os.Stderr, NoDemo: true}
-	if c := os.Getenv("CITYBRAIN_SPEED_DUMP_CITIES"); c != "" {
-		cfg.Cities = strings.Split(c, ",")
-	}
-	cfg.fill()
-	for _, name := range cfg.Cities {
-		c, ok := cityByName(name)
-		if !ok {
-			t.Fatalf("no city %q in the corpus", name)
-		}
-		cf, err := buildCity(ctx, &cfg, c)
-		if err != nil {
-			t.Fatal(err)
-		}
+	eachRun(t, harnessConfig(t, "CITYBRAIN_SPEED_DUMP", 1, 2), func(name string, cf *cityFiles) {
 		net := cf.net
 		writeCSV(t, filepath.Join(out, name+"-links.csv"), "idx,link,len,glen,lanes,ff,sig", func(w *bufio.Writer) {
 			for i, l := range net.Links() {
@@ -62,27 +49,22 @@ func TestSpeedDump(t *testing.T) {
 				fmt.Fprintf(w, "%d,%s,%.1f,%.1f,%d,%.1f,%d\n", i, l.ID, l.LengthM, l.GeomLengthM(), l.Lanes, ff, sig)
 			}
 		})
-		for _, seed := range cfg.Seeds {
-			run, err := simulate(ctx, &cfg, c, cf, seed, float64(cfg.Minutes)*60)
-			if err != nil {
-				t.Fatal(err)
-			}
-			writeCSV(t, filepath.Join(out, fmt.Sprintf("%s-s%d-truth.csv", name, seed)), "w,unit,sumkmh,vehs", func(w *bufio.Writer) {
-				for _, o := range run.Speed {
-					if o.Unit[0] == 'L' || o.Unit[0] == 'P' || o.Unit[0] == 'Q' {
-						fmt.Fprintf(w, "%d,%s,%.2f,%.0f\n", o.Window, o.Unit, o.SumKmh, o.VehS)
-					}
+	}, func(name string, cf *cityFiles, seed int64, run *simRun) {
+		writeCSV(t, filepath.Join(out, fmt.Sprintf("%s-s%d-truth.csv", name, seed)), "w,unit,sumkmh,vehs", func(w *bufio.Writer) {
+			for _, o := range run.Speed {
+				if o.Unit[0] == 'L' || o.Unit[0] == 'P' || o.Unit[0] == 'Q' {
+					fmt.Fprintf(w, "%d,%s,%.2f,%.0f\n", o.Window, o.Unit, o.SumKmh, o.VehS)
 				}
-			})
-			for _, low := range []bool{false, true} {
-				pct := "15"
-				if low {
-					pct = "5"
-				}
-				dumpRun(ctx, t, filepath.Join(out, fmt.Sprintf("%s-s%d-%s", name, seed, pct)), net, run, low)
 			}
+		})
+		for _, low := range []bool{false, true} {
+			pct := "15"
+			if low {
+				pct = "5"
+			}
+			dumpRun(ctx, t, filepath.Join(out, fmt.Sprintf("%s-s%d-%s", name, seed, pct)), cf.net, run, low)
 		}
-	}
+	})
 }
 
 func writeCSV(t *testing.T, path, head string, rows func(*bufio.Writer)) {

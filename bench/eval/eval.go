@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -384,7 +383,7 @@ func feedRun(ctx context.Context, cfg *Config, net *geo.Network, run *simRun, va
 	events := run.trafficEvents(low)
 	if withVideo {
 		events = append(events, run.Video...)
-		events = append(events, hotlineCalls(rand.New(rand.NewPCG(uint64(run.Seed), 13)), truths, run.EndS)...)
+		events = append(events, hotlineCalls(run.City, run.Seed, truths, run.EndS)...)
 		for i := range truths {
 			truths[i].VideoEvidence = sawVideo(run.Video, &truths[i])
 			truths[i].FirstVideoS = firstVideo(run.Video, &truths[i])

@@ -176,22 +176,8 @@ func TestHealthDump(t *testing.T) {
 		t.Skip("the corpus health harness: set CITYBRAIN_HEALTH=1 to run it")
 	}
 	ctx := context.Background()
-	cfg := Config{Cache: os.Getenv("CITYBRAIN_HEALTH_CACHE"), DataRoot: os.Getenv("CITYBRAIN_DATA"), Seeds: []int64{1, 2}, Log: os.Stderr, NoDemo: true}
-	if c := os.Getenv("CITYBRAIN_HEALTH_CITIES"); c != "" {
-		cfg.Cities = strings.Split(c, ",")
-	}
-	if s := os.Getenv("CITYBRAIN_HEALTH_SEEDS"); s != "" {
-		cfg.Seeds = nil
-		for _, f := range strings.Split(s, ",") {
-			var v int64
-			if _, err := fmt.Sscan(f, &v); err != nil {
-				t.Fatal(err)
-			}
-			cfg.Seeds = append(cfg.Seeds, v)
-		}
-	}
-	cfg.fill()
-	if why := sumoMissing(&cfg); why != "" {
+	cfg := harnessConfig(t, "CITYBRAIN_HEALTH", 1, 2)
+	if why := sumoMissing(cfg); why != "" {
 		t.Fatal(why)
 	}
 	var hs []HealthRun
@@ -206,7 +192,7 @@ func TestHealthDump(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		cf, err := buildCity(ctx, &cfg, &c)
+		cf, err := buildCity(ctx, cfg, &c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,13 +204,13 @@ func TestHealthDump(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				run, err = runSim(ctx, &cfg, &c, cf, routes, seed, endS, nil)
+				run, err = runSim(ctx, cfg, &c, cf, routes, seed, endS, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
 			} else {
 				var err error
-				run, err = simulate(ctx, &cfg, &c, cf, seed, endS)
+				run, err = simulate(ctx, cfg, &c, cf, seed, endS)
 				if err != nil {
 					t.Fatal(err)
 				}

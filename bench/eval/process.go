@@ -18,6 +18,7 @@ import (
 type processor struct {
 	run     *simRun
 	rng     *rand.Rand
+	probe   uint64 // the run's salt of which vehicles carry a probe and their phase (drawSeed)
 	origin  geo.LatLng
 	cosLat  float64
 	cams    []Camera
@@ -43,7 +44,7 @@ type standing struct {
 
 func newProcessor(run *simRun, net *geo.Network, seed int64) *processor {
 	bb := net.BBox()
-	p := &processor{run: run, rng: rand.New(rand.NewPCG(uint64(seed), nameSeed(run.City)^0x5eed)),
+	p := &processor{run: run, rng: rand.New(rand.NewPCG(uint64(seed), nameSeed(run.City)^0x5eed)), probe: drawSeed(run.City, seed, "probes"),
 		origin: geo.LatLng{Lat: bb.MinLat, Lng: bb.MinLng}, speed: map[obsKey]*SpeedObs{},
 		cells: geo.NewCellCache(geo.DefaultRes), stand: map[string]*standing{}, inside: map[string]int{}, countAt: countEveryS}
 	p.cosLat = math.Cos(bb.MinLat * math.Pi / 180)
@@ -76,6 +77,32 @@ func newProcessor(run *simRun, net *geo.Network, seed int64) *processor {
 	return p
 }
 
+// drawSeed seeds one kind of draw (what) of the run of a city and seed. Every per-event draw of the corpus
+// (a blockage's hotline calls, a camera's planted false alarms, which vehicles carry a probe) is made per city
+// and seed, so the cities and seeds are independent samples: until c4 the calls and false alarms were drawn
+// from the seed alone (blockage k got the same calls in every city) and the probes from the vehicle's id
+// alone (Bologna's own demand had the same probe fleet on every seed).
+func drawSeed(city string, seed int64, what string) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s|%d|%s", city, seed, what)
+	return h.Sum64()
+}
+
+// drawRand is the random source of one draw (drawSeed).
+func drawRand(city string, seed int64, what string) *rand.Rand {
+	return rand.New(rand.NewPCG(drawSeed(city, seed, what), 0x9e3779b97f4a7c15))
+}
+
+// isProbe: the vehicle carries a probe in this run; lowProbe: it is one of the ProbeShareLow subset;
+// probePhase: the second of its ProbeIntervalS at which it reports.
+func (p *processor) isProbe(id string) bool { return unitHash(id, p.probe^1) < ProbeShare }
+func (p *processor) lowProbe(id string) bool {
+	return unitHash(id, p.probe^3) < ProbeShareLow/ProbeShare
+}
+func (p *processor) probePhase(id string) int {
+	return int(unitHash(id, p.probe^2) * ProbeIntervalS)
+}
+
 // unitHash is a uniform number in [0, 1) from s and a salt: which vehicles are probes, and their phase.
 func unitHash(s string, salt uint64) float64 {
 	h := fnv.New64a()
@@ -105,12 +132,12 @@ func (p *processor) point(pt *fcdPoint) {
 		return
 	}
 	// Probes and buses report every ProbeIntervalS at their own phase.
-	phase := int(unitHash(pt.id, 2) * ProbeIntervalS)
+	phase := p.probePhase(pt.id)
 	if int(math.Round(t))%ProbeIntervalS != phase {
 		return
 	}
 	transit := sumo.TransitMode(nil, pt.typ) != ""
-	if !transit && unitHash(pt.id, 1) >= ProbeShare {
+	if !transit && !p.isProbe(pt.id) {
 		return
 	}
 	e, err := fixEvent(pt, p.zone)
@@ -125,7 +152,7 @@ func (p *processor) point(pt *fcdPoint) {
 		return
 	}
 	p.run.Probes = append(p.run.Probes, p.noisy(e))
-	p.run.Low = append(p.run.Low, unitHash(pt.id, 3) < ProbeShareLow/ProbeShare)
+	p.run.Low = append(p.run.Low, p.lowProbe(pt.id))
 }
 
 // noisy adds GPS error: Gaussian position (GPSNoiseM per axis) and heading noise; speed (Doppler) is kept.
@@ -159,9 +186,9 @@ func (p *processor) truth(t float64, ll geo.LatLng, lane string, kmh float64, id
 	if lane != "" && lane[0] != ':' {
 		if i := strings.LastIndexByte(lane, '_'); i > 0 {
 			add("L:" + lane[:i])
-			if unitHash(id, 1) < ProbeShare {
+			if p.isProbe(id) {
 				add("P:" + lane[:i])
-				if unitHash(id, 3) < ProbeShareLow/ProbeShare {
+				if p.lowProbe(id) {
 					add("Q:" + lane[:i])
 				}
 			}
@@ -267,11 +294,12 @@ func (p *processor) finish() {
 
 // plantedFalseAlarms are the cameras' own mistakes: camFalsePerH per camera-hour, a classifier's frame (one,
 // sometimes two within a minute) of a stalled vehicle, debris, a pedestrian or a wrong-way driver that is not
-// there, at 0.5–0.9 confidence, within 60 m of the junction.
-func plantedFalseAlarms(rng *rand.Rand, cams []Camera, spanS float64) []engine.Event {
+// there, at 0.5–0.9 confidence, within 60 m of the junction. Each camera's are drawn per city and seed.
+func plantedFalseAlarms(city string, seed int64, cams []Camera, spanS float64) []engine.Event {
 	var out []engine.Event
 	types := []string{"stalled_vehicle", "debris", "pedestrian", "wrong_way"}
 	for _, c := range cams {
+		rng := drawRand(city, seed, "false-alarms/"+c.ID)
 		n := poisson(rng, camFalsePerH*spanS/3600)
 		for k := 0; k < n; k++ {
 			t := rng.Float64() * spanS
@@ -313,12 +341,14 @@ func poisson(rng *rand.Rand, mean float64) int {
 }
 
 // hotlineCalls: most incidents get a call (full closures 90 %, partial 70 %; a second caller for a third of
-// them), 2–6 min after the start, from 30–150 m away, naming a crash or a hazard.
-func hotlineCalls(rng *rand.Rand, truths []Truth, endS float64) []engine.Event {
+// them), 2–6 min after the start, from 30–150 m away, naming a crash or a hazard. Each blockage's calls are
+// drawn per city and seed (drawSeed).
+func hotlineCalls(city string, seed int64, truths []Truth, endS float64) []engine.Event {
 	var out []engine.Event
 	n := 0
 	for i := range truths {
 		t := &truths[i]
+		rng := drawRand(city, seed, "calls/"+t.ID)
 		full := t.Class == ClassFull
 		p := 0.7
 		if full {

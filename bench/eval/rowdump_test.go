@@ -2,7 +2,6 @@ package eval
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -11,7 +10,7 @@ import (
 	"citybrain/engine/detect"
 )
 
-// TestRowDump (ROWDUMP=file.csv; ROWDUMP_CACHE=the eval cache; ROWDUMP_SEEDS=3 for seeds 1-3): the detector's
+// TestRowDump (ROWDUMP=file.csv; ROWDUMP_CACHE=the eval cache; ROWDUMP_SEEDS=1,2,3 or 3 for seeds 1-3; ROWDUMP_CITIES): the detector's
 // rows of every corpus run at 15 % and 5 % probes, as CSV: the rows past the gate and every row of a blocked link
 // (label 1), with the seconds since its blockage began and the gate and young flags, then the features by name.
 // What docs/incidents.md "Issue 12, eleventh pass: detector" reads the blocked links' first minutes from.
@@ -20,12 +19,10 @@ func TestRowDump(t *testing.T) {
 	if out == "" {
 		t.Skip("ROWDUMP not set")
 	}
-	ctx := context.Background()
-	cfg := Config{Cache: os.Getenv("ROWDUMP_CACHE"), DataRoot: os.Getenv("CITYBRAIN_DATA"), Seeds: []int64{1, 2}, Log: os.Stderr, NoDemo: true}
-	if os.Getenv("ROWDUMP_SEEDS") == "3" {
-		cfg.Seeds = []int64{1, 2, 3}
+	if os.Getenv("ROWDUMP_SEEDS") == "3" { // the documented short form of seeds 1-3
+		t.Setenv("ROWDUMP_SEEDS", "1,2,3")
 	}
-	cfg.fill()
+	cfg := harnessConfig(t, "ROWDUMP", 1, 2)
 	f, err := os.Create(out)
 	if err != nil {
 		t.Fatal(err)
@@ -34,49 +31,38 @@ func TestRowDump(t *testing.T) {
 	w := bufio.NewWriter(f)
 	defer w.Flush()
 	fmt.Fprintf(w, "city,seed,low,link,t,label,truth,class,since,gate,young,%s\n", strings.Join(detect.FeatureNames[:], ","))
-	for _, name := range cfg.Cities {
-		c, _ := cityByName(name)
-		cf, err := buildCity(ctx, &cfg, c)
-		if err != nil {
-			t.Fatal(err)
+	eachRun(t, cfg, nil, func(name string, cf *cityFiles, seed int64, run *simRun) {
+		start := map[string]int64{}
+		for _, tr := range run.Truths {
+			start[tr.ID] = tr.Start.UnixMilli()
 		}
-		for _, seed := range cfg.Seeds {
-			run, err := simulate(ctx, &cfg, c, cf, seed, float64(cfg.Minutes)*60)
-			if err != nil {
-				t.Fatal(err)
-			}
-			start := map[string]int64{}
-			for _, tr := range run.Truths {
-				start[tr.ID] = tr.Start.UnixMilli()
-			}
-			for _, low := range []bool{false, true} {
-				for _, r := range extractRows(run, cf.net, low) {
-					since := int64(-1)
-					if r.Truth != "" {
-						since = (r.T - start[r.Truth]) / 1000
-					}
-					g := 0
-					if detect.Gate(&r.X) {
-						g = 1
-					}
-					if g == 0 && r.Label != 1 {
-						continue
-					}
-					y := 0
-					if r.Young {
-						y = 1
-					}
-					lo := 0
-					if low {
-						lo = 1
-					}
-					fmt.Fprintf(w, "%s,%d,%d,%d,%d,%d,%s,%s,%d,%d,%d", name, seed, lo, r.Link, r.T, r.Label, r.Truth, r.Class, since, g, y)
-					for _, v := range r.X {
-						fmt.Fprintf(w, ",%.4g", v)
-					}
-					fmt.Fprintln(w)
+		for _, low := range []bool{false, true} {
+			for _, r := range extractRows(run, cf.net, low) {
+				since := int64(-1)
+				if r.Truth != "" {
+					since = (r.T - start[r.Truth]) / 1000
 				}
+				g := 0
+				if detect.Gate(&r.X) {
+					g = 1
+				}
+				if g == 0 && r.Label != 1 {
+					continue
+				}
+				y := 0
+				if r.Young {
+					y = 1
+				}
+				lo := 0
+				if low {
+					lo = 1
+				}
+				fmt.Fprintf(w, "%s,%d,%d,%d,%d,%d,%s,%s,%d,%d,%d", name, seed, lo, r.Link, r.T, r.Label, r.Truth, r.Class, since, g, y)
+				for _, v := range r.X {
+					fmt.Fprintf(w, ",%.4g", v)
+				}
+				fmt.Fprintln(w)
 			}
 		}
-	}
+	})
 }

@@ -27,8 +27,10 @@ import (
 
 // corpusVersion changes whenever what a SUMO run produces changes, so cached runs of an older corpus are not
 // read back (it names the built cities' stamp and keys every run). c3 (session 10): the periods that keep
-// each network near capacity over the hour and the City Brain imports' split crossings joined.
-const corpusVersion = "c3"
+// each network near capacity over the hour and the City Brain imports' split crossings joined. c4 (session
+// 11): Hangzhou's period 1.0, the OSM cities' roads at the urban speed limit (Monaco), every per-event draw
+// per city and seed (drawSeed).
+const corpusVersion = "c4"
 
 // The conditions of issue 12.
 const (
@@ -274,7 +276,7 @@ func runSim(ctx context.Context, cfg *Config, c *city, cf *cityFiles, routes []s
 		return nil, err
 	}
 	run.Truths = truthsOf(run, bs, stops)
-	run.Video = append(run.Video, plantedFalseAlarms(rand.New(rand.NewPCG(uint64(seed), 17)), run.Cameras, endS)...)
+	run.Video = append(run.Video, plantedFalseAlarms(c.Name, seed, run.Cameras, endS)...)
 	return run, nil
 }
 

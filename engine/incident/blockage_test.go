@@ -293,28 +293,12 @@ func TestAnAlarmDoesNotJoinACandidateFarDownstream(t *testing.T) {
 // often the camera repeats it, and no candidate corroborates it. A link as suspicious that nobody leaves is a
 // candidate.
 func TestADischargingQueueIsNotACandidate(t *testing.T) {
-	net := chain(t, 2)
 	unsure := constantModel(0)
 	for _, discharging := range []bool{false, true} {
-		j := &blockageJudge{model: unsure, topo: NewTopology(net, 9), runs: map[int32]detect.Run{}}
-		tr := NewTracker(30_000)
-		tr.SetTopology(j.topo)
-		var log []Evidence
-		for k := int64(1); k <= 18; k++ {
-			ts := t0 + k*10_000
-			f := detect.Features{Link: 0, T: ts, HeadM: 150, Discharging: discharging}
+		inc := stallAlarmsOnJudgedLink(t, unsure, func(f *detect.Features) {
+			f.HeadM, f.Discharging = 150, discharging
 			f.X[detect.FStandLog] = 2
-			f.X[detect.FFixes] = 2 // fewer fixes than a flowing note needs on its own
-			log = append(log, j.judgeFeatures([]detect.Features{f})...)
-			if k%6 == 0 {
-				p, _ := net.Links()[0].PointAt(150 - 2*float64(k)) // the queue's vehicles in turn, 12 m apart
-				cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
-				log = append(log, Evidence{Kind: schema.KindVideo, Source: "cam-1", Type: "stalled_vehicle", TS: ts + 1_000, Lat: p.Lat,
-					Lng: p.Lng, Cell: cell, Weight: 0.8})
-			}
-		}
-		tr.Track(t0+200_000, everySeq, log)
-		inc := tr.Incidents()
+		})
 		switch {
 		case discharging && len(inc) != 0:
 			t.Errorf("stall alarms on a suspicious link whose queue discharges made %+v, want a candidate only", inc)
@@ -322,6 +306,33 @@ func TestADischargingQueueIsNotACandidate(t *testing.T) {
 			t.Errorf("stall alarms on a suspicious link nobody leaves made %d incidents, want one", len(inc))
 		}
 	}
+}
+
+// stallAlarmsOnJudgedLink judges link 0 of a two-link chain under model every 10 s for three minutes, on features
+// set by feat (fewer fixes than a flowing note needs on its own), while a camera on it reports a stall alarm
+// every minute from the queue's vehicles in turn, and returns the incidents the tracker makes.
+func stallAlarmsOnJudgedLink(t *testing.T, model *detect.Model, feat func(*detect.Features)) []Incident {
+	t.Helper()
+	net := chain(t, 2)
+	j := &blockageJudge{model: model, topo: NewTopology(net, 9), runs: map[int32]detect.Run{}}
+	tr := NewTracker(30_000)
+	tr.SetTopology(j.topo)
+	var log []Evidence
+	for k := int64(1); k <= 18; k++ {
+		ts := t0 + k*10_000
+		f := detect.Features{Link: 0, T: ts, HeadM: -1}
+		f.X[detect.FFixes] = 2
+		feat(&f)
+		log = append(log, j.judgeFeatures([]detect.Features{f})...)
+		if k%6 == 0 {
+			p, _ := net.Links()[0].PointAt(150 - 2*float64(k)) // the queue's vehicles in turn, 12 m apart
+			cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
+			log = append(log, Evidence{Kind: schema.KindVideo, Source: "cam-1", Type: "stalled_vehicle", TS: ts + 1_000, Lat: p.Lat,
+				Lng: p.Lng, Cell: cell, Weight: 0.8})
+		}
+	}
+	tr.Track(t0+200_000, everySeq, log)
+	return tr.Incidents()
 }
 
 // A camera streaming stall alarms from a queue (its vehicles in turn) the judge finds flowing stays doubted while most of its frames
@@ -479,27 +490,9 @@ func TestASustainedModerateProbabilityAlarmsAtTheSecondPoint(t *testing.T) {
 // first minutes), so the judge makes no flowing note of it on that alone, and a camera's stall alarms there are
 // not doubted: three of them are an incident. On a learned link that discharges they stay doubted.
 func TestAYoungLinksExitsDoNotDoubtAStallAlarm(t *testing.T) {
-	net := chain(t, 2)
 	calm := constantModel(-10) // far under the candidate share
 	for _, young := range []bool{false, true} {
-		j := &blockageJudge{model: calm, topo: NewTopology(net, 9), runs: map[int32]detect.Run{}}
-		tr := NewTracker(30_000)
-		tr.SetTopology(j.topo)
-		var log []Evidence
-		for k := int64(1); k <= 18; k++ {
-			ts := t0 + k*10_000
-			f := detect.Features{Link: 0, T: ts, HeadM: -1, Young: young, Discharging: true}
-			f.X[detect.FFixes] = 2 // fewer fixes than a flowing note needs on its own
-			log = append(log, j.judgeFeatures([]detect.Features{f})...)
-			if k%6 == 0 {
-				p, _ := net.Links()[0].PointAt(150 - 2*float64(k)) // the queue's vehicles in turn, 12 m apart
-				cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
-				log = append(log, Evidence{Kind: schema.KindVideo, Source: "cam-1", Type: "stalled_vehicle", TS: ts + 1_000, Lat: p.Lat,
-					Lng: p.Lng, Cell: cell, Weight: 0.8})
-			}
-		}
-		tr.Track(t0+200_000, everySeq, log)
-		inc := tr.Incidents()
+		inc := stallAlarmsOnJudgedLink(t, calm, func(f *detect.Features) { f.Young, f.Discharging = young, true })
 		switch {
 		case young && len(inc) != 1:
 			t.Errorf("three stall alarms on a young link with exits made %d incidents, want one (its exits doubt nothing)", len(inc))

@@ -1,0 +1,104 @@
+package eval
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"citybrain/engine/detect"
+)
+
+// harnessConfig is the configuration of an opt-in diagnosis harness over an eval cache: the cache from the
+// environment variable PREFIX_CACHE, the cities from PREFIX_CITIES and the seeds from PREFIX_SEEDS (comma
+// lists; every corpus city and the given seeds by default; the cache defaults to the eval's, where a run not cached
+// is simulated).
+func harnessConfig(t *testing.T, prefix string, seeds ...int64) *Config {
+	t.Helper()
+	cfg := &Config{Cache: os.Getenv(prefix + "_CACHE"), DataRoot: os.Getenv("CITYBRAIN_DATA"), Seeds: seeds, Log: os.Stderr, NoDemo: true}
+	if c := os.Getenv(prefix + "_CITIES"); c != "" {
+		cfg.Cities = strings.Split(c, ",")
+	}
+	if s := os.Getenv(prefix + "_SEEDS"); s != "" {
+		cfg.Seeds = nil
+		for _, f := range strings.Split(s, ",") {
+			v, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+			if err != nil {
+				t.Fatalf("%s_SEEDS: %q is not a seed: %v", prefix, f, err)
+			}
+			cfg.Seeds = append(cfg.Seeds, v)
+		}
+	}
+	cfg.fill()
+	return cfg
+}
+
+// eachRun builds every city of cfg (calling built, when not nil, once per city) and runs each of its seeds
+// (from the cache when it holds them), calling run for each.
+func eachRun(t *testing.T, cfg *Config, built func(name string, cf *cityFiles), run func(name string, cf *cityFiles, seed int64, r *simRun)) {
+	t.Helper()
+	ctx := context.Background()
+	for _, name := range cfg.Cities {
+		c, ok := cityByName(name)
+		if !ok {
+			t.Fatalf("no city %q in the corpus", name)
+		}
+		cf, err := buildCity(ctx, cfg, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if built != nil {
+			built(name, cf)
+		}
+		for _, seed := range cfg.Seeds {
+			r, err := simulate(ctx, cfg, c, cf, seed, float64(cfg.Minutes)*60)
+			if err != nil {
+				t.Fatal(err)
+			}
+			run(name, cf, seed, r)
+		}
+	}
+}
+
+// onsets follows the engine's alarm rule (detect.Operating.Step) over a harness's rows, one link at a time, and
+// reports the rows where a link's alarm begins. A row that is not judged (young, or past no gate) breaks the
+// link's run as the engine's judge does.
+type onsets struct {
+	op  detect.Operating
+	run map[onsetKey]*onsetRun
+}
+
+type onsetKey struct {
+	link int32
+	low  bool
+}
+
+type onsetRun struct {
+	detect.Run
+	on bool
+}
+
+func newOnsets(op detect.Operating) *onsets { return &onsets{op: op, run: map[onsetKey]*onsetRun{}} }
+
+// step takes the link's probability at the row (below 0: not judged) and says whether its alarm begins there.
+func (o *onsets) step(link int32, low bool, p float64) bool {
+	k := onsetKey{link, low}
+	r := o.run[k]
+	if r == nil {
+		r = &onsetRun{}
+		o.run[k] = r
+	}
+	alarm, _ := o.op.Step(&r.Run, p)
+	began := alarm && !r.on
+	r.on = alarm
+	return began
+}
+
+// judged is the probability the engine's judge gives a row (below 0 when it does not judge it).
+func judged(m *detect.Model, x *[detect.NumFeatures]float64, young bool) float64 {
+	if young || !detect.Gate(x) {
+		return -1
+	}
+	return m.Prob(x)
+}
