@@ -43,8 +43,8 @@ const (
 	unrepeatedCap = 0.45         // the most an unrepeated camera frame or traffic hit says
 	// videoRepeats: frames of one camera before its weight counts in full. A stall alarm repeats every
 	// minute the vehicle stands, so three frames are a vehicle standing for two more minutes; a classifier's
-	// mistake rarely repeats twice. One frame with any other evidence nearby (a traffic candidate, a call)
-	// is an incident at once.
+	// mistake rarely repeats twice. One frame with any other evidence about its road (a traffic candidate, a
+	// call) is an incident at once.
 	videoRepeats   = 3
 	trafficRepeats = 3           // consecutive anomalous bucket ends of one cell (the cell rule), after persistence
 	namedJoinMs    = 10 * 60_000 // evidence naming a new cause joins an incident detected at most this long ago
@@ -63,6 +63,9 @@ type EvidenceRef struct {
 	Weight float64 `json:"weight"`
 	Cell   uint64  `json:"cell"`
 	doubt  bool    // a stall alarm on links the judge found flowing (tracker internal; not in the API)
+	// ties: the pairs (a judge's link, a camera: link source key, camera source key) this evidence found to
+	// be about one road (sourceAcc.TiedTo; tracker internal, for detectionTime).
+	ties [][2]string
 }
 
 // AuditEntry is one operator action on an incident.
@@ -130,6 +133,13 @@ type sourceAcc struct {
 	// Late: a camera that joined the incident after it was detected. Its stall alarms from a queue do not
 	// move it (tracker.add).
 	Late bool `json:"late,omitempty"`
+	// Links: a camera's, the road links under its frames (within flowNearM of them); Link: a judge's link
+	// source's, 1 + its link. TiedTo: a judge's link source's, the cameras (source keys) of the incident
+	// whose frames lie on its link or on the links of its queue (within queueHops up- or downstream):
+	// evidence about one road (fuse).
+	Links  []int32  `json:"links,omitempty"`
+	Link   int32    `json:"link,omitempty"`
+	TiedTo []string `json:"tied_to,omitempty"`
 }
 
 // A camera's frames repeat each other only when they name one scene. A classifier's mistakes are one frame,
@@ -385,6 +395,10 @@ func (t *tracker) add(ev Evidence) {
 	}
 	sa.doubt(doubt)
 	sa.Weight = math.Max(sa.Weight, w)
+	var ties [][2]string
+	if t.topo != nil {
+		ties = t.tie(in, key, sa, ev)
+	}
 	if ev.Kind == schema.KindReport {
 		in.types[typ] += 1.5 * w // a person names the cause better than a classifier
 	} else {
@@ -444,7 +458,7 @@ func (t *tracker) add(ev Evidence) {
 		in.Cell = c
 	}
 	in.EvidenceCount++
-	in.Evidence = append(in.Evidence, EvidenceRef{Kind: ev.Kind.String(), ID: ev.Source, Type: ev.Type, TS: ev.TS, Weight: round3(w), Cell: ev.Cell, doubt: doubt})
+	in.Evidence = append(in.Evidence, EvidenceRef{Kind: ev.Kind.String(), ID: ev.Source, Type: ev.Type, TS: ev.TS, Weight: round3(w), Cell: ev.Cell, doubt: doubt, ties: ties})
 	if len(in.Evidence) > maxEvidence {
 		in.Evidence = append(in.Evidence[:0], in.Evidence[len(in.Evidence)-maxEvidence:]...)
 	}
@@ -461,6 +475,60 @@ func (t *tracker) add(ev Evidence) {
 		in.ReportSeverity = int(ev.Sev)
 	}
 	t.rescore(in, ev.TS)
+}
+
+// tie records which of the incident's judged links and cameras are about one road once ev (of source key,
+// accumulated in sa) has joined it, and returns the pairs (link source, camera source) it tied. A camera's
+// frames are about the links under them (within flowNearM, as the judge's doubt reads them); a judged link is
+// about one road with them when it is one of those links or lies on their queue, within queueHops up- or
+// downstream (the relation by which the tracker follows a queue from link to link).
+func (t *tracker) tie(in *Incident, key string, sa *sourceAcc, ev Evidence) (ties [][2]string) {
+	switch {
+	case ev.LinkRef > 0:
+		sa.Link = ev.LinkRef
+		for k, o := range in.sources {
+			if o.Kind == schema.KindVideo && !slices.Contains(sa.TiedTo, k) && t.joined(ev.LinkRef-1, o.Links) {
+				sa.TiedTo = append(sa.TiedTo, k)
+				ties = append(ties, [2]string{key, k})
+			}
+		}
+		slices.Sort(sa.TiedTo)
+	case ev.Kind == schema.KindVideo:
+		var fresh []int32
+		for _, c := range t.topo.net.Nearest(ev.Lat, ev.Lng, flowNearM, 4) {
+			if li, ok := t.topo.index[c.Link]; ok && !slices.Contains(sa.Links, li) && len(sa.Links) < maxViewLinks {
+				sa.Links = append(sa.Links, li)
+				fresh = append(fresh, li)
+			}
+		}
+		if len(fresh) == 0 {
+			return nil
+		}
+		for k, o := range in.sources {
+			if o.Link > 0 && !slices.Contains(o.TiedTo, key) && t.joined(o.Link-1, fresh) {
+				o.TiedTo = append(o.TiedTo, key)
+				slices.Sort(o.TiedTo)
+				ties = append(ties, [2]string{k, key})
+			}
+		}
+	}
+	slices.SortFunc(ties, func(a, b [2]string) int { return strings.Compare(a[0]+"|"+a[1], b[0]+"|"+b[1]) })
+	return ties
+}
+
+// maxViewLinks bounds the links kept under one camera's frames (a camera sees one junction's approaches).
+const maxViewLinks = 32
+
+// joined reports whether link li is one of links or lies within queueHops up- or downstream of one.
+func (t *tracker) joined(li int32, links []int32) bool {
+	if len(links) == 0 {
+		return false
+	}
+	set := make(map[int32]bool, len(links))
+	for _, l := range links {
+		set[l] = true
+	}
+	return set[li] || t.topo.reaches(li, set, queueHops) || t.topo.reachedFrom(li, set, queueHops)
 }
 
 // trafficKind reports whether ev is a traffic symptom (the blockage judge's link judgements, probe or loop
@@ -620,7 +688,10 @@ func (t *tracker) rescore(in *Incident, ts int64) {
 // camera's wrong-way driver next to an ordinary queue is not a blockage; and only when some evidence other
 // than cameras doubted for a moving queue is there: such a camera and a suspicious queue beside it are the
 // same ordinary congestion (issue 12, tenth pass); a camera's frame that names no obstacle (a pedestrian, a
-// wrong-way driver) is no such other evidence: it says nothing of a blockage (issue 12, eleventh pass).
+// wrong-way driver) is no such other evidence: it says nothing of a blockage (issue 12, eleventh pass); nor is
+// a camera whose frames lie on another road than the candidate's link and its queue (tracker.tie): a
+// suspicious link 100-350 m off on a road that does not reach the camera's junction is another queue
+// (issue 12, session 11: in Hangzhou's dense junction clusters such pairs made false alarms).
 func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 	miss := 1.0
 	kinds := map[schema.Kind]bool{}
@@ -628,13 +699,23 @@ func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 	// Cameras short of counting in full (unrepeated, or doubted for a moving queue), by the scene they name:
 	// the chance each scene is not there (frameMiss) and the strongest doubted camera of it (doubted).
 	frameMiss, doubted := map[string]float64{}, map[string]float64{}
-	undoubted := false
+	// What lets a candidate corroborate: a source other than the judge that is not a camera (a caller, a
+	// sensor), or a camera seeing an obstacle, not doubted, whose frames are on the candidate's road (tie).
+	named, cams := false, map[string]bool{}
 	for key, sa := range sources {
-		undoubted = undoubted || !linkSource(key) && !(sa.Kind == schema.KindVideo && (sa.Doubt || !sa.sees(obstacle)))
+		switch {
+		case linkSource(key):
+		case sa.Kind == schema.KindVideo:
+			if !sa.Doubt && sa.sees(obstacle) {
+				cams[key] = true
+			}
+		default:
+			named = true
+		}
 	}
 	for key, sa := range sources {
 		if linkSource(key) {
-			if sa.Weight >= DetectScore || blocked && undoubted {
+			if sa.Weight >= DetectScore || blocked && (named || slices.ContainsFunc(sa.TiedTo, func(c string) bool { return cams[c] })) {
 				traffic = math.Max(traffic, sa.Weight)
 				kinds[sa.Kind] = true
 			}
@@ -724,6 +805,7 @@ func detectionTime(in *Incident, fallback int64) int64 {
 	})
 	acc := map[string]*sourceAcc{}
 	types := map[string]float64{}
+	tied := map[string][]string{}
 	for _, e := range ev {
 		types[e.Type]++
 		key := sourceKey(e.Kind, e.ID)
@@ -731,6 +813,14 @@ func detectionTime(in *Incident, fallback int64) int64 {
 		if sa == nil {
 			sa = &sourceAcc{Kind: schema.ParseKind(e.Kind)}
 			acc[key] = sa
+		}
+		for _, p := range e.ties {
+			tied[p[0]] = append(tied[p[0]], p[1])
+		}
+		for k, ts := range tied {
+			if o := acc[k]; o != nil {
+				o.TiedTo = ts
+			}
 		}
 		sa.N++
 		if sa.Kind == schema.KindVideo {
