@@ -412,3 +412,42 @@ func TestACandidateOnAnotherRoadDoesNotCorroborateAFrame(t *testing.T) {
 		}
 	}
 }
+
+// A camera's stall alarms repeat each other only as one vehicle's do: a stall alarm is a vehicle that has
+// stood two minutes, and the next minute's alarm at its spot is the same vehicle still standing; the first
+// alarms of three vehicles of a queue at a junction through two signal cycles (spots 10-20 m apart, seconds
+// apart), and each of them alarming once more, are a queue that moves on, not a scene seen three times
+// (issue 12, session 11: Hangzhou's c4 false alarms of cameras alone). One vehicle alarming three times
+// (standing four minutes) is an incident at its third alarm.
+func TestStallAlarmsOfAQueuesVehiclesDoNotRepeatEachOther(t *testing.T) {
+	net := chain(t, 2)
+	type alarm struct {
+		x float64
+		s int64 // seconds after t0
+	}
+	for _, tc := range []struct {
+		name   string
+		alarms []alarm
+		want   int64 // detection, seconds after t0 (-1: none)
+	}{
+		{"three vehicles' first alarms", []alarm{{290, 0}, {280, 4}, {270, 9}}, -1},
+		{"three vehicles alarming twice", []alarm{{290, 0}, {280, 4}, {270, 9}, {290, 60}, {280, 64}, {270, 69}}, -1},
+		{"one vehicle standing", []alarm{{290, 0}, {290, 60}, {290, 120}}, 120},
+		{"one vehicle standing among a queue's", []alarm{{290, 0}, {270, 9}, {290, 60}, {250, 70}, {290, 120}}, 120},
+	} {
+		tr := NewTracker(30_000)
+		tr.SetTopology(NewTopology(net, 9))
+		var log []Evidence
+		for k, a := range tc.alarms {
+			log = append(log, camFrame(t, net, "cam-1", "stalled_vehicle", a.x, t0+a.s*1000, uint64(k+1)))
+		}
+		tr.Track(t0+200_000, everySeq, log)
+		got := tr.Incidents()
+		switch {
+		case tc.want < 0 && len(got) != 0:
+			t.Errorf("%s: %d incidents (detected at %d s), want a candidate", tc.name, len(got), (got[0].DetectedAt-t0)/1000)
+		case tc.want >= 0 && (len(got) != 1 || got[0].DetectedAt != t0+tc.want*1000):
+			t.Errorf("%s: %+v, want an incident detected at %d s", tc.name, got, tc.want)
+		}
+	}
+}

@@ -42,9 +42,9 @@ const (
 	singleKindCap = 0.84         // the highest score one kind of evidence alone reaches
 	unrepeatedCap = 0.45         // the most an unrepeated camera frame or traffic hit says
 	// videoRepeats: frames of one camera before its weight counts in full. A stall alarm repeats every
-	// minute the vehicle stands, so three frames are a vehicle standing for two more minutes; a classifier's
-	// mistake rarely repeats twice. One frame with any other evidence about its road (a traffic candidate, a
-	// call) is an incident at once.
+	// minute the vehicle stands, so three frames are a vehicle standing for two more minutes (stall alarms
+	// count by vehicle: sourceAcc.stall); a classifier's mistake rarely repeats twice. One frame with any
+	// other evidence about its road (a traffic candidate, a call) is an incident at once.
 	videoRepeats   = 3
 	trafficRepeats = 3           // consecutive anomalous bucket ends of one cell (the cell rule), after persistence
 	namedJoinMs    = 10 * 60_000 // evidence naming a new cause joins an incident detected at most this long ago
@@ -65,7 +65,8 @@ type EvidenceRef struct {
 	doubt  bool    // a stall alarm on links the judge found flowing (tracker internal; not in the API)
 	// ties: the pairs (a judge's link, a camera: link source key, camera source key) this evidence found to
 	// be about one road (sourceAcc.TiedTo; tracker internal, for detectionTime).
-	ties [][2]string
+	ties  [][2]string
+	stood int // a stall alarm's: the alarms of its vehicle so far (sourceAcc.Stood; tracker internal)
 }
 
 // AuditEntry is one operator action on an incident.
@@ -140,6 +141,52 @@ type sourceAcc struct {
 	Links  []int32  `json:"links,omitempty"`
 	Link   int32    `json:"link,omitempty"`
 	TiedTo []string `json:"tied_to,omitempty"`
+	// A camera's stall alarms by vehicle: Stalls of its frames were stall alarms, and the vehicle alarmed
+	// most often alarmed Stood times (its alarms one spot, a minute apart: Vehicles holds the vehicles whose
+	// next alarm may still come). Its stall alarms repeat each other only as one vehicle's do (repeats).
+	Stalls   int        `json:"stalls,omitempty"`
+	Stood    int        `json:"stood,omitempty"`
+	Vehicles []standing `json:"vehicles,omitempty"`
+}
+
+// standing is a vehicle a camera's stall alarms found standing: where, its latest alarm and how many.
+type standing struct {
+	Lat  float64 `json:"lat"`
+	Lng  float64 `json:"lng"`
+	Last int64   `json:"last"`
+	N    int     `json:"n"`
+}
+
+// maxVehicles bounds the standing vehicles kept per camera.
+const maxVehicles = 64
+
+// stall adds a stall alarm to the camera's standing vehicles and returns how often its vehicle has alarmed:
+// a frame at most spotM from a vehicle's spot a minute (± repeatSlack) after its latest alarm is that
+// vehicle's next alarm; any other is a new vehicle's first.
+func (sa *sourceAcc) stall(ev Evidence) int {
+	keep := sa.Vehicles[:0]
+	for _, v := range sa.Vehicles {
+		if ev.TS-v.Last <= stallRepeat+repeatSlack {
+			keep = append(keep, v)
+		}
+	}
+	sa.Vehicles = keep
+	sa.Stalls++
+	p := geo.LatLng{Lat: ev.Lat, Lng: ev.Lng}
+	for i := range sa.Vehicles {
+		v := &sa.Vehicles[i]
+		if gap := ev.TS - v.Last; gap >= stallRepeat-repeatSlack && geo.DistanceM(p, geo.LatLng{Lat: v.Lat, Lng: v.Lng}) <= spotM {
+			v.Last = ev.TS
+			v.N++
+			sa.Stood = max(sa.Stood, v.N)
+			return v.N
+		}
+	}
+	if len(sa.Vehicles) < maxVehicles {
+		sa.Vehicles = append(sa.Vehicles, standing{Lat: ev.Lat, Lng: ev.Lng, Last: ev.TS, N: 1})
+	}
+	sa.Stood = max(sa.Stood, 1)
+	return 1
 }
 
 // A camera's frames repeat each other only when they name one scene. A classifier's mistakes are one frame,
@@ -184,13 +231,18 @@ func (sa *sourceAcc) scene() string {
 // sees reports whether the source named the scene sc (a source from before scenes were counted may have).
 func (sa *sourceAcc) sees(sc string) bool { return sa.Scenes == nil || sa.Scenes[sc] > 0 }
 
-// repeats is how often the source saw its most repeated scene (N for a source restored from an older snapshot).
+// repeats is how often the source saw its most repeated scene (N for a source restored from an older snapshot):
+// the obstacle scene's stall alarms count as the alarms of the vehicle that alarmed most (stall), its other
+// frames one each.
 func (sa *sourceAcc) repeats() int {
 	if sa.Scenes == nil {
 		return sa.N
 	}
 	n := 0
-	for _, c := range sa.Scenes {
+	for sc, c := range sa.Scenes {
+		if sc == obstacle {
+			c += sa.Stood - sa.Stalls
+		}
 		n = max(n, c)
 	}
 	return n
@@ -372,8 +424,12 @@ func (t *tracker) add(ev Evidence) {
 		in.sources[key] = sa
 	}
 	sa.N++
+	stood := 0
 	if ev.Kind == schema.KindVideo {
 		sa.seen(ev.Type)
+		if queueConfusable[ev.Type] {
+			stood = sa.stall(ev)
+		}
 	}
 	alone := false
 	if ev.Kind == schema.KindVideo && queueConfusable[ev.Type] {
@@ -458,7 +514,7 @@ func (t *tracker) add(ev Evidence) {
 		in.Cell = c
 	}
 	in.EvidenceCount++
-	in.Evidence = append(in.Evidence, EvidenceRef{Kind: ev.Kind.String(), ID: ev.Source, Type: ev.Type, TS: ev.TS, Weight: round3(w), Cell: ev.Cell, doubt: doubt, ties: ties})
+	in.Evidence = append(in.Evidence, EvidenceRef{Kind: ev.Kind.String(), ID: ev.Source, Type: ev.Type, TS: ev.TS, Weight: round3(w), Cell: ev.Cell, doubt: doubt, ties: ties, stood: stood})
 	if len(in.Evidence) > maxEvidence {
 		in.Evidence = append(in.Evidence[:0], in.Evidence[len(in.Evidence)-maxEvidence:]...)
 	}
@@ -825,6 +881,10 @@ func detectionTime(in *Incident, fallback int64) int64 {
 		sa.N++
 		if sa.Kind == schema.KindVideo {
 			sa.seen(e.Type)
+			if e.stood > 0 {
+				sa.Stalls++
+				sa.Stood = max(sa.Stood, e.stood)
+			}
 		}
 		sa.doubt(e.doubt)
 		sa.Weight = math.Max(sa.Weight, e.Weight)
