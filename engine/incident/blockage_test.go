@@ -310,7 +310,8 @@ func TestADischargingQueueIsNotACandidate(t *testing.T) {
 
 // stallAlarmsOnJudgedLink judges link 0 of a two-link chain under model every 10 s for three minutes, on features
 // set by feat (fewer fixes than a flowing note needs on its own), while a camera on it reports a stall alarm
-// every minute from the queue's vehicles in turn, and returns the incidents the tracker makes.
+// every 30 s: of a vehicle standing at the queue's head every minute, and of the queue's other vehicles in turn
+// between (so the head's alarms are not one vehicle standing alone), and returns the incidents the tracker makes.
 func stallAlarmsOnJudgedLink(t *testing.T, model *detect.Model, feat func(*detect.Features)) []Incident {
 	t.Helper()
 	net := chain(t, 2)
@@ -324,8 +325,12 @@ func stallAlarmsOnJudgedLink(t *testing.T, model *detect.Model, feat func(*detec
 		f.X[detect.FFixes] = 2
 		feat(&f)
 		log = append(log, j.judgeFeatures([]detect.Features{f})...)
-		if k%6 == 0 {
-			p, _ := net.Links()[0].PointAt(150 - 2*float64(k)) // the queue's vehicles in turn, 12 m apart
+		if k%3 == 0 {
+			x := 150.0 // the head
+			if k%6 != 0 {
+				x -= 4 * float64(k) // the queue's other vehicles in turn, 24 m apart
+			}
+			p, _ := net.Links()[0].PointAt(x)
 			cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
 			log = append(log, Evidence{Kind: schema.KindVideo, Source: "cam-1", Type: "stalled_vehicle", TS: ts + 1_000, Lat: p.Lat,
 				Lng: p.Lng, Cell: cell, Weight: 0.8})

@@ -352,3 +352,102 @@ func TestAFrameOfAnotherSceneDoesNotUnlockACandidate(t *testing.T) {
 		t.Errorf("a doubted camera, a candidate and another camera's pedestrian frame made %d incidents (score %.2f), want a candidate", len(got), got[0].Score)
 	}
 }
+
+// twoRoads is a network of two one-way roads 60 m apart that do not meet: road A (links 0, 1: A0→A1→A2) and,
+// to its north, road B (link 2: B0→B1), each 300 m a link, running east.
+func twoRoads(t *testing.T) *geo.Network {
+	t.Helper()
+	mLng := 1 / (111320.0 * math.Cos(lat*math.Pi/180))
+	pt := func(x, y float64) geo.LatLng { return geo.LatLng{Lat: lat + y/110574, Lng: lng + x*mLng} }
+	nodes := []geo.Node{{ID: "A0", LatLng: pt(0, 0)}, {ID: "A1", LatLng: pt(300, 0), Signalised: true},
+		{ID: "A2", LatLng: pt(600, 0)}, {ID: "B0", LatLng: pt(0, 60)}, {ID: "B1", LatLng: pt(600, 60)}}
+	link := func(id, from, to string, a, b geo.LatLng) geo.Link {
+		return geo.Link{ID: id, From: from, To: to, Lanes: 1, SpeedLimitKmh: 50, Geometry: []geo.LatLng{a, b}}
+	}
+	links := []geo.Link{link("A01", "A0", "A1", pt(0, 0), pt(300, 0)), link("A12", "A1", "A2", pt(300, 0), pt(600, 0)),
+		link("B01", "B0", "B1", pt(0, 60), pt(600, 60))}
+	net, err := geo.NewNetwork("two roads", nodes, links)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net
+}
+
+// The judge's candidate corroborates a camera's frame only when both are about one road: the candidate on a
+// link under the frame or on its queue (within queueHops up- or downstream). A suspicious link of another
+// road 60 m away is another queue (issue 12, session 11: in Hangzhou's dense junction clusters a stall alarm
+// at one junction and a candidate 110 m off on a road that does not reach it made a false alarm at both
+// probe shares). A call beside the other road's candidate still makes it an incident.
+func TestACandidateOnAnotherRoadDoesNotCorroborateAFrame(t *testing.T) {
+	net := twoRoads(t)
+	ids := map[string]int{}
+	for i, l := range net.Links() {
+		ids[l.ID] = i
+	}
+	for _, tc := range []struct {
+		cand string // the candidate's link
+		want int
+	}{{"B01", 0}, {"A01", 1}, {"A12", 1}} {
+		tr := NewTracker(30_000)
+		tr.SetTopology(NewTopology(net, 9))
+		cand := linkEvidence(t, net, ids[tc.cand], t0, candidateW)
+		cand.Seq, cand.WmBefore = 1, t0-30_000
+		frame := camFrame(t, net, "cam-1", "stalled_vehicle", 280, t0+5_000, 2) // on A01, 20 m before A1
+		tr.Track(t0+60_000, everySeq, []Evidence{cand, frame})
+		got := tr.Incidents()
+		if len(got) != tc.want {
+			t.Errorf("a stall alarm on A01 and a candidate on %s made %d incidents, want %d", tc.cand, len(got), tc.want)
+		}
+		if tc.want == 1 && len(got) == 1 && got[0].DetectedAt != t0+5_000 {
+			t.Errorf("a stall alarm and a candidate on %s: detected at %d, want at the frame", tc.cand, got[0].DetectedAt-t0)
+		}
+		if tc.want == 0 {
+			p, cell := on(t, net, 900) // on B01, 300 m along it
+			call := Evidence{Kind: schema.KindReport, Source: "call-1", Type: "crash", TS: t0 + 70_000, Lat: p.Lat, Lng: p.Lng,
+				Cell: cell, Weight: 0.69, Sev: 3, Seq: 3, WmBefore: t0 + 40_000}
+			tr.Track(t0+80_000, everySeq, []Evidence{call})
+			if got := tr.Incidents(); len(got) != 1 {
+				t.Errorf("after a call: %d incidents, want one", len(got))
+			}
+		}
+	}
+}
+
+// A camera's stall alarms repeat each other only as one vehicle's do: a stall alarm is a vehicle that has
+// stood two minutes, and the next minute's alarm at its spot is the same vehicle still standing; the first
+// alarms of three vehicles of a queue at a junction through two signal cycles (spots 10-20 m apart, seconds
+// apart), and each of them alarming once more, are a queue that moves on, not a scene seen three times
+// (issue 12, session 11: Hangzhou's c4 false alarms of cameras alone). One vehicle alarming three times
+// (standing four minutes) is an incident at its third alarm.
+func TestStallAlarmsOfAQueuesVehiclesDoNotRepeatEachOther(t *testing.T) {
+	net := chain(t, 2)
+	type alarm struct {
+		x float64
+		s int64 // seconds after t0
+	}
+	for _, tc := range []struct {
+		name   string
+		alarms []alarm
+		want   int64 // detection, seconds after t0 (-1: none)
+	}{
+		{"three vehicles' first alarms", []alarm{{290, 0}, {280, 4}, {270, 9}}, -1},
+		{"three vehicles alarming twice", []alarm{{290, 0}, {280, 4}, {270, 9}, {290, 60}, {280, 64}, {270, 69}}, -1},
+		{"one vehicle standing", []alarm{{290, 0}, {290, 60}, {290, 120}}, 120},
+		{"one vehicle standing among a queue's", []alarm{{290, 0}, {270, 9}, {290, 60}, {250, 70}, {290, 120}}, 120},
+	} {
+		tr := NewTracker(30_000)
+		tr.SetTopology(NewTopology(net, 9))
+		var log []Evidence
+		for k, a := range tc.alarms {
+			log = append(log, camFrame(t, net, "cam-1", "stalled_vehicle", a.x, t0+a.s*1000, uint64(k+1)))
+		}
+		tr.Track(t0+200_000, everySeq, log)
+		got := tr.Incidents()
+		switch {
+		case tc.want < 0 && len(got) != 0:
+			t.Errorf("%s: %d incidents (detected at %d s), want a candidate", tc.name, len(got), (got[0].DetectedAt-t0)/1000)
+		case tc.want >= 0 && (len(got) != 1 || got[0].DetectedAt != t0+tc.want*1000):
+			t.Errorf("%s: %+v, want an incident detected at %d s", tc.name, got, tc.want)
+		}
+	}
+}

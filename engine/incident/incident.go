@@ -42,9 +42,9 @@ const (
 	singleKindCap = 0.84         // the highest score one kind of evidence alone reaches
 	unrepeatedCap = 0.45         // the most an unrepeated camera frame or traffic hit says
 	// videoRepeats: frames of one camera before its weight counts in full. A stall alarm repeats every
-	// minute the vehicle stands, so three frames are a vehicle standing for two more minutes; a classifier's
-	// mistake rarely repeats twice. One frame with any other evidence nearby (a traffic candidate, a call)
-	// is an incident at once.
+	// minute the vehicle stands, so three frames are a vehicle standing for two more minutes (stall alarms
+	// count by vehicle: sourceAcc.stall); a classifier's mistake rarely repeats twice. One frame with any
+	// other evidence about its road (a traffic candidate, a call) is an incident at once.
 	videoRepeats   = 3
 	trafficRepeats = 3           // consecutive anomalous bucket ends of one cell (the cell rule), after persistence
 	namedJoinMs    = 10 * 60_000 // evidence naming a new cause joins an incident detected at most this long ago
@@ -63,6 +63,10 @@ type EvidenceRef struct {
 	Weight float64 `json:"weight"`
 	Cell   uint64  `json:"cell"`
 	doubt  bool    // a stall alarm on links the judge found flowing (tracker internal; not in the API)
+	// ties: the pairs (a judge's link, a camera: link source key, camera source key) this evidence found to
+	// be about one road (sourceAcc.TiedTo; tracker internal, for detectionTime).
+	ties  [][2]string
+	stood int // a stall alarm's: the alarms of its vehicle so far (sourceAcc.Stood; tracker internal)
 }
 
 // AuditEntry is one operator action on an incident.
@@ -130,6 +134,59 @@ type sourceAcc struct {
 	// Late: a camera that joined the incident after it was detected. Its stall alarms from a queue do not
 	// move it (tracker.add).
 	Late bool `json:"late,omitempty"`
+	// Links: a camera's, the road links under its frames (within flowNearM of them); Link: a judge's link
+	// source's, 1 + its link. TiedTo: a judge's link source's, the cameras (source keys) of the incident
+	// whose frames lie on its link or on the links of its queue (within queueHops up- or downstream):
+	// evidence about one road (fuse).
+	Links  []int32  `json:"links,omitempty"`
+	Link   int32    `json:"link,omitempty"`
+	TiedTo []string `json:"tied_to,omitempty"`
+	// A camera's stall alarms by vehicle: Stalls of its frames were stall alarms, and the vehicle alarmed
+	// most often alarmed Stood times (its alarms one spot, a minute apart: Vehicles holds the vehicles whose
+	// next alarm may still come). Its stall alarms repeat each other only as one vehicle's do (repeats).
+	Stalls   int        `json:"stalls,omitempty"`
+	Stood    int        `json:"stood,omitempty"`
+	Vehicles []standing `json:"vehicles,omitempty"`
+}
+
+// standing is a vehicle a camera's stall alarms found standing: where, its latest alarm and how many.
+type standing struct {
+	Lat  float64 `json:"lat"`
+	Lng  float64 `json:"lng"`
+	Last int64   `json:"last"`
+	N    int     `json:"n"`
+}
+
+// maxVehicles bounds the standing vehicles kept per camera.
+const maxVehicles = 64
+
+// stall adds a stall alarm to the camera's standing vehicles and returns how often its vehicle has alarmed:
+// a frame at most spotM from a vehicle's spot a minute (± repeatSlack) after its latest alarm is that
+// vehicle's next alarm; any other is a new vehicle's first.
+func (sa *sourceAcc) stall(ev Evidence) int {
+	keep := sa.Vehicles[:0]
+	for _, v := range sa.Vehicles {
+		if ev.TS-v.Last <= stallRepeat+repeatSlack {
+			keep = append(keep, v)
+		}
+	}
+	sa.Vehicles = keep
+	sa.Stalls++
+	p := geo.LatLng{Lat: ev.Lat, Lng: ev.Lng}
+	for i := range sa.Vehicles {
+		v := &sa.Vehicles[i]
+		if gap := ev.TS - v.Last; gap >= stallRepeat-repeatSlack && geo.DistanceM(p, geo.LatLng{Lat: v.Lat, Lng: v.Lng}) <= spotM {
+			v.Last = ev.TS
+			v.N++
+			sa.Stood = max(sa.Stood, v.N)
+			return v.N
+		}
+	}
+	if len(sa.Vehicles) < maxVehicles {
+		sa.Vehicles = append(sa.Vehicles, standing{Lat: ev.Lat, Lng: ev.Lng, Last: ev.TS, N: 1})
+	}
+	sa.Stood = max(sa.Stood, 1)
+	return 1
 }
 
 // A camera's frames repeat each other only when they name one scene. A classifier's mistakes are one frame,
@@ -174,13 +231,18 @@ func (sa *sourceAcc) scene() string {
 // sees reports whether the source named the scene sc (a source from before scenes were counted may have).
 func (sa *sourceAcc) sees(sc string) bool { return sa.Scenes == nil || sa.Scenes[sc] > 0 }
 
-// repeats is how often the source saw its most repeated scene (N for a source restored from an older snapshot).
+// repeats is how often the source saw its most repeated scene (N for a source restored from an older snapshot):
+// the obstacle scene's stall alarms count as the alarms of the vehicle that alarmed most (stall), its other
+// frames one each.
 func (sa *sourceAcc) repeats() int {
 	if sa.Scenes == nil {
 		return sa.N
 	}
 	n := 0
-	for _, c := range sa.Scenes {
+	for sc, c := range sa.Scenes {
+		if sc == obstacle {
+			c += sa.Stood - sa.Stalls
+		}
 		n = max(n, c)
 	}
 	return n
@@ -362,8 +424,12 @@ func (t *tracker) add(ev Evidence) {
 		in.sources[key] = sa
 	}
 	sa.N++
+	stood := 0
 	if ev.Kind == schema.KindVideo {
 		sa.seen(ev.Type)
+		if queueConfusable[ev.Type] {
+			stood = sa.stall(ev)
+		}
 	}
 	alone := false
 	if ev.Kind == schema.KindVideo && queueConfusable[ev.Type] {
@@ -385,6 +451,10 @@ func (t *tracker) add(ev Evidence) {
 	}
 	sa.doubt(doubt)
 	sa.Weight = math.Max(sa.Weight, w)
+	var ties [][2]string
+	if t.topo != nil {
+		ties = t.tie(in, key, sa, ev)
+	}
 	if ev.Kind == schema.KindReport {
 		in.types[typ] += 1.5 * w // a person names the cause better than a classifier
 	} else {
@@ -444,7 +514,7 @@ func (t *tracker) add(ev Evidence) {
 		in.Cell = c
 	}
 	in.EvidenceCount++
-	in.Evidence = append(in.Evidence, EvidenceRef{Kind: ev.Kind.String(), ID: ev.Source, Type: ev.Type, TS: ev.TS, Weight: round3(w), Cell: ev.Cell, doubt: doubt})
+	in.Evidence = append(in.Evidence, EvidenceRef{Kind: ev.Kind.String(), ID: ev.Source, Type: ev.Type, TS: ev.TS, Weight: round3(w), Cell: ev.Cell, doubt: doubt, ties: ties, stood: stood})
 	if len(in.Evidence) > maxEvidence {
 		in.Evidence = append(in.Evidence[:0], in.Evidence[len(in.Evidence)-maxEvidence:]...)
 	}
@@ -461,6 +531,60 @@ func (t *tracker) add(ev Evidence) {
 		in.ReportSeverity = int(ev.Sev)
 	}
 	t.rescore(in, ev.TS)
+}
+
+// tie records which of the incident's judged links and cameras are about one road once ev (of source key,
+// accumulated in sa) has joined it, and returns the pairs (link source, camera source) it tied. A camera's
+// frames are about the links under them (within flowNearM, as the judge's doubt reads them); a judged link is
+// about one road with them when it is one of those links or lies on their queue, within queueHops up- or
+// downstream (the relation by which the tracker follows a queue from link to link).
+func (t *tracker) tie(in *Incident, key string, sa *sourceAcc, ev Evidence) (ties [][2]string) {
+	switch {
+	case ev.LinkRef > 0:
+		sa.Link = ev.LinkRef
+		for k, o := range in.sources {
+			if o.Kind == schema.KindVideo && !slices.Contains(sa.TiedTo, k) && t.joined(ev.LinkRef-1, o.Links) {
+				sa.TiedTo = append(sa.TiedTo, k)
+				ties = append(ties, [2]string{key, k})
+			}
+		}
+		slices.Sort(sa.TiedTo)
+	case ev.Kind == schema.KindVideo:
+		var fresh []int32
+		for _, c := range t.topo.net.Nearest(ev.Lat, ev.Lng, flowNearM, 4) {
+			if li, ok := t.topo.index[c.Link]; ok && !slices.Contains(sa.Links, li) && len(sa.Links) < maxViewLinks {
+				sa.Links = append(sa.Links, li)
+				fresh = append(fresh, li)
+			}
+		}
+		if len(fresh) == 0 {
+			return nil
+		}
+		for k, o := range in.sources {
+			if o.Link > 0 && !slices.Contains(o.TiedTo, key) && t.joined(o.Link-1, fresh) {
+				o.TiedTo = append(o.TiedTo, key)
+				slices.Sort(o.TiedTo)
+				ties = append(ties, [2]string{k, key})
+			}
+		}
+	}
+	slices.SortFunc(ties, func(a, b [2]string) int { return strings.Compare(a[0]+"|"+a[1], b[0]+"|"+b[1]) })
+	return ties
+}
+
+// maxViewLinks bounds the links kept under one camera's frames (a camera sees one junction's approaches).
+const maxViewLinks = 32
+
+// joined reports whether link li is one of links or lies within queueHops up- or downstream of one.
+func (t *tracker) joined(li int32, links []int32) bool {
+	if len(links) == 0 {
+		return false
+	}
+	set := make(map[int32]bool, len(links))
+	for _, l := range links {
+		set[l] = true
+	}
+	return set[li] || t.topo.reaches(li, set, queueHops) || t.topo.reachedFrom(li, set, queueHops)
 }
 
 // trafficKind reports whether ev is a traffic symptom (the blockage judge's link judgements, probe or loop
@@ -620,7 +744,10 @@ func (t *tracker) rescore(in *Incident, ts int64) {
 // camera's wrong-way driver next to an ordinary queue is not a blockage; and only when some evidence other
 // than cameras doubted for a moving queue is there: such a camera and a suspicious queue beside it are the
 // same ordinary congestion (issue 12, tenth pass); a camera's frame that names no obstacle (a pedestrian, a
-// wrong-way driver) is no such other evidence: it says nothing of a blockage (issue 12, eleventh pass).
+// wrong-way driver) is no such other evidence: it says nothing of a blockage (issue 12, eleventh pass); nor is
+// a camera whose frames lie on another road than the candidate's link and its queue (tracker.tie): a
+// suspicious link 100-350 m off on a road that does not reach the camera's junction is another queue
+// (issue 12, session 11: in Hangzhou's dense junction clusters such pairs made false alarms).
 func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 	miss := 1.0
 	kinds := map[schema.Kind]bool{}
@@ -628,13 +755,23 @@ func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 	// Cameras short of counting in full (unrepeated, or doubted for a moving queue), by the scene they name:
 	// the chance each scene is not there (frameMiss) and the strongest doubted camera of it (doubted).
 	frameMiss, doubted := map[string]float64{}, map[string]float64{}
-	undoubted := false
+	// What lets a candidate corroborate: a source other than the judge that is not a camera (a caller, a
+	// sensor), or a camera seeing an obstacle, not doubted, whose frames are on the candidate's road (tie).
+	named, cams := false, map[string]bool{}
 	for key, sa := range sources {
-		undoubted = undoubted || !linkSource(key) && !(sa.Kind == schema.KindVideo && (sa.Doubt || !sa.sees(obstacle)))
+		switch {
+		case linkSource(key):
+		case sa.Kind == schema.KindVideo:
+			if !sa.Doubt && sa.sees(obstacle) {
+				cams[key] = true
+			}
+		default:
+			named = true
+		}
 	}
 	for key, sa := range sources {
 		if linkSource(key) {
-			if sa.Weight >= DetectScore || blocked && undoubted {
+			if sa.Weight >= DetectScore || blocked && (named || slices.ContainsFunc(sa.TiedTo, func(c string) bool { return cams[c] })) {
 				traffic = math.Max(traffic, sa.Weight)
 				kinds[sa.Kind] = true
 			}
@@ -724,6 +861,7 @@ func detectionTime(in *Incident, fallback int64) int64 {
 	})
 	acc := map[string]*sourceAcc{}
 	types := map[string]float64{}
+	tied := map[string][]string{}
 	for _, e := range ev {
 		types[e.Type]++
 		key := sourceKey(e.Kind, e.ID)
@@ -732,9 +870,21 @@ func detectionTime(in *Incident, fallback int64) int64 {
 			sa = &sourceAcc{Kind: schema.ParseKind(e.Kind)}
 			acc[key] = sa
 		}
+		for _, p := range e.ties {
+			tied[p[0]] = append(tied[p[0]], p[1])
+		}
+		for k, ts := range tied {
+			if o := acc[k]; o != nil {
+				o.TiedTo = ts
+			}
+		}
 		sa.N++
 		if sa.Kind == schema.KindVideo {
 			sa.seen(e.Type)
+			if e.stood > 0 {
+				sa.Stalls++
+				sa.Stood = max(sa.Stood, e.stood)
+			}
 		}
 		sa.doubt(e.doubt)
 		sa.Weight = math.Max(sa.Weight, e.Weight)
