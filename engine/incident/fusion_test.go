@@ -451,3 +451,35 @@ func TestStallAlarmsOfAQueuesVehiclesDoNotRepeatEachOther(t *testing.T) {
 		}
 	}
 }
+
+// Frames of two cameras that have not repeated corroborate each other only when seen at once: a camera that
+// still sees a scene reports it again within about a minute, so a debris frame nearly five minutes after
+// another camera's, whose camera has not seen it since, is a second claim, not a second sighting (issue 12,
+// session 11: two cameras' debris frames 305 s apart, a third camera's wrong-way frames keeping the candidate
+// open between them, made a Hangzhou false alarm at both probe shares). Debris at both cameras within a
+// minute is an incident.
+func TestFramesOfTwoCamerasMinutesApartDoNotCorroborate(t *testing.T) {
+	net := chain(t, 2)
+	for _, tc := range []struct {
+		second int64 // seconds after the first camera's frame
+		want   int
+	}{{290, 0}, {60, 1}} {
+		tr := NewTracker(30_000)
+		tr.SetTopology(NewTopology(net, 9))
+		log := []Evidence{camFrame(t, net, "cam-1", "debris", 290, t0, 1),
+			camFrame(t, net, "cam-3", "wrong_way", 320, t0+150_000, 2),
+			camFrame(t, net, "cam-2", "debris", 350, t0+tc.second*1000, 3)}
+		slices.SortFunc(log, func(a, b Evidence) int { return cmp.Compare(a.TS, b.TS) })
+		for i := range log {
+			log[i].Seq = uint64(i + 1)
+		}
+		tr.Track(t0+400_000, everySeq, log)
+		got := tr.Incidents()
+		if len(got) != tc.want {
+			t.Errorf("debris frames of two cameras %d s apart made %d incidents, want %d", tc.second, len(got), tc.want)
+		}
+		if tc.want == 1 && len(got) == 1 && got[0].DetectedAt != t0+tc.second*1000 {
+			t.Errorf("debris frames %d s apart: detected at %d s, want at the second", tc.second, (got[0].DetectedAt-t0)/1000)
+		}
+	}
+}

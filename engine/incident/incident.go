@@ -144,6 +144,8 @@ type sourceAcc struct {
 	// A camera's stall alarms by vehicle: Stalls of its frames were stall alarms, and the vehicle alarmed
 	// most often alarmed Stood times (its alarms one spot, a minute apart: Vehicles holds the vehicles whose
 	// next alarm may still come). Its stall alarms repeat each other only as one vehicle's do (repeats).
+	// Last: a camera's newest frame (event time; 0 in snapshots from before it).
+	Last     int64      `json:"last,omitempty"`
 	Stalls   int        `json:"stalls,omitempty"`
 	Stood    int        `json:"stood,omitempty"`
 	Vehicles []standing `json:"vehicles,omitempty"`
@@ -260,6 +262,8 @@ const (
 	spotM       = 8.0    // a stall frame this close to the run's first is the same vehicle (± a camera's 2-3 m)
 	stallRepeat = 60_000 // ms: a standing vehicle's alarm repeats this often
 	repeatSlack = 20_000 // ms: ± this
+	// frameAtOnce: frames of two cameras this far apart or closer are seen at once (fuse).
+	frameAtOnce = stallRepeat + repeatSlack
 )
 
 // stand adds a stall frame to the camera's run of frames from one spot and reports whether the run is one
@@ -426,6 +430,7 @@ func (t *tracker) add(ev Evidence) {
 	sa.N++
 	stood := 0
 	if ev.Kind == schema.KindVideo {
+		sa.Last = max(sa.Last, ev.TS)
 		sa.seen(ev.Type)
 		if queueConfusable[ev.Type] {
 			stood = sa.stall(ev)
@@ -755,6 +760,11 @@ func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 	// Cameras short of counting in full (unrepeated, or doubted for a moving queue), by the scene they name:
 	// the chance each scene is not there (frameMiss) and the strongest doubted camera of it (doubted).
 	frameMiss, doubted := map[string]float64{}, map[string]float64{}
+	type claim struct {
+		w    float64
+		last int64
+	}
+	claims := map[string][]claim{} // undoubted cameras short of counting in full, by scene
 	// What lets a candidate corroborate: a source other than the judge that is not a camera (a caller, a
 	// sensor), or a camera seeing an obstacle, not doubted, whose frames are on the candidate's road (tie).
 	named, cams := false, map[string]bool{}
@@ -794,10 +804,8 @@ func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 					// vehicles through as usual) are explained by the same ordinary congestion, not
 					// independent: together they say no more than the strongest of them.
 					doubted[sc] = math.Max(doubted[sc], w)
-				} else if _, ok := frameMiss[sc]; ok {
-					frameMiss[sc] *= 1 - w
 				} else {
-					frameMiss[sc] = 1 - w
+					claims[sc] = append(claims[sc], claim{w, sa.Last})
 				}
 				continue
 			}
@@ -809,6 +817,27 @@ func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 	// of a classifier that makes such mistakes, not two sightings of one event (issue 12, eleventh pass:
 	// three of Hangzhou's five all-evidence false alarms were such frames of two cameras 93-249 m apart, where
 	// cameras stand at junctions close together). The best-supported scene counts.
+	//
+	// Nor do they corroborate each other unless seen at once: a camera that still sees a scene reports it
+	// again within frameAtOnce (a standing vehicle's alarm repeats every minute), so one whose last frame
+	// of the scene is older than that before another camera's newest no longer says it is there, and counts
+	// as itself only (issue 12, session 11: in Hangzhou's c4 seed 3 two cameras' debris frames 305 s apart,
+	// each a classifier's mistake, made a false alarm at both probe shares).
+	for sc, cs := range claims {
+		newest := int64(math.MinInt64)
+		for _, c := range cs {
+			newest = max(newest, c.last)
+		}
+		fresh, stale := 1.0, 0.0
+		for _, c := range cs {
+			if c.last == 0 || c.last >= newest-frameAtOnce {
+				fresh *= 1 - c.w
+			} else {
+				stale = math.Max(stale, c.w)
+			}
+		}
+		frameMiss[sc] = math.Min(fresh, 1-stale)
+	}
 	scenes := 0.0
 	for sc, d := range doubted {
 		if _, ok := frameMiss[sc]; !ok {
@@ -880,6 +909,7 @@ func detectionTime(in *Incident, fallback int64) int64 {
 		}
 		sa.N++
 		if sa.Kind == schema.KindVideo {
+			sa.Last = max(sa.Last, e.TS)
 			sa.seen(e.Type)
 			if e.stood > 0 {
 				sa.Stalls++
