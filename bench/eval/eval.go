@@ -64,7 +64,12 @@ type Config struct {
 	Heavy float64
 	// HeavyCalibrate chooses the operating point on the heavier runs too (default: on the corpus's own).
 	HeavyCalibrate bool
-	Log            io.Writer
+	// Cold feeds every run to an engine that has seen nothing before (and extracts the training rows the same
+	// way). By default (false) each run is fed after a warm-up: the traffic data of another seed's run of the
+	// same city one day earlier (warmSeed, warmShift), not scored, so the links' baselines have learned as a
+	// deployed engine's would have. The short form (CI) is always cold: it keeps one SUMO run.
+	Cold bool
+	Log  io.Writer
 }
 
 // Variants of the evidence fed.
@@ -187,6 +192,9 @@ func (c *Config) fill() {
 	}
 	if c.Log == nil {
 		c.Log = io.Discard
+	}
+	if c.Short {
+		c.Cold = true
 	}
 }
 
@@ -349,8 +357,9 @@ func runCity(ctx context.Context, cfg *Config, c *city, model *detect.Model, rep
 	}
 	rep.Cities[c.Name] = c.What
 	endS := float64(cfg.Minutes) * 60
+	rs := newRunSet(ctx, cfg, c, cf, endS)
 	for _, seed := range cfg.Seeds {
-		run, err := simulate(ctx, cfg, c, cf, seed, endS)
+		run, err := rs.run(seed)
 		if err != nil {
 			return err
 		}
@@ -358,8 +367,12 @@ func runCity(ctx context.Context, cfg *Config, c *city, model *detect.Model, rep
 		if cfg.Prepare {
 			continue
 		}
+		warm, err := rs.warm(seed)
+		if err != nil {
+			return err
+		}
 		for _, v := range cfg.Variants {
-			sc, err := feedRun(ctx, cfg, cf.net, run, v, model)
+			sc, err := feedRun(ctx, cfg, cf.net, run, warm, v, model)
 			if sc != nil {
 				rep.Scenarios = append(rep.Scenarios, sc)
 			}
@@ -371,8 +384,9 @@ func runCity(ctx context.Context, cfg *Config, c *city, model *detect.Model, rep
 	return nil
 }
 
-// feedRun feeds one variant of a SUMO run through a fresh engine and scores it.
-func feedRun(ctx context.Context, cfg *Config, net *geo.Network, run *simRun, variant string, model *detect.Model) (*Scenario, error) {
+// feedRun feeds one variant of a SUMO run through a fresh engine and scores it; warm (nil: none) is fed
+// first as the day before, its traffic data only and unscored (warm.go).
+func feedRun(ctx context.Context, cfg *Config, net *geo.Network, run, warm *simRun, variant string, model *detect.Model) (*Scenario, error) {
 	t0 := time.Now()
 	sc := &Scenario{Name: fmt.Sprintf("%s/%s/seed%d", run.City, variant, run.Seed), Source: run.City, Variant: variant, Seed: run.Seed,
 		Incidents: fmt.Sprintf("%d closures (full and partial, mid-block, before a stop line, past a junction)", len(run.Truths)),
@@ -396,6 +410,19 @@ func feedRun(ctx context.Context, cfg *Config, net *geo.Network, run *simRun, va
 		return nil, err
 	}
 	defer t.stop()
+	if warm != nil {
+		wev := warm.warmEvents(low)
+		wf := newFeeder(t, simStart.Add(-warmShift))
+		for i := range wev {
+			if err := wf.add(ctx, &wev[i]); err != nil {
+				return sc, fmt.Errorf("cannot warm %s: %w", sc.Name, err)
+			}
+		}
+		if err := wf.flush(ctx); err != nil {
+			return sc, fmt.Errorf("cannot warm %s: %w", sc.Name, err)
+		}
+		sc.Notes = append(sc.Notes, fmt.Sprintf("warmed by seed %d's traffic data %s earlier (%d events, not scored)", warmSeed(run.Seed), warmShift, len(wev)))
+	}
 	f := newFeeder(t, simStart)
 	var ss *speedScore
 	if !withVideo {
@@ -455,9 +482,16 @@ func (r *Report) WriteJSON(path string) error {
 
 // scoreScenario reads the incidents and scores them against truths.
 func scoreScenario(ctx context.Context, t target, sc *Scenario, truths []Truth) error {
-	dets, err := t.detections(ctx)
+	all, err := t.detections(ctx)
 	if err != nil {
 		return err
+	}
+	// The warm-up day's incidents are not the scored run's.
+	var dets []Detection
+	for _, d := range all {
+		if !d.DetectedAt.Before(sc.Start) {
+			dets = append(dets, d)
+		}
 	}
 	hours := sc.SimulatedS / 3600
 	sc.Truths, sc.Detections, sc.Metrics = score(truths, dets, sc.End, hours)

@@ -60,10 +60,18 @@ func (run *simRun) trafficEvents(low bool) []engine.Event {
 }
 
 // extractRows runs the detector's tracker over a run's traffic data as the engine does (map matching in
-// feed order, fixes processed bucket by bucket behind the watermark) and labels every row.
+// feed order, fixes processed bucket by bucket behind the watermark) and labels every row, from cold.
 func extractRows(run *simRun, net *geo.Network, low bool) []Row {
+	return extractRowsWarm(run, nil, net, low)
+}
+
+// extractRowsWarm is extractRows after the tracker was fed warm's traffic data as the day before (warm.go;
+// nil: cold), as feedRun feeds the engine; the warm-up's rows are not kept.
+func extractRowsWarm(run, warm *simRun, net *geo.Network, low bool) []Row {
 	events := run.trafficEvents(low)
 	sort.SliceStable(events, func(i, j int) bool { return events[i].TS < events[j].TS })
+	events = append(warm.warmEvents(low), events...)
+	from := simStart.UnixMilli()
 	links := net.Links()
 	idx := make(map[string]int32, len(links))
 	for i, l := range links {
@@ -104,6 +112,9 @@ func extractRows(run *simRun, net *geo.Network, low bool) []Row {
 	tk := detect.NewTracker(topo, BatchSpan.Milliseconds())
 	var rows []Row
 	at := func(end int64, feats []detect.Features) {
+		if end < from {
+			return
+		}
 		for _, f := range feats {
 			label, id, class := rowLabel(links, f.Link, end, run.Truths, near)
 			rows = append(rows, Row{City: run.City, Seed: run.Seed, Low: low, Link: f.Link, T: end, X: f.X, HeadM: f.HeadM, Young: f.Young,
@@ -178,13 +189,18 @@ func FeatureRows(ctx context.Context, cfg Config) ([]Row, error) {
 		if err != nil {
 			return nil, err
 		}
+		rs := newRunSet(ctx, &cfg, c, cf, float64(cfg.Minutes)*60)
 		for _, seed := range cfg.Seeds {
-			run, err := simulate(ctx, &cfg, c, cf, seed, float64(cfg.Minutes)*60)
+			run, err := rs.run(seed)
+			if err != nil {
+				return nil, err
+			}
+			warm, err := rs.warm(seed)
 			if err != nil {
 				return nil, err
 			}
 			for _, low := range []bool{false, true} {
-				rows = append(rows, extractRows(run, cf.net, low)...)
+				rows = append(rows, extractRowsWarm(run, warm, cf.net, low)...)
 			}
 			fmt.Fprintf(cfg.Log, "eval: %s/seed%d: %d rows so far\n", name, seed, len(rows))
 		}

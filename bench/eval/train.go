@@ -397,13 +397,18 @@ func loadCorpus(ctx context.Context, cfg *Config) ([]*corpusRun, error) {
 			return nil, err
 		}
 		topo := detect.LinksOf(cf.net)
+		rs := newRunSet(ctx, cfg, c, cf, float64(cfg.Minutes)*60)
 		for _, seed := range cfg.Seeds {
-			run, err := simulate(ctx, cfg, c, cf, seed, float64(cfg.Minutes)*60)
+			run, err := rs.run(seed)
+			if err != nil {
+				return nil, err
+			}
+			warm, err := rs.warm(seed)
 			if err != nil {
 				return nil, err
 			}
 			for _, low := range []bool{false, true} {
-				rows := extractRows(run, cf.net, low)
+				rows := extractRowsWarm(run, warm, cf.net, low)
 				obs := observables(run, cf.net, topo, rows, low)
 				out = append(out, &corpusRun{city: name, seed: seed, low: low, rows: gated(rows),
 					truths: run.Truths, net: cf.net, topo: topo, endS: run.EndS, observable: obs})

@@ -41,12 +41,13 @@ func evalMain(args []string) error {
 	heavyCal := fs.Bool("heavy-calibrate", false, "choose the operating point on the heavier runs too (default: on the corpus's own runs)")
 	corpus := fs.String("loco-cities", "", "the cities the leave-one-city-out models are fitted from (default every city of the corpus)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	warm := fs.Bool("warm", true, "feed each SUMO run after a warm-up: another seed's run of the same city one day earlier, unscored, so the links' baselines have learned as a deployed engine's (false: every engine starts cold; --short is always cold)")
 	against := fs.String("against", "", "an earlier report (--out) whose sweep the table pairs this one's with, closure by closure (detector A/Bs)")
 	fs.Parse(args)
 
 	cfg := eval.Config{Short: *short, Minutes: *minutes, DemoMinutes: *demoMinutes, DataRoot: *dataRoot, TempDir: *tmpDir,
 		SUMO: *sumoBin, NoSUMO: *noSUMO, NoDemo: *noDemo, Cache: *cache, HTTP: *viaHTTP, Prepare: *prepare, Model: *model, Train: *trainTo,
-		Heavy: *heavy, HeavyCalibrate: *heavyCal}
+		Heavy: *heavy, HeavyCalibrate: *heavyCal, Cold: !*warm}
 	if *corpus != "" {
 		cfg.Corpus = strings.Split(*corpus, ",")
 	}
