@@ -421,7 +421,8 @@ func feedRun(ctx context.Context, cfg *Config, net *geo.Network, run, warm *simR
 		if err := wf.flush(ctx); err != nil {
 			return sc, fmt.Errorf("cannot warm %s: %w", sc.Name, err)
 		}
-		sc.Notes = append(sc.Notes, fmt.Sprintf("warmed by seed %d's traffic data %s earlier (%d events, not scored)", warmSeed(run.Seed), warmShift, len(wev)))
+		sc.Notes = append(sc.Notes, fmt.Sprintf("warmed by seed %d's traffic data %s earlier (%d events, %d accepted, %d rejected; not scored)",
+			warmSeed(run.Seed), warmShift, len(wev), wf.st.Accepted, wf.st.Rejected))
 	}
 	f := newFeeder(t, simStart)
 	var ss *speedScore
