@@ -418,14 +418,20 @@ func loadCorpus(ctx context.Context, cfg *Config) ([]*corpusRun, error) {
 		if cfg.Heavy <= 0 {
 			continue
 		}
+		// Warmed like the corpus's runs: by another seed's run at the same heavier load.
 		hf := cf.heavier(cfg.Heavy)
+		hs := newRunSet(ctx, cfg, c, hf, float64(cfg.Minutes)*60)
 		for _, seed := range cfg.Seeds {
-			run, err := simulate(ctx, cfg, c, hf, seed, float64(cfg.Minutes)*60)
+			run, err := hs.run(seed)
+			if err != nil {
+				return nil, err
+			}
+			warm, err := hs.warm(seed)
 			if err != nil {
 				return nil, err
 			}
 			for _, low := range []bool{false, true} {
-				rows := extractRows(run, cf.net, low)
+				rows := extractRowsWarm(run, warm, cf.net, low)
 				out = append(out, &corpusRun{city: name, seed: seed, low: low, rows: gated(rows),
 					truths: run.Truths, net: cf.net, topo: topo, endS: run.EndS, load: cfg.Heavy})
 			}
