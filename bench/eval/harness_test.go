@@ -2,12 +2,15 @@ package eval
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 
 	"citybrain/engine/detect"
+	"citybrain/geo"
 )
 
 // harnessConfig is the configuration of an opt-in diagnosis harness over an eval cache: the cache from the
@@ -101,4 +104,27 @@ func judged(m *detect.Model, x *[detect.NumFeatures]float64, young bool) float64
 		return -1
 	}
 	return m.Prob(x)
+}
+
+// lineRoad is a straight road of six 300-m one-lane links (L0..L5, 50 km/h, every junction signalised) named
+// name, and the point x metres along it.
+func lineRoad(t *testing.T, name string) (*geo.Network, func(x float64) geo.LatLng) {
+	t.Helper()
+	const lat, lng = 30.25, 120.15
+	mLng := 1 / (111320.0 * math.Cos(lat*math.Pi/180))
+	pt := func(x float64) geo.LatLng { return geo.LatLng{Lat: lat, Lng: lng + x*mLng} }
+	var nodes []geo.Node
+	var links []geo.Link
+	for i := 0; i <= 6; i++ {
+		nodes = append(nodes, geo.Node{ID: fmt.Sprint("N", i), LatLng: pt(300 * float64(i)), Signalised: true})
+	}
+	for i := 0; i < 6; i++ {
+		links = append(links, geo.Link{ID: fmt.Sprint("L", i), From: fmt.Sprint("N", i), To: fmt.Sprint("N", i+1), Lanes: 1,
+			SpeedLimitKmh: 50, Geometry: []geo.LatLng{pt(300 * float64(i)), pt(300 * float64(i+1))}})
+	}
+	net, err := geo.NewNetwork(name, nodes, links)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net, pt
 }

@@ -3,7 +3,6 @@ package eval
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -12,29 +11,13 @@ import (
 	"time"
 
 	"citybrain/engine/detect"
-	"citybrain/geo"
 )
 
 // cacheCorpus is two runs on a straight road of six 300 m links, a link blocked for ten minutes in each:
 // rows every 10 s on every link, the blocked link's standing and not discharging, the others noisy.
 func cacheCorpus(t *testing.T) []*corpusRun {
 	t.Helper()
-	const lat, lng = 30.25, 120.15
-	mLng := 1 / (111320.0 * math.Cos(lat*math.Pi/180))
-	pt := func(x float64) geo.LatLng { return geo.LatLng{Lat: lat, Lng: lng + x*mLng} }
-	var nodes []geo.Node
-	var links []geo.Link
-	for i := 0; i <= 6; i++ {
-		nodes = append(nodes, geo.Node{ID: fmt.Sprint("N", i), LatLng: pt(300 * float64(i)), Signalised: true})
-	}
-	for i := 0; i < 6; i++ {
-		links = append(links, geo.Link{ID: fmt.Sprint("L", i), From: fmt.Sprint("N", i), To: fmt.Sprint("N", i+1), Lanes: 1,
-			SpeedLimitKmh: 50, Geometry: []geo.LatLng{pt(300 * float64(i)), pt(300 * float64(i+1))}})
-	}
-	net, err := geo.NewNetwork("cache-test", nodes, links)
-	if err != nil {
-		t.Fatal(err)
-	}
+	net, pt := lineRoad(t, "cache-test")
 	var runs []*corpusRun
 	for seed := int64(1); seed <= 2; seed++ {
 		rng := rand.New(rand.NewPCG(uint64(seed), 7))

@@ -398,22 +398,16 @@ func loadCorpus(ctx context.Context, cfg *Config) ([]*corpusRun, error) {
 		}
 		topo := detect.LinksOf(cf.net)
 		rs := newRunSet(ctx, cfg, c, cf, float64(cfg.Minutes)*60)
-		for _, seed := range cfg.Seeds {
-			run, err := rs.run(seed)
-			if err != nil {
-				return nil, err
+		err = rs.rows(cfg.Seeds, cf.net, func(seed int64, run *simRun, low bool, rows []Row) {
+			obs := observables(run, cf.net, topo, rows, low)
+			out = append(out, &corpusRun{city: name, seed: seed, low: low, rows: gated(rows),
+				truths: run.Truths, net: cf.net, topo: topo, endS: run.EndS, observable: obs})
+			if low {
+				fmt.Fprintf(cfg.Log, "eval: %s/seed%d: features extracted\n", name, seed)
 			}
-			warm, err := rs.warm(seed)
-			if err != nil {
-				return nil, err
-			}
-			for _, low := range []bool{false, true} {
-				rows := extractRowsWarm(run, warm, cf.net, low)
-				obs := observables(run, cf.net, topo, rows, low)
-				out = append(out, &corpusRun{city: name, seed: seed, low: low, rows: gated(rows),
-					truths: run.Truths, net: cf.net, topo: topo, endS: run.EndS, observable: obs})
-			}
-			fmt.Fprintf(cfg.Log, "eval: %s/seed%d: features extracted\n", name, seed)
+		})
+		if err != nil {
+			return nil, err
 		}
 		if cfg.Heavy <= 0 {
 			continue
@@ -421,21 +415,15 @@ func loadCorpus(ctx context.Context, cfg *Config) ([]*corpusRun, error) {
 		// Warmed like the corpus's runs: by another seed's run at the same heavier load.
 		hf := cf.heavier(cfg.Heavy)
 		hs := newRunSet(ctx, cfg, c, hf, float64(cfg.Minutes)*60)
-		for _, seed := range cfg.Seeds {
-			run, err := hs.run(seed)
-			if err != nil {
-				return nil, err
+		err = hs.rows(cfg.Seeds, cf.net, func(seed int64, run *simRun, low bool, rows []Row) {
+			out = append(out, &corpusRun{city: name, seed: seed, low: low, rows: gated(rows),
+				truths: run.Truths, net: cf.net, topo: topo, endS: run.EndS, load: cfg.Heavy})
+			if low {
+				fmt.Fprintf(cfg.Log, "eval: %s%s/seed%d: features extracted (training only)\n%s", name, hf.loadTag(), seed, healthTable([]HealthRun{corpusHealth(run)}))
 			}
-			warm, err := hs.warm(seed)
-			if err != nil {
-				return nil, err
-			}
-			for _, low := range []bool{false, true} {
-				rows := extractRowsWarm(run, warm, cf.net, low)
-				out = append(out, &corpusRun{city: name, seed: seed, low: low, rows: gated(rows),
-					truths: run.Truths, net: cf.net, topo: topo, endS: run.EndS, load: cfg.Heavy})
-			}
-			fmt.Fprintf(cfg.Log, "eval: %s%s/seed%d: features extracted (training only)\n%s", name, hf.loadTag(), seed, healthTable([]HealthRun{corpusHealth(run)}))
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

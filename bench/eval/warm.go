@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"citybrain/engine"
+	"citybrain/geo"
 )
 
 // The warm-up (issue 12, item 3: "a baseline learned online from the log …, so 'unusual' is judged against
@@ -88,4 +89,23 @@ func (s *runSet) warm(seed int64) (*simRun, error) {
 		return nil, nil
 	}
 	return s.run(warmSeed(seed))
+}
+
+// rows extracts the detector's rows of each seed's run, warmed by its warm-up run (warm), over net at 15 % and
+// then 5 % probes, and hands them to add.
+func (s *runSet) rows(seeds []int64, net *geo.Network, add func(seed int64, run *simRun, low bool, rows []Row)) error {
+	for _, seed := range seeds {
+		run, err := s.run(seed)
+		if err != nil {
+			return err
+		}
+		warm, err := s.warm(seed)
+		if err != nil {
+			return err
+		}
+		for _, low := range []bool{false, true} {
+			add(seed, run, low, extractRowsWarm(run, warm, net, low))
+		}
+	}
+	return nil
 }

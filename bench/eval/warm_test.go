@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"strings"
 	"testing"
 	"time"
@@ -17,22 +16,7 @@ import (
 // probe with a fix every 5 s, for minutes of event time from simStart.
 func lineTraffic(t *testing.T, seed int64, minutes int) (*simRun, *geo.Network) {
 	t.Helper()
-	const lat, lng = 30.25, 120.15
-	mLng := 1 / (111320.0 * math.Cos(lat*math.Pi/180))
-	pt := func(x float64) geo.LatLng { return geo.LatLng{Lat: lat, Lng: lng + x*mLng} }
-	var nodes []geo.Node
-	var links []geo.Link
-	for i := 0; i <= 6; i++ {
-		nodes = append(nodes, geo.Node{ID: fmt.Sprint("N", i), LatLng: pt(300 * float64(i)), Signalised: true})
-	}
-	for i := 0; i < 6; i++ {
-		links = append(links, geo.Link{ID: fmt.Sprint("L", i), From: fmt.Sprint("N", i), To: fmt.Sprint("N", i+1), Lanes: 1,
-			SpeedLimitKmh: 50, Geometry: []geo.LatLng{pt(300 * float64(i)), pt(300 * float64(i+1))}})
-	}
-	net, err := geo.NewNetwork("warm-test", nodes, links)
-	if err != nil {
-		t.Fatal(err)
-	}
+	net, pt := lineRoad(t, "warm-test")
 	run := &simRun{City: "line", Seed: seed, EndS: float64(minutes * 60)}
 	endMs := int64(minutes) * 60_000
 	for v, enter := 0, int64(0); enter < endMs; v, enter = v+1, enter+6_000 {
