@@ -248,12 +248,20 @@ func createFitting(ctx context.Context, js jetstream.JetStream, cfg jetstream.St
 			cfg.MaxBytes /= 2
 			continue
 		}
-		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != 10047 || cfg.MaxBytes <= 0 || cfg.MaxBytes/2 < minLogBytes {
+		if err == nil || !errors.As(err, &apiErr) || !noRoom(apiErr) || cfg.MaxBytes <= 0 || cfg.MaxBytes/2 < minLogBytes {
 			return st, err
 		}
 		cfg.MaxBytes /= 2
 		shrunk = true
 	}
+}
+
+// noRoom reports whether the server refused a stream for want of disk to reserve its size limit: a single
+// server's "insufficient storage" (JetStream error 10047), or a cluster finding no peers with room for the
+// stream's replicas (10005, "no suitable peers for placement", naming insufficient storage; the same 10005
+// for other reasons, too few peers or tags, is not shrunk away).
+func noRoom(e *jetstream.APIError) bool {
+	return e.ErrorCode == 10047 || e.ErrorCode == 10005 && strings.Contains(e.Description, "insufficient storage")
 }
 
 // MaxBytes is the events stream's size limit as the server holds it (-1: none): less than Config.MaxBytes

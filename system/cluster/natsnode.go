@@ -26,6 +26,7 @@ type NodeConfig struct {
 	ClusterName string   // default "citybrain"
 	HTTP        string   // monitoring address host:port ("": none)
 	Logs        bool     // the server's own log on stderr
+	MaxStore    int64    // JetStream's disk limit in bytes (0: the server's default, 3/4 of the disk free)
 }
 
 // StartNode starts a NATS server with JetStream as a member of a cluster and returns when it accepts clients.
@@ -41,7 +42,7 @@ func StartNode(cfg NodeConfig) (*server.Server, error) {
 		return nil, err
 	}
 	opts := &server.Options{ServerName: cfg.Name, Host: host, Port: port, JetStream: true,
-		StoreDir: filepath.Clean(cfg.StoreDir), MaxPayload: 8 << 20, NoSigs: true, NoLog: !cfg.Logs}
+		StoreDir: filepath.Clean(cfg.StoreDir), MaxPayload: 8 << 20, NoSigs: true, NoLog: !cfg.Logs, JetStreamMaxStore: cfg.MaxStore}
 	if cfg.ClusterAddr != "" {
 		ch, cp, err := splitHostPort(cfg.ClusterAddr, "--cluster")
 		if err != nil {
