@@ -163,6 +163,10 @@ export async function makeIncident(srv, n = 0) {
     { kind: 'video', ts: now - 20_000, id: cam, lat, lng, type: 'crash', confidence: 0.97, source: 'video-analytics' },
     { kind: 'video', ts: now - 15_000, id: cam, lat, lng, type: 'stalled_vehicle', confidence: 0.95, source: 'video-analytics' },
     { kind: 'video', ts: now - 10_000, id: cam, lat, lng, type: 'stalled_vehicle', confidence: 0.95, source: 'video-analytics' },
+    // A caller at the scene: the camera's frames are one crash frame and one vehicle's first stall alarm (seen
+    // twice), which the fusion holds as a candidate until something else about the road agrees (issue 12,
+    // twelfth pass: a camera's stall alarms repeat only as one vehicle's, a minute apart).
+    { kind: 'report', ts: now - 8_000, id: `call-${String(201 + n)}`, lat, lng, type: 'crash', severity: 3, source: 'hotline-122' },
   ];
   for (let i = 0; i < 12; i++) ev.push({ kind: 'probe', ts: now - 30_000 + i * 2500, id: `veh-${n}-${i % 4}`, lat: lat + (i % 3) * 1e-4, lng, speed_kmh: 0.5 });
   const posted = await apiCall(srv, '/api/v1/events', { token: TOKENS.feed, method: 'POST', contentType: 'application/x-ndjson',

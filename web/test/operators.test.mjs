@@ -182,7 +182,7 @@ describe('operators', { timeout: 900_000 }, () => {
     // earlier tests take longer than that; run alone, this test waits for it).
     await sleep(Math.max(0, serverStarted + 90_000 - Date.now()));
     const inc = await makeIncident(server, 5);
-    if (!inc) { t.skip('no incident: GET /api/v1/incidents stayed empty 15 s after a camera crash + stalled vehicle + standing probes'); return; }
+    if (!inc) { t.skip('no incident: GET /api/v1/incidents stayed empty 15 s after a camera crash + stalled vehicle + standing probes + a call'); return; }
     const detected = Date.parse(inc.detected_at);
     const pl = await openApp(browser, server, 'planner');
     const p = pl.page;
