@@ -413,12 +413,7 @@ func feedRun(ctx context.Context, cfg *Config, net *geo.Network, run, warm *simR
 	if warm != nil {
 		wev := warm.warmEvents(low)
 		wf := newFeeder(t, simStart.Add(-warmShift))
-		for i := range wev {
-			if err := wf.add(ctx, &wev[i]); err != nil {
-				return sc, fmt.Errorf("cannot warm %s: %w", sc.Name, err)
-			}
-		}
-		if err := wf.flush(ctx); err != nil {
+		if err := wf.feed(ctx, wev); err != nil {
 			return sc, fmt.Errorf("cannot warm %s: %w", sc.Name, err)
 		}
 		sc.Notes = append(sc.Notes, fmt.Sprintf("warmed by seed %d's traffic data %s earlier (%d events, %d accepted, %d rejected; not scored)",
@@ -430,12 +425,7 @@ func feedRun(ctx context.Context, cfg *Config, net *geo.Network, run, warm *simR
 		ss = newSpeedScore(run, net, simStart, engine.DefaultConfig().Res, low)
 		f.atWindow = func(ctx context.Context, at int64) error { return ss.at(ctx, t, at) }
 	}
-	for i := range events {
-		if err := f.add(ctx, &events[i]); err != nil {
-			return sc, fmt.Errorf("cannot feed %s: %w", sc.Name, err)
-		}
-	}
-	if err := f.flush(ctx); err != nil {
+	if err := f.feed(ctx, events); err != nil {
 		return sc, fmt.Errorf("cannot feed %s: %w", sc.Name, err)
 	}
 	if ss != nil && f.nextWin <= simTime(run.EndS).UnixMilli() {

@@ -190,19 +190,14 @@ func FeatureRows(ctx context.Context, cfg Config) ([]Row, error) {
 			return nil, err
 		}
 		rs := newRunSet(ctx, &cfg, c, cf, float64(cfg.Minutes)*60)
-		for _, seed := range cfg.Seeds {
-			run, err := rs.run(seed)
-			if err != nil {
-				return nil, err
+		err = rs.rows(cfg.Seeds, cf.net, func(seed int64, _ *simRun, low bool, got []Row) {
+			rows = append(rows, got...)
+			if low {
+				fmt.Fprintf(cfg.Log, "eval: %s/seed%d: %d rows so far\n", name, seed, len(rows))
 			}
-			warm, err := rs.warm(seed)
-			if err != nil {
-				return nil, err
-			}
-			for _, low := range []bool{false, true} {
-				rows = append(rows, extractRowsWarm(run, warm, cf.net, low)...)
-			}
-			fmt.Fprintf(cfg.Log, "eval: %s/seed%d: %d rows so far\n", name, seed, len(rows))
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return rows, nil

@@ -182,6 +182,16 @@ func (f *feeder) add(ctx context.Context, ev *engine.Event) error {
 	return nil
 }
 
+// feed adds every event (in order) and flushes the last batch.
+func (f *feeder) feed(ctx context.Context, events []engine.Event) error {
+	for i := range events {
+		if err := f.add(ctx, &events[i]); err != nil {
+			return err
+		}
+	}
+	return f.flush(ctx)
+}
+
 func (f *feeder) flush(ctx context.Context) error {
 	if f.n == 0 {
 		return nil
