@@ -548,7 +548,7 @@ func (t *tracker) tie(in *Incident, key string, sa *sourceAcc, ev Evidence) (tie
 	case ev.LinkRef > 0:
 		sa.Link = ev.LinkRef
 		for k, o := range in.sources {
-			if o.Kind == schema.KindVideo && !slices.Contains(sa.TiedTo, k) && t.joined(ev.LinkRef-1, o.Links) {
+			if o.Kind == schema.KindVideo && !slices.Contains(sa.TiedTo, k) && t.joined(ev.LinkRef-1, linkSet(o.Links)) {
 				sa.TiedTo = append(sa.TiedTo, k)
 				ties = append(ties, [2]string{key, k})
 			}
@@ -565,8 +565,9 @@ func (t *tracker) tie(in *Incident, key string, sa *sourceAcc, ev Evidence) (tie
 		if len(fresh) == 0 {
 			return nil
 		}
+		set := linkSet(fresh)
 		for k, o := range in.sources {
-			if o.Link > 0 && !slices.Contains(o.TiedTo, key) && t.joined(o.Link-1, fresh) {
+			if o.Link > 0 && !slices.Contains(o.TiedTo, key) && t.joined(o.Link-1, set) {
 				o.TiedTo = append(o.TiedTo, key)
 				slices.Sort(o.TiedTo)
 				ties = append(ties, [2]string{k, key})
@@ -580,16 +581,21 @@ func (t *tracker) tie(in *Incident, key string, sa *sourceAcc, ev Evidence) (tie
 // maxViewLinks bounds the links kept under one camera's frames (a camera sees one junction's approaches).
 const maxViewLinks = 32
 
-// joined reports whether link li is one of links or lies within queueHops up- or downstream of one.
-func (t *tracker) joined(li int32, links []int32) bool {
-	if len(links) == 0 {
+// joined reports whether link li is one of set (linkSet) or lies within queueHops up- or downstream of one.
+func (t *tracker) joined(li int32, set map[int32]bool) bool {
+	if len(set) == 0 {
 		return false
 	}
+	return set[li] || t.topo.reaches(li, set, queueHops) || t.topo.reachedFrom(li, set, queueHops)
+}
+
+// linkSet is links as a set (joined).
+func linkSet(links []int32) map[int32]bool {
 	set := make(map[int32]bool, len(links))
 	for _, l := range links {
 		set[l] = true
 	}
-	return set[li] || t.topo.reaches(li, set, queueHops) || t.topo.reachedFrom(li, set, queueHops)
+	return set
 }
 
 // trafficKind reports whether ev is a traffic symptom (the blockage judge's link judgements, probe or loop
@@ -896,15 +902,13 @@ func detectionTime(in *Incident, fallback int64) int64 {
 		key := sourceKey(e.Kind, e.ID)
 		sa := acc[key]
 		if sa == nil {
-			sa = &sourceAcc{Kind: schema.ParseKind(e.Kind)}
+			sa = &sourceAcc{Kind: schema.ParseKind(e.Kind), TiedTo: tied[key]}
 			acc[key] = sa
 		}
 		for _, p := range e.ties {
 			tied[p[0]] = append(tied[p[0]], p[1])
-		}
-		for k, ts := range tied {
-			if o := acc[k]; o != nil {
-				o.TiedTo = ts
+			if o := acc[p[0]]; o != nil {
+				o.TiedTo = tied[p[0]]
 			}
 		}
 		sa.N++
