@@ -136,15 +136,17 @@ type sourceAcc struct {
 	Late bool `json:"late,omitempty"`
 	// Links: a camera's, the road links under its frames (within flowNearM of them); Link: a judge's link
 	// source's, 1 + its link. TiedTo: a judge's link source's, the cameras (source keys) of the incident
-	// whose frames lie on its link or on the links of its queue (within queueHops up- or downstream):
-	// evidence about one road (fuse).
+	// whose frames stand in its queue: its link is under them or ahead of them (within queueHops
+	// downstream); a camera's, the other cameras of the incident whose frames are on its road (links under
+	// them within queueHops up- or downstream of each other). Evidence about one road (fuse).
 	Links  []int32  `json:"links,omitempty"`
 	Link   int32    `json:"link,omitempty"`
 	TiedTo []string `json:"tied_to,omitempty"`
 	// A camera's stall alarms by vehicle: Stalls of its frames were stall alarms, and the vehicle alarmed
 	// most often alarmed Stood times (its alarms one spot, a minute apart: Vehicles holds the vehicles whose
 	// next alarm may still come). Its stall alarms repeat each other only as one vehicle's do (repeats).
-	// Last: a camera's newest frame (event time; 0 in snapshots from before it).
+	// Last: the source's newest evidence, a camera's newest frame, a judged link's newest judgement (event
+	// time; 0 in snapshots from before it).
 	Last     int64      `json:"last,omitempty"`
 	Stalls   int        `json:"stalls,omitempty"`
 	Stood    int        `json:"stood,omitempty"`
@@ -428,9 +430,9 @@ func (t *tracker) add(ev Evidence) {
 		in.sources[key] = sa
 	}
 	sa.N++
+	sa.Last = max(sa.Last, ev.TS)
 	stood := 0
 	if ev.Kind == schema.KindVideo {
-		sa.Last = max(sa.Last, ev.TS)
 		sa.seen(ev.Type)
 		if queueConfusable[ev.Type] {
 			stood = sa.stall(ev)
@@ -539,16 +541,20 @@ func (t *tracker) add(ev Evidence) {
 }
 
 // tie records which of the incident's judged links and cameras are about one road once ev (of source key,
-// accumulated in sa) has joined it, and returns the pairs (link source, camera source) it tied. A camera's
-// frames are about the links under them (within flowNearM, as the judge's doubt reads them); a judged link is
-// about one road with them when it is one of those links or lies on their queue, within queueHops up- or
-// downstream (the relation by which the tracker follows a queue from link to link).
+// accumulated in sa) has joined it, and returns the pairs it tied (link source, camera source; or two
+// cameras, both ways). A camera's frames are about the links under them (within flowNearM, as the judge's
+// doubt reads them). A judged link is about the frames' road when it is one of those links or lies ahead of
+// them within queueHops downstream: the frames' standing vehicles are in its queue. A link only upstream of
+// them, the frames' own links not judged suspicious, is traffic held behind the junction the camera watches,
+// not by what it sees: an obstacle holds the traffic on its own link first (issue 12, session 12). Two
+// cameras are about one road when links under their frames are joined within queueHops (the relation by
+// which the tracker follows a queue from link to link); a frame on no link is about no road.
 func (t *tracker) tie(in *Incident, key string, sa *sourceAcc, ev Evidence) (ties [][2]string) {
 	switch {
 	case ev.LinkRef > 0:
 		sa.Link = ev.LinkRef
 		for k, o := range in.sources {
-			if o.Kind == schema.KindVideo && !slices.Contains(sa.TiedTo, k) && t.joined(ev.LinkRef-1, linkSet(o.Links)) {
+			if o.Kind == schema.KindVideo && !slices.Contains(sa.TiedTo, k) && t.ahead(ev.LinkRef-1, linkSet(o.Links)) {
 				sa.TiedTo = append(sa.TiedTo, k)
 				ties = append(ties, [2]string{key, k})
 			}
@@ -562,15 +568,26 @@ func (t *tracker) tie(in *Incident, key string, sa *sourceAcc, ev Evidence) (tie
 				fresh = append(fresh, li)
 			}
 		}
-		if len(fresh) == 0 {
-			return nil
-		}
 		set := linkSet(fresh)
 		for k, o := range in.sources {
-			if o.Link > 0 && !slices.Contains(o.TiedTo, key) && t.joined(o.Link-1, set) {
-				o.TiedTo = append(o.TiedTo, key)
-				slices.Sort(o.TiedTo)
-				ties = append(ties, [2]string{k, key})
+			switch {
+			case k == key:
+			case o.Link > 0:
+				if len(fresh) > 0 && !slices.Contains(o.TiedTo, key) && t.ahead(o.Link-1, set) {
+					o.TiedTo = append(o.TiedTo, key)
+					slices.Sort(o.TiedTo)
+					ties = append(ties, [2]string{k, key})
+				}
+			case o.Kind == schema.KindVideo:
+				// A frame on no link (farther than flowNearM from every road) is about no road: it
+				// corroborates no other camera, as it corroborates no candidate.
+				if len(fresh) > 0 && !slices.Contains(sa.TiedTo, k) && slices.ContainsFunc(o.Links, func(li int32) bool { return t.joined(li, set) }) {
+					sa.TiedTo = append(sa.TiedTo, k)
+					o.TiedTo = append(o.TiedTo, key)
+					slices.Sort(sa.TiedTo)
+					slices.Sort(o.TiedTo)
+					ties = append(ties, [2]string{key, k}, [2]string{k, key})
+				}
 			}
 		}
 	}
@@ -587,6 +604,12 @@ func (t *tracker) joined(li int32, set map[int32]bool) bool {
 		return false
 	}
 	return set[li] || t.topo.reaches(li, set, queueHops) || t.topo.reachedFrom(li, set, queueHops)
+}
+
+// ahead reports whether link li is one of set (linkSet) or lies within queueHops downstream of one: where
+// the queue whose vehicles stand on a link of set is held.
+func (t *tracker) ahead(li int32, set map[int32]bool) bool {
+	return set[li] || t.topo.reachedFrom(li, set, queueHops)
 }
 
 // linkSet is links as a set (joined).
@@ -704,7 +727,7 @@ func named(ev Evidence) bool {
 // rescore fuses the sources (noisy-OR over distinct sources; repeated detections by one source raise its
 // weight a little) and moves the incident through suspected and confirmed.
 func (t *tracker) rescore(in *Incident, ts int64) {
-	in.Score = fuse(in.sources, blocking(in.types))
+	in.Score = fuse(in.sources, blocking(in.types), t.topo != nil)
 	var bestT string
 	var bestW float64
 	for typ, w := range in.types {
@@ -733,7 +756,7 @@ func (t *tracker) rescore(in *Incident, ts int64) {
 	}
 	if in.Status == "" && in.Score >= DetectScore {
 		in.Status = StatusSuspected
-		in.DetectedAt = detectionTime(in, ts)
+		in.DetectedAt = detectionTime(in, ts, t.topo != nil)
 	}
 	if in.Status == StatusSuspected && in.Score >= ConfirmScore {
 		in.Status = StatusConfirmed
@@ -756,21 +779,26 @@ func (t *tracker) rescore(in *Incident, ts int64) {
 // than cameras doubted for a moving queue is there: such a camera and a suspicious queue beside it are the
 // same ordinary congestion (issue 12, tenth pass); a camera's frame that names no obstacle (a pedestrian, a
 // wrong-way driver) is no such other evidence: it says nothing of a blockage (issue 12, eleventh pass); nor is
-// a camera whose frames lie on another road than the candidate's link and its queue (tracker.tie): a
-// suspicious link 100-350 m off on a road that does not reach the camera's junction is another queue
-// (issue 12, session 11: in Hangzhou's dense junction clusters such pairs made false alarms).
-func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
+// a camera whose frames do not stand in the candidate's queue (tracker.tie): a suspicious link 100-350 m off
+// on a road that does not reach the camera's junction is another queue (issue 12, session 11: in Hangzhou's
+// dense junction clusters such pairs made false alarms), and one only upstream of the frames is traffic held
+// behind the camera's junction, not by what it sees (session 12); nor is a camera whose newest frame came
+// more than frameAtOnce before the candidate's newest judgement (stillSeen): its scene was gone when the link
+// turned suspicious (session 12: a planted debris frame and a candidate on its road 158 s later made a
+// Hangzhou false alarm).
+func fuse(sources map[string]*sourceAcc, blocked, roads bool) float64 {
 	miss := 1.0
 	kinds := map[schema.Kind]bool{}
 	traffic := 0.0
-	// Cameras short of counting in full (unrepeated, or doubted for a moving queue), by the scene they name:
-	// the chance each scene is not there (frameMiss) and the strongest doubted camera of it (doubted).
-	frameMiss, doubted := map[string]float64{}, map[string]float64{}
+	// Cameras short of counting in full (unrepeated, or doubted for a moving queue), by the scene they name.
 	type claim struct {
-		w    float64
-		last int64
+		key   string
+		w     float64
+		last  int64
+		doubt bool
+		road  []string // the cameras whose frames are on its road (TiedTo)
 	}
-	claims := map[string][]claim{} // undoubted cameras short of counting in full, by scene
+	claims := map[string][]claim{}
 	// What lets a candidate corroborate: a source other than the judge that is not a camera (a caller, a
 	// sensor), or a camera seeing an obstacle, not doubted, whose frames are on the candidate's road (tie).
 	named, cams := false, map[string]bool{}
@@ -787,7 +815,7 @@ func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 	}
 	for key, sa := range sources {
 		if linkSource(key) {
-			if sa.Weight >= DetectScore || blocked && (named || slices.ContainsFunc(sa.TiedTo, func(c string) bool { return cams[c] })) {
+			if sa.Weight >= DetectScore || blocked && (named || slices.ContainsFunc(sa.TiedTo, func(c string) bool { return cams[c] && stillSeen(sources[c].Last, sa.Last) })) {
 				traffic = math.Max(traffic, sa.Weight)
 				kinds[sa.Kind] = true
 			}
@@ -805,14 +833,7 @@ func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 			w = math.Min(w, unrepeatedCap)
 			if sa.Kind == schema.KindVideo {
 				sc := sa.scene()
-				if sa.Doubt {
-					// Cameras doubted for a moving queue (the judge finds their road flowing, or they count
-					// vehicles through as usual) are explained by the same ordinary congestion, not
-					// independent: together they say no more than the strongest of them.
-					doubted[sc] = math.Max(doubted[sc], w)
-				} else {
-					claims[sc] = append(claims[sc], claim{w, sa.Last})
-				}
+				claims[sc] = append(claims[sc], claim{key, w, sa.Last, sa.Doubt, sa.TiedTo})
 				continue
 			}
 		}
@@ -829,30 +850,32 @@ func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 	// of the scene is older than that before another camera's newest no longer says it is there, and counts
 	// as itself only (issue 12, session 11: in Hangzhou's c4 seed 3 two cameras' debris frames 305 s apart,
 	// each a classifier's mistake, made a false alarm at both probe shares).
-	for sc, cs := range claims {
-		newest := int64(math.MinInt64)
-		for _, c := range cs {
-			newest = max(newest, c.last)
-		}
-		fresh, stale := 1.0, 0.0
-		for _, c := range cs {
-			if c.last == 0 || c.last >= newest-frameAtOnce {
-				fresh *= 1 - c.w
-			} else {
-				stale = math.Max(stale, c.w)
-			}
-		}
-		frameMiss[sc] = math.Min(fresh, 1-stale)
-	}
+	//
+	// Nor unless they could be of one thing: frames of cameras on roads that do not meet within queueHops
+	// (tracker.tie; with a road network) are of two things, as a candidate on another road is.
+	//
+	// So each camera a, with the cameras of its scene seen at once with it (their newest frame at most
+	// frameAtOnce older than a's) on its road, is a group: its undoubted cameras combine, and cameras doubted
+	// for a moving queue (the judge finds their road flowing, or they count vehicles through as usual) are
+	// explained by the same ordinary congestion, not independent: together they say no more than the
+	// strongest of them. The best-supported group counts.
 	scenes := 0.0
-	for sc, d := range doubted {
-		if _, ok := frameMiss[sc]; !ok {
-			frameMiss[sc] = 1
+	for _, cs := range claims {
+		for _, a := range cs {
+			miss, doubted := 1.0, 0.0
+			for _, c := range cs {
+				if c.key != a.key && (roads && !slices.Contains(a.road, c.key) ||
+					a.last != 0 && c.last != 0 && (c.last > a.last || c.last < a.last-frameAtOnce)) {
+					continue
+				}
+				if c.doubt {
+					doubted = math.Max(doubted, c.w)
+				} else {
+					miss *= 1 - c.w
+				}
+			}
+			scenes = math.Max(scenes, 1-miss*(1-doubted))
 		}
-		frameMiss[sc] *= 1 - d
-	}
-	for _, m := range frameMiss {
-		scenes = math.Max(scenes, 1-m)
 	}
 	miss *= (1 - traffic) * (1 - scenes)
 	score := 1 - miss
@@ -862,6 +885,16 @@ func fuse(sources map[string]*sourceAcc, blocked bool) float64 {
 		score = math.Min(score, singleKindCap)
 	}
 	return round3(score)
+}
+
+// stillSeen reports whether a camera whose newest frame came at frame still saw its scene when the judge last
+// found a link suspicious, at judged (event times; 0: unknown, from a snapshot from before they were kept): a
+// camera watches all the time and reports a scene still there again within frameAtOnce, so a frame older
+// than that says the scene is gone (or never was). Not the other way round: the judge judges a link only
+// when probes report on it (at 5 % a link may go minutes without a fix), so a candidate not judged again is
+// still its last word on the link.
+func stillSeen(frame, judged int64) bool {
+	return frame == 0 || judged == 0 || frame >= judged-frameAtOnce
 }
 
 // blockingTypes are the named causes that block a road.
@@ -886,7 +919,7 @@ func linkSource(key string) bool { return strings.Contains(key, ":link:") }
 
 // detectionTime is the event time at which the incident's evidence, taken in event-time order, first reached
 // DetectScore: the same whatever order the evidence arrived in.
-func detectionTime(in *Incident, fallback int64) int64 {
+func detectionTime(in *Incident, fallback int64, roads bool) int64 {
 	ev := append([]EvidenceRef(nil), in.Evidence...)
 	sort.SliceStable(ev, func(i, j int) bool {
 		if ev[i].TS != ev[j].TS {
@@ -912,8 +945,8 @@ func detectionTime(in *Incident, fallback int64) int64 {
 			}
 		}
 		sa.N++
+		sa.Last = max(sa.Last, e.TS)
 		if sa.Kind == schema.KindVideo {
-			sa.Last = max(sa.Last, e.TS)
 			sa.seen(e.Type)
 			if e.stood > 0 {
 				sa.Stalls++
@@ -922,7 +955,7 @@ func detectionTime(in *Incident, fallback int64) int64 {
 		}
 		sa.doubt(e.doubt)
 		sa.Weight = math.Max(sa.Weight, e.Weight)
-		if fuse(acc, blocking(types)) >= DetectScore {
+		if fuse(acc, blocking(types), roads) >= DetectScore {
 			return e.TS
 		}
 	}
