@@ -64,6 +64,23 @@ func eachRun(t *testing.T, cfg *Config, built func(name string, cf *cityFiles), 
 	}
 }
 
+// eachCity builds every city of cfg and hands run, once per city, the set of its runs (runSet: the runs from the
+// cache when it holds them, each seed's warm-up as cfg says), so a harness extracts rows as the eval does.
+func eachCity(t *testing.T, cfg *Config, run func(name string, cf *cityFiles, rs *runSet)) {
+	t.Helper()
+	for _, name := range cfg.Cities {
+		c, ok := cityByName(name)
+		if !ok {
+			t.Fatalf("no city %q in the corpus", name)
+		}
+		cf, err := buildCity(t.Context(), cfg, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(name, cf, newRunSet(t.Context(), cfg, c, cf, float64(cfg.Minutes)*60))
+	}
+}
+
 // onsets follows the engine's alarm rule (detect.Operating.Step) over a harness's rows, one link at a time, and
 // reports the rows where a link's alarm begins. A row that is not judged (young, or past no gate) breaks the
 // link's run as the engine's judge does.

@@ -13,6 +13,8 @@ import (
 // TestRowDump (ROWDUMP=file.csv; ROWDUMP_CACHE=the eval cache; ROWDUMP_SEEDS=1,2,3 or 3 for seeds 1-3; ROWDUMP_CITIES): the detector's
 // rows of every corpus run at 15 % and 5 % probes, as CSV: the rows past the gate and every row of a blocked link
 // (label 1), with the seconds since its blockage began and the gate and young flags, then the features by name.
+// Each run's rows are extracted as the eval extracts them (runSet.rows): after the warm-up day (warm.go), or
+// cold with ROWDUMP_COLD=1 (the eval's --warm=false).
 // What docs/incidents.md "Issue 12, eleventh pass: detector" reads the blocked links' first minutes from.
 func TestRowDump(t *testing.T) {
 	out := os.Getenv("ROWDUMP")
@@ -23,6 +25,7 @@ func TestRowDump(t *testing.T) {
 		t.Setenv("ROWDUMP_SEEDS", "1,2,3")
 	}
 	cfg := harnessConfig(t, "ROWDUMP", 1, 2)
+	cfg.Cold = os.Getenv("ROWDUMP_COLD") == "1"
 	f, err := os.Create(out)
 	if err != nil {
 		t.Fatal(err)
@@ -31,13 +34,13 @@ func TestRowDump(t *testing.T) {
 	w := bufio.NewWriter(f)
 	defer w.Flush()
 	fmt.Fprintf(w, "city,seed,low,link,t,label,truth,class,since,gate,young,%s\n", strings.Join(detect.FeatureNames[:], ","))
-	eachRun(t, cfg, nil, func(name string, cf *cityFiles, seed int64, run *simRun) {
-		start := map[string]int64{}
-		for _, tr := range run.Truths {
-			start[tr.ID] = tr.Start.UnixMilli()
-		}
-		for _, low := range []bool{false, true} {
-			for _, r := range extractRows(run, cf.net, low) {
+	eachCity(t, cfg, func(name string, cf *cityFiles, rs *runSet) {
+		err := rs.rows(cfg.Seeds, cf.net, func(seed int64, run *simRun, low bool, rows []Row) {
+			start := map[string]int64{}
+			for _, tr := range run.Truths {
+				start[tr.ID] = tr.Start.UnixMilli()
+			}
+			for _, r := range rows {
 				since := int64(-1)
 				if r.Truth != "" {
 					since = (r.T - start[r.Truth]) / 1000
@@ -63,6 +66,9 @@ func TestRowDump(t *testing.T) {
 				}
 				fmt.Fprintln(w)
 			}
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	})
 }
