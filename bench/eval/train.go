@@ -597,108 +597,176 @@ func joinSeeds(seeds []int64) string {
 // kept only when the pair itself stays within the limit on every city and finds more than any one point. The
 // rule alarms a row where either point does, so a pair's alarms are the union of its points' (computed once).
 func calibrate(m *detect.Model, runs []*corpusRun, maxFA float64) {
+	m.Operating = newCalTable(m, runs, maxFA, false).rule(maxFA)
+}
+
+// calCand is a candidate rule of the calibration's grid and its result on each group of training runs.
+type calCand struct {
+	op     detect.Operating
+	alarms [][]int       // alarmed rows per run (single points only)
+	res    []proxyResult // per group of the table (calTable.groups)
+}
+
+// calTable is every candidate rule of the calibration's grid scored on each group of training runs, once: the single
+// points (firsts) and the pairs whose first point is within pairLimit on some group.
+type calTable struct {
+	// groups: the runs' indexes each limit holds on its own, a training city's runs (or, perDensity, a training
+	// city's runs at one probe share), in the order they first come; city: each group's training city (an
+	// index: 0, 1, … in the order they first come); ncity: how many.
+	groups        [][]int
+	city          []int
+	ncity         int
+	firsts, pairs []*calCand
+}
+
+// newCalTable scores the grid on runs (see calibrate).
+func newCalTable(m *detect.Model, runs []*corpusRun, pairLimit float64, perDensity bool) *calTable {
+	t := &calTable{}
 	probs := probsAll(runs, m)
-	// The training cities, in the order they first come, with their runs' indexes.
-	var cities [][]int
+	type key struct {
+		city string
+		low  bool
+	}
+	byGroup := map[key]int{}
 	byCity := map[string]int{}
 	for i, r := range runs {
-		c, ok := byCity[r.city]
+		k := key{city: r.city, low: r.low && perDensity}
+		g, ok := byGroup[k]
 		if !ok {
-			c = len(cities)
-			byCity[r.city] = c
-			cities = append(cities, nil)
+			g = len(t.groups)
+			byGroup[k] = g
+			t.groups = append(t.groups, nil)
+			c, ok := byCity[r.city]
+			if !ok {
+				c = len(byCity)
+				byCity[r.city] = c
+			}
+			t.city = append(t.city, c)
 		}
-		cities[c] = append(cities[c], i)
+		t.groups[g] = append(t.groups[g], i)
 	}
-	// A candidate rule and its result on each training city.
-	type cand struct {
-		op     detect.Operating
-		alarms [][]int // alarmed rows per run (single points only)
-		city   []proxyResult
-	}
+	t.ncity = len(byCity)
 	perCity := func(alarms [][]int) []proxyResult {
-		out := make([]proxyResult, len(cities))
-		for c, idx := range cities {
+		out := make([]proxyResult, len(t.groups))
+		for c, idx := range t.groups {
 			for _, i := range idx {
 				out[c].add(proxyScore(runs[i], proxyIncidents(runs[i], alarms[i]), nil))
 			}
 		}
 		return out
 	}
-	within := func(q proxyResult) bool { return float64(q.fa)/math.Max(q.hours, 1e-9) <= maxFA }
-	var firsts, seconds, pairs []*cand
+	var seconds []*calCand
 	for _, k := range calPersist2 {
 		for _, thr := range calThresholds {
 			op := detect.Operating{Threshold: thr, Persist: k}
-			pt := &cand{op: op, alarms: make([][]int, len(runs))}
+			pt := &calCand{op: op, alarms: make([][]int, len(runs))}
 			for i, r := range runs {
 				pt.alarms[i] = proxyAlarms(r, probs[i], op)
 			}
-			pt.city = perCity(pt.alarms)
+			pt.res = perCity(pt.alarms)
 			if slices.Contains(calPersist, k) {
-				firsts = append(firsts, pt)
+				t.firsts = append(t.firsts, pt)
 			}
 			seconds = append(seconds, pt)
 		}
 	}
 	union := make([][]int, len(runs))
-	for _, a := range firsts {
+	for _, a := range t.firsts {
 		for _, b := range seconds {
-			if !(b.op.Threshold < a.op.Threshold && b.op.Persist > a.op.Persist) || !slices.ContainsFunc(a.city, within) {
+			if !(b.op.Threshold < a.op.Threshold && b.op.Persist > a.op.Persist) || !slices.ContainsFunc(a.res, withinFA(pairLimit)) {
 				continue
 			}
 			for i := range runs {
 				union[i] = mergeRows(union[i][:0], a.alarms[i], b.alarms[i])
 			}
 			op := detect.Operating{Threshold: a.op.Threshold, Persist: a.op.Persist, Threshold2: b.op.Threshold, Persist2: b.op.Persist}
-			pairs = append(pairs, &cand{op: op, city: perCity(union)})
+			t.pairs = append(t.pairs, &calCand{op: op, res: perCity(union)})
 		}
 	}
-	// choose is the best rule on the cities in (the most closures, every one of those cities within the limit):
-	// the best single point, or a pair that finds more.
-	choose := func(in func(c int) bool) detect.Operating {
-		bestScore, best := -1.0, detect.Operating{Threshold: 0.99, Persist: 6}
-		for _, group := range [][]*cand{firsts, pairs} {
-		next:
-			for _, p := range group {
-				var sum proxyResult
-				for c, q := range p.city {
-					if !in(c) {
-						continue
-					}
-					if !within(q) {
-						continue next
-					}
-					sum.add(q)
-				}
-				if s := float64(sum.fullFast+sum.partFast) / math.Max(1, float64(sum.full+sum.part)); s > bestScore {
-					bestScore, best = s, p.op
-				}
-			}
-		}
-		return best
-	}
-	all := func(int) bool { return true }
-	best := choose(all)
-	if best.Persist2 > 0 && !carries(cities, func(out int) bool {
-		op := choose(func(c int) bool { return c != out })
-		i := slices.IndexFunc(pairs, func(p *cand) bool { return p.op == op })
-		return i < 0 || within(pairs[i].city[out])
-	}) {
-		pairs = nil
-		best = choose(all)
-	}
-	m.Operating = best
+	return t
 }
 
-// carries reports whether a rule chosen without each training city in turn holds on it (holds(out)). A
-// second point must carry to a city it was not chosen on, as the model must (issue 12, eleventh pass: chosen
-// on six cities, a second point alarmed 1.7–2 times an hour in the seventh however tight the limit on the
-// six); a rule that does not is the best single point.
-func carries(cities [][]int, holds func(out int) bool) bool {
-	for out := range cities {
-		if !holds(out) {
-			return false
+// withinFA reports whether a city's result is within maxFA false alarms per hour.
+func withinFA(maxFA float64) func(q proxyResult) bool {
+	return func(q proxyResult) bool { return float64(q.fa)/math.Max(q.hours, 1e-9) <= maxFA }
+}
+
+// choose is the best rule on the groups in (the most closures, every one of those groups within maxFA): the
+// best single point, or a pair that finds more when pairs is set.
+func (t *calTable) choose(in func(g int) bool, maxFA float64, pairs bool) detect.Operating {
+	within := withinFA(maxFA)
+	groups := [][]*calCand{t.firsts}
+	if pairs {
+		groups = append(groups, t.pairs)
+	}
+	bestScore, best := -1.0, detect.Operating{Threshold: 0.99, Persist: 6}
+	for _, group := range groups {
+	next:
+		for _, p := range group {
+			var sum proxyResult
+			for g, q := range p.res {
+				if !in(g) {
+					continue
+				}
+				if !within(q) {
+					continue next
+				}
+				sum.add(q)
+			}
+			if s := float64(sum.fullFast+sum.partFast) / math.Max(1, float64(sum.full+sum.part)); s > bestScore {
+				bestScore, best = s, p.op
+			}
+		}
+	}
+	return best
+}
+
+// result is op's result on group g (false when op is not in the table).
+func (t *calTable) result(op detect.Operating, g int) (proxyResult, bool) {
+	group := t.firsts
+	if op.Persist2 > 0 {
+		group = t.pairs
+	}
+	i := slices.IndexFunc(group, func(p *calCand) bool { return p.op == op })
+	if i < 0 {
+		return proxyResult{}, false
+	}
+	return group[i].res[g], true
+}
+
+// rule is the calibration's rule at the limit maxFA: the best rule on every training city, a pair only when
+// it carries (chosen without each training city in turn, it holds maxFA there).
+func (t *calTable) rule(maxFA float64) detect.Operating {
+	return t.ruleIn(func(int) bool { return true }, maxFA)
+}
+
+// ruleIn is rule on the groups in alone.
+func (t *calTable) ruleIn(in func(g int) bool, maxFA float64) detect.Operating {
+	best := t.choose(in, maxFA, true)
+	if best.Persist2 > 0 && !t.carries(in, maxFA, func(in func(g int) bool) detect.Operating { return t.choose(in, maxFA, true) }, true) {
+		best = t.choose(in, maxFA, false)
+	}
+	return best
+}
+
+// carries reports whether a rule chosen (by pick) without each training city of the groups in, in turn,
+// holds maxFA on that city's groups; with pairsOnly a single point chosen so always holds. A second point
+// must carry to a city it was not chosen on, as the model must (issue 12, eleventh pass: chosen on six
+// cities, a second point alarmed 1.7–2 times an hour in the seventh however tight the limit on the six); a
+// rule that does not is the best single point.
+func (t *calTable) carries(in func(g int) bool, maxFA float64, pick func(in func(g int) bool) detect.Operating, pairsOnly bool) bool {
+	for out := 0; out < t.ncity; out++ {
+		op := pick(func(g int) bool { return in(g) && t.city[g] != out })
+		if pairsOnly && op.Persist2 == 0 {
+			continue
+		}
+		for g := range t.groups {
+			if !in(g) || t.city[g] != out {
+				continue
+			}
+			if q, ok := t.result(op, g); ok && !withinFA(maxFA)(q) {
+				return false
+			}
 		}
 	}
 	return true
