@@ -85,7 +85,12 @@ func lateQueue(t *testing.T, net *geo.Network) []Evidence {
 	for k, typ := range []string{"pedestrian", "debris", "debris"} {
 		log = append(log, camFrame(t, net, "cam-m", typ, 1150, t0+100_000+int64(k)*40_000, 0))
 	}
-	// Each in its own batch, in time order.
+	return inOrder(log)
+}
+
+// inOrder sorts log by event time (stable) and numbers it in that order, each piece of evidence in its own
+// batch, as the engine's log would hold it.
+func inOrder(log []Evidence) []Evidence {
 	slices.SortStableFunc(log, func(a, b Evidence) int { return cmp.Compare(a.TS, b.TS) })
 	for i := range log {
 		log[i].Seq = uint64(i + 1)
@@ -469,11 +474,7 @@ func TestFramesOfTwoCamerasMinutesApartDoNotCorroborate(t *testing.T) {
 		log := []Evidence{camFrame(t, net, "cam-1", "debris", 290, t0, 1),
 			camFrame(t, net, "cam-3", "wrong_way", 320, t0+150_000, 2),
 			camFrame(t, net, "cam-2", "debris", 350, t0+tc.second*1000, 3)}
-		slices.SortFunc(log, func(a, b Evidence) int { return cmp.Compare(a.TS, b.TS) })
-		for i := range log {
-			log[i].Seq = uint64(i + 1)
-		}
-		tr.Track(t0+400_000, everySeq, log)
+		tr.Track(t0+400_000, everySeq, inOrder(log))
 		got := tr.Incidents()
 		if len(got) != tc.want {
 			t.Errorf("debris frames of two cameras %d s apart made %d incidents, want %d", tc.second, len(got), tc.want)
@@ -510,11 +511,7 @@ func TestAFrameAndACandidateMinutesApartDoNotCorroborate(t *testing.T) {
 		cand.WmBefore = cand.TS - 30_000
 		frame := camFrame(t, net, "cam-1", "debris", 150, t0+tc.frame*1000, 0)
 		log := []Evidence{cand, frame}
-		slices.SortFunc(log, func(a, b Evidence) int { return cmp.Compare(a.TS, b.TS) })
-		for i := range log {
-			log[i].Seq = uint64(i + 1)
-		}
-		tr.Track(t0+400_000, everySeq, log)
+		tr.Track(t0+400_000, everySeq, inOrder(log))
 		got := tr.Incidents()
 		if len(got) != tc.want {
 			t.Errorf("%s: %d incidents, want %d", tc.name, len(got), tc.want)
@@ -597,10 +594,7 @@ func TestADoubtedCameraMinutesLaterDoesNotCorroborateAFrame(t *testing.T) {
 		tr.SetTopology(NewTopology(net, 9))
 		log := []Evidence{camFrame(t, net, "cam-1", "debris", 100, t0, 0), flowing(t0 + (tc.second-20)*1000),
 			camFrame(t, net, "cam-2", "stalled_vehicle", 150, t0+tc.second*1000, 0)}
-		for i := range log {
-			log[i].Seq = uint64(i + 1)
-		}
-		tr.Track(t0+400_000, everySeq, log)
+		tr.Track(t0+400_000, everySeq, inOrder(log))
 		got := tr.Incidents()
 		if len(got) != tc.want {
 			t.Errorf("a debris frame and a doubted stall alarm %d s later made %d incidents, want %d", tc.second, len(got), tc.want)
