@@ -568,12 +568,15 @@ func (t *tracker) tie(in *Incident, key string, sa *sourceAcc, ev Evidence) (tie
 				fresh = append(fresh, li)
 			}
 		}
+		if len(fresh) == 0 {
+			return nil
+		}
 		set := linkSet(fresh)
 		for k, o := range in.sources {
 			switch {
 			case k == key:
 			case o.Link > 0:
-				if len(fresh) > 0 && !slices.Contains(o.TiedTo, key) && t.ahead(o.Link-1, set) {
+				if !slices.Contains(o.TiedTo, key) && t.ahead(o.Link-1, set) {
 					o.TiedTo = append(o.TiedTo, key)
 					slices.Sort(o.TiedTo)
 					ties = append(ties, [2]string{k, key})
@@ -581,7 +584,7 @@ func (t *tracker) tie(in *Incident, key string, sa *sourceAcc, ev Evidence) (tie
 			case o.Kind == schema.KindVideo:
 				// A frame on no link (farther than flowNearM from every road) is about no road: it
 				// corroborates no other camera, as it corroborates no candidate.
-				if len(fresh) > 0 && !slices.Contains(sa.TiedTo, k) && slices.ContainsFunc(o.Links, func(li int32) bool { return t.joined(li, set) }) {
+				if !slices.Contains(sa.TiedTo, k) && slices.ContainsFunc(o.Links, func(li int32) bool { return t.joined(li, set) }) {
 					sa.TiedTo = append(sa.TiedTo, k)
 					o.TiedTo = append(o.TiedTo, key)
 					slices.Sort(sa.TiedTo)
