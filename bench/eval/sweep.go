@@ -349,7 +349,7 @@ func pairedTable(base, cur []SweepTruth, cities []string, against string) string
 	}
 	within := func(f, bu float64) bool { return f >= 0 && f <= bu+1e-9 }
 	var b strings.Builder
-	fmt.Fprintf(&b, "The sweep's closures paired against %s (found by a grid point within its bar at ≤ 1 and ≤ 2 false alarms/h, before → now; easier: found at fewer false alarms/h than before, or found at all; harder: the reverse)\n\n", against)
+	fmt.Fprintf(&b, "The sweep's closures paired against %s (found by any grid point within its bar at ≤ 1 and ≤ 2 false alarms/h, before → now: a union over the points, so these counts are at or above the sweep table's “each city at its own point”; easier: found at fewer false alarms/h than before, or found at all; harder: the reverse)\n\n", against)
 	b.WriteString("| city | probes | closures | full ≤ 1/h | partial ≤ 1/h | full ≤ 2/h | partial ≤ 2/h | easier / harder |\n|---|---|---|---|---|---|---|---|\n")
 	for _, low := range []bool{false, true} {
 		for _, c := range append(append([]string(nil), cities...), corpusKey) {
