@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"citybrain/engine/detect"
 )
@@ -119,8 +120,14 @@ func fitCached(dir string, runs []*corpusRun, opt TrainOptions) (m *detect.Model
 		}
 	}
 	m, err = fitModel(runs, opt)
-	if err != nil || path == "" {
-		return m, false, err
+	if err != nil {
+		return nil, false, err
+	}
+	// The file's name hashes the rows; its content says which cities they are (a held-out model is read
+	// against the one city missing here).
+	m.TrainedOn = runCities(runs)
+	if path == "" {
+		return m, false, nil
 	}
 	data, err := json.Marshal(m)
 	if err != nil {
@@ -146,4 +153,14 @@ func fitCached(dir string, runs []*corpusRun, opt TrainOptions) (m *detect.Model
 		return nil, false, fmt.Errorf("cannot cache the model (%s): %w", path, werr)
 	}
 	return m, false, nil
+}
+
+// runCities lists the cities of runs once each, sorted.
+func runCities(runs []*corpusRun) []string {
+	var cs []string
+	for _, r := range runs {
+		cs = append(cs, r.city)
+	}
+	slices.Sort(cs)
+	return slices.Compact(cs)
 }

@@ -70,6 +70,18 @@ func TestLocoModelsAreCachedByTheirRows(t *testing.T) {
 	if reused || len(files()) != 1 {
 		t.Fatalf("first fit: reused %v, cache holds %v; want fitted and one model written", reused, files())
 	}
+	want := map[string]bool{}
+	for _, r := range runs {
+		want[r.city] = true
+	}
+	if len(m1.TrainedOn) != len(want) || !slices.IsSorted(m1.TrainedOn) {
+		t.Fatalf("first fit: trained on %v, want each of the runs' cities %v once, sorted", m1.TrainedOn, want)
+	}
+	for _, c := range m1.TrainedOn {
+		if !want[c] {
+			t.Fatalf("first fit: trained on %v names %s, not a city of its runs (%v)", m1.TrainedOn, c, want)
+		}
+	}
 	// Mark the cached model, so a reuse is told from a refit that happens to give the same model.
 	path := filepath.Join(dir, files()[0])
 	marked := *m1
