@@ -23,6 +23,9 @@ type Row struct {
 	X     [detect.NumFeatures]float64
 	HeadM float64
 	Young bool // the link's baselines have not learned yet: judged, never an alarm alone, not trained on
+	// FullFlow, Discharging: the link passes its usual flow, or no fewer exits than its usual rate makes likely
+	// (detect.Features); for reading the rows (TestRowDump), not in the model's key: nothing fitted reads them.
+	FullFlow, Discharging bool
 	// Label: 1 the link is blocked (from 30 s after the blockage started to its end), 0 nothing is wrong
 	// within MatchRadiusM, -1 near a blockage (its queue, its detour: neither a hit nor a false alarm).
 	Label int8
@@ -117,7 +120,7 @@ func extractRowsWarm(run, warm *simRun, net *geo.Network, low bool) []Row {
 		}
 		for _, f := range feats {
 			label, id, class := rowLabel(links, f.Link, end, run.Truths, near)
-			rows = append(rows, Row{City: run.City, Seed: run.Seed, Low: low, Link: f.Link, T: end, X: f.X, HeadM: f.HeadM, Young: f.Young,
+			rows = append(rows, Row{City: run.City, Seed: run.Seed, Low: low, Link: f.Link, T: end, X: f.X, HeadM: f.HeadM, Young: f.Young, FullFlow: f.FullFlow, Discharging: f.Discharging,
 				Label: label, Truth: id, Class: class})
 		}
 	}
