@@ -52,6 +52,10 @@ const (
 	// queueHops: traffic judgements on links up to this many steps upstream of an incident's links are its
 	// queue spilling back, whatever the distance: they join it and do not move it.
 	queueHops = 3
+	// headFoundMs: a judgement downstream of an incident's head is the queue's head found further on only
+	// this long after the detection (the judge's two-minute window and its longest persistence behind a
+	// feeder's alarm, rounded up to CandidateTTL); later it is a new event (tracker.relate).
+	headFoundMs = CandidateTTL
 )
 
 // EvidenceRef is evidence as listed on an incident.
@@ -102,6 +106,10 @@ type Incident struct {
 	sources map[string]*sourceAcc
 	types   map[string]float64
 	links   map[int32]bool // road links whose traffic judgements joined it
+	// heads: those of its links that place it, where its queue is held (the links it was first placed on,
+	// or joined by distance, or the queue's head found further on); the others are its queue, links upstream
+	// it took as the queue spilled back. Empty in snapshots from before it: then every link is a head.
+	heads map[int32]bool
 }
 
 type sourceAcc struct {
@@ -474,11 +482,16 @@ func (t *tracker) add(ev Evidence) {
 	// a queue 250-450 m long, or a candidate link judged for ten minutes, carried incidents 330-550 m from the
 	// blockage the call and the alarm were about).
 	// A traffic judgement upstream of a detected incident's links is its queue spilling back: it does not
-	// move the incident; one downstream of them has found the queue's head further on: the incident moves
-	// there. A candidate (never detected) is not followed along the queue: its evidence is averaged.
+	// move the incident, then or later; one downstream of its head that has found the queue's head further on
+	// (relate) moves it there. A candidate (never detected) is not followed along the queue: its evidence is
+	// averaged.
 	pw := w
 	if ev.Kind == schema.KindReport {
 		pw *= 0.3
+	}
+	rel := relNone
+	if ev.LinkRef > 0 && !weak {
+		rel = t.relate(in, ev.LinkRef-1, ev.TS)
 	}
 	if weak || sa.Late && queueConfusable[ev.Type] && !alone {
 		// A camera that joined after the detection, alarming from a queue: its frames are the queue's
@@ -494,21 +507,39 @@ func (t *tracker) add(ev Evidence) {
 		// placed by their calls 7-145 m from their closures were carried 444-675 m away by queues that
 		// joined them minutes later, so the closure they were detected for counted as not found).
 		pw = 0
-	} else if li := ev.LinkRef - 1; li >= 0 && t.topo != nil && in.Status != "" && len(in.links) > 0 && !in.links[li] {
-		switch {
-		case t.topo.reaches(li, in.links, queueHops):
+	} else if ev.LinkRef > 0 && in.Status != "" {
+		// A queue link's judgements never place the incident, its first or any later one (issue 12, session
+		// 13: in Nanchang the later judgements of links taken as a closure's queue, 130-850 m upstream, carried
+		// its incident 400 m away); the queue's head found further on moves it there.
+		switch rel {
+		case relQueue:
 			pw = 0
-		case t.topo.reachedFrom(li, in.links, queueHops):
+		case relOwn:
+			if len(in.heads) > 0 && !in.heads[ev.LinkRef-1] {
+				pw = 0
+			}
+		case relHead:
 			for _, o := range in.sources {
 				o.SumLat, o.SumLng, o.SumW, o.PosW = 0, 0, 0, 0
 			}
 		}
 	}
 	if ev.LinkRef > 0 && !weak {
+		li := ev.LinkRef - 1
 		if in.links == nil {
 			in.links = map[int32]bool{}
 		}
-		in.links[ev.LinkRef-1] = true
+		if in.heads == nil {
+			in.heads = map[int32]bool{}
+		}
+		switch {
+		case len(in.links) == 0 || rel == relNone:
+			in.heads[li] = true
+		case rel == relHead:
+			clear(in.heads)
+			in.heads[li] = true
+		}
+		in.links[li] = true
 	}
 	if pw > 0 {
 		sa.SumLat += pw * ev.Lat
@@ -662,10 +693,10 @@ func position(sources map[string]*sourceAcc) (lat, lng float64) {
 }
 
 // nearest returns the open incident or candidate that ev belongs to, or nil: for a traffic judgement on a
-// link, one whose links it shares or is connected to within queueHops (the same queue), else the nearest
-// within mergeM.
+// link, one whose links it shares, else one it is the queue or the head of (relate), else the nearest within
+// mergeM.
 func (t *tracker) nearest(ev Evidence) *Incident {
-	var best *Incident
+	var best, related *Incident
 	bestD := mergeM
 	p := geo.LatLng{Lat: ev.Lat, Lng: ev.Lng}
 	li := ev.LinkRef - 1
@@ -697,17 +728,71 @@ func (t *tracker) nearest(ev Evidence) *Incident {
 		if ev.Kind == schema.KindVideo && in.Status != "" && in.sources[sourceKey(ev.Kind.String(), ev.Source)] != nil {
 			return in
 		}
-		// A candidate (never detected) is a suspicion, not a queue to follow: a judgement joins it by its link
-		// only on a link of its own, else by distance like any evidence.
-		if li >= 0 && t.topo != nil && len(in.links) > 0 && (in.links[li] ||
-			in.Status != "" && (t.topo.reaches(li, in.links, queueHops) || t.topo.reachedFrom(li, in.links, queueHops))) {
+		// A judgement on a link joins the detected incident whose own link it is, else the newest detected
+		// one whose queue or head it is (relate), else a candidate whose own link it is: a queue link of one
+		// incident that lies downstream of a newer one's head is the older one's queue, not the newer one's
+		// head found further on (issue 12, session 13: in grid a closure's incident was carried 314 m onto
+		// another incident's queue link 20 s after it was detected), and a detected incident's queue is not
+		// a suspicion that was there before it.
+		switch rel := t.relate(in, li, ev.TS); {
+		case rel == relOwn && in.Status != "":
 			return in
+		case rel != relNone && (related == nil || related.Status == "" && in.Status != ""):
+			related = in
 		}
 		if d := geo.DistanceM(p, geo.LatLng{Lat: in.Lat, Lng: in.Lng}); d <= bestD {
 			best, bestD = in, d
 		}
 	}
+	if related != nil {
+		return related
+	}
 	return best
+}
+
+// relation is how a traffic judgement's link stands to an incident's links (tracker.relate).
+type relation int
+
+const (
+	relNone  relation = iota // none: the judgement joins by distance, if at all
+	relOwn                   // one of the incident's links (a head or its queue)
+	relQueue                 // upstream of its links within queueHops: its queue spilling back
+	relHead                  // the queue's head found further on (relate)
+)
+
+// relate is how a traffic judgement on link li stands to incident in. A candidate (never detected) is a
+// suspicion, not a queue to follow: only its own links relate to it. A detected incident's queue grows
+// upstream: a link within queueHops upstream of any of its links, its queue links included, is its queue.
+// Downstream the incident is its head, the blocked point: a link within queueHops downstream of a head may
+// be where the queue is really held (the first alarm is often on a feeder the queue spilled onto) when it
+// is judged within headFoundMs of the detection; later, the blocked link's own judgement would have come
+// long before, and an alarm there is a new event. Downstream of a
+// queue link, through another branch of its junction, is not the incident's queue at all (issue 12, session
+// 13: in Nanchang one incident took its closure's queue links, then through their junctions' other
+// branches the alarms of two later closures 600-1000 m away, 18 and 26 minutes after it was detected, and
+// moved to them: three closures lost, one false alarm).
+func (t *tracker) relate(in *Incident, li int32, ts int64) relation {
+	switch {
+	case li < 0 || t.topo == nil || len(in.links) == 0:
+		return relNone
+	case in.links[li]:
+		return relOwn
+	case in.Status == "":
+		return relNone
+	case t.topo.reaches(li, in.links, queueHops):
+		return relQueue
+	case t.topo.reachedFrom(li, headLinks(in), queueHops) && ts-max(in.DetectedAt, in.FirstEvidenceAt) <= headFoundMs:
+		return relHead
+	}
+	return relNone
+}
+
+// headLinks is an incident's heads, or all its links when it has none (a snapshot from before heads).
+func headLinks(in *Incident) map[int32]bool {
+	if len(in.heads) > 0 {
+		return in.heads
+	}
+	return in.links
 }
 
 // lastNamed is the time of the newest evidence kept on in that named cause typ (0: none kept).
@@ -1151,7 +1236,7 @@ func (t *tracker) snapshot() []Incident {
 		cp.Evidence = append([]EvidenceRef(nil), in.Evidence...)
 		cp.Affected = append([]uint64(nil), in.Affected...)
 		cp.Audit = append([]AuditEntry(nil), in.Audit...)
-		cp.sources, cp.types = nil, nil
+		cp.sources, cp.types, cp.links, cp.heads = nil, nil, nil, nil
 		out = append(out, cp)
 	}
 	return out

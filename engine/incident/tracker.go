@@ -180,6 +180,7 @@ type IncidentState struct {
 	Sources map[string]*sourceAcc `json:"sources"`
 	Types   map[string]float64    `json:"types"`
 	Links   []int32               `json:"links,omitempty"`
+	Heads   []int32               `json:"heads,omitempty"`
 }
 
 // State returns the tracker's state for a snapshot (tick goroutine; it shares maps with the tracker, so
@@ -193,6 +194,10 @@ func (tr *Tracker) State() State {
 			is.Links = append(is.Links, li)
 		}
 		slices.Sort(is.Links)
+		for li := range in.heads {
+			is.Heads = append(is.Heads, li)
+		}
+		slices.Sort(is.Heads)
 		st.Incidents = append(st.Incidents, is)
 	}
 	return st
@@ -221,6 +226,12 @@ func (tr *Tracker) Restore(st State) {
 			in.links = map[int32]bool{}
 			for _, li := range is.Links {
 				in.links[li] = true
+			}
+		}
+		if len(is.Heads) > 0 {
+			in.heads = map[int32]bool{}
+			for _, li := range is.Heads {
+				in.heads[li] = true
 			}
 		}
 		t.byID[in.ID] = &in
