@@ -236,8 +236,9 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 const minLogBytes = 64 << 20
 
 // createFitting creates or updates the stream of cfg; when the server cannot reserve its size limit on its
-// disk (noRoom: JetStream error 10047, or a cluster's 10005 for insufficient storage), it tries again with half the limit, and again, down to minLogBytes. When it
-// had to shrink and room is wanted for another stream, it takes one more half, so the next one fits too.
+// disk (noRoom: JetStream error 10047, or a cluster's 10005 for insufficient storage), it tries again with half
+// the limit, and again, down to minLogBytes. When it had to shrink and room is wanted for another stream, it
+// takes one more half, so the next one fits too.
 func createFitting(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, leaveRoom bool) (jetstream.Stream, error) {
 	shrunk := false
 	for {

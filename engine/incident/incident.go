@@ -515,7 +515,7 @@ func (t *tracker) add(ev Evidence) {
 		case relQueue:
 			pw = 0
 		case relOwn:
-			if len(in.heads) > 0 && !in.heads[ev.LinkRef-1] {
+			if !headLinks(in)[ev.LinkRef-1] {
 				pw = 0
 			}
 		case relHead:
@@ -533,7 +533,8 @@ func (t *tracker) add(ev Evidence) {
 			in.heads = map[int32]bool{}
 		}
 		switch {
-		case len(in.links) == 0 || rel == relNone:
+		case rel == relNone:
+			// Its first link (relate relates no link to an incident without links), or one joined by distance.
 			in.heads[li] = true
 		case rel == relHead:
 			clear(in.heads)

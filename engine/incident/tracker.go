@@ -3,6 +3,7 @@ package incident
 import (
 	"cmp"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -189,16 +190,8 @@ func (tr *Tracker) State() State {
 	t := tr.t
 	st := State{Cams: t.cams, AdvancedTo: t.advancedTo, Flow: t.flow, Counts: t.counts}
 	for _, in := range t.order {
-		is := IncidentState{Incident: *in, Sources: in.sources, Types: in.types}
-		for li := range in.links {
-			is.Links = append(is.Links, li)
-		}
-		slices.Sort(is.Links)
-		for li := range in.heads {
-			is.Heads = append(is.Heads, li)
-		}
-		slices.Sort(is.Heads)
-		st.Incidents = append(st.Incidents, is)
+		st.Incidents = append(st.Incidents, IncidentState{Incident: *in, Sources: in.sources, Types: in.types,
+			Links: slices.Sorted(maps.Keys(in.links)), Heads: slices.Sorted(maps.Keys(in.heads))})
 	}
 	return st
 }
@@ -223,16 +216,10 @@ func (tr *Tracker) Restore(st State) {
 			in.types = map[string]float64{}
 		}
 		if len(is.Links) > 0 {
-			in.links = map[int32]bool{}
-			for _, li := range is.Links {
-				in.links[li] = true
-			}
+			in.links = linkSet(is.Links)
 		}
 		if len(is.Heads) > 0 {
-			in.heads = map[int32]bool{}
-			for _, li := range is.Heads {
-				in.heads[li] = true
-			}
+			in.heads = linkSet(is.Heads)
 		}
 		t.byID[in.ID] = &in
 		t.order = append(t.order, &in)
