@@ -67,6 +67,7 @@ const (
 	FStandBefore          // the longest hold 5 to 10 minutes earlier / the stop reference: a queue that was already there
 	FSpeedBefore          // its speed 5 to 10 minutes earlier / its learned speed (1 without data)
 	FFeedHeld             // the longest hold at the end of a link feeding it (its last max(30 m, 15 %)) / that link's own stop reference: traffic waiting to get onto it
+	FSlowRare             // how rare traffic this slow against free flow is on this link: −log10 of the share of its past bucket ends as slow (its own day, learned online; history.go)
 	NumFeatures
 )
 
@@ -75,7 +76,7 @@ var FeatureNames = [NumFeatures]string{
 	"stand_ratio", "stand_log", "standing60", "head_gap", "head_gap_m", "exit_deficit", "no_exit", "entry_deficit",
 	"stand_share", "crawl_share", "speed_ratio", "speed_ff", "down_flow", "down_quiet", "up_stand", "loop_occ",
 	"loop_flow_ratio", "signal", "fixes", "fix_ratio", "passing", "stop_line", "main_down", "stand_before", "speed_before",
-	"feed_held",
+	"feed_held", "slow_rare",
 }
 
 const windowMs = 120_000 // the recent window the features look at
@@ -237,6 +238,12 @@ func (t *Tracker) measure(b int64) []Features {
 		entries := countSince(ls.entries, from, b)
 		if er, ok := ls.entryRate.value(); ok && er > 0 {
 			x[FEntryDeficit] = math.Min(6, -math.Log10(poissonCDF(entries, er*windowMs/1000)))
+		} else if xr, ok := ls.exitRate.value(); ok && xr > 0 {
+			// No vehicle was ever seen entering it from a link before it (a link at the network's edge,
+			// where trips begin): nothing is known of its entries, so they read as usual (as many as its
+			// exits make likely), not as 0, the reading of far more entries than usual (ship3, session 13).
+			lam := xr * windowMs / 1000
+			x[FEntryDeficit] = math.Min(6, -math.Log10(poissonCDF(int(math.Round(lam)), lam)))
 		}
 		sp := math.NaN()
 		if s.fixes > 0 {
@@ -253,6 +260,11 @@ func (t *Tracker) measure(b int64) []Features {
 				x[FSpeedFF] = math.Min(2, sp/L.FreeKmh)
 			}
 		}
+		slow := -1.0 // no fixes, or no free flow: learned as no level reached, judged not rare
+		if !math.IsNaN(sp) && L.FreeKmh > 0 {
+			slow = 1 - math.Min(1, sp/L.FreeKmh)
+		}
+		x[FSlowRare] = rarity(slow, &ls.hist, &t.pool)
 		// Downstream: the best flowing link leaving this one, and whether they all went quiet.
 		best, quiet, any := 0.0, true, false
 		for _, d := range L.Down {
@@ -335,7 +347,8 @@ func (t *Tracker) measure(b int64) []Features {
 				x[FSpeedBefore] = math.Min(2, sb.speedSum/sb.fixes/base)
 			}
 		}
-		t.bucketOf(ls, b-1).holdMax = float32(longest)
+		bk := t.bucketOf(ls, b-1)
+		bk.holdMax, bk.measured, bk.slow = float32(longest), true, float32(slow)
 		x[FFixes] = math.Log2(1 + s.fixes)
 		x[FFixRatio] = 1
 		if fr, ok := ls.fixRate.value(); ok && fr > 0 {
@@ -343,6 +356,7 @@ func (t *Tracker) measure(b int64) []Features {
 		}
 		out = append(out, f)
 	}
+	t.learnHistory(b)
 	if e := b - t.learnLag(); e > t.learnedTo {
 		t.learnedTo = e
 		t.learn(e)

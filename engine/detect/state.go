@@ -17,13 +17,20 @@ type stateV1 struct {
 	// learned each bucket at its end, so up to DoneTo).
 	LearnedTo int64
 	Prior     quantileState
-	Vehicles  []vehicleState
-	Links     []linkStateV1
-	Pending   []fixState
-	Loops     []loopState
+	// Pool: how slow the network's traffic usually is (nil in snapshots from before it: learned afresh).
+	Pool     *historyState
+	Vehicles []vehicleState
+	Links    []linkStateV1
+	Pending  []fixState
+	Loops    []loopState
 }
 
 type quantileState struct{ Q, Est, N float64 }
+
+type historyState struct {
+	Slow []float64
+	N    float64
+}
 
 type ewmaState struct{ Tau, Mean, N float64 }
 
@@ -51,6 +58,8 @@ type bucketState struct {
 	SpeedSum, FlowSum, OccSum        float32
 	HoldMax                          float32
 	Held                             bool
+	Measured                         bool
+	Slow                             float32
 }
 
 type linkStateV1 struct {
@@ -67,6 +76,8 @@ type linkStateV1 struct {
 	// Idle: the link is not among the active ones (no traffic for 15 minutes) but keeps what it learned, as
 	// the live tracker keeps it; zero (older snapshots, which saved active links only) means active.
 	Idle bool
+	// Hist: how slow the link's traffic usually is (nil in older snapshots: learned afresh).
+	Hist *historyState
 }
 
 type posFixState struct {
@@ -94,9 +105,27 @@ func (s quantileState) quantile() quantile { return quantile{q: s.Q, est: s.Est,
 func (e ewma) state() ewmaState            { return ewmaState{e.tau, e.mean, e.n} }
 func (s ewmaState) ewma() ewma             { return ewma{tau: s.Tau, mean: s.Mean, n: s.N} }
 
+func (h *history) state() *historyState {
+	if h.n == 0 {
+		return nil
+	}
+	return &historyState{Slow: append([]float64(nil), h.slow[:]...), N: h.n}
+}
+
+// history restores a history whose levels are this code's (else it is learned afresh).
+func (s *historyState) history() history {
+	var h history
+	if s == nil || len(s.Slow) != len(h.slow) {
+		return h
+	}
+	copy(h.slow[:], s.Slow)
+	h.n = s.N
+	return h
+}
+
 // MarshalState encodes the tracker's state (dispatcher goroutine, between batches).
 func (t *Tracker) MarshalState() ([]byte, error) {
-	st := stateV1{DoneTo: t.doneTo, LearnedTo: t.learnedTo, Prior: t.prior.state()}
+	st := stateV1{DoneTo: t.doneTo, LearnedTo: t.learnedTo, Prior: t.prior.state(), Pool: t.pool.state()}
 	ids := make([]string, 0, len(t.veh))
 	for id := range t.veh {
 		ids = append(ids, id)
@@ -120,7 +149,8 @@ func (t *Tracker) MarshalState() ([]byte, error) {
 		_, active := t.active[li]
 		x := linkStateV1{Link: li, Idle: !active, Exits: ls.exits, Entries: ls.entries, LastTS: ls.lastTS, FirstTS: ls.firstTS,
 			ExitRate: ls.exitRate.state(), EntryRate: ls.entryRate.state(), FixRate: ls.fixRate.state(),
-			Speed: ls.speed.state(), LoopFlow: ls.loopFlow.state(), LoopOcc: ls.loopOcc.state(), StopQ: ls.stopQ.state()}
+			Speed: ls.speed.state(), LoopFlow: ls.loopFlow.state(), LoopOcc: ls.loopOcc.state(), StopQ: ls.stopQ.state(),
+			Hist: ls.hist.state()}
 		for _, a := range ls.active {
 			x.Active = append(x.Active, holdState{Vehicle: a.vehicle, Since: a.since, Last: a.last, Off: a.offM})
 		}
@@ -132,9 +162,10 @@ func (t *Tracker) MarshalState() ([]byte, error) {
 			x.Stops = append(x.Stops, stopState{End: s.end, Dur: s.dur, Off: s.offM})
 		}
 		for _, b := range ls.b {
-			if b.fixes > 0 || b.loops > 0 || b.holdMax > 0 || b.held {
+			if b.fixes > 0 || b.loops > 0 || b.holdMax > 0 || b.held || b.measured {
 				x.Buckets = append(x.Buckets, bucketState{Idx: b.idx, Fixes: b.fixes, Standing: b.standing, Crawling: b.crawling,
-					Loops: b.loops, SpeedSum: b.speedSum, FlowSum: b.flowSum, OccSum: b.occSum, HoldMax: b.holdMax, Held: b.held})
+					Loops: b.loops, SpeedSum: b.speedSum, FlowSum: b.flowSum, OccSum: b.occSum, HoldMax: b.holdMax, Held: b.held,
+					Measured: b.measured, Slow: b.slow})
 			}
 		}
 		st.Links = append(st.Links, x)
@@ -156,7 +187,7 @@ func (t *Tracker) MarshalState() ([]byte, error) {
 func (ls *linkState) seen() bool {
 	return ls.lastTS != 0 || ls.firstTS != 0 || len(ls.active) > 0 || len(ls.stops) > 0 || len(ls.exits) > 0 ||
 		len(ls.entries) > 0 || len(ls.recent) > 0 || len(ls.exitTo) > 0 || ls.exitRate.n > 0 || ls.entryRate.n > 0 ||
-		ls.fixRate.n > 0 || ls.speed.n > 0 || ls.loopFlow.n > 0 || ls.loopOcc.n > 0 || ls.stopQ.n > 0
+		ls.fixRate.n > 0 || ls.speed.n > 0 || ls.loopFlow.n > 0 || ls.loopOcc.n > 0 || ls.stopQ.n > 0 || ls.hist.n > 0
 }
 
 // RestoreState loads a state MarshalState wrote into a fresh tracker for the same network.
@@ -170,7 +201,7 @@ func (t *Tracker) RestoreState(data []byte) error {
 			return fmt.Errorf("cannot restore the detector's state: link %d is not in this network of %d links", l.Link, len(t.links))
 		}
 	}
-	t.doneTo, t.learnedTo, t.prior = st.DoneTo, st.LearnedTo, st.Prior.quantile()
+	t.doneTo, t.learnedTo, t.prior, t.pool = st.DoneTo, st.LearnedTo, st.Prior.quantile(), st.Pool.history()
 	if st.LearnedTo == 0 {
 		t.learnedTo = st.DoneTo
 	}
@@ -186,6 +217,7 @@ func (t *Tracker) RestoreState(data []byte) error {
 		ls.exits, ls.entries, ls.lastTS, ls.firstTS = x.Exits, x.Entries, x.LastTS, x.FirstTS
 		ls.exitRate, ls.entryRate, ls.fixRate = x.ExitRate.ewma(), x.EntryRate.ewma(), x.FixRate.ewma()
 		ls.speed, ls.loopFlow, ls.loopOcc, ls.stopQ = x.Speed.ewma(), x.LoopFlow.ewma(), x.LoopOcc.ewma(), x.StopQ.quantile()
+		ls.hist = x.Hist.history()
 		for _, a := range x.Active {
 			ls.active = append(ls.active, hold{vehicle: a.Vehicle, since: a.Since, last: a.Last, offM: a.Off})
 		}
@@ -200,7 +232,8 @@ func (t *Tracker) RestoreState(data []byte) error {
 		}
 		for _, b := range x.Buckets {
 			*t.bucketOf(ls, b.Idx*t.bucketMs) = bucket{idx: b.Idx, fixes: b.Fixes, standing: b.Standing, crawling: b.Crawling,
-				loops: b.Loops, speedSum: b.SpeedSum, flowSum: b.FlowSum, occSum: b.OccSum, holdMax: b.HoldMax, held: b.Held}
+				loops: b.Loops, speedSum: b.SpeedSum, flowSum: b.FlowSum, occSum: b.OccSum, holdMax: b.HoldMax, held: b.Held,
+				measured: b.Measured, slow: b.Slow}
 		}
 	}
 	for _, f := range st.Pending {

@@ -108,6 +108,10 @@ type bucket struct {
 	// held: at this bucket's end a vehicle had held on the (learned) link for a minute, so its baselines do
 	// not learn from it (recorded by measure, read when the bucket is learned, learnLagMs later).
 	held bool
+	// measured: the link was judged at this bucket's end, its traffic slow (1 − the two minutes' mean fix
+	// speed / free flow; -1: no fixes or no free flow); learned into its history histLagMs later.
+	measured bool
+	slow     float32
 }
 
 type linkState struct {
@@ -132,6 +136,8 @@ type linkState struct {
 	recent []posFix
 	// exitTo counts the exits into each of Link.Down (same order): which way the traffic goes.
 	exitTo []uint32
+	// hist: how slow its traffic usually is (history.go).
+	hist history
 }
 
 type posFix struct {
@@ -152,6 +158,7 @@ type Tracker struct {
 	learnedTo int64
 	bucketMs  int64
 	prior     quantile // stop durations of the whole network
+	pool      history  // how slow the network's traffic usually is (history.go)
 	active    map[int32]struct{}
 }
 
