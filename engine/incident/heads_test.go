@@ -18,52 +18,11 @@ import (
 // carried 400 m by their later judgements, then took the alarms of two later closures 600-1000 m away as
 // its queue's head further on: three closures lost, one false alarm.)
 func TestAnIncidentKeepsItsHead(t *testing.T) {
-	// Metres east (x) and north (y). The closure is on A, 250 m along it; its queue spills back onto U and,
-	// round a short loop (R1, R2: downstream of A and upstream of it), onto R2. B leaves U's end junction as
-	// A's other branch and leads to C; D continues past A's end.
-	mLat, mLng := 1/111320.0, 1/(111320.0*math.Cos(lat*math.Pi/180))
-	pt := func(x, y float64) geo.LatLng { return geo.LatLng{Lat: lat + y*mLat, Lng: lng + x*mLng} }
-	xy := map[string][2]float64{"N0": {0, 0}, "N1": {300, 0}, "N2": {600, 0}, "N3": {600, -150}, "N4": {300, 400},
-		"N5": {300, 800}, "N6": {1200, 0}}
-	var nodes []geo.Node
-	for _, id := range []string{"N0", "N1", "N2", "N3", "N4", "N5", "N6"} {
-		nodes = append(nodes, geo.Node{ID: id, LatLng: pt(xy[id][0], xy[id][1]), Signalised: true})
-	}
+	hn := newHeadsNet(t)
+	net, at, flowing := hn.net, hn.at, hn.flowing
 	const (
-		U = iota
-		A
-		R1
-		R2
-		B
-		C
-		D
+		U, A, R2, B, C, D = headsU, headsA, headsR2, headsB, headsC, headsD
 	)
-	ends := [][2]string{U: {"N0", "N1"}, A: {"N1", "N2"}, R1: {"N2", "N3"}, R2: {"N3", "N1"}, B: {"N1", "N4"},
-		C: {"N4", "N5"}, D: {"N2", "N6"}}
-	var links []geo.Link
-	for i, e := range ends {
-		a, b := xy[e[0]], xy[e[1]]
-		links = append(links, geo.Link{ID: fmt.Sprint("L", i), From: e[0], To: e[1], Lanes: 1, SpeedLimitKmh: 50,
-			Geometry: []geo.LatLng{pt(a[0], a[1]), pt(b[0], b[1])}})
-	}
-	net, err := geo.NewNetwork("heads", nodes, links)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// at is the judge's evidence on link li, m metres along it.
-	at := func(li int, m float64, ts int64, w float64) Evidence {
-		ev := linkEvidence(t, net, li, ts, w)
-		p, _ := net.Links()[li].PointAt(m)
-		cell, err := geo.CellOf(p.Lat, p.Lng, 9)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev.Lat, ev.Lng, ev.Cell = p.Lat, p.Lng, cell
-		return ev
-	}
-	flowing := func(li int, ts int64) Evidence {
-		return Evidence{Kind: schema.KindProbe, Type: flowingType, TS: ts, LinkRef: int32(li) + 1}
-	}
 	closure := at(A, 250, 0, 0)
 	for _, tc := range []struct {
 		name   string
@@ -172,5 +131,68 @@ func TestAJudgementStaysWithTheIncidentWhoseLinkItIs(t *testing.T) {
 			name = got.ID
 		}
 		t.Fatalf("a judgement on the older incident's queue link joined %s, want the older incident", name)
+	}
+}
+
+// The small road network of the heads tests, metres east (x) and north (y). A closure on A, 250 m along it,
+// queues back onto U and, round a short loop (R1, R2: downstream of A and upstream of it), onto R2. B leaves
+// U's end junction as A's other branch and leads to C; D continues past A's end. E is a road 200 m north of
+// A that meets none of them.
+const (
+	headsU = iota
+	headsA
+	headsR1
+	headsR2
+	headsB
+	headsC
+	headsD
+	headsE
+)
+
+type headsNet struct {
+	net *geo.Network
+	// at is the judge's evidence on link li, m metres along it, at ts with weight w.
+	at func(li int, m float64, ts int64, w float64) Evidence
+	// flowing is the judge's note that link li flows at ts.
+	flowing func(li int, ts int64) Evidence
+}
+
+func newHeadsNet(t *testing.T) headsNet {
+	t.Helper()
+	mLat, mLng := 1/111320.0, 1/(111320.0*math.Cos(lat*math.Pi/180))
+	pt := func(x, y float64) geo.LatLng { return geo.LatLng{Lat: lat + y*mLat, Lng: lng + x*mLng} }
+	xy := map[string][2]float64{"N0": {0, 0}, "N1": {300, 0}, "N2": {600, 0}, "N3": {600, -150}, "N4": {300, 400},
+		"N5": {300, 800}, "N6": {1200, 0}, "N7": {700, 200}, "N8": {400, 200}}
+	var nodes []geo.Node
+	for _, id := range []string{"N0", "N1", "N2", "N3", "N4", "N5", "N6", "N7", "N8"} {
+		nodes = append(nodes, geo.Node{ID: id, LatLng: pt(xy[id][0], xy[id][1]), Signalised: true})
+	}
+	ends := [][2]string{headsU: {"N0", "N1"}, headsA: {"N1", "N2"}, headsR1: {"N2", "N3"}, headsR2: {"N3", "N1"},
+		headsB: {"N1", "N4"}, headsC: {"N4", "N5"}, headsD: {"N2", "N6"}, headsE: {"N7", "N8"}}
+	var links []geo.Link
+	for i, e := range ends {
+		a, b := xy[e[0]], xy[e[1]]
+		links = append(links, geo.Link{ID: fmt.Sprint("L", i), From: e[0], To: e[1], Lanes: 1, SpeedLimitKmh: 50,
+			Geometry: []geo.LatLng{pt(a[0], a[1]), pt(b[0], b[1])}})
+	}
+	net, err := geo.NewNetwork("heads", nodes, links)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return headsNet{
+		net: net,
+		at: func(li int, m float64, ts int64, w float64) Evidence {
+			ev := linkEvidence(t, net, li, ts, w)
+			p, _ := net.Links()[li].PointAt(m)
+			cell, err := geo.CellOf(p.Lat, p.Lng, 9)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev.Lat, ev.Lng, ev.Cell = p.Lat, p.Lng, cell
+			return ev
+		},
+		flowing: func(li int, ts int64) Evidence {
+			return Evidence{Kind: schema.KindProbe, Type: flowingType, TS: ts, LinkRef: int32(li) + 1}
+		},
 	}
 }

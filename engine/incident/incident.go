@@ -512,6 +512,13 @@ func (t *tracker) add(ev Evidence) {
 		// 13: in Nanchang the later judgements of links taken as a closure's queue, 130-850 m upstream, carried
 		// its incident 400 m away); the queue's head found further on moves it there.
 		switch rel {
+		case relNone:
+			// A link joined by distance only, a road nearby that meets none of its links within queueHops:
+			// more evidence of it, but not where it stands (issue 12, session 14: in Bologna such alarms
+			// 150-300 m away carried detected incidents 100 m off their closures, onto later ones).
+			if len(in.links) > 0 {
+				pw = 0
+			}
 		case relQueue:
 			pw = 0
 		case relOwn:
@@ -533,8 +540,9 @@ func (t *tracker) add(ev Evidence) {
 			in.heads = map[int32]bool{}
 		}
 		switch {
-		case rel == relNone:
-			// Its first link (relate relates no link to an incident without links), or one joined by distance.
+		case rel == relNone && (in.Status == "" || len(in.links) == 0):
+			// Its first link (relate relates no link to an incident without links), or one a candidate joined
+			// by distance.
 			in.heads[li] = true
 		case rel == relHead:
 			clear(in.heads)
