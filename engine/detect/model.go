@@ -60,8 +60,13 @@ type Node struct {
 	Value     float64 `json:"v,omitempty"`
 }
 
+// check tests the model against the features this code computes. A tree model may name fewer: features are
+// only ever appended (FeatureNames), so a model trained before the last were added names a prefix of them and
+// splits on those alone, and the engine can keep a model that has proven itself on cities it never saw while
+// the code learns to compute more (the shipped model, engine/detect/model.json). A regression weighs every
+// feature, so it must name them all.
 func (m *Model) check() error {
-	if len(m.Features) != NumFeatures {
+	if len(m.Features) > NumFeatures || (m.Kind != "trees" && len(m.Features) != NumFeatures) || len(m.Features) == 0 {
 		return fmt.Errorf("cannot use the detector model: it has %d features, this code computes %d (retrain: %s)", len(m.Features), NumFeatures, retrain)
 	}
 	for i, n := range m.Features {
@@ -85,7 +90,7 @@ func (m *Model) check() error {
 		}
 		for ti, tr := range m.Trees {
 			for ni, nd := range tr.Nodes {
-				if nd.Feature >= NumFeatures || (nd.Feature >= 0 && (nd.Left <= ni || nd.Right <= ni || nd.Left >= len(tr.Nodes) || nd.Right >= len(tr.Nodes))) {
+				if nd.Feature >= len(m.Features) || (nd.Feature >= 0 && (nd.Left <= ni || nd.Right <= ni || nd.Left >= len(tr.Nodes) || nd.Right >= len(tr.Nodes))) {
 					return fmt.Errorf("cannot use the detector model: tree %d node %d is malformed", ti, ni)
 				}
 			}

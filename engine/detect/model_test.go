@@ -75,3 +75,48 @@ func TestTheOperatingRuleAlarmsAtEitherPoint(t *testing.T) {
 		}
 	}
 }
+
+// A tree model trained before the last features were appended names a prefix of them and still loads and
+// scores as it did (the features it never saw cannot move it); a regression, a model naming features out of
+// order, or a tree splitting on a feature its file does not name is refused.
+func TestATreeModelOfEarlierFeaturesStillJudges(t *testing.T) {
+	n := NumFeatures - 1
+	old := Model{Version: 2, Kind: "trees", Features: append([]string(nil), FeatureNames[:n]...), PlattA: 1,
+		Operating: Operating{Threshold: 0.7, Persist: 2},
+		Trees:     []Tree{{Nodes: []Node{{Feature: 0, Threshold: 1, Left: 1, Right: 2}, {Feature: -1, Value: -2}, {Feature: -1, Value: 2}}}}}
+	data, err := json.Marshal(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ParseModel(data)
+	if err != nil {
+		t.Fatalf("a tree model of the first %d of %d features is refused: %v", n, NumFeatures, err)
+	}
+	var x [NumFeatures]float64
+	x[0] = 2
+	p := m.Prob(&x)
+	x[NumFeatures-1] = 1e6 // a feature the model never saw
+	if q := m.Prob(&x); q != p || p < 0.8 {
+		t.Errorf("probability %g, with the unseen feature changed %g: want equal and above 0.8", p, q)
+	}
+	refused := func(what string, m Model, want string) {
+		t.Helper()
+		data, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseModel(data); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want refused (%q)", what, err, want)
+		}
+	}
+	bad := old
+	bad.Trees = []Tree{{Nodes: []Node{{Feature: n, Threshold: 1, Left: 1, Right: 2}, {Feature: -1}, {Feature: -1}}}}
+	refused("a tree splitting on a feature its file does not name", bad, "malformed")
+	swapped := old
+	swapped.Features = append([]string(nil), FeatureNames[:n]...)
+	swapped.Features[0], swapped.Features[1] = swapped.Features[1], swapped.Features[0]
+	refused("features out of order", swapped, "feature 0")
+	lr := Model{Version: 2, Kind: "logistic", Features: append([]string(nil), FeatureNames[:n]...),
+		Mean: make([]float64, n), Scale: make([]float64, n), Weights: make([]float64, n), Operating: Operating{Threshold: 0.7, Persist: 2}}
+	refused("a regression naming fewer features than the code computes", lr, "features")
+}
