@@ -8,6 +8,7 @@ import (
 
 	"github.com/uber/h3-go/v4"
 
+	"citybrain/engine/detect"
 	"citybrain/engine/incident"
 	"citybrain/geo"
 )
@@ -228,6 +229,111 @@ func TestSensorOverThreshold(t *testing.T) {
 	}
 }
 
+// Probe vehicles on a link of L m and on into the one after it (D m; 0: they leave the map at the link's end):
+// vehicle k enters every 15 s at 40 km/h, a fix every 5 s.
+const (
+	trajEveryMs = 15_000
+	trajV       = 40 / 3.6 // m/s
+	trajOnset   = 12 * 60_000
+	trajEnd     = 22 * 60_000
+)
+
+// trajectoryIncidents drives vehicle k along up and on into down (nil: it leaves the map at up's end) at the
+// position pos(k, ms) gives, through the whole engine (map matching, the dispatcher's tracker, the shipped
+// model, fusion), and returns the engine's incidents.
+func trajectoryIncidents(t *testing.T, net *geo.Network, up, down *geo.Link, pos func(k int, ms int64) float64) []Incident {
+	L, D := up.GeomLengthM(), 0.0
+	if down != nil {
+		D = down.GeomLengthM()
+	}
+	r := newRig(t, func(c *Config) { c.Network = net })
+	for b := int64(0); b < trajEnd/10_000; b++ {
+		var evs []Event
+		for ms := b * 10_000; ms < (b+1)*10_000; ms += 5000 {
+			for k := 0; int64(k)*trajEveryMs <= ms; k++ {
+				p := pos(k, ms)
+				sp := math.Max(0, p-pos(k, ms-5000)) / 5 * 3.6
+				var ll geo.LatLng
+				var bearing float64
+				switch {
+				case p < L:
+					ll, bearing = up.PointAt(p)
+				case p < L+D:
+					ll, bearing = down.PointAt(p - L)
+				default:
+					continue // gone
+				}
+				e := probe(t0+ms, ll.Lat, ll.Lng, sp)
+				e.ID, e.HeadingDeg = fmt.Sprintf("veh-%d", k), bearing
+				evs = append(evs, e)
+			}
+		}
+		r.apply(evs...)
+	}
+	return r.e.Incidents()
+}
+
+// trajFree is where vehicle k is at ms on a free road.
+func trajFree(k int, ms int64) float64 {
+	return math.Max(0, trajV*float64(ms-int64(k)*trajEveryMs)/1000)
+}
+
+// trajBlocked: from trajOnset a blockage at at m stops every vehicle that reaches it, each 7 m behind the one
+// before it (k0: the first still short of the blockage at its onset).
+func trajBlocked(at float64) func(k int, ms int64) float64 {
+	k0 := int(math.Ceil((float64(trajOnset)/1000 - at/trajV) / (trajEveryMs / 1000)))
+	return func(k int, ms int64) float64 {
+		x := trajFree(k, ms)
+		if ms < trajOnset || k < k0 {
+			return x
+		}
+		return math.Min(x, math.Max(at-7*float64(k-k0), trajFree(k, trajOnset)))
+	}
+}
+
+// trajRed: a red light at line m, 45 s of every 90: a vehicle arriving on red waits, 7 m behind any that
+// arrived before it in the same red, and leaves 2 s after it.
+func trajRed(line float64) func(k int, ms int64) float64 {
+	return func(k int, ms int64) float64 {
+		arrive := int64(k)*trajEveryMs + int64(line/trajV*1000)
+		if arrive%90_000 >= 45_000 { // green
+			return trajFree(k, ms)
+		}
+		j := 0
+		for o := k - 1; o >= 0 && int64(o)*trajEveryMs+int64(line/trajV*1000) >= arrive-arrive%90_000; o-- {
+			j++
+		}
+		green := arrive - arrive%90_000 + 45_000 + int64(2000*j)
+		stop := line - 7*float64(j)
+		switch {
+		case trajFree(k, ms) < stop:
+			return trajFree(k, ms)
+		case ms < green:
+			return stop
+		default:
+			return stop + trajV*float64(ms-green)/1000
+		}
+	}
+}
+
+// wantTrajectoryHit fails unless an incident within 300 m of at along up was detected within five minutes of
+// the onset.
+func wantTrajectoryHit(t *testing.T, got []Incident, up *geo.Link, at float64) {
+	t.Helper()
+	head, _ := up.PointAt(at)
+	for i := range got {
+		d := geo.DistanceM(geo.LatLng{Lat: got[i].Lat, Lng: got[i].Lng}, head)
+		if dt := got[i].DetectedAt - (t0 + trajOnset); d < 300 && dt >= -60_000 && dt <= 5*60_000 {
+			t.Logf("blockage detected %d s after it started, %.0f m from it", dt/1000, d)
+			return
+		}
+	}
+	for _, in := range got {
+		t.Logf("incident %s detected %d s after the onset, %.0f m from the blockage", in.ID, (in.DetectedAt-(t0+trajOnset))/1000, geo.DistanceM(geo.LatLng{Lat: in.Lat, Lng: in.Lng}, head))
+	}
+	t.Fatalf("blockage at %.0f m along %s: no incident within 300 m and 5 minutes", at, up.ID)
+}
+
 // TestBlockageDetectorOnTrajectories drives probe vehicles along a long link of the West Lake network and
 // on into the link after it, one every 15 s at 40 km/h, through the whole engine (map matching, the
 // dispatcher's tracker, the shipped model, fusion). From minute 12 a blockage half-way along the first
@@ -254,90 +360,45 @@ func TestBlockageDetectorOnTrajectories(t *testing.T) {
 	if up == nil {
 		t.Skip("no pair of long consecutive links in the generated network")
 	}
-	const onset = 12 * 60_000
-	const end = 22 * 60_000
-	const v = 40 / 3.6 // m/s
-	L, D := up.GeomLengthM(), down.GeomLengthM()
-	// run drives vehicle k (entering every 15 s) at the position pos(k, ms) gives, a fix every 5 s.
-	run := func(pos func(k int, ms int64) float64) []Incident {
-		r := newRig(t, func(c *Config) { c.Network = net })
-		for b := int64(0); b < end/10_000; b++ {
-			var evs []Event
-			for ms := b * 10_000; ms < (b+1)*10_000; ms += 5000 {
-				for k := 0; int64(k)*15_000 <= ms; k++ {
-					p := pos(k, ms)
-					sp := math.Max(0, p-pos(k, ms-5000)) / 5 * 3.6
-					var ll geo.LatLng
-					var bearing float64
-					switch {
-					case p < L:
-						ll, bearing = up.PointAt(p)
-					case p < L+D:
-						ll, bearing = down.PointAt(p - L)
-					default:
-						continue // gone
-					}
-					e := probe(t0+ms, ll.Lat, ll.Lng, sp)
-					e.ID, e.HeadingDeg = fmt.Sprintf("veh-%d", k), bearing
-					evs = append(evs, e)
-				}
-			}
-			r.apply(evs...)
-		}
-		return r.e.Incidents()
+	L := up.GeomLengthM()
+	wantTrajectoryHit(t, trajectoryIncidents(t, net, up, down, trajBlocked(L/2)), up, L/2)
+	if got := trajectoryIncidents(t, net, up, down, trajRed(L-5)); len(got) != 0 {
+		t.Errorf("a red light made incidents: %+v", got)
 	}
-	free := func(k int, ms int64) float64 { return math.Max(0, v*float64(ms-int64(k)*15_000)/1000) }
-	// Behind a blockage at L/2 vehicle k stops 7 m behind the one before it (k0: the first still short of
-	// the blockage at its onset).
-	k0 := int(math.Ceil((float64(onset)/1000 - L/2/v) / 15))
-	blocked := func(k int, ms int64) float64 {
-		x := free(k, ms)
-		if ms < onset || k < k0 {
-			return x
-		}
-		return math.Min(x, math.Max(L/2-7*float64(k-k0), free(k, onset)))
-	}
-	got := run(blocked)
-	head, _ := up.PointAt(L / 2)
-	var hit *Incident
-	for i := range got {
-		if geo.DistanceM(geo.LatLng{Lat: got[i].Lat, Lng: got[i].Lng}, head) < 300 && got[i].DetectedAt >= t0+onset-60_000 {
-			hit = &got[i]
+}
+
+// A blocked link fed from outside the map: no link comes before it, so its vehicles appear at its start, as
+// where a city's map ends, and no probe is ever seen entering it; it has no loop. The corpus never puts a
+// closure on such a link (bench/eval plans closures where vehicles are routed on from a junction: on c4 no
+// blocked link's rows have no link before them, against 2.2 % of the others'), and every real city's map ends
+// somewhere: the shipped model must find the blockage from what the link itself shows (a refit on c4 that read
+// entries never seen as 0 did not: docs/incidents.md, "Why a refit on c4 fails the engine's synthetic blockage
+// test"), and a red light at its end is still no incident. Not asked of it here, because no model so far does
+// it within five minutes (docs/incidents.md, fifteenth pass, audit): the same link when its vehicles also
+// leave the map at its end (no exit ever seen), or the same on a link that ends at no signal.
+func TestBlockageFedFromOutsideTheMap(t *testing.T) {
+	net := geo.GenerateWestLake(1)
+	links := detect.LinksOf(net)
+	var up *geo.Link
+	for i, l := range net.Links() {
+		if len(links[i].Up) == 0 && len(links[i].Down) > 0 && links[i].Signal && l.GeomLengthM() >= 300 {
+			up = l
 			break
 		}
 	}
-	if hit == nil || hit.DetectedAt-(t0+onset) > 5*60_000 {
-		for _, in := range got {
-			t.Logf("incident %s detected %d s after the onset, %.0f m from the blockage", in.ID, (in.DetectedAt-(t0+onset))/1000, geo.DistanceM(geo.LatLng{Lat: in.Lat, Lng: in.Lng}, head))
-		}
-		t.Fatalf("blockage half-way along %s: no incident within 300 m and 5 minutes", up.ID)
+	if up == nil {
+		t.Skip("no long signalised link without a link before it in the generated network")
 	}
-	t.Logf("blockage detected %d s after it started, %.0f m from it", (hit.DetectedAt-(t0+onset))/1000,
-		geo.DistanceM(geo.LatLng{Lat: hit.Lat, Lng: hit.Lng}, head))
-	// A red light 5 m before the link's end, 45 s of every 90: a vehicle arriving on red waits, 7 m behind
-	// any that arrived before it in the same red, and leaves 2 s after it.
-	line := L - 5
-	red := func(k int, ms int64) float64 {
-		arrive := int64(k)*15_000 + int64(line/v*1000)
-		if arrive%90_000 >= 45_000 { // green
-			return free(k, ms)
-		}
-		j := 0
-		for o := k - 1; o >= 0 && int64(o)*15_000+int64(line/v*1000) >= arrive-arrive%90_000; o-- {
-			j++
-		}
-		green := arrive - arrive%90_000 + 45_000 + int64(2000*j)
-		stop := line - 7*float64(j)
-		switch {
-		case free(k, ms) < stop:
-			return free(k, ms)
-		case ms < green:
-			return stop
-		default:
-			return stop + v*float64(ms-green)/1000
+	var down *geo.Link
+	n, _ := net.Node(up.To)
+	for _, id := range n.Out {
+		if d, _ := net.Link(id); d.To != up.From && (down == nil || d.GeomLengthM() > down.GeomLengthM()) {
+			down = d
 		}
 	}
-	if got := run(red); len(got) != 0 {
+	L := up.GeomLengthM()
+	wantTrajectoryHit(t, trajectoryIncidents(t, net, up, down, trajBlocked(L/2)), up, L/2)
+	if got := trajectoryIncidents(t, net, up, down, trajRed(L-5)); len(got) != 0 {
 		t.Errorf("a red light made incidents: %+v", got)
 	}
 }

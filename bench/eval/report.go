@@ -156,7 +156,7 @@ func (r *Report) Table() string {
 		}
 		b.WriteString(sweepTable(r.Sweep, cities))
 		b.WriteString(pairedTable(r.AgainstTruths, r.SweepTruths, cities, r.Against))
-		b.WriteString(lossTable(r.SweepTruths, r.Observable, cities))
+		b.WriteString(lossTable(r.SweepTruths, r.Observable, r.Scenarios, cities))
 		b.WriteString(observableTable(r.Observable, cities))
 		b.WriteString(evidenceBoundTable(r.Scenarios, r.Observable, cities))
 		b.WriteString(clearanceTable(r.Scenarios, cities))

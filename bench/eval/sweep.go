@@ -93,6 +93,8 @@ type SweepTruth struct {
 	// queue shows are not the blocked link's and count in neither).
 	RowS float64 `json:"row_s"`
 	MaxP float64 `json:"max_p"`
+	// Own: the proxy finds it within its bar at the model's own (calibrated) point, the one the engine uses.
+	Own bool `json:"own,omitempty"`
 }
 
 // sweepCity scores the held-out model m over its city's runs (test) at every point of the grid and at its own
@@ -121,8 +123,12 @@ func sweepCity(city string, test []*corpusRun, m *detect.Model) ([]SweepPoint, [
 					truths = append(truths, SweepTruth{City: city, Seed: r.seed, Low: low, Truth: tr.ID, Class: tr.Class, FAPH: -1, RowS: -1})
 				}
 				bar := barOf(tr.Class)
-				if !own && tr.Detected && *tr.TTDS <= bar {
-					found = append(found, key)
+				if tr.Detected && *tr.TTDS <= bar {
+					if own {
+						truths[idx[key]].Own = true
+					} else {
+						found = append(found, key)
+					}
 				}
 			}
 			p := proxyAllP(runs, probs, op, each)
@@ -398,12 +404,15 @@ func pairedTable(base, cur []SweepTruth, cities []string, against string) string
 	return b.String()
 }
 
-// lossTable follows the full closures from what the traffic data shows at all (the oracle) to what the
-// held-out model finds: per city and probe share, those observable by 180 s, those with a row of the blocked
-// link past the gate by then, those the model ranks high enough that some grid point finds them within 180 s
-// at any false-alarm rate, and at ≤ 2 and ≤ 1 false alarms per hour (each closure at the point that finds it
-// with the fewest). Where the count falls is where the detector loses them.
-func lossTable(sts []SweepTruth, obs []Observable, cities []string) string {
+// lossTable follows the closures of each class from the traffic data to the engine: per city and probe
+// share, the full closures observable by 180 s (the oracle's signs; partial closures have no such column: a
+// squeeze need not stand), those with a row of the blocked link past the gate by their bar (180 s full, 300 s
+// partial), those the model ranks high enough that some grid point finds them within the bar at any false-alarm
+// rate, at ≤ 2 and ≤ 1 false alarms per hour (each closure at the point that finds it with the fewest), at the
+// model's own calibrated point through the proxy, and by the engine in the traffic-only variant. Where the count
+// falls is where the detector loses them: the ranking (row → any rate → ≤ 1/h), the operating point (≤ 1/h →
+// own point), or the engine's fusion (own point → engine).
+func lossTable(sts []SweepTruth, obs []Observable, scs []*Scenario, cities []string) string {
 	if len(sts) == 0 {
 		return ""
 	}
@@ -413,39 +422,69 @@ func lossTable(sts []SweepTruth, obs []Observable, cities []string) string {
 			oracle[truthKey{o.City, o.Seed, o.Low, o.Truth}] = o.FirstS >= 0 && o.FirstS <= FastS
 		}
 	}
-	var b strings.Builder
-	b.WriteString("Where the full closures are lost, traffic only (the oracle's, then a row of the blocked link past the gate by 180 s, then found within 180 s by some point of the sweep's grid at any false-alarm rate, at ≤ 2 and at ≤ 1 false alarms/h; rows a feeder's queue alone shows are not counted as the blocked link's)\n\n")
-	b.WriteString("| city | probes | full closures | observable by 180 s | a row past the gate by 180 s | found at any rate | at ≤ 2/h | at ≤ 1/h |\n|---|---|---|---|---|---|---|---|\n")
-	for _, low := range []bool{false, true} {
-		for _, c := range append(append([]string(nil), cities...), corpusKey) {
-			var n, ob, row, any, two, one int
-			for _, t := range sts {
-				if t.Low != low || t.Class != ClassFull || (c != corpusKey && t.City != c) || (c == corpusKey && !slices.Contains(cities, t.City)) {
-					continue
-				}
-				n++
-				if oracle[truthKey{t.City, t.Seed, t.Low, t.Truth}] {
-					ob++
-				}
-				if t.RowS >= 0 {
-					row++
-				}
-				if t.FAPH >= 0 {
-					any++
-					if t.FAPH <= 2+1e-9 {
-						two++
-					}
-					if t.FAPH <= 1+1e-9 {
-						one++
-					}
-				}
+	engine := map[truthKey]bool{}
+	for _, sc := range scs {
+		if sc.Variant != VarTraffic && sc.Variant != VarTraffic5 {
+			continue
+		}
+		for _, tr := range sc.Truths {
+			if tr.Scored && tr.Detected && tr.TTDS != nil && *tr.TTDS <= barOf(tr.Class) {
+				engine[truthKey{sc.Source, sc.Seed, sc.Variant == VarTraffic5, tr.ID}] = true
 			}
-			if n == 0 {
-				continue
-			}
-			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %d |\n", c, probeShareName(low), n, ob, row, any, two, one)
 		}
 	}
-	b.WriteString("\n")
+	var b strings.Builder
+	for _, class := range []string{ClassFull, ClassPartial} {
+		full := class == ClassFull
+		if full {
+			b.WriteString("Where the full closures are lost, traffic only (the oracle's, then a row of the blocked link past the gate by 180 s, then found within 180 s by some point of the sweep's grid at any false-alarm rate, at ≤ 2 and at ≤ 1 false alarms/h, at the model's own point through the proxy, and by the engine; rows a feeder's queue alone shows are not counted as the blocked link's)\n\n")
+			b.WriteString("| city | probes | full closures | observable by 180 s | a row past the gate by 180 s | found at any rate | at ≤ 2/h | at ≤ 1/h | at its own point | engine |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		} else {
+			b.WriteString("Where the partial closures are lost, traffic only (a row of the blocked link past the gate by 300 s, then found within 300 s by some point of the sweep's grid at any false-alarm rate, at ≤ 2 and at ≤ 1 false alarms/h, at the model's own point through the proxy, and by the engine)\n\n")
+			b.WriteString("| city | probes | partial closures | a row past the gate by 300 s | found at any rate | at ≤ 2/h | at ≤ 1/h | at its own point | engine |\n|---|---|---|---|---|---|---|---|---|\n")
+		}
+		for _, low := range []bool{false, true} {
+			for _, c := range append(append([]string(nil), cities...), corpusKey) {
+				var n, ob, row, any, two, one, own, eng int
+				for _, t := range sts {
+					if t.Low != low || (t.Class == ClassFull) != full || (c != corpusKey && t.City != c) || (c == corpusKey && !slices.Contains(cities, t.City)) {
+						continue
+					}
+					n++
+					k := truthKey{t.City, t.Seed, t.Low, t.Truth}
+					if oracle[k] {
+						ob++
+					}
+					if t.RowS >= 0 {
+						row++
+					}
+					if t.FAPH >= 0 {
+						any++
+						if t.FAPH <= 2+1e-9 {
+							two++
+						}
+						if t.FAPH <= 1+1e-9 {
+							one++
+						}
+					}
+					if t.Own {
+						own++
+					}
+					if engine[k] {
+						eng++
+					}
+				}
+				if n == 0 {
+					continue
+				}
+				if full {
+					fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %d | %d | %d |\n", c, probeShareName(low), n, ob, row, any, two, one, own, eng)
+				} else {
+					fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %d | %d |\n", c, probeShareName(low), n, row, any, two, one, own, eng)
+				}
+			}
+		}
+		b.WriteString("\n")
+	}
 	return b.String()
 }

@@ -155,6 +155,16 @@ func TestTheSweepScoresTheHeldOutCityThroughTheProxy(t *testing.T) {
 			t.Errorf("closure %s at %g/h: no grid point finds a closure at that rate", st.Truth, st.FAPH)
 		}
 	}
+	// The closures marked found at the own point are as many as the own point finds within their bars.
+	own := 0
+	for _, st := range sts {
+		if st.Own {
+			own++
+		}
+	}
+	if own != pts[0].FullFast+pts[0].PartFast {
+		t.Errorf("%d closures marked found at the own point, which finds %d", own, pts[0].FullFast+pts[0].PartFast)
+	}
 }
 
 // Paired closure by closure, a report's closures count as easier when found at fewer false alarms per hour
@@ -192,27 +202,42 @@ func TestThePairedTableCountsClosuresThatGotEasierOrHarder(t *testing.T) {
 	}
 }
 
-// The loss table counts each full closure of a city at every step from the oracle to a point of the sweep
-// finding it at 1 false alarm per hour; partial closures and cities not scored are left out.
-func TestTheLossTableFollowsFullClosuresFromTheOracle(t *testing.T) {
-	st := func(city, id, class string, rowS, f float64) SweepTruth {
-		return SweepTruth{City: city, Seed: 1, Truth: id, Class: class, RowS: rowS, FAPH: f}
+// The loss table counts each closure of a city at every step from the traffic data to the engine, full
+// closures (from the oracle, by 180 s) and partial ones (by 300 s) apart; cities not scored are left out.
+func TestTheLossTableFollowsEachClassToTheEngine(t *testing.T) {
+	st := func(city, id, class string, rowS, f float64, own bool) SweepTruth {
+		return SweepTruth{City: city, Seed: 1, Truth: id, Class: class, RowS: rowS, FAPH: f, Own: own}
 	}
 	sts := []SweepTruth{
-		st("a", "blk-1", ClassFull, 60, 0.5), // found at 0.5/h
-		st("a", "blk-2", ClassFull, 90, 1.5), // at 1.5/h
-		st("a", "blk-3", ClassFull, 120, -1), // a row, never found
-		st("a", "blk-4", ClassFull, -1, -1),  // no row
-		st("a", "blk-5", ClassPartial, 30, 0),
-		st("z", "blk-1", ClassFull, 30, 0),
+		st("a", "blk-1", ClassFull, 60, 0.5, true),  // found at 0.5/h, and at its own point
+		st("a", "blk-2", ClassFull, 90, 1.5, false), // at 1.5/h
+		st("a", "blk-3", ClassFull, 120, -1, false), // a row, never found
+		st("a", "blk-4", ClassFull, -1, -1, false),  // no row
+		st("a", "blk-5", ClassPartial, 30, 0, true), // found at 0/h and at its own point
+		st("a", "blk-6", ClassPartial, 200, 1, false),
+		st("a", "blk-7", ClassPartial, 250, -1, false),
+		st("z", "blk-1", ClassFull, 30, 0, true),
 	}
 	obs := []Observable{
 		{City: "a", Seed: 1, Truth: "blk-1", FirstS: 30}, {City: "a", Seed: 1, Truth: "blk-2", FirstS: 150},
 		{City: "a", Seed: 1, Truth: "blk-3", FirstS: 200}, {City: "a", Seed: 1, Truth: "blk-4", FirstS: 60},
 		{City: "a", Seed: 1, Truth: "blk-5", Class: ClassPartial, FirstS: 10},
 	}
-	table := lossTable(sts, obs, []string{"a"})
-	for _, line := range []string{"| a | 15 % | 4 | 3 | 3 | 2 | 2 | 1 |", "| corpus | 15 % | 4 | 3 | 3 | 2 | 2 | 1 |"} {
+	ttd := func(s float64) *float64 { return &s }
+	tr := func(id, class string, found bool, s float64) TruthResult {
+		return TruthResult{Truth: Truth{ID: id, Class: class}, Scored: true, Detected: found, TTDS: ttd(s)}
+	}
+	scs := []*Scenario{
+		{Source: "a", Variant: VarTraffic, Seed: 1, Truths: []TruthResult{
+			tr("blk-1", ClassFull, true, 100), tr("blk-2", ClassFull, true, 200), // found, then too late for its bar
+			tr("blk-5", ClassPartial, true, 280), tr("blk-6", ClassPartial, false, 0)}},
+		{Source: "a", Variant: VarAll, Seed: 1, Truths: []TruthResult{tr("blk-6", ClassPartial, true, 10)}}, // not traffic only
+	}
+	table := lossTable(sts, obs, scs, []string{"a"})
+	for _, line := range []string{
+		"| a | 15 % | 4 | 3 | 3 | 2 | 2 | 1 | 1 | 1 |", "| corpus | 15 % | 4 | 3 | 3 | 2 | 2 | 1 | 1 | 1 |",
+		"Where the partial closures are lost", "| a | 15 % | 3 | 3 | 2 | 2 | 2 | 1 | 1 |",
+	} {
 		if !strings.Contains(table, line) {
 			t.Errorf("the table lacks %q:\n%s", line, table)
 		}
