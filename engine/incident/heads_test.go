@@ -137,7 +137,7 @@ func TestAJudgementStaysWithTheIncidentWhoseLinkItIs(t *testing.T) {
 // The small road network of the heads tests, metres east (x) and north (y). A closure on A, 250 m along it,
 // queues back onto U and, round a short loop (R1, R2: downstream of A and upstream of it), onto R2. B leaves
 // U's end junction as A's other branch and leads to C; D continues past A's end. E is a road 200 m north of
-// A that meets none of them.
+// A that meets none of them; W feeds U from the west.
 const (
 	headsU = iota
 	headsA
@@ -147,6 +147,7 @@ const (
 	headsC
 	headsD
 	headsE
+	headsW
 )
 
 type headsNet struct {
@@ -162,13 +163,13 @@ func newHeadsNet(t *testing.T) headsNet {
 	mLat, mLng := 1/111320.0, 1/(111320.0*math.Cos(lat*math.Pi/180))
 	pt := func(x, y float64) geo.LatLng { return geo.LatLng{Lat: lat + y*mLat, Lng: lng + x*mLng} }
 	xy := map[string][2]float64{"N0": {0, 0}, "N1": {300, 0}, "N2": {600, 0}, "N3": {600, -150}, "N4": {300, 400},
-		"N5": {300, 800}, "N6": {1200, 0}, "N7": {700, 200}, "N8": {400, 200}}
+		"N5": {300, 800}, "N6": {1200, 0}, "N7": {700, 200}, "N8": {400, 200}, "N9": {-300, 0}}
 	var nodes []geo.Node
-	for _, id := range []string{"N0", "N1", "N2", "N3", "N4", "N5", "N6", "N7", "N8"} {
+	for _, id := range []string{"N0", "N1", "N2", "N3", "N4", "N5", "N6", "N7", "N8", "N9"} {
 		nodes = append(nodes, geo.Node{ID: id, LatLng: pt(xy[id][0], xy[id][1]), Signalised: true})
 	}
 	ends := [][2]string{headsU: {"N0", "N1"}, headsA: {"N1", "N2"}, headsR1: {"N2", "N3"}, headsR2: {"N3", "N1"},
-		headsB: {"N1", "N4"}, headsC: {"N4", "N5"}, headsD: {"N2", "N6"}, headsE: {"N7", "N8"}}
+		headsB: {"N1", "N4"}, headsC: {"N4", "N5"}, headsD: {"N2", "N6"}, headsE: {"N7", "N8"}, headsW: {"N9", "N0"}}
 	var links []geo.Link
 	for i, e := range ends {
 		a, b := xy[e[0]], xy[e[1]]

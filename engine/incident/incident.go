@@ -670,11 +670,13 @@ func trafficKind(ev Evidence) bool {
 	return ev.LinkRef > 0 || ev.Kind == schema.KindProbe || ev.Kind == schema.KindDetector
 }
 
-// placedByNamed reports whether a caller or a camera places the incident (a source of theirs with a position
-// weight).
+// placedByNamed reports whether a caller, a camera or a fixed sensor places the incident (a source of theirs
+// with a position weight). A sensor stands where it measures: traffic queues around its reading are not where
+// it is (issue 12, session 14: in the demo city a flood sensor's incident took a queue's alarm 400 m off as
+// its first link and was moved onto it, so the sensor's next readings made a second incident).
 func placedByNamed(in *Incident) bool {
 	for _, sa := range in.sources {
-		if (sa.Kind == schema.KindReport || sa.Kind == schema.KindVideo) && sa.SumW > 0 {
+		if (sa.Kind == schema.KindReport || sa.Kind == schema.KindVideo || sa.Kind == schema.KindSensor) && sa.SumW > 0 {
 			return true
 		}
 	}
@@ -771,7 +773,11 @@ const (
 
 // relate is how a traffic judgement on link li stands to incident in. A candidate (never detected) is a
 // suspicion, not a queue to follow: only its own links relate to it. A detected incident's queue grows
-// upstream: a link within queueHops upstream of any of its links, its queue links included, is its queue.
+// upstream: a link within queueHops upstream of any of its links that still stands, its queue links included,
+// is its queue. A link the judge last found flowing holds no queue behind it: an alarm upstream of it is not
+// this incident's queue spilling back but a new event (issue 12, session 14: in spider and Nanchang incidents
+// whose own roads flowed again took later closures' alarms 3 hops upstream as their queue, 5-23 minutes after
+// they were detected, and the closures were never reported).
 // Downstream the incident is its head, the blocked point: a link within queueHops downstream of a head may
 // be where the queue is really held (the first alarm is often on a feeder the queue spilled onto) when it
 // is judged within headFoundMs of the detection; later, the blocked link's own judgement would have come
@@ -788,12 +794,24 @@ func (t *tracker) relate(in *Incident, li int32, ts int64) relation {
 		return relOwn
 	case in.Status == "":
 		return relNone
-	case t.topo.reaches(li, in.links, queueHops):
+	case t.topo.reaches(li, t.standing(in), queueHops):
 		return relQueue
 	case t.topo.reachedFrom(li, headLinks(in), queueHops) && ts-max(in.DetectedAt, in.FirstEvidenceAt) <= headFoundMs:
 		return relHead
 	}
 	return relNone
+}
+
+// standing is the links of an incident its queue may still spill back from: those whose latest word from the
+// judge is not "flowing" (relate).
+func (t *tracker) standing(in *Incident) map[int32]bool {
+	out := make(map[int32]bool, len(in.links))
+	for l := range in.links {
+		if lf := t.flow[l]; lf == nil || lf.Suspect >= lf.Flowing {
+			out[l] = true
+		}
+	}
+	return out
 }
 
 // headLinks is an incident's heads, or all its links when it has none (a snapshot from before heads).
