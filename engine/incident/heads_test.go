@@ -59,25 +59,7 @@ func TestAnIncidentKeepsItsHead(t *testing.T) {
 				}
 			}
 		}
-		split := 0
-		for split < len(log) && log[split].TS < t0+360_000 {
-			split++
-		}
-		live := NewTracker(30_000)
-		live.SetTopology(NewTopology(net, 9))
-		first := NewTracker(30_000)
-		first.SetTopology(NewTopology(net, 9))
-		for _, ev := range log[:split] {
-			live.Track(ev.TS-30_000, everySeq, []Evidence{ev})
-			first.Track(ev.TS-30_000, everySeq, []Evidence{ev})
-		}
-		restored := restarted(t, first, net)
-		for _, ev := range log[split:] {
-			live.Track(ev.TS-30_000, everySeq, []Evidence{ev})
-			restored.Track(ev.TS-30_000, everySeq, []Evidence{ev})
-		}
-		for run, tr := range map[string]*Tracker{"live": live, "restored from a snapshot": restored} {
-			inc := tr.Incidents()
+		for run, inc := range runHeads(t, net, log, t0+360_000) {
 			var atClosure, atSecond bool
 			var where []string
 			for _, in := range inc {

@@ -31,19 +31,19 @@ func TestAnIncidentIsNotMovedByARoadThatMeetsNoneOfItsLinks(t *testing.T) {
 			log = append(log, at(E, 150, ts+1, 0.75))
 		}
 	}
-	for run, inc := range runHeads(t, net, log) {
+	for run, inc := range runHeads(t, net, log, t0+300_000) {
 		if atClosure, where := within(inc, closure); len(inc) != 1 || !atClosure {
 			t.Errorf("%s: %d incidents (%v from the closure), want one, at the closure", run, len(inc), where)
 		}
 	}
 }
 
-// runHeads feeds log to a tracker on the heads network, live and with a snapshot and a restart at t0+5 min, and
-// returns both trackers' incidents.
-func runHeads(t *testing.T, net *geo.Network, log []Evidence) map[string][]Incident {
+// runHeads feeds log to a tracker on the heads network, live and with a snapshot and a restart before the first
+// evidence at or after restartAt, and returns both trackers' incidents.
+func runHeads(t *testing.T, net *geo.Network, log []Evidence, restartAt int64) map[string][]Incident {
 	t.Helper()
 	split := 0
-	for split < len(log) && log[split].TS < t0+300_000 {
+	for split < len(log) && log[split].TS < restartAt {
 		split++
 	}
 	live := NewTracker(30_000)
@@ -103,7 +103,7 @@ func TestAQueueSpillsBackOnlyFromALinkThatStands(t *testing.T) {
 			log = append(log, at(W, 250, ts+1, 0.75))
 		}
 	}
-	for run, inc := range runHeads(t, net, log) {
+	for run, inc := range runHeads(t, net, log, t0+300_000) {
 		atClosure, where := within(inc, closure)
 		atSecond, _ := within(inc, second)
 		if len(inc) != 2 || !atClosure || !atSecond {
@@ -139,7 +139,7 @@ func TestASensorsIncidentStaysAtTheSensor(t *testing.T) {
 			log = append(log, at(D, 300, ts+1, 0.75))
 		}
 	}
-	for run, inc := range runHeads(t, net, log) {
+	for run, inc := range runHeads(t, net, log, t0+300_000) {
 		atSensor, where := within(inc, s)
 		if len(inc) != 1 || !atSensor {
 			t.Errorf("%s: %d incidents (%v from the sensor), want one, at the sensor", run, len(inc), where)
