@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -221,5 +222,57 @@ func TestMonacoRoadsRunAtTheUrbanLimit(t *testing.T) {
 	}
 	if v := into["19265"]; len(v) != 3 || v[0] > urban+0.01 || v[1] > urban+0.01 || v[2] > urban+0.01 {
 		t.Errorf("the roads into junction 19265 (-3552#0 and the road it yields to) run at %v m/s; want 3 at %.2f", v, urban)
+	}
+}
+
+// The corpus stays as the team's cache and baselines know it: seven cities in a fixed order, none outside it
+// among them. The town (docs/incidents.md, "a town of unsignalised junctions") is known by name but only
+// when named: built with netgenerate, most of its junctions give way without a signal and a few carry one.
+func TestTownIsOutsideTheCorpusAndMostlyUnsignalised(t *testing.T) {
+	want := []string{"bologna", "monaco", "hangzhou", "nanchang", "grid", "spider", "random"}
+	if got := CityNames(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("CityNames() = %v; want the corpus %v unchanged", got, want)
+	}
+	cfg := Config{}
+	cfg.fill()
+	if strings.Join(cfg.Cities, ",") != strings.Join(want, ",") {
+		t.Fatalf("the default cities = %v; want the corpus %v", cfg.Cities, want)
+	}
+	c, ok := cityByName("town")
+	if !ok || c.Period <= 0 {
+		t.Fatalf("no city town outside the corpus (found %v, %+v)", ok, c)
+	}
+	if _, ok := netgenOrigin["town"]; !ok {
+		t.Fatal("the town has no origin of its own in netgenOrigin")
+	}
+	if _, err := exec.LookPath("netgenerate"); err != nil {
+		t.Skipf("netgenerate is not installed (scripts/install-sumo.sh): the town's net is not built: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	b := &builder{cfg: &cfg, dir: t.TempDir(), city: c}
+	if err := c.build(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	nt, err := readSUMONet(filepath.Join(b.dir, b.net))
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := map[string]int{}
+	ends := map[string]bool{}
+	for _, e := range nt.edges {
+		if e.carLanes() > 0 && nt.jType[e.To] != "dead_end" && !ends[e.To] {
+			ends[e.To] = true
+			types[nt.jType[e.To]]++
+		}
+	}
+	n := len(ends)
+	if n < 80 || types["traffic_light"] < 5 || float64(types["priority"]) < 0.75*float64(n) {
+		t.Fatalf("the town's %d junctions (not dead ends) by type: %v; want at least 80, at least 5 signalised, at least 3/4 priority", n, types)
+	}
+	for _, e := range []string{"grid", "spider", "random"} {
+		if o, t2 := netgenOrigin[e], netgenOrigin["town"]; o == t2 {
+			t.Errorf("the town shares its origin with %s", e)
+		}
 	}
 }

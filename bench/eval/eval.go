@@ -233,7 +233,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			for _, name := range cfg.Cities {
 				c, ok := cityByName(name)
 				if !ok {
-					return finish(fmt.Errorf("cannot evaluate city %q: not in the corpus (%s)", name, strings.Join(CityNames(), ", ")))
+					return finish(fmt.Errorf("cannot evaluate city %q: not in the corpus (%s)", name, strings.Join(allCityNames(), ", ")))
 				}
 				if err := runCity(ctx, &cfg, c, models[name], rep); err != nil {
 					return finish(err)

@@ -99,14 +99,14 @@ func (r *Report) summarise() {
 	}
 }
 
-// cityOrder lists the SUMO cities of the report in corpus order.
+// cityOrder lists the SUMO cities of the report in corpus order, then those outside the corpus.
 func (r *Report) cityOrder() []string {
 	seen := map[string]bool{}
 	for _, sc := range r.Scenarios {
 		seen[sc.Source] = true
 	}
 	var out []string
-	for _, n := range CityNames() {
+	for _, n := range allCityNames() {
 		if seen[n] {
 			out = append(out, n)
 		}
