@@ -31,7 +31,23 @@ type geoBuilder struct {
 	byID    map[string]bool
 	links   []Link
 	linkIDs map[string]bool
+	signals []LatLng // traffic-signal points, snapped to junctions once every road is read
 }
+
+// SignalSnapM is how far a GeoJSON traffic-signal point may lie from the junction node it marks. OSM maps a
+// signal either on the junction node itself or on the stop line of each approach (highway=traffic_signals with
+// traffic_signals:direction), which sits a few metres to about 20 m before the junction; SUMO's netconvert reads
+// OSM signals the same way with --tls.guess-signals.dist 25 m. 25 m keeps stop-line signals and misses the next
+// junction of a normal block (100 m and more).
+const SignalSnapM = 25
+
+// maxGeoJSONSignals bounds the traffic-signal points a GeoJSON road file may hold (the only points the loader
+// keeps, 16 bytes each). The largest real city networks have tens of thousands of signals even when OSM maps one
+// per approach. A variable so that a test can lower it.
+var maxGeoJSONSignals = 200_000
+
+// maxJunctionsPerCell bounds the junctions a signal point is compared with in each of its nine grid cells.
+const maxJunctionsPerCell = 64
 
 // LoadGeoJSONFile loads a GeoJSON road file; see LoadGeoJSON.
 func LoadGeoJSONFile(path string) (*Network, error) {
@@ -52,7 +68,13 @@ func LoadGeoJSONFile(path string) (*Network, error) {
 // skipped. Links are directed as drawn unless `oneway` says "no"/false/0 (a reverse link "<id>-rev" is added)
 // or "-1" (the line is reversed). Properties read: id (else the feature id, else "f<index>"), name, lanes,
 // speed_limit_kmh (this package's writer), maxspeed (km/h, OSM: "50", "30 mph"), speed (m/s, SUMO), highway/type/class/fclass (road class) and from/to
-// (node ids). Without from/to, endpoints closer than about 10 cm share a node.
+// (node ids). Without from/to, endpoints closer than about 10 cm share a node. Properties nested in a "tags"
+// object (osmtogeojson without flat properties) are read as if flat; the nested tag wins.
+//
+// Point features tagged as traffic signals (highway or fclass "traffic_signals": OSM, overpass, ogr2ogr,
+// Geofabrik) mark the nearest junction node (three or more neighbouring nodes) within SignalSnapM metres as
+// Signalised; other points, and signals with no junction that close, are skipped. A file with more than
+// 200,000 signal points is rejected.
 func LoadGeoJSON(r io.Reader) (*Network, error) {
 	dec := json.NewDecoder(r)
 	dec.UseNumber()
@@ -107,7 +129,88 @@ func LoadGeoJSON(r io.Reader) (*Network, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot build GeoJSON network: %w", err)
 	}
+	markSignals(n, b.signals)
 	return n, nil
+}
+
+// isSignal reports whether the (flattened) properties of a point say it is a traffic signal: OSM's
+// highway=traffic_signals, or fclass=traffic_signals in Geofabrik's traffic layer. Pedestrian crossings with
+// signals (highway=crossing, crossing=traffic_signals) are not junction signals and are not read.
+func isSignal(p map[string]any) bool {
+	return propString(p["highway"]) == "traffic_signals" || propString(p["fclass"]) == "traffic_signals"
+}
+
+// flatProps returns p with the members of a nested "tags" object lifted to the top (the tag wins), or p itself
+// when there is none.
+func flatProps(p map[string]any) map[string]any {
+	tags, ok := p["tags"].(map[string]any)
+	if !ok || len(tags) == 0 {
+		return p
+	}
+	out := make(map[string]any, len(p)+len(tags))
+	for k, v := range p {
+		out[k] = v
+	}
+	for k, v := range tags {
+		out[k] = v
+	}
+	return out
+}
+
+// markSignals sets Signalised on the junction node nearest to each signal point, within SignalSnapM metres. A
+// junction is a node with three or more neighbouring nodes: a signal next to a bend or a split of one road marks
+// nothing. Nodes are bucketed in a grid of cells at least SignalSnapM wide, so each point looks at its own cell
+// and the eight around it; a cell keeps at most maxJunctionsPerCell junctions (a real one, about 25 m square,
+// holds a handful; only a hostile file stacks more), so the work is bounded by the signal limit. It runs before
+// the network is handed out.
+func markSignals(n *Network, signals []LatLng) {
+	if len(signals) == 0 {
+		return
+	}
+	maxLat := 0.0
+	for _, p := range signals {
+		maxLat = math.Max(maxLat, math.Abs(p.Lat))
+	}
+	for _, nd := range n.nodes {
+		maxLat = math.Max(maxLat, math.Abs(nd.Lat))
+	}
+	cellLat := metresToDegLat(SignalSnapM)
+	cellLng := metresToDegLng(SignalSnapM, math.Min(maxLat, 89.9)) // a degree of longitude is shortest at maxLat
+	cell := func(p LatLng) [2]int64 {
+		return [2]int64{int64(math.Floor(p.Lat / cellLat)), int64(math.Floor(p.Lng / cellLng))}
+	}
+	grid := map[[2]int64][]int32{}
+	seen := map[int32]bool{}
+	for i, nd := range n.nodes {
+		clear(seen)
+		for _, li := range nd.in {
+			seen[n.nodeByID[n.links[li].From]] = true
+		}
+		for _, li := range nd.out {
+			seen[n.nodeByID[n.links[li].To]] = true
+		}
+		delete(seen, int32(i))
+		if c := cell(nd.LatLng); len(seen) >= 3 && len(grid[c]) < maxJunctionsPerCell {
+			grid[c] = append(grid[c], int32(i))
+		}
+	}
+	for _, p := range signals {
+		c := cell(p)
+		best, bestD := int32(-1), math.Inf(1)
+		for dy := int64(-1); dy <= 1; dy++ {
+			for dx := int64(-1); dx <= 1; dx++ {
+				for _, i := range grid[[2]int64{c[0] + dy, c[1] + dx}] {
+					d := DistanceM(p, n.nodes[i].LatLng)
+					if d < bestD || best >= 0 && d == bestD && n.nodes[i].ID < n.nodes[best].ID {
+						best, bestD = i, d
+					}
+				}
+			}
+		}
+		if best >= 0 && bestD <= SignalSnapM {
+			n.nodes[best].Signalised = true
+		}
+	}
 }
 
 func expectDelim(dec *json.Decoder, want json.Delim) error {
@@ -163,8 +266,25 @@ func (b *geoBuilder) add(i int, f *geoFeature) error {
 	if f.Geometry == nil {
 		return nil
 	}
+	f.Props = flatProps(f.Props)
 	var parts [][][]float64
 	switch f.Geometry.Type {
+	case "Point":
+		if !isSignal(f.Props) {
+			return nil // stops, crossings, junction centres: not roads
+		}
+		var c []float64
+		if err := json.Unmarshal(f.Geometry.Coordinates, &c); err != nil {
+			return fmt.Errorf("bad Point coordinates: %w", err)
+		}
+		if len(c) < 2 || !finite(c[0]) || !finite(c[1]) || !(LatLng{c[1], c[0]}).valid() {
+			return errors.New("traffic signal point is not a [lng, lat] pair")
+		}
+		if len(b.signals) >= maxGeoJSONSignals {
+			return fmt.Errorf("more than %d traffic signal points (the loader's limit)", maxGeoJSONSignals)
+		}
+		b.signals = append(b.signals, LatLng{Lat: c[1], Lng: c[0]})
+		return nil
 	case "LineString":
 		var line [][]float64
 		if err := json.Unmarshal(f.Geometry.Coordinates, &line); err != nil {
@@ -176,7 +296,7 @@ func (b *geoBuilder) add(i int, f *geoFeature) error {
 			return fmt.Errorf("bad MultiLineString coordinates: %w", err)
 		}
 	default:
-		return nil // junction polygons, points: not roads
+		return nil // junction polygons, multipoints: not roads
 	}
 	id := featureID(i, f)
 	p := f.Props

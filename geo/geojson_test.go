@@ -69,6 +69,87 @@ func TestLoadGeoJSON(t *testing.T) {
 	}
 }
 
+// geoJSONSignals is a street along lat 30.25 (two-way, split at every node) with junctions J (4 arms), K, L,
+// M (3 arms each) and N (J's south arm end, 3 arms), a split S of the street (2 neighbours) and signal points as
+// exports write them: flat highway=traffic_signals on J and on K's west stop line 15 m before K, osmtogeojson's
+// nested tags 8 m north of L, Geofabrik's fclass on N; and points that must mark nothing: a signal 4 m from S
+// (a split, the nearest junctions 190 m away), a signal 40 m east of M, a bus stop and a signalised pedestrian
+// crossing exactly on M. At lat 30.25, 0.0001 deg is 11.1 m north or 9.6 m east.
+const geoJSONSignals = `{"type":"FeatureCollection","features":[
+{"type":"Feature","properties":{"id":"w0-j","oneway":"no"},"geometry":{"type":"LineString","coordinates":[[120.168,30.25],[120.170,30.25]]}},
+{"type":"Feature","properties":{"id":"j-k","oneway":"no"},"geometry":{"type":"LineString","coordinates":[[120.170,30.25],[120.172,30.25]]}},
+{"type":"Feature","properties":{"id":"k-s","oneway":"no"},"geometry":{"type":"LineString","coordinates":[[120.172,30.25],[120.174,30.25]]}},
+{"type":"Feature","properties":{"id":"s-l","oneway":"no"},"geometry":{"type":"LineString","coordinates":[[120.174,30.25],[120.176,30.25]]}},
+{"type":"Feature","properties":{"id":"l-m","oneway":"no"},"geometry":{"type":"LineString","coordinates":[[120.176,30.25],[120.178,30.25]]}},
+{"type":"Feature","properties":{"id":"m-e0","oneway":"no"},"geometry":{"type":"LineString","coordinates":[[120.178,30.25],[120.180,30.25]]}},
+{"type":"Feature","properties":{"id":"j-north","oneway":"no"},"geometry":{"type":"LineString","coordinates":[[120.170,30.25],[120.170,30.252]]}},
+{"type":"Feature","properties":{"id":"j-n","oneway":"no"},"geometry":{"type":"LineString","coordinates":[[120.170,30.25],[120.170,30.248]]}},
+{"type":"Feature","properties":{"id":"n-west"},"geometry":{"type":"LineString","coordinates":[[120.170,30.248],[120.169,30.248]]}},
+{"type":"Feature","properties":{"id":"n-east"},"geometry":{"type":"LineString","coordinates":[[120.171,30.248],[120.170,30.248]]}},
+{"type":"Feature","properties":{"id":"k-north","oneway":"no"},"geometry":{"type":"LineString","coordinates":[[120.172,30.25],[120.172,30.252]]}},
+{"type":"Feature","properties":{"type":"way","id":1001,"tags":{"highway":"residential","oneway":"no"}},"geometry":{"type":"LineString","coordinates":[[120.176,30.25],[120.176,30.252]]}},
+{"type":"Feature","properties":{"id":"m-south","oneway":"no"},"geometry":{"type":"LineString","coordinates":[[120.178,30.25],[120.178,30.248]]}},
+{"type":"Feature","id":"node/1","properties":{"@id":"node/1","highway":"traffic_signals"},"geometry":{"type":"Point","coordinates":[120.170,30.25]}},
+{"type":"Feature","properties":{"osm_id":"2","highway":"traffic_signals","traffic_signals:direction":"forward"},"geometry":{"type":"Point","coordinates":[120.171844,30.25]}},
+{"type":"Feature","id":"node/3","properties":{"type":"node","id":3,"tags":{"highway":"traffic_signals"},"relations":[],"meta":{}},"geometry":{"type":"Point","coordinates":[120.176,30.25007]}},
+{"type":"Feature","properties":{"osm_id":"4","code":5201,"fclass":"traffic_signals"},"geometry":{"type":"Point","coordinates":[120.170,30.248]}},
+{"type":"Feature","properties":{"highway":"traffic_signals"},"geometry":{"type":"Point","coordinates":[120.174,30.25004]}},
+{"type":"Feature","properties":{"highway":"traffic_signals"},"geometry":{"type":"Point","coordinates":[120.178416,30.25]}},
+{"type":"Feature","properties":{"highway":"bus_stop"},"geometry":{"type":"Point","coordinates":[120.178,30.25]}},
+{"type":"Feature","properties":{"highway":"crossing","crossing":"traffic_signals"},"geometry":{"type":"Point","coordinates":[120.178,30.25]}}
+]}`
+
+func TestLoadGeoJSONSignals(t *testing.T) {
+	n, err := LoadGeoJSON(strings.NewReader(geoJSONSignals))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(lng, lat float64) *Node {
+		for _, nd := range n.Nodes() {
+			if math.Abs(nd.Lat-lat) < 1e-7 && math.Abs(nd.Lng-lng) < 1e-7 {
+				return nd
+			}
+		}
+		t.Fatalf("no node at %v,%v", lng, lat)
+		return nil
+	}
+	want := map[string]*Node{"J": at(120.170, 30.25), "K": at(120.172, 30.25), "L": at(120.176, 30.25), "N": at(120.170, 30.248)}
+	for name, nd := range want {
+		if !nd.Signalised {
+			t.Errorf("junction %s (%s) is not signalised", name, nd.ID)
+		}
+	}
+	var got []string
+	for _, nd := range n.Nodes() {
+		if nd.Signalised {
+			got = append(got, nd.ID)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("signalised nodes %v, want only J, K, L, N (not the split S, not M)", got)
+	}
+	// The nested tags of the way reach the link too.
+	if l, ok := n.Link("1001"); !ok || l.Class != ClassResidential {
+		t.Errorf("nested-tags way: %+v, %v; want link 1001, residential", l, ok)
+	}
+	if len(n.Links()) != 24 {
+		t.Errorf("links = %d, want 24 (points are not roads)", len(n.Links()))
+	}
+}
+
+func TestLoadGeoJSONSignalLimit(t *testing.T) {
+	defer func(v int) { maxGeoJSONSignals = v }(maxGeoJSONSignals)
+	maxGeoJSONSignals = 4
+	_, err := LoadGeoJSON(strings.NewReader(geoJSONSignals))
+	if err == nil || !strings.Contains(err.Error(), "more than 4 traffic signal points") {
+		t.Fatalf("error = %v, want the signal limit", err)
+	}
+	maxGeoJSONSignals = 6
+	if _, err := LoadGeoJSON(strings.NewReader(geoJSONSignals)); err != nil {
+		t.Fatalf("6 signals under a limit of 6: %v", err)
+	}
+}
+
 func TestLoadGeoJSONMalformed(t *testing.T) {
 	tests := []struct {
 		name, in, want string
@@ -83,6 +164,8 @@ func TestLoadGeoJSONMalformed(t *testing.T) {
 		{"duplicate id", `{"features":[{"properties":{"id":"x"},"geometry":{"type":"LineString","coordinates":[[120,30],[120,31]]}},{"properties":{"id":"x"},"geometry":{"type":"LineString","coordinates":[[120,30],[120,31]]}}]}`, `(feature 1, id "x"): duplicate link id`},
 		{"truncated", geoJSONSnippet[:200], "cannot parse GeoJSON roads (feature 0)"},
 		{"empty", `{"type":"FeatureCollection","features":[]}`, "network has no links"},
+		{"bad signal", `{"features":[{"properties":{"highway":"traffic_signals"},"geometry":{"type":"Point","coordinates":[120]}}]}`, `(feature 0, id "f0"): traffic signal point is not a [lng, lat] pair`},
+		{"signal coordinates", `{"features":[{"properties":{"tags":{"highway":"traffic_signals"}},"geometry":{"type":"Point","coordinates":{}}}]}`, "bad Point coordinates"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,6 +304,7 @@ func TestSimplifyDP(t *testing.T) {
 
 func FuzzLoadGeoJSON(f *testing.F) {
 	f.Add([]byte(geoJSONSnippet))
+	f.Add([]byte(geoJSONSignals))
 	f.Add(GenerateWestLake(1).GeoJSON(BBox{MinLng: 120.18, MinLat: 30.27, MaxLng: 120.185, MaxLat: 30.275}, 16))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		n, err := LoadGeoJSON(strings.NewReader(string(in)))

@@ -166,7 +166,9 @@ func runMain(args []string) error {
 			return err
 		}
 		cfg.Network = net
-		logger.Printf("road network %s: %d intersections, %d links", *networkFile, len(net.Nodes()), len(net.Links()))
+		for _, line := range networkSummary(*networkFile, net) {
+			logger.Print(line)
+		}
 		if *flowFile == "" && strings.HasSuffix(*networkFile, "roadnet.txt") {
 			if f := filepath.Join(filepath.Dir(*networkFile), "flow.txt"); fileExists(f) {
 				*flowFile = f
@@ -207,6 +209,24 @@ func runMain(args []string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return sys.Stop(sctx)
+}
+
+// networkSummary is what `run` logs about a loaded road network: its size and, when no junction is
+// signalised (a GeoJSON file without traffic-signal points, a City Brain file of zeros), a warning: the
+// blockage detector leans on whether a link ends at a signal and finds far fewer closures without it.
+func networkSummary(path string, net *geo.Network) []string {
+	signals := 0
+	for _, nd := range net.Nodes() {
+		if nd.Signalised {
+			signals++
+		}
+	}
+	lines := []string{fmt.Sprintf("road network %s: %d intersections (%d signalised), %d links", path, len(net.Nodes()), signals, len(net.Links()))}
+	if signals == 0 {
+		lines = append(lines, fmt.Sprintf("warning: road network %s has no signalised junction; the blockage detector judges every link as "+
+			"ending at an unsignalised junction and finds far fewer closures (GeoJSON: add highway=traffic_signals points, docs/geo.md)", path))
+	}
+	return lines
 }
 
 // loadNetwork picks the loader by file name.
