@@ -90,10 +90,13 @@ func cityByName(name string) (*city, bool) {
 }
 
 // allCityNames lists the corpus's cities in order, then the cities outside it.
-func allCityNames() []string {
-	out := CityNames()
-	for _, c := range extraCities {
-		out = append(out, c.Name)
+func allCityNames() []string { return append(CityNames(), OutsideCityNames()...) }
+
+// OutsideCityNames lists the cities outside the corpus, scored only when named (extraCities).
+func OutsideCityNames() []string {
+	out := make([]string, len(extraCities))
+	for i, c := range extraCities {
+		out[i] = c.Name
 	}
 	return out
 }

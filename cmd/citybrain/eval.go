@@ -24,7 +24,7 @@ func evalMain(args []string) error {
 	seeds := fs.String("seeds", "", "comma-separated seeds of SUMO and of the demo city (default 1,2,3; --short: 1)")
 	minutes := fs.Int("minutes", 0, "simulated minutes per SUMO run (default 60; --short 20)")
 	demoMinutes := fs.Int("demo-minutes", 0, "simulated minutes of the demo city (default 120; --short 30)")
-	cities := fs.String("cities", "", "comma-separated cities of the corpus (default all: "+strings.Join(eval.CityNames(), ",")+")")
+	cities := fs.String("cities", "", "comma-separated cities of the corpus (default all: "+strings.Join(eval.CityNames(), ",")+"), or outside it, scored only when named: "+strings.Join(eval.OutsideCityNames(), ","))
 	variants := fs.String("variants", "", "comma-separated evidence variants: traffic, all, traffic5, all5 (default all four)")
 	dataRoot := fs.String("citybrain-data", os.Getenv("CITYBRAIN_DATA"), "data directory holding sumo/ and citybrain/ (default $CITYBRAIN_DATA, else ../shared/data)")
 	sumoBin := fs.String("sumo", "", "the sumo binary (default: sumo on PATH; without one the SUMO corpus is skipped)")
