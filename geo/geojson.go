@@ -46,9 +46,6 @@ const SignalSnapM = 25
 // per approach. A variable so that a test can lower it.
 var maxGeoJSONSignals = 200_000
 
-// maxJunctionsPerCell bounds the junctions a signal point is compared with in each of its nine grid cells.
-const maxJunctionsPerCell = 64
-
 // LoadGeoJSONFile loads a GeoJSON road file; see LoadGeoJSON.
 func LoadGeoJSONFile(path string) (*Network, error) {
 	f, err := os.Open(path)
@@ -159,27 +156,14 @@ func flatProps(p map[string]any) map[string]any {
 
 // markSignals sets Signalised on the junction node nearest to each signal point, within SignalSnapM metres. A
 // junction is a node with three or more neighbouring nodes: a signal next to a bend or a split of one road marks
-// nothing. Nodes are bucketed in a grid of cells at least SignalSnapM wide, so each point looks at its own cell
-// and the eight around it; a cell keeps at most maxJunctionsPerCell junctions (a real one, about 25 m square,
-// holds a handful; only a hostile file stacks more), so the work is bounded by the signal limit. It runs before
-// the network is handed out.
+// nothing. The junctions go into a PointIndex and each point takes the first its nearest-first search gives, so
+// the work per point stays logarithmic however many junctions a hostile file stacks in one place, and the
+// signal limit bounds the whole. It runs before the network is handed out.
 func markSignals(n *Network, signals []LatLng) {
 	if len(signals) == 0 {
 		return
 	}
-	maxLat := 0.0
-	for _, p := range signals {
-		maxLat = math.Max(maxLat, math.Abs(p.Lat))
-	}
-	for _, nd := range n.nodes {
-		maxLat = math.Max(maxLat, math.Abs(nd.Lat))
-	}
-	cellLat := metresToDegLat(SignalSnapM)
-	cellLng := metresToDegLng(SignalSnapM, math.Min(maxLat, 89.9)) // a degree of longitude is shortest at maxLat
-	cell := func(p LatLng) [2]int64 {
-		return [2]int64{int64(math.Floor(p.Lat / cellLat)), int64(math.Floor(p.Lng / cellLng))}
-	}
-	grid := map[[2]int64][]int32{}
+	junctions := NewPointIndex()
 	seen := map[int32]bool{}
 	for i, nd := range n.nodes {
 		clear(seen)
@@ -190,26 +174,17 @@ func markSignals(n *Network, signals []LatLng) {
 			seen[n.nodeByID[n.links[li].To]] = true
 		}
 		delete(seen, int32(i))
-		if c := cell(nd.LatLng); len(seen) >= 3 && len(grid[c]) < maxJunctionsPerCell {
-			grid[c] = append(grid[c], int32(i))
+		if len(seen) >= 3 {
+			junctions.Set(nd.ID, nd.LatLng)
 		}
 	}
 	for _, p := range signals {
-		c := cell(p)
-		best, bestD := int32(-1), math.Inf(1)
-		for dy := int64(-1); dy <= 1; dy++ {
-			for dx := int64(-1); dx <= 1; dx++ {
-				for _, i := range grid[[2]int64{c[0] + dy, c[1] + dx}] {
-					d := DistanceM(p, n.nodes[i].LatLng)
-					if d < bestD || best >= 0 && d == bestD && n.nodes[i].ID < n.nodes[best].ID {
-						best, bestD = i, d
-					}
-				}
+		junctions.Nearby(p, func(id string, _ LatLng, distM float64) bool {
+			if distM <= SignalSnapM {
+				n.nodes[n.nodeByID[id]].Signalised = true
 			}
-		}
-		if best >= 0 && bestD <= SignalSnapM {
-			n.nodes[best].Signalised = true
-		}
+			return false // the nearest only
+		})
 	}
 }
 
