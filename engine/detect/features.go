@@ -252,17 +252,15 @@ func (t *Tracker) measure(b int64) []Features {
 			sp = s.speedSum / s.fixes
 		}
 		x[FSpeedRatio], x[FSpeedFF] = 1, 1
+		slow := -1.0 // no fixes, or no free flow: learned as no level reached, judged not rare
 		if !math.IsNaN(sp) {
 			if base, ok := ls.speed.value(); ok && base > 1 {
 				x[FSpeedRatio] = math.Min(2, sp/base)
 			}
 			if L.FreeKmh > 0 {
 				x[FSpeedFF] = math.Min(2, sp/L.FreeKmh)
+				slow = 1 - math.Min(1, sp/L.FreeKmh)
 			}
-		}
-		slow := -1.0 // no fixes, or no free flow: learned as no level reached, judged not rare
-		if !math.IsNaN(sp) && L.FreeKmh > 0 {
-			slow = 1 - math.Min(1, sp/L.FreeKmh)
 		}
 		x[FSlowRare] = rarity(slow, &ls.hist, &t.pool)
 		// Downstream: the best flowing link leaving this one, and whether they all went quiet.
@@ -381,7 +379,7 @@ func (t *Tracker) learn(e int64) {
 	idx := evtime.Index(e-1, t.bucketMs)
 	for li := range t.active {
 		ls := &t.st[li]
-		if bk := &ls.b[int(((idx%bucketsKept)+bucketsKept)%bucketsKept)]; bk.idx == idx && bk.held {
+		if bk := &ls.b[slot(idx)]; bk.idx == idx && bk.held {
 			continue
 		}
 		s := t.sums(ls, e-t.bucketMs, e)

@@ -81,7 +81,7 @@ func (t *Tracker) learnHistory(b int64) {
 	n := 0
 	for li := range t.active {
 		ls := &t.st[li]
-		bk := &ls.b[int(((idx%bucketsKept)+bucketsKept)%bucketsKept)]
+		bk := &ls.b[slot(idx)]
 		if bk.idx != idx || !bk.measured {
 			continue
 		}

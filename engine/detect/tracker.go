@@ -264,9 +264,12 @@ func (t *Tracker) Advance(wm int64, at func(end int64, feats []Features)) {
 	t.evict(end)
 }
 
+// slot is where bucket idx lives in a link's ring of bucketsKept buckets.
+func slot(idx int64) int { return int(((idx % bucketsKept) + bucketsKept) % bucketsKept) }
+
 func (t *Tracker) bucketOf(ls *linkState, ts int64) *bucket {
 	idx := evtime.Index(ts, t.bucketMs)
-	b := &ls.b[int(((idx%bucketsKept)+bucketsKept)%bucketsKept)]
+	b := &ls.b[slot(idx)]
 	if b.idx != idx {
 		*b = bucket{idx: idx}
 	}

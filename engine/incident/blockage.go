@@ -162,6 +162,9 @@ type linkFlow struct {
 	Since int64 `json:"since,omitempty"`
 }
 
+// flows reports whether the judge's latest word on the link is that it flows (false with no word at all).
+func (lf *linkFlow) flows() bool { return lf != nil && lf.Flowing > lf.Suspect }
+
 // noteLink records a traffic judgement of a link (a flowing note or a candidate or alarm).
 func (t *tracker) noteLink(ev Evidence) {
 	if t.flow == nil {
@@ -195,7 +198,7 @@ func (t *tracker) doubted(ev Evidence) bool {
 		if !ok || lf == nil {
 			continue
 		}
-		if lf.Suspect >= ev.TS-flowRecentMs && lf.Suspect >= lf.Flowing {
+		if lf.Suspect >= ev.TS-flowRecentMs && !lf.flows() {
 			return false
 		}
 		if lf.Flowing >= ev.TS-flowRecentMs {
@@ -211,7 +214,7 @@ func (t *tracker) recoveredAt(in *Incident) int64 {
 	var last int64
 	for li := range in.links {
 		lf := t.flow[li]
-		if lf == nil || lf.Flowing <= in.LastEvidenceAt || lf.Suspect >= lf.Flowing {
+		if !lf.flows() || lf.Flowing <= in.LastEvidenceAt {
 			continue
 		}
 		last = max(last, lf.Since, in.LastEvidenceAt)

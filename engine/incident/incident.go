@@ -807,7 +807,7 @@ func (t *tracker) relate(in *Incident, li int32, ts int64) relation {
 func (t *tracker) standing(in *Incident) map[int32]bool {
 	out := make(map[int32]bool, len(in.links))
 	for l := range in.links {
-		if lf := t.flow[l]; lf == nil || lf.Suspect >= lf.Flowing {
+		if !t.flow[l].flows() {
 			out[l] = true
 		}
 	}
