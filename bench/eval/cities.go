@@ -173,6 +173,9 @@ func buildCity(ctx context.Context, cfg *Config, c *city) (*cityFiles, error) {
 	stamp := filepath.Join(dir, "built-"+corpusVersion)
 	b := &builder{cfg: cfg, dir: dir, city: c}
 	if _, err := os.Stat(stamp); err != nil {
+		if err := keepPreparedCorpus(dir); err != nil {
+			return nil, err
+		}
 		if err := os.RemoveAll(dir); err != nil {
 			return nil, fmt.Errorf("cannot clear the city dir (%s): %w", dir, err)
 		}
@@ -209,6 +212,29 @@ func buildCity(ctx context.Context, cfg *Config, c *city) (*cityFiles, error) {
 		return nil, fmt.Errorf("cannot load the network of %s: %w", c.Name, err)
 	}
 	return cf, nil
+}
+
+// keepPreparedCorpus refuses to clear a city built by another corpus version in a prepared corpus: a cache
+// whose cities directory (followed through a symlink, as private caches link a shared one) lies in a directory
+// holding a READY file. Such a cache is shared (/work/team/cache-cN, its baseline and models beside it), and a
+// binary of another corpus version would otherwise delete and rebuild its cities under everyone reading it. A
+// cache without READY (the default one, a test's) is rebuilt as before.
+func keepPreparedCorpus(dir string) error {
+	old, _ := filepath.Glob(filepath.Join(dir, "built-*"))
+	if len(old) == 0 {
+		return nil
+	}
+	cities, err := filepath.EvalSymlinks(filepath.Dir(dir))
+	if err != nil {
+		return nil
+	}
+	root := filepath.Dir(cities)
+	if _, err := os.Stat(filepath.Join(root, "READY")); err != nil {
+		return nil
+	}
+	return fmt.Errorf("the city dir %s was built by corpus %s in the prepared corpus %s (READY), and this binary is corpus %s: "+
+		"pass a cache of corpus %s (or a new directory) instead of rebuilding a shared one",
+		dir, strings.TrimPrefix(filepath.Base(old[0]), "built-"), root, corpusVersion, corpusVersion)
 }
 
 func splitNonEmpty(s string) []string {

@@ -349,3 +349,70 @@ func TestGeneratedCitiesCloseLinksAtUnsignalisedJunctions(t *testing.T) {
 		}
 	}
 }
+
+// A binary of one corpus version pointed at a prepared cache of another (READY beside its cities, followed
+// through a private cache's symlink) stops with an error instead of deleting and rebuilding the shared cities;
+// an unprepared cache is rebuilt as before.
+func TestAPreparedCorpusOfAnotherVersionIsNotRebuilt(t *testing.T) {
+	built := 0
+	c := &city{Name: "tiny", build: func(_ context.Context, b *builder) error {
+		built++
+		b.net = "tiny.net.xml"
+		b.detectors = "none"
+		return os.WriteFile(filepath.Join(b.dir, b.net), []byte(tinyNet), 0o644)
+	}}
+	oldCity := func(cache string) string {
+		dir := filepath.Join(cache, "cities", "tiny")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "built-c0"), []byte("old\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	// A prepared corpus, pointed at directly and through a private cache's symlink.
+	shared := t.TempDir()
+	if err := os.WriteFile(filepath.Join(shared, "READY"), []byte("READY\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := oldCity(shared)
+	private := t.TempDir()
+	if err := os.Symlink(filepath.Join(shared, "cities"), filepath.Join(private, "cities")); err != nil {
+		t.Fatal(err)
+	}
+	for _, cache := range []string{shared, private} {
+		cfg := Config{Cache: cache}
+		cfg.fill()
+		_, err := buildCity(context.Background(), &cfg, c)
+		if err == nil || !strings.Contains(err.Error(), "prepared corpus") {
+			t.Fatalf("cache %s: building over a prepared corpus of another version: err %v; want a refusal", cache, err)
+		}
+		if _, serr := os.Stat(filepath.Join(dir, "built-c0")); serr != nil || built != 0 {
+			t.Fatalf("cache %s: the prepared corpus's city was cleared or rebuilt (%v, %d builds)", cache, serr, built)
+		}
+	}
+	// An unprepared cache of another version is rebuilt.
+	plain := t.TempDir()
+	oldCity(plain)
+	cfg := Config{Cache: plain}
+	cfg.fill()
+	if _, err := buildCity(context.Background(), &cfg, c); err != nil {
+		t.Fatalf("rebuilding an unprepared cache: %v", err)
+	}
+	if built != 1 {
+		t.Fatalf("an unprepared cache of another version was built %d times; want once", built)
+	}
+}
+
+// tinyNet is a one-edge SUMO net.
+const tinyNet = `<?xml version="1.0" encoding="UTF-8"?>
+<net version="1.20">
+    <location netOffset="-683542.41,-4928877.56" convBoundary="0.00,0.00,1817.58,1350.19" origBoundary="-346.830000,0.000000,1817.580000,2148.550000" projParameter="+proj=utm +zone=32 +ellps=WGS84 +datum=WGS84 +units=m +no_defs"/>
+    <edge id="103" from="19" to="12" priority="-1">
+        <lane id="103_0" index="0" speed="13.89" length="137.89" shape="377.09,365.16 323.00,238.33"/>
+    </edge>
+    <junction id="12" type="traffic_light" x="323.63" y="227.57" incLanes="103_0" intLanes="" shape="321.00,220.00"/>
+    <junction id="19" type="priority" x="379.00" y="370.00" incLanes="" intLanes="" shape="379.00,370.00"/>
+</net>
+`
