@@ -64,6 +64,14 @@ type Config struct {
 	Heavy float64
 	// HeavyCalibrate chooses the operating point on the heavier runs too (default: on the corpus's own).
 	HeavyCalibrate bool
+	// CalSpare and CalCap: up to CalSpare training cities may exceed the calibration's limit, each within
+	// CalCap false alarms per hour (TrainOptions.SpareCities; default 0: every training city within it).
+	CalSpare int
+	CalCap   float64
+	// CalLimit: the calibration's false-alarm limit per training city (TrainOptions.MaxFalsePerH; 0: 0.5).
+	CalLimit float64
+	// CalCrossFit chooses each model's operating point on out-of-city probabilities (TrainOptions.CrossFit).
+	CalCrossFit bool
 	// Cold feeds every run to an engine that has seen nothing before (and extracts the training rows the same
 	// way). By default (false) each run is fed after a warm-up: the traffic data of another seed's run of the
 	// same city one day earlier (warmSeed, warmShift), not scored, so the links' baselines have learned as a

@@ -33,6 +33,9 @@ func (opt TrainOptions) filled() TrainOptions {
 	if opt.MaxFalsePerH == 0 {
 		opt.MaxFalsePerH = 0.5
 	}
+	if opt.SpareCities > 0 && opt.CapFalsePerH == 0 {
+		opt.CapFalsePerH = 1
+	}
 	return opt
 }
 
@@ -45,6 +48,13 @@ func trainingKey(runs []*corpusRun, opt TrainOptions) string {
 	fmt.Fprintf(h, "citybrain loco model v%d %d %q %g %g %g\n", fitVersion, detect.NumFeatures, opt.Kind, opt.PosShare, opt.L2, opt.MaxFalsePerH)
 	if opt.CalibrateHeavy {
 		fmt.Fprintf(h, "calibrated on the heavier runs too\n")
+	}
+	// The default calibration keeps the keys every model so far was cached under.
+	if opt.CrossFit {
+		fmt.Fprintf(h, "calibrated on cross-fitted probabilities\n")
+	}
+	if opt.SpareCities > 0 {
+		fmt.Fprintf(h, "spare %d cities within %g\n", opt.SpareCities, opt.CapFalsePerH)
 	}
 	var buf []byte
 	f64 := func(x float64) { buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(x)) }
@@ -119,7 +129,7 @@ func fitCached(dir string, runs []*corpusRun, opt TrainOptions) (m *detect.Model
 			}
 		}
 	}
-	m, err = fitModel(runs, opt)
+	m, err = fitModelIn(dir, runs, opt)
 	if err != nil {
 		return nil, false, err
 	}

@@ -464,11 +464,45 @@ type TrainOptions struct {
 	// CalibrateHeavy: the operating point is chosen on the heavier training-only runs too (default: on the
 	// corpus's own runs of the training cities alone, the load the model is judged at).
 	CalibrateHeavy bool
+	// SpareCities: how many of the training cities (the noisiest at each candidate point) may exceed
+	// MaxFalsePerH, each of them within CapFalsePerH (default 0: every training city within the limit, the
+	// rule every model so far was calibrated with).
+	SpareCities  int
+	CapFalsePerH float64
+	// CrossFit: the operating point is chosen on out-of-city probabilities, each training city's runs judged
+	// by a model fitted (as this one) on the other training cities alone, as a city never seen will be judged
+	// (default: on the model's own probabilities of the rows it was fitted on).
+	CrossFit bool
 }
 
 // fitModel fits the detector on runs and calibrates its operating point on them.
 func fitModel(runs []*corpusRun, opt TrainOptions) (*detect.Model, error) {
+	return fitModelIn("", runs, opt)
+}
+
+// fitModelIn is fitModel with the models it fits on the way (opt.CrossFit) cached in dir ("": none).
+func fitModelIn(dir string, runs []*corpusRun, opt TrainOptions) (*detect.Model, error) {
 	opt = opt.filled()
+	cal := calibrationRuns(runs, opt)
+	if opt.CrossFit && len(runCities(runs)) > 1 {
+		// The model is the in-sample one (its trees do not depend on the calibration); only its point is
+		// chosen on the other models' probabilities. It and the other cities' models are fitted with the
+		// default calibration (cached under its keys; their own points are not read).
+		plain := TrainOptions{Kind: opt.Kind, PosShare: opt.PosShare, L2: opt.L2, CalibrateHeavy: opt.CalibrateHeavy}
+		m, _, err := fitCached(dir, runs, plain)
+		if err != nil {
+			return nil, err
+		}
+		mm := *m
+		probs, err := crossProbs(dir, runs, cal, plain)
+		if err != nil {
+			return nil, err
+		}
+		t := newCalTableP(probs, cal, opt.MaxFalsePerH, false)
+		t.spare, t.capFA = opt.SpareCities, opt.CapFalsePerH
+		mm.Operating = t.rule(opt.MaxFalsePerH)
+		return &mm, nil
+	}
 	var m *detect.Model
 	var err error
 	if opt.Kind == "logistic" {
@@ -479,8 +513,37 @@ func fitModel(runs []*corpusRun, opt TrainOptions) (*detect.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	calibrate(m, calibrationRuns(runs, opt), opt.MaxFalsePerH)
+	calibrateWith(m, cal, opt)
 	return m, nil
+}
+
+// crossProbs is the probability of every row of cal (probsAll's layout) given by a model fitted with opt on
+// the runs of every training city but the row's own (cached in dir).
+func crossProbs(dir string, runs, cal []*corpusRun, opt TrainOptions) ([][]float64, error) {
+	probs := make([][]float64, len(cal))
+	for _, city := range runCities(runs) {
+		var others, own []*corpusRun
+		var at []int
+		for _, r := range runs {
+			if r.city != city {
+				others = append(others, r)
+			}
+		}
+		for i, r := range cal {
+			if r.city == city {
+				own = append(own, r)
+				at = append(at, i)
+			}
+		}
+		m, _, err := fitCached(dir, others, opt)
+		if err != nil {
+			return nil, err
+		}
+		for k, p := range probsAll(own, m) {
+			probs[at[k]] = p
+		}
+	}
+	return probs, nil
 }
 
 // calibrationRuns is the runs the operating point is chosen on: the corpus's own runs of the training
@@ -550,12 +613,21 @@ func train(ctx context.Context, cfg *Config, rep *Report) error {
 	if cfg.HeavyCalibrate {
 		m.Command += " --heavy-calibrate"
 	}
+	if cfg.CalCrossFit {
+		m.Command += " --cal-crossfit"
+	}
+	if cfg.CalLimit > 0 {
+		m.Command += fmt.Sprintf(" --cal-limit %g", cfg.CalLimit)
+	}
+	if cfg.CalSpare > 0 {
+		m.Command += fmt.Sprintf(" --cal-spare %d --cal-cap %g", cfg.CalSpare, cfg.CalCap)
+	}
 	method := "gradient-boosted trees with Platt scaling"
 	if m.Kind == "logistic" {
 		method = "logistic regression (IRLS, ridge 1, positives weighted to 0.2 of the negatives)"
 	}
 	m.Notes = []string{fmt.Sprintf("seeds %v, %d simulated minutes each, probes at 15 %% and 5 %%", cfg.Seeds, cfg.Minutes) + heavyNote(cfg),
-		method + fmt.Sprintf(", operating point (%s): the most closures found with at most %g false alarms per hour on every training city through the proxy fusion", opString(m.Operating), TrainOptions{}.filled().MaxFalsePerH)}
+		method + fmt.Sprintf(", operating point (%s): %s", opString(m.Operating), calNote(cfg.trainOptions()))}
 	fmt.Fprintf(w, "\nAll cities: %s (%s)\n", proxyAll(scored(runs), m, m.Operating), opString(m.Operating))
 	if m.Kind == "logistic" {
 		for i, n := range m.Features {
@@ -600,6 +672,18 @@ func calibrate(m *detect.Model, runs []*corpusRun, maxFA float64) {
 	m.Operating = newCalTable(m, runs, maxFA, false).rule(maxFA)
 }
 
+// calibrateWith is calibrate with the options' limit and spare cities (TrainOptions.SpareCities).
+func calibrateWith(m *detect.Model, runs []*corpusRun, opt TrainOptions) {
+	opt = opt.filled()
+	if opt.SpareCities <= 0 {
+		calibrate(m, runs, opt.MaxFalsePerH)
+		return
+	}
+	t := newCalTable(m, runs, opt.MaxFalsePerH, false)
+	t.spare, t.capFA = opt.SpareCities, opt.CapFalsePerH
+	m.Operating = t.rule(opt.MaxFalsePerH)
+}
+
 // calCand is a candidate rule of the calibration's grid and its result on each group of training runs.
 type calCand struct {
 	op     detect.Operating
@@ -617,12 +701,20 @@ type calTable struct {
 	city          []int
 	ncity         int
 	firsts, pairs []*calCand
+	// spare, capFA: up to spare of the groups may exceed the limit a rule is chosen at, each within capFA
+	// (TrainOptions.SpareCities; 0: none may).
+	spare int
+	capFA float64
 }
 
 // newCalTable scores the grid on runs (see calibrate).
 func newCalTable(m *detect.Model, runs []*corpusRun, pairLimit float64, perDensity bool) *calTable {
+	return newCalTableP(probsAll(runs, m), runs, pairLimit, perDensity)
+}
+
+// newCalTableP is newCalTable on probabilities given per row of runs (probsAll's layout).
+func newCalTableP(probs [][]float64, runs []*corpusRun, pairLimit float64, perDensity bool) *calTable {
 	t := &calTable{}
-	probs := probsAll(runs, m)
 	type key struct {
 		city string
 		low  bool
@@ -699,17 +791,21 @@ func (t *calTable) choose(in func(g int) bool, maxFA float64, pairs bool) detect
 	if pairs {
 		groups = append(groups, t.pairs)
 	}
+	capped := withinFA(t.capFA)
 	bestScore, best := -1.0, detect.Operating{Threshold: 0.99, Persist: 6}
 	for _, group := range groups {
 	next:
 		for _, p := range group {
 			var sum proxyResult
+			over := 0
 			for g, q := range p.res {
 				if !in(g) {
 					continue
 				}
 				if !within(q) {
-					continue next
+					if over++; over > t.spare || !capped(q) {
+						continue next
+					}
 				}
 				sum.add(q)
 			}
@@ -836,7 +932,21 @@ func describe(runs []*corpusRun, w io.Writer) {
 
 // trainOptions is the detector's training as the configuration sets it up.
 func (c *Config) trainOptions() TrainOptions {
-	return TrainOptions{CalibrateHeavy: c.HeavyCalibrate}
+	return TrainOptions{CalibrateHeavy: c.HeavyCalibrate, MaxFalsePerH: c.CalLimit, SpareCities: c.CalSpare, CapFalsePerH: c.CalCap, CrossFit: c.CalCrossFit}
+}
+
+// calNote says in a model's notes how its operating point was chosen.
+func calNote(opt TrainOptions) string {
+	opt = opt.filled()
+	s := fmt.Sprintf("the most closures found with at most %g false alarms per hour on every training city", opt.MaxFalsePerH)
+	if opt.SpareCities > 0 {
+		s = fmt.Sprintf("the most closures found with at most %g false alarms per hour on every training city but the %d noisiest, those within %g", opt.MaxFalsePerH, opt.SpareCities, opt.CapFalsePerH)
+	}
+	s += " through the proxy fusion"
+	if opt.CrossFit {
+		s += ", each training city judged by a model fitted on the others alone"
+	}
+	return s
 }
 
 // heavyNote says in a model's notes which heavier runs it was fitted on.

@@ -39,6 +39,10 @@ func evalMain(args []string) error {
 	trainTo := fs.String("train", "", "fit the detector on every city of the corpus and write the model here (the shipped model: engine/detect/model.json); prints the leave-one-city-out proxy table")
 	heavy := fs.Float64("heavy", 0, "also fit every detector model on a run of each of its training cities and seeds at a heavier load: the demand's period times this factor (0: none); those runs are cached, never scored, never in the held-out city's model")
 	heavyCal := fs.Bool("heavy-calibrate", false, "choose the operating point on the heavier runs too (default: on the corpus's own runs)")
+	calSpare := fs.Int("cal-spare", 0, "how many training cities (the noisiest at each candidate operating point) may exceed the calibration's limit (--cal-limit), each within --cal-cap (default 0: every training city within it)")
+	calCap := fs.Float64("cal-cap", 1, "with --cal-spare: the most false alarms per hour a spared training city may raise")
+	calLimit := fs.Float64("cal-limit", 0, "the most false alarms per hour the operating point may raise on a training city (through the proxy fusion; 0: the default 0.5)")
+	calCross := fs.Bool("cal-crossfit", false, "choose each model's operating point on out-of-city probabilities: each training city's runs judged by a model fitted on the other training cities alone, as a city never seen is judged (default: on the model's own probabilities of the rows it was fitted on)")
 	corpus := fs.String("loco-cities", "", "the cities the leave-one-city-out models are fitted from (default every city of the corpus)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	warm := fs.Bool("warm", true, "feed each SUMO run after a warm-up: another seed's run of the same city one day earlier, unscored, so the links' baselines have learned as a deployed engine's (false: every engine starts cold; --short is always cold)")
@@ -47,7 +51,7 @@ func evalMain(args []string) error {
 
 	cfg := eval.Config{Short: *short, Minutes: *minutes, DemoMinutes: *demoMinutes, DataRoot: *dataRoot, TempDir: *tmpDir,
 		SUMO: *sumoBin, NoSUMO: *noSUMO, NoDemo: *noDemo, Cache: *cache, HTTP: *viaHTTP, Prepare: *prepare, Model: *model, Train: *trainTo,
-		Heavy: *heavy, HeavyCalibrate: *heavyCal, Cold: !*warm}
+		Heavy: *heavy, HeavyCalibrate: *heavyCal, CalSpare: *calSpare, CalCap: *calCap, CalCrossFit: *calCross, CalLimit: *calLimit, Cold: !*warm}
 	if *corpus != "" {
 		cfg.Corpus = strings.Split(*corpus, ",")
 	}
