@@ -255,19 +255,7 @@ func TestTownIsOutsideTheCorpusAndMostlyUnsignalised(t *testing.T) {
 	if err := c.build(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	nt, err := readSUMONet(filepath.Join(b.dir, b.net))
-	if err != nil {
-		t.Fatal(err)
-	}
-	types := map[string]int{}
-	ends := map[string]bool{}
-	for _, e := range nt.edges {
-		if e.carLanes() > 0 && nt.jType[e.To] != "dead_end" && !ends[e.To] {
-			ends[e.To] = true
-			types[nt.jType[e.To]]++
-		}
-	}
-	n := len(ends)
+	_, types, n := junctionTypes(t, filepath.Join(b.dir, b.net))
 	if n < 80 || types["traffic_light"] < 5 || float64(types["priority"]) < 0.75*float64(n) {
 		t.Fatalf("the town's %d junctions (not dead ends) by type: %v; want at least 80, at least 5 signalised, at least 3/4 priority", n, types)
 	}
@@ -305,19 +293,7 @@ func TestGeneratedCitiesCloseLinksAtUnsignalisedJunctions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nt, err := readSUMONet(filepath.Join(cf.Dir, cf.Net))
-		if err != nil {
-			t.Fatal(err)
-		}
-		types := map[string]int{}
-		ends := map[string]bool{}
-		for _, e := range nt.edges {
-			if e.carLanes() > 0 && nt.jType[e.To] != "dead_end" && !ends[e.To] {
-				ends[e.To] = true
-				types[nt.jType[e.To]]++
-			}
-		}
-		n := len(ends)
+		nt, types, n := junctionTypes(t, filepath.Join(cf.Dir, cf.Net))
 		if float64(types["priority"]) < 0.25*float64(n) || float64(types["traffic_light"]) < 0.25*float64(n) {
 			t.Errorf("%s: its %d junctions (not dead ends) by type: %v; want at least a quarter priority and a quarter signalised", name, n, types)
 		}
@@ -416,3 +392,22 @@ const tinyNet = `<?xml version="1.0" encoding="UTF-8"?>
     <junction id="19" type="priority" x="379.00" y="370.00" incLanes="" intLanes="" shape="379.00,370.00"/>
 </net>
 `
+
+// junctionTypes reads a SUMO net and counts the junctions that end a link with car lanes, dead ends aside, by
+// type (traffic_light, priority, …); n is how many.
+func junctionTypes(t *testing.T, path string) (nt *sumoNet, types map[string]int, n int) {
+	t.Helper()
+	nt, err := readSUMONet(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types = map[string]int{}
+	ends := map[string]bool{}
+	for _, e := range nt.edges {
+		if e.carLanes() > 0 && nt.jType[e.To] != "dead_end" && !ends[e.To] {
+			ends[e.To] = true
+			types[nt.jType[e.To]]++
+		}
+	}
+	return nt, types, len(ends)
+}
