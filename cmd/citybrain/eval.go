@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -52,6 +53,14 @@ func evalMain(args []string) error {
 	cfg := eval.Config{Short: *short, Minutes: *minutes, DemoMinutes: *demoMinutes, DataRoot: *dataRoot, TempDir: *tmpDir,
 		SUMO: *sumoBin, NoSUMO: *noSUMO, NoDemo: *noDemo, Cache: *cache, HTTP: *viaHTTP, Prepare: *prepare, Model: *model, Train: *trainTo,
 		Heavy: *heavy, HeavyCalibrate: *heavyCal, CalSpare: *calSpare, CalCap: *calCap, CalCrossFit: *calCross, CalLimit: *calLimit, Cold: !*warm}
+	switch {
+	case *calSpare < 0:
+		return fmt.Errorf("--cal-spare %d: the number of training cities spared cannot be negative", *calSpare)
+	case *calCap < 0 || math.IsNaN(*calCap):
+		return fmt.Errorf("--cal-cap %g: false alarms per hour must be a number, 0 or more", *calCap)
+	case *calLimit < 0 || math.IsNaN(*calLimit):
+		return fmt.Errorf("--cal-limit %g: false alarms per hour must be a number, 0 or more (0: the default 0.5)", *calLimit)
+	}
 	if *corpus != "" {
 		cfg.Corpus = strings.Split(*corpus, ",")
 	}

@@ -1,0 +1,24 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestEvalRefusesCalibrationFlagsOutOfRange: a negative or NaN limit, cap or number of spared cities is refused
+// with the flag named, before anything is built or run (a negative limit used to calibrate every model to the
+// grid's strictest point, 0.99 held 6 times, without a word).
+func TestEvalRefusesCalibrationFlagsOutOfRange(t *testing.T) {
+	for _, c := range []struct{ args, want string }{
+		{"--cal-spare -1", "--cal-spare -1"},
+		{"--cal-cap -2", "--cal-cap -2"},
+		{"--cal-limit -0.5", "--cal-limit -0.5"},
+		{"--cal-limit NaN", "--cal-limit NaN"},
+	} {
+		args := append(strings.Fields(c.args), "--no-sumo", "--no-demo", "--quiet", "--out", "", "--cache", t.TempDir())
+		err := evalMain(args)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("eval %s: error %v; want one naming %q", c.args, err, c.want)
+		}
+	}
+}
