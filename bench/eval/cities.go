@@ -103,18 +103,15 @@ func cityByName(name string) (*city, bool) {
 func allCityNames() []string { return append(CityNames(), OutsideCityNames()...) }
 
 // OutsideCityNames lists the cities outside the corpus, scored only when named (extraCities).
-func OutsideCityNames() []string {
-	out := make([]string, len(extraCities))
-	for i, c := range extraCities {
-		out[i] = c.Name
-	}
-	return out
-}
+func OutsideCityNames() []string { return cityNames(extraCities) }
 
 // CityNames lists the corpus's cities in order.
-func CityNames() []string {
-	out := make([]string, len(cities))
-	for i, c := range cities {
+func CityNames() []string { return cityNames(cities) }
+
+// cityNames lists the names of list in order.
+func cityNames(list []city) []string {
+	out := make([]string, len(list))
+	for i, c := range list {
 		out[i] = c.Name
 	}
 	return out
@@ -503,7 +500,7 @@ func buildNetgen(kind string) func(context.Context, *builder) error {
 		// alone is a signal grid (every junction a traffic light, as in a downtown of signalised blocks).
 		common := []string{"--default.speed", "13.89", "--no-turnarounds", "true", "-o", b.net}
 		if kind == "grid" {
-			common = []string{"--default.speed", "13.89", "--default-junction-type", "traffic_light", "--no-turnarounds", "true", "-o", b.net}
+			common = append(common, "--default-junction-type", "traffic_light")
 		}
 		var args []string
 		switch kind {
