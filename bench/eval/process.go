@@ -122,6 +122,9 @@ func (p *processor) point(pt *fcdPoint) {
 	for t >= p.countAt {
 		p.flushCounts()
 	}
+	if strings.HasPrefix(pt.id, pacerPrefix) {
+		return // a partial closure's squeeze (writeBlockers), not a vehicle anyone sees
+	}
 	blocker := strings.HasPrefix(pt.id, blockerPrefix)
 	ll := geo.LatLng{Lat: pt.lat, Lng: pt.lng}
 	if !blocker {
