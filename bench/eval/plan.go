@@ -27,6 +27,8 @@ const (
 	squeezeMinKmh = 10.0 // traffic squeezing past a partial closure
 	squeezeMaxKmh = 20.0
 	blockerPrefix = "cb_block_"
+	blockerType   = "cb_blocker"
+	pacerType     = "cb_pacer"
 	pacerPrefix   = "cb_pace_" // the local squeeze of a partial closure (writeBlockers): not traffic
 
 	// The local squeeze (corpus c6): its zone around the blockage point and the pacers' headway.
@@ -346,11 +348,11 @@ func drawBlockage(rng *rand.Rand, cs []cand, make func(cand) (blockage, bool)) (
 // not keep a backlog of pacers after the blockage), passes [PosM-squeezeBeforeM, PosM+squeezeAfterM] as a
 // waypoint (a stop with a speed) at the squeeze's speed and leaves the network just past it; traffic that reaches a pacer squeezes past the blocker at its speed and recovers after it. Pacers
 // never change lanes (lcStrategic and lcCooperative -1, no speed gain nor keep-right); they are not traffic
-// (the processor drops them), but loops inside the zone count them.
+// (the processor drops them, and the loops count every vehicle type but theirs: loopTypes).
 func writeBlockers(routes, vss string, bs []blockage) error {
 	var b strings.Builder
-	b.WriteString("<routes>\n    <vType id=\"cb_blocker\" vClass=\"ignoring\" length=\"5\" minGap=\"1\"/>\n")
-	b.WriteString("    <vType id=\"cb_pacer\" vClass=\"ignoring\" length=\"2\" minGap=\"0.5\" lcStrategic=\"-1\" lcSpeedGain=\"0\" lcKeepRight=\"0\" lcCooperative=\"-1\" lcSpeedGainRight=\"0\" lcOvertakeRight=\"0\"/>\n")
+	fmt.Fprintf(&b, "<routes>\n    <vType id=%q vClass=\"ignoring\" length=\"5\" minGap=\"1\"/>\n", blockerType)
+	fmt.Fprintf(&b, "    <vType id=%q vClass=\"ignoring\" length=\"2\" minGap=\"0.5\" lcStrategic=\"-1\" lcSpeedGain=\"0\" lcKeepRight=\"0\" lcCooperative=\"-1\" lcSpeedGainRight=\"0\" lcOvertakeRight=\"0\"/>\n", pacerType)
 	type veh struct {
 		depart float64
 		text   string
@@ -360,7 +362,7 @@ func writeBlockers(routes, vss string, bs []blockage) error {
 		for _, lane := range bl.Lanes {
 			idx := lane[strings.LastIndexByte(lane, '_')+1:]
 			id := fmt.Sprintf("%s%d_%s", blockerPrefix, i, idx)
-			vs = append(vs, veh{bl.StartS, fmt.Sprintf(`    <vehicle id=%q type="cb_blocker" depart="%.0f" departLane="%s" departPos="base" departSpeed="max">`+"\n"+
+			vs = append(vs, veh{bl.StartS, fmt.Sprintf(`    <vehicle id=%q type="`+blockerType+`" depart="%.0f" departLane="%s" departPos="base" departSpeed="max">`+"\n"+
 				`        <route edges=%q/>`+"\n"+`        <stop lane=%q startPos="%.1f" endPos="%.1f" duration="%.0f"/>`+"\n    </vehicle>\n",
 				id, bl.StartS, idx, bl.Edge, lane, math.Max(0, bl.PosM-6), bl.PosM, bl.DurS)})
 		}
@@ -369,7 +371,7 @@ func writeBlockers(routes, vss string, bs []blockage) error {
 			// Every blockage point lies 30 m or more before its link's end (planBlockages), so the zone and the
 			// pacer's arrival (PosM+squeezeAfterM+1) stay on the link.
 			from, to := math.Max(0, bl.PosM-squeezeBeforeM), bl.PosM+squeezeAfterM
-			vs = append(vs, veh{bl.StartS, fmt.Sprintf(`    <flow id="%s%d_%s" type="cb_pacer" begin="%.0f" end="%.0f" period="%g" departLane="%s" departPos="random_free" departSpeed="%.2f" arrivalLane="%s" arrivalPos="%.1f">`+"\n"+
+			vs = append(vs, veh{bl.StartS, fmt.Sprintf(`    <flow id="%s%d_%s" type="`+pacerType+`" begin="%.0f" end="%.0f" period="%g" departLane="%s" departPos="random_free" departSpeed="%.2f" arrivalLane="%s" arrivalPos="%.1f">`+"\n"+
 				`        <route edges=%q/>`+"\n"+`        <stop lane=%q startPos="%.1f" endPos="%.1f" speed="%.2f"/>`+"\n    </flow>\n",
 				pacerPrefix, i, idx, bl.StartS, bl.StartS+bl.DurS, pacerPeriodS, idx, bl.SqueezeKmh/3.6, idx, to+1, bl.Edge, lane, from, to, bl.SqueezeKmh/3.6)})
 		}
