@@ -27,6 +27,14 @@ const (
 	squeezeMinKmh = 10.0 // traffic squeezing past a partial closure
 	squeezeMaxKmh = 20.0
 	blockerPrefix = "cb_block_"
+	blockerType   = "cb_blocker"
+	pacerType     = "cb_pacer"
+	pacerPrefix   = "cb_pace_" // the local squeeze of a partial closure (writeBlockers): not traffic
+
+	// The local squeeze (corpus c6): its zone around the blockage point and the pacers' headway.
+	squeezeBeforeM = 40
+	squeezeAfterM  = 10
+	pacerPeriodS   = 10.0
 )
 
 // Where on its link a blockage is.
@@ -329,13 +337,22 @@ func drawBlockage(rng *rand.Rand, cs []cand, make func(cand) (blockage, bool)) (
 	return blockage{}, false
 }
 
-// writeBlockers writes the blockers (a route file) and the squeeze of partial closures (an additional file
-// of variable speed signs). A blocker enters its lane at the start of the edge at the blockage's start (with
-// SUMO's insertion checks, so it waits for a gap), drives to the blockage and stops there for its duration;
-// the truth is the stop SUMO reports, not this schedule.
+// writeBlockers writes the blockers and the squeeze of partial closures (one route file; the additional file
+// vss is written empty, kept so the SUMO command line does not change). A blocker enters its lane at the start
+// of the edge at the blockage's start (with SUMO's insertion checks, so it waits for a gap), drives to the
+// blockage and stops there for its duration; the truth is the stop SUMO reports, not this schedule.
+//
+// The squeeze is local: on each open lane of a partial closure a flow of pacers (pacerPrefix, one every
+// pacerPeriodS over the blockage's schedule) is inserted at a free place of its lane (random_free: a pacer
+// that finds none, or one placed past its zone, is dropped by SUMO instead of waiting, so a jammed lane does
+// not keep a backlog of pacers after the blockage), passes [PosM-squeezeBeforeM, PosM+squeezeAfterM] as a
+// waypoint (a stop with a speed) at the squeeze's speed and leaves the network just past it; traffic that reaches a pacer squeezes past the blocker at its speed and recovers after it. Pacers
+// never change lanes (lcStrategic and lcCooperative -1, no speed gain nor keep-right); they are not traffic
+// (the processor drops them, and the loops count every vehicle type but theirs: loopTypes).
 func writeBlockers(routes, vss string, bs []blockage) error {
 	var b strings.Builder
-	b.WriteString("<routes>\n    <vType id=\"cb_blocker\" vClass=\"ignoring\" length=\"5\" minGap=\"1\"/>\n")
+	fmt.Fprintf(&b, "<routes>\n    <vType id=%q vClass=\"ignoring\" length=\"5\" minGap=\"1\"/>\n", blockerType)
+	fmt.Fprintf(&b, "    <vType id=%q vClass=\"ignoring\" length=\"2\" minGap=\"0.5\" lcStrategic=\"-1\" lcSpeedGain=\"0\" lcKeepRight=\"0\" lcCooperative=\"-1\" lcSpeedGainRight=\"0\" lcOvertakeRight=\"0\"/>\n", pacerType)
 	type veh struct {
 		depart float64
 		text   string
@@ -345,9 +362,18 @@ func writeBlockers(routes, vss string, bs []blockage) error {
 		for _, lane := range bl.Lanes {
 			idx := lane[strings.LastIndexByte(lane, '_')+1:]
 			id := fmt.Sprintf("%s%d_%s", blockerPrefix, i, idx)
-			vs = append(vs, veh{bl.StartS, fmt.Sprintf(`    <vehicle id=%q type="cb_blocker" depart="%.0f" departLane="%s" departPos="base" departSpeed="max">`+"\n"+
+			vs = append(vs, veh{bl.StartS, fmt.Sprintf(`    <vehicle id=%q type="`+blockerType+`" depart="%.0f" departLane="%s" departPos="base" departSpeed="max">`+"\n"+
 				`        <route edges=%q/>`+"\n"+`        <stop lane=%q startPos="%.1f" endPos="%.1f" duration="%.0f"/>`+"\n    </vehicle>\n",
 				id, bl.StartS, idx, bl.Edge, lane, math.Max(0, bl.PosM-6), bl.PosM, bl.DurS)})
+		}
+		for _, lane := range bl.Open {
+			idx := lane[strings.LastIndexByte(lane, '_')+1:]
+			// Every blockage point lies 30 m or more before its link's end (planBlockages), so the zone and the
+			// pacer's arrival (PosM+squeezeAfterM+1) stay on the link.
+			from, to := math.Max(0, bl.PosM-squeezeBeforeM), bl.PosM+squeezeAfterM
+			vs = append(vs, veh{bl.StartS, fmt.Sprintf(`    <flow id="%s%d_%s" type="`+pacerType+`" begin="%.0f" end="%.0f" period="%g" departLane="%s" departPos="random_free" departSpeed="%.2f" arrivalLane="%s" arrivalPos="%.1f">`+"\n"+
+				`        <route edges=%q/>`+"\n"+`        <stop lane=%q startPos="%.1f" endPos="%.1f" speed="%.2f"/>`+"\n    </flow>\n",
+				pacerPrefix, i, idx, bl.StartS, bl.StartS+bl.DurS, pacerPeriodS, idx, bl.SqueezeKmh/3.6, idx, to+1, bl.Edge, lane, from, to, bl.SqueezeKmh/3.6)})
 		}
 	}
 	sort.SliceStable(vs, func(i, j int) bool { return vs[i].depart < vs[j].depart })
@@ -358,18 +384,8 @@ func writeBlockers(routes, vss string, bs []blockage) error {
 	if err := os.WriteFile(routes, []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("cannot write blockers (%s): %w", routes, err)
 	}
-	var a strings.Builder
-	a.WriteString("<additional>\n")
-	for i, bl := range bs {
-		if len(bl.Open) == 0 {
-			continue
-		}
-		fmt.Fprintf(&a, "    <variableSpeedSign id=\"cb_squeeze_%d\" lanes=%q>\n        <step time=\"%.0f\" speed=\"%.2f\"/>\n        <step time=\"%.0f\" speed=\"-1\"/>\n    </variableSpeedSign>\n",
-			i, strings.Join(bl.Open, " "), bl.StartS, bl.SqueezeKmh/3.6, bl.StartS+bl.DurS)
-	}
-	a.WriteString("</additional>\n")
-	if err := os.WriteFile(vss, []byte(a.String()), 0o644); err != nil {
-		return fmt.Errorf("cannot write the squeeze signs (%s): %w", vss, err)
+	if err := os.WriteFile(vss, []byte("<additional>\n</additional>\n"), 0o644); err != nil {
+		return fmt.Errorf("cannot write the squeeze file (%s): %w", vss, err)
 	}
 	return nil
 }

@@ -31,6 +31,7 @@ type processor struct {
 	countAt float64              // end of the current count interval, simulated s
 	zone    int                  // UTM zone of the network (heading correction)
 	err     error                // the first fix that did not make a valid event
+	types   map[string]bool      // vehicle types seen (loopTypes must list each but the pacers')
 }
 
 type obsKey struct {
@@ -46,7 +47,7 @@ func newProcessor(run *simRun, net *geo.Network, seed int64) *processor {
 	bb := net.BBox()
 	p := &processor{run: run, rng: rand.New(rand.NewPCG(uint64(seed), nameSeed(run.City)^0x5eed)), probe: drawSeed(run.City, seed, "probes"),
 		origin: geo.LatLng{Lat: bb.MinLat, Lng: bb.MinLng}, speed: map[obsKey]*SpeedObs{},
-		cells: geo.NewCellCache(geo.DefaultRes), stand: map[string]*standing{}, inside: map[string]int{}, countAt: countEveryS}
+		cells: geo.NewCellCache(geo.DefaultRes), stand: map[string]*standing{}, inside: map[string]int{}, countAt: countEveryS, types: map[string]bool{}}
 	p.cosLat = math.Cos(bb.MinLat * math.Pi / 180)
 	run.Origin = p.origin
 	// Cameras at a fifth of the signalised junctions (at least one), the same ones for every seed of a city.
@@ -121,6 +122,10 @@ func (p *processor) point(pt *fcdPoint) {
 	t := pt.t
 	for t >= p.countAt {
 		p.flushCounts()
+	}
+	p.types[pt.typ] = true
+	if strings.HasPrefix(pt.id, pacerPrefix) {
+		return // a partial closure's squeeze (writeBlockers), not a vehicle anyone sees
 	}
 	blocker := strings.HasPrefix(pt.id, blockerPrefix)
 	ll := geo.LatLng{Lat: pt.lat, Lng: pt.lng}

@@ -15,6 +15,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -168,8 +170,13 @@ func runSim(ctx context.Context, cfg *Config, c *city, cf *cityFiles, routes []s
 		}
 		return out
 	}
-	// The detector definitions go into the run's directory: SUMO writes e1.xml next to them.
-	if err := copyFile(filepath.Join(dir, "detectors.add.xml"), filepath.Join(cf.Dir, cf.Detectors), nil); err != nil {
+	// The detector definitions go into the run's directory: SUMO writes e1.xml next to them. The loops count
+	// every vehicle type of the run but the pacers' (loopTypes).
+	types, err := loopTypes(append(abs(cf.Additionals), abs(routes)...))
+	if err != nil {
+		return nil, err
+	}
+	if err := copyFile(filepath.Join(dir, "detectors.add.xml"), filepath.Join(cf.Dir, cf.Detectors), func(d []byte) []byte { return withVTypes(d, types) }); err != nil {
 		return nil, err
 	}
 	if err := writeBlockers(filepath.Join(dir, "blockers.rou.xml"), filepath.Join(dir, "squeeze.add.xml"), bs); err != nil {
@@ -234,6 +241,12 @@ func runSim(ctx context.Context, cfg *Config, c *city, cf *cityFiles, routes []s
 		return nil, fmt.Errorf("cannot read sumo's FCD: %w", rerr)
 	}
 	p.finish()
+	for typ := range p.types {
+		// A vehicle's own copy of its type (SUMO names it type@vehicle) is its type to a loop.
+		if typ, _, _ = strings.Cut(typ, "@"); typ != pacerType && !slices.Contains(types, typ) {
+			return nil, fmt.Errorf("vehicles of type %q ran but the loops do not count them (loopTypes: %v)", typ, types)
+		}
+	}
 	if log, err := os.ReadFile(filepath.Join(dir, "sumo.log")); err == nil {
 		if i := strings.Index(string(log), "Vehicles:"); i >= 0 {
 			run.Notes = append(run.Notes, "sumo: "+strings.Join(strings.Fields(string(log[i:])), " "))
@@ -280,6 +293,54 @@ func runSim(ctx context.Context, cfg *Config, c *city, cf *cityFiles, routes []s
 	run.Truths = truthsOf(run, bs, stops)
 	run.Video = append(run.Video, plantedFalseAlarms(c.Name, seed, run.Cameras, endS)...)
 	return run, nil
+}
+
+var (
+	vTypeID   = regexp.MustCompile(`<vType\b[^>]*?\bid="([^"]+)"`)
+	e1Element = regexp.MustCompile(`<(e1Detector|inductionLoop)\b[^>]*>`) // SUMO's two names of an e1
+)
+
+// sumoDefaultTypes are the vehicle types SUMO defines without a file (a vehicle without a type is
+// DEFAULT_VEHTYPE).
+var sumoDefaultTypes = []string{"DEFAULT_VEHTYPE", "DEFAULT_PEDTYPE", "DEFAULT_BIKETYPE", "DEFAULT_CONTAINERTYPE", "DEFAULT_TAXITYPE", "DEFAULT_RAILTYPE"}
+
+// loopTypes returns the vehicle types the loops count: SUMO's default types, every vType the files define and
+// the blockers' (a broken-down vehicle passes loops upstream of its stop like any other), never the pacers' (a
+// partial closure's squeeze, writeBlockers: not traffic). SUMO 1.15's e1Detector takes an include list only
+// (vTypes), so the list is every other type; runSim checks every type the FCD showed is in it.
+func loopTypes(files []string) ([]string, error) {
+	set := map[string]bool{blockerType: true}
+	for _, t := range sumoDefaultTypes {
+		set[t] = true
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the vehicle types of %s: %w", f, err)
+		}
+		for _, m := range vTypeID.FindAllSubmatch(data, -1) {
+			set[string(m[1])] = true
+		}
+	}
+	delete(set, pacerType)
+	out := make([]string, 0, len(set))
+	for t := range set {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// withVTypes gives every e1 definition without a vTypes attribute the types it counts.
+func withVTypes(data []byte, types []string) []byte {
+	attr := []byte(` vTypes="` + strings.Join(types, " ") + `"`)
+	return e1Element.ReplaceAllFunc(data, func(m []byte) []byte {
+		if bytes.Contains(m, []byte("vTypes=")) {
+			return m
+		}
+		n := bytes.IndexAny(m, " \t\r\n/>")
+		return append(append(append([]byte{}, m[:n]...), attr...), m[n:]...)
+	})
 }
 
 func tail(s string, n int) string {
