@@ -33,8 +33,10 @@ import (
 // 11): Hangzhou's period 1.0, the OSM cities' roads at the urban speed limit (Monaco), every per-event draw
 // per city and seed (drawSeed). c5 (session 15): spider and random give way at part of their junctions
 // (netgenerate's signal guess instead of a signal at every junction; spider's period 0.45), so closures on links
-// ending at an unsignalised junction occur in generated cities too; the grid stays a signal grid.
-const corpusVersion = "c5"
+// ending at an unsignalised junction occur in generated cities too; the grid stays a signal grid. c6 (session
+// 16): a partial closure squeezes traffic at its point only (pacers: slow vehicles of their own type held at the
+// blocked point), not along its whole link, and the loops count every vehicle type but the pacers'.
+const corpusVersion = "c6"
 
 // The conditions of issue 12.
 const (
