@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"context"
 	"errors"
 	"math"
 	"sort"
@@ -86,7 +87,7 @@ func gbCollect(runs []*corpusRun) (*gbData, error) {
 }
 
 // fitTrees fits the boosted trees and their Platt scaling.
-func fitTrees(runs []*corpusRun) (*detect.Model, error) {
+func fitTrees(ctx context.Context, runs []*corpusRun) (*detect.Model, error) {
 	d, err := gbCollect(runs)
 	if err != nil {
 		return nil, err
@@ -111,6 +112,9 @@ func fitTrees(runs []*corpusRun) (*detect.Model, error) {
 	g, h := make([]float64, n), make([]float64, n)
 	idx := make([]int, n)
 	for round := 0; round < gbRounds; round++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err // a SIGTERM does not wait for the fit
+		}
 		for i := range F {
 			p := 1 / (1 + math.Exp(-F[i]))
 			g[i] = d.w[i] * (p - d.y[i])
