@@ -72,6 +72,8 @@ type Config struct {
 	CalLimit float64
 	// CalCrossFit chooses each model's operating point on out-of-city probabilities (TrainOptions.CrossFit).
 	CalCrossFit bool
+	// TrainIgnore names features every model fitted here never splits on (TrainOptions.Ignore; default none).
+	TrainIgnore []string
 	// Cold feeds every run to an engine that has seen nothing before (and extracts the training rows the same
 	// way). By default (false) each run is fed after a warm-up: the traffic data of another seed's run of the
 	// same city one day earlier (warmSeed, warmShift), not scored, so the links' baselines have learned as a
