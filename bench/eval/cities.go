@@ -98,10 +98,11 @@ const spiderSignalThreshold = 90
 // (×1.14 vehicles, ×0.91 speed from 25–30 to 55–60 min); at 1.5 they level off (×1.03, ×1.00).
 const townPeriod = 1.5
 
-// suburbPeriod is the suburb's randomTrips period, by the corpus's rule (city.Period), without blockages
-// (docs/incidents.md, "a second city outside the corpus"): seed 1 at 0.6 gridlocks (×2.47 vehicles, ×0.34
-// speed from 25–30 to 55–60 min); at 0.7 it levels off (×1.04, ×0.97), as at 0.8 and 1.0 (lighter).
-const suburbPeriod = 0.7
+// suburbPeriod is the suburb's randomTrips period, by the corpus's rule (city.Period), seeds 1–3 without
+// blockages (docs/incidents.md, "a second city outside the corpus"): at 0.6 seed 1 gridlocks (×2.47 vehicles,
+// ×0.34 speed from 25–30 to 55–60 min); at 0.7 seeds 1–2 level off (×1.04/×0.97, ×0.94/×1.04) but seed 3
+// does not (×1.20, ×0.79); at 0.8 all three level off (×1.00/×1.02, ×1.01/×1.00, ×0.99/×1.06).
+const suburbPeriod = 0.8
 
 func cityByName(name string) (*city, bool) {
 	for _, list := range [][]city{cities, extraCities} {
