@@ -133,7 +133,7 @@ func TestCalibrationDump(t *testing.T) {
 	tots := map[string]*tot{}
 	for _, c := range cfg.Cities {
 		tr, test := locoSplit(runs, c)
-		m, _, err := fitCached(filepath.Join(cfg.cacheDir(), "models"), tr, cfg.trainOptions())
+		m, _, err := fitCached(context.Background(), filepath.Join(cfg.cacheDir(), "models"), tr, cfg.trainOptions())
 		if err != nil {
 			t.Fatal(err)
 		}

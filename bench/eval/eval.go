@@ -340,7 +340,7 @@ func cityModels(ctx context.Context, cfg *Config, rep *Report) (map[string]*dete
 		for _, r := range test {
 			rep.Observable = append(rep.Observable, r.observable...)
 		}
-		m, reused, err := fitCached(filepath.Join(cfg.cacheDir(), "models"), train, cfg.trainOptions())
+		m, reused, err := fitCached(ctx, filepath.Join(cfg.cacheDir(), "models"), train, cfg.trainOptions())
 		if err != nil {
 			return nil, err
 		}

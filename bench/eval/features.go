@@ -22,7 +22,7 @@ type Row struct {
 	T     int64
 	X     [detect.NumFeatures]float64
 	HeadM float64
-	Young bool // the link's baselines have not learned yet: judged, never an alarm alone, not trained on
+	Young bool // the link's baselines have not learned yet: judged as a learned link, not trained or calibrated on
 	// FullFlow, Discharging: the link passes its usual flow, or no fewer exits than its usual rate makes likely
 	// (detect.Features); for reading the rows (TestRowDump), not in the model's key: nothing fitted reads them.
 	FullFlow, Discharging bool

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -97,7 +98,7 @@ func featureIndex(name string) int {
 }
 
 // fitTrees fits the boosted trees and their Platt scaling; the features named in ignore are never split on.
-func fitTrees(runs []*corpusRun, ignore []string) (*detect.Model, error) {
+func fitTrees(ctx context.Context, runs []*corpusRun, ignore []string) (*detect.Model, error) {
 	d, err := gbCollect(runs)
 	if err != nil {
 		return nil, err
@@ -129,6 +130,9 @@ func fitTrees(runs []*corpusRun, ignore []string) (*detect.Model, error) {
 	g, h := make([]float64, n), make([]float64, n)
 	idx := make([]int, n)
 	for round := 0; round < gbRounds; round++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err // a SIGTERM does not wait for the fit
+		}
 		for i := range F {
 			p := 1 / (1 + math.Exp(-F[i]))
 			g[i] = d.w[i] * (p - d.y[i])

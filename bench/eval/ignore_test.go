@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -35,14 +36,14 @@ func TestAFeatureIgnoredInTrainingIsNeverSplitOn(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	plain, _, err := fitCached(dir, runs, TrainOptions{})
+	plain, _, err := fitCached(context.Background(), dir, runs, TrainOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !usesFeature(plain, detect.FSignal) {
 		t.Fatal("the plain fit never splits on signal: the corpus of this test does not make it a tell")
 	}
-	m, reused, err := fitCached(dir, runs, TrainOptions{Ignore: []string{"signal"}})
+	m, reused, err := fitCached(context.Background(), dir, runs, TrainOptions{Ignore: []string{"signal"}})
 	if err != nil {
 		t.Fatal(err)
 	}

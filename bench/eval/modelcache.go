@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -122,7 +123,7 @@ func boolByte(b bool) byte {
 // fitCached returns the model fitModel fits on runs with opt, read from dir when a model was fitted there on
 // the same rows with the same options and code before (reused true), else fitted and written there. An
 // unreadable or damaged cached model is fitted again; dir "" caches nothing.
-func fitCached(dir string, runs []*corpusRun, opt TrainOptions) (m *detect.Model, reused bool, err error) {
+func fitCached(ctx context.Context, dir string, runs []*corpusRun, opt TrainOptions) (m *detect.Model, reused bool, err error) {
 	var path string
 	if dir != "" {
 		path = filepath.Join(dir, "loco-"+trainingKey(runs, opt)[:32]+".json")
@@ -132,7 +133,7 @@ func fitCached(dir string, runs []*corpusRun, opt TrainOptions) (m *detect.Model
 			}
 		}
 	}
-	m, err = fitModelIn(dir, runs, opt)
+	m, err = fitModelIn(ctx, dir, runs, opt)
 	if err != nil {
 		return nil, false, err
 	}

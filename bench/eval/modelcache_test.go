@@ -1,7 +1,9 @@
 package eval
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -63,7 +65,7 @@ func TestLocoModelsAreCachedByTheirRows(t *testing.T) {
 		}
 		return out
 	}
-	m1, reused, err := fitCached(dir, runs, TrainOptions{})
+	m1, reused, err := fitCached(context.Background(), dir, runs, TrainOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +95,7 @@ func TestLocoModelsAreCachedByTheirRows(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m2, reused, err := fitCached(dir, runs, TrainOptions{})
+	m2, reused, err := fitCached(context.Background(), dir, runs, TrainOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,14 +104,14 @@ func TestLocoModelsAreCachedByTheirRows(t *testing.T) {
 	}
 
 	runs[1].rows[100].X[detect.FExitDeficit] += 0.5
-	if _, reused, err = fitCached(dir, runs, TrainOptions{}); err != nil || reused {
+	if _, reused, err = fitCached(context.Background(), dir, runs, TrainOptions{}); err != nil || reused {
 		t.Fatalf("a changed feature: reused %v (err %v), want a refit", reused, err)
 	}
 	runs[0].rows[7].Label = -1
-	if _, reused, err = fitCached(dir, runs, TrainOptions{}); err != nil || reused {
+	if _, reused, err = fitCached(context.Background(), dir, runs, TrainOptions{}); err != nil || reused {
 		t.Fatalf("a changed label: reused %v (err %v), want a refit", reused, err)
 	}
-	if _, reused, err = fitCached(dir, runs, TrainOptions{MaxFalsePerH: 1}); err != nil || reused {
+	if _, reused, err = fitCached(context.Background(), dir, runs, TrainOptions{MaxFalsePerH: 1}); err != nil || reused {
 		t.Fatalf("other options: reused %v (err %v), want a refit", reused, err)
 	}
 	// The same rows through another gate (one that shuts a row the detector's lets through) fit again.
@@ -118,7 +120,7 @@ func TestLocoModelsAreCachedByTheirRows(t *testing.T) {
 		t.Fatal("the corpus's row 3 does not pass the gate: no row to shut it for")
 	}
 	gate = func(x *[detect.NumFeatures]float64) bool { return x != shut && detect.Gate(x) }
-	_, reused, err = fitCached(dir, runs, TrainOptions{MaxFalsePerH: 1})
+	_, reused, err = fitCached(context.Background(), dir, runs, TrainOptions{MaxFalsePerH: 1})
 	gate = detect.Gate
 	if err != nil || reused {
 		t.Fatalf("another gate: reused %v (err %v), want a refit", reused, err)
@@ -132,8 +134,29 @@ func TestLocoModelsAreCachedByTheirRows(t *testing.T) {
 	}
 	runs[1].rows[100].X[detect.FExitDeficit] -= 0.5
 	runs[0].rows[7].Label = 0
-	m3, reused, err := fitCached(dir, runs, TrainOptions{})
+	m3, reused, err := fitCached(context.Background(), dir, runs, TrainOptions{})
 	if err != nil || reused || m3.Threshold != m1.Threshold || len(m3.Trees) != len(m1.Trees) {
 		t.Fatalf("over a damaged cache file: reused %v (err %v), threshold %v; want a refit equal to the first", reused, err, m3.Threshold)
+	}
+}
+
+// A fit stops when its context ends (eval's SIGTERM): fitCached returns the context's error and caches no
+// model, and the trees stop between rounds rather than finishing the fit in progress.
+func TestAFitStopsWhenItsContextEnds(t *testing.T) {
+	dir := t.TempDir()
+	runs := cacheCorpus(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if m, _, err := fitCached(ctx, dir, runs, TrainOptions{}); !errors.Is(err, context.Canceled) || m != nil {
+		t.Fatalf("fitCached with an ended context: model %v, error %v; want none and context.Canceled", m != nil, err)
+	}
+	if es, err := os.ReadDir(dir); err != nil || len(es) != 0 {
+		t.Fatalf("fitCached with an ended context left %d files in the model cache (%v)", len(es), err)
+	}
+	if m, err := fitTrees(ctx, runs, nil); !errors.Is(err, context.Canceled) || m != nil {
+		t.Fatalf("fitTrees with an ended context: model %v, error %v; want none and context.Canceled", m != nil, err)
+	}
+	if _, _, err := fitCached(context.Background(), dir, runs, TrainOptions{}); err != nil {
+		t.Fatalf("the same fit with a live context: %v", err)
 	}
 }

@@ -13,7 +13,7 @@ import (
 // the link's own history, and a replay can warm it"). Every SUMO run starts from an empty network and every
 // engine the corpus fed used to start from nothing, so a link was judged only once its baselines had learned
 // from 30 ten-second buckets with traffic (engine/detect learnedBuckets) or been watched 5 minutes, and a
-// link still young never raises an alarm alone: a fifth of the full closures at 15 % probes (and half at
+// link still young never raised an alarm alone (until session 16): a fifth of the full closures at 15 % probes (and half at
 // 5 %) sat on links young through their first 180 s (docs/incidents.md, "Issue 12, twelfth pass"). A
 // deployed engine has watched its city for days. So before a run is fed, the engine (and the tracker that
 // extracts the training rows, so the models are fitted on what they judge) is fed the traffic data of

@@ -30,8 +30,10 @@ type Features struct {
 	// the same quarter.)
 	FullFlow bool
 	// Young: the link's baselines have not yet learned from learnedBuckets buckets of traffic (a quiet link,
-	// or one where a queue always stands). The model is trained and calibrated on learned links only: a
-	// young link's judgement may say it flows or is suspicious, never on its own that it is blocked.
+	// or one where a queue always stands; every link of an engine's first hour). The model is trained and
+	// calibrated on learned links only; the engine judges a young link as a learned one (against what its few
+	// buckets taught it, the network's stop reference), but its exits alone never make it flowing
+	// (engine/incident; issue 12, seventeenth pass).
 	Young bool
 	// Set by the engine's window room: the log batch whose watermark passed T, and the watermark before it
 	// (the incident tracker takes evidence in log order).

@@ -189,31 +189,35 @@ func TestStallAlarmOnFlowingLinkNeedsCorroboration(t *testing.T) {
 	}
 }
 
-// A link whose baselines have not learned yet (a quiet link judged from its fifth minute) is judged like any
-// other, but alone it is at most a candidate: a model sure that it is blocked, over more bucket ends than its
-// persistence, makes an alarm on a learned link and only a candidate on a young one.
-func TestYoungLinkIsNeverAnAlarmAlone(t *testing.T) {
+// A link whose baselines have not learned yet (a quiet link judged from its fifth minute, every link of a new
+// user's first hour) is judged like any other: a model sure that it is blocked, over more bucket ends than its
+// persistence, makes an alarm on a young link as on a learned one (until session 16 a young link was at most a
+// candidate). A link passing its usual flow stays a candidate, young or learned.
+func TestAYoungLinkTheModelIsSureOfIsAnAlarm(t *testing.T) {
 	net := chain(t, 2)
 	sure := constantModel(10)
-	for _, young := range []bool{false, true} {
+	for _, c := range []struct {
+		young, fullFlow bool
+		alarm           bool
+	}{{false, false, true}, {true, false, true}, {true, true, false}, {false, true, false}} {
 		j := &blockageJudge{model: sure, topo: NewTopology(net, 9), runs: map[int32]detect.Run{}}
 		var feats []detect.Features
 		for k := int64(1); k <= 4; k++ {
-			f := detect.Features{Link: 0, T: t0 + k*10_000, HeadM: 150, Young: young}
+			f := detect.Features{Link: 0, T: t0 + k*10_000, HeadM: 150, Young: c.young, FullFlow: c.fullFlow}
 			f.X[detect.FStandLog] = 2
 			f.X[detect.FFixes] = 4
 			feats = append(feats, f)
 		}
 		ev := j.judgeFeatures(feats)
 		if len(ev) != 4 {
-			t.Fatalf("young %v: %d judgements of 4 bucket ends", young, len(ev))
+			t.Fatalf("young %v, full flow %v: %d judgements of 4 bucket ends", c.young, c.fullFlow, len(ev))
 		}
 		last := ev[3].Weight
 		switch {
-		case young && (last != candidateW || !weakTraffic(ev[3])):
-			t.Errorf("a young link the model is sure of weighs %.2f after 4 bucket ends, want a candidate (%.2f)", last, candidateW)
-		case !young && last < alarmMinW:
-			t.Errorf("a learned link the model is sure of weighs %.2f after 4 bucket ends, want an alarm (≥ %.2f)", last, alarmMinW)
+		case c.alarm && last < alarmMinW:
+			t.Errorf("young %v: a link the model is sure of weighs %.2f after 4 bucket ends, want an alarm (≥ %.2f)", c.young, last, alarmMinW)
+		case !c.alarm && (last != candidateW || !weakTraffic(ev[3])):
+			t.Errorf("young %v, full flow: a link the model is sure of weighs %.2f after 4 bucket ends, want a candidate (%.2f)", c.young, last, candidateW)
 		}
 	}
 }
