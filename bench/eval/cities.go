@@ -75,15 +75,15 @@ var cities = []city{
 //
 // suburb (session 16): a second check outside the corpus, since one city is one draw. Unlike the town (a
 // random net) and the corpus's grid (a 7×7 signal grid of 200-m blocks, 2 lanes everywhere), it is a grid
-// of long, uneven blocks (110 m one way, 230 m the other, every node moved up to 20 m: streets meet at
-// slight angles and blocks differ), each street 1 or 2 lanes drawn by netgenerate (so a street may run 2
-// lanes one way and 1 the other), 150-m stubs where the grid ends (the roads out of the suburb, where
-// trips begin and end), junctions that give way, and signals only where netgenerate's guess finds two
-// wide streets crossing (incoming lanes' speeds ≥ 90 m/s): 12 of 54 junctions that are not dead ends, a
-// share between the town's (one in ten) and random's (half).
+// of long, uneven blocks (110 m one way, 230 m the other, every node moved at random by netgenerate's
+// 20-m perturbation: streets meet at slight angles and blocks differ), each street 1 or 2 lanes drawn by
+// netgenerate (so a street may run 2 lanes one way and 1 the other), 150-m stubs where the grid ends (the
+// roads out of the suburb, where trips begin and end), junctions that give way, and signals only where
+// netgenerate's guess finds two wide streets crossing (incoming lanes' speeds ≥ 90 m/s): 12 of 54
+// junctions that are not dead ends, a share between the town's (one in ten) and random's (half).
 var extraCities = []city{
 	{Name: "town", What: "netgenerate random town, 150 iterations, 100–250 m, 1–2 lanes, priority junctions, signals guessed only where the incoming lanes' speeds sum to ≥ 90 m/s (outside the corpus)", Period: townPeriod, build: buildNetgen("town")},
-	{Name: "suburb", What: "netgenerate grid 9×6 of long uneven blocks (110 × 230 m, nodes moved up to 20 m), 1–2 lanes drawn per street, 150-m stubs out of its edge, priority junctions, signals guessed only where the incoming lanes' speeds sum to ≥ 90 m/s (outside the corpus)", Period: suburbPeriod, build: buildNetgen("suburb")},
+	{Name: "suburb", What: "netgenerate grid 9×6 of long uneven blocks (110 × 230 m, nodes moved at random by a 20-m perturbation), 1–2 lanes drawn per street, 150-m stubs out of its edge, priority junctions, signals guessed only where the incoming lanes' speeds sum to ≥ 90 m/s (outside the corpus)", Period: suburbPeriod, build: buildNetgen("suburb")},
 }
 
 // spiderSignalThreshold is the spider's signal guess (netgenerate --tls.guess.threshold, the sum of the incoming
