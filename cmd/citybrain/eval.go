@@ -38,7 +38,7 @@ func evalMain(args []string) error {
 	sumoCache := fs.String("sumo-cache", "", "same as --cache (older name)")
 	viaHTTP := fs.Bool("http", false, "feed every scenario through the whole system over HTTP (slower; same results)")
 	prepare := fs.Bool("prepare", false, "only build the cities and run SUMO into the cache")
-	model := fs.String("model", "", "the blockage detector's model each city is judged with: loco (default: fitted on the other cities), shipped (engine/detect/model.json), or a model file")
+	model := fs.String("model", "", "the blockage detector's model each city is judged with: loco (default: fitted on the other cities), shipped (engine/detect/model.json), or a model file (which judges the demo city too; otherwise the demo city is judged by the shipped model)")
 	trainTo := fs.String("train", "", "fit the detector on every city of the corpus and write the model here (the shipped model: engine/detect/model.json); prints the leave-one-city-out proxy table")
 	heavy := fs.Float64("heavy", 0, "also fit every detector model on a run of each of its training cities and seeds at a heavier load: the demand's period times this factor (0: none); those runs are cached, never scored, never in the held-out city's model")
 	heavyCal := fs.Bool("heavy-calibrate", false, "choose the operating point on the heavier runs too (default: on the corpus's own runs)")
