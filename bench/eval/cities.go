@@ -72,8 +72,18 @@ var cities = []city{
 // priority junctions, 1–2 lanes, where netgenerate's signal guess puts a signal only where the incoming
 // lanes' speeds sum to 90 m/s or more (about seven 50-km/h lanes: where two-lane roads cross), 12 of 119
 // junctions that are not dead ends.
+//
+// suburb (session 16): a second check outside the corpus, since one city is one draw. Unlike the town (a
+// random net) and the corpus's grid (a 7×7 signal grid of 200-m blocks, 2 lanes everywhere), it is a grid
+// of long, uneven blocks (110 m one way, 230 m the other, every node moved at random by netgenerate's
+// 20-m perturbation: streets meet at slight angles and blocks differ), each street 1 or 2 lanes drawn by
+// netgenerate (so a street may run 2 lanes one way and 1 the other), 150-m stubs where the grid ends (the
+// roads out of the suburb, where trips begin and end), junctions that give way, and signals only where
+// netgenerate's guess finds two wide streets crossing (incoming lanes' speeds ≥ 90 m/s): 12 of 54
+// junctions that are not dead ends, a share between the town's (one in ten) and random's (half).
 var extraCities = []city{
 	{Name: "town", What: "netgenerate random town, 150 iterations, 100–250 m, 1–2 lanes, priority junctions, signals guessed only where the incoming lanes' speeds sum to ≥ 90 m/s (outside the corpus)", Period: townPeriod, build: buildNetgen("town")},
+	{Name: "suburb", What: "netgenerate grid 9×6 of long uneven blocks (110 × 230 m, nodes moved at random by a 20-m perturbation), 1–2 lanes drawn per street, 150-m stubs out of its edge, priority junctions, signals guessed only where the incoming lanes' speeds sum to ≥ 90 m/s (outside the corpus)", Period: suburbPeriod, build: buildNetgen("suburb")},
 }
 
 // spiderSignalThreshold is the spider's signal guess (netgenerate --tls.guess.threshold, the sum of the incoming
@@ -87,6 +97,12 @@ const spiderSignalThreshold = 90
 // (docs/incidents.md, "a town of unsignalised junctions"): at 1.2 the vehicles in it grow from minute 45
 // (×1.14 vehicles, ×0.91 speed from 25–30 to 55–60 min); at 1.5 they level off (×1.03, ×1.00).
 const townPeriod = 1.5
+
+// suburbPeriod is the suburb's randomTrips period, by the corpus's rule (city.Period), seeds 1–3 without
+// blockages (docs/incidents.md, "a second city outside the corpus"): at 0.6 seed 1 gridlocks (×2.47 vehicles,
+// ×0.34 speed from 25–30 to 55–60 min); at 0.7 seeds 1–2 level off (×1.04/×0.97, ×0.94/×1.04) but seed 3
+// does not (×1.20, ×0.79); at 0.8 all three level off (×1.00/×1.02, ×1.01/×1.00, ×0.99/×1.06).
+const suburbPeriod = 0.8
 
 func cityByName(name string) (*city, bool) {
 	for _, list := range [][]city{cities, extraCities} {
@@ -491,7 +507,7 @@ func longSignalClusters(path string, cycleS float64) ([][]string, error) {
 
 // Where the generated networks are placed on the globe (UTM zone 33 north, easting and northing of their
 // origin): SUMO writes geo FCD and the engine map-matches in degrees, so each needs a projection.
-var netgenOrigin = map[string][2]float64{"grid": {500000, 5000000}, "spider": {500000, 5010000}, "random": {500000, 5020000}, "town": {500000, 5030000}}
+var netgenOrigin = map[string][2]float64{"grid": {500000, 5000000}, "spider": {500000, 5010000}, "random": {500000, 5020000}, "town": {500000, 5030000}, "suburb": {500000, 5040000}}
 
 func buildNetgen(kind string) func(context.Context, *builder) error {
 	return func(ctx context.Context, b *builder) error {
@@ -515,6 +531,10 @@ func buildNetgen(kind string) func(context.Context, *builder) error {
 		case "town":
 			args = []string{"--rand", "--rand.iterations", "150", "--rand.min-distance", "100", "--rand.max-distance", "250",
 				"--seed", "11", "--default.lanenumber", "2", "--rand.random-lanenumber", "--tls.guess", "--tls.guess.threshold", "90"}
+		case "suburb":
+			args = []string{"--grid", "--grid.x-number", "9", "--grid.y-number", "6", "--grid.x-length", "110", "--grid.y-length", "230",
+				"--grid.attach-length", "150", "--perturb-x", "20", "--perturb-y", "20", "--seed", "13",
+				"--default.lanenumber", "2", "--random-lanenumber", "--tls.guess", "--tls.guess.threshold", "90"}
 		}
 		if err := tool(ctx, b.dir, "netgenerate", append(args, common...)...); err != nil {
 			return err

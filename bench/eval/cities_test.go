@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -263,6 +264,63 @@ func TestTownIsOutsideTheCorpusAndMostlyUnsignalised(t *testing.T) {
 		if o, t2 := netgenOrigin[e], netgenOrigin["town"]; o == t2 {
 			t.Errorf("the town shares its origin with %s", e)
 		}
+	}
+}
+
+// The suburb is a second check outside the corpus (one city outside it is one draw): known by name only, placed
+// apart from every other generated city, and unlike both the corpus's grid and the town: a grid of priority
+// junctions with a few guessed signals (between the town's one in ten and random's half), streets of one lane
+// and of two, and uneven blocks (docs/incidents.md, "a second city outside the corpus").
+func TestSuburbIsASecondCityOutsideTheCorpus(t *testing.T) {
+	if slices.Contains(CityNames(), "suburb") {
+		t.Fatalf("the suburb is in the corpus (%v): it must stay outside it", CityNames())
+	}
+	if !slices.Contains(OutsideCityNames(), "suburb") {
+		t.Fatalf("no city suburb outside the corpus (outside: %v)", OutsideCityNames())
+	}
+	c, ok := cityByName("suburb")
+	if !ok || c.Period <= 0 {
+		t.Fatalf("the suburb has no randomTrips period (found %v, %+v)", ok, c)
+	}
+	o, ok := netgenOrigin["suburb"]
+	if !ok {
+		t.Fatal("the suburb has no origin of its own in netgenOrigin")
+	}
+	for e, oe := range netgenOrigin {
+		if e != "suburb" && oe == o {
+			t.Errorf("the suburb shares its origin with %s", e)
+		}
+	}
+	if _, err := exec.LookPath("netgenerate"); err != nil {
+		t.Skipf("netgenerate is not installed (scripts/install-sumo.sh): the suburb's net is not built: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cfg := Config{}
+	cfg.fill()
+	b := &builder{cfg: &cfg, dir: t.TempDir(), city: c}
+	if err := c.build(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	nt, types, n := junctionTypes(t, filepath.Join(b.dir, b.net))
+	sig := float64(types["traffic_light"]) / float64(n)
+	if n < 40 || types["traffic_light"] < 5 || sig < 0.15 || sig > 0.35 || types["traffic_light"]+types["priority"] != n {
+		t.Fatalf("the suburb's %d junctions (not dead ends) by type: %v; want at least 40, at least 5 signalised, 15–35 %% signalised, the rest priority", n, types)
+	}
+	lanes := map[int]int{}
+	var lens []float64
+	for _, e := range nt.edges {
+		if e.carLanes() > 0 && nt.jType[e.From] != "dead_end" && nt.jType[e.To] != "dead_end" {
+			lanes[e.carLanes()]++
+			lens = append(lens, e.length())
+		}
+	}
+	if lanes[1] < len(lens)/3 || lanes[2] < len(lens)/3 {
+		t.Errorf("the suburb's streets by lanes: %v of %d; want at least a third with one lane and a third with two", lanes, len(lens))
+	}
+	slices.Sort(lens)
+	if p10, p90 := lens[len(lens)/10], lens[len(lens)*9/10]; p90 < 1.6*p10 {
+		t.Errorf("the suburb's blocks are even: streets of %.0f m (10th percentile) to %.0f m (90th); want the 90th at least 1.6 times the 10th", p10, p90)
 	}
 }
 

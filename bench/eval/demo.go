@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"citybrain/engine"
+	"citybrain/engine/detect"
 	"citybrain/geo"
 	"citybrain/ingest/demo"
 )
@@ -21,8 +22,9 @@ const BatchSpan = 10 * time.Second
 // videoRangeM is how far from a true incident a video detection counts as evidence of it.
 const videoRangeM = 150.0
 
-// runDemo feeds one demo city run (seed) through a fresh system, with all evidence or traffic only.
-func runDemo(ctx context.Context, cfg *Config, seed int64, variant string) (*Scenario, error) {
+// runDemo feeds one demo city run (seed) through a fresh system, with all evidence or traffic only, judged
+// by model (nil: the shipped one).
+func runDemo(ctx context.Context, cfg *Config, seed int64, variant string, model *detect.Model) (*Scenario, error) {
 	t0 := time.Now()
 	minutes := cfg.DemoMinutes
 	sc := &Scenario{Name: fmt.Sprintf("demo/%s/seed%d", variant, seed), Source: "demo", Variant: variant, Seed: seed,
@@ -41,7 +43,7 @@ func runDemo(ctx context.Context, cfg *Config, seed int64, variant string) (*Sce
 	if err != nil {
 		return nil, fmt.Errorf("cannot build the demo city (seed %d): %w", seed, err)
 	}
-	t, err := newTarget(ctx, cfg, net, nil)
+	t, err := newTarget(ctx, cfg, net, model)
 	if err != nil {
 		return nil, err
 	}

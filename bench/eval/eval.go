@@ -72,6 +72,8 @@ type Config struct {
 	CalLimit float64
 	// CalCrossFit chooses each model's operating point on out-of-city probabilities (TrainOptions.CrossFit).
 	CalCrossFit bool
+	// TrainIgnore names features every model fitted here never splits on (TrainOptions.Ignore; default none).
+	TrainIgnore []string
 	// Cold feeds every run to an engine that has seen nothing before (and extracts the training rows the same
 	// way). By default (false) each run is fed after a warm-up: the traffic data of another seed's run of the
 	// same city one day earlier (warmSeed, warmShift), not scored, so the links' baselines have learned as a
@@ -250,12 +252,24 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	if !cfg.NoDemo && !cfg.Prepare {
+		// The demo city is in no corpus, so no leave-one-city-out model judges it: a model file judges it as
+		// it judges the corpus's cities, otherwise the shipped model does.
+		model, err := modelFile(&cfg)
+		if err != nil {
+			return finish(err)
+		}
+		if rep.ModelNote == "" {
+			rep.ModelNote = "the demo city judged by the shipped model (engine/detect/model.json)"
+			if model != nil {
+				rep.ModelNote = "the demo city judged by the model " + cfg.Model
+			}
+		}
 		for _, seed := range cfg.Seeds {
 			for _, v := range []string{VarAll, VarTraffic} {
 				if cfg.Short && v == VarTraffic {
 					continue
 				}
-				sc, err := runDemo(ctx, &cfg, seed, v)
+				sc, err := runDemo(ctx, &cfg, seed, v, model)
 				if sc != nil {
 					rep.Scenarios = append(rep.Scenarios, sc)
 				}
@@ -310,11 +324,7 @@ func cityModels(ctx context.Context, cfg *Config, rep *Report) (map[string]*dete
 		return out, nil
 	case "loco":
 	default:
-		data, err := os.ReadFile(cfg.Model)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read the detector model: %w", err)
-		}
-		m, err := detect.ParseModel(data)
+		m, err := modelFile(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -354,6 +364,19 @@ func cityModels(ctx context.Context, cfg *Config, rep *Report) (map[string]*dete
 	}
 	rep.ModelNote = fmt.Sprintf("leave-one-city-out: each city judged by a model fitted and calibrated on the other cities of %s (same seeds), never on itself", strings.Join(all.Cities, ", ")) + heavyNote(cfg)
 	return out, nil
+}
+
+// modelFile is the model of the file cfg.Model names (nil for "loco" and "shipped": the shipped one, the
+// binary's engine/detect/model.json).
+func modelFile(cfg *Config) (*detect.Model, error) {
+	if cfg.Model == "" || cfg.Model == "loco" || cfg.Model == "shipped" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(cfg.Model)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the detector model: %w", err)
+	}
+	return detect.ParseModel(data)
 }
 
 // runCity builds a city, runs its seeds in SUMO (or reads them from the cache) and scores every variant,

@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sort"
 
@@ -86,11 +87,28 @@ func gbCollect(runs []*corpusRun) (*gbData, error) {
 	return d, nil
 }
 
-// fitTrees fits the boosted trees and their Platt scaling.
-func fitTrees(ctx context.Context, runs []*corpusRun) (*detect.Model, error) {
+// featureIndex is the detector's feature of that name (detect.FeatureNames), -1 if there is none.
+func featureIndex(name string) int {
+	for i, n := range detect.FeatureNames {
+		if n == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// fitTrees fits the boosted trees and their Platt scaling; the features named in ignore are never split on.
+func fitTrees(ctx context.Context, runs []*corpusRun, ignore []string) (*detect.Model, error) {
 	d, err := gbCollect(runs)
 	if err != nil {
 		return nil, err
+	}
+	for _, name := range ignore {
+		f := featureIndex(name)
+		if f < 0 {
+			return nil, fmt.Errorf("cannot ignore the feature %q: the detector has no such feature", name)
+		}
+		d.cuts[f] = nil // one bin: gbGrow finds no split on it
 	}
 	n := len(d.y)
 	var sp, sn float64

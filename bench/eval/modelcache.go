@@ -57,6 +57,9 @@ func trainingKey(runs []*corpusRun, opt TrainOptions) string {
 	if opt.SpareCities > 0 {
 		fmt.Fprintf(h, "spare %d cities within %g\n", opt.SpareCities, opt.CapFalsePerH)
 	}
+	if len(opt.Ignore) > 0 {
+		fmt.Fprintf(h, "ignoring %q\n", opt.Ignore)
+	}
 	var buf []byte
 	f64 := func(x float64) { buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(x)) }
 	i64 := func(x int64) { buf = binary.LittleEndian.AppendUint64(buf, uint64(x)) }

@@ -474,6 +474,11 @@ type TrainOptions struct {
 	// by a model fitted (as this one) on the other training cities alone, as a city never seen will be judged
 	// (default: on the model's own probabilities of the rows it was fitted on).
 	CrossFit bool
+	// Ignore names features the trees never split on (detect.FeatureNames): their values play no part in the
+	// model. For a feature that tells the corpus's cities apart rather than a blocked link from others (the
+	// audit's `signal`, docs/incidents.md "features whose 'nothing learned' reading is a tell"); the engine
+	// still computes it. Trees only (a logistic fit refuses it). Default none.
+	Ignore []string
 }
 
 // fitModel fits the detector on runs and calibrates its operating point on them.
@@ -492,7 +497,7 @@ func fitModelIn(ctx context.Context, dir string, runs []*corpusRun, opt TrainOpt
 		// The model is the in-sample one (its trees do not depend on the calibration); only its point is
 		// chosen on the other models' probabilities. It and the other cities' models are fitted with the
 		// default calibration (cached under its keys; their own points are not read).
-		plain := TrainOptions{Kind: opt.Kind, PosShare: opt.PosShare, L2: opt.L2, CalibrateHeavy: opt.CalibrateHeavy}
+		plain := TrainOptions{Kind: opt.Kind, PosShare: opt.PosShare, L2: opt.L2, CalibrateHeavy: opt.CalibrateHeavy, Ignore: opt.Ignore}
 		m, _, err := fitCached(ctx, dir, runs, plain)
 		if err != nil {
 			return nil, err
@@ -510,9 +515,12 @@ func fitModelIn(ctx context.Context, dir string, runs []*corpusRun, opt TrainOpt
 	var m *detect.Model
 	var err error
 	if opt.Kind == "logistic" {
+		if len(opt.Ignore) > 0 {
+			return nil, fmt.Errorf("cannot ignore the features %v in a logistic fit (trees only)", opt.Ignore)
+		}
 		m, err = fitLR(runs, opt.PosShare, opt.L2)
 	} else {
-		m, err = fitTrees(ctx, runs)
+		m, err = fitTrees(ctx, runs, opt.Ignore)
 	}
 	if err != nil {
 		return nil, err
@@ -625,6 +633,9 @@ func train(ctx context.Context, cfg *Config, rep *Report) error {
 	}
 	if cfg.CalSpare > 0 {
 		m.Command += fmt.Sprintf(" --cal-spare %d --cal-cap %g", cfg.CalSpare, cfg.CalCap)
+	}
+	if len(cfg.TrainIgnore) > 0 {
+		m.Command += " --train-ignore " + strings.Join(cfg.TrainIgnore, ",")
 	}
 	method := "gradient-boosted trees with Platt scaling"
 	if m.Kind == "logistic" {
@@ -936,7 +947,7 @@ func describe(runs []*corpusRun, w io.Writer) {
 
 // trainOptions is the detector's training as the configuration sets it up.
 func (c *Config) trainOptions() TrainOptions {
-	return TrainOptions{CalibrateHeavy: c.HeavyCalibrate, MaxFalsePerH: c.CalLimit, SpareCities: c.CalSpare, CapFalsePerH: c.CalCap, CrossFit: c.CalCrossFit}
+	return TrainOptions{CalibrateHeavy: c.HeavyCalibrate, MaxFalsePerH: c.CalLimit, SpareCities: c.CalSpare, CapFalsePerH: c.CalCap, CrossFit: c.CalCrossFit, Ignore: c.TrainIgnore}
 }
 
 // calNote says in a model's notes how its operating point was chosen.
@@ -947,6 +958,9 @@ func calNote(opt TrainOptions) string {
 		s = fmt.Sprintf("the most closures found with at most %g false alarms per hour on every training city but the %d noisiest, those within %g", opt.MaxFalsePerH, opt.SpareCities, opt.CapFalsePerH)
 	}
 	s += " through the proxy fusion"
+	if len(opt.Ignore) > 0 {
+		s += fmt.Sprintf("; the trees never split on %s", strings.Join(opt.Ignore, ", "))
+	}
 	if opt.CrossFit {
 		s += ", each training city judged by a model fitted on the others alone"
 	}

@@ -7,11 +7,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"citybrain/bench/eval"
+	"citybrain/engine/detect"
 )
 
 // evalMain implements `citybrain eval`: incident detection and speed estimation measured against what really
@@ -36,7 +38,7 @@ func evalMain(args []string) error {
 	sumoCache := fs.String("sumo-cache", "", "same as --cache (older name)")
 	viaHTTP := fs.Bool("http", false, "feed every scenario through the whole system over HTTP (slower; same results)")
 	prepare := fs.Bool("prepare", false, "only build the cities and run SUMO into the cache")
-	model := fs.String("model", "", "the blockage detector's model each city is judged with: loco (default: fitted on the other cities), shipped (engine/detect/model.json), or a model file")
+	model := fs.String("model", "", "the blockage detector's model each city is judged with: loco (default: fitted on the other cities), shipped (engine/detect/model.json), or a model file (which judges the demo city too; otherwise the demo city is judged by the shipped model)")
 	trainTo := fs.String("train", "", "fit the detector on every city of the corpus and write the model here (the shipped model: engine/detect/model.json); prints the leave-one-city-out proxy table")
 	heavy := fs.Float64("heavy", 0, "also fit every detector model on a run of each of its training cities and seeds at a heavier load: the demand's period times this factor (0: none); those runs are cached, never scored, never in the held-out city's model")
 	heavyCal := fs.Bool("heavy-calibrate", false, "choose the operating point on the heavier runs too (default: on the corpus's own runs)")
@@ -44,6 +46,7 @@ func evalMain(args []string) error {
 	calCap := fs.Float64("cal-cap", 1, "with --cal-spare: the most false alarms per hour a spared training city may raise")
 	calLimit := fs.Float64("cal-limit", 0, "the most false alarms per hour the operating point may raise on a training city (through the proxy fusion; 0: the default 0.5)")
 	calCross := fs.Bool("cal-crossfit", false, "choose each model's operating point on out-of-city probabilities: each training city's runs judged by a model fitted on the other training cities alone, as a city never seen is judged (default: on the model's own probabilities of the rows it was fitted on)")
+	ignore := fs.String("train-ignore", "", "comma-separated detector features every model fitted here never splits on (e.g. signal: a property of the map that told the corpus's cities apart); default none")
 	corpus := fs.String("loco-cities", "", "the cities the leave-one-city-out models are fitted from (default every city of the corpus)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	warm := fs.Bool("warm", true, "feed each SUMO run after a warm-up: another seed's run of the same city one day earlier, unscored, so the links' baselines have learned as a deployed engine's (false: every engine starts cold; --short is always cold)")
@@ -60,6 +63,14 @@ func evalMain(args []string) error {
 		return fmt.Errorf("--cal-cap %g: false alarms per hour must be a number, 0 or more", *calCap)
 	case *calLimit < 0 || math.IsNaN(*calLimit):
 		return fmt.Errorf("--cal-limit %g: false alarms per hour must be a number, 0 or more (0: the default 0.5)", *calLimit)
+	}
+	if *ignore != "" {
+		for _, name := range strings.Split(*ignore, ",") {
+			if !slices.Contains(detect.FeatureNames[:], name) {
+				return fmt.Errorf("--train-ignore %q: the detector has no feature %q (its features: %s)", *ignore, name, strings.Join(detect.FeatureNames[:], ","))
+			}
+			cfg.TrainIgnore = append(cfg.TrainIgnore, name)
+		}
 	}
 	if *corpus != "" {
 		cfg.Corpus = strings.Split(*corpus, ",")

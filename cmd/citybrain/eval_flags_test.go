@@ -7,13 +7,15 @@ import (
 
 // TestEvalRefusesCalibrationFlagsOutOfRange: a negative or NaN limit, cap or number of spared cities is refused
 // with the flag named, before anything is built or run (a negative limit used to calibrate every model to the
-// grid's strictest point, 0.99 held 6 times, without a word).
+// grid's strictest point, 0.99 held 6 times, without a word). A feature to ignore in training that the
+// detector does not have is refused with its name.
 func TestEvalRefusesCalibrationFlagsOutOfRange(t *testing.T) {
 	for _, c := range []struct{ args, want string }{
 		{"--cal-spare -1", "--cal-spare -1"},
 		{"--cal-cap -2", "--cal-cap -2"},
 		{"--cal-limit -0.5", "--cal-limit -0.5"},
 		{"--cal-limit NaN", "--cal-limit NaN"},
+		{"--train-ignore signal,no_such", "no feature \"no_such\""},
 	} {
 		args := append(strings.Fields(c.args), "--no-sumo", "--no-demo", "--quiet", "--out", "", "--cache", t.TempDir())
 		err := evalMain(args)
