@@ -21,7 +21,7 @@ import (
 // fitted again. The rows themselves (the detector's features and the labels) are in the key, so a change to
 // the detector refits on its own; so is whether the detector's gate (detect.Gate) lets each row through, so
 // a change to the gate alone refits too.
-const fitVersion = 3
+const fitVersion = 4 // 4: the trees are not fitted on partial closures' rows (fitOn)
 
 // filled is opt with its defaults, as fitModel uses it.
 func (opt TrainOptions) filled() TrainOptions {
