@@ -346,9 +346,10 @@ func drawBlockage(rng *rand.Rand, cs []cand, make func(cand) (blockage, bool)) (
 // pacerPeriodS over the blockage's schedule) is inserted at a free place of its lane (random_free: a pacer
 // that finds none, or one placed past its zone, is dropped by SUMO instead of waiting, so a jammed lane does
 // not keep a backlog of pacers after the blockage), passes [PosM-squeezeBeforeM, PosM+squeezeAfterM] as a
-// waypoint (a stop with a speed) at the squeeze's speed and leaves the network just past it; traffic that reaches a pacer squeezes past the blocker at its speed and recovers after it. Pacers
-// never change lanes (lcStrategic and lcCooperative -1, no speed gain nor keep-right); they are not traffic
-// (the processor drops them, and the loops count every vehicle type but theirs: loopTypes).
+// waypoint (a stop with a speed) at the squeeze's speed and leaves the network just past it; traffic that
+// reaches a pacer squeezes past the blocker at its speed and recovers after it. Pacers never change lanes
+// (lcStrategic and lcCooperative -1, no speed gain nor keep-right); they are not traffic (the processor drops
+// them, and the loops count every vehicle type but theirs: loopTypes).
 func writeBlockers(routes, vss string, bs []blockage) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "<routes>\n    <vType id=%q vClass=\"ignoring\" length=\"5\" minGap=\"1\"/>\n", blockerType)
