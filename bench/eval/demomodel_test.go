@@ -14,7 +14,7 @@ import (
 
 // `eval --no-sumo --model FILE` judges the demo city by FILE (session 16: the demo always ran the binary's own
 // model, so a candidate model was never tried there). The file here is the shipped model with its operating
-// point at zero (every judged link an alarm at its first bucket end): the demo city must see more incidents
+// point at 0.01 (almost every judged link an alarm at its first bucket end): the demo city must see more incidents
 // under it than under the shipped model, and the report must name the file.
 func TestTheDemoCityIsJudgedByTheModelFileGiven(t *testing.T) {
 	if testing.Short() {
