@@ -98,16 +98,6 @@ func gbCollect(runs []*corpusRun) (*gbData, error) {
 	return d, nil
 }
 
-// featureIndex is the detector's feature of that name (detect.FeatureNames), -1 if there is none.
-func featureIndex(name string) int {
-	for i, n := range detect.FeatureNames {
-		if n == name {
-			return i
-		}
-	}
-	return -1
-}
-
 // fitTrees fits the boosted trees and their Platt scaling; the features named in ignore are never split on.
 func fitTrees(ctx context.Context, runs []*corpusRun, ignore []string) (*detect.Model, error) {
 	d, err := gbCollect(runs)
@@ -115,7 +105,7 @@ func fitTrees(ctx context.Context, runs []*corpusRun, ignore []string) (*detect.
 		return nil, err
 	}
 	for _, name := range ignore {
-		f := featureIndex(name)
+		f := detect.FeatureIndex(name)
 		if f < 0 {
 			return nil, fmt.Errorf("cannot ignore the feature %q: the detector has no such feature", name)
 		}

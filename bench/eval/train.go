@@ -507,9 +507,7 @@ func fitModelIn(ctx context.Context, dir string, runs []*corpusRun, opt TrainOpt
 		if err != nil {
 			return nil, err
 		}
-		t := newCalTableP(probs, cal, opt.MaxFalsePerH, false)
-		t.spare, t.capFA = opt.SpareCities, opt.CapFalsePerH
-		mm.Operating = t.rule(opt.MaxFalsePerH)
+		mm.Operating = operatingPoint(probs, cal, opt)
 		return &mm, nil
 	}
 	var m *detect.Model
@@ -689,14 +687,16 @@ func calibrate(m *detect.Model, runs []*corpusRun, maxFA float64) {
 
 // calibrateWith is calibrate with the options' limit and spare cities (TrainOptions.SpareCities).
 func calibrateWith(m *detect.Model, runs []*corpusRun, opt TrainOptions) {
+	m.Operating = operatingPoint(probsAll(runs, m), runs, opt)
+}
+
+// operatingPoint is the rule the calibration chooses on probabilities given per row of runs (probsAll's
+// layout) with the options' limit and spare cities; with none spared it is calibrate's rule.
+func operatingPoint(probs [][]float64, runs []*corpusRun, opt TrainOptions) detect.Operating {
 	opt = opt.filled()
-	if opt.SpareCities <= 0 {
-		calibrate(m, runs, opt.MaxFalsePerH)
-		return
-	}
-	t := newCalTable(m, runs, opt.MaxFalsePerH, false)
+	t := newCalTableP(probs, runs, opt.MaxFalsePerH, false)
 	t.spare, t.capFA = opt.SpareCities, opt.CapFalsePerH
-	m.Operating = t.rule(opt.MaxFalsePerH)
+	return t.rule(opt.MaxFalsePerH)
 }
 
 // calCand is a candidate rule of the calibration's grid and its result on each group of training runs.

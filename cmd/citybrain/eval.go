@@ -7,7 +7,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,7 +65,7 @@ func evalMain(args []string) error {
 	}
 	if *ignore != "" {
 		for _, name := range strings.Split(*ignore, ",") {
-			if !slices.Contains(detect.FeatureNames[:], name) {
+			if detect.FeatureIndex(name) < 0 {
 				return fmt.Errorf("--train-ignore %q: the detector has no feature %q (its features: %s)", *ignore, name, strings.Join(detect.FeatureNames[:], ","))
 			}
 			cfg.TrainIgnore = append(cfg.TrainIgnore, name)

@@ -73,6 +73,16 @@ const (
 	NumFeatures
 )
 
+// FeatureIndex is the index of the feature of that name (FeatureNames), -1 if there is none.
+func FeatureIndex(name string) int {
+	for i, n := range FeatureNames {
+		if n == name {
+			return i
+		}
+	}
+	return -1
+}
+
 // FeatureNames name the features (model files list them, so a model and the code must agree).
 var FeatureNames = [NumFeatures]string{
 	"stand_ratio", "stand_log", "standing60", "head_gap", "head_gap_m", "exit_deficit", "no_exit", "entry_deficit",
