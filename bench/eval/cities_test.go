@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -358,19 +357,10 @@ func TestGeneratedCitiesCloseLinksAtUnsignalisedJunctions(t *testing.T) {
 		closed := map[string]int{}
 		for _, seed := range cfg.Seeds {
 			endS := float64(cfg.Minutes) * 60
-			routes, err := cf.demand(ctx, seed, endS)
+			_, bs, err := planRun(ctx, c, cf, nt, seed, endS)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var paths []string
-			for _, r := range routes {
-				paths = append(paths, filepath.Join(cf.Dir, r))
-			}
-			counts, err := routeCounts(paths)
-			if err != nil {
-				t.Fatal(err)
-			}
-			bs := planBlockages(rand.New(rand.NewPCG(uint64(seed), nameSeed(c.Name))), nt, counts, cf.net, seed, endS)
 			for _, b := range bs {
 				closed[nt.jType[nt.edgeByID[b.Edge].To]+" "+b.Class]++
 			}

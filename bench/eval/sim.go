@@ -101,6 +101,25 @@ type simRun struct {
 	Points  int // FCD points read
 }
 
+// planRun is a run's demand (its route files, built into the city's directory when missing) and the
+// blockages planned on it: drawn on the network nt by the demand's counts, the same for every run of the city,
+// seed and length.
+func planRun(ctx context.Context, c *city, cf *cityFiles, nt *sumoNet, seed int64, endS float64) (routes []string, bs []blockage, err error) {
+	routes, err = cf.demand(ctx, seed, endS)
+	if err != nil {
+		return nil, nil, err
+	}
+	var paths []string
+	for _, r := range routes {
+		paths = append(paths, filepath.Join(cf.Dir, r))
+	}
+	counts, err := routeCounts(paths)
+	if err != nil {
+		return nil, nil, err
+	}
+	return routes, planBlockages(rand.New(rand.NewPCG(uint64(seed), nameSeed(c.Name))), nt, counts, cf.net, seed, endS), nil
+}
+
 // runKey names a cached run.
 func runKey(city string, seed int64, endS float64, bs []blockage) string {
 	h := fnv.New64a()
@@ -110,23 +129,14 @@ func runKey(city string, seed int64, endS float64, bs []blockage) string {
 
 // simulate returns the run of city cf for seed, from the cache when it holds it.
 func simulate(ctx context.Context, cfg *Config, c *city, cf *cityFiles, seed int64, endS float64) (*simRun, error) {
-	routes, err := cf.demand(ctx, seed, endS)
-	if err != nil {
-		return nil, err
-	}
-	var paths []string
-	for _, r := range routes {
-		paths = append(paths, filepath.Join(cf.Dir, r))
-	}
-	counts, err := routeCounts(paths)
-	if err != nil {
-		return nil, err
-	}
 	nt, err := readSUMONet(filepath.Join(cf.Dir, cf.Net))
 	if err != nil {
 		return nil, err
 	}
-	bs := planBlockages(rand.New(rand.NewPCG(uint64(seed), nameSeed(c.Name))), nt, counts, cf.net, seed, endS)
+	routes, bs, err := planRun(ctx, c, cf, nt, seed, endS)
+	if err != nil {
+		return nil, err
+	}
 	// A heavier run is keyed by its load too (its name, e.g. monacox0.75, goes into the key; the corpus's own
 	// runs keep their keys).
 	path := filepath.Join(cfg.cacheDir(), "runs", runKey(c.Name+cf.loadTag(), seed, endS, bs))
