@@ -82,9 +82,11 @@ func TestDemoDiag(t *testing.T) {
 			}
 		}
 	}
-	feedTracker(tk, net, idx, topo, events, at, func(li int32, e *engine.Event, offsetM float64) {
+	if err := feedTracker(context.Background(), tk, net, idx, topo, events, at, func(li int32, e *engine.Event, offsetM float64) {
 		byLink[li] = append(byLink[li], mfix{e.ID, e.TS, offsetM, e.SpeedKmh, e.Lat, e.Lng})
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	for _, g := range city.GroundTruth() {
 		fmt.Printf("TRUTH %s %s link=%s off=%.0f %.4f,%.4f %.1f-%.1fmin lanes %d/%d\n", g.ID, g.Type, g.LinkID, g.OffsetM, g.Lat, g.Lng,
 			g.Start.Sub(demoStart).Minutes(), g.End.Sub(demoStart).Minutes(), g.LanesBlocked, g.Lanes)

@@ -65,12 +65,14 @@ func (run *simRun) trafficEvents(low bool) []engine.Event {
 // extractRows runs the detector's tracker over a run's traffic data as the engine does (map matching in
 // feed order, fixes processed bucket by bucket behind the watermark) and labels every row, from cold.
 func extractRows(run *simRun, net *geo.Network, low bool) []Row {
-	return extractRowsWarm(run, nil, net, low)
+	rows, _ := extractRowsWarm(context.Background(), run, nil, net, low) // a context that never ends: no error
+	return rows
 }
 
 // extractRowsWarm is extractRows after the tracker was fed warm's traffic data as the day before (warm.go;
-// nil: cold), as feedRun feeds the engine; the warm-up's rows are not kept.
-func extractRowsWarm(run, warm *simRun, net *geo.Network, low bool) []Row {
+// nil: cold), as feedRun feeds the engine; the warm-up's rows are not kept. It stops with ctx's error when ctx
+// ends (a day of a dense city's fixes takes tens of seconds: SIGTERM must not wait for it).
+func extractRowsWarm(ctx context.Context, run, warm *simRun, net *geo.Network, low bool) ([]Row, error) {
 	events := run.trafficEvents(low)
 	sort.SliceStable(events, func(i, j int) bool { return events[i].TS < events[j].TS })
 	events = append(warm.warmEvents(low), events...)
@@ -124,23 +126,29 @@ func extractRowsWarm(run, warm *simRun, net *geo.Network, low bool) []Row {
 				Label: label, Truth: id, Class: class})
 		}
 	}
-	feedTracker(tk, net, idx, topo, events, at, nil)
-	return rows
+	if err := feedTracker(ctx, tk, net, idx, topo, events, at, nil); err != nil {
+		return nil, err
+	}
+	return rows, nil
 }
 
 // feedTracker feeds events (sorted by time) to tk as the engine does: probe and transit fixes map-matched onto
 // net's links (idx: link ID to index, topo: detect.LinksOf(net)), loop readings to the nearest link, and the
 // tracker advanced to the watermark (the newest event less the engine's lateness) at each batch's end and
 // after the last event; at receives the features of every bucket end. onFix, when not nil, sees each fix
-// matched to a link with its offset along it (a diagnosis harness's hook).
-func feedTracker(tk *detect.Tracker, net *geo.Network, idx map[string]int32, topo []detect.Link, events []engine.Event,
-	at func(end int64, feats []detect.Features), onFix func(li int32, e *engine.Event, offsetM float64)) {
+// matched to a link with its offset along it (a diagnosis harness's hook). It returns ctx's error, the
+// tracker fed part of events, when ctx ends first.
+func feedTracker(ctx context.Context, tk *detect.Tracker, net *geo.Network, idx map[string]int32, topo []detect.Link, events []engine.Event,
+	at func(end int64, feats []detect.Features), onFix func(li int32, e *engine.Event, offsetM float64)) error {
 	m := geo.NewMatcher(net, geo.MatcherConfig{})
 	lateness := engine.DefaultConfig().Lateness.Milliseconds()
 	batch := BatchSpan.Milliseconds()
 	var newest int64
 	end := int64(math.MinInt64)
 	for i := range events {
+		if i%ctxCheckEvents == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		e := &events[i]
 		if e.TS >= end {
 			if newest > 0 {
@@ -170,7 +178,12 @@ func feedTracker(tk *detect.Tracker, net *geo.Network, idx map[string]int32, top
 		}
 	}
 	tk.Advance(newest-lateness, at)
+	return nil
 }
+
+// ctxCheckEvents is how many events feedTracker feeds between looks at its context (a look costs little; a
+// few thousand fixes take about a millisecond).
+const ctxCheckEvents = 4096
 
 // speed32 is x as the engine's Arrow columns hold it (float32).
 func speed32(x float64) float64 { return float64(float32(x)) }

@@ -104,7 +104,11 @@ func (s *runSet) rows(seeds []int64, net *geo.Network, add func(seed int64, run 
 			return err
 		}
 		for _, low := range []bool{false, true} {
-			add(seed, run, low, extractRowsWarm(run, warm, net, low))
+			rows, err := extractRowsWarm(s.ctx, run, warm, net, low)
+			if err != nil {
+				return err
+			}
+			add(seed, run, low, rows)
 		}
 	}
 	return nil

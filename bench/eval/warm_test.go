@@ -2,6 +2,7 @@ package eval
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -57,7 +58,11 @@ func TestAWarmedTrackerJudgesTheRunsFirstMinutesAsLearned(t *testing.T) {
 	if coldFirst >= 0 && coldFirst < 5*60_000 || coldYoung == 0 {
 		t.Fatalf("cold: first learned row at %d ms, %d young rows; want none learned before 5 min and some young", coldFirst, coldYoung)
 	}
-	warmFirst, warmYoung := learnedBy(extractRowsWarm(run, day, net, false))
+	warmRows, err := extractRowsWarm(context.Background(), run, day, net, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warmFirst, warmYoung := learnedBy(warmRows)
 	if warmFirst < 0 || warmFirst > 60_000 || warmYoung != 0 {
 		t.Errorf("warmed: first learned row at %d ms, %d young rows; want a learned row within the first minute and none young", warmFirst, warmYoung)
 	}
@@ -148,5 +153,23 @@ func TestAWarmedRunFeedsOverHTTP(t *testing.T) {
 	}
 	if sc.Feed.Accepted != direct.Feed.Accepted || len(sc.Detections) != len(direct.Detections) {
 		t.Errorf("over HTTP %d events accepted, %d incidents; direct %d, %d", sc.Feed.Accepted, len(sc.Detections), direct.Feed.Accepted, len(direct.Detections))
+	}
+}
+
+// Extracting a run's rows feeds the tracker every fix of a day and the run (tens of seconds on a dense city);
+// an eval told to stop (SIGTERM: its context ends) must not wait for it. Extraction under an ended context
+// returns the context's error and no rows; the same run under a live one gives rows.
+func TestFeatureExtractionStopsWhenItsContextEnds(t *testing.T) {
+	run, net := lineTraffic(t, 1, 8)
+	day, _ := lineTraffic(t, 2, 20)
+	rows, err := extractRowsWarm(context.Background(), run, day, net, false)
+	if err != nil || len(rows) == 0 {
+		t.Fatalf("live context: %d rows, error %v; want rows and no error", len(rows), err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rows, err = extractRowsWarm(ctx, run, day, net, false)
+	if !errors.Is(err, context.Canceled) || rows != nil {
+		t.Fatalf("ended context: %d rows, error %v; want none and context.Canceled", len(rows), err)
 	}
 }

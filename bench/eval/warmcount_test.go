@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sort"
@@ -44,7 +45,10 @@ func TestWarmCount(t *testing.T) {
 					if warm {
 						w = wr
 					}
-					rows := extractRowsWarm(run, w, cf.net, low)
+					rows, err := extractRowsWarm(context.Background(), run, w, cf.net, low)
+					if err != nil {
+						t.Fatal(err)
+					}
 					learned, any := map[string]bool{}, map[string]bool{}
 					for i := range rows {
 						r := &rows[i]
