@@ -72,8 +72,10 @@ func (r *Report) summarise() {
 				tv, av, pct = VarTraffic5, VarAll5, "5 %"
 			}
 			if m, ok := r.Groups[city+"/"+tv+"/class:"+ClassFull]; ok {
-				r.Targets = append(r.Targets, Target{City: city, Name: "traffic only (" + pct + "): full closures within 180 s", Bar: "≥ 85 %",
-					Value: frac(m.Within180, m.Truths), Met: m.Truths > 0 && m.Within180Rate >= barTrafficFull})
+				// Counted from when each became full (its last lane closed, Truth.Full); the count from the first
+				// lane, the bar's before session 17, is shown beside it.
+				r.Targets = append(r.Targets, Target{City: city, Name: "traffic only (" + pct + "): full closures within 180 s of being full", Bar: "≥ 85 %",
+					Value: fullFrac(m), Met: m.Truths > 0 && m.Within180FullRate >= barTrafficFull})
 			}
 			if m, ok := r.Groups[city+"/"+tv+"/class:"+ClassPartial]; ok {
 				r.Targets = append(r.Targets, Target{City: city, Name: "traffic only (" + pct + "): partial closures within 300 s", Bar: "≥ 50 %",
@@ -114,6 +116,14 @@ func (r *Report) cityOrder() []string {
 	return out
 }
 
+// fullFrac is full closures found within 180 s of being full, and in brackets within 180 s of their first lane.
+func fullFrac(m Metrics) string {
+	if m.Truths == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%s [first lane %d]", frac(m.Within180Full, m.Truths), m.Within180)
+}
+
 func frac(n, of int) string {
 	if of == 0 {
 		return "–"
@@ -144,11 +154,11 @@ func (r *Report) Table() string {
 				continue
 			}
 			fmt.Fprintf(&b, "Probes on %s of vehicles (each city scored on its own; nothing is fitted per city)\n\n", pctS)
-			b.WriteString("| city | traffic: full ≤ 180 s | traffic: partial ≤ 300 s | traffic: false/h | all: found | all: mean TTD | all: false/h | all: dup | cell MAPE | link MAPE (probe-sample floor; with an oracle prior) | square MAPE from links (from the centre's cell) |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+			b.WriteString("| city | traffic: full ≤ 180 s of being full [of the first lane] | traffic: partial ≤ 300 s | traffic: false/h | all: found | all: mean TTD | all: false/h | all: dup | cell MAPE | link MAPE (probe-sample floor; with an oracle prior) | square MAPE from links (from the centre's cell) |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 			for _, c := range rows {
 				full, part, tr := r.Groups[c+"/"+tv+"/class:"+ClassFull], r.Groups[c+"/"+tv+"/class:"+ClassPartial], r.Groups[c+"/"+tv]
 				al := r.Groups[c+"/"+av]
-				fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %s | %s | %.2f | %d | %s | %s | %s |\n", c, frac(full.Within180, full.Truths), frac(part.Within300, part.Truths),
+				fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %s | %s | %.2f | %d | %s | %s | %s |\n", c, fullFrac(full), frac(part.Within300, part.Truths),
 					tr.FalseAlarmsPH, frac(al.Detected, al.Truths), ttdMean(al), al.FalseAlarmsPH, al.Duplicates,
 					mape(r.Speed[c+"/"+tv+"/cell"]), mape(r.Speed[c+"/"+tv+"/link"])+" ("+mape(r.Speed[c+"/"+tv+"/link-sample"])+"; "+mape(r.Speed[c+"/"+tv+"/link-prior-oracle"])+")", mape(r.Speed[c+"/"+tv+"/square"])+" ("+mape(r.Speed[c+"/"+tv+"/square-cell"])+")")
 			}
@@ -177,7 +187,7 @@ func (r *Report) Table() string {
 			b.WriteString("\n")
 		}
 		b.WriteString("Detection by closure type, position and camera coverage (all cities, summed over seeds)\n\n")
-		head := "| %s | truths | detected | ≤ 180 s | ≤ 300 s | TTD mean / median / worst (s) | location error mean / worst (m) |\n|---|---|---|---|---|---|---|\n"
+		head := "| %s | truths | detected | ≤ 180 s | ≤ 180 s of being full | ≤ 300 s | TTD mean / median / worst (s) | location error mean / worst (m) |\n|---|---|---|---|---|---|---|---|\n"
 		fmt.Fprintf(&b, head, "group")
 		var keys []string
 		for k := range r.Groups {
@@ -188,8 +198,8 @@ func (r *Report) Table() string {
 		sort.Strings(keys)
 		for _, k := range keys {
 			m := r.Groups[k]
-			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s |\n", k, m.Truths, pct(m.DetectionRate, m.Truths), pct(m.Within180Rate, m.Truths),
-				pct(m.Within300Rate, m.Truths), ttd(m), loc(m))
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s |\n", k, m.Truths, pct(m.DetectionRate, m.Truths), pct(m.Within180Rate, m.Truths),
+				pct(m.Within180FullRate, m.Truths), pct(m.Within300Rate, m.Truths), ttd(m), loc(m))
 		}
 		b.WriteString("\nSpeed (vehicle-seconds truth, 300 s windows; error relative to max(truth, 5 km/h); units with ≥ 150 vehicle-seconds)\n\n")
 		b.WriteString("| group | units | covered | MAPE | MAPE where truth < 15 km/h (n) | median est/truth |\n|---|---|---|---|---|---|\n")

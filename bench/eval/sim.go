@@ -146,6 +146,7 @@ func simulate(ctx context.Context, cfg *Config, c *city, cf *cityFiles, seed int
 		if err := gob.NewDecoder(bufio.NewReader(f)).Decode(&run); err != nil {
 			return nil, fmt.Errorf("cannot read the cached run %s (delete it to run SUMO again): %w", path, err)
 		}
+		fullFromEnd(&run, bs)
 		return &run, nil
 	}
 	fmt.Fprintf(cfg.Log, "eval: %s%s/seed%d: running SUMO for %.0f simulated s with %d blockages\n", c.Name, cf.loadTag(), seed, endS, len(bs))
@@ -364,11 +365,11 @@ func tail(s string, n int) string {
 
 // truthsOf turns the blockages SUMO really made into truths: a blockage starts when its first lane is blocked
 // and ends when its last blocker leaves; one whose blockers never stopped did not happen; a full closure with
-// a lane that never stopped is a partial one.
+// a lane that never stopped is a partial one; a full closure is full when its last lane is blocked (Truth.Full).
 func truthsOf(run *simRun, bs []blockage, stops map[string][2]float64) []Truth {
 	var out []Truth
 	for i, b := range bs {
-		first, last := math.Inf(1), math.Inf(-1)
+		first, full, last := math.Inf(1), math.Inf(-1), math.Inf(-1)
 		stopped := 0
 		for _, lane := range b.Lanes {
 			s, ok := stops[fmt.Sprintf("%s%d_%s", blockerPrefix, i, lane[strings.LastIndexByte(lane, '_')+1:])]
@@ -376,7 +377,7 @@ func truthsOf(run *simRun, bs []blockage, stops map[string][2]float64) []Truth {
 				continue
 			}
 			stopped++
-			first = math.Min(first, s[0])
+			first, full = math.Min(first, s[0]), math.Max(full, s[0])
 			if !math.IsNaN(s[1]) {
 				last = math.Max(last, s[1])
 			}
@@ -400,12 +401,42 @@ func truthsOf(run *simRun, bs []blockage, stops map[string][2]float64) []Truth {
 		t := Truth{ID: b.ID, Class: class, Position: b.Position, Type: typ, Lat: b.Lat, Lng: b.Lng,
 			Start: simTime(first), End: simTime(last), Lanes: len(b.Lanes) + len(b.Open), LanesBlocked: stopped,
 			Where: fmt.Sprintf("edge %s, %.0f m", b.Edge, b.PosM), Link: b.Edge}
+		if class == ClassFull {
+			f := simTime(full)
+			t.Full = &f
+		}
 		if cam, ok := nearestCamera(run.Cameras, geo.LatLng{Lat: b.Lat, Lng: b.Lng}); ok {
 			t.Camera = cam.ID
 		}
 		out = append(out, t)
 	}
 	return out
+}
+
+// fullFromEnd gives the full closures of a run cached before truths carried Truth.Full (corpus c6's runs)
+// when each became full, read from what the cache kept of the stop output: every blocker stops for its
+// blockage's DurS (writeBlockers' stop duration), so a truth's end, its last lane's stop end, less DurS is
+// that lane's stop start, the last lane closed (TestTheStopOutputKeepsWhenAClosureBecameFull checks it on
+// SUMO's own output). The one stop it cannot see is one SUMO had not ended when the run ended (truthsOf
+// takes the end from the ended stops): a lane closed more than 60 s late at a blockage the planner cut to
+// end 60 s before the run. A truth that carries Full is kept as it is.
+func fullFromEnd(run *simRun, bs []blockage) {
+	dur := map[string]float64{}
+	for _, b := range bs {
+		dur[b.ID] = b.DurS
+	}
+	for i := range run.Truths {
+		t := &run.Truths[i]
+		d, ok := dur[t.ID]
+		if t.Class != ClassFull || t.Full != nil || !ok {
+			continue
+		}
+		f := t.End.Add(-time.Duration(d * float64(time.Second)))
+		if f.Before(t.Start) {
+			f = t.Start
+		}
+		t.Full = &f
+	}
 }
 
 // readStops returns [started, ended] (simulated s; ended NaN while unfinished) of every stop by vehicle.
