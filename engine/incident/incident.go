@@ -56,6 +56,9 @@ const (
 	// this long after the detection (the judge's two-minute window and its longest persistence behind a
 	// feeder's alarm, rounded up to CandidateTTL); later it is a new event (tracker.relate).
 	headFoundMs = CandidateTTL
+	// drainMs: an incident's queue upstream of links that flow again is still draining this long after they
+	// began to flow (tracker.relate, relDrain).
+	drainMs = CandidateTTL
 )
 
 // EvidenceRef is evidence as listed on an incident.
@@ -493,6 +496,10 @@ func (t *tracker) add(ev Evidence) {
 	if ev.LinkRef > 0 && !weak {
 		rel = t.relate(in, ev.LinkRef-1, ev.TS)
 	}
+	if rel == relDrain {
+		// Its queue draining: held as the incident's queue, as a candidate link is (relate).
+		weak = true
+	}
 	if weak || sa.Late && queueConfusable[ev.Type] && !alone {
 		// A camera that joined after the detection, alarming from a queue: its frames are the queue's
 		// vehicles standing anywhere in its view (up to 100 m from its junction, wherever the queue has
@@ -769,6 +776,7 @@ const (
 	relOwn                   // one of the incident's links (a head or its queue)
 	relQueue                 // upstream of its links within queueHops: its queue spilling back
 	relHead                  // the queue's head found further on (relate)
+	relDrain                 // upstream of its links that flow again since at most drainMs: its queue draining
 )
 
 // relate is how a traffic judgement on link li stands to incident in. A candidate (never detected) is a
@@ -798,8 +806,29 @@ func (t *tracker) relate(in *Incident, li int32, ts int64) relation {
 		return relQueue
 	case t.topo.reachedFrom(li, headLinks(in), queueHops) && ts-max(in.DetectedAt, in.FirstEvidenceAt) <= headFoundMs:
 		return relHead
+	case t.topo.reaches(li, t.draining(in, ts), queueHops):
+		return relDrain
 	}
 	return relNone
+}
+
+// draining is the links of an incident whose road flows again, but began to at most drainMs before ts: its
+// queue upstream still drains (relate). An alarm there is held as the incident's queue without becoming one
+// of its links or keeping it open, so it opens no incident of its own while the queue drains, and once the
+// window has passed an alarm there is a new event (issue 12, session 17: in grid at 5 % a closure's queue one
+// link upstream of its road alarmed 6 minutes after the closure ended, 60 s after the road flowed again, and
+// was a false alarm).
+func (t *tracker) draining(in *Incident, ts int64) map[int32]bool {
+	var out map[int32]bool
+	for l := range in.links {
+		if lf := t.flow[l]; lf.flows() && ts-lf.Since <= drainMs {
+			if out == nil {
+				out = map[int32]bool{}
+			}
+			out[l] = true
+		}
+	}
+	return out
 }
 
 // standing is the links of an incident its queue may still spill back from: those whose latest word from the
