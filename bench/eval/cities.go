@@ -81,9 +81,15 @@ var cities = []city{
 // roads out of the suburb, where trips begin and end), junctions that give way, and signals only where
 // netgenerate's guess finds two wide streets crossing (incoming lanes' speeds ≥ 90 m/s): 12 of 54
 // junctions that are not dead ends, a share between the town's (one in ten) and random's (half).
+//
+// downtown (session 17): the dense check. The town and the suburb run light (30–31 km/h: their priority
+// junctions run out of gaps long before their streets fill), so no model raises a false alarm there and they
+// cannot tell a loose operating point from a safe one. The downtown runs near capacity (18 km/h) on one-way
+// streets, short blocks and a signal at every junction (downtown.go).
 var extraCities = []city{
 	{Name: "town", What: "netgenerate random town, 150 iterations, 100–250 m, 1–2 lanes, priority junctions, signals guessed only where the incoming lanes' speeds sum to ≥ 90 m/s (outside the corpus)", Period: townPeriod, build: buildNetgen("town")},
 	{Name: "suburb", What: "netgenerate grid 9×6 of long uneven blocks (110 × 230 m, nodes moved at random by a 20-m perturbation), 1–2 lanes drawn per street, 150-m stubs out of its edge, priority junctions, signals guessed only where the incoming lanes' speeds sum to ≥ 90 m/s (outside the corpus)", Period: suburbPeriod, build: buildNetgen("suburb")},
+	{Name: "downtown", What: "a downtown of one-way streets near capacity: 8 avenues × 8 streets, uneven blocks (avenues 130–190 m apart, streets 95–145 m), one-way avenues of 2 lanes and one-way streets of 1 alternating in direction, a two-way boulevard and a two-way crosstown street of 2 + 2 lanes, every junction signalised, 150-m two-way stubs out of its edge (outside the corpus)", Period: downtownPeriod, build: buildDowntown},
 }
 
 // spiderSignalThreshold is the spider's signal guess (netgenerate --tls.guess.threshold, the sum of the incoming
@@ -507,7 +513,7 @@ func longSignalClusters(path string, cycleS float64) ([][]string, error) {
 
 // Where the generated networks are placed on the globe (UTM zone 33 north, easting and northing of their
 // origin): SUMO writes geo FCD and the engine map-matches in degrees, so each needs a projection.
-var netgenOrigin = map[string][2]float64{"grid": {500000, 5000000}, "spider": {500000, 5010000}, "random": {500000, 5020000}, "town": {500000, 5030000}, "suburb": {500000, 5040000}}
+var netgenOrigin = map[string][2]float64{"grid": {500000, 5000000}, "spider": {500000, 5010000}, "random": {500000, 5020000}, "town": {500000, 5030000}, "suburb": {500000, 5040000}, "downtown": {500000, 5050000}}
 
 func buildNetgen(kind string) func(context.Context, *builder) error {
 	return func(ctx context.Context, b *builder) error {
