@@ -11,7 +11,7 @@ export SUMO_HOME ?= /usr/share/sumo
 # Packages whose code runs goroutines: tested with -race.
 RACE_PKGS := ./engine/... ./api/... ./eventlog/... ./replay/... ./system/... ./cmd/... ./ingest ./ingest/feed/... ./ingest/httpin ./ingest/natsin
 
-.PHONY: all web build run test test-race test-rest test-web fuzz fuzz-long check bench bench-sustained bench-micro eval clean centrifugo
+.PHONY: all web build run test test-race test-rest test-web fuzz fuzz-long check bench bench-sustained bench-micro eval train-model clean centrifugo
 
 all: build
 
@@ -73,6 +73,13 @@ bench-micro:
 # Incident detection against labelled ground truth: the demo city and SUMO Bologna with injected closures.
 eval: build
 	./$(BIN) eval --out bin/eval-report.json --table bin/eval-table.md
+
+# The shipped detector model (engine/detect/model.json, "SR1-c6": docs/incidents.md, "a dense city outside the
+# corpus"), fitted on the seven corpus cities, seeds 1 and 2, its operating point at most 1 false alarm/h per
+# training city. CACHE: a prepared corpus (eval --prepare; default: eval's own cache, built on first use).
+CACHE ?=
+train-model: build
+	./$(BIN) eval --train engine/detect/model.json --cities bologna,monaco,hangzhou,nanchang,grid,spider,random --seeds 1,2 --minutes 60 --no-demo --cal-limit 1 $(if $(CACHE),--cache $(CACHE))
 
 clean:
 	rm -rf bin
