@@ -171,7 +171,7 @@ func (tp *Topology) reachedFrom(li int32, set map[int32]bool, hops int) bool {
 }
 
 func (tp *Topology) walk(li int32, set map[int32]bool, hops int, next [][]int32) bool {
-	if li < 0 || int(li) >= len(next) {
+	if len(set) == 0 || li < 0 || int(li) >= len(next) {
 		return false
 	}
 	frontier := []int32{li}
