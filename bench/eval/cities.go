@@ -92,6 +92,10 @@ var extraCities = []city{
 	{Name: "downtown", What: "a downtown of one-way streets near capacity: 8 avenues × 8 streets, uneven blocks (avenues 130–190 m apart, streets 95–145 m), one-way avenues of 2 lanes and one-way streets of 1 alternating in direction, a two-way boulevard and a two-way crosstown street of 2 + 2 lanes, every junction signalised, 150-m two-way stubs out of its edge (outside the corpus)", Period: downtownPeriod, build: buildDowntown},
 }
 
+// outsideSignalThreshold is the town's and the suburb's signal guess (netgenerate --tls.guess.threshold, in m/s
+// as spiderSignalThreshold): a junction gets a signal only where two wide streets cross, so most give way.
+const outsideSignalThreshold = 90
+
 // spiderSignalThreshold is the spider's signal guess (netgenerate --tls.guess.threshold, the sum of the incoming
 // lanes' speeds in m/s at which a junction gets a signal): its 2-lane roads meet at four-way crossings (4 × 2 ×
 // 13.89 = 111 m/s in) on the middle rings and at T-junctions (83 m/s in) where the arms end on the inner ring and
@@ -536,11 +540,11 @@ func buildNetgen(kind string) func(context.Context, *builder) error {
 				"--seed", "7", "--default.lanenumber", "2", "--rand.random-lanenumber", "--tls.guess"}
 		case "town":
 			args = []string{"--rand", "--rand.iterations", "150", "--rand.min-distance", "100", "--rand.max-distance", "250",
-				"--seed", "11", "--default.lanenumber", "2", "--rand.random-lanenumber", "--tls.guess", "--tls.guess.threshold", "90"}
+				"--seed", "11", "--default.lanenumber", "2", "--rand.random-lanenumber", "--tls.guess", "--tls.guess.threshold", strconv.Itoa(outsideSignalThreshold)}
 		case "suburb":
 			args = []string{"--grid", "--grid.x-number", "9", "--grid.y-number", "6", "--grid.x-length", "110", "--grid.y-length", "230",
 				"--grid.attach-length", "150", "--perturb-x", "20", "--perturb-y", "20", "--seed", "13",
-				"--default.lanenumber", "2", "--random-lanenumber", "--tls.guess", "--tls.guess.threshold", "90"}
+				"--default.lanenumber", "2", "--random-lanenumber", "--tls.guess", "--tls.guess.threshold", strconv.Itoa(outsideSignalThreshold)}
 		}
 		if err := tool(ctx, b.dir, "netgenerate", append(args, common...)...); err != nil {
 			return err
