@@ -271,36 +271,7 @@ func TestTownIsOutsideTheCorpusAndMostlyUnsignalised(t *testing.T) {
 // junctions with a few guessed signals (between the town's one in ten and random's half), streets of one lane
 // and of two, and uneven blocks (docs/incidents.md, "a second city outside the corpus").
 func TestSuburbIsASecondCityOutsideTheCorpus(t *testing.T) {
-	if slices.Contains(CityNames(), "suburb") {
-		t.Fatalf("the suburb is in the corpus (%v): it must stay outside it", CityNames())
-	}
-	if !slices.Contains(OutsideCityNames(), "suburb") {
-		t.Fatalf("no city suburb outside the corpus (outside: %v)", OutsideCityNames())
-	}
-	c, ok := cityByName("suburb")
-	if !ok || c.Period <= 0 {
-		t.Fatalf("the suburb has no randomTrips period (found %v, %+v)", ok, c)
-	}
-	o, ok := netgenOrigin["suburb"]
-	if !ok {
-		t.Fatal("the suburb has no origin of its own in netgenOrigin")
-	}
-	for e, oe := range netgenOrigin {
-		if e != "suburb" && oe == o {
-			t.Errorf("the suburb shares its origin with %s", e)
-		}
-	}
-	if _, err := exec.LookPath("netgenerate"); err != nil {
-		t.Skipf("netgenerate is not installed (scripts/install-sumo.sh): the suburb's net is not built: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cfg := Config{}
-	cfg.fill()
-	b := &builder{cfg: &cfg, dir: t.TempDir(), city: c}
-	if err := c.build(ctx, b); err != nil {
-		t.Fatal(err)
-	}
+	b := buildOutsideCity(t, "suburb", "netgenerate")
 	nt, types, n := junctionTypes(t, filepath.Join(b.dir, b.net))
 	sig := float64(types["traffic_light"]) / float64(n)
 	if n < 40 || types["traffic_light"] < 5 || sig < 0.15 || sig > 0.35 || types["traffic_light"]+types["priority"] != n {
@@ -458,4 +429,42 @@ func junctionTypes(t *testing.T, path string) (nt *sumoNet, types map[string]int
 		}
 	}
 	return nt, types, len(ends)
+}
+
+// buildOutsideCity checks that the city name is known outside the corpus only (never in CityNames, so no
+// leave-one-city-out set or default run holds it), with a randomTrips period and an origin of its own, and
+// builds its network with tool (skipping when tool is not installed).
+func buildOutsideCity(t *testing.T, name, tool string) *builder {
+	t.Helper()
+	if slices.Contains(CityNames(), name) {
+		t.Fatalf("the %s is in the corpus (%v): it must stay outside it", name, CityNames())
+	}
+	if !slices.Contains(OutsideCityNames(), name) {
+		t.Fatalf("no city %s outside the corpus (outside: %v)", name, OutsideCityNames())
+	}
+	c, ok := cityByName(name)
+	if !ok || c.Period <= 0 {
+		t.Fatalf("the %s has no randomTrips period (found %v, %+v)", name, ok, c)
+	}
+	o, ok := netgenOrigin[name]
+	if !ok {
+		t.Fatalf("the %s has no origin of its own in netgenOrigin", name)
+	}
+	for e, oe := range netgenOrigin {
+		if e != name && oe == o {
+			t.Errorf("the %s shares its origin with %s", name, e)
+		}
+	}
+	if _, err := exec.LookPath(tool); err != nil {
+		t.Skipf("%s is not installed (scripts/install-sumo.sh): the %s's net is not built: %v", tool, name, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cfg := Config{}
+	cfg.fill()
+	b := &builder{cfg: &cfg, dir: t.TempDir(), city: c}
+	if err := c.build(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

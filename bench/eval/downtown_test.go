@@ -7,43 +7,13 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 )
 
 // The downtown is the dense check outside the corpus (docs/incidents.md, "a dense city outside the corpus"):
 // known by name only, placed apart from every other generated city, and unlike every corpus city in layout: a
 // grid of one-way streets on short, uneven blocks where every junction is a signal.
 func TestDowntownIsADenseCityOfOneWayStreetsOutsideTheCorpus(t *testing.T) {
-	if slices.Contains(CityNames(), "downtown") {
-		t.Fatalf("the downtown is in the corpus (%v): it must stay outside it", CityNames())
-	}
-	if !slices.Contains(OutsideCityNames(), "downtown") {
-		t.Fatalf("no city downtown outside the corpus (outside: %v)", OutsideCityNames())
-	}
-	c, ok := cityByName("downtown")
-	if !ok || c.Period <= 0 {
-		t.Fatalf("the downtown has no randomTrips period (found %v, %+v)", ok, c)
-	}
-	o, ok := netgenOrigin["downtown"]
-	if !ok {
-		t.Fatal("the downtown has no origin of its own in netgenOrigin")
-	}
-	for e, oe := range netgenOrigin {
-		if e != "downtown" && oe == o {
-			t.Errorf("the downtown shares its origin with %s", e)
-		}
-	}
-	if _, err := exec.LookPath("netconvert"); err != nil {
-		t.Skipf("netconvert is not installed (scripts/install-sumo.sh): the downtown's net is not built: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cfg := Config{}
-	cfg.fill()
-	b := &builder{cfg: &cfg, dir: t.TempDir(), city: c}
-	if err := c.build(ctx, b); err != nil {
-		t.Fatal(err)
-	}
+	b := buildOutsideCity(t, "downtown", "netconvert")
 	nt, types, n := junctionTypes(t, filepath.Join(b.dir, b.net))
 	if n < 60 || types["traffic_light"] != n {
 		t.Fatalf("the downtown's %d junctions (not dead ends) by type: %v; want at least 60, every one signalised", n, types)
