@@ -129,11 +129,11 @@ func TestTheStopOutputKeepsWhenAClosureBecameFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	bl := blockage{ID: "blk-1", Class: ClassFull, Position: PosMidBlock, Edge: "A0B0", Lanes: []string{"A0B0_0", "A0B0_1"}, PosM: 300, StartS: 120, DurS: 400}
-	if err := writeBlockers(filepath.Join(dir, "blockers.rou.xml"), filepath.Join(dir, "squeeze.add.xml"), []blockage{bl}); err != nil {
+	if err := writeBlockers(filepath.Join(dir, "blockers.rou.xml"), []blockage{bl}); err != nil {
 		t.Fatal(err)
 	}
 	const endS = 900
-	if err := tool(ctx, dir, "sumo", "-n", "fc.net.xml", "-r", "holder.rou.xml,blockers.rou.xml", "-a", "squeeze.add.xml",
+	if err := tool(ctx, dir, "sumo", "-n", "fc.net.xml", "-r", "holder.rou.xml,blockers.rou.xml",
 		"--begin", "0", "--end", "900", "--seed", "1", "--stop-output", "stops.xml", "--stop-output.write-unfinished", "true",
 		"--no-step-log", "true", "--no-warnings", "true", "--log", "sumo.log"); err != nil {
 		t.Fatal(err)

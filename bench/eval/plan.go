@@ -337,8 +337,7 @@ func drawBlockage(rng *rand.Rand, cs []cand, make func(cand) (blockage, bool)) (
 	return blockage{}, false
 }
 
-// writeBlockers writes the blockers and the squeeze of partial closures (one route file; the additional file
-// vss is written empty, kept so the SUMO command line does not change). A blocker enters its lane at the start
+// writeBlockers writes the blockers and the squeeze of partial closures (one route file). A blocker enters its lane at the start
 // of the edge at the blockage's start (with SUMO's insertion checks, so it waits for a gap), drives to the
 // blockage and stops there for its duration; the truth is the stop SUMO reports, not this schedule.
 //
@@ -350,7 +349,7 @@ func drawBlockage(rng *rand.Rand, cs []cand, make func(cand) (blockage, bool)) (
 // reaches a pacer squeezes past the blocker at its speed and recovers after it. Pacers never change lanes
 // (lcStrategic and lcCooperative -1, no speed gain nor keep-right); they are not traffic (the processor drops
 // them, and the loops count every vehicle type but theirs: loopTypes).
-func writeBlockers(routes, vss string, bs []blockage) error {
+func writeBlockers(routes string, bs []blockage) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "<routes>\n    <vType id=%q vClass=\"ignoring\" length=\"5\" minGap=\"1\"/>\n", blockerType)
 	fmt.Fprintf(&b, "    <vType id=%q vClass=\"ignoring\" length=\"2\" minGap=\"0.5\" lcStrategic=\"-1\" lcSpeedGain=\"0\" lcKeepRight=\"0\" lcCooperative=\"-1\" lcSpeedGainRight=\"0\" lcOvertakeRight=\"0\"/>\n", pacerType)
@@ -384,9 +383,6 @@ func writeBlockers(routes, vss string, bs []blockage) error {
 	b.WriteString("</routes>\n")
 	if err := os.WriteFile(routes, []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("cannot write blockers (%s): %w", routes, err)
-	}
-	if err := os.WriteFile(vss, []byte("<additional>\n</additional>\n"), 0o644); err != nil {
-		return fmt.Errorf("cannot write the squeeze file (%s): %w", vss, err)
 	}
 	return nil
 }

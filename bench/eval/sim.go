@@ -192,10 +192,10 @@ func runSim(ctx context.Context, cfg *Config, c *city, cf *cityFiles, routes []s
 	if err := copyFile(filepath.Join(dir, "detectors.add.xml"), filepath.Join(cf.Dir, cf.Detectors), func(d []byte) []byte { return withVTypes(d, types) }); err != nil {
 		return nil, err
 	}
-	if err := writeBlockers(filepath.Join(dir, "blockers.rou.xml"), filepath.Join(dir, "squeeze.add.xml"), bs); err != nil {
+	if err := writeBlockers(filepath.Join(dir, "blockers.rou.xml"), bs); err != nil {
 		return nil, err
 	}
-	adds := append(abs(cf.Additionals), filepath.Join(dir, "detectors.add.xml"), filepath.Join(dir, "squeeze.add.xml"))
+	adds := append(abs(cf.Additionals), filepath.Join(dir, "detectors.add.xml"))
 	rous := append(abs(routes), filepath.Join(dir, "blockers.rou.xml"))
 	args := []string{"-n", "10", cfg.SUMO, "-n", filepath.Join(cf.Dir, cf.Net), "-a", strings.Join(adds, ","), "-r", strings.Join(rous, ","),
 		"--begin", "0", "--end", strconv.FormatFloat(endS, 'f', 0, 64), "--seed", strconv.FormatInt(seed, 10),

@@ -74,10 +74,10 @@ func TestAPartialClosureSqueezesTrafficAtItsPointOnly(t *testing.T) {
 	const endS = 900
 
 	// SUMO on the blockers' files directly, FCD of every vehicle.
-	if err := writeBlockers(filepath.Join(dir, "blockers.rou.xml"), filepath.Join(dir, "squeeze.add.xml"), []blockage{bl}); err != nil {
+	if err := writeBlockers(filepath.Join(dir, "blockers.rou.xml"), []blockage{bl}); err != nil {
 		t.Fatal(err)
 	}
-	if err := tool(ctx, dir, "sumo", "-n", "sq.net.xml", "-r", "demand.rou.xml,blockers.rou.xml", "-a", "squeeze.add.xml,direct.add.xml,check.add.xml",
+	if err := tool(ctx, dir, "sumo", "-n", "sq.net.xml", "-r", "demand.rou.xml,blockers.rou.xml", "-a", "direct.add.xml,check.add.xml",
 		"--begin", "0", "--end", fmt.Sprint(endS), "--seed", "1", "--fcd-output", "fcd.xml", "--fcd-output.attributes", "x,y,speed,pos,lane",
 		"--no-step-log", "true", "--no-warnings", "true", "--log", "sumo.log"); err != nil {
 		t.Fatal(err)
