@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"slices"
 	"sort"
 
 	"citybrain/engine/evtime"
@@ -74,14 +75,7 @@ const (
 )
 
 // FeatureIndex is the index of the feature of that name (FeatureNames), -1 if there is none.
-func FeatureIndex(name string) int {
-	for i, n := range FeatureNames {
-		if n == name {
-			return i
-		}
-	}
-	return -1
-}
+func FeatureIndex(name string) int { return slices.Index(FeatureNames[:], name) }
 
 // FeatureNames name the features (model files list them, so a model and the code must agree).
 var FeatureNames = [NumFeatures]string{
