@@ -468,3 +468,23 @@ func buildOutsideCity(t *testing.T, name, tool string) *builder {
 	}
 	return b
 }
+
+// Preparing builds and simulates the cities named and judges nothing, so it reads or fits no model: preparing
+// one outside city with the default leave-one-city-out model neither loads the whole corpus nor fits models
+// (here the corpus cannot be loaded at all: its data is missing, which only loading would notice).
+func TestPreparingACityFitsNoModel(t *testing.T) {
+	cache := t.TempDir()
+	cfg := Config{Prepare: true, Model: "loco", Cities: []string{"town"}, Cache: cache, DataRoot: t.TempDir()}
+	cfg.fill()
+	rep := &Report{Cities: map[string]string{}}
+	models, err := cityModels(context.Background(), &cfg, rep)
+	if err != nil {
+		t.Fatalf("preparing a city: %v; want no model read or fitted", err)
+	}
+	if len(models) != 0 {
+		t.Fatalf("preparing a city gave %d models; want none", len(models))
+	}
+	if _, err := os.Stat(filepath.Join(cache, "models")); !os.IsNotExist(err) {
+		t.Fatalf("preparing a city touched the model cache (%v)", err)
+	}
+}

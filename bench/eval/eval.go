@@ -316,8 +316,13 @@ const bolognaDir = "sumo/bologna-acosta"
 // city's model is fitted on all the others. A model fitted before on the same rows with the same options
 // and fitting code is read back from the cache's models directory (fitCached), so a change to fusion reuses
 // the models and a change to the detector's features refits them.
+// With cfg.Prepare nothing is judged, so no model is read or fitted: preparing a city outside the corpus
+// builds that city alone.
 func cityModels(ctx context.Context, cfg *Config, rep *Report) (map[string]*detect.Model, error) {
 	out := map[string]*detect.Model{}
+	if cfg.Prepare {
+		return out, nil
+	}
 	switch cfg.Model {
 	case "shipped":
 		rep.ModelNote = "each city judged by the shipped model (engine/detect/model.json, trained on every city of the corpus)"
