@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"citybrain/engine/schema"
 	"citybrain/geo"
 )
 
@@ -50,6 +51,52 @@ func TestAQueueDrainingAfterItsRoadFlowsOpensNoIncident(t *testing.T) {
 			}
 			if len(inc) != tc.want || !atClosure {
 				t.Errorf("W alarming %s, %s: %d incidents (%v), want %d, one at the closure", tc.name, run, len(inc), where, tc.want)
+			}
+		}
+	}
+}
+
+// The judgements that were joining an incident when it cleared are its aftermath for a while, not a new
+// event: a call about a closure on A makes an incident; nothing more comes for almost its quiet wait, then the
+// judge's candidates on E, a road beside A that meets none of its links, join it for 40 s, it clears, and
+// E's alarms go on for two more minutes. They open no second incident. Alarms on E that never joined it (E
+// silent until it cleared), or E's alarms six minutes after it cleared, do: a new event. The same with a
+// snapshot and a restart in the middle. (Issue 12, session 18: in Bologna a closure's call-placed incident
+// cleared while a road beside it was judged suspicious; the same road's alarms made a duplicate 34 s later.)
+func TestTheJudgementsAClearedIncidentTookOpenNoNewOne(t *testing.T) {
+	hn := newHeadsNet(t)
+	net, at := hn.net, hn.at
+	const A, E = headsA, headsE
+	p := at(A, 250, 0, 0)
+	call := Evidence{Kind: schema.KindReport, Source: "call-1", Type: "crash", TS: t0 + 60_000, Lat: p.Lat, Lng: p.Lng,
+		Cell: p.Cell, Weight: 0.77}
+	clears := call.TS + QuietMs
+	for _, tc := range []struct {
+		name       string
+		joined     bool  // E's candidates join the incident before it clears
+		alarmAfter int64 // when E's alarms begin, after it clears (ms)
+		want       int
+	}{
+		{"E's candidates joined it, alarms right after it cleared", true, 10_000, 1},
+		{"E silent until it cleared", false, 10_000, 2},
+		{"E's candidates joined it, alarms six minutes after it cleared", true, 360_000, 2},
+	} {
+		log := []Evidence{call}
+		if tc.joined {
+			for ts := clears - 40_000; ts < clears; ts += 10_000 {
+				log = append(log, at(E, 150, ts, 0.4))
+			}
+		}
+		for ts := clears + tc.alarmAfter; ts < clears+tc.alarmAfter+120_000; ts += 10_000 {
+			log = append(log, at(E, 150, ts, 0.8))
+		}
+		for run, inc := range runHeads(t, net, log, clears-20_000) {
+			var got []string
+			for _, in := range inc {
+				got = append(got, fmt.Sprintf("%s %s detected %+d s after the call", in.ID, in.Status, (in.DetectedAt-call.TS)/1000))
+			}
+			if len(inc) != tc.want {
+				t.Errorf("%s, %s: %d incidents %v, want %d", tc.name, run, len(inc), got, tc.want)
 			}
 		}
 	}

@@ -417,6 +417,9 @@ func (t *tracker) add(ev Evidence) {
 		typ = sensorIncidentType(ev.Type)
 	}
 	best := t.nearest(ev)
+	if best == nil && t.aftermath(ev) {
+		return
+	}
 	if best == nil {
 		id := fmt.Sprintf("inc-%s-%s", strings.ToLower(strconvBase36(ev.TS/1000)), h3.Cell(ev.Cell).String()[7:12])
 		for t.byID[id] != nil {
@@ -829,6 +832,44 @@ func (t *tracker) draining(in *Incident, ts int64) map[int32]bool {
 		}
 	}
 	return out
+}
+
+// aftermath reports whether traffic judgement ev, which no open incident takes, is on a link whose
+// judgements were joining an incident when it cleared (or its quiet wait ended), at most drainMs before ev: that incident's aftermath
+// (its queue still draining, the traffic it pushed onto the roads nearby finding its way back), not a new
+// event, so it opens no candidate of its own. A link the incident never took a judgement from, or the same
+// link later than drainMs after the clearance, opens one as before. (Issue 12, session 18: in Bologna a
+// closure's call-placed incident cleared by its quiet wait 2 s before the road reopened while the judge's
+// candidates on a road beside it had been joining it for 40 s; 4 s later the same links' judgements opened a
+// second incident, detected 30 s later, a duplicate of the closure in both probe shares.)
+func (t *tracker) aftermath(ev Evidence) bool {
+	if !trafficKind(ev) || ev.LinkRef <= 0 {
+		return false
+	}
+	li := ev.LinkRef - 1
+	for _, in := range t.order {
+		// When it cleared; an active incident whose quiet wait has passed at ev (no evidence can join it any
+		// more) clears at the next advance.
+		var over int64
+		switch {
+		case in.Status == StatusCleared:
+			over = in.ClearedAt
+		case in.Active() && ev.TS-in.LastEvidenceAt > QuietMs:
+			over = in.LastEvidenceAt + QuietMs
+		default:
+			continue
+		}
+		if ev.TS < over || ev.TS-over > drainMs {
+			continue
+		}
+		if in.links[li] {
+			return true
+		}
+		if sa := in.sources[sourceKey(ev.Kind.String(), ev.Source)]; sa != nil && sa.Last >= over-drainMs {
+			return true
+		}
+	}
+	return false
 }
 
 // standing is the links of an incident its queue may still spill back from: those whose latest word from the
