@@ -71,6 +71,7 @@ const (
 	FSpeedBefore          // its speed 5 to 10 minutes earlier / its learned speed (1 without data)
 	FFeedHeld             // the longest hold at the end of a link feeding it (its last max(30 m, 15 %)) / that link's own stop reference: traffic waiting to get onto it
 	FSlowRare             // how rare traffic this slow against free flow is on this link: −log10 of the share of its past bucket ends as slow (its own day, learned online; history.go)
+	FDownGone             // a vehicle holds at its end past its stop reference while a link it feeds got no probe in 2 minutes: that link's surprise (−log10 Poisson of no entry at its entry rate) × the hold / the reference (≤ 3); the largest; 0 otherwise
 	NumFeatures
 )
 
@@ -82,7 +83,7 @@ var FeatureNames = [NumFeatures]string{
 	"stand_ratio", "stand_log", "standing60", "head_gap", "head_gap_m", "exit_deficit", "no_exit", "entry_deficit",
 	"stand_share", "crawl_share", "speed_ratio", "speed_ff", "down_flow", "down_quiet", "up_stand", "loop_occ",
 	"loop_flow_ratio", "signal", "fixes", "fix_ratio", "passing", "stop_line", "main_down", "stand_before", "speed_before",
-	"feed_held", "slow_rare",
+	"feed_held", "slow_rare", "down_gone",
 }
 
 const windowMs = 120_000 // the recent window the features look at
@@ -304,6 +305,7 @@ func (t *Tracker) measure(b int64) []Features {
 			}
 		}
 		x[FFeedHeld] = math.Min(10, feed)
+		x[FDownGone] = t.downGone(ls, L, ref, from, b)
 		x[FLoopFlowRatio] = 1
 		if s.loops > 0 {
 			x[FLoopOcc] = s.occSum / s.loops
@@ -366,6 +368,31 @@ func (t *Tracker) measure(b int64) []Features {
 		t.learn(e)
 	}
 	return out
+}
+
+// downGone is FDownGone: a closure just past a junction holds the vehicles bound for its link at the end of
+// the links feeding it, through their greens, while its own link gets nothing; the link itself, with no
+// probe on it, says little (a quiet street's lull reads the same), its feeder's queue alone is a red light's.
+// Both at once: the longest hold at this link's end (its last max(30 m, 15 %)) against its own stop
+// reference, once it is at least that, times the surprise of no probe entering a link it feeds in the
+// window, at that link's learned entry rate (a link that has not learned one says nothing). The largest over
+// the links it feeds.
+func (t *Tracker) downGone(ls *linkState, L *Link, ref float64, from, b int64) float64 {
+	held := heldAtEnd(ls, L.LengthM, b)
+	if held <= 0 || held < ref {
+		return 0
+	}
+	gone := 0.0
+	for _, d := range L.Down {
+		ds := &t.st[d]
+		if t.sums(ds, from, b).fixes > 0 || countSince(ds.entries, from, b) > 0 {
+			continue
+		}
+		if er, ok := ds.entryRate.value(); ok && er > 0 {
+			gone = math.Max(gone, math.Min(6, -math.Log10(poissonCDF(0, er*windowMs/1000))))
+		}
+	}
+	return gone * math.Min(3, held/ref)
 }
 
 // learnLag is how long after a bucket's end its baselines learn from it (a whole number of buckets): an exit

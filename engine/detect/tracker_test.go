@@ -553,3 +553,46 @@ func TestEntriesNeverSeenReadAsUsual(t *testing.T) {
 		t.Fatal("no bucket end judged both links")
 	}
 }
+
+// A closure just past the junction, seen from the link feeding it: from minute 10 the vehicles stand at the
+// end of link 0 and link 1 gets nobody. Link 0's row says both at once (FDownGone): a vehicle has held at its
+// end past its stop reference while the link it feeds, which had a vehicle every 20 s, got none in 2
+// minutes. Vehicles that wait 30 s at link 0's end and then go on (a red light), and from minute 10 wait 150 s
+// there (a queue metered downstream), hold there as long, but link 1 keeps getting them: nothing; nor does a
+// link flowing freely.
+func TestAFeederHeldWhileTheLinkItFeedsGetsNothing(t *testing.T) {
+	onset := t0 + 10*60_000
+	until := t0 + 20*60_000
+	var flowing, blocked, red []trip
+	for k := int64(0); k < 60; k++ {
+		tr := trip{id: fmt.Sprintf("v%d", k), start: t0 + k*20_000, kmh: 36}
+		flowing = append(flowing, tr)
+		r := tr
+		r.standAt, r.standFrom, r.standTo = 295, tr.start+25_000, tr.start+60_000
+		if r.standFrom >= onset {
+			r.standTo = r.standFrom + 150_000
+		}
+		red = append(red, r)
+		if tr.start > onset-29_000 { // not past the junction yet at the onset
+			tr.standAt, tr.standFrom = 295, onset
+		}
+		blocked = append(blocked, tr)
+	}
+	at := onset + 3*60_000
+	for _, c := range []struct {
+		name  string
+		trips []trip
+		want  bool
+	}{{"blocked past the junction", blocked, true}, {"held 150 s at its end, link 1 still fed", red, false}, {"flowing", flowing, false}} {
+		f, ok := run(c.trips, until)[at]
+		if !ok {
+			t.Fatalf("%s: no features of link 0 at onset + 3 min", c.name)
+		}
+		if got := f.X[FDownGone]; (got > 0) != c.want {
+			t.Errorf("%s: down_gone %.2f (its longest hold %.2f of its stop reference), want > 0: %v", c.name, got, f.X[FStandRatio], c.want)
+		}
+		if c.trips[0].standAt > 0 && f.X[FStandRatio] < 1.5 {
+			t.Errorf("%s: its longest hold is %.2f of its stop reference at onset + 3 min, want over 1.5 (the case tests the link it feeds)", c.name, f.X[FStandRatio])
+		}
+	}
+}
