@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -47,6 +48,24 @@ func rowLabel(links []*geo.Link, li int32, t int64, truths []Truth, near func(li
 		}
 	}
 	return label, id, class
+}
+
+// feederOfClosure reports the full closure (its ID) whose link the link li feeds directly at t (from 30 s
+// after it began to its end, as rowLabel's positives). A row of such a feeder whose vehicles hold at its end
+// while the closed link gets nothing (detect.FDownGone) shows the closure as well as a row of its own link
+// does, and better when the closure is just past the junction and its own link is empty: it is labelled a
+// positive of the closure (otherwise a near row, neither hit nor false alarm).
+func feederOfClosure(idx map[string]int32, topo []detect.Link, li int32, t int64, truths []Truth) (string, bool) {
+	for i := range truths {
+		tr := &truths[i]
+		if tr.Class != ClassFull || t < tr.Start.UnixMilli()+30_000 || t > tr.End.UnixMilli() {
+			continue
+		}
+		if bl, ok := idx[tr.Link]; ok && slices.Contains(topo[li].Down, bl) {
+			return tr.ID, true
+		}
+	}
+	return "", false
 }
 
 // trafficEvents are a run's probes (only those of the 5 % penetration when low), transit vehicles and loop
@@ -122,6 +141,11 @@ func extractRowsWarm(ctx context.Context, run, warm *simRun, net *geo.Network, l
 		}
 		for _, f := range feats {
 			label, id, class := rowLabel(links, f.Link, end, run.Truths, near)
+			if label != 1 && f.X[detect.FDownGone] > 0 {
+				if tid, ok := feederOfClosure(idx, topo, f.Link, end, run.Truths); ok {
+					label, id, class = 1, tid, ClassFull
+				}
+			}
 			rows = append(rows, Row{City: run.City, Seed: run.Seed, Low: low, Link: f.Link, T: end, X: f.X, HeadM: f.HeadM, Young: f.Young, FullFlow: f.FullFlow, Discharging: f.Discharging,
 				Label: label, Truth: id, Class: class})
 		}

@@ -1,0 +1,41 @@
+package eval
+
+import (
+	"testing"
+	"time"
+
+	"citybrain/engine/detect"
+)
+
+// A full closure of link C, fed by B, which A feeds: a row of B (the feeder) is a positive of the closure from
+// 30 s after it began to its end; a row of A (two links up), of the closed link itself (rowLabel's), or a
+// feeder of a partial closure is not.
+func TestAFeederOfAFullClosureIsItsPositive(t *testing.T) {
+	topo := []detect.Link{{Down: []int32{1}}, {Up: []int32{0}, Down: []int32{2, 3}}, {Up: []int32{1}}, {Up: []int32{1}}}
+	idx := map[string]int32{"A": 0, "B": 1, "C": 2, "D": 3}
+	start := simStart.Add(10 * time.Minute)
+	truths := []Truth{
+		{ID: "full", Class: ClassFull, Link: "C", Start: start, End: start.Add(10 * time.Minute)},
+		{ID: "partial", Class: ClassPartial, Link: "D", Start: start.Add(30 * time.Minute), End: start.Add(40 * time.Minute)},
+	}
+	ms := func(d time.Duration) int64 { return start.Add(d).UnixMilli() }
+	for _, c := range []struct {
+		name string
+		li   int32
+		t    int64
+		want string
+	}{
+		{"the feeder a minute in", 1, ms(time.Minute), "full"},
+		{"the feeder at its end", 1, ms(10 * time.Minute), "full"},
+		{"the feeder 20 s in", 1, ms(20 * time.Second), ""},
+		{"the feeder after its end", 1, ms(11 * time.Minute), ""},
+		{"two links up", 0, ms(time.Minute), ""},
+		{"the closed link", 2, ms(time.Minute), ""},
+		{"the feeder of a partial closure", 1, ms(35 * time.Minute), ""},
+	} {
+		id, ok := feederOfClosure(idx, topo, c.li, c.t, truths)
+		if id != c.want || ok != (c.want != "") {
+			t.Errorf("%s: %q, %v; want %q", c.name, id, ok, c.want)
+		}
+	}
+}
