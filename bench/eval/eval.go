@@ -74,6 +74,8 @@ type Config struct {
 	CalCrossFit bool
 	// TrainIgnore names features every model fitted here never splits on (TrainOptions.Ignore; default none).
 	TrainIgnore []string
+	// TrainPartial: partial closures' rows are fitted on at this weight (TrainOptions.Partial; default 0: not).
+	TrainPartial float64
 	// Cold feeds every run to an engine that has seen nothing before (and extracts the training rows the same
 	// way). By default (false) each run is fed after a warm-up: the traffic data of another seed's run of the
 	// same city one day earlier (warmSeed, warmShift), not scored, so the links' baselines have learned as a

@@ -27,6 +27,7 @@ type gbData struct {
 	x    [][detect.NumFeatures]float64
 	y    []float64
 	w    []float64
+	rel  []float64 // each row's weight in the Platt scaling: 1, a partial closure's row the partial weight
 	bins [][detect.NumFeatures]uint8
 	cuts [detect.NumFeatures][]float64 // bin b holds values <= cuts[b] (the last bin: the rest)
 }
@@ -37,26 +38,42 @@ type gbData struct {
 // that ordinary rows may be blockages, which lifts the training cities' false alarms and so the operating point
 // the calibration keeps, and the full closures are lost at it (issue 12, session 16, engineer c6: on c6 the
 // held-out models fitted with them find 15/84 full closures in the engine, without them 24/84). Partial closures
-// are still scored, and still counted by the calibration when found.
+// are still scored, and still counted by the calibration when found. With a partial weight (TrainOptions.Partial)
+// they are fitted on too, at that weight (partialRow).
 func fitOn(row *Row) bool {
-	return row.Label >= 0 && gate(&row.X) && (row.Label != 1 || row.Class != ClassPartial)
+	return row.Label >= 0 && gate(&row.X) && !partialRow(row)
 }
 
-func gbCollect(runs []*corpusRun) (*gbData, error) {
+// partialRow reports whether a row is a partial closure's positive.
+func partialRow(row *Row) bool { return row.Label == 1 && row.Class == ClassPartial }
+
+// gbCollect is the rows the trees are fitted on (fitOn) and their weights: the positives weigh gbPosShare of the
+// negatives in all, and with partial > 0 a partial closure's positive rows past the gate are fitted on too, each
+// weighing partial times a full closure's.
+func gbCollect(runs []*corpusRun, partial float64) (*gbData, error) {
 	d := &gbData{}
 	var npos, nneg float64
+	var rel []float64 // each row's weight relative to its class's unit
 	for _, r := range runs {
 		for i := range r.rows {
 			row := &r.rows[i]
-			if !fitOn(row) {
+			part := partial > 0 && partialRow(row) && gate(&row.X)
+			if !fitOn(row) && !part {
 				continue
 			}
 			d.x = append(d.x, row.X)
-			if row.Label == 1 {
+			switch {
+			case part:
 				d.y = append(d.y, 1)
+				rel = append(rel, partial)
+				npos += partial
+			case row.Label == 1:
+				d.y = append(d.y, 1)
+				rel = append(rel, 1)
 				npos++
-			} else {
+			default:
 				d.y = append(d.y, 0)
+				rel = append(rel, 1)
 				nneg++
 			}
 		}
@@ -65,11 +82,12 @@ func gbCollect(runs []*corpusRun) (*gbData, error) {
 		return nil, errors.New("cannot train the detector: the rows hold no positives or no negatives")
 	}
 	wPos := gbPosShare * nneg / npos
+	d.rel = rel
 	d.w = make([]float64, len(d.y))
 	for i, y := range d.y {
-		d.w[i] = 1
+		d.w[i] = rel[i]
 		if y == 1 {
-			d.w[i] = wPos
+			d.w[i] = wPos * rel[i]
 		}
 	}
 	// Quantile cut points per feature from the distinct values (a sample of at most 50,000 rows).
@@ -98,9 +116,10 @@ func gbCollect(runs []*corpusRun) (*gbData, error) {
 	return d, nil
 }
 
-// fitTrees fits the boosted trees and their Platt scaling; the features named in ignore are never split on.
-func fitTrees(ctx context.Context, runs []*corpusRun, ignore []string) (*detect.Model, error) {
-	d, err := gbCollect(runs)
+// fitTrees fits the boosted trees and their Platt scaling; the features named in ignore are never split on, and
+// partial closures' rows are fitted on at the weight partial (0: not at all; gbCollect).
+func fitTrees(ctx context.Context, runs []*corpusRun, ignore []string, partial float64) (*detect.Model, error) {
+	d, err := gbCollect(runs, partial)
 	if err != nil {
 		return nil, err
 	}
@@ -147,16 +166,16 @@ func fitTrees(ctx context.Context, runs []*corpusRun, ignore []string) (*detect.
 		}
 		m.Trees = append(m.Trees, tr)
 	}
-	// Platt scaling on the unweighted rows: p = σ(a·F + b).
+	// Platt scaling on the unweighted rows (a partial closure's at its partial weight): p = σ(a·F + b).
 	a, b := 1.0, 0.0
 	for iter := 0; iter < 25; iter++ {
 		var ga, gb, haa, hab, hbb float64
 		for i := range F {
 			p := 1 / (1 + math.Exp(-(a*F[i] + b)))
-			r := d.y[i] - p
+			r := d.rel[i] * (d.y[i] - p)
 			ga += r * F[i]
 			gb += r
-			v := p * (1 - p)
+			v := d.rel[i] * p * (1 - p)
 			haa += v * F[i] * F[i]
 			hab += v * F[i]
 			hbb += v

@@ -60,6 +60,9 @@ func trainingKey(runs []*corpusRun, opt TrainOptions) string {
 	if len(opt.Ignore) > 0 {
 		fmt.Fprintf(h, "ignoring %q\n", opt.Ignore)
 	}
+	if opt.Partial > 0 {
+		fmt.Fprintf(h, "partial closures' rows at %g\n", opt.Partial)
+	}
 	var buf []byte
 	f64 := func(x float64) { buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(x)) }
 	i64 := func(x int64) { buf = binary.LittleEndian.AppendUint64(buf, uint64(x)) }

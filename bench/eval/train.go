@@ -479,6 +479,10 @@ type TrainOptions struct {
 	// audit's `signal`, docs/incidents.md "features whose 'nothing learned' reading is a tell"); the engine
 	// still computes it. Trees only (a logistic fit refuses it). Default none.
 	Ignore []string
+	// Partial: a partial closure's positive rows past the gate are fitted on, each weighing Partial times a full
+	// closure's row (the positives together still weigh PosShare of the negatives). Default 0: they are not
+	// (fitOn). Trees only.
+	Partial float64
 }
 
 // fitModel fits the detector on runs and calibrates its operating point on them.
@@ -497,7 +501,7 @@ func fitModelIn(ctx context.Context, dir string, runs []*corpusRun, opt TrainOpt
 		// The model is the in-sample one (its trees do not depend on the calibration); only its point is
 		// chosen on the other models' probabilities. It and the other cities' models are fitted with the
 		// default calibration (cached under its keys; their own points are not read).
-		plain := TrainOptions{Kind: opt.Kind, PosShare: opt.PosShare, L2: opt.L2, CalibrateHeavy: opt.CalibrateHeavy, Ignore: opt.Ignore}
+		plain := TrainOptions{Kind: opt.Kind, PosShare: opt.PosShare, L2: opt.L2, CalibrateHeavy: opt.CalibrateHeavy, Ignore: opt.Ignore, Partial: opt.Partial}
 		m, _, err := fitCached(ctx, dir, runs, plain)
 		if err != nil {
 			return nil, err
@@ -516,9 +520,12 @@ func fitModelIn(ctx context.Context, dir string, runs []*corpusRun, opt TrainOpt
 		if len(opt.Ignore) > 0 {
 			return nil, fmt.Errorf("cannot ignore the features %v in a logistic fit (trees only)", opt.Ignore)
 		}
+		if opt.Partial > 0 {
+			return nil, fmt.Errorf("cannot weigh partial closures' rows (%g) in a logistic fit (trees only)", opt.Partial)
+		}
 		m, err = fitLR(runs, opt.PosShare, opt.L2)
 	} else {
-		m, err = fitTrees(ctx, runs, opt.Ignore)
+		m, err = fitTrees(ctx, runs, opt.Ignore, opt.Partial)
 	}
 	if err != nil {
 		return nil, err
@@ -634,6 +641,9 @@ func train(ctx context.Context, cfg *Config, rep *Report) error {
 	}
 	if len(cfg.TrainIgnore) > 0 {
 		m.Command += " --train-ignore " + strings.Join(cfg.TrainIgnore, ",")
+	}
+	if cfg.TrainPartial > 0 {
+		m.Command += fmt.Sprintf(" --train-partial %g", cfg.TrainPartial)
 	}
 	method := "gradient-boosted trees with Platt scaling"
 	if m.Kind == "logistic" {
@@ -947,7 +957,7 @@ func describe(runs []*corpusRun, w io.Writer) {
 
 // trainOptions is the detector's training as the configuration sets it up.
 func (c *Config) trainOptions() TrainOptions {
-	return TrainOptions{CalibrateHeavy: c.HeavyCalibrate, MaxFalsePerH: c.CalLimit, SpareCities: c.CalSpare, CapFalsePerH: c.CalCap, CrossFit: c.CalCrossFit, Ignore: c.TrainIgnore}
+	return TrainOptions{CalibrateHeavy: c.HeavyCalibrate, MaxFalsePerH: c.CalLimit, SpareCities: c.CalSpare, CapFalsePerH: c.CalCap, CrossFit: c.CalCrossFit, Ignore: c.TrainIgnore, Partial: c.TrainPartial}
 }
 
 // calNote says in a model's notes how its operating point was chosen.
@@ -963,6 +973,9 @@ func calNote(opt TrainOptions) string {
 	}
 	if opt.CrossFit {
 		s += ", each training city judged by a model fitted on the others alone"
+	}
+	if opt.Partial > 0 {
+		s += fmt.Sprintf("; partial closures' rows fitted on at %g of a full closure's weight", opt.Partial)
 	}
 	return s
 }
