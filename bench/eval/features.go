@@ -27,6 +27,8 @@ type Row struct {
 	// FullFlow, Discharging: the link passes its usual flow, or no fewer exits than its usual rate makes likely
 	// (detect.Features); for reading the rows (TestRowDump), not in the model's key: nothing fitted reads them.
 	FullFlow, Discharging bool
+	// Squeeze: the squeeze judge's reading (detect.Features.Squeeze); for reading the rows, not in the key.
+	Squeeze detect.SqueezeReading
 	// Label: 1 the link is blocked (from 30 s after the blockage started to its end), 0 nothing is wrong
 	// within MatchRadiusM, -1 near a blockage (its queue, its detour: neither a hit nor a false alarm).
 	Label int8
@@ -147,7 +149,7 @@ func extractRowsWarm(ctx context.Context, run, warm *simRun, net *geo.Network, l
 				}
 			}
 			rows = append(rows, Row{City: run.City, Seed: run.Seed, Low: low, Link: f.Link, T: end, X: f.X, HeadM: f.HeadM, Young: f.Young, FullFlow: f.FullFlow, Discharging: f.Discharging,
-				Label: label, Truth: id, Class: class})
+				Squeeze: f.Squeeze, Label: label, Truth: id, Class: class})
 		}
 	}
 	if err := feedTracker(ctx, tk, net, idx, topo, events, at, nil); err != nil {

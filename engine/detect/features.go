@@ -36,6 +36,9 @@ type Features struct {
 	// buckets taught it, the network's stop reference), but its exits alone never make it flowing
 	// (engine/incident; issue 12, seventeenth pass).
 	Young bool
+	// Squeeze: the squeeze judge's reading (squeeze.go): vehicles slowed at one point and back to speed past
+	// it, against the link's own history there. Not a feature of the model: a judgement of its own.
+	Squeeze SqueezeReading
 	// Set by the engine's window room: the log batch whose watermark passed T, and the watermark before it
 	// (the incident tracker takes evidence in log order).
 	Seq      uint64
@@ -286,6 +289,7 @@ func (t *Tracker) measure(b int64) []Features {
 			}
 		}
 		x[FDownFlow] = best
+		f.Squeeze = t.readSqueeze(li, b, !quiet && best < squeezeDownFF)
 		if any && quiet {
 			x[FDownQuiet] = 1
 		}

@@ -72,19 +72,25 @@ func rarity(slow float64, own, pool *history) float64 {
 }
 
 // learnHistory learns, at bucket end b, the judged bucket end histLagMs before it on every active link, and
-// the network's share of those links at each level. Counts are integers, so the order links are visited in
-// does not change what is learned.
+// the network's share of those links at each level; and their squeezes (squeeze.go), with the network's
+// squeezes per metre. Counts (and metres) are integers, so the order links are visited in does not change
+// what is learned.
 func (t *Tracker) learnHistory(b int64) {
 	e := b - histLagMs
 	idx := evtime.Index(e-1, t.bucketMs)
 	var slow [len(slowBins)]float64
 	n := 0
+	var squeezes, metres [squeezeZones]int64
 	for li := range t.active {
 		ls := &t.st[li]
 		bk := &ls.b[slot(idx)]
 		if bk.idx != idx || !bk.measured {
+			dropSqueezes(ls, e)
 			continue
 		}
+		t.learnSqueezes(li, e, &squeezes)
+		dropSqueezes(ls, e)
+		zoneMetres(&t.links[li], &metres)
 		sl := levels(float64(bk.slow))
 		ls.hist.add(&sl)
 		for i := range slow {
@@ -94,6 +100,11 @@ func (t *Tracker) learnHistory(b int64) {
 	}
 	if n == 0 {
 		return
+	}
+	for z := range t.sqPool {
+		if metres[z] > 0 {
+			t.sqPool[z].add(float64(squeezes[z]) / float64(metres[z]))
+		}
 	}
 	for i := range slow {
 		slow[i] /= float64(n)

@@ -18,7 +18,9 @@ type stateV1 struct {
 	LearnedTo int64
 	Prior     quantileState
 	// Pool: how slow the network's traffic usually is (nil in snapshots from before it: learned afresh).
-	Pool     *historyState
+	Pool *historyState
+	// SqPool: the network's squeezes per metre by zone (squeeze.go; none in older snapshots: learned afresh).
+	SqPool   []ewmaState
 	Vehicles []vehicleState
 	Links    []linkStateV1
 	Pending  []fixState
@@ -39,6 +41,10 @@ type vehicleState struct {
 	Link, HoldLink, CandLink  int32
 	Off, HoldOff              float32
 	LastTS, HoldSince, CandTS int64
+	// SlowTS, SlowOff, StoodTS: its last slow and standing fixes on its link (squeeze.go; zero in older
+	// snapshots: none).
+	SlowTS, StoodTS int64
+	SlowOff         float32
 }
 
 type holdState struct {
@@ -78,6 +84,22 @@ type linkStateV1 struct {
 	Idle bool
 	// Hist: how slow the link's traffic usually is (nil in older snapshots: learned afresh).
 	Hist *historyState
+	// Squeezes, SqHist: its recent squeezes and its history of them by offset (squeeze.go; none in older
+	// snapshots: learned afresh).
+	Squeezes []squeezeState
+	SqHist   *squeezeHistState
+}
+
+type squeezeState struct {
+	TS      int64
+	Off     float32
+	Vehicle string
+}
+
+type squeezeHistState struct {
+	Bins []float32
+	N    float64
+	BinM float32
 }
 
 type posFixState struct {
@@ -126,6 +148,9 @@ func (s *historyState) history() history {
 // MarshalState encodes the tracker's state (dispatcher goroutine, between batches).
 func (t *Tracker) MarshalState() ([]byte, error) {
 	st := stateV1{DoneTo: t.doneTo, LearnedTo: t.learnedTo, Prior: t.prior.state(), Pool: t.pool.state()}
+	for _, p := range t.sqPool {
+		st.SqPool = append(st.SqPool, p.state())
+	}
 	ids := make([]string, 0, len(t.veh))
 	for id := range t.veh {
 		ids = append(ids, id)
@@ -134,7 +159,8 @@ func (t *Tracker) MarshalState() ([]byte, error) {
 	for _, id := range ids {
 		v := t.veh[id]
 		st.Vehicles = append(st.Vehicles, vehicleState{ID: id, Link: v.link, HoldLink: v.holdLink, CandLink: v.candLink,
-			Off: v.offM, HoldOff: v.holdOff, LastTS: v.lastTS, HoldSince: v.holdSince, CandTS: v.candTS})
+			Off: v.offM, HoldOff: v.holdOff, LastTS: v.lastTS, HoldSince: v.holdSince, CandTS: v.candTS,
+			SlowTS: v.slowTS, SlowOff: v.slowOff, StoodTS: v.stoodTS})
 	}
 	// Every link that ever saw traffic: an idle one (evicted from t.active) keeps its learned state in the live
 	// tracker and uses it when traffic comes back, so a restored tracker must have it too.
@@ -158,6 +184,12 @@ func (t *Tracker) MarshalState() ([]byte, error) {
 			x.Recent = append(x.Recent, posFixState{TS: r.ts, Off: r.offM, Kmh: r.kmh})
 		}
 		x.ExitTo = ls.exitTo
+		for _, q := range ls.squeezes {
+			x.Squeezes = append(x.Squeezes, squeezeState{TS: q.ts, Off: q.offM, Vehicle: q.vehicle})
+		}
+		if h := ls.sqHist; h != nil {
+			x.SqHist = &squeezeHistState{Bins: append([]float32(nil), h.bins...), N: h.n, BinM: h.binM}
+		}
 		for _, s := range ls.stops {
 			x.Stops = append(x.Stops, stopState{End: s.end, Dur: s.dur, Off: s.offM})
 		}
@@ -187,7 +219,8 @@ func (t *Tracker) MarshalState() ([]byte, error) {
 func (ls *linkState) seen() bool {
 	return ls.lastTS != 0 || ls.firstTS != 0 || len(ls.active) > 0 || len(ls.stops) > 0 || len(ls.exits) > 0 ||
 		len(ls.entries) > 0 || len(ls.recent) > 0 || len(ls.exitTo) > 0 || ls.exitRate.n > 0 || ls.entryRate.n > 0 ||
-		ls.fixRate.n > 0 || ls.speed.n > 0 || ls.loopFlow.n > 0 || ls.loopOcc.n > 0 || ls.stopQ.n > 0 || ls.hist.n > 0
+		ls.fixRate.n > 0 || ls.speed.n > 0 || ls.loopFlow.n > 0 || ls.loopOcc.n > 0 || ls.stopQ.n > 0 || ls.hist.n > 0 ||
+		len(ls.squeezes) > 0 || ls.sqHist != nil
 }
 
 // RestoreState loads a state MarshalState wrote into a fresh tracker for the same network.
@@ -202,12 +235,18 @@ func (t *Tracker) RestoreState(data []byte) error {
 		}
 	}
 	t.doneTo, t.learnedTo, t.prior, t.pool = st.DoneTo, st.LearnedTo, st.Prior.quantile(), st.Pool.history()
+	if len(st.SqPool) == len(t.sqPool) {
+		for z, p := range st.SqPool {
+			t.sqPool[z] = p.ewma()
+		}
+	}
 	if st.LearnedTo == 0 {
 		t.learnedTo = st.DoneTo
 	}
 	for _, v := range st.Vehicles {
 		t.veh[v.ID] = &vehicle{link: v.Link, holdLink: v.HoldLink, candLink: v.CandLink, offM: v.Off, holdOff: v.HoldOff,
-			lastTS: v.LastTS, holdSince: v.HoldSince, candTS: v.CandTS}
+			lastTS: v.LastTS, holdSince: v.HoldSince, candTS: v.CandTS,
+			slowTS: v.SlowTS, slowOff: v.SlowOff, stoodTS: v.StoodTS}
 	}
 	for _, x := range st.Links {
 		ls := &t.st[x.Link]
@@ -223,6 +262,14 @@ func (t *Tracker) RestoreState(data []byte) error {
 		}
 		for _, r := range x.Recent {
 			ls.recent = append(ls.recent, posFix{ts: r.TS, offM: r.Off, kmh: r.Kmh})
+		}
+		for _, q := range x.Squeezes {
+			ls.squeezes = append(ls.squeezes, squeeze{ts: q.TS, offM: q.Off, vehicle: q.Vehicle})
+		}
+		if h := x.SqHist; h != nil && h.BinM > 0 {
+			if want := newSqueezeHist(t.links[x.Link].LengthM); len(h.Bins) == len(want.bins) && h.BinM == want.binM {
+				ls.sqHist = &squeezeHist{bins: h.Bins, n: h.N, binM: h.BinM}
+			}
 		}
 		if len(x.ExitTo) == len(t.links[x.Link].Down) {
 			ls.exitTo = x.ExitTo

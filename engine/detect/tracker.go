@@ -75,6 +75,11 @@ type vehicle struct {
 	// junction): a vehicle standing at a stop line is often matched to the next link by GPS noise.
 	candLink int32
 	candTS   int64
+	// slowTS, slowOff: its last slow fix on its link away from the link's end (squeeze.go; slowTS 0: none);
+	// stoodTS: its last standing fix on its link (0: none).
+	slowTS  int64
+	slowOff float32
+	stoodTS int64
 }
 
 // hold is a vehicle that has not got anywhere since since (an ongoing stop) on a link.
@@ -138,6 +143,10 @@ type linkState struct {
 	exitTo []uint32
 	// hist: how slow its traffic usually is (history.go).
 	hist history
+	// squeezes: vehicles slowed at a point and back to speed further along (squeeze.go), oldest first, kept
+	// until learned into sqHist (nil until the first is learned: the link's squeezes by offset).
+	squeezes []squeeze
+	sqHist   *squeezeHist
 }
 
 type posFix struct {
@@ -157,8 +166,9 @@ type Tracker struct {
 	// learnedTo: the bucket end up to which the baselines have learned (learnLag behind doneTo).
 	learnedTo int64
 	bucketMs  int64
-	prior     quantile // stop durations of the whole network
-	pool      history  // how slow the network's traffic usually is (history.go)
+	prior     quantile           // stop durations of the whole network
+	pool      history            // how slow the network's traffic usually is (history.go)
+	sqPool    [squeezeZones]ewma // the network's squeezes per metre of judged links per bucket end, by zone (squeeze.go)
 	active    map[int32]struct{}
 }
 
@@ -175,6 +185,9 @@ func NewTracker(links []Link, bucketMs int64) *Tracker {
 	t := &Tracker{links: links, st: make([]linkState, len(links)), veh: map[string]*vehicle{}, bucketMs: bucketMs,
 		active: map[int32]struct{}{}}
 	t.prior = newQuantile(0.9, 90)
+	for z := range t.sqPool {
+		t.sqPool[z] = ewma{tau: histTau}
+	}
 	for i := range t.st {
 		t.st[i].stopQ = newQuantile(0.9, 0)
 		t.st[i].exitRate = ewma{tau: baselineTau}
@@ -318,6 +331,7 @@ func (t *Tracker) fix(f *fix) {
 		t.endHold(v, v.lastTS, f.vehicle)
 		v.link = -1
 	}
+	prev := v.link
 	switch {
 	case v.link < 0:
 		v.link, v.offM = f.link, f.offM
@@ -361,6 +375,7 @@ func (t *Tracker) fix(f *fix) {
 		v.link, v.offM, v.candLink = f.link, f.offM, -1
 		t.startHold(v, f)
 	}
+	t.squeezeStep(v, f, prev, f.vehicle)
 	v.lastTS = f.ts
 	if v.holdLink >= 0 {
 		hl := &t.st[v.holdLink]

@@ -1,0 +1,71 @@
+package eval
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"testing"
+
+	"citybrain/engine/detect"
+)
+
+// TestSqueezeDump writes the squeeze judge's readings (detect.SqueezeReading) over the cached corpus runs, to
+// choose and check its constants per city (issue 12, session 18; docs/incidents.md, nineteenth pass): every
+// row (a link at a bucket end, warm engines) with a squeezed vehicle in its window to SQUEEZEDUMP.rows.csv,
+// every blockage to SQUEEZEDUMP.truths.csv. SQUEEZEDUMP_CACHE, SQUEEZEDUMP_CITIES and SQUEEZEDUMP_SEEDS as
+// TestRowDump's. A diagnosis harness, not a check: it skips unless SQUEEZEDUMP is set.
+func TestSqueezeDump(t *testing.T) {
+	out := os.Getenv("SQUEEZEDUMP")
+	if out == "" {
+		t.Skip("SQUEEZEDUMP not set")
+	}
+	cfg := harnessConfig(t, "SQUEEZEDUMP", 1, 2, 3)
+	rf, err := os.Create(out + ".rows.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	tf, err := os.Create(out + ".truths.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tf.Close()
+	w, tw := bufio.NewWriter(rf), bufio.NewWriter(tf)
+	defer w.Flush()
+	defer tw.Flush()
+	fmt.Fprintln(w, "city,seed,low,link,t,label,truth,class,since,onlink,lanes,n,sur,off,sq,lam,len,sig,young,down,main,fixes")
+	fmt.Fprintln(tw, "city,seed,truth,class,pos,lanes,start,end,link")
+	eachCity(t, cfg, func(name string, cf *cityFiles, rs *runSet) {
+		links := cf.net.Links()
+		err := rs.rows(cfg.Seeds, cf.net, func(seed int64, run *simRun, low bool, rows []Row) {
+			start := map[string]int64{}
+			link := map[string]string{}
+			for _, tr := range run.Truths {
+				start[tr.ID], link[tr.ID] = tr.Start.UnixMilli(), tr.Link
+				if !low {
+					fmt.Fprintf(tw, "%s,%d,%s,%s,%s,%d,%d,%d,%s\n", name, seed, tr.ID, tr.Class, tr.Position, tr.Lanes,
+						tr.Start.UnixMilli(), tr.End.UnixMilli(), tr.Link)
+				}
+			}
+			for _, r := range rows {
+				q := r.Squeeze
+				if q.N < 1 {
+					continue
+				}
+				since, on := int64(-99999), 0
+				if r.Truth != "" {
+					since = (r.T - start[r.Truth]) / 1000
+					if link[r.Truth] == links[r.Link].ID {
+						on = 1
+					}
+				}
+				fmt.Fprintf(w, "%s,%d,%v,%d,%d,%d,%s,%s,%d,%d,%d,%d,%.3f,%.0f,%v,%.4f,%.0f,%v,%v,%.2f,%.2f,%.2f\n", name, seed, low, r.Link, r.T,
+					r.Label, r.Truth, r.Class, since, on, links[r.Link].Lanes, q.N, q.Surprise, q.OffM, q.Squeezed, q.Lambda,
+					links[r.Link].GeomLengthM(), r.X[detect.FSignal], r.Young, r.X[detect.FDownFlow], r.X[detect.FMainDown], r.X[detect.FFixes])
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
