@@ -91,6 +91,12 @@ func (b *blockageJudge) judgeFeatures(feats []detect.Features) []Evidence {
 			switch {
 			case alarm:
 				w = alarmMinW + (alarmMaxW-alarmMinW)*math.Min(1, (p-thr)/math.Max(1e-9, 1-thr))
+			case f.Squeeze.Squeezed:
+				// The squeeze judge (detect.SqueezeReading): vehicles squeezed past one point of the link, so
+				// many that its own history there makes it surprising: a lane closed at that point, placed
+				// there (squeezeEvidence).
+				out = append(out, b.squeezeEvidence(f))
+				continue
 			case p >= candidateShare*b.model.Threshold && !f.Discharging:
 				w = candidateW
 			default:
@@ -135,6 +141,21 @@ func (b *blockageJudge) evidence(f *detect.Features, w float64) Evidence {
 	cell, _ := geo.CellOf(p.Lat, p.Lng, b.topo.res)
 	return Evidence{Kind: schema.KindProbe, Source: fmt.Sprintf("link:%d", f.Link), Type: trafficType, TS: f.T,
 		Lat: p.Lat, Lng: p.Lng, Cell: cell, Weight: round3(w), LinkRef: f.Link + 1, Seq: f.Seq, WmBefore: f.WmBefore}
+}
+
+// squeezeAheadM: the squeeze judge's point is where the squeezed vehicles were slow; the closed lane's
+// obstacle is about this much further on.
+const squeezeAheadM = 20.0
+
+// squeezeEvidence places the squeeze judge's word at its point of the link, with an alarm's least weight, as a
+// source of its own ("squeeze:LINK"): a traffic hit, under unrepeatedCap until it has repeated trafficRepeats
+// times (fuse), so a squeeze read at three bucket ends running is an incident.
+func (b *blockageJudge) squeezeEvidence(f *detect.Features) Evidence {
+	l := b.topo.net.Links()[f.Link]
+	p, _ := l.PointAt(math.Min(l.GeomLengthM(), f.Squeeze.OffM+squeezeAheadM))
+	cell, _ := geo.CellOf(p.Lat, p.Lng, b.topo.res)
+	return Evidence{Kind: schema.KindProbe, Source: fmt.Sprintf("squeeze:%d", f.Link), Type: trafficType, TS: f.T,
+		Lat: p.Lat, Lng: p.Lng, Cell: cell, Weight: alarmMinW, LinkRef: f.Link + 1, Seq: f.Seq, WmBefore: f.WmBefore, Squeeze: true}
 }
 
 // weakTraffic reports whether ev is a candidate of the blockage judge: a link it finds suspicious but has

@@ -559,3 +559,88 @@ func TestACallersIncidentStaysWhereTheCallPlacedIt(t *testing.T) {
 		t.Errorf("an incident of traffic alone is %.0f m from the alarms downstream, want it moved to them", d)
 	}
 }
+
+// The squeeze judge's word (detect.SqueezeReading: vehicles squeezed past one point of a link, new to its
+// history there) is evidence of its own, placed at that point, whatever the trees make of the link (a model
+// that finds nothing, a link passing its usual flow as a partial closure's does): read at trafficRepeats
+// bucket ends running, it is an incident at the point; read twice, a candidate (no incident yet). A reading short of the
+// judge's (not Squeezed) is a flowing note.
+func TestASqueezedLinkIsAnIncidentAtItsPoint(t *testing.T) {
+	net := chain(t, 2)
+	never := constantModel(-10)
+	judge := func(squeezed bool, n int) []Evidence {
+		j := &blockageJudge{model: never, topo: NewTopology(net, 9), runs: map[int32]detect.Run{}}
+		var feats []detect.Features
+		for k := 1; k <= n; k++ {
+			f := detect.Features{Link: 0, T: t0 + int64(k)*10_000, HeadM: -1, FullFlow: true, Discharging: true,
+				Squeeze: detect.SqueezeReading{N: 3, Surprise: 8, OffM: 100, Squeezed: squeezed}}
+			f.X[detect.FFixes] = 4
+			feats = append(feats, f)
+		}
+		return j.judgeFeatures(feats)
+	}
+	if ev := judge(false, 1); len(ev) != 1 || ev[0].Type != flowingType {
+		t.Errorf("a reading short of a squeeze: %+v, want a flowing note", ev)
+	}
+	p, _ := net.Links()[0].PointAt(100 + squeezeAheadM)
+	for n := 2; n <= trafficRepeats; n++ {
+		ev := judge(true, n)
+		if len(ev) != n || ev[0].Weight < alarmMinW || ev[0].LinkRef != 1 || !ev[0].Squeeze ||
+			geo.DistanceM(p, geo.LatLng{Lat: ev[0].Lat, Lng: ev[0].Lng}) > 1 {
+			t.Fatalf("a squeezed link: %+v, want a squeeze's evidence (≥ %.2f) on link 0 at %.0f m per bucket end", ev, alarmMinW, 100+squeezeAheadM)
+		}
+		tr := NewTracker(30_000)
+		tr.SetTopology(NewTopology(net, 9))
+		tr.Track(t0+int64(n)*10_000, everySeq, ev)
+		inc := tr.Incidents()
+		if n < trafficRepeats {
+			if len(inc) != 0 {
+				t.Errorf("read %d times: %+v, want a candidate only (no incident listed)", n, inc)
+			}
+			continue
+		}
+		if len(inc) != 1 || inc[0].Status != StatusSuspected || inc[0].DetectedAt != t0+int64(n)*10_000 {
+			t.Fatalf("read %d times: %+v, want one incident suspected at its %dth bucket end", n, inc, n)
+		}
+		if d := geo.DistanceM(p, geo.LatLng{Lat: inc[0].Lat, Lng: inc[0].Lng}); d > 1 {
+			t.Errorf("the incident stands %.0f m from the squeeze's point", d)
+		}
+	}
+}
+
+// Traffic passes a squeezed point, so an alarm of the blockage judge on a link downstream of a squeeze's
+// incident is another event, not its queue's head found further on, and so is one upstream but farther than
+// mergeM: each opens an incident of its own, and the squeeze's incident stays at its point (issue 12, session
+// 18: in spider a full closure's alarm 750 m away, three links upstream of a partial closure's squeeze, was
+// taken as its queue and the full closure was lost). An alarm just upstream is the squeeze's queue: it joins.
+func TestAnAlarmBesideASqueezeIsItsOwnIncident(t *testing.T) {
+	net := chain(t, 4)
+	squeeze := func(ts int64) Evidence {
+		ev := linkEvidence(t, net, 2, ts, alarmMinW)
+		ev.Source, ev.Squeeze = "squeeze:2", true
+		return ev
+	}
+	for _, c := range []struct {
+		link int
+		want int
+	}{{3, 2}, {0, 2}, {1, 1}} {
+		tr := NewTracker(30_000)
+		tr.SetTopology(NewTopology(net, 9))
+		var log []Evidence
+		for k := int64(1); k <= 3; k++ {
+			log = append(log, squeeze(t0+k*10_000))
+		}
+		log = append(log, linkEvidence(t, net, c.link, t0+40_000, 0.7))
+		tr.Track(t0+40_000, everySeq, log)
+		inc := tr.Incidents()
+		if len(inc) != c.want {
+			t.Errorf("an alarm on link %d after a squeeze on link 2: %d incidents, want %d", c.link, len(inc), c.want)
+			continue
+		}
+		for _, in := range inc {
+			if in.Status != StatusSuspected {
+				t.Errorf("an alarm on link %d after a squeeze on link 2: incident %s %q, want suspected", c.link, in.ID, in.Status)
+			}
+		}
+	}
+}

@@ -33,6 +33,9 @@ type Evidence struct {
 	WmBefore int64  `json:"-"`
 	// Count: a camera's vehicle count for the interval ending at TS (a note of Type countType, weight 0).
 	Count float64 `json:",omitempty"`
+	// Squeeze: a traffic judgement of the squeeze judge (blockageJudge.squeezeEvidence): a point of its link,
+	// not the head of a queue, so it never moves an incident detected before it along the road.
+	Squeeze bool `json:",omitempty"`
 }
 
 // incidentVideo are the video types that are incident evidence, with the incident type they suggest.

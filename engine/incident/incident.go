@@ -499,6 +499,10 @@ func (t *tracker) add(ev Evidence) {
 	if ev.LinkRef > 0 && !weak {
 		rel = t.relate(in, ev.LinkRef-1, ev.TS)
 	}
+	if rel == relHead && ev.Squeeze {
+		// The squeeze judge reads a point where traffic passes, not a queue's head found further on.
+		rel = relNone
+	}
 	if rel == relDrain {
 		// Its queue draining: held as the incident's queue, as a candidate link is (relate).
 		weak = true
@@ -755,13 +759,22 @@ func (t *tracker) nearest(ev Evidence) *Incident {
 		// head found further on (issue 12, session 13: in grid a closure's incident was carried 314 m onto
 		// another incident's queue link 20 s after it was detected), and a detected incident's queue is not
 		// a suspicion that was there before it.
-		switch rel := t.relate(in, li, ev.TS); {
+		rel := t.relate(in, li, ev.TS)
+		d := geo.DistanceM(p, geo.LatLng{Lat: in.Lat, Lng: in.Lng})
+		if ev.LinkRef > 0 && !ev.Squeeze && rel != relOwn && (rel != relQueue || d > mergeM) && squeezeOnly(in) {
+			// The blockage judge's word on another link than a squeeze's, not its queue close behind it:
+			// traffic passes the squeezed point, so what holds traffic elsewhere is another event (issue 12,
+			// session 18: in spider a full closure's alarm 750 m away, three links upstream of a partial
+			// closure's squeeze, was taken as its queue and the full closure was lost).
+			continue
+		}
+		switch {
 		case rel == relOwn && in.Status != "":
 			return in
 		case rel != relNone && (related == nil || related.Status == "" && in.Status != ""):
 			related = in
 		}
-		if d := geo.DistanceM(p, geo.LatLng{Lat: in.Lat, Lng: in.Lng}); d <= bestD {
+		if d <= bestD {
 			best, bestD = in, d
 		}
 	}
@@ -1101,6 +1114,21 @@ func sourceKey(kind, id string) string { return kind + ":" + id }
 
 // linkSource reports whether a source key ("kind:source") is the blockage detector's judgement of a link.
 func linkSource(key string) bool { return strings.Contains(key, ":link:") }
+
+// squeezeOnly reports whether the squeeze judge (blockageJudge.squeezeEvidence, source "squeeze:LINK") is the
+// only traffic judgement an incident holds: a point where a lane is closed and traffic passes, no queue.
+func squeezeOnly(in *Incident) bool {
+	sq := false
+	for key := range in.sources {
+		switch {
+		case linkSource(key):
+			return false
+		case strings.Contains(key, ":squeeze:"):
+			sq = true
+		}
+	}
+	return sq
+}
 
 // detectionTime is the event time at which the incident's evidence, taken in event-time order, first reached
 // DetectScore: the same whatever order the evidence arrived in.
