@@ -275,12 +275,14 @@ func (t *Tracker) measure(b int64) []Features {
 		x[FSlowRare] = rarity(slow, &ls.hist, &t.pool)
 		// Downstream: the best flowing link leaving this one, and whether they all went quiet.
 		best, quiet, any := 0.0, true, false
+		bestKmh := 0.0 // the fastest link after it, its mean fix speed (squeeze.go)
 		for _, d := range L.Down {
 			ds := &t.st[d]
 			dsum := t.sums(ds, from, b)
 			if dsum.fixes > 0 {
 				any = true
 				quiet = false
+				bestKmh = math.Max(bestKmh, dsum.speedSum/dsum.fixes)
 				if ff := t.links[d].FreeKmh; ff > 0 {
 					best = math.Max(best, math.Min(1.5, dsum.speedSum/dsum.fixes/ff))
 				}
@@ -289,7 +291,7 @@ func (t *Tracker) measure(b int64) []Features {
 			}
 		}
 		x[FDownFlow] = best
-		f.Squeeze = t.readSqueeze(li, b, !quiet && best < squeezeDownFF)
+		f.Squeeze = t.readSqueeze(li, b, !quiet && bestKmh < crawlKmh)
 		if any && quiet {
 			x[FDownQuiet] = 1
 		}

@@ -22,8 +22,9 @@ import (
 // recover on the next link, and a vehicle that stood on the link shortly before its slow fix is leaving a
 // queue, not squeezing past a point; nor one in the link's first metres, slow because it has just turned onto
 // it (the end zone's size, at its start). Nor does a full closure's queue: nothing passes it. And a squeeze is
-// a point of this link with traffic flowing past it: where the links after it stand or crawl (the best of
-// them with fixes under squeezeDownFF of its free flow), the squeezes are the back of their queue.
+// a point of this link with traffic back to speed past it: where the links after it crawl (the fastest of
+// them with fixes, its mean fix speed in 2 minutes, under crawlKmh, the speed a squeezed vehicle recovers to),
+// the squeezes are the back of their queue.
 const (
 	squeezeWithinMs = 30_000  // the recovering fix follows the slow one within this
 	squeezePastM    = 10      // and this far further along the link
@@ -45,7 +46,6 @@ const (
 	squeezeMinN        = 3
 	squeezeMinSurprise = 7.0
 	squeezeMinLanes    = 2
-	squeezeDownFF      = 0.25
 	// squeezeLastsMs: a closed lane squeezes the vehicles that pass it one after another; a platoon held
 	// behind one slow vehicle (a turning car) squeezes at one moment. The squeezes counted must span this.
 	squeezeLastsMs = 120_000
@@ -188,8 +188,7 @@ func dropSqueezes(ls *linkState, from int64) {
 	}
 }
 
-// readSqueeze is the squeeze judge's reading of link li at bucket end b; downSlow: the links after it stand
-// or crawl (squeezeDownFF).
+// readSqueeze is the squeeze judge's reading of link li at bucket end b; downSlow: the links after it crawl.
 func (t *Tracker) readSqueeze(li int32, b int64, downSlow bool) SqueezeReading {
 	ls := &t.st[li]
 	type sq struct {

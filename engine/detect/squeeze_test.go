@@ -194,3 +194,28 @@ func TestAPlatoonIsNotASqueeze(t *testing.T) {
 		t.Errorf("the platoon's squeezes not read: at most %d vehicles, want %d or more", n, squeezeMinN)
 	}
 }
+
+// A squeeze is a point with traffic back to speed past it: where the link after it crawls (its vehicles under
+// crawlKmh), vehicles slowing and speeding up again on the link are the back of that link's queue, not a lane
+// closed on this one.
+func TestSqueezesBehindACrawlingLinkAreItsQueue(t *testing.T) {
+	onset, until := t0+40*60_000, t0+50*60_000
+	for _, crawl := range []bool{false, true} {
+		all := profileFixes(t0, 20_000, until, func(s, ts int64, pos float64) float64 {
+			switch {
+			case s >= onset && pos >= 120 && pos <= 165:
+				return 15
+			case crawl && ts >= onset && pos >= 300:
+				return 10
+			}
+			return 30
+		})
+		f := firstSqueezed(squeezeRows(squeezeLinks(2), all, until), onset)
+		switch {
+		case crawl && f != nil:
+			t.Errorf("squeezes behind a crawling link judged squeezed: %+v", f.Squeeze)
+		case !crawl && f == nil:
+			t.Errorf("squeezes before a flowing link never judged")
+		}
+	}
+}
