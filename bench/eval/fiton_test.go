@@ -11,9 +11,7 @@ import (
 // on corpus c6 a partial closure squeezes its traffic at one point and most of its link's rows read as ordinary
 // traffic (fitOn). Rows near a blockage stay out as before.
 func TestTheTreesAreNotFittedOnPartialClosuresRows(t *testing.T) {
-	var x [detect.NumFeatures]float64
-	x[detect.FStandLog] = 1 // past the gate
-	var quiet [detect.NumFeatures]float64
+	x, quiet := gateRows()
 	rows := []Row{
 		{X: x, Label: 0},
 		{X: x, Label: 0},
@@ -42,9 +40,7 @@ func TestTheTreesAreNotFittedOnPartialClosuresRows(t *testing.T) {
 // gbPosShare of the negatives, and the Platt scaling counts the partial row at its weight. Rows near a blockage
 // and rows short of the gate stay out.
 func TestPartialClosuresRowsAreFittedOnAtTheirWeight(t *testing.T) {
-	var x [detect.NumFeatures]float64
-	x[detect.FStandLog] = 1 // past the gate
-	var quiet [detect.NumFeatures]float64
+	x, quiet := gateRows()
 	rows := []Row{
 		{X: x, Label: 0},
 		{X: x, Label: 0},
@@ -115,4 +111,10 @@ func TestPartialClosuresRowsAreFittedOnAtTheirWeight(t *testing.T) {
 	if _, err := fitModel(runs, TrainOptions{Kind: "logistic", Partial: 0.25}); err == nil {
 		t.Fatal("a logistic fit took a partial weight it does not apply")
 	}
+}
+
+// gateRows are the features of a row past the gate (x) and of one short of it (quiet).
+func gateRows() (x, quiet [detect.NumFeatures]float64) {
+	x[detect.FStandLog] = 1
+	return x, quiet
 }
