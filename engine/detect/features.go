@@ -172,10 +172,13 @@ func longestStand(ls *linkState, t int64) (longest float64, n60 int, headM float
 	return longest, n60, headM
 }
 
+// endZoneM is the end zone of a link of lengthM, where its stop line's queue stands: its last max(30 m, 15 %).
+func endZoneM(lengthM float64) float64 { return math.Max(30, 0.15*lengthM) }
+
 // heldAtEnd is the longest hold ongoing at t (s) among vehicles standing at the end of a link of lengthM
-// (its last max(30 m, 15 %)), 0 without one.
+// (its end zone), 0 without one.
 func heldAtEnd(ls *linkState, lengthM float64, t int64) float64 {
-	zone := math.Max(30, 0.15*lengthM)
+	zone := endZoneM(lengthM)
 	var longest float64
 	for i := range ls.active {
 		a := &ls.active[i]
@@ -323,7 +326,7 @@ func (t *Tracker) measure(b int64) []Features {
 			x[FSignal] = 1
 		}
 		var passing, atEnd float64
-		endZone := math.Max(30, 0.15*length)
+		endZone := endZoneM(length)
 		for _, r := range ls.recent {
 			if r.ts < from || r.ts >= b {
 				continue

@@ -82,7 +82,7 @@ type squeezeHist struct {
 // fix on the vehicle's link past its last slow fix there records a squeeze of the link; a slow fix away from
 // the link's end, not soon after the vehicle stood there, becomes its last slow fix. A fix not believed on
 // the vehicle's link (a candidate for the next one) changes nothing; a move to another link forgets both.
-func (t *Tracker) squeezeStep(v *vehicle, f *fix, prev int32, id string) {
+func (t *Tracker) squeezeStep(v *vehicle, f *fix, prev int32) {
 	if f.link != v.link {
 		return
 	}
@@ -91,16 +91,17 @@ func (t *Tracker) squeezeStep(v *vehicle, f *fix, prev int32, id string) {
 	}
 	if v.slowTS != 0 && f.ts-v.slowTS <= squeezeWithinMs && f.kmh >= crawlKmh && f.offM >= v.slowOff+squeezePastM {
 		ls := &t.st[f.link]
-		ls.squeezes = append(ls.squeezes, squeeze{ts: f.ts, offM: v.slowOff, vehicle: id})
+		ls.squeezes = append(ls.squeezes, squeeze{ts: f.ts, offM: v.slowOff, vehicle: f.vehicle})
 		if len(ls.squeezes) > maxSqueezes {
 			ls.squeezes = slices.Delete(ls.squeezes, 0, len(ls.squeezes)-maxSqueezes)
 		}
 		v.slowTS = 0
 	}
-	switch length := t.links[f.link].LengthM; {
+	length := t.links[f.link].LengthM
+	switch zone := endZoneM(length); {
 	case f.kmh < standKmh:
 		v.stoodTS, v.slowTS = f.ts, 0
-	case f.kmh < crawlKmh && length-float64(f.offM) >= math.Max(30, 0.15*length) && float64(f.offM) >= math.Max(30, 0.15*length) &&
+	case f.kmh < crawlKmh && length-float64(f.offM) >= zone && float64(f.offM) >= zone &&
 		(v.stoodTS == 0 || f.ts-v.stoodTS > squeezeStoodMs):
 		v.slowTS, v.slowOff = f.ts, f.offM
 	}

@@ -375,7 +375,7 @@ func (t *Tracker) fix(f *fix) {
 		v.link, v.offM, v.candLink = f.link, f.offM, -1
 		t.startHold(v, f)
 	}
-	t.squeezeStep(v, f, prev, f.vehicle)
+	t.squeezeStep(v, f, prev)
 	v.lastTS = f.ts
 	if v.holdLink >= 0 {
 		hl := &t.st[v.holdLink]
