@@ -337,9 +337,10 @@ func drawBlockage(rng *rand.Rand, cs []cand, make func(cand) (blockage, bool)) (
 	return blockage{}, false
 }
 
-// writeBlockers writes the blockers and the squeeze of partial closures (one route file). A blocker enters its lane at the start
-// of the edge at the blockage's start (with SUMO's insertion checks, so it waits for a gap), drives to the
-// blockage and stops there for its duration; the truth is the stop SUMO reports, not this schedule.
+// writeBlockers writes the blockers and the squeeze of partial closures (one route file). A blocker enters its
+// lane at the start of the edge at the blockage's start (with SUMO's insertion checks, so it waits for a gap),
+// drives to the blockage and stops there for its duration; the truth is the stop SUMO reports, not this
+// schedule.
 //
 // The squeeze is local: on each open lane of a partial closure a flow of pacers (pacerPrefix, one every
 // pacerPeriodS over the blockage's schedule) is inserted at a free place of its lane (random_free: a pacer
