@@ -33,7 +33,8 @@ const (
 	mergeM        = 350.0        // evidence this close to an incident joins it
 	CandidateTTL  = 5 * 60_000   // a candidate that never reaches DetectScore is dropped after this
 	QuietMs       = 8 * 60_000   // an incident with no evidence this long clears once traffic recovered
-	maxEvidence   = 64           // evidence kept per incident (the newest; counts are kept in full)
+	maxEvidence   = 64           // evidence kept per incident (the first firstEvidence and the newest; counts are kept in full)
+	firstEvidence = 16           // the evidence that opened and detected an incident, kept for its whole life
 	historyMs     = 6 * 3600_000 // ended incidents are kept this long for GET ?status=all
 	affectSpanMs  = 5 * 60_000   // a cell stays in the affected area this long after its last collapse evidence
 	sourceRepeat  = 0.08         // each repeated detection by the same source adds this to its weight
@@ -577,7 +578,8 @@ func (t *tracker) add(ev Evidence) {
 	in.EvidenceCount++
 	in.Evidence = append(in.Evidence, EvidenceRef{Kind: ev.Kind.String(), ID: ev.Source, Type: ev.Type, TS: ev.TS, Weight: round3(w), Cell: ev.Cell, doubt: doubt, ties: ties, stood: stood})
 	if len(in.Evidence) > maxEvidence {
-		in.Evidence = append(in.Evidence[:0], in.Evidence[len(in.Evidence)-maxEvidence:]...)
+		// Drop the oldest of the newest, never the first: an operator or a planner asks what raised it.
+		in.Evidence = slices.Delete(in.Evidence, firstEvidence, firstEvidence+len(in.Evidence)-maxEvidence)
 	}
 	if ev.TS > in.LastEvidenceAt && !weak {
 		in.LastEvidenceAt = ev.TS

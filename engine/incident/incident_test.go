@@ -64,3 +64,48 @@ func restarted(t *testing.T, tr *Tracker, net *geo.Network) *Tracker {
 	back.Restore(st)
 	return back
 }
+
+// An incident that lives long keeps the evidence that raised it beside its newest: a planner replaying it,
+// or an operator opening it an hour on, asks what raised it first.
+func TestALongIncidentKeepsTheEvidenceThatRaisedIt(t *testing.T) {
+	tr := NewTracker(30_000)
+	cell, err := geo.CellOf(lat, lng, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := Evidence{Kind: schema.KindReport, Source: "call-1", Type: "crash", TS: t0, Lat: lat, Lng: lng, Cell: cell,
+		Weight: 0.69, Sev: 3}
+	tr.Track(t0, everySeq, []Evidence{call})
+	const frames = 4 * maxEvidence
+	var last int64
+	for i := 1; i <= frames; i++ {
+		last = t0 + int64(i)*10_000
+		tr.Track(last, everySeq, []Evidence{{Kind: schema.KindVideo, Source: "cam-1", Type: "crash", TS: last, Lat: lat,
+			Lng: lng, Cell: cell, Weight: 0.8}})
+	}
+	ins := tr.Incidents()
+	if len(ins) != 1 {
+		t.Fatalf("%d incidents, want the one", len(ins))
+	}
+	in := ins[0]
+	if in.EvidenceCount != frames+1 {
+		t.Fatalf("evidence count %d, want %d", in.EvidenceCount, frames+1)
+	}
+	if len(in.Evidence) != maxEvidence {
+		t.Fatalf("%d evidence kept, want %d", len(in.Evidence), maxEvidence)
+	}
+	if e := in.Evidence[0]; e.Kind != schema.KindReport.String() || e.TS != t0 {
+		t.Errorf("first evidence kept %+v, want the call at t0", e)
+	}
+	for i := 1; i < firstEvidence; i++ {
+		if e := in.Evidence[i]; e.TS != t0+int64(i)*10_000 {
+			t.Errorf("evidence %d kept at %d, want the frame at %d", i, e.TS, t0+int64(i)*10_000)
+		}
+	}
+	for i := firstEvidence; i < maxEvidence; i++ {
+		want := last - int64(maxEvidence-1-i)*10_000
+		if e := in.Evidence[i]; e.TS != want {
+			t.Errorf("evidence %d kept at %d, want the newest frames (%d)", i, e.TS, want)
+		}
+	}
+}
