@@ -81,6 +81,7 @@ func (t *Tracker) learnHistory(b int64) {
 	var slow [len(slowBins)]float64
 	n := 0
 	var squeezes, metres [squeezeZones]int64
+	var passM [squeezeZones]int64
 	for li := range t.active {
 		ls := &t.st[li]
 		bk := &ls.b[slot(idx)]
@@ -88,7 +89,7 @@ func (t *Tracker) learnHistory(b int64) {
 			dropSqueezes(ls, e)
 			continue
 		}
-		t.learnSqueezes(li, e, &squeezes)
+		t.learnSqueezes(li, e, &squeezes, &passM)
 		dropSqueezes(ls, e)
 		zoneMetres(&t.links[li], &metres)
 		sl := levels(float64(bk.slow))
@@ -105,6 +106,8 @@ func (t *Tracker) learnHistory(b int64) {
 		if metres[z] > 0 {
 			t.sqPool[z].add(float64(squeezes[z]) / float64(metres[z]))
 		}
+		t.sqPassN[z].add(float64(squeezes[z]))
+		t.sqPassM[z].add(float64(passM[z]))
 	}
 	for i := range slow {
 		slow[i] /= float64(n)

@@ -25,6 +25,13 @@ import (
 // a point of this link with traffic back to speed past it: where the links after it crawl (the fastest of
 // them with fixes, its mean fix speed in 2 minutes, under crawlKmh, the speed a squeezed vehicle recovers to),
 // the squeezes are the back of their queue.
+//
+// A second judge reads the same squeezes per vehicle passing the point (the exposure, session 19): a closed
+// lane squeezes a good share of the vehicles that pass it, ordinary traffic a few of the many that pass a
+// spot. Each link keeps its vehicles' stints (from the first offset a vehicle was seen at to its furthest)
+// and its history counts, per bin, the vehicles that passed it beside the squeezes there; the network's
+// share by zone is squeezes per metre passed. Two squeezed of few passing can then be as telling as three
+// squeezes spanning two minutes, and a few squeezed in a stream of many are not.
 const (
 	squeezeWithinMs = 30_000  // the recovering fix follows the slow one within this
 	squeezePastM    = 10      // and this far further along the link
@@ -36,6 +43,8 @@ const (
 	squeezeBins     = 48
 	squeezePrior    = 60.0 // pseudo bucket ends of the network's rate a link's own is blended with
 	maxSqueezes     = 256  // per link (the newest)
+	maxPasses       = 256  // per link (the newest)
+	passPrior       = 30.0 // pseudo passes of the network's squeezes per pass-metre a link's own is blended with
 	// The network's squeezes are learned by where on a link they are (squeezeZone): in its first
 	// squeezeStartM (vehicles turning in), in its last squeezeEndM before a signal or before another kind of
 	// junction (the back of a queue, a give-way line), or between.
@@ -49,6 +58,15 @@ const (
 	// squeezeLastsMs: a closed lane squeezes the vehicles that pass it one after another; a platoon held
 	// behind one slow vehicle (a turning car) squeezes at one moment. The squeezes counted must span this.
 	squeezeLastsMs = 120_000
+
+	// The exposure judge: exposureMinK vehicles or more squeezed at the point, their squeezes spanning
+	// exposureLastsMs, at least one in Lanes of the vehicles that passed it in the window (a closed lane
+	// squeezes its own lane's traffic at least; ordinary slowing squeezes a few of the many passing), so
+	// many of them that −log10 of their binomial chance, given the share of passing vehicles the link's
+	// history (blended with the network's) squeezes there, is exposureMinSurprise or more.
+	exposureMinK        = 2
+	exposureLastsMs     = 60_000
+	exposureMinSurprise = 6.0
 )
 
 // SqueezeReading is the squeeze judge's reading of a link at a bucket end: the point (m from the link's
@@ -61,6 +79,15 @@ type SqueezeReading struct {
 	Lambda   float64 // the squeezes the link's history expects there in the window
 	// Squeezed: the judge finds the link squeezed at OffM (squeezeMinN, squeezeMinSurprise, two lanes or more).
 	Squeezed bool
+	// The exposure reading: at XOffM, XK of the XN vehicles that passed the stretch in the window squeezed
+	// there, where the link's history (blended with the network's) says a vehicle passing squeezes with
+	// chance XP; XSurprise = −log10 of the binomial chance of so many; XSpanMs: their squeezes' span.
+	XK, XN    int
+	XP        float64
+	XSurprise float64
+	XOffM     float64
+	XSpanMs   int64
+	Able      bool // two lanes or more and the links after it not crawling
 }
 
 // squeeze is a vehicle that recovered at ts on a link after a slow fix at offM.
@@ -70,10 +97,20 @@ type squeeze struct {
 	vehicle string
 }
 
+// pass is a vehicle's stint on a link as its fixes saw it: from its first offset there to its furthest, the
+// last fix at ts (the exposure: which vehicles passed a point, squeezed or not).
+type pass struct {
+	ts       int64
+	from, to float32
+	vehicle  string
+}
+
 // squeezeHist is a link's history of squeezes by offset: the mean number per judged bucket end (exponentially
 // weighted over histTau of them) in each bin of binM metres.
 type squeezeHist struct {
 	bins []float32
+	// pass: the mean number of vehicles whose stint covered each bin per judged bucket end (same weights).
+	pass []float32
 	n    float64
 	binM float32
 }
@@ -89,6 +126,7 @@ func (t *Tracker) squeezeStep(v *vehicle, f *fix, prev int32) {
 	if prev != v.link {
 		v.slowTS, v.stoodTS = 0, 0
 	}
+	t.passStep(f, prev != v.link)
 	if v.slowTS != 0 && f.ts-v.slowTS <= squeezeWithinMs && f.kmh >= crawlKmh && f.offM >= v.slowOff+squeezePastM {
 		ls := &t.st[f.link]
 		ls.squeezes = append(ls.squeezes, squeeze{ts: f.ts, offM: v.slowOff, vehicle: f.vehicle})
@@ -104,6 +142,24 @@ func (t *Tracker) squeezeStep(v *vehicle, f *fix, prev int32) {
 	case f.kmh < crawlKmh && length-float64(f.offM) >= zone && float64(f.offM) >= zone &&
 		(v.stoodTS == 0 || f.ts-v.stoodTS > squeezeStoodMs):
 		v.slowTS, v.slowOff = f.ts, f.offM
+	}
+}
+
+// passStep records the vehicle's fix f on its link in the link's passes: a new stint when it has just come
+// onto the link, else its stint there extended to f.
+func (t *Tracker) passStep(f *fix, fresh bool) {
+	ls := &t.st[f.link]
+	if !fresh {
+		for i := len(ls.passes) - 1; i >= 0; i-- {
+			if p := &ls.passes[i]; p.vehicle == f.vehicle {
+				p.ts, p.to = f.ts, max(p.to, f.offM)
+				return
+			}
+		}
+	}
+	ls.passes = append(ls.passes, pass{ts: f.ts, from: f.offM, to: f.offM, vehicle: f.vehicle})
+	if len(ls.passes) > maxPasses {
+		ls.passes = slices.Delete(ls.passes, 0, len(ls.passes)-maxPasses)
 	}
 }
 
@@ -153,12 +209,12 @@ func (t *Tracker) poolRate(l *Link, lo, hi float64) float64 {
 func newSqueezeHist(lengthM float64) *squeezeHist {
 	binM := math.Max(squeezeBinM, lengthM/squeezeBins)
 	n := max(1, min(squeezeBins, int(math.Ceil(lengthM/binM))))
-	return &squeezeHist{bins: make([]float32, n), binM: float32(binM)}
+	return &squeezeHist{bins: make([]float32, n), pass: make([]float32, n), binM: float32(binM)}
 }
 
 // learnSqueezes learns, for the judged bucket ending at e on link li, its squeezes recovered in that bucket,
 // and adds how many there were in each zone to n (for the network's rate).
-func (t *Tracker) learnSqueezes(li int32, e int64, zn *[squeezeZones]int64) {
+func (t *Tracker) learnSqueezes(li int32, e int64, zn *[squeezeZones]int64, pm *[squeezeZones]int64) {
 	ls := &t.st[li]
 	length := t.links[li].LengthM
 	if ls.sqHist == nil {
@@ -169,6 +225,7 @@ func (t *Tracker) learnSqueezes(li int32, e int64, zn *[squeezeZones]int64) {
 	a := float32(1 / math.Min(h.n, histTau))
 	for i := range h.bins {
 		h.bins[i] -= a * h.bins[i]
+		h.pass[i] -= a * h.pass[i]
 	}
 	for _, s := range ls.squeezes {
 		if s.ts >= e-t.bucketMs && s.ts < e {
@@ -176,6 +233,57 @@ func (t *Tracker) learnSqueezes(li int32, e int64, zn *[squeezeZones]int64) {
 			zn[squeezeZone(&t.links[li], float64(s.offM))]++
 		}
 	}
+	for _, p := range ls.passes {
+		if p.ts >= e-t.bucketMs && p.ts < e && p.to > p.from {
+			for k := h.binOf(float64(p.from)); k <= h.binOf(float64(p.to)); k++ {
+				h.pass[k] += a
+			}
+			passMetres(&t.links[li], float64(p.from), float64(p.to), pm)
+		}
+	}
+}
+
+// passMetres adds to m the whole metres of [from, to] of link l in each zone (integers, so the order links
+// are learned in does not change the network's rate).
+func passMetres(l *Link, from, to float64, m *[squeezeZones]int64) {
+	for x := from; x < to; x += 5 {
+		m[squeezeZone(l, x+math.Min(5, to-x)/2)] += int64(math.Round(math.Min(5, to-x)))
+	}
+}
+
+// passRate is the network's chance that a vehicle passing [lo, hi] of link l squeezes there.
+func (t *Tracker) passRate(l *Link, lo, hi float64) float64 {
+	lo, hi = math.Max(0, lo), math.Min(l.LengthM, hi)
+	r := 0.0
+	for x := lo; x < hi; x += 5 {
+		z := squeezeZone(l, x+2.5)
+		if pm := t.sqPassM[z].mean; pm > 0 {
+			r += t.sqPassN[z].mean / pm * math.Min(5, hi-x)
+		}
+	}
+	return r
+}
+
+// binomTail is P(X >= k) for X binomial(n, p).
+func binomTail(k, n int, p float64) float64 {
+	if k <= 0 {
+		return 1
+	}
+	if k > n || p <= 0 {
+		return 0
+	}
+	if p >= 1 {
+		return 1
+	}
+	lp, lq := math.Log(p), math.Log1p(-p)
+	s := 0.0
+	for i := k; i <= n; i++ {
+		lc, _ := math.Lgamma(float64(n + 1))
+		a, _ := math.Lgamma(float64(i + 1))
+		b, _ := math.Lgamma(float64(n - i + 1))
+		s += math.Exp(lc - a - b + float64(i)*lp + float64(n-i)*lq)
+	}
+	return math.Min(1, s)
 }
 
 // dropSqueezes forgets a link's squeezes recovered before from.
@@ -187,14 +295,16 @@ func dropSqueezes(ls *linkState, from int64) {
 	if drop > 0 {
 		ls.squeezes = slices.Delete(ls.squeezes, 0, drop)
 	}
+	ls.passes = slices.DeleteFunc(ls.passes, func(p pass) bool { return p.ts < from })
 }
 
 // readSqueeze is the squeeze judge's reading of link li at bucket end b; downSlow: the links after it crawl.
 func (t *Tracker) readSqueeze(li int32, b int64, downSlow bool) SqueezeReading {
 	ls := &t.st[li]
 	type sq struct {
-		off float64
-		ts  int64
+		off     float64
+		ts      int64
+		vehicle string
 	}
 	var pts []sq
 	var seen []string
@@ -203,7 +313,7 @@ func (t *Tracker) readSqueeze(li int32, b int64, downSlow bool) SqueezeReading {
 			continue
 		}
 		seen = append(seen, s.vehicle)
-		pts = append(pts, sq{float64(s.offM), s.ts})
+		pts = append(pts, sq{float64(s.offM), s.ts, s.vehicle})
 	}
 	var r SqueezeReading
 	if len(pts) == 0 {
@@ -216,7 +326,10 @@ func (t *Tracker) readSqueeze(li int32, b int64, downSlow bool) SqueezeReading {
 		ne = math.Min(h.n, histTau)
 	}
 	able := t.links[li].Lanes >= squeezeMinLanes && !downSlow
-	r.Surprise = -1
+	r.Able = able
+	r.Surprise, r.XSurprise = -1, -1
+	var passers []string
+	xBest := false
 	for i := range pts {
 		j := i
 		sum := 0.0
@@ -241,9 +354,43 @@ func (t *Tracker) readSqueeze(li int32, b int64, downSlow bool) SqueezeReading {
 			s = 12
 		}
 		ok := able && n >= squeezeMinN && s >= squeezeMinSurprise && last-first >= squeezeLastsMs
+		// Exposure: the vehicles that passed the stretch in the window, squeezed or not.
+		passers = passers[:0]
+		for _, p := range ls.passes {
+			if p.ts < b && p.ts >= b-squeezeWindowMs && float64(p.from) <= pts[j-1].off &&
+				float64(p.to) >= pts[i].off+squeezePastM && !slices.Contains(passers, p.vehicle) {
+				passers = append(passers, p.vehicle)
+			}
+		}
+		xn := len(passers)
+		for k := i; k < j; k++ {
+			if !slices.Contains(passers, pts[k].vehicle) {
+				xn++
+			}
+		}
+		ownSq, ownPass, nb := 0.0, 0.0, 0
+		if h := ls.sqHist; h != nil {
+			for k := h.binOf(lo); k <= h.binOf(hi); k++ {
+				ownSq += float64(h.bins[k])
+				ownPass += float64(h.pass[k])
+				nb++
+			}
+			ownPass /= float64(nb)
+		}
+		xp := (ne*ownSq + passPrior*t.passRate(&t.links[li], lo, hi)) / (ne*ownPass + passPrior)
+		xp = math.Min(0.95, xp)
+		xs := math.Min(12, -math.Log10(math.Max(1e-300, binomTail(n, xn, xp))))
+		xok := able && n >= exposureMinK && xs >= exposureMinSurprise && last-first >= exposureLastsMs &&
+			n*t.links[li].Lanes >= xn
+		if xok && !xBest || xok == xBest && (xs > r.XSurprise || xs == r.XSurprise && n > r.XK) {
+			r.XK, r.XN, r.XP, r.XSurprise, r.XOffM, r.XSpanMs, xBest = n, xn, xp, xs, sum/float64(n), last-first, xok
+		}
 		if ok && !r.Squeezed || ok == r.Squeezed && (s > r.Surprise || s == r.Surprise && n > r.N) {
 			r.N, r.Surprise, r.OffM, r.Lambda, r.Squeezed = n, s, sum/float64(n), lambda, ok
 		}
+	}
+	if xBest && !r.Squeezed {
+		r.Squeezed, r.OffM = true, r.XOffM
 	}
 	return r
 }

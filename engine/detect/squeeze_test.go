@@ -219,3 +219,39 @@ func TestSqueezesBehindACrawlingLinkAreItsQueue(t *testing.T) {
 		}
 	}
 }
+
+// The exposure judge: two vehicles squeezed at one point, 100 s apart, are a lane closed there when they are
+// all that passed it (a quiet two-lane link: every vehicle after the onset squeezes), though three squeezes
+// spanning two minutes never come; the same two among a stream of vehicles that pass it at speed are not
+// (fewer than one in Lanes of those passing squeezed).
+func TestTwoSqueezedOfFewPassingIsALaneClosed(t *testing.T) {
+	onset, until := t0+40*60_000, t0+50*60_000
+	few := squeezeFixes(t0, 100_000, until, 150, func(ts int64) bool { return ts >= onset })
+	f := firstSqueezed(squeezeRows(squeezeLinks(2), few, until), onset)
+	if f == nil {
+		t.Fatalf("two of two passing vehicles squeezed at 150 m of a two-lane link: never judged")
+	}
+	if d := f.T - onset; d > 5*60_000 || f.Squeeze.OffM < 120 || f.Squeeze.OffM > 165 || f.Squeeze.XK < exposureMinK {
+		t.Errorf("two of two squeezed: judged %d s after the onset at %.0f m (%d of %d); want within 5 minutes, at 120-165 m",
+			d/1000, f.Squeeze.OffM, f.Squeeze.XK, f.Squeeze.XN)
+	}
+	// The same two squeezed vehicles (the first at or after the onset and the one 100 s later) among vehicles
+	// every 10 s driving past at speed.
+	many := profileFixes(t0, 10_000, until, func(s, _ int64, pos float64) float64 {
+		if (s >= onset && s < onset+10_000 || s >= onset+100_000 && s < onset+110_000) && pos >= 120 && pos <= 165 {
+			return 15
+		}
+		return 30
+	})
+	rows := squeezeRows(squeezeLinks(2), many, until)
+	if f := firstSqueezed(rows, t0); f != nil {
+		t.Errorf("two squeezed among many passing judged squeezed at %d s: %+v", (f.T-t0)/1000, f.Squeeze)
+	}
+	k := 0
+	for _, f := range rows {
+		k = max(k, f.Squeeze.XK)
+	}
+	if k < 2 {
+		t.Errorf("the two squeezes among many not read: at most %d", k)
+	}
+}

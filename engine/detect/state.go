@@ -20,11 +20,13 @@ type stateV1 struct {
 	// Pool: how slow the network's traffic usually is (nil in snapshots from before it: learned afresh).
 	Pool *historyState
 	// SqPool: the network's squeezes per metre by zone (squeeze.go; none in older snapshots: learned afresh).
-	SqPool   []ewmaState
-	Vehicles []vehicleState
-	Links    []linkStateV1
-	Pending  []fixState
-	Loops    []loopState
+	SqPool []ewmaState
+	// SqPassN, SqPassM: the network's squeezes and metres passed by zone (squeeze.go; none in older snapshots).
+	SqPassN, SqPassM []ewmaState
+	Vehicles         []vehicleState
+	Links            []linkStateV1
+	Pending          []fixState
+	Loops            []loopState
 }
 
 type quantileState struct{ Q, Est, N float64 }
@@ -88,6 +90,14 @@ type linkStateV1 struct {
 	// snapshots: learned afresh).
 	Squeezes []squeezeState
 	SqHist   *squeezeHistState
+	// Passes: its vehicles' recent stints (squeeze.go; none in older snapshots).
+	Passes []passState
+}
+
+type passState struct {
+	TS       int64
+	From, To float32
+	Vehicle  string
 }
 
 type squeezeState struct {
@@ -98,6 +108,7 @@ type squeezeState struct {
 
 type squeezeHistState struct {
 	Bins []float32
+	Pass []float32 // nil in older snapshots: learned afresh
 	N    float64
 	BinM float32
 }
@@ -148,8 +159,10 @@ func (s *historyState) history() history {
 // MarshalState encodes the tracker's state (dispatcher goroutine, between batches).
 func (t *Tracker) MarshalState() ([]byte, error) {
 	st := stateV1{DoneTo: t.doneTo, LearnedTo: t.learnedTo, Prior: t.prior.state(), Pool: t.pool.state()}
-	for _, p := range t.sqPool {
+	for z, p := range t.sqPool {
 		st.SqPool = append(st.SqPool, p.state())
+		st.SqPassN = append(st.SqPassN, t.sqPassN[z].state())
+		st.SqPassM = append(st.SqPassM, t.sqPassM[z].state())
 	}
 	ids := make([]string, 0, len(t.veh))
 	for id := range t.veh {
@@ -188,7 +201,11 @@ func (t *Tracker) MarshalState() ([]byte, error) {
 			x.Squeezes = append(x.Squeezes, squeezeState{TS: q.ts, Off: q.offM, Vehicle: q.vehicle})
 		}
 		if h := ls.sqHist; h != nil {
-			x.SqHist = &squeezeHistState{Bins: append([]float32(nil), h.bins...), N: h.n, BinM: h.binM}
+			x.SqHist = &squeezeHistState{Bins: append([]float32(nil), h.bins...), Pass: append([]float32(nil), h.pass...),
+				N: h.n, BinM: h.binM}
+		}
+		for _, p := range ls.passes {
+			x.Passes = append(x.Passes, passState{TS: p.ts, From: p.from, To: p.to, Vehicle: p.vehicle})
 		}
 		for _, s := range ls.stops {
 			x.Stops = append(x.Stops, stopState{End: s.end, Dur: s.dur, Off: s.offM})
@@ -220,7 +237,7 @@ func (ls *linkState) seen() bool {
 	return ls.lastTS != 0 || ls.firstTS != 0 || len(ls.active) > 0 || len(ls.stops) > 0 || len(ls.exits) > 0 ||
 		len(ls.entries) > 0 || len(ls.recent) > 0 || len(ls.exitTo) > 0 || ls.exitRate.n > 0 || ls.entryRate.n > 0 ||
 		ls.fixRate.n > 0 || ls.speed.n > 0 || ls.loopFlow.n > 0 || ls.loopOcc.n > 0 || ls.stopQ.n > 0 || ls.hist.n > 0 ||
-		len(ls.squeezes) > 0 || ls.sqHist != nil
+		len(ls.squeezes) > 0 || ls.sqHist != nil || len(ls.passes) > 0
 }
 
 // RestoreState loads a state MarshalState wrote into a fresh tracker for the same network.
@@ -238,6 +255,11 @@ func (t *Tracker) RestoreState(data []byte) error {
 	if len(st.SqPool) == len(t.sqPool) {
 		for z, p := range st.SqPool {
 			t.sqPool[z] = p.ewma()
+		}
+	}
+	if len(st.SqPassN) == len(t.sqPassN) && len(st.SqPassM) == len(t.sqPassM) {
+		for z := range st.SqPassN {
+			t.sqPassN[z], t.sqPassM[z] = st.SqPassN[z].ewma(), st.SqPassM[z].ewma()
 		}
 	}
 	if st.LearnedTo == 0 {
@@ -268,8 +290,14 @@ func (t *Tracker) RestoreState(data []byte) error {
 		}
 		if h := x.SqHist; h != nil && h.BinM > 0 {
 			if want := newSqueezeHist(t.links[x.Link].LengthM); len(h.Bins) == len(want.bins) && h.BinM == want.binM {
-				ls.sqHist = &squeezeHist{bins: h.Bins, n: h.N, binM: h.BinM}
+				ls.sqHist = &squeezeHist{bins: h.Bins, pass: h.Pass, n: h.N, binM: h.BinM}
+				if len(h.Pass) != len(h.Bins) {
+					ls.sqHist.pass = make([]float32, len(h.Bins))
+				}
 			}
+		}
+		for _, p := range x.Passes {
+			ls.passes = append(ls.passes, pass{ts: p.TS, from: p.From, to: p.To, vehicle: p.Vehicle})
 		}
 		if len(x.ExitTo) == len(t.links[x.Link].Down) {
 			ls.exitTo = x.ExitTo

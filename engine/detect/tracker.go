@@ -147,6 +147,8 @@ type linkState struct {
 	// until learned into sqHist (nil until the first is learned: the link's squeezes by offset).
 	squeezes []squeeze
 	sqHist   *squeezeHist
+	// passes: the vehicles' stints on the link (squeeze.go: the exposure), kept until learned into sqHist.
+	passes []pass
 }
 
 type posFix struct {
@@ -169,7 +171,9 @@ type Tracker struct {
 	prior     quantile           // stop durations of the whole network
 	pool      history            // how slow the network's traffic usually is (history.go)
 	sqPool    [squeezeZones]ewma // the network's squeezes per metre of judged links per bucket end, by zone (squeeze.go)
-	active    map[int32]struct{}
+	// sqPassN, sqPassM: the network's squeezes and metres passed per bucket end, by zone (squeeze.go).
+	sqPassN, sqPassM [squeezeZones]ewma
+	active           map[int32]struct{}
 }
 
 type loopReading struct {
@@ -187,6 +191,7 @@ func NewTracker(links []Link, bucketMs int64) *Tracker {
 	t.prior = newQuantile(0.9, 90)
 	for z := range t.sqPool {
 		t.sqPool[z] = ewma{tau: histTau}
+		t.sqPassN[z], t.sqPassM[z] = ewma{tau: histTau}, ewma{tau: histTau}
 	}
 	for i := range t.st {
 		t.st[i].stopQ = newQuantile(0.9, 0)
