@@ -33,7 +33,7 @@ func TestSqueezeDump(t *testing.T) {
 	w, tw := bufio.NewWriter(rf), bufio.NewWriter(tf)
 	defer w.Flush()
 	defer tw.Flush()
-	fmt.Fprintln(w, "city,seed,low,link,t,label,truth,class,since,onlink,lanes,n,sur,off,sq,lam,len,sig,young,down,main,fixes")
+	fmt.Fprintln(w, "city,seed,low,link,t,label,truth,class,since,onlink,lanes,n,sur,off,sq,lam,len,sig,young,down,main,fixes,xk,xn,xp,xs,xoff,xspan,able")
 	fmt.Fprintln(tw, "city,seed,truth,class,pos,lanes,start,end,link")
 	eachCity(t, cfg, func(name string, cf *cityFiles, rs *runSet) {
 		links := cf.net.Links()
@@ -59,9 +59,10 @@ func TestSqueezeDump(t *testing.T) {
 						on = 1
 					}
 				}
-				fmt.Fprintf(w, "%s,%d,%v,%d,%d,%d,%s,%s,%d,%d,%d,%d,%.3f,%.0f,%v,%.4f,%.0f,%v,%v,%.2f,%.2f,%.2f\n", name, seed, low, r.Link, r.T,
+				fmt.Fprintf(w, "%s,%d,%v,%d,%d,%d,%s,%s,%d,%d,%d,%d,%.3f,%.0f,%v,%.4f,%.0f,%v,%v,%.2f,%.2f,%.2f,%d,%d,%.5f,%.3f,%.0f,%d,%v\n", name, seed, low, r.Link, r.T,
 					r.Label, r.Truth, r.Class, since, on, links[r.Link].Lanes, q.N, q.Surprise, q.OffM, q.Squeezed, q.Lambda,
-					links[r.Link].GeomLengthM(), r.X[detect.FSignal], r.Young, r.X[detect.FDownFlow], r.X[detect.FMainDown], r.X[detect.FFixes])
+					links[r.Link].GeomLengthM(), r.X[detect.FSignal], r.Young, r.X[detect.FDownFlow], r.X[detect.FMainDown], r.X[detect.FFixes],
+					q.XK, q.XN, q.XP, q.XSurprise, q.XOffM, q.XSpanMs/1000, q.Able)
 			}
 		})
 		if err != nil {
