@@ -644,3 +644,47 @@ func TestAnAlarmBesideASqueezeIsItsOwnIncident(t *testing.T) {
 		}
 	}
 }
+
+// The squeeze judge's word on a link beside a detected incident, not one of its links, is its own incident:
+// traffic passes a squeezed point, so it is neither that incident's queue nor the same event (a partial
+// closure 300 m from a full closure's incident, which its queue kept open). On one of the incident's own
+// links it joins it, and it joins an incident a caller placed near it.
+func TestASqueezeBesideAnIncidentIsItsOwn(t *testing.T) {
+	net := chain(t, 4)
+	squeeze := func(ts int64) Evidence {
+		ev := linkEvidence(t, net, 2, ts, alarmMinW)
+		ev.Source, ev.Squeeze = "squeeze:2", true
+		return ev
+	}
+	for _, c := range []struct {
+		link int
+		want int
+	}{{3, 2}, {1, 2}, {2, 1}} {
+		tr := NewTracker(30_000)
+		tr.SetTopology(NewTopology(net, 9))
+		var log []Evidence
+		for k := int64(1); k <= 3; k++ {
+			log = append(log, linkEvidence(t, net, c.link, t0+k*10_000, 0.8))
+		}
+		for k := int64(4); k <= 6; k++ {
+			log = append(log, squeeze(t0+k*10_000))
+		}
+		tr.Track(t0+60_000, everySeq, log)
+		if inc := tr.Incidents(); len(inc) != c.want {
+			t.Errorf("a squeeze on link 2 after an incident on link %d: %d incidents, want %d", c.link, len(inc), c.want)
+		}
+	}
+	// A caller's incident 50 m from the squeezed point: the squeeze is the event the caller saw.
+	tr := NewTracker(30_000)
+	tr.SetTopology(NewTopology(net, 9))
+	p, _ := net.Links()[2].PointAt(200)
+	cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
+	log := []Evidence{{Kind: schema.KindReport, Source: "call-1", Type: "crash", TS: t0 + 5_000, Lat: p.Lat, Lng: p.Lng, Cell: cell, Weight: 0.9}}
+	for k := int64(4); k <= 6; k++ {
+		log = append(log, squeeze(t0+k*10_000))
+	}
+	tr.Track(t0+60_000, everySeq, log)
+	if inc := tr.Incidents(); len(inc) != 1 {
+		t.Errorf("a squeeze 50 m from a caller's incident: %d incidents, want 1", len(inc))
+	}
+}

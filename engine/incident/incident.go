@@ -770,6 +770,15 @@ func (t *tracker) nearest(ev Evidence) *Incident {
 			// closure's squeeze, was taken as its queue and the full closure was lost).
 			continue
 		}
+		if ev.Squeeze && rel != relOwn && !squeezeOnly(in) && !placedByNamed(in) {
+			// The squeeze judge's word does not join an incident the blockage judge placed on other links:
+			// traffic passes the squeezed point and is back to speed past it, so it is not that incident's
+			// queue, nor the same event beside it (issue 12, session 19: in grid a partial closure's
+			// squeezes 300 m from a full closure's incident, still open on its queue's links, joined it, kept
+			// it open and the partial closure was never an incident of its own). It joins one a caller or a
+			// camera placed near it (they saw the event there), its own link's, or another squeeze's.
+			continue
+		}
 		switch {
 		case rel == relOwn && in.Status != "":
 			return in
