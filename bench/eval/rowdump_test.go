@@ -2,8 +2,10 @@ package eval
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -73,4 +75,103 @@ func TestRowDump(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestRowProbs (ROWPROBS=file.csv; ROWPROBS_MODELS=name=model.json,… ; ROWPROBS_CACHE=the eval cache;
+// ROWPROBS_CITIES, default every corpus city, outside ones by name; ROWPROBS_SEEDS, default 1,2,3): every run's rows
+// past the gate and every row labelled (a blockage's or near one), at 15 % and 5 % probes, warm as the eval
+// extracts them, each scored by every model named (its probability; −1 where the gate does not pass), then the
+// features by name. Beside file.csv: CITY-topo.json (each link's ID, the links arriving at its start and leaving
+// its end, its length) and CITY-SEED-truths.json (the run's blockages, with when each became full). The tool that
+// compares two models' judgements of the same rows, e.g. the shipped model and a refit on the cities outside the
+// corpus (docs/incidents.md, issue 12, twentieth pass: the feeders' positives).
+func TestRowProbs(t *testing.T) {
+	out := os.Getenv("ROWPROBS")
+	if out == "" {
+		t.Skip("ROWPROBS not set")
+	}
+	type named struct {
+		name string
+		m    *detect.Model
+	}
+	var models []named
+	for _, kv := range strings.Split(os.Getenv("ROWPROBS_MODELS"), ",") {
+		name, path, ok := strings.Cut(kv, "=")
+		if !ok || name == "" || path == "" {
+			t.Fatalf("ROWPROBS_MODELS: %q is not name=model.json", kv)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := detect.ParseModel(data)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		models = append(models, named{name, m})
+	}
+	cfg := harnessConfig(t, "ROWPROBS", 1, 2, 3)
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := bufio.NewWriter(f)
+	defer w.Flush()
+	dir := filepath.Dir(out)
+	fmt.Fprint(w, "city,seed,low,link,t,label,truth,class,gate,young")
+	for _, m := range models {
+		fmt.Fprint(w, ",p_"+m.name)
+	}
+	fmt.Fprintf(w, ",%s\n", strings.Join(detect.FeatureNames[:], ","))
+	eachCity(t, cfg, func(name string, cf *cityFiles, rs *runSet) {
+		type link struct {
+			ID       string
+			Up, Down []int32
+			LengthM  float64
+		}
+		var links []link
+		for i, l := range detect.LinksOf(cf.net) {
+			links = append(links, link{cf.net.Links()[i].ID, l.Up, l.Down, l.LengthM})
+		}
+		writeJSON(t, filepath.Join(dir, name+"-topo.json"), links)
+		err := rs.rows(cfg.Seeds, cf.net, func(seed int64, run *simRun, low bool, rows []Row) {
+			if !low {
+				writeJSON(t, filepath.Join(dir, fmt.Sprintf("%s-%d-truths.json", name, seed)), run.Truths)
+			}
+			for _, r := range rows {
+				g := detect.Gate(&r.X)
+				if !g && r.Label == 0 {
+					continue
+				}
+				fmt.Fprintf(w, "%s,%d,%d,%d,%d,%d,%s,%s,%d,%d", name, seed, boolByte(low), r.Link, r.T, r.Label, r.Truth, r.Class, boolByte(g), boolByte(r.Young))
+				for _, m := range models {
+					p := -1.0
+					if g {
+						p = m.m.Prob(&r.X)
+					}
+					fmt.Fprintf(w, ",%.4f", p)
+				}
+				for _, v := range r.X {
+					fmt.Fprintf(w, ",%.4g", v)
+				}
+				fmt.Fprintln(w)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// writeJSON writes v to path as JSON or fails the test.
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
