@@ -76,6 +76,9 @@ type Config struct {
 	TrainIgnore []string
 	// TrainPartial: partial closures' rows are fitted on at this weight (TrainOptions.Partial; default 0: not).
 	TrainPartial float64
+	// TrainNoFeeders: the model Train writes is fitted and calibrated with a full closure's feeder rows as near
+	// rows, not its positives (nearFeeders); the leave-one-city-out models are fitted as by default.
+	TrainNoFeeders bool
 	// Cold feeds every run to an engine that has seen nothing before (and extracts the training rows the same
 	// way). By default (false) each run is fed after a warm-up: the traffic data of another seed's run of the
 	// same city one day earlier (warmSeed, warmShift), not scored, so the links' baselines have learned as a

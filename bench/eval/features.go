@@ -70,6 +70,34 @@ func feederOfClosure(idx map[string]int32, topo []detect.Link, li int32, t int64
 	return "", false
 }
 
+// nearFeeders labels the rows feederOfClosure made positives of a full closure (a row of another link than the
+// closure's) as near rows again, as before 8d6b07d: the shipped model's recipe (SR1-c6, fitted so; with them
+// its trees lean less on the queue head's place and found fewer closures outside the corpus: docs/incidents.md,
+// session 19, engineer model). It returns how many it relabelled.
+func nearFeeders(runs []*corpusRun) int {
+	n := 0
+	for _, r := range runs {
+		idx := make(map[string]int32, len(r.net.Links()))
+		for i, l := range r.net.Links() {
+			idx[l.ID] = int32(i)
+		}
+		at := make(map[string]int32, len(r.truths))
+		for _, tr := range r.truths {
+			if li, ok := idx[tr.Link]; ok {
+				at[tr.ID] = li
+			}
+		}
+		for i := range r.rows {
+			row := &r.rows[i]
+			if li, ok := at[row.Truth]; ok && row.Label == 1 && row.Class == ClassFull && li != row.Link {
+				row.Label = -1
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // trafficEvents are a run's probes (only those of the 5 % penetration when low), transit vehicles and loop
 // readings, in a new slice.
 func (run *simRun) trafficEvents(low bool) []engine.Event {

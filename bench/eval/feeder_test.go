@@ -39,3 +39,32 @@ func TestAFeederOfAFullClosureIsItsPositive(t *testing.T) {
 		}
 	}
 }
+
+// The shipped model's recipe (--train-no-feeders) fits a full closure's feeder rows as near rows: nearFeeders
+// relabels exactly the positives of another link than the closure's, never the closed link's own rows, a
+// partial closure's, an ordinary row or a near one.
+func TestTheShippedRecipeFitsFeedersAsNearRows(t *testing.T) {
+	net, _ := lineRoad(t, "feeders")
+	start := simStart.Add(10 * time.Minute)
+	truths := []Truth{
+		{ID: "full", Class: ClassFull, Link: "L2", Start: start, End: start.Add(10 * time.Minute)},
+		{ID: "partial", Class: ClassPartial, Link: "L4", Start: start, End: start.Add(10 * time.Minute)},
+	}
+	at := start.Add(time.Minute).UnixMilli()
+	rows := []Row{
+		{Link: 2, T: at, Label: 1, Truth: "full", Class: ClassFull},       // the closed link's own
+		{Link: 1, T: at, Label: 1, Truth: "full", Class: ClassFull},       // its feeder's (feederOfClosure)
+		{Link: 4, T: at, Label: 1, Truth: "partial", Class: ClassPartial}, // a partial closure's own
+		{Link: 3, T: at, Label: -1, Truth: "partial", Class: ClassPartial},
+		{Link: 0, T: at},
+	}
+	run := &corpusRun{city: "feeders", rows: rows, truths: truths, net: net}
+	if n := nearFeeders([]*corpusRun{run}); n != 1 {
+		t.Errorf("%d rows relabelled, want the feeder's one", n)
+	}
+	for i, want := range []int8{1, -1, 1, -1, 0} {
+		if got := run.rows[i].Label; got != want {
+			t.Errorf("row %d (link L%d): label %d, want %d", i, run.rows[i].Link, got, want)
+		}
+	}
+}

@@ -621,6 +621,9 @@ func train(ctx context.Context, cfg *Config, rep *Report) error {
 			fmt.Fprintf(w, "| %s | %s | %s (%s) |\n", c, p, proxyAll(t, m, m.Operating), opString(m.Operating))
 		}
 	}
+	if cfg.TrainNoFeeders {
+		fmt.Fprintf(w, "\nThe model written: %d feeder rows of full closures fitted as near rows, not positives\n", nearFeeders(runs))
+	}
 	m, _, err := fitCached(ctx, filepath.Join(cfg.cacheDir(), "models"), runs, cfg.trainOptions())
 	if err != nil {
 		return err
@@ -644,6 +647,9 @@ func train(ctx context.Context, cfg *Config, rep *Report) error {
 	}
 	if cfg.TrainPartial > 0 {
 		m.Command += fmt.Sprintf(" --train-partial %g", cfg.TrainPartial)
+	}
+	if cfg.TrainNoFeeders {
+		m.Command += " --train-no-feeders"
 	}
 	method := "gradient-boosted trees with Platt scaling"
 	if m.Kind == "logistic" {
