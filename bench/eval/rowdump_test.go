@@ -29,13 +29,7 @@ func TestRowDump(t *testing.T) {
 	}
 	cfg := harnessConfig(t, "ROWDUMP", 1, 2)
 	cfg.Cold = os.Getenv("ROWDUMP_COLD") == "1"
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := bufio.NewWriter(f)
-	defer w.Flush()
+	w := csvOut(t, out)
 	fmt.Fprintf(w, "city,seed,low,link,t,label,truth,class,since,gate,young,fullflow,discharging,%s\n", strings.Join(detect.FeatureNames[:], ","))
 	eachCity(t, cfg, func(name string, cf *cityFiles, rs *runSet) {
 		err := rs.rows(cfg.Seeds, cf.net, func(seed int64, run *simRun, low bool, rows []Row) {
@@ -111,13 +105,7 @@ func TestRowProbs(t *testing.T) {
 		models = append(models, named{name, m})
 	}
 	cfg := harnessConfig(t, "ROWPROBS", 1, 2, 3)
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := bufio.NewWriter(f)
-	defer w.Flush()
+	w := csvOut(t, out)
 	dir := filepath.Dir(out)
 	fmt.Fprint(w, "city,seed,low,link,t,label,truth,class,gate,young")
 	for _, m := range models {
@@ -174,4 +162,21 @@ func writeJSON(t *testing.T, path string, v any) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// csvOut creates the file path for a dump test's rows, flushed and closed when the test ends.
+func csvOut(t *testing.T, path string) *bufio.Writer {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	t.Cleanup(func() {
+		if err := w.Flush(); err != nil {
+			t.Errorf("%s: %v", path, err)
+		}
+		f.Close()
+	})
+	return w
 }

@@ -615,11 +615,6 @@ func TestASqueezedLinkIsAnIncidentAtItsPoint(t *testing.T) {
 // taken as its queue and the full closure was lost). An alarm just upstream is the squeeze's queue: it joins.
 func TestAnAlarmBesideASqueezeIsItsOwnIncident(t *testing.T) {
 	net := chain(t, 4)
-	squeeze := func(ts int64) Evidence {
-		ev := linkEvidence(t, net, 2, ts, alarmMinW)
-		ev.Source, ev.Squeeze = "squeeze:2", true
-		return ev
-	}
 	for _, c := range []struct {
 		link int
 		want int
@@ -628,7 +623,7 @@ func TestAnAlarmBesideASqueezeIsItsOwnIncident(t *testing.T) {
 		tr.SetTopology(NewTopology(net, 9))
 		var log []Evidence
 		for k := int64(1); k <= 3; k++ {
-			log = append(log, squeeze(t0+k*10_000))
+			log = append(log, squeezeOn(t, net, 2, t0+k*10_000))
 		}
 		log = append(log, linkEvidence(t, net, c.link, t0+40_000, 0.7))
 		tr.Track(t0+40_000, everySeq, log)
@@ -651,11 +646,6 @@ func TestAnAlarmBesideASqueezeIsItsOwnIncident(t *testing.T) {
 // links it joins it, and it joins an incident a caller placed near it.
 func TestASqueezeBesideAnIncidentIsItsOwn(t *testing.T) {
 	net := chain(t, 4)
-	squeeze := func(ts int64) Evidence {
-		ev := linkEvidence(t, net, 2, ts, alarmMinW)
-		ev.Source, ev.Squeeze = "squeeze:2", true
-		return ev
-	}
 	for _, c := range []struct {
 		link int
 		want int
@@ -667,7 +657,7 @@ func TestASqueezeBesideAnIncidentIsItsOwn(t *testing.T) {
 			log = append(log, linkEvidence(t, net, c.link, t0+k*10_000, 0.8))
 		}
 		for k := int64(4); k <= 6; k++ {
-			log = append(log, squeeze(t0+k*10_000))
+			log = append(log, squeezeOn(t, net, 2, t0+k*10_000))
 		}
 		tr.Track(t0+60_000, everySeq, log)
 		if inc := tr.Incidents(); len(inc) != c.want {
@@ -681,10 +671,18 @@ func TestASqueezeBesideAnIncidentIsItsOwn(t *testing.T) {
 	cell, _ := geo.CellOf(p.Lat, p.Lng, 9)
 	log := []Evidence{{Kind: schema.KindReport, Source: "call-1", Type: "crash", TS: t0 + 5_000, Lat: p.Lat, Lng: p.Lng, Cell: cell, Weight: 0.9}}
 	for k := int64(4); k <= 6; k++ {
-		log = append(log, squeeze(t0+k*10_000))
+		log = append(log, squeezeOn(t, net, 2, t0+k*10_000))
 	}
 	tr.Track(t0+60_000, everySeq, log)
 	if inc := tr.Incidents(); len(inc) != 1 {
 		t.Errorf("a squeeze 50 m from a caller's incident: %d incidents, want 1", len(inc))
 	}
+}
+
+// squeezeOn is the squeeze judge's word on link li of net at ts (source squeeze:li, weight alarmMinW).
+func squeezeOn(t *testing.T, net *geo.Network, li int, ts int64) Evidence {
+	t.Helper()
+	ev := linkEvidence(t, net, li, ts, alarmMinW)
+	ev.Source, ev.Squeeze = fmt.Sprint("squeeze:", li), true
+	return ev
 }
