@@ -197,10 +197,15 @@ func zoneMetres(l *Link, m *[squeezeZones]int64) {
 
 // poolRate is the network's squeezes per judged bucket end expected on [lo, hi] of link l.
 func (t *Tracker) poolRate(l *Link, lo, hi float64) float64 {
+	return alongZones(l, lo, hi, func(z int) float64 { return t.sqPool[z].mean })
+}
+
+// alongZones sums perM (a rate per metre in each zone) over [lo, hi] of link l, in 5-m steps.
+func alongZones(l *Link, lo, hi float64, perM func(z int) float64) float64 {
 	lo, hi = math.Max(0, lo), math.Min(l.LengthM, hi)
 	r := 0.0
 	for x := lo; x < hi; x += 5 {
-		r += t.sqPool[squeezeZone(l, x+2.5)].mean * math.Min(5, hi-x)
+		r += perM(squeezeZone(l, x+2.5)) * math.Min(5, hi-x)
 	}
 	return r
 }
@@ -253,15 +258,12 @@ func passMetres(l *Link, from, to float64, m *[squeezeZones]int64) {
 
 // passRate is the network's chance that a vehicle passing [lo, hi] of link l squeezes there.
 func (t *Tracker) passRate(l *Link, lo, hi float64) float64 {
-	lo, hi = math.Max(0, lo), math.Min(l.LengthM, hi)
-	r := 0.0
-	for x := lo; x < hi; x += 5 {
-		z := squeezeZone(l, x+2.5)
+	return alongZones(l, lo, hi, func(z int) float64 {
 		if pm := t.sqPassM[z].mean; pm > 0 {
-			r += t.sqPassN[z].mean / pm * math.Min(5, hi-x)
+			return t.sqPassN[z].mean / pm
 		}
-	}
-	return r
+		return 0
+	})
 }
 
 // binomTail is P(X >= k) for X binomial(n, p).
@@ -276,9 +278,9 @@ func binomTail(k, n int, p float64) float64 {
 		return 1
 	}
 	lp, lq := math.Log(p), math.Log1p(-p)
+	lc, _ := math.Lgamma(float64(n + 1))
 	s := 0.0
 	for i := k; i <= n; i++ {
-		lc, _ := math.Lgamma(float64(n + 1))
 		a, _ := math.Lgamma(float64(i + 1))
 		b, _ := math.Lgamma(float64(n - i + 1))
 		s += math.Exp(lc - a - b + float64(i)*lp + float64(n-i)*lq)
@@ -340,11 +342,14 @@ func (t *Tracker) readSqueeze(li int32, b int64, downSlow bool) SqueezeReading {
 			j++
 		}
 		lo, hi := pts[i].off-squeezeHistM, pts[i].off+squeezeSpanM+squeezeHistM
-		own := 0.0
+		// The link's own squeezes there per judged bucket end, and the vehicles passing there (the bins' mean).
+		own, ownPass := 0.0, 0.0
 		if h := ls.sqHist; h != nil {
 			for k := h.binOf(lo); k <= h.binOf(hi); k++ {
 				own += float64(h.bins[k])
+				ownPass += float64(h.pass[k])
 			}
+			ownPass /= float64(h.binOf(hi) - h.binOf(lo) + 1)
 		}
 		rate := (ne*own + squeezePrior*t.poolRate(&t.links[li], lo, hi)) / (ne + squeezePrior)
 		lambda := buckets * rate
@@ -368,16 +373,7 @@ func (t *Tracker) readSqueeze(li int32, b int64, downSlow bool) SqueezeReading {
 				xn++
 			}
 		}
-		ownSq, ownPass, nb := 0.0, 0.0, 0
-		if h := ls.sqHist; h != nil {
-			for k := h.binOf(lo); k <= h.binOf(hi); k++ {
-				ownSq += float64(h.bins[k])
-				ownPass += float64(h.pass[k])
-				nb++
-			}
-			ownPass /= float64(nb)
-		}
-		xp := (ne*ownSq + passPrior*t.passRate(&t.links[li], lo, hi)) / (ne*ownPass + passPrior)
+		xp := (ne*own + passPrior*t.passRate(&t.links[li], lo, hi)) / (ne*ownPass + passPrior)
 		xp = math.Min(0.95, xp)
 		xs := math.Min(12, -math.Log10(math.Max(1e-300, binomTail(n, xn, xp))))
 		xok := able && n >= exposureMinK && xs >= exposureMinSurprise && last-first >= exposureLastsMs &&
