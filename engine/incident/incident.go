@@ -858,14 +858,14 @@ func (t *tracker) draining(in *Incident, ts int64) map[int32]bool {
 	return out
 }
 
-// aftermath reports whether traffic judgement ev, which no open incident takes, is on a link whose
-// judgements were joining an incident when it cleared (or its quiet wait ended), at most drainMs before ev:
-// that incident's aftermath (its queue still draining, the traffic it pushed onto the roads nearby finding its
-// way back), not a new event, so it opens no candidate of its own. A link the incident never took a judgement from, or the same
-// link later than drainMs after the clearance, opens one as before. (Issue 12, session 18: in Bologna a
-// closure's call-placed incident cleared by its quiet wait 2 s before the road reopened while the judge's
-// candidates on a road beside it had been joining it for 40 s; 4 s later the same links' judgements opened a
-// second incident, detected 30 s later, a duplicate of the closure in both probe shares.)
+// aftermath reports whether traffic judgement ev, which no open incident takes, is on a link whose judgements were
+// joining an incident when it cleared (or its quiet wait ended), at most drainMs before ev: that incident's
+// aftermath (its queue still draining, the traffic it pushed onto the roads nearby finding its way back), not a new
+// event, so it opens no candidate of its own. A link the incident never took a judgement from, or the same link
+// later than drainMs after the clearance, opens one as before. (Issue 12, session 18: in Bologna a closure's
+// call-placed incident cleared by its quiet wait 2 s before the road reopened while the judge's candidates on a road
+// beside it had been joining it for 40 s; 4 s later the same links' judgements opened a second incident, detected
+// 30 s later, a duplicate of the closure in both probe shares.)
 func (t *tracker) aftermath(ev Evidence) bool {
 	if !trafficKind(ev) || ev.LinkRef <= 0 {
 		return false
