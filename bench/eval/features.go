@@ -77,14 +77,10 @@ func feederOfClosure(idx map[string]int32, topo []detect.Link, li int32, t int64
 func nearFeeders(runs []*corpusRun) int {
 	n := 0
 	for _, r := range runs {
-		idx := make(map[string]int32, len(r.net.Links()))
-		for i, l := range r.net.Links() {
-			idx[l.ID] = int32(i)
-		}
 		at := make(map[string]int32, len(r.truths))
 		for _, tr := range r.truths {
-			if li, ok := idx[tr.Link]; ok {
-				at[tr.ID] = li
+			if l, ok := r.net.Link(tr.Link); ok {
+				at[tr.ID] = int32(l.Index())
 			}
 		}
 		for i := range r.rows {

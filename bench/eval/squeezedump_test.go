@@ -1,7 +1,6 @@
 package eval
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"slices"
@@ -24,19 +23,7 @@ func TestSqueezeDump(t *testing.T) {
 		t.Skip("SQUEEZEDUMP not set")
 	}
 	cfg := harnessConfig(t, "SQUEEZEDUMP", 1, 2, 3)
-	rf, err := os.Create(out + ".rows.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rf.Close()
-	tf, err := os.Create(out + ".truths.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tf.Close()
-	w, tw := bufio.NewWriter(rf), bufio.NewWriter(tf)
-	defer w.Flush()
-	defer tw.Flush()
+	w, tw := csvOut(t, out+".rows.csv"), csvOut(t, out+".truths.csv")
 	fmt.Fprintln(w, "city,seed,low,link,t,label,truth,class,since,onlink,lanes,n,sur,off,sq,lam,len,sig,young,down,main,fixes,xk,xn,xp,xs,xoff,xspan,able")
 	fmt.Fprintln(tw, "city,seed,truth,class,pos,lanes,start,end,link")
 	write := func(name string, links []*geo.Link, seed int64, run *simRun, low bool, rows []Row) {
