@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -246,10 +247,8 @@ func (t *Tracker) RestoreState(data []byte) error {
 	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&st); err != nil {
 		return fmt.Errorf("cannot decode the detector's state: %w", err)
 	}
-	for _, l := range st.Links {
-		if l.Link < 0 || int(l.Link) >= len(t.links) {
-			return fmt.Errorf("cannot restore the detector's state: link %d is not in this network of %d links", l.Link, len(t.links))
-		}
+	if err := t.checkState(&st); err != nil {
+		return fmt.Errorf("cannot restore the detector's state: %w", err)
 	}
 	t.doneTo, t.learnedTo, t.prior, t.pool = st.DoneTo, st.LearnedTo, st.Prior.quantile(), st.Pool.history()
 	if len(st.SqPool) == len(t.sqPool) {
@@ -311,15 +310,66 @@ func (t *Tracker) RestoreState(data []byte) error {
 				measured: b.Measured, slow: b.Slow}
 		}
 	}
-	for _, f := range st.Pending {
+	for i := range t.st {
+		t.st[i].bound()
+	}
+	for _, f := range st.Pending[:min(len(st.Pending), maxPending)] {
 		if f.Link >= 0 && int(f.Link) < len(t.links) {
 			t.pending = append(t.pending, fix{vehicle: f.Vehicle, ts: f.TS, link: f.Link, offM: f.OffM, kmh: f.Kmh})
 		}
 	}
-	for _, r := range st.Loops {
+	for _, r := range st.Loops[:min(len(st.Loops), maxPending)] {
 		if r.Link >= 0 && int(r.Link) < len(t.links) {
 			t.loops = append(t.loops, loopReading{ts: r.TS, link: r.Link, flow: r.Flow, occ: r.Occ, kmh: r.Kmh, intervalMs: r.IntervalMs})
 		}
 	}
 	return nil
+}
+
+// checkState refuses a state no tracker for this network writes (a snapshot damaged or made by hand), before
+// anything is restored: a link outside the network or listed twice, a vehicle on a link outside it, more
+// vehicles than a tracker keeps. A restart from it fails with the reason instead of the first fix panicking.
+func (t *Tracker) checkState(st *stateV1) error {
+	n := int32(len(t.links))
+	seen := make(map[int32]bool, len(st.Links))
+	for _, l := range st.Links {
+		if l.Link < 0 || l.Link >= n {
+			return fmt.Errorf("link %d is not in this network of %d links", l.Link, n)
+		}
+		if seen[l.Link] {
+			return fmt.Errorf("link %d is listed twice", l.Link)
+		}
+		seen[l.Link] = true
+	}
+	if len(st.Vehicles) > maxVehicles {
+		return fmt.Errorf("%d vehicles, more than the %d a tracker keeps", len(st.Vehicles), maxVehicles)
+	}
+	for _, v := range st.Vehicles {
+		for _, li := range [...]int32{v.Link, v.HoldLink, v.CandLink} {
+			if li < -1 || li >= n {
+				return fmt.Errorf("vehicle %q is on link %d, not in this network of %d links", v.ID, li, n)
+			}
+		}
+	}
+	return nil
+}
+
+// bound cuts what a link keeps to the limits the live tracker holds it to (the newest kept), so a restored
+// link holds no more than a live one ever does.
+func (ls *linkState) bound() {
+	ls.active = ls.active[:min(len(ls.active), maxHolds)]
+	ls.recent = newest(ls.recent, maxRecent)
+	ls.stops = newest(ls.stops, eventsKept)
+	ls.exits = newest(ls.exits, eventsKept)
+	ls.entries = newest(ls.entries, eventsKept)
+	ls.squeezes = newest(ls.squeezes, maxSqueezes)
+	ls.passes = newest(ls.passes, maxPasses)
+}
+
+// newest is the last n of s.
+func newest[T any](s []T, n int) []T {
+	if len(s) <= n {
+		return s
+	}
+	return slices.Clone(s[len(s)-n:])
 }
