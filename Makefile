@@ -78,9 +78,10 @@ eval: build
 # corpus"), fitted on the seven corpus cities, seeds 1 and 2, its operating point at most 1 false alarm/h per
 # training city. CACHE: a prepared corpus (eval --prepare; default: eval's own cache, built on first use).
 # --train-no-feeders: a full closure's feeder rows are near rows, as when SR1-c6 was chosen (session 17, 27
-# features); its trees and point byte for byte on main's 28 features (session 19, the lead). The leave-one-city-out
-# models fit them as positives (8d6b07d): the shipped fit with them found fewer closures outside the corpus
-# (docs/incidents.md, "why SR1's recipe refitted on main loses the outside cities' closures").
+# features); its trees and point byte for byte on main's 28 features (session 19, the lead). The recipe is every
+# fit's here (the proxy table's held-out models too); `make eval`'s leave-one-city-out models fit them as positives
+# (8d6b07d) unless given it: the shipped fit with them found fewer closures outside the corpus (docs/incidents.md,
+# "why SR1's recipe refitted on main loses the outside cities' closures").
 CACHE ?=
 train-model: build
 	./$(BIN) eval --train engine/detect/model.json --cities bologna,monaco,hangzhou,nanchang,grid,spider,random --seeds 1,2 --minutes 60 --no-demo --cal-limit 1 --train-no-feeders $(if $(CACHE),--cache $(CACHE))

@@ -76,9 +76,12 @@ type Config struct {
 	TrainIgnore []string
 	// TrainPartial: partial closures' rows are fitted on at this weight (TrainOptions.Partial; default 0: not).
 	TrainPartial float64
-	// TrainNoFeeders: the model Train writes is fitted and calibrated with a full closure's feeder rows as near
-	// rows, not its positives (nearFeeders); the leave-one-city-out models are fitted as by default.
+	// TrainNoFeeders: every model (the one Train writes and the leave-one-city-out ones) is fitted with a full
+	// closure's feeder rows as near rows, not its positives (Feeders weight 0: the shipped model's recipe).
 	TrainNoFeeders bool
+	// TrainFeeders: the recipe every model is fitted with for full closures' feeder positives (nil: each fitted
+	// on as a row of the closed link); TrainNoFeeders overrides it.
+	TrainFeeders *Feeders
 	// Cold feeds every run to an engine that has seen nothing before (and extracts the training rows the same
 	// way). By default (false) each run is fed after a warm-up: the traffic data of another seed's run of the
 	// same city one day earlier (warmSeed, warmShift), not scored, so the links' baselines have learned as a
@@ -353,6 +356,7 @@ func cityModels(ctx context.Context, cfg *Config, rep *Report) (map[string]*dete
 	if err != nil {
 		return nil, err
 	}
+	feedersNote(cfg.Log, runs, cfg.trainOptions().Feeders)
 	for _, c := range cfg.Cities {
 		train, test := locoSplit(runs, c)
 		for _, r := range test {
@@ -373,6 +377,9 @@ func cityModels(ctx context.Context, cfg *Config, rep *Report) (map[string]*dete
 		out[c] = m
 	}
 	rep.ModelNote = fmt.Sprintf("leave-one-city-out: each city judged by a model fitted and calibrated on the other cities of %s (same seeds), never on itself", strings.Join(all.Cities, ", ")) + heavyNote(cfg)
+	if fd := cfg.trainOptions().Feeders; !fd.isDefault() {
+		rep.ModelNote += "; " + fd.String()
+	}
 	return out, nil
 }
 

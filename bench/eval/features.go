@@ -70,28 +70,95 @@ func feederOfClosure(idx map[string]int32, topo []detect.Link, li int32, t int64
 	return "", false
 }
 
-// nearFeeders labels the rows feederOfClosure made positives of a full closure (a row of another link than the
-// closure's) as near rows again, as before 8d6b07d: the shipped model's recipe (SR1-c6, fitted so; with them
-// its trees lean less on the queue head's place and found fewer closures outside the corpus: docs/incidents.md,
-// session 19, engineer model). It returns how many it relabelled.
-func nearFeeders(runs []*corpusRun) int {
-	n := 0
-	for _, r := range runs {
-		at := make(map[string]int32, len(r.truths))
-		for _, tr := range r.truths {
-			if l, ok := r.net.Link(tr.Link); ok {
-				at[tr.ID] = int32(l.Index())
-			}
-		}
-		for i := range r.rows {
-			row := &r.rows[i]
-			if li, ok := at[row.Truth]; ok && row.Label == 1 && row.Class == ClassFull && li != row.Link {
-				row.Label = -1
-				n++
-			}
+// Feeders is a training recipe for a full closure's feeder positives (feederOfClosure: a row of a link feeding
+// the closed link directly whose vehicles hold while the closed link gets nothing). The default recipe (nil)
+// fits every one as a positive weighing as much as a row of the closed link itself: the leave-one-city-out models
+// since 8d6b07d (session 18). Weight 0 fits none of them (they stay out as near rows, neither hit nor false alarm):
+// the shipped model's recipe (SR1-c6; with them its trees lean less on the queue head's place and found fewer
+// closures outside the corpus: docs/incidents.md, session 19, engineer model).
+type Feeders struct {
+	// Weight is each feeder positive's weight relative to a row of the closed link (0 to 1; 0: not fitted on).
+	Weight float64
+	// Empty keeps as positives only the feeder rows at a bucket end where the closed link itself has no row
+	// past the gate (the emptied link, which the feeder's view was built for); the others are near rows.
+	Empty bool
+}
+
+// isDefault reports whether f is the default recipe (every feeder positive at full weight).
+func (f *Feeders) isDefault() bool { return f == nil || (f.Weight == 1 && !f.Empty) }
+
+// String names the recipe for the log and a model's notes.
+func (f *Feeders) String() string {
+	switch {
+	case f.isDefault():
+		return "every feeder positive at the weight of a closed link's row"
+	case f.Weight == 0:
+		return "no feeder positive fitted on"
+	}
+	s := fmt.Sprintf("feeder positives at %g of a closed link's row", f.Weight)
+	if f.Empty {
+		s += ", only where the closed link has no row"
+	}
+	return s
+}
+
+// feederRows reports for each row of r whether it is a full closure's feeder positive (a positive of a full
+// closure on another link than the closure's) and, for those, whether the closed link has a row (past the gate:
+// r.rows are gated) at the same bucket end.
+func feederRows(r *corpusRun) (feeder, ownRow []bool) {
+	at := make(map[string]int32, len(r.truths))
+	for _, tr := range r.truths {
+		if l, ok := r.net.Link(tr.Link); ok {
+			at[tr.ID] = int32(l.Index())
 		}
 	}
-	return n
+	closed := map[int32]bool{}
+	for _, li := range at {
+		closed[li] = true
+	}
+	rowAt := map[[2]int64]bool{}
+	for i := range r.rows {
+		if row := &r.rows[i]; closed[row.Link] {
+			rowAt[[2]int64{int64(row.Link), row.T}] = true
+		}
+	}
+	feeder, ownRow = make([]bool, len(r.rows)), make([]bool, len(r.rows))
+	for i := range r.rows {
+		row := &r.rows[i]
+		if li, ok := at[row.Truth]; ok && row.Label == 1 && row.Class == ClassFull && li != row.Link {
+			feeder[i] = true
+			ownRow[i] = rowAt[[2]int64{int64(li), row.T}]
+		}
+	}
+	return feeder, ownRow
+}
+
+// feederWeights is each row's weight under the recipe f: nil for the default recipe (every row as labelled),
+// else per row 1, or a feeder positive's weight (0: not fitted on, as a near row). It returns how many feeder
+// positives runs hold and how many the recipe keeps.
+func feederWeights(runs []*corpusRun, f *Feeders) (w [][]float64, all, kept int) {
+	if f.isDefault() {
+		return nil, 0, 0
+	}
+	w = make([][]float64, len(runs))
+	for k, r := range runs {
+		feeder, ownRow := feederRows(r)
+		w[k] = make([]float64, len(r.rows))
+		for i := range r.rows {
+			w[k][i] = 1
+			if !feeder[i] {
+				continue
+			}
+			all++
+			if f.Weight == 0 || (f.Empty && ownRow[i]) {
+				w[k][i] = 0
+				continue
+			}
+			w[k][i] = f.Weight
+			kept++
+		}
+	}
+	return w, all, kept
 }
 
 // trafficEvents are a run's probes (only those of the 5 % penetration when low), transit vehicles and loop

@@ -20,7 +20,7 @@ func TestTheTreesAreNotFittedOnPartialClosuresRows(t *testing.T) {
 		{X: x, Label: 1, Truth: "blk-2", Class: ClassPartial},
 		{X: x, Label: -1, Truth: "blk-2", Class: ClassPartial},
 	}
-	d, err := gbCollect([]*corpusRun{{city: "c", rows: rows}}, 0)
+	d, err := gbCollect([]*corpusRun{{city: "c", rows: rows}}, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestPartialClosuresRowsAreFittedOnAtTheirWeight(t *testing.T) {
 		{X: quiet, Label: 1, Truth: "blk-2", Class: ClassPartial}, // not past the gate
 		{X: x, Label: -1, Truth: "blk-2", Class: ClassPartial},
 	}
-	d, err := gbCollect([]*corpusRun{{city: "c", rows: rows}}, 0.25)
+	d, err := gbCollect([]*corpusRun{{city: "c", rows: rows}}, 0.25, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,16 +49,25 @@ func partialRow(row *Row) bool { return row.Label == 1 && row.Class == ClassPart
 
 // gbCollect is the rows the trees are fitted on (fitOn) and their weights: the positives weigh gbPosShare of the
 // negatives in all, and with partial > 0 a partial closure's positive rows past the gate are fitted on too, each
-// weighing partial times a full closure's.
-func gbCollect(runs []*corpusRun, partial float64) (*gbData, error) {
+// weighing partial times a full closure's. A full closure's feeder positives are fitted on by the recipe fd
+// (nil: each as a row of the closed link; Feeders): at its weight, or not at all (weight 0, as near rows).
+func gbCollect(runs []*corpusRun, partial float64, fd *Feeders) (*gbData, error) {
 	d := &gbData{}
 	var npos, nneg float64
 	var rel []float64 // each row's weight relative to its class's unit
-	for _, r := range runs {
+	fw, _, _ := feederWeights(runs, fd)
+	for k, r := range runs {
 		for i := range r.rows {
 			row := &r.rows[i]
 			part := partial > 0 && partialRow(row) && gate(&row.X)
 			if !fitOn(row) && !part {
+				continue
+			}
+			w := 1.0
+			if fw != nil {
+				w = fw[k][i]
+			}
+			if w == 0 {
 				continue
 			}
 			d.x = append(d.x, row.X)
@@ -69,8 +78,8 @@ func gbCollect(runs []*corpusRun, partial float64) (*gbData, error) {
 				npos += partial
 			case row.Label == 1:
 				d.y = append(d.y, 1)
-				rel = append(rel, 1)
-				npos++
+				rel = append(rel, w)
+				npos += w
 			default:
 				d.y = append(d.y, 0)
 				rel = append(rel, 1)
@@ -117,9 +126,10 @@ func gbCollect(runs []*corpusRun, partial float64) (*gbData, error) {
 }
 
 // fitTrees fits the boosted trees and their Platt scaling; the features named in ignore are never split on, and
-// partial closures' rows are fitted on at the weight partial (0: not at all; gbCollect).
-func fitTrees(ctx context.Context, runs []*corpusRun, ignore []string, partial float64) (*detect.Model, error) {
-	d, err := gbCollect(runs, partial)
+// partial closures' rows are fitted on at the weight partial (0: not at all; gbCollect), full closures' feeder
+// positives by the recipe fd (nil: as the closed link's rows).
+func fitTrees(ctx context.Context, runs []*corpusRun, ignore []string, partial float64, fd *Feeders) (*detect.Model, error) {
+	d, err := gbCollect(runs, partial, fd)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +176,8 @@ func fitTrees(ctx context.Context, runs []*corpusRun, ignore []string, partial f
 		}
 		m.Trees = append(m.Trees, tr)
 	}
-	// Platt scaling on the unweighted rows (a partial closure's at its partial weight): p = σ(a·F + b).
+	// Platt scaling on the unweighted rows (a partial closure's at its partial weight, a feeder positive at its
+	// recipe's): p = σ(a·F + b).
 	a, b := 1.0, 0.0
 	for iter := 0; iter < 25; iter++ {
 		var ga, gb, haa, hab, hbb float64

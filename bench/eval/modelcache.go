@@ -63,6 +63,9 @@ func trainingKey(runs []*corpusRun, opt TrainOptions) string {
 	if opt.Partial > 0 {
 		fmt.Fprintf(h, "partial closures' rows at %g\n", opt.Partial)
 	}
+	if fd := opt.Feeders; !fd.isDefault() {
+		fmt.Fprintf(h, "feeders' positives at %g, only where the closed link has no row %v\n", fd.Weight, fd.Empty)
+	}
 	var buf []byte
 	f64 := func(x float64) { buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(x)) }
 	i64 := func(x int64) { buf = binary.LittleEndian.AppendUint64(buf, uint64(x)) }

@@ -153,7 +153,7 @@ func TestAFitStopsWhenItsContextEnds(t *testing.T) {
 	if es, err := os.ReadDir(dir); err != nil || len(es) != 0 {
 		t.Fatalf("fitCached with an ended context left %d files in the model cache (%v)", len(es), err)
 	}
-	if m, err := fitTrees(ctx, runs, nil, 0); !errors.Is(err, context.Canceled) || m != nil {
+	if m, err := fitTrees(ctx, runs, nil, 0, nil); !errors.Is(err, context.Canceled) || m != nil {
 		t.Fatalf("fitTrees with an ended context: model %v, error %v; want none and context.Canceled", m != nil, err)
 	}
 	if _, _, err := fitCached(context.Background(), dir, runs, TrainOptions{}); err != nil {

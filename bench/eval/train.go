@@ -483,6 +483,9 @@ type TrainOptions struct {
 	// closure's row (the positives together still weigh PosShare of the negatives). Default 0: they are not
 	// (fitOn). Trees only.
 	Partial float64
+	// Feeders is the recipe for full closures' feeder positives (nil: each fitted on as a row of the closed
+	// link). Trees only.
+	Feeders *Feeders
 }
 
 // fitModel fits the detector on runs and calibrates its operating point on them.
@@ -501,7 +504,7 @@ func fitModelIn(ctx context.Context, dir string, runs []*corpusRun, opt TrainOpt
 		// The model is the in-sample one (its trees do not depend on the calibration); only its point is
 		// chosen on the other models' probabilities. It and the other cities' models are fitted with the
 		// default calibration (cached under its keys; their own points are not read).
-		plain := TrainOptions{Kind: opt.Kind, PosShare: opt.PosShare, L2: opt.L2, CalibrateHeavy: opt.CalibrateHeavy, Ignore: opt.Ignore, Partial: opt.Partial}
+		plain := TrainOptions{Kind: opt.Kind, PosShare: opt.PosShare, L2: opt.L2, CalibrateHeavy: opt.CalibrateHeavy, Ignore: opt.Ignore, Partial: opt.Partial, Feeders: opt.Feeders}
 		m, _, err := fitCached(ctx, dir, runs, plain)
 		if err != nil {
 			return nil, err
@@ -523,9 +526,12 @@ func fitModelIn(ctx context.Context, dir string, runs []*corpusRun, opt TrainOpt
 		if opt.Partial > 0 {
 			return nil, fmt.Errorf("cannot weigh partial closures' rows (%g) in a logistic fit (trees only)", opt.Partial)
 		}
+		if !opt.Feeders.isDefault() {
+			return nil, fmt.Errorf("cannot fit %s in a logistic fit (trees only)", opt.Feeders)
+		}
 		m, err = fitLR(runs, opt.PosShare, opt.L2)
 	} else {
-		m, err = fitTrees(ctx, runs, opt.Ignore, opt.Partial)
+		m, err = fitTrees(ctx, runs, opt.Ignore, opt.Partial, opt.Feeders)
 	}
 	if err != nil {
 		return nil, err
@@ -600,6 +606,7 @@ func train(ctx context.Context, cfg *Config, rep *Report) error {
 	}
 	w := cfg.Log
 	describe(runs, w)
+	feedersNote(w, runs, cfg.trainOptions().Feeders)
 	fmt.Fprintf(w, "\nLeave-one-city-out through the proxy fusion (operating point chosen on the other cities)\n\n| city | probes | held out |\n|---|---|---|\n")
 	for _, c := range all.Cities {
 		tr, test := locoSplit(runs, c)
@@ -620,9 +627,6 @@ func train(ctx context.Context, cfg *Config, rep *Report) error {
 			p := probeShareName(low)
 			fmt.Fprintf(w, "| %s | %s | %s (%s) |\n", c, p, proxyAll(t, m, m.Operating), opString(m.Operating))
 		}
-	}
-	if cfg.TrainNoFeeders {
-		fmt.Fprintf(w, "\nThe model written: %d feeder rows of full closures fitted as near rows, not positives\n", nearFeeders(runs))
 	}
 	m, _, err := fitCached(ctx, filepath.Join(cfg.cacheDir(), "models"), runs, cfg.trainOptions())
 	if err != nil {
@@ -648,8 +652,17 @@ func train(ctx context.Context, cfg *Config, rep *Report) error {
 	if cfg.TrainPartial > 0 {
 		m.Command += fmt.Sprintf(" --train-partial %g", cfg.TrainPartial)
 	}
-	if cfg.TrainNoFeeders {
+	switch fd := cfg.trainOptions().Feeders; {
+	case fd.isDefault():
+	case fd.Weight == 0:
 		m.Command += " --train-no-feeders"
+	default:
+		if fd.Weight != 1 {
+			m.Command += fmt.Sprintf(" --train-feeders %g", fd.Weight)
+		}
+		if fd.Empty {
+			m.Command += " --train-feeders-empty"
+		}
 	}
 	method := "gradient-boosted trees with Platt scaling"
 	if m.Kind == "logistic" {
@@ -963,7 +976,24 @@ func describe(runs []*corpusRun, w io.Writer) {
 
 // trainOptions is the detector's training as the configuration sets it up.
 func (c *Config) trainOptions() TrainOptions {
-	return TrainOptions{CalibrateHeavy: c.HeavyCalibrate, MaxFalsePerH: c.CalLimit, SpareCities: c.CalSpare, CapFalsePerH: c.CalCap, CrossFit: c.CalCrossFit, Ignore: c.TrainIgnore, Partial: c.TrainPartial}
+	opt := TrainOptions{CalibrateHeavy: c.HeavyCalibrate, MaxFalsePerH: c.CalLimit, SpareCities: c.CalSpare, CapFalsePerH: c.CalCap, CrossFit: c.CalCrossFit, Ignore: c.TrainIgnore, Partial: c.TrainPartial}
+	switch {
+	case c.TrainNoFeeders:
+		opt.Feeders = &Feeders{Weight: 0}
+	case !c.TrainFeeders.isDefault():
+		opt.Feeders = c.TrainFeeders
+	}
+	return opt
+}
+
+// feedersNote says in the log how many full closures' feeder positives runs hold and how many the recipe fd
+// fits on (the default recipe: every one, said by nothing).
+func feedersNote(w io.Writer, runs []*corpusRun, fd *Feeders) {
+	if fd.isDefault() {
+		return
+	}
+	_, all, kept := feederWeights(runs, fd)
+	fmt.Fprintf(w, "\nFeeder positives of full closures: %d rows, %d fitted on as positives (%s; the others as near rows)\n", all, kept, fd)
 }
 
 // calNote says in a model's notes how its operating point was chosen.
@@ -982,6 +1012,11 @@ func calNote(opt TrainOptions) string {
 	}
 	if opt.Partial > 0 {
 		s += fmt.Sprintf("; partial closures' rows fitted on at %g of a full closure's weight", opt.Partial)
+	}
+	// The shipped recipe without the feeders' positives (weight 0) says so in its command alone: the shipped
+	// file (SR1-c6) was written before they existed and is reproduced byte for byte.
+	if fd := opt.Feeders; !fd.isDefault() && fd.Weight > 0 {
+		s += "; " + fd.String()
 	}
 	return s
 }

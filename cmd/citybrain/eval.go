@@ -47,7 +47,9 @@ func evalMain(args []string) error {
 	calCross := fs.Bool("cal-crossfit", false, "choose each model's operating point on out-of-city probabilities: each training city's runs judged by a model fitted on the other training cities alone, as a city never seen is judged (default: on the model's own probabilities of the rows it was fitted on)")
 	ignore := fs.String("train-ignore", "", "comma-separated detector features every model fitted here never splits on (e.g. signal: a property of the map that told the corpus's cities apart); default none")
 	partial := fs.Float64("train-partial", 0, "fit every detector model here on partial closures' rows too, each weighing this much of a full closure's row (0: not fitted on them, the default; at most 1)")
-	noFeeders := fs.Bool("train-no-feeders", false, "with --train: fit the model written there with the rows of a full closure's feeders as near rows (neither hit nor false alarm), not as that closure's positives: the shipped model's recipe (SR1-c6; docs/incidents.md, session 19); the leave-one-city-out models are fitted as by default")
+	noFeeders := fs.Bool("train-no-feeders", false, "fit every detector model here (the one --train writes and the leave-one-city-out ones) with the rows of a full closure's feeders as near rows (neither hit nor false alarm), not as that closure's positives: the shipped model's recipe (SR1-c6; docs/incidents.md, session 19); the same as --train-feeders 0")
+	feeders := fs.Float64("train-feeders", 1, "fit every detector model here with a full closure's feeder positives (a row of a link feeding the closed one, its vehicles held while the closed link gets nothing) each weighing this much of a row of the closed link (1: the default; 0: not fitted on, as --train-no-feeders)")
+	feedersEmpty := fs.Bool("train-feeders-empty", false, "fit every detector model here with a full closure's feeder positives only at the bucket ends where the closed link itself has no row past the gate (the others as near rows)")
 	corpus := fs.String("loco-cities", "", "the cities the leave-one-city-out models are fitted from (default every city of the corpus)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	warm := fs.Bool("warm", true, "feed each SUMO run after a warm-up: another seed's run of the same city one day earlier, unscored, so the links' baselines have learned as a deployed engine's (false: every engine starts cold; --short is always cold)")
@@ -56,7 +58,7 @@ func evalMain(args []string) error {
 
 	cfg := eval.Config{Short: *short, Minutes: *minutes, DemoMinutes: *demoMinutes, DataRoot: *dataRoot, TempDir: *tmpDir,
 		SUMO: *sumoBin, NoSUMO: *noSUMO, NoDemo: *noDemo, Cache: *cache, HTTP: *viaHTTP, Prepare: *prepare, Model: *model, Train: *trainTo,
-		Heavy: *heavy, HeavyCalibrate: *heavyCal, CalSpare: *calSpare, CalCap: *calCap, CalCrossFit: *calCross, CalLimit: *calLimit, TrainPartial: *partial, TrainNoFeeders: *noFeeders, Cold: !*warm}
+		Heavy: *heavy, HeavyCalibrate: *heavyCal, CalSpare: *calSpare, CalCap: *calCap, CalCrossFit: *calCross, CalLimit: *calLimit, TrainPartial: *partial, TrainNoFeeders: *noFeeders || *feeders == 0, Cold: !*warm}
 	switch {
 	case *calSpare < 0:
 		return fmt.Errorf("--cal-spare %d: the number of training cities spared cannot be negative", *calSpare)
@@ -64,10 +66,17 @@ func evalMain(args []string) error {
 		return fmt.Errorf("--cal-cap %g: false alarms per hour must be a number, 0 or more", *calCap)
 	case *calLimit < 0 || math.IsNaN(*calLimit):
 		return fmt.Errorf("--cal-limit %g: false alarms per hour must be a number, 0 or more (0: the default 0.5)", *calLimit)
-	case *noFeeders && *trainTo == "":
-		return fmt.Errorf("--train-no-feeders: only the model --train writes is fitted so (name its file with --train)")
+	case !(*feeders >= 0 && *feeders <= 1):
+		return fmt.Errorf("--train-feeders %g: a feeder positive weighs from 0 (not fitted on) to 1 (as a row of the closed link)", *feeders)
+	case (*noFeeders || *feeders == 0) && *feedersEmpty:
+		return fmt.Errorf("--train-feeders-empty: no feeder positive is fitted on with --train-no-feeders or --train-feeders 0")
+	case *noFeeders && *feeders != 1:
+		return fmt.Errorf("--train-no-feeders with --train-feeders %g: give one of them", *feeders)
 	case !(*partial >= 0 && *partial <= 1):
 		return fmt.Errorf("--train-partial %g: a partial closure's row weighs from 0 (not fitted on) to 1 (as a full closure's)", *partial)
+	}
+	if *feeders != 1 || *feedersEmpty {
+		cfg.TrainFeeders = &eval.Feeders{Weight: *feeders, Empty: *feedersEmpty}
 	}
 	if *ignore != "" {
 		for _, name := range strings.Split(*ignore, ",") {
