@@ -39,6 +39,9 @@ type Features struct {
 	// Squeeze: the squeeze judge's reading (squeeze.go): vehicles slowed at one point and back to speed past
 	// it, against the link's own history there. Not a feature of the model: a judgement of its own.
 	Squeeze SqueezeReading
+	// Junction: the junction judge's reading (junction.go): vehicles held at the link's start and nothing on
+	// it past them. Not a feature of the model: a judgement of its own.
+	Junction JunctionReading
 	// Set by the engine's window room: the log batch whose watermark passed T, and the watermark before it
 	// (the incident tracker takes evidence in log order).
 	Seq      uint64
@@ -315,6 +318,7 @@ func (t *Tracker) measure(b int64) []Features {
 		}
 		x[FFeedHeld] = math.Min(10, feed)
 		x[FDownGone] = t.downGone(ls, L, ref, from, b)
+		f.Junction = t.readJunction(li, b, ref, head)
 		x[FLoopFlowRatio] = 1
 		if s.loops > 0 {
 			x[FLoopOcc] = s.occSum / s.loops

@@ -97,6 +97,12 @@ func (b *blockageJudge) judgeFeatures(feats []detect.Features) []Evidence {
 				// there (squeezeEvidence).
 				out = append(out, b.squeezeEvidence(f))
 				continue
+			case f.Junction.Blocked:
+				// The junction judge (detect.JunctionReading): vehicles held at the link's start and nothing
+				// on it past them, at its start longer than any stop its history holds there: a closure
+				// just past the junction, placed ahead of them (junctionEvidence).
+				out = append(out, b.junctionEvidence(f))
+				continue
 			case p >= candidateShare*b.model.Threshold && !f.Discharging:
 				w = candidateW
 			default:
@@ -141,6 +147,17 @@ func (b *blockageJudge) evidence(f *detect.Features, w float64) Evidence {
 	cell, _ := geo.CellOf(p.Lat, p.Lng, b.topo.res)
 	return Evidence{Kind: schema.KindProbe, Source: fmt.Sprintf("link:%d", f.Link), Type: trafficType, TS: f.T,
 		Lat: p.Lat, Lng: p.Lng, Cell: cell, Weight: round3(w), LinkRef: f.Link + 1, Seq: f.Seq, WmBefore: f.WmBefore}
+}
+
+// junctionEvidence places the junction judge's word just ahead of the vehicles held at its link's start, with
+// an alarm's least weight, as a source of its own ("junction:LINK"): a traffic hit, under unrepeatedCap until
+// it has repeated trafficRepeats times (fuse), as the squeeze judge's.
+func (b *blockageJudge) junctionEvidence(f *detect.Features) Evidence {
+	l := b.topo.net.Links()[f.Link]
+	p, _ := l.PointAt(math.Min(l.GeomLengthM(), f.Junction.HeadM+10))
+	cell, _ := geo.CellOf(p.Lat, p.Lng, b.topo.res)
+	return Evidence{Kind: schema.KindProbe, Source: fmt.Sprintf("junction:%d", f.Link), Type: trafficType, TS: f.T,
+		Lat: p.Lat, Lng: p.Lng, Cell: cell, Weight: alarmMinW, LinkRef: f.Link + 1, Seq: f.Seq, WmBefore: f.WmBefore}
 }
 
 // squeezeAheadM: the squeeze judge's point is where the squeezed vehicles were slow; the closed lane's

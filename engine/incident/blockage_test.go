@@ -686,3 +686,49 @@ func squeezeOn(t *testing.T, net *geo.Network, li int, ts int64) Evidence {
 	ev.Source, ev.Squeeze = fmt.Sprint("squeeze:", li), true
 	return ev
 }
+
+// The junction judge's word (detect.JunctionReading: vehicles held at a link's start and nothing on it past
+// them) is evidence of its own, placed just ahead of the held vehicles, whatever the trees make of the link:
+// read at trafficRepeats bucket ends, it is an incident there; read twice, a candidate (no incident yet).
+func TestALinkHeldAtItsStartIsAnIncidentThere(t *testing.T) {
+	net := chain(t, 2)
+	never := constantModel(-10)
+	judge := func(blocked bool, n int) []Evidence {
+		j := &blockageJudge{model: never, topo: NewTopology(net, 9), runs: map[int32]detect.Run{}}
+		var feats []detect.Features
+		for k := 1; k <= n; k++ {
+			f := detect.Features{Link: 1, T: t0 + int64(k)*10_000, HeadM: 15,
+				Junction: detect.JunctionReading{HoldS: 120, HeadM: 15, Ref: 40, Blocked: blocked}}
+			f.X[detect.FFixes] = 4
+			feats = append(feats, f)
+		}
+		return j.judgeFeatures(feats)
+	}
+	if ev := judge(false, 1); len(ev) != 1 || ev[0].Type != flowingType {
+		t.Errorf("a reading short of the judge's: %+v, want a flowing note", ev)
+	}
+	p, _ := net.Links()[1].PointAt(25)
+	for n := 2; n <= trafficRepeats; n++ {
+		ev := judge(true, n)
+		if len(ev) != n || ev[0].Weight < alarmMinW || ev[0].LinkRef != 2 || ev[0].Source != "junction:1" ||
+			geo.DistanceM(p, geo.LatLng{Lat: ev[0].Lat, Lng: ev[0].Lng}) > 1 {
+			t.Fatalf("a link held at its start: %+v, want the junction judge's evidence (≥ %.2f) on link 1 at 25 m per bucket end", ev, alarmMinW)
+		}
+		tr := NewTracker(30_000)
+		tr.SetTopology(NewTopology(net, 9))
+		tr.Track(t0+int64(n)*10_000, everySeq, ev)
+		inc := tr.Incidents()
+		if n < trafficRepeats {
+			if len(inc) != 0 {
+				t.Errorf("read %d times: %+v, want a candidate only (no incident listed)", n, inc)
+			}
+			continue
+		}
+		if len(inc) != 1 || inc[0].Status != StatusSuspected || inc[0].DetectedAt != t0+int64(n)*10_000 {
+			t.Fatalf("read %d times: %+v, want one incident suspected at its %dth bucket end", n, inc, n)
+		}
+		if d := geo.DistanceM(p, geo.LatLng{Lat: inc[0].Lat, Lng: inc[0].Lng}); d > 1 {
+			t.Errorf("the incident stands %.0f m from the held vehicles' point", d)
+		}
+	}
+}
