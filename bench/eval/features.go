@@ -31,6 +31,8 @@ type Row struct {
 	Squeeze detect.SqueezeReading
 	// Junction: the junction judge's reading (detect.Features.Junction); for reading the rows, not in the key.
 	Junction detect.JunctionReading
+	// Hold: the hold reading (detect.Features.Hold); for reading the rows, not in the key.
+	Hold detect.HoldReading
 	// Label: 1 the link is blocked (from 30 s after the blockage started to its end), 0 nothing is wrong
 	// within MatchRadiusM, -1 near a blockage (its queue, its detour: neither a hit nor a false alarm).
 	Label int8
@@ -242,7 +244,7 @@ func extractRowsWarm(ctx context.Context, run, warm *simRun, net *geo.Network, l
 				}
 			}
 			rows = append(rows, Row{City: run.City, Seed: run.Seed, Low: low, Link: f.Link, T: end, X: f.X, HeadM: f.HeadM, Young: f.Young, FullFlow: f.FullFlow, Discharging: f.Discharging,
-				Squeeze: f.Squeeze, Junction: f.Junction, Label: label, Truth: id, Class: class})
+				Squeeze: f.Squeeze, Junction: f.Junction, Hold: f.Hold, Label: label, Truth: id, Class: class})
 		}
 	}
 	if err := feedTracker(ctx, tk, net, idx, topo, events, at, nil); err != nil {

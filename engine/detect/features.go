@@ -42,6 +42,10 @@ type Features struct {
 	// Junction: the junction judge's reading (junction.go): vehicles held at the link's start and nothing on
 	// it past them. Not a feature of the model: a judgement of its own.
 	Junction JunctionReading
+	// Hold: the hold judge's reading (hold.go): the queue's head, how long it has held, whether anything passed
+	// it or left the link since, against the link's own stops there. Not a feature of the model: a judgement of
+	// its own.
+	Hold HoldReading
 	// Set by the engine's window room: the log batch whose watermark passed T, and the watermark before it
 	// (the incident tracker takes evidence in log order).
 	Seq      uint64
@@ -366,6 +370,8 @@ func (t *Tracker) measure(b int64) []Features {
 				x[FSpeedBefore] = math.Min(2, sb.speedSum/sb.fixes/base)
 			}
 		}
+		f.Hold = t.readHold(li, b)
+		f.Hold.judge(L, x)
 		bk := t.bucketOf(ls, b-1)
 		bk.holdMax, bk.measured, bk.slow = float32(longest), true, float32(slow)
 		x[FFixes] = math.Log2(1 + s.fixes)
