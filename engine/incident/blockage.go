@@ -103,6 +103,13 @@ func (b *blockageJudge) judgeFeatures(feats []detect.Features) []Evidence {
 				// just past the junction, placed ahead of them (junctionEvidence).
 				out = append(out, b.junctionEvidence(f))
 				continue
+			case f.Hold.Held:
+				// The hold judge (detect.HoldReading): a queue's head that no vehicle has passed, and no
+				// probe has left the link, since it began to hold, at a point where the link's own stops
+				// are rare and never that long: a closure just ahead of its head. An alarm's least
+				// weight, placed as the blockage judge's (evidence: at the head), so it joins the link's
+				// own judgements rather than opening a second incident beside them.
+				w = alarmMinW
 			case p >= candidateShare*b.model.Threshold && !f.Discharging:
 				w = candidateW
 			default:

@@ -732,3 +732,41 @@ func TestALinkHeldAtItsStartIsAnIncidentThere(t *testing.T) {
 		}
 	}
 }
+
+// The hold judge's word (detect.HoldReading.Held: a queue's head no vehicle has passed, at a point where the
+// link's own stops are rare) is the blockage judge's alarm on its link, placed at the head, whatever the
+// trees make of the link: read at trafficRepeats bucket ends running, it is an incident there. The same
+// reading short of the judge is no alarm.
+func TestAPointNoVehiclePassesIsAnAlarmAtItsHead(t *testing.T) {
+	net := chain(t, 2)
+	never := constantModel(-10)
+	judge := func(held bool, n int) []Evidence {
+		j := &blockageJudge{model: never, topo: NewTopology(net, 9), runs: map[int32]detect.Run{}}
+		var feats []detect.Features
+		for k := 1; k <= n; k++ {
+			f := detect.Features{Link: 0, T: t0 + int64(k)*10_000, HeadM: 120,
+				Hold: detect.HoldReading{HeadM: 120, HeadS: 90, Near: 2, Near60: 2, Held: held}}
+			feats = append(feats, f)
+		}
+		return j.judgeFeatures(feats)
+	}
+	if ev := judge(false, trafficRepeats); len(ev) != 0 {
+		t.Errorf("a hold short of the judge: %+v, want nothing", ev)
+	}
+	p, _ := net.Links()[0].PointAt(130)
+	ev := judge(true, trafficRepeats)
+	if len(ev) != trafficRepeats || ev[0].Weight < alarmMinW || ev[0].LinkRef != 1 || ev[0].Source != "link:0" ||
+		geo.DistanceM(p, geo.LatLng{Lat: ev[0].Lat, Lng: ev[0].Lng}) > 1 {
+		t.Fatalf("a held link: %+v, want the blockage judge's alarm (≥ %.2f) on link 0 at 130 m per bucket end", ev, alarmMinW)
+	}
+	tr := NewTracker(30_000)
+	tr.SetTopology(NewTopology(net, 9))
+	tr.Track(t0+int64(trafficRepeats)*10_000, everySeq, ev)
+	inc := tr.Incidents()
+	if len(inc) != 1 || inc[0].EvidenceCount != trafficRepeats {
+		t.Fatalf("held %d times: %+v, want one incident of the %d alarms", trafficRepeats, inc, trafficRepeats)
+	}
+	if d := geo.DistanceM(p, geo.LatLng{Lat: inc[0].Lat, Lng: inc[0].Lng}); d > 1 {
+		t.Errorf("the incident stands %.0f m from the head", d)
+	}
+}
