@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"citybrain/engine"
 	"citybrain/engine/detect"
 	"citybrain/geo"
 )
@@ -78,6 +80,57 @@ func eachCity(t *testing.T, cfg *Config, run func(name string, cf *cityFiles, rs
 			t.Fatal(err)
 		}
 		run(name, cf, newRunSet(t.Context(), cfg, c, cf, float64(cfg.Minutes)*60))
+	}
+}
+
+// eachRowSet hands write the rows of every run of cfg's cities (eachCity, runSet.rows) and, when "demo" is among
+// the cities, of the demo city's seeds 1 and 2, cold, as eval --no-sumo runs them, moved in time to the corpus's
+// start (extractRows keeps rows from there). The judges' dumps (TestSqueezeDump, TestHoldDump) share it.
+func eachRowSet(t *testing.T, cfg *Config, write func(name string, links []*geo.Link, seed int64, run *simRun, low bool, rows []Row)) {
+	t.Helper()
+	if i := slices.Index(cfg.Cities, "demo"); i >= 0 {
+		cfg.Cities = slices.Delete(cfg.Cities, i, i+1)
+		for _, seed := range []int64{1, 2} {
+			run, net := demoRun(t, seed)
+			shift := simStart.Sub(demoStart)
+			for _, es := range [][]engine.Event{run.Probes, run.Transit, run.Loops} {
+				for i := range es {
+					es[i].TS += shift.Milliseconds()
+				}
+			}
+			for i := range run.Truths {
+				run.Truths[i].Start, run.Truths[i].End = run.Truths[i].Start.Add(shift), run.Truths[i].End.Add(shift)
+			}
+			write("demo", net.Links(), seed, run, false, extractRows(run, net, false))
+		}
+	}
+	eachCity(t, cfg, func(name string, cf *cityFiles, rs *runSet) {
+		err := rs.rows(cfg.Seeds, cf.net, func(seed int64, run *simRun, low bool, rows []Row) {
+			write(name, cf.net.Links(), seed, run, low, rows)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// sinceTruth is a row's time since the start of the blockage it is labelled with (s; -99999: none) and whether it
+// lies on that blockage's own link (1) or another (0), for the dumps' since and onlink columns.
+func sinceTruth(run *simRun, links []*geo.Link) func(r *Row) (since int64, on int) {
+	start := map[string]int64{}
+	link := map[string]string{}
+	for _, tr := range run.Truths {
+		start[tr.ID], link[tr.ID] = tr.Start.UnixMilli(), tr.Link
+	}
+	return func(r *Row) (int64, int) {
+		if r.Truth == "" {
+			return -99999, 0
+		}
+		on := 0
+		if link[r.Truth] == links[r.Link].ID {
+			on = 1
+		}
+		return (r.T - start[r.Truth]) / 1000, on
 	}
 }
 

@@ -3,10 +3,8 @@ package eval
 import (
 	"fmt"
 	"os"
-	"slices"
 	"testing"
 
-	"citybrain/engine"
 	"citybrain/engine/detect"
 	"citybrain/geo"
 )
@@ -26,10 +24,8 @@ func TestHoldDump(t *testing.T) {
 	fmt.Fprintln(w, "city,seed,low,link,t,label,truth,class,since,onlink,lanes,len,sig,young,fullflow,disch,head,heads,near,near60,exits,exitlam,passed,ownn,ownge,ref,standratio,passing,exitdef,lat,lng,downflow,maindown,downquiet,standbefore,speedbefore,slowrare,entrydef,fixratio")
 	fmt.Fprintln(tw, "city,seed,truth,class,pos,lanes,start,end,full,link")
 	write := func(name string, links []*geo.Link, seed int64, run *simRun, low bool, rows []Row) {
-		start := map[string]int64{}
-		link := map[string]string{}
+		sinceOf := sinceTruth(run, links)
 		for _, tr := range run.Truths {
-			start[tr.ID], link[tr.ID] = tr.Start.UnixMilli(), tr.Link
 			if !low {
 				full := int64(0)
 				if tr.Full != nil {
@@ -45,13 +41,7 @@ func TestHoldDump(t *testing.T) {
 				continue
 			}
 			p, _ := links[r.Link].PointAt(h.HeadM)
-			since, on := int64(-99999), 0
-			if r.Truth != "" {
-				since = (r.T - start[r.Truth]) / 1000
-				if link[r.Truth] == links[r.Link].ID {
-					on = 1
-				}
-			}
+			since, on := sinceOf(&r)
 			fmt.Fprintf(w, "%s,%d,%v,%d,%d,%d,%s,%s,%d,%d,%d,%.0f,%v,%v,%v,%v,%.0f,%.0f,%d,%d,%d,%.2f,%d,%d,%d,%.0f,%.2f,%.2f,%.2f,%.6f,%.6f,%.2f,%.2f,%.0f,%.2f,%.2f,%.2f,%.2f,%.2f\n", name, seed, low, r.Link, r.T,
 				r.Label, r.Truth, r.Class, since, on, links[r.Link].Lanes, links[r.Link].GeomLengthM(), r.X[detect.FSignal], r.Young,
 				r.FullFlow, r.Discharging, h.HeadM, h.HeadS, h.Near, h.Near60, h.Exits, h.ExitLam, h.Passed, h.OwnN, h.OwnGE, h.Ref,
@@ -60,28 +50,5 @@ func TestHoldDump(t *testing.T) {
 				r.X[detect.FSlowRare], r.X[detect.FEntryDeficit], r.X[detect.FFixRatio])
 		}
 	}
-	if i := slices.Index(cfg.Cities, "demo"); i >= 0 {
-		cfg.Cities = slices.Delete(cfg.Cities, i, i+1)
-		for _, seed := range []int64{1, 2} {
-			run, net := demoRun(t, seed)
-			shift := simStart.Sub(demoStart)
-			for _, es := range [][]engine.Event{run.Probes, run.Transit, run.Loops} {
-				for i := range es {
-					es[i].TS += shift.Milliseconds()
-				}
-			}
-			for i := range run.Truths {
-				run.Truths[i].Start, run.Truths[i].End = run.Truths[i].Start.Add(shift), run.Truths[i].End.Add(shift)
-			}
-			write("demo", net.Links(), seed, run, false, extractRows(run, net, false))
-		}
-	}
-	eachCity(t, cfg, func(name string, cf *cityFiles, rs *runSet) {
-		err := rs.rows(cfg.Seeds, cf.net, func(seed int64, run *simRun, low bool, rows []Row) {
-			write(name, cf.net.Links(), seed, run, low, rows)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	})
+	eachRowSet(t, cfg, write)
 }

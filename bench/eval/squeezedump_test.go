@@ -3,10 +3,8 @@ package eval
 import (
 	"fmt"
 	"os"
-	"slices"
 	"testing"
 
-	"citybrain/engine"
 	"citybrain/engine/detect"
 	"citybrain/geo"
 )
@@ -27,10 +25,8 @@ func TestSqueezeDump(t *testing.T) {
 	fmt.Fprintln(w, "city,seed,low,link,t,label,truth,class,since,onlink,lanes,n,sur,off,sq,lam,len,sig,young,down,main,fixes,xk,xn,xp,xs,xoff,xspan,able")
 	fmt.Fprintln(tw, "city,seed,truth,class,pos,lanes,start,end,link")
 	write := func(name string, links []*geo.Link, seed int64, run *simRun, low bool, rows []Row) {
-		start := map[string]int64{}
-		link := map[string]string{}
+		sinceOf := sinceTruth(run, links)
 		for _, tr := range run.Truths {
-			start[tr.ID], link[tr.ID] = tr.Start.UnixMilli(), tr.Link
 			if !low {
 				fmt.Fprintf(tw, "%s,%d,%s,%s,%s,%d,%d,%d,%s\n", name, seed, tr.ID, tr.Class, tr.Position, tr.Lanes,
 					tr.Start.UnixMilli(), tr.End.UnixMilli(), tr.Link)
@@ -41,43 +37,12 @@ func TestSqueezeDump(t *testing.T) {
 			if q.N < 1 {
 				continue
 			}
-			since, on := int64(-99999), 0
-			if r.Truth != "" {
-				since = (r.T - start[r.Truth]) / 1000
-				if link[r.Truth] == links[r.Link].ID {
-					on = 1
-				}
-			}
+			since, on := sinceOf(&r)
 			fmt.Fprintf(w, "%s,%d,%v,%d,%d,%d,%s,%s,%d,%d,%d,%d,%.3f,%.0f,%v,%.4f,%.0f,%v,%v,%.2f,%.2f,%.2f,%d,%d,%.5f,%.3f,%.0f,%d,%v\n", name, seed, low, r.Link, r.T,
 				r.Label, r.Truth, r.Class, since, on, links[r.Link].Lanes, q.N, q.Surprise, q.OffM, q.Squeezed, q.Lambda,
 				links[r.Link].GeomLengthM(), r.X[detect.FSignal], r.Young, r.X[detect.FDownFlow], r.X[detect.FMainDown], r.X[detect.FFixes],
 				q.XK, q.XN, q.XP, q.XSurprise, q.XOffM, q.XSpanMs/1000, q.Able)
 		}
 	}
-	// "demo" among the cities: the demo city's seeds 1 and 2, cold, as eval --no-sumo runs them, moved in time to
-	// the corpus's start (extractRows keeps rows from there).
-	if i := slices.Index(cfg.Cities, "demo"); i >= 0 {
-		cfg.Cities = slices.Delete(cfg.Cities, i, i+1)
-		for _, seed := range []int64{1, 2} {
-			run, net := demoRun(t, seed)
-			shift := simStart.Sub(demoStart)
-			for _, es := range [][]engine.Event{run.Probes, run.Transit, run.Loops} {
-				for i := range es {
-					es[i].TS += shift.Milliseconds()
-				}
-			}
-			for i := range run.Truths {
-				run.Truths[i].Start, run.Truths[i].End = run.Truths[i].Start.Add(shift), run.Truths[i].End.Add(shift)
-			}
-			write("demo", net.Links(), seed, run, false, extractRows(run, net, false))
-		}
-	}
-	eachCity(t, cfg, func(name string, cf *cityFiles, rs *runSet) {
-		err := rs.rows(cfg.Seeds, cf.net, func(seed int64, run *simRun, low bool, rows []Row) {
-			write(name, cf.net.Links(), seed, run, low, rows)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	})
+	eachRowSet(t, cfg, write)
 }
