@@ -1,8 +1,6 @@
 package detect
 
 import (
-	"bytes"
-	"encoding/gob"
 	"fmt"
 	"math"
 	"testing"
@@ -447,33 +445,19 @@ func TestASteadyStreamLearnsItsExitRate(t *testing.T) {
 // A snapshot from before the baselines learned late (no LearnedTo, no held buckets) still loads: its
 // baselines had learned every bucket up to DoneTo, so none of those is learned again.
 func TestAnOlderSnapshotLoads(t *testing.T) {
-	all := fixesOf(50, t0+8*60_000, t0+16*60_000)
-	a := NewTracker(twoLinks(), 10_000)
-	feedFixes(a, all, nil, t0, t0+10*60_000, new([]Features))
-	data, err := a.MarshalState()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st stateV1
-	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
+	st, _ := liveState(t)
 	st.LearnedTo = 0
 	for i := range st.Links {
 		for j := range st.Links[i].Buckets {
 			st.Links[i].Buckets[j].Held = false
 		}
 	}
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(&st); err != nil {
-		t.Fatal(err)
-	}
 	b := NewTracker(twoLinks(), 10_000)
-	if err := b.RestoreState(buf.Bytes()); err != nil {
+	if err := b.RestoreState(encodeState(t, &st)); err != nil {
 		t.Fatalf("an older snapshot does not load: %v", err)
 	}
-	if b.learnedTo != st.DoneTo || b.doneTo != a.doneTo {
-		t.Errorf("restored from an older snapshot: learned to %d, done to %d; want both %d", b.learnedTo, b.doneTo, a.doneTo)
+	if b.learnedTo != st.DoneTo || b.doneTo != st.DoneTo {
+		t.Errorf("restored from an older snapshot: learned to %d, done to %d; want both %d", b.learnedTo, b.doneTo, st.DoneTo)
 	}
 }
 
