@@ -583,11 +583,21 @@ func TestASqueezedLinkIsAnIncidentAtItsPoint(t *testing.T) {
 		t.Errorf("a reading short of a squeeze: %+v, want a flowing note", ev)
 	}
 	p, _ := net.Links()[0].PointAt(100 + squeezeAheadM)
+	repeatsToIncident(t, net, p, func(n int) []Evidence { return judge(true, n) }, func(ev []Evidence) bool {
+		return ev[0].Weight >= alarmMinW && ev[0].LinkRef == 1 && ev[0].Squeeze
+	}, fmt.Sprintf("a squeeze's evidence (≥ %.2f) on link 0 at %.0f m", alarmMinW, 100+squeezeAheadM))
+}
+
+// repeatsToIncident feeds a fresh tracker what judge gives at n = 2 … trafficRepeats bucket ends running: each
+// time n pieces of evidence that ok accepts (want describes them), placed within a metre of p; under
+// trafficRepeats a candidate only (no incident listed), at trafficRepeats one incident suspected at that bucket
+// end, within a metre of p. (A judge's word of a source of its own, under unrepeatedCap until it repeats.)
+func repeatsToIncident(t *testing.T, net *geo.Network, p geo.LatLng, judge func(n int) []Evidence, ok func([]Evidence) bool, want string) {
+	t.Helper()
 	for n := 2; n <= trafficRepeats; n++ {
-		ev := judge(true, n)
-		if len(ev) != n || ev[0].Weight < alarmMinW || ev[0].LinkRef != 1 || !ev[0].Squeeze ||
-			geo.DistanceM(p, geo.LatLng{Lat: ev[0].Lat, Lng: ev[0].Lng}) > 1 {
-			t.Fatalf("a squeezed link: %+v, want a squeeze's evidence (≥ %.2f) on link 0 at %.0f m per bucket end", ev, alarmMinW, 100+squeezeAheadM)
+		ev := judge(n)
+		if len(ev) != n || !ok(ev) || geo.DistanceM(p, geo.LatLng{Lat: ev[0].Lat, Lng: ev[0].Lng}) > 1 {
+			t.Fatalf("read %d times: %+v, want %s per bucket end", n, ev, want)
 		}
 		tr := NewTracker(30_000)
 		tr.SetTopology(NewTopology(net, 9))
@@ -603,7 +613,7 @@ func TestASqueezedLinkIsAnIncidentAtItsPoint(t *testing.T) {
 			t.Fatalf("read %d times: %+v, want one incident suspected at its %dth bucket end", n, inc, n)
 		}
 		if d := geo.DistanceM(p, geo.LatLng{Lat: inc[0].Lat, Lng: inc[0].Lng}); d > 1 {
-			t.Errorf("the incident stands %.0f m from the squeeze's point", d)
+			t.Errorf("the incident stands %.0f m from its judge's point", d)
 		}
 	}
 }
@@ -708,29 +718,9 @@ func TestALinkHeldAtItsStartIsAnIncidentThere(t *testing.T) {
 		t.Errorf("a reading short of the judge's: %+v, want a flowing note", ev)
 	}
 	p, _ := net.Links()[1].PointAt(25)
-	for n := 2; n <= trafficRepeats; n++ {
-		ev := judge(true, n)
-		if len(ev) != n || ev[0].Weight < alarmMinW || ev[0].LinkRef != 2 || ev[0].Source != "junction:1" ||
-			geo.DistanceM(p, geo.LatLng{Lat: ev[0].Lat, Lng: ev[0].Lng}) > 1 {
-			t.Fatalf("a link held at its start: %+v, want the junction judge's evidence (≥ %.2f) on link 1 at 25 m per bucket end", ev, alarmMinW)
-		}
-		tr := NewTracker(30_000)
-		tr.SetTopology(NewTopology(net, 9))
-		tr.Track(t0+int64(n)*10_000, everySeq, ev)
-		inc := tr.Incidents()
-		if n < trafficRepeats {
-			if len(inc) != 0 {
-				t.Errorf("read %d times: %+v, want a candidate only (no incident listed)", n, inc)
-			}
-			continue
-		}
-		if len(inc) != 1 || inc[0].Status != StatusSuspected || inc[0].DetectedAt != t0+int64(n)*10_000 {
-			t.Fatalf("read %d times: %+v, want one incident suspected at its %dth bucket end", n, inc, n)
-		}
-		if d := geo.DistanceM(p, geo.LatLng{Lat: inc[0].Lat, Lng: inc[0].Lng}); d > 1 {
-			t.Errorf("the incident stands %.0f m from the held vehicles' point", d)
-		}
-	}
+	repeatsToIncident(t, net, p, func(n int) []Evidence { return judge(true, n) }, func(ev []Evidence) bool {
+		return ev[0].Weight >= alarmMinW && ev[0].LinkRef == 2 && ev[0].Source == "junction:1"
+	}, fmt.Sprintf("the junction judge's evidence (≥ %.2f) on link 1 at 25 m", alarmMinW))
 }
 
 // The hold judge's word (detect.HoldReading.Held: a queue's head no vehicle has passed, at a point where the
