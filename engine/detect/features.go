@@ -370,7 +370,7 @@ func (t *Tracker) measure(b int64) []Features {
 				x[FSpeedBefore] = math.Min(2, sb.speedSum/sb.fixes/base)
 			}
 		}
-		f.Hold = t.readHold(li, b)
+		f.Hold = t.readHold(li, b, ref)
 		f.Hold.judge(L, x)
 		bk := t.bucketOf(ls, b-1)
 		bk.holdMax, bk.measured, bk.slow = float32(longest), true, float32(slow)

@@ -58,10 +58,10 @@ func (r *HoldReading) judge(l *Link, x *[NumFeatures]float64) {
 		x[FMainDown] >= holdMainDown && x[FStandBefore] < 1 && (!l.Signal || l.LengthM-r.HeadM >= endZoneM(l.LengthM))
 }
 
-// readHold is the hold reading of link li at bucket end b.
-func (t *Tracker) readHold(li int32, b int64) HoldReading {
+// readHold is the hold reading of link li at bucket end b; ref is its stop reference (stopRef, as measure took it).
+func (t *Tracker) readHold(li int32, b int64, ref float64) HoldReading {
 	ls := &t.st[li]
-	r := HoldReading{HeadM: -1, Ref: t.stopRef(ls)}
+	r := HoldReading{HeadM: -1, Ref: ref}
 	var since int64
 	for i := range ls.active {
 		a := &ls.active[i]
